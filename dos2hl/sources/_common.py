@@ -1,0 +1,117 @@
+"""Shared pieces of the value parsers: the parse context, null tokens, defect codes and their reasons.
+
+Kept apart so that the scalar parsers (``_scalar``) and the vectorised kernels (``_vector``) use one
+definition of "blank", one set of sentinels and one list of codes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "ParseContext", "Result", "REASONS", "NULL_TOKENS", "WS", "MASK_CHARS", "REPAIRED", "NULLED",
+    "FLAGGED", "clean_text", "is_mask",
+]
+
+REPAIRED = "repaired"
+NULLED = "nulled"
+FLAGGED = "flagged"
+
+#: (value, defect code or None, action or None): what every scalar parser returns.
+Result = tuple[Any, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """Export-wide settings the value parsers need (from the profile and the export itself).
+
+    Attributes:
+        date_order: order of day and month in slash dates (``MDY`` = ``MM/DD/YYYY``).
+        decimal_comma: money uses ``,`` as the decimal mark (``1.234,50``; Greek locale).
+        export_date: the day the export was taken; anchors two-digit years.
+        phone_region: ISO region for phone numbers without a country code.
+        default_area_code: area code for 7-digit phone numbers (the location's), or None.
+        cdt: procedure codes are CDT (``D0120``); False for locales with local code sets, where
+            ``parse_proc_code`` only upper-cases.
+    """
+
+    date_order: Literal["MDY", "DMY"] = "MDY"
+    decimal_comma: bool = False
+    export_date: dt.date = field(default_factory=dt.date.today)
+    phone_region: str = "US"
+    default_area_code: str | None = None
+    cdt: bool = True
+
+
+#: Cell texts that mean "no value" (exact, after trimming); case variants are listed, not folded.
+NULL_TOKENS: tuple[str, ...] = (
+    "NULL", "null", "Null", "(null)", "(NULL)", "<NULL>", "<null>", "N/A", "n/a", "#N/A", "NaN",
+)
+#: Whitespace trimmed from every cell (explicit so the scalar and Arrow trims agree exactly).
+WS = " \t\r\n\x0b\x0c\xa0\u2007\u202f\u200b\ufeff\u3000"
+#: A cell made only of these characters (after trimming) is a mask such as ``"  /  /  "`` or
+#: ``"(   )   -    "``: blank.
+MASK_CHARS = WS + "/-().:,_"
+_TOKENS = frozenset(NULL_TOKENS)
+
+#: Defect code -> what the reader did and how to fix it at the source. Never contains a value.
+REASONS: dict[str, str] = {
+    "DT1": "a placeholder date (such as 01/01/1900, 12/30/1899, 0001-01-01, 0000-00-00 or an empty "
+           "date mask) was read as blank; leave unknown dates empty in the source system",
+    "DT2": "a two-digit year was expanded to four digits (birth dates: the latest year not after the "
+           "export date; other dates: 20yy up to 20 years after the export, else 19yy); export dates "
+           "with four-digit years",
+    "DT3": "a date written in another format than the rest of the column (ISO year-month-day, "
+           "swapped day and month, month name or digits only) was converted; export one date format "
+           "per column",
+    "TYPE": "the value could not be read as the column's type (for example an impossible date or a "
+            "number with letters) and was left blank; correct the field in the source system",
+    "FMT": "the value was not in the expected layout: it was rewritten to the standard form where "
+           "that was certain, otherwise kept as written and flagged; correct the field in the source "
+           "system",
+    "ENUM": "the value is not one of the codes allowed for this column and was left blank; correct "
+            "the code in the source system or map it in the export profile",
+    "ID1": "leading zeros were removed from a zero-padded numeric id; no action needed, ids are "
+           "matched as numbers",
+    "$1": "an amount with a currency sign, thousands separators, parentheses, a trailing minus or a "
+          "CR/DR marker was converted to a signed decimal (debits +, credits -); no action needed",
+    "PH1": "a phone number in a non-standard layout (punctuation, extension, note text or missing "
+           "area code) was rewritten in international E.164 form, or left blank when no valid number "
+           "was found in it; keep only the number in phone fields",
+    "PH2": "a placeholder phone number (all digits the same, such as 000-000-0000 or 999-999-9999) "
+           "was read as blank; leave unknown phone numbers empty in the source system",
+    "EM2": "the email field held several addresses or an invalid address: the first valid one was "
+           "kept, or the field was left blank when none was valid; keep exactly one valid address "
+           "per email field",
+    "ENC3": "text that had been decoded twice (UTF-8 bytes read as Windows-1252, 'mojibake') was "
+            "repaired; check the character set of the system the record was entered or imported from",
+    "CSV4": "control characters (NUL and other non-printing characters) were removed from the text; "
+            "clean the field in the source system",
+    "ZIP1": "a ZIP code that lost its leading zero or its ZIP+4 dash was rewritten as NNNNN or "
+            "NNNNN-NNNN; store ZIP codes as text in the source system",
+    "CD1": "a procedure code without its 'D' prefix or with a decimal suffix was rewritten as a CDT "
+           "code (Dnnnn); record full CDT codes in the source system",
+    "TH1": "a tooth value was normalised ('#' sign, lower-case letter, leading zero or separators), "
+           "or it is not a valid Universal tooth number and was kept as written and flagged; record "
+           "teeth as 1-32, A-T, 51-82, AS-TS, quadrants (UR, UL, LL, LR) or arches (U, L)",
+}
+
+
+def clean_text(s: str | None) -> str | None:
+    """Trim ``s`` and map null tokens, whitespace and masks to None (the scalar ``clean_raw``)."""
+    if s is None:
+        return None
+    t = s.strip(WS)
+    if not t or t in _TOKENS or (not t.strip(MASK_CHARS) and s != "-"):
+        return None
+    return t
+
+
+def is_mask(s: str | None) -> bool:
+    """True when ``s`` is a non-empty mask such as ``"  /  /  "`` (not a null token, not blank)."""
+    if s is None:
+        return False
+    t = s.strip(WS)
+    return bool(t) and t not in _TOKENS and not t.strip(MASK_CHARS) and s != "-"
