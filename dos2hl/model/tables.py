@@ -88,8 +88,7 @@ class Table:
     # HighLevel destination per the seed's object map; "custom_object:<name>" style detail in target_detail
     target: HighLevelTarget = "none"
     target_detail: str = ""
-    required_file: bool = False
-    optional_file: bool = True
+    required_file: bool = False  # an export without this file is refused before anything is written
     by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -150,7 +149,7 @@ _T: list[Table] = [
         group_npi str R
         tz str R
         active_flg bool R
-    """), target="location", target_detail="HighLevel sub-account", required_file=True),
+    """), target="location", target_detail="HighLevel sub-account"),
     Table("provider", "Providers", _cols("""
         prov_id code R pk
         lname str S
@@ -172,7 +171,7 @@ _T: list[Table] = [
         hire_dt date S
         term_dt date S
         login str S
-    """), target="user", target_detail="User, matched by email", required_file=True),
+    """), target="user", target_detail="User, matched by email"),
     Table("operatory", "Operatories", _cols("""
         op_id code R pk
         loc_id code R fk=location

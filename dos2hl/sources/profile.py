@@ -77,6 +77,8 @@ class Profile(BaseModel):
     date_order: Literal["MDY", "DMY"] = "MDY"
     decimal_comma: bool = False
     phone_region: str = "US"
+    encoding: str | None = None  # force a code page (e.g. cp1253 for a Greek build); a BOM still wins
+    quotechar: str | None = None  # force the quote character when the sample may show none (~ exports)
     files: dict[str, FileSpec] = {}
     ledger_amount: LedgerAmount = LedgerAmount()
 

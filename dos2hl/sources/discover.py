@@ -1,0 +1,88 @@
+"""Find an export's files (local folder or ``s3://``) and match them to canonical tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from ..errors import MissingFileError
+from ..model import TABLES
+from ..storage import Store
+from .profile import Profile
+
+__all__ = ["ExportFile", "Export", "discover", "TABLE_ORDER"]
+
+# Parents before children: the reader and the stager rely on it (lookups, location area codes,
+# patient -> location, claim -> patient, appt -> patient).
+TABLE_ORDER: tuple[str, ...] = (
+    "location", "lookup", "provider", "operatory", "proccode", "recalltyp", "refsrc", "userfld",
+    "insco", "insplan", "patient", "inssub", "patins", "appt", "apptproc", "txplan", "txitem",
+    "clinnote", "commlog", "ledger", "claim", "claimln", "recall", "patref", "document", "patudf",
+)
+assert set(TABLE_ORDER) == set(TABLES)
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """One export file that feeds a canonical table."""
+
+    table: str
+    key: str  # key in the store, relative to the export root
+    size: int
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.key).name
+
+
+@dataclass
+class Export:
+    """An export: where it is, the profile that reads it, and its files per canonical table."""
+
+    store: Store
+    profile: Profile
+    files: dict[str, list[ExportFile]]
+    unknown_files: list[str] = field(default_factory=list)
+    document_keys: list[str] = field(default_factory=list)  # files under IMAGES/ (documents)
+
+    def tables(self) -> list[str]:
+        return [t for t in TABLE_ORDER if self.files.get(t)]
+
+
+def discover(store: Store, profile: Profile) -> Export:
+    """List the export and match files to tables by the profile's stems and extensions.
+
+    Files may sit at the top level or in per-location subfolders; everything under an
+    ``IMAGES`` folder is a document file. Raises ``MissingFileError`` (before anything is written)
+    when a required table has no file.
+    """
+    keys = store.list("")
+    files: dict[str, list[ExportFile]] = {}
+    unknown: list[str] = []
+    docs: list[str] = []
+    for key in keys:
+        parts = PurePosixPath(key).parts
+        if any(p.upper() == "IMAGES" for p in parts[:-1]):
+            docs.append(key)
+            continue
+        name = parts[-1]
+        if name.startswith(".") or name.lower() in ("manifest.json",):
+            continue
+        stem, dot, ext = name.rpartition(".")
+        if not dot:
+            stem, ext = name, ""
+        table = profile.stems.get(stem.upper())
+        if table is None or f".{ext}".upper() not in {e.upper() for e in profile.spec(table).extensions}:
+            unknown.append(key)
+            continue
+        files.setdefault(table, []).append(ExportFile(table, key, store.size(key)))
+    missing = [t for t, spec in TABLES.items() if spec.required_file and not files.get(t)]
+    if missing:
+        names = ", ".join(f"{profile.file_stem(t)}.CSV" for t in missing)
+        raise MissingFileError(
+            f"export {store.uri} has no {names} file (profile {profile.name!r}); nothing was read or "
+            "written. Re-export that table, or pass --profile with the file name this practice uses."
+        )
+    for lst in files.values():
+        lst.sort(key=lambda f: f.key)
+    return Export(store, profile, files, sorted(unknown), sorted(docs))

@@ -1,0 +1,437 @@
+"""Stream an export into canonical Arrow batches, with findings and quarantine, in bounded memory.
+
+For each file: sniff its format (``detect``), stream it through pyarrow's CSV reader in blocks
+(``Utf8Stream`` makes any encoding UTF-8 first), place every row (``lines``), parse every column to
+its canonical kind (``values``), apply the cross-column rules (``rowrules``) and yield one
+``Chunk`` per block. Nothing is held per file but the current block, so memory does not grow with
+file size.
+
+Every record ends in exactly one place: staged clean, staged with repairs (each recorded as a
+finding), or quarantined (file, record, line, code, reason). ``FileStats.balanced`` checks it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from ..errors import SourceError, UnreadableFileError
+from ..model import TABLES, Column, arrow_schema
+from .detect import FileFormat, sniff
+from .discover import Export, ExportFile
+from .lines import BadRow, LineTracker
+from .rowrules import CodeMap, RowContext, apply_row_rules, derive_wide_procedures
+from .textstream import Utf8Stream
+from .values import REASONS, ParseContext, parse_column
+
+__all__ = [
+    "Chunk", "ExportReader", "FileStats", "FINDINGS_SCHEMA", "QUARANTINE_SCHEMA", "LINEAGE", "staged_schema",
+]
+
+SNIFF_BYTES = 64 * 1024
+BLOCK_BYTES = 4 << 20
+
+FINDINGS_SCHEMA = pa.schema([
+    ("file", pa.string()), ("table", pa.string()), ("record", pa.int64()), ("line", pa.int64()),
+    ("column", pa.string()), ("key", pa.string()), ("code", pa.string()), ("action", pa.string()),
+])
+QUARANTINE_SCHEMA = pa.schema([
+    ("file", pa.string()), ("table", pa.string()), ("record", pa.int64()), ("line", pa.int64()),
+    ("code", pa.string()), ("reason", pa.string()), ("raw", pa.string()),
+])
+LINEAGE = [("_file", pa.string()), ("_record", pa.int64()), ("_line", pa.int64()), ("_repaired", pa.bool_())]
+
+_EXTRA_REASONS = {
+    "CSV2": "row has the wrong number of fields (an unquoted line break or delimiter inside a value, "
+            "or a truncated file); fix the row at the source and re-export. A record split in two by "
+            "a bare line break is put back together (the break is kept as a line break in the value)",
+    "KEY1": "a primary key or required reference is blank or unreadable; fix the row at the source",
+}
+
+
+def staged_schema(table: str) -> pa.Schema:
+    """The canonical schema of ``table`` plus the lineage columns every staged row carries."""
+    schema = arrow_schema(table)
+    for name, typ in LINEAGE:
+        schema = schema.append(pa.field(name, typ))
+    return schema
+
+
+def reason(code: str) -> str:
+    return _EXTRA_REASONS.get(code) or REASONS.get(code, code)
+
+
+@dataclass
+class FileStats:
+    """What happened to one export file; the counts must add up (``balanced``)."""
+
+    file: str
+    table: str
+    bytes: int = 0
+    sha256: str = ""
+    format: dict[str, object] = field(default_factory=dict)
+    records: int = 0
+    clean: int = 0
+    repaired: int = 0
+    quarantined: int = 0
+    derived: int = 0  # rows of another table made from this file (wide appointment procedures)
+    banner_lines: int = 0
+    header_lines: int = 0
+    blank_lines: int = 0
+    trailer_lines: int = 0
+    declared_records: int | None = None
+    columns: list[str] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    findings: Counter[str] = field(default_factory=Counter)
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        return self.records == self.clean + self.repaired + self.quarantined
+
+    def identity(self) -> str:
+        return (f"{self.file}: {self.records} records = {self.clean} clean + {self.repaired} repaired"
+                f" + {self.quarantined} quarantined")
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["findings"] = dict(sorted(self.findings.items()))
+        d["balanced"] = self.balanced
+        return d
+
+
+@dataclass
+class Chunk:
+    """One block of one file, read into the canonical model."""
+
+    table: str
+    file: str
+    data: pa.Table  # canonical columns + LINEAGE
+    findings: pa.Table
+    quarantine: pa.Table
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+def _key_strings(data: pa.Table, pk: tuple[str, ...]) -> pa.Array:
+    parts = [pc.cast(data[c], pa.string()) for c in pk]
+    if len(parts) == 1:
+        return pc.fill_null(parts[0], "")
+    return pc.binary_join_element_wise(*[pc.fill_null(p, "") for p in parts], "|")
+
+
+class ExportReader:
+    """Reads an ``Export`` table by table, in dependency order."""
+
+    def __init__(self, export: Export, *, export_date: dt.date | None = None,
+                 block_bytes: int = BLOCK_BYTES) -> None:
+        self.export = export
+        self.profile = export.profile
+        self.export_date = export_date
+        self.block_bytes = block_bytes
+        self.stats: dict[str, FileStats] = {}
+        self.formats: dict[str, FileFormat] = {}
+        self.rowctx = RowContext()
+
+    # -- preflight -------------------------------------------------------------------------
+    def preflight(self) -> dict[str, FileStats]:
+        """Sniff every file before anything is written; unreadable required tables stop here."""
+        for table in self.export.tables():
+            for f in self.export.files[table]:
+                st = self.stats.setdefault(f.key, FileStats(f.key, table, bytes=f.size))
+                try:
+                    fmt = self._sniff(f)
+                except UnreadableFileError as exc:
+                    st.error = str(exc)
+                    continue
+                self.formats[f.key] = fmt
+                st.format = {k: v for k, v in asdict(fmt).items() if k != "header"}
+                st.format["export_timestamp"] = str(fmt.export_timestamp) if fmt.export_timestamp else None
+                if fmt.export_timestamp and self.export_date is None:
+                    self.export_date = fmt.export_timestamp.date()
+        for table, spec in TABLES.items():
+            if spec.required_file and not any(f.key in self.formats for f in self.export.files.get(table, [])):
+                errs = "; ".join(self.stats[f.key].error or "" for f in self.export.files.get(table, []))
+                raise SourceError(f"no readable {self.profile.file_stem(table)} file: {errs}")
+        if self.export_date is None:
+            self.export_date = dt.date.today()
+        return self.stats
+
+    def _sniff(self, f: ExportFile) -> FileFormat:
+        sample = self.export.store.read_bytes(f.key, length=SNIFF_BYTES) if f.size else b""
+        spec = self.profile.spec(f.table)
+        expected = set(spec.columns) | {c.upper() for c in TABLES[f.table].column_names}
+        fmt = sniff(sample, name=f.name, expected_columns=expected)
+        if self.profile.encoding and not fmt.bom:
+            fmt = FileFormat(**{**asdict(fmt), "encoding": self.profile.encoding})
+        if self.profile.quotechar:
+            fmt = FileFormat(**{**asdict(fmt), "quotechar": self.profile.quotechar})
+        if not fmt.has_header and spec.header:
+            fmt = FileFormat(**{**asdict(fmt), "header": list(spec.header)})
+        if not fmt.header:
+            raise UnreadableFileError(
+                f"{f.name}: no header row and the profile gives no column list; add `header:` for "
+                f"{f.table} to the export profile"
+            )
+        return fmt
+
+    # -- reading ---------------------------------------------------------------------------
+    def iter_all(self) -> Iterator[Chunk]:
+        if not self.formats:
+            self.preflight()
+        for table in self.export.tables():
+            yield from self.iter_table(table)
+
+    def iter_table(self, table: str) -> Iterator[Chunk]:
+        if not self.formats:
+            self.preflight()
+        for f in self.export.files.get(table, []):
+            if f.key not in self.formats:
+                continue  # unreadable: recorded in stats by preflight
+            yield from self._iter_file(f)
+
+    def _context(self) -> ParseContext:
+        assert self.export_date is not None
+        return ParseContext(
+            date_order=self.profile.date_order,
+            decimal_comma=self.profile.decimal_comma,
+            export_date=self.export_date,
+            phone_region=self.profile.phone_region,
+            default_area_code=self.rowctx.default_area_code(),
+        )
+
+    def _iter_file(self, f: ExportFile) -> Iterator[Chunk]:
+        fmt = self.formats[f.key]
+        st = self.stats[f.key]
+        table = TABLES[f.table]
+        names = list(fmt.header) + (["__trailing__"] if fmt.trailing_delimiter else [])
+        # Make duplicate or empty names unique so pyarrow accepts them.
+        seen: Counter[str] = Counter()
+        colnames: list[str] = []
+        for n in names:
+            base = n or "__blank__"
+            seen[base] += 1
+            colnames.append(base if seen[base] == 1 else f"{base}__{seen[base]}")
+        mapping: dict[str, str] = {}
+        for n in colnames:
+            canon = self.profile.canonical_column(f.table, n)
+            if canon and canon not in mapping.values():
+                mapping[n] = canon
+        st.columns = [n for n in colnames if n != "__trailing__"]
+        wide = self.profile.spec(f.table).wide_procedures
+        wide_cols = set()
+        if wide is not None:
+            for i in range(1, wide.count + 1):
+                wide_cols |= {wide.code.format(n=i), wide.tooth.format(n=i), wide.surf.format(n=i)}
+        extra = set(self.rowctx.extra_columns(f.table, self.profile))
+        st.unknown_columns = [n for n in st.columns
+                              if n not in mapping and n.upper() not in {w.upper() for w in wide_cols | extra}]
+        st.missing_columns = [c for c in table.column_names if c not in mapping.values()]
+        st.banner_lines = fmt.banner_lines
+        st.header_lines = 1 if fmt.has_header else 0
+        first_data = fmt.banner_lines + st.header_lines + 1
+        tracker = LineTracker(len(colnames), fmt.quotechar, next_logical=first_data, next_line=first_data)
+        stream = Utf8Stream(self.export.store.open_read(f.key), fmt.encoding)
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(
+                use_threads=False, block_size=self.block_bytes, skip_rows=first_data - 1,
+                column_names=colnames,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=fmt.delimiter, quote_char=fmt.quotechar, double_quote=True,
+                newlines_in_values=True, ignore_empty_lines=False,
+                invalid_row_handler=lambda row: (
+                    tracker.on_invalid(row.number, row.actual_columns, row.text), "skip")[1],
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in colnames}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        ctx = self._context()
+        try:
+            for batch in reader:
+                placed = tracker.place(batch)
+                if placed.bad:
+                    yield from self._bad_rows(f, placed.bad, st, fmt, colnames, mapping, ctx)
+                rows = batch.filter(placed.keep)
+                if rows.num_rows:
+                    yield from self._parse_rows(
+                        f, st, fmt, rows, placed.record.filter(placed.keep),
+                        placed.line.filter(placed.keep), mapping, ctx,
+                    )
+        except pa.ArrowInvalid as exc:
+            # pyarrow gave up on the rest of the file (e.g. an unterminated quote at a block edge).
+            st.error = (f"{f.name}: parsing stopped near line {tracker.next_line}: "
+                        f"{str(exc).splitlines()[0][:160]}; fix the file from that line and re-export")
+        tail = tracker.finish()
+        if tail:
+            yield from self._bad_rows(f, tail, st, fmt, colnames, mapping, ctx)
+        stream.drain()
+        st.sha256 = stream.sha256.hexdigest()
+        st.bytes = stream.bytes_read
+        st.blank_lines = tracker.blank_lines
+        st.trailer_lines = tracker.trailer_lines
+        st.declared_records = tracker.declared_records
+        if tracker.declared_records is not None and tracker.declared_records != st.records:
+            st.warnings.append(
+                f"trailer declares {tracker.declared_records} records, {st.records} were read")
+
+    def _bad_rows(self, f: ExportFile, bad: list[BadRow], st: FileStats, fmt: FileFormat,
+                  colnames: list[str], mapping: dict[str, str], ctx: ParseContext) -> Iterator[Chunk]:
+        """Quarantine rows with the wrong field count; re-parse lines freed from an unterminated quote."""
+        broken: list[BadRow] = []
+        recovered: list[tuple[BadRow, list[str]]] = []
+        rejoined: list[tuple[int, str]] = []  # (index in recovered, source column of the break)
+        for b in bad:
+            if b.recovered:
+                fields = self._split(b.text, fmt)
+                if len(fields) == len(colnames):
+                    recovered.append((b, fields))
+                    continue
+                b.fields = len(fields)
+            elif b.parts:
+                head, tail = self._split(b.parts[0], fmt), self._split(b.parts[1], fmt)
+                fields = head[:-1] + [head[-1] + "\n" + tail[0]] + tail[1:] if head and tail else []
+                if len(fields) == len(colnames):
+                    rejoined.append((len(recovered), colnames[len(head) - 1]))
+                    recovered.append((b, fields))
+                    continue
+            broken.append(b)
+        if broken:
+            yield self._bad_chunk(f, broken, st, fmt)
+        if recovered:
+            batch = pa.RecordBatch.from_arrays(
+                [pa.array([fields[i] for _, fields in recovered], pa.string()) for i in range(len(colnames))],
+                names=colnames)
+            yield from self._parse_rows(f, st, fmt, batch, pa.array([b.record for b, _ in recovered], pa.int64()),
+                                        pa.array([b.line for b, _ in recovered], pa.int64()), mapping, ctx,
+                                        rejoined=rejoined)
+
+    @staticmethod
+    def _split(text: str, fmt: FileFormat) -> list[str]:
+        return next(csv.reader([text], delimiter=fmt.delimiter, quotechar=fmt.quotechar), [])
+
+    def _bad_chunk(self, f: ExportFile, bad: list[BadRow], st: FileStats, fmt: FileFormat) -> Chunk:
+        rows = []
+        expected = len(fmt.header) + (1 if fmt.trailing_delimiter else 0)
+        for b in bad:
+            extra = ""
+            if b.unterminated:
+                extra = (f"; an unterminated {fmt.quotechar} quote swallowed {b.lines} lines, which were "
+                         "re-read as records of their own")
+            rows.append({
+                "file": f.key, "table": f.table, "record": b.record, "line": b.line, "code": "CSV2",
+                "reason": f"{b.fields} fields where {expected} were expected{extra}: "
+                          + reason("CSV2"),
+                "raw": b.text,
+            })
+        st.records += len(bad)
+        st.quarantined += len(bad)
+        st.findings["CSV2"] += len(bad)
+        return Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
+                     pa.Table.from_pylist(rows, QUARANTINE_SCHEMA))
+
+    def _parse_rows(self, f: ExportFile, st: FileStats, fmt: FileFormat, rows: pa.RecordBatch,
+                    record: pa.Array, line: pa.Array, mapping: dict[str, str],
+                    ctx: ParseContext, rejoined: list[tuple[int, str]] | None = None) -> Iterator[Chunk]:
+        table = TABLES[f.table]
+        n = rows.num_rows
+        by_canon = {canon: src for src, canon in mapping.items()}
+        values: dict[str, pa.Array] = {}
+        codes: CodeMap = {}
+        for col in table.columns:
+            src = by_canon.get(col.name)
+            if src is None:
+                values[col.name] = pa.nulls(n, arrow_schema(f.table).field(col.name).type)
+                continue
+            parsed = self._parse(rows, src, col, ctx, f.table)
+            values[col.name] = parsed.values
+            if parsed.codes.null_count < n:
+                codes[col.name] = [(src, parsed.codes, parsed.actions)]
+        apply_row_rules(f.table, rows, values, codes, self.rowctx, self.profile, ctx)
+        for i, src in rejoined or ():
+            # A record split by a bare line break was put back together: say where.
+            mask = pa.array([j == i for j in range(n)])
+            canon = mapping.get(src, src)
+            codes.setdefault(canon, []).append((src, pc.if_else(mask, pa.scalar("CSV2"), pa.scalar(None, pa.string())),
+                                                pc.if_else(mask, pa.scalar("repaired"), pa.scalar(None, pa.string()))))
+        data = pa.table([values[c] for c in table.column_names], schema=arrow_schema(f.table))
+        data = data.append_column("_file", pa.repeat(f.key, n))
+        data = data.append_column("_record", record).append_column("_line", line)
+        keys = _key_strings(data, table.pk)
+        # Findings: one row per coded cell.
+        parts: list[pa.Table] = []
+        fixed = pa.array([False] * n)
+        for src, code_arr, action_arr in (entry for entries in codes.values() for entry in entries):
+            mask = pc.is_valid(code_arr)
+            fixed = pc.or_(fixed, pc.fill_null(pc.is_in(action_arr, pa.array(["repaired", "nulled"])), False))
+            parts.append(pa.table({
+                "file": pa.repeat(f.key, n).filter(mask),
+                "table": pa.repeat(f.table, n).filter(mask),
+                "record": record.filter(mask), "line": line.filter(mask),
+                "column": pa.repeat(src, n).filter(mask),
+                "key": keys.filter(mask), "code": code_arr.filter(mask), "action": action_arr.filter(mask),
+            }, schema=FINDINGS_SCHEMA))
+        findings = pa.concat_tables(parts) if parts else _empty(FINDINGS_SCHEMA)
+        # Rows that cannot be staged: blank primary key or required reference.
+        required = [c.name for c in table.columns if c.required]
+        bad = pa.array([False] * n)
+        for c in required:
+            bad = pc.or_(bad, pc.is_null(values[c]))
+        derived = None
+        wide = self.profile.spec(f.table).wide_procedures
+        if wide is not None and f.table == "appt":
+            derived = derive_wide_procedures(rows, data, wide, ctx, f.key, keys_for=_key_strings)
+        quarantine = _empty(QUARANTINE_SCHEMA)
+        if pc.any(bad).as_py():
+            missing_cols = [c for c in required if pc.any(pc.and_(bad, pc.is_null(values[c]))).as_py()]
+            raw = pc.binary_join_element_wise(*[pc.fill_null(rows.column(i), "") for i in range(rows.num_columns)],
+                                              fmt.delimiter)
+            nb = int(pc.sum(bad.cast(pa.int64())).as_py())
+            quarantine = pa.table({
+                "file": pa.array([f.key] * nb, pa.string()), "table": pa.array([f.table] * nb, pa.string()),
+                "record": record.filter(bad), "line": line.filter(bad),
+                "code": pa.array(["KEY1"] * nb, pa.string()),
+                "reason": pa.array([f"blank or unreadable {'/'.join(missing_cols)}: " + reason("KEY1")] * nb,
+                                   pa.string()),
+                "raw": raw.filter(bad),
+            }, schema=QUARANTINE_SCHEMA)
+            good = pc.invert(bad)
+            data = data.filter(good)
+            fixed = fixed.filter(good)
+            st.quarantined += nb
+            st.findings["KEY1"] += nb
+        data = data.append_column("_repaired", fixed)
+        st.records += n
+        n_fixed = int(pc.sum(fixed.cast(pa.int64())).as_py() or 0)
+        st.repaired += n_fixed
+        st.clean += data.num_rows - n_fixed
+        if findings.num_rows:
+            for code, cnt in zip(*pc.value_counts(findings["code"]).flatten()):  # type: ignore[misc]
+                st.findings[code.as_py()] += cnt.as_py()
+        self.rowctx.observe(f.table, data)
+        yield Chunk(f.table, f.key, data, findings, quarantine)
+        if derived is not None:
+            derived, dfind = derived
+            st.derived += derived.num_rows
+            if derived.num_rows or dfind.num_rows:
+                yield Chunk("apptproc", f.key, derived, dfind, _empty(QUARANTINE_SCHEMA))
+
+    def _parse(self, rows: pa.RecordBatch, src: str, col: Column, ctx: ParseContext, table: str):  # type: ignore[no-untyped-def]
+        raw = rows.column(src)
+        if col.kind == "phone":
+            return self.rowctx.parse_phones(table, rows, raw, col, ctx, self.profile)
+        return parse_column(raw, col, ctx)
