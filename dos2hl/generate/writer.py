@@ -1,0 +1,268 @@
+"""Streaming sinks: one dirty export file + one truth Parquet file per canonical table.
+
+A sink receives clean canonical rows (dicts), asks the mess engine for dirty cell spellings, writes
+the CSV record (it knows the physical line each record starts on, so defects.jsonl can point at it),
+and buffers the clean row for ``truth/<table>.parquet`` (flushed in batches through
+``pyarrow.parquet.ParquetWriter``, so memory does not grow with the table).
+
+Private row keys understood here: ``__d`` semantic defects ``[(defect_id, column, expect, destroyed)]``
+that are already true in the row (audit), ``__s`` columns to spell as a sentinel date, ``__w`` the
+wide appointment procedures ``[(code, tooth, surf)]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..model import TABLES, arrow_schema
+from .formats import FileStyle, formatter, quote_field
+
+__all__ = ["DefectLog", "TableSink", "MessHook", "value_hash"]
+
+_BATCH = 8_192
+_CHUNK_CHARS = 1 << 20
+_PAYMENT_SPLIT = {"CASH": "CASH_AMT", "CHK": "CHECK_AMT", "EFT": "CHECK_AMT", "OTHER": "CHECK_AMT"}
+
+
+def value_hash(v: Any) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(v, default=str).encode()).hexdigest()
+
+
+class MessHook(Protocol):
+    def apply(
+        self, row: dict[str, Any], sentinels: Any
+    ) -> tuple[dict[str, str] | None, list[tuple] | None]: ...
+
+
+class DefectLog:
+    """``truth/defects.jsonl``, written as defects happen (never held in memory)."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = path.open("w", encoding="utf-8", newline="\n")
+        self.count = 0
+        self.by_id: Counter[str] = Counter()
+
+    def add(
+        self,
+        *,
+        defect_id: str,
+        file: str,
+        table: str,
+        record: int | None,
+        line: int | None,
+        key: dict[str, Any] | None,
+        column: str | None,
+        canonical_column: str | None,
+        expect: str,
+        destroyed: bool,
+        clean_value: Any = None,
+        scope_file: bool = False,
+    ) -> None:
+        d: dict[str, Any] = {
+            "defect_id": defect_id,
+            "file": file,
+            "table": table,
+            "record": record,
+            "line": line,
+            "key": key,
+            "column": column,
+            "canonical_column": canonical_column,
+            "expect": expect,
+            "destroyed": destroyed,
+            "clean_value_hash": None if scope_file else value_hash(clean_value),
+        }
+        if scope_file:
+            d["scope"] = "file"
+        self._f.write(json.dumps(d, default=str) + "\n")
+        self.count += 1
+        self.by_id[defect_id] += 1
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class TableSink:
+    """Writes one table: the dirty CSV (unless ``file_name`` is None) and the truth Parquet."""
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        export_dir: Path,
+        truth_dir: Path,
+        file_name: str | None,
+        headers: dict[str, str],
+        style: FileStyle,
+        defects: DefectLog,
+        mess: MessHook | None,
+        ledger_mode: str = "signed",
+        ledger_columns: tuple[str, ...] = (),
+        wide: tuple[str, str, str, int] | None = None,
+        truth_nulls: tuple[str, ...] = (),
+        count_col: str | None = None,
+    ) -> None:
+        self.table = table
+        self.t = TABLES[table]
+        self.cols = self.t.column_names
+        self.pk = self.t.pk
+        self.file_name = file_name
+        self.style = style
+        self.defects = defects
+        self.mess = mess
+        self.headers = headers
+        self.fmts = [(c, formatter(self.t.by_name[c], style)) for c in self.cols]
+        self.idx = {c: i for i, c in enumerate(self.cols)}
+        self.ledger_mode = ledger_mode
+        self.ledger_columns = ledger_columns
+        self.wide = wide
+        self.truth_nulls = truth_nulls
+        self.count_col = count_col
+        self.counts: Counter[str] = Counter()
+        self.records = 0
+        self.lines = 0
+        self._chunks: list[str] = []
+        self._chunk_len = 0
+        self._rows: list[dict[str, Any]] = []
+        self._schema = arrow_schema(table)
+        self._pq = pq.ParquetWriter(truth_dir / f"{table}.parquet", self._schema)
+        self._code_fmt = formatter(TABLES["apptproc"].by_name["proc_code"], style)
+        self._f = None
+        if file_name is not None:
+            self._f = (export_dir / file_name).open("wb")
+            if style.encoding == "utf-8-sig":
+                self._f.write(b"\xef\xbb\xbf")
+            elif style.encoding == "utf-16":
+                self._f.write(b"\xff\xfe")
+            if style.banner:
+                self._emit(style.banner + "\r\n")
+            self._emit(style.delimiter.join(self._header()) + "\r\n")
+
+    # -- layout --------------------------------------------------------------------------------
+    def _header(self) -> list[str]:
+        h = [self.headers[c] for c in self.cols]
+        h.extend(self.ledger_columns)
+        if self.wide is not None:
+            code, tooth, surf, n = self.wide
+            for pat in (code, tooth, surf):
+                h.extend(pat.format(n=i) for i in range(1, n + 1))
+        return h
+
+    def _emit(self, text: str) -> None:
+        self._chunks.append(text)
+        self._chunk_len += len(text)
+        self.lines += text.count("\n")
+        if self._chunk_len > _CHUNK_CHARS:
+            self._flush_text()
+
+    def _flush_text(self) -> None:
+        if self._f is None or not self._chunks:
+            return
+        text = "".join(self._chunks)
+        enc = {"utf-8-sig": "utf-8", "utf-16": "utf-16-le"}.get(self.style.encoding, self.style.encoding)
+        self._f.write(text.encode(enc))
+        self._chunks.clear()
+        self._chunk_len = 0
+
+    # -- rows ----------------------------------------------------------------------------------
+    def write(self, row: dict[str, Any]) -> None:
+        sem = row.pop("__d", None)
+        sent = row.pop("__s", None)
+        wide = row.pop("__w", None)
+        if self.count_col is not None:
+            self.counts[row[self.count_col]] += 1
+        if self._f is None:
+            self.records += 1
+            for c in self.truth_nulls:
+                row[c] = None
+            self._rows.append(row)
+            if len(self._rows) >= _BATCH:
+                self._flush_truth()
+            return
+        over = cell_defects = None
+        if self.mess is not None:
+            over, cell_defects = self.mess.apply(row, sent)
+        cells = ["" if (v := row[c]) is None else f(v) for c, f in self.fmts]
+        if self.ledger_mode != "signed":
+            self._ledger_cells(row, cells)
+        if self.wide is not None:
+            self._wide_cells(wide or [], cells)
+        if over:
+            for c, txt in over.items():
+                cells[self.idx[c]] = txt
+        st = self.style
+        text = st.delimiter.join([quote_field(c, st.delimiter, st.quote) for c in cells])
+        text += (st.delimiter + "\r\n") if st.ragged else "\r\n"
+        self.records += 1
+        start = self.lines + 1
+        self._emit(text)
+        if sem or cell_defects:
+            self._log(row, start, sem, cell_defects)
+        self._rows.append(row)
+        if len(self._rows) >= _BATCH:
+            self._flush_truth()
+
+    def _ledger_cells(self, row: dict[str, Any], cells: list[str]) -> None:
+        amt = row["amount"]
+        i = self.idx["amount"]
+        if self.ledger_mode == "drcr":
+            cells[i] = f"{abs(amt):.2f}"
+            cells.append("D" if amt >= 0 else "C")
+            return
+        extra = {c: "" for c in self.ledger_columns}
+        if row["trans_type"] in ("PMT", "INSPMT", "PREPAY") and amt <= 0:
+            target = _PAYMENT_SPLIT.get(row["pay_method"] or "CHK", "CARD_AMT")
+            extra[target] = f"{-amt:.2f}"
+            cells[i] = ""
+        cells.extend(extra.values())
+
+    def _wide_cells(self, procs: list[tuple[str, str | None, str | None]], cells: list[str]) -> None:
+        n = self.wide[3]  # type: ignore[index]
+        procs = procs[:n] + [(None, None, None)] * (n - len(procs[:n]))  # type: ignore[list-item]
+        cells.extend(self._code_fmt(p[0]) if p[0] else "" for p in procs)
+        cells.extend(p[1] or "" for p in procs)
+        cells.extend(p[2] or "" for p in procs)
+
+    def _log(self, row: dict[str, Any], line: int, sem: list[tuple] | None, cell: list[tuple] | None) -> None:
+        key = {k: row[k] for k in self.pk}
+        for items in (sem or ()), (cell or ()):
+            for item in items:
+                defect_id, col, expect, destroyed = item[:4]
+                clean = item[4] if len(item) > 4 else row.get(col)
+                self.defects.add(
+                    defect_id=defect_id,
+                    file=self.file_name or "",
+                    table=self.table,
+                    record=self.records,
+                    line=line,
+                    key=key,
+                    column=self.headers.get(col, col.upper()),
+                    canonical_column=col,
+                    expect=expect,
+                    destroyed=destroyed,
+                    clean_value=clean,
+                )
+
+    def _flush_truth(self) -> None:
+        if not self._rows:
+            return
+        rows = self._rows
+        arrays = [pa.array([r[c] for r in rows], type=f.type) for c, f in zip(self.cols, self._schema)]
+        self._pq.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
+        self._rows = []
+
+    def close(self) -> int:
+        self._flush_truth()
+        self._pq.close()
+        if self._f is not None:
+            if self.style.trailer:
+                self._emit(f"*** {self.records} records ***\r\n")
+            self._flush_text()
+            self._f.close()
+        return self.records
