@@ -1,0 +1,242 @@
+"""The source audit: what is in an export, how dirty it is, and where each table goes in HighLevel.
+
+``run_audit`` reads the export with the same reader as staging (so the audit's counts are the
+counts staging will have) and writes ``audit.json`` (machine-readable) and ``audit.md`` (the source
+schema document). It reports ids, counts and line numbers only, never a patient value; value
+distributions are given only for code-like columns (enums, lookups, booleans), whose values are
+codes, not data about a person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .api import open_export
+from .audit_dups import duplicate_candidates
+from .audit_render import render_markdown
+from .model import TABLES
+from .progress import ProgressFn
+from .settings import S3Settings
+from .sources.reader import Chunk, ExportReader
+from .sources.values import REASONS
+from .staging import Partitioner, move_to_quarantine
+
+__all__ = ["run_audit", "DISTINCT_CAP", "SAMPLE_REFS"]
+
+DISTINCT_CAP = 100_000  # exact distinct counts up to this, then reported as ">= cap"
+SAMPLE_REFS = 20  # row references kept per finding code
+_CODE_KINDS = ("enum", "lookup", "bool")
+
+
+@dataclass
+class _ColumnAcc:
+    kind: str
+    phi: str
+    rows: int = 0
+    nulls: int = 0
+    distinct: set[object] = field(default_factory=set)
+    capped: bool = False
+    values: Counter[str] = field(default_factory=Counter)
+
+    def add(self, arr: pa.ChunkedArray | pa.Array) -> None:
+        self.rows += len(arr)
+        self.nulls += arr.null_count
+        if not self.capped:
+            uniq = pc.unique(arr.drop_null() if hasattr(arr, "drop_null") else arr)
+            self.distinct.update(uniq.to_pylist())
+            if len(self.distinct) > DISTINCT_CAP:
+                self.capped, self.distinct = True, set()
+        if self.kind in _CODE_KINDS and len(arr):
+            vc = pc.value_counts(arr.drop_null())
+            for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+                self.values[str(v)] += c
+
+    def to_dict(self) -> dict[str, object]:
+        d: dict[str, object] = {
+            "kind": self.kind, "phi": self.phi, "rows": self.rows, "nulls": self.nulls,
+            "null_rate": round(self.nulls / self.rows, 4) if self.rows else None,
+            "distinct": f">={DISTINCT_CAP}" if self.capped else len(self.distinct),
+        }
+        if self.values:
+            d["values"] = dict(self.values.most_common(25))
+        return d
+
+
+class _Audit:
+    def __init__(self, reader: ExportReader) -> None:
+        self.reader = reader
+        self.partition = Partitioner(1)
+        self.rows: Counter[str] = Counter()
+        self.by_location: dict[str, Counter[str]] = defaultdict(Counter)
+        self.columns: dict[str, dict[str, _ColumnAcc]] = {}
+        self.finding_counts: Counter[tuple[str, str]] = Counter()  # (code, action)
+        self.finding_refs: dict[str, list[dict[str, object]]] = defaultdict(list)
+        self.pks: dict[str, list[pa.Array]] = defaultdict(list)
+        self.fk_values: dict[tuple[str, str], list[pa.Array]] = defaultdict(list)
+        self.patients: list[pa.Table] = []
+        self.udf_defs: list[dict[str, object]] = []
+        self.dup_pk: Counter[str] = Counter()
+
+    def add(self, chunk: Chunk) -> None:
+        t = TABLES[chunk.table]
+        data, loc, _, orphans = self.partition(chunk)
+        if orphans is not None and orphans.num_rows:
+            move_to_quarantine(self.reader.stats, chunk, orphans)
+            self._refs("FK1", orphans, action="quarantined")
+        self._refs_quarantine(chunk.quarantine)
+        self.rows[chunk.table] += data.num_rows
+        if data.num_rows:
+            vc = pc.value_counts(loc)
+            for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+                self.by_location[chunk.table][v] += c
+        cols = self.columns.setdefault(chunk.table, {c.name: _ColumnAcc(c.kind, c.phi) for c in t.columns})
+        for c in t.columns:
+            cols[c.name].add(data[c.name])
+            if c.fk:
+                self.fk_values[(chunk.table, c.name)].append(pc.unique(data[c.name].combine_chunks().drop_null()))
+        if len(t.pk) == 1 and TABLES[chunk.table].by_name[t.pk[0]].kind == "int":
+            self.pks[chunk.table].append(data[t.pk[0]].combine_chunks())
+        elif t.pk:
+            self.pks[chunk.table].append(pc.cast(data[t.pk[0]], pa.string()).combine_chunks())
+        for row in chunk.findings.to_pylist():
+            self.finding_counts[(row["code"], row["action"])] += 1
+            refs = self.finding_refs[row["code"]]
+            if len(refs) < SAMPLE_REFS:
+                refs.append({"file": row["file"], "line": row["line"], "record": row["record"],
+                             "column": row["column"], "key": row["key"]})
+        if chunk.table == "patient":
+            self.patients.append(data.select(["pat_id", "lname", "fname", "birthdate", "zip", "addr1",
+                                              "guar_id", "pat_stat", "deleted_flg"]))
+        if chunk.table == "userfld":
+            self.udf_defs.extend(data.select(["field_id", "field_name", "field_type", "picklist"]).to_pylist())
+
+    def _refs(self, code: str, q: pa.Table, *, action: str) -> None:
+        self.finding_counts[(code, action)] += q.num_rows
+        refs = self.finding_refs[code]
+        for row in q.slice(0, max(0, SAMPLE_REFS - len(refs))).to_pylist():
+            refs.append({"file": row["file"], "line": row["line"], "record": row["record"]})
+
+    def _refs_quarantine(self, q: pa.Table) -> None:
+        for code in set(q["code"].to_pylist()) if q.num_rows else ():
+            self._refs(code, q.filter(pc.equal(q["code"], code)), action="quarantined")
+
+    # -- results ---------------------------------------------------------------------------
+    def orphans(self) -> list[dict[str, object]]:
+        out = []
+        keysets: dict[str, pa.Array] = {}
+        for (table, col), parts in sorted(self.fk_values.items()):
+            parent = TABLES[table].by_name[col].fk
+            assert parent is not None
+            if parent not in keysets:
+                arrs = self.pks.get(parent, [])
+                keysets[parent] = pc.unique(pa.concat_arrays(arrs)) if arrs else pa.array([], pa.int64())
+            if not parts:
+                continue
+            vals = pc.unique(pa.concat_arrays([p.cast(keysets[parent].type) if p.type != keysets[parent].type
+                                               else p for p in parts]))
+            if parent == "patient" and vals.type == pa.int64():
+                vals = vals.filter(pc.not_equal(vals, 0))  # 0 = "no patient" placeholder
+            missing = vals.filter(pc.invert(pc.is_in(vals, value_set=keysets[parent])))
+            if len(missing):
+                out.append({"table": table, "column": col, "refers_to": parent,
+                            "missing_ids": len(missing),
+                            "sample_ids": sorted(str(v) for v in missing.slice(0, 10).to_pylist())})
+        return out
+
+    def duplicate_pks(self) -> list[dict[str, object]]:
+        out = []
+        for table, parts in sorted(self.pks.items()):
+            if not parts or len(TABLES[table].pk) != 1:
+                continue
+            arr = pa.concat_arrays(parts)
+            vc = pc.value_counts(arr)
+            dup = vc.filter(pc.greater(vc.field("counts"), 1))
+            if len(dup):
+                out.append({"table": table, "duplicate_keys": len(dup),
+                            "sample_ids": sorted(str(v) for v in dup.field("values").slice(0, 10).to_pylist())})
+        return out
+
+
+def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: S3Settings | None = None,
+              export_date: dt.date | None = None, progress: ProgressFn | None = None) -> dict[str, object]:
+    """Audit ``source`` and write ``out/audit.json`` and ``out/audit.md``; returns the JSON document."""
+    export = open_export(source, profile=profile, s3=s3)
+    reader = ExportReader(export, export_date=export_date)
+    reader.preflight()
+    acc = _Audit(reader)
+    done = 0
+    for chunk in reader.iter_all():
+        acc.add(chunk)
+        done += chunk.data.num_rows + chunk.quarantine.num_rows
+        if progress:
+            progress(chunk.table, done)
+    stats = reader.stats
+    totals = {k: sum(getattr(s, k) for s in stats.values()) for k in ("records", "clean", "repaired", "quarantined")}
+    patients = pa.concat_tables(acc.patients) if acc.patients else None
+    findings = []
+    for (code, action), count in sorted(acc.finding_counts.items()):
+        findings.append({"code": code, "action": action, "count": count,
+                         "reason": REASONS.get(code) or _OWN_REASONS.get(code, code),
+                         "refs": acc.finding_refs.get(code, [])[:SAMPLE_REFS]})
+    for item in acc.duplicate_pks():
+        findings.append({"code": "KEY2", "action": "flagged", "count": item["duplicate_keys"],
+                         "reason": _OWN_REASONS["KEY2"], "table": item["table"], "refs": []})
+    dups = duplicate_candidates(patients) if patients is not None else {"pairs": [], "clusters": []}
+    doc: dict[str, object] = {
+        "version": 1,
+        "source": export.store.uri,
+        "profile": export.profile.name,
+        "export_date": str(reader.export_date),
+        "files": {k: s.to_dict() for k, s in sorted(stats.items())},
+        "unknown_files": export.unknown_files,
+        "document_files": len(export.document_keys),
+        "objects": {
+            name: {
+                "title": TABLES[name].title,
+                "rows": acc.rows.get(name, 0),
+                "by_location": dict(sorted(acc.by_location.get(name, {}).items())),
+                "columns": {c: a.to_dict() for c, a in acc.columns.get(name, {}).items()},
+                "highlevel": {"target": TABLES[name].target, "detail": TABLES[name].target_detail},
+                "files": [k for k, s in stats.items() if s.table == name],
+            }
+            for name in TABLES if name in acc.columns or any(s.table == name for s in stats.values())
+        },
+        "phi": {
+            s.file: {col: (TABLES[s.table].by_name[c].phi if (c := export.profile.canonical_column(s.table, col))
+                           else "?") for col in s.columns}
+            for s in stats.values()
+        },
+        "custom_fields": {
+            "definitions": acc.udf_defs,
+            "wide_columns": {c: acc.columns.get("patient", {}).get(c, _ColumnAcc("str", "D")).to_dict()
+                             for c in ("user1", "user2", "user3", "user4", "user_codes")},
+            "unknown_columns": {s.file: s.unknown_columns for s in stats.values() if s.unknown_columns},
+        },
+        "findings": findings,
+        "orphans": acc.orphans(),
+        "duplicates": dups,
+        "totals": totals,
+        "balanced": all(s.balanced for s in stats.values()),
+        "identity": (f"{totals['records']} records = {totals['clean']} clean + {totals['repaired']} repaired"
+                     f" + {totals['quarantined']} quarantined"),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "audit.json").write_text(json.dumps(doc, indent=2, sort_keys=False, default=str))
+    (out / "audit.md").write_text(render_markdown(doc))
+    return doc
+
+
+_OWN_REASONS = {
+    "CSV2": "row has the wrong number of fields (unquoted line break or delimiter, or a truncated file)",
+    "KEY1": "blank or unreadable primary key or required reference: the row is quarantined",
+    "KEY2": "the same primary key appears on more than one row",
+    "FK1": "refers to a patient or parent row that is not in the export: quarantined",
+    "LKP1": "code not defined in LOOKUP for its category: kept, add it to the practice's lookup list",
+}

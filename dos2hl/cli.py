@@ -1,0 +1,175 @@
+"""The ``dos2hl`` command. Every subcommand calls the library; nothing here holds logic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .errors import Dos2hlError
+from .progress import progress_reporter
+from .settings import Dos2hlSettings
+
+app = typer.Typer(
+    name="dos2hl",
+    help="Migrate a dental practice from Dent-O-Soft exports into HighLevel.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("dos2hl")
+
+ProfileOpt = Annotated[str, typer.Option("--profile", help="Export profile: 'reference', 'softdent_like' or a YAML file.")]
+ExportDateOpt = Annotated[
+    Optional[dt.datetime],
+    typer.Option("--export-date", formats=["%Y-%m-%d"],
+                 help="Date the export was taken (two-digit years are read against it); default: banner date or today."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+
+
+def _fail(exc: Dos2hlError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+@app.callback()
+def main() -> None:
+    """dos2hl: Dent-O-Soft -> HighLevel migrations with validation and rollback."""
+    _setup_logging()
+
+
+@app.command()
+def version() -> None:
+    """Print the dos2hl version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Argument(help="Folder to write the practice into (export/, truth/, manifest.json).")],
+    tier: Annotated[str, typer.Option(help="Practice size: solo, group or dso.")] = "solo",
+    patients: Annotated[Optional[int], typer.Option(help="Total patient records (overrides the tier).")] = None,
+    locations: Annotated[Optional[int], typer.Option(help="Number of locations (overrides the tier).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives byte-identical output.")] = 42,
+    mess: Annotated[str, typer.Option(help="Defect profile: clean, typical or nasty.")] = "typical",
+    format: Annotated[str, typer.Option("--format", help="Export format: typical or softdent_like.")] = "typical",
+    large_docs: Annotated[bool, typer.Option("--large-docs", help="Include document files over 25 MB.")] = False,
+    images: Annotated[str, typer.Option(help="Document files: none, stub or sized.")] = "stub",
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a synthetic Dent-O-Soft practice (obviously fake data) with its clean truth."""
+    from .generate import GenerateParams
+    from .generate import generate as run
+
+    try:
+        params = GenerateParams(seed=seed, tier=tier, patients=patients, locations=locations, mess=mess,
+                                format=format, large_docs=large_docs, images=images)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    with progress_reporter("generate") as report:
+        summary = run(out, params, progress=report)
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+    else:
+        typer.echo(f"generated {summary['rows_total']:,} rows in {len(summary['files'])} files "
+                   f"({summary['defects']:,} injected defects) into {out}")
+
+
+@app.command()
+def audit(
+    source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for audit.json and audit.md.")],
+    profile: ProfileOpt = "reference",
+    export_date: ExportDateOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Audit an export: formats, row counts, columns, PHI classes, defects, orphans, duplicates."""
+    from .audit import run_audit
+
+    settings = Dos2hlSettings()
+    try:
+        with progress_reporter("audit") as report:
+            result = run_audit(source, out, profile=profile, s3=settings.s3,
+                               export_date=export_date.date() if export_date else None, progress=report)
+    except Dos2hlError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps({"audit_json": str(out / "audit.json"), "audit_md": str(out / "audit.md"),
+                               "identity": result["identity"], "balanced": result["balanced"]}))
+    else:
+        typer.echo(result["identity"])
+        typer.echo(f"audit written to {out / 'audit.md'} and {out / 'audit.json'}")
+    if not result["balanced"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stage(
+    source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
+    to: Annotated[str, typer.Option("--to", help="Staging folder or s3://bucket/prefix.")],
+    profile: ProfileOpt = "reference",
+    shards: Annotated[Optional[int], typer.Option(help="Shards per location (default DOS2HL_SHARDS or 16).")] = None,
+    kms_key_id: Annotated[Optional[str], typer.Option(help="SSE-KMS key id for s3:// writes.")] = None,
+    export_date: ExportDateOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read, validate and stage an export as Parquet shards (location x patient-hash shard)."""
+    from .api import stage_export
+
+    settings = Dos2hlSettings()
+    if kms_key_id:
+        settings.s3.kms_key_id = kms_key_id
+    try:
+        with progress_reporter("stage") as report:
+            result = stage_export(source, to, profile=profile, settings=settings, shards=shards,
+                                  export_date=export_date.date() if export_date else None, progress=report)
+    except Dos2hlError as exc:
+        _fail(exc)
+    t = result.totals
+    if as_json:
+        typer.echo(json.dumps({"uri": result.uri, "totals": t, "balanced": result.balanced,
+                               "seconds": round(result.seconds, 3)}))
+    else:
+        typer.echo(result.manifest["identity"])
+        for st in result.stats.values():
+            if st.error:
+                typer.echo(f"  {st.error}", err=True)
+            for w in st.warnings:
+                typer.echo(f"  {st.file}: {w}", err=True)
+        typer.echo(f"staged {t['records'] - t['quarantined']:,} records to {result.uri} in {result.seconds:.1f}s "
+                   f"(manifest: {result.uri}/manifest.json)")
+    if not result.balanced:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo practice and its run.")] = Path("demo"),
+    patients: Annotated[int, typer.Option(help="Patient records in the generated practice.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+) -> None:
+    """Run the whole pipeline that exists today on a generated practice: generate -> audit -> stage."""
+    from .api import run_demo
+
+    try:
+        summary = run_demo(out, patients=patients, seed=seed)
+    except Dos2hlError as exc:
+        _fail(exc)
+    for line in summary["lines"]:
+        typer.echo(line)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

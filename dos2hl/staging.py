@@ -1,0 +1,344 @@
+"""Stage an export as Parquet shards: ``<table>/location=<LOC>/shard=<NNN>.parquet``.
+
+A patient and every row that belongs to them (appointments, ledger, claims and claim lines, notes,
+documents...) land in the same location and shard, so later stages transform shards
+independently. The location is the patient's home location; the shard is a stable hash of the
+patient id (``shard_of``). Reference tables (providers, codes, lookups...) go to
+``location=_all/shard=000``.
+
+Memory is bounded: rows are buffered per partition and flushed as Parquet row groups when a
+partition or the whole buffer passes its limit. Column statistics are written only for columns
+whose PHI class is R (reference) and for lineage columns, so min/max of a name or a birth date never
+sits in a Parquet footer. ``manifest.json`` is written last and atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .model import TABLES
+from .sources.discover import TABLE_ORDER, Export
+from .sources.reader import FINDINGS_SCHEMA, QUARANTINE_SCHEMA, Chunk, ExportReader, FileStats, staged_schema
+from .storage import Store
+
+__all__ = ["Partitioner", "StageResult", "stage", "shard_of", "move_to_quarantine", "ALL_LOCATIONS", "MANIFEST"]
+
+ALL_LOCATIONS = "_all"
+NO_LOCATION = "_none"
+MANIFEST = "manifest.json"
+_GOLDEN = 2654435761  # Knuth's multiplicative hash constant
+
+
+def shard_of(patient_ids: pa.Array, shards: int) -> pa.Array:
+    """Stable shard number of each patient id: ``(id * 2654435761 mod 2**32) mod shards``.
+
+    The same id always lands in the same shard, in every run and process (no Python ``hash``).
+    Null ids (appointment placeholders without a patient) hash as 0.
+    """
+    ids = pc.fill_null(patient_ids.cast(pa.int64()), 0)
+    mixed = pc.bit_wise_and(pc.multiply(pc.bit_wise_and(ids, 0xFFFFFFFF), _GOLDEN), 0xFFFFFFFF)
+    return pc.cast(pc.remainder(mixed, shards), pa.int32())
+
+
+def _flat(a: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
+
+
+class _IdMap:
+    """id -> (patient id, location) for a parent table, grown as its chunks stream past."""
+
+    def __init__(self) -> None:
+        self._keys: list[pa.Array] = []
+        self._pat: list[pa.Array] = []
+        self._loc: list[pa.Array] = []
+        self._cache: tuple[pa.Array, pa.Array, pa.Array] | None = None
+
+    def add(self, keys: pa.Array | pa.ChunkedArray, pat: pa.Array | pa.ChunkedArray,
+            loc: pa.Array | pa.ChunkedArray) -> None:
+        self._keys.append(_flat(keys).cast(pa.int64()))
+        self._pat.append(_flat(pat).cast(pa.int64()))
+        self._loc.append(_flat(loc).cast(pa.string()))
+        self._cache = None
+
+    def lookup(self, keys: pa.Array) -> tuple[pa.Array, pa.Array]:
+        if self._cache is None:
+            if not self._keys:
+                self._cache = (pa.array([], pa.int64()), pa.array([], pa.int64()), pa.array([], pa.string()))
+            else:
+                self._cache = (pa.concat_arrays(self._keys), pa.concat_arrays(self._pat),
+                               pa.concat_arrays(self._loc))
+        k, pat, loc = self._cache
+        idx = pc.index_in(_flat(keys).cast(pa.int64()), value_set=k)
+        return pc.take(pat, idx), pc.take(loc, idx)
+
+
+@dataclass
+class _Part:
+    path: Path
+    writer: pq.ParquetWriter | None = None
+    buffered: list[pa.Table] = field(default_factory=list)
+    rows_buffered: int = 0
+    rows: int = 0
+
+
+class _TableWriter:
+    """Per-partition Parquet writers for one table, with a global buffer budget."""
+
+    def __init__(self, table: str, tmp: Path, schema: pa.Schema, *, part_rows: int, budget_rows: int) -> None:
+        self.table = table
+        self.tmp = tmp
+        self.schema = schema
+        self.part_rows = part_rows
+        self.budget_rows = budget_rows
+        self.parts: dict[tuple[str, int], _Part] = {}
+        self.buffered = 0
+        stats = [f.name for f in schema if (f.metadata or {}).get(b"phi", b"R") == b"R"]
+        self.stats_columns = stats
+
+    def add(self, data: pa.Table, loc: pa.Array, shard: pa.Array) -> None:
+        if not data.num_rows:
+            return
+        keyed = pa.table({"loc": loc, "shard": shard})
+        groups = keyed.group_by(["loc", "shard"], use_threads=False).aggregate([])
+        for lo, sh in zip(groups["loc"].to_pylist(), groups["shard"].to_pylist()):
+            mask = pc.and_(pc.equal(loc, lo), pc.equal(shard, sh))
+            part_key = (lo, sh)
+            part = self.parts.get(part_key)
+            if part is None:
+                name = f"{self.table}.{lo}.{sh:03d}.parquet"
+                part = self.parts[part_key] = _Part(self.tmp / name)
+            sub = data.filter(mask)
+            part.buffered.append(sub)
+            part.rows_buffered += sub.num_rows
+            self.buffered += sub.num_rows
+            if part.rows_buffered >= self.part_rows:
+                self._flush(part)
+        while self.buffered > self.budget_rows:
+            self._flush(max(self.parts.values(), key=lambda p: p.rows_buffered))
+
+    def _flush(self, part: _Part) -> None:
+        if not part.rows_buffered:
+            return
+        if part.writer is None:
+            part.writer = pq.ParquetWriter(part.path, self.schema, compression="zstd",
+                                           write_statistics=self.stats_columns)
+        part.writer.write_table(pa.concat_tables(part.buffered).cast(self.schema))
+        part.rows += part.rows_buffered
+        self.buffered -= part.rows_buffered
+        part.buffered, part.rows_buffered = [], 0
+
+    def close(self) -> dict[tuple[str, int], _Part]:
+        for part in self.parts.values():
+            self._flush(part)
+            if part.writer is not None:
+                part.writer.close()
+        return self.parts
+
+
+@dataclass
+class StageResult:
+    """What ``stage`` wrote and the accounting identity behind it."""
+
+    uri: str
+    manifest: dict[str, object]
+    stats: dict[str, FileStats]
+    seconds: float
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return self.manifest["totals"]  # type: ignore[return-value]
+
+    @property
+    def balanced(self) -> bool:
+        return bool(self.manifest["balanced"])
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date | None = None,
+          progress: Callable[[str, int], None] | None = None, part_rows: int = 100_000,
+          budget_rows: int = 1_000_000) -> StageResult:
+    """Read ``export`` and write its Parquet shards, quarantine, findings and manifest to ``out``."""
+    t0 = time.perf_counter()
+    reader = ExportReader(export, export_date=export_date)
+    reader.preflight()  # raises before anything is written
+    partition = Partitioner(shards)
+    tables_out: dict[str, dict[str, object]] = {}
+    side_out: dict[str, dict[str, dict[str, object]]] = {"quarantine": {}, "findings": {}}
+    with tempfile.TemporaryDirectory(prefix="dos2hl-stage-") as tmpdir:
+        tmp = Path(tmpdir)
+        writers: dict[str, _TableWriter] = {}
+        side: dict[str, dict[str, pq.ParquetWriter]] = {"quarantine": {}, "findings": {}}
+        side_rows: dict[tuple[str, str], int] = {}
+
+        def write_side(kind: str, table: str, t: pa.Table) -> None:
+            if not t.num_rows:
+                return
+            w = side[kind].get(table)
+            if w is None:
+                schema = QUARANTINE_SCHEMA if kind == "quarantine" else FINDINGS_SCHEMA
+                w = side[kind][table] = pq.ParquetWriter(tmp / f"{kind}.{table}.parquet", schema,
+                                                         compression="zstd", write_statistics=False)
+            w.write_table(t)
+            side_rows[(kind, table)] = side_rows.get((kind, table), 0) + t.num_rows
+
+        def writer_for(table: str) -> _TableWriter:
+            if table not in writers:
+                writers[table] = _TableWriter(table, tmp, staged_schema(table), part_rows=part_rows,
+                                              budget_rows=budget_rows)
+            return writers[table]
+
+        order = {t: i for i, t in enumerate(TABLE_ORDER)}
+        done_rows = 0
+        for chunk in reader.iter_all():
+            # Tables are read in TABLE_ORDER; once a later file starts, earlier tables are complete
+            # (apptproc rows derived from wide APPT rows stay open while APPT is read).
+            source_table = reader.stats[chunk.file].table
+            for t in [t for t in writers if order[t] < order[source_table]]:
+                _finish_table(t, writers.pop(t), out, tables_out)
+            write_side("quarantine", chunk.table, chunk.quarantine)
+            write_side("findings", chunk.table, chunk.findings)
+            data, loc, shard, orphans = partition(chunk)
+            if orphans is not None and orphans.num_rows:
+                write_side("quarantine", chunk.table, orphans)
+                move_to_quarantine(reader.stats, chunk, orphans)
+            writer_for(chunk.table).add(data, loc, shard)
+            done_rows += chunk.data.num_rows + chunk.quarantine.num_rows
+            if progress:
+                progress(chunk.table, done_rows)
+        for table in list(writers):
+            _finish_table(table, writers.pop(table), out, tables_out)
+        for kind, ws in side.items():
+            for table, w in ws.items():
+                w.close()
+                key = f"{kind}/{table}.parquet"
+                local = tmp / f"{kind}.{table}.parquet"
+                out.put_file(key, local)
+                side_out[kind][table] = {"path": key, "rows": side_rows[(kind, table)], "sha256": _sha256(local)}
+    stats = reader.stats
+    totals = {k: sum(getattr(s, k) for s in stats.values())
+              for k in ("records", "clean", "repaired", "quarantined", "derived", "blank_lines",
+                        "trailer_lines", "banner_lines", "header_lines")}
+    balanced = all(s.balanced for s in stats.values())
+    manifest: dict[str, object] = {
+        "version": 1,
+        "source": export.store.uri,
+        "profile": export.profile.name,
+        "export_date": str(reader.export_date),
+        "shards_per_location": shards,
+        "files": {k: s.to_dict() for k, s in sorted(stats.items())},
+        "unknown_files": export.unknown_files,
+        "document_files": len(export.document_keys),
+        "tables": tables_out,
+        "quarantine": side_out["quarantine"],
+        "findings": side_out["findings"],
+        "totals": totals,
+        "balanced": balanced,
+        "identity": (f"{totals['records']} records = {totals['clean']} clean + {totals['repaired']} repaired"
+                     f" + {totals['quarantined']} quarantined"),
+    }
+    out.write_bytes(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
+    return StageResult(out.uri, manifest, stats, time.perf_counter() - t0)
+
+
+def _finish_table(table: str, writer: _TableWriter, out: Store, tables_out: dict[str, dict[str, object]]) -> None:
+    parts = writer.close()
+    shards_meta = []
+    total = 0
+    for (loc, sh), part in sorted(parts.items()):
+        if part.writer is None:
+            continue
+        key = f"{table}/location={loc}/shard={sh:03d}.parquet"
+        out.put_file(key, part.path)
+        shards_meta.append({"location": loc, "shard": sh, "path": key, "rows": part.rows,
+                            "sha256": _sha256(part.path), "bytes": part.path.stat().st_size})
+        part.path.unlink()
+        total += part.rows
+    tables_out[table] = {"rows": total, "shards": shards_meta}
+
+
+class Partitioner:
+    """Location and shard of every staged row, from the parents already seen.
+
+    Patients map to their home location; appointments and claims remember their patient so that
+    appointment procedures and claim lines follow them. Rows whose patient is unknown are orphans.
+    """
+
+    def __init__(self, shards: int) -> None:
+        self.shards = shards
+        self.patients = _IdMap()
+        self.parents = {"appt": _IdMap(), "claim": _IdMap()}
+
+    def __call__(self, chunk: Chunk) -> tuple[pa.Table, pa.Array, pa.Array, pa.Table | None]:
+        """``(rows, location, shard, orphans as quarantine rows or None)`` for one chunk."""
+        data = chunk.data
+        t = TABLES[chunk.table]
+        n = data.num_rows
+        if t.patient_via is None:
+            return data, pa.repeat(ALL_LOCATIONS, n), pa.repeat(pa.scalar(0, pa.int32()), n), None
+        if chunk.table == "patient":
+            loc = pc.fill_null(data["loc_id"], NO_LOCATION)
+            self.patients.add(data["pat_id"], data["pat_id"], loc)
+            return data, loc, shard_of(data["pat_id"], self.shards), None
+        via = t.patient_via
+        if "->" in via:
+            col, parent = via.split("->")
+            pid, loc = self.parents[parent].lookup(data[col])
+        else:
+            col = via
+            pid = data[via]
+            _, loc = self.patients.lookup(pid)
+        if chunk.table == "appt":
+            # Placeholders (no patient) stay with the appointment's own location.
+            placeholder = pc.is_null(pid)
+            loc = pc.if_else(placeholder, pc.fill_null(data["loc_id"], NO_LOCATION), loc)
+            self.parents["appt"].add(data["appt_id"], pid, loc)
+            orphan = pc.and_(pc.invert(placeholder), pc.is_null(loc))
+        else:
+            orphan = pc.is_null(loc)
+            if chunk.table == "claim":
+                self.parents["claim"].add(data["claim_id"], pid, loc)
+        orphans = None
+        if pc.any(orphan).as_py():
+            o = data.filter(orphan)
+            orphans = pa.table({
+                "file": o["_file"], "table": pa.repeat(chunk.table, o.num_rows), "record": o["_record"],
+                "line": o["_line"], "code": pa.repeat("FK1", o.num_rows),
+                "reason": pa.repeat(f"{col} refers to a patient (or parent row) that is not in the export: "
+                                    "re-export with the missing patient, or leave it quarantined", o.num_rows),
+                "raw": pa.repeat(None, o.num_rows).cast(pa.string()),
+            }, schema=QUARANTINE_SCHEMA)
+            keep = pc.invert(orphan)
+            data, pid, loc = data.filter(keep), pid.filter(keep), loc.filter(keep)
+        return data, loc, shard_of(pid, self.shards), orphans
+
+
+def move_to_quarantine(stats: dict[str, FileStats], chunk: Chunk, orphans: pa.Table) -> None:
+    """Orphans were counted staged by the reader; move them (exactly) to quarantined."""
+    st = stats[chunk.file]
+    rep = chunk.data.filter(pc.is_in(chunk.data["_record"], orphans["record"]))["_repaired"]
+    n_rep = int(pc.sum(rep.cast(pa.int64())).as_py() or 0)
+    if chunk.table == "apptproc" and st.table == "appt":
+        st.derived -= orphans.num_rows  # derived rows are not records of the file
+        return
+    st.repaired -= n_rep
+    st.clean -= orphans.num_rows - n_rep
+    st.quarantined += orphans.num_rows
+    st.findings["FK1"] += orphans.num_rows

@@ -1,0 +1,207 @@
+"""One small interface over the places dos2hl reads exports from and writes runs to.
+
+``open_store("runs/")`` is a local folder; ``open_store("s3://bucket/prefix")`` is S3 (or an
+S3-compatible endpoint such as moto's server in tests). Writes to S3 always ask for SSE-KMS
+(with the configured key id) and go through boto3, because pyarrow's S3 filesystem cannot set
+SSE-KMS headers. Local writes are atomic (temp file + rename), S3 PUTs are atomic by nature, so a
+reader never sees half a file.
+
+Keys are built by dos2hl only from table names, location codes, shard numbers and run ids: never
+from patient data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Protocol
+from urllib.parse import urlparse
+
+from .errors import ConfigError, StorageError
+from .settings import S3Settings
+
+__all__ = ["Store", "LocalStore", "S3Store", "open_store"]
+
+
+class Store(Protocol):
+    """A folder-like place addressed by relative, ``/``-separated keys."""
+
+    uri: str
+
+    def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int: ...
+    def list(self, prefix: str = "") -> list[str]: ...
+    def open_read(self, key: str) -> IO[bytes]: ...
+    def read_bytes(self, key: str, *, length: int | None = None) -> bytes: ...
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+    def put_file(self, key: str, local: Path) -> None: ...
+    def local_path(self, key: str) -> Path | None: ...
+    @contextmanager
+    def writer(self, key: str) -> Iterator[IO[bytes]]: ...
+
+
+class LocalStore:
+    """A local folder."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.uri = str(self.root)
+
+    def _p(self, key: str) -> Path:
+        return self.root / key if key else self.root
+
+    def exists(self, key: str) -> bool:
+        return self._p(key).exists()
+
+    def size(self, key: str) -> int:
+        return self._p(key).stat().st_size
+
+    def list(self, prefix: str = "") -> list[str]:
+        base = self._p(prefix)
+        if base.is_file():
+            return [prefix]
+        if not base.exists():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+
+    def open_read(self, key: str) -> IO[bytes]:
+        return self._p(key).open("rb")
+
+    def read_bytes(self, key: str, *, length: int | None = None) -> bytes:
+        with self._p(key).open("rb") as fh:
+            return fh.read() if length is None else fh.read(length)
+
+    def local_path(self, key: str) -> Path | None:
+        return self._p(key)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        with self.writer(key) as fh:
+            fh.write(data)
+
+    def put_file(self, key: str, local: Path) -> None:
+        dest = self._p(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(local, tmp)
+        os.replace(tmp, dest)
+
+    @contextmanager
+    def writer(self, key: str) -> Iterator[IO[bytes]]:
+        dest = self._p(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield fh
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class S3Store:
+    """``s3://bucket/prefix`` through boto3, SSE-KMS on every write."""
+
+    def __init__(self, bucket: str, prefix: str, settings: S3Settings) -> None:
+        import boto3  # local import: only S3 users pay for it
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.settings = settings
+        self.client = boto3.client(
+            "s3", endpoint_url=settings.endpoint_url or None, region_name=settings.region
+        )
+
+    def _k(self, key: str) -> str:
+        return f"{self.prefix}/{key}".strip("/") if self.prefix else key
+
+    def _extra(self) -> dict[str, str]:
+        if not self.settings.require_sse_kms:
+            return {}
+        extra = {"ServerSideEncryption": "aws:kms"}
+        if self.settings.kms_key_id:
+            extra["SSEKMSKeyId"] = self.settings.kms_key_id
+        return extra
+
+    def _call(self, what: str, key: str, fn, *args, **kw):  # type: ignore[no-untyped-def]
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(*args, **kw)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            raise StorageError(f"S3 {what} of {self.uri}/{key} failed ({code}); check the bucket, "
+                               "credentials and KMS key permissions") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 {what} of {self.uri}/{key} failed: {type(exc).__name__}; "
+                               "check DOS2HL_S3_ENDPOINT_URL and network access") from exc
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageError(f"S3 head of {self.uri}/{key} failed") from exc
+
+    def size(self, key: str) -> int:
+        r = self._call("head", key, self.client.head_object, Bucket=self.bucket, Key=self._k(key))
+        return int(r["ContentLength"])
+
+    def list(self, prefix: str = "") -> list[str]:
+        full = self._k(prefix)
+        out: list[str] = []
+        pager = self.client.get_paginator("list_objects_v2")
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        for page in self._call("list", prefix, lambda: list(pager.paginate(Bucket=self.bucket, Prefix=full))):
+            out.extend(o["Key"][strip:] for o in page.get("Contents", []))
+        return sorted(out)
+
+    def open_read(self, key: str) -> IO[bytes]:
+        r = self._call("get", key, self.client.get_object, Bucket=self.bucket, Key=self._k(key))
+        return r["Body"]  # type: ignore[no-any-return]
+
+    def read_bytes(self, key: str, *, length: int | None = None) -> bytes:
+        kw = {"Range": f"bytes=0-{length - 1}"} if length else {}
+        r = self._call("get", key, self.client.get_object, Bucket=self.bucket, Key=self._k(key), **kw)
+        return r["Body"].read()  # type: ignore[no-any-return]
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self._call("put", key, self.client.put_object, Bucket=self.bucket, Key=self._k(key), Body=data,
+                   **self._extra())
+
+    def put_file(self, key: str, local: Path) -> None:
+        self._call("upload", key, self.client.upload_file, str(local), self.bucket, self._k(key),
+                   ExtraArgs=self._extra())
+
+    @contextmanager
+    def writer(self, key: str) -> Iterator[IO[bytes]]:
+        # Spool to a local temp file, then one upload: bounded memory, atomic on S3.
+        with tempfile.NamedTemporaryFile(prefix="dos2hl-", suffix=".part") as tmp:
+            yield tmp  # type: ignore[misc]
+            tmp.flush()
+            self.put_file(key, Path(tmp.name))
+
+
+def open_store(uri: str | Path, s3: S3Settings | None = None) -> Store:
+    """A ``Store`` for a local path or an ``s3://bucket/prefix`` URI."""
+    text = str(uri)
+    if text.startswith("s3://"):
+        parsed = urlparse(text)
+        if not parsed.netloc:
+            raise ConfigError(f"{text!r} has no bucket: use s3://bucket/prefix")
+        return S3Store(parsed.netloc, parsed.path, s3 or S3Settings())
+    if "://" in text:
+        raise ConfigError(f"unsupported storage URI {text!r}: use a local path or s3://bucket/prefix")
+    return LocalStore(text)
