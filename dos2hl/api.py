@@ -38,12 +38,13 @@ def run_demo(out: Path, *, patients: int = 2000, seed: int = 42) -> dict[str, ob
 
     practice = out / "practice"
     run = out / "run"
+    params = GenerateParams(seed=seed, patients=patients, mess="typical")
     with progress_reporter("generate") as report:
-        gen = generate(practice, GenerateParams(seed=seed, patients=patients, mess="typical"), progress=report)
+        gen = generate(practice, params, progress=report)
     with progress_reporter("audit") as report:
-        aud = run_audit(practice / "export", run / "audit", progress=report)
+        aud = run_audit(practice / "export", run / "audit", export_date=params.export_date, progress=report)
     with progress_reporter("stage") as report:
-        st = stage_export(practice / "export", run / "staged", progress=report)
+        st = stage_export(practice / "export", run / "staged", export_date=params.export_date, progress=report)
     lines = [
         f"generated a practice of {patients:,} patient records ({gen['rows_total']:,} rows) in {practice}",
         f"audit: {aud['identity']}",

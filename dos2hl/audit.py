@@ -77,7 +77,7 @@ class _Audit:
         self.by_location: dict[str, Counter[str]] = defaultdict(Counter)
         self.columns: dict[str, dict[str, _ColumnAcc]] = {}
         self.finding_counts: Counter[tuple[str, str]] = Counter()  # (code, action)
-        self.finding_refs: dict[str, list[dict[str, object]]] = defaultdict(list)
+        self.finding_refs: dict[tuple[str, str], list[dict[str, object]]] = defaultdict(list)
         self.pks: dict[str, list[pa.Array]] = defaultdict(list)
         self.fk_values: dict[tuple[str, str], list[pa.Array]] = defaultdict(list)
         self.patients: list[pa.Table] = []
@@ -107,7 +107,7 @@ class _Audit:
             self.pks[chunk.table].append(pc.cast(data[t.pk[0]], pa.string()).combine_chunks())
         for row in chunk.findings.to_pylist():
             self.finding_counts[(row["code"], row["action"])] += 1
-            refs = self.finding_refs[row["code"]]
+            refs = self.finding_refs[(row["code"], row["action"])]
             if len(refs) < SAMPLE_REFS:
                 refs.append({"file": row["file"], "line": row["line"], "record": row["record"],
                              "column": row["column"], "key": row["key"]})
@@ -119,7 +119,7 @@ class _Audit:
 
     def _refs(self, code: str, q: pa.Table, *, action: str) -> None:
         self.finding_counts[(code, action)] += q.num_rows
-        refs = self.finding_refs[code]
+        refs = self.finding_refs[(code, action)]
         for row in q.slice(0, max(0, SAMPLE_REFS - len(refs))).to_pylist():
             refs.append({"file": row["file"], "line": row["line"], "record": row["record"]})
 
@@ -183,11 +183,11 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
     findings = []
     for (code, action), count in sorted(acc.finding_counts.items()):
         findings.append({"code": code, "action": action, "count": count,
-                         "reason": REASONS.get(code) or _OWN_REASONS.get(code, code),
-                         "refs": acc.finding_refs.get(code, [])[:SAMPLE_REFS]})
+                         "reason": REASONS.get(code, code),
+                         "refs": acc.finding_refs.get((code, action), [])[:SAMPLE_REFS]})
     for item in acc.duplicate_pks():
         findings.append({"code": "KEY2", "action": "flagged", "count": item["duplicate_keys"],
-                         "reason": _OWN_REASONS["KEY2"], "table": item["table"], "refs": []})
+                         "reason": REASONS["KEY2"], "table": item["table"], "refs": []})
     dups = duplicate_candidates(patients) if patients is not None else {"pairs": [], "clusters": []}
     doc: dict[str, object] = {
         "version": 1,
@@ -231,12 +231,3 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
     (out / "audit.json").write_text(json.dumps(doc, indent=2, sort_keys=False, default=str))
     (out / "audit.md").write_text(render_markdown(doc))
     return doc
-
-
-_OWN_REASONS = {
-    "CSV2": "row has the wrong number of fields (unquoted line break or delimiter, or a truncated file)",
-    "KEY1": "blank or unreadable primary key or required reference: the row is quarantined",
-    "KEY2": "the same primary key appears on more than one row",
-    "FK1": "refers to a patient or parent row that is not in the export: quarantined",
-    "LKP1": "code not defined in LOOKUP for its category: kept, add it to the practice's lookup list",
-}

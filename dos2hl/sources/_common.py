@@ -93,6 +93,24 @@ REASONS: dict[str, str] = {
             "NNNNN-NNNN; store ZIP codes as text in the source system",
     "CD1": "a procedure code without its 'D' prefix or with a decimal suffix was rewritten as a CDT "
            "code (Dnnnn); record full CDT codes in the source system",
+    "CSV2": "the row had the wrong number of fields (an unquoted line break or delimiter inside a "
+            "value, or a truncated file): a record split in two by a bare line break was put back "
+            "together (the break kept as a line break), anything else was quarantined; fix the row at "
+            "the source and re-export",
+    "KEY1": "a primary key or required reference was blank or unreadable, so the row was quarantined; "
+            "fill it in at the source",
+    "KEY2": "the same primary key appears on more than one row; keep one row per key at the source",
+    "FK1": "the row refers to a patient (or parent row) that is not in the export, so it was "
+           "quarantined; re-export with the missing patient",
+    "LKP1": "the code is not defined in LOOKUP for its category; it was kept: add it to the "
+            "practice's lookup list or map it in the mapping file",
+    "DT4": "a date after the export date (a post-dated entry) or an appointment time inside the "
+           "spring-forward daylight-saving gap was kept and flagged; check it with the practice",
+    "DUP2": "a placeholder appointment without a patient (PAT_ID 0 or blank): it is reported, never "
+            "turned into an invented contact",
+    "NM1": "a name typed in ALL CAPS was title-cased; no action needed",
+    "NM2": "a suffix inside the last name or a quoted nickname inside the first name was moved to "
+           "the suffix or preferred-name field; keep them in their own fields at the source",
     "TH1": "a tooth value was normalised ('#' sign, lower-case letter, leading zero or separators), "
            "or it is not a valid Universal tooth number and was kept as written and flagged; record "
            "teeth as 1-32, A-T, 51-82, AS-TS, quadrants (UR, UL, LL, LR) or arches (U, L)",

@@ -48,14 +48,6 @@ QUARANTINE_SCHEMA = pa.schema([
 ])
 LINEAGE = [("_file", pa.string()), ("_record", pa.int64()), ("_line", pa.int64()), ("_repaired", pa.bool_())]
 
-_EXTRA_REASONS = {
-    "CSV2": "row has the wrong number of fields (an unquoted line break or delimiter inside a value, "
-            "or a truncated file); fix the row at the source and re-export. A record split in two by "
-            "a bare line break is put back together (the break is kept as a line break in the value)",
-    "KEY1": "a primary key or required reference is blank or unreadable; fix the row at the source",
-}
-
-
 def staged_schema(table: str) -> pa.Schema:
     """The canonical schema of ``table`` plus the lineage columns every staged row carries."""
     schema = arrow_schema(table)
@@ -65,7 +57,7 @@ def staged_schema(table: str) -> pa.Schema:
 
 
 def reason(code: str) -> str:
-    return _EXTRA_REASONS.get(code) or REASONS.get(code, code)
+    return REASONS.get(code, code)
 
 
 @dataclass

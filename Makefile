@@ -1,0 +1,39 @@
+# dos2hl: `make demo` and `make test` set themselves up on a fresh machine (uv into .uv/, the locked
+# environment into .venv/) and are fast to re-run when nothing changed.
+PY311 ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.8
+UV := .uv/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.synced
+
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export PREFECT_HOME := $(abspath .prefect-home)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_LOGGING_LEVEL := WARNING
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 60
+export RAY_AUTH_MODE := disabled
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: demo test bench lint clean
+
+$(UV):
+	$(PY311) -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>/dev/null || \
+	  .uv/bin/pip install --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PY311) --quiet
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/dos2hl demo --out demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/stage.py
+
+clean:
+	rm -rf demo .pytest_cache .hypothesis .prefect-home

@@ -1,0 +1,47 @@
+"""The prepare-source flow runs audit then stage through Prefect and reports the identity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_staging import LOCATION, PATIENT
+
+
+@pytest.fixture(scope="module")
+def prefect_harness():  # type: ignore[no-untyped-def]
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+def test_prepare_source_flow(prefect_harness, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from flows.source import SourceParams, prepare_source
+
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "LOCATION.CSV").write_bytes(LOCATION)
+    (export / "PATIENT.CSV").write_bytes(PATIENT)
+    result = prepare_source(SourceParams(source=str(export), run_dir=str(tmp_path / "run"),
+                                         audit_dir=str(tmp_path / "audit"), shards=2))
+    assert result["balanced"] is True
+    assert result["staged"] == "43 records = 42 clean + 0 repaired + 1 quarantined"
+    assert (tmp_path / "audit" / "audit.md").exists()
+    manifest = json.loads((tmp_path / "run" / "staged" / "manifest.json").read_text())
+    assert manifest["totals"]["records"] == 43
+
+
+def test_tasks_are_thin_wrappers(tmp_path: Path) -> None:
+    from tasks.source import stage_to_parquet
+
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "LOCATION.CSV").write_bytes(LOCATION)
+    (export / "PATIENT.CSV").write_bytes(PATIENT)
+    manifest = stage_to_parquet.fn(str(export), str(tmp_path / "staged"), "reference", 2, None)
+    assert manifest["balanced"] and manifest["totals"]["quarantined"] == 1
