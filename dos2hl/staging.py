@@ -18,8 +18,10 @@ import datetime as dt
 import hashlib
 import json
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,36 +94,79 @@ class _Part:
     rows: int = 0
 
 
+class _Writes:
+    """One background thread that writes Parquet row groups while the main thread reads and parses.
+
+    pyarrow releases the GIL while encoding and compressing, so on two cores reading and writing
+    overlap. Writes of one partition stay in order (one thread, FIFO); at most ``depth`` writes
+    wait at once, so the queue cannot hold more than a bounded amount of data.
+    """
+
+    def __init__(self, depth: int = 8) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dos2hl-parquet")
+        self.slots = threading.BoundedSemaphore(depth)
+        self.pending: list[Future[None]] = []
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        self.slots.acquire()
+
+        def run() -> None:
+            try:
+                fn()
+            finally:
+                self.slots.release()
+
+        self.pending.append(self.pool.submit(run))
+        if len(self.pending) > 64:
+            for f in self.pending:
+                if f.done():
+                    f.result()  # surface a write error early
+            self.pending = [f for f in self.pending if not f.done()]
+
+    def wait(self) -> None:
+        for f in self.pending:
+            f.result()  # re-raises a write error here
+        self.pending = []
+
+    def close(self) -> None:
+        self.wait()
+        self.pool.shutdown()
+
+
 class _TableWriter:
     """Per-partition Parquet writers for one table, with a global buffer budget."""
 
-    def __init__(self, table: str, tmp: Path, schema: pa.Schema, *, part_rows: int, budget_rows: int) -> None:
+    def __init__(self, table: str, tmp: Path, schema: pa.Schema, writes: _Writes, *, part_rows: int,
+                 budget_rows: int) -> None:
         self.table = table
         self.tmp = tmp
         self.schema = schema
+        self.writes = writes
         self.part_rows = part_rows
         self.budget_rows = budget_rows
         self.parts: dict[tuple[str, int], _Part] = {}
         self.buffered = 0
-        stats = [f.name for f in schema if (f.metadata or {}).get(b"phi", b"R") == b"R"]
-        self.stats_columns = stats
+        self.stats_columns = [f.name for f in schema if (f.metadata or {}).get(b"phi", b"R") == b"R"]
 
     def add(self, data: pa.Table, loc: pa.Array, shard: pa.Array) -> None:
         if not data.num_rows:
             return
+        # Sort once by (location, shard) and slice, rather than one filter pass per partition.
         keyed = pa.table({"loc": loc, "shard": shard})
-        groups = keyed.group_by(["loc", "shard"], use_threads=False).aggregate([])
-        for lo, sh in zip(groups["loc"].to_pylist(), groups["shard"].to_pylist()):
-            mask = pc.and_(pc.equal(loc, lo), pc.equal(shard, sh))
-            part_key = (lo, sh)
-            part = self.parts.get(part_key)
+        keys = [("loc", "ascending"), ("shard", "ascending")]
+        order = pc.sort_indices(keyed, sort_keys=keys)
+        data = data.take(order)
+        groups = keyed.group_by(["loc", "shard"], use_threads=False).aggregate([("shard", "count")]).sort_by(keys)
+        offset = 0
+        for lo, sh, count in zip(groups["loc"].to_pylist(), groups["shard"].to_pylist(),
+                                 groups["shard_count"].to_pylist(), strict=True):
+            part = self.parts.get((lo, sh))
             if part is None:
-                name = f"{self.table}.{lo}.{sh:03d}.parquet"
-                part = self.parts[part_key] = _Part(self.tmp / name)
-            sub = data.filter(mask)
-            part.buffered.append(sub)
-            part.rows_buffered += sub.num_rows
-            self.buffered += sub.num_rows
+                part = self.parts[(lo, sh)] = _Part(self.tmp / f"{self.table}.{lo}.{sh:03d}.parquet")
+            part.buffered.append(data.slice(offset, count))
+            offset += count
+            part.rows_buffered += count
+            self.buffered += count
             if part.rows_buffered >= self.part_rows:
                 self._flush(part)
         while self.buffered > self.budget_rows:
@@ -130,17 +175,24 @@ class _TableWriter:
     def _flush(self, part: _Part) -> None:
         if not part.rows_buffered:
             return
-        if part.writer is None:
-            part.writer = pq.ParquetWriter(part.path, self.schema, compression="zstd",
-                                           write_statistics=self.stats_columns)
-        part.writer.write_table(pa.concat_tables(part.buffered).cast(self.schema))
+        table = pa.concat_tables(part.buffered)
         part.rows += part.rows_buffered
         self.buffered -= part.rows_buffered
         part.buffered, part.rows_buffered = [], 0
 
+        def write() -> None:
+            if part.writer is None:
+                part.writer = pq.ParquetWriter(part.path, self.schema, compression="zstd", compression_level=1,
+                                               write_statistics=self.stats_columns)
+            part.writer.write_table(table.cast(self.schema))
+
+        self.writes.submit(write)
+
     def close(self) -> dict[tuple[str, int], _Part]:
         for part in self.parts.values():
             self._flush(part)
+        self.writes.wait()
+        for part in self.parts.values():
             if part.writer is not None:
                 part.writer.close()
         return self.parts
@@ -182,7 +234,13 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
     partition = Partitioner(shards)
     tables_out: dict[str, dict[str, object]] = {}
     side_out: dict[str, dict[str, dict[str, object]]] = {"quarantine": {}, "findings": {}}
-    with tempfile.TemporaryDirectory(prefix="dos2hl-stage-") as tmpdir:
+    # Spool next to the destination when it is a local folder, so finished shards are renamed into
+    # place rather than copied.
+    local_root = out.local_path("")
+    if local_root is not None:
+        local_root.mkdir(parents=True, exist_ok=True)
+    writes = _Writes()
+    with tempfile.TemporaryDirectory(prefix=".dos2hl-stage-", dir=local_root) as tmpdir:
         tmp = Path(tmpdir)
         writers: dict[str, _TableWriter] = {}
         side: dict[str, dict[str, pq.ParquetWriter]] = {"quarantine": {}, "findings": {}}
@@ -201,7 +259,7 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
 
         def writer_for(table: str) -> _TableWriter:
             if table not in writers:
-                writers[table] = _TableWriter(table, tmp, staged_schema(table), part_rows=part_rows,
+                writers[table] = _TableWriter(table, tmp, staged_schema(table), writes, part_rows=part_rows,
                                               budget_rows=budget_rows)
             return writers[table]
 
@@ -225,13 +283,14 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
                 progress(chunk.table, done_rows)
         for table in list(writers):
             _finish_table(table, writers.pop(table), out, tables_out)
+        writes.close()
         for kind, ws in side.items():
             for table, w in ws.items():
                 w.close()
                 key = f"{kind}/{table}.parquet"
                 local = tmp / f"{kind}.{table}.parquet"
-                out.put_file(key, local)
                 side_out[kind][table] = {"path": key, "rows": side_rows[(kind, table)], "sha256": _sha256(local)}
+                out.put_file(key, local)
     stats = reader.stats
     totals = {k: sum(getattr(s, k) for s in stats.values())
               for k in ("records", "clean", "repaired", "quarantined", "derived", "blank_lines",
@@ -245,7 +304,6 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
         "shards_per_location": shards,
         "files": {k: s.to_dict() for k, s in sorted(stats.items())},
         "unknown_files": export.unknown_files,
-        "document_files": len(export.document_keys),
         "tables": tables_out,
         "quarantine": side_out["quarantine"],
         "findings": side_out["findings"],
@@ -266,10 +324,10 @@ def _finish_table(table: str, writer: _TableWriter, out: Store, tables_out: dict
         if part.writer is None:
             continue
         key = f"{table}/location={loc}/shard={sh:03d}.parquet"
-        out.put_file(key, part.path)
         shards_meta.append({"location": loc, "shard": sh, "path": key, "rows": part.rows,
                             "sha256": _sha256(part.path), "bytes": part.path.stat().st_size})
-        part.path.unlink()
+        out.put_file(key, part.path)
+        part.path.unlink(missing_ok=True)
         total += part.rows
     tables_out[table] = {"rows": total, "shards": shards_meta}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Protocol
@@ -34,11 +34,13 @@ class Store(Protocol):
 
     def exists(self, key: str) -> bool: ...
     def size(self, key: str) -> int: ...
-    def list(self, prefix: str = "") -> list[str]: ...
+    def list(self, prefix: str = "", *, skip_dirs: Collection[str] = ()) -> list[str]:
+        """Keys under ``prefix``, recursively; folders named in ``skip_dirs`` (any case) are not entered."""
     def open_read(self, key: str) -> IO[bytes]: ...
     def read_bytes(self, key: str, *, length: int | None = None) -> bytes: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
-    def put_file(self, key: str, local: Path) -> None: ...
+    def put_file(self, key: str, local: Path) -> None:
+        """Store the local file ``local`` at ``key`` (it may be moved)."""
     def local_path(self, key: str) -> Path | None: ...
     @contextmanager
     def writer(self, key: str) -> Iterator[IO[bytes]]: ...
@@ -60,13 +62,17 @@ class LocalStore:
     def size(self, key: str) -> int:
         return self._p(key).stat().st_size
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "", *, skip_dirs: Collection[str] = ()) -> list[str]:
         base = self._p(prefix)
         if base.is_file():
             return [prefix]
-        if not base.exists():
-            return []
-        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        skip = {d.upper() for d in skip_dirs}
+        out: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if d.upper() not in skip)
+            rel = Path(dirpath).relative_to(self.root)
+            out.extend((rel / f).as_posix() for f in filenames)
+        return sorted(out)
 
     def open_read(self, key: str) -> IO[bytes]:
         return self._p(key).open("rb")
@@ -83,11 +89,15 @@ class LocalStore:
             fh.write(data)
 
     def put_file(self, key: str, local: Path) -> None:
+        """Move ``local`` into place (a rename when it sits on the same filesystem, else a copy)."""
         dest = self._p(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copyfile(local, tmp)
-        os.replace(tmp, dest)
+        try:
+            os.replace(local, dest)
+        except OSError:
+            tmp = dest.with_name(f".{dest.name}.tmp")
+            shutil.copyfile(local, tmp)
+            os.replace(tmp, dest)
 
     @contextmanager
     def writer(self, key: str) -> Iterator[IO[bytes]]:
@@ -156,13 +166,16 @@ class S3Store:
         r = self._call("head", key, self.client.head_object, Bucket=self.bucket, Key=self._k(key))
         return int(r["ContentLength"])
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "", *, skip_dirs: Collection[str] = ()) -> list[str]:
         full = self._k(prefix)
         out: list[str] = []
         pager = self.client.get_paginator("list_objects_v2")
         strip = len(self.prefix) + 1 if self.prefix else 0
         for page in self._call("list", prefix, lambda: list(pager.paginate(Bucket=self.bucket, Prefix=full))):
             out.extend(o["Key"][strip:] for o in page.get("Contents", []))
+        skip = {d.upper() for d in skip_dirs}
+        if skip:
+            out = [k for k in out if not any(p.upper() in skip for p in k.split("/")[:-1])]
         return sorted(out)
 
     def open_read(self, key: str) -> IO[bytes]:

@@ -49,14 +49,15 @@ class Export:
         return [t for t in TABLE_ORDER if self.files.get(t)]
 
 
-def discover(store: Store, profile: Profile) -> Export:
+def discover(store: Store, profile: Profile, *, documents: bool = True) -> Export:
     """List the export and match files to tables by the profile's stems and extensions.
 
     Files may sit at the top level or in per-location subfolders; everything under an
-    ``IMAGES`` folder is a document file. Raises ``MissingFileError`` (before anything is written)
+    ``IMAGES`` folder is a document file (not listed with ``documents=False``, which saves walking
+    a tree of tens of thousands of images when only the tables are read). Raises ``MissingFileError`` (before anything is written)
     when a required table has no file.
     """
-    keys = store.list("")
+    keys = store.list("", skip_dirs=() if documents else ("IMAGES",))
     files: dict[str, list[ExportFile]] = {}
     unknown: list[str] = []
     docs: list[str] = []

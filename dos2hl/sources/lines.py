@@ -59,7 +59,10 @@ class LineTracker:
     pending: dict[int, BadRow] = field(default_factory=dict)
 
     def on_invalid(self, number: int | None, fields: int, text: str) -> None:
-        """pyarrow's invalid-row callback (``use_threads=False`` gives the logical number)."""
+        """pyarrow's invalid-row callback (``use_threads=False`` gives the logical number).
+
+        It may run on the reading thread, ahead of the batch being placed: rows are keyed by their
+        logical number, so placing stays in file order whatever arrives first."""
         logical = number if number is not None else -(len(self.pending) + 1)
         self.pending[logical] = BadRow(logical, fields, text)
 
@@ -126,7 +129,8 @@ class LineTracker:
         keep = pc.invert(blank)
         self._consume_bad(out)
         lo = self.next_logical
-        if not any(lo <= k < lo + n + len(self.pending) for k in self.pending):
+        pending = list(self.pending)  # the reading thread may add rows of later blocks meanwhile
+        if not any(lo <= k < lo + n + len(pending) for k in pending):
             starts = pc.subtract(pc.cumulative_sum(spans), spans)
             line = pc.add(starts, self.next_line)
             rec = pc.add(pc.cumulative_sum(keep.cast(pa.int64())), self.records)

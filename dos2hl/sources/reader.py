@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
+import queue
+import threading
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
@@ -110,6 +114,43 @@ class Chunk:
     data: pa.Table  # canonical columns + LINEAGE
     findings: pa.Table
     quarantine: pa.Table
+
+
+_DONE = object()
+# Column parsing threads (pyarrow compute releases the GIL); sized to the machine, at most 4.
+_POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2), thread_name_prefix="dos2hl-parse")
+
+
+def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """Read the next CSV blocks in a background thread while this one parses the current block.
+
+    pyarrow's CSV parser releases the GIL, so on two cores reading and parsing overlap. Errors are
+    re-raised here, in file order.
+    """
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+
+    def produce() -> None:
+        try:
+            for b in batches:
+                q.put(b)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(exc)
+        finally:
+            q.put(_DONE)
+
+    t = threading.Thread(target=produce, name="dos2hl-csv", daemon=True)
+    t.start()
+    try:
+        while (item := q.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        while t.is_alive():  # the consumer stopped early: unblock the producer and let it finish
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
 
 
 def _empty(schema: pa.Schema) -> pa.Table:
@@ -254,7 +295,7 @@ class ExportReader:
         )
         ctx = self._context()
         try:
-            for batch in reader:
+            for batch in _prefetch(reader):
                 placed = tracker.place(batch)
                 if placed.bad:
                     yield from self._bad_rows(f, placed.bad, st, fmt, colnames, mapping, ctx)
@@ -344,15 +385,17 @@ class ExportReader:
         by_canon = {canon: src for src, canon in mapping.items()}
         values: dict[str, pa.Array] = {}
         codes: CodeMap = {}
+        # Columns parse independently and pyarrow releases the GIL: parse them on the pool.
+        jobs = {col.name: _POOL.submit(self._parse, rows, by_canon[col.name], col, ctx, f.table)
+                for col in table.columns if col.name in by_canon}
         for col in table.columns:
-            src = by_canon.get(col.name)
-            if src is None:
+            if col.name not in jobs:
                 values[col.name] = pa.nulls(n, arrow_schema(f.table).field(col.name).type)
                 continue
-            parsed = self._parse(rows, src, col, ctx, f.table)
+            parsed = jobs[col.name].result()
             values[col.name] = parsed.values
             if parsed.codes.null_count < n:
-                codes[col.name] = [(src, parsed.codes, parsed.actions)]
+                codes[col.name] = [(by_canon[col.name], parsed.codes, parsed.actions)]
         apply_row_rules(f.table, rows, values, codes, self.rowctx, self.profile, ctx)
         for i, src in rejoined or ():
             # A record split by a bare line break was put back together: say where.
