@@ -83,6 +83,7 @@ class FileStats:
     blank_lines: int = 0
     trailer_lines: int = 0
     declared_records: int | None = None
+    lines: int = 0  # physical lines accounted for (banner + header + records + blank + trailer)
     columns: list[str] = field(default_factory=list)
     unknown_columns: list[str] = field(default_factory=list)
     missing_columns: list[str] = field(default_factory=list)
@@ -276,25 +277,25 @@ class ExportReader:
         first_data = fmt.banner_lines + st.header_lines + 1
         tracker = LineTracker(len(colnames), fmt.quotechar, next_logical=first_data, next_line=first_data)
         stream = Utf8Stream(self.export.store.open_read(f.key), fmt.encoding)
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(
-                use_threads=False, block_size=self.block_bytes, skip_rows=first_data - 1,
-                column_names=colnames,
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=fmt.delimiter, quote_char=fmt.quotechar, double_quote=True,
-                newlines_in_values=True, ignore_empty_lines=False,
-                invalid_row_handler=lambda row: (
-                    tracker.on_invalid(row.number, row.actual_columns, row.text), "skip")[1],
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in colnames}, strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
         ctx = self._context()
         try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(
+                    use_threads=False, block_size=self.block_bytes, skip_rows=first_data - 1,
+                    column_names=colnames,
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=fmt.delimiter, quote_char=fmt.quotechar, double_quote=True,
+                    newlines_in_values=True, ignore_empty_lines=False,
+                    invalid_row_handler=lambda row: (
+                        tracker.on_invalid(row.number, row.actual_columns, row.text), "skip")[1],
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in colnames}, strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
             for batch in _prefetch(reader):
                 placed = tracker.place(batch)
                 if placed.bad:
@@ -306,15 +307,20 @@ class ExportReader:
                         placed.line.filter(placed.keep), mapping, ctx,
                     )
         except pa.ArrowInvalid as exc:
-            # pyarrow gave up on the rest of the file (e.g. an unterminated quote at a block edge).
-            st.error = (f"{f.name}: parsing stopped near line {tracker.next_line}: "
-                        f"{str(exc).splitlines()[0][:160]}; fix the file from that line and re-export")
+            msg = str(exc).splitlines()[0]
+            if "Could not skip initial" in msg and "too short" in msg:
+                st.warnings.append("the file has no data rows after its header")
+            else:
+                # pyarrow gave up on the rest of the file (e.g. a line longer than a block).
+                st.error = (f"{f.name}: parsing stopped near line {tracker.next_line}: {msg[:160]}; "
+                            "fix the file from that line and re-export")
         tail = tracker.finish()
         if tail:
             yield from self._bad_rows(f, tail, st, fmt, colnames, mapping, ctx)
         stream.drain()
         st.sha256 = stream.sha256.hexdigest()
         st.bytes = stream.bytes_read
+        st.lines = tracker.next_line - 1
         st.blank_lines = tracker.blank_lines
         st.trailer_lines = tracker.trailer_lines
         st.declared_records = tracker.declared_records
@@ -355,7 +361,12 @@ class ExportReader:
 
     @staticmethod
     def _split(text: str, fmt: FileFormat) -> list[str]:
-        return next(csv.reader([text], delimiter=fmt.delimiter, quotechar=fmt.quotechar), [])
+        """Fields of one line of text; [] when even Python's csv module cannot split it."""
+        try:
+            return next(csv.reader([text.replace("\r", " ")], delimiter=fmt.delimiter,
+                                   quotechar=fmt.quotechar, strict=False), [])
+        except csv.Error:
+            return []
 
     def _bad_chunk(self, f: ExportFile, bad: list[BadRow], st: FileStats, fmt: FileFormat) -> Chunk:
         rows = []
