@@ -311,9 +311,11 @@ class ExportReader:
             if "Could not skip initial" in msg and "too short" in msg:
                 st.warnings.append("the file has no data rows after its header")
             else:
-                # pyarrow gave up on the rest of the file (e.g. a line longer than a block).
-                st.error = (f"{f.name}: parsing stopped near line {tracker.next_line}: {msg[:160]}; "
-                            "fix the file from that line and re-export")
+                # pyarrow gave up on the rest of the file (e.g. a line longer than a block). Its
+                # message may quote the row, so only its kind is kept (no patient data in errors).
+                kind = "a line longer than the read block" if "block" in msg else "unparseable text"
+                st.error = (f"{f.name}: reading stopped near line {tracker.next_line} ({kind}); the "
+                            "rest of the file was not read: fix the file from that line and re-export")
         tail = tracker.finish()
         if tail:
             yield from self._bad_rows(f, tail, st, fmt, colnames, mapping, ctx)
