@@ -114,6 +114,57 @@ REASONS: dict[str, str] = {
     "TH1": "a tooth value was normalised ('#' sign, lower-case letter, leading zero or separators), "
            "or it is not a valid Universal tooth number and was kept as written and flagged; record "
            "teeth as 1-32, A-T, 51-82, AS-TS, quadrants (UR, UL, LL, LR) or arches (U, L)",
+    # Semantic checks of the source audit (dos2hl.audit.checks): rows are kept and flagged.
+    "DUP1": "patient records that look like the same person entered twice (same or adjacent birth date "
+            "and matching, swapped or maiden names; counted per group of records): merge them in the "
+            "source system before the migration, or confirm they are different people",
+    "DUP3": "a test or demo patient (a name such as TEST, DEMO, ZZTEST or DO NOT USE): delete it in the "
+            "source system or leave it out of the migration",
+    "FAM1": "the patient's guarantor (GUAR_ID) is not in the export or is a deleted or archived record: "
+            "assign a current guarantor in the source system",
+    "FAM2": "a guarantor who is not a patient (subscriber or payer only) has no birth date: it migrates as "
+            "a contact without one; add the date if the practice needs it",
+    "ST1": "a deleted or archived patient still has ledger rows, claims or a balance: decide with the "
+           "practice whether the account is migrated, written off or reactivated",
+    "$2": "a claim's header totals (billed, paid or write-off) differ from the sum of its lines, or a "
+          "write-off is negative: correct the claim in the source system; the lines are taken as the "
+          "detail",
+    "$3": "the guarantor's aging snapshot (balance on the patient record) differs from the sum of the "
+          "account's ledger rows: run the practice's aging update before exporting; the ledger is the "
+          "balance that migrates",
+    "$4": "a ledger row that needs review: a zero amount, a voided entry (a VOID reversal pair), or an "
+          "insurance payment or write-off whose claim is blank or not in the export; clean it up in the "
+          "source system or confirm it",
+    "CD2": "a retired procedure code (such as the pre-2013 fluoride codes), a practice-specific custom "
+           "code, or a code missing from the procedure code list: map it to a current CDT code or a "
+           "custom code in the mapping file",
+    "PR1": "a provider referenced by the row is missing from the provider list, or a terminated provider "
+           "is on a later scheduled appointment: add the provider to the export or reassign the rows",
+    "PR2": "a provider has no email address, so no HighLevel user can be matched or invited for them: "
+           "ask the practice for the provider's email",
+    "RC1": "a recall that needs review: a second recall of the same type for the patient, or an active "
+           "recall for an inactive or deceased patient; remove or disable it in the source system",
+    "INS1": "a coverage with COV_ORDER 0, or a second primary coverage (COV_ORDER 1) that overlaps "
+            "another for the same patient: set the coverage order in the source system",
+    "INS2": "a member id that is shaped like a Social Security number: replace it with the plan's member "
+            "id in the source system; it is sensitive and should not be migrated as an id",
+    "INS3": "an insurance carrier whose name is a near duplicate of another carrier's (case, abbreviation "
+            "or legal-form variants): merge the carriers or map them to one in the mapping file",
+    "REF1": "a referral source typed as free text without a referral source id: map the text to a "
+            "referral source in the mapping file",
+    "NOTE2": "a clinical note linked to several procedure codes at once, or whose author is not in the "
+             "provider list: check the note's procedure link and author before migrating",
+    "DOC1": "a document problem: the file is missing, its size is blank, zero or different from the real "
+            "file, its extension is blank or wrong, its file name contains the patient's name, or a file "
+            "on disk belongs to no document row; fix the document list or the files before migrating",
+    "DOC2": "a document in a proprietary image format (such as .dxr or .img, or stored as "
+            "application/octet-stream) that cannot be previewed: convert it to JPEG, PNG or PDF with the "
+            "imaging software first",
+    "UDF1": "a custom-field value that does not fit its definition (a date field with a date that is not "
+            "written in full, a pick-list value that is not in the list, a number or checkbox field with "
+            "text): correct the value or extend the definition",
+    "EM3": "the same email address or cell phone is on several patients (usually one household): "
+           "choose whose it is, since HighLevel matches and messages contacts by email and phone",
 }
 
 

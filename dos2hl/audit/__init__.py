@@ -18,15 +18,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .api import open_export
-from .audit_dups import duplicate_candidates
-from .audit_render import render_markdown
-from .model import TABLES
-from .progress import ProgressFn
-from .settings import S3Settings
-from .sources.reader import Chunk, ExportReader
-from .sources.values import REASONS
-from .staging import Partitioner, move_to_quarantine
+from ..api import open_export
+from ..model import TABLES
+from ..progress import ProgressFn
+from ..settings import S3Settings
+from ..sources.discover import Export
+from ..sources.reader import Chunk, ExportReader
+from ..sources.values import REASONS
+from ..staging import Partitioner, move_to_quarantine
+from .checks import SemanticChecks
+from .render import render_markdown
 
 __all__ = ["run_audit", "DISTINCT_CAP", "SAMPLE_REFS"]
 
@@ -70,8 +71,9 @@ class _ColumnAcc:
 
 
 class _Audit:
-    def __init__(self, reader: ExportReader) -> None:
+    def __init__(self, reader: ExportReader, documents: dict[str, int] | None = None) -> None:
         self.reader = reader
+        self.checks = SemanticChecks(documents)
         self.partition = Partitioner(1)
         self.rows: Counter[str] = Counter()
         self.by_location: dict[str, Counter[str]] = defaultdict(Counter)
@@ -80,7 +82,6 @@ class _Audit:
         self.finding_refs: dict[tuple[str, str], list[dict[str, object]]] = defaultdict(list)
         self.pks: dict[str, list[pa.Array]] = defaultdict(list)
         self.fk_values: dict[tuple[str, str], list[pa.Array]] = defaultdict(list)
-        self.patients: list[pa.Table] = []
         self.udf_defs: list[dict[str, object]] = []
         self.dup_pk: Counter[str] = Counter()
 
@@ -111,9 +112,7 @@ class _Audit:
             if len(refs) < SAMPLE_REFS:
                 refs.append({"file": row["file"], "line": row["line"], "record": row["record"],
                              "column": row["column"], "key": row["key"]})
-        if chunk.table == "patient":
-            self.patients.append(data.select(["pat_id", "lname", "fname", "birthdate", "zip", "addr1",
-                                              "guar_id", "pat_stat", "deleted_flg"]))
+        self.checks.add(chunk.table, data)
         if chunk.table == "userfld":
             self.udf_defs.extend(data.select(["field_id", "field_name", "field_type", "picklist"]).to_pylist())
 
@@ -164,13 +163,22 @@ class _Audit:
         return out
 
 
+def _document_sizes(export: Export) -> dict[str, int]:
+    """Document file key -> size in bytes; -1 (unknown) on object stores, where a size costs a request
+    per file (DOC1 then checks presence, not size)."""
+    store = export.store
+    if store.local_path("") is None:
+        return {k: -1 for k in export.document_keys}
+    return {k: store.size(k) for k in export.document_keys}
+
+
 def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: S3Settings | None = None,
               export_date: dt.date | None = None, progress: ProgressFn | None = None) -> dict[str, object]:
     """Audit ``source`` and write ``out/audit.json`` and ``out/audit.md``; returns the JSON document."""
     export = open_export(source, profile=profile, s3=s3)
     reader = ExportReader(export, export_date=export_date)
     reader.preflight()
-    acc = _Audit(reader)
+    acc = _Audit(reader, _document_sizes(export))
     done = 0
     for chunk in reader.iter_all():
         acc.add(chunk)
@@ -179,7 +187,6 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
             progress(chunk.table, done)
     stats = reader.stats
     totals = {k: sum(getattr(s, k) for s in stats.values()) for k in ("records", "clean", "repaired", "quarantined")}
-    patients = pa.concat_tables(acc.patients) if acc.patients else None
     findings = []
     for (code, action), count in sorted(acc.finding_counts.items()):
         findings.append({"code": code, "action": action, "count": count,
@@ -188,7 +195,8 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
     for item in acc.duplicate_pks():
         findings.append({"code": "KEY2", "action": "flagged", "count": item["duplicate_keys"],
                          "reason": REASONS["KEY2"], "table": item["table"], "refs": []})
-    dups = duplicate_candidates(patients) if patients is not None else {"pairs": [], "clusters": []}
+    findings += acc.checks.findings()  # semantic checks (audit.checks): action "flagged"
+    dups = acc.checks.duplicates
     doc: dict[str, object] = {
         "version": 1,
         "source": export.store.uri,

@@ -1,0 +1,190 @@
+"""Shared pieces of the semantic checks: the finding accumulator, compact row stores, small kernels.
+
+A finding keeps a count, up to ``SAMPLE_REFS`` row references (file, line, record and the row's
+primary key: ids only) and an optional count per sub-check (``detail``). Row stores keep only the
+columns a check needs plus compact lineage (``_file`` dictionary-encoded, ``_line``/``_record`` as
+int32), so a 1M-patient export costs tens of bytes per kept row, never a text column.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..model import TABLES
+from ..sources.values import REASONS
+
+__all__ = [
+    "SAMPLE_REFS",
+    "Findings",
+    "Store",
+    "cents",
+    "count_true",
+    "flat",
+    "keep",
+    "true",
+    "fold_letters",
+    "key_of",
+]
+
+SAMPLE_REFS = 20
+_COMPACT_AT = 64  # partial aggregates kept before they are folded into one
+
+
+def flat(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array (chunked arrays are combined)."""
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def count_true(mask: pa.Array | pa.ChunkedArray | pa.Scalar | None) -> int:
+    """Number of true values in a boolean mask (null and scalar masks count 0)."""
+    if mask is None or isinstance(mask, pa.Scalar):
+        return 0
+    return int(pc.sum(true(mask)).as_py() or 0)
+
+
+def true(mask: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``mask`` with nulls read as false."""
+    return pc.fill_null(mask, False)
+
+
+def cents(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A money column (decimal) as int64 cents; null stays null."""
+    return pc.cast(pc.round(pc.multiply(pc.cast(arr, pa.float64()), 100.0)), pa.int64())
+
+
+def fold_letters(arr: pa.Array | pa.ChunkedArray, *, keep_spaces: bool = False) -> pa.Array | pa.ChunkedArray:
+    """Accent- and case-folded letters of a text column (``Muñoz-Díaz`` -> ``MUNOZDIAZ``)."""
+    a = pc.utf8_normalize(arr, "NFKD")
+    a = pc.replace_substring_regex(a, "[^\\x00-\\x7F]+", "")  # accents (and other non-ASCII) dropped
+    a = pc.replace_substring_regex(a, "[^A-Za-z]+", " " if keep_spaces else "")
+    a = pc.utf8_upper(a)
+    return pc.utf8_trim_whitespace(a) if keep_spaces else a
+
+
+def key_of(table: str, row: dict[str, object]) -> str | None:
+    """The row's primary key as text (``412``; composite keys joined by ``|``)."""
+    pk = TABLES[table].pk if table in TABLES else ()
+    if not pk:
+        return None
+    return "|".join("" if row.get(c) is None else str(row.get(c)) for c in pk)
+
+
+def keep(data: pa.Table, cols: Iterable[str], mask: pa.Array | pa.ChunkedArray | None = None) -> pa.Table:
+    """``cols`` of ``data`` (rows where ``mask``) with compact lineage, for checks decided later."""
+    t = data if mask is None else data.filter(true(mask))
+    out = {c: t[c] for c in cols}
+    out["_file"] = pc.dictionary_encode(t["_file"])
+    out["_line"] = pc.cast(t["_line"], pa.int32())
+    out["_record"] = pc.cast(t["_record"], pa.int32())
+    return pa.table(out)
+
+
+class Store:
+    """Row pieces of one kind, concatenated when the check runs."""
+
+    def __init__(self) -> None:
+        self.pieces: list[pa.Table] = []
+        self.rows = 0
+
+    def add(self, t: pa.Table) -> None:
+        if t.num_rows:
+            self.pieces.append(t)
+            self.rows += t.num_rows
+
+    def table(self) -> pa.Table | None:
+        return pa.concat_tables(self.pieces) if self.pieces else None
+
+
+class Partial:
+    """Sums per key, aggregated per chunk and folded every ``_COMPACT_AT`` chunks (bounded memory)."""
+
+    def __init__(self, key: str, values: list[str]) -> None:
+        self.key, self.values = key, values
+        self.pieces: list[pa.Table] = []
+
+    def add(self, t: pa.Table) -> None:
+        if not t.num_rows:
+            return
+        self.pieces.append(self._agg(t))
+        if len(self.pieces) >= _COMPACT_AT:
+            self.pieces = [self._agg(pa.concat_tables(self.pieces))]
+
+    def _agg(self, t: pa.Table) -> pa.Table:
+        g = t.group_by(self.key).aggregate([(v, "sum") for v in self.values])
+        return g.rename_columns([n.removesuffix("_sum") for n in g.column_names])
+
+    def table(self) -> pa.Table | None:
+        return self._agg(pa.concat_tables(self.pieces)) if self.pieces else None
+
+
+class Findings:
+    """Counts, sample references and per-sub-check counts per finding code."""
+
+    def __init__(self) -> None:
+        self.count: Counter[str] = Counter()
+        self.refs: dict[str, list[dict[str, object]]] = defaultdict(list)
+        self.detail: dict[str, Counter[str]] = defaultdict(Counter)
+
+    def flag(
+        self,
+        code: str,
+        table: str,
+        data: pa.Table | None,
+        mask: pa.Array | pa.ChunkedArray | None = None,
+        detail: dict[str, int] | None = None,
+        count: int | None = None,
+    ) -> int:
+        """Count the rows of ``data`` where ``mask`` (all rows when None) under ``code``; keep refs.
+
+        ``count`` overrides the number counted (DUP1 counts clusters, not records).
+        """
+        if data is None or not data.num_rows:
+            return 0
+        rows = data if mask is None else data.filter(true(mask))
+        n = rows.num_rows if count is None else count
+        if n:
+            self.count[code] += n
+            self._sample(code, table, rows)
+        for k, v in (detail or {}).items():
+            if v:
+                self.detail[code][k] += v
+        return n
+
+    def add(self, code: str, n: int, detail: str | None = None) -> None:
+        """Count ``n`` items without row references (files on disk, for example)."""
+        if n:
+            self.count[code] += n
+            if detail:
+                self.detail[code][detail] += n
+
+    def _sample(self, code: str, table: str, rows: pa.Table) -> None:
+        refs = self.refs[code]
+        need = SAMPLE_REFS - len(refs)
+        if need <= 0:
+            return
+        pk = [c for c in (TABLES[table].pk if table in TABLES else ()) if c in rows.column_names]
+        part = rows.select(["_file", "_line", "_record", *pk]).slice(0, need)
+        for r in part.to_pylist():
+            refs.append(
+                {"file": r["_file"], "line": r["_line"], "record": r["_record"], "key": key_of(table, r)}
+            )
+
+    def entries(self, reasons: dict[str, str] | None = None) -> list[dict[str, object]]:
+        reasons = reasons or REASONS
+        out: list[dict[str, object]] = []
+        for code in sorted(self.count):
+            e: dict[str, object] = {
+                "code": code,
+                "action": "flagged",
+                "count": self.count[code],
+                "reason": reasons.get(code, code),
+                "refs": self.refs.get(code, []),
+            }
+            if self.detail.get(code):
+                e["detail"] = dict(sorted(self.detail[code].items()))
+            out.append(e)
+        return out

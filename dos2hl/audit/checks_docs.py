@@ -1,0 +1,128 @@
+"""Document checks of the source audit (DOC1, DOC2; GENERATOR.md §6, EXPORT_FORMAT.md §12).
+
+DOCUMENT rows name a folder (an absolute Windows or UNC path such as ``\\\\SRV\\IMG\\S\\SMITHJ000123\\``)
+and a file name; the export carries the files under an ``IMAGES`` folder with the part of the path
+below the practice's image root. Real roots differ from export to export, so a row is matched to a
+file by its **file name** (case-insensitive, as on Windows) and, when several files share that name,
+by the **last folder** of FILE_PATH. A file that no row matches is an orphan.
+
+- ``DOC1``: the referenced file is missing (no matching file, no inline EMBED_B64), FILE_SIZE is blank,
+  0 or differs from the real file, FILE_EXT is blank or disagrees with the file name's extension, or
+  the file name contains the patient's last name (PHI in a file name); plus orphan files on disk
+  (counted, never listed: their paths can hold names).
+- ``DOC2``: a proprietary image format (``.dxr``, ``.img``, ``.rvg`` ...) or MIME type
+  application/octet-stream, which HighLevel cannot preview and which needs converting first.
+
+The last names used for the PHI test stay in memory (folded to upper-case letters); no name, path or
+file name is ever written to a finding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .checks_base import Findings, fold_letters, true
+
+__all__ = ["DocumentChecks", "PROPRIETARY_EXT"]
+
+PROPRIETARY_EXT = frozenset({"dxr", "img", "rvg", "sid", "pvt", "xdr", "dxp", "tdo"})
+_SAME_EXT = {"jpeg": "jpg", "tiff": "tif", "htm": "html", "dicom": "dcm"}
+_SEP = re.compile(r"[\\/]+")
+_TOKENS = re.compile(r"[^A-Z]+")
+
+
+def _ext(name: str) -> str:
+    stem, dot, ext = name.rpartition(".")
+    e = ext.lower() if dot and stem else ""
+    return _SAME_EXT.get(e, e)
+
+
+class DocumentChecks:
+    def __init__(self, findings: Findings, documents: dict[str, int] | None) -> None:
+        self.f = findings
+        self.enabled = documents is not None
+        self.sizes = documents or {}
+        self.by_name: dict[str, list[tuple[str, str]]] = defaultdict(list)  # name -> [(parent, key)]
+        for key in self.sizes:
+            parts = key.split("/")
+            parent = parts[-2].lower() if len(parts) > 1 else ""
+            self.by_name[parts[-1].lower()].append((parent, key))
+        self.unmatched: set[str] = set(self.sizes)
+
+    def _find(self, path: str | None, name: str) -> str | None:
+        parts = [p for p in _SEP.split(name) if p]
+        if not parts:
+            return None
+        folder = [p for p in _SEP.split(path or "") if p and not p.endswith(":")] + parts[:-1]
+        cands = self.by_name.get(parts[-1].lower())
+        if not cands:
+            return None
+        last = folder[-1].lower() if folder else None
+        for parent, key in cands:
+            if parent == last:
+                return key
+        if len(cands) == 1 and (last is None or cands[0][0] in ("images", "")):
+            return cands[0][1]  # no folder given, or the export keeps files flat
+        return None
+
+    def add(self, data: pa.Table, lnames: tuple[pa.Array, pa.Array] | None) -> None:
+        """Check one DOCUMENT chunk; ``lnames``: (pat_id, folded last name) of the patients."""
+        n = data.num_rows
+        if lnames is not None and len(lnames[0]):
+            idx = pc.index_in(data["pat_id"], value_set=lnames[0])
+            lname = pc.take(lnames[1], idx).to_pylist()
+        else:
+            lname = [None] * n
+        fname = fold_letters(data["file_name"], keep_spaces=True).to_pylist()
+        cols = {
+            c: data[c].to_pylist() for c in ("file_path", "file_name", "file_ext", "file_size", "mime_type")
+        }
+        inline = true(pc.is_valid(data["embed_b64"])).to_pylist()
+        deleted = true(data["deleted_flg"]).to_pylist()
+        kinds = ("missing", "size", "extension", "name_has_patient_name")
+        hit = {k: [False] * n for k in kinds}
+        prop = [False] * n
+        for i in range(n):
+            name, ext, size = cols["file_name"][i], cols["file_ext"][i], cols["file_size"][i]
+            real_ext = _ext(_SEP.split(name)[-1]) if name else ""
+            given = _SAME_EXT.get(
+                (ext or "").strip().lstrip(".").lower(), (ext or "").strip().lstrip(".").lower()
+            )
+            mime = (cols["mime_type"][i] or "").strip().lower()
+            prop[i] = (
+                real_ext in PROPRIETARY_EXT or given in PROPRIETARY_EXT or mime == "application/octet-stream"
+            )
+            hit["extension"][i] = not given or given != real_ext
+            if lname[i] and fname[i]:
+                want = [t for t in lname[i].split() if len(t) >= 2]
+                have = set(fname[i].split())
+                hit["name_has_patient_name"][i] = bool(want) and all(t in have for t in want)
+            if not size:
+                hit["size"][i] = True
+            if not self.enabled:
+                continue
+            key = self._find(cols["file_path"][i], name) if name else None
+            if key is None:
+                hit["missing"][i] = not inline[i] and not deleted[i]
+                continue
+            self.unmatched.discard(key)
+            real = self.sizes.get(key, -1)
+            if size and real >= 0 and size != real:
+                hit["size"][i] = True
+        any_hit = [any(hit[k][i] for k in kinds) for i in range(n)]
+        self.f.flag(
+            "DOC1",
+            "document",
+            data,
+            pa.array(any_hit, pa.bool_()),
+            detail={k: sum(v) for k, v in hit.items()},
+        )
+        self.f.flag("DOC2", "document", data, pa.array(prop, pa.bool_()))
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.f.add("DOC1", len(self.unmatched), "orphan_files")

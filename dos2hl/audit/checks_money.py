@@ -1,0 +1,178 @@
+"""Money and account-status checks of the source audit ($2, $3, $4, ST1; GENERATOR.md §6).
+
+- ``$2``: claim header totals (billed, paid, write-off) that differ from the sum of the claim's lines,
+  and negative write-offs on claims or claim lines.
+- ``$3``: a guarantor's aging snapshot (PATIENT.BAL_TOTAL) that differs from the sum of LEDGER.AMOUNT
+  over the guarantor's account (LEDGER.GUAR_ID; rows without it count for their patient's
+  guarantor); deleted ledger rows are left out.
+- ``$4``: zero-amount ledger rows (charges excepted: a no-charge procedure is normal), VOID rows
+  (reversal pairs), and insurance payments or write-offs whose CLAIM_ID is blank or not in CLAIM.
+- ``ST1``: deleted or archived patients (PAT_STAT D/X or DELETED_FLG) that still have ledger rows,
+  claims or a non-zero balance.
+
+Ledger and claim-line amounts are summed per chunk (``Partial``), so memory grows with the number of
+guarantors and claims, not with the number of ledger rows.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .checks_base import Findings, Partial, Store, cents, count_true, flat, keep, true
+
+__all__ = ["MoneyChecks"]
+
+
+class _Keys:
+    """A set of int64 ids, collected as unique arrays and folded now and then."""
+
+    def __init__(self) -> None:
+        self.parts: list[pa.Array] = []
+
+    def add(self, arr: pa.ChunkedArray | pa.Array) -> None:
+        u = pc.unique(arr.drop_null())
+        if len(u):
+            self.parts.append(flat(u))
+        if len(self.parts) >= 64:
+            self.parts = [pc.unique(pa.concat_arrays(self.parts))]
+
+    def array(self) -> pa.Array:
+        return pc.unique(pa.concat_arrays(self.parts)) if self.parts else pa.array([], pa.int64())
+
+
+class MoneyChecks:
+    def __init__(self, findings: Findings) -> None:
+        self.f = findings
+        self.by_guar = Partial("guar_id", ["amt"])
+        self.by_pat = Partial("pat_id", ["amt"])
+        self.ledger_pats, self.claim_pats = _Keys(), _Keys()
+        self.ins_rows = Store()
+        self.claims = Store()
+        self.lines = Partial("claim_id", ["fee", "paid", "wo"])
+
+    # -- per chunk ---------------------------------------------------------------------------
+    def ledger(self, data: pa.Table) -> None:
+        live = pc.invert(true(data["deleted_flg"]))
+        amt = cents(data["amount"])
+        has_guar = pc.is_valid(data["guar_id"])
+        t = pa.table({"guar_id": data["guar_id"], "pat_id": data["pat_id"], "amt": pc.fill_null(amt, 0)})
+        self.by_guar.add(t.filter(pc.and_(live, has_guar)).select(["guar_id", "amt"]))
+        self.by_pat.add(t.filter(pc.and_(live, pc.invert(has_guar))).select(["pat_id", "amt"]))
+        self.ledger_pats.add(data["pat_id"].filter(live))
+        ttype = data["trans_type"]
+        zero = true(pc.and_(pc.and_(live, pc.equal(amt, 0)), pc.not_equal(ttype, "CHG")))
+        void = true(pc.and_(live, pc.or_(pc.equal(ttype, "VOID"), pc.is_valid(data["reverses_id"]))))
+        self.f.flag(
+            "$4",
+            "ledger",
+            data,
+            pc.or_(zero, void),
+            detail={"zero_amount_rows": count_true(zero), "void_rows": count_true(void)},
+        )
+        ins = pc.and_(live, true(pc.is_in(ttype, value_set=pa.array(["INSPMT", "INSWO"]))))
+        self.ins_rows.add(keep(data, ["trans_id", "claim_id"], ins))
+
+    def claim(self, data: pa.Table) -> None:
+        self.claim_pats.add(data["pat_id"])
+        t = (
+            data.append_column("billed", cents(data["billed_amt"]))
+            .append_column("paid", cents(data["paid_amt"]))
+            .append_column("wo", cents(data["wo_amt"]))
+        )
+        self.claims.add(keep(t, ["claim_id", "billed", "paid", "wo"]))
+
+    def claimln(self, data: pa.Table) -> None:
+        self.lines.add(
+            pa.table(
+                {
+                    "claim_id": data["claim_id"],
+                    "fee": pc.fill_null(cents(data["fee_billed"]), 0),
+                    "paid": pc.fill_null(cents(data["paid"]), 0),
+                    "wo": pc.fill_null(cents(data["wo"]), 0),
+                }
+            )
+        )
+        neg = true(pc.less(data["wo"], pa.scalar(0, data.schema.field("wo").type)))
+        self.f.flag("$2", "claimln", data, neg, detail={"negative_line_writeoff": count_true(neg)})
+
+    # -- at the end --------------------------------------------------------------------------
+    def finish(self, patients: pa.Table | None) -> None:
+        self._claims()
+        self._orphan_insurance()
+        if patients is not None:
+            self._drift(patients)
+            self._status(patients)
+
+    def _claims(self) -> None:
+        claims, sums = self.claims.table(), self.lines.table()
+        if claims is None:
+            return
+        neg = true(pc.less(claims["wo"], 0))
+        bad = neg
+        detail = {"negative_writeoff": count_true(neg)}
+        if sums is not None:  # without CLAIMLN the header cannot be compared
+            j = claims.select(["claim_id", "billed", "paid", "wo"]).join(
+                sums, "claim_id", join_type="left outer", right_suffix="_l"
+            )
+            diffs = {}
+            for col in ("billed", "paid", "wo"):
+                right = "fee" if col == "billed" else f"{col}_l"
+                d = true(pc.not_equal(pc.fill_null(j[col], 0), pc.fill_null(j[right], 0)))
+                diffs[col] = j["claim_id"].filter(d)
+                detail[f"{col}_differs_from_lines"] = len(diffs[col])
+            ids = pa.concat_arrays([flat(c) for c in diffs.values()])
+            bad = pc.or_(bad, true(pc.is_in(claims["claim_id"], value_set=ids)))
+        self.f.flag("$2", "claim", claims, bad, detail=detail)
+
+    def _orphan_insurance(self) -> None:
+        rows = self.ins_rows.table()
+        if rows is None:
+            return
+        claims = self.claims.table()
+        ids = claims["claim_id"] if claims is not None else pa.chunked_array([], pa.int64())
+        orphan = pc.invert(true(pc.is_in(rows["claim_id"], value_set=flat(ids))))
+        self.f.flag("$4", "ledger", rows, orphan, detail={"insurance_rows_without_claim": count_true(orphan)})
+
+    def _drift(self, pat: pa.Table) -> None:
+        snap = pat.filter(pc.is_valid(pat["bal"]))
+        if not snap.num_rows:
+            return
+        parts = []
+        g = self.by_guar.table()
+        if g is not None:
+            parts.append(g)
+        p = self.by_pat.table()
+        if p is not None:  # ledger rows without GUAR_ID: the patient's guarantor (or the patient)
+            owner = pat.select(["pat_id", "guar_id"]).join(p, "pat_id", join_type="right outer")
+            gid = pc.coalesce(owner["guar_id"], owner["pat_id"])
+            parts.append(pa.table({"guar_id": gid, "amt": owner["amt"]}))
+        if not parts:
+            sums = pa.table({"guar_id": pa.array([], pa.int64()), "amt": pa.array([], pa.int64())})
+        else:
+            sums = pa.concat_tables(parts).group_by("guar_id").aggregate([("amt", "sum")])
+        j = snap.select(["pat_id", "bal"]).join(sums, "pat_id", "guar_id", join_type="left outer")
+        diff = true(pc.not_equal(j["bal"], pc.fill_null(j["amt_sum"], 0)))
+        bad = j["pat_id"].filter(diff)
+        self.f.flag("$3", "patient", snap, pc.is_in(snap["pat_id"], value_set=flat(bad)))
+
+    def _status(self, pat: pa.Table) -> None:
+        gone = true(
+            pc.or_(pc.is_in(pat["pat_stat"], value_set=pa.array(["D", "X"])), true(pat["deleted_flg"]))
+        )
+        if not count_true(gone):
+            return
+        led = true(pc.is_in(pat["pat_id"], value_set=self.ledger_pats.array()))
+        clm = true(pc.is_in(pat["pat_id"], value_set=self.claim_pats.array()))
+        bal = true(pc.not_equal(pat["bal"], 0))
+        self.f.flag(
+            "ST1",
+            "patient",
+            pat,
+            pc.and_(gone, pc.or_(pc.or_(led, clm), bal)),
+            detail={
+                "with_ledger_rows": count_true(pc.and_(gone, led)),
+                "with_claims": count_true(pc.and_(gone, clm)),
+                "with_balance": count_true(pc.and_(gone, bal)),
+            },
+        )

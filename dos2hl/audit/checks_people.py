@@ -1,0 +1,167 @@
+"""Checks of the source audit that run once every table has been read (see ``checks``).
+
+People (DUP1, FAM1, FAM2), recalls (RC1), procedure-code definitions (CD2), carriers (INS3),
+coverage order (INS1 overlaps) and shared contact points (EM3). Each takes the compact stores kept by
+``SemanticChecks`` and adds to its ``Findings``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .checks_base import Findings, count_true, flat, true
+from .dups import duplicate_candidates
+
+__all__ = ["people", "recalls", "code_defs", "carriers", "coverage", "shared_contacts", "INACTIVE", "CDT"]
+
+CDT = r"^D\d{4}$"
+INACTIVE = ("I", "Z", "D", "X")
+
+
+def people(f: Findings, pat: pa.Table, dk: pa.Table | None) -> dict[str, object]:
+    """DUP1 (duplicate-person clusters), FAM1 and FAM2; returns the duplicate candidates."""
+    dups: dict[str, object] = {"pairs_count": 0, "pairs": [], "clusters": []}
+    if dk is not None:
+        dups = duplicate_candidates(dk)
+        clusters: list[list[int]] = dups["clusters"]  # type: ignore[assignment]
+        members = pa.array([p for c in clusters for p in c], pa.int64())
+        f.flag(
+            "DUP1",
+            "patient",
+            pat,
+            pc.is_in(pat["pat_id"], value_set=members),
+            count=len(clusters),
+            detail={"records_in_clusters": len(members)},
+        )
+    ids = flat(pat["pat_id"])
+    gone = flat(
+        pat["pat_id"].filter(
+            true(pc.or_(pc.is_in(pat["pat_stat"], value_set=pa.array(["D", "X"])), true(pat["deleted_flg"])))
+        )
+    )
+    other = true(pc.and_(pc.is_valid(pat["guar_id"]), pc.not_equal(pat["guar_id"], pat["pat_id"])))
+    missing = pc.and_(other, pc.invert(pc.is_in(pat["guar_id"], value_set=ids)))
+    deleted = pc.and_(other, pc.is_in(pat["guar_id"], value_set=gone))
+    f.flag(
+        "FAM1",
+        "patient",
+        pat,
+        pc.or_(missing, deleted),
+        detail={
+            "guarantor_missing": count_true(missing),
+            "guarantor_deleted_or_archived": count_true(deleted),
+        },
+    )
+    guars = flat(pc.unique(pat["guar_id"].drop_null())) if pat.num_rows else ids
+    fam2 = pc.and_(
+        pc.and_(true(pc.equal(pat["pat_stat"], "N")), pat["no_dob"]),
+        pc.is_in(pat["pat_id"], value_set=guars),
+    )
+    f.flag("FAM2", "patient", pat, fam2)
+    return dups
+
+
+def recalls(f: Findings, pat: pa.Table, rc: pa.Table | None) -> None:
+    """RC1: a second recall of a type for a patient, or an active recall of an inactive patient."""
+    if rc is None:
+        return
+    first = (
+        rc.select(["pat_id", "recall_type", "_i"])
+        .group_by(["pat_id", "recall_type"])
+        .aggregate([("_i", "min")])
+    )
+    j = rc.select(["pat_id", "recall_type", "_i"]).join(first, ["pat_id", "recall_type"])
+    dup_i = flat(j["_i"].filter(pc.not_equal(j["_i"], j["_i_min"])))
+    dup = pc.is_in(rc["_i"], value_set=dup_i)
+    out = flat(
+        pat["pat_id"].filter(
+            true(pc.or_(pc.is_in(pat["pat_stat"], value_set=pa.array(INACTIVE)), pat["deceased"]))
+        )
+    )
+    inactive = true(pc.and_(rc["active"], pc.is_in(rc["pat_id"], value_set=out)))
+    f.flag(
+        "RC1",
+        "recall",
+        rc,
+        pc.or_(dup, inactive),
+        detail={
+            "duplicate_patient_and_type": count_true(dup),
+            "active_recall_inactive_patient": count_true(inactive),
+        },
+    )
+
+
+def code_defs(f: Findings, t: pa.Table | None) -> None:
+    """CD2 on PROCCODE: retired codes, and custom codes when most codes are CDT."""
+    if t is None:
+        return
+    cdt = true(pc.match_substring_regex(t["proc_code"], CDT))
+    custom = pc.invert(cdt) if count_true(cdt) * 2 >= t.num_rows else pa.repeat(False, t.num_rows)
+    f.flag(
+        "CD2",
+        "proccode",
+        t,
+        pc.or_(t["retired"], custom),
+        detail={"retired_code_defined": count_true(t["retired"]), "custom_code_defined": count_true(custom)},
+    )
+
+
+def carriers(f: Findings, t: pa.Table | None) -> None:
+    """INS3: carriers whose name key was seen on an earlier row."""
+    if t is None:
+        return
+    seen: set[str] = set()
+    later = []
+    for k in t["k"].to_pylist():
+        later.append(k in seen)
+        seen.add(k)
+    f.flag("INS3", "insco", t, pa.array(later, pa.bool_()))
+
+
+def coverage(f: Findings, prim: pa.Table | None, per: pa.Table | None) -> None:
+    """INS1: a primary coverage whose subscription period overlaps an earlier primary's."""
+    if prim is None:
+        return
+    n = prim.group_by("pat_id").aggregate([("pat_id", "count")])
+    many = flat(n["pat_id"].filter(pc.greater(n["pat_id_count"], 1)))
+    cand = prim.filter(pc.is_in(prim["pat_id"], value_set=many))
+    if not cand.num_rows:
+        return
+    spans: dict[int, tuple[dt.date | None, dt.date | None]] = {}
+    if per is not None:
+        per = per.filter(pc.is_in(per["sub_rec_id"], value_set=flat(cand["sub_rec_id"])))
+        for s, e, t in zip(*(per[c].to_pylist() for c in ("sub_rec_id", "eff_dt", "term_dt")), strict=True):
+            spans[s] = (e, t)
+    rows: dict[int, list[tuple[dt.date, dt.date, int]]] = defaultdict(list)
+    for pid, sub, pk in zip(
+        *(cand[c].to_pylist() for c in ("pat_id", "sub_rec_id", "patins_id")), strict=True
+    ):
+        e, t = spans.get(sub, (None, None))
+        rows[pid].append((e or dt.date.min, t or dt.date.max, pk))
+    bad = []
+    for items in rows.values():
+        items.sort()
+        for i in range(1, len(items)):
+            if any(items[i][0] <= prev[1] for prev in items[:i]):
+                bad.append(items[i][2])
+    overlap = pc.is_in(cand["patins_id"], value_set=pa.array(bad, pa.int64()))
+    f.flag("INS1", "patins", cand, overlap, detail={"overlapping_primary": len(bad)})
+
+
+def shared_contacts(f: Findings, t: pa.Table | None) -> None:
+    """EM3: patients after the first with the same email (or cell phone)."""
+    if t is None:
+        return
+    for col, label in (("email", "email"), ("cphone", "cell_phone")):
+        s = t.filter(pc.is_valid(t[col])).select([col, "_i"])
+        if not s.num_rows:
+            continue
+        first = s.group_by(col).aggregate([("_i", "min")])
+        j = s.join(first, col)
+        later = flat(j["_i"].filter(pc.not_equal(j["_i"], j["_i_min"])))
+        m = pc.is_in(t["_i"], value_set=later)
+        f.flag("EM3", "patient", t, m, detail={f"shared_{label}": count_true(m)})
