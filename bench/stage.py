@@ -108,8 +108,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dos2hl-bench-") as tmp:
         base = Path(tmp)
         small, large = base / "small", base / "large"
-        generate(small, GenerateParams(seed=3, patients=patients, mess="typical"))
-        generate(large, GenerateParams(seed=3, patients=patients * factor, mess="typical",
+        generate(small, GenerateParams(seed=3, patients=patients, mess="typical", images="none"))
+        generate(large, GenerateParams(seed=3, patients=patients * factor, mess="typical", images="none",
                                        locations=max(1, factor)))
         ours_small = _run("dos2hl", small / "export", base / "staged-small")
         ours = _run("dos2hl", large / "export", base / "staged-large")

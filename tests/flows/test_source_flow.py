@@ -45,3 +45,15 @@ def test_tasks_are_thin_wrappers(tmp_path: Path) -> None:
     (export / "PATIENT.CSV").write_bytes(PATIENT)
     manifest = stage_to_parquet.fn(str(export), str(tmp_path / "staged"), "reference", 2, None)
     assert manifest["balanced"] and manifest["totals"]["quarantined"] == 1
+
+
+def test_demo_flow_generates_then_prepares(prefect_harness, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dos2hl.generate import GenerateParams
+    from flows.demo import DemoParams, demo_practice
+
+    result = demo_practice(DemoParams(out=str(tmp_path / "demo"),
+                                      practice=GenerateParams(patients=150, seed=5, mess="typical", images="none")))
+    assert result["balanced"] is True
+    manifest = json.loads((tmp_path / "demo" / "run" / "staged" / "manifest.json").read_text())
+    assert manifest["export_date"] == "2024-06-28"
+    assert manifest["totals"]["records"] > 5000
