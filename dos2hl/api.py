@@ -24,12 +24,13 @@ def open_export(source: str | Path, *, profile: str = "reference", s3: S3Setting
 
 def stage_export(source: str | Path, to: str | Path, *, profile: str = "reference",
                  settings: Dos2hlSettings | None = None, shards: int | None = None,
-                 export_date: dt.date | None = None, progress: ProgressFn | None = None) -> StageResult:
+                 export_date: dt.date | None = None, progress: ProgressFn | None = None,
+                 overwrite: bool = False) -> StageResult:
     """Read ``source`` and stage it as Parquet shards under ``to``."""
     settings = settings or Dos2hlSettings()
     export = open_export(source, profile=profile, s3=settings.s3, documents=False)
     return stage(export, open_store(to, settings.s3), shards=shards or settings.shards,
-                 export_date=export_date, progress=progress)
+                 export_date=export_date, progress=progress, overwrite=overwrite)
 
 
 def run_demo(out: Path, *, patients: int = 2000, seed: int = 42) -> dict[str, object]:
@@ -45,7 +46,8 @@ def run_demo(out: Path, *, patients: int = 2000, seed: int = 42) -> dict[str, ob
     with progress_reporter("audit") as report:
         aud = run_audit(practice / "export", run / "audit", export_date=params.export_date, progress=report)
     with progress_reporter("stage") as report:
-        st = stage_export(practice / "export", run / "staged", export_date=params.export_date, progress=report)
+        st = stage_export(practice / "export", run / "staged", export_date=params.export_date, progress=report,
+                          overwrite=True)  # the demo owns its folder: re-running replaces the last run
     lines = [
         f"generated a practice of {patients:,} patient records ({gen['rows_total']:,} rows) in {practice}",
         f"audit: {aud['identity']}",

@@ -123,6 +123,7 @@ def stage(
     shards: Annotated[Optional[int], typer.Option(help="Shards per location (default DOS2HL_SHARDS or 16).")] = None,
     kms_key_id: Annotated[Optional[str], typer.Option(help="SSE-KMS key id for s3:// writes.")] = None,
     export_date: ExportDateOpt = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace what --to already holds.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Read, validate and stage an export as Parquet shards (location x patient-hash shard)."""
@@ -134,7 +135,8 @@ def stage(
     try:
         with progress_reporter("stage") as report:
             result = stage_export(source, to, profile=profile, settings=settings, shards=shards,
-                                  export_date=export_date.date() if export_date else None, progress=report)
+                                  export_date=export_date.date() if export_date else None, progress=report,
+                                  overwrite=overwrite)
     except Dos2hlError as exc:
         _fail(exc)
     t = result.totals
@@ -142,7 +144,9 @@ def stage(
         typer.echo(json.dumps({"uri": result.uri, "totals": t, "balanced": result.balanced,
                                "seconds": round(result.seconds, 3)}))
     else:
-        typer.echo(result.manifest["identity"])
+        for st in sorted(result.stats.values(), key=lambda s: s.file):
+            typer.echo(f"  {st.identity()}" + (f" (+{st.derived} derived rows)" if st.derived else ""))
+        typer.echo(f"total: {result.manifest['identity']}")
         for st in result.stats.values():
             if st.error:
                 typer.echo(f"  {st.error}", err=True)

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .errors import ConfigError
 from .model import TABLES
 from .sources.discover import TABLE_ORDER, Export
 from .sources.reader import FINDINGS_SCHEMA, QUARANTINE_SCHEMA, Chunk, ExportReader, FileStats, staged_schema
@@ -226,11 +227,22 @@ def _sha256(path: Path) -> str:
 
 def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date | None = None,
           progress: Callable[[str, int], None] | None = None, part_rows: int = 100_000,
-          budget_rows: int = 1_000_000) -> StageResult:
-    """Read ``export`` and write its Parquet shards, quarantine, findings and manifest to ``out``."""
+          budget_rows: int = 1_000_000, overwrite: bool = False) -> StageResult:
+    """Read ``export`` and write its Parquet shards, quarantine, findings and manifest to ``out``.
+
+    A destination that already holds files is refused unless ``overwrite``: then its previous
+    contents are removed first (after the export passed its preflight), so no stale shard of an
+    earlier staging can sit beside the new manifest.
+    """
     t0 = time.perf_counter()
     reader = ExportReader(export, export_date=export_date)
     reader.preflight()  # raises before anything is written
+    existing = [k for k in out.list("") if not k.split("/")[-1].startswith(".dos2hl-stage-")]
+    if existing and not overwrite:
+        raise ConfigError(f"{out.uri} already holds {len(existing)} files (an earlier staging?); stage into "
+                          "an empty location or pass --overwrite to replace it")
+    if existing:
+        out.delete(existing)
     partition = Partitioner(shards)
     tables_out: dict[str, dict[str, object]] = {}
     side_out: dict[str, dict[str, dict[str, object]]] = {"quarantine": {}, "findings": {}}

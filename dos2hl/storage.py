@@ -42,6 +42,7 @@ class Store(Protocol):
     def put_file(self, key: str, local: Path) -> None:
         """Store the local file ``local`` at ``key`` (it may be moved)."""
     def local_path(self, key: str) -> Path | None: ...
+    def delete(self, keys: list[str]) -> None: ...
     @contextmanager
     def writer(self, key: str) -> Iterator[IO[bytes]]: ...
 
@@ -83,6 +84,10 @@ class LocalStore:
 
     def local_path(self, key: str) -> Path | None:
         return self._p(key)
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._p(key).unlink(missing_ok=True)
 
     def write_bytes(self, key: str, data: bytes) -> None:
         with self.writer(key) as fh:
@@ -189,6 +194,12 @@ class S3Store:
 
     def local_path(self, key: str) -> Path | None:
         return None
+
+    def delete(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": self._k(k)} for k in keys[i:i + 1000]]
+            self._call("delete", keys[i] if keys else "", self.client.delete_objects, Bucket=self.bucket,
+                       Delete={"Objects": batch, "Quiet": True})
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self._call("put", key, self.client.put_object, Bucket=self.bucket, Key=self._k(key), Body=data,

@@ -25,5 +25,5 @@ def demo_practice(params: DemoParams) -> dict[str, object]:
     generate_practice(out / "practice", params.practice)
     return prepare_source(SourceParams(
         source=str(out / "practice" / "export"), run_dir=str(out / "run"), audit_dir=str(out / "run" / "audit"),
-        export_date=params.practice.export_date,
+        export_date=params.practice.export_date, overwrite=True,
     ))

@@ -24,13 +24,14 @@ class SourceParams(BaseModel):
     profile: str = "reference"
     shards: int | None = None
     export_date: dt.date | None = None
+    overwrite: bool = False
 
 
 @flow(name="prepare-source", flow_run_name="prepare {params.source}", log_prints=True)
 def prepare_source(params: SourceParams) -> dict[str, object]:
     audit = audit_export(params.source, Path(params.audit_dir), params.profile, params.export_date)
     manifest = stage_to_parquet(params.source, f"{params.run_dir.rstrip('/')}/staged", params.profile,
-                                params.shards, params.export_date)
+                                params.shards, params.export_date, params.overwrite)
     create_markdown_artifact(
         key="source-audit",
         markdown=f"**Audit**: {audit['identity']}\n\n**Staged**: {manifest['identity']}",

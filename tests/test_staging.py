@@ -112,3 +112,22 @@ def test_stage_from_and_to_s3_with_sse_kms(small_export: Path, s3_server: str, s
     manifest = json.loads(s3.get_object(Bucket=s3_bucket, Key="runs/r1/staged/manifest.json")["Body"].read())
     assert manifest["source"] == f"s3://{s3_bucket}/exports/acme"
     assert manifest["files"]["PATIENT.CSV"]["sha256"]
+
+
+def test_existing_destination_is_refused_unless_overwrite(small_export: Path, tmp_path: Path) -> None:
+    from dos2hl.errors import ConfigError
+
+    out = tmp_path / "staged"
+    stage_export(small_export, out, shards=4)
+    stale = out / "patient" / "location=L009" / "shard=000.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    with pytest.raises(ConfigError, match="--overwrite"):
+        stage_export(small_export, out, shards=4)
+    res = stage_export(small_export, out, shards=2, overwrite=True)
+    assert not stale.exists()
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    listed = {s["path"] for t in res.manifest["tables"].values() for s in t["shards"]}
+    listed |= {q["path"] for q in res.manifest["quarantine"].values()} | {"manifest.json"}
+    listed |= {f["path"] for f in res.manifest["findings"].values()}
+    assert files == listed  # nothing stale beside the new manifest
