@@ -34,6 +34,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/stage.py
+	$(VENV)/bin/python bench/generate.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check --select F,I,B023,E741 dos2hl flows tasks bench tests
 
 clean:
 	rm -rf demo .pytest_cache .hypothesis .prefect-home
