@@ -92,6 +92,7 @@ class _Part:
     writer: pq.ParquetWriter | None = None
     buffered: list[pa.Table] = field(default_factory=list)
     rows_buffered: int = 0
+    bytes_buffered: int = 0
     rows: int = 0
 
 
@@ -103,7 +104,7 @@ class _Writes:
     wait at once, so the queue cannot hold more than a bounded amount of data.
     """
 
-    def __init__(self, depth: int = 8) -> None:
+    def __init__(self, depth: int = 4) -> None:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dos2hl-parquet")
         self.slots = threading.BoundedSemaphore(depth)
         self.pending: list[Future[None]] = []
@@ -138,13 +139,13 @@ class _TableWriter:
     """Per-partition Parquet writers for one table, with a global buffer budget."""
 
     def __init__(self, table: str, tmp: Path, schema: pa.Schema, writes: _Writes, *, part_rows: int,
-                 budget_rows: int) -> None:
+                 budget_bytes: int) -> None:
         self.table = table
         self.tmp = tmp
         self.schema = schema
         self.writes = writes
         self.part_rows = part_rows
-        self.budget_rows = budget_rows
+        self.budget_bytes = budget_bytes
         self.parts: dict[tuple[str, int], _Part] = {}
         self.buffered = 0
         self.stats_columns = [f.name for f in schema if (f.metadata or {}).get(b"phi", b"R") == b"R"]
@@ -152,11 +153,12 @@ class _TableWriter:
     def add(self, data: pa.Table, loc: pa.Array, shard: pa.Array) -> None:
         if not data.num_rows:
             return
-        # Sort once by (location, shard) and slice, rather than one filter pass per partition.
+        # Sort the row numbers once by (location, shard), then take each partition's rows: one pass,
+        # and each partition owns compact buffers (a slice would pin the whole block in memory
+        # until the last partition that shares it is flushed).
         keyed = pa.table({"loc": loc, "shard": shard})
         keys = [("loc", "ascending"), ("shard", "ascending")]
         order = pc.sort_indices(keyed, sort_keys=keys)
-        data = data.take(order)
         groups = keyed.group_by(["loc", "shard"], use_threads=False).aggregate([("shard", "count")]).sort_by(keys)
         offset = 0
         for lo, sh, count in zip(groups["loc"].to_pylist(), groups["shard"].to_pylist(),
@@ -164,22 +166,24 @@ class _TableWriter:
             part = self.parts.get((lo, sh))
             if part is None:
                 part = self.parts[(lo, sh)] = _Part(self.tmp / f"{self.table}.{lo}.{sh:03d}.parquet")
-            part.buffered.append(data.slice(offset, count))
+            rows = data.take(order.slice(offset, count))
             offset += count
+            part.buffered.append(rows)
             part.rows_buffered += count
-            self.buffered += count
-            if part.rows_buffered >= self.part_rows:
+            part.bytes_buffered += rows.nbytes
+            self.buffered += rows.nbytes
+            if part.rows_buffered >= self.part_rows or part.bytes_buffered >= self.budget_bytes // 4:
                 self._flush(part)
-        while self.buffered > self.budget_rows:
-            self._flush(max(self.parts.values(), key=lambda p: p.rows_buffered))
+        while self.buffered > self.budget_bytes:
+            self._flush(max(self.parts.values(), key=lambda p: p.bytes_buffered))
 
     def _flush(self, part: _Part) -> None:
         if not part.rows_buffered:
             return
         table = pa.concat_tables(part.buffered)
         part.rows += part.rows_buffered
-        self.buffered -= part.rows_buffered
-        part.buffered, part.rows_buffered = [], 0
+        self.buffered -= part.bytes_buffered
+        part.buffered, part.rows_buffered, part.bytes_buffered = [], 0, 0
 
         def write() -> None:
             if part.writer is None:
@@ -227,7 +231,7 @@ def _sha256(path: Path) -> str:
 
 def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date | None = None,
           progress: Callable[[str, int], None] | None = None, part_rows: int = 100_000,
-          budget_rows: int = 1_000_000, overwrite: bool = False) -> StageResult:
+          budget_bytes: int = 192 << 20, overwrite: bool = False) -> StageResult:
     """Read ``export`` and write its Parquet shards, quarantine, findings and manifest to ``out``.
 
     A destination that already holds files is refused unless ``overwrite``: then its previous
@@ -272,7 +276,7 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
         def writer_for(table: str) -> _TableWriter:
             if table not in writers:
                 writers[table] = _TableWriter(table, tmp, staged_schema(table), writes, part_rows=part_rows,
-                                              budget_rows=budget_rows)
+                                              budget_bytes=budget_bytes)
             return writers[table]
 
         order = {t: i for i, t in enumerate(TABLE_ORDER)}

@@ -470,3 +470,19 @@ def test_duplicates_section_and_findings_agree(audited: dict[str, Any]) -> None:
     doc = audited["doc"]
     assert _findings(doc)["DUP1"]["count"] == len(doc["duplicates"]["clusters"])
     assert Path(audited["root"] / "audit" / "audit.md").read_text().count("DUP1") >= 1
+
+
+def test_unmapped_columns_are_profiled_with_an_inferred_type(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "LOCATION.CSV").write_bytes(b"LOC_ID,LOC_NAME\r\nL001,Main\r\n")
+    rows = "".join(f"{i},L001,Name{i},{i % 7},0{1 + i % 9}/1{i % 9}/2019,Y,note {i}\r\n" for i in range(1, 60))
+    (export / "PATIENT.CSV").write_bytes(
+        ("PAT_ID,LOC_ID,LNAME,VISITS_YTD,ORTHO_START,SMS_OPTIN,FREE_TEXT\r\n" + rows).encode())
+    doc = run_audit(export, tmp_path / "audit", export_date=dt.date(2024, 6, 28))
+    unmapped = doc["custom_fields"]["unmapped"]
+    kinds = {u["column"]: u["kind"] for u in unmapped.values()}
+    assert kinds == {"VISITS_YTD": "int", "ORTHO_START": "date", "SMS_OPTIN": "bool", "FREE_TEXT": "str"}
+    assert unmapped["PATIENT.CSV.VISITS_YTD"]["distinct"] == 7
+    assert doc["phi"]["PATIENT.CSV"]["FREE_TEXT"] == "D"
+    assert "ORTHO_START" in (tmp_path / "audit" / "audit.md").read_text()

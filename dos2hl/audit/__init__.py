@@ -27,6 +27,7 @@ from ..sources.reader import Chunk, ExportReader
 from ..sources.values import REASONS
 from ..staging import Partitioner, move_to_quarantine
 from .checks import SemanticChecks
+from .infer import SAMPLE, infer_kind
 from .render import render_markdown
 
 __all__ = ["run_audit", "DISTINCT_CAP", "SAMPLE_REFS"]
@@ -84,6 +85,9 @@ class _Audit:
         self.fk_values: dict[tuple[str, str], list[pa.Array]] = defaultdict(list)
         self.udf_defs: list[dict[str, object]] = []
         self.dup_pk: Counter[str] = Counter()
+        # Columns the profile does not map: raw-text statistics and a value sample for type inference.
+        self.unmapped: dict[tuple[str, str], _ColumnAcc] = {}
+        self.unmapped_sample: dict[tuple[str, str], list[str]] = defaultdict(list)
 
     def add(self, chunk: Chunk) -> None:
         t = TABLES[chunk.table]
@@ -113,6 +117,15 @@ class _Audit:
                 refs.append({"file": row["file"], "line": row["line"], "record": row["record"],
                              "column": row["column"], "key": row["key"]})
         self.checks.add(chunk.table, data)
+        if chunk.unmapped is not None:
+            for name in chunk.unmapped.column_names:
+                raw = pc.utf8_trim_whitespace(chunk.unmapped[name])
+                raw = pc.if_else(pc.equal(raw, ""), pa.scalar(None, pa.string()), raw)
+                key = (chunk.file, name)
+                self.unmapped.setdefault(key, _ColumnAcc("str", "D")).add(raw)
+                sample = self.unmapped_sample[key]
+                if len(sample) < SAMPLE:
+                    sample.extend(raw.drop_null().slice(0, SAMPLE - len(sample)).to_pylist())
         if chunk.table == "userfld":
             self.udf_defs.extend(data.select(["field_id", "field_name", "field_type", "picklist"]).to_pylist())
 
@@ -218,7 +231,7 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
         },
         "phi": {
             s.file: {col: (TABLES[s.table].by_name[c].phi if (c := export.profile.canonical_column(s.table, col))
-                           else "?") for col in s.columns}
+                           else "D") for col in s.columns}  # unmapped: treated as PHI until mapped
             for s in stats.values()
         },
         "custom_fields": {
@@ -226,6 +239,12 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
             "wide_columns": {c: acc.columns.get("patient", {}).get(c, _ColumnAcc("str", "D")).to_dict()
                              for c in ("user1", "user2", "user3", "user4", "user_codes")},
             "unknown_columns": {s.file: s.unknown_columns for s in stats.values() if s.unknown_columns},
+            "unmapped": {
+                f"{file}.{col}": {**col_acc.to_dict(), "kind": infer_kind(acc.unmapped_sample[(file, col)],
+                                                                         reader.export_date or dt.date.today()),
+                                  "file": file, "column": col}
+                for (file, col), col_acc in sorted(acc.unmapped.items())
+            },
         },
         "findings": findings,
         "orphans": acc.orphans(),

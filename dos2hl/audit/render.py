@@ -43,8 +43,10 @@ def render_markdown(doc: dict) -> str:  # type: ignore[type-arg]
             ["field id", "name", "type"])
     L += _t([[c, a["null_rate"], a["distinct"]] for c, a in cf["wide_columns"].items()],
             ["wide column", "null rate", "distinct"])
-    if cf["unknown_columns"]:
-        L += _t([[f, ", ".join(cols)] for f, cols in cf["unknown_columns"].items()], ["file", "unmapped columns"])
+    if cf.get("unmapped"):
+        L += ["Columns no profile maps (type inferred from their values; treated as PHI until mapped):", ""]
+        L += _t([[u["file"], u["column"], u["kind"], u["null_rate"], u["distinct"]] for u in cf["unmapped"].values()],
+                ["file", "column", "inferred type", "null rate", "distinct"])
     L += ["## Data-quality findings", "", "Row references are file, line and record ids only.", ""]
     L += _t([[f["code"], f["action"], f["count"], f["reason"],
               "; ".join(f"{r['file']}:{r['line']}" for r in f.get("refs", [])[:5])] for f in doc["findings"]],

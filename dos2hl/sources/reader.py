@@ -115,6 +115,7 @@ class Chunk:
     data: pa.Table  # canonical columns + LINEAGE
     findings: pa.Table
     quarantine: pa.Table
+    unmapped: pa.Table | None = None  # raw text of the file's columns the profile does not map
 
 
 _DONE = object()
@@ -471,7 +472,8 @@ class ExportReader:
             for code, cnt in zip(*pc.value_counts(findings["code"]).flatten()):  # type: ignore[misc]
                 st.findings[code.as_py()] += cnt.as_py()
         self.rowctx.observe(f.table, data)
-        yield Chunk(f.table, f.key, data, findings, quarantine)
+        unmapped = rows.select(st.unknown_columns) if st.unknown_columns else None
+        yield Chunk(f.table, f.key, data, findings, quarantine, unmapped)
         if derived is not None:
             derived, dfind = derived
             st.derived += derived.num_rows
