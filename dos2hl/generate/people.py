@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import Ctx, LocCtx
-from .practice import blank, safe_phone, safe_ssn, street
+from .identity import safe_phone, safe_ssn, street
+from .practice import blank
 from .rng import Weighted, rand_date
 from .vocab import (
     ACCENTED_FIRST,

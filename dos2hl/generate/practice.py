@@ -17,19 +17,27 @@ from importlib import resources
 from typing import Any
 
 from ..model import TABLES
+from .catalog import (
+    _AREA,
+    _CAT,
+    CUSTOM_CODES,
+    LOOKUPS,
+    MKT_CHANNELS,
+    RECALL_TYPES,
+    RETIRED,
+    UDF_DEFS,
+)
+from .identity import city, npi, safe_phone, street
 from .params import Plan
 from .rng import Weighted, rand_date, sub_rng
 from .vocab import (
     CARRIERS,
-    CITY_PREFIXES,
-    CITY_SUFFIXES,
     EMPLOYERS,
     FIRST_FEMALE,
     FIRST_MALE,
     LAST_NAMES,
     STATE_TZ,
     STATES,
-    STREET_SUFFIXES,
     ZERO_ZIP_STATES,
 )
 
@@ -41,110 +49,10 @@ __all__ = [
     "build_practice",
     "Emit",
     "blank",
-    "npi",
-    "safe_phone",
-    "safe_ssn",
     "money",
 ]
 
 Emit = Callable[[str, dict[str, Any]], None]
-_CAT = {
-    "0": "DIAG",
-    "1": "PREV",
-    "2": "REST",
-    "3": "ENDO",
-    "4": "PERIO",
-    "5": "PROSR",
-    "7": "OS",
-    "8": "ORTHO",
-    "9": "ADJ",
-}
-_AREA = {"mouth": "M", "tooth": "T", "surface": "S", "quad": "Q", "arch": "A", "sextant": "X", "range": "R"}
-CUSTOM_CODES = (
-    ("BROKEN", "Broken appointment", "M", 25),
-    ("NC", "No-charge visit", "M", 0),
-    ("X1234", "Office special", "M", 99),
-    ("WHTKIT", "Take-home whitening kit", "A", 350),
-    ("SPGRD", "Sports guard", "A", 150),
-    ("COPYREC", "Records copy fee", "M", 25),
-)
-RETIRED = (("D1203", "Fluoride, child (retired)", 30, 45), ("D1204", "Fluoride, adult (retired)", 30, 45))
-LOOKUPS: dict[str, tuple[str, ...]] = {
-    "BILLTYPE": ("STD", "PRECOL", "COLL", "NOSTMT", "INSONLY"),
-    "PAYTYPE": ("CASH", "CHK", "VISA", "MC", "AMEX", "DISC", "DEBIT", "EFT", "CRCR", "OTHER"),
-    "ADJTYPE": (
-        "PROFDISC-",
-        "CASHDISC-",
-        "SRDISC-",
-        "REFDISC-",
-        "INSWO-",
-        "BADDEBT-",
-        "MISC+",
-        "MISCCR-",
-        "BRKFEE+",
-        "NSF+",
-        "RETCHK+",
-        "REFUND+",
-        "FINCHG+",
-        "XFER",
-    ),
-    "CONFIRM": ("UNC", "LMAM", "CNF", "LMFAM", "NOHOME", "DISC", "BUSY", "TXTCNF", "EMCNF"),
-    "APPTTYPE": ("NP", "RCL", "PERIO", "TX", "EMER", "CONS", "POST", "ORTHO"),
-    "DOCCAT": (
-        "XBW",
-        "XPA",
-        "XFMX",
-        "XPANO",
-        "CBCT",
-        "PHIO",
-        "PHEO",
-        "CONSENT",
-        "INSCF",
-        "INSCB",
-        "MEDHX",
-        "TXPL",
-        "EOB",
-        "REFLTR",
-        "IDCARD",
-        "OTHER",
-    ),
-    "NOTETYPE": ("PROG", "EXAM", "PERIO", "TX", "MED", "RX", "PHONE", "LAB", "ADMIN"),
-    "RECCNT": ("LM", "LMFAM", "NA", "BADPH", "MAILED", "TXT", "EMAIL", "PTCALL", "CALLBK", "DND", "SCHED"),
-    "DENIAL": ("FREQ", "NOTCOV", "MAXMET", "WAIT", "NEEDINFO", "DUP", "ELIG", "MISSTOOTH"),
-    "TXPRI": ("1", "2", "3", "NEXT", "WAIT", "LOW"),
-    "RELTYPE": ("SELF", "SPOUSE", "CHILD", "DEP", "OTHER"),
-}
-RECALL_TYPES = (
-    ("PRO", "Adult prophy", "6M", "D0120, D1110", 6),
-    ("CHPRO", "Child prophy", "6M", "D0120, D1120, D1208", 4),
-    ("PERIO", "Perio maintenance", "3M", "D4910", 6),
-    ("EXAM", "Annual exam", "1Y", "D0150", 2),
-    ("BWX", "Bitewings", "1Y", "D0272, D0274", 1),
-    ("PANO", "Panoramic", "5Y", "D0330", 1),
-    ("FMX", "Full-mouth series", "5Y", "D0210", 2),
-)
-MKT_CHANNELS = (
-    ("Google", 35),
-    ("Insurance directory", 15),
-    ("Facebook/Instagram", 10),
-    ("Yelp", 8),
-    ("Drive-by/sign", 10),
-    ("Mailer", 5),
-    ("Other", 17),
-)
-UDF_DEFS = (
-    ("Preferred Language", "L", "English|Spanish|Portuguese|Chinese|Other"),
-    ("Favorite Hygienist", "T", ""),
-    ("School", "T", ""),
-    ("Emergency Contact", "T", ""),
-    ("Ortho Start Date", "D", ""),
-    ("Marketing Opt-out", "C", ""),
-    ("Pharmacy", "T", ""),
-    ("Last Medical Update", "D", ""),
-    ("Copay Amount", "N", ""),
-)
-
-
 _BLANK = {name: dict.fromkeys(t.column_names) for name, t in TABLES.items()}
 
 
@@ -155,33 +63,6 @@ def blank(table: str) -> dict[str, Any]:
 
 def money(cents: int) -> Decimal:
     return Decimal(cents).scaleb(-2)
-
-
-def safe_phone(rng: random.Random, area: int | str) -> str:
-    """E.164 in the fictional 555-0100..0199 range (GENERATOR.md §3)."""
-    return f"+1{area}5550{rng.randint(100, 199)}"
-
-
-def safe_ssn(rng: random.Random) -> str:
-    return f"{rng.randint(900, 999)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}"
-
-
-def _npi_check(nine: str) -> int:
-    digits = [int(c) for c in "80840" + nine]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return (10 - total % 10) % 10
-
-
-def npi(rng: random.Random) -> str:
-    """10 digits that FAIL the NPI Luhn check, so no real provider can match (GENERATOR.md §3)."""
-    nine = str(rng.choice((1, 2))) + "".join(str(rng.randint(0, 9)) for _ in range(8))
-    return nine + str((_npi_check(nine) + rng.randint(1, 9)) % 10)
 
 
 @dataclass(slots=True)
@@ -240,17 +121,6 @@ class Practice:
     loc_area: dict[str, str] = field(default_factory=dict)
 
 
-def _city(rng: random.Random) -> str:
-    f = rng.random()
-    if f < 0.4:
-        return f"{rng.choice(CITY_PREFIXES)} {rng.choice(FIRST_FEMALE + FIRST_MALE)}"
-    return f"{rng.choice(LAST_NAMES)}{rng.choice(CITY_SUFFIXES)}"
-
-
-def street(rng: random.Random) -> str:
-    return f"{rng.randint(1, 9999)} {rng.choice(LAST_NAMES)} {rng.choice(STREET_SUFFIXES)}"
-
-
 def _load_codes() -> list[tuple[str, str, str, int, int]]:
     # a copy of ../shared/dentosoft/cdt_codes.csv (our own labels, never ADA descriptor text)
     text = resources.files("dos2hl.generate").joinpath("cdt_codes.csv").read_text(encoding="utf-8")
@@ -274,12 +144,12 @@ def build_practice(seed: int, pl: Plan, emit: Emit, mess_on: bool) -> Practice:
             st,
             f"{z:05d}",
             area,
-            _city(rng),
+            city(rng),
             safe_phone(rng, area),
             rng.uniform(0.9, 1.15),
             rng.random() < 0.5,
         )
-        loc.cities = [loc.city] + [_city(rng) for _ in range(5)]
+        loc.cities = [loc.city] + [city(rng) for _ in range(5)]
         locs.append(loc)
         row = blank("location")
         row.update(
@@ -513,7 +383,7 @@ def _carrier_row(rng: random.Random, emit: Emit, cid: int, name: str, payer: str
         carrier_name=name,
         payer_id=payer or None,
         addr1=f"PO Box {rng.randint(100, 99999)}",
-        city=_city(rng),
+        city=city(rng),
         st=st,
         zip=f"{rng.randint(lo, hi):05d}",
         phone=safe_phone(rng, rng.choice(areas)),

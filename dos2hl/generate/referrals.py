@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from .catalog import MKT_CHANNELS
 from .context import LocCtx
 from .people import Household, Person
-from .practice import MKT_CHANNELS, blank
+from .practice import blank
 from .rng import Weighted
 
 __all__ = ["referrals_for", "udf_for"]

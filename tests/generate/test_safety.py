@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from gen_helpers import read_text, truth
 
-from dos2hl.generate.practice import _npi_check
+from dos2hl.generate.identity import _npi_check
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})")
 SSN = re.compile(r"(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])")
