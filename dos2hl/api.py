@@ -13,7 +13,7 @@ from .sources.profile import load_profile
 from .staging import StageResult, stage
 from .storage import open_store
 
-__all__ = ["open_export", "stage_export", "run_demo"]
+__all__ = ["open_export", "stage_export", "run_demo", "quarantined_rows"]
 
 
 def open_export(source: str | Path, *, profile: str = "reference", s3: S3Settings | None = None,
@@ -59,3 +59,24 @@ def run_demo(out: Path, *, patients: int = 2000, seed: int = 42) -> dict[str, ob
     ]
     (run / "demo.json").write_text(json.dumps({"lines": lines}, indent=2))
     return {"lines": lines}
+
+
+def quarantined_rows(staged: str | Path, *, s3: S3Settings | None = None,
+                     table: str | None = None) -> list[dict[str, object]]:
+    """Every quarantined row of a staging: file, line, record, code, reason (never the raw text)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from .staging import MANIFEST
+
+    store = open_store(staged, s3)
+    manifest = json.loads(store.read_bytes(MANIFEST))
+    rows: list[dict[str, object]] = []
+    for name, meta in sorted(manifest["quarantine"].items()):
+        if table and name != table:
+            continue
+        t = pq.read_table(io.BytesIO(store.read_bytes(meta["path"])), columns=["file", "table", "record", "line",
+                                                                                "code", "reason"])
+        rows.extend(t.to_pylist())
+    return sorted(rows, key=lambda r: (str(r["file"]), int(r["line"] or 0)))

@@ -154,8 +154,37 @@ def stage(
                 typer.echo(f"  {st.file}: {w}", err=True)
         typer.echo(f"staged {t['records'] - t['quarantined']:,} records to {result.uri} in {result.seconds:.1f}s "
                    f"(manifest: {result.uri}/manifest.json)")
+        if t["quarantined"]:
+            typer.echo(f"{t['quarantined']:,} rows quarantined: `dos2hl quarantine {result.uri}` lists them by file "
+                       "and line")
     if not result.balanced:
         raise typer.Exit(1)
+
+
+@app.command()
+def quarantine(
+    staged: Annotated[str, typer.Argument(help="A staging folder or s3:// URI (where stage wrote manifest.json).")],
+    table: Annotated[Optional[str], typer.Option(help="Only this canonical table (e.g. patient).")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (file,line,record,table,code,reason).")] = False,
+) -> None:
+    """List quarantined rows by file and line, with the code and the fix (never the row's text)."""
+    import csv
+
+    from .api import quarantined_rows
+
+    try:
+        rows = quarantined_rows(staged, s3=Dos2hlSettings().s3, table=table)
+    except Dos2hlError as exc:
+        _fail(exc)
+    if as_csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(["file", "line", "record", "table", "code", "reason"])
+        for r in rows:
+            w.writerow([r["file"], r["line"], r["record"], r["table"], r["code"], r["reason"]])
+        return
+    for r in rows:
+        typer.echo(f"{r['file']}:{r['line']} (record {r['record']}) {r['code']}: {r['reason']}")
+    typer.echo(f"{len(rows)} quarantined rows")
 
 
 @app.command()
