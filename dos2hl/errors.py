@@ -6,13 +6,33 @@
     - MissingFileError                  a required file (e.g. PATIENT) is absent
     - UnreadableFileError               a file is binary, empty or undecodable
   + StorageError                        staging storage (local or s3://) failed
+  + HighLevelError                      talking to HighLevel (or the sandbox) failed
+    - HighLevelHTTPError                HighLevel answered with a non-2xx status
+      . BadRequestError                 400 (other than a duplicate)
+        . DuplicateContactError         400 with meta.contactId: the location refuses a duplicate
+      . AuthError                       401 bad/expired token, 403 token not valid for this location
+      . NotFoundError                   404
+      . UnprocessableError              422 request failed validation (a create may still have happened)
+      . RateLimitedError                429 burst or daily limit reached (retry_after, seconds)
+      . ServerError                     5xx
+    - TransportError                    no complete answer: connection refused/reset, protocol error
+      . RequestTimeoutError (also TimeoutError)  connect/read/write/pool timeout
+    - UnexpectedResponseError           a 2xx whose body does not have the documented shape
+    - PayloadTooLargeError (also ValueError)    a file over HighLevel's upload limit, refused unsent
+
+HighLevel errors carry only the method, the path *template* (``/contacts/{contactId}``), the status,
+HighLevel's traceId and the caller's stable key: never a token, a request or a response body.
 """
 
 from __future__ import annotations
 
+import builtins
+
 __all__ = [
     "Dos2hlError", "ConfigError", "SourceError", "MissingFileError", "UnreadableFileError",
-    "StorageError",
+    "StorageError", "HighLevelError", "HighLevelHTTPError", "BadRequestError", "DuplicateContactError",
+    "AuthError", "NotFoundError", "UnprocessableError", "RateLimitedError", "ServerError",
+    "TransportError", "RequestTimeoutError", "UnexpectedResponseError", "PayloadTooLargeError",
 ]
 
 
@@ -44,3 +64,115 @@ class UnreadableFileError(SourceError):
 
 class StorageError(Dos2hlError):
     """Reading or writing the staging store failed."""
+
+
+class HighLevelError(Dos2hlError):
+    """A request to HighLevel failed. ``ambiguous``: a write may have happened anyway."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, method: str = "", path: str = "", stable_key: str | None = None,
+                 ambiguous: bool = False) -> None:
+        self.method = method
+        self.path = path  # the path template, never the concrete path
+        self.stable_key = stable_key
+        self.ambiguous = ambiguous
+        super().__init__(message)
+
+    def _where(self) -> str:
+        key = f", stable key {self.stable_key}" if self.stable_key else ""
+        return f"{self.method} {self.path}{key}".strip()
+
+    def __str__(self) -> str:
+        return f"{self.args[0]} ({self._where()})" if self.method else str(self.args[0])
+
+
+class HighLevelHTTPError(HighLevelError):
+    """HighLevel answered with a non-2xx status."""
+
+    def __init__(self, status: int, *, method: str, path: str, trace_id: str | None = None,
+                 stable_key: str | None = None, ambiguous: bool = False) -> None:
+        self.status = status
+        self.trace_id = trace_id
+        super().__init__(f"HighLevel answered {status}", method=method, path=path, stable_key=stable_key,
+                         ambiguous=ambiguous)
+
+    def __str__(self) -> str:
+        trace = f", traceId {self.trace_id}" if self.trace_id else ""
+        return f"HighLevel answered {self.status} ({self._where()}{trace})"
+
+
+class BadRequestError(HighLevelHTTPError):
+    """400: HighLevel refused the request as malformed."""
+
+
+class DuplicateContactError(BadRequestError):
+    """400 with ``meta.contactId``: the location does not allow a duplicate; ``existing_id`` is the match."""
+
+    def __init__(self, status: int, *, existing_id: str, matching_field: str | None = None,
+                 **kw: object) -> None:
+        self.existing_id = existing_id
+        self.matching_field = matching_field  # "email" | "phone": a field name, not its value
+        super().__init__(status, **kw)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        on = f" on {self.matching_field}" if self.matching_field else ""
+        return (f"{super().__str__()}: duplicate of existing contact {self.existing_id}{on}; "
+                "look it up by its Source_System_ID or allow duplicates for this location")
+
+
+class AuthError(HighLevelHTTPError):
+    """401 (token missing, invalid or expired) or 403 (token not valid for this location or scope)."""
+
+
+class NotFoundError(HighLevelHTTPError):
+    """404: the record (or path) does not exist."""
+
+
+class UnprocessableError(HighLevelHTTPError):
+    """422: validation failed. ``fields`` names the properties HighLevel complained about (no values).
+
+    HighLevel is known to answer 422 to a contact create *and store the contact*: a create that got
+    this answer is verified by lookup before anything else happens.
+    """
+
+    def __init__(self, status: int, *, fields: tuple[str, ...] = (), **kw: object) -> None:
+        self.fields = fields
+        super().__init__(status, **kw)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        names = f": check {', '.join(self.fields)}" if self.fields else ""
+        return super().__str__() + names
+
+
+class RateLimitedError(HighLevelHTTPError):
+    """429: burst or daily limit reached. ``retry_after`` in seconds when HighLevel said (header)."""
+
+    def __init__(self, status: int, *, retry_after: float | None = None, **kw: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(status, **kw)  # type: ignore[arg-type]
+
+
+class ServerError(HighLevelHTTPError):
+    """5xx: HighLevel failed; a write may or may not have happened."""
+
+
+class TransportError(HighLevelError):
+    """No complete answer. ``sent``: the request may have reached HighLevel (ambiguous for a write)."""
+
+    def __init__(self, message: str, *, sent: bool, retryable: bool = True, **kw: object) -> None:
+        self.sent = sent
+        self.retryable = retryable
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class RequestTimeoutError(TransportError, builtins.TimeoutError):
+    """A connect, read, write or connection-pool timeout."""
+
+
+class UnexpectedResponseError(HighLevelError):
+    """A 2xx answer whose body is not the documented shape (names the field, never its value)."""
+
+
+class PayloadTooLargeError(HighLevelError, ValueError):
+    """A file larger than HighLevel accepts; refused before anything is sent."""

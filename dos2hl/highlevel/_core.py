@@ -1,0 +1,227 @@
+"""The request machinery under ``HighLevelClient``: permit -> send -> classify -> retry / verify.
+
+One private method per concern (httpx style): ``_send_once`` takes a permit, sends one request,
+reports the response to the permit source, writes the one log line and turns failures into dos2hl
+errors; ``_run`` decides about retries and verifies ambiguous creates by lookup before any re-send.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
+
+import httpx
+import pydantic
+from pydantic import SecretStr
+
+from ..errors import HighLevelError, UnexpectedResponseError
+from .errors import HTTPX_ERRORS, error_from_response, json_or_none, trace_id_of, translate_httpx
+from .permits import PermitSource, UnlimitedPermits
+from .retry import DEFAULT_RETRY, RetryPolicy, is_ambiguous, is_transient
+
+__all__ = ["Written", "Outcome", "Lookup", "API_VERSION", "CALENDARS_API_VERSION", "DEFAULT_TIMEOUT",
+           "DEFAULT_LIMITS", "version_for"]
+
+log = logging.getLogger("dos2hl.highlevel")
+
+API_VERSION = "2021-07-28"
+CALENDARS_API_VERSION = "2021-04-15"  # every operation of calendars.json
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=pydantic.BaseModel)
+Outcome = Literal["created", "updated", "verified-existing"]
+Lookup = Callable[[], T | None]
+"""Answers "does the record this create would make already exist?" (e.g. by Source_System_ID)."""
+
+
+def version_for(template: str) -> str:
+    """The ``Version`` header HighLevel requires for a path (calendars differ)."""
+    return CALENDARS_API_VERSION if template.startswith("/calendars") else API_VERSION
+
+
+@dataclass(frozen=True)
+class Written(Generic[T]):
+    """The result of a create/upsert: the record, how it came to be, and how many sends it took."""
+
+    value: T
+    outcome: Outcome
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    template: str  # as the spec spells it, e.g. "/contacts/{contactId}"; logged instead of the path
+    path_params: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    files: Any = None
+    data: Mapping[str, Any] | None = None
+    stable_key: str | None = None
+
+    def path(self) -> str:
+        return self.template.format(**{k: quote(str(v), safe="") for k, v in self.path_params.items()})
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: Any
+    trace_id: str | None
+
+
+@dataclass(frozen=True)
+class _Found(Generic[T]):
+    value: T
+
+
+class _Core:
+    def __init__(self, base_url: str, token: SecretStr, location_id: str, *,
+                 permits: PermitSource | None = None, transport: httpx.BaseTransport | None = None,
+                 retry: RetryPolicy = DEFAULT_RETRY, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+                 limits: httpx.Limits = DEFAULT_LIMITS, sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None) -> None:
+        if not isinstance(token, SecretStr):
+            raise TypeError("token must be a pydantic SecretStr")
+        self.location_id = location_id
+        self.retry = retry
+        self._token = token
+        self._permits: PermitSource = permits or UnlimitedPermits()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), transport=transport, timeout=timeout,
+                                  limits=limits, headers={"Accept": "application/json"})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(location_id={self.location_id!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> _Core:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- one request --------------------------------------------------------------------------------
+    def _send_once(self, call: _Call, attempt: int) -> _Answer:
+        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}",
+                   "Version": version_for(call.template)}
+        self._permits.acquire(self.location_id, 1)
+        start = time.perf_counter()
+        try:
+            response = self._http.request(call.method, call.path(), params=call.params, json=call.json,
+                                          files=call.files, data=call.data, headers=headers)
+        except tuple(HTTPX_ERRORS) as exc:
+            err = translate_httpx(exc, method=call.method, path=call.template, stable_key=call.stable_key)
+            self._log(call, attempt, start, None, None, err)
+            raise err from None  # the httpx exception holds the request (and its headers)
+        self._permits.report(self.location_id, response.status_code, response.headers)
+        body = json_or_none(response)
+        trace_id = trace_id_of(response, body)
+        if response.is_success:
+            self._log(call, attempt, start, response.status_code, trace_id, None)
+            return _Answer(response.status_code, body, trace_id)
+        err = error_from_response(response, method=call.method, path=call.template,
+                                  stable_key=call.stable_key)
+        self._log(call, attempt, start, response.status_code, trace_id, err)
+        raise err
+
+    def _log(self, call: _Call, attempt: int, start: float, status: int | None, trace_id: str | None,
+             err: HighLevelError | None) -> None:
+        latency_ms = round((time.perf_counter() - start) * 1000, 1)
+        fields = {"location_id": self.location_id, "method": call.method, "path": call.template,
+                  "status": status, "latency_ms": latency_ms, "attempt": attempt, "trace_id": trace_id,
+                  "stable_key": call.stable_key, "error": type(err).__name__ if err else None}
+        log.log(logging.INFO if err is None else logging.WARNING,
+                "highlevel %s %s status=%s latency_ms=%s attempt=%d trace_id=%s%s", call.method,
+                call.template, status if status is not None else type(err).__name__, latency_ms, attempt,
+                trace_id, f" stable_key={call.stable_key}" if call.stable_key else "",
+                extra={"highlevel": fields})
+
+    # ---- retries and verification -------------------------------------------------------------------
+    def _run(self, call: _Call, *, create: bool = False,
+             lookup: Lookup[Any] | None = None) -> tuple[_Answer | _Found[Any], int]:
+        """Send ``call`` until it succeeds or fails for good; returns (answer or found record, sends).
+
+        A create that failed ambiguously (5xx, 422, timeout or reset after sending) is never sent again
+        blindly: without ``lookup`` the error is raised; with one, the record is looked up first (after
+        at least ``verify_delay``) and returned if it exists.
+        """
+        attempt = 0
+        verify_first = False
+        while True:
+            if verify_first:
+                verify_first = False
+                found = lookup() if lookup else None
+                if found is not None:
+                    return _Found(found), attempt
+            attempt += 1
+            try:
+                return self._send_once(call, attempt), attempt
+            except HighLevelError as exc:
+                ambiguous = create and is_ambiguous(exc)
+                again = is_transient(exc) and attempt < self.retry.max_attempts
+                if ambiguous:
+                    if lookup is None:
+                        raise
+                    if not again:  # 422, or out of attempts: one last look, then give up
+                        self._sleep(self.retry.verify_delay)
+                        found = lookup()
+                        if found is not None:
+                            return _Found(found), attempt
+                        raise
+                    verify_first = True
+                elif not again:
+                    raise
+                delay = self.retry.delay(attempt, exc, self._rng)
+                if ambiguous:
+                    delay = max(delay, self.retry.verify_delay)
+                self._sleep(delay)
+
+    def _request(self, call: _Call) -> Any:
+        """A read or an idempotent write: retried on transient failures; returns the JSON body."""
+        answer, _ = self._run(call)
+        assert isinstance(answer, _Answer)
+        return answer.body
+
+    def _write(self, call: _Call, parse: Callable[[Any], tuple[T, Outcome]],
+               lookup: Lookup[T] | None) -> Written[T]:
+        """A create (not idempotent): ambiguous failures verified by ``lookup``, never re-sent blindly."""
+        result, attempts = self._run(call, create=True, lookup=lookup)
+        if isinstance(result, _Found):
+            return Written(result.value, "verified-existing", attempts)
+        value, outcome = parse(result.body)
+        return Written(value, outcome, attempts)
+
+    @staticmethod
+    def _parse(model: type[M], data: Any, call: _Call, key: str | None = None) -> M:
+        """``data`` (or ``data[key]``) as ``model``; a shape error names the field, never the value."""
+        try:
+            if key is not None:
+                if not isinstance(data, dict) or key not in data:
+                    raise UnexpectedResponseError(f"HighLevel's answer has no '{key}'", method=call.method,
+                                                  path=call.template, stable_key=call.stable_key)
+                data = data[key]
+            return model.model_validate(data)
+        except pydantic.ValidationError as exc:
+            where = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(body)'}: {e['type']}"
+                              for e in exc.errors(include_input=False)[:5])
+            raise UnexpectedResponseError(f"HighLevel's answer is not a {model.__name__}: {where}",
+                                          method=call.method, path=call.template,
+                                          stable_key=call.stable_key) from None
+
+    def _parse_list(self, model: type[M], data: Any, call: _Call, key: str) -> list[M]:
+        items = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise UnexpectedResponseError(f"HighLevel's answer has no '{key}' list", method=call.method,
+                                          path=call.template)
+        return [self._parse(model, item, call) for item in items]

@@ -1,0 +1,131 @@
+"""The one boundary where httpx exceptions and non-2xx responses become dos2hl errors.
+
+``translate_httpx`` maps every httpx exception to the most specific dos2hl error (a test checks that
+none is unmapped); ``error_from_response`` classifies a non-2xx response. Neither ever copies a
+request or a response body into the error: only status, path template, traceId and stable key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+
+from ..errors import (
+    AuthError,
+    BadRequestError,
+    DuplicateContactError,
+    HighLevelError,
+    HighLevelHTTPError,
+    NotFoundError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ServerError,
+    TransportError,
+    UnprocessableError,
+)
+from .retry import parse_retry_after
+
+__all__ = ["HTTPX_ERRORS", "translate_httpx", "error_from_response", "trace_id_of", "json_or_none"]
+
+# httpx class -> (dos2hl class, sent: may the request have reached HighLevel?, retryable)
+HTTPX_ERRORS: dict[type[Exception], tuple[type[TransportError], bool, bool]] = {
+    httpx.ConnectTimeout: (RequestTimeoutError, False, True),
+    httpx.PoolTimeout: (RequestTimeoutError, False, True),
+    httpx.ReadTimeout: (RequestTimeoutError, True, True),
+    httpx.WriteTimeout: (RequestTimeoutError, True, True),
+    httpx.TimeoutException: (RequestTimeoutError, True, True),
+    httpx.ConnectError: (TransportError, False, True),
+    httpx.ReadError: (TransportError, True, True),
+    httpx.WriteError: (TransportError, True, True),
+    httpx.CloseError: (TransportError, True, True),
+    httpx.NetworkError: (TransportError, True, True),
+    httpx.ProxyError: (TransportError, False, True),
+    httpx.RemoteProtocolError: (TransportError, True, True),
+    httpx.LocalProtocolError: (TransportError, False, False),
+    httpx.ProtocolError: (TransportError, True, False),
+    httpx.UnsupportedProtocol: (TransportError, False, False),
+    httpx.DecodingError: (TransportError, True, False),
+    httpx.TooManyRedirects: (TransportError, True, False),
+    httpx.TransportError: (TransportError, True, True),
+    httpx.RequestError: (TransportError, True, False),
+    httpx.HTTPStatusError: (TransportError, True, False),
+    httpx.HTTPError: (TransportError, True, False),
+    httpx.StreamError: (TransportError, True, False),  # misuse of a streamed body: not retried
+    httpx.StreamConsumed: (TransportError, True, False),
+    httpx.StreamClosed: (TransportError, True, False),
+    httpx.ResponseNotRead: (TransportError, True, False),
+    httpx.RequestNotRead: (TransportError, False, False),
+    httpx.InvalidURL: (TransportError, False, False),
+    httpx.CookieConflict: (TransportError, False, False),
+}
+
+
+def translate_httpx(exc: Exception, *, method: str, path: str, stable_key: str | None) -> HighLevelError:
+    """The dos2hl error for an httpx exception (most specific class in its MRO wins)."""
+    for cls in type(exc).__mro__:
+        if cls in HTTPX_ERRORS:
+            target, sent, retryable = HTTPX_ERRORS[cls]
+            # the class name only: httpx/httpcore messages can quote URLs; bodies never reach them
+            return target(f"no answer from HighLevel: {type(exc).__name__}", sent=sent, retryable=retryable,
+                          method=method, path=path, stable_key=stable_key, ambiguous=sent)
+    raise TypeError(f"not an httpx exception: {type(exc).__name__}")
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    """The decoded JSON body, or None when there is none or it is not JSON."""
+    try:
+        return json.loads(response.content) if response.content else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def trace_id_of(response: httpx.Response, body: Any = None) -> str | None:
+    """HighLevel's traceId: from a header when present, else the body's ``traceId`` key."""
+    for name in ("x-trace-id", "traceid", "trace-id", "x-request-id"):
+        if response.headers.get(name):
+            return response.headers[name][:100]
+    if isinstance(body, dict) and isinstance(body.get("traceId"), str):
+        return body["traceId"][:100]
+    return None
+
+
+# "property x should not exist", "email must be an email", "pageLimit should not be empty"
+_FIELD = re.compile(r"^(?:property\s+)?([A-Za-z_][\w.\[\]]*)\s+(?:must|should)\b")
+
+
+def _field_names(message: Any) -> tuple[str, ...]:
+    """Property names out of NestJS messages ("property x should not exist", "email must be ...")."""
+    items = message if isinstance(message, list) else [message]
+    names: list[str] = []
+    for m in items:
+        match = _FIELD.match(m) if isinstance(m, str) else None
+        if match and match.group(1) not in names:
+            names.append(match.group(1))
+    return tuple(names)
+
+
+def error_from_response(response: httpx.Response, *, method: str, path: str,
+                        stable_key: str | None) -> HighLevelHTTPError:
+    """Classify a non-2xx response."""
+    body = json_or_none(response)
+    status = response.status_code
+    kw: dict[str, Any] = dict(method=method, path=path, trace_id=trace_id_of(response, body),
+                              stable_key=stable_key)
+    meta = body.get("meta") if isinstance(body, dict) else None
+    if status == 400 and isinstance(meta, dict) and isinstance(meta.get("contactId"), str):
+        matching = meta.get("matchingField")
+        return DuplicateContactError(status, existing_id=meta["contactId"],
+                                     matching_field=matching if isinstance(matching, str) else None, **kw)
+    if status == 429:
+        return RateLimitedError(status, retry_after=parse_retry_after(response.headers), **kw)
+    if status == 422:
+        message = body.get("message") if isinstance(body, dict) else None
+        return UnprocessableError(status, fields=_field_names(message), ambiguous=True, **kw)
+    if status >= 500:
+        return ServerError(status, ambiguous=True, **kw)
+    cls: type[HighLevelHTTPError] = {400: BadRequestError, 401: AuthError, 403: AuthError,
+                                     404: NotFoundError}.get(status, HighLevelHTTPError)
+    return cls(status, **kw)
