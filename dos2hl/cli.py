@@ -14,6 +14,7 @@ import typer
 from . import __version__
 from .errors import Dos2hlError
 from .progress import progress_reporter
+from .sandbox.cli import sandbox_app
 from .settings import Dos2hlSettings
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(sandbox_app, name="sandbox")
 log = logging.getLogger("dos2hl")
 
 ProfileOpt = Annotated[str, typer.Option("--profile", help="Export profile: 'reference', 'softdent_like' or a YAML file.")]

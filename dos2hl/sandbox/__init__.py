@@ -1,0 +1,32 @@
+"""A local HighLevel: the API v2 contract, auth and tenancy, duplicate rules, rate limits and faults.
+
+Public API: ``create_app`` (the ASGI app, for in-process tests), ``serve`` (uvicorn),
+``init_locations`` / ``add_token`` (state set-up), ``dump`` (the whole state as one dict).
+Heavy modules load on first use, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["create_app", "serve", "init_locations", "add_token", "dump", "MIGRATION_SCOPES", "prepare_state"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    if name in ("serve", "prepare_state"):
+        from . import server
+
+        return getattr(server, name)
+    if name in ("init_locations", "add_token", "MIGRATION_SCOPES"):
+        from . import seed
+
+        return getattr(seed, name)
+    if name == "dump":
+        from .snapshot import dump
+
+        return dump
+    raise AttributeError(name)

@@ -1,0 +1,81 @@
+"""Every fault kind is observable, seeded and reproducible."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dos2hl.sandbox.faults import Faults, parse_faults
+
+
+def test_parse_faults() -> None:
+    cfg = parse_faults("latency=50ms..200ms,5xx=0.02,reset=0.01,timeout=0.01,storm429=0.01,created422=0.02,seed=7")
+    assert cfg.latency == (0.05, 0.2) and cfg.seed == 7 and dict(cfg.rates)["created422"] == 0.02
+    with pytest.raises(ValueError):
+        parse_faults("bogus=1")
+    with pytest.raises(ValueError):
+        parse_faults("5xx=0.9,reset=0.5")
+
+
+def test_same_seed_same_faults() -> None:
+    spec = "5xx=0.2,reset=0.1,storm429=0.1,created422=0.2,seed=3"
+    a = [Faults(parse_faults(spec)).plan("contacts:create-contact") for _ in range(1)]
+    f1, f2 = Faults(parse_faults(spec)), Faults(parse_faults(spec))
+    seq1 = [f1.plan("contacts:create-contact").kind for _ in range(200)]
+    seq2 = [f2.plan("contacts:create-contact").kind for _ in range(200)]
+    assert seq1 == seq2 and {"5xx", "reset", "storm429", "created422", None} <= set(seq1) and a
+
+
+def _create(sb, name):
+    return sb.post("/contacts/", {"locationId": sb.locs[0], "firstName": name})
+
+
+def _count(sb):
+    from dos2hl.sandbox import dump
+
+    return len(dump(sb.state)["locations"][sb.locs[0]]["contacts"])
+
+
+def test_5xx_stores_nothing(make_sandbox) -> None:
+    sb = make_sandbox(faults="5xx=1.0,seed=1")
+    r = _create(sb, "A")
+    assert r.status_code in (500, 502, 503) and _count(sb) == 0
+
+
+def test_created_422_stores_the_record(make_sandbox) -> None:
+    sb = make_sandbox(faults="created422=1.0")
+    r = _create(sb, "A")
+    assert r.status_code == 422 and r.json()["error"] == "Unprocessable Entity"
+    assert _count(sb) == 1  # the real API's "422 but created" (issue #64)
+    assert sb.get("/workflows/", params={"locationId": sb.locs[0]}).status_code == 200  # reads unaffected
+
+
+def test_storm_429(make_sandbox) -> None:
+    sb = make_sandbox(faults="storm429=1.0,storm_len=3")
+    codes = [sb.get("/workflows/", params={"locationId": sb.locs[0]}).status_code for _ in range(3)]
+    assert codes == [429, 429, 429]
+
+
+def test_reset_drops_the_connection_after_processing(make_sandbox) -> None:
+    sb = make_sandbox(faults="reset=1.0")
+    with pytest.raises(ConnectionResetError):
+        _create(sb, "A")
+    assert _count(sb) == 1  # the write landed: a client must verify before retrying
+
+
+def test_timeout_and_latency(make_sandbox) -> None:
+    sb = make_sandbox(faults="timeout=1.0,timeout_after=0.3")
+    started = time.perf_counter()
+    assert _create(sb, "A").status_code == 201
+    assert time.perf_counter() - started >= 0.3 and _count(sb) == 1
+    sb = make_sandbox(faults="latency=100ms")
+    started = time.perf_counter()
+    sb.get("/workflows/", params={"locationId": sb.locs[0]})
+    assert time.perf_counter() - started >= 0.1
+
+
+def test_faults_are_journaled(make_sandbox) -> None:
+    sb = make_sandbox(faults="created422=1.0")
+    _create(sb, "A")
+    assert '"fault":"created422"' in (sb.state / "journal.jsonl").read_text()
