@@ -9,6 +9,11 @@ from dos2hl.cli import app
 
 runner = CliRunner()
 COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)  # type: ignore[union-attr]
+GROUPS = {g.name: g.typer_instance for g in app.registered_groups}
+SUBCOMMANDS = sorted(
+    (group, c.name or c.callback.__name__)  # type: ignore[union-attr]
+    for group, sub in GROUPS.items() for c in sub.registered_commands  # type: ignore[union-attr]
+)
 
 
 def test_commands_are_registered() -> None:
@@ -20,6 +25,17 @@ def test_every_command_has_help(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+@pytest.mark.parametrize(("group", "command"), SUBCOMMANDS)
+def test_every_subcommand_has_help(group: str, command: str) -> None:
+    result = runner.invoke(app, [group, command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_sandbox_group_is_registered() -> None:
+    assert ("sandbox", "serve") in SUBCOMMANDS and ("sandbox", "dump") in SUBCOMMANDS
 
 
 def test_stage_without_patient_file_exits_2_and_writes_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
