@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from . import contacts, locations, misc, opportunities  # noqa: F401
+from . import associations, calendars, contacts, fields_v2, locations, misc, objects, opportunities  # noqa: F401
