@@ -47,6 +47,8 @@ _FALLBACK_SCOPES = (
 # Operations a sub-account token may call although the spec says Agency-Access (NOTES.md §2.5:
 # reports vary; a migration needs them).
 _AGENCY_ALLOWED = frozenset({"objects:create-custom-object-schema"})
+_LIMIT_MESSAGES = {"burst": "Too many requests: the burst limit of this app and location is reached",
+                   "daily": "Daily API request limit reached"}
 
 
 def required_scope(op: contract.Operation) -> str | None:
@@ -118,15 +120,18 @@ class _Api:
             verdict = self.limiter.admit(f"{app_id}:{location}", now)
             headers = verdict.headers
             if not verdict.allowed:
-                raise ApiError(429, "Too many requests" if verdict.reason == "burst"
-                               else "Daily API request limit reached", error="Too Many Requests")
+                # Which limit was hit goes in the body (meta.limit); no Retry-After header, which
+                # HighLevel does not document: a client waits on the X-RateLimit-* headers.
+                raise ApiError(429, _LIMIT_MESSAGES[verdict.reason], error="Too Many Requests",
+                               meta={"limit": verdict.reason})
             plan = self.faults.plan(op.key) if self.faults.active else None
             if plan is not None:
                 if plan.latency_s:
                     await asyncio.sleep(plan.latency_s)
                 fault = plan.kind
                 if fault == "storm429":
-                    raise ApiError(429, "Too many requests", error="Too Many Requests")
+                    raise ApiError(429, _LIMIT_MESSAGES["burst"], error="Too Many Requests",
+                                   meta={"limit": "burst"})
                 if fault == "5xx":
                     raise ApiError(plan.status, {500: "Internal Server Error", 502: "Bad Gateway",
                                                  503: "Service Unavailable"}[plan.status])

@@ -1,17 +1,34 @@
-"""Emulation of HighLevel's UI CSV import for contacts, at ``POST /_sandbox/imports``.
+"""Emulation of HighLevel's UI CSV importers, at ``POST /_sandbox/imports``.
 
 Not part of HighLevel's API (NOTES.md §3: the importers exist only in its web UI), so it lives
 under ``/_sandbox/`` and is not counted against the API rate limits. The bearer token picks the
 location, as everywhere. Query parameters:
 
-* ``object=contacts`` (the only object emulated so far);
+* ``object=contacts|opportunities|custom_objects.<name>`` (the three UI importers);
 * ``mode=create|update|create_update`` (the UI's three modes);
-* ``dedupe=email|phone|id|<custom field key>`` (how a row finds an existing contact).
+* ``dedupe=...``: how a row finds an existing record —
+  contacts: ``email`` (default), ``phone``, ``id`` or a contact custom field key;
+  opportunities: ``contact`` (default: the same contact in the same pipeline, HighLevel's one
+  open opportunity per contact and pipeline) or ``id``;
+  custom object records: ``id`` (default) or a field key of the object (its unique field).
 
-The body is the CSV (UTF-8, header row, at most 30 MB). Columns: contact fields by their API names
-(``firstName``, ``email``, ...), ``tags`` (comma-separated), ``id``, and custom fields by key
-(``contact.patient_id``). The answer is the per-row result file the UI offers for download:
-CSV ``row,status,contactId,error`` with status ``created``, ``updated``, ``skipped`` or ``error``.
+The body is the CSV (UTF-8, header row, at most 30 MB; larger -> 413). Columns:
+
+* contacts: contact fields by their API names (``firstName``, ``email``, ...), ``tags``
+  (comma-separated), ``id``, and custom fields by key (``contact.patient_id``);
+* opportunities: ``id``, ``name``, ``pipeline`` (name or id; ``pipelineId`` too), ``stage`` (name
+  or id; ``pipelineStageId`` too, defaults to the first stage), ``contactId`` or ``email`` (the
+  contact must exist), ``monetaryValue``, ``status`` (open, won, lost, abandoned), ``assignedTo``,
+  ``source``, and opportunity custom fields by key (``opportunity.x``);
+* custom object records: ``id`` and properties by field key, short (``name``) or full
+  (``custom_objects.pet.name``); NUMERICAL and MONETORY cells are numbers, MULTIPLE_OPTIONS and
+  CHECKBOX cells comma-separated, TEXTBOX_LIST one column per option (``list.option``).
+
+Every row goes through the same business rules as the API (duplicate contacts, pipelines,
+property types); a row the API would refuse is an ``error`` row, the others still import. The
+answer is the per-row result file the UI offers for download: CSV ``row,status,<id column>,error``
+(``contactId``, ``opportunityId`` or ``recordId``) with status ``created``, ``updated``,
+``skipped`` or ``error``; ``row`` counts data rows from 1.
 """
 
 from __future__ import annotations
@@ -28,36 +45,57 @@ from starlette.responses import JSONResponse, Response
 from ..highlevel.contract import operation_by_id
 from .core import ApiError, Ctx, Settings
 from .endpoints import contacts as c
+from .endpoints import objects as o
+from .endpoints import opportunities as opps
 from .store import Store
 
 __all__ = ["import_endpoint", "MAX_IMPORT_BYTES"]
 
 MAX_IMPORT_BYTES = 30 * 1024 * 1024
 _MODES = ("create", "update", "create_update")
+_STATUSES = ("open", "won", "lost", "abandoned")
+_ID_COLUMN = {"contacts": "contactId", "opportunities": "opportunityId"}
+_DEFAULT_DEDUPE = {"contacts": "email", "opportunities": "contact"}
+
+
+def _bad(message: str, status: int = 400) -> Response:
+    return JSONResponse({"statusCode": status, "message": message}, status_code=status)
 
 
 async def import_endpoint(request: Request, store: Store, clock: Callable[[], float]) -> Response:
     auth = request.headers.get("authorization", "")
     found = store.token(auth[7:].strip()) if auth[:7].lower() == "bearer " else None
     if found is None:
-        return JSONResponse({"statusCode": 401, "message": "Invalid token"}, status_code=401)
+        return _bad("Invalid token", 401)
     q = request.query_params
-    mode, dedupe, obj = q.get("mode", "create"), q.get("dedupe", "email"), q.get("object", "contacts")
-    if obj != "contacts" or mode not in _MODES:
-        return JSONResponse({"statusCode": 400, "message": f"object must be contacts and mode one of {_MODES}"},
-                            status_code=400)
+    obj, mode = q.get("object", "contacts"), q.get("mode", "create")
+    if mode not in _MODES:
+        return _bad(f"mode must be one of {', '.join(_MODES)}")
+    ctx = Ctx(store, Settings(), operation_by_id("contacts", "create-contact"), found[0], clock(), {})
+    if obj not in ("contacts", "opportunities"):
+        try:
+            obj = o.custom_schema(ctx, obj)["key"]
+        except ApiError:
+            return _bad("object must be contacts, opportunities or the key of one of this location's "
+                        f"custom objects (custom_objects.<name>), not {obj}")
+    dedupe = q.get("dedupe", _DEFAULT_DEDUPE.get(obj, "id"))
+    if obj == "opportunities" and dedupe not in ("contact", "id"):
+        return _bad("dedupe must be contact or id for opportunities")
     body = await request.body()
     if len(body) > MAX_IMPORT_BYTES:
-        return JSONResponse({"statusCode": 413, "message": "The file is larger than 30 MB"}, status_code=413)
-    ctx = Ctx(store, Settings(), operation_by_id("contacts", "create-contact"), found[0], clock(), {})
+        return _bad("The file is larger than 30 MB", 413)
+    importer = {"contacts": _import_contact, "opportunities": _import_opportunity}.get(obj, _import_record)
     text = body.decode("utf-8-sig", "replace")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["row", "status", "contactId", "error"])
+    writer.writerow(["row", "status", _ID_COLUMN.get(obj, "recordId"), "error"])
     for i, row in enumerate(csv.DictReader(io.StringIO(text)), start=1):
+        row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        ctx.body, ctx.params = None, {}
         try:
-            status, cid = _import_row(ctx, row, mode, dedupe)
-            writer.writerow([i, status, cid, ""])
+            with store.tx():  # a row imports whole or not at all
+                status, doc_id = importer(ctx, row, mode, dedupe, obj)
+            writer.writerow([i, status, doc_id, ""])
         except ApiError as exc:
             message = exc.message if isinstance(exc.message, str) else "; ".join(exc.message)
             writer.writerow([i, "error", "", message])
@@ -65,11 +103,16 @@ async def import_endpoint(request: Request, store: Store, clock: Callable[[], fl
     return Response(out.getvalue(), media_type="text/csv")
 
 
-def _row_body(ctx: Ctx, row: dict[str, str]) -> dict[str, Any]:
+def _row_error(message: str) -> ApiError:
+    return ApiError(400, message, error="Bad Request")
+
+
+# -- contacts ------------------------------------------------------------------------------------
+def _contact_body(row: dict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {}
     custom = []
     for key, value in row.items():
-        if key is None or value is None or value == "":
+        if value == "":
             continue
         if key == "tags":
             body["tags"] = [t.strip() for t in value.split(",") if t.strip()]
@@ -82,7 +125,7 @@ def _row_body(ctx: Ctx, row: dict[str, str]) -> dict[str, Any]:
     return body
 
 
-def _existing(ctx: Ctx, row: dict[str, str], dedupe: str) -> dict[str, Any] | None:
+def _existing_contact(ctx: Ctx, row: dict[str, str], dedupe: str) -> dict[str, Any] | None:
     contacts = ctx.store.list("contact", ctx.location_id)
     if dedupe == "id":
         return next((x for x in contacts if x["id"] == row.get("id")), None)
@@ -100,15 +143,177 @@ def _existing(ctx: Ctx, row: dict[str, str], dedupe: str) -> dict[str, Any] | No
                                              for f in x.get("customFields", []))), None)
 
 
-def _import_row(ctx: Ctx, row: dict[str, str], mode: str, dedupe: str) -> tuple[str, str]:
-    body = _row_body(ctx, row)
-    existing = _existing(ctx, row, dedupe)
+def _import_contact(ctx: Ctx, row: dict[str, str], mode: str, dedupe: str, _obj: str) -> tuple[str, str]:
+    body = _contact_body(row)
+    existing = _existing_contact(ctx, row, dedupe)
     if existing is not None:
         if mode == "create":
             return "skipped", existing["id"]
         c._apply(ctx, existing, body)
-        ctx.save("contact", existing)
+        ctx.save("contact", existing, indexed=True)
         return "updated", existing["id"]
     if mode == "update":
         return "skipped", ""
     return "created", c._new_contact(ctx, body)["id"]
+
+
+# -- opportunities -------------------------------------------------------------------------------
+def _pick(row: dict[str, str], *names: str) -> str:
+    return next((row[n] for n in names if row.get(n)), "")
+
+
+def _pipeline(ctx: Ctx, ident: str) -> dict[str, Any]:
+    for pipeline in ctx.store.list("pipeline", ctx.location_id):
+        if ident in (pipeline["id"], pipeline["name"]) or ident.lower() == pipeline["name"].lower():
+            return pipeline
+    raise _row_error(f"Pipeline {ident} not found")
+
+
+def _stage(pipeline: dict[str, Any], ident: str) -> str:
+    for stage in pipeline["stages"]:
+        if ident == stage["id"] or ident.lower() == stage["name"].lower():
+            return stage["id"]
+    raise _row_error(f"Stage {ident} not found in pipeline {pipeline['name']}")
+
+
+def _contact_id(ctx: Ctx, row: dict[str, str]) -> str:
+    contacts = ctx.store.list("contact", ctx.location_id)
+    cid = row.get("contactId")
+    if cid:
+        if not any(x["id"] == cid for x in contacts):
+            raise _row_error(f"Contact {cid} not found")
+        return cid
+    email = _pick(row, "email", "contactEmail").lower()
+    if not email:
+        raise _row_error("contactId or email is required")
+    found = next((x for x in contacts if (x.get("email") or "").lower() == email), None)
+    if found is None:
+        raise _row_error(f"No contact with email {email}")
+    return found["id"]
+
+
+def _opportunity_body(ctx: Ctx, row: dict[str, str], *, creating: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    pipeline_ref = _pick(row, "pipeline", "pipelineId")
+    if pipeline_ref:
+        pipeline = _pipeline(ctx, pipeline_ref)
+        body["pipelineId"] = pipeline["id"]
+        stage_ref = _pick(row, "stage", "pipelineStageId")
+        if stage_ref:
+            body["pipelineStageId"] = _stage(pipeline, stage_ref)
+    elif creating:
+        raise _row_error("pipeline is required")
+    if row.get("contactId") or _pick(row, "email", "contactEmail") or creating:
+        body["contactId"] = _contact_id(ctx, row)
+    for name in ("name", "assignedTo", "source"):
+        if row.get(name):
+            body[name] = row[name]
+    if creating and not body.get("name"):
+        raise _row_error("name is required")
+    if row.get("status"):
+        status = row["status"].lower()
+        if status not in _STATUSES:
+            raise _row_error(f"status must be one of {', '.join(_STATUSES)}")
+        body["status"] = status
+    elif creating:
+        body["status"] = "open"
+    if row.get("monetaryValue"):
+        try:
+            body["monetaryValue"] = float(row["monetaryValue"].replace(",", "").lstrip("$"))
+        except ValueError:
+            raise _row_error("monetaryValue must be a number") from None
+    custom = [{"key": k, "field_value": v} for k, v in row.items() if k.startswith("opportunity.") and v]
+    if custom:
+        body["customFields"] = custom
+    return body
+
+
+def _existing_opportunity(ctx: Ctx, row: dict[str, str], dedupe: str) -> dict[str, Any] | None:
+    found = ctx.store.list("opportunity", ctx.location_id)
+    if dedupe == "id":
+        return next((x for x in found if row.get("id") and x["id"] == row["id"]), None)
+    ref = _pick(row, "pipeline", "pipelineId")
+    if not ref:
+        return None
+    pipeline_id, contact_id = _pipeline(ctx, ref)["id"], _contact_id(ctx, row)
+    return next((x for x in found if x["pipelineId"] == pipeline_id and x["contactId"] == contact_id), None)
+
+
+def _import_opportunity(ctx: Ctx, row: dict[str, str], mode: str, dedupe: str, _obj: str) -> tuple[str, str]:
+    existing = _existing_opportunity(ctx, row, dedupe)
+    if existing is not None:
+        if mode == "create":
+            return "skipped", existing["id"]
+        ctx.body, ctx.params = _opportunity_body(ctx, row, creating=False), {"id": existing["id"]}
+        ctx.body.pop("contactId", None)  # the contact of an opportunity does not change on import
+        opps.update(ctx)
+        return "updated", existing["id"]
+    if mode == "update":
+        return "skipped", ""
+    ctx.body = {"locationId": ctx.location_id, **_opportunity_body(ctx, row, creating=True)}
+    return "created", opps.create(ctx)[1]["opportunity"]["id"]
+
+
+# -- custom object records -----------------------------------------------------------------------
+def _short(key: str, name: str) -> str:
+    return name[len(key) + 1:] if name.startswith(key + ".") else name
+
+
+def _cell(field: dict[str, Any] | None, value: str) -> Any:
+    """A CSV cell as the API value for ``field`` (unknown fields pass through; the API rules decide)."""
+    kind = (field or {}).get("dataType")
+    if kind in ("NUMERICAL", "MONETORY"):
+        try:
+            number = float(value.replace(",", "").lstrip("$"))
+        except ValueError:
+            return value  # check_properties names the problem
+        return int(number) if number.is_integer() else number
+    if kind in ("MULTIPLE_OPTIONS", "CHECKBOX"):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if kind == "FILE_UPLOAD":
+        return [{"url": v.strip()} for v in value.split(",") if v.strip()]
+    return value
+
+
+def _record_properties(ctx: Ctx, schema: dict[str, Any], row: dict[str, str]) -> dict[str, Any]:
+    key = schema["key"]
+    fields = {_short(key, f["fieldKey"]): f for f in o.object_fields(ctx, key)}
+    props = {}
+    for name, value in row.items():
+        if name == "id" or value == "":
+            continue
+        props[_short(key, name)] = _cell(fields.get(_short(key, name)), value)
+    return o.check_properties(ctx, schema, props)
+
+
+def _existing_record(ctx: Ctx, schema: dict[str, Any], row: dict[str, str], dedupe: str,
+                     props: dict[str, Any]) -> dict[str, Any] | None:
+    records = [r for r in ctx.store.list("record", ctx.location_id) if r["objectKey"] == schema["key"]]
+    if dedupe == "id":
+        return next((r for r in records if row.get("id") and r["id"] == row["id"]), None)
+    short = _short(schema["key"], dedupe)
+    if not any(_short(schema["key"], f["fieldKey"]) == short for f in o.object_fields(ctx, schema["key"])):
+        raise _row_error(f"dedupe field {dedupe} is not a field of {schema['key']}")
+    value = props.get(short)
+    if value in (None, ""):
+        return None
+    return next((r for r in records if str(r["properties"].get(short)).lower() == str(value).lower()), None)
+
+
+def _import_record(ctx: Ctx, row: dict[str, str], mode: str, dedupe: str, obj: str) -> tuple[str, str]:
+    schema = o.custom_schema(ctx, obj)
+    props = _record_properties(ctx, schema, row)
+    existing = _existing_record(ctx, schema, row, dedupe, props)
+    ctx.params = {"schemaKey": schema["key"]}
+    if existing is not None:
+        if mode == "create":
+            return "skipped", existing["id"]
+        ctx.params["id"], ctx.body = existing["id"], {"properties": props}
+        o.update_record(ctx)
+        return "updated", existing["id"]
+    if mode == "update":
+        return "skipped", ""
+    if not props:
+        raise _row_error("the row has no properties")
+    ctx.body = {"properties": props}
+    return "created", o.create_record(ctx)[1]["record"]["id"]

@@ -10,7 +10,8 @@ from .store import Store
 __all__ = ["dump"]
 
 _LISTS = {"contacts": "contact", "notes": "note", "tasks": "task", "opportunities": "opportunity",
-          "appointments": "appointment", "custom_fields": "custom_field", "tags": "tag",
+          "appointments": "appointment", "custom_fields": "custom_field",
+          "custom_values": "custom_value", "tags": "tag",
           "associations": "association", "relations": "relation", "files": "file", "users": "user",
           "pipelines": "pipeline", "calendars": "calendar", "workflows": "workflow",
           "object_schemas": "object_schema", "custom_fields_v2": "cf2_field", "custom_field_folders": "cf2_folder"}

@@ -8,6 +8,10 @@ Duplicate rule (NOTES.md §2.2), per location setting ``settings.allowDuplicateC
   When the email matches one contact and the phone another, the phone is silently dropped. So two
   family members sharing an email collapse into one contact: the second upsert rewrites the first
   person's name. ``createNewIfDuplicateAllowed`` creates anyway only when the location allows it.
+
+Delete cascades: the contact's notes, tasks, appointments and opportunities go with it (an
+opportunity or appointment cannot outlive its contact in HighLevel), and so does every association
+relation of the contact or of those opportunities.
 """
 
 from __future__ import annotations
@@ -182,15 +186,23 @@ def update_contact(ctx: Ctx) -> tuple[int, Any]:
 @handler("contacts:delete-contact")
 def delete_contact(ctx: Ctx) -> tuple[int, Any]:
     contact = ctx.own("contact", ctx.params["contactId"], "Contact")
-    for kind in ("note", "task"):
-        for doc in ctx.store.list(kind, ctx.location_id):
-            if doc.get("contactId") == contact["id"]:
-                ctx.remove(kind, doc["id"])
-    for rel in ctx.store.list("relation", ctx.location_id):
-        if contact["id"] in (rel["firstRecordId"], rel["secondRecordId"]):
-            ctx.remove("relation", rel["id"])
-    ctx.remove("contact", contact["id"], indexed=True)
+    with ctx.store.tx():
+        gone = {contact["id"]}
+        for kind in ("note", "task", "appointment", "opportunity"):
+            for doc in ctx.store.list(kind, ctx.location_id):
+                if doc.get("contactId") == contact["id"]:
+                    ctx.remove(kind, doc["id"], indexed=kind == "opportunity")
+                    gone.add(doc["id"])
+        remove_relations(ctx, gone)
+        ctx.remove("contact", contact["id"], indexed=True)
     return 200, {"succeded": True}
+
+
+def remove_relations(ctx: Ctx, record_ids: set[str]) -> None:
+    """Delete every relation one of ``record_ids`` is a side of (they go with their records)."""
+    for rel in ctx.store.list("relation", ctx.location_id):
+        if rel["firstRecordId"] in record_ids or rel["secondRecordId"] in record_ids:
+            ctx.remove("relation", rel["id"])
 
 
 @handler("contacts:search-contacts-advanced")

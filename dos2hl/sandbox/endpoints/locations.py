@@ -1,8 +1,10 @@
-"""Locations: get, tags, contact/opportunity custom fields (locations.json).
+"""Locations: get, tags, contact/opportunity custom fields, custom values (locations.json).
 
 Field keys are named as HighLevel names them: ``<model>.<snake_case name>`` (``Patient ID`` ->
 ``contact.patient_id``). Picklist options are written as ``options`` and read as
-``picklistOptions``. A custom field may be addressed by id or by field key.
+``picklistOptions``. A custom field may be addressed by id or by field key. Custom values are
+location-wide merge variables keyed ``{{ custom_values.<snake_case name> }}`` (unique per
+location; the key keeps its first name, like a field key).
 """
 
 from __future__ import annotations
@@ -118,4 +120,45 @@ def update_field(ctx: Ctx) -> tuple[int, Any]:
 @handler("locations:delete-custom-field")
 def delete_field(ctx: Ctx) -> tuple[int, Any]:
     ctx.remove("custom_field", _field(ctx, ctx.params["id"])["id"])
+    return 200, {"succeded": True}
+
+
+# -- custom values (location-wide merge variables, not per-contact data) -----------------------
+def _value(ctx: Ctx, ident: str) -> dict[str, Any]:
+    return ctx.own("custom_value", ident, "Custom value")
+
+
+@handler("locations:get-custom-values")
+def list_values(ctx: Ctx) -> tuple[int, Any]:
+    return 200, {"customValues": ctx.store.list("custom_value", ctx.location_id)}
+
+
+@handler("locations:create-custom-value")
+def create_value(ctx: Ctx) -> tuple[int, Any]:
+    name = ctx.body["name"].strip()
+    key = "{{ custom_values.%s }}" % snake(name)
+    if any(v["fieldKey"] == key for v in ctx.store.list("custom_value", ctx.location_id)):
+        raise ApiError(400, f"A custom value with the key {key} already exists", error="Bad Request")
+    value = {"id": new_id(), "name": name, "fieldKey": key, "value": ctx.body["value"],
+             "locationId": ctx.location_id}
+    ctx.save("custom_value", value)
+    return 201, {"customValue": value}
+
+
+@handler("locations:get-custom-value")
+def get_value(ctx: Ctx) -> tuple[int, Any]:
+    return 200, {"customValue": _value(ctx, ctx.params["id"])}
+
+
+@handler("locations:update-custom-value")
+def update_value(ctx: Ctx) -> tuple[int, Any]:
+    value = _value(ctx, ctx.params["id"])
+    value.update(name=ctx.body["name"].strip(), value=ctx.body["value"])  # the key never changes
+    ctx.save("custom_value", value)
+    return 200, {"customValue": value}
+
+
+@handler("locations:delete-custom-value")
+def delete_value(ctx: Ctx) -> tuple[int, Any]:
+    ctx.remove("custom_value", _value(ctx, ctx.params["id"])["id"])
     return 200, {"succeded": True}

@@ -92,7 +92,11 @@ def update_status(ctx: Ctx) -> tuple[int, Any]:
 
 @handler("opportunities:delete-opportunity")
 def delete(ctx: Ctx) -> tuple[int, Any]:
-    ctx.remove("opportunity", ctx.own("opportunity", ctx.params["id"], "Opportunity")["id"], indexed=True)
+    from .contacts import remove_relations
+
+    opp = ctx.own("opportunity", ctx.params["id"], "Opportunity")
+    remove_relations(ctx, {opp["id"]})
+    ctx.remove("opportunity", opp["id"], indexed=True)
     return 200, {"succeded": True}
 
 
