@@ -24,30 +24,14 @@ from pydantic import SecretStr
 
 from dos2hl.highlevel import HighLevelClient, RetryPolicy
 from dos2hl.highlevel.contract import find_operation, validate_httpx_request, validate_response
+from tests.fakes import FakeClock
 
 BASE = "https://services.leadconnectorhq.com"
 # Retries without waiting: the waits are recorded (and advance the fake clock), never slept.
 FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_cap=0.05, jitter=0.0, verify_delay=0.0)
 
 
-def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Starlette's TestClient warns that it prefers httpx2; httpx is what the project ships."""
-    for item in items:
-        if "tests/integration" in str(item.fspath):
-            item.add_marker(pytest.mark.filterwarnings("ignore:Using `httpx`"))
 
-
-class FakeClock:
-    """The sandbox's clock (rate-limit windows, dateAdded); the client's sleeps move it."""
-
-    def __init__(self, start: float = 1_750_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

@@ -8,28 +8,11 @@ from typing import Any
 
 import pytest
 
-
-def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Starlette's TestClient warns that it prefers httpx2; httpx is what the project ships."""
-    for item in items:
-        if "tests/sandbox" in str(item.fspath):
-            item.add_marker(pytest.mark.filterwarnings("ignore:Using `httpx`"))
+from tests.fakes import FakeClock
 
 API = "2021-07-28"
 CAL = "2021-04-15"
 
-
-class FakeClock:
-    """A clock tests move by hand (rate-limit windows, index lag, dateAdded)."""
-
-    def __init__(self, start: float = 1_750_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
