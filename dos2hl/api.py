@@ -54,8 +54,9 @@ def run_demo(out: Path, *, patients: int = 2000, seed: int = 42) -> dict[str, ob
         f"stage: {st.manifest['identity']}",
         f"audit report: {run / 'audit' / 'audit.md'}",
         f"staged shards and manifest: {run / 'staged' / 'manifest.json'}",
-        "not yet built: map, provision, sample, full run, verify and the migration report "
-        "(issues 3-7); this demo runs generate -> audit -> stage.",
+        "not yet wired into the demo: the HighLevel sandbox and client exist (dos2hl sandbox serve); the "
+        "governor, map, provision, sample, full run, verify and the migration report come with issues 4-7. "
+        "This demo runs generate -> audit -> stage.",
     ]
     (run / "demo.json").write_text(json.dumps({"lines": lines}, indent=2))
     return {"lines": lines}
