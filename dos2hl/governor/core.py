@@ -1,0 +1,310 @@
+"""The rate governor's arithmetic and state: no I/O, no clock of its own (every call gets ``now``).
+
+Per key (``app/location``) the governor keeps
+
+- a sorted log of the last ``burst`` grant times. A grant is a *send-not-before* time ``t``; the caller
+  sends at some moment in ``[t, t + margin]``. Rule: the k-th grant is at least ``interval`` after the
+  (k - cap)-th, where ``interval = window_s + margin_s`` and ``cap <= burst``. Then no window of length
+  ``window_s`` ever holds more than ``burst`` sends: ``burst + 1`` sends in such a window would have grant
+  times spanning less than ``window_s + margin_s``, but two grants ``burst`` apart are at least that far
+  apart. Grants are handed out in non-decreasing time order, so only ``log[-cap]`` has to be checked.
+- a daily counter per reset day; classes stop at ``daily * (1 - reserve)`` (classes in
+  ``reserve_classes`` may use half of the reserve; the other half stays for the practice's own use).
+  A grant that does not fit today is placed after the next reset, which is the pause and its ETA.
+- a pause (after a 429: one interval, or ``Retry-After`` if longer) followed by additive increase: the
+  cap restarts at ``burst // 2`` and grows by ``recover_step`` per interval until ``burst``.
+- per priority class the grants not yet due (``outstanding``). A class may hold at most its weighted
+  share of ``burst`` outstanding grants among the classes active in the last interval; beyond that it
+  gets ``retry_at`` instead of times, so a class with many workers cannot book the whole window ahead
+  of a class with few (a newly active class waits at most the horizon, 2 intervals, for its turn).
+
+Why the default margin is 0.6 % of the window (60 ms at 10 s): STACK_NOTES §3 measured exact
+reservations overshooting to 101-102 per 10 s from the spread between reservation and send (a Ray
+round trip from a task is ~4 ms, p99 driver round trip 1.4 ms, sleep wake-up and HTTP latency add
+more); the benchmark models a 5-50 ms send spread at 10 s (0.5-5 ms at 1 s). 60 ms covers that
+spread with room and still uses 10 / 10.06 = 99.4 % of the burst budget. Real networks with a wider
+latency spread need a larger ``margin_s``; the header reconciliation and the 429 freeze are the
+backstop. Leased permits older than their margin must not be used (``LocalGovernor`` and
+``GovernorHandle`` drop and release them).
+
+Fail-safe: every key starts with ``burst`` phantom grants at ``started_at`` (the governor's creation
+or restore time), so nothing is granted before one interval has passed: another process (or the
+previous incarnation) may have used the whole window.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import os
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["DEFAULT_WEIGHTS", "Lease", "Limits", "RateGovernor", "Status", "load_snapshot", "save_snapshot"]
+
+DAY_S = 86_400.0
+DEFAULT_WEIGHTS: Mapping[str, float] = {"migration": 1.0, "delta": 1.0, "verify": 2.0}
+State = Literal["running", "paused", "waiting_for_daily_reset"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """HighLevel's limits per (app, location) and the governor's safety settings."""
+
+    burst: int = 100
+    window_s: float = 10.0
+    daily: int = 200_000
+    margin_s: float | None = None  # default: 0.6 % of the window (see the module docstring)
+    reserve: float = 0.10  # fraction of ``daily`` kept back
+    reserve_classes: frozenset[str] = frozenset({"verify"})  # may use half of the reserve
+    reset_offset_s: float = 0.0  # daily reset, seconds after UTC midnight
+    report_lag_s: float | None = None  # default: 5 % of the window; how late a response may arrive
+    recover_step: int | None = None  # cap increase per interval after a 429; default burst // 10
+    horizon_s: float | None = None  # no grant further ahead than this; default 2 intervals
+
+    def __post_init__(self) -> None:
+        if self.burst < 1 or self.window_s <= 0 or self.daily < 1:
+            raise ValueError("burst, window_s and daily must be positive")
+        if not 0 <= self.reserve < 1:
+            raise ValueError("reserve must be in [0, 1)")
+
+    @property
+    def margin(self) -> float:
+        return self.window_s * 0.006 if self.margin_s is None else self.margin_s
+
+    @property
+    def interval(self) -> float:
+        return self.window_s + self.margin
+
+    @property
+    def lag(self) -> float:
+        return self.window_s * 0.05 if self.report_lag_s is None else self.report_lag_s
+
+    @property
+    def step(self) -> int:
+        return max(1, self.burst // 10) if self.recover_step is None else max(1, self.recover_step)
+
+    @property
+    def horizon(self) -> float:
+        return 2 * self.interval if self.horizon_s is None else self.horizon_s
+
+    def ceiling(self, cls: str) -> int:
+        """The most grants ``cls`` may take in one day."""
+        keep = self.reserve / 2 if cls in self.reserve_classes else self.reserve
+        return int(self.daily * (1 - keep))
+
+    def day(self, t: float) -> int:
+        return math.floor((t - self.reset_offset_s) / DAY_S)
+
+    def day_start(self, day: int) -> float:
+        return day * DAY_S + self.reset_offset_s
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Send-not-before times (ascending); when fewer than asked, ``retry_at`` says when to ask again."""
+
+    times: tuple[float, ...]
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    state: State
+    eta: float | None  # when the state ends (None while running)
+    day_used: int
+    day_limit: int
+    cap: int  # grants per interval allowed now (< burst while recovering from a 429)
+
+
+@dataclass
+class _Key:
+    log: list[float]  # sorted, last ``burst`` grant times (real and phantom)
+    days: dict[int, int] = field(default_factory=dict)
+    paused_until: float = -math.inf
+    cap_base: int = 0
+    cap_since: float = -math.inf
+    outstanding: dict[str, deque[float]] = field(default_factory=dict)
+    last_seen: dict[str, float] = field(default_factory=dict)
+
+
+class RateGovernor:
+    """The whole governor state for many keys; every method takes ``now`` (seconds, epoch)."""
+
+    def __init__(self, limits: Limits | None = None, *, started_at: float,
+                 weights: Mapping[str, float] | None = None,
+                 snapshot: Mapping[str, Any] | None = None) -> None:
+        self.limits = limits or Limits()
+        self.started_at = started_at
+        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        self._keys: dict[str, _Key] = {}
+        self._restored: dict[str, Any] = dict((snapshot or {}).get("keys", {}))
+
+    # ---- state per key ---------------------------------------------------------------------------
+    def _key(self, key: str) -> _Key:
+        k = self._keys.get(key)
+        if k is None:
+            lim = self.limits
+            saved = self._restored.pop(key, {})
+            log = sorted([float(t) for t in saved.get("grants", [])] + [self.started_at] * lim.burst)
+            days = {int(d): int(c) for d, c in saved.get("days", {}).items()}
+            k = self._keys[key] = _Key(log=log[-lim.burst:], days=days, cap_base=lim.burst)
+        return k
+
+    def _cap(self, k: _Key, t: float) -> int:
+        lim = self.limits
+        if t < k.cap_since:
+            return k.cap_base
+        if k.cap_base >= lim.burst:
+            return lim.burst
+        return min(lim.burst, k.cap_base + lim.step * int((t - k.cap_since) // lim.interval))
+
+    def _share(self, k: _Key, cls: str, now: float) -> int:
+        active = {c for c, seen in k.last_seen.items() if seen >= now - self.limits.interval} | {cls}
+        total = sum(self.weights.get(c, 1.0) for c in active)
+        return max(1, int(self.limits.burst * self.weights.get(cls, 1.0) / total))
+
+    def _next_slot(self, k: _Key, cls: str, now: float) -> float:
+        """The earliest time the next grant of ``cls`` may have (window, pause, daily ceiling)."""
+        lim = self.limits
+        t = max(now, k.paused_until, k.log[-1] if k.log else -math.inf)
+        while True:
+            cap = max(1, self._cap(k, t))
+            if len(k.log) >= cap:
+                t = max(t, k.log[-cap] + lim.interval)
+            day = lim.day(t)
+            if k.days.get(day, 0) < lim.ceiling(cls):
+                return t
+            t = lim.day_start(day + 1)
+
+    # ---- the API ---------------------------------------------------------------------------------
+    def reserve(self, key: str, n: int, now: float, cls: str = "migration") -> Lease:
+        """Up to ``n`` send-not-before times for ``key``; fewer (with ``retry_at``) when ``cls`` already
+        holds its share of grants not yet due or the next slot is beyond the horizon."""
+        if n < 1:
+            raise ValueError("n must be >= 1")
+        lim = self.limits
+        k = self._key(key)
+        k.last_seen[cls] = max(now, k.last_seen.get(cls, now))
+        mine = k.outstanding.setdefault(cls, deque())
+        while mine and mine[0] <= now:
+            mine.popleft()
+        share = self._share(k, cls, now)
+        times: list[float] = []
+        retry_at: float | None = None
+        for _ in range(n):
+            if len(mine) >= share:
+                retry_at = mine[0]
+                break
+            t = self._next_slot(k, cls, now)
+            if t > now + lim.horizon:
+                retry_at = t - lim.horizon / 2
+                break
+            k.log.append(t)
+            if len(k.log) > lim.burst:
+                del k.log[0]
+            day = lim.day(t)
+            k.days[day] = k.days.get(day, 0) + 1
+            if t > now:
+                mine.append(t)
+            times.append(t)
+        # a class counts as active while it holds grants not yet due or waits to retry
+        k.last_seen[cls] = max(now, times[-1] if times else now, retry_at or now)
+        return Lease(tuple(times), retry_at)
+
+    def release(self, key: str, times: Iterable[float], cls: str = "migration") -> None:
+        """Give back leased times that will never be sent (stale or unused); they count no more."""
+        k = self._key(key)
+        mine = k.outstanding.get(cls)
+        for t in times:
+            i = bisect.bisect_left(k.log, t)
+            if i < len(k.log) and k.log[i] == t:
+                del k.log[i]
+            day = self.limits.day(t)
+            if k.days.get(day, 0) > 0:
+                k.days[day] -= 1
+            if mine is not None and t in mine:
+                mine.remove(t)
+
+    def report(self, key: str, status: int, headers: Mapping[str, str], now: float) -> None:
+        """Learn from a response: 429 freezes the key; the remaining-counts only ever lower the budget."""
+        lim = self.limits
+        k = self._key(key)
+        h = {name.lower(): value for name, value in headers.items()}
+        if status == 429:
+            freeze = lim.interval
+            retry_after = _number(h.get("retry-after"))
+            if retry_after is not None:
+                freeze = max(freeze, retry_after)
+            k.paused_until = max(k.paused_until, now + freeze)
+            k.cap_base, k.cap_since = max(1, lim.burst // 2), k.paused_until
+        remaining = _number(h.get("x-ratelimit-remaining"))
+        if remaining is not None and status != 429:
+            server_used = lim.burst - int(remaining)
+            lo = bisect.bisect_right(k.log, now - lim.interval - lim.lag)
+            ours = bisect.bisect_right(k.log, now) - lo
+            for _ in range(server_used - ours):  # others used the window too: phantom grants now
+                bisect.insort(k.log, now)
+            del k.log[:-lim.burst]
+        daily_left = _number(h.get("x-ratelimit-daily-remaining"))
+        if daily_left is not None:
+            day = lim.day(now)
+            if now - lim.day_start(day) >= lim.lag:  # a late answer from yesterday must not count today
+                pending = len(k.log) - bisect.bisect_right(k.log, now)
+                used = lim.daily - int(daily_left) + pending
+                if used > k.days.get(day, 0):
+                    k.days[day] = used
+
+    def status(self, key: str, now: float) -> Status:
+        lim = self.limits
+        k = self._key(key)
+        day = lim.day(now)
+        used, limit = k.days.get(day, 0), lim.ceiling("migration")
+        if used >= limit:
+            return Status("waiting_for_daily_reset", lim.day_start(day + 1), used, limit, self._cap(k, now))
+        if k.paused_until > now:
+            return Status("paused", k.paused_until, used, limit, self._cap(k, now))
+        return Status("running", None, used, limit, self._cap(k, now))
+
+    # ---- persistence -----------------------------------------------------------------------------
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """JSON-able: per key the last grant times and the daily usage of today and later days."""
+        today = self.limits.day(now)
+        keys: dict[str, Any] = {key: v for key, v in self._restored.items()}
+        for key, k in self._keys.items():
+            keys[key] = {"grants": [t for t in k.log if t > now - self.limits.interval],
+                         "days": {str(d): c for d, c in k.days.items() if d >= today}}
+        return {"version": 1, "saved_at": now, "keys": keys}
+
+    @classmethod
+    def restore(cls, snapshot: Mapping[str, Any], limits: Limits | None = None, *, started_at: float,
+                weights: Mapping[str, float] | None = None) -> RateGovernor:
+        """A governor from a snapshot; it still waits one interval from ``started_at`` (fail-safe)."""
+        return cls(limits, started_at=started_at, weights=weights, snapshot=snapshot)
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def save_snapshot(snapshot: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write atomically (temp file + rename), so a crash leaves the previous snapshot."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(snapshot, separators=(",", ":")))
+    os.replace(tmp, p)
+
+
+def load_snapshot(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    p = Path(path)
+    return json.loads(p.read_text()) if p.exists() else None

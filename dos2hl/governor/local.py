@@ -1,0 +1,99 @@
+"""``LocalGovernor``: the governor in this process (thread-safe), for unit tests and single-process runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from .core import Lease, Limits, RateGovernor, Status, load_snapshot, save_snapshot
+
+__all__ = ["LocalGovernor"]
+
+
+class LocalGovernor:
+    """A ``PermitSource`` over one in-process ``RateGovernor``.
+
+    ``acquire(location_id, n)`` leases ``n`` send-not-before times and sleeps until the last one. Keys are
+    ``app/location_id``. ``for_class("verify")`` gives a view that acquires under another priority class.
+    With ``state_path`` the daily usage and the last grant times are saved every ``save_every_s`` and on
+    ``close()``, and reloaded on start (the restored governor still waits one interval first).
+    """
+
+    def __init__(self, limits: Limits | None = None, *, app: str = "default", cls: str = "migration",
+                 weights: Mapping[str, float] | None = None, state_path: str | Path | None = None,
+                 save_every_s: float = 5.0, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.app, self.cls = app, cls
+        self._clock, self._sleep = clock, sleep
+        self._state_path = Path(state_path) if state_path is not None else None
+        self._save_every = save_every_s
+        self._lock = threading.Lock()
+        now = clock()
+        snap = load_snapshot(self._state_path) if self._state_path is not None else None
+        self.core = RateGovernor(limits, started_at=now, weights=weights, snapshot=snap)
+        self._saved_at = now
+
+    @property
+    def limits(self) -> Limits:
+        return self.core.limits
+
+    def for_class(self, cls: str) -> LocalGovernor:
+        """A view sharing this governor's state that acquires as priority class ``cls``."""
+        view = object.__new__(LocalGovernor)
+        view.__dict__.update(self.__dict__)
+        view.cls = cls
+        return view
+
+    def _k(self, location_id: str) -> str:
+        return f"{self.app}/{location_id}"
+
+    # ---- PermitSource --------------------------------------------------------------------------------
+    def lease(self, location_id: str, n: int = 1) -> Lease:
+        """Up to ``n`` send-not-before times now (see ``RateGovernor.reserve``); never blocks."""
+        with self._lock:
+            now = self._clock()
+            lease = self.core.reserve(self._k(location_id), n, now, self.cls)
+            self._maybe_save(now)
+        return lease
+
+    def acquire(self, location_id: str, n: int = 1) -> None:
+        times: list[float] = []
+        while len(times) < n:
+            lease = self.lease(location_id, n - len(times))
+            times.extend(lease.times)
+            if len(times) < n and lease.retry_at is not None:
+                self._sleep_until(lease.retry_at)
+        self._sleep_until(max(times))
+
+    def report(self, location_id: str, status: int, headers: Mapping[str, str]) -> None:
+        with self._lock:
+            self.core.report(self._k(location_id), status, headers, self._clock())
+
+    # ---- the rest ------------------------------------------------------------------------------------
+    def status(self, location_id: str) -> Status:
+        with self._lock:
+            return self.core.status(self._k(location_id), self._clock())
+
+    def save(self) -> None:
+        if self._state_path is not None:
+            with self._lock:
+                self._save(self._clock())
+
+    def close(self) -> None:
+        self.save()
+
+    def _maybe_save(self, now: float) -> None:
+        if self._state_path is not None and now - self._saved_at >= self._save_every:
+            self._save(now)
+
+    def _save(self, now: float) -> None:
+        assert self._state_path is not None
+        save_snapshot(self.core.snapshot(now), self._state_path)
+        self._saved_at = now
+
+    def _sleep_until(self, t: float) -> None:
+        wait = t - self._clock()
+        if wait > 0:
+            self._sleep(wait)

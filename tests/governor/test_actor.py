@@ -1,0 +1,88 @@
+"""The governor as a named detached Ray actor: one ray.init for the module, two tasks share one actor."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from dos2hl.governor import Limits
+from tests.governor.test_core import max_in_window
+
+for _k, _v in {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+               "RAY_USAGE_STATS_ENABLED": "0"}.items():
+    os.environ.setdefault(_k, _v)
+
+ray = pytest.importorskip("ray")
+from dos2hl.governor.actor import GovernorHandle, _GovernorActor, connect, kill  # noqa: E402
+
+LIM = Limits(burst=20, window_s=0.5, daily=100_000, margin_s=0.05, reserve=0.0)
+NAME = f"gov-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def handle() -> Iterator[GovernorHandle]:
+    ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
+    h = connect(name=NAME, limits=LIM)
+    try:
+        yield h
+    finally:
+        kill(h)
+        ray.shutdown()
+
+
+@ray.remote(num_cpus=0)
+def _worker(name: str, cls: str, n: int) -> tuple[list[float], int]:
+    h = connect(name=name, cls=cls, batch=4)  # a second connection to the same named actor
+    sent = []
+    for _ in range(n):
+        h.acquire("loc", 1)
+        sent.append(time.time())
+    h.close()
+    return sent, h.calls
+
+
+def test_two_tasks_share_one_actor_and_never_exceed_the_window(handle: GovernorHandle) -> None:
+    assert {"name": NAME, "namespace": "dos2hl"} in ray.util.list_named_actors(all_namespaces=True)
+    t0 = time.time()
+    refs = [_worker.remote(NAME, cls, 40) for cls in ("migration", "verify")]
+    results = ray.get(refs)
+    sent = sorted(t for s, _ in results for t in s)
+    assert len(sent) == 80
+    assert max_in_window(sent, LIM.window_s) <= LIM.burst
+    calls = sum(c for _, c in results)
+    assert calls < 80 / 2  # batched: far fewer actor calls than requests
+    span = sent[-1] - t0
+    assert span < 4.0
+
+
+def test_the_same_named_actor_is_found_again(handle: GovernorHandle) -> None:
+    again = connect(name=NAME, limits=Limits(burst=7))
+    assert again._actor._actor_id == handle._actor._actor_id
+    assert ray.get(again._actor.limits.remote())["burst"] == 20  # the creator's limits win
+
+
+def test_actor_capacity_with_batches(handle: GovernorHandle) -> None:
+    actor = handle._actor
+    keys = [f"cap/{i}" for i in range(500)]
+    ray.get(actor.lease.remote([(k, "migration", 1, []) for k in keys]))
+    t0 = time.perf_counter()
+    refs = [actor.lease.remote([(k, "migration", 8, []) for k in keys[i:i + 50]]) for i in range(0, 500, 50)]
+    granted = sum(len(times) for batch in ray.get(refs) for times, _ in batch)
+    rate = granted / (time.perf_counter() - t0)
+    assert granted > 0
+    print(f"actor capacity: {rate:.0f} permits/s")
+
+
+def test_the_actor_class_works_without_ray() -> None:
+    import asyncio
+
+    clock = [1_750_000_000.0]
+    a = _GovernorActor({"burst": 2, "window_s": 1.0, "margin_s": 0.0, "reserve": 0.0}, clock=lambda: clock[0])
+    out = asyncio.run(a.lease([("k", "migration", 3, [])]))
+    assert out == [((clock[0] + 1, clock[0] + 1), clock[0] + 1)]  # fail-safe, then the class's share
+    st = asyncio.run(a.status("k"))
+    assert st["day_used"] == 2

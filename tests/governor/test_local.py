@@ -1,0 +1,63 @@
+"""LocalGovernor as the HighLevel client's PermitSource, with a fake clock and a fake transport."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+from pydantic import SecretStr
+
+from dos2hl.governor import Limits, LocalGovernor
+from dos2hl.highlevel import HighLevelClient, PermitSource
+from tests.fakes import FakeClock
+from tests.governor.test_core import max_in_window
+
+LIM = Limits(burst=5, window_s=1.0, daily=1000, margin_s=0.01, reserve=0.0)
+
+
+def test_every_request_of_the_client_takes_a_permit_and_respects_the_window(tmp_path) -> None:
+    clock = FakeClock()
+    gov = LocalGovernor(LIM, clock=clock, sleep=clock.advance, state_path=tmp_path / "g.json")
+    assert isinstance(gov, PermitSource)
+    sent: list[float] = []
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        sent.append(clock())
+        return httpx.Response(200, json={"contact": {"id": "c1"}},
+                              headers={"X-RateLimit-Remaining": "5",  # the server agrees with us
+                                       "X-RateLimit-Daily-Remaining": str(1000 - len(sent))})
+
+    start = clock()
+    with HighLevelClient("https://example.test", SecretStr("tok"), "loc1", permits=gov,
+                         transport=httpx.MockTransport(transport), sleep=clock.advance) as client:
+        for _ in range(23):
+            client.get_contact("c1")
+    assert len(sent) == 23
+    assert gov.status("loc1").day_used == 23  # every send took exactly one permit
+    assert min(sent) >= start + LIM.interval  # fail-safe
+    assert max_in_window(sent, LIM.window_s) <= LIM.burst
+    gov.close()
+    again = LocalGovernor(LIM, clock=clock, sleep=clock.advance, state_path=tmp_path / "g.json")
+    assert again.status("loc1").day_used == 23
+
+
+def test_threads_share_one_local_governor() -> None:
+    gov = LocalGovernor(Limits(burst=20, window_s=0.2, daily=10_000, reserve=0.0))
+    sent: list[float] = []
+    lock = threading.Lock()
+
+    def worker(view: LocalGovernor) -> None:
+        import time
+        for _ in range(15):
+            view.acquire("loc", 1)
+            with lock:
+                sent.append(time.time())
+
+    views = [gov, gov.for_class("verify")] * 3
+    threads = [threading.Thread(target=worker, args=(v,)) for v in views]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(sent) == 90
+    assert max_in_window(sent, 0.2) <= 20
