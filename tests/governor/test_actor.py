@@ -16,7 +16,8 @@ for _k, _v in {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER":
                "RAY_USAGE_STATS_ENABLED": "0"}.items():
     os.environ.setdefault(_k, _v)
 
-ray = pytest.importorskip("ray")
+import ray  # noqa: E402
+
 from dos2hl.governor.actor import GovernorHandle, _GovernorActor, connect, kill  # noqa: E402
 
 LIM = Limits(burst=20, window_s=0.5, daily=100_000, margin_s=0.05, reserve=0.0)
@@ -47,7 +48,6 @@ def _worker(name: str, cls: str, n: int) -> tuple[list[float], int]:
 
 def test_two_tasks_share_one_actor_and_never_exceed_the_window(handle: GovernorHandle) -> None:
     assert {"name": NAME, "namespace": "dos2hl"} in ray.util.list_named_actors(all_namespaces=True)
-    t0 = time.time()
     refs = [_worker.remote(NAME, cls, 40) for cls in ("migration", "verify")]
     results = ray.get(refs)
     sent = sorted(t for s, _ in results for t in s)
@@ -55,8 +55,10 @@ def test_two_tasks_share_one_actor_and_never_exceed_the_window(handle: GovernorH
     assert max_in_window(sent, LIM.window_s) <= LIM.burst
     calls = sum(c for _, c in results)
     assert calls < 80 / 2  # batched: far fewer actor calls than requests
-    span = sent[-1] - t0
-    assert span < 4.0
+    # Both classes were served side by side (neither waited for the other to finish): no timing bound,
+    # just the order of events.
+    (mig, _), (ver, _) = results
+    assert min(ver) < max(mig) and min(mig) < max(ver)
 
 
 def test_the_same_named_actor_is_found_again(handle: GovernorHandle) -> None:
