@@ -42,7 +42,9 @@ def test_every_request_of_the_client_takes_a_permit_and_respects_the_window(tmp_
 
 
 def test_threads_share_one_local_governor() -> None:
-    gov = LocalGovernor(Limits(burst=20, window_s=0.2, daily=10_000, reserve=0.0))
+    # Real threads on a busy 2-core machine can wake tens of ms late: the margin must cover that
+    # (the governor's contract is "sends within the margin of their grant"; see core.py).
+    gov = LocalGovernor(Limits(burst=20, window_s=0.5, margin_s=0.1, daily=10_000, reserve=0.0))
     sent: list[float] = []
     lock = threading.Lock()
 
@@ -60,4 +62,4 @@ def test_threads_share_one_local_governor() -> None:
     for t in threads:
         t.join()
     assert len(sent) == 90
-    assert max_in_window(sent, 0.2) <= 20
+    assert max_in_window(sent, 0.5) <= 20
