@@ -35,6 +35,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/stage.py
 	$(VENV)/bin/python bench/generate.py
+	$(VENV)/bin/python bench/governor.py --quick
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --select F,I,B023,E741 dos2hl flows tasks bench tests
