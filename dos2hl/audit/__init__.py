@@ -51,7 +51,7 @@ class _ColumnAcc:
         self.rows += len(arr)
         self.nulls += arr.null_count
         if not self.capped:
-            uniq = pc.unique(arr.drop_null() if hasattr(arr, "drop_null") else arr)
+            uniq = pc.unique(arr.drop_null())
             self.distinct.update(uniq.to_pylist())
             if len(self.distinct) > DISTINCT_CAP:
                 self.capped, self.distinct = True, set()
@@ -84,7 +84,6 @@ class _Audit:
         self.pks: dict[str, list[pa.Array]] = defaultdict(list)
         self.fk_values: dict[tuple[str, str], list[pa.Array]] = defaultdict(list)
         self.udf_defs: list[dict[str, object]] = []
-        self.dup_pk: Counter[str] = Counter()
         # Columns the profile does not map: raw-text statistics and a value sample for type inference.
         self.unmapped: dict[tuple[str, str], _ColumnAcc] = {}
         self.unmapped_sample: dict[tuple[str, str], list[str]] = defaultdict(list)

@@ -36,7 +36,8 @@ from .textstream import Utf8Stream
 from .values import REASONS, ParseContext, parse_column
 
 __all__ = [
-    "Chunk", "ExportReader", "FileStats", "FINDINGS_SCHEMA", "QUARANTINE_SCHEMA", "LINEAGE", "staged_schema",
+    "Chunk", "ExportReader", "FileStats", "FINDINGS_SCHEMA", "QUARANTINE_SCHEMA", "LINEAGE", "findings_table",
+    "staged_schema",
 ]
 
 SNIFF_BYTES = 64 * 1024
@@ -58,6 +59,18 @@ def staged_schema(table: str) -> pa.Schema:
     for name, typ in LINEAGE:
         schema = schema.append(pa.field(name, typ))
     return schema
+
+
+def findings_table(file: str, table: str, column: str, record: pa.Array, line: pa.Array, keys: pa.Array,
+                   codes: pa.Array, actions: pa.Array) -> pa.Table:
+    """One findings row per cell of ``column`` that carries a code (ids and line numbers only)."""
+    mask = pc.is_valid(codes)
+    n = int(pc.sum(mask.cast(pa.int64())).as_py() or 0)
+    return pa.table({
+        "file": pa.repeat(file, n), "table": pa.repeat(table, n),
+        "record": record.filter(mask), "line": line.filter(mask), "column": pa.repeat(column, n),
+        "key": keys.filter(mask), "code": codes.filter(mask), "action": actions.filter(mask),
+    }, schema=FINDINGS_SCHEMA)
 
 
 def reason(code: str) -> str:
@@ -423,21 +436,14 @@ class ExportReader:
         keys = _key_strings(data, table.pk)
         # Findings: one row per coded cell.
         parts: list[pa.Table] = []
-        fixed = pa.array([False] * n)
+        fixed = pa.repeat(False, n)
         for src, code_arr, action_arr in (entry for entries in codes.values() for entry in entries):
-            mask = pc.is_valid(code_arr)
             fixed = pc.or_(fixed, pc.fill_null(pc.is_in(action_arr, pa.array(["repaired", "nulled"])), False))
-            parts.append(pa.table({
-                "file": pa.repeat(f.key, n).filter(mask),
-                "table": pa.repeat(f.table, n).filter(mask),
-                "record": record.filter(mask), "line": line.filter(mask),
-                "column": pa.repeat(src, n).filter(mask),
-                "key": keys.filter(mask), "code": code_arr.filter(mask), "action": action_arr.filter(mask),
-            }, schema=FINDINGS_SCHEMA))
+            parts.append(findings_table(f.key, f.table, src, record, line, keys, code_arr, action_arr))
         findings = pa.concat_tables(parts) if parts else _empty(FINDINGS_SCHEMA)
         # Rows that cannot be staged: blank primary key or required reference.
         required = [c.name for c in table.columns if c.required]
-        bad = pa.array([False] * n)
+        bad = pa.repeat(False, n)
         for c in required:
             bad = pc.or_(bad, pc.is_null(values[c]))
         derived = None

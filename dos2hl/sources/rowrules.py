@@ -222,7 +222,7 @@ def derive_wide_procedures(rows: pa.RecordBatch, appt: pa.Table, wide: WideProce
                            file: str, keys_for: Callable[[pa.Table, tuple[str, ...]], pa.Array]
                            ) -> tuple[pa.Table, pa.Table]:
     """APPT rows with PROC1..n / TOOTH1..n / SURF1..n -> canonical APPTPROC rows (seq = n)."""
-    from .reader import FINDINGS_SCHEMA, staged_schema  # local: reader imports this module
+    from .reader import FINDINGS_SCHEMA, findings_table, staged_schema  # local: reader imports this module
 
     names = {n.upper(): n for n in rows.schema.names}
     t = TABLES["apptproc"]
@@ -255,17 +255,9 @@ def derive_wide_procedures(rows: pa.RecordBatch, appt: pa.Table, wide: WideProce
         }, schema=schema).filter(present)
         parts.append(part)
         if code.codes.null_count < n:
-            m = pc.and_(present, pc.is_valid(code.codes))
-            sub = part  # keys of derived rows
-            mk = m.filter(present)
-            finds.append(pa.table({
-                "file": pa.array([file] * sub.num_rows, pa.string()).filter(mk),
-                "table": pa.array(["apptproc"] * sub.num_rows, pa.string()).filter(mk),
-                "record": sub["_record"].filter(mk), "line": sub["_line"].filter(mk),
-                "column": pa.array([code_src] * sub.num_rows, pa.string()).filter(mk),
-                "key": keys_for(sub, t.pk).filter(mk),
-                "code": code.codes.filter(present).filter(mk), "action": code.actions.filter(present).filter(mk),
-            }, schema=FINDINGS_SCHEMA))
+            finds.append(findings_table(file, "apptproc", code_src, part["_record"], part["_line"],
+                                        keys_for(part, t.pk), code.codes.filter(present),
+                                        code.actions.filter(present)))
     data = pa.concat_tables(parts) if parts else schema.empty_table()
     fd = pa.concat_tables(finds) if finds else FINDINGS_SCHEMA.empty_table()
     return data, fd
