@@ -35,6 +35,7 @@ import argparse
 import faulthandler
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -121,6 +122,12 @@ def _child(spec_path: str, index: int) -> None:
         permits = Timed(inner)
         clients = [HighLevelClient(ph["base_url"], SecretStr(ph["token"]), ph["location"], permits=permits)
                    for _ in range(THREADS)]
+        # warm-up on a location of its own: open each client's connection and the server's code paths,
+        # so the run measures the steady state, not the sandbox's first-request stall
+        with HighLevelClient(ph["base_url"], SecretStr(ph["warmup_token"]), ph["warmup_location"],
+                             permits=UnlimitedPermits()) as warm:
+            for _ in range(THREADS):
+                warm.search_contacts(ContactSearch(pageLimit=1))
         (work / f"ready-{i}-{index}").touch()
         go = work / f"go-{i}.json"
         while not go.exists():
@@ -150,9 +157,12 @@ def _child(spec_path: str, index: int) -> None:
         faulthandler.cancel_dump_traceback_later()
         for c in clients:
             c.close()
+        margin = inner.status(ph["location"]).margin_s if ph["method"] == "governor" else None
         if hasattr(inner, "close"):
             inner.close()
-        _write(work / f"out-{i}-{index}.json", {"waits": permits.waits, "ops": ops, "errors": errors})
+        _write(work / f"out-{i}-{index}.json", {"waits": permits.waits, "ops": ops, "errors": errors,
+                                                 "dropped": getattr(inner, "dropped", 0),
+                                                 "calls": getattr(inner, "calls", 0), "margin_s": margin})
 
 
 def _write(path: Path, obj: Any) -> None:
@@ -276,6 +286,8 @@ def _max_in_window(ts: list[float], window: float) -> int:
 
 
 def _analyse(journal: Path, ph: dict[str, Any], start: float, outs: list[dict[str, Any]]) -> dict[str, Any]:
+    if os.environ.get("BENCH_KEEP"):  # keep the journal for a closer look
+        shutil.copy(journal, os.environ["BENCH_KEEP"])
     rows = [json.loads(line) for line in journal.read_text().splitlines()]
     rows = [r for r in rows if r["location"] == ph["location"] and r["time"] >= start - 1.0]
     arrivals = [(r["time"] - r["latency_ms"] / 1000, r["status"]) for r in rows]
@@ -296,6 +308,9 @@ def _analyse(journal: Path, ph: dict[str, Any], start: float, outs: list[dict[st
         "p50_wait_ms": round(_pct(waits, 0.50) * 1000, 2), "p99_wait_ms": round(_pct(waits, 0.99) * 1000, 2),
         "p50_op_ms": round(_pct(ops, 0.50) * 1000, 2), "p99_op_ms": round(_pct(ops, 0.99) * 1000, 2),
         "client_errors": len(errors),
+        "permits_dropped_stale": sum(o.get("dropped", 0) for o in outs),
+        "governor_calls": sum(o.get("calls", 0) for o in outs),
+        **({"margin_ms": round(1000 * max(o["margin_s"] for o in outs), 2)} if outs[0].get("margin_s") else {}),
         "first_accepted_after_go_ms": round((t1 - start) * 1000, 1),
     }
 
@@ -319,24 +334,26 @@ def main() -> None:
             ray_port, sb_port = free_port(), free_port()
             head = _start_head(ray_port, work / "head.log")
             scaled = work / "scaled"
-            sandbox = _start_sandbox(scaled, sb_port, 100, 1.0, "0.5ms..5ms", locations=4)
+            sandbox = _start_sandbox(scaled, sb_port, 100, 1.0, "0.5ms..5ms", locations=5)
             servers = [(sandbox, sb_port, scaled)]
             if not args.quick:
                 real_port = free_port()
-                real = _start_sandbox(work / "real", real_port, 100, 10.0, "5ms..50ms", locations=1)
+                real = _start_sandbox(work / "real", real_port, 100, 10.0, "5ms..50ms", locations=2)
                 servers.append((real, real_port, work / "real"))
             for proc, port, _ in servers:
                 _wait_port(proc, port, "sandbox")
             _wait_port(head, ray_port, "ray head")
             tok = json.loads((scaled / "tokens.json").read_text())["locations"]
             locs = sorted(tok)
+            warm_loc = locs.pop()  # warm-up requests only
             url = f"http://127.0.0.1:{sb_port}"
             phases: list[dict[str, Any]] = []
             for method, loc in zip(("governor", "token_bucket", "retry_only"), locs):
                 phases.append({"method": method, "base_url": url, "location": loc, "token": tok[loc],
                                "burst": 100, "window_s": 1.0, "windows": windows,
                                "duration_s": windows + 0.5, "actor": f"bench-gov-{uuid.uuid4().hex[:8]}",
-                               "journal": str(scaled / "journal.jsonl")})
+                               "journal": str(scaled / "journal.jsonl"),
+                               "warmup_location": warm_loc, "warmup_token": tok[warm_loc]})
             if not args.quick:  # diagnostic: the same with a 50 ms margin instead of the default 6 ms
                 phases.append({**phases[0], "name": "governor_margin_50ms", "margin_s": 0.05,
                                "location": locs[3], "token": tok[locs[3]],
@@ -345,6 +362,7 @@ def main() -> None:
                 rloc = sorted(rtok)[0]
                 phases.append({"method": "governor", "name": "governor_real", "location": rloc,
                                "base_url": f"http://127.0.0.1:{real_port}", "token": rtok[rloc],
+                               "warmup_location": sorted(rtok)[1], "warmup_token": rtok[sorted(rtok)[1]],
                                "burst": 100, "window_s": 10.0, "windows": 6, "duration_s": 65.0,
                                "actor": f"bench-gov-{uuid.uuid4().hex[:8]}",
                                "journal": str(work / "real" / "journal.jsonl")})

@@ -13,6 +13,7 @@ import typer
 
 from . import __version__
 from .errors import Dos2hlError
+from .governor.cli import governor_app
 from .progress import progress_reporter
 from .sandbox.cli import sandbox_app
 from .settings import Dos2hlSettings
@@ -25,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(governor_app, name="governor")
 log = logging.getLogger("dos2hl")
 
 ProfileOpt = Annotated[str, typer.Option("--profile", help="Export profile: 'reference', 'softdent_like' or a YAML file.")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Dos2hlSettings", "HighLevelSettings", "S3Settings"]
+__all__ = ["Dos2hlSettings", "GovernorSettings", "HighLevelSettings", "S3Settings"]
 
 
 class S3Settings(BaseSettings):
@@ -42,6 +42,28 @@ class HighLevelSettings(BaseSettings):
     verify_delay: float = Field(3.0, ge=0)  # wait before looking up an ambiguous create (search lag)
 
 
+class GovernorSettings(BaseSettings):
+    """The rate governor (``DOS2HL_GOVERNOR_*``): where it lives and HighLevel's limits per location.
+
+    ``address`` empty: an in-process governor (one process, tests, tiny runs). ``local``: an in-process
+    Ray cluster holding the shared actor. ``HOST:PORT``: the Ray cluster every worker connects to (the
+    actor is named and detached there, so every flow run shares it).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DOS2HL_GOVERNOR_", extra="ignore")
+    address: str = ""
+    name: str = "rate-governor"  # the actor's name in Ray namespace "dos2hl"
+    app: str = "default"  # HighLevel counts per app and location: one governor key each
+    burst: int = Field(100, ge=1)  # requests per window per location
+    window_s: float = Field(10.0, gt=0)
+    daily: int = Field(200_000, ge=1)  # requests per day per location
+    margin_s: float | None = Field(None, ge=0)  # default 0.6 % of the window, widened by measured lateness
+    reserve: float = Field(0.10, ge=0, lt=1)  # of the daily budget kept for verification and the practice
+    reset_offset_s: float = Field(0.0, ge=0, lt=86_400)  # daily reset, seconds after UTC midnight
+    state: str | None = None  # usage snapshot URI; default <storage>/state/governor.json
+    batch: int = Field(8, ge=1, le=100)  # permits a worker leases per actor call
+
+
 class Dos2hlSettings(BaseSettings):
     """Top-level settings."""
 
@@ -50,3 +72,4 @@ class Dos2hlSettings(BaseSettings):
     shards: int = Field(16, ge=1, le=4096)  # shards per location (stable hash of patient id mod N)
     s3: S3Settings = Field(default_factory=S3Settings)
     highlevel: HighLevelSettings = Field(default_factory=HighLevelSettings)
+    governor: GovernorSettings = Field(default_factory=GovernorSettings)

@@ -18,48 +18,51 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import ray
 
-from .core import Lease, Limits, RateGovernor, load_snapshot, save_snapshot
+from .core import Lease, Limits, RateGovernor, Status, p99
+from .persist import load_snapshot, save_snapshot
 
 __all__ = ["ACTOR_NAME", "NAMESPACE", "GovernorHandle", "connect"]
 
 NAMESPACE = "dos2hl"
 ACTOR_NAME = "rate-governor"
-_HEADERS = ("x-ratelimit-remaining", "x-ratelimit-daily-remaining", "retry-after")
+_HEADERS = ("x-ratelimit-remaining", "x-ratelimit-daily-remaining", "x-ratelimit-max",
+            "x-ratelimit-limit-daily", "retry-after")
 _RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
             "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 class _GovernorActor:
-    """One ``RateGovernor`` on the actor's wall clock, with optional snapshots to ``state_path``."""
+    """One ``RateGovernor`` on the actor's wall clock, with optional snapshots to ``state`` (a URI)."""
 
     def __init__(self, limits: dict[str, Any] | None = None, weights: dict[str, float] | None = None,
-                 state_path: str | None = None, save_every_s: float = 5.0,
+                 state: str | None = None, save_every_s: float = 5.0,
                  clock: Callable[[], float] = time.time) -> None:
         lim = dict(limits or {})
         if "reserve_classes" in lim:
             lim["reserve_classes"] = frozenset(lim["reserve_classes"])
         self._clock = clock
-        self._path = Path(state_path) if state_path else None
+        self._path = str(state) if state else None
         self._save_every = save_every_s
         now = clock()
         snap = load_snapshot(self._path) if self._path is not None else None
         self.core = RateGovernor(Limits(**lim), started_at=now, weights=weights, snapshot=snap)
         self._saved_at = now
 
-    async def lease(self, requests: list[tuple[str, str, int, list[float]]],
+    async def lease(self, requests: list[tuple[Any, ...]],
                     reports: list[tuple[str, int, dict[str, str], float]] = ()) -> list[tuple[tuple[float, ...], float | None]]:  # noqa: E501
-        """Apply ``reports`` (key, status, headers, when), then per (key, cls, n, released) the release and
-        the lease. Returns (times, retry_at) per request."""
+        """Apply ``reports`` (key, status, headers, when), then per (key, cls, n, released[, lateness]) the
+        measured p99 send lateness, the release and the lease. Returns (times, retry_at) per request."""
         now = self._clock()
         for key, status, headers, when in reports:
             self.core.report(key, status, headers, min(when, now))
         out = []
-        for key, cls, n, released in requests:
+        for key, cls, n, released, *late in requests:
+            if late and late[0] is not None:
+                self.core.observe_lateness(key, late[0])
             if released:
                 self.core.release(key, released, cls)
             lease = self.core.reserve(key, n, now, cls) if n > 0 else Lease(())
@@ -113,8 +116,11 @@ class GovernorHandle:
         self._lock = threading.Lock()
         self._cache: dict[str, deque[float]] = {}
         self._released: dict[str, list[float]] = {}
+        self._wait: dict[str, float] = {}  # per key: no early refill before this (the actor said so)
+        self._late: dict[str, deque[float]] = {}  # per key: how late acquire returned after the permit
         self._reports: list[tuple[str, int, dict[str, str], float]] = []
         self.calls = 0  # actor round trips made by this handle
+        self.dropped = 0  # cached permits given back because they went stale before a worker came
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("_actor", "app", "cls", "batch", "_margin")}
@@ -142,20 +148,27 @@ class GovernorHandle:
                 stale = self._released.setdefault(key, [])
                 while cache and cache[0] < now - self._margin / 2:  # too late to send safely
                     stale.append(cache.popleft())
+                    self.dropped += 1
                 while cache and len(got) < n:
                     got.append(cache.popleft())
-                if len(got) >= n:
+                if len(got) >= n and (len(cache) >= self.batch // 2 or now < self._wait.get(key, 0.0)):
                     break
+                # lease before the cache runs dry, so demand never lapses while the actor answers
                 want = max(self.batch, n - len(got))
                 released, self._released[key] = stale, []
                 reports, self._reports = self._reports, []
                 self.calls += 1
-                (times, retry_at), = ray.get(self._actor.lease.remote([(key, self.cls, want, released)],
-                                                                      reports))
+                late = p99(self._late.get(key))
+                (times, retry_at), = ray.get(self._actor.lease.remote(
+                    [(key, self.cls, want, released, late)], reports))
                 cache.extend(times)
-            if not times and retry_at is not None:
+                self._wait[key] = retry_at if retry_at is not None else 0.0
+            if len(got) < n and not times and retry_at is not None:
                 self._sleep_until(retry_at)
         self._sleep_until(max(got))
+        lateness = self._clock() - max(got)
+        with self._lock:
+            self._late.setdefault(key, deque(maxlen=256)).append(lateness)
 
     def report(self, location_id: str, status: int, headers: Mapping[str, str]) -> None:
         h = {k.lower(): v for k, v in headers.items() if k.lower() in _HEADERS}
@@ -173,8 +186,15 @@ class GovernorHandle:
         ray.get(self._actor.lease.remote(requests, reports))
 
     # ---- the rest ------------------------------------------------------------------------------------
-    def status(self, location_id: str) -> dict[str, Any]:
-        return ray.get(self._actor.status.remote(self._k(location_id)))
+    def status(self, location_id: str) -> Status:
+        return Status(**ray.get(self._actor.status.remote(self._k(location_id))))
+
+    def limits(self) -> dict[str, Any]:
+        return ray.get(self._actor.limits.remote())
+
+    def save(self) -> None:
+        """Have the actor write its usage snapshot now."""
+        ray.get(self._actor.save.remote())
 
     def close(self) -> None:
         """Give back cached permits and flush pending reports."""
@@ -191,12 +211,12 @@ class GovernorHandle:
 
 
 def connect(address: str | None = None, *, name: str = ACTOR_NAME, limits: Limits | None = None,
-            weights: Mapping[str, float] | None = None, state_path: str | None = None, app: str = "default",
+            weights: Mapping[str, float] | None = None, state: str | None = None, app: str = "default",
             cls: str = "migration", batch: int = 8) -> GovernorHandle:
     """The handle to the named detached governor, creating it on first use.
 
     Starts an in-process Ray (``address="local"``) unless Ray is initialised or ``address`` is given.
-    ``limits``/``weights``/``state_path`` only matter to the call that creates the actor.
+    ``limits``/``weights``/``state`` only matter to the call that creates the actor.
     """
     if not ray.is_initialized():
         for k, v in _RAY_ENV.items():
@@ -213,7 +233,7 @@ def connect(address: str | None = None, *, name: str = ACTOR_NAME, limits: Limit
     actor = ray.remote(_GovernorActor).options(
         name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached", num_cpus=0,
         max_restarts=-1, max_concurrency=1000,
-    ).remote(lim_dict, dict(weights) if weights is not None else None, state_path)
+    ).remote(lim_dict, dict(weights) if weights is not None else None, state)
     lim_now = ray.get(actor.limits.remote())  # the existing actor's limits win
     margin = Limits(**{**lim_now, "reserve_classes": frozenset(lim_now["reserve_classes"])}).margin
     return GovernorHandle(actor, app=app, cls=cls, batch=batch, margin_s=margin)

@@ -2,9 +2,9 @@
 
 Per key (``app/location``) the governor keeps
 
-- a sorted log of the last ``burst`` grant times. A grant is a *send-not-before* time ``t``; the caller
+- a sorted log of grant times (the last two intervals, at least ``burst``). A grant is a *send-not-before* time ``t``; the caller
   sends at some moment in ``[t, t + margin]``. Rule: the k-th grant is at least ``interval`` after the
-  (k - cap)-th, where ``interval = window_s + margin_s`` and ``cap <= burst``. Then no window of length
+  (k - cap)-th, where ``interval = window_s + margin`` (the key's margin) and ``cap <= burst``. Then no window of length
   ``window_s`` ever holds more than ``burst`` sends: ``burst + 1`` sends in such a window would have grant
   times spanning less than ``window_s + margin_s``, but two grants ``burst`` apart are at least that far
   apart. Grants are handed out in non-decreasing time order, so only ``log[-cap]`` has to be checked.
@@ -17,15 +17,27 @@ Per key (``app/location``) the governor keeps
   share of ``burst`` outstanding grants among the classes active in the last interval; beyond that it
   gets ``retry_at`` instead of times, so a class with many workers cannot book the whole window ahead
   of a class with few (a newly active class waits at most the horizon, 2 intervals, for its turn).
+- pacing: consecutive grants at least ``pace * interval / cap`` apart (default pace 0.9). Without it
+  the window rule replays the first burst forever: 100 requests released at one instant queue up at
+  the server, arrive spread over hundreds of ms and the next window's burst meets the tail (measured:
+  429s at 100/1 s). The 10 % slack lets the schedule catch up after a grant is given back.
 
 Why the default margin is 0.6 % of the window (60 ms at 10 s): STACK_NOTES §3 measured exact
 reservations overshooting to 101-102 per 10 s from the spread between reservation and send (a Ray
 round trip from a task is ~4 ms, p99 driver round trip 1.4 ms, sleep wake-up and HTTP latency add
 more); the benchmark models a 5-50 ms send spread at 10 s (0.5-5 ms at 1 s). 60 ms covers that
-spread with room and still uses 10 / 10.06 = 99.4 % of the burst budget. Real networks with a wider
-latency spread need a larger ``margin_s``; the header reconciliation and the 429 freeze are the
-backstop. Leased permits older than their margin must not be used (``LocalGovernor`` and
-``GovernorHandle`` drop and release them).
+spread and still uses 10 / 10.06 = 99.4 % of the burst budget. Workers measure how late they really
+send (wake-up after the send-not-before time, p99) and ``observe_lateness`` widens a key's margin to
+twice that, up to 5 % of the window: a busy machine gets the room it needs, an idle one keeps 99.4 %.
+One-way network jitter cannot be measured from one side; ``margin_s`` is the setting for it, and the
+header reconciliation and the 429 freeze are the backstop. Leased permits older than half the margin
+are not used (``LocalGovernor`` and ``GovernorHandle`` drop and release them).
+
+Reconciliation compares the server's count with our grants around the *response's* time, and the log
+keeps two intervals of history for it: workers report in batches up to a few hundred ms late, and
+comparing an old ``X-RateLimit-Remaining`` with a log already trimmed to the present once invented
+"other clients" out of our own requests and lost 7-30 % of the budget (see the regression test).
+``X-RateLimit-Max`` and ``X-RateLimit-Limit-Daily`` lower a key's limits when the server says less.
 
 Fail-safe: every key starts with ``burst`` phantom grants at ``started_at`` (the governor's creation
 or restore time), so nothing is granted before one interval has passed: another process (or the
@@ -35,16 +47,13 @@ previous incarnation) may have used the whole window.
 from __future__ import annotations
 
 import bisect
-import json
 import math
-import os
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-__all__ = ["DEFAULT_WEIGHTS", "Lease", "Limits", "RateGovernor", "Status", "load_snapshot", "save_snapshot"]
+__all__ = ["DEFAULT_WEIGHTS", "Lease", "Limits", "RateGovernor", "Status", "p99"]
 
 DAY_S = 86_400.0
 DEFAULT_WEIGHTS: Mapping[str, float] = {"migration": 1.0, "delta": 1.0, "verify": 2.0}
@@ -65,12 +74,15 @@ class Limits:
     report_lag_s: float | None = None  # default: 5 % of the window; how late a response may arrive
     recover_step: int | None = None  # cap increase per interval after a 429; default burst // 10
     horizon_s: float | None = None  # no grant further ahead than this; default 2 intervals
+    pace: float = 0.9  # grants at least pace * interval / cap apart (0: bursts allowed)
 
     def __post_init__(self) -> None:
         if self.burst < 1 or self.window_s <= 0 or self.daily < 1:
             raise ValueError("burst, window_s and daily must be positive")
         if not 0 <= self.reserve < 1:
             raise ValueError("reserve must be in [0, 1)")
+        if not 0 <= self.pace <= 1:
+            raise ValueError("pace must be in [0, 1]")
 
     @property
     def margin(self) -> float:
@@ -119,6 +131,7 @@ class Status:
     day_used: int
     day_limit: int
     cap: int  # grants per interval allowed now (< burst while recovering from a 429)
+    margin_s: float = 0.0  # the safety margin in force for this key
 
 
 @dataclass
@@ -130,6 +143,10 @@ class _Key:
     cap_since: float = -math.inf
     outstanding: dict[str, deque[float]] = field(default_factory=dict)
     last_seen: dict[str, float] = field(default_factory=dict)
+    seen: float = -math.inf  # the latest ``now`` of a reserve: the log keeps 2 intervals + lag before it
+    margin: float = 0.0  # this key's margin: the configured one, or more from measured lateness
+    burst: int | None = None  # lower limits the server announced (X-RateLimit-Max / -Limit-Daily)
+    daily: int | None = None
 
 
 class RateGovernor:
@@ -152,16 +169,35 @@ class RateGovernor:
             saved = self._restored.pop(key, {})
             log = sorted([float(t) for t in saved.get("grants", [])] + [self.started_at] * lim.burst)
             days = {int(d): int(c) for d, c in saved.get("days", {}).items()}
-            k = self._keys[key] = _Key(log=log[-lim.burst:], days=days, cap_base=lim.burst)
+            k = self._keys[key] = _Key(log=log[-lim.burst:], days=days, cap_base=lim.burst,
+                                       margin=lim.margin)
         return k
+
+    def observe_lateness(self, key: str, seconds: float) -> float:
+        """Learn how late workers send after their send-not-before time (p99 measured by the worker:
+        thread wake-up and scheduling on a busy machine). The key's margin becomes twice that, never
+        below ``Limits.margin`` and never above 5 % of the window; it rises at once and decays slowly.
+        Returns the margin now in force."""
+        lim = self.limits
+        k = self._key(key)
+        want = min(max(lim.margin, 2 * max(0.0, seconds)), 0.05 * lim.window_s)
+        k.margin = want if want > k.margin else 0.9 * k.margin + 0.1 * want
+        return k.margin
 
     def _cap(self, k: _Key, t: float) -> int:
         lim = self.limits
+        burst = min(lim.burst, k.burst or lim.burst)
         if t < k.cap_since:
-            return k.cap_base
-        if k.cap_base >= lim.burst:
-            return lim.burst
-        return min(lim.burst, k.cap_base + lim.step * int((t - k.cap_since) // lim.interval))
+            return min(k.cap_base, burst)
+        if k.cap_base >= burst:
+            return burst
+        return min(burst, k.cap_base + lim.step * int((t - k.cap_since) // lim.interval))
+
+    def _ceiling(self, k: _Key, cls: str) -> int:
+        lim = self.limits
+        if k.daily is None or k.daily >= lim.daily:
+            return lim.ceiling(cls)
+        return min(lim.ceiling(cls), replace(lim, daily=k.daily).ceiling(cls))
 
     def _share(self, k: _Key, cls: str, now: float) -> int:
         active = {c for c, seen in k.last_seen.items() if seen >= now - self.limits.interval} | {cls}
@@ -175,9 +211,11 @@ class RateGovernor:
         while True:
             cap = max(1, self._cap(k, t))
             if len(k.log) >= cap:
-                t = max(t, k.log[-cap] + lim.interval)
+                t = max(t, k.log[-cap] + lim.window_s + k.margin)
+            if k.log and lim.pace:
+                t = max(t, k.log[-1] + lim.pace * (lim.window_s + k.margin) / cap)
             day = lim.day(t)
-            if k.days.get(day, 0) < lim.ceiling(cls):
+            if k.days.get(day, 0) < self._ceiling(k, cls):
                 return t
             t = lim.day_start(day + 1)
 
@@ -189,6 +227,7 @@ class RateGovernor:
             raise ValueError("n must be >= 1")
         lim = self.limits
         k = self._key(key)
+        k.seen = max(k.seen, now)
         k.last_seen[cls] = max(now, k.last_seen.get(cls, now))
         mine = k.outstanding.setdefault(cls, deque())
         while mine and mine[0] <= now:
@@ -205,8 +244,6 @@ class RateGovernor:
                 retry_at = t - lim.horizon / 2
                 break
             k.log.append(t)
-            if len(k.log) > lim.burst:
-                del k.log[0]
             day = lim.day(t)
             k.days[day] = k.days.get(day, 0) + 1
             if t > now:
@@ -214,6 +251,7 @@ class RateGovernor:
             times.append(t)
         # a class counts as active while it holds grants not yet due or waits to retry
         k.last_seen[cls] = max(now, times[-1] if times else now, retry_at or now)
+        _trim(k.log, k.seen - 2 * lim.interval - lim.lag, lim.burst)
         return Lease(tuple(times), retry_at)
 
     def release(self, key: str, times: Iterable[float], cls: str = "migration") -> None:
@@ -242,20 +280,25 @@ class RateGovernor:
                 freeze = max(freeze, retry_after)
             k.paused_until = max(k.paused_until, now + freeze)
             k.cap_base, k.cap_since = max(1, lim.burst // 2), k.paused_until
+        announced = _number(h.get("x-ratelimit-max"))  # the server's limits, only ever lowering ours
+        if announced is not None and 1 <= announced < min(lim.burst, k.burst or lim.burst):
+            k.burst = int(announced)
+        announced = _number(h.get("x-ratelimit-limit-daily"))
+        if announced is not None and 1 <= announced < min(lim.daily, k.daily or lim.daily):
+            k.daily = int(announced)
         remaining = _number(h.get("x-ratelimit-remaining"))
-        if remaining is not None and status != 429:
-            server_used = lim.burst - int(remaining)
+        if remaining is not None and status != 429 and now >= k.seen - lim.interval:
+            server_used = min(lim.burst, k.burst or lim.burst) - int(remaining)
             lo = bisect.bisect_right(k.log, now - lim.interval - lim.lag)
             ours = bisect.bisect_right(k.log, now) - lo
             for _ in range(server_used - ours):  # others used the window too: phantom grants now
                 bisect.insort(k.log, now)
-            del k.log[:-lim.burst]
         daily_left = _number(h.get("x-ratelimit-daily-remaining"))
         if daily_left is not None:
             day = lim.day(now)
             if now - lim.day_start(day) >= lim.lag:  # a late answer from yesterday must not count today
                 pending = len(k.log) - bisect.bisect_right(k.log, now)
-                used = lim.daily - int(daily_left) + pending
+                used = min(lim.daily, k.daily or lim.daily) - int(daily_left) + pending
                 if used > k.days.get(day, 0):
                     k.days[day] = used
 
@@ -263,12 +306,13 @@ class RateGovernor:
         lim = self.limits
         k = self._key(key)
         day = lim.day(now)
-        used, limit = k.days.get(day, 0), lim.ceiling("migration")
+        used, limit = k.days.get(day, 0), self._ceiling(k, "migration")
         if used >= limit:
-            return Status("waiting_for_daily_reset", lim.day_start(day + 1), used, limit, self._cap(k, now))
+            return Status("waiting_for_daily_reset", lim.day_start(day + 1), used, limit, self._cap(k, now),
+                          k.margin)
         if k.paused_until > now:
-            return Status("paused", k.paused_until, used, limit, self._cap(k, now))
-        return Status("running", None, used, limit, self._cap(k, now))
+            return Status("paused", k.paused_until, used, limit, self._cap(k, now), k.margin)
+        return Status("running", None, used, limit, self._cap(k, now), k.margin)
 
     # ---- persistence -----------------------------------------------------------------------------
     def snapshot(self, now: float) -> dict[str, Any]:
@@ -287,6 +331,24 @@ class RateGovernor:
         return cls(limits, started_at=started_at, weights=weights, snapshot=snapshot)
 
 
+def p99(samples: Iterable[float] | None) -> float | None:
+    """The 99th percentile of recent samples (None with fewer than 16: too few to say)."""
+    s = sorted(samples or ())
+    if len(s) < 16:
+        return None
+    return s[min(len(s) - 1, int(0.99 * len(s)))]
+
+
+def _trim(log: list[float], before: float, keep: int) -> None:
+    """Drop grants older than ``before`` (they constrain nothing any more) beyond the last ``keep``.
+
+    Grants of the last interval stay even when more than ``burst`` lie ahead of them, so that giving
+    back a recent, unused grant (``release``) frees its place in the window."""
+    cut = min(bisect.bisect_left(log, before), max(0, len(log) - keep))
+    if cut:
+        del log[:cut]
+
+
 def _number(value: str | None) -> float | None:
     if value is None:
         return None
@@ -294,17 +356,3 @@ def _number(value: str | None) -> float | None:
         return float(value)
     except ValueError:
         return None
-
-
-def save_snapshot(snapshot: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write atomically (temp file + rename), so a crash leaves the previous snapshot."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(snapshot, separators=(",", ":")))
-    os.replace(tmp, p)
-
-
-def load_snapshot(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    p = Path(path)
-    return json.loads(p.read_text()) if p.exists() else None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .core import Lease, Limits, RateGovernor, Status, load_snapshot, save_snapshot
+from .core import Lease, Limits, RateGovernor, Status, p99
+from .persist import load_snapshot, save_snapshot
 
 __all__ = ["LocalGovernor"]
 
@@ -17,23 +19,26 @@ class LocalGovernor:
 
     ``acquire(location_id, n)`` leases ``n`` send-not-before times and sleeps until the last one. Keys are
     ``app/location_id``. ``for_class("verify")`` gives a view that acquires under another priority class.
-    With ``state_path`` the daily usage and the last grant times are saved every ``save_every_s`` and on
-    ``close()``, and reloaded on start (the restored governor still waits one interval first).
+    With ``state`` (a JSON object's path or ``s3://`` URI in the run's state store) the daily usage and the
+    last grant times are saved every ``save_every_s`` and on ``close()``, and reloaded on start (the
+    restored governor still waits one interval first).
     """
 
     def __init__(self, limits: Limits | None = None, *, app: str = "default", cls: str = "migration",
-                 weights: Mapping[str, float] | None = None, state_path: str | Path | None = None,
+                 weights: Mapping[str, float] | None = None, state: str | Path | None = None,
                  save_every_s: float = 5.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.app, self.cls = app, cls
         self._clock, self._sleep = clock, sleep
-        self._state_path = Path(state_path) if state_path is not None else None
+        self._state = str(state) if state is not None else None
         self._save_every = save_every_s
         self._lock = threading.Lock()
         now = clock()
-        snap = load_snapshot(self._state_path) if self._state_path is not None else None
+        snap = load_snapshot(self._state) if self._state is not None else None
         self.core = RateGovernor(limits, started_at=now, weights=weights, snapshot=snap)
         self._saved_at = now
+        self._late: dict[str, deque[float]] = {}  # per key: how late acquire returned after the permit
+        self._nlate: dict[str, int] = {}
 
     @property
     def limits(self) -> Limits:
@@ -66,6 +71,13 @@ class LocalGovernor:
             if len(times) < n and lease.retry_at is not None:
                 self._sleep_until(lease.retry_at)
         self._sleep_until(max(times))
+        key = self._k(location_id)
+        with self._lock:
+            late = self._late.setdefault(key, deque(maxlen=256))
+            late.append(self._clock() - max(times))
+            self._nlate[key] = self._nlate.get(key, 0) + 1
+            if self._nlate[key] % 32 == 0 and (q := p99(late)) is not None:
+                self.core.observe_lateness(key, q)
 
     def report(self, location_id: str, status: int, headers: Mapping[str, str]) -> None:
         with self._lock:
@@ -77,7 +89,7 @@ class LocalGovernor:
             return self.core.status(self._k(location_id), self._clock())
 
     def save(self) -> None:
-        if self._state_path is not None:
+        if self._state is not None:
             with self._lock:
                 self._save(self._clock())
 
@@ -85,12 +97,12 @@ class LocalGovernor:
         self.save()
 
     def _maybe_save(self, now: float) -> None:
-        if self._state_path is not None and now - self._saved_at >= self._save_every:
+        if self._state is not None and now - self._saved_at >= self._save_every:
             self._save(now)
 
     def _save(self, now: float) -> None:
-        assert self._state_path is not None
-        save_snapshot(self.core.snapshot(now), self._state_path)
+        assert self._state is not None
+        save_snapshot(self.core.snapshot(now), self._state)
         self._saved_at = now
 
     def _sleep_until(self, t: float) -> None:

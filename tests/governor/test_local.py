@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 
+import boto3
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from dos2hl.governor import Limits, LocalGovernor
@@ -17,7 +19,7 @@ LIM = Limits(burst=5, window_s=1.0, daily=1000, margin_s=0.01, reserve=0.0)
 
 def test_every_request_of_the_client_takes_a_permit_and_respects_the_window(tmp_path) -> None:
     clock = FakeClock()
-    gov = LocalGovernor(LIM, clock=clock, sleep=clock.advance, state_path=tmp_path / "g.json")
+    gov = LocalGovernor(LIM, clock=clock, sleep=clock.advance, state=tmp_path / "g.json")
     assert isinstance(gov, PermitSource)
     sent: list[float] = []
 
@@ -37,7 +39,7 @@ def test_every_request_of_the_client_takes_a_permit_and_respects_the_window(tmp_
     assert min(sent) >= start + LIM.interval  # fail-safe
     assert max_in_window(sent, LIM.window_s) <= LIM.burst
     gov.close()
-    again = LocalGovernor(LIM, clock=clock, sleep=clock.advance, state_path=tmp_path / "g.json")
+    again = LocalGovernor(LIM, clock=clock, sleep=clock.advance, state=tmp_path / "g.json")
     assert again.status("loc1").day_used == 23
 
 
@@ -63,3 +65,34 @@ def test_threads_share_one_local_governor() -> None:
         t.join()
     assert len(sent) == 90
     assert max_in_window(sent, 0.5) <= 20
+
+
+def test_local_governor_learns_the_workers_lateness() -> None:
+    clock = [1_750_000_000.0]
+
+    def late_sleep(s: float) -> None:
+        clock[0] += s + 0.015  # every wake-up 15 ms late
+
+    gov = LocalGovernor(Limits(burst=1000, window_s=1.0, daily=10**7, margin_s=0.006, reserve=0.0),
+                        clock=lambda: clock[0], sleep=late_sleep)
+    for _ in range(64):
+        gov.acquire("loc", 1)
+    assert abs(gov.status("loc").margin_s - 0.03) < 1e-6  # 2 x the 15 ms p99 lateness
+
+
+@pytest.mark.s3
+def test_daily_usage_survives_a_restart_in_the_runs_s3_state_store(s3_server: str, s3_bucket: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOS2HL_S3_ENDPOINT_URL", s3_server)
+    clock = FakeClock()
+    uri = f"s3://{s3_bucket}/runs/r1/state/governor.json"
+    gov = LocalGovernor(LIM, clock=clock, sleep=clock.advance, state=uri)
+    gov.acquire("loc1", 4)
+    gov.close()
+    head = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").head_object(
+        Bucket=s3_bucket, Key="runs/r1/state/governor.json")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    again = LocalGovernor(LIM, clock=clock, sleep=clock.advance, state=uri)
+    assert again.status("loc1").day_used == 4
+    with pytest.raises(ValueError, match="must name a .json object"):
+        LocalGovernor(LIM, state=f"s3://{s3_bucket}/runs/r1/state/")
