@@ -9,14 +9,14 @@ from pathlib import Path
 from .progress import ProgressFn, progress_reporter
 from .settings import Dos2hlSettings, S3Settings
 from .sources.discover import Export, discover
-from .sources.profile import load_profile
+from .sources.profile import Profile, load_profile
 from .staging import StageResult, stage
 from .storage import open_store
 
 __all__ = ["open_export", "stage_export", "run_demo", "quarantined_rows"]
 
 
-def open_export(source: str | Path, *, profile: str = "reference", s3: S3Settings | None = None,
+def open_export(source: str | Path, *, profile: str | Profile = "reference", s3: S3Settings | None = None,
                 documents: bool = True) -> Export:
     """Discover an export (folder or s3:// URI) with an export profile; raises before reading rows."""
     return discover(open_store(source, s3), load_profile(profile), documents=documents)

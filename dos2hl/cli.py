@@ -14,6 +14,7 @@ import typer
 from . import __version__
 from .errors import Dos2hlError
 from .governor.cli import governor_app
+from .mapping.cli import map_app
 from .progress import progress_reporter
 from .sandbox.cli import sandbox_app
 from .settings import Dos2hlSettings
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(governor_app, name="governor")
+app.add_typer(map_app, name="map")
 log = logging.getLogger("dos2hl")
 
 ProfileOpt = Annotated[str, typer.Option("--profile", help="Export profile: 'reference', 'softdent_like' or a YAML file.")]
@@ -206,6 +208,46 @@ def demo(
         _fail(exc)
     for line in summary["lines"]:
         typer.echo(line)
+
+
+LocationsOpt = Annotated[Path, typer.Option("--locations", help="locations.yaml: source location -> sub-account.")]
+TargetOpt = Annotated[Optional[str], typer.Option("--target", help="HighLevel base URL (overrides locations.yaml).")]
+
+
+@app.command()
+def providers(
+    source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
+    locations: LocationsOpt,
+    out: Annotated[Path, typer.Option("--out", help="Folder for providers.csv and providers.md.")],
+    target: TargetOpt = None,
+    profile: ProfileOpt = "reference",
+    export_date: ExportDateOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Match every provider to a HighLevel user by email; report the unmatched with their patient counts."""
+    from .governor import open_governor
+    from .locations import load_locations
+    from .providers import resolve_providers
+
+    settings = Dos2hlSettings()
+    try:
+        lf = load_locations(locations, target=target)
+        report = resolve_providers(source, lf, settings=settings, profile=profile, permits=open_governor(settings),
+                                   export_date=export_date.date() if export_date else None)
+    except Dos2hlError as exc:
+        _fail(exc)
+    csv_path, md_path = report.write(out)
+    s = report.summary()
+    if as_json:
+        typer.echo(json.dumps({"csv": str(csv_path), "markdown": str(md_path), **s}))
+    else:
+        typer.echo(f"{s['providers']} providers: {s['email']} matched by email, {s['fallback']} to the fallback "
+                   f"owner, {s['none']} unmatched ({s['unmatched_in_use']} with patients or appointments)")
+        typer.echo(f"report: {md_path} and {csv_path}")
+    if report.unmatched:
+        typer.echo("some records would land without an owner: a migration will refuse to start (see the "
+                   "report for the fix)", err=True)
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

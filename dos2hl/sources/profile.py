@@ -131,8 +131,11 @@ class Profile(BaseModel):
         return {self.file_stem(t).upper(): t for t in TABLES}
 
 
-def load_profile(name_or_path: str | Path) -> Profile:
-    """Load a built-in profile by name (``reference``) or a profile YAML file by path."""
+def load_profile(name_or_path: str | Path | Profile) -> Profile:
+    """Load a built-in profile by name (``reference``), a profile YAML file by path, or the profile of a
+    field map (``mapping.yaml``: its file and column names over its base profile)."""
+    if isinstance(name_or_path, Profile):
+        return name_or_path
     text: str
     p = Path(name_or_path)
     if str(name_or_path) in BUILTIN_PROFILES:
@@ -148,6 +151,10 @@ def load_profile(name_or_path: str | Path) -> Profile:
         )
     try:
         data = yaml.safe_load(text) or {}
+        if isinstance(data, dict) and "fields" in data and "name" not in data:  # a mapping.yaml
+            from ..mapping.model import load_mapping
+
+            return load_mapping(p).to_profile()
         return Profile.model_validate(data)
     except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"{origin} is not a valid export profile: {exc}") from exc

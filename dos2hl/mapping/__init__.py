@@ -1,0 +1,1 @@
+"""Offline schema matching: propose how an oddly named export maps onto the canonical model."""

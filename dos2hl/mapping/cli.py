@@ -1,0 +1,93 @@
+"""``dos2hl map propose|confirm|show``: the field map on the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import Dos2hlError
+
+map_app = typer.Typer(help="The field map: propose it from an export, review it, confirm it.",
+                      no_args_is_help=True, add_completion=False)
+
+
+def _fail(exc: Dos2hlError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+@map_app.command()
+def propose(
+    source: Annotated[str, typer.Argument(help="Export folder (any vendor's file and column names).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write mapping.yaml.")] = Path("mapping.yaml"),
+    profile: Annotated[str, typer.Option(help="Base layout (encoding, dates, quoting): reference, "
+                                              "softdent_like or a profile YAML.")] = "reference",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing (possibly confirmed) file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Propose a target for every column of every file (offline: no row value leaves this machine)."""
+    from .model import save_mapping
+    from .propose import propose as run
+
+    if out.exists() and not force:
+        typer.echo(f"error: {out} exists (it may hold a confirmed map): use --force to replace it", err=True)
+        raise typer.Exit(2)
+    try:
+        mapping = run(source, profile=profile)
+    except Dos2hlError as exc:
+        _fail(exc)
+    save_mapping(mapping, out)
+    low = [e for e in mapping.fields if e.confidence < 0.8]
+    summary = {"mapping": str(out), "files": len(mapping.files), "fields": len(mapping.fields),
+               "to_review": len(low), "skipped": sum(e.target == "skip" for e in mapping.fields)}
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(f"proposed {summary['fields']} columns of {summary['files']} files -> {out}")
+    for e in low[:20]:
+        typer.echo(f"  review: {e.source} -> {e.target} (confidence {e.confidence:.2f})")
+    if len(low) > 20:
+        typer.echo(f"  ... and {len(low) - 20} more below 0.80")
+    typer.echo(f"next: review {out}, then: dos2hl map confirm {out} --by \"Your Name\"")
+
+
+@map_app.command()
+def confirm(
+    mapping: Annotated[Path, typer.Argument(help="The mapping.yaml to confirm.")],
+    by: Annotated[Optional[str], typer.Option("--by", help="Who confirms (asked on a terminal if omitted).")] = None,
+) -> None:
+    """Record who confirmed the map, when, and its content hash; any later edit voids it."""
+    from .model import load_mapping, save_mapping
+
+    try:
+        m = load_mapping(mapping)
+    except Dos2hlError as exc:
+        _fail(exc)
+    if not by:
+        if not sys.stdin.isatty():
+            typer.echo("error: --by NAME is required when not on a terminal", err=True)
+            raise typer.Exit(2)
+        by = typer.prompt("Your name (recorded as the person who confirmed this map)")
+    skipped = sum(e.target == "skip" for e in m.fields)
+    done = m.confirm(by.strip())
+    save_mapping(done, mapping)
+    assert done.confirmed is not None
+    typer.echo(f"confirmed by {done.confirmed.by} at {done.confirmed.at.isoformat(timespec='seconds')} "
+               f"(sha256 {done.confirmed.sha256[:12]}): {len(m.fields)} columns, {skipped} not migrated")
+
+
+@map_app.command()
+def check(mapping: Annotated[Path, typer.Argument(help="The mapping.yaml to check.")]) -> None:
+    """Exit 0 when the map is confirmed and unchanged since; else say what to do (exit 2)."""
+    from .model import require_confirmed
+
+    try:
+        m = require_confirmed(mapping)
+    except Dos2hlError as exc:
+        _fail(exc)
+    assert m.confirmed is not None
+    typer.echo(f"{mapping}: confirmed by {m.confirmed.by} at {m.confirmed.at.isoformat(timespec='seconds')}")

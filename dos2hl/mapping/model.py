@@ -1,0 +1,197 @@
+"""``mapping.yaml``: the field map a person confirms before any record moves.
+
+::
+
+    version: 1
+    export: {profile: reference, fingerprint: 3f1c...}   # which export layout it was proposed from
+    files: {Patients: patient, Appts: appt, ...}           # source file stem -> canonical table
+    fields:
+      - source: Patients.PatLast          # FILE.COLUMN as in the export
+        table: patient                    # canonical table and column the proposer matched
+        column: lname
+        target: contact.lastName
+        type: STANDARD
+        confidence: 0.97
+        reasons: ["name 'PatLast' ~ lname (synonym 'last')"]
+        phi: send                         # send | encrypt | omit
+        values: {A: Active, I: Inactive}  # where values change (statuses -> stages, enums -> options)
+    confirmed: {by: Dr. Rivera, at: 2026-11-26T10:00:00Z, sha256: ..., entries: {...}}
+
+``content_hash`` covers everything but ``confirmed`` (key order and comments do not matter), and
+``confirmed.entries`` keeps one short digest per entry, so a changed file names what changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import ConfigError
+from ..model import TABLES
+from ..sources.profile import FileSpec, Profile, load_profile
+
+__all__ = ["Confirmation", "Entry", "Mapping", "load_mapping", "require_confirmed", "save_mapping"]
+
+Phi = Literal["send", "encrypt", "omit"]
+
+
+class Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str  # FILE.COLUMN (file stem as in the export)
+    table: str | None = None
+    column: str | None = None
+    target: str
+    type: str
+    confidence: float = Field(ge=0, le=1)
+    reasons: list[str] = []
+    phi: Phi = "send"
+    label: str | None = None  # display name of a custom field / object field
+    values: dict[str, str] | None = None
+
+    @property
+    def file(self) -> str:
+        return self.source.rsplit(".", 1)[0]
+
+    @property
+    def source_column(self) -> str:
+        return self.source.rsplit(".", 1)[1]
+
+    def digest(self) -> str:
+        return hashlib.sha256(_canon(self.model_dump())).hexdigest()[:12]
+
+
+class ExportInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    profile: str = "reference"  # the base layout (encoding, dates, quoting) the export follows
+    fingerprint: str = ""  # sha256 over file names and header rows
+
+
+class Confirmation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    by: str = Field(min_length=1)
+    at: dt.datetime
+    sha256: str
+    entries: dict[str, str] = {}  # source -> entry digest at confirmation
+
+
+class Mapping(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: Literal[1] = 1
+    export: ExportInfo = ExportInfo()
+    files: dict[str, str] = {}  # source file stem -> canonical table
+    fields: list[Entry] = []
+    confirmed: Confirmation | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Mapping:
+        for stem, table in self.files.items():
+            if table not in TABLES:
+                raise ValueError(f"files.{stem}: unknown table {table!r}")
+        seen: set[str] = set()
+        for e in self.fields:
+            if e.source in seen:
+                raise ValueError(f"fields: {e.source} is listed twice")
+            seen.add(e.source)
+            if e.table is not None and e.column is not None and e.column not in TABLES[e.table].by_name:
+                raise ValueError(f"fields: {e.source}: {e.table} has no column {e.column!r}")
+        return self
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(_canon(self.model_dump(exclude={"confirmed"}))).hexdigest()
+
+    def entry(self, table: str, column: str) -> Entry | None:
+        for e in self.fields:
+            if e.table == table and e.column == column:
+                return e
+        return None
+
+    def to_profile(self) -> Profile:
+        """The export profile the reader needs: the base layout plus this map's file and column names."""
+        base = load_profile(self.export.profile)
+        files: dict[str, FileSpec] = {}
+        by_table: dict[str, dict[str, str]] = {}
+        stems = {table: stem for stem, table in self.files.items()}
+        for e in self.fields:
+            table = self.files.get(e.file)
+            if table is None:
+                continue
+            canon = e.column if (e.table == table and e.column) else "skip"
+            by_table.setdefault(table, {})[e.source_column] = canon
+        for table, stem in stems.items():
+            spec = base.spec(table)
+            files[table] = spec.model_copy(update={"file": stem, "columns": {**spec.columns,
+                                                                             **by_table.get(table, {})}})
+        return base.model_copy(update={"name": f"{base.name}+mapping", "files": {**base.files, **files}})
+
+    def changes_since_confirmation(self) -> list[str]:
+        """What differs from the confirmed content: entries changed, added, removed, or other parts."""
+        assert self.confirmed is not None
+        now = {e.source: e.digest() for e in self.fields}
+        then = self.confirmed.entries
+        out = [f"{s} changed" for s in sorted(now.keys() & then.keys()) if now[s] != then[s]]
+        out += [f"{s} added" for s in sorted(now.keys() - then.keys())]
+        out += [f"{s} removed" for s in sorted(then.keys() - now.keys())]
+        if not out:
+            out = ["the files, export or version section changed"]
+        return out
+
+    def confirm(self, by: str, at: dt.datetime | None = None) -> Mapping:
+        at = at or dt.datetime.now(dt.timezone.utc)
+        c = Confirmation(by=by, at=at, sha256=self.content_hash(),
+                         entries={e.source: e.digest() for e in self.fields})
+        return self.model_copy(update={"confirmed": c})
+
+
+def _canon(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+HEADER = """\
+# dos2hl field map. Review every entry: target, type, PHI policy and value maps.
+# Entries with low confidence come first in each file. Then: dos2hl map confirm {path} --by "Your Name"
+# Editing anything after confirmation voids it (every command that writes to HighLevel checks).
+"""
+
+
+def save_mapping(mapping: Mapping, path: str | Path) -> Path:
+    p = Path(path)
+    data = mapping.model_dump(mode="json", exclude_none=True)
+    text = HEADER.format(path=p.name) + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(p)
+    return p
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such mapping file; create one with: dos2hl map propose SOURCE --out {p}")
+    try:
+        return Mapping.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")) or {})
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc.__class__.__name__})") from None
+    except ValidationError as exc:
+        where = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise ConfigError(f"{p}: {where}") from None
+
+
+def require_confirmed(path: str | Path) -> Mapping:
+    """The confirmed map, or a ConfigError saying what to do: every HighLevel write goes through here."""
+    m = load_mapping(path)
+    if m.confirmed is None:
+        raise ConfigError(f"{path}: the map is not confirmed; review it, then run: "
+                          f"dos2hl map confirm {path} --by \"Your Name\"")
+    if m.content_hash() != m.confirmed.sha256:
+        changed = m.changes_since_confirmation()
+        more = f" (+{len(changed) - 8} more)" if len(changed) > 8 else ""
+        raise ConfigError(f"{path}: changed after {m.confirmed.by} confirmed it at "
+                          f"{m.confirmed.at.isoformat(timespec='seconds')}: {'; '.join(changed[:8])}{more}. "
+                          f"Review and confirm again: dos2hl map confirm {path} --by \"Your Name\"")
+    return m
