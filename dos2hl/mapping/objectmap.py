@@ -78,7 +78,7 @@ CUSTOM_OBJECTS: dict[str, CustomObject] = {o.key: o for o in (
                  ("clinnote",)),
     CustomObject("custom_objects.patient_ledger", "Patient Ledger", "Patient Ledger Entries", "description",
                  "Description", ("ledger",)),
-    CustomObject("custom_objects.insurance_claims", "Insurance Claim", "Insurance Claims", "claim_id",
+    CustomObject("custom_objects.insurance_claims", "Insurance Claim", "Insurance Claims", "source_id",
                  "Claim ID", ("claim", "claimln")),
 )}
 
@@ -209,7 +209,9 @@ OBJECTS: dict[str, ObjectSpec] = {
     "proccode": ObjectSpec("proccode", "reference", detail="CDT pick-list options (our own labels)"),
     "lookup": ObjectSpec("lookup", "reference", detail="value maps for enums and pick-lists"),
     "patient": ObjectSpec("patient", "contact", overrides=_CONTACT),
-    "insco": ObjectSpec("insco", "custom_object", "custom_objects.insurance_records"),
+    "insco": ObjectSpec("insco", "custom_object", "custom_objects.insurance_records", overrides={
+        "carrier_name": FieldTarget("custom_objects.insurance_records.carrier", "TEXT", label="Carrier",
+                                    reason="the record's primary display property")}),
     "insplan": ObjectSpec("insplan", "custom_object", "custom_objects.insurance_records"),
     "inssub": ObjectSpec("inssub", "custom_object", "custom_objects.insurance_records"),
     "patins": ObjectSpec("patins", "custom_object", "custom_objects.insurance_records",
@@ -218,7 +220,10 @@ OBJECTS: dict[str, ObjectSpec] = {
     "apptproc": ObjectSpec("apptproc", "opportunity", overrides=_APPTPROC),
     "txplan": ObjectSpec("txplan", "custom_object", "custom_objects.treatment_plans"),
     "txitem": ObjectSpec("txitem", "custom_object", "custom_objects.treatment_plans",
-                         detail="one Treatment Plan record per planned procedure"),
+                         detail="one Treatment Plan record per planned procedure", overrides={
+                             "proc_code": FieldTarget("custom_objects.treatment_plans.procedure", "TEXT",
+                                                      label="Procedure",
+                                                      reason="the record's primary display property (CDT code)")}),
     "clinnote": ObjectSpec("clinnote", "custom_object", "custom_objects.clinical_notes"),
     "commlog": ObjectSpec("commlog", "note", detail="contact notes with the original timestamp"),
     "ledger": ObjectSpec("ledger", "custom_object", "custom_objects.patient_ledger"),

@@ -150,7 +150,7 @@ def load_profile(name_or_path: str | Path | Profile) -> Profile:
             f"{', '.join(BUILTIN_PROFILES)}"
         )
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
         if isinstance(data, dict) and "fields" in data and "name" not in data:  # a mapping.yaml
             from ..mapping.model import load_mapping
 

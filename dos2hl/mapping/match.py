@@ -1,0 +1,597 @@
+"""Offline schema matcher behind ``dos2hl map propose``: which canonical table and column is each
+file and column of an export whose names differ from the reference layout.
+
+Why this shape:
+
+- Names carry most of the signal, but vendors abbreviate and glue words (``PatLast``, ``BirthDt``,
+  ``lastname``), so names are split into tokens, glued words are segmented against the vocabulary,
+  and every token is normalised through ``synonyms.TOKEN_SYNONYMS`` before two names are compared.
+- Names alone cannot tell ``Phone1`` from ``Date1``; a sample of rows is profiled (share of cells that
+  look like e-mails, phones, dates, money, Y/N ...) and the profile is checked against the canonical
+  column's kind. Row values are only counted in memory: reasons name columns, kinds and percentages,
+  never a value (PHI rule).
+- A file is the table whose name it resembles *and* whose columns its header covers, so a file named
+  oddly but holding patient columns is still the patient table.
+- Each canonical column is used at most once per file (greedy by score, deterministic tie-break).
+
+Everything is deterministic and offline (stdlib ``difflib``, no model, no network).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+import io
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ..model import TABLES, Column
+from ..sources.detect import SAMPLE_BYTES, is_trailer, sniff
+from . import synonyms as syn
+
+__all__ = ["ColumnMatch", "FileMatch", "match_export", "match_columns", "tokenize", "normalize",
+           "ValueProfile", "profile_values", "name_similarity"]
+
+#: below this combined score a column is left unmatched
+MIN_COLUMN_SCORE = 0.5
+#: below this a file is not given a table
+MIN_TABLE_SCORE = 0.3
+#: a synonym match counts slightly less than the canonical name itself
+SYNONYM_WEIGHT = 0.97
+#: a match found only after dropping the table's prefix words (``PatLast`` -> last) counts a bit less
+STRIPPED_WEIGHT = 0.95
+SAMPLE_ROWS = 200
+_READ_BYTES = 4 * SAMPLE_BYTES
+_SKIP_SUFFIXES = {".json", ".yaml", ".yml", ".md", ".txt~", ".log", ".jpg", ".jpeg", ".png", ".pdf", ".tif",
+                  ".tiff", ".bmp", ".dcm", ".zip", ".gz"}
+
+
+@dataclass(frozen=True)
+class ColumnMatch:
+    """The proposal for one source column (``column`` None: nothing fits well enough)."""
+
+    source: str
+    column: str | None
+    confidence: float
+    reasons: tuple[str, ...]
+    alternatives: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class FileMatch:
+    """The proposal for one source file and its columns."""
+
+    file: str
+    table: str | None
+    confidence: float
+    reasons: tuple[str, ...]
+    columns: tuple[ColumnMatch, ...]
+
+
+# ---- names -------------------------------------------------------------------------------------
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+
+def _raw_tokens(name: str) -> list[str]:
+    """Split on separators, camelCase and digits: ``PatLast`` -> pat, last; ``ZIPCode`` -> zip, code."""
+    return _join_initials(_split_words(name))
+
+
+def _split_words(name: str) -> list[str]:
+    out: list[str] = []
+    for part in re.split(r"[^A-Za-z0-9]+", name):
+        out.extend(m.group(0).lower() for m in _CAMEL.finditer(part))
+    return out
+
+
+def _join_initials(tokens: list[str]) -> list[str]:
+    """Single letters: ``M.I.`` (m, i) is one initialism ``mi``; ``LName``/``E-mail`` (l, name / e, mail)
+    glue the letter to the next word when that makes a known word (lname, email); any other lone
+    letter among words says nothing and is dropped."""
+    out: list[str] = []
+    run: list[str] = []
+    known = _vocabulary()
+    for tok in [*tokens, ""]:
+        if len(tok) == 1 and tok.isalpha():
+            run.append(tok)
+            continue
+        if len(run) > 1:
+            out.append("".join(run))
+        elif run and tok and (run[0] + tok in known or run[0] + tok in syn.TOKEN_SYNONYMS):
+            tok = run[0] + tok
+        elif run and not any(len(t) > 1 for t in tokens):
+            out.append(run[0])
+        run = []
+        if tok:
+            out.append(tok)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> frozenset[str]:
+    """Every word the matcher knows: used to segment glued words (``lastname``, ``patnum``)."""
+    words: set[str] = set(syn.TOKEN_SYNONYMS)
+    for normal in syn.TOKEN_SYNONYMS.values():
+        words.update(normal.split())
+    for phrases in syn.COLUMN_SYNONYMS.values():
+        for p in phrases:
+            words.update(_split_words(p))
+    for t in TABLES.values():
+        for c in t.columns:
+            words.update(_split_words(c.name))
+    return frozenset(w for w in words if len(w) >= 2 and w.isalpha())
+
+
+@lru_cache(maxsize=20000)
+def _segment(token: str) -> tuple[str, ...] | None:
+    """Split a glued word into the fewest known words (``dateofbirth`` -> date, of, birth), or None."""
+    vocab = _vocabulary()
+    n = len(token)
+    best: list[tuple[str, ...] | None] = [None] * (n + 1)
+    best[0] = ()
+    for i in range(n):
+        if best[i] is None:
+            continue
+        for j in range(i + 2, n + 1):
+            piece = token[i:j]
+            if piece in vocab or piece in ("of", "to", "by", "in"):
+                cand = best[i] + (piece,)  # type: ignore[operator]
+                if best[j] is None or len(cand) < len(best[j]):  # type: ignore[arg-type]
+                    best[j] = cand
+    seg = best[n]
+    return seg if seg and len(seg) > 1 else None
+
+
+def tokenize(name: str) -> tuple[str, ...]:
+    """Lower-case word tokens of a name, glued words segmented (before synonym normalisation)."""
+    out: list[str] = []
+    vocab = _vocabulary()
+    for tok in _raw_tokens(name):
+        if tok in vocab or tok in syn.TOKEN_SYNONYMS or not tok.isalpha() or len(tok) < 5:
+            out.append(tok)
+            continue
+        seg = _segment(tok)
+        out.extend(seg if seg else (tok,))
+    return tuple(out)
+
+
+@lru_cache(maxsize=50000)
+def normalize(name: str) -> tuple[str, ...]:
+    """Tokens in normal form (synonyms applied, noise dropped): ``Pt_Surname`` -> patient, last, name."""
+    out: list[str] = []
+    toks = list(tokenize(name))
+    i = 0
+    while i < len(toks):
+        pair = f"{toks[i]} {toks[i + 1]}" if i + 1 < len(toks) else ""
+        if pair in syn.NUMBER_RANGES:  # aging buckets: Bal_31_60 is the 30-day bucket
+            out.append(syn.NUMBER_RANGES[pair])
+            i += 2
+            continue
+        out.extend(syn.TOKEN_SYNONYMS.get(toks[i], toks[i]).split())
+        i += 1
+    kept = [t for t in out if t not in syn.NOISE_TOKENS]
+    return tuple(kept or out)
+
+
+@lru_cache(maxsize=1)
+def _known() -> frozenset[str]:
+    """Words in normal form or with a known normal form: never read as someone's abbreviation."""
+    return _vocabulary() | frozenset(w for n in syn.TOKEN_SYNONYMS.values() for w in n.split())
+
+
+def _is_abbreviation(short: str, word: str) -> bool:
+    """``sq``/sequence, ``dsc``/description, ``elg``/eligibility: an unknown short token whose letters
+    appear in order in a longer word with the same first letter (how people shorten words)."""
+    if not (2 <= len(short) <= 4 and len(word) >= max(4, len(short) + 1)) or short[0] != word[0] \
+            or not short.isalpha():
+        return False
+    if short in _known():
+        return False
+    it = iter(word)
+    return all(ch in it for ch in short)
+
+
+@lru_cache(maxsize=200000)
+def _tok_match(a: str, b: str) -> float:
+    """1 for the same token, 0.6 for a prefix or an abbreviation (``surfc``/surface, ``dsc``/description)."""
+    if a == b:
+        return 1.0
+    if min(len(a), len(b)) >= 3 and (a.startswith(b) or b.startswith(a)):
+        return 0.6
+    return 0.6 if _is_abbreviation(a, b) or _is_abbreviation(b, a) else 0.0
+
+
+def name_similarity(a: tuple[str, ...], b: tuple[str, ...], fuzzy: bool = True) -> float:
+    """Similarity of two normalised names in [0, 1].
+
+    Soft token overlap (Dice): equal tokens count 1, a prefix or abbreviation 0.6, and (``fuzzy``) a
+    near-identical token (a typo, ``adress``/address) up to 0.8. Fuzzy also compares the glued names as
+    strings, which catches words glued in an unknown way; only near-identical strings count, so
+    ``last name`` never drifts to ``first name`` on shared letters."""
+    if not a or not b:
+        return 0.0
+    sa, sb = set(a), set(b)
+    if sa == sb:
+        return 1.0
+    match = _fuzzy_tok_match if fuzzy else _tok_match
+    hits = sum(max(match(x, y) for y in sb) for x in sa)
+    hits_b = sum(max(match(x, y) for x in sa) for y in sb)
+    dice = (hits + hits_b) / (len(sa) + len(sb))
+    if not fuzzy or dice >= 0.8:
+        return dice
+    sm = difflib.SequenceMatcher(None, "".join(a), "".join(b), autojunk=False)
+    if sm.real_quick_ratio() < 0.85 or sm.quick_ratio() < 0.85:
+        return dice
+    return max(dice, 0.85 * sm.ratio())
+
+
+@lru_cache(maxsize=200000)
+def _fuzzy_tok_match(a: str, b: str) -> float:
+    m = _tok_match(a, b)
+    if m >= 1 or min(len(a), len(b)) < 4:
+        return m
+    r = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    return max(m, 0.8 * r) if r >= 0.8 else m
+
+
+# ---- the canonical side --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Phrase:
+    column: str
+    text: str
+    tokens: tuple[str, ...]
+
+
+@lru_cache(maxsize=64)
+def _phrases(table: str) -> tuple[_Phrase, ...]:
+    """Every phrase naming a column of ``table``: its canonical name, then its synonyms."""
+    out: list[_Phrase] = []
+    extra = syn.TABLE_COLUMN_SYNONYMS.get(table, {})
+    for col in TABLES[table].columns:
+        texts = [col.name, *syn.COLUMN_SYNONYMS.get(col.name, ()), *extra.get(col.name, ())]
+        seen: set[tuple[str, ...]] = set()
+        for text in texts:
+            toks = normalize(text)
+            if toks and toks not in seen:
+                seen.add(toks)
+                out.append(_Phrase(col.name, text, toks))
+    return tuple(out)
+
+
+@lru_cache(maxsize=64)
+def _table_phrases(table: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    texts = [table, TABLES[table].title, *syn.TABLE_SYNONYMS.get(table, ())]
+    return tuple((t, normalize(t)) for t in texts)
+
+
+def _variants(source: str, table: str) -> tuple[tuple[str, ...], ...]:
+    """The normalised source name, and without the table's prefix words (``PatLast`` -> last)."""
+    toks = normalize(source)
+    ctx = set(syn.TABLE_CONTEXT.get(table, ()))
+    stripped = tuple(t for t in toks if t not in ctx)
+    return (toks, stripped) if stripped and stripped != toks else (toks,)
+
+
+def _name_scores(source: str, table: str, fuzzy: bool = True) -> dict[str, tuple[float, str]]:
+    """Best name score per canonical column of ``table`` and the phrase that gave it (``fuzzy``
+    False: token overlap only, cheap enough to try every table for every file)."""
+    best: dict[str, tuple[float, str]] = {}
+    variants = _variants(source, table)
+    for ph in _phrases(table):
+        s = max(_cached_sim(v, ph.tokens, fuzzy) * (1.0 if i == 0 else STRIPPED_WEIGHT) for i, v in enumerate(variants))
+        if ph.text != ph.column:
+            s *= SYNONYM_WEIGHT  # the canonical name wins a tie (IS_HYG: is_hyg, not def_hyg_id 'hygienist')
+        if s > best.get(ph.column, (-1.0, ""))[0]:
+            best[ph.column] = (s, ph.text)
+    return best
+
+
+@lru_cache(maxsize=200000)
+def _cached_sim(a: tuple[str, ...], b: tuple[str, ...], fuzzy: bool = True) -> float:
+    return name_similarity(a, b, fuzzy)
+
+
+# ---- values --------------------------------------------------------------------------------------
+_STATES = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
+    "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU".split())
+_DATE = r"(\d{1,2}/\d{1,2}/(\d{2}|\d{4})|\d{4}-\d{2}-\d{2})"
+_RX = {
+    "email": re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[A-Za-z]{2,}([;, ]+[^@\s;,]+@[^@\s;,]+\.[A-Za-z]{2,})*$"),
+    "phone": re.compile(r"^\+?1?[\s.\-]?\(?\d{3}\)?[\s.\-]?\d{3}[\s.\-]?\d{4}$"),
+    "date": re.compile(rf"^{_DATE}$"),
+    "datetime": re.compile(rf"^{_DATE}[ T]\d{{1,2}}:\d{{2}}(:\d{{2}})?\s*([AaPp][Mm])?$"),
+    "time": re.compile(r"^\d{1,2}:\d{2}(:\d{2})?\s*([AaPp][Mm]?)?$"),
+    "money": re.compile(r"^[-(]?\$?-?(\d{1,3}(,\d{3})+|\d+)\.\d{2}\)?-?$"),
+    "int": re.compile(r"^-?\d+$"),
+    "bool": re.compile(r"^(Y|N|T|F|YES|NO|TRUE|FALSE|X)$", re.I),
+    "zip": re.compile(r"^\d{5}(-\d{4})?$"),
+    "code": re.compile(r"^[A-Z0-9][A-Z0-9+\-]{0,7}$"),
+}
+
+
+@dataclass(frozen=True)
+class ValueProfile:
+    """Shares of the non-blank sample cells that look like each kind (no value is kept)."""
+
+    n: int  # non-blank cells profiled
+    blank: float  # share of blank cells
+    shares: Mapping[str, float]  # email, phone, date, datetime, time, money, int, bool, zip, state, code
+    upper: frozenset[str]  # distinct upper-cased short cells, to test enum membership (in memory only)
+    mean_len: float
+    text: float  # share of cells with a space and letters (names, free text)
+
+    def share(self, kind: str) -> float:
+        return self.shares.get(kind, 0.0)
+
+
+def profile_values(values: Sequence[str]) -> ValueProfile:
+    """Profile a sample of one column's cells: what share looks like each kind."""
+    cells = [v.strip() for v in values if v is not None]
+    nonblank = [v for v in cells if v and v.upper() not in ("NULL", "(NULL)", "N/A")]
+    n = len(nonblank)
+    shares: dict[str, float] = {}
+    if n:
+        for kind, rx in _RX.items():
+            shares[kind] = sum(1 for v in nonblank if rx.match(v)) / n
+        shares["state"] = sum(1 for v in nonblank if v.upper() in _STATES and len(v) == 2) / n
+        shares["bool01"] = sum(1 for v in nonblank if v in ("0", "1", "-1")) / n
+    upper = frozenset(v.upper() for v in nonblank if len(v) <= 8)
+    mean_len = sum(len(v) for v in nonblank) / n if n else 0.0
+    text = sum(1 for v in nonblank if " " in v and any(c.isalpha() for c in v)) / n if n else 0.0
+    return ValueProfile(n, 1 - n / len(cells) if cells else 1.0, shares, upper, mean_len, text)
+
+
+def _enum_share(p: ValueProfile, col: Column) -> float:
+    if not p.upper:
+        return 0.0
+    allowed = set(col.values)
+    return len(p.upper & allowed) / len(p.upper)
+
+
+_SPECIFIC = ("email", "phone", "date", "datetime", "time", "money")
+
+
+def kind_fit(p: ValueProfile, col: Column) -> float | None:
+    """How well the sample fits the canonical column's kind, in [0, 1]; None when nothing to judge."""
+    if p.n == 0:
+        return None
+    s = p.share
+    k = col.kind
+    special = max(s(x) for x in _SPECIFIC)
+    if k == "email":
+        return s("email")
+    if k == "phone":
+        return s("phone")
+    if k in ("date", "dob"):
+        return s("date")
+    if k == "datetime":
+        return max(s("datetime"), 0.6 * s("date"))
+    if k == "time":
+        return s("time")
+    if k == "money":
+        return max(s("money"), 0.6 * s("int"))
+    if k == "bool":
+        return max(s("bool"), 0.8 * s("bool01"))
+    if k == "enum":
+        return _enum_share(p, col)
+    if k == "int":
+        return s("int") * (1 - 0.5 * s("phone"))
+    if k in ("code", "lookup"):
+        return 0.3 + 0.7 * s("code") - 0.5 * special
+    if k == "zip":
+        return s("zip")
+    if k == "state":
+        return s("state")
+    # free text is the catch-all kind (NPIs look like phones, typed dates sit in memo fields): mild only
+    if k == "memo":
+        return max(0.6, 0.6 + 0.4 * min(p.mean_len / 40, 1.0) - 0.3 * special)
+    return max(0.6, 0.8 - 0.2 * special + 0.2 * p.text)  # str
+
+
+_KIND_WORDS = {"dob": "dates", "date": "dates", "datetime": "date-times", "time": "times", "money": "amounts",
+               "bool": "yes/no flags", "enum": "values of the column's enum", "lookup": "short codes",
+               "code": "short codes", "int": "integers", "email": "e-mail addresses", "phone": "phone numbers",
+               "zip": "ZIP codes", "state": "state codes", "memo": "free text", "str": "text"}
+
+
+# ---- columns -------------------------------------------------------------------------------------
+_WIDE = re.compile(r"^(proc|code|tooth|surf|surface)[_ ]?[1-9]$", re.I)
+
+
+def _combine(name: float, fit: float | None) -> float:
+    """Name dominates; the value fit scales it (an empty sample is judged by name alone)."""
+    return name * (0.92 if fit is None else 0.75 + 0.25 * fit)
+
+
+def match_columns(table: str, headers: Sequence[str],
+                  samples: Mapping[str, Sequence[str]] | None = None) -> tuple[ColumnMatch, ...]:
+    """Propose a canonical column of ``table`` for every header, one-to-one, in header order."""
+    spec = TABLES[table]
+    profiles = {h: profile_values(samples[h]) for h in headers if samples and h in samples}
+    scored: dict[str, list[tuple[float, str, float, str, float | None]]] = {}
+    for h in headers:
+        names = _name_scores(h, table)
+        rows = []
+        for col in spec.columns:
+            nscore, phrase = names.get(col.name, (0.0, ""))
+            if nscore <= 0:
+                continue
+            fit = kind_fit(profiles[h], col) if h in profiles else None
+            rows.append((_combine(nscore, fit), col.name, nscore, phrase, fit))
+        order = {c: i for i, c in enumerate(spec.column_names)}
+        rows.sort(key=lambda r: (-r[0], order[r[1]]))
+        scored[h] = rows
+
+    assigned: dict[str, tuple[float, str, float, str, float | None]] = {}
+    used: set[str] = set()
+    pairs = sorted(((r, h) for h, rows in scored.items() for r in rows if r[0] >= MIN_COLUMN_SCORE),
+                   key=lambda x: (-x[0][0], headers.index(x[1]), x[0][1]))
+    for r, h in pairs:
+        if h in assigned or r[1] in used:
+            continue
+        assigned[h] = r
+        used.add(r[1])
+
+    out: list[ColumnMatch] = []
+    for h in headers:
+        rows = scored[h]
+        prof = profiles.get(h)
+        if h in assigned:
+            score, col, nscore, phrase, fit = assigned[h]
+            alts = tuple((c, round(s, 3)) for s, c, *_ in rows if c != col)[:2]
+            reasons = [_name_reason(h, col, nscore, phrase)]
+            reasons.append(_value_reason(prof, spec.by_name[col], fit))
+            out.append(ColumnMatch(h, col, round(min(score, 1.0), 3), tuple(reasons), alts))
+            continue
+        alts = tuple((c, round(s, 3)) for s, c, *_ in rows)[:2]
+        if _WIDE.match(h) and table == "appt":
+            why = f"'{h}' looks like a wide appointment procedure column (PROC1..6 style); not mapped"
+        elif rows and rows[0][0] >= MIN_COLUMN_SCORE:
+            why = (f"best candidate {rows[0][1]} ({rows[0][0]:.2f}) is already taken by a better-matching "
+                   "column")
+        else:
+            best = f"best candidate {rows[0][1]} scores {rows[0][0]:.2f}" if rows else "no candidate"
+            why = f"no canonical column of {table} matches '{h}' well ({best} < {MIN_COLUMN_SCORE})"
+        out.append(ColumnMatch(h, None, 0.0, (why,), alts))
+    return tuple(out)
+
+
+def _name_reason(h: str, col: str, nscore: float, phrase: str) -> str:
+    if phrase == col:
+        how = "canonical name" if nscore >= 1 else f"similar to the canonical name, {nscore:.2f}"
+    else:
+        how = f"synonym '{phrase}'" + ("" if nscore >= 1 else f", {nscore:.2f}")
+    return f"name '{h}' ~ {col} ({how})"
+
+
+def _value_reason(p: ValueProfile | None, col: Column, fit: float | None) -> str:
+    if p is None:
+        return "no sample values; matched by name"
+    if fit is None:
+        return "column is empty in the sample; matched by name"
+    return f"values fit kind {col.kind}: {_KIND_WORDS[col.kind]} ({round(100 * fit)} %)"
+
+
+# ---- files ---------------------------------------------------------------------------------------
+def _file_name_score(stem: str, table: str) -> tuple[float, str]:
+    toks = normalize(stem)
+    # vendors prefix table names: tblPatient, dbo_Patients, export_patient
+    toks = tuple(t for t in toks if t not in ("tbl", "dbo", "export", "exp", "table", "data", "csv")) or toks
+    best = (0.0, table)
+    for text, ptoks in _table_phrases(table):
+        s = _cached_sim(toks, ptoks)
+        if s > best[0]:
+            best = (s, text)
+    return best
+
+
+def _column_cover(headers: Sequence[str], table: str) -> float:
+    """F1 of header -> column coverage by name (cheap: no values, no one-to-one)."""
+    if not headers:
+        return 0.0
+    cols: set[str] = set()
+    hit = 0
+    for h in headers:
+        scores = _name_scores(h, table, fuzzy=False)
+        col, (s, _) = max(scores.items(), key=lambda kv: kv[1][0]) if scores else ("", (0.0, ""))
+        if s >= 0.8:
+            hit += 1
+            cols.add(col)
+    if not hit:
+        return 0.0
+    precision = hit / len(headers)
+    recall = len(cols) / len(TABLES[table].columns)
+    return 2 * precision * recall / (precision + recall)
+
+
+def match_table(file: str, headers: Sequence[str]) -> tuple[str | None, float, tuple[str, ...],
+                                                             tuple[tuple[str, float], ...]]:
+    """The canonical table of one file: by file name and by how well its header covers the table."""
+    stem = Path(file).name.rsplit(".", 1)[0]
+    ranked: list[tuple[float, str, float, str, float]] = []
+    for t in TABLES:
+        fscore, phrase = _file_name_score(stem, t)
+        cover = _column_cover(headers, t)
+        ranked.append((0.4 * fscore + 0.6 * cover, t, fscore, phrase, cover))
+    ranked.sort(key=lambda r: (-r[0], r[1]))
+    score, t, fscore, phrase, cover = ranked[0]
+    alts = tuple((r[1], round(r[0], 3)) for r in ranked[1:3])
+    if score < MIN_TABLE_SCORE:
+        return None, round(score, 3), (f"no table fits '{Path(file).name}' (best {t} {score:.2f})",), alts
+    if fscore >= MIN_TABLE_SCORE:
+        how = f"synonym {phrase!r}" if phrase != t else "table name"
+        by_name = f"file name '{stem}' ~ {t} ({how}, {fscore:.2f})"
+    else:
+        by_name = f"file name '{stem}' resembles no table name; chosen by its columns"
+    reasons = (by_name, f"header covers {t} columns (F1 {cover:.2f})")
+    margin = score - ranked[1][0]
+    conf = min(1.0, score + 0.5 * margin)
+    return t, round(conf, 3), reasons, alts
+
+
+def _read_sample(path: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """Header and up to ``SAMPLE_ROWS`` rows of a file, read with the reader's format sniffing."""
+    with path.open("rb") as fh:
+        raw = fh.read(_READ_BYTES)
+    fmt = sniff(raw[:SAMPLE_BYTES], name=path.name)
+    text = codecs.decode(raw, fmt.encoding, errors="replace")
+    if len(raw) == _READ_BYTES:
+        text = text[: text.rfind("\n") + 1] or text
+    lines = text.splitlines(keepends=True)[fmt.banner_lines:]
+    reader = csv.reader(io.StringIO("".join(lines), newline=""), delimiter=fmt.delimiter,
+                        quotechar=fmt.quotechar, strict=False)
+    header = list(fmt.header)
+    rows: list[list[str]] = []
+    try:
+        for i, row in enumerate(reader):
+            if i == 0 and fmt.has_header:
+                continue
+            if len(row) <= 1 and (not row or is_trailer(row[0]) or not row[0].strip()):
+                continue
+            rows.append(row)
+            if len(rows) >= SAMPLE_ROWS:
+                break
+    except csv.Error:
+        pass
+    if not header:
+        header = [f"COLUMN{i + 1}" for i in range(max((len(r) for r in rows), default=0))]
+    samples = {h: [r[i] if i < len(r) else "" for r in rows] for i, h in enumerate(header)}
+    return header, samples
+
+
+def _export_files(root: Path) -> list[Path]:
+    files = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if not p.is_file() or any(part.upper() == "IMAGES" or part.startswith(".") for part in rel.parts):
+            continue
+        if p.suffix.lower() in _SKIP_SUFFIXES or p.name.lower() == "manifest.json":
+            continue
+        files.append(p)
+    return files
+
+
+def match_export(source: str | Path) -> list[FileMatch]:
+    """Propose a table for every data file under ``source`` and a column for every header column."""
+    root = Path(source)
+    out: list[FileMatch] = []
+    for path in _export_files(root):
+        name = path.relative_to(root).as_posix()
+        try:
+            headers, samples = _read_sample(path)
+        except Exception as exc:  # unreadable file: say so without any content
+            out.append(FileMatch(name, None, 0.0, (f"could not read: {type(exc).__name__}",), ()))
+            continue
+        table, conf, reasons, alts = match_table(path.name, headers)
+        if table is None:
+            out.append(FileMatch(name, None, conf, reasons, ()))
+            continue
+        cols = match_columns(table, headers, samples)
+        alt = ", ".join(f"{t} {s:.2f}" for t, s in alts)
+        out.append(FileMatch(name, table, conf, (*reasons, f"next best: {alt}"), cols))
+    return out
