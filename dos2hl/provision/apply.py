@@ -1,0 +1,167 @@
+"""Apply a plan: create what is missing, in dependency order, then plan again (idempotent by design).
+
+Order: custom objects (each brings its primary display property), field folders, object fields,
+associations (need both objects), contact and opportunity custom fields, tags. A plan with a
+conflict, or one that would take the location over HighLevel's 10 custom objects, is refused before
+the first request. Creates pass a lookup where the client accepts one, so an ambiguous failure (a
+timeout after the server created the field) is verified instead of sent twice; a re-run after a
+partial apply only creates what is still missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping as MappingABC
+from pathlib import Path
+from typing import Any
+
+from ..highlevel.models import (
+    AssociationCreate,
+    CustomFieldFolderCreate,
+    FieldOption,
+    LocationCustomFieldCreate,
+    ObjectFieldCreate,
+    ObjectLabels,
+    ObjectSchemaCreate,
+    PrimaryDisplayProperty,
+)
+from ..locations import LocationsFile, open_client
+from ..mapping.model import Mapping
+from .plan import (
+    MAX_CUSTOM_OBJECTS,
+    DesiredSchema,
+    FieldSpec,
+    ObjectDef,
+    Plan,
+    ProvisionError,
+    desired_schema,
+    plan_location,
+)
+
+__all__ = ["apply_plan", "provision"]
+
+log = logging.getLogger("dos2hl.provision")
+
+
+def _refuse(plan: Plan) -> None:
+    """Conflicts are errors, never silent changes: name each one and the fix."""
+    conflicts = plan.conflicts()
+    if conflicts:
+        lines = "; ".join(f"{c.kind} {c.key}: {c.detail}" for c in conflicts[:10])
+        more = f" (+{len(conflicts) - 10} more)" if len(conflicts) > 10 else ""
+        raise ProvisionError(f"location {plan.location}: {len(conflicts)} conflict(s), nothing was created: "
+                             f"{lines}{more}")
+    new = sum(1 for c in plan.to_create() if c.kind == "custom_object")
+    if new and plan.existing_objects + new > MAX_CUSTOM_OBJECTS:
+        raise ProvisionError(f"location {plan.location}: {plan.existing_objects} custom objects exist and "
+                             f"{new} more are needed, over HighLevel's cap of {MAX_CUSTOM_OBJECTS}; "
+                             "delete unused custom objects in HighLevel or map fewer objects. "
+                             "Nothing was created.")
+
+
+def _options(spec: FieldSpec) -> list[FieldOption] | None:
+    # option key = label: the loader writes the same label to contact and object pick-lists
+    return [FieldOption(key=o, label=o) for o in spec.options] or None
+
+
+def _apply_object(client: Any, obj: ObjectDef, creating: set[str]) -> None:
+    """The object (if missing), a field folder (if none), then each missing field, in that folder."""
+    if obj.key in creating:
+        client.create_object_schema(ObjectSchemaCreate(
+            key=obj.key, labels=ObjectLabels(singular=obj.singular, plural=obj.plural),
+            primaryDisplayPropertyDetails=PrimaryDisplayProperty(
+                key=f"{obj.key}.{obj.primary}", name=obj.primary_label, dataType=obj.primary_type)))  # type: ignore[arg-type]
+        log.info("provision: created custom object %s", obj.key)
+    listed = client.list_object_fields(obj.key)
+    folder = next((f for f in listed.folders if (f.name or "").lower() == obj.folder.lower()), None)
+    folder = folder or (listed.folders[0] if listed.folders else None)
+    if folder is None:
+        folder = client.create_field_folder(CustomFieldFolderCreate(objectKey=obj.key, name=obj.folder)).value
+    have = {f.fieldKey for f in listed.fields}
+    for spec in obj.fields.values():
+        if spec.key in have:
+            continue
+
+        def lookup(key: str = spec.key) -> Any:
+            return next((f for f in client.list_object_fields(obj.key).fields if f.fieldKey == key), None)
+        client.create_object_field(ObjectFieldCreate(
+            fieldKey=spec.key, objectKey=obj.key, parentId=folder.id, dataType=spec.data_type,  # type: ignore[arg-type]
+            name=spec.name, options=_options(spec)), lookup=lookup)
+
+
+def apply_plan(client: Any, plan: Plan) -> Plan:
+    """Create everything the plan marks ``create``; returns the plan computed again afterwards (which
+    then has nothing to create). Manual steps are left to a person; they stay in the returned plan."""
+    _refuse(plan)
+    desired: DesiredSchema | None = plan.desired
+    if desired is None:
+        raise ProvisionError(f"location {plan.location}: the plan carries no desired schema; "
+                             "make it with plan_location")
+    todo = plan.to_create()
+    if not todo:
+        return plan_location(client, desired, location=plan.location)
+    creating = {c.key for c in todo if c.kind == "custom_object"}
+    touched = {c.key.rsplit(".", 1)[0] for c in todo if c.kind == "object_field"}
+    touched |= {c.key.split("/", 1)[0] for c in todo if c.kind == "folder"} | creating
+    for obj in desired.objects.values():
+        if obj.key in touched:
+            _apply_object(client, obj, creating)
+    for c in todo:
+        if c.kind == "association":
+            obj = next(o for o in desired.objects.values() if o.association_key == c.key)
+            client.create_association(AssociationCreate(key=c.key, firstObjectKey="contact",
+                                                        firstObjectLabel="Patient", secondObjectKey=obj.key,
+                                                        secondObjectLabel=obj.singular))
+    for c in todo:
+        if c.kind in ("contact_field", "opportunity_field"):
+            model = "contact" if c.kind == "contact_field" else "opportunity"
+            specs = desired.contact_fields if model == "contact" else desired.opportunity_fields
+            spec = specs[c.key]
+            client.create_custom_field(
+                LocationCustomFieldCreate(name=spec.name, dataType=spec.data_type, model=model,  # type: ignore[arg-type]
+                                          options=list(spec.options) or None),
+                lookup=_field_lookup(client, spec.key, model))
+    for c in todo:
+        if c.kind == "tag":
+            client.create_location_tag(c.key)
+    after = plan_location(client, desired, location=plan.location)
+    left = after.to_create()
+    if left:  # HighLevel named something differently than planned: say so instead of looping
+        raise ProvisionError(f"location {plan.location}: after apply {len(left)} item(s) still missing: "
+                             f"{', '.join(c.key for c in left[:10])}; check them in HighLevel")
+    return after
+
+
+def _field_lookup(client: Any, key: str, model: str) -> Any:
+    return lambda: next((f for f in client.list_custom_fields(model) if f.fieldKey == key), None)
+
+
+def provision(mapping: Mapping, locations: LocationsFile, *, source: str | Path | None = None,
+              apply: bool = False, clients: MappingABC[str, Any] | None = None,
+              **client_kw: Any) -> dict[str, Plan]:
+    """Plan (and with ``apply``, create) the map's schema in every location of ``locations.yaml``.
+
+    Every location is planned before anything is created, so a conflict or the object cap in any
+    location stops the whole run with nothing written. ``clients``: export location (``L001``) ->
+    client, for tests and callers that already hold one; otherwise ``open_client`` per location
+    (``client_kw`` such as ``permits=`` or ``transport=`` go to it). Returns export location -> plan
+    (after apply: the plan computed again)."""
+    desired = desired_schema(mapping, source)
+    opened: list[Any] = []
+    try:
+        pairs: list[tuple[str, Any]] = []
+        for loc in locations.locations:
+            client = (clients or {}).get(loc.source)
+            if client is None:
+                client = open_client(locations, loc.source, **client_kw)
+                opened.append(client)
+            pairs.append((loc.source, client))
+        plans = {src: plan_location(client, desired, location=src) for src, client in pairs}
+        if not apply:
+            return plans
+        for plan in plans.values():
+            _refuse(plan)
+        return {src: apply_plan(client, plans[src]) for src, client in pairs}
+    finally:
+        for client in opened:
+            client.close()

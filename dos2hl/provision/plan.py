@@ -1,0 +1,504 @@
+"""What the confirmed map needs in HighLevel (``DesiredSchema``) and how a location differs (``Plan``).
+
+``desired_schema`` is pure: it reads only the map and, when given, the export's reference tables
+(LOOKUP, PROCCODE, RECALLTYP, USERFLD, REFSRC) for pick-list options. ``plan_location`` reads one
+sub-account through the client (list calls only) and compares, Terraform-style: every item is
+``create``, ``exists``, ``conflict`` (never changed silently) or ``manual`` (no public API for it:
+pipelines, stages, the HIPAA add-on). Only schema travels: names, types and option labels, never a
+patient's value. Marketing referral channels become tags; doctor and patient referrers do not
+(their names could identify a person).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from ..errors import ConfigError
+from ..highlevel.models import DataType
+from ..mapping.model import Entry, Mapping
+from ..mapping.objectmap import CUSTOM_OBJECTS, OBJECTS, PIPELINES
+from ..model import TABLES
+
+__all__ = ["Change", "DesiredSchema", "FieldSpec", "ObjectDef", "Plan", "ProvisionError", "desired_schema",
+           "plan_location", "MAX_CUSTOM_OBJECTS", "snake"]
+
+MAX_CUSTOM_OBJECTS = 10  # per location, on every plan (NOTES.md §2.5)
+CHECKBOX_OPTIONS = ("Yes",)  # HighLevel's checkbox is a pick-list: one option = ticked
+_DATA_TYPES = frozenset(get_args(DataType))
+_PICKLISTS = ("SINGLE_OPTIONS", "MULTIPLE_OPTIONS")
+_UDF_TYPES = {"T": "TEXT", "L": "SINGLE_OPTIONS", "D": "DATE", "C": "CHECKBOX", "N": "NUMERICAL"}
+_REF_KINDS = {"DOC": "doctor", "PAT": "patient", "MKT": "marketing", "OTH": "other"}
+_CDT_CSV = Path(__file__).resolve().parent.parent / "generate" / "cdt_codes.csv"
+
+Kind = Literal["custom_object", "object_field", "contact_field", "opportunity_field", "association", "tag",
+               "folder", "pipeline", "compliance"]
+Action = Literal["create", "exists", "conflict", "manual"]
+
+
+class ProvisionError(ConfigError):
+    """The map cannot be provisioned as is (conflict, object cap, inconsistent map): nothing was written."""
+
+
+def snake(name: str) -> str:
+    """HighLevel's field key of a name (``Patient ID`` -> ``patient_id``): keys derive from names."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _unique(items: Iterable[Any]) -> tuple[str, ...]:
+    out: dict[str, None] = {}
+    for it in items:
+        if it is not None and str(it).strip():
+            out.setdefault(str(it).strip(), None)
+    return tuple(out)
+
+
+# ---- desired schema ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field the map needs: ``key`` is the full field key (``contact.gender``, ``custom_objects.x.y``)."""
+
+    key: str
+    name: str  # the display name sent to HighLevel
+    data_type: str
+    options: tuple[str, ...] = ()
+    note: str = ""
+    needs_source: bool = False  # options come from the export: TEXT until --source is given
+    sources: tuple[str, ...] = ()  # FILE.COLUMN entries that land here
+
+    @property
+    def short(self) -> str:
+        return self.key.rsplit(".", 1)[1]
+
+
+@dataclass
+class ObjectDef:
+    key: str
+    singular: str
+    plural: str
+    primary: str  # short key of the primary display property
+    primary_label: str
+    fields: dict[str, FieldSpec] = field(default_factory=dict)  # full key -> spec
+    associate: bool = False  # relation.contact: an association custom object <-> Contact
+
+    @property
+    def short(self) -> str:
+        return self.key.split(".", 1)[1]
+
+    @property
+    def folder(self) -> str:
+        return f"{self.singular} Details"
+
+    @property
+    def association_key(self) -> str:
+        return f"{self.short}_contact"
+
+    @property
+    def primary_type(self) -> str:
+        spec = self.fields.get(f"{self.key}.{self.primary}")
+        return spec.data_type if spec is not None else "TEXT"
+
+
+@dataclass
+class DesiredSchema:
+    """Everything the map needs in each location; pure data (no PHI: names, types, option labels)."""
+
+    objects: dict[str, ObjectDef] = field(default_factory=dict)
+    contact_fields: dict[str, FieldSpec] = field(default_factory=dict)
+    opportunity_fields: dict[str, FieldSpec] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    pipelines: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class _Reference:
+    """The export's reference tables, read once (only when ``source`` is given)."""
+
+    def __init__(self, mapping: Mapping, source: str | Path | None) -> None:
+        self.source = source
+        self.tables: dict[str, list[dict[str, Any]]] = {}
+        if source is None:
+            return
+        from ..api import open_export
+        from ..sources.reader import ExportReader
+
+        reader = ExportReader(open_export(source, profile=mapping.to_profile(), documents=False))
+        for table in ("lookup", "proccode", "recalltyp", "userfld", "refsrc"):
+            rows: list[dict[str, Any]] = []
+            for chunk in reader.iter_table(table):
+                keep = [c for c in chunk.data.column_names if not c.startswith("_")]
+                rows += chunk.data.select(keep).to_pylist()
+            self.tables[table] = rows
+
+    def lookup(self, category: str) -> tuple[str, ...]:
+        rows = [r for r in self.tables.get("lookup", []) if str(r.get("category") or "").upper() == category]
+        rows.sort(key=lambda r: (r.get("sort") if r.get("sort") is not None else 1 << 30, str(r.get("code"))))
+        return _unique(r.get("description") or r.get("code") for r in rows)
+
+    def cdt_codes(self) -> tuple[str, ...]:
+        if self.source is not None:
+            return _unique(r.get("proc_code") for r in self.tables.get("proccode", []))
+        with _CDT_CSV.open(encoding="utf-8", newline="") as fh:
+            return _unique(row["code"] for row in csv.DictReader(fh))
+
+    def recall_types(self) -> tuple[str, ...]:
+        return _unique(r.get("description") or r.get("recall_type") for r in self.tables.get("recalltyp", []))
+
+
+def _field_spec(e: Entry, key: str, ref: _Reference) -> FieldSpec:
+    """Type and options of one entry's field: pick-list options from values:, LOOKUP, PROCCODE, RECALLTYP."""
+    col = TABLES[e.table].by_name.get(e.column) if e.table in TABLES and e.column else None
+    short = key.rsplit(".", 1)[1]
+    name = e.label or " ".join(w.capitalize() for w in short.split("_"))
+    dt, options, note, needs, label_note = e.type, (), "", False, ""
+    if key.split(".", 1)[0] in ("contact", "opportunity") and snake(name) != short:
+        # HighLevel derives a contact/opportunity field's key from its name, once: the name must spell
+        # the key; the map's label can be set in HighLevel afterwards (the key never changes).
+        label_note = f"label {name!r} can be set in HighLevel after creation"
+        name = " ".join(w.capitalize() for w in short.split("_"))
+    if dt not in _DATA_TYPES:
+        raise ProvisionError(f"mapping: {e.source}: type {dt!r} is not a HighLevel data type "
+                             f"({', '.join(sorted(_DATA_TYPES))}); fix the entry's type")
+    if e.phi == "encrypt" and dt not in ("TEXT", "LARGE_TEXT"):
+        dt, note = "LARGE_TEXT", f"encrypted: ciphertext kept as text (map type {e.type})"
+    elif dt in _PICKLISTS:
+        if e.values:
+            options = _unique(e.values.values())
+        elif key == "opportunity.cdt_codes" or (col is not None and col.name == "proc_code"):
+            options = ref.cdt_codes()
+        elif col is not None and (col.kind == "lookup" or col.fk == "recalltyp"):
+            what = f"LOOKUP category {col.lookup}" if col.kind == "lookup" else "RECALLTYP"
+            if ref.source is None:
+                dt, needs, note = "TEXT", True, f"options need --source ({what}); TEXT until then"
+            else:
+                options = ref.lookup(col.lookup or "") if col.kind == "lookup" else ref.recall_types()
+                if not options:
+                    dt, note = "TEXT", f"the export has no rows for {what}: TEXT"
+        elif col is not None and col.values:
+            options = _unique(col.values)
+        if dt in _PICKLISTS and not options:
+            dt, note = "TEXT", "no pick-list options known: TEXT"
+    elif dt == "CHECKBOX":
+        options = CHECKBOX_OPTIONS
+    note = "; ".join(x for x in (note, label_note) if x)
+    return FieldSpec(key, name, dt, options, note, needs, (e.source,))
+
+
+def _merge(into: dict[str, FieldSpec], spec: FieldSpec) -> None:
+    """Two entries may land in one field (txplan.status, txitem.status): same type -> options unite."""
+    old = into.get(spec.key)
+    if old is None:
+        into[spec.key] = spec
+        return
+    if old.data_type != spec.data_type:
+        raise ProvisionError(f"mapping: {', '.join(old.sources)} and {', '.join(spec.sources)} both target "
+                             f"{spec.key} but as {old.data_type} and {spec.data_type}; give them one type "
+                             "or different targets")
+    into[spec.key] = FieldSpec(old.key, old.name, old.data_type, _unique(old.options + spec.options),
+                               old.note or spec.note, old.needs_source and spec.needs_source,
+                               old.sources + spec.sources)
+
+
+def _object(d: DesiredSchema, key: str) -> ObjectDef:
+    if key not in d.objects:
+        co = CUSTOM_OBJECTS.get(key)
+        if co is not None:
+            d.objects[key] = ObjectDef(key, co.singular, co.plural, co.primary, co.primary_label)
+        else:  # an object the map invented: labels from its name, its record id as primary property
+            words = key.split(".", 1)[1].replace("_", " ").title()
+            d.objects[key] = ObjectDef(key, words, words, "name", "Name")
+    return d.objects[key]
+
+
+def desired_schema(mapping: Mapping, source: str | Path | None = None) -> DesiredSchema:
+    """What the confirmed map needs in HighLevel. ``source``: the export, for options from its reference
+    tables and for USERFLD contact fields; without it lookup pick-lists are TEXT (noted) and CDT codes
+    come from the bundled ``cdt_codes.csv``."""
+    ref = _Reference(mapping, source)
+    d = DesiredSchema()
+    tags = userfld = False
+    used_tables: set[str] = set()
+    for e in mapping.fields:
+        t = e.target
+        if e.phi == "omit" or t in ("skip", "reference"):
+            continue
+        if e.table:
+            used_tables.add(e.table)
+        if t == "tag":
+            tags = True
+        elif t == "relation.contact":
+            spec = OBJECTS.get(e.table or "")
+            if spec is not None and spec.kind == "custom_object":
+                _object(d, spec.object_key).associate = True
+        elif t == "contact.<userfld>":
+            userfld = True
+        elif e.type == "STANDARD":
+            continue
+        elif t.startswith("custom_objects.") and t.count(".") == 2:
+            obj = _object(d, t.rsplit(".", 1)[0])
+            _merge(obj.fields, _field_spec(e, t, ref))
+        elif t.startswith("contact.") and t.count(".") == 1:
+            _merge(d.contact_fields, _field_spec(e, t, ref))
+        elif t.startswith("opportunity.") and t.count(".") == 1:
+            _merge(d.opportunity_fields, _field_spec(e, t, ref))
+    for obj in d.objects.values():
+        ptype = obj.primary_type
+        if ptype not in ("TEXT", "NUMERICAL"):
+            raise ProvisionError(f"mapping: {obj.key}.{obj.primary} is the object's primary display property "
+                                 f"and must be TEXT or NUMERICAL, not {ptype}; change the entry's type")
+    if userfld:
+        if source is None:
+            d.notes.append("user-defined contact fields (USERFLD) need --source to be planned")
+        udfs = sorted(ref.tables.get("userfld", []),
+                      key=lambda r: (r.get("sort") or 0, r.get("field_id") or 0))
+        for row in udfs:
+            name = str(row.get("field_name") or "").strip()
+            if not snake(name):
+                continue
+            dt = _UDF_TYPES.get(str(row.get("field_type") or "T").upper(), "TEXT")
+            options = _unique(str(row.get("picklist") or "").split("|")) if dt == "SINGLE_OPTIONS" else ()
+            options = CHECKBOX_OPTIONS if dt == "CHECKBOX" else options
+            if dt == "SINGLE_OPTIONS" and not options:
+                dt = "TEXT"
+            _merge(d.contact_fields, FieldSpec(f"contact.{snake(name)}", name, dt, options,
+                                               f"user-defined field {row.get('field_id')}",
+                                               sources=(f"USERFLD.{row.get('field_id')}",)))
+    if any(e.table == "patient" for e in mapping.fields):  # households (dos2hl.migrate.write.households)
+        for key, name, dt_ in (("contact.shared_email", "Shared Email", "TEXT"),
+                               ("contact.shared_phone", "Shared Phone", "TEXT")):
+            _merge(d.contact_fields, FieldSpec(key, name, dt_, (), "a family member's email/phone when the "
+                                               "location refuses duplicate contacts", sources=("(household)",)))
+    if tags:
+        names = [f"referral: {k}" for k in _REF_KINDS.values()]
+        if source is None:
+            d.notes.append("referral channel tags (REFSRC, marketing) need --source to be planned")
+        names += [f"referral: {r.get('name')}" for r in ref.tables.get("refsrc", [])
+                  if str(r.get("ref_kind") or "").upper() == "MKT" and r.get("name")]
+        d.tags = _unique(n.lower() for n in names)
+    for table, pname in (("appt", "Appointments"), ("recall", "Recall")):
+        if table in used_tables:
+            status = mapping.entry(table, "status")
+            extra = tuple((status.values or {}).values()) if status is not None else ()
+            d.pipelines[pname] = _unique(PIPELINES[pname].stages + extra)
+    return d
+
+
+# ---- plan ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Change:
+    location: str
+    kind: Kind
+    key: str
+    action: Action
+    detail: str
+    data_type: str | None = None
+    options: tuple[str, ...] = ()
+
+
+_SYMBOL = {"create": "+", "exists": "=", "conflict": "!", "manual": "~"}
+
+
+def _options_text(options: tuple[str, ...], limit: int = 8) -> str:
+    if not options:
+        return ""
+    shown = ", ".join(options[:limit])
+    return f" [{shown}{f', ... +{len(options) - limit} more' if len(options) > limit else ''}]"
+
+
+@dataclass
+class Plan:
+    """One location's changes, in dependency order (objects with their folder, fields, association;
+    contact fields, opportunity fields, tags; manual steps)."""
+
+    changes: list[Change]
+    location: str = ""
+    existing_objects: int = 0  # custom objects the location already has
+    desired: DesiredSchema | None = field(default=None, repr=False, compare=False)
+
+    def to_create(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "create"]
+
+    def conflicts(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "conflict"]
+
+    def manual(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "manual"]
+
+    def exists(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "exists"]
+
+    def render(self) -> str:
+        lines = [f"Location {self.location}:"] if self.location else []
+        for c in self.changes:
+            indent = "  " if c.kind in ("object_field", "folder", "association") else ""
+            what = "field" if c.kind == "object_field" else c.kind
+            typed = f" {c.data_type}" if c.data_type else ""
+            if c.action == "conflict":
+                lines.append(f"{indent}! conflict: {what} {c.key}: {c.detail}")
+            elif c.action == "manual":
+                lines.append(f"{indent}~ manual: {c.detail}")
+            else:
+                label = f" ({c.detail})" if c.detail else ""
+                opts = _options_text(c.options)
+                lines.append(f"{indent}{_SYMBOL[c.action]} {what} {c.key}{typed}{opts}{label}")
+        for note in self.desired.notes if self.desired else []:
+            lines.append(f"# note: {note}")
+        lines.append(f"Plan: {len(self.to_create())} to create, {len(self.exists())} already exist, "
+                     f"{len(self.conflicts())} conflicts, {len(self.manual())} manual steps.")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"location": self.location, "existing_objects": self.existing_objects,
+                "summary": {"create": len(self.to_create()), "exists": len(self.exists()),
+                            "conflict": len(self.conflicts()), "manual": len(self.manual())},
+                "notes": list(self.desired.notes) if self.desired else [],
+                "changes": [{**asdict(c), "options": list(c.options)} for c in self.changes]}
+
+
+def _option_labels(raw: Any) -> tuple[str, ...]:
+    """Options as HighLevel reads them back: strings (``picklistOptions``) or ``{key, label}`` dicts."""
+    out = []
+    for o in raw or []:
+        out.append(str(o.get("label") or o.get("key")) if isinstance(o, dict) else str(o))
+    return tuple(out)
+
+
+def _compare(loc: str, kind: Kind, spec: FieldSpec, have_type: str | None, have_options: tuple[str, ...],
+             ) -> Change:
+    """An existing field against the map: same type (options a superset) = exists; else conflict/manual."""
+    have_type = (have_type or "").upper()
+    if have_type != spec.data_type and not (spec.needs_source and have_type in _PICKLISTS):
+        return Change(loc, kind, spec.key, "conflict",
+                      f"exists as {have_type or 'unknown type'}, the map needs {spec.data_type}; rename or "
+                      f"delete the field in HighLevel, or change the map's type for "
+                      f"{', '.join(spec.sources)}",
+                      spec.data_type, spec.options)
+    missing = tuple(o for o in spec.options if o not in have_options)
+    if missing and have_type in (*_PICKLISTS, "CHECKBOX"):
+        return Change(loc, kind, spec.key, "manual",
+                      f"add option(s) {', '.join(missing)} to {spec.key} in HighLevel (the field exists; "
+                      "options are only ever added)", spec.data_type, missing)
+    return Change(loc, kind, spec.key, "exists", spec.note, spec.data_type, spec.options)
+
+
+def _new_field(loc: str, kind: Kind, spec: FieldSpec, detail: str = "") -> Change:
+    return Change(loc, kind, spec.key, "create", "; ".join(x for x in (detail or spec.name, spec.note) if x),
+                  spec.data_type, spec.options)
+
+
+def plan_location(client: Any, desired: DesiredSchema, *, location: str) -> Plan:
+    """Compare one location (read through ``client``: list calls only) with what the map needs."""
+    loc = location
+    changes: list[Change] = []
+    schemas = {s.key: s for s in client.list_object_schemas() if s.key.startswith("custom_objects.")}
+    assocs = _all_associations(client)
+    new_objects = 0
+    for obj in desired.objects.values():
+        have = schemas.get(obj.key)
+        fields: dict[str, Any] = {}
+        folders: list[Any] = []
+        if have is None:
+            new_objects += 1
+            changes.append(Change(loc, "custom_object", obj.key, "create", f"{obj.singular} / {obj.plural}"))
+            changes.append(Change(loc, "folder", f"{obj.key}/{obj.folder}", "create",
+                                  "field folder (HighLevel may create it with the object)"))
+        else:
+            labels = have.labels or {}
+            same = (labels.get("singular"), labels.get("plural")) == (obj.singular, obj.plural)
+            changes.append(Change(loc, "custom_object", obj.key, "exists",
+                                  obj.singular if same else f"labels {labels.get('singular')!r} / "
+                                  f"{labels.get('plural')!r} differ from {obj.singular!r}: kept"))
+            listed = client.list_object_fields(obj.key)
+            fields = {f.fieldKey: f for f in listed.fields if f.fieldKey}
+            folders = listed.folders
+            changes.append(Change(loc, "folder", f"{obj.key}/{obj.folder}", "exists" if folders else "create",
+                                  (folders[0].name or "") if folders else "field folder"))
+        primary_key = f"{obj.key}.{obj.primary}"
+        specs = dict(obj.fields)
+        specs.setdefault(primary_key, FieldSpec(primary_key, obj.primary_label, "TEXT", (),
+                                                sources=("primary display property",)))
+        for spec in [specs.pop(primary_key), *specs.values()]:
+            current = fields.get(spec.key)
+            if current is not None:
+                changes.append(_compare(loc, "object_field", spec, current.dataType,
+                                        _option_labels((current.model_extra or {}).get("options"))))
+            elif spec.key == primary_key and have is None:
+                changes.append(_new_field(loc, "object_field", spec, f"{spec.name}, primary display property "
+                                          "(created with the object)"))
+            else:
+                changes.append(_new_field(loc, "object_field", spec))
+        if obj.associate:
+            changes.append(_association(loc, obj, assocs))
+    total = len(schemas) + new_objects
+    if new_objects and total > MAX_CUSTOM_OBJECTS:
+        changes.insert(0, Change(loc, "custom_object", "custom_objects.*", "conflict",
+                                 f"the location has {len(schemas)} custom objects and the map needs "
+                                 f"{new_objects} more: {total} > HighLevel's cap of {MAX_CUSTOM_OBJECTS}; "
+                                 "delete unused custom objects in HighLevel or map fewer objects"))
+    have_fields: dict[str, Any] = {f.fieldKey: f for f in client.list_custom_fields("all") if f.fieldKey}
+    for kind, specs_ in (("contact_field", desired.contact_fields),
+                         ("opportunity_field", desired.opportunity_fields)):
+        for spec in specs_.values():
+            current = have_fields.get(spec.key)
+            if current is None:
+                changes.append(_new_field(loc, kind, spec))  # type: ignore[arg-type]
+            else:
+                changes.append(_compare(loc, kind, spec, current.dataType,  # type: ignore[arg-type]
+                                        _option_labels(current.picklistOptions)))
+    if desired.tags:
+        have_tags = {t.name.strip().lower() for t in client.list_location_tags()}
+        for tag in desired.tags:
+            changes.append(Change(loc, "tag", tag, "exists" if tag in have_tags else "create", ""))
+    if desired.pipelines:
+        pipelines = {(p.name or "").strip().lower(): p for p in client.list_pipelines()}
+        for name, stages in desired.pipelines.items():
+            changes.append(_pipeline(loc, name, stages, pipelines.get(name.lower())))
+    changes.append(Change(loc, "compliance", "hipaa", "manual",
+                          "confirm the HighLevel HIPAA add-on is enabled for this sub-account and a BAA is "
+                          "signed before any patient data is migrated"))
+    return Plan(changes, loc, len(schemas), desired)
+
+
+def _all_associations(client: Any) -> list[Any]:
+    out: list[Any] = []
+    while True:
+        page = client.list_associations(skip=len(out), limit=100)
+        out += page
+        if len(page) < 100:
+            return out
+
+
+def _association(loc: str, obj: ObjectDef, assocs: list[Any]) -> Change:
+    key = obj.association_key
+    found = next((a for a in assocs if a.key == key), None)
+    if found is None:
+        return Change(loc, "association", key, "create", f"contact <-> {obj.key}")
+    pair = {str(found.firstObjectKey), str(found.secondObjectKey)}
+    if pair != {"contact", obj.key}:
+        return Change(loc, "association", key, "conflict",
+                      f"exists between {' and '.join(sorted(pair))}, the map needs contact <-> {obj.key}; "
+                      "delete or rename that association in HighLevel")
+    return Change(loc, "association", key, "exists", f"contact <-> {obj.key}")
+
+
+def _stage_names(stages: list[Any]) -> list[str]:
+    return [str(s.get("name") if isinstance(s, dict) else getattr(s, "name", s)) for s in stages]
+
+
+def _pipeline(loc: str, name: str, stages: tuple[str, ...], have: Any) -> Change:
+    """Pipelines have no create API: a missing pipeline or stage is a manual step."""
+    if have is None:
+        return Change(loc, "pipeline", name, "manual",
+                      f"create pipeline '{name}' with stages {', '.join(stages)} (HighLevel: Opportunities > "
+                      "Pipelines; the public API cannot create pipelines)", options=stages)
+    present = {s.strip().lower() for s in _stage_names(have.stages)}
+    missing = tuple(s for s in stages if s.lower() not in present)
+    if missing:
+        return Change(loc, "pipeline", name, "manual",
+                      f"add stage(s) {', '.join(missing)} to pipeline '{name}' (the public API cannot edit "
+                      "pipelines)", options=missing)
+    return Change(loc, "pipeline", name, "exists", f"stages {', '.join(stages)}", options=stages)
