@@ -250,5 +250,95 @@ def providers(
         raise typer.Exit(1)
 
 
+@app.command()
+def provision(
+    mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
+    locations: LocationsOpt,
+    target: TargetOpt = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="The export: pick-list options from its "
+                                                  "LOOKUP/PROCCODE/RECALLTYP, fields from USERFLD.")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Only show what would change (the default).")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="Create what is missing (idempotent).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Plan (or --apply) the map's custom objects, fields, associations and tags in every location."""
+    from .governor import open_governor
+    from .locations import load_locations
+    from .mapping.model import load_mapping, require_confirmed
+    from .provision import provision as run
+
+    if plan and apply:
+        typer.echo("error: --plan and --apply exclude each other", err=True)
+        raise typer.Exit(2)
+    settings = Dos2hlSettings()
+    try:
+        fmap = require_confirmed(mapping) if apply else load_mapping(mapping)  # writes need a confirmed map
+        lf = load_locations(locations, target=target)
+        plans = run(fmap, lf, source=source, apply=apply, permits=open_governor(settings), settings=settings)
+    except Dos2hlError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps({loc: p.to_dict() for loc, p in plans.items()}))
+    else:
+        for loc, p in plans.items():
+            typer.echo(f"# location {loc}")
+            typer.echo(p.render())
+    if any(p.conflicts() for p in plans.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def migrate(
+    source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
+    mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
+    locations: LocationsOpt,
+    target: TargetOpt = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+    sample: Annotated[int, typer.Option("--sample", help="Patients in the sample phase (0: none).")] = 300,
+    approve: Annotated[bool, typer.Option("--approve", help="Pass the sample gate without asking.")] = False,
+    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Resume or continue this run.")] = None,
+    verify: Annotated[str, typer.Option("--verify", help="Read back: 'sample' or 'full'.")] = "sample",
+    executor: Annotated[str, typer.Option("--executor", help="'threads' here, or 'ray' (local or "
+                                                             "DOS2HL_GOVERNOR_ADDRESS).")] = "threads",
+    workers: Annotated[int, typer.Option("--workers", help="Shards written at once.")] = 4,
+    export_date: ExportDateOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Migrate: stage -> sample with field diff -> approval -> full run -> verify -> report (resumable)."""
+    from .migrate import MigrateOptions
+    from .migrate import migrate as run
+
+    opts = MigrateOptions(source=source, mapping=str(mapping), locations=str(locations), target=target,
+                          storage=storage, run_id=run_id, sample=sample, executor=executor,  # type: ignore[arg-type]
+                          workers=workers, verify=verify,  # type: ignore[arg-type]
+                          export_date=export_date.date() if export_date else None)
+
+    def gate(rep: dict[str, object]) -> bool:
+        if approve:
+            return True
+        if not sys.stdin.isatty():
+            return False
+        typer.echo(f"sample report: {rep['paths']['md']}")  # type: ignore[index]
+        return typer.confirm("Approve the sample and run the full migration?", default=False)
+
+    try:
+        out = run(opts, approve=gate)
+    except Dos2hlError as exc:
+        _fail(exc)
+    summary = {"run_id": out["run_id"], "status": out["status"], "locations": out["locations"],
+               "requests": out.get("requests", {}).get("sent", 0), "http_429": out.get("requests", {}).get("http_429", 0),
+               "report": out["report"]}
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+    else:
+        typer.echo(f"run {out['run_id']}: {out['status']} ({out['phase']})")
+        if out.get("next"):
+            typer.echo(out["next"])
+        typer.echo(f"report: {out['report']}")
+    failed = sum(o["failed"] + o["held"] for loc in out["locations"].values() for o in loc["objects"].values())
+    if out["status"] != "completed" or failed:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -73,3 +73,4 @@ class Dos2hlSettings(BaseSettings):
     s3: S3Settings = Field(default_factory=S3Settings)
     highlevel: HighLevelSettings = Field(default_factory=HighLevelSettings)
     governor: GovernorSettings = Field(default_factory=GovernorSettings)
+    phi_key_file: str | None = None  # AES-256 key for fields the map marks 'encrypt' (DOS2HL_PHI_KEY_FILE)

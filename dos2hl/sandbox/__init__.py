@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app", "serve", "init_locations", "add_token", "dump", "MIGRATION_SCOPES", "prepare_state"]
+__all__ = ["create_app", "serve", "init_locations", "add_token", "add_user", "dump", "MIGRATION_SCOPES",
+           "prepare_state"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,7 +22,7 @@ def __getattr__(name: str) -> Any:
         from . import server
 
         return getattr(server, name)
-    if name in ("init_locations", "add_token", "MIGRATION_SCOPES"):
+    if name in ("init_locations", "add_token", "add_user", "MIGRATION_SCOPES"):
         from . import seed
 
         return getattr(seed, name)

@@ -68,6 +68,23 @@ def init_locations(state_dir: Path, n: int, *, allow_duplicates: bool = False,
         store.close()
 
 
+def add_user(state_dir: Path, location_id: str, first: str, last: str, email: str, *,
+             clock: Any = time.time) -> str:
+    """Add a user to a sandbox location (HighLevel's public API cannot create users; an agency adds
+    them in its UI). Returns the user id."""
+    store = Store(state_dir)
+    try:
+        uid = new_id()
+        store.put("user", location_id, {
+            "id": uid, "name": f"{first} {last}", "firstName": first, "lastName": last, "email": email,
+            "permissions": {}, "roles": {"type": "account", "role": "user", "locationIds": [location_id]},
+            "deleted": False,
+        }, now=clock())
+        return uid
+    finally:
+        store.close()
+
+
 def write_tokens_file(path: Path, tokens: dict[str, str]) -> None:
     """Write ``{"locations": {id: token}}`` readable only by its owner (it holds secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)

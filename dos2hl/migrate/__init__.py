@@ -1,0 +1,60 @@
+"""The migration: staged shards -> HighLevel, through the governor, with a durable ledger.
+
+``migrate(opts, approve=...)`` runs the seed's steps in order (the Prefect flow calls the same steps
+one task each): prepare (map confirmed, staged, owners, provisioned) -> sample -> approval gate ->
+full run -> verify -> report. Re-running with the same run id resumes: the ledger says what is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..settings import Dos2hlSettings
+from .driver import MigrateOptions, PhaseResult, RunContext, new_run_id, prepare, run_phase, verify_phase
+from .report import build_report, write_report
+
+__all__ = ["MigrateOptions", "PhaseResult", "RunContext", "migrate", "new_run_id", "prepare", "run_phase",
+           "verify_phase"]
+
+
+def migrate(opts: MigrateOptions, *, approve: Callable[[dict[str, Any]], bool] | None = None,
+            settings: Dos2hlSettings | None = None, client_factory: Any = None) -> dict[str, Any]:
+    """The whole run; ``approve(sample_report)`` is the sample gate (None or False: stop after the sample)."""
+    from ..locations import load_locations
+
+    settings = settings or Dos2hlSettings()
+    lf = load_locations(opts.locations, target=opts.target)
+    factory = client_factory or _factory(lf, settings)  # one governor for every step of this process
+    ctx = prepare(opts, settings=settings, client_factory=factory)
+    kw: dict[str, Any] = {"client_factory": factory, "executor": opts.executor,
+                          "workers": opts.workers, "settings": settings, "locations": lf}
+    phases: list[PhaseResult] = []
+    if opts.sample > 0:
+        sample = run_phase(ctx, "sample", sample_size=opts.sample, **kw)
+        phases.append(sample)
+        diff = verify_phase(ctx, sample, **kw)
+        rep = build_report(ctx, phases, diff=diff, status_note="sample written and verified; awaiting approval")
+        paths = write_report(ctx.run_uri + "/sample", rep)
+        if approve is None or not approve({**rep, "paths": paths}):
+            return {**rep, "report": paths["md"], "next": f"review {paths['md']}, then re-run with "
+                    f"--run-id {ctx.run_id} --approve"}
+    full = run_phase(ctx, "full", **kw)
+    phases.append(full)
+    check = full if opts.verify == "full" else phases[0]
+    if check is full and opts.verify != "full":  # no sample phase: read back a sample of the full run
+        from ..storage import open_store
+        from .sample import choose_sample
+
+        check = PhaseResult("verify", [], sample=choose_sample(open_store(ctx.staged_uri), ctx.locations,
+                                                                opts.sample or 300))
+    diff = verify_phase(ctx, check, **kw)
+    rep = build_report(ctx, phases, diff=diff)
+    paths = write_report(ctx.run_uri, rep)
+    return {**rep, "report": paths["md"]}
+
+
+def _factory(lf: Any, settings: Dos2hlSettings) -> Any:
+    from .driver import _default_factory
+
+    return _default_factory(lf, settings)

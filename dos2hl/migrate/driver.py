@@ -1,0 +1,248 @@
+"""The migration, as steps a flow (or the CLI) calls in order: prepare -> sample -> full -> verify -> report.
+
+``prepare`` holds the gates that need no person: the map is confirmed and unchanged, the export is
+staged, every patient has an owner, every location is provisioned. The sample gate (a person
+approves the field diff) sits between ``run_phase(sample)`` and ``run_phase(full)``: a flag or a
+prompt on the CLI, a Prefect pause in a deployment.
+
+Execution: each (location, shard) is one unit. ``executor="threads"`` runs them on a thread pool in
+this process (tests, small runs); ``"ray"`` on Ray actors sharing the governor actor
+(``dos2hl.governor.pool``). Either way every request takes a permit from the governor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import ConfigError
+from ..locations import LocationsFile, load_locations, open_client
+from ..mapping.model import Mapping as FieldMap
+from ..mapping.model import require_confirmed
+from ..settings import Dos2hlSettings
+from ..storage import open_store
+from .run import ShardResult, ShardSpec, household_channels, migrate_shard, verify_shard
+from .sample import choose_sample
+from .write import LocationSchema
+
+__all__ = ["MigrateOptions", "RunContext", "PhaseResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
+
+log = logging.getLogger("dos2hl.migrate")
+ClientFactory = Callable[[str], Any]  # export location -> HighLevelClient
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+@dataclass
+class MigrateOptions:
+    source: str
+    mapping: str
+    locations: str
+    target: str | None = None
+    storage: str | None = None  # default: DOS2HL_STORAGE
+    run_id: str | None = None
+    sample: int = 300  # 0: no sample phase
+    executor: Literal["threads", "ray"] = "threads"
+    workers: int = 4
+    verify: Literal["sample", "full"] = "sample"
+    export_date: dt.date | None = None
+
+
+@dataclass
+class RunContext:
+    """Everything the phases share; JSON-able (it crosses Prefect task boundaries)."""
+
+    run_id: str
+    run_uri: str
+    staged_uri: str
+    mapping: dict[str, Any]
+    mapping_path: str
+    locations: list[str]  # export LOC_IDs
+    schemas: dict[str, dict[str, Any]]  # LOC -> LocationSchema dict
+    shards: dict[str, list[int]]  # LOC -> shard numbers holding patients
+    confirmation: dict[str, Any]
+    providers: dict[str, Any]
+    phi_key_file: str | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def specs(self, patients: dict[str, list[int]] | None = None) -> list[ShardSpec]:
+        return [ShardSpec(self.run_id, self.run_uri, self.staged_uri, self.mapping, loc, shard, self.schemas[loc],
+                          None if patients is None else patients.get(loc, []), self.phi_key_file)
+                for loc in self.locations for shard in self.shards[loc]]
+
+
+@dataclass
+class PhaseResult:
+    phase: str
+    shards: list[dict[str, Any]]
+    diff: dict[str, Any] = field(default_factory=dict)
+    sample: dict[str, list[int]] | None = None
+
+    def totals(self) -> dict[str, dict[str, Counter[str]]]:
+        """LOC -> measure -> object -> n."""
+        out: dict[str, dict[str, Counter[str]]] = {}
+        for r in self.shards:
+            loc = out.setdefault(r["location"], {m: Counter() for m in
+                                                 ("staged", "written", "created", "failed", "held", "excluded")})
+            for m in loc:
+                loc[m].update(r.get(m, {}))
+        return out
+
+    def failed(self) -> int:
+        return sum(sum(r.get("failed", {}).values()) + sum(r.get("held", {}).values()) for r in self.shards)
+
+
+def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
+            client_factory: ClientFactory | None = None) -> RunContext:
+    """The gates without a person, staging, providers and the locations' schema."""
+    from ..api import stage_export
+    from ..providers import resolve_providers
+
+    settings = settings or Dos2hlSettings()
+    fmap = require_confirmed(opts.mapping)  # gate: confirmed and unchanged
+    if any(e.phi == "encrypt" for e in fmap.fields if e.target not in ("skip", "reference")):
+        from ..phi import load_sealer
+
+        load_sealer(settings.phi_key_file)  # before any write: the key exists and is readable
+    lf = load_locations(opts.locations, target=opts.target)
+    run_id = opts.run_id or new_run_id()
+    root = str(opts.storage or settings.storage).rstrip("/")
+    run_uri, staged_uri = f"{root}/{run_id}", f"{root}/{run_id}/staged"
+    staged = open_store(staged_uri, settings.s3)
+    if not staged.exists("manifest.json"):
+        stage_export(opts.source, staged_uri, profile=opts.mapping, settings=settings, export_date=opts.export_date)
+    manifest = json.loads(staged.read_bytes("manifest.json"))
+    shards: dict[str, set[int]] = {}
+    for s in manifest["tables"].get("patient", {}).get("shards", []):
+        shards.setdefault(s["location"], set()).add(int(s["shard"]))
+    lf.require(shards)  # every export location must be mapped to a sub-account
+    factory = client_factory or _default_factory(lf, settings)
+    report = resolve_providers(opts.source, lf, profile=opts.mapping, settings=settings,
+                               clients={loc: factory(loc) for loc in shards}, export_date=opts.export_date)
+    report.require_owners()  # gate: no patient lands without an owner
+    schemas = {}
+    for loc in sorted(shards):
+        client = factory(loc)
+        owners = {r.prov_id: r.user_id for r in report.rows if r.location == loc and r.user_id}
+        if report.fallback_users.get(loc):
+            owners[""] = report.fallback_users[loc]
+        schema = LocationSchema.read(client, owners=owners)
+        _require_provisioned(fmap, schema, loc)
+        schemas[loc] = asdict(schema)
+        if not schema.allow_duplicates:  # families share channels: decide who keeps them, once
+            shared = household_channels(staged_uri, fmap.model_dump(mode="json"), loc)
+            open_store(run_uri, settings.s3).write_bytes(f"households/{loc}.json", json.dumps(shared).encode())
+    assert fmap.confirmed is not None
+    return RunContext(run_id, run_uri, staged_uri, fmap.model_dump(mode="json"), str(opts.mapping), sorted(shards),
+                      schemas, {k: sorted(v) for k, v in shards.items()},
+                      {"by": fmap.confirmed.by, "at": fmap.confirmed.at.isoformat(), "sha256": fmap.confirmed.sha256},
+                      report.to_dict(), settings.phi_key_file, manifest)
+
+
+def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str) -> None:
+    need = {"contact.source_system_id"} | {e.target for e in fmap.fields if e.table == "patient" and
+                                           e.target.startswith("contact.") and e.type != "STANDARD"
+                                           and not e.target.startswith("contact.<") and e.phi != "omit"}
+    missing = sorted(need - set(schema.contact_fields))
+    objects = {e.target.rsplit(".", 1)[0] for e in fmap.fields if e.target.startswith("custom_objects.")}
+    missing += sorted(f"association {o} <-> contact" for o in objects if o not in schema.associations)
+    if missing:
+        more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+        raise ConfigError(f"location {loc} ({schema.location_id}) is not provisioned for this map: missing "
+                          f"{', '.join(missing[:5])}{more}; run: dos2hl provision --mapping ... --apply")
+
+
+def _default_factory(lf: LocationsFile, settings: Dos2hlSettings) -> ClientFactory:
+    from ..governor import open_governor
+
+    permits = open_governor(settings)
+    return lambda loc: open_client(lf, loc, permits=permits, settings=settings)
+
+
+def run_phase(ctx: RunContext, phase: Literal["sample", "full"], *, sample_size: int = 300,
+              client_factory: ClientFactory | None = None, executor: str = "threads", workers: int = 4,
+              settings: Dos2hlSettings | None = None, locations: LocationsFile | None = None) -> PhaseResult:
+    """Write the sample's patients, or everything (what the sample wrote is found in the ledger)."""
+    patients = None
+    if phase == "sample":
+        patients = choose_sample(open_store(ctx.staged_uri), ctx.locations, sample_size)
+    specs = ctx.specs(patients)
+    results = execute(specs, migrate_shard, client_factory=client_factory, executor=executor, workers=workers,
+                      settings=settings, locations=locations)
+    return PhaseResult(phase, [asdict(r) if isinstance(r, ShardResult) else r for r in results], sample=patients)
+
+
+def verify_phase(ctx: RunContext, result: PhaseResult, *, client_factory: ClientFactory | None = None,
+                 executor: str = "threads", workers: int = 4, settings: Dos2hlSettings | None = None,
+                 locations: LocationsFile | None = None) -> dict[str, Any]:
+    """Read back the phase's records (the sample's, or all of them for --verify full) and merge the diffs."""
+    diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory, executor=executor,
+                    workers=workers, settings=settings, locations=locations)
+    return merge_diffs(diffs)
+
+
+def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"read_back": Counter(), "not_found": Counter(), "fields": {}, "examples": {},
+                           "mismatches": 0}
+    for d in diffs:
+        out["read_back"].update(d["read_back"])
+        out["not_found"].update(d["not_found"])
+        out["mismatches"] += d["mismatches"]
+        for obj, fields in d["fields"].items():
+            for name, c in fields.items():
+                acc = out["fields"].setdefault(obj, {}).setdefault(name, Counter())
+                acc.update(c)
+        for k, keys in d["examples"].items():
+            out["examples"].setdefault(k, [])
+            out["examples"][k] = (out["examples"][k] + keys)[:5]
+    out["read_back"], out["not_found"] = dict(out["read_back"]), dict(out["not_found"])
+    out["fields"] = {o: {f: dict(c) for f, c in fs.items()} for o, fs in out["fields"].items()}
+    return out
+
+
+def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *, client_factory: ClientFactory | None,
+            executor: str, workers: int, settings: Dos2hlSettings | None = None,
+            locations: LocationsFile | None = None) -> list[Any]:
+    """Run ``fn(spec, client)`` for every spec: threads here, or Ray actors (``dos2hl.governor.pool``)."""
+    if executor == "ray":
+        from ..governor.pool import run_on_ray
+
+        if locations is None:
+            raise ConfigError("the Ray executor needs the locations file (clients are opened on the workers)")
+        return run_on_ray(specs, fn, locations, settings or Dos2hlSettings(), workers=workers)
+    if client_factory is None:
+        raise ConfigError("the thread executor needs a client factory")
+    import threading
+
+    local = threading.local()
+
+    def one(spec: ShardSpec) -> Any:
+        clients = getattr(local, "clients", None)
+        if clients is None:
+            clients = local.clients = {}
+        if spec.location not in clients:
+            clients[spec.location] = client_factory(spec.location)
+        return fn(spec, clients[spec.location])
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="dos2hl-shard") as pool:
+        return list(pool.map(one, specs))
+
+
+def write_json(uri: str, name: str, obj: Any) -> str:
+    store = open_store(uri)
+    store.write_bytes(name, json.dumps(obj, indent=2, default=str).encode())
+    return f"{uri.rstrip('/')}/{name}"
+
+
+def resolve_path(p: str | Path) -> str:
+    return str(Path(p))

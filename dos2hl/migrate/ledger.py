@@ -1,0 +1,167 @@
+"""The ledger: one row per HighLevel operation, append-only; the ID map is a view of it.
+
+Layout: ``<run>/ledger/<LOC>/<object>/<writer>-<batch>.parquet``. A writer buffers a batch of
+operations and writes one new file per batch (never rewriting one), so concurrent writers never
+contend and a crash loses at most an unflushed batch, whose records are then found again by lookup
+on their stable key (never trusted, never re-created blindly). Readers take the union.
+
+Each row: run_id, location (export LOC_ID), location_id (HighLevel), object (the seed's name:
+``patient``, ``insurance_record``, ...), stable_key, source_id, hl_id, op (create | update | relate |
+delete | lookup), outcome (created | verified-existing | updated | related | failed | held | deleted),
+http_status, payload_hash, before (JSON of the record before an update), error (class and a
+PHI-free message), ts. No row holds a patient value: ids, hashes and codes only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..storage import Store
+
+__all__ = ["IdMap", "LedgerWriter", "Op", "payload_hash", "read_ledger", "stable_key", "SCHEMA"]
+
+SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("location", pa.string()), ("location_id", pa.string()), ("object", pa.string()),
+    ("stable_key", pa.string()), ("source_id", pa.string()), ("hl_id", pa.string()), ("op", pa.string()),
+    ("outcome", pa.string()), ("http_status", pa.int32()), ("payload_hash", pa.string()), ("before", pa.string()),
+    ("error", pa.string()), ("parent", pa.string()), ("ts", pa.float64()),
+])
+SUCCESS = frozenset({"created", "verified-existing", "updated", "unchanged"})
+
+
+def stable_key(location: str, obj: str, source_id: object) -> str:
+    """sha256 of (source location, object, source primary key): the same in every run and delta."""
+    return hashlib.sha256(f"{location}\x1f{obj}\x1f{source_id}".encode()).hexdigest()[:32]
+
+
+def payload_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str, separators=(",", ":")).encode()
+                          ).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Op:
+    run_id: str
+    location: str
+    location_id: str
+    object: str
+    stable_key: str
+    source_id: str
+    hl_id: str | None
+    op: str
+    outcome: str
+    http_status: int | None = None
+    payload_hash: str | None = None
+    before: str | None = None
+    error: str | None = None
+    parent: str | None = None  # stable key of the parent (relations, children held for a failed parent)
+    ts: float = 0.0
+
+
+class LedgerWriter:
+    """Buffers ops and writes one Parquet file per batch under ``ledger/<LOC>/<object>/``."""
+
+    def __init__(self, store: Store, run_id: str, *, writer: str | None = None, batch: int = 500) -> None:
+        self.store, self.run_id, self.batch = store, run_id, batch
+        self.writer = writer or uuid.uuid4().hex[:8]
+        self._buf: dict[tuple[str, str], list[Op]] = {}
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def add(self, op: Op) -> None:
+        if not op.ts:
+            op = Op(**{**asdict(op), "ts": time.time()})
+        with self._lock:
+            buf = self._buf.setdefault((op.location, op.object), [])
+            buf.append(op)
+            full = len(buf) >= self.batch
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            bufs, self._buf = self._buf, {}
+            for (loc, obj), ops in bufs.items():
+                if not ops:
+                    continue
+                self._n += 1
+                table = pa.Table.from_pylist([asdict(o) for o in ops], schema=SCHEMA)
+                sink = io.BytesIO()
+                pq.write_table(table, sink, compression="zstd")
+                self.store.write_bytes(f"ledger/{loc}/{obj}/{self.writer}-{self._n:05d}.parquet", sink.getvalue())
+
+    def close(self) -> None:
+        self.flush()
+
+
+def read_ledger(store: Store, *, location: str | None = None, writer: str | None = None) -> pa.Table:
+    """The union of the ledger files of a run (optionally one location, one writer prefix), by time."""
+    prefix = f"ledger/{location}/" if location else "ledger/"
+    tables = [pq.read_table(io.BytesIO(store.read_bytes(k))) for k in sorted(store.list(prefix))
+              if k.endswith(".parquet") and (writer is None or k.rsplit("/", 1)[1].startswith(writer + "-"))]
+    if not tables:
+        return SCHEMA.empty_table()
+    return pa.concat_tables(tables).sort_by("ts")
+
+
+class IdMap:
+    """stable_key -> HighLevel id for every record a run (or earlier runs) wrote and did not delete."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]] = ()) -> None:
+        self._ids: dict[str, str] = {}
+        self._failed: dict[str, str] = {}
+        self._related: set[tuple[str, str]] = set()
+        self._shards: dict[str, str] = {}  # "<LOC>/<object>/<shard>" -> started | done
+        for r in rows:
+            self.apply(r)
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> IdMap:
+        return cls(table.to_pylist())
+
+    def apply(self, r: dict[str, Any]) -> None:
+        key, outcome = r["stable_key"], r["outcome"]
+        if r["op"] == "intent":  # shard markers
+            self._shards[key] = outcome
+            return
+        if r["op"] == "relate":
+            if outcome in ("related", "verified-existing"):
+                self._related.add((key, r.get("parent") or ""))
+            return
+        if outcome in SUCCESS and r.get("hl_id"):
+            self._ids[key] = r["hl_id"]
+            self._failed.pop(key, None)
+        elif outcome == "deleted":
+            self._ids.pop(key, None)
+        elif outcome in ("failed", "held") and key not in self._ids:
+            self._failed[key] = r.get("error") or outcome
+
+    def get(self, key: str) -> str | None:
+        return self._ids.get(key)
+
+    def related(self, key: str, parent: str) -> bool:
+        return (key, parent) in self._related
+
+    def interrupted(self, shard: str) -> bool:
+        """A shard an earlier attempt started and never finished: its unrecorded sends may have landed."""
+        return self._shards.get(shard) == "started"
+
+    def failed(self) -> dict[str, str]:
+        return dict(self._failed)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        return iter(self._ids.items())

@@ -1,0 +1,169 @@
+"""The run report: counts that reconcile, the map's confirmation, owners, fields not migrated, quarantine,
+requests used, and the field diff. ``report.json`` (machine), ``report.md`` and ``report.html`` (people).
+
+Nothing here holds a patient value: ids, codes and counts only (the field diff names stable keys).
+
+Reconciliation per location and object: ``staged = written + failed + held + excluded`` for a full
+run, and per export: ``source rows = staged + quarantined``. A run is ``completed`` only when both
+hold and nothing failed or is held; "zero patient records dropped" is that identity for patients.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from typing import Any
+
+from ..storage import open_store
+from .transform import OBJECT_NAMES
+
+__all__ = ["build_report", "write_report", "OBJECT_TABLES"]
+
+# the seed's object names -> the canonical table whose rows they are
+OBJECT_TABLES = {"patient": "patient", "insurance_record": "patins", "treatment_plan": "txitem",
+                 "ledger_entry": "ledger", "insurance_claim": "claim", "clinical_note": "clinnote"}
+WRITTEN = {"patient", "insurance_record", "treatment_plan", "ledger_entry", "insurance_claim"}
+# the seed's objects whose writers come with the next issue: their rows are counted in the report
+PENDING = {"appointment": "appt", "recall": "recall", "referral": "patref", "clinical_note": "clinnote",
+           "document": "document", "activity": "commlog"}
+
+
+def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = None,
+                 requests: dict[str, Any] | None = None, status_note: str = "") -> dict[str, Any]:
+    manifest = ctx.manifest
+    mapped = {OBJECT_NAMES[k] for k in {e["target"].rsplit(".", 1)[0] for e in ctx.mapping["fields"]}
+              if k in OBJECT_NAMES}
+    written_objects = {"patient"} | (mapped & WRITTEN)
+    # objects this version does not write yet: listed with their row counts, never silently absent
+    pending = {obj: sum(t.get("rows", 0) for name, t in manifest["tables"].items() if name == table)
+               for obj, table in PENDING.items()}
+    last = phases[-1]
+    totals = last.totals()
+    locations: dict[str, Any] = {}
+    problems: list[str] = []
+    for loc in ctx.locations:
+        t = totals.get(loc, {})
+        objects = {}
+        for obj in sorted(written_objects & set(OBJECT_TABLES)):
+            staged_rows = sum(s["rows"] for s in manifest["tables"].get(OBJECT_TABLES[obj], {}).get("shards", [])
+                              if s["location"] == loc)
+            row = {"source": staged_rows, "staged": staged_rows,
+                   "written": t.get("written", Counter())[obj], "created": t.get("created", Counter())[obj],
+                   "failed": t.get("failed", Counter())[obj], "held": t.get("held", Counter())[obj],
+                   "excluded": t.get("excluded", Counter())[obj], "quarantined": 0}
+            if last.phase == "full":
+                accounted = row["written"] + row["failed"] + row["held"] + row["excluded"]
+                if accounted != staged_rows:
+                    problems.append(f"{loc}/{obj}: staged {staged_rows} != written {row['written']} + failed "
+                                    f"{row['failed']} + held {row['held']} + excluded {row['excluded']}")
+            objects[obj] = row
+        locations[loc] = {"location_id": ctx.schemas[loc]["location_id"], "objects": objects}
+    quarantine = {}
+    for table, meta in manifest.get("quarantine", {}).items():
+        quarantine[table] = int(meta.get("rows", 0))
+    for obj, table in OBJECT_TABLES.items():  # quarantined rows belong to no location: export level
+        if obj in written_objects and quarantine.get(table) and locations:
+            first = next(iter(locations.values()))["objects"].get(obj)
+            if first is not None:
+                first["quarantined"] += quarantine[table]
+                first["source"] += quarantine[table]
+    failed = sum(o["failed"] + o["held"] for loc in locations.values() for o in loc["objects"].values())
+    complete = last.phase == "full" and not problems and failed == 0
+    skipped = [{"source": e["source"], "reason": "; ".join(e.get("reasons", [])[-1:]) or "not mapped",
+                "phi": e.get("phi", "send")} for e in ctx.mapping["fields"]
+               if e["target"] == "skip" or e.get("phi") == "omit"]
+    return {
+        "run_id": ctx.run_id,
+        "status": "completed" if complete else "incomplete",
+        "phase": last.phase,
+        "note": status_note,
+        "mapping": {"path": ctx.mapping_path, **ctx.confirmation},
+        "locations": locations,
+        "reconciliation": {"ok": not problems, "problems": problems},
+        "quarantine_by_table": quarantine,
+        "quarantine_by_code": _codes(manifest),
+        "providers": ctx.providers.get("summary", {}),
+        "unmatched_providers": [r for r in ctx.providers.get("rows", []) if r.get("match") == "none"
+                                and (r.get("patients") or r.get("appointments"))],
+        "fields_not_migrated": skipped,
+        "objects_not_migrated_by_this_version": {k: v for k, v in pending.items() if v},
+        "households_shared_channel": sum(r.get("shared_channel", 0) for p in phases for r in p.shards),
+        "field_diff": diff or {},
+        "requests": requests or {},
+        "sample": {loc: len(ids) for loc, ids in (phases[0].sample or {}).items()} if phases[0].sample else {},
+    }
+
+
+def _codes(manifest: dict[str, Any]) -> dict[str, int]:
+    out: Counter[str] = Counter()
+    for f in manifest.get("files", {}).values():
+        for code, n in (f.get("findings") or {}).items():
+            if isinstance(n, int):
+                out[code] += n
+    return dict(sorted(out.items()))
+
+
+def _md(rep: dict[str, Any]) -> str:
+    lines = [f"# Migration report: run {rep['run_id']}", "",
+             f"**Status: {rep['status']}** (phase {rep['phase']}){' - ' + rep['note'] if rep['note'] else ''}", "",
+             f"Map `{rep['mapping']['path']}` confirmed by {rep['mapping']['by']} at {rep['mapping']['at']} "
+             f"(sha256 `{rep['mapping']['sha256'][:16]}`).", "", "## Records per location and object", "",
+             "| location | HighLevel id | object | source | quarantined | excluded | written | created | failed "
+             "| held |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for loc, data in rep["locations"].items():
+        for obj, r in data["objects"].items():
+            lines.append(f"| {loc} | {data['location_id']} | {obj} | {r['source']} | {r['quarantined']} | "
+                         f"{r['excluded']} | {r['written']} | {r['created']} | {r['failed']} | {r['held']} |")
+    rec = rep["reconciliation"]
+    lines += ["", "Reconciliation: " + ("every staged row is written, excluded by policy, failed or held."
+                                        if rec["ok"] else "**does not add up**: " + "; ".join(rec["problems"]))]
+    lines += ["", "## Owners (providers -> HighLevel users)", "",
+              ", ".join(f"{k}: {v}" for k, v in rep["providers"].items()) or "(none)"]
+    for r in rep["unmatched_providers"]:
+        lines.append(f"- unmatched {r['location']}/{r['prov_id']}: {r['patients']} patients, "
+                     f"{r['appointments']} appointments")
+    lines += ["", f"Households: {rep['households_shared_channel']} contacts were created without an email or "
+              "phone a family member already uses (the location refuses duplicate contacts); the value is in "
+              "contact.shared_email / contact.shared_phone.", "", "## Fields not migrated", ""]
+    lines += [f"- `{f['source']}` ({f['phi']}): {f['reason']}" for f in rep["fields_not_migrated"]] or ["(none)"]
+    pend = rep.get("objects_not_migrated_by_this_version") or {}
+    if pend:
+        lines += ["", "## Objects this version does not migrate yet", ""]
+        lines += [f"- {obj}: {n} source rows (not written; listed so nothing is silently missing)"
+                  for obj, n in pend.items()]
+    lines += ["", "## Quarantine and repairs by code", ""]
+    lines += [f"- {code}: {n}" for code, n in rep["quarantine_by_code"].items()] or ["(none)"]
+    d = rep["field_diff"]
+    lines += ["", "## Field-level diff (read back from HighLevel)", ""]
+    if d:
+        lines.append(f"Read back: {d.get('read_back', {})}; not found: {d.get('not_found', {})}; "
+                     f"mismatched or missing values: {d.get('mismatches', 0)}")
+        lines += ["", "| object | field | match | mismatch | missing |", "|---|---|---:|---:|---:|"]
+        for obj, fields in d.get("fields", {}).items():
+            for name, c in sorted(fields.items()):
+                lines.append(f"| {obj} | {name} | {c['match']} | {c['mismatch']} | {c['missing']} |")
+    else:
+        lines.append("(not verified in this phase)")
+    req = rep["requests"]
+    if req:
+        lines += ["", "## Requests", "", ", ".join(f"{k}: {v}" for k, v in req.items() if k != "timeline")]
+    return "\n".join(lines) + "\n"
+
+
+def _html(md: str) -> str:
+    body = "\n".join(f"<p>{html.escape(line)}</p>" if not line.startswith("|") else
+                     "<pre>" + html.escape(line) + "</pre>" for line in md.splitlines() if line)
+    return (f"<!doctype html><meta charset='utf-8'><title>dos2hl report</title>"
+            f"<style>body{{font-family:sans-serif;max-width:70em}}pre{{margin:0}}</style>{body}")
+
+
+def write_report(run_uri: str, rep: dict[str, Any]) -> dict[str, str]:
+    store = open_store(run_uri)
+    md = _md(rep)
+    store.write_bytes("report/report.json", json.dumps(rep, indent=2, default=str).encode())
+    store.write_bytes("report/report.md", md.encode())
+    store.write_bytes("report/report.html", _html(md).encode())
+    base = run_uri.rstrip("/")
+    return {"json": f"{base}/report/report.json", "md": f"{base}/report/report.md",
+            "html": f"{base}/report/report.html"}

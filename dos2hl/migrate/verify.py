@@ -1,0 +1,117 @@
+"""Read back what a run wrote and diff it field by field against the source after the map's transforms.
+
+The expected value of every field is produced by the same ``Transformer`` that produced the payload,
+so the diff is source value (after documented transforms) vs what HighLevel stores. Encrypted fields
+are compared after opening them with the run's key. The diff holds counts and stable keys, never a
+value: it goes into the report.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import HighLevelError
+from ..phi import PREFIX
+from .ledger import IdMap
+from .transform import OBJECT_NAMES, ContactPayload, RecordPayload
+
+__all__ = ["FieldDiff", "verify_contacts", "verify_records"]
+
+
+@dataclass
+class FieldDiff:
+    """object -> field -> {"match", "mismatch", "missing"} counts, plus up to 5 stable keys per miss."""
+
+    counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=lambda: defaultdict(
+        lambda: defaultdict(lambda: {"match": 0, "mismatch": 0, "missing": 0})))
+    examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    read_back: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    not_found: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, obj: str, name: str, key: str, expected: Any, actual: Any) -> None:
+        c = self.counts[obj][name]
+        if actual is None or actual == "" or actual == []:
+            outcome = "missing"
+        elif _same(expected, actual):
+            outcome = "match"
+        else:
+            outcome = "mismatch"
+        c[outcome] += 1
+        if outcome != "match" and len(self.examples[f"{obj}.{name}"]) < 5:
+            self.examples[f"{obj}.{name}"].append(key)
+
+    def mismatches(self) -> int:
+        return sum(c["mismatch"] + c["missing"] for fields in self.counts.values() for c in fields.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"read_back": dict(self.read_back), "not_found": dict(self.not_found),
+                "fields": {o: {f: dict(c) for f, c in fs.items()} for o, fs in self.counts.items()},
+                "examples": dict(self.examples), "mismatches": self.mismatches()}
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, list):
+        return sorted(str(x) for x in v)
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    s = str(v).strip()
+    return s[:10] if len(s) >= 10 and s[4:5] == "-" and s[7:8] == "-" else s.lower()
+
+
+def _same(a: Any, b: Any) -> bool:
+    return _norm(a) == _norm(b)
+
+
+def verify_contacts(client: Any, payloads: list[ContactPayload], ids: IdMap, field_ids: dict[str, str],
+                    diff: FieldDiff, *, open_sealed: Callable[[str, str], str] | None = None,
+                    owners: Callable[[str | None], str | None] | None = None) -> None:
+    by_id = {v: k for k, v in field_ids.items()}
+    for p in payloads:
+        hl_id = ids.get(p.stable_key)
+        if hl_id is None:
+            continue
+        try:
+            c = client.get_contact(hl_id)
+        except HighLevelError:
+            diff.not_found["patient"] += 1
+            continue
+        diff.read_back["patient"] += 1
+        data = c.model_dump()
+        custom = {by_id.get(cf.id, cf.id): cf.value for cf in c.customFields}
+        for name, expected in p.body.items():
+            if name == "customFields":
+                continue
+            diff.add("patient", name, p.stable_key, expected, data.get(name))
+        for key, expected in p.body.get("customFields", {}).items():
+            actual = custom.get(key)
+            if open_sealed and isinstance(actual, str) and actual.startswith(PREFIX):
+                actual = open_sealed(actual, key)
+                expected = open_sealed(expected, key) if str(expected).startswith(PREFIX) else expected
+            diff.add("patient", key, p.stable_key, expected, actual)
+        if owners is not None:
+            diff.add("patient", "assignedTo", p.stable_key, owners(p.owner_provider), data.get("assignedTo"))
+
+
+def verify_records(client: Any, payloads: list[RecordPayload], ids: IdMap, diff: FieldDiff, *,
+                   open_sealed: Callable[[str, str], str] | None = None) -> None:
+    for r in payloads:
+        obj = OBJECT_NAMES[r.object_key]
+        hl_id = ids.get(r.stable_key)
+        if hl_id is None:
+            continue
+        try:
+            rec = client.get_record(r.object_key, hl_id)
+        except HighLevelError:
+            diff.not_found[obj] += 1
+            continue
+        diff.read_back[obj] += 1
+        props = rec.properties or {}
+        for name, expected in r.properties.items():
+            actual = props.get(name)
+            if open_sealed and isinstance(actual, str) and actual.startswith(PREFIX):
+                actual = open_sealed(actual, f"{r.object_key}.{name}")
+                expected = open_sealed(expected, f"{r.object_key}.{name}")
+            diff.add(obj, name, r.stable_key, expected, actual)

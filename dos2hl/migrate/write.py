@@ -1,0 +1,256 @@
+"""Writes one shard's payloads to one HighLevel location, parents before children, every op in the ledger.
+
+Identity (DESIGN.md): a contact is found by its Source_System_ID custom field, a record by its
+``source_id`` property, never by email or phone. Keys already in the ID map are not written again
+(resume, re-run, a kept sample); keys whose outcome is unknown (an intent without a result: a crash
+between send and ledger flush) are looked up before anything is created. A child whose parent
+failed is *held* (ledger outcome ``held``), never orphaned.
+
+Households: when the location refuses duplicate contacts, a second patient who shares a guardian's
+email or phone would be refused (or merged, under upsert). ``households`` decides, per location and
+before any write, which patient holds each shared channel (the guarantor, else the lowest id); the
+others are created without it and keep it in ``contact.shared_email`` / ``contact.shared_phone``.
+A contact outside the run holding a channel (400 duplicate) is handled the same way. The report
+counts these.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import BadRequestError, DuplicateContactError, HighLevelError
+from ..highlevel.models import ContactCreate, CustomFieldInput, RecordCreate, RelationCreate
+from .ledger import IdMap, LedgerWriter, Op, payload_hash
+from .transform import OBJECT_NAMES, ContactPayload, Plan, RecordPayload
+
+__all__ = ["LocationSchema", "ShardWriter", "WriteResult"]
+
+log = logging.getLogger("dos2hl.migrate")
+SHARED_FIELDS = {"email": "contact.shared_email", "phone": "contact.shared_phone"}
+
+
+@dataclass
+class LocationSchema:
+    """What the writer needs to know of a provisioned location: field ids, associations, settings."""
+
+    location_id: str
+    contact_fields: dict[str, str]  # fieldKey -> id
+    associations: dict[str, tuple[str, bool]]  # object key -> (association id, contact is first)
+    allow_duplicates: bool
+    users: dict[str, str] = field(default_factory=dict)  # provider code -> user id (owner)
+
+    @classmethod
+    def read(cls, client: Any, *, owners: dict[str, str] | None = None) -> LocationSchema:
+        fields = {f.fieldKey: f.id for f in client.list_custom_fields("contact") if f.fieldKey}
+        assoc: dict[str, tuple[str, bool]] = {}
+        for a in client.list_associations(limit=100):
+            first, second = str(a.firstObjectKey or ""), str(a.secondObjectKey or "")
+            if second == "contact" and first.startswith("custom_objects."):
+                assoc.setdefault(first, (a.id, False))
+            elif first == "contact" and second.startswith("custom_objects."):
+                assoc.setdefault(second, (a.id, True))
+        loc = client.get_location()
+        settings = (loc.model_extra or {}).get("settings") or {}
+        return cls(client.location_id, fields, assoc, bool(settings.get("allowDuplicateContact", False)),
+                   dict(owners or {}))
+
+    def field_id(self, key: str) -> str:
+        try:
+            return self.contact_fields[key]
+        except KeyError:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"location {self.location_id} has no custom field {key}: run dos2hl provision "
+                              "--apply first") from None
+
+
+def households(contacts: list[tuple[str, bool, str | None, str | None]]) -> dict[str, list[str]]:
+    """(source id, is guarantor, email, phone) per patient -> per source id the channels it must not
+    carry because a household member holds them: a guarantor sharing the value, else the lowest id."""
+    holders: dict[tuple[str, str], str] = {}
+    for sid, _g, email, phone in sorted(contacts, key=lambda c: (not c[1], _num(c[0]))):
+        for name, v in (("email", email), ("phone", phone)):
+            if v:
+                holders.setdefault((name, str(v).lower()), sid)
+    out: dict[str, list[str]] = {}
+    for sid, _g, email, phone in contacts:
+        for name, v in (("email", email), ("phone", phone)):
+            if v and holders[(name, str(v).lower())] != sid:
+                out.setdefault(sid, []).append(name)
+    return out
+
+
+def _num(sid: str) -> tuple[int, str]:
+    return (int(sid), "") if sid.isdigit() else (1 << 62, sid)
+
+
+@dataclass
+class WriteResult:
+    written: Counter[str] = field(default_factory=Counter)  # object -> created/verified/already there
+    created: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    held: Counter[str] = field(default_factory=Counter)
+    excluded: Counter[str] = field(default_factory=Counter)
+    shared_channel: int = 0  # contacts created without a channel a family member already uses
+
+    def merge(self, other: WriteResult) -> None:
+        for name in ("written", "created", "failed", "held", "excluded"):
+            getattr(self, name).update(getattr(other, name))
+        self.shared_channel += other.shared_channel
+
+
+class ShardWriter:
+    def __init__(self, client: Any, schema: LocationSchema, ledger: LedgerWriter, ids: IdMap, *, run_id: str,
+                 location: str, uncertain: set[str] = frozenset(),  # type: ignore[assignment]
+                 shared: dict[str, list[str]] | None = None) -> None:
+        self.client, self.schema, self.ledger, self.ids = client, schema, ledger, ids
+        self.run_id, self.location = run_id, location
+        self.uncertain = uncertain
+        self.result = WriteResult()
+        self.shared = shared or {}  # source patient id -> channels a household member holds
+
+    def _op(self, obj: str, key: str, source_id: str, hl_id: str | None, op: str, outcome: str, **kw: Any) -> None:
+        self.ledger.add(Op(self.run_id, self.location, self.schema.location_id, obj, key, source_id, hl_id, op,
+                           outcome, **kw))
+
+    def write(self, plan: Plan, shard: str) -> WriteResult:
+        """Write ``plan``; the shard's ``started`` marker is durable before the first send, ``done`` after
+        the last op is, so a crash in between makes the next attempt look its records up first."""
+        self._op("shard", shard, shard, None, "intent", "started")
+        self.ledger.flush()
+        for p in plan.contacts:
+            self._contact(p)
+        for r in plan.records:
+            self._record(r)
+        self.result.excluded.update(plan.excluded)
+        self.ledger.flush()
+        self._op("shard", shard, shard, None, "intent", "done")
+        self.ledger.flush()
+        return self.result
+
+    # ---- contacts --------------------------------------------------------------------------------------
+    def _custom(self, values: dict[str, Any]) -> list[CustomFieldInput]:
+        return [CustomFieldInput(id=self.schema.field_id(k), field_value=v) for k, v in values.items()]
+
+    def _contact(self, p: ContactPayload) -> None:
+        if self.ids.get(p.stable_key):
+            self.result.written["patient"] += 1
+            return
+        sid_field = self.schema.field_id("contact.source_system_id")
+        lookup = self.client.contact_lookup(sid_field, p.source_id)
+        if p.stable_key in self.uncertain:  # sent before a crash, result never recorded: look first
+            found = lookup()
+            if found is not None:
+                self._op("patient", p.stable_key, p.source_id, found.id, "lookup", "verified-existing")
+                self.ids.apply({"stable_key": p.stable_key, "op": "lookup", "outcome": "verified-existing",
+                                "hl_id": found.id})
+                self.result.written["patient"] += 1
+                return
+        body = dict(p.body)
+        custom = dict(body.pop("customFields", {}))
+        if not self.schema.allow_duplicates:
+            self._share_channels(p, body, custom)
+        owner = self.schema.users.get(p.owner_provider or "") or self.schema.users.get("")
+        payload = {**body, "customFields": custom, "assignedTo": owner}
+        for attempt in range(3):
+            try:
+                w = self.client.create_contact(
+                    ContactCreate(**body, customFields=self._custom(custom), assignedTo=owner),
+                    stable_key=p.stable_key, lookup=lookup)
+                break
+            except DuplicateContactError as exc:  # a contact outside this run holds the channel
+                field_name = exc.matching_field if exc.matching_field in SHARED_FIELDS else None
+                if attempt == 2 or field_name is None or field_name not in body:
+                    self._fail("patient", p.stable_key, p.source_id, exc, payload)
+                    return
+                self._share_channels(p, body, custom, (field_name,))
+            except HighLevelError as exc:
+                self._fail("patient", p.stable_key, p.source_id, exc, payload)
+                return
+        self._op("patient", p.stable_key, p.source_id, w.value.id, "create", w.outcome,
+                 http_status=201 if w.outcome == "created" else None, payload_hash=payload_hash(payload))
+        self.ids.apply({"stable_key": p.stable_key, "op": "create", "outcome": w.outcome, "hl_id": w.value.id})
+        self.result.written["patient"] += 1
+        self.result.created["patient"] += w.outcome == "created"
+
+    def _share_channels(self, p: ContactPayload, body: dict[str, Any], custom: dict[str, Any],
+                        names: tuple[str, ...] = ()) -> None:
+        """Move the channels another patient of the household holds (or ``names``) to custom fields."""
+        for name in names or self.shared.get(p.source_id, ()):
+            value = body.pop(name, None)
+            if value:
+                custom[SHARED_FIELDS[name]] = value
+                self.result.shared_channel += 1
+
+    def _fail(self, obj: str, key: str, source_id: str, exc: Exception, payload: Any, parent: str | None = None
+              ) -> None:
+        status = getattr(exc, "status", None)
+        msg = f"{type(exc).__name__}: {exc}"[:300]
+        self._op(obj, key, source_id, None, "create", "failed", http_status=status, error=msg,
+                 payload_hash=payload_hash(payload), parent=parent)
+        self.ids.apply({"stable_key": key, "op": "create", "outcome": "failed", "error": msg, "hl_id": None})
+        self.result.failed[obj] += 1
+        log.warning("%s %s failed: %s", obj, key, type(exc).__name__)
+
+    # ---- custom-object records and their contact relation ------------------------------------------------
+    def _record(self, r: RecordPayload) -> None:
+        obj = OBJECT_NAMES[r.object_key]
+        contact_id = self.ids.get(r.parent_key)
+        if contact_id is None:
+            self._op(obj, r.stable_key, r.source_id, None, "create", "held", parent=r.parent_key,
+                     error="the patient's contact was not written")
+            self.result.held[obj] += 1
+            return
+        record_id = self.ids.get(r.stable_key)
+        if record_id is None:
+            lookup = self.client.record_lookup(r.object_key, "source_id", r.properties["source_id"])
+            if r.stable_key in self.uncertain:
+                found = lookup()
+                record_id = found.id if found is not None else None
+            if record_id is None:
+                owner = self.schema.users.get(r.owner_provider or "")
+                try:
+                    w = self.client.create_record(r.object_key, RecordCreate(properties=r.properties,
+                                                                             owner=[owner] if owner else None),
+                                                  stable_key=r.stable_key, lookup=lookup)
+                except HighLevelError as exc:
+                    self._fail(obj, r.stable_key, r.source_id, exc, r.properties, parent=r.parent_key)
+                    return
+                record_id = w.value.id
+                self._op(obj, r.stable_key, r.source_id, record_id, "create", w.outcome,
+                         payload_hash=payload_hash(r.properties), parent=r.parent_key)
+                self.result.created[obj] += w.outcome == "created"
+            else:
+                self._op(obj, r.stable_key, r.source_id, record_id, "lookup", "verified-existing")
+            self.ids.apply({"stable_key": r.stable_key, "op": "create", "outcome": "created", "hl_id": record_id})
+        if not self.ids.related(r.stable_key, r.parent_key):
+            if not self._relate(obj, r, record_id, contact_id):
+                return
+        self.result.written[obj] += 1
+
+    def _relate(self, obj: str, r: RecordPayload, record_id: str, contact_id: str) -> bool:
+        assoc = self.schema.associations.get(r.object_key)
+        if assoc is None:
+            self._fail(obj, r.stable_key, r.source_id, LookupError(f"no association {r.object_key} <-> contact: "
+                                                                   "run dos2hl provision --apply"), {})
+            return False
+        assoc_id, contact_first = assoc
+        first, second = (contact_id, record_id) if contact_first else (record_id, contact_id)
+        try:
+            self.client.create_relation(RelationCreate(associationId=assoc_id, firstRecordId=first,
+                                                       secondRecordId=second), stable_key=r.stable_key)
+            outcome = "related"
+        except BadRequestError as exc:
+            if "already exists" not in str(exc):
+                self._fail(obj, r.stable_key, r.source_id, exc, {}, parent=r.parent_key)
+                return False
+            outcome = "verified-existing"  # an earlier, unrecorded attempt got through
+        except HighLevelError as exc:
+            self._fail(obj, r.stable_key, r.source_id, exc, {}, parent=r.parent_key)
+            return False
+        self._op(obj, r.stable_key, r.source_id, record_id, "relate", outcome, parent=r.parent_key)
+        self.ids.apply({"stable_key": r.stable_key, "op": "relate", "outcome": outcome, "parent": r.parent_key})
+        return True

@@ -1,0 +1,123 @@
+"""A migration world: a generated two-location practice, an in-process sandbox provisioned for the
+reference map, locations.yaml with token variables, a fallback owner in both sub-accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from dos2hl.highlevel import HighLevelClient, RetryPolicy
+from dos2hl.locations import LocationsFile, LocationTarget
+from dos2hl.mapping.model import save_mapping
+from dos2hl.mapping.propose import reference_mapping
+from tests.fakes import FakeClock
+
+BASE = "https://services.leadconnectorhq.com"
+FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_cap=0.05, jitter=0.0, verify_delay=0.0)
+MANAGER = "manager@practice.example"
+EXPORT_DATE = dt.date(2024, 6, 28)
+
+
+class Counting(httpx.BaseTransport):
+    def __init__(self, inner: httpx.BaseTransport, sent: list[tuple[str, str, int]]) -> None:
+        self.inner, self.sent = inner, sent
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        response = self.inner.handle_request(request)
+        response.read()
+        self.sent.append((request.method, request.url.path, response.status_code))
+        return response
+
+
+@dataclass
+class World:
+    root: Path
+    export: Path
+    state: Path
+    tokens: dict[str, str]  # sandbox location id -> token
+    loc_ids: dict[str, str]  # export LOC_ID -> sandbox location id
+    mapping: Path
+    locations: Path
+    clock: FakeClock
+    app: Any = None
+    testclient: Any = None
+    sent: list[tuple[str, str, int]] = field(default_factory=list)
+    clients: list[HighLevelClient] = field(default_factory=list)
+
+    def start(self, **kw: Any) -> World:
+        from starlette.testclient import TestClient
+
+        from dos2hl.sandbox import create_app
+
+        # responses are checked against the contract in tests/sandbox and tests/integration; here the
+        # volume matters (thousands of ledger records), so the app skips that check
+        self.app = create_app(self.state, clock=self.clock, burst=(10**6, 10.0), **kw)
+        self.testclient = TestClient(self.app, base_url=BASE)
+        return self
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        self.clients.clear()
+        if self.app is not None:
+            self.app.state.store.close()
+            self.app = None
+
+    def factory(self, loc: str) -> HighLevelClient:
+        lid = self.loc_ids[loc]
+        c = HighLevelClient(BASE, SecretStr(self.tokens[lid]), lid, transport=Counting(self.testclient._transport,
+                                                                                        self.sent),
+                            retry=FAST, sleep=self.clock.advance)
+        self.clients.append(c)
+        return c
+
+    def dump(self, loc: str) -> dict[str, Any]:
+        from dos2hl.sandbox import dump
+
+        return dump(self.state)["locations"][self.loc_ids[loc]]
+
+
+def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 40, mess: str = "clean",
+               allow_duplicates: bool = False) -> World:
+    from dos2hl.generate import GenerateParams, generate
+    from dos2hl.provision import provision
+    from dos2hl.sandbox import add_user, init_locations
+
+    generate(root / "practice", GenerateParams(seed=3, patients=patients, locations=2, mess=mess, images="none",
+                                                  history_years=2))
+    state = root / "sandbox"
+    tokens = init_locations(state, 2, allow_duplicates=allow_duplicates)
+    loc_ids = dict(zip(["L001", "L002"], tokens, strict=True))
+    for src, lid in loc_ids.items():
+        monkeypatch.setenv(f"DOS2HL_TEST_TOKEN_{src}", tokens[lid])
+        add_user(state, lid, "Office", "Manager", MANAGER)
+    lf = LocationsFile(target=BASE, fallback_owner=MANAGER, locations=[
+        LocationTarget(source=src, location_id=lid, token_env=f"DOS2HL_TEST_TOKEN_{src}")
+        for src, lid in loc_ids.items()])
+    (root / "locations.yaml").write_text(__import__("yaml").safe_dump(lf.model_dump(mode="json", exclude={"path"})))
+    fmap = reference_mapping()
+    path = save_mapping(fmap.confirm("Test Runner"), root / "mapping.yaml")
+    w = World(root, root / "practice" / "export", state, tokens, loc_ids, path, root / "locations.yaml",
+              FakeClock()).start()
+    provision(fmap, lf, source=w.export, apply=True, clients={loc: w.factory(loc) for loc in loc_ids})
+    w.sent.clear()
+    return w
+
+
+@pytest.fixture()
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    from dos2hl.phi import create_key_file
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
+    w = make_world(tmp_path, monkeypatch)
+    yield w
+    w.stop()
