@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/dos2hl demo --out demo
+	$(VENV)/bin/python -m flows.demo --out demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not slow"

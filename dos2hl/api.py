@@ -6,14 +6,14 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from .progress import ProgressFn, progress_reporter
+from .progress import ProgressFn
 from .settings import Dos2hlSettings, S3Settings
 from .sources.discover import Export, discover
 from .sources.profile import Profile, load_profile
 from .staging import StageResult, stage
 from .storage import open_store
 
-__all__ = ["open_export", "stage_export", "run_demo", "quarantined_rows"]
+__all__ = ["open_export", "stage_export", "quarantined_rows"]
 
 
 def open_export(source: str | Path, *, profile: str | Profile = "reference", s3: S3Settings | None = None,
@@ -31,35 +31,6 @@ def stage_export(source: str | Path, to: str | Path, *, profile: str = "referenc
     export = open_export(source, profile=profile, s3=settings.s3, documents=False)
     return stage(export, open_store(to, settings.s3), shards=shards or settings.shards,
                  export_date=export_date, progress=progress, overwrite=overwrite)
-
-
-def run_demo(out: Path, *, patients: int = 2000, seed: int = 42) -> dict[str, object]:
-    """generate -> audit -> stage on a synthetic practice; returns the lines to print."""
-    from .audit import run_audit
-    from .generate import GenerateParams, generate
-
-    practice = out / "practice"
-    run = out / "run"
-    params = GenerateParams(seed=seed, patients=patients, mess="typical")
-    with progress_reporter("generate") as report:
-        gen = generate(practice, params, progress=report)
-    with progress_reporter("audit") as report:
-        aud = run_audit(practice / "export", run / "audit", export_date=params.export_date, progress=report)
-    with progress_reporter("stage") as report:
-        st = stage_export(practice / "export", run / "staged", export_date=params.export_date, progress=report,
-                          overwrite=True)  # the demo owns its folder: re-running replaces the last run
-    lines = [
-        f"generated a practice of {patients:,} patient records ({gen['rows_total']:,} rows) in {practice}",
-        f"audit: {aud['identity']}",
-        f"stage: {st.manifest['identity']}",
-        f"audit report: {run / 'audit' / 'audit.md'}",
-        f"staged shards and manifest: {run / 'staged' / 'manifest.json'}",
-        "not yet wired into the demo: the HighLevel sandbox and client exist (dos2hl sandbox serve); the "
-        "governor, map, provision, sample, full run, verify and the migration report come with issues 4-7. "
-        "This demo runs generate -> audit -> stage.",
-    ]
-    (run / "demo.json").write_text(json.dumps({"lines": lines}, indent=2))
-    return {"lines": lines}
 
 
 def quarantined_rows(staged: str | Path, *, s3: S3Settings | None = None,

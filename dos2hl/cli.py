@@ -195,18 +195,19 @@ def quarantine(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the demo practice and its run.")] = Path("demo"),
-    patients: Annotated[int, typer.Option(help="Patient records in the generated practice.")] = 2000,
+    out: Annotated[Path, typer.Option(help="Folder for the demo practice, sandbox state and runs.")] = Path("demo"),
+    patients: Annotated[int, typer.Option(help="Patient records in the generated practice.")] = 150,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    executor: Annotated[str, typer.Option(help="'threads' or 'ray' (local).")] = "threads",
 ) -> None:
-    """Run the whole pipeline that exists today on a generated practice: generate -> audit -> stage."""
-    from .api import run_demo
+    """The whole chain on a generated practice against the sandbox (no Prefect; `make demo` adds it)."""
+    from .demo import run_demo
 
     try:
-        summary = run_demo(out, patients=patients, seed=seed)
+        summary = run_demo(out, patients=patients, seed=seed, executor=executor)
     except Dos2hlError as exc:
         _fail(exc)
-    for line in summary["lines"]:
+    for line in summary["lines"]:  # type: ignore[union-attr]
         typer.echo(line)
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -81,7 +81,7 @@ class LedgerWriter:
 
     def add(self, op: Op) -> None:
         if not op.ts:
-            op = Op(**{**asdict(op), "ts": time.time()})
+            op = replace(op, ts=time.time())
         with self._lock:
             buf = self._buf.setdefault((op.location, op.object), [])
             buf.append(op)
@@ -96,7 +96,7 @@ class LedgerWriter:
                 if not ops:
                     continue
                 self._n += 1
-                table = pa.Table.from_pylist([asdict(o) for o in ops], schema=SCHEMA)
+                table = pa.Table.from_pylist([vars(o) for o in ops], schema=SCHEMA)  # asdict deep-copies
                 sink = io.BytesIO()
                 pq.write_table(table, sink, compression="zstd")
                 self.store.write_bytes(f"ledger/{loc}/{obj}/{self.writer}-{self._n:05d}.parquet", sink.getvalue())

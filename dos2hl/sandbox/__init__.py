@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["create_app", "serve", "init_locations", "add_token", "add_user", "dump", "MIGRATION_SCOPES",
-           "prepare_state"]
+           "prepare_state", "running"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,7 +18,7 @@ def __getattr__(name: str) -> Any:
         from .app import create_app
 
         return create_app
-    if name in ("serve", "prepare_state"):
+    if name in ("serve", "prepare_state", "running"):
         from . import server
 
         return getattr(server, name)

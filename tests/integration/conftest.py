@@ -10,9 +10,6 @@ sandbox's fake clock instead of waiting, so rate-limit and retry tests take no w
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,33 +177,8 @@ def env(make_env: Any) -> Env:
 
 @contextlib.contextmanager
 def live_sandbox(state: Path, **kwargs: Any) -> Iterator[str]:
-    """The sandbox under uvicorn on 127.0.0.1 (a free port); yields its base URL."""
-    import uvicorn
+    """The sandbox under uvicorn on 127.0.0.1 (a free port), responses checked; yields its base URL."""
+    from dos2hl.sandbox import running
 
-    from dos2hl.sandbox import create_app
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(state, check_responses=True, **kwargs)
-    config = uvicorn.Config(app, log_level="critical", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if httpx.get(f"{base}/_sandbox/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "sandbox did not come up"
-            time.sleep(0.02)
+    with running(state, check_responses=True, **kwargs) as base:
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        app.state.store.close()

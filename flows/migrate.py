@@ -1,0 +1,95 @@
+"""The migration flow: the seed's steps in order, one task each, with its gates.
+
+map confirmed (gate) -> prepare: staged, owners resolved (gate), provisioned -> sample -> verify the
+sample (field diff) -> approval (gate) -> full run -> verify -> report.
+
+The approval gate: ``approve=True`` passes it (scripted runs); in a deployment the flow pauses and
+waits for an ``Approval`` input from the Prefect UI or API (approve / reject with a reason); run
+from a shell without ``approve``, it stops after the sample and says how to continue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import get_run_context
+from prefect.flow_runs import pause_flow_run
+from pydantic import BaseModel, Field
+
+from dos2hl.migrate import MigrateOptions
+from tasks.migrate import map_confirmed, prepare_run, report, verify, write_phase
+
+
+class MigrateParams(BaseModel):
+    source: str = Field(description="Export folder or s3://bucket/prefix")
+    mapping: str = Field(description="The confirmed mapping.yaml")
+    locations: str = Field(description="locations.yaml (source location -> sub-account, token env var)")
+    target: str | None = Field(None, description="HighLevel base URL (overrides locations.yaml)")
+    storage: str | None = Field(None, description="Runs root (default DOS2HL_STORAGE)")
+    run_id: str | None = Field(None, description="Resume or continue this run")
+    sample: int = Field(300, ge=0, description="Patients in the sample phase (0: none)")
+    approve: bool = Field(False, description="Pass the sample gate without waiting")
+    approval_timeout_s: int = Field(7 * 86_400, description="How long a paused run waits for approval")
+    executor: Literal["ray", "threads"] = "ray"
+    workers: int = Field(4, ge=1)
+    verify: Literal["sample", "full"] = "sample"
+    export_date: dt.date | None = None
+
+
+class Approval(BaseModel):
+    """The sample gate's input (shown as a form in the Prefect UI)."""
+
+    approve: bool = Field(description="Run the full migration with this map?")
+    reason: str = Field("", description="Why (kept in the report)")
+
+
+def _counts_table(rep: dict) -> list[dict]:
+    return [{"location": loc, "object": obj, **{k: v for k, v in row.items()}}
+            for loc, data in rep["locations"].items() for obj, row in data["objects"].items()]
+
+
+@flow(name="migrate", flow_run_name="migrate {params.source}", log_prints=True)
+def migrate_flow(params: MigrateParams) -> dict:
+    log = get_run_logger()
+    opts = MigrateOptions(**params.model_dump(exclude={"approve", "approval_timeout_s"}))
+    map_confirmed(params.mapping)
+    ctx = prepare_run(opts)
+    opts.run_id = ctx.run_id
+    phases = []
+    if params.sample > 0:
+        sample = write_phase(ctx, "sample", opts)
+        phases.append(sample)
+        diff = verify(ctx, sample, opts)
+        rep = report(ctx, phases, diff, ctx.run_uri + "/sample", "sample written and verified")
+        create_markdown_artifact(key="sample-report", markdown=_md(rep), description="Sample: counts and field diff")
+        if not _approved(params, rep, log):
+            return {**rep, "next": f"approve with run_id={ctx.run_id} approve=true"}
+    full = write_phase(ctx, "full", opts)
+    phases.append(full)
+    diff = verify(ctx, full if params.verify == "full" else phases[0], opts)
+    rep = report(ctx, phases, diff, ctx.run_uri)
+    create_markdown_artifact(key="migration-report", markdown=_md(rep), description="Migration report")
+    create_table_artifact(key="migration-counts", table=_counts_table(rep), description="Records per object")
+    return rep
+
+
+def _approved(params: MigrateParams, rep: dict, log) -> bool:  # type: ignore[no-untyped-def]
+    if params.approve:
+        return True
+    run = get_run_context().flow_run  # type: ignore[union-attr]
+    if run is None or run.deployment_id is None:
+        log.warning("sample done; not approved: re-run with approve=true and run_id=%s", rep["run_id"])
+        return False
+    answer = pause_flow_run(wait_for_input=Approval, timeout=params.approval_timeout_s)
+    log.info("sample %s: %s", "approved" if answer.approve else "rejected", answer.reason or "(no reason)")
+    return bool(answer.approve)
+
+
+def _md(rep: dict) -> str:
+    from pathlib import Path
+
+    path = rep["paths"]["md"]
+    return Path(path).read_text() if "://" not in path else f"Report: {path}"

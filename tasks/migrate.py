@@ -1,0 +1,53 @@
+"""Tasks of the migration: one library call each (dos2hl.migrate); the flow orders them and holds gates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from dos2hl.locations import load_locations
+from dos2hl.mapping.model import require_confirmed
+from dos2hl.migrate import MigrateOptions, PhaseResult, RunContext, prepare, run_phase, verify_phase
+from dos2hl.migrate.report import build_report, write_report
+from dos2hl.settings import Dos2hlSettings
+
+
+@task(task_run_name="map confirmed? {mapping}", cache_policy=NO_CACHE)
+def map_confirmed(mapping: str) -> dict[str, Any]:
+    m = require_confirmed(mapping)
+    assert m.confirmed is not None
+    return {"by": m.confirmed.by, "at": m.confirmed.at.isoformat(), "sha256": m.confirmed.sha256}
+
+
+@task(task_run_name="prepare run", cache_policy=NO_CACHE)
+def prepare_run(opts: MigrateOptions) -> RunContext:
+    return prepare(opts)
+
+
+@task(task_run_name="write {phase}", retries=1, retry_delay_seconds=[30], cache_policy=NO_CACHE)
+def write_phase(ctx: RunContext, phase: str, opts: MigrateOptions) -> PhaseResult:
+    return run_phase(ctx, phase, sample_size=opts.sample, executor=opts.executor,  # type: ignore[arg-type]
+                     workers=opts.workers, settings=Dos2hlSettings(),
+                     locations=load_locations(opts.locations, target=opts.target),
+                     client_factory=_factory(opts))
+
+
+@task(task_run_name="verify {result.phase}", cache_policy=NO_CACHE)
+def verify(ctx: RunContext, result: PhaseResult, opts: MigrateOptions) -> dict[str, Any]:
+    return verify_phase(ctx, result, executor=opts.executor, workers=opts.workers, settings=Dos2hlSettings(),
+                        locations=load_locations(opts.locations, target=opts.target), client_factory=_factory(opts))
+
+
+@task(task_run_name="report {uri}", cache_policy=NO_CACHE)
+def report(ctx: RunContext, phases: list[PhaseResult], diff: dict[str, Any], uri: str,
+           note: str = "") -> dict[str, Any]:
+    rep = build_report(ctx, phases, diff=diff, status_note=note)
+    return {**rep, "paths": write_report(uri, rep)}
+
+
+def _factory(opts: MigrateOptions) -> Any:
+    from dos2hl.migrate.driver import _default_factory
+
+    return _default_factory(load_locations(opts.locations, target=opts.target), Dos2hlSettings())
