@@ -106,6 +106,11 @@ class BadRequestError(HighLevelHTTPError):
     """400: HighLevel refused the request as malformed."""
 
 
+class AlreadyExistsError(BadRequestError):
+    """400 whose message says the thing already exists (a relation, an association key, a schema):
+    after an ambiguous earlier attempt this means it landed. The message itself is not kept."""
+
+
 class DuplicateContactError(BadRequestError):
     """400 with ``meta.contactId``: the location does not allow a duplicate; ``existing_id`` is the match."""
 

@@ -50,6 +50,7 @@ from .models import (
     ObjectFields,
     ObjectSchema,
     ObjectSchemaCreate,
+    ObjectSchemaUpdate,
     Opportunity,
     OpportunityCreate,
     OpportunitySearchPage,
@@ -241,6 +242,11 @@ class HighLevelClient(_Core):
         lookup: Lookup[ObjectSchema] = lambda: next(  # noqa: E731
             (o for o in self.list_object_schemas() if o.key == schema.key), None)
         return self._write(call, lambda b: (self._parse(ObjectSchema, b, call, "object"), "created"), lookup)
+
+    def update_object_schema(self, schema_key: str, update: ObjectSchemaUpdate) -> ObjectSchema:
+        """PUT /objects/{key} (idempotent: the same body twice leaves the same schema)."""
+        call = _Call("PUT", "/objects/{key}", {"key": schema_key}, json=self._body(update))
+        return self._parse(ObjectSchema, self._request(call), call, "object")
 
     def create_record(self, schema_key: str, record: RecordCreate, *, stable_key: str | None = None,
                       lookup: Lookup[Record] | None = None) -> Written[Record]:

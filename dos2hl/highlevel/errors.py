@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from ..errors import (
+    AlreadyExistsError,
     AuthError,
     BadRequestError,
     DuplicateContactError,
@@ -126,6 +127,9 @@ def error_from_response(response: httpx.Response, *, method: str, path: str,
         return UnprocessableError(status, fields=_field_names(message), ambiguous=True, **kw)
     if status >= 500:
         return ServerError(status, ambiguous=True, **kw)
+    message = body.get("message") if isinstance(body, dict) else None
+    if status == 400 and isinstance(message, str) and "already exists" in message.lower():
+        return AlreadyExistsError(status, **kw)
     cls: type[HighLevelHTTPError] = {400: BadRequestError, 401: AuthError, 403: AuthError,
                                      404: NotFoundError}.get(status, HighLevelHTTPError)
     return cls(status, **kw)

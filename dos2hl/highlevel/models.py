@@ -16,7 +16,8 @@ __all__ = [
     "Request", "Response", "CustomFieldInput", "ContactCreate", "ContactUpsert", "ContactUpdate",
     "SearchFilter", "FilterGroup", "SearchSort", "ContactSearch", "NoteCreate", "TaskCreate",
     "LocationCustomFieldCreate", "TextBoxListOption", "CustomFieldFolderCreate", "FieldOption",
-    "ObjectFieldCreate", "ObjectLabels", "PrimaryDisplayProperty", "ObjectSchemaCreate", "RecordCreate",
+    "ObjectFieldCreate", "ObjectLabels", "PrimaryDisplayProperty", "ObjectSchemaCreate", "ObjectSchemaUpdate",
+    "RecordCreate",
     "RecordUpdate", "RecordSearch", "AssociationCreate", "RelationCreate", "OpportunityCreate",
     "OpportunityUpdate", "AppointmentCreate", "DataType",
     "CustomFieldValue", "Contact", "ContactSearchPage", "Note", "Task", "Location", "LocationCustomField",
@@ -218,6 +219,15 @@ class ObjectSchemaCreate(Request):
     locationId: str | None = None
 
 
+class ObjectSchemaUpdate(Request):
+    """PUT /objects/{key}: which properties record search looks at (and labels, description)."""
+
+    searchableProperties: list[str]  # full field keys, custom_objects.<object>.<field>
+    locationId: str | None = None
+    labels: ObjectLabels | None = None
+    description: str | None = None
+
+
 class RecordCreate(Request):
     properties: dict[str, Any]  # short field key -> value
     locationId: str | None = None
@@ -395,6 +405,7 @@ class ObjectSchema(Response):
     id: str
     key: str
     labels: dict[str, Any] | None = None
+    searchableProperties: list[str] | None = None
 
 
 class Record(Response):

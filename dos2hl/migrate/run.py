@@ -145,8 +145,10 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     shared = json.loads(run.read_bytes(hkey)) if run.exists(hkey) else {}
     writer_id = f"s{spec.shard:03d}"
     ids = IdMap.from_table(_shard_ledger(run, spec.location, writer_id))
-    uncertain = ({p.stable_key for p in plan.contacts} | {r.stable_key for r in plan.records}
-                 if ids.interrupted(spec.name) else set())
+    keys = {p.stable_key for p in plan.contacts} | {r.stable_key for r in plan.records}
+    # look first where an earlier attempt may have landed unrecorded: a crashed shard, or a failure
+    # (a 422 that HighLevel stored anyway, a timeout the lookup could not yet see)
+    uncertain = keys if ids.interrupted(spec.name) else keys & set(ids.failed())
     ledger = LedgerWriter(run, spec.run_id, writer=f"{writer_id}-{_uid()}")
     schema = LocationSchema(**spec.schema)
     out: WriteResult = ShardWriter(client, schema, ledger, ids, run_id=spec.run_id, location=spec.location,

@@ -21,8 +21,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BadRequestError, DuplicateContactError, HighLevelError
+from ..errors import AlreadyExistsError, DuplicateContactError, HighLevelError
 from ..highlevel.models import ContactCreate, CustomFieldInput, RecordCreate, RelationCreate
+from ..highlevel.retry import is_transient
 from .ledger import IdMap, LedgerWriter, Op, payload_hash
 from .transform import OBJECT_NAMES, ContactPayload, Plan, RecordPayload
 
@@ -30,6 +31,7 @@ __all__ = ["LocationSchema", "ShardWriter", "WriteResult"]
 
 log = logging.getLogger("dos2hl.migrate")
 SHARED_FIELDS = {"email": "contact.shared_email", "phone": "contact.shared_phone"}
+RELATION_ATTEMPTS = 3
 
 
 @dataclass
@@ -239,18 +241,19 @@ class ShardWriter:
             return False
         assoc_id, contact_first = assoc
         first, second = (contact_id, record_id) if contact_first else (record_id, contact_id)
-        try:
-            self.client.create_relation(RelationCreate(associationId=assoc_id, firstRecordId=first,
-                                                       secondRecordId=second), stable_key=r.stable_key)
-            outcome = "related"
-        except BadRequestError as exc:
-            if "already exists" not in str(exc):
-                self._fail(obj, r.stable_key, r.source_id, exc, {}, parent=r.parent_key)
-                return False
-            outcome = "verified-existing"  # an earlier, unrecorded attempt got through
-        except HighLevelError as exc:
-            self._fail(obj, r.stable_key, r.source_id, exc, {}, parent=r.parent_key)
-            return False
+        body = RelationCreate(associationId=assoc_id, firstRecordId=first, secondRecordId=second)
+        for attempt in range(RELATION_ATTEMPTS):  # safe to re-send: HighLevel refuses a second copy
+            try:
+                self.client.create_relation(body, stable_key=r.stable_key)
+                outcome = "related"
+                break
+            except AlreadyExistsError:
+                outcome = "verified-existing"  # an earlier, unrecorded attempt got through
+                break
+            except HighLevelError as exc:
+                if not is_transient(exc) or attempt == RELATION_ATTEMPTS - 1:
+                    self._fail(obj, r.stable_key, r.source_id, exc, {}, parent=r.parent_key)
+                    return False
         self._op(obj, r.stable_key, r.source_id, record_id, "relate", outcome, parent=r.parent_key)
         self.ids.apply({"stable_key": r.stable_key, "op": "relate", "outcome": outcome, "parent": r.parent_key})
         return True

@@ -23,6 +23,7 @@ from ..highlevel.models import (
     ObjectFieldCreate,
     ObjectLabels,
     ObjectSchemaCreate,
+    ObjectSchemaUpdate,
     PrimaryDisplayProperty,
 )
 from ..locations import LocationsFile, open_client
@@ -106,6 +107,14 @@ def apply_plan(client: Any, plan: Plan) -> Plan:
     for obj in desired.objects.values():
         if obj.key in touched:
             _apply_object(client, obj, creating)
+    for c in todo:
+        if c.kind == "searchable":
+            obj = desired.objects[c.key]
+            have = next((o for o in client.list_object_schemas() if o.key == obj.key), None)
+            keys = list(dict.fromkeys([*((have.searchableProperties or []) if have else []),
+                                       f"{obj.key}.{obj.primary}", *([f"{obj.key}.source_id"]
+                                                                    if f"{obj.key}.source_id" in obj.fields else [])]))
+            client.update_object_schema(obj.key, ObjectSchemaUpdate(searchableProperties=keys))
     for c in todo:
         if c.kind == "association":
             obj = next(o for o in desired.objects.values() if o.association_key == c.key)

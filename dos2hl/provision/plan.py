@@ -36,7 +36,7 @@ _REF_KINDS = {"DOC": "doctor", "PAT": "patient", "MKT": "marketing", "OTH": "oth
 _CDT_CSV = Path(__file__).resolve().parent.parent / "generate" / "cdt_codes.csv"
 
 Kind = Literal["custom_object", "object_field", "contact_field", "opportunity_field", "association", "tag",
-               "folder", "pipeline", "compliance"]
+               "folder", "pipeline", "compliance", "searchable"]
 Action = Literal["create", "exists", "conflict", "manual"]
 
 
@@ -431,6 +431,11 @@ def plan_location(client: Any, desired: DesiredSchema, *, location: str) -> Plan
                                           "(created with the object)"))
             else:
                 changes.append(_new_field(loc, "object_field", spec))
+        # record search must see source_id: identity lookups after a crash or an ambiguous answer
+        want = [primary_key] + ([f"{obj.key}.source_id"] if f"{obj.key}.source_id" in obj.fields else [])
+        have_s = set((have.searchableProperties or []) if have is not None else [])
+        changes.append(Change(loc, "searchable", obj.key, "exists" if set(want) <= have_s else "create",
+                              "searchable: " + ", ".join(k.rsplit(".", 1)[1] for k in want)))
         if obj.associate:
             changes.append(_association(loc, obj, assocs))
     total = len(schemas) + new_objects
