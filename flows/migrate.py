@@ -20,7 +20,7 @@ from prefect.flow_runs import pause_flow_run
 from pydantic import BaseModel, Field
 
 from dos2hl.migrate import MigrateOptions
-from tasks.migrate import map_confirmed, prepare_run, report, verify, write_phase
+from tasks.migrate import confirm_map, map_confirmed, prepare_run, report, verify, write_phase
 
 
 class MigrateParams(BaseModel):
@@ -55,7 +55,7 @@ def _counts_table(rep: dict) -> list[dict]:
 def migrate_flow(params: MigrateParams) -> dict:
     log = get_run_logger()
     opts = MigrateOptions(**params.model_dump(exclude={"approve", "approval_timeout_s"}))
-    map_confirmed(params.mapping)
+    _map_gate(params, log)
     ctx = prepare_run(opts)
     opts.run_id = ctx.run_id
     phases = []
@@ -76,11 +76,39 @@ def migrate_flow(params: MigrateParams) -> dict:
     return rep
 
 
+class MapConfirmation(BaseModel):
+    """The map gate's input: who reviewed mapping.yaml and confirms it (recorded in the file)."""
+
+    confirm: bool = Field(description="I reviewed every entry of the map")
+    by: str = Field(description="Your name (recorded with the map's hash)")
+
+
+def _in_deployment() -> bool:
+    run = get_run_context().flow_run  # type: ignore[union-attr]
+    return run is not None and run.deployment_id is not None
+
+
+def _map_gate(params: MigrateParams, log) -> None:  # type: ignore[no-untyped-def]
+    """Confirmed and unchanged, or (in a deployment) wait for a person to confirm it in the UI."""
+    from dos2hl.errors import ConfigError
+
+    try:
+        map_confirmed(params.mapping)
+        return
+    except ConfigError:
+        if not _in_deployment():
+            raise
+    log.warning("the map is not confirmed: waiting for a MapConfirmation input")
+    answer = pause_flow_run(wait_for_input=MapConfirmation, timeout=params.approval_timeout_s)
+    if not (answer.confirm and answer.by.strip()):
+        raise ConfigError(f"{params.mapping}: not confirmed (the reviewer declined)")
+    confirm_map(params.mapping, answer.by.strip())
+
+
 def _approved(params: MigrateParams, rep: dict, log) -> bool:  # type: ignore[no-untyped-def]
     if params.approve:
         return True
-    run = get_run_context().flow_run  # type: ignore[union-attr]
-    if run is None or run.deployment_id is None:
+    if not _in_deployment():
         log.warning("sample done; not approved: re-run with approve=true and run_id=%s", rep["run_id"])
         return False
     answer = pause_flow_run(wait_for_input=Approval, timeout=params.approval_timeout_s)

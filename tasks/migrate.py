@@ -21,6 +21,16 @@ def map_confirmed(mapping: str) -> dict[str, Any]:
     return {"by": m.confirmed.by, "at": m.confirmed.at.isoformat(), "sha256": m.confirmed.sha256}
 
 
+@task(task_run_name="confirm map {mapping} by {by}", cache_policy=NO_CACHE)
+def confirm_map(mapping: str, by: str) -> dict[str, Any]:
+    from dos2hl.mapping.model import load_mapping, save_mapping
+
+    done = load_mapping(mapping).confirm(by)
+    save_mapping(done, mapping)
+    assert done.confirmed is not None
+    return {"by": done.confirmed.by, "sha256": done.confirmed.sha256}
+
+
 @task(task_run_name="prepare run", cache_policy=NO_CACHE)
 def prepare_run(opts: MigrateOptions) -> RunContext:
     return prepare(opts)

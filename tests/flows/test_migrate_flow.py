@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import yaml
 
 from tests.migrate.conftest import EXPORT_DATE, make_world
@@ -13,6 +14,7 @@ from tests.migrate.conftest import EXPORT_DATE, make_world
 def test_migrate_flow_on_ray_with_the_sample_gate(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import ray
 
+    from dos2hl.errors import ConfigError
     from dos2hl.phi import create_key_file
     from dos2hl.sandbox import running
     from flows.migrate import MigrateParams, migrate_flow
@@ -33,6 +35,10 @@ def test_migrate_flow_on_ray_with_the_sample_gate(prefect_harness, tmp_path, mon
             w.locations.write_text(yaml.safe_dump(lf))
             params = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                    sample=5, executor="ray", workers=2, export_date=EXPORT_DATE)
+            unconfirmed = tmp_path / "unconfirmed.yaml"  # the map gate: outside a deployment, an error
+            unconfirmed.write_text(w.mapping.read_text().split("confirmed:")[0])
+            with pytest.raises(ConfigError, match="not confirmed"):
+                migrate_flow(params.model_copy(update={"mapping": str(unconfirmed)}))
             first = migrate_flow(params)  # not approved, not a deployment: stops after the sample
             assert first["status"] == "incomplete" and "approve" in first["next"]
             assert first["field_diff"]["mismatches"] == 0

@@ -86,7 +86,7 @@ class World:
 
 
 def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 40, mess: str = "clean",
-               allow_duplicates: bool = False) -> World:
+               allow_duplicates: bool = False, provisioned: bool = True) -> World:
     from dos2hl.generate import GenerateParams, generate
     from dos2hl.provision import provision
     from dos2hl.sandbox import add_user, init_locations
@@ -107,7 +107,8 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
     path = save_mapping(fmap.confirm("Test Runner"), root / "mapping.yaml")
     w = World(root, root / "practice" / "export", state, tokens, loc_ids, path, root / "locations.yaml",
               FakeClock()).start()
-    provision(fmap, lf, source=w.export, apply=True, clients={loc: w.factory(loc) for loc in loc_ids})
+    if provisioned:
+        provision(fmap, lf, source=w.export, apply=True, clients={loc: w.factory(loc) for loc in loc_ids})
     w.sent.clear()
     return w
 
