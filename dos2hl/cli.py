@@ -341,5 +341,33 @@ def migrate(
         raise typer.Exit(1)
 
 
+@app.command()
+def retry(
+    run_id: Annotated[str, typer.Argument(help="The run whose failed and held records to replay.")],
+    mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml of the run.")],
+    locations: LocationsOpt,
+    target: TargetOpt = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay a run's dead letters (report/pending.csv): each is looked up first, then written."""
+    from .migrate import MigrateOptions
+    from .migrate import migrate as run
+
+    opts = MigrateOptions(source="", mapping=str(mapping), locations=str(locations), target=target, storage=storage,
+                          run_id=run_id, sample=0)
+    try:
+        out = run(opts)
+    except Dos2hlError as exc:
+        _fail(exc)
+    pend = out.get("pending", {}).get("count", 0)
+    if as_json:
+        typer.echo(json.dumps({"run_id": run_id, "status": out["status"], "pending": pend, "report": out["report"]}))
+    else:
+        typer.echo(f"run {run_id}: {out['status']}; {pend} records still pending; report: {out['report']}")
+    if out["status"] != "completed":
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -120,14 +120,17 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
     run_uri, staged_uri = f"{root}/{run_id}", f"{root}/{run_id}/staged"
     staged = open_store(staged_uri, settings.s3)
     if not staged.exists("manifest.json"):
+        if not opts.source:
+            raise ConfigError(f"run {run_id} has no staged export under {staged_uri}: give the export to migrate")
         stage_export(opts.source, staged_uri, profile=opts.mapping, settings=settings, export_date=opts.export_date)
     manifest = json.loads(staged.read_bytes("manifest.json"))
+    source = opts.source or manifest["source"]  # a retry continues the run on the export it staged
     shards: dict[str, set[int]] = {}
     for s in manifest["tables"].get("patient", {}).get("shards", []):
         shards.setdefault(s["location"], set()).add(int(s["shard"]))
     lf.require(shards)  # every export location must be mapped to a sub-account
     factory = client_factory or _default_factory(lf, settings)
-    report = resolve_providers(opts.source, lf, profile=opts.mapping, settings=settings,
+    report = resolve_providers(source, lf, profile=opts.mapping, settings=settings,
                                clients={loc: factory(loc) for loc in shards}, export_date=opts.export_date)
     report.require_owners()  # gate: no patient lands without an owner
     schemas = {}

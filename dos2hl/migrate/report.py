@@ -115,6 +115,10 @@ def _md(rep: dict[str, Any]) -> str:
         for obj, r in data["objects"].items():
             lines.append(f"| {loc} | {data['location_id']} | {obj} | {r['source']} | {r['quarantined']} | "
                          f"{r['excluded']} | {r['written']} | {r['created']} | {r['failed']} | {r['held']} |")
+    pend = rep.get("pending") or {}
+    if pend.get("count"):
+        lines += ["", f"**{pend['count']} records pending** (failed or held, by error: {pend['by_error']}); "
+                  "the list with stable keys is report/pending.csv; `dos2hl retry RUN_ID` replays them."]
     rec = rep["reconciliation"]
     lines += ["", "Reconciliation: " + ("every staged row is written, excluded by policy, failed or held."
                                         if rec["ok"] else "**does not add up**: " + "; ".join(rec["problems"]))]
@@ -158,12 +162,45 @@ def _html(md: str) -> str:
             f"<style>body{{font-family:sans-serif;max-width:70em}}pre{{margin:0}}</style>{body}")
 
 
+def pending(run_uri: str) -> list[dict[str, Any]]:
+    """The dead letters: every record whose latest outcome is failed or held, with its error class and
+    stable key (what ``dos2hl retry`` replays). From the ledger, so it survives any crash."""
+    from .ledger import SUCCESS, read_ledger
+
+    last: dict[str, dict[str, Any]] = {}
+    for r in read_ledger(open_store(run_uri)).to_pylist():
+        if r["op"] == "intent":
+            continue
+        if r["op"] == "relate" and r["outcome"] in ("related", "verified-existing"):
+            last.pop(r["stable_key"], None)
+            continue
+        if r["outcome"] in SUCCESS and r["op"] != "relate":
+            last.pop(r["stable_key"], None)
+            continue
+        if r["outcome"] in ("failed", "held"):
+            last[r["stable_key"]] = r
+    return [{"location": r["location"], "object": r["object"], "stable_key": k, "source_id": r["source_id"],
+             "outcome": r["outcome"], "error_class": (r.get("error") or "").split(":", 1)[0],
+             "http_status": r.get("http_status"), "parent": r.get("parent")} for k, r in sorted(last.items())]
+
+
 def write_report(run_uri: str, rep: dict[str, Any]) -> dict[str, str]:
+    import csv
+    import io
+
     store = open_store(run_uri)
+    rows = pending(run_uri.rsplit("/sample", 1)[0] if run_uri.endswith("/sample") else run_uri)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["location", "object", "stable_key", "source_id", "outcome", "error_class",
+                                        "http_status", "parent"])
+    w.writeheader()
+    w.writerows(rows)
+    store.write_bytes("report/pending.csv", buf.getvalue().encode())
+    rep["pending"] = {"count": len(rows), "by_error": dict(Counter(r["error_class"] or r["outcome"] for r in rows))}
     md = _md(rep)
     store.write_bytes("report/report.json", json.dumps(rep, indent=2, default=str).encode())
     store.write_bytes("report/report.md", md.encode())
     store.write_bytes("report/report.html", _html(md).encode())
     base = run_uri.rstrip("/")
     return {"json": f"{base}/report/report.json", "md": f"{base}/report/report.md",
-            "html": f"{base}/report/report.html"}
+            "html": f"{base}/report/report.html", "pending": f"{base}/report/pending.csv"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,8 +32,9 @@ class Killer(httpx.BaseTransport):
 
 
 def _opts(w: World, **kw: object) -> MigrateOptions:
-    return MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
-                          export_date=EXPORT_DATE, sample=0, workers=1, **kw)  # type: ignore[arg-type]
+    base = {"source": str(w.export), "mapping": str(w.mapping), "locations": str(w.locations),
+            "export_date": EXPORT_DATE, "sample": 0, "workers": 1}
+    return MigrateOptions(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def _counts(w: World) -> tuple[int, Counter[str], int]:
@@ -93,3 +95,40 @@ def test_faults_5xx_and_422_but_created_leave_no_duplicates(tmp_path, monkeypatc
         assert sum(1 for s in w.sent if s[2] >= 500 or s[2] == 422) > 0  # the faults did happen
     finally:
         w.stop()
+
+
+class Refuser(httpx.BaseTransport):
+    """HighLevel refuses ledger records (a 400 the writer cannot fix): they become dead letters."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/custom_objects.patient_ledger/records"):
+            return httpx.Response(400, json={"statusCode": 400, "message": "Bad Request"})
+        return self.inner.handle_request(request)
+
+
+def test_dead_letters_are_listed_and_retry_replays_them(world: World) -> None:
+    import csv
+
+    w = world
+
+    def refusing(loc: str):  # type: ignore[no-untyped-def]
+        c = w.factory(loc)
+        c._http._transport = Refuser(c._http._transport)
+        return c
+
+    out = migrate(_opts(w, run_id="r-dlq"), client_factory=refusing)
+    assert out["status"] == "incomplete"
+    ledger_rows = sum(d["objects"]["ledger_entry"]["staged"] for d in out["locations"].values())
+    assert out["pending"]["count"] == ledger_rows > 0
+    assert out["pending"]["by_error"] == {"BadRequestError": ledger_rows}
+    rows = list(csv.DictReader(open(Path(out["report"]).with_name("pending.csv"))))
+    assert {r["object"] for r in rows} == {"ledger_entry"} and all(len(r["stable_key"]) == 32 for r in rows)
+    # dos2hl retry RUN_ID: the same run, no export given (it is staged), only the dead letters written
+    w.sent.clear()
+    again = migrate(_opts(w, run_id="r-dlq", source=""), client_factory=w.factory)
+    assert again["status"] == "completed" and again["pending"]["count"] == 0
+    creates = [s for s in w.sent if s[0] == "POST" and s[1].endswith("/records")]
+    assert len(creates) == ledger_rows  # nothing else re-sent
