@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/stage.py
 	$(VENV)/bin/python bench/generate.py
 	$(VENV)/bin/python bench/governor.py --quick
+	$(VENV)/bin/python bench/migrate.py --quick
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --select F,I,B023,E741 dos2hl flows tasks bench tests
