@@ -47,7 +47,8 @@ def write_phase(ctx: RunContext, phase: str, opts: MigrateOptions) -> PhaseResul
 @task(task_run_name="verify {result.phase}", cache_policy=NO_CACHE)
 def verify(ctx: RunContext, result: PhaseResult, opts: MigrateOptions) -> dict[str, Any]:
     return verify_phase(ctx, result, executor=opts.executor, workers=opts.workers, settings=Dos2hlSettings(),
-                        locations=load_locations(opts.locations, target=opts.target), client_factory=_factory(opts))
+                        locations=load_locations(opts.locations, target=opts.target),
+                        client_factory=_factory(opts, "verify"))
 
 
 @task(task_run_name="report {uri}", cache_policy=NO_CACHE)
@@ -57,7 +58,7 @@ def report(ctx: RunContext, phases: list[PhaseResult], diff: dict[str, Any], uri
     return {**rep, "paths": write_report(uri, rep)}
 
 
-def _factory(opts: MigrateOptions) -> Any:
-    from dos2hl.migrate.driver import _default_factory
+def _factory(opts: MigrateOptions, cls: str = "migration") -> Any:
+    from dos2hl.migrate.driver import default_factory
 
-    return _default_factory(load_locations(opts.locations, target=opts.target), Dos2hlSettings())
+    return default_factory(load_locations(opts.locations, target=opts.target), Dos2hlSettings(), cls=cls)

@@ -26,14 +26,14 @@ __all__ = ["ShardWorker", "run_on_ray"]
 
 
 class ShardWorker:
-    def __init__(self, locations: dict[str, Any], settings: dict[str, Any]) -> None:
+    def __init__(self, locations: dict[str, Any], settings: dict[str, Any], cls: str = "migration") -> None:
         self.lf = LocationsFile.model_validate(locations)
         self.settings = Dos2hlSettings.model_validate(settings)
         g = self.settings.governor
         from . import limits_from, state_uri
 
         self.permits = connect(name=g.name, limits=limits_from(g), state=state_uri(self.settings), app=g.app,
-                               batch=g.batch)
+                               cls=cls, batch=g.batch)
         self.clients: dict[str, Any] = {}
 
     def run(self, fn: Callable[[Any, Any], Any], spec: Any) -> Any:
@@ -51,7 +51,7 @@ class ShardWorker:
 
 
 def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: LocationsFile,
-               settings: Dos2hlSettings, *, workers: int = 4) -> list[Any]:
+               settings: Dos2hlSettings, *, workers: int = 4, cls: str = "migration") -> list[Any]:
     """``fn(spec, client)`` for every spec on ``workers`` actors; results in the order of ``specs``."""
     g = settings.governor
     from . import limits_from, state_uri
@@ -63,7 +63,7 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
     set_data = settings.model_dump(mode="json")
     for k in ("token",):  # a single-location token never travels through Ray
         set_data.get("highlevel", {}).pop(k, None)
-    pool = [actor_cls.remote(loc_data, set_data) for _ in range(max(1, min(workers, len(specs) or 1)))]
+    pool = [actor_cls.remote(loc_data, set_data, cls) for _ in range(max(1, min(workers, len(specs) or 1)))]
     results: list[Any] = [None] * len(specs)
     pending: dict[Any, int] = {}
     free = list(pool)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -94,6 +95,7 @@ class _Core:
         self.retry = retry
         self._token = token
         self._permits: PermitSource = permits or UnlimitedPermits()
+        self.stats: Counter[str] = Counter()  # requests sent (every attempt) and 429s, for reports
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._http = httpx.Client(base_url=base_url.rstrip("/"), transport=transport, timeout=timeout,
@@ -116,6 +118,7 @@ class _Core:
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}",
                    "Version": version_for(call.template)}
         self._permits.acquire(self.location_id, 1)
+        self.stats["sent"] += 1
         start = time.perf_counter()
         try:
             response = self._http.request(call.method, call.path(), params=call.params, json=call.json,
@@ -125,6 +128,8 @@ class _Core:
             self._log(call, attempt, start, None, None, err)
             raise err from None  # the httpx exception holds the request (and its headers)
         self._permits.report(self.location_id, response.status_code, response.headers)
+        if response.status_code == 429:
+            self.stats["http_429"] += 1
         body = json_or_none(response)
         trace_id = trace_id_of(response, body)
         if response.is_success:

@@ -19,27 +19,37 @@ __all__ = ["MigrateOptions", "PhaseResult", "RunContext", "migrate", "new_run_id
 
 
 def migrate(opts: MigrateOptions, *, approve: Callable[[dict[str, Any]], bool] | None = None,
-            settings: Dos2hlSettings | None = None, client_factory: Any = None) -> dict[str, Any]:
-    """The whole run; ``approve(sample_report)`` is the sample gate (None or False: stop after the sample)."""
+            settings: Dos2hlSettings | None = None, client_factory: Any = None,
+            verify_factory: Any = None) -> dict[str, Any]:
+    """The whole run; ``approve(sample_report)`` is the sample gate (None or False: stop after the sample).
+
+    One governor serves every step of this process: writes as class ``migration``, read-backs as
+    ``verify`` (``verify_factory``; tests pass their own factories)."""
+    from ..governor import open_governor
     from ..locations import load_locations
+    from .driver import default_factory
 
     settings = settings or Dos2hlSettings()
     lf = load_locations(opts.locations, target=opts.target)
-    factory = client_factory or _factory(lf, settings)  # one governor for every step of this process
-    ctx = prepare(opts, settings=settings, client_factory=factory)
-    kw: dict[str, Any] = {"client_factory": factory, "executor": opts.executor,
-                          "workers": opts.workers, "settings": settings, "locations": lf}
+    if client_factory is None:
+        permits = open_governor(settings)
+        client_factory = default_factory(lf, settings, permits=permits)
+        verify_factory = verify_factory or default_factory(lf, settings, permits=permits, cls="verify")
+    ctx = prepare(opts, settings=settings, client_factory=client_factory)
+    kw: dict[str, Any] = {"executor": opts.executor, "workers": opts.workers, "settings": settings, "locations": lf}
+    writes = {**kw, "client_factory": client_factory}
+    reads = {**kw, "client_factory": verify_factory or client_factory}
     phases: list[PhaseResult] = []
     if opts.sample > 0:
-        sample = run_phase(ctx, "sample", sample_size=opts.sample, **kw)
+        sample = run_phase(ctx, "sample", sample_size=opts.sample, **writes)
         phases.append(sample)
-        diff = verify_phase(ctx, sample, **kw)
+        diff = verify_phase(ctx, sample, **reads)
         rep = build_report(ctx, phases, diff=diff, status_note="sample written and verified; awaiting approval")
         paths = write_report(ctx.run_uri + "/sample", rep)
         if approve is None or not approve({**rep, "paths": paths}):
             return {**rep, "report": paths["md"], "next": f"review {paths['md']}, then re-run with "
                     f"--run-id {ctx.run_id} --approve"}
-    full = run_phase(ctx, "full", **kw)
+    full = run_phase(ctx, "full", **writes)
     phases.append(full)
     check = full if opts.verify == "full" else phases[0]
     if check is full and opts.verify != "full":  # no sample phase: read back a sample of the full run
@@ -48,13 +58,7 @@ def migrate(opts: MigrateOptions, *, approve: Callable[[dict[str, Any]], bool] |
 
         check = PhaseResult("verify", [], sample=choose_sample(open_store(ctx.staged_uri), ctx.locations,
                                                                 opts.sample or 300))
-    diff = verify_phase(ctx, check, **kw)
+    diff = verify_phase(ctx, check, **reads)
     rep = build_report(ctx, phases, diff=diff)
     paths = write_report(ctx.run_uri, rep)
     return {**rep, "report": paths["md"]}
-
-
-def _factory(lf: Any, settings: Dos2hlSettings) -> Any:
-    from .driver import _default_factory
-
-    return _default_factory(lf, settings)

@@ -129,7 +129,7 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
     for s in manifest["tables"].get("patient", {}).get("shards", []):
         shards.setdefault(s["location"], set()).add(int(s["shard"]))
     lf.require(shards)  # every export location must be mapped to a sub-account
-    factory = client_factory or _default_factory(lf, settings)
+    factory = client_factory or default_factory(lf, settings)
     report = resolve_providers(source, lf, profile=opts.mapping, settings=settings,
                                clients={loc: factory(loc) for loc in shards}, export_date=opts.export_date)
     report.require_owners()  # gate: no patient lands without an owner
@@ -165,10 +165,13 @@ def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str) -> No
                           f"{', '.join(missing[:5])}{more}; run: dos2hl provision --mapping ... --apply")
 
 
-def _default_factory(lf: LocationsFile, settings: Dos2hlSettings) -> ClientFactory:
+def default_factory(lf: LocationsFile, settings: Dos2hlSettings, *, permits: Any = None,
+                    cls: str = "migration") -> ClientFactory:
+    """Clients of the locations file whose permits come from the governor the settings name, as
+    priority class ``cls`` (``verify`` reads use the reserve kept for them)."""
     from ..governor import open_governor
 
-    permits = open_governor(settings)
+    permits = (permits or open_governor(settings)).for_class(cls)
     return lambda loc: open_client(lf, loc, permits=permits, settings=settings)
 
 
@@ -188,9 +191,10 @@ def run_phase(ctx: RunContext, phase: Literal["sample", "full"], *, sample_size:
 def verify_phase(ctx: RunContext, result: PhaseResult, *, client_factory: ClientFactory | None = None,
                  executor: str = "threads", workers: int = 4, settings: Dos2hlSettings | None = None,
                  locations: LocationsFile | None = None) -> dict[str, Any]:
-    """Read back the phase's records (the sample's, or all of them for --verify full) and merge the diffs."""
+    """Read back the phase's records (the sample's, or all of them for --verify full) and merge the diffs.
+    The reads take permits as class ``verify`` (half the daily reserve is theirs)."""
     diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory, executor=executor,
-                    workers=workers, settings=settings, locations=locations)
+                    workers=workers, settings=settings, locations=locations, cls="verify")
     return merge_diffs(diffs)
 
 
@@ -215,14 +219,14 @@ def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *, client_factory: ClientFactory | None,
             executor: str, workers: int, settings: Dos2hlSettings | None = None,
-            locations: LocationsFile | None = None) -> list[Any]:
+            locations: LocationsFile | None = None, cls: str = "migration") -> list[Any]:
     """Run ``fn(spec, client)`` for every spec: threads here, or Ray actors (``dos2hl.governor.pool``)."""
     if executor == "ray":
         from ..governor.pool import run_on_ray
 
         if locations is None:
             raise ConfigError("the Ray executor needs the locations file (clients are opened on the workers)")
-        return run_on_ray(specs, fn, locations, settings or Dos2hlSettings(), workers=workers)
+        return run_on_ray(specs, fn, locations, settings or Dos2hlSettings(), workers=workers, cls=cls)
     if client_factory is None:
         raise ConfigError("the thread executor needs a client factory")
     import threading

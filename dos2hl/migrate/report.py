@@ -68,6 +68,8 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
             if first is not None:
                 first["quarantined"] += quarantine[table]
                 first["source"] += quarantine[table]
+    if not requests:
+        requests = _requests(ctx, phases)
     failed = sum(o["failed"] + o["held"] for loc in locations.values() for o in loc["objects"].values())
     complete = last.phase == "full" and not problems and failed == 0
     skipped = [{"source": e["source"], "reason": "; ".join(e.get("reasons", [])[-1:]) or "not mapped",
@@ -93,6 +95,30 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
         "requests": requests or {},
         "sample": {loc: len(ids) for loc, ids in (phases[0].sample or {}).items()} if phases[0].sample else {},
     }
+
+
+def _requests(ctx: Any, phases: list[Any]) -> dict[str, Any]:
+    """Requests the writers sent (every attempt), 429s, the API's minimum for what was created, and
+    HighLevel operations per minute from the ledger against the burst budget per minute."""
+    from ..settings import Dos2hlSettings
+    from .ledger import read_ledger
+
+    shards = [r for p in phases for r in p.shards]
+    created = Counter()
+    for r in shards:
+        created.update(r.get("created", {}))
+    minimum = created["patient"] + 2 * sum(v for k, v in created.items() if k != "patient")
+    g = Dos2hlSettings().governor
+    per_minute: Counter[str] = Counter()
+    import datetime as dt
+
+    ledger = read_ledger(open_store(ctx.run_uri))
+    for op, ts in zip(ledger.column("op").to_pylist(), ledger.column("ts").to_pylist(), strict=True):
+        if op != "intent":
+            per_minute[dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M")] += 1
+    return {"sent": sum(r.get("requests", 0) for r in shards), "http_429": sum(r.get("http_429", 0) for r in shards),
+            "minimum_for_creates": minimum, "budget_per_minute": round(g.burst * 60 / g.window_s),
+            "daily_budget": g.daily, "timeline": sorted(per_minute.items())}
 
 
 def _codes(manifest: dict[str, Any]) -> dict[str, int]:
@@ -151,15 +177,34 @@ def _md(rep: dict[str, Any]) -> str:
         lines.append("(not verified in this phase)")
     req = rep["requests"]
     if req:
-        lines += ["", "## Requests", "", ", ".join(f"{k}: {v}" for k, v in req.items() if k != "timeline")]
+        lines += ["", "## Requests", "", ", ".join(f"{k}: {v}" for k, v in req.items() if k != "timeline"), "",
+                  "| minute (UTC) | HighLevel operations | burst budget per minute |", "|---|---:|---:|"]
+        lines += [f"| {m} | {n} | {req['budget_per_minute']} |" for m, n in req.get("timeline", [])]
     return "\n".join(lines) + "\n"
 
 
-def _html(md: str) -> str:
+def _chart(req: dict[str, Any]) -> str:
+    """Operations per minute as bars, the burst budget per minute as a line (inline SVG, no library)."""
+    points = req.get("timeline") or []
+    if not points:
+        return ""
+    budget = req.get("budget_per_minute") or 1
+    top = max(budget, *(n for _, n in points))
+    w, h, bw = 640, 160, max(2, 600 // len(points))
+    bars = "".join(f"<rect x='{30 + i * bw}' y='{h - 20 - n * (h - 30) / top:.1f}' width='{bw - 1}' "
+                   f"height='{n * (h - 30) / top:.1f}' fill='#4a7'><title>{m}: {n}</title></rect>"
+                   for i, (m, n) in enumerate(points))
+    y = h - 20 - budget * (h - 30) / top
+    return (f"<h2>Requests per minute vs budget</h2><svg width='{w}' height='{h}' role='img'>{bars}"
+            f"<line x1='30' x2='{w}' y1='{y:.1f}' y2='{y:.1f}' stroke='#c33' stroke-dasharray='4'/>"
+            f"<text x='32' y='{y - 4:.1f}' font-size='11'>budget {budget}/min</text></svg>")
+
+
+def _html(md: str, req: dict[str, Any] | None = None) -> str:
     body = "\n".join(f"<p>{html.escape(line)}</p>" if not line.startswith("|") else
                      "<pre>" + html.escape(line) + "</pre>" for line in md.splitlines() if line)
     return (f"<!doctype html><meta charset='utf-8'><title>dos2hl report</title>"
-            f"<style>body{{font-family:sans-serif;max-width:70em}}pre{{margin:0}}</style>{body}")
+            f"<style>body{{font-family:sans-serif;max-width:70em}}pre{{margin:0}}</style>{_chart(req or {})}{body}")
 
 
 def pending(run_uri: str) -> list[dict[str, Any]]:
@@ -200,7 +245,7 @@ def write_report(run_uri: str, rep: dict[str, Any]) -> dict[str, str]:
     md = _md(rep)
     store.write_bytes("report/report.json", json.dumps(rep, indent=2, default=str).encode())
     store.write_bytes("report/report.md", md.encode())
-    store.write_bytes("report/report.html", _html(md).encode())
+    store.write_bytes("report/report.html", _html(md, rep.get("requests")).encode())
     base = run_uri.rstrip("/")
     return {"json": f"{base}/report/report.json", "md": f"{base}/report/report.md",
             "html": f"{base}/report/report.html", "pending": f"{base}/report/pending.csv"}

@@ -57,6 +57,8 @@ class ShardResult:
     excluded: dict[str, int] = field(default_factory=dict)
     shared_channel: int = 0
     staged: dict[str, int] = field(default_factory=dict)  # rows of the shard considered (sample: filtered)
+    requests: int = 0  # HTTP requests this shard sent (every attempt, lookups and relations included)
+    http_429: int = 0
 
 
 def read_staged(store: Store, table: str, location: str, shard: int | None = None) -> pa.Table | None:
@@ -151,9 +153,12 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     uncertain = keys if ids.interrupted(spec.name) else keys & set(ids.failed())
     ledger = LedgerWriter(run, spec.run_id, writer=f"{writer_id}-{_uid()}")
     schema = LocationSchema(**spec.schema)
+    sent0, r429 = _stats(client)
     out: WriteResult = ShardWriter(client, schema, ledger, ids, run_id=spec.run_id, location=spec.location,
                                    uncertain=uncertain, shared=shared).write(plan, spec.name)
-    result = ShardResult(spec.location, spec.shard, staged=counts, shared_channel=out.shared_channel)
+    sent1, r429b = _stats(client)
+    result = ShardResult(spec.location, spec.shard, staged=counts, shared_channel=out.shared_channel,
+                         requests=sent1 - sent0, http_429=r429b - r429)
     for name in ("written", "created", "failed", "held", "excluded"):
         setattr(result, name, dict(getattr(out, name)))
     return result
@@ -184,6 +189,11 @@ def verify_shard(spec: ShardSpec, client: Any) -> dict[str, Any]:
 def _shard_ledger(run: Store, location: str, writer_prefix: str) -> pa.Table:
     """Only this shard's files: a patient and all their records are written by their shard's writer."""
     return read_ledger(run, location=location, writer=writer_prefix)
+
+
+def _stats(client: Any) -> tuple[int, int]:
+    stats = getattr(client, "stats", None) or {}
+    return int(stats.get("sent", 0)), int(stats.get("http_429", 0))
 
 
 def _uid() -> str:

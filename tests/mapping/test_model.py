@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from dos2hl.cli import app
 from dos2hl.errors import ConfigError
-from dos2hl.mapping.model import Entry, Mapping, load_mapping, require_confirmed, save_mapping
-from dos2hl.mapping.objectmap import OBJECTS, VALUE_LABELS, target_for
+from dos2hl.mapping.model import Mapping, load_mapping, require_confirmed, save_mapping
+from dos2hl.mapping.objectmap import OBJECTS, VALUE_LABELS
+from dos2hl.mapping.propose import reference_mapping
 from dos2hl.model import TABLES
 
 RENAME = {"PAT_ID": "PatNum", "LNAME": "PatLast", "FNAME": "PatFirst", "BIRTHDATE": "BirthDt", "CPHONE": "CellNo"}
@@ -22,14 +23,7 @@ RENAME = {"PAT_ID": "PatNum", "LNAME": "PatLast", "FNAME": "PatFirst", "BIRTHDAT
 
 def identity_mapping(tables: list[str] | None = None) -> Mapping:
     """The reference layout mapped onto itself, targets from the object map."""
-    fields = []
-    for t in tables or list(TABLES):
-        for c in TABLES[t].columns:
-            ft = target_for(t, c.name)
-            fields.append(Entry(source=f"{t.upper()}.{c.name.upper()}", table=t, column=c.name, target=ft.target,
-                                type=ft.type, confidence=1.0, phi=ft.phi, label=ft.label or None,
-                                values=VALUE_LABELS.get((t, c.name))))
-    return Mapping(files={t.upper(): t for t in tables or TABLES}, fields=fields)
+    return reference_mapping(tables)
 
 
 def test_every_canonical_column_has_a_target_and_the_seed_object_map_holds() -> None:

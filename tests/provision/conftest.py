@@ -13,9 +13,8 @@ import pytest
 from pydantic import SecretStr
 
 from dos2hl.highlevel import HighLevelClient, RetryPolicy
-from dos2hl.mapping.model import Entry, Mapping
-from dos2hl.mapping.objectmap import VALUE_LABELS, target_for
-from dos2hl.model import TABLES
+from dos2hl.mapping.model import Mapping
+from dos2hl.mapping.propose import reference_mapping
 from tests.fakes import FakeClock
 
 BASE = "https://services.leadconnectorhq.com"
@@ -24,14 +23,7 @@ FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_cap=0.05, jitter=0
 
 def build_mapping() -> Mapping:
     """Every canonical column mapped to its object-map target, as a confirmed map would be."""
-    fields = []
-    for t, table in TABLES.items():
-        for col in table.columns:
-            ft = target_for(t, col.name)
-            fields.append(Entry(source=f"{t.upper()}.{col.name.upper()}", table=t, column=col.name,
-                                target=ft.target, type=ft.type, confidence=1.0, phi=ft.phi,
-                                label=ft.label or None, values=VALUE_LABELS.get((t, col.name))))
-    return Mapping(files={t.upper(): t for t in TABLES}, fields=fields)
+    return reference_mapping()
 
 
 class Recording(httpx.BaseTransport):
