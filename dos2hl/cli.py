@@ -369,5 +369,36 @@ def retry(
         raise typer.Exit(1)
 
 
+@app.command()
+def rollback(
+    run_id: Annotated[str, typer.Argument(help="The run (or rejected sample) to undo.")],
+    locations: LocationsOpt,
+    target: TargetOpt = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+    location: Annotated[Optional[str], typer.Option("--location", help="Only this export location.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete what a run wrote, records before contacts, from its ledger; a second rollback sends nothing."""
+    from .locations import load_locations
+    from .migrate.driver import default_factory
+    from .migrate.rollback import rollback as run
+
+    settings = Dos2hlSettings()
+    root = str(storage or settings.storage).rstrip("/")
+    try:
+        lf = load_locations(locations, target=target)
+        out = run(f"{root}/{run_id}", run_id, default_factory(lf, settings), location=location)
+    except Dos2hlError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(out))
+    else:
+        typer.echo(f"run {run_id}: {out['status']}; deleted {out['deleted']}")
+        for f in out["not_undone"]:
+            typer.echo(f"  not undone: {f['location']}/{f['object']} {f['stable_key']} ({f['error_class']})", err=True)
+    if out["not_undone"]:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -20,7 +20,7 @@ from prefect.flow_runs import pause_flow_run
 from pydantic import BaseModel, Field
 
 from dos2hl.migrate import MigrateOptions
-from tasks.migrate import confirm_map, map_confirmed, prepare_run, report, verify, write_phase
+from tasks.migrate import confirm_map, map_confirmed, prepare_run, report, rollback_run, verify, write_phase
 
 
 class MigrateParams(BaseModel):
@@ -42,7 +42,8 @@ class MigrateParams(BaseModel):
 class Approval(BaseModel):
     """The sample gate's input (shown as a form in the Prefect UI)."""
 
-    approve: bool = Field(description="Run the full migration with this map?")
+    approve: bool = Field(description="Keep the sample and run the full migration with this map?")
+    rollback_sample: bool = Field(False, description="When not approving: delete what the sample wrote")
     reason: str = Field("", description="Why (kept in the report)")
 
 
@@ -113,6 +114,9 @@ def _approved(params: MigrateParams, rep: dict, log) -> bool:  # type: ignore[no
         return False
     answer = pause_flow_run(wait_for_input=Approval, timeout=params.approval_timeout_s)
     log.info("sample %s: %s", "approved" if answer.approve else "rejected", answer.reason or "(no reason)")
+    if not answer.approve and answer.rollback_sample:
+        undone = rollback_run(rep["run_id"], params.locations, params.target, params.storage)
+        log.info("sample rolled back: %s", undone["deleted"])
     return bool(answer.approve)
 
 

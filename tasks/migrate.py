@@ -58,6 +58,16 @@ def report(ctx: RunContext, phases: list[PhaseResult], diff: dict[str, Any], uri
     return {**rep, "paths": write_report(uri, rep)}
 
 
+@task(task_run_name="roll back {run_id}", cache_policy=NO_CACHE)
+def rollback_run(run_id: str, locations: str, target: str | None, storage: str | None) -> dict[str, Any]:
+    from dos2hl.migrate.driver import default_factory
+    from dos2hl.migrate.rollback import rollback
+
+    settings = Dos2hlSettings()
+    root = str(storage or settings.storage).rstrip("/")
+    return rollback(f"{root}/{run_id}", run_id, default_factory(load_locations(locations, target=target), settings))
+
+
 def _factory(opts: MigrateOptions, cls: str = "migration") -> Any:
     from dos2hl.migrate.driver import default_factory
 

@@ -48,7 +48,8 @@ def migrate(opts: MigrateOptions, *, approve: Callable[[dict[str, Any]], bool] |
         paths = write_report(ctx.run_uri + "/sample", rep)
         if approve is None or not approve({**rep, "paths": paths}):
             return {**rep, "report": paths["md"], "next": f"review {paths['md']}, then re-run with "
-                    f"--run-id {ctx.run_id} --approve"}
+                    f"--run-id {ctx.run_id} --approve to keep the sample and run the rest, or undo the "
+                    f"sample: dos2hl rollback {ctx.run_id} --locations {opts.locations}"}
     full = run_phase(ctx, "full", **writes)
     phases.append(full)
     check = full if opts.verify == "full" else phases[0]

@@ -105,11 +105,13 @@ class LedgerWriter:
         self.flush()
 
 
-def read_ledger(store: Store, *, location: str | None = None, writer: str | None = None) -> pa.Table:
-    """The union of the ledger files of a run (optionally one location, one writer prefix), by time."""
+def read_ledger(store: Store, *, location: str | None = None, writer: str | tuple[str, ...] | None = None
+                ) -> pa.Table:
+    """The union of the ledger files of a run (optionally one location, some writer prefixes), by time."""
     prefix = f"ledger/{location}/" if location else "ledger/"
+    starts = None if writer is None else tuple(w + "-" for w in ((writer,) if isinstance(writer, str) else writer))
     tables = [pq.read_table(io.BytesIO(store.read_bytes(k))) for k in sorted(store.list(prefix))
-              if k.endswith(".parquet") and (writer is None or k.rsplit("/", 1)[1].startswith(writer + "-"))]
+              if k.endswith(".parquet") and (starts is None or k.rsplit("/", 1)[1].startswith(starts))]
     if not tables:
         return SCHEMA.empty_table()
     return pa.concat_tables(tables).sort_by("ts")
@@ -142,8 +144,9 @@ class IdMap:
         if outcome in SUCCESS and r.get("hl_id"):
             self._ids[key] = r["hl_id"]
             self._failed.pop(key, None)
-        elif outcome == "deleted":
+        elif outcome in ("deleted", "gone"):  # rolled back: a later run writes it (and relates it) again
             self._ids.pop(key, None)
+            self._related = {pair for pair in self._related if pair[0] != key}
         elif outcome in ("failed", "held") and key not in self._ids:
             self._failed[key] = r.get("error") or outcome
 

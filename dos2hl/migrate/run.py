@@ -187,8 +187,9 @@ def verify_shard(spec: ShardSpec, client: Any) -> dict[str, Any]:
 
 
 def _shard_ledger(run: Store, location: str, writer_prefix: str) -> pa.Table:
-    """Only this shard's files: a patient and all their records are written by their shard's writer."""
-    return read_ledger(run, location=location, writer=writer_prefix)
+    """Only this shard's files (a patient and all their records are written by their shard's writer),
+    and rollbacks, which undo across shards."""
+    return read_ledger(run, location=location, writer=(writer_prefix, "rollback"))
 
 
 def _stats(client: Any) -> tuple[int, int]:

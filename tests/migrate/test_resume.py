@@ -132,3 +132,23 @@ def test_dead_letters_are_listed_and_retry_replays_them(world: World) -> None:
     assert again["status"] == "completed" and again["pending"]["count"] == 0
     creates = [s for s in w.sent if s[0] == "POST" and s[1].endswith("/records")]
     assert len(creates) == ledger_rows  # nothing else re-sent
+
+
+def test_a_rejected_sample_is_rolled_back_then_the_run_starts_clean(world: World) -> None:
+    from dos2hl.migrate.rollback import rollback
+
+    w = world
+    first = migrate(_opts(w, run_id="r-rb", sample=5), approve=lambda _r: False, client_factory=w.factory)
+    assert first["status"] == "incomplete" and _counts(w)[0] > 0
+    run_uri = str(Path(w.root) / "runs" / "r-rb")
+    out = rollback(run_uri, "r-rb", w.factory)
+    assert out["status"] == "rolled back" and out["deleted"]["patient"] == _counts(w)[0] + out["deleted"]["patient"]
+    assert _counts(w) == (0, Counter({k: 0 for k in _counts(w)[1]}), 0)  # nothing left, relations included
+    w.sent.clear()
+    again = rollback(run_uri, "r-rb", w.factory)  # idempotent: nothing sent
+    assert again["deleted"] == {} and [s for s in w.sent if s[0] == "DELETE"] == []
+    done = migrate(_opts(w, run_id="r-rb", sample=0), client_factory=w.factory)  # the same run id, after
+    assert done["status"] == "completed", done["reconciliation"]
+    contacts, records, relations = _counts(w)
+    assert contacts == sum(d["objects"]["patient"]["written"] for d in done["locations"].values())
+    assert relations == sum(records.values()) > 0

@@ -1,0 +1,75 @@
+"""Undo a run from its ledger: delete what it wrote, children before parents, every delete in the ledger.
+
+A run only creates (it never updates a record it did not create), so undoing it is deleting, in
+reverse dependency order: custom-object records (their contact relations go with them), then
+contacts. A record already gone (404) counts as undone. A second rollback finds every delete in the
+ledger and sends nothing. What could not be deleted is listed with its error class. Rolling back a
+sample the reviewer rejected is rolling back its run (the sample is a phase of the run).
+
+Issue 8 extends this to updates (restoring before-images) once delta runs update records.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import HighLevelError, NotFoundError
+from ..storage import open_store
+from .ledger import LedgerWriter, Op, read_ledger
+from .transform import OBJECT_NAMES
+
+__all__ = ["rollback"]
+
+_KEYS = {name: key for key, name in OBJECT_NAMES.items()}
+_WROTE = {"created", "verified-existing"}
+
+
+def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
+             location: str | None = None) -> dict[str, Any]:
+    """Delete everything run ``run_id`` wrote (optionally one export location); idempotent."""
+    store = open_store(run_uri)
+    rows = read_ledger(store, location=location).to_pylist()
+    alive: dict[tuple[str, str], dict[str, Any]] = {}  # (location, stable key) -> the row that wrote it
+    for r in rows:
+        k = (r["location"], r["stable_key"])
+        if r["op"] in ("create", "lookup") and r["outcome"] in _WROTE and r["hl_id"]:
+            alive[k] = r
+        elif r["op"] == "delete" and r["outcome"] in ("deleted", "gone"):
+            alive.pop(k, None)
+    ledger = LedgerWriter(store, run_id, writer=f"rollback-{_uid()}")
+    deleted: Counter[str] = Counter()
+    failed: list[dict[str, Any]] = []
+    clients: dict[str, Any] = {}
+    # children first: records (relations are deleted with them), contacts last
+    order = sorted(alive.values(), key=lambda r: (r["object"] == "patient", r["location"], r["ts"]))
+    for r in order:
+        loc = r["location"]
+        client = clients.get(loc) or clients.setdefault(loc, client_factory(loc))
+        try:
+            if r["object"] == "patient":
+                client.delete_contact(r["hl_id"])
+            else:
+                client.delete_record(_KEYS[r["object"]], r["hl_id"])
+            outcome = "deleted"
+        except NotFoundError:
+            outcome = "gone"  # deleted by someone else, or with its contact
+        except HighLevelError as exc:
+            failed.append({"location": loc, "object": r["object"], "stable_key": r["stable_key"],
+                           "error_class": type(exc).__name__})
+            continue
+        ledger.add(Op(run_id, loc, r["location_id"], r["object"], r["stable_key"], r["source_id"], r["hl_id"],
+                      "delete", outcome))
+        deleted[r["object"]] += 1
+    ledger.close()
+    for c in clients.values():
+        c.close()
+    return {"run_id": run_id, "deleted": dict(deleted), "not_undone": failed,
+            "status": "rolled back" if not failed else "incomplete"}
+
+
+def _uid() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:8]
