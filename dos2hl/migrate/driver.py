@@ -192,7 +192,19 @@ def verify_phase(ctx: RunContext, result: PhaseResult, *, client_factory: Client
                  executor: str = "threads", workers: int = 4, settings: Dos2hlSettings | None = None,
                  locations: LocationsFile | None = None) -> dict[str, Any]:
     """Read back the phase's records (the sample's, or all of them for --verify full) and merge the diffs.
-    The reads take permits as class ``verify`` (half the daily reserve is theirs)."""
+    The reads take permits as class ``verify`` (half the daily reserve is theirs). A full read-back
+    reads each location by search pages of 500 in this process, then diffs every shard against them."""
+    if result.sample is None and client_factory is not None:
+        from .run import read_back_location
+        from .transform import RECORD_TABLES
+
+        diffs = []
+        for loc in ctx.locations:
+            client = client_factory(loc)
+            keys = sorted({e["target"].rsplit(".", 1)[0] for e in ctx.mapping["fields"]} & set(RECORD_TABLES))
+            cache = read_back_location(client, keys)
+            diffs += [verify_shard(spec, client, cache) for spec in ctx.specs() if spec.location == loc]
+        return merge_diffs(diffs)
     diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory, executor=executor,
                     workers=workers, settings=settings, locations=locations, cls="verify")
     return merge_diffs(diffs)

@@ -23,7 +23,8 @@ from .ledger import IdMap, LedgerWriter, read_ledger, stable_key
 from .transform import OBJECT_NAMES, RECORD_TABLES, Plan, Transformer, lookup_descriptions
 from .write import SHARED_FIELDS, LocationSchema, ShardWriter, WriteResult, households
 
-__all__ = ["ShardSpec", "ShardResult", "migrate_shard", "plan_shard", "read_staged", "verify_shard", "PATIENT_TABLES"]
+__all__ = ["ShardSpec", "ShardResult", "migrate_shard", "plan_shard", "read_back_location", "read_staged",
+           "verify_shard", "PATIENT_TABLES"]
 
 # tables read from the patient's shard (txplan rides along for the treatment-plan join)
 PATIENT_TABLES = ("patient", "patins", "txitem", "txplan", "ledger", "claim")
@@ -164,8 +165,16 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     return result
 
 
-def verify_shard(spec: ShardSpec, client: Any) -> dict[str, Any]:
-    """Read back the shard's written records and diff them against the source (see verify.py)."""
+def read_back_location(client: Any, object_keys: list[str]) -> dict[str, Any]:
+    """Every contact and record of a location, by search pages of 500 (``--verify full``: a few hundred
+    requests for a practice instead of one per record)."""
+    return {"contacts": {c.id: c for c in client.search_contacts_all(page_limit=500)},
+            "records": {k: {r.id: r for r in client.search_records_all(k, page_limit=500)} for k in object_keys}}
+
+
+def verify_shard(spec: ShardSpec, client: Any, cache: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read back the shard's written records and diff them against the source (see verify.py); with
+    ``cache`` (``read_back_location``) from pages already read, else one GET per record."""
     from .verify import FieldDiff, verify_contacts, verify_records
 
     plan, _ = plan_shard(spec)
@@ -180,9 +189,14 @@ def verify_shard(spec: ShardSpec, client: Any) -> dict[str, Any]:
     ids = IdMap.from_table(_shard_ledger(run, spec.location, f"s{spec.shard:03d}"))
     schema = LocationSchema(**spec.schema)
     diff = FieldDiff()
-    verify_contacts(client, plan.contacts, ids, schema.contact_fields, diff, open_sealed=open_sealed,
+    if cache is None:
+        get_contact, get_record = client.get_contact, client.get_record
+    else:
+        get_contact = cache["contacts"].get
+        get_record = lambda key, rid: cache["records"].get(key, {}).get(rid)  # noqa: E731
+    verify_contacts(get_contact, plan.contacts, ids, schema.contact_fields, diff, open_sealed=open_sealed,
                     owners=lambda prov: schema.users.get(prov or "") or schema.users.get(""))
-    verify_records(client, plan.records, ids, diff, open_sealed=open_sealed)
+    verify_records(get_record, plan.records, ids, diff, open_sealed=open_sealed)
     return diff.to_dict()
 
 

@@ -65,7 +65,8 @@ def _same(a: Any, b: Any) -> bool:
     return _norm(a) == _norm(b)
 
 
-def verify_contacts(client: Any, payloads: list[ContactPayload], ids: IdMap, field_ids: dict[str, str],
+def verify_contacts(get_contact: Callable[[str], Any], payloads: list[ContactPayload], ids: IdMap,
+                    field_ids: dict[str, str],
                     diff: FieldDiff, *, open_sealed: Callable[[str, str], str] | None = None,
                     owners: Callable[[str | None], str | None] | None = None) -> None:
     by_id = {v: k for k, v in field_ids.items()}
@@ -74,8 +75,10 @@ def verify_contacts(client: Any, payloads: list[ContactPayload], ids: IdMap, fie
         if hl_id is None:
             continue
         try:
-            c = client.get_contact(hl_id)
+            c = get_contact(hl_id)
         except HighLevelError:
+            c = None
+        if c is None:
             diff.not_found["patient"] += 1
             continue
         diff.read_back["patient"] += 1
@@ -95,7 +98,8 @@ def verify_contacts(client: Any, payloads: list[ContactPayload], ids: IdMap, fie
             diff.add("patient", "assignedTo", p.stable_key, owners(p.owner_provider), data.get("assignedTo"))
 
 
-def verify_records(client: Any, payloads: list[RecordPayload], ids: IdMap, diff: FieldDiff, *,
+def verify_records(get_record: Callable[[str, str], Any], payloads: list[RecordPayload], ids: IdMap,
+                   diff: FieldDiff, *,
                    open_sealed: Callable[[str, str], str] | None = None) -> None:
     for r in payloads:
         obj = OBJECT_NAMES[r.object_key]
@@ -103,8 +107,10 @@ def verify_records(client: Any, payloads: list[RecordPayload], ids: IdMap, diff:
         if hl_id is None:
             continue
         try:
-            rec = client.get_record(r.object_key, hl_id)
+            rec = get_record(r.object_key, hl_id)
         except HighLevelError:
+            rec = None
+        if rec is None:
             diff.not_found[obj] += 1
             continue
         diff.read_back[obj] += 1

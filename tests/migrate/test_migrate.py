@@ -58,6 +58,11 @@ def test_sample_then_full_run_writes_every_patient_once_with_its_records(world: 
 
     # a second run of the same run id writes nothing new
     w.sent.clear()
-    again = migrate(_opts(w, sample=0, run_id=out["run_id"]), client_factory=w.factory)
+    again = migrate(_opts(w, sample=0, run_id=out["run_id"], verify="full"), client_factory=w.factory)
     assert again["status"] == "completed"
     assert [s for s in w.sent if s[0] == "POST" and not s[1].endswith("/search")] == []
+    # --verify full: every record read back by search pages, not one GET each, and all of them match
+    diff = again["field_diff"]
+    assert diff["read_back"]["patient"] == sum(by_loc.values()) and diff["mismatches"] == 0
+    assert sum(diff["read_back"].values()) > 10 * len([s for s in w.sent if s[1].endswith("/search")])
+    assert not [s for s in w.sent if s[0] == "GET" and "/records/" in s[1]]
