@@ -71,6 +71,16 @@ def demo_world(out: Path, *, patients: int = 150, seed: int = 42, history_years:
         add_user(state, lid, "Office", "Manager", manager)
         os.environ[f"DOS2HL_DEMO_TOKEN_L{i:03d}"] = tokens[lid]
         targets.append(LocationTarget(source=f"L{i:03d}", location_id=lid, token_env=f"DOS2HL_DEMO_TOKEN_L{i:03d}"))
+    # the practice's providers who have an email are users of their sub-account (an agency invites
+    # them in HighLevel's UI; the public API cannot): they are matched by email, the rest fall back
+    import pyarrow.parquet as pq
+
+    lids = {t.source: t.location_id for t in targets}
+    staff = pq.read_table(out / "practice" / "truth" / "provider.parquet",
+                          columns=["fname", "lname", "email", "home_loc_id", "active_flg"]).to_pylist()
+    for p in staff:
+        if p["email"] and p["active_flg"] and p["home_loc_id"] in lids:
+            add_user(state, lids[p["home_loc_id"]], p["fname"] or "", p["lname"] or "", p["email"])
     key = out / "keys" / "phi.key"
     if not key.exists():
         create_key_file(key)
