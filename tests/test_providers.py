@@ -4,8 +4,8 @@ The practice is a small generated clean export (two locations) whose PROVIDER fi
 copy so that the cases are known: two providers carry a sandbox user's email in other letter case
 (matched), one lacks an email but shares its name with a sandbox user (a suggestion, never a match),
 one has an email no user has, and the rest keep the generator's emails or none. The sandbox has no
-API to create users, so extra users are written into its state with ``Store.put`` (the same shape
-``seed.py`` gives its users) before the app opens the state.
+API to create users, so extra users are added to its state with ``dos2hl.sandbox.add_user`` before the
+app opens the state.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import re
 import shutil
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,17 +60,6 @@ class World:
                                  export_date=PARAMS.export_date)
 
 
-def _add_user(store: Any, loc_id: str, first: str, last: str, email: str) -> None:
-    """A user like the seeded ones (the sandbox serves users only from its state)."""
-    from dos2hl.sandbox.store import new_id
-
-    store.put("user", loc_id, {
-        "id": new_id(), "name": f"{first} {last}", "firstName": first, "lastName": last, "email": email,
-        "permissions": {}, "roles": {"type": "account", "role": "user", "locationIds": [loc_id]},
-        "deleted": False,
-    }, now=time.time())
-
-
 def _rewrite_emails(path: Path, emails: dict[str, str]) -> None:
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -89,17 +77,17 @@ def _rewrite_emails(path: Path, emails: dict[str, str]) -> None:
 def world(generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     from starlette.testclient import TestClient
 
-    from dos2hl.sandbox import create_app, init_locations
+    from dos2hl.sandbox import add_user, create_app, init_locations
     from dos2hl.sandbox.store import Store
 
     state = tmp_path / "state"
     tokens = init_locations(state, 2)
     loc_ids = dict(zip(["L001", "L002"], tokens, strict=True))
+    add_user(state, loc_ids["L001"], "Randall", "Cuevas", "randall.c@elsewhere.example")
+    for lid in loc_ids.values():
+        add_user(state, lid, "Office", "Manager", MANAGER)
     store = Store(state)
     try:
-        _add_user(store, loc_ids["L001"], "Randall", "Cuevas", "randall.c@elsewhere.example")
-        for lid in loc_ids.values():
-            _add_user(store, lid, "Office", "Manager", MANAGER)
         users = {src: store.list("user", lid) for src, lid in loc_ids.items()}
     finally:
         store.close()

@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError
@@ -29,7 +28,7 @@ from ..mapping.model import Mapping as FieldMap
 from ..mapping.model import require_confirmed
 from ..settings import Dos2hlSettings
 from ..storage import open_store
-from .run import ShardResult, ShardSpec, household_channels, migrate_shard, verify_shard
+from .run import ShardResult, ShardSpec, household_channels, migrate_shard, verify_shard, write_households
 from .sample import choose_sample
 from .write import LocationSchema
 
@@ -130,12 +129,13 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
         shards.setdefault(s["location"], set()).add(int(s["shard"]))
     lf.require(shards)  # every export location must be mapped to a sub-account
     factory = client_factory or default_factory(lf, settings)
-    report = resolve_providers(source, lf, profile=opts.mapping, settings=settings,
-                               clients={loc: factory(loc) for loc in shards}, export_date=opts.export_date)
+    clients = {loc: factory(loc) for loc in sorted(shards)}  # one per location for every check below
+    report = resolve_providers(source, lf, profile=opts.mapping, settings=settings, clients=clients,
+                               export_date=opts.export_date)
     report.require_owners()  # gate: no patient lands without an owner
     schemas = {}
     for loc in sorted(shards):
-        client = factory(loc)
+        client = clients[loc]
         owners = {r.prov_id: r.user_id for r in report.rows if r.location == loc and r.user_id}
         if report.fallback_users.get(loc):
             owners[""] = report.fallback_users[loc]
@@ -143,8 +143,8 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
         _require_provisioned(fmap, schema, loc)
         schemas[loc] = asdict(schema)
         if not schema.allow_duplicates:  # families share channels: decide who keeps them, once
-            shared = household_channels(staged_uri, fmap.model_dump(mode="json"), loc)
-            open_store(run_uri, settings.s3).write_bytes(f"households/{loc}.json", json.dumps(shared).encode())
+            write_households(open_store(run_uri, settings.s3), loc,
+                             household_channels(staged_uri, fmap.model_dump(mode="json"), loc))
     assert fmap.confirmed is not None
     return RunContext(run_id, run_uri, staged_uri, fmap.model_dump(mode="json"), str(opts.mapping), sorted(shards),
                       schemas, {k: sorted(v) for k, v in shards.items()},
@@ -255,13 +255,3 @@ def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *, clie
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="dos2hl-shard") as pool:
         return list(pool.map(one, specs))
-
-
-def write_json(uri: str, name: str, obj: Any) -> str:
-    store = open_store(uri)
-    store.write_bytes(name, json.dumps(obj, indent=2, default=str).encode())
-    return f"{uri.rstrip('/')}/{name}"
-
-
-def resolve_path(p: str | Path) -> str:
-    return str(Path(p))

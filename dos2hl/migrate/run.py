@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -140,12 +140,21 @@ def household_channels(staged_uri: str, mapping: dict[str, Any], location: str) 
     return households(people)
 
 
+def write_households(run: Store, location: str, shared: dict[str, list[str]]) -> None:
+    run.write_bytes(f"households/{location}.json", json.dumps(shared).encode())
+
+
+def read_households(run: Store, location: str) -> dict[str, list[str]]:
+    """Written by the driver only when the location refuses duplicate contacts; else empty."""
+    key = f"households/{location}.json"
+    return json.loads(run.read_bytes(key)) if run.exists(key) else {}
+
+
 def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     """Transform and write one shard; safe to run again (resume): the ledger says what is done."""
     plan, counts = plan_shard(spec)
     run = open_store(spec.run_uri)
-    hkey = f"households/{spec.location}.json"
-    shared = json.loads(run.read_bytes(hkey)) if run.exists(hkey) else {}
+    shared = read_households(run, spec.location)
     writer_id = f"s{spec.shard:03d}"
     ids = IdMap.from_table(_shard_ledger(run, spec.location, writer_id))
     keys = {p.stable_key for p in plan.contacts} | {r.stable_key for r in plan.records}
@@ -180,8 +189,7 @@ def verify_shard(spec: ShardSpec, client: Any, cache: dict[str, Any] | None = No
     plan, _ = plan_shard(spec)
     _, open_sealed = _transformer(spec)
     run = open_store(spec.run_uri)
-    hkey = f"households/{spec.location}.json"
-    shared = json.loads(run.read_bytes(hkey)) if run.exists(hkey) else {}
+    shared = read_households(run, spec.location)
     for p in plan.contacts:  # expect what the writer sent: household channels moved to custom fields
         for name in shared.get(p.source_id, ()):
             if name in p.body:
@@ -215,7 +223,3 @@ def _uid() -> str:
     import uuid
 
     return uuid.uuid4().hex[:8]
-
-
-def spec_to_json(spec: ShardSpec) -> str:
-    return json.dumps(asdict(spec))
