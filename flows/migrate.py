@@ -115,7 +115,7 @@ def _approved(params: MigrateParams, rep: dict, log) -> bool:  # type: ignore[no
     answer = pause_flow_run(wait_for_input=Approval, timeout=params.approval_timeout_s)
     log.info("sample %s: %s", "approved" if answer.approve else "rejected", answer.reason or "(no reason)")
     if not answer.approve and answer.rollback_sample:
-        undone = rollback_run(rep["run_id"], params.locations, params.target, params.storage)
+        undone = rollback_run(rep["run_id"], params.locations, params.target, params.storage, params.executor)
         log.info("sample rolled back: %s", undone["deleted"])
     return bool(answer.approve)
 

@@ -33,20 +33,20 @@ def confirm_map(mapping: str, by: str) -> dict[str, Any]:
 
 @task(task_run_name="prepare run", cache_policy=NO_CACHE)
 def prepare_run(opts: MigrateOptions) -> RunContext:
-    return prepare(opts)
+    return prepare(opts, settings=_settings(opts), client_factory=_factory(opts))
 
 
 @task(task_run_name="write {phase}", retries=1, retry_delay_seconds=[30], cache_policy=NO_CACHE)
 def write_phase(ctx: RunContext, phase: str, opts: MigrateOptions) -> PhaseResult:
     return run_phase(ctx, phase, sample_size=opts.sample, executor=opts.executor,  # type: ignore[arg-type]
-                     workers=opts.workers, settings=Dos2hlSettings(),
+                     workers=opts.workers, settings=_settings(opts),
                      locations=load_locations(opts.locations, target=opts.target),
                      client_factory=_factory(opts))
 
 
 @task(task_run_name="verify {result.phase}", cache_policy=NO_CACHE)
 def verify(ctx: RunContext, result: PhaseResult, opts: MigrateOptions) -> dict[str, Any]:
-    return verify_phase(ctx, result, executor=opts.executor, workers=opts.workers, settings=Dos2hlSettings(),
+    return verify_phase(ctx, result, executor=opts.executor, workers=opts.workers, settings=_settings(opts),
                         locations=load_locations(opts.locations, target=opts.target),
                         client_factory=_factory(opts, "verify"))
 
@@ -59,16 +59,35 @@ def report(ctx: RunContext, phases: list[PhaseResult], diff: dict[str, Any], uri
 
 
 @task(task_run_name="roll back {run_id}", cache_policy=NO_CACHE)
-def rollback_run(run_id: str, locations: str, target: str | None, storage: str | None) -> dict[str, Any]:
-    from dos2hl.migrate.driver import default_factory
+def rollback_run(run_id: str, locations: str, target: str | None, storage: str | None,
+                 executor: str = "threads") -> dict[str, Any]:
     from dos2hl.migrate.rollback import rollback
 
-    settings = Dos2hlSettings()
-    root = str(storage or settings.storage).rstrip("/")
-    return rollback(f"{root}/{run_id}", run_id, default_factory(load_locations(locations, target=target), settings))
+    root = str(storage or Dos2hlSettings().storage).rstrip("/")
+    return rollback(f"{root}/{run_id}", run_id, _clients(locations, target, executor))
+
+
+_GOVERNORS: dict[tuple[str, str, str], Any] = {}
+
+
+def _settings(opts: MigrateOptions) -> Dos2hlSettings:
+    from dos2hl.migrate.driver import shared_settings
+
+    return shared_settings(Dos2hlSettings(), opts.executor)
 
 
 def _factory(opts: MigrateOptions, cls: str = "migration") -> Any:
-    from dos2hl.migrate.driver import default_factory
+    return _clients(opts.locations, opts.target, opts.executor, cls)
 
-    return default_factory(load_locations(opts.locations, target=opts.target), Dos2hlSettings(), cls=cls)
+
+def _clients(locations: str, target: str | None, executor: str, cls: str = "migration") -> Any:
+    """Clients on the one governor of this flow process: the tasks of a run (and of the runs after it
+    in the same worker process) share it, instead of each opening, restoring and fail-safe-waiting its own."""
+    from dos2hl.governor import open_governor, state_uri
+    from dos2hl.migrate.driver import default_factory, shared_settings
+
+    settings = shared_settings(Dos2hlSettings(), executor)
+    key = (settings.governor.address, settings.governor.name, state_uri(settings))
+    if key not in _GOVERNORS:
+        _GOVERNORS[key] = open_governor(settings)
+    return default_factory(load_locations(locations, target=target), settings, permits=_GOVERNORS[key], cls=cls)

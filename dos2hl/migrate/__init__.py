@@ -27,9 +27,9 @@ def migrate(opts: MigrateOptions, *, approve: Callable[[dict[str, Any]], bool] |
     ``verify`` (``verify_factory``; tests pass their own factories)."""
     from ..governor import open_governor
     from ..locations import load_locations
-    from .driver import default_factory
+    from .driver import default_factory, shared_settings
 
-    settings = settings or Dos2hlSettings()
+    settings = shared_settings(settings or Dos2hlSettings(), opts.executor)
     lf = load_locations(opts.locations, target=opts.target)
     if client_factory is None:
         permits = open_governor(settings)

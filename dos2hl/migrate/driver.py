@@ -165,6 +165,15 @@ def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str) -> No
                           f"{', '.join(missing[:5])}{more}; run: dos2hl provision --mapping ... --apply")
 
 
+def shared_settings(settings: Dos2hlSettings, executor: str) -> Dos2hlSettings:
+    """The settings every step of a run uses, so that all of them share one governor: with Ray workers
+    that is the named actor (on the local Ray when no address is set), not a governor of this process
+    beside it (two buckets for one location would each allow the whole limit)."""
+    if executor == "ray" and not settings.governor.address:
+        return settings.model_copy(update={"governor": settings.governor.model_copy(update={"address": "local"})})
+    return settings
+
+
 def default_factory(lf: LocationsFile, settings: Dos2hlSettings, *, permits: Any = None,
                     cls: str = "migration") -> ClientFactory:
     """Clients of the locations file whose permits come from the governor the settings name, as

@@ -24,7 +24,12 @@ def test_migrate_flow_on_ray_with_the_sample_gate(prefect_harness, tmp_path, mon
     monkeypatch.setenv("DOS2HL_GOVERNOR_BURST", "100000")  # the sandbox below allows as much
     monkeypatch.setenv("DOS2HL_GOVERNOR_WINDOW_S", "1")
     monkeypatch.setenv("DOS2HL_GOVERNOR_NAME", "gov-flow-test")
+    from dos2hl.governor import local
+
+    beside = []  # governors of this process: with Ray workers there must be none (one bucket: the actor)
+    monkeypatch.setattr(local.LocalGovernor, "__init__", _counting(local.LocalGovernor.__init__, beside))
     w = make_world(tmp_path, monkeypatch)
+    beside.clear()  # the world's own set-up
     w.stop()  # the same state, now served over HTTP for the Ray workers
     if ray.is_initialized():
         ray.shutdown()
@@ -48,6 +53,7 @@ def test_migrate_flow_on_ray_with_the_sample_gate(prefect_harness, tmp_path, mon
             written = sum(d["objects"]["patient"]["written"] for d in done["locations"].values())
             assert written == sum(len(w.dump(loc)["contacts"]) for loc in w.loc_ids) > 0
             assert os.path.exists(done["paths"]["html"])
+            assert beside == []  # prepare, sample, verify and full all took permits from the actor
             named = ray.util.list_named_actors(all_namespaces=True)
             assert {"name": "gov-flow-test", "namespace": "dos2hl"} in named  # one governor for all workers
     finally:
@@ -56,3 +62,35 @@ def test_migrate_flow_on_ray_with_the_sample_gate(prefect_harness, tmp_path, mon
 
             kill(connect(name="gov-flow-test"))
             ray.shutdown()
+
+
+def _counting(init, seen: list):  # type: ignore[no-untyped-def]
+    def counted(self, *a, **kw):  # type: ignore[no-untyped-def]
+        seen.append(self)
+        return init(self, *a, **kw)
+    return counted
+
+
+def test_the_tasks_of_a_threads_run_share_one_governor(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dos2hl.governor import local
+    from dos2hl.phi import create_key_file
+    from dos2hl.sandbox import running
+    from flows.migrate import MigrateParams, migrate_flow
+    from tasks import migrate as tasks
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "k" / "phi.key")))
+    monkeypatch.setenv("DOS2HL_GOVERNOR_BURST", "100000")
+    monkeypatch.setenv("DOS2HL_GOVERNOR_WINDOW_S", "1")
+    w = make_world(tmp_path, monkeypatch, patients=20)
+    w.stop()
+    monkeypatch.setattr(tasks, "_GOVERNORS", {})
+    opened: list = []
+    monkeypatch.setattr(local.LocalGovernor, "__init__", _counting(local.LocalGovernor.__init__, opened))
+    with running(w.state, burst=(100000, 1.0)) as base:
+        params = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                               target=base, sample=3, approve=True, executor="threads", workers=2,
+                               export_date=EXPORT_DATE)
+        done = migrate_flow(params)
+    assert done["status"] == "completed", done["reconciliation"]
+    assert len(opened) == 1  # prepare, sample, verify, full and verify again: one governor, opened once
