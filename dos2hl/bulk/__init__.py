@@ -1,0 +1,1 @@
+"""The bulk path: HighLevel UI CSV import packages and their reconciliation (issue 7)."""
