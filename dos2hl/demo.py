@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["DemoWorld", "demo_world", "run_demo"]
+__all__ = ["DemoWorld", "demo_world", "run_demo", "do_manual_steps"]
 
 WARNING = ("WARNING: demo mode confirms the field map and approves the sample automatically. A real "
            "migration waits for a person at both gates.")
@@ -40,6 +40,20 @@ class DemoWorld:
     base_url: str
     export_date: dt.date
     lines: list[str]
+
+
+def do_manual_steps(state: Path, plans: dict[str, object], location_ids: dict[str, str]) -> int:
+    """What the practice's HighLevel admin does by hand after ``provision --plan`` lists it: create
+    the pipelines and stages the API cannot (sandbox only). Returns the steps done."""
+    from .sandbox import add_pipeline
+
+    done = 0
+    for loc, plan in plans.items():
+        for ch in plan.manual():  # type: ignore[attr-defined]
+            if ch.kind == "pipeline":
+                add_pipeline(state, location_ids[loc], ch.key, ch.options)
+                done += 1
+    return done
 
 
 @contextlib.contextmanager
@@ -79,8 +93,8 @@ def demo_world(out: Path, *, patients: int = 150, seed: int = 42, history_years:
     staff = pq.read_table(out / "practice" / "truth" / "provider.parquet",
                           columns=["fname", "lname", "email", "home_loc_id", "active_flg"]).to_pylist()
     for p in staff:
-        if p["email"] and p["active_flg"] and p["home_loc_id"] in lids:
-            add_user(state, lids[p["home_loc_id"]], p["fname"] or "", p["lname"] or "", p["email"])
+        if p["email"] and p["active_flg"] and p["home_loc_id"] in lids:  # and on the calendar's team
+            add_user(state, lids[p["home_loc_id"]], p["fname"] or "", p["lname"] or "", p["email"], calendars=True)
     key = out / "keys" / "phi.key"
     if not key.exists():
         create_key_file(key)
@@ -102,8 +116,10 @@ def demo_world(out: Path, *, patients: int = 150, seed: int = 42, history_years:
         permits = open_governor(settings)
         plans = provision(fmap, lf, source=export, apply=True, permits=permits, settings=settings)
         made = sum(len(p.exists()) for p in plans.values())
+        manual = do_manual_steps(state, plans, lids)
         lines.append(f"provision: {made} schema items in place across {len(plans)} sub-accounts; manual steps: "
-                     f"{sum(len(p.manual()) for p in plans.values())} (see the plan)")
+                     f"{sum(len(p.manual()) for p in plans.values())} (see the plan), {manual} done as the "
+                     "practice's admin would (pipelines)")
         report = resolve_providers(export, lf, settings=settings, profile=str(mapping), permits=permits,
                                    export_date=params.export_date)
         csv_path, md_path = report.write(out / "providers")

@@ -34,7 +34,8 @@ class LocationTarget(BaseModel):
     source: str = Field(min_length=1)  # LOC_ID in the export (upper-cased)
     location_id: str = Field(min_length=1)
     token_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    time_zone: str | None = None
+    time_zone: str | None = None  # IANA zone of the practice (default: the export's LOCATION.TZ, then HighLevel's)
+    calendar: str | None = None  # the calendar (id or name) appointments land on (default: the first one)
 
     @field_validator("source")
     @classmethod

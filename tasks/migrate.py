@@ -55,7 +55,7 @@ def verify(ctx: RunContext, result: PhaseResult, opts: MigrateOptions) -> dict[s
 def report(ctx: RunContext, phases: list[PhaseResult], diff: dict[str, Any], uri: str,
            note: str = "") -> dict[str, Any]:
     rep = build_report(ctx, phases, diff=diff, status_note=note)
-    return {**rep, "paths": write_report(uri, rep)}
+    return {**rep, "paths": write_report(uri, rep, phases)}
 
 
 @task(task_run_name="roll back {run_id}", cache_policy=NO_CACHE)

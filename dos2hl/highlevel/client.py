@@ -43,6 +43,7 @@ from .models import (
     LocationCustomField,
     LocationCustomFieldCreate,
     MediaFile,
+    MediaItem,
     Note,
     NoteCreate,
     ObjectField,
@@ -172,6 +173,9 @@ class HighLevelClient(_Core):
     def list_notes(self, contact_id: str) -> list[Note]:
         call = _Call("GET", "/contacts/{contactId}/notes", {"contactId": contact_id})
         return self._parse_list(Note, self._request(call), call, "notes")
+
+    def delete_note(self, contact_id: str, note_id: str) -> None:
+        self._request(_Call("DELETE", "/contacts/{contactId}/notes/{id}", {"contactId": contact_id, "id": note_id}))
 
     def note_lookup(self, contact_id: str, body: str) -> Lookup[Note]:
         """A ``lookup`` for create_note: the contact's note with exactly this body."""
@@ -331,6 +335,10 @@ class HighLevelClient(_Core):
                      stable_key=stable_key)
         return self._parse(Opportunity, self._request(call), call, "opportunity")
 
+    def get_opportunity(self, opportunity_id: str) -> Opportunity:
+        call = _Call("GET", "/opportunities/{id}", {"id": opportunity_id})
+        return self._parse(Opportunity, self._request(call), call, "opportunity")
+
     def delete_opportunity(self, opportunity_id: str) -> None:
         self._request(_Call("DELETE", "/opportunities/{id}", {"id": opportunity_id}))
 
@@ -418,6 +426,25 @@ class HighLevelClient(_Core):
         call = _Call("POST", "/medias/upload-file", files={"file": (filename, data, content_type)},
                      data=form or None, stable_key=stable_key)
         return self._write(call, lambda b: (self._parse(MediaFile, b, call), "created"), lookup)
+
+
+    def list_media(self, query: str | None = None, *, offset: int = 0, limit: int = 100) -> list[MediaItem]:
+        """GET /medias/files of the location (``query`` matches names)."""
+        params = {"sortBy": "createdAt", "sortOrder": "asc", "type": "file", "altType": "location",
+                  "altId": self.location_id, "offset": str(offset), "limit": str(limit)}
+        call = _Call("GET", "/medias/files", params=params | ({"query": query} if query else {}))
+        return self._parse_list(MediaItem, self._request(call), call, "files")
+
+    def media_lookup(self, name: str) -> Lookup[MediaFile]:
+        """A ``lookup`` for upload_media: the library's file with exactly this name."""
+        def find() -> MediaFile | None:
+            item = next((f for f in self.list_media(name) if f.name == name), None)
+            return None if item is None else MediaFile(fileId=item.id, url=item.url)
+        return find
+
+    def delete_media(self, file_id: str) -> None:
+        self._request(_Call("DELETE", "/medias/{id}", {"id": file_id},
+                            params={"altType": "location", "altId": self.location_id}))
 
 
 def _instant(value: str) -> dt.datetime | str:

@@ -23,7 +23,7 @@ __all__ = [
     "CustomFieldValue", "Contact", "ContactSearchPage", "Note", "Task", "Location", "LocationCustomField",
     "Tag", "CustomFieldFolder", "ObjectField", "ObjectFields", "ObjectSchema", "Record", "RecordSearchPage",
     "Association", "Relation", "Pipeline", "Opportunity", "OpportunitySearchPage", "Calendar", "Appointment",
-    "User", "MediaFile", "Workflow",
+    "User", "MediaFile", "MediaItem", "Workflow",
 ]
 
 DataType = Literal["TEXT", "LARGE_TEXT", "NUMERICAL", "PHONE", "MONETORY", "CHECKBOX", "SINGLE_OPTIONS",
@@ -477,6 +477,18 @@ class User(Response):
 
 class MediaFile(Response):
     fileId: str
+    url: str | None = None
+
+    @property
+    def id(self) -> str:  # the writer treats every written thing alike
+        return self.fileId
+
+
+class MediaItem(Response):
+    """A file of the media library as listed (GET /medias/files)."""
+
+    id: str
+    name: str | None = None
     url: str | None = None
 
 

@@ -89,6 +89,9 @@ class Mapping(BaseModel):
     export: ExportInfo = ExportInfo()
     files: dict[str, str] = {}  # source file stem -> canonical table
     fields: list[Entry] = []
+    # how each custom object's records reach their contact: "association" (a relation per record, the
+    # default) or "lookup_field" (the contact's id and Source_System_ID on the record, no relation call)
+    relations: dict[str, Literal["association", "lookup_field"]] = {}
     confirmed: Confirmation | None = None
 
     @model_validator(mode="after")
@@ -106,7 +109,8 @@ class Mapping(BaseModel):
         return self
 
     def content_hash(self) -> str:
-        return hashlib.sha256(_canon(self.model_dump(exclude={"confirmed"}))).hexdigest()
+        skip = {"confirmed"} | (set() if self.relations else {"relations"})  # maps confirmed before it existed
+        return hashlib.sha256(_canon(self.model_dump(exclude=skip))).hexdigest()
 
     def entry(self, table: str, column: str) -> Entry | None:
         for e in self.fields:

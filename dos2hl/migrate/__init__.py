@@ -45,7 +45,7 @@ def migrate(opts: MigrateOptions, *, approve: Callable[[dict[str, Any]], bool] |
         phases.append(sample)
         diff = verify_phase(ctx, sample, **reads)
         rep = build_report(ctx, phases, diff=diff, status_note="sample written and verified; awaiting approval")
-        paths = write_report(ctx.run_uri + "/sample", rep)
+        paths = write_report(ctx.run_uri + "/sample", rep, phases)
         if approve is None or not approve({**rep, "paths": paths}):
             return {**rep, "report": paths["md"], "next": f"review {paths['md']}, then re-run with "
                     f"--run-id {ctx.run_id} --approve to keep the sample and run the rest, or undo the "
@@ -61,5 +61,5 @@ def migrate(opts: MigrateOptions, *, approve: Callable[[dict[str, Any]], bool] |
                                                                 opts.sample or 300))
     diff = verify_phase(ctx, check, **reads)
     rep = build_report(ctx, phases, diff=diff)
-    paths = write_report(ctx.run_uri, rep)
+    paths = write_report(ctx.run_uri, rep, phases)
     return {**rep, "report": paths["md"]}

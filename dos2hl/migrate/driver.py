@@ -76,7 +76,8 @@ class RunContext:
 
     def specs(self, patients: dict[str, list[int]] | None = None) -> list[ShardSpec]:
         return [ShardSpec(self.run_id, self.run_uri, self.staged_uri, self.mapping, loc, shard, self.schemas[loc],
-                          None if patients is None else patients.get(loc, []), self.phi_key_file)
+                          None if patients is None else patients.get(loc, []), self.phi_key_file,
+                          self.manifest.get("source"))
                 for loc in self.locations for shard in self.shards[loc]]
 
 
@@ -128,18 +129,26 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
     for s in manifest["tables"].get("patient", {}).get("shards", []):
         shards.setdefault(s["location"], set()).add(int(s["shard"]))
     lf.require(shards)  # every export location must be mapped to a sub-account
+    from ..workflows import write_workflow_reference
+
+    # what the practice's admin rebuilds by hand in HighLevel (no workflow API): counts and codes only
+    write_workflow_reference(staged, open_store(run_uri, settings.s3), sorted(shards), key="report/workflows.md")
     factory = client_factory or default_factory(lf, settings)
     clients = {loc: factory(loc) for loc in sorted(shards)}  # one per location for every check below
     report = resolve_providers(source, lf, profile=opts.mapping, settings=settings, clients=clients,
                                export_date=opts.export_date)
     report.require_owners()  # gate: no patient lands without an owner
     schemas = {}
+    crm = any(e.table in ("appt", "recall") and e.target != "skip" for e in fmap.fields)
+    zones = _export_zones(staged)
     for loc in sorted(shards):
         client = clients[loc]
         owners = {r.prov_id: r.user_id for r in report.rows if r.location == loc and r.user_id}
         if report.fallback_users.get(loc):
             owners[""] = report.fallback_users[loc]
-        schema = LocationSchema.read(client, owners=owners)
+        target = lf.for_source(loc)
+        schema = LocationSchema.read(client, owners=owners, calendar=target.calendar, crm=crm,
+                                     time_zone=target.time_zone or zones.get(loc))
         _require_provisioned(fmap, schema, loc)
         schemas[loc] = asdict(schema)
         if not schema.allow_duplicates:  # families share channels: decide who keeps them, once
@@ -150,6 +159,14 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
                       schemas, {k: sorted(v) for k, v in shards.items()},
                       {"by": fmap.confirmed.by, "at": fmap.confirmed.at.isoformat(), "sha256": fmap.confirmed.sha256},
                       report.to_dict(), settings.phi_key_file, manifest)
+
+
+def _export_zones(staged: Any) -> dict[str, str]:
+    """LOC_ID -> the time zone the export's LOCATION table gives (appointment times are local)."""
+    from .run import read_staged
+
+    t = read_staged(staged, "location", "_all")
+    return {str(r["loc_id"]).upper(): str(r["tz"]) for r in (t.to_pylist() if t is not None else []) if r.get("tz")}
 
 
 def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str) -> None:

@@ -35,7 +35,7 @@ SCHEMA = pa.schema([
     ("run_id", pa.string()), ("location", pa.string()), ("location_id", pa.string()), ("object", pa.string()),
     ("stable_key", pa.string()), ("source_id", pa.string()), ("hl_id", pa.string()), ("op", pa.string()),
     ("outcome", pa.string()), ("http_status", pa.int32()), ("payload_hash", pa.string()), ("before", pa.string()),
-    ("error", pa.string()), ("parent", pa.string()), ("ts", pa.float64()),
+    ("error", pa.string()), ("parent", pa.string()), ("ts", pa.float64()), ("detail", pa.string()),
 ])
 SUCCESS = frozenset({"created", "verified-existing", "updated", "unchanged"})
 
@@ -67,6 +67,7 @@ class Op:
     error: str | None = None
     parent: str | None = None  # stable key of the parent (relations, children held for a failed parent)
     ts: float = 0.0
+    detail: str | None = None  # what a later step needs of the result (an uploaded file's URL)
 
 
 class LedgerWriter:
@@ -114,7 +115,7 @@ def read_ledger(store: Store, *, location: str | None = None, writer: str | tupl
               if k.endswith(".parquet") and (starts is None or k.rsplit("/", 1)[1].startswith(starts))]
     if not tables:
         return SCHEMA.empty_table()
-    return pa.concat_tables(tables).sort_by("ts")
+    return pa.concat_tables(tables, promote_options="default").sort_by("ts")
 
 
 class IdMap:
@@ -125,6 +126,7 @@ class IdMap:
         self._failed: dict[str, str] = {}
         self._related: set[tuple[str, str]] = set()
         self._shards: dict[str, str] = {}  # "<LOC>/<object>/<shard>" -> started | done
+        self._detail: dict[str, str] = {}
         for r in rows:
             self.apply(r)
 
@@ -144,6 +146,8 @@ class IdMap:
         if outcome in SUCCESS and r.get("hl_id"):
             self._ids[key] = r["hl_id"]
             self._failed.pop(key, None)
+            if r.get("detail"):
+                self._detail[key] = r["detail"]
         elif outcome in ("deleted", "gone"):  # rolled back: a later run writes it (and relates it) again
             self._ids.pop(key, None)
             self._related = {pair for pair in self._related if pair[0] != key}
@@ -152,6 +156,9 @@ class IdMap:
 
     def get(self, key: str) -> str | None:
         return self._ids.get(key)
+
+    def detail(self, key: str) -> str | None:
+        return self._detail.get(key)
 
     def related(self, key: str, parent: str) -> bool:
         return (key, parent) in self._related

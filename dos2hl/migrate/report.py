@@ -22,22 +22,25 @@ __all__ = ["build_report", "write_report", "OBJECT_TABLES"]
 
 # the seed's object names -> the canonical table whose rows they are
 OBJECT_TABLES = {"patient": "patient", "insurance_record": "patins", "treatment_plan": "txitem",
-                 "ledger_entry": "ledger", "insurance_claim": "claim", "clinical_note": "clinnote"}
-WRITTEN = {"patient", "insurance_record", "treatment_plan", "ledger_entry", "insurance_claim"}
-# the seed's objects whose writers come with the next issue: their rows are counted in the report
-PENDING = {"appointment": "appt", "recall": "recall", "referral": "patref", "clinical_note": "clinnote",
-           "document": "document", "activity": "commlog"}
+                 "ledger_entry": "ledger", "insurance_claim": "claim", "clinical_note": "clinnote",
+                 "appointment": "appt", "recall": "recall", "referral": "patref", "activity": "commlog",
+                 "document": "document"}
+# requests per created thing beyond its create: custom-object records need their relation to the contact
+EXTRA_PER_CREATE = {name: 1 for name in OBJECT_NAMES.values()}
+
+
+def _used(mapping: dict[str, Any], table: str) -> bool:
+    return any(e.get("table") == table and e.get("phi") != "omit" and e["target"] not in ("skip", "reference")
+               for e in mapping["fields"])
 
 
 def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = None,
                  requests: dict[str, Any] | None = None, status_note: str = "") -> dict[str, Any]:
     manifest = ctx.manifest
-    mapped = {OBJECT_NAMES[k] for k in {e["target"].rsplit(".", 1)[0] for e in ctx.mapping["fields"]}
-              if k in OBJECT_NAMES}
-    written_objects = {"patient"} | (mapped & WRITTEN)
-    # objects this version does not write yet: listed with their row counts, never silently absent
-    pending = {obj: sum(t.get("rows", 0) for name, t in manifest["tables"].items() if name == table)
-               for obj, table in PENDING.items()}
+    written_objects = {"patient"} | {obj for obj, table in OBJECT_TABLES.items() if _used(ctx.mapping, table)}
+    # objects the map does not send: listed with their row counts, never silently absent
+    pending = {obj: manifest["tables"].get(table, {}).get("rows", 0) for obj, table in OBJECT_TABLES.items()
+               if obj not in written_objects}
     last = phases[-1]
     totals = last.totals()
     locations: dict[str, Any] = {}
@@ -45,9 +48,14 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
     for loc in ctx.locations:
         t = totals.get(loc, {})
         objects = {}
-        for obj in sorted(written_objects & set(OBJECT_TABLES)):
-            staged_rows = sum(s["rows"] for s in manifest["tables"].get(OBJECT_TABLES[obj], {}).get("shards", [])
-                              if s["location"] == loc)
+        found = Counter()  # derived objects (a note's inline images) have no table: the shards count them
+        for r in last.shards:
+            if r["location"] == loc:
+                found.update({k: v for k, v in r.get("staged", {}).items() if k not in OBJECT_TABLES})
+        for obj in sorted(written_objects & set(OBJECT_TABLES)) + sorted(found):
+            staged_rows = found[obj] if obj in found else sum(
+                s["rows"] for s in manifest["tables"].get(OBJECT_TABLES[obj], {}).get("shards", [])
+                if s["location"] == loc)
             row = {"source": staged_rows, "staged": staged_rows,
                    "written": t.get("written", Counter())[obj], "created": t.get("created", Counter())[obj],
                    "failed": t.get("failed", Counter())[obj], "held": t.get("held", Counter())[obj],
@@ -89,12 +97,44 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
         "unmatched_providers": [r for r in ctx.providers.get("rows", []) if r.get("match") == "none"
                                 and (r.get("patients") or r.get("appointments"))],
         "fields_not_migrated": skipped,
-        "objects_not_migrated_by_this_version": {k: v for k, v in pending.items() if v},
+        "objects_not_in_the_map": {k: v for k, v in pending.items() if v},
+        "excluded_by_reason": _reasons(last.shards),
+        "notices": _notices(phases),
         "households_shared_channel": sum(r.get("shared_channel", 0) for p in phases for r in p.shards),
         "field_diff": diff or {},
         "requests": requests or {},
         "sample": {loc: len(ids) for loc, ids in (phases[0].sample or {}).items()} if phases[0].sample else {},
     }
+
+
+def _reasons(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows excluded with a reason (documents that cannot go, earlier note revisions, placeholders...)."""
+    c: Counter[tuple[str, str, str]] = Counter()
+    for r in shards:
+        for obj, _sid, reason in r.get("excluded_rows", []):
+            c[(r["location"], obj, reason)] += 1
+    return [{"location": loc, "object": obj, "reason": reason, "rows": n} for (loc, obj, reason), n in sorted(c.items())]
+
+
+def _notices(phases: list[Any]) -> dict[str, Any]:
+    """What the writers noticed (events without a time or unassigned) and the referral variant table."""
+    writer: Counter[str] = Counter()
+    variants: Counter[tuple[str, str]] = Counter()
+    unresolved = images = 0
+    for p in phases:
+        for r in p.shards:
+            n = r.get("notices") or {}
+            writer.update(n.get("writer", {}))  # what each phase's writes met
+            if p is not phases[-1]:
+                continue  # what the data holds: the last phase planned every row the run covers
+            images += n.get("note_images", 0)
+            ref = n.get("referral_variants") or {}
+            unresolved += ref.get("unresolved_free_text", 0)
+            for v in ref.get("variants", []):
+                variants[(v["variant"], v["canonical"])] += v["rows"]
+    return {"writer": dict(writer), "note_images": images,
+            "referral_variants": [{"variant": v, "canonical": c, "rows": n} for (v, c), n in sorted(variants.items())],
+            "referral_unresolved_free_text": unresolved}
 
 
 def _requests(ctx: Any, phases: list[Any]) -> dict[str, Any]:
@@ -107,7 +147,7 @@ def _requests(ctx: Any, phases: list[Any]) -> dict[str, Any]:
     created = Counter()
     for r in shards:
         created.update(r.get("created", {}))
-    minimum = created["patient"] + 2 * sum(v for k, v in created.items() if k != "patient")
+    minimum = sum(created.values()) + sum(v * EXTRA_PER_CREATE.get(k, 0) for k, v in created.items())
     g = Dos2hlSettings().governor
     per_minute: Counter[str] = Counter()
     import datetime as dt
@@ -157,11 +197,27 @@ def _md(rep: dict[str, Any]) -> str:
               "phone a family member already uses (the location refuses duplicate contacts); the value is in "
               "contact.shared_email / contact.shared_phone.", "", "## Fields not migrated", ""]
     lines += [f"- `{f['source']}` ({f['phi']}): {f['reason']}" for f in rep["fields_not_migrated"]] or ["(none)"]
-    pend = rep.get("objects_not_migrated_by_this_version") or {}
+    pend = rep.get("objects_not_in_the_map") or {}
     if pend:
-        lines += ["", "## Objects this version does not migrate yet", ""]
+        lines += ["", "## Objects the map does not send", ""]
         lines += [f"- {obj}: {n} source rows (not written; listed so nothing is silently missing)"
                   for obj, n in pend.items()]
+    if rep.get("excluded_by_reason"):
+        lines += ["", "## Excluded by policy, with the reason (one row each in report/excluded.csv)", "",
+                  "| location | object | reason | rows |", "|---|---|---|---:|"]
+        lines += [f"| {r['location']} | {r['object']} | {r['reason']} | {r['rows']} |" for r in rep["excluded_by_reason"]]
+    notes = rep.get("notices") or {}
+    if notes.get("writer"):
+        lines += ["", "## Notices", ""] + [f"- {k}: {n}" for k, n in sorted(notes["writer"].items())]
+    if notes.get("referral_variants") or notes.get("referral_unresolved_free_text"):
+        lines += ["", "## Referral sources: free-text variants normalised", "",
+                  "| variant | canonical | rows |", "|---|---|---:|"]
+        lines += [f"| {v['variant']} | {v['canonical']} | {v['rows']} |" for v in notes["referral_variants"]]
+        lines += ["", f"{notes.get('referral_unresolved_free_text', 0)} free-text values matched no channel and "
+                  "became \"Other\" (not shown: free text can name a person)."]
+    lines += ["", "## Workflows to rebuild", "", "HighLevel has no API to create workflows: `report/workflows.md` "
+              "(in the run's folder) says what to rebuild by hand (recall program, reminders, follow-ups), from "
+              "the export's recall types, confirmation practice and contact preferences."]
     lines += ["", "## Quarantine and repairs by code", ""]
     lines += [f"- {code}: {n}" for code, n in rep["quarantine_by_code"].items()] or ["(none)"]
     d = rep["field_diff"]
@@ -229,7 +285,9 @@ def pending(run_uri: str) -> list[dict[str, Any]]:
              "http_status": r.get("http_status"), "parent": r.get("parent")} for k, r in sorted(last.items())]
 
 
-def write_report(run_uri: str, rep: dict[str, Any]) -> dict[str, str]:
+def write_report(run_uri: str, rep: dict[str, Any], phases: list[Any] = ()) -> dict[str, str]:  # type: ignore[assignment]
+    """report.json/.md/.html, pending.csv (dead letters) and excluded.csv (every row excluded with its
+    reason, from the last phase's shards)."""
     import csv
     import io
 
@@ -241,6 +299,12 @@ def write_report(run_uri: str, rep: dict[str, Any]) -> dict[str, str]:
     w.writeheader()
     w.writerows(rows)
     store.write_bytes("report/pending.csv", buf.getvalue().encode())
+    buf = io.StringIO()
+    w2 = csv.writer(buf)
+    w2.writerow(["location", "object", "source_id", "reason"])
+    w2.writerows(sorted((r["location"], *row) for p in phases[-1:] for r in p.shards
+                        for row in r.get("excluded_rows", [])))
+    store.write_bytes("report/excluded.csv", buf.getvalue().encode())
     rep["pending"] = {"count": len(rows), "by_error": dict(Counter(r["error_class"] or r["outcome"] for r in rows))}
     md = _md(rep)
     store.write_bytes("report/report.json", json.dumps(rep, indent=2, default=str).encode())
@@ -248,4 +312,5 @@ def write_report(run_uri: str, rep: dict[str, Any]) -> dict[str, str]:
     store.write_bytes("report/report.html", _html(md, rep.get("requests")).encode())
     base = run_uri.rstrip("/")
     return {"json": f"{base}/report/report.json", "md": f"{base}/report/report.md",
-            "html": f"{base}/report/report.html", "pending": f"{base}/report/pending.csv"}
+            "html": f"{base}/report/report.html", "pending": f"{base}/report/pending.csv",
+            "excluded": f"{base}/report/excluded.csv", "workflows": f"{base.rsplit('/sample', 1)[0]}/report/workflows.md"}

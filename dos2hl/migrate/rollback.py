@@ -1,8 +1,8 @@
 """Undo a run from its ledger: delete what it wrote, children before parents, every delete in the ledger.
 
 A run only creates (it never updates a record it did not create), so undoing it is deleting, in
-reverse dependency order: custom-object records (their contact relations go with them), then
-contacts. A record already gone (404) counts as undone. A second rollback finds every delete in the
+reverse dependency order: notes (activities, outgoing referrals, file links), files, calendar events,
+opportunities, custom-object records (their contact relations go with them), then contacts. A record already gone (404) counts as undone. A second rollback finds every delete in the
 ledger and sends nothing. What could not be deleted is listed with its error class. Rolling back a
 sample the reviewer rejected is rolling back its run (the sample is a phase of the run).
 
@@ -42,16 +42,14 @@ def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
     deleted: Counter[str] = Counter()
     failed: list[dict[str, Any]] = []
     clients: dict[str, Any] = {}
-    # children first: records (relations are deleted with them), contacts last
-    order = sorted(alive.values(), key=lambda r: (r["object"] == "patient", r["location"], r["ts"]))
+    # children first: notes, files, events, opportunities, records (their relations go with them), contacts
+    ids = {k: r["hl_id"] for k, r in alive.items()}
+    order = sorted(alive.values(), key=lambda r: (_RANK.get(r["object"], 4), r["location"], -r["ts"]))
     for r in order:
         loc = r["location"]
         client = clients.get(loc) or clients.setdefault(loc, client_factory(loc))
         try:
-            if r["object"] == "patient":
-                client.delete_contact(r["hl_id"])
-            else:
-                client.delete_record(_KEYS[r["object"]], r["hl_id"])
+            _delete(client, r, r.get("detail") or ids.get((loc, _contact_key(r, alive))))
             outcome = "deleted"
         except NotFoundError:
             outcome = "gone"  # deleted by someone else, or with its contact
@@ -67,6 +65,37 @@ def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
         c.close()
     return {"run_id": run_id, "deleted": dict(deleted), "not_undone": failed,
             "status": "rolled back" if not failed else "incomplete"}
+
+
+# deletion order (lower first); custom-object records are 4, contacts last
+_RANK = {"activity": 0, "referral": 0, "file_link": 0, "document": 1, "note_image": 1, "appointment_event": 2,
+         "appointment": 3, "recall": 3, "patient": 9}
+_NOTES = {"activity", "referral", "file_link"}
+
+
+def _contact_key(r: dict[str, Any], alive: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """The stable key of the contact a note hangs on (its parent, or its file's parent)."""
+    parent = r.get("parent") or ""
+    up = alive.get((r["location"], parent))
+    return (up.get("parent") or parent) if up is not None and up["object"] != "patient" else parent
+
+
+def _delete(client: Any, r: dict[str, Any], contact_id: str | None) -> None:
+    obj, hl_id = r["object"], r["hl_id"]
+    if obj == "patient":
+        client.delete_contact(hl_id)
+    elif obj in _NOTES:
+        if contact_id is None:
+            raise NotFoundError("the note's contact is not in the ledger")
+        client.delete_note(contact_id, hl_id)
+    elif obj in ("document", "note_image"):
+        client.delete_media(hl_id)
+    elif obj == "appointment_event":
+        client.delete_event(hl_id)
+    elif obj in ("appointment", "recall"):
+        client.delete_opportunity(hl_id)
+    else:
+        client.delete_record(_KEYS[obj], hl_id)
 
 
 def _uid() -> str:

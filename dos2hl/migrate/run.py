@@ -20,14 +20,22 @@ import pyarrow.parquet as pq
 from ..mapping.model import Mapping as FieldMap
 from ..storage import Store, open_store
 from .ledger import IdMap, LedgerWriter, read_ledger, stable_key
-from .transform import OBJECT_NAMES, RECORD_TABLES, Plan, Transformer, lookup_descriptions
+from .transform import (
+    OBJECT_NAMES,
+    RECORD_TABLES,
+    Plan,
+    Transformer,
+    lookup_descriptions,
+    recall_descriptions,
+)
 from .write import SHARED_FIELDS, LocationSchema, ShardWriter, WriteResult, households
 
 __all__ = ["ShardSpec", "ShardResult", "migrate_shard", "plan_shard", "read_back_location", "read_staged",
            "verify_shard", "PATIENT_TABLES"]
 
 # tables read from the patient's shard (txplan rides along for the treatment-plan join)
-PATIENT_TABLES = ("patient", "patins", "txitem", "txplan", "ledger", "claim")
+PATIENT_TABLES = ("patient", "patins", "txitem", "txplan", "ledger", "claim", "clinnote", "appt", "apptproc",
+                  "recall", "patref", "commlog", "document")
 
 
 @dataclass
@@ -41,6 +49,7 @@ class ShardSpec:
     schema: dict[str, Any]  # LocationSchema as a dict (read once per location by the driver)
     patients: list[int] | None = None  # the sample's patient ids (None: every patient of the shard)
     phi_key_file: str | None = None
+    source: str | None = None  # the export (documents' files are read from its IMAGES/ tree)
 
     @property
     def name(self) -> str:
@@ -60,6 +69,8 @@ class ShardResult:
     staged: dict[str, int] = field(default_factory=dict)  # rows of the shard considered (sample: filtered)
     requests: int = 0  # HTTP requests this shard sent (every attempt, lookups and relations included)
     http_429: int = 0
+    excluded_rows: list[tuple[str, str, str]] = field(default_factory=list)  # (object, source id, reason)
+    notices: dict[str, Any] = field(default_factory=dict)  # referral variants, events without a time, ...
 
 
 def read_staged(store: Store, table: str, location: str, shard: int | None = None) -> pa.Table | None:
@@ -86,7 +97,9 @@ def _transformer(spec: ShardSpec) -> tuple[Transformer, Callable[[str, str], str
         from ..phi import load_sealer
 
         sealer = load_sealer(spec.phi_key_file)
-    lookups = lookup_descriptions(_rows(read_staged(open_store(spec.staged_uri), "lookup", "_all")))
+    staged = open_store(spec.staged_uri)
+    lookups = lookup_descriptions(_rows(read_staged(staged, "lookup", "_all")))
+    lookups["RECALLTYP"] = recall_descriptions(_rows(read_staged(staged, "recalltyp", "_all")))
     tf = Transformer(fmap, location=spec.location, key=stable_key, seal=sealer.seal if sealer else None,
                      lookups=lookups)
     return tf, (sealer.open if sealer else None)
@@ -116,13 +129,128 @@ def plan_shard(spec: ShardSpec) -> tuple[Plan, dict[str, int]]:
     ids_in = {r["pat_id"] for r in patients}
     for obj_key in tf.objects:
         rows = _rows(tables.get(RECORD_TABLES[obj_key][0]), lambda r: r.get("pat_id") in ids_in)
-        payloads, excluded = tf.records(obj_key, rows, parents, gone)
         name = OBJECT_NAMES[obj_key]
         counts[name] = len(rows)
+        if obj_key == "custom_objects.clinical_notes":
+            rows = _note_heads(rows, spec, tf, plan, gone)
+        payloads, excluded = tf.records(obj_key, rows, parents, gone)
         plan.records += payloads
         if excluded:
-            plan.excluded[name] = excluded
+            plan.excluded[name] = plan.excluded.get(name, 0) + excluded
+    _plan_crm(spec, tf, tables, staged, plan, counts, patients, ids_in, gone)
+    for obj, _sid, _reason in plan.excluded_rows:
+        plan.excluded[obj] = plan.excluded.get(obj, 0) + 1
     return plan, counts
+
+
+def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, plan: Plan, gone: set[Any]
+                ) -> list[dict[str, Any]]:
+    """Clinical notes -> one row per revision chain: the latest revision's text converted from RTF/HTML,
+    with the amendment history; its inline images become files linked to the contact. Earlier revisions
+    and voided notes are excluded with their reason (every row is accounted for)."""
+    from .crm import FilePayload
+    from .richtext import compose, revision_chains
+
+    heads = []
+    for chain in revision_chains([r for r in rows if r.get("pat_id") not in gone]):
+        for rid in chain.ids:
+            if rid != chain.head_id:
+                plan.excluded_rows.append(("clinical_note", str(rid), "earlier revision: kept in the amendment "
+                                           "history of the chain's latest note"))
+        if chain.voided:
+            plan.excluded_rows.append(("clinical_note", str(chain.head_id), "voided in the source"))
+            continue
+        text, images = compose(chain)
+        head = dict(chain.latest, note_text=text)
+        heads.append(head)
+        pid = head["pat_id"]
+        for img in images:
+            sid = f"{chain.head_id}:{img.index}"
+            if img.data is None:
+                plan.excluded_rows.append(("note_image", sid, f"inline image not migrated: {img.error}"))
+                continue
+            plan.crm.files.append(FilePayload(
+                "note_image", stable_key(spec.location, "note_image", sid), sid,
+                stable_key(spec.location, "patient", pid), f"note-{spec.location}-{chain.head_id}-{img.index}.{img.ext}",
+                img.mime, f"clinical note #{chain.head_id} · image {img.index} of {len(images)}", data=img.data,
+                size=len(img.data)))
+    plan.notices["note_images"] = plan.notices.get("note_images", 0) + sum(
+        1 for f in plan.crm.files if f.object == "note_image")
+    return heads + [r for r in rows if r.get("pat_id") in gone]  # the excluded patients' rows: counted as such
+
+
+def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | None], staged: Store, plan: Plan,
+              counts: dict[str, int], patients: list[dict[str, Any]], ids_in: set[Any], gone: set[Any]) -> None:
+    """Appointments, recalls, referrals, activities and documents of the shard (crm.py)."""
+    from ..mapping.objectmap import VALUE_LABELS
+    from . import crm
+    from .referrals import Referrals
+
+    mine = lambda r: r.get("pat_id") in ids_in  # noqa: E731
+    value = tf.value
+    location, key = spec.location, stable_key
+    stage_of = lambda table: {**VALUE_LABELS.get((table, "status"), {}),  # noqa: E731
+                              **next((e.values or {} for e in tf.by_table.get(table, ()) if e.column == "status"), {})}
+    if tf.uses("appt"):
+        # placeholders (no patient) are in one shard: reported by full runs, never by a sample
+        rows = _rows(tables["appt"], lambda r: (r.get("pat_id") is None and spec.patients is None) or mine(r))
+        procs: dict[Any, list[dict[str, Any]]] = {}
+        for p in _rows(tables["apptproc"]):
+            procs.setdefault(p["appt_id"], []).append(p)
+        opps, excluded = crm.appointment_payloads(rows, procs, tf.by_table, location=location, key=key, value=value,
+                                                  stage_of=stage_of("appt"), tz=spec.schema.get("time_zone"),
+                                                  excluded_patients=gone)
+        counts["appointment"] = len(rows)
+        plan.crm.opportunities += opps
+        plan.excluded_rows += excluded
+    if tf.uses("recall"):
+        rows = _rows(tables["recall"], mine)
+        labels = tf.lookups.get("RECALLTYP", {})
+        owners = {r["pat_id"]: r.get("pri_prov") for r in patients}
+        opps, excluded = crm.recall_payloads(rows, tf.by_table.get("recall", []), location=location, key=key,
+                                             value=value, stage_of=stage_of("recall"), type_labels=labels,
+                                             owners=owners, excluded_patients=gone)
+        counts["recall"] = len(rows)
+        plan.crm.opportunities += opps
+        plan.excluded_rows += excluded
+    if tf.uses("patref") or tf.uses("refsrc"):
+        rows = _rows(tables["patref"], mine)
+        counts["referral"] = len(rows)
+        sources = {r["ref_id"]: r for r in _rows(read_staged(staged, "refsrc", "_all"))}
+        refs = Referrals(sources)
+        by_patient = {c.source_id: c for c in plan.contacts}
+        for r in rows:
+            if r.get("pat_id") in gone:
+                plan.excluded_rows.append(("referral", str(r["patref_id"]), "its patient is excluded"))
+            elif str(r.get("direction")) != "OUT":
+                tags, source = refs.resolve(r)
+                c = by_patient[str(r["pat_id"])]
+                c.body["tags"] = sorted(set(c.body.get("tags", [])) | set(tags))
+                c.body["customFields"]["contact.referral_source"] = source
+                c.rides["referral"] = c.rides.get("referral", 0) + 1
+        plan.crm.notes += crm.outgoing_referral_notes(rows, sources, location=location, key=key,
+                                                      excluded_patients=gone)
+        plan.notices["referral_variants"] = refs.table()
+    if tf.uses("commlog"):
+        rows = _rows(tables["commlog"], mine)
+        counts["activity"] = len(rows)
+        with_text = any(e.column == "note" for e in tf.by_table.get("commlog", ()))
+        notes, excluded = crm.activity_notes(rows, location=location, key=key, with_text=with_text,
+                                             excluded_patients=gone)
+        plan.crm.notes += notes
+        plan.excluded_rows += excluded
+    if tf.uses("document"):
+        rows = _rows(tables["document"], mine)
+        counts["document"] = len(rows)
+        export = open_store(spec.source) if spec.source else None
+
+        def size(k: str) -> int | None:
+            return export.size(k) if export is not None and export.exists(k) else None
+
+        files, excluded = crm.document_files(rows, location=location, key=key, exists=size,
+                                             category_labels=tf.lookups.get("DOCCAT", {}), excluded_patients=gone)
+        plan.crm.files += files
+        plan.excluded_rows += excluded
 
 
 def household_channels(staged_uri: str, mapping: dict[str, Any], location: str) -> dict[str, list[str]]:
@@ -157,7 +285,11 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     shared = read_households(run, spec.location)
     writer_id = f"s{spec.shard:03d}"
     ids = IdMap.from_table(_shard_ledger(run, spec.location, writer_id))
-    keys = {p.stable_key for p in plan.contacts} | {r.stable_key for r in plan.records}
+    keys = ({p.stable_key for p in plan.contacts} | {r.stable_key for r in plan.records}
+            | {o.stable_key for o in plan.crm.opportunities} | {o.event.stable_key for o in plan.crm.opportunities
+                                                               if o.event is not None}
+            | {n.stable_key for n in plan.crm.notes} | {f.stable_key for f in plan.crm.files}
+            | {f.stable_key + "/link" for f in plan.crm.files})
     # look first where an earlier attempt may have landed unrecorded: a crashed shard, or a failure
     # (a 422 that HighLevel stored anyway, a timeout the lookup could not yet see)
     uncertain = keys if ids.interrupted(spec.name) else keys & set(ids.failed())
@@ -165,12 +297,15 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     schema = LocationSchema(**spec.schema)
     sent0, r429 = _stats(client)
     out: WriteResult = ShardWriter(client, schema, ledger, ids, run_id=spec.run_id, location=spec.location,
-                                   uncertain=uncertain, shared=shared).write(plan, spec.name)
+                                   uncertain=uncertain, shared=shared,
+                                   source=open_store(spec.source) if spec.source else None).write(plan, spec.name)
     sent1, r429b = _stats(client)
     result = ShardResult(spec.location, spec.shard, staged=counts, shared_channel=out.shared_channel,
                          requests=sent1 - sent0, http_429=r429b - r429)
     for name in ("written", "created", "failed", "held", "excluded"):
         setattr(result, name, dict(getattr(out, name)))
+    result.excluded_rows = list(plan.excluded_rows)
+    result.notices = {**plan.notices, "writer": dict(out.notices)}
     return result
 
 
@@ -184,7 +319,7 @@ def read_back_location(client: Any, object_keys: list[str]) -> dict[str, Any]:
 def verify_shard(spec: ShardSpec, client: Any, cache: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read back the shard's written records and diff them against the source (see verify.py); with
     ``cache`` (``read_back_location``) from pages already read, else one GET per record."""
-    from .verify import FieldDiff, verify_contacts, verify_records
+    from .verify import FieldDiff, verify_contacts, verify_crm, verify_records
 
     plan, _ = plan_shard(spec)
     _, open_sealed = _transformer(spec)
@@ -205,6 +340,7 @@ def verify_shard(spec: ShardSpec, client: Any, cache: dict[str, Any] | None = No
     verify_contacts(get_contact, plan.contacts, ids, schema.contact_fields, diff, open_sealed=open_sealed,
                     owners=lambda prov: schema.users.get(prov or "") or schema.users.get(""))
     verify_records(get_record, plan.records, ids, diff, open_sealed=open_sealed)
+    verify_crm(client, plan.crm, ids, diff, schema, open_sealed=open_sealed)
     return diff.to_dict()
 
 

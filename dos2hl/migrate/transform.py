@@ -16,6 +16,7 @@ from typing import Any
 
 from ..mapping.model import Entry
 from ..mapping.model import Mapping as FieldMap
+from .crm import CrmPlan
 
 __all__ = ["ContactPayload", "Plan", "RecordPayload", "Transformer", "convert", "CONTACT_STANDARD"]
 
@@ -37,6 +38,7 @@ RECORD_TABLES: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
     "custom_objects.treatment_plans": ("txitem", (("txplan", "txplan_id", "txplan_id"),)),
     "custom_objects.patient_ledger": ("ledger", ()),
     "custom_objects.insurance_claims": ("claim", ()),
+    "custom_objects.clinical_notes": ("clinnote", ()),  # one record per revision chain (run.plan_shard)
 }
 
 
@@ -78,6 +80,7 @@ class ContactPayload:
     source_id: str
     body: dict[str, Any]  # ContactCreate fields (customFields by key: resolved to ids by the writer)
     owner_provider: str | None
+    rides: dict[str, int] = field(default_factory=dict)  # rows of other objects written with it (referrals)
 
 
 @dataclass
@@ -98,6 +101,10 @@ class Plan:
     records: list[RecordPayload] = field(default_factory=list)
     excluded: dict[str, int] = field(default_factory=dict)  # object -> rows excluded by policy
     excluded_keys: set[str] = field(default_factory=set)
+    crm: CrmPlan = field(default_factory=lambda: CrmPlan())  # opportunities, notes, files
+    # (object, source id, reason) of rows excluded with a reason worth a report row (documents, ...)
+    excluded_rows: list[tuple[str, str, str]] = field(default_factory=list)
+    notices: dict[str, Any] = field(default_factory=dict)  # referral variants, ...
 
 
 class Transformer:
@@ -121,7 +128,11 @@ class Transformer:
 
             raise ConfigError("the map encrypts some fields but no PHI key is configured: set DOS2HL_PHI_KEY_FILE")
 
-    def _value(self, e: Entry, row: Mapping[str, Any]) -> Any:
+    def uses(self, table: str) -> bool:
+        """Whether the map sends any column of ``table`` (a table all skipped is not migrated)."""
+        return table in self.by_table
+
+    def value(self, e: Entry, row: Mapping[str, Any]) -> Any:
         raw = row.get(e.column)
         if not e.values and raw is not None and e.table and e.column:
             cat = _lookup_category(e.table, e.column)
@@ -152,7 +163,7 @@ class Transformer:
                 continue
             if not e.target.startswith("contact.") or e.target.startswith("contact.<"):
                 continue
-            v = self._value(e, row)
+            v = self.value(e, row)
             if v is None:
                 continue
             name = e.target.split(".", 1)[1]
@@ -186,12 +197,12 @@ class Transformer:
                 if prow is None:
                     continue
                 for e in entries[parent]:
-                    v = self._value(e, prow)
+                    v = self.value(e, prow)
                     if v is not None:
                         props[e.target.rsplit(".", 1)[1]] = v
                 joined.update({k: v for k, v in prow.items() if k not in joined or joined[k] is None})
             for e in entries[primary]:  # the record's own columns win over its parents'
-                v = self._value(e, row)
+                v = self.value(e, row)
                 if v is not None:
                     props[e.target.rsplit(".", 1)[1]] = v
             sid = row[pk]
@@ -206,6 +217,8 @@ def _lookup_category(table: str, column: str) -> str | None:
     from ..model import TABLES
 
     col = TABLES[table].by_name.get(column)
+    if col is not None and col.fk == "recalltyp":  # provisioning made the recall types' descriptions the options
+        return "RECALLTYP"
     return col.lookup if col is not None and col.kind == "lookup" else None
 
 
@@ -217,6 +230,11 @@ def lookup_descriptions(rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]
         if cat and code is not None:
             out.setdefault(cat, {})[str(code)] = str(r.get("description") or code)
     return out
+
+
+def recall_descriptions(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """RECALLTYP rows -> code -> description (the Recall Type pick-list's options)."""
+    return {str(r["recall_type"]): str(r.get("description") or r["recall_type"]) for r in rows if r.get("recall_type")}
 
 
 def _pk(table: str) -> str:

@@ -18,7 +18,7 @@ from ..phi import PREFIX
 from .ledger import IdMap
 from .transform import OBJECT_NAMES, ContactPayload, RecordPayload
 
-__all__ = ["FieldDiff", "verify_contacts", "verify_records"]
+__all__ = ["FieldDiff", "verify_contacts", "verify_crm", "verify_records"]
 
 
 @dataclass
@@ -121,3 +121,84 @@ def verify_records(get_record: Callable[[str, str], Any], payloads: list[RecordP
                 actual = open_sealed(actual, f"{r.object_key}.{name}")
                 expected = open_sealed(expected, f"{r.object_key}.{name}")
             diff.add(obj, name, r.stable_key, expected, actual)
+
+
+def verify_crm(client: Any, plan: Any, ids: IdMap, diff: FieldDiff, schema: Any, *,
+               open_sealed: Callable[[str, str], str] | None = None) -> None:
+    """Opportunities (name, stage, status, value, owner, custom fields), their calendar events (start,
+    status, notifications off), notes (exact body on the contact) and files (in the media library)."""
+    from .crm import link_note_body
+
+    fields = {v: k for k, v in schema.opportunity_fields.items()}
+    for o in plan.opportunities:
+        hl_id = ids.get(o.stable_key)
+        if hl_id is None:
+            continue
+        try:
+            got = client.get_opportunity(hl_id)
+        except HighLevelError:
+            diff.not_found[o.object] += 1
+            continue
+        diff.read_back[o.object] += 1
+        data = got.model_dump()
+        pipeline_id, stage_id = schema.pipeline(o.pipeline, o.stage)
+        for name, expected, actual in (("name", o.name, got.name), ("pipelineStageId", stage_id, got.pipelineStageId),
+                                       ("status", o.status, got.status),
+                                       ("monetaryValue", o.monetary, data.get("monetaryValue"))):
+            if expected is not None:
+                diff.add(o.object, name, o.stable_key, expected, actual)
+        owner = schema.users.get(o.owner_provider or "") or schema.users.get("")
+        diff.add(o.object, "assignedTo", o.stable_key, owner, data.get("assignedTo"))
+        custom = {fields.get(cf.id, cf.id): cf.fieldValue if cf.fieldValue is not None else cf.value
+                  for cf in got.customFields}
+        for key, expected in o.custom.items():
+            actual = custom.get(key)
+            if open_sealed and isinstance(actual, str) and actual.startswith(PREFIX):
+                actual, expected = open_sealed(actual, key), open_sealed(expected, key)
+            diff.add(o.object, key, o.stable_key, expected, actual)
+        if o.event is not None and (eid := ids.get(o.event.stable_key)):
+            try:
+                ev = client.get_appointment(eid)
+            except HighLevelError:
+                diff.not_found["appointment_event"] += 1
+                continue
+            diff.read_back["appointment_event"] += 1
+            extra = ev.model_extra or {}
+            diff.add("appointment_event", "startTime", o.event.stable_key, _instant(o.event.start),
+                     _instant(ev.startTime))
+            diff.add("appointment_event", "appointmentStatus", o.event.stable_key, o.event.status,
+                     ev.appointmentStatus)
+            diff.add("appointment_event", "toNotify", o.event.stable_key, "False", str(extra.get("toNotify")))
+    notes: dict[str, set[str]] = {}
+
+    def bodies(contact_key: str) -> set[str] | None:
+        cid = ids.get(contact_key)
+        if cid is None:
+            return None
+        if cid not in notes:
+            notes[cid] = {n.body or "" for n in client.list_notes(cid)}
+        return notes[cid]
+
+    for n in plan.notes:
+        if ids.get(n.stable_key) and (have := bodies(n.parent_key)) is not None:
+            diff.read_back[n.object] += n.body in have
+            diff.not_found[n.object] += n.body not in have
+            diff.add(n.object, "body", n.stable_key, "present", "present" if n.body in have else None)
+    for f in plan.files:
+        url = ids.detail(f.stable_key)
+        if ids.get(f.stable_key) and (have := bodies(f.parent_key)) is not None:
+            linked = link_note_body(f, url or "") in have
+            diff.read_back[f.object] += linked
+            diff.not_found[f.object] += not linked
+            diff.add(f.object, "linked_to_contact", f.stable_key, "present", "present" if linked else None)
+
+
+def _instant(value: Any) -> str | None:
+    import datetime as dt
+
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(dt.timezone.utc).isoformat()
+    except ValueError:
+        return str(value)

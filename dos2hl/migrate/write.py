@@ -26,6 +26,7 @@ from ..highlevel.models import ContactCreate, CustomFieldInput, RecordCreate, Re
 from ..highlevel.retry import is_transient
 from .ledger import IdMap, LedgerWriter, Op, payload_hash
 from .transform import OBJECT_NAMES, ContactPayload, Plan, RecordPayload
+from .write_crm import CrmWriter
 
 __all__ = ["LocationSchema", "ShardWriter", "WriteResult"]
 
@@ -43,9 +44,17 @@ class LocationSchema:
     associations: dict[str, tuple[str, bool]]  # object key -> (association id, contact is first)
     allow_duplicates: bool
     users: dict[str, str] = field(default_factory=dict)  # provider code -> user id (owner)
+    opportunity_fields: dict[str, str] = field(default_factory=dict)  # fieldKey -> id
+    pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"id", "stages": {lower: id}}
+    calendar_id: str | None = None  # the calendar appointments land on (locations.yaml, else the first)
+    calendar_team: list[str] = field(default_factory=list)
+    time_zone: str | None = None  # the practice's zone: appointment times are local times
 
     @classmethod
-    def read(cls, client: Any, *, owners: dict[str, str] | None = None) -> LocationSchema:
+    def read(cls, client: Any, *, owners: dict[str, str] | None = None, calendar: str | None = None,
+             time_zone: str | None = None, crm: bool = True) -> LocationSchema:
+        """``crm``: also the opportunity fields, pipelines and calendar (when the map sends appointments,
+        recalls...)."""
         fields = {f.fieldKey: f.id for f in client.list_custom_fields("contact") if f.fieldKey}
         assoc: dict[str, tuple[str, bool]] = {}
         for a in client.list_associations(limit=100):
@@ -56,12 +65,39 @@ class LocationSchema:
                 assoc.setdefault(second, (a.id, True))
         loc = client.get_location()
         settings = (loc.model_extra or {}).get("settings") or {}
-        return cls(client.location_id, fields, assoc, bool(settings.get("allowDuplicateContact", False)),
-                   dict(owners or {}))
+        out = cls(client.location_id, fields, assoc, bool(settings.get("allowDuplicateContact", False)),
+                  dict(owners or {}), time_zone=time_zone or loc.timezone)
+        if crm:
+            out.opportunity_fields = {f.fieldKey: f.id for f in client.list_custom_fields("opportunity")
+                                      if f.fieldKey}
+            for p in client.list_pipelines():
+                stages = {}
+                for st in p.stages:
+                    name, sid = (st.get("name"), st.get("id")) if isinstance(st, dict) else (st, st)
+                    stages[str(name).strip().lower()] = sid
+                out.pipelines[str(p.name or "").strip()] = {"id": p.id, "stages": stages}
+            calendars = client.list_calendars()
+            chosen = next((c for c in calendars if c.id == calendar or (c.name or "") == calendar), None) \
+                if calendar else (calendars[0] if calendars else None)
+            if chosen is not None:
+                out.calendar_id = chosen.id
+                out.calendar_team = [str(m.get("userId")) for m in chosen.teamMembers if isinstance(m, dict)]
+        return out
+
+    def pipeline(self, name: str, stage: str) -> tuple[str, str | None]:
+        """(pipeline id, stage id) by name; ConfigError naming the manual step when missing."""
+        p = self.pipelines.get(name) or next((v for k, v in self.pipelines.items() if k.lower() == name.lower()),
+                                              None)
+        if p is None:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"location {self.location_id} has no pipeline '{name}': create it by hand "
+                              "(see dos2hl provision --plan; the API cannot create pipelines)")
+        return p["id"], p["stages"].get(stage.strip().lower())
 
     def field_id(self, key: str) -> str:
         try:
-            return self.contact_fields[key]
+            return self.contact_fields[key] if key.startswith("contact.") else self.opportunity_fields[key]
         except KeyError:
             from ..errors import ConfigError
 
@@ -97,22 +133,24 @@ class WriteResult:
     held: Counter[str] = field(default_factory=Counter)
     excluded: Counter[str] = field(default_factory=Counter)
     shared_channel: int = 0  # contacts created without a channel a family member already uses
+    notices: Counter[str] = field(default_factory=Counter)  # e.g. events not assigned to their provider
 
     def merge(self, other: WriteResult) -> None:
-        for name in ("written", "created", "failed", "held", "excluded"):
+        for name in ("written", "created", "failed", "held", "excluded", "notices"):
             getattr(self, name).update(getattr(other, name))
         self.shared_channel += other.shared_channel
 
 
-class ShardWriter:
+class ShardWriter(CrmWriter):
     def __init__(self, client: Any, schema: LocationSchema, ledger: LedgerWriter, ids: IdMap, *, run_id: str,
                  location: str, uncertain: set[str] = frozenset(),  # type: ignore[assignment]
-                 shared: dict[str, list[str]] | None = None) -> None:
+                 shared: dict[str, list[str]] | None = None, source: Any = None) -> None:
         self.client, self.schema, self.ledger, self.ids = client, schema, ledger, ids
         self.run_id, self.location = run_id, location
         self.uncertain = uncertain
         self.result = WriteResult()
         self.shared = shared or {}  # source patient id -> channels a household member holds
+        self.source = source  # the export's store (document files)
 
     def _op(self, obj: str, key: str, source_id: str, hl_id: str | None, op: str, outcome: str, **kw: Any) -> None:
         self.ledger.add(Op(self.run_id, self.location, self.schema.location_id, obj, key, source_id, hl_id, op,
@@ -127,6 +165,7 @@ class ShardWriter:
             self._contact(p)
         for r in plan.records:
             self._record(r)
+        self.write_crm(plan.crm, self.source)
         self.result.excluded.update(plan.excluded)
         self.ledger.flush()
         self._op("shard", shard, shard, None, "intent", "done")
@@ -139,7 +178,7 @@ class ShardWriter:
 
     def _contact(self, p: ContactPayload) -> None:
         if self.ids.get(p.stable_key):
-            self.result.written["patient"] += 1
+            self._count(p, "written")
             return
         sid_field = self.schema.field_id("contact.source_system_id")
         lookup = self.client.contact_lookup(sid_field, p.source_id)
@@ -149,7 +188,7 @@ class ShardWriter:
                 self._op("patient", p.stable_key, p.source_id, found.id, "lookup", "verified-existing")
                 self.ids.apply({"stable_key": p.stable_key, "op": "lookup", "outcome": "verified-existing",
                                 "hl_id": found.id})
-                self.result.written["patient"] += 1
+                self._count(p, "written")
                 return
         body = dict(p.body)
         custom = dict(body.pop("customFields", {}))
@@ -166,17 +205,28 @@ class ShardWriter:
             except DuplicateContactError as exc:  # a contact outside this run holds the channel
                 field_name = exc.matching_field if exc.matching_field in SHARED_FIELDS else None
                 if attempt == 2 or field_name is None or field_name not in body:
-                    self._fail("patient", p.stable_key, p.source_id, exc, payload)
+                    self._fail_contact(p, exc, payload)
                     return
                 self._share_channels(p, body, custom, (field_name,))
             except HighLevelError as exc:
-                self._fail("patient", p.stable_key, p.source_id, exc, payload)
+                self._fail_contact(p, exc, payload)
                 return
         self._op("patient", p.stable_key, p.source_id, w.value.id, "create", w.outcome,
                  http_status=201 if w.outcome == "created" else None, payload_hash=payload_hash(payload))
         self.ids.apply({"stable_key": p.stable_key, "op": "create", "outcome": w.outcome, "hl_id": w.value.id})
-        self.result.written["patient"] += 1
+        self._count(p, "written")
         self.result.created["patient"] += w.outcome == "created"
+
+    def _fail_contact(self, p: ContactPayload, exc: Exception, payload: Any) -> None:
+        self._fail("patient", p.stable_key, p.source_id, exc, payload)
+        for obj, n in p.rides.items():
+            self.result.failed[obj] += n
+
+    def _count(self, p: ContactPayload, outcome: str) -> None:
+        """The contact, and the rows that ride on it (incoming referrals are its tags)."""
+        getattr(self.result, outcome)["patient"] += 1
+        for obj, n in p.rides.items():
+            getattr(self.result, outcome)[obj] += n
 
     def _share_channels(self, p: ContactPayload, body: dict[str, Any], custom: dict[str, Any],
                         names: tuple[str, ...] = ()) -> None:

@@ -279,6 +279,12 @@ def desired_schema(mapping: Mapping, source: str | Path | None = None) -> Desire
         names += [f"referral: {r.get('name')}" for r in ref.tables.get("refsrc", [])
                   if str(r.get("ref_kind") or "").upper() == "MKT" and r.get("name")]
         d.tags = _unique(n.lower() for n in names)
+        from ..migrate.referrals import referral_options
+
+        _merge(d.contact_fields, FieldSpec("contact.referral_source", "Referral Source", "SINGLE_OPTIONS",
+                                           tuple(referral_options(ref.tables.get("refsrc", []))),
+                                           "the canonical referral source (free-text variants normalised)",
+                                           sources=("PATREF", "REFSRC")))
     for table, pname in (("appt", "Appointments"), ("recall", "Recall")):
         if table in used_tables:
             status = mapping.entry(table, "status")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app", "serve", "init_locations", "add_token", "add_user", "dump", "MIGRATION_SCOPES",
+__all__ = ["create_app", "serve", "init_locations", "add_token", "add_user", "add_pipeline", "dump", "MIGRATION_SCOPES",
            "prepare_state", "running"]
 
 
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
         from . import server
 
         return getattr(server, name)
-    if name in ("init_locations", "add_token", "add_user", "MIGRATION_SCOPES"):
+    if name in ("init_locations", "add_token", "add_user", "add_pipeline", "MIGRATION_SCOPES"):
         from . import seed
 
         return getattr(seed, name)

@@ -69,9 +69,9 @@ def init_locations(state_dir: Path, n: int, *, allow_duplicates: bool = False,
 
 
 def add_user(state_dir: Path, location_id: str, first: str, last: str, email: str, *,
-             clock: Any = time.time) -> str:
+             clock: Any = time.time, calendars: bool = False) -> str:
     """Add a user to a sandbox location (HighLevel's public API cannot create users; an agency adds
-    them in its UI). Returns the user id."""
+    them in its UI), and with ``calendars`` to the team of each of its calendars. Returns the user id."""
     store = Store(state_dir)
     try:
         uid = new_id()
@@ -80,7 +80,33 @@ def add_user(state_dir: Path, location_id: str, first: str, last: str, email: st
             "permissions": {}, "roles": {"type": "account", "role": "user", "locationIds": [location_id]},
             "deleted": False,
         }, now=clock())
+        for cal in store.list("calendar", location_id) if calendars else ():
+            cal["teamMembers"] = [*cal.get("teamMembers", []),
+                                  {"userId": uid, "priority": 0.5, "meetingLocationType": "custom"}]
+            store.put("calendar", location_id, cal, now=clock())
         return uid
+    finally:
+        store.close()
+
+
+def add_pipeline(state_dir: Path, location_id: str, name: str, stages: tuple[str, ...] | list[str]) -> str:
+    """What an admin does by hand in HighLevel's UI (the API cannot): create a pipeline, or add the
+    missing stages to the one of that name. Returns its id."""
+    store = Store(state_dir)
+    try:
+        now = time.time()
+        for p in store.list("pipeline", location_id):
+            if str(p.get("name", "")).strip().lower() == name.strip().lower():
+                have = {str(s["name"]).lower() for s in p["stages"]}
+                p["stages"] += [{"id": new_id(), "name": s, "position": len(p["stages"]) + i}
+                                for i, s in enumerate(x for x in stages if x.lower() not in have)]
+                store.put("pipeline", location_id, p, now=now)
+                return str(p["id"])
+        pid = new_id()
+        store.put("pipeline", location_id, {
+            "id": pid, "name": name, "locationId": location_id, "showInFunnel": True, "showInPieChart": True,
+            "stages": [{"id": new_id(), "name": s, "position": i} for i, s in enumerate(stages)]}, now=now)
+        return pid
     finally:
         store.close()
 

@@ -85,14 +85,21 @@ class World:
         return dump(self.state)["locations"][self.loc_ids[loc]]
 
 
+CRM_TABLES = ("appt", "apptproc", "recall", "patref", "refsrc", "commlog", "document", "clinnote")
+
+
 def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 40, mess: str = "clean",
-               allow_duplicates: bool = False, provisioned: bool = True) -> World:
+               allow_duplicates: bool = False, provisioned: bool = True, crm: bool = False,
+               **gen: Any) -> World:
+    """A generated practice, two provisioned sandbox locations, a confirmed map. ``crm=False`` maps
+    only patients and the custom objects of issue 6 (the CRM objects skipped: tests of the write path's
+    mechanics stay small); ``crm=True`` maps every object of the seed."""
     from dos2hl.generate import GenerateParams, generate
     from dos2hl.provision import provision
     from dos2hl.sandbox import add_user, init_locations
 
-    generate(root / "practice", GenerateParams(seed=3, patients=patients, locations=2, mess=mess, images="none",
-                                                  history_years=2))
+    generate(root / "practice", GenerateParams(**{"seed": 3, "patients": patients, "locations": 2, "mess": mess,
+                                                  "images": "stub", "history_years": 2, **gen}))
     state = root / "sandbox"
     tokens = init_locations(state, 2, allow_duplicates=allow_duplicates)
     loc_ids = dict(zip(["L001", "L002"], tokens, strict=True))
@@ -104,11 +111,18 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
         for src, lid in loc_ids.items()])
     (root / "locations.yaml").write_text(__import__("yaml").safe_dump(lf.model_dump(mode="json", exclude={"path"})))
     fmap = reference_mapping()
+    if not crm:
+        fmap = fmap.model_copy(update={"fields": [
+            e.model_copy(update={"target": "skip", "reasons": ["not in this test"]}) if e.table in CRM_TABLES else e
+            for e in fmap.fields]})
     path = save_mapping(fmap.confirm("Test Runner"), root / "mapping.yaml")
     w = World(root, root / "practice" / "export", state, tokens, loc_ids, path, root / "locations.yaml",
               FakeClock()).start()
     if provisioned:
-        provision(fmap, lf, source=w.export, apply=True, clients={loc: w.factory(loc) for loc in loc_ids})
+        from dos2hl.demo import do_manual_steps
+
+        plans = provision(fmap, lf, source=w.export, apply=True, clients={loc: w.factory(loc) for loc in loc_ids})
+        do_manual_steps(state, plans, loc_ids)
     w.sent.clear()
     return w
 

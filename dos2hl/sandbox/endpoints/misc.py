@@ -58,4 +58,16 @@ def upload(ctx: Ctx) -> tuple[int, Any]:
 
 @handler("medias:fetch-media-content")
 def list_files(ctx: Ctx) -> tuple[int, Any]:
-    return 200, {"files": ctx.store.list("file", ctx.location_id)}
+    """``query`` matches the file name (case-insensitive substring); ``offset``/``limit`` page (limit 100)."""
+    files = ctx.store.list("file", ctx.location_id)
+    query = (ctx.q("query") or "").lower()
+    if query:
+        files = [f for f in files if query in str(f.get("name") or "").lower()]
+    offset, limit = int(ctx.q("offset") or 0), int(ctx.q("limit") or 100)
+    return 200, {"files": files[offset:offset + limit]}
+
+
+@handler("medias:delete-media-content")
+def delete_file(ctx: Ctx) -> tuple[int, Any]:
+    ctx.remove("file", ctx.own("file", ctx.params["id"], "File")["id"])
+    return 200, {"success": True}

@@ -1,0 +1,336 @@
+"""Pure functions for the CRM side of the object map: appointments, recalls, referrals, activities,
+documents and clinical notes (staged rows + the confirmed map -> payloads; no I/O but ``FileSource``).
+
+* Appointment -> an opportunity in pipeline "Appointments" (stage from status, value = its procedure
+  fees, CDT codes in a pick-list) **and** a calendar event on the location's calendar at its real time
+  in the location's time zone, written as a historical import: ``ignoreDateRange``,
+  ``ignoreFreeSlotValidation`` and ``toNotify: false`` always (a migration never texts a patient).
+  A placeholder appointment without a patient is excluded and reported, never invented.
+* Recall rows -> one opportunity per patient and recall type in pipeline "Recall" (many:1; the merged
+  rows' ids are kept), due date in ``opportunity.recall_due_date`` for workflows to trigger on.
+* Referrals: an incoming source becomes contact tags (``referral: <kind>`` and, for marketing, the
+  channel) and the ``contact.referral_source`` pick-list, written with the contact (no extra
+  request); free-text variants are normalised (``referrals.py``). Outgoing referrals become notes.
+* Activities (the communication log) -> contact notes; HighLevel cannot backdate a note, so the
+  original time, direction and channel head the body.
+* Documents and a clinical note's inline images -> files uploaded to the media library, each linked to
+  its contact by a note holding the file's link (NOTES.md §2.10 option b: no attach-to-contact
+  endpoint exists; a note keeps the link on the contact's timeline without a custom object, and costs
+  one request where a Document object would cost two). Files that cannot go (missing, empty, over
+  25 MB, a proprietary format) are excluded with a reason, one row each in the report.
+* Clinical notes -> Clinical Note records (``transform.records``), one per revision chain: the latest
+  text converted from RTF/HTML (``richtext``) with its amendment history.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..mapping.model import Entry
+
+__all__ = ["EventPayload", "FilePayload", "NotePayload", "OpportunityPayload", "CrmPlan", "MAX_UPLOAD_BYTES",
+           "appointment_payloads", "recall_payloads", "activity_notes", "outgoing_referral_notes",
+           "document_files", "link_note_body", "PROPRIETARY_EXTS", "event_times"]
+
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+# formats only the source's imaging software opens: uploading them gives the practice an unreadable file
+PROPRIETARY_EXTS = frozenset({"dxr", "img"})
+EVENT_STATUS = {"SCH": "new", "PLN": "new", "CNF": "confirmed", "ARR": "showed", "SEAT": "showed",
+                "CMP": "showed", "BRK": "noshow", "CAN": "cancelled", "UNS": "cancelled"}
+APPT_STATUS = {"CMP": "won", "BRK": "lost", "CAN": "abandoned", "UNS": "abandoned"}
+RECALL_STATUS = {"CMP": "won", "DIS": "abandoned", "INA": "abandoned"}
+MODE = {"PH": "phone call", "EM": "email", "TX": "text message", "ML": "letter", "IP": "in person", "FX": "fax"}
+DIRECTION = {"S": "outbound", "R": "inbound", "N": "internal"}
+COMM_TYPE = {"APPT": "appointment", "RECALL": "recall", "FIN": "financial", "INS": "insurance", "MISC": "general"}
+OUT_STATUS = {"NONE": "no status", "DECL": "declined", "SCHED": "scheduled", "CONS": "consulted",
+              "INTX": "in treatment", "DONE": "completed"}
+IMAGE_CATEGORY = {"R": "radiograph", "P": "photo", "D": "document", "F": "form", "A": "attachment"}
+
+
+@dataclass
+class EventPayload:
+    stable_key: str
+    start: str  # ISO 8601 with the location's offset
+    end: str
+    status: str  # new | confirmed | showed | noshow | cancelled
+    title: str
+
+
+@dataclass
+class OpportunityPayload:
+    object: str  # appointment | recall
+    stable_key: str
+    source_id: str
+    parent_key: str  # the contact's stable key
+    pipeline: str
+    stage: str
+    status: str  # open | won | lost | abandoned
+    name: str
+    monetary: float | None
+    custom: dict[str, Any]  # opportunity.<key> -> value
+    owner_provider: str | None
+    rows: int = 1  # source rows it stands for (recalls merge)
+    event: EventPayload | None = None
+    event_problem: str = ""  # why the appointment has no calendar event (reported)
+
+
+@dataclass
+class NotePayload:
+    object: str  # activity | referral
+    stable_key: str
+    source_id: str
+    parent_key: str
+    body: str
+
+
+@dataclass
+class FilePayload:
+    object: str  # document | note_image
+    stable_key: str
+    source_id: str
+    parent_key: str
+    name: str  # the uploaded file's name: ids only (source file names can hold a patient's name)
+    mime: str
+    title: str  # the link note's header
+    description: str = ""
+    key: str | None = None  # the file in the export store (IMAGES/...)
+    data: bytes | None = None  # inline content (embedded documents, note images)
+    size: int = 0
+
+
+@dataclass
+class CrmPlan:
+    opportunities: list[OpportunityPayload] = field(default_factory=list)
+    notes: list[NotePayload] = field(default_factory=list)
+    files: list[FilePayload] = field(default_factory=list)
+    # (object, source id, reason) of every row excluded by a policy: one report row each
+    excluded: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+Key = Callable[[str, str, Any], str]
+Value = Callable[[Entry, Mapping[str, Any]], Any]
+
+
+def _zone(name: str | None) -> dt.tzinfo:
+    try:
+        return ZoneInfo(name) if name else dt.timezone.utc
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.timezone.utc
+
+
+def event_times(date: dt.date | None, time: dt.time | None, minutes: int | None, tz: str | None
+                ) -> tuple[str, str] | None:
+    """Start and end in the location's zone (ISO with offset); None without a date or a time."""
+    if date is None or time is None:
+        return None
+    start = dt.datetime.combine(date, time).replace(tzinfo=_zone(tz))
+    end = start + dt.timedelta(minutes=minutes if minutes and minutes > 0 else 30)
+    return start.isoformat(), end.isoformat()
+
+
+def _custom(entries: list[Entry], row: Mapping[str, Any], value: Value, skip: set[str]) -> dict[str, Any]:
+    out = {}
+    for e in entries:
+        if not e.target.startswith("opportunity.") or e.target.count(".") != 1 or e.type == "STANDARD":
+            continue
+        if e.target in skip:
+            continue
+        v = value(e, row)
+        if v is not None:
+            out[e.target] = v
+    return out
+
+
+def appointment_payloads(rows: list[dict[str, Any]], procs: Mapping[Any, list[dict[str, Any]]],
+                         entries: Mapping[str, list[Entry]], *, location: str, key: Key, value: Value,
+                         stage_of: Mapping[str, str], tz: str | None, excluded_patients: set[Any],
+                         ) -> tuple[list[OpportunityPayload], list[tuple[str, str, str]]]:
+    """One opportunity + event per appointment; ``procs`` = appointment id -> its APPTPROC rows."""
+    out, excluded = [], []
+    appt_entries, proc_entries = entries.get("appt", []), entries.get("apptproc", [])
+    for row in rows:
+        aid = row["appt_id"]
+        if row.get("pat_id") is None:
+            excluded.append(("appointment", str(aid), "placeholder appointment without a patient (not invented)"))
+            continue
+        if row["pat_id"] in excluded_patients:
+            excluded.append(("appointment", str(aid), "its patient is excluded"))
+            continue
+        mine = sorted(procs.get(aid, []), key=lambda p: p.get("seq") or 0)
+        custom = _custom(appt_entries, row, value, set())
+        codes = [str(p["proc_code"]) for p in mine if p.get("proc_code")]
+        for e in proc_entries:
+            if e.target == "opportunity.cdt_codes" and codes:
+                custom[e.target] = list(dict.fromkeys(codes))
+            elif e.target.startswith("opportunity.") and e.type not in ("STANDARD", "MULTIPLE_OPTIONS"):
+                vals = [v for p in mine if (v := value(e, p)) is not None]
+                if e.type in ("TEXT", "LARGE_TEXT") and vals:  # rolled up: one value per procedure
+                    custom[e.target] = ", ".join(dict.fromkeys(str(v) for v in vals))
+                elif len(vals) == 1:  # a number only says something for a single procedure
+                    custom[e.target] = vals[0]
+        fees = [float(p["fee"]) for p in mine if p.get("fee") is not None]
+        status = str(row.get("status") or "SCH")
+        when = row.get("appt_date")
+        at = row.get("appt_time")
+        label = str(row.get("appt_name") or "Appointment").strip() or "Appointment"
+        name = f"{label} {when.isoformat() if when else 'undated'}{' ' + at.strftime('%H:%M') if at else ''} (#{aid})"
+        sk = key(location, "appointment", aid)
+        p = OpportunityPayload("appointment", sk, str(aid), key(location, "patient", row["pat_id"]), "Appointments",
+                               stage_of.get(status, "Scheduled"), APPT_STATUS.get(status, "open"), name,
+                               round(sum(fees), 2) if fees else None, custom,
+                               row.get("prov_id") or row.get("hyg_id"))
+        times = event_times(when, at, row.get("length_min"), tz)
+        if times is None:
+            p.event_problem = "no date or start time: opportunity only, no calendar event"
+        else:
+            p.event = EventPayload(sk + "/event", times[0], times[1], EVENT_STATUS.get(status, "new"), label)
+        out.append(p)
+    return out, excluded
+
+
+def recall_payloads(rows: list[dict[str, Any]], entries: list[Entry], *, location: str, key: Key, value: Value,
+                    stage_of: Mapping[str, str], type_labels: Mapping[str, str], owners: Mapping[Any, str | None],
+                    excluded_patients: set[Any]) -> tuple[list[OpportunityPayload], list[tuple[str, str, str]]]:
+    """One opportunity per (patient, recall type); the row with the latest due date speaks for the group."""
+    groups: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+    excluded = []
+    for row in rows:
+        if row.get("pat_id") in excluded_patients:
+            excluded.append(("recall", str(row["recall_id"]), "its patient is excluded"))
+            continue
+        groups.setdefault((row["pat_id"], str(row.get("recall_type") or "")), []).append(row)
+    out = []
+    for (pid, rtype), group in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        group.sort(key=lambda r: (r.get("due_dt") or dt.date.min, r["recall_id"]))
+        lead = group[-1]
+        ids = ",".join(str(r["recall_id"]) for r in sorted(group, key=lambda r: r["recall_id"]))
+        custom = _custom(entries, lead, value, {"opportunity.source_recall_ids"})
+        custom["opportunity.source_recall_ids"] = ids
+        status = str(lead.get("status") or "DUE")
+        label = type_labels.get(rtype) or rtype or "Recall"
+        sid = f"{pid}:{rtype}"
+        out.append(OpportunityPayload("recall", key(location, "recall", sid), sid, key(location, "patient", pid),
+                                      "Recall", stage_of.get(status, "Due"), RECALL_STATUS.get(status, "open"),
+                                      f"{label} recall (patient #{pid})", None, custom, owners.get(pid),
+                                      rows=len(group)))
+    return out, excluded
+
+
+def _stamp(v: Any) -> str:
+    if isinstance(v, dt.datetime):
+        return v.strftime("%Y-%m-%d %H:%M")
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return "undated"
+
+
+def activity_notes(rows: list[dict[str, Any]], *, location: str, key: Key, with_text: bool,
+                   excluded_patients: set[Any]) -> tuple[list[NotePayload], list[tuple[str, str, str]]]:
+    """Communication log -> contact notes, the original time/direction/channel in the first line."""
+    out, excluded = [], []
+    for row in rows:
+        cid = row["comm_id"]
+        if row.get("pat_id") is None or row["pat_id"] in excluded_patients:
+            excluded.append(("activity", str(cid), "no patient, or its patient is excluded"))
+            continue
+        head = (f"[Dent-O-Soft {COMM_TYPE.get(str(row.get('comm_type')), 'general')} "
+                f"{MODE.get(str(row.get('mode')), 'contact')}, {DIRECTION.get(str(row.get('direction')), '')}"
+                f" · {_stamp(row.get('comm_dttm'))} · log #{cid}]").replace(", ·", " ·")
+        text = str(row.get("note") or "").strip() if with_text else ""
+        out.append(NotePayload("activity", key(location, "activity", cid), str(cid),
+                               key(location, "patient", row["pat_id"]), f"{head}\n{text}".strip()))
+    return out, excluded
+
+
+def outgoing_referral_notes(rows: list[dict[str, Any]], sources: Mapping[Any, dict[str, Any]], *, location: str,
+                            key: Key, excluded_patients: set[Any]) -> list[NotePayload]:
+    out = []
+    for row in rows:
+        if str(row.get("direction")) != "OUT" or row.get("pat_id") in excluded_patients:
+            continue
+        src = sources.get(row.get("ref_id")) or {}
+        to = " - ".join(str(v) for v in (src.get("practice") or src.get("name"), src.get("specialty")) if v)
+        what = " ".join(str(v) for v in (row.get("proc_code"), f"tooth {row['tooth']}" if row.get("tooth") else None)
+                        if v)
+        rid = row["patref_id"]
+        head = (f"[Dent-O-Soft outgoing referral · {_stamp(row.get('ref_dt'))} · referral #{rid}] "
+                f"to {to or 'specialist'}{' for ' + what if what else ''}; status: "
+                f"{OUT_STATUS.get(str(row.get('out_status') or 'NONE'), 'no status')}")
+        note = str(row.get("note") or "").strip()
+        out.append(NotePayload("referral", key(location, "referral", rid), str(rid),
+                               key(location, "patient", row["pat_id"]), f"{head}\n{note}".strip()))
+    return out
+
+
+def _rel_path(folder: str | None, name: str | None) -> str | None:
+    """A Windows image path -> its key under the export's IMAGES/ tree (the folder after the image root)."""
+    if not name:
+        return None
+    parts = [p for p in str(folder or "").replace("/", "\\").split("\\") if p]
+    if len(parts) >= 2 and parts[1].upper() in ("DOSIMG",):  # \\SERVER\DOSIMG\rest
+        parts = parts[2:]
+    elif parts and parts[0].endswith(":"):  # D:\DentOSoft\Images\rest
+        low = [p.lower() for p in parts]
+        parts = parts[low.index("images") + 1:] if "images" in low else parts[1:]
+    return "/".join(["IMAGES", *parts, str(name)])
+
+
+def document_files(rows: list[dict[str, Any]], *, location: str, key: Key, exists: Callable[[str], int | None],
+                   category_labels: Mapping[str, str], excluded_patients: set[Any]
+                   ) -> tuple[list[FilePayload], list[tuple[str, str, str]]]:
+    """Files to upload, and (document, id, reason) for every one that cannot go. ``exists(key)`` is the
+    file's size in the export store, or None when it is not there."""
+    out, excluded = [], []
+    for row in rows:
+        did = row["doc_id"]
+        if row.get("deleted_flg"):
+            excluded.append(("document", str(did), "deleted in the source"))
+            continue
+        if row.get("pat_id") is None or row["pat_id"] in excluded_patients:
+            excluded.append(("document", str(did), "no patient, or its patient is excluded"))
+            continue
+        ext = str(row.get("file_ext") or str(row.get("file_name") or "").rsplit(".", 1)[-1] or "bin").lower().lstrip(".")
+        mime = str(row.get("mime_type") or "application/octet-stream")
+        cat = str(row.get("category") or "")
+        title = (f"document #{did} · {category_labels.get(cat, cat or 'document')} · "
+                 f"{IMAGE_CATEGORY.get(str(row.get('img_type') or ''), 'file')} · {_stamp(row.get('doc_dttm'))}")
+        f = FilePayload("document", key(location, "document", did), str(did), key(location, "patient", row["pat_id"]),
+                        f"doc-{location}-{did}.{ext}", mime, title, str(row.get("description") or "").strip())
+        if ext in PROPRIETARY_EXTS:
+            excluded.append(("document", str(did), f"proprietary format .{ext}: open it in the imaging software "
+                             "and export it as JPEG/PDF, then upload by hand"))
+            continue
+        if row.get("embed_b64"):
+            try:
+                f.data = base64.b64decode(str(row["embed_b64"]), validate=False)
+            except (binascii.Error, ValueError):
+                excluded.append(("document", str(did), "embedded content is not valid base64"))
+                continue
+            f.size = len(f.data)
+        else:
+            f.key = _rel_path(row.get("file_path"), row.get("file_name"))
+            size = exists(f.key) if f.key else None
+            if size is None:
+                excluded.append(("document", str(did), "file missing from the export's IMAGES folder"))
+                continue
+            f.size = size
+        if f.size == 0:
+            excluded.append(("document", str(did), "zero-byte file"))
+            continue
+        if f.size > MAX_UPLOAD_BYTES:
+            excluded.append(("document", str(did), f"{f.size / 2**20:.1f} MB is over HighLevel's 25 MB upload "
+                             "limit: keep it in the imaging archive and link it by hand"))
+            continue
+        out.append(f)
+    return out, excluded
+
+
+def link_note_body(f: FilePayload, url: str) -> str:
+    """The note that links an uploaded file to its contact (deterministic: it is its own lookup key)."""
+    return "\n".join(x for x in (f"[Dent-O-Soft {f.title}]", f.description, f"File: {url}") if x)

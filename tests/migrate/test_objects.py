@@ -1,0 +1,185 @@
+"""Every seed object end to end (issue 7): appointments as opportunities + calendar events, recalls,
+referrals, activities, documents and clinical notes with their inline images, against the sandbox.
+
+One world (a messy practice with large and missing documents), one migration, then checks against the
+sandbox's state and the source rows; a rollback at the end leaves the sub-accounts as they were."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.migrate.conftest import EXPORT_DATE, World, make_world
+
+
+def _staged(run: Path, table: str) -> list[dict[str, Any]]:
+    files = sorted((run / "staged" / table).rglob("*.parquet"))
+    return [r for f in files for r in pq.read_table(f).to_pylist()]
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from dos2hl.migrate import MigrateOptions, migrate
+    from dos2hl.phi import create_key_file
+
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("objects")
+    mp.setenv("DOS2HL_STORAGE", str(root / "runs"))
+    mp.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(root / "keys" / "phi.key")))
+    w = make_world(root, mp, patients=30, mess="nasty", crm=True, large_docs=True)
+    _damage_documents(w)
+    rep = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                                 sample=6, executor="threads", workers=2, export_date=EXPORT_DATE),
+                  approve=lambda r: True, client_factory=w.factory)
+    yield w, rep, root / "runs" / rep["run_id"]
+    w.stop()
+    mp.undo()
+
+
+def _damage_documents(w: World) -> None:
+    """One zero-byte file (the generator makes missing and over-25 MB ones itself)."""
+    files = sorted(p for p in (w.export / "IMAGES").rglob("*") if p.is_file() and 0 < p.stat().st_size < 10**6)
+    files[0].write_bytes(b"")
+
+
+def test_every_object_reconciles_and_the_sample_diff_is_clean(migrated: Any) -> None:
+    _w, rep, _run = migrated
+    assert rep["status"] == "completed", (rep["reconciliation"], rep.get("pending"))
+    for loc, data in rep["locations"].items():
+        objs = data["objects"]
+        for name in ("appointment", "recall", "referral", "activity", "document", "clinical_note", "patient"):
+            o = objs[name]
+            assert o["source"] - o["quarantined"] == o["written"] + o["excluded"] + o["failed"] + o["held"], (loc, name)
+            assert o["written"] > 0, (loc, name)
+    d = rep["field_diff"]
+    assert d["mismatches"] == 0, {k: v for k, v in d["examples"].items()}
+    for obj in ("appointment", "appointment_event", "recall", "activity", "document", "clinical_note"):
+        assert d["read_back"].get(obj, 0) > 0, obj
+
+
+def test_appointments_are_opportunities_with_silent_calendar_events(migrated: Any) -> None:
+    w, rep, run = migrated
+    appts = {r["appt_id"]: r for r in _staged(run, "appt")}
+    for loc in w.loc_ids:
+        state = w.dump(loc)
+        pipelines = {p["id"]: p for p in state["pipelines"]}
+        opps = [o for o in state["opportunities"] if pipelines[o["pipelineId"]]["name"] == "Appointments"]
+        assert len(opps) == rep["locations"][loc]["objects"]["appointment"]["written"]
+        contacts = {c["id"] for c in state["contacts"]}
+        assert all(o["contactId"] in contacts for o in opps)
+        events = state["appointments"]
+        assert events and all(e["toNotify"] is False for e in events)  # never a text or email to a patient
+        assert {e["contactId"] for e in events} <= contacts
+        stages = {s["id"]: s["name"] for p in pipelines.values() for s in p["stages"]}
+        for o in opps:
+            aid = int(o["name"].rsplit("#", 1)[1].rstrip(")"))
+            src = appts[aid]
+            assert stages[o["pipelineStageId"]] == {"CMP": "Completed", "BRK": "Broken / No-show", "CAN": "Cancelled",
+                                                   "UNS": "Cancelled", "SCH": "Scheduled", "PLN": "Scheduled"
+                                                   }.get(src["status"], stages[o["pipelineStageId"]])
+    fees: Counter[int] = Counter()
+    for p in _staged(run, "apptproc"):
+        fees[p["appt_id"]] += float(p["fee"] or 0)
+    some = [o for loc in w.loc_ids for o in w.dump(loc)["opportunities"] if "(#" in o["name"]]
+    checked = 0
+    for o in some:
+        aid = int(o["name"].rsplit("#", 1)[1].rstrip(")"))
+        if fees[aid]:
+            assert o["monetaryValue"] == pytest.approx(fees[aid])
+            checked += 1
+    assert checked > 10
+
+
+def test_recalls_merge_to_one_opportunity_per_patient_and_type(migrated: Any) -> None:
+    w, _rep, run = migrated
+    rows = _staged(run, "recall")
+    groups = {(r["pat_id"], r["recall_type"]) for r in rows}
+    total = 0
+    for loc in w.loc_ids:
+        state = w.dump(loc)
+        recall = {p["id"] for p in state["pipelines"] if p["name"] == "Recall"}
+        total += sum(o["pipelineId"] in recall for o in state["opportunities"])
+    excluded_patients = {r["pat_id"] for r in _staged(run, "patient") if r.get("deleted_flg") or r.get("merged_into_id")}
+    assert total == len({g for g in groups if g[0] not in excluded_patients})
+
+
+def test_referrals_are_tags_and_a_canonical_pick_list_value(migrated: Any) -> None:
+    w, rep, _run = migrated
+    tagged = [c for loc in w.loc_ids for c in w.dump(loc)["contacts"]
+              if any(t.startswith("referral: ") for t in c.get("tags", []))]
+    assert tagged
+    notices = rep["notices"]
+    assert notices["referral_variants"], "the nasty profile types free-text sources"
+    assert all(v["canonical"] != "Other" for v in notices["referral_variants"] if v["variant"] != "other")
+
+
+def test_documents_that_cannot_go_are_reported_one_row_each(migrated: Any) -> None:
+    w, rep, run = migrated
+    excluded = list(csv.DictReader(io.StringIO((run / "report" / "excluded.csv").read_text())))
+    reasons = Counter(r["reason"].split(":")[0].split(" is ")[0] for r in excluded if r["object"] == "document")
+    assert reasons["zero-byte file"] == 1
+    assert reasons["file missing from the export's IMAGES folder"] >= 1
+    assert any("over HighLevel's 25 MB" in r["reason"] for r in excluded)
+    docs = sum(d["objects"]["document"]["excluded"] for d in rep["locations"].values())
+    assert docs == sum(1 for r in excluded if r["object"] == "document")
+    names = {r["file_name"] for r in _staged(run, "document") if r.get("file_name")}
+    assert not any(n in (run / "report" / "excluded.csv").read_text() for n in names if len(n) > 6)
+    uploaded = [f for loc in w.loc_ids for f in w.dump(loc)["files"]]
+    assert all(f["name"].startswith(("doc-", "note-")) for f in uploaded)  # ids only in file names
+    assert all(f["size"] <= 25 * 2**20 for f in uploaded)
+
+
+def test_clinical_notes_are_text_with_history_and_their_images_are_files(migrated: Any) -> None:
+    from dos2hl.phi import load_sealer
+    from dos2hl.settings import Dos2hlSettings
+
+    w, rep, run = migrated
+    sealer = load_sealer(Dos2hlSettings().phi_key_file)
+    texts = []
+    for loc in w.loc_ids:
+        for rec in w.dump(loc)["objects"].get("custom_objects.clinical_notes", []):
+            sealed = rec["properties"].get("note_text")
+            if sealed:
+                texts.append(sealer.open(sealed, "custom_objects.clinical_notes.note_text"))
+    assert texts
+    assert not any("{\\rtf" in t or "\\par" in t or "<p>" in t or "<br" in t for t in texts)
+    assert any("Amendment history" in t for t in texts)
+    images = rep["notices"]["note_images"]
+    assert images > 0
+    note_files = [f for loc in w.loc_ids for f in w.dump(loc)["files"] if f["name"].startswith("note-")]
+    assert len(note_files) == images
+    links = [n for loc in w.loc_ids for n in w.dump(loc)["notes"] if "[Dent-O-Soft clinical note #" in n["body"]]
+    assert len(links) == images
+
+
+def test_activities_are_notes_with_their_original_time(migrated: Any) -> None:
+    w, rep, run = migrated
+    notes = [n["body"] for loc in w.loc_ids for n in w.dump(loc)["notes"]]
+    logged = [b for b in notes if b.startswith("[Dent-O-Soft ") and "· log #" in b]
+    assert len(logged) == sum(d["objects"]["activity"]["written"] for d in rep["locations"].values())
+    when = {str(r["comm_id"]): r["comm_dttm"] for r in _staged(run, "commlog")}
+    for b in logged[:50]:
+        cid = b.split("· log #", 1)[1].split("]", 1)[0]
+        assert when[cid].strftime("%Y-%m-%d %H:%M") in b.splitlines()[0]
+
+
+def test_rollback_removes_every_kind_in_order(migrated: Any) -> None:
+    from dos2hl.migrate.rollback import rollback
+
+    w, rep, run = migrated
+    done = rollback(str(run), rep["run_id"], w.factory)
+    assert done["status"] == "rolled back", done["not_undone"]
+    for loc in w.loc_ids:
+        state = w.dump(loc)
+        assert not state["contacts"] and not state["opportunities"] and not state["appointments"]
+        assert not state["notes"] and not state["files"] and not any(state["objects"].values())
+    again = rollback(str(run), rep["run_id"], w.factory)
+    assert again["deleted"] == {}
+    print(json.dumps(done["deleted"]))
