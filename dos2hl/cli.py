@@ -289,6 +289,54 @@ def provision(
 
 
 @app.command()
+def plan(
+    source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
+    mapping: Annotated[Path, typer.Option("--mapping", help="The mapping.yaml (confirmed or not).")],
+    bulk_threshold: Annotated[int, typer.Option("--bulk-threshold", help="Records per object and location "
+                                                "above which the CSV bulk path is planned.")] = 5000,
+    sample: Annotated[int, typer.Option("--sample", help="Patients in the sample phase (read back).")] = 300,
+    export_date: ExportDateOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Requests and time at HighLevel's limits per location and object, with and without the bulk path."""
+    from .quota import plan_quota, render_plan
+
+    g = Dos2hlSettings().governor
+    try:
+        out = plan_quota(source, mapping, bulk_threshold=bulk_threshold, sample=sample, burst=g.burst,
+                         window_s=g.window_s, daily=g.daily, export_date=export_date.date() if export_date else None)
+    except Dos2hlError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(out) if as_json else render_plan(out))
+
+
+@app.command()
+def workflows(
+    source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
+    mapping: Annotated[Path, typer.Option("--mapping", help="The mapping.yaml (names the export's files).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for workflows.md and workflows.json.")],
+    export_date: ExportDateOpt = None,
+) -> None:
+    """The workflow rebuild reference (recalls, reminders, follow-ups) for a HighLevel admin."""
+    import tempfile
+
+    from .api import stage_export
+    from .storage import open_store
+    from .workflows import write_workflow_reference
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="dos2hl-wf-") as tmp:
+            stage_export(source, tmp, profile=str(mapping), export_date=export_date.date() if export_date else None)
+            staged = open_store(tmp)
+            locs = sorted({k.split("location=", 1)[1].split("/", 1)[0] for k in staged.list("patient/")
+                           if "location=" in k})
+            write_workflow_reference(staged, open_store(out), locs)
+    except Dos2hlError as exc:
+        _fail(exc)
+    typer.echo(f"workflow reference: {out / 'workflows.md'}")
+
+
+@app.command()
 def migrate(
     source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
     mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
@@ -302,17 +350,29 @@ def migrate(
     executor: Annotated[str, typer.Option("--executor", help="'threads' here, or 'ray' (local or "
                                                              "DOS2HL_GOVERNOR_ADDRESS).")] = "threads",
     workers: Annotated[int, typer.Option("--workers", help="Shards written at once.")] = 4,
+    bulk_threshold: Annotated[int, typer.Option("--bulk-threshold", help="Records per object and location above "
+                                                "which HighLevel's CSV importers are used (no API quota).")] = 5000,
+    imported: Annotated[bool, typer.Option("--imported", help="The CSV packages of this run are imported in "
+                                           "HighLevel's UI: reconcile them and go on.")] = False,
     export_date: ExportDateOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Migrate: stage -> sample with field diff -> approval -> full run -> verify -> report (resumable)."""
+    """Migrate: stage -> sample with field diff -> approval -> bulk CSV imports -> full run -> verify -> report."""
     from .migrate import MigrateOptions
     from .migrate import migrate as run
 
     opts = MigrateOptions(source=source, mapping=str(mapping), locations=str(locations), target=target,
                           storage=storage, run_id=run_id, sample=sample, executor=executor,  # type: ignore[arg-type]
                           workers=workers, verify=verify,  # type: ignore[arg-type]
-                          export_date=export_date.date() if export_date else None)
+                          export_date=export_date.date() if export_date else None, bulk_threshold=bulk_threshold)
+
+    def csv_gate(packages: list[object], checklist: str) -> bool:
+        if imported:
+            return True
+        if not sys.stdin.isatty():
+            return False
+        typer.echo(f"import the CSV packages in HighLevel's UI as {checklist} (in the run's folder) says")
+        return typer.confirm("Are they imported?", default=False)
 
     def gate(rep: dict[str, object]) -> bool:
         if approve:
@@ -323,7 +383,7 @@ def migrate(
         return typer.confirm("Approve the sample and run the full migration?", default=False)
 
     try:
-        out = run(opts, approve=gate)
+        out = run(opts, approve=gate, imported=csv_gate)
     except Dos2hlError as exc:
         _fail(exc)
     summary = {"run_id": out["run_id"], "status": out["status"], "locations": out["locations"],

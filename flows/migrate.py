@@ -1,7 +1,7 @@
 """The migration flow: the seed's steps in order, one task each, with its gates.
 
 map confirmed (gate) -> prepare: staged, owners resolved (gate), provisioned -> sample -> verify the
-sample (field diff) -> approval (gate) -> full run -> verify -> report.
+sample (field diff) -> approval (gate) -> bulk CSV packages (gate: imported) -> full run -> verify -> report.
 
 The approval gate: ``approve=True`` passes it (scripted runs); in a deployment the flow pauses and
 waits for an ``Approval`` input from the Prefect UI or API (approve / reject with a reason); run
@@ -20,7 +20,16 @@ from prefect.flow_runs import pause_flow_run
 from pydantic import BaseModel, Field
 
 from dos2hl.migrate import MigrateOptions
-from tasks.migrate import confirm_map, map_confirmed, prepare_run, report, rollback_run, verify, write_phase
+from tasks.migrate import (
+    bulk_phase,
+    confirm_map,
+    map_confirmed,
+    prepare_run,
+    report,
+    rollback_run,
+    verify,
+    write_phase,
+)
 
 
 class MigrateParams(BaseModel):
@@ -37,6 +46,8 @@ class MigrateParams(BaseModel):
     workers: int = Field(4, ge=1)
     verify: Literal["sample", "full"] = "sample"
     export_date: dt.date | None = None
+    bulk_threshold: int = Field(5000, ge=1, description="Records per object and location above which the CSV "
+                                "bulk path is used")
 
 
 class Approval(BaseModel):
@@ -68,6 +79,19 @@ def migrate_flow(params: MigrateParams) -> dict:
         create_markdown_artifact(key="sample-report", markdown=_md(rep), description="Sample: counts and field diff")
         if not _approved(params, rep, log):
             return {**rep, "next": f"approve with run_id={ctx.run_id} approve=true"}
+    bulk = bulk_phase(ctx, opts)
+    while bulk["waiting"]:  # CSV packages for a person to import in HighLevel's UI
+        if not _in_deployment():
+            log.warning("CSV packages wait for an import: %s; re-run with run_id=%s after importing them",
+                        bulk["waiting"], ctx.run_id)
+            return {"run_id": ctx.run_id, "status": "incomplete", "bulk_waiting": bulk["waiting"]}
+        answer = pause_flow_run(wait_for_input=CsvImported, timeout=params.approval_timeout_s)
+        if not answer.imported:
+            return {"run_id": ctx.run_id, "status": "incomplete", "bulk_waiting": bulk["waiting"],
+                    "note": answer.note}
+        bulk = bulk_phase(ctx, opts, True)
+    if bulk["phase"] is not None:
+        phases.append(bulk["phase"])
     full = write_phase(ctx, "full", opts)
     phases.append(full)
     diff = verify(ctx, full if params.verify == "full" else phases[0], opts)
@@ -75,6 +99,13 @@ def migrate_flow(params: MigrateParams) -> dict:
     create_markdown_artifact(key="migration-report", markdown=_md(rep), description="Migration report")
     create_table_artifact(key="migration-counts", table=_counts_table(rep), description="Records per object")
     return rep
+
+
+class CsvImported(BaseModel):
+    """The bulk gate's input: the CSV packages (checklist in the run's bulk/ folder) are imported."""
+
+    imported: bool = Field(description="I imported every file of the checklist in HighLevel's UI")
+    note: str = Field("", description="Anything the import showed (kept in the log)")
 
 
 class MapConfirmation(BaseModel):

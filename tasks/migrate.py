@@ -44,6 +44,16 @@ def write_phase(ctx: RunContext, phase: str, opts: MigrateOptions) -> PhaseResul
                      client_factory=_factory(opts))
 
 
+@task(task_run_name="bulk CSV path", cache_policy=NO_CACHE)
+def bulk_phase(ctx: RunContext, opts: MigrateOptions, imported: bool = False) -> dict[str, Any]:
+    """CSV packages above the threshold, imported (sandbox) or waiting for a person, then reconciled."""
+    from dos2hl.migrate import bulk_step
+
+    done = bulk_step(ctx, opts, _factory(opts), (lambda _p, _c: True) if imported else None)
+    phase = PhaseResult("bulk", done.shard_rows()) if done.packages and not done.waiting else None
+    return {"waiting": done.waiting, "phase": phase}
+
+
 @task(task_run_name="verify {result.phase}", cache_policy=NO_CACHE)
 def verify(ctx: RunContext, result: PhaseResult, opts: MigrateOptions) -> dict[str, Any]:
     return verify_phase(ctx, result, executor=opts.executor, workers=opts.workers, settings=_settings(opts),

@@ -14,14 +14,17 @@ from ..settings import Dos2hlSettings
 from .driver import MigrateOptions, PhaseResult, RunContext, new_run_id, prepare, run_phase, verify_phase
 from .report import build_report, write_report
 
-__all__ = ["MigrateOptions", "PhaseResult", "RunContext", "migrate", "new_run_id", "prepare", "run_phase",
+__all__ = ["bulk_step", "MigrateOptions", "PhaseResult", "RunContext", "migrate", "new_run_id", "prepare", "run_phase",
            "verify_phase"]
 
 
 def migrate(opts: MigrateOptions, *, approve: Callable[[dict[str, Any]], bool] | None = None,
             settings: Dos2hlSettings | None = None, client_factory: Any = None,
-            verify_factory: Any = None) -> dict[str, Any]:
-    """The whole run; ``approve(sample_report)`` is the sample gate (None or False: stop after the sample).
+            verify_factory: Any = None, imported: Callable[[list[Any], str], bool] | None = None
+            ) -> dict[str, Any]:
+    """The whole run; ``approve(sample_report)`` is the sample gate (None or False: stop after the sample);
+    ``imported(packages, checklist)`` the bulk gate (the operator imported the CSV packages; against
+    the sandbox the run imports them itself). See ``bulk_step``.
 
     One governor serves every step of this process: writes as class ``migration``, read-backs as
     ``verify`` (``verify_factory``; tests pass their own factories)."""
@@ -50,6 +53,16 @@ def migrate(opts: MigrateOptions, *, approve: Callable[[dict[str, Any]], bool] |
             return {**rep, "report": paths["md"], "next": f"review {paths['md']}, then re-run with "
                     f"--run-id {ctx.run_id} --approve to keep the sample and run the rest, or undo the "
                     f"sample: dos2hl rollback {ctx.run_id} --locations {opts.locations}"}
+    bulk = bulk_step(ctx, opts, client_factory, imported)
+    if bulk.waiting:
+        rep = build_report(ctx, phases or [PhaseResult("bulk", bulk.shard_rows())],
+                           status_note="waiting for the CSV imports")
+        paths = write_report(ctx.run_uri, rep, phases)
+        return {**rep, "report": paths["md"], "bulk_waiting": bulk.waiting,
+                "next": f"import the CSV packages in HighLevel's UI as {', '.join(bulk.waiting)} (in the run's "
+                        f"folder) says, then re-run with --run-id {ctx.run_id} --imported"}
+    if bulk.packages:
+        phases.append(PhaseResult("bulk", bulk.shard_rows()))
     full = run_phase(ctx, "full", **writes)
     phases.append(full)
     check = full if opts.verify == "full" else phases[0]
@@ -63,3 +76,11 @@ def migrate(opts: MigrateOptions, *, approve: Callable[[dict[str, Any]], bool] |
     rep = build_report(ctx, phases, diff=diff)
     paths = write_report(ctx.run_uri, rep, phases)
     return {**rep, "report": paths["md"]}
+
+
+def bulk_step(ctx: RunContext, opts: MigrateOptions, client_factory: Any,
+              imported: Callable[[list[Any], str], bool] | None = None) -> Any:
+    """The bulk CSV path for record sets above ``opts.bulk_threshold`` (``dos2hl.bulk.run``)."""
+    from ..bulk.run import bulk_phase
+
+    return bulk_phase(ctx, threshold=opts.bulk_threshold, client_factory=client_factory, importer=imported)

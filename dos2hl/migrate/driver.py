@@ -55,6 +55,7 @@ class MigrateOptions:
     workers: int = 4
     verify: Literal["sample", "full"] = "sample"
     export_date: dt.date | None = None
+    bulk_threshold: int = 5000  # records per object and location above which the CSV bulk path is taken
 
 
 @dataclass

@@ -98,6 +98,8 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
                                 and (r.get("patients") or r.get("appointments"))],
         "fields_not_migrated": skipped,
         "objects_not_in_the_map": {k: v for k, v in pending.items() if v},
+        "bulk_imported": {r["location"]: r.get("imported", {}) for p in phases if p.phase == "bulk"
+                          for r in p.shards},
         "excluded_by_reason": _reasons(last.shards),
         "notices": _notices(phases),
         "households_shared_channel": sum(r.get("shared_channel", 0) for p in phases for r in p.shards),
@@ -202,6 +204,12 @@ def _md(rep: dict[str, Any]) -> str:
         lines += ["", "## Objects the map does not send", ""]
         lines += [f"- {obj}: {n} source rows (not written; listed so nothing is silently missing)"
                   for obj, n in pend.items()]
+    if rep.get("bulk_imported"):
+        lines += ["", "## Bulk path (HighLevel's CSV importers, no API quota)", ""]
+        lines += [f"- {loc}: " + ", ".join(f"{obj} {n}" for obj, n in sorted(objs.items()))
+                  for loc, objs in rep["bulk_imported"].items()]
+        lines += ["", "Rows an import refused are in the ledger as failed (CsvImportError) and were then written "
+                  "through the API (looked up first)."]
     if rep.get("excluded_by_reason"):
         lines += ["", "## Excluded by policy, with the reason (one row each in report/excluded.csv)", "",
                   "| location | object | reason | rows |", "|---|---|---|---:|"]

@@ -34,7 +34,7 @@ def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
     alive: dict[tuple[str, str], dict[str, Any]] = {}  # (location, stable key) -> the row that wrote it
     for r in rows:
         k = (r["location"], r["stable_key"])
-        if r["op"] in ("create", "lookup") and r["outcome"] in _WROTE and r["hl_id"]:
+        if r["op"] in ("create", "lookup", "import") and r["outcome"] in _WROTE and r["hl_id"]:
             alive[k] = r
         elif r["op"] == "delete" and r["outcome"] in ("deleted", "gone"):
             alive.pop(k, None)

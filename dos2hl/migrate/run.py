@@ -346,8 +346,8 @@ def verify_shard(spec: ShardSpec, client: Any, cache: dict[str, Any] | None = No
 
 def _shard_ledger(run: Store, location: str, writer_prefix: str) -> pa.Table:
     """Only this shard's files (a patient and all their records are written by their shard's writer),
-    and rollbacks, which undo across shards."""
-    return read_ledger(run, location=location, writer=(writer_prefix, "rollback"))
+    rollbacks, which undo across shards, and the bulk phase's imports."""
+    return read_ledger(run, location=location, writer=(writer_prefix, "rollback", "bulk"))
 
 
 def _stats(client: Any) -> tuple[int, int]:

@@ -126,6 +126,9 @@ def _contact_body(row: dict[str, str]) -> dict[str, Any]:
 
 
 def _existing_contact(ctx: Ctx, row: dict[str, str], dedupe: str) -> dict[str, Any] | None:
+    key = {"id": "id", "email": "email", "phone": "phone"}.get(dedupe, dedupe)
+    if not row.get(key):
+        return None  # nothing to match on: a new contact (no need to read them all)
     contacts = ctx.store.list("contact", ctx.location_id)
     if dedupe == "id":
         return next((x for x in contacts if x["id"] == row.get("id")), None)
@@ -222,13 +225,22 @@ def _opportunity_body(ctx: Ctx, row: dict[str, str], *, creating: bool) -> dict[
             body["monetaryValue"] = float(row["monetaryValue"].replace(",", "").lstrip("$"))
         except ValueError:
             raise _row_error("monetaryValue must be a number") from None
-    custom = [{"key": k, "field_value": v} for k, v in row.items() if k.startswith("opportunity.") and v]
+    types = {f.get("fieldKey"): f.get("dataType") for f in ctx.store.list("custom_field", ctx.location_id)}
+    custom = [{"key": k, "field_value": _split(v) if types.get(k) in ("MULTIPLE_OPTIONS", "CHECKBOX") else v}
+              for k, v in row.items() if k.startswith("opportunity.") and v]
     if custom:
         body["customFields"] = custom
     return body
 
 
+def _split(cell: str) -> list[str]:
+    """A multi-value cell: comma-separated, as the UI importer reads it."""
+    return [v.strip() for v in cell.split(",") if v.strip()]
+
+
 def _existing_opportunity(ctx: Ctx, row: dict[str, str], dedupe: str) -> dict[str, Any] | None:
+    if dedupe == "id" and not row.get("id"):
+        return None
     found = ctx.store.list("opportunity", ctx.location_id)
     if dedupe == "id":
         return next((x for x in found if row.get("id") and x["id"] == row["id"]), None)
@@ -288,6 +300,8 @@ def _record_properties(ctx: Ctx, schema: dict[str, Any], row: dict[str, str]) ->
 
 def _existing_record(ctx: Ctx, schema: dict[str, Any], row: dict[str, str], dedupe: str,
                      props: dict[str, Any]) -> dict[str, Any] | None:
+    if dedupe == "id" and not row.get("id"):
+        return None  # a row without an id is new: no need to read the object's records
     records = [r for r in ctx.store.list("record", ctx.location_id) if r["objectKey"] == schema["key"]]
     if dedupe == "id":
         return next((r for r in records if row.get("id") and r["id"] == row["id"]), None)

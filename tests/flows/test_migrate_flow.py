@@ -71,7 +71,7 @@ def _counting(init, seen: list):  # type: ignore[no-untyped-def]
     return counted
 
 
-def test_the_tasks_of_a_threads_run_share_one_governor(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_tasks_of_a_threads_run_share_one_governor_and_take_the_bulk_path(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.governor import local
     from dos2hl.phi import create_key_file
     from dos2hl.sandbox import running
@@ -90,7 +90,9 @@ def test_the_tasks_of_a_threads_run_share_one_governor(prefect_harness, tmp_path
     with running(w.state, burst=(100000, 1.0)) as base:
         params = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                target=base, sample=3, approve=True, executor="threads", workers=2,
-                               export_date=EXPORT_DATE)
+                               export_date=EXPORT_DATE, bulk_threshold=15)
         done = migrate_flow(params)
     assert done["status"] == "completed", done["reconciliation"]
-    assert len(opened) == 1  # prepare, sample, verify, full and verify again: one governor, opened once
+    assert len(opened) == 1  # prepare, sample, verify, bulk, full and verify again: one governor, opened once
+    # above the threshold the flow took the CSV path (the sandbox imports packages itself)
+    assert all(imp.get("ledger_entry", 0) > 15 for imp in done["bulk_imported"].values()), done["bulk_imported"]

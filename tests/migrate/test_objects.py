@@ -183,3 +183,26 @@ def test_rollback_removes_every_kind_in_order(migrated: Any) -> None:
     again = rollback(str(run), rep["run_id"], w.factory)
     assert again["deleted"] == {}
     print(json.dumps(done["deleted"]))
+
+
+def test_the_planner_counts_what_the_run_sent(migrated: Any) -> None:
+    """``dos2hl plan --json``: per location the API path's writes equal what the run's write phases sent
+    (within 3 %), the timeline is derived from the limits, and the manual steps are listed."""
+    from typer.testing import CliRunner
+
+    from dos2hl.cli import app
+
+    w, rep, _run = migrated
+    res = CliRunner().invoke(app, ["plan", str(w.export), "--mapping", str(w.mapping), "--json",
+                                   "--export-date", EXPORT_DATE.isoformat()])
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.output.strip().splitlines()[-1])
+    writes = sum(v["api_path"]["writes"] for v in plan["locations"].values())
+    sent = rep["requests"]["sent"]
+    assert abs(writes - sent) <= 0.03 * sent, (writes, sent)
+    for v in plan["locations"].values():
+        a = v["api_path"]
+        assert a["hours_at_burst_limit"] == pytest.approx(a["requests"] / 10 / 3600, abs=0.01)
+        assert all(r["path"] == "API" for r in v["rows"])  # a small practice: nothing above 5,000
+    assert plan["grade"].startswith("A")
+    assert any("pipeline 'Appointments'" in s for s in plan["manual_steps"])

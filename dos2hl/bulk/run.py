@@ -1,0 +1,254 @@
+"""The bulk phase: record sets above ``bulk_threshold`` go by HighLevel's UI CSV importers, not the API.
+
+Per location, before the full run: every shard is planned (the same payloads the API path would
+send); each object whose not-yet-written count exceeds the threshold gets a CSV package under
+``<run>/bulk/<LOC>/<object>/`` with ``checklist.md``. Round 1 is contacts and custom-object records
+(independent of each other); round 2 opportunities (their CSV needs the contacts' ids). After each
+round the run waits until the operator says the files are imported (a Prefect pause, a CLI prompt or
+``--imported``); against the sandbox it imports them itself through the emulated importer. Then
+reconciliation reads the location back by search pages (500 contacts or records, 100
+opportunities a page), matches on our own keys (Source_System_ID, ``source_id``, opportunity name +
+contact) and writes the ledger: found rows as ``import``/``created``, the rest as ``failed`` with the
+importer's row error (dead letters). The full run that follows skips what is in the ID map, sends
+what CSV cannot do (relations, calendar events, notes, files) and writes the refused rows through the
+API, looking them up first.
+
+A package is written once and imported once: ``state.json`` beside it records ``written`` ->
+``imported`` -> ``reconciled``, so a resumed run never imports twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..migrate.crm import OpportunityPayload
+from ..migrate.ledger import IdMap, LedgerWriter, Op, read_ledger
+from ..migrate.run import plan_shard, read_households
+from ..migrate.transform import OBJECT_NAMES, ContactPayload, RecordPayload
+from ..migrate.write import SHARED_FIELDS, LocationSchema
+from ..migrate.write_crm import _text
+from ..storage import Store, open_store
+from .packages import Package, checklist, contact_row, opportunity_row, record_row, write_package
+
+__all__ = ["BulkResult", "bulk_phase", "is_sandbox"]
+
+log = logging.getLogger("dos2hl.bulk")
+Importer = Callable[[list[Package], str], bool]  # (packages, checklist key) -> imported?
+
+
+@dataclass
+class BulkResult:
+    """What the phase did per location; ``waiting`` lists checklists the operator still has to import."""
+
+    imported: dict[str, Counter[str]] = field(default_factory=dict)  # LOC -> object -> rows found after import
+    refused: dict[str, Counter[str]] = field(default_factory=dict)  # LOC -> object -> rows the importer refused
+    packages: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    requests: int = 0
+
+    def shard_rows(self) -> list[dict[str, Any]]:
+        """As shard results (the report counts the phase's reads with the others)."""
+        return [{"location": loc, "shard": -1, "requests": self.requests if i == 0 else 0, "http_429": 0,
+                 "imported": dict(self.imported.get(loc, {})), "failed": {}, "held": {}, "written": {},
+                 "created": {}, "excluded": {}} for i, loc in enumerate(sorted(self.imported))]
+
+
+def is_sandbox(client: Any) -> bool:
+    """Whether the client's target is our sandbox (it answers ``/_sandbox/health``)."""
+    try:
+        r = client._http.get("/_sandbox/health")
+        return r.status_code == 200 and "locations" in r.json()
+    except Exception:  # noqa: BLE001 - any failure means "not the sandbox"
+        return False
+
+
+def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any],
+               importer: Importer | None = None, sleep: Callable[[float], None] = time.sleep) -> BulkResult:
+    """Packages, import (sandbox) or wait (``importer``), reconcile; for every location."""
+    out = BulkResult()
+    run = open_store(ctx.run_uri)
+    for loc in ctx.locations:
+        client = client_factory(loc)
+        sent0 = int(client.stats.get("sent", 0))
+        schema = LocationSchema(**ctx.schemas[loc])
+        ids = IdMap.from_table(read_ledger(run, location=loc))
+        contacts, records, opps = _payloads(ctx, loc)
+        ledger = LedgerWriter(run, ctx.run_id, writer=f"bulk-{_uid()}")
+        out.imported[loc], out.refused[loc] = Counter(), Counter()
+        round1: list[tuple[str, str, list[Any]]] = []
+        todo = [c for c in contacts if not ids.get(c.stable_key)]
+        if len(todo) > threshold:
+            round1.append(("contacts", "patient", todo))
+        by_obj: dict[str, list[RecordPayload]] = {}
+        for r in records:
+            if not ids.get(r.stable_key):
+                by_obj.setdefault(r.object_key, []).append(r)
+        round1 += [(k, OBJECT_NAMES[k], v) for k, v in sorted(by_obj.items()) if len(v) > threshold]
+        shared = read_households(run, loc) if not schema.allow_duplicates else {}
+        ok = _round(run, loc, round1, client, schema, ids, ledger, out, importer, sleep, shared)
+        if ok:
+            by_opp: dict[str, list[OpportunityPayload]] = {}
+            for o in opps:
+                if not ids.get(o.stable_key) and ids.get(o.parent_key):
+                    by_opp.setdefault(o.object, []).append(o)
+            round2 = [("opportunities", name, v) for name, v in sorted(by_opp.items()) if len(v) > threshold]
+            _round(run, loc, round2, client, schema, ids, ledger, out, importer, sleep, shared)
+        ledger.close()
+        out.requests += int(client.stats.get("sent", 0)) - sent0
+    return out
+
+
+def _payloads(ctx: Any, loc: str) -> tuple[list[ContactPayload], list[RecordPayload], list[OpportunityPayload]]:
+    contacts, records, opps = [], [], []
+    for spec in ctx.specs():
+        if spec.location != loc:
+            continue
+        plan, _ = plan_shard(spec)
+        contacts += plan.contacts
+        records += plan.records
+        opps += plan.crm.opportunities
+    return contacts, records, opps
+
+
+def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client: Any, schema: LocationSchema,
+           ids: IdMap, ledger: LedgerWriter, out: BulkResult, importer: Importer | None,
+           sleep: Callable[[float], None], shared: dict[str, list[str]]) -> bool:
+    """Write (once), import or wait, reconcile one round; False while the operator has not imported."""
+    if not items:
+        return True
+    packages: list[tuple[str, str, list[Any], Package]] = []
+    for target, obj, payloads in items:
+        prefix = f"bulk/{loc}/{obj}"
+        state = _state(run, prefix)
+        if state.get("status") in (None, ""):
+            rows = [_row(target, p, schema, ids, shared) for p in payloads]
+            kind = "contacts" if target == "contacts" else "opportunities" if target == "opportunities" else target
+            pkg = write_package(run, prefix, loc, kind, rows, mode="create",
+                                dedupe="email" if kind == "contacts" else "id")
+            _set_state(run, prefix, {"status": "written", "keys": [p.stable_key for p in payloads]})
+            state = _state(run, prefix)
+        from .packages import read_package
+
+        packages.append((target, obj, payloads, read_package(run, prefix)))
+        out.packages.append(prefix)
+    key = f"bulk/{loc}/checklist-{'-'.join(sorted(o for _t, o, _p, _k in packages))}.md"
+    run.write_bytes(key, checklist([p for *_x, p in packages]).encode())
+    pending = [(t, o, p, k) for t, o, p, k in packages if _state(run, f"bulk/{loc}/{o}").get("status") == "written"]
+    results: dict[str, list[Any]] = {}
+    if pending:
+        if is_sandbox(client):
+            from .importer import import_package
+
+            for _t, obj, _p, pkg in pending:
+                results[obj] = import_package(run, pkg, str(client._http.base_url), client._token,
+                                              transport=client._http._transport)
+                _set_state(run, f"bulk/{loc}/{obj}", {**_state(run, f"bulk/{loc}/{obj}"), "status": "imported",
+                                                      "errors": {str(r.row): r.error for r in results[obj]
+                                                                 if r.status == "error"}})
+        elif importer is not None and importer([k for *_x, k in pending], key):
+            for _t, obj, _p, _k in pending:
+                _set_state(run, f"bulk/{loc}/{obj}", {**_state(run, f"bulk/{loc}/{obj}"), "status": "imported"})
+        else:
+            out.waiting.append(key)
+            return False
+    for target, obj, payloads, _pkg in packages:
+        prefix = f"bulk/{loc}/{obj}"
+        state = _state(run, prefix)
+        if state.get("status") == "reconciled":
+            continue
+        errors = state.get("errors", {})
+        found = _reconcile(target, payloads, client, schema, ids, sleep, expect=len(payloads) - len(errors))
+        for i, p in enumerate(payloads, start=1):
+            hl_id = found.get(p.stable_key)
+            if hl_id:
+                ledger.add(Op(ledger.run_id, loc, schema.location_id, obj, p.stable_key, p.source_id, hl_id,
+                              "import", "created", parent=getattr(p, "parent_key", None)))
+                ids.apply({"stable_key": p.stable_key, "op": "import", "outcome": "created", "hl_id": hl_id})
+                out.imported[loc][obj] += 1
+            else:
+                why = errors.get(str(i)) or "not found after the import"
+                ledger.add(Op(ledger.run_id, loc, schema.location_id, obj, p.stable_key, p.source_id, None,
+                              "import", "failed", error=f"CsvImportError: {why}"[:300]))
+                out.refused[loc][obj] += 1
+        ledger.flush()
+        _set_state(run, prefix, {**state, "status": "reconciled"})
+    return True
+
+
+def _row(target: str, p: Any, schema: LocationSchema, ids: IdMap, shared: dict[str, list[str]]) -> dict[str, str]:
+    if target == "contacts":
+        body = dict(p.body)
+        custom = dict(body.pop("customFields", {}))
+        for name in shared.get(p.source_id, ()):  # households: as the API path does
+            if body.get(name):
+                custom[SHARED_FIELDS[name]] = body.pop(name)
+        owner = schema.users.get(p.owner_provider or "") or schema.users.get("")
+        return contact_row({**body, "customFields": custom, **({"assignedTo": owner} if owner else {})})
+    if target == "opportunities":
+        pipeline_id, stage_id = schema.pipeline(p.pipeline, p.stage)
+        owner = schema.users.get(p.owner_provider or "") or schema.users.get("")
+        return opportunity_row({"name": p.name, "pipelineId": pipeline_id, "pipelineStageId": stage_id,
+                                "status": p.status, "monetaryValue": p.monetary, "contactId": ids.get(p.parent_key),
+                                "assignedTo": owner, "customFields": {k: _text(v) for k, v in p.custom.items()}})
+    return record_row(p.properties)
+
+
+def _reconcile(target: str, payloads: list[Any], client: Any, schema: LocationSchema, ids: IdMap,
+               sleep: Callable[[float], None], expect: int) -> dict[str, str]:
+    """stable key -> HighLevel id, from search pages; more passes (2, 5, 10 s apart) while fewer than the
+    ``expect`` rows the importer took are found (search is eventually consistent)."""
+    found: dict[str, str] = {}
+    for wait in (0, 2, 5, 10):
+        if wait:
+            sleep(wait)
+        if target == "contacts":
+            field_id = schema.field_id("contact.source_system_id")
+            by_sid = {p.source_id: p.stable_key for p in payloads}
+            for c in client.search_contacts_all(page_limit=500):
+                sid = c.custom_value(field_id)
+                if sid is not None and str(sid) in by_sid:
+                    found[by_sid[str(sid)]] = c.id
+        elif target == "opportunities":
+            by_name = {(ids.get(p.parent_key), p.name): p.stable_key for p in payloads}
+            pipelines = {schema.pipeline(p.pipeline, p.stage)[0] for p in payloads}
+            for pid in sorted(pipelines):
+                page = 1
+                while True:
+                    got = client.search_opportunities(pipeline_id=pid, limit=100, page=page).opportunities
+                    for o in got:
+                        k = by_name.get((o.contactId, o.name))
+                        if k:
+                            found[k] = o.id
+                    if len(got) < 100:
+                        break
+                    page += 1
+        else:
+            by_src = {str(p.properties.get("source_id")): p.stable_key for p in payloads}
+            for r in client.search_records_all(target, page_limit=500):
+                k = by_src.get(str((r.properties or {}).get("source_id")))
+                if k:
+                    found[k] = r.id
+        if len(found) >= expect:
+            break
+    return found
+
+
+def _state(run: Store, prefix: str) -> dict[str, Any]:
+    key = f"{prefix}/state.json"
+    return json.loads(run.read_bytes(key)) if run.exists(key) else {}
+
+
+def _set_state(run: Store, prefix: str, state: dict[str, Any]) -> None:
+    run.write_bytes(f"{prefix}/state.json", json.dumps(state).encode())
+
+
+def _uid() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:8]

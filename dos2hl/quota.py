@@ -1,0 +1,204 @@
+"""The quota planner: what a migration costs in HighLevel API requests and how long it takes at the
+limits (100 requests per 10 s, 200 000 per day per sub-account), with and without the bulk CSV path.
+
+It plans exactly what the run will send: the export is staged and every shard is turned into its
+payloads by the same pure functions the run uses (``migrate.run.plan_shard``), so a contact is one
+create, a custom-object record a create plus its relation (none under the ``lookup_field`` policy),
+an appointment an opportunity plus a calendar event, a note one create, a file an upload plus the note
+that links it. Reads: the sample's read-back (one GET per record, one notes list per contact) and, on
+the bulk path, the search pages that rebuild the ID map after an import (500 contacts or records, 100
+opportunities a page). Nothing here talks to HighLevel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .mapping.model import Mapping as FieldMap
+from .mapping.model import load_mapping
+from .migrate.transform import OBJECT_NAMES
+
+__all__ = ["BULK_KINDS", "PAGE", "plan_quota", "render_plan", "requests_for"]
+
+# what the UI importers take (contacts, opportunities, custom-object records), by the planner's kinds
+BULK_KINDS = ("contact", "record", "opportunity")
+PAGE = {"contact": 500, "record": 500, "opportunity": 100}  # search page sizes for reconciliation
+PREPARE_READS = 12  # per location: location, fields, associations, pipelines, calendars, users, tags...
+
+
+def _kinds(plan: Any, relations: dict[str, str]) -> Counter[str]:
+    """One shard's payloads by kind: contact, record (by object), relation, opportunity, event, note, file."""
+    c: Counter[str] = Counter()
+    c["contact"] += len(plan.contacts)
+    for r in plan.records:
+        c[f"record:{OBJECT_NAMES[r.object_key]}"] += 1
+        if relations.get(r.object_key, "association") == "association":
+            c[f"relation:{OBJECT_NAMES[r.object_key]}"] += 1
+    for o in plan.crm.opportunities:
+        c[f"opportunity:{o.object}"] += 1
+        c["event"] += o.event is not None
+    for n in plan.crm.notes:
+        c[f"note:{n.object}"] += 1
+    for f in plan.crm.files:
+        c[f"file:{f.object}"] += 1
+        c["file_link"] += 1
+    return c
+
+
+def requests_for(kinds: Counter[str], *, bulk: set[str] = frozenset()) -> dict[str, int]:  # type: ignore[assignment]
+    """API requests for one location's payload counts; ``bulk``: kinds (contact, record:<obj>,
+    opportunity:<obj>) that go by CSV import instead (their creates cost nothing, their
+    reconciliation costs search pages)."""
+    writes = reads = 0
+    for k, n in kinds.items():
+        kind = k.split(":", 1)[0]
+        if k in bulk:
+            reads += math.ceil(n / PAGE[kind])
+        else:
+            writes += n
+    return {"writes": writes, "reconcile_reads": reads}
+
+
+def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] | None = None,
+               bulk_threshold: int = 5000, sample: int = 300, burst: int = 100, window_s: float = 10.0,
+               daily: int = 200_000, export_date: dt.date | None = None, staged: str | None = None,
+               settings: Any = None) -> dict[str, Any]:
+    """Per location and object: records, path, requests; the timeline with and without the bulk path."""
+    from .api import stage_export
+    from .migrate.run import ShardSpec, plan_shard
+    from .phi import create_key_file
+    from .settings import Dos2hlSettings
+    from .storage import open_store
+
+    settings = settings or Dos2hlSettings()
+    fmap: FieldMap = load_mapping(mapping)
+    with tempfile.TemporaryDirectory(prefix="dos2hl-plan-") as tmp:
+        if staged is None:
+            staged = str(Path(tmp) / "staged")
+            stage_export(source, staged, profile=str(mapping), settings=settings, export_date=export_date)
+        key = create_key_file(Path(tmp) / "plan.key")  # sealing changes no count; the real key is not needed
+        import json
+
+        manifest = json.loads(open_store(staged).read_bytes("manifest.json"))
+        shards: dict[str, set[int]] = {}
+        for s in manifest["tables"].get("patient", {}).get("shards", []):
+            shards.setdefault(s["location"], set()).add(int(s["shard"]))
+        locs = sorted(locations or shards)
+        data = fmap.model_dump(mode="json")
+        per_loc: dict[str, Counter[str]] = {}
+        patients: Counter[str] = Counter()
+        for loc in locs:
+            c: Counter[str] = Counter()
+            for shard in sorted(shards.get(loc, ())):
+                spec = ShardSpec("plan", tmp, staged, data, loc, shard, {"time_zone": None}, None, str(key),
+                                 manifest.get("source") or str(source))
+                plan, counts = plan_shard(spec)
+                c.update(_kinds(plan, fmap.relations))
+                patients[loc] += len(plan.contacts)
+            per_loc[loc] = c
+    rate = burst / window_s
+    out: dict[str, Any] = {"limits": {"burst": burst, "window_s": window_s, "daily": daily},
+                           "bulk_threshold": bulk_threshold, "sample": sample, "locations": {}}
+    for loc, kinds in per_loc.items():
+        bulk = {k for k, n in kinds.items() if k.split(":", 1)[0] in BULK_KINDS and n > bulk_threshold}
+        verify = _verify_reads(kinds, patients[loc], sample)
+        api = requests_for(kinds)
+        with_bulk = requests_for(kinds, bulk=bulk)
+        rows = [{"object": k, "records": n, "path": "CSV" if k in bulk else "API",
+                 "requests": math.ceil(n / PAGE[k.split(":", 1)[0]]) if k in bulk else n}
+                for k, n in sorted(kinds.items())]
+        total_api = api["writes"] + verify + PREPARE_READS
+        total_bulk = with_bulk["writes"] + with_bulk["reconcile_reads"] + verify + PREPARE_READS
+        out["locations"][loc] = {
+            "patients": patients[loc], "rows": rows, "bulk_kinds": sorted(bulk),
+            "api_path": {"writes": api["writes"], "verify_reads": verify, "prepare_reads": PREPARE_READS,
+                         "requests": total_api, **_timeline(total_api, rate, daily)},
+            "with_bulk_path": {"writes": with_bulk["writes"], "reconcile_reads": with_bulk["reconcile_reads"],
+                               "verify_reads": verify, "prepare_reads": PREPARE_READS, "requests": total_bulk,
+                               "csv_imports": len(bulk), **_timeline(total_bulk, rate, daily)},
+        }
+    out["manual_steps"] = _manual_steps(fmap, out, staged_manifest=manifest)
+    worst = max((v["with_bulk_path"]["elapsed_hours"] for v in out["locations"].values()), default=0.0)
+    out["grade"] = _grade(worst, len(out["manual_steps"]))
+    out["seed_estimate_hours"] = [48, 72]
+    out["solo_practice_goal_hours"] = 24
+    return out
+
+
+def _verify_reads(kinds: Counter[str], patients: int, sample: int) -> int:
+    """The sample's read-back: a GET per contact, record, opportunity and event, a notes list per contact."""
+    if not patients or not sample:
+        return 0
+    share = min(1.0, sample / patients)
+    per = sum(n for k, n in kinds.items() if k.split(":", 1)[0] in ("contact", "record", "opportunity", "event"))
+    return math.ceil(per * share) + math.ceil(min(sample, patients))
+
+
+def _timeline(requests: int, rate: float, daily: int) -> dict[str, float]:
+    """Hours at the burst limit, days of daily quota, and elapsed hours (a day's quota spent, then the
+    wait for the reset)."""
+    full_days, rest = divmod(requests, daily)
+    elapsed = full_days * 24 + rest / rate / 3600
+    return {"hours_at_burst_limit": round(requests / rate / 3600, 2), "days_of_quota": round(requests / daily, 3),
+            "elapsed_hours": round(elapsed, 2)}
+
+
+def _manual_steps(fmap: FieldMap, plan: dict[str, Any], *, staged_manifest: dict[str, Any]) -> list[str]:
+    from .mapping.objectmap import PIPELINES
+
+    used = {e.table for e in fmap.fields if e.target not in ("skip", "reference") and e.phi != "omit"}
+    steps = ["sign HighLevel's BAA / enable the HIPAA add-on before any patient data moves (no API)",
+             "pause workflows that trigger on contact/opportunity created (report/workflows.md)"]
+    for table, name in (("appt", "Appointments"), ("recall", "Recall")):
+        if table in used:
+            steps.append(f"create pipeline '{name}' with stages {', '.join(PIPELINES[name].stages)} (no API)")
+    if "appt" in used:
+        steps.append("add the providers to the appointment calendar's team (events are assigned to them)")
+    if "recall" in used or "commlog" in used:
+        steps.append("rebuild recall and reminder workflows from report/workflows.md (no workflow API)")
+    imports = sum(len(v["bulk_kinds"]) for v in plan["locations"].values())
+    if imports:
+        steps.append(f"import {imports} CSV package(s) in HighLevel's UI, then confirm in the flow")
+    docs = staged_manifest["tables"].get("document", {}).get("rows", 0)
+    if "document" in used and docs:
+        steps.append("review report/excluded.csv for documents that cannot be uploaded (over 25 MB, proprietary "
+                     "formats, missing files)")
+    return steps
+
+
+def _grade(hours: float, manual: int) -> str:
+    """By the elapsed time at the limits; the manual steps are listed beside it."""
+    if hours <= 24:
+        grade = "A (under a day)"
+    elif hours <= 72:
+        grade = "B (within the seed's 48-72 h)"
+    elif hours <= 7 * 24:
+        grade = "C (about a week: split by location or use the bulk path)"
+    else:
+        grade = "D (more than a week of quota: plan a phased cutover)"
+    return f"{grade}, {manual} manual steps"
+
+
+def render_plan(p: dict[str, Any]) -> str:
+    """Markdown for people."""
+    lim = p["limits"]
+    lines = [f"# Quota plan ({lim['burst']} requests / {lim['window_s']:g} s, {lim['daily']:,} / day; bulk path "
+             f"above {p['bulk_threshold']:,} records per object)", ""]
+    for loc, v in p["locations"].items():
+        a, b = v["api_path"], v["with_bulk_path"]
+        lines += [f"## {loc}: {v['patients']:,} patients", "", "| object | records | path | requests |",
+                  "|---|---:|---|---:|"]
+        lines += [f"| {r['object']} | {r['records']:,} | {r['path']} | {r['requests']:,} |" for r in v["rows"]]
+        lines += ["", "| | requests | hours at the burst limit | days of quota | elapsed hours |", "|---|---:|---:|---:|---:|",
+                  f"| API only | {a['requests']:,} | {a['hours_at_burst_limit']} | {a['days_of_quota']} | "
+                  f"{a['elapsed_hours']} |",
+                  f"| with bulk CSV | {b['requests']:,} | {b['hours_at_burst_limit']} | {b['days_of_quota']} | "
+                  f"{b['elapsed_hours']} |", ""]
+    lines += [f"**Grade: {p['grade']}** (the seed quotes {p['seed_estimate_hours'][0]}-{p['seed_estimate_hours'][1]} "
+              "hours)", "", "Manual steps:", ""] + [f"- {s}" for s in p["manual_steps"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,120 @@
+"""The bulk path end to end against the sandbox: objects above the threshold go by CSV packages, the
+sandbox's importer takes them, reconciliation rebuilds the ID map, the API sends only what CSV cannot
+do, counts reconcile, and the planner's request count matches what the run sent (within 3 %)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.migrate.conftest import EXPORT_DATE, make_world
+
+
+@pytest.fixture()
+def world(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from dos2hl.phi import create_key_file
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
+    w = make_world(tmp_path, monkeypatch, patients=20, crm=True)
+    yield w
+    w.stop()
+
+
+def _opts(w: Any, **kw: Any) -> Any:
+    from dos2hl.migrate import MigrateOptions
+
+    return MigrateOptions(**{"source": str(w.export), "mapping": str(w.mapping), "locations": str(w.locations),
+                             "sample": 0, "executor": "threads", "workers": 2, "export_date": EXPORT_DATE,
+                             "bulk_threshold": 15, **kw})
+
+
+def test_bulk_path_imports_reconciles_and_matches_the_planner(world: Any) -> None:
+    from dos2hl.migrate import migrate
+    from dos2hl.quota import plan_quota
+
+    w = world
+    planned = plan_quota(w.export, w.mapping, bulk_threshold=15, sample=0, export_date=EXPORT_DATE)
+    for loc in w.loc_ids:
+        assert "contact" in planned["locations"][loc]["bulk_kinds"]
+        assert "record:ledger_entry" in planned["locations"][loc]["bulk_kinds"]
+    w.sent.clear()
+    rep = migrate(_opts(w), client_factory=w.factory)
+    assert rep["status"] == "completed", (rep["reconciliation"], rep.get("pending"))
+    assert rep["field_diff"]["mismatches"] == 0
+    for loc in w.loc_ids:
+        imported = rep["bulk_imported"][loc]
+        assert imported["patient"] == rep["locations"][loc]["objects"]["patient"]["written"]
+        assert imported["ledger_entry"] == rep["locations"][loc]["objects"]["ledger_entry"]["written"] > 15
+        assert imported.get("appointment", 0) > 15
+        state = w.dump(loc)
+        assert len(state["contacts"]) == rep["locations"][loc]["objects"]["patient"]["written"]  # no duplicates
+        assert len(state["relations"]) == sum(len(v) for v in state["objects"].values())  # every record related
+    # the API created nothing the CSV packages carried (contacts, ledger entries, opportunities): it sent
+    # relations, events, notes, files, the smaller objects, and the reads
+    creates = [p for m, p, _s in w.sent if m == "POST" and p in ("/contacts/", "/opportunities/",
+                                                                 "/objects/custom_objects.patient_ledger/records")]
+    assert creates == []
+    sent = rep["requests"]["sent"]
+    want = sum(v["with_bulk_path"]["writes"] + v["with_bulk_path"]["reconcile_reads"]
+               for v in planned["locations"].values())
+    assert abs(sent - want) <= 0.03 * want, (sent, want)
+    checklists = [p for p in (w.root / "runs" / rep["run_id"] / "bulk").rglob("checklist-*.md")]
+    assert checklists and all("30 MB" in p.read_text() or "Import" in p.read_text() for p in checklists)
+
+
+def test_without_the_sandbox_the_run_waits_for_the_operator_then_resumes(world: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dos2hl.bulk import run as bulk
+    from dos2hl.migrate import migrate
+
+    w = world
+    monkeypatch.setattr(bulk, "is_sandbox", lambda client: False)  # a real HighLevel: a person imports
+    first = migrate(_opts(w), client_factory=w.factory)
+    assert first["status"] == "incomplete" and first["bulk_waiting"] and "--imported" in first["next"]
+    assert all(not w.dump(loc)["contacts"] for loc in w.loc_ids)  # nothing written before the import
+    run = w.root / "runs" / first["run_id"]
+    packages = sorted(run.glob("bulk/*/*/package.json"))
+    assert packages
+
+    def operator(pkgs: list[Any], checklist: str) -> bool:  # does what the checklist says, in "the UI"
+        from dos2hl.bulk.importer import import_package
+        from dos2hl.storage import open_store
+
+        for p in pkgs:
+            c = w.factory(p.location)
+            import_package(open_store(run), p, str(c._http.base_url), c._token, transport=c._http._transport)
+        return True
+
+    done = migrate(_opts(w, run_id=first["run_id"]), client_factory=w.factory, imported=operator)
+    assert done["status"] == "completed", done["reconciliation"]
+    for loc in w.loc_ids:
+        assert len(w.dump(loc)["contacts"]) == done["locations"][loc]["objects"]["patient"]["written"]
+    states = [json.loads((p.parent / "state.json").read_text())["status"] for p in packages]
+    assert set(states) == {"reconciled"}
+
+
+def test_a_row_the_importer_refuses_is_a_dead_letter_then_written_through_the_api(world: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dos2hl.bulk import packages
+    from dos2hl.migrate import migrate
+    from dos2hl.migrate.ledger import read_ledger
+    from dos2hl.storage import open_store
+
+    w = world
+    real = packages.record_row
+
+    def broken(properties: dict, **kw: Any) -> dict:  # one ledger entry with a value the importer refuses
+        row = real(properties, **kw)
+        if str(properties.get("source_id")).endswith("7") and "amount" in row:
+            row["amount"] = "not a number"
+        return row
+
+    monkeypatch.setattr("dos2hl.bulk.run.record_row", broken)
+    rep = migrate(_opts(w), client_factory=w.factory)
+    assert rep["status"] == "completed", rep["reconciliation"]
+    led = read_ledger(open_store(w.root / "runs" / rep["run_id"])).to_pylist()
+    refused = [r for r in led if r["op"] == "import" and r["outcome"] == "failed"]
+    assert refused and all(r["error"].startswith("CsvImportError") for r in refused)
+    later = {r["stable_key"] for r in led if r["op"] == "create" and r["outcome"] == "created"}
+    assert {r["stable_key"] for r in refused} <= later
