@@ -7,11 +7,24 @@ import logging
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from dos2hl.migrate import MigrateOptions, migrate
 from dos2hl.migrate.ledger import read_ledger
 from dos2hl.storage import open_store
-from tests.migrate.conftest import EXPORT_DATE, World
+from tests.migrate.conftest import EXPORT_DATE, World, make_world
+
+
+@pytest.fixture()
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Every object of the seed mapped (notes, activities, documents carry patient text too)."""
+    from dos2hl.phi import create_key_file
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
+    w = make_world(tmp_path, monkeypatch, crm=True, patients=30)
+    yield w
+    w.stop()
 
 
 def _canaries(w: World) -> set[str]:
@@ -26,6 +39,8 @@ def _canaries(w: World) -> set[str]:
             out.add(str(p["birthdate"]))
     notes = pq.read_table(w.export.parent / "truth" / "clinnote.parquet").column("note_text").to_pylist()
     out |= {n[:40] for n in notes if isinstance(n, str) and len(n) >= 40}
+    comm = pq.read_table(w.export.parent / "truth" / "commlog.parquet").column("note").to_pylist()
+    out |= {n[:30] for n in comm if isinstance(n, str) and len(n) >= 30}
     return out
 
 
@@ -51,7 +66,52 @@ def test_no_patient_value_outside_the_records(world: World, caplog) -> None:  # 
     names = "\n".join(str(p.relative_to(w.root)) for p in Path(w.root).rglob("*"))
     texts["file names"] = names
     # the values did reach HighLevel (the check is not vacuous)
-    stored = "\n".join(str(c) for loc in w.loc_ids for c in w.dump(loc)["contacts"])
+    stored = "\n".join(str(c) for loc in w.loc_ids for kind in ("contacts", "notes", "opportunities")
+                        for c in w.dump(loc)[kind])
     assert sum(c in stored for c in canaries) > 20
     leaks = {where: sorted(c for c in canaries if c in text)[:3] for where, text in texts.items()}
     assert not any(leaks.values()), leaks
+
+
+def test_phi_new_key_and_the_documented_decrypt_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dos2hl.cli import app
+    from dos2hl.phi import load_sealer
+
+    key = tmp_path / "phi.key"
+    runner = CliRunner()
+    assert runner.invoke(app, ["phi", "new-key", "--out", str(key)]).exit_code == 0
+    assert runner.invoke(app, ["phi", "new-key", "--out", str(key)]).exit_code == 2  # never overwritten
+    field = "custom_objects.clinical_notes.note_text"
+    sealed = load_sealer(key).seal("Testnote canary 4711", field)
+    res = runner.invoke(app, ["phi", "decrypt", "--field", field, "--key-file", str(key)], input=sealed)
+    assert res.exit_code == 0 and res.output.strip() == "Testnote canary 4711"
+    wrong = runner.invoke(app, ["phi", "decrypt", sealed, "--field", "contact.medical_alert", "--key-file", str(key)])
+    assert wrong.exit_code == 2 and "canary" not in wrong.output  # bound to its field; no value in the error
+
+
+def test_a_kms_wrapped_key_opens_only_through_kms(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import json
+
+    import boto3
+    from moto import mock_aws
+
+    from dos2hl.errors import ConfigError
+    from dos2hl.phi import create_key_file, load_sealer
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        kms = boto3.client("kms")
+        kid = kms.create_key()["KeyMetadata"]["KeyId"]
+        path = create_key_file(tmp_path / "wrapped.key", kms_key_id=kid, kms=kms)
+        data = json.loads(path.read_text())
+        assert data["kms_key_id"] == kid and len(base64.b64decode(data["kms_wrapped"])) > 32  # no plain key
+        sealed = load_sealer(path, kms=kms).seal("x", "f")
+        assert load_sealer(path, kms=kms).open(sealed, "f") == "x"
+        elsewhere = boto3.client("kms", region_name="eu-west-1")  # a worker that cannot reach the key
+        with pytest.raises(ConfigError, match="kms:Decrypt"):
+            load_sealer(path, kms=elsewhere)
