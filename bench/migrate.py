@@ -24,8 +24,10 @@ Prints one JSON object (the last stdout line; progress goes to stderr). Two meas
                        counts every request the counting transport saw during the write phase
                        (retries and 429s included; the GETs of ``prepare`` are excluded and
                        reported as prepare_requests);
-                       requests_minimum = contacts created + 2 * records created (HighLevel's public
-                       API: one create per contact, one create + one relation per record).
+                       requests_minimum = one per thing created + one relation per record (HighLevel's public
+                       API: one create per contact, opportunity, event, note or upload, one create + one
+                       relation per custom-object record). --objects all (default) writes every seed
+                       object; --objects core only patients and issue 6's custom objects.
                        http_429 = answers with status 429 during the write phase.
 
 Targets: records_per_s >= 2000 on a 2-core box; requests_ratio <= 1.03 (and, ideally, 0 x 429).
@@ -51,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORD_OBJECTS = ("insurance_record", "treatment_plan", "ledger_entry", "insurance_claim")
+RECORD_OBJECTS = ("insurance_record", "treatment_plan", "ledger_entry", "insurance_claim", "clinical_note")
 
 
 def _log(msg: str) -> None:
@@ -125,29 +127,34 @@ def _fake_transport(sent: list[tuple[str, str, int]]) -> Any:
                 status, body = 201, b'{"id":"r%09d"}' % n
             elif path.startswith("/objects/") and path.endswith("/records"):
                 status, body = 201, b'{"record":{"id":"o%09d","properties":{}}}' % n
+            elif path == "/opportunities/":
+                status, body = 201, b'{"opportunity":{"id":"p%09d"}}' % n
+            elif path == "/calendars/events/appointments":
+                status, body = 200, b'{"id":"e%09d"}' % n
+            elif path.startswith("/contacts/") and path.endswith("/notes"):
+                status, body = 201, b'{"note":{"id":"n%09d"}}' % n
+            elif path == "/medias/upload-file":
+                status, body = 200, b'{"fileId":"f%09d","url":"https://files.invalid/f%09d"}' % (n, n)
         sent.append((method, path, status))
         return httpx.Response(status, content=body, headers=json_type)
 
     return httpx.MockTransport(handle)
 
 
+OBJECTS = {"all": True}  # --objects: every seed object (all) or patients + issue 6's custom objects (core)
+
+
 def _world(root: Path, patients: int, history_years: int) -> Any:
     """``tests.migrate.conftest.make_world`` with a longer history (it generates 2 years)."""
     import pytest
 
-    import dos2hl.generate as gen
     from dos2hl.phi import create_key_file
     from tests.migrate.conftest import make_world
 
     mp = pytest.MonkeyPatch()
     mp.setenv("DOS2HL_STORAGE", str(root / "runs"))
     mp.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(root / "keys" / "phi.key")))
-    real = gen.GenerateParams
-    mp.setattr(gen, "GenerateParams", lambda **kw: real(**{**kw, "history_years": history_years}))
-    try:
-        w = make_world(root, mp, patients=patients)
-    finally:
-        mp.setattr(gen, "GenerateParams", real)
+    w = make_world(root, mp, patients=patients, crm=OBJECTS["all"], history_years=history_years)
     w.monkeypatch = mp
     return w
 
@@ -169,8 +176,10 @@ def _counts(phase: Any) -> dict[str, Any]:
         held.update(loc["held"])
     contacts = created["patient"]
     records = sum(created[o] for o in RECORD_OBJECTS)
+    # one request per thing created (contact, record, opportunity, event, note, upload, link note), plus
+    # each custom-object record's relation: the report's minimum_for_creates
     return {"written": sum(written.values()), "contacts": contacts, "records": records,
-            "minimum": contacts + 2 * records, "failed": sum(failed.values()), "held": sum(held.values()),
+            "minimum": sum(created.values()) + records, "failed": sum(failed.values()), "held": sum(held.values()),
             "by_object": dict(written)}
 
 
@@ -343,9 +352,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller practices; finishes in under a minute")
     ap.add_argument("--workers", type=int, default=2, help="thread executor workers (2: a 2-core box)")
+    ap.add_argument("--objects", choices=("all", "core"), default="all",
+                    help="all: every seed object (appointments, notes, files...); core: patients and the "
+                         "custom-object records only")
     ap.add_argument("--profile", metavar="PATH", help="cProfile the limits-lifted write phase to PATH "
                     "(shards run serially in the main thread: records_per_s is then not the benchmark's)")
     args = ap.parse_args()
+    OBJECTS["all"] = args.objects == "all"
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
     import logging

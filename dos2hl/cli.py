@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import sys
@@ -12,6 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
+from .cli_common import ExportDateOpt, JsonOpt, LocationsOpt, ProfileOpt, TargetOpt, _fail
+from .cli_ops import register as register_ops
 from .errors import Dos2hlError
 from .governor.cli import governor_app
 from .mapping.cli import map_app
@@ -31,22 +32,9 @@ app.add_typer(governor_app, name="governor")
 app.add_typer(map_app, name="map")
 log = logging.getLogger("dos2hl")
 
-ProfileOpt = Annotated[str, typer.Option("--profile", help="Export profile: 'reference', 'softdent_like' or a YAML file.")]
-ExportDateOpt = Annotated[
-    Optional[dt.datetime],
-    typer.Option("--export-date", formats=["%Y-%m-%d"],
-                 help="Date the export was taken (two-digit years are read against it); default: banner date or today."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
-
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-
-
-def _fail(exc: Dos2hlError) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(exc.exit_code)
 
 
 @app.callback()
@@ -211,10 +199,6 @@ def demo(
         typer.echo(line)
 
 
-LocationsOpt = Annotated[Path, typer.Option("--locations", help="locations.yaml: source location -> sub-account.")]
-TargetOpt = Annotated[Optional[str], typer.Option("--target", help="HighLevel base URL (overrides locations.yaml).")]
-
-
 @app.command()
 def providers(
     source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
@@ -286,54 +270,6 @@ def provision(
             typer.echo(p.render())
     if any(p.conflicts() for p in plans.values()):
         raise typer.Exit(1)
-
-
-@app.command()
-def plan(
-    source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
-    mapping: Annotated[Path, typer.Option("--mapping", help="The mapping.yaml (confirmed or not).")],
-    bulk_threshold: Annotated[int, typer.Option("--bulk-threshold", help="Records per object and location "
-                                                "above which the CSV bulk path is planned.")] = 5000,
-    sample: Annotated[int, typer.Option("--sample", help="Patients in the sample phase (read back).")] = 300,
-    export_date: ExportDateOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Requests and time at HighLevel's limits per location and object, with and without the bulk path."""
-    from .quota import plan_quota, render_plan
-
-    g = Dos2hlSettings().governor
-    try:
-        out = plan_quota(source, mapping, bulk_threshold=bulk_threshold, sample=sample, burst=g.burst,
-                         window_s=g.window_s, daily=g.daily, export_date=export_date.date() if export_date else None)
-    except Dos2hlError as exc:
-        _fail(exc)
-    typer.echo(json.dumps(out) if as_json else render_plan(out))
-
-
-@app.command()
-def workflows(
-    source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
-    mapping: Annotated[Path, typer.Option("--mapping", help="The mapping.yaml (names the export's files).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for workflows.md and workflows.json.")],
-    export_date: ExportDateOpt = None,
-) -> None:
-    """The workflow rebuild reference (recalls, reminders, follow-ups) for a HighLevel admin."""
-    import tempfile
-
-    from .api import stage_export
-    from .storage import open_store
-    from .workflows import write_workflow_reference
-
-    try:
-        with tempfile.TemporaryDirectory(prefix="dos2hl-wf-") as tmp:
-            stage_export(source, tmp, profile=str(mapping), export_date=export_date.date() if export_date else None)
-            staged = open_store(tmp)
-            locs = sorted({k.split("location=", 1)[1].split("/", 1)[0] for k in staged.list("patient/")
-                           if "location=" in k})
-            write_workflow_reference(staged, open_store(out), locs)
-    except Dos2hlError as exc:
-        _fail(exc)
-    typer.echo(f"workflow reference: {out / 'workflows.md'}")
 
 
 @app.command()
@@ -459,6 +395,8 @@ def rollback(
     if out["not_undone"]:
         raise typer.Exit(1)
 
+
+register_ops(app)  # plan, workflows, phi, delta (cli_ops.py)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

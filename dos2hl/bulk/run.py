@@ -89,7 +89,9 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any]
         for r in records:
             if not ids.get(r.stable_key):
                 by_obj.setdefault(r.object_key, []).append(r)
-        round1 += [(k, OBJECT_NAMES[k], v) for k, v in sorted(by_obj.items()) if len(v) > threshold]
+        # records under the lookup_field policy carry their contact's id: they wait for round 2
+        round1 += [(k, OBJECT_NAMES[k], v) for k, v in sorted(by_obj.items())
+                   if len(v) > threshold and v[0].relation == "association"]
         shared = read_households(run, loc) if not schema.allow_duplicates else {}
         ok = _round(run, loc, round1, client, schema, ids, ledger, out, importer, sleep, shared)
         if ok:
@@ -98,6 +100,8 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any]
                 if not ids.get(o.stable_key) and ids.get(o.parent_key):
                     by_opp.setdefault(o.object, []).append(o)
             round2 = [("opportunities", name, v) for name, v in sorted(by_opp.items()) if len(v) > threshold]
+            round2 += [(k, OBJECT_NAMES[k], [r for r in v if ids.get(r.parent_key)]) for k, v in sorted(by_obj.items())
+                       if len(v) > threshold and v[0].relation == "lookup_field"]
             _round(run, loc, round2, client, schema, ids, ledger, out, importer, sleep, shared)
         ledger.close()
         out.requests += int(client.stats.get("sent", 0)) - sent0
@@ -196,6 +200,8 @@ def _row(target: str, p: Any, schema: LocationSchema, ids: IdMap, shared: dict[s
         return opportunity_row({"name": p.name, "pipelineId": pipeline_id, "pipelineStageId": stage_id,
                                 "status": p.status, "monetaryValue": p.monetary, "contactId": ids.get(p.parent_key),
                                 "assignedTo": owner, "customFields": {k: _text(v) for k, v in p.custom.items()}})
+    if p.relation == "lookup_field":
+        return record_row({**p.properties, "contact_id": ids.get(p.parent_key)})
     return record_row(p.properties)
 
 

@@ -175,8 +175,25 @@ def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str) -> No
                                            e.target.startswith("contact.") and e.type != "STANDARD"
                                            and not e.target.startswith("contact.<") and e.phi != "omit"}
     missing = sorted(need - set(schema.contact_fields))
-    objects = {e.target.rsplit(".", 1)[0] for e in fmap.fields if e.target.startswith("custom_objects.")}
+    objects = {e.target.rsplit(".", 1)[0] for e in fmap.fields if e.target.startswith("custom_objects.")
+               and fmap.relations.get(e.target.rsplit(".", 1)[0], "association") == "association"}
     missing += sorted(f"association {o} <-> contact" for o in objects if o not in schema.associations)
+    used = {e.table for e in fmap.fields if e.target not in ("skip", "reference") and e.phi != "omit"}
+    manual = []  # what only a person can create in HighLevel's UI (provision --plan lists it)
+    for table, name in (("appt", "Appointments"), ("recall", "Recall")):
+        if table in used:
+            have = next((v for k, v in schema.pipelines.items() if k.lower() == name.lower()), None)
+            status = fmap.entry(table, "status")
+            stages = {v.lower() for v in (status.values or {}).values()} if status is not None else set()
+            if have is None:
+                manual.append(f"pipeline '{name}'")
+            elif stages - set(have["stages"]):
+                manual.append(f"stages {', '.join(sorted(stages - set(have['stages'])))} of pipeline '{name}'")
+    if "appt" in used and not schema.calendar_id:
+        manual.append("a calendar for appointments (or calendar: in locations.yaml names one that exists)")
+    if manual:
+        raise ConfigError(f"location {loc} ({schema.location_id}) lacks {'; '.join(manual)}: create them in "
+                          "HighLevel's UI (the API cannot), see dos2hl provision --plan")
     if missing:
         more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
         raise ConfigError(f"location {loc} ({schema.location_id}) is not provisioned for this map: missing "

@@ -91,6 +91,7 @@ class RecordPayload:
     parent_key: str  # stable key of the contact
     properties: dict[str, Any]
     owner_provider: str | None = None
+    relation: str = "association"  # or "lookup_field": the contact's id goes in the record, no relation call
 
 
 @dataclass
@@ -115,6 +116,7 @@ class Transformer:
                  lookups: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.location = location
         self.lookups = lookups or {}  # LOOKUP category -> code -> description (the pick-list's options)
+        self.relations = dict(fmap.relations)
         self.key = key
         self.seal = seal
         self.by_table: dict[str, list[Entry]] = {}
@@ -208,8 +210,11 @@ class Transformer:
             sid = row[pk]
             props.setdefault("source_id", sid)
             owner = row.get("prov_id") or row.get("treat_prov_id")
+            policy = self.relations.get(object_key, "association")
+            if policy == "lookup_field":  # the writer adds contact_id (known once the contact exists)
+                props["patient_id"] = str(row["pat_id"])
             out.append(RecordPayload(object_key, self.key(self.location, obj, sid), str(sid),
-                                     self.key(self.location, "patient", row["pat_id"]), props, owner))
+                                     self.key(self.location, "patient", row["pat_id"]), props, owner, policy))
         return out, excluded
 
 

@@ -264,6 +264,8 @@ class ShardWriter(CrmWriter):
                 record_id = found.id if found is not None else None
             if record_id is None:
                 owner = self.schema.users.get(r.owner_provider or "")
+                if r.relation == "lookup_field":
+                    r.properties["contact_id"] = contact_id
                 try:
                     w = self.client.create_record(r.object_key, RecordCreate(properties=r.properties,
                                                                              owner=[owner] if owner else None),
@@ -278,7 +280,7 @@ class ShardWriter(CrmWriter):
             else:
                 self._op(obj, r.stable_key, r.source_id, record_id, "lookup", "verified-existing")
             self.ids.apply({"stable_key": r.stable_key, "op": "create", "outcome": "created", "hl_id": record_id})
-        if not self.ids.related(r.stable_key, r.parent_key):
+        if r.relation == "association" and not self.ids.related(r.stable_key, r.parent_key):
             if not self._relate(obj, r, record_id, contact_id):
                 return
         self.result.written[obj] += 1

@@ -245,6 +245,13 @@ def desired_schema(mapping: Mapping, source: str | Path | None = None) -> Desire
             _merge(d.contact_fields, _field_spec(e, t, ref))
         elif t.startswith("opportunity.") and t.count(".") == 1:
             _merge(d.opportunity_fields, _field_spec(e, t, ref))
+    for key, policy in mapping.relations.items():  # records that carry their contact instead of a relation
+        if policy == "lookup_field" and key in d.objects:
+            obj = d.objects[key]
+            obj.associate = False
+            for short, label in (("contact_id", "Contact ID"), ("patient_id", "Patient Source ID")):
+                _merge(obj.fields, FieldSpec(f"{key}.{short}", label, "TEXT", (), "relation policy lookup_field: "
+                                             "the contact, without a relation call", sources=("(relation)",)))
     for obj in d.objects.values():
         ptype = obj.primary_type
         if ptype not in ("TEXT", "NUMERICAL"):

@@ -13,12 +13,14 @@ from tests.migrate.conftest import EXPORT_DATE, make_world
 
 
 @pytest.fixture()
-def world(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def world(request, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Every seed object (``@pytest.mark.parametrize("world", ["core"], indirect=True)``: patients and
+    the custom objects only, for tests of the gate's mechanics)."""
     from dos2hl.phi import create_key_file
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
     monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
-    w = make_world(tmp_path, monkeypatch, patients=20, crm=True)
+    w = make_world(tmp_path, monkeypatch, patients=20, crm=getattr(request, "param", "all") == "all")
     yield w
     w.stop()
 
@@ -65,6 +67,7 @@ def test_bulk_path_imports_reconciles_and_matches_the_planner(world: Any) -> Non
     assert checklists and all("30 MB" in p.read_text() or "Import" in p.read_text() for p in checklists)
 
 
+@pytest.mark.parametrize("world", ["core"], indirect=True)
 def test_without_the_sandbox_the_run_waits_for_the_operator_then_resumes(world: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.bulk import run as bulk
     from dos2hl.migrate import migrate
@@ -95,6 +98,7 @@ def test_without_the_sandbox_the_run_waits_for_the_operator_then_resumes(world: 
     assert set(states) == {"reconciled"}
 
 
+@pytest.mark.parametrize("world", ["core"], indirect=True)
 def test_a_row_the_importer_refuses_is_a_dead_letter_then_written_through_the_api(world: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.bulk import packages
     from dos2hl.migrate import migrate
@@ -118,3 +122,37 @@ def test_a_row_the_importer_refuses_is_a_dead_letter_then_written_through_the_ap
     assert refused and all(r["error"].startswith("CsvImportError") for r in refused)
     later = {r["stable_key"] for r in led if r["op"] == "create" and r["outcome"] == "created"}
     assert {r["stable_key"] for r in refused} <= later
+
+
+def test_lookup_field_policy_sends_no_relation_and_the_planner_knows(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Ledger entries under ``relations: {custom_objects.patient_ledger: lookup_field}``: the records carry
+    the contact's id and patient id (CSV column and API alike), no relation call is made for them, and
+    the planner counts exactly that."""
+    from dos2hl.migrate import migrate
+    from dos2hl.phi import create_key_file
+    from dos2hl.quota import plan_quota
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
+    w = make_world(tmp_path, monkeypatch, patients=20, relations={"custom_objects.patient_ledger": "lookup_field"})
+    try:
+        planned = plan_quota(w.export, w.mapping, bulk_threshold=15, sample=0, export_date=EXPORT_DATE)
+        assert not any(r["object"] == "relation:ledger_entry" for v in planned["locations"].values()
+                       for r in v["rows"])
+        w.sent.clear()
+        rep = migrate(_opts(w), client_factory=w.factory)
+        assert rep["status"] == "completed", rep["reconciliation"]
+        assert rep["field_diff"]["mismatches"] == 0
+        for loc in w.loc_ids:
+            state = w.dump(loc)
+            ledger = state["objects"]["custom_objects.patient_ledger"]
+            contacts = {c["id"] for c in state["contacts"]}
+            assert ledger and all(r["properties"]["contact_id"] in contacts for r in ledger)
+            related = {r["firstRecordId"] for r in state["relations"]} | {r["secondRecordId"] for r in state["relations"]}
+            assert not related & {r["id"] for r in ledger}
+        sent = rep["requests"]["sent"]
+        want = sum(v["with_bulk_path"]["writes"] + v["with_bulk_path"]["reconcile_reads"]
+                   for v in planned["locations"].values())
+        assert abs(sent - want) <= 0.03 * want, (sent, want)
+    finally:
+        w.stop()

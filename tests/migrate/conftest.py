@@ -90,7 +90,7 @@ CRM_TABLES = ("appt", "apptproc", "recall", "patref", "refsrc", "commlog", "docu
 
 def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 40, mess: str = "clean",
                allow_duplicates: bool = False, provisioned: bool = True, crm: bool = False,
-               **gen: Any) -> World:
+               relations: dict[str, str] | None = None, manual_steps: bool = True, **gen: Any) -> World:
     """A generated practice, two provisioned sandbox locations, a confirmed map. ``crm=False`` maps
     only patients and the custom objects of issue 6 (the CRM objects skipped: tests of the write path's
     mechanics stay small); ``crm=True`` maps every object of the seed."""
@@ -115,6 +115,8 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
         fmap = fmap.model_copy(update={"fields": [
             e.model_copy(update={"target": "skip", "reasons": ["not in this test"]}) if e.table in CRM_TABLES else e
             for e in fmap.fields]})
+    if relations:
+        fmap = fmap.model_copy(update={"relations": relations})
     path = save_mapping(fmap.confirm("Test Runner"), root / "mapping.yaml")
     w = World(root, root / "practice" / "export", state, tokens, loc_ids, path, root / "locations.yaml",
               FakeClock()).start()
@@ -122,7 +124,8 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
         from dos2hl.demo import do_manual_steps
 
         plans = provision(fmap, lf, source=w.export, apply=True, clients={loc: w.factory(loc) for loc in loc_ids})
-        do_manual_steps(state, plans, loc_ids)
+        if manual_steps:  # what the practice's admin does by hand: the pipelines' stages
+            do_manual_steps(state, plans, loc_ids)
     w.sent.clear()
     return w
 

@@ -47,7 +47,16 @@ def test_operator_path_on_a_renamed_export(tmp_path: Path, monkeypatch) -> None:
         res = run(app, ["provision", *common, "--source", str(renamed), "--apply"])
         assert res.exit_code == 0, res.output
         res = run(app, ["provision", *common, "--source", str(renamed), "--plan", "--json"])
-        assert all(p["summary"]["create"] == 0 for p in json.loads(res.stdout).values())  # apply done
+        plans = json.loads(res.stdout)
+        assert all(p["summary"]["create"] == 0 for p in plans.values())  # apply done
+        res = run(app, ["migrate", str(renamed), *common, "--sample", "0", *date])
+        assert res.exit_code == 2 and "pipeline" in res.output  # the manual steps are not done yet
+        from dos2hl.sandbox import add_pipeline
+
+        for loc, p in plans.items():  # the practice's admin creates the pipelines by hand, as listed
+            for c in p["changes"]:
+                if c["action"] == "manual" and c["kind"] == "pipeline":
+                    add_pipeline(w.state, w.loc_ids[loc], c["key"], c["options"])
         res = run(app, ["providers", str(renamed), "--locations", str(w.locations), "--out",
                         str(tmp_path / "providers"), "--profile", str(mapping), *date])
         assert res.exit_code == 0, res.output

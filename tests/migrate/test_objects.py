@@ -204,5 +204,26 @@ def test_the_planner_counts_what_the_run_sent(migrated: Any) -> None:
         a = v["api_path"]
         assert a["hours_at_burst_limit"] == pytest.approx(a["requests"] / 10 / 3600, abs=0.01)
         assert all(r["path"] == "API" for r in v["rows"])  # a small practice: nothing above 5,000
+        lean = v["with_bulk_and_lookup_fields"]  # the policy the planner offers: no relation calls
+        relations = sum(r["records"] for r in v["rows"] if r["object"].startswith("relation:"))
+        assert lean["relations_saved"] == relations > 0
+        assert lean["requests"] == v["with_bulk_path"]["requests"] - relations
     assert plan["grade"].startswith("A")
     assert any("pipeline 'Appointments'" in s for s in plan["manual_steps"])
+
+
+def test_a_location_without_the_manual_steps_is_refused_before_any_write(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dos2hl.errors import ConfigError
+    from dos2hl.migrate import MigrateOptions, migrate
+    from dos2hl.phi import create_key_file
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
+    w = make_world(tmp_path, monkeypatch, patients=20, crm=True, manual_steps=False)
+    try:
+        with pytest.raises(ConfigError, match="pipeline 'Appointments'.*UI"):
+            migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                                   sample=0, export_date=EXPORT_DATE), client_factory=w.factory)
+        assert not any(w.dump(loc)["contacts"] for loc in w.loc_ids)
+    finally:
+        w.stop()

@@ -1,0 +1,137 @@
+"""Operations commands of the CLI: ``plan`` (quota), ``workflows`` (rebuild reference), ``phi`` (keys,
+decrypt) and ``delta`` (cutover and nightly syncs); ``dos2hl.cli`` registers them on its app."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli_common import ExportDateOpt, JsonOpt, LocationsOpt, TargetOpt, _fail
+from .errors import Dos2hlError
+from .settings import Dos2hlSettings
+
+
+def register(app: typer.Typer) -> None:
+    """Add the operations commands to ``app``."""
+    phi_app = typer.Typer(help="PHI field encryption: keys and the decrypt command.", no_args_is_help=True)
+    app.add_typer(phi_app, name="phi")
+
+
+    @phi_app.command("new-key")
+    def phi_new_key(
+        out: Annotated[Path, typer.Option("--out", help="Where to write the key file (never overwritten).")],
+        kms_key_id: Annotated[Optional[str], typer.Option("--kms-key-id", help="Wrap the data key with this AWS KMS "
+                                                          "key: the file alone opens nothing.")] = None,
+    ) -> None:
+        """Create the key the map's 'encrypt' fields are sealed with (point DOS2HL_PHI_KEY_FILE at it)."""
+        from .phi import create_key_file
+
+        try:
+            typer.echo(f"PHI key: {create_key_file(out, kms_key_id=kms_key_id)}")
+        except Dos2hlError as exc:
+            _fail(exc)
+
+
+    @phi_app.command("decrypt")
+    def phi_decrypt(
+        field: Annotated[str, typer.Option("--field", help="The value's target key, e.g. "
+                                           "custom_objects.clinical_notes.note_text.")],
+        value: Annotated[Optional[str], typer.Argument(help="The enc:v1: value (default: read from stdin).")] = None,
+        key_file: Annotated[Optional[Path], typer.Option("--key-file", help="Default DOS2HL_PHI_KEY_FILE.")] = None,
+    ) -> None:
+        """Open one value a migration stored encrypted in HighLevel (prints the plain text)."""
+        from .phi import load_sealer
+
+        try:
+            sealer = load_sealer(key_file or Dos2hlSettings().phi_key_file)
+            typer.echo(sealer.open((value or sys.stdin.read()).strip(), field))
+        except Dos2hlError as exc:
+            _fail(exc)
+
+
+    @app.command()
+    def plan(
+        source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
+        mapping: Annotated[Path, typer.Option("--mapping", help="The mapping.yaml (confirmed or not).")],
+        bulk_threshold: Annotated[int, typer.Option("--bulk-threshold", help="Records per object and location "
+                                                    "above which the CSV bulk path is planned.")] = 5000,
+        sample: Annotated[int, typer.Option("--sample", help="Patients in the sample phase (read back).")] = 300,
+        export_date: ExportDateOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Requests and time at HighLevel's limits per location and object, with and without the bulk path."""
+        from .quota import plan_quota, render_plan
+
+        g = Dos2hlSettings().governor
+        try:
+            out = plan_quota(source, mapping, bulk_threshold=bulk_threshold, sample=sample, burst=g.burst,
+                             window_s=g.window_s, daily=g.daily, export_date=export_date.date() if export_date else None)
+        except Dos2hlError as exc:
+            _fail(exc)
+        typer.echo(json.dumps(out) if as_json else render_plan(out))
+
+
+    @app.command()
+    def workflows(
+        source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
+        mapping: Annotated[Path, typer.Option("--mapping", help="The mapping.yaml (names the export's files).")],
+        out: Annotated[Path, typer.Option("--out", help="Folder for workflows.md and workflows.json.")],
+        export_date: ExportDateOpt = None,
+    ) -> None:
+        """The workflow rebuild reference (recalls, reminders, follow-ups) for a HighLevel admin."""
+        import tempfile
+
+        from .api import stage_export
+        from .storage import open_store
+        from .workflows import write_workflow_reference
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="dos2hl-wf-") as tmp:
+                stage_export(source, tmp, profile=str(mapping), export_date=export_date.date() if export_date else None)
+                staged = open_store(tmp)
+                locs = sorted({k.split("location=", 1)[1].split("/", 1)[0] for k in staged.list("patient/")
+                               if "location=" in k})
+                write_workflow_reference(staged, open_store(out), locs)
+        except Dos2hlError as exc:
+            _fail(exc)
+        typer.echo(f"workflow reference: {out / 'workflows.md'}")
+
+
+    @app.command()
+    def delta(
+        source: Annotated[str, typer.Argument(help="The new export (folder or s3://bucket/prefix).")],
+        since_run: Annotated[str, typer.Option("--since-run", help="The run (migration or delta) it follows.")],
+        mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
+        locations: LocationsOpt,
+        target: TargetOpt = None,
+        storage: Annotated[Optional[str], typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+        run_id: Annotated[Optional[str], typer.Option("--run-id", help="Resume this delta run.")] = None,
+        deleted: Annotated[str, typer.Option("--deleted", help="Rows deleted in the source: 'tag' the contact "
+                                             "and report (default) or 'delete' them.")] = "tag",
+        export_date: ExportDateOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """New, changed and deleted rows since a run: create, update in place (before-images kept), tag."""
+        from .migrate.delta import DeltaOptions, run_delta
+
+        if deleted not in ("tag", "delete"):
+            typer.echo("error: --deleted is 'tag' or 'delete'", err=True)
+            raise typer.Exit(2)
+        opts = DeltaOptions(source=source, since_run=since_run, mapping=str(mapping), locations=str(locations),
+                            target=target, storage=storage, run_id=run_id, deleted=deleted,  # type: ignore[arg-type]
+                            export_date=export_date.date() if export_date else None)
+        try:
+            out = run_delta(opts)
+        except Dos2hlError as exc:
+            _fail(exc)
+        summary = {"run_id": out["run_id"], "status": out["status"], "since": since_run, "delta": out["delta"],
+                   "report": out["report"]}
+        typer.echo(json.dumps(summary, default=str) if as_json else
+                   f"delta {out['run_id']} since {since_run}: {out['status']}; {json.dumps(out['delta']['changes'])}; "
+                   f"report: {out['report']}")
+        if out["status"] != "completed":
+            raise typer.Exit(1)
