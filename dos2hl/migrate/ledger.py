@@ -160,6 +160,10 @@ class IdMap:
     def detail(self, key: str) -> str | None:
         return self._detail.get(key)
 
+    def relations(self) -> Iterator[tuple[str, str]]:
+        """(record key, parent key) of every relation written."""
+        return iter(sorted(self._related))
+
     def related(self, key: str, parent: str) -> bool:
         return (key, parent) in self._related
 

@@ -156,7 +156,7 @@ def _requests(ctx: Any, phases: list[Any]) -> dict[str, Any]:
 
     ledger = read_ledger(open_store(ctx.run_uri))
     for op, ts in zip(ledger.column("op").to_pylist(), ledger.column("ts").to_pylist(), strict=True):
-        if op != "intent":
+        if op not in ("intent", "carry"):
             per_minute[dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M")] += 1
     return {"sent": sum(r.get("requests", 0) for r in shards), "http_429": sum(r.get("http_429", 0) for r in shards),
             "minimum_for_creates": minimum, "budget_per_minute": round(g.burst * 60 / g.window_s),

@@ -6,11 +6,13 @@ opportunities, custom-object records (their contact relations go with them), the
 ledger and sends nothing. What could not be deleted is listed with its error class. Rolling back a
 sample the reviewer rejected is rolling back its run (the sample is a phase of the run).
 
-Issue 8 extends this to updates (restoring before-images) once delta runs update records.
+Updates (a delta's) are undone first, latest first, by putting back the before-image the ledger
+kept; the "deleted in source" tags a delta added are taken off.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +44,7 @@ def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
     deleted: Counter[str] = Counter()
     failed: list[dict[str, Any]] = []
     clients: dict[str, Any] = {}
+    restored = _restore(rows, ledger, run_id, clients, client_factory, failed)
     # children first: notes, files, events, opportunities, records (their relations go with them), contacts
     ids = {k: r["hl_id"] for k, r in alive.items()}
     order = sorted(alive.values(), key=lambda r: (_RANK.get(r["object"], 4), r["location"], -r["ts"]))
@@ -63,8 +66,55 @@ def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
     ledger.close()
     for c in clients.values():
         c.close()
-    return {"run_id": run_id, "deleted": dict(deleted), "not_undone": failed,
+    return {"run_id": run_id, "deleted": dict(deleted), "restored": dict(restored), "not_undone": failed,
             "status": "rolled back" if not failed else "incomplete"}
+
+
+def _restore(rows: list[dict[str, Any]], ledger: LedgerWriter, run_id: str, clients: dict[str, Any],
+             client_factory: Callable[[str], Any], failed: list[dict[str, Any]]) -> Counter[str]:
+    """Put back the before-image of every update (latest first) and take off the tags a delta added;
+    each undo is a ledger row naming the op it undid (``detail``), so a second rollback skips it."""
+    done = {r["detail"] for r in rows if r["op"] in ("restore", "untag") and r.get("detail")}
+    out: Counter[str] = Counter()
+    todo = [r for r in rows if (r["op"] == "update" and r["outcome"] == "updated" and r.get("before"))
+            or (r["op"] == "tag" and r["outcome"] == "tagged")]
+    for r in sorted(todo, key=lambda r: -r["ts"]):
+        mark = f"{r['op']}@{r['ts']!r}:{r['stable_key']}"
+        if mark in done:
+            continue
+        loc = r["location"]
+        client = clients.get(loc) or clients.setdefault(loc, client_factory(loc))
+        try:
+            if r["op"] == "tag":
+                from .delta import DELETED_TAG
+
+                client.remove_contact_tags(r["hl_id"], [DELETED_TAG])
+            else:
+                _put_back(client, r["hl_id"], json.loads(r["before"]))
+        except HighLevelError as exc:
+            failed.append({"location": loc, "object": r["object"], "stable_key": r["stable_key"],
+                           "error_class": type(exc).__name__})
+            continue
+        op = "untag" if r["op"] == "tag" else "restore"
+        ledger.add(Op(run_id, loc, r["location_id"], r["object"], r["stable_key"], r["source_id"], r["hl_id"], op,
+                      "restored", detail=mark))
+        out[r["object"]] += 1
+    return out
+
+
+def _put_back(client: Any, hl_id: str, before: dict[str, Any]) -> None:
+    from ..highlevel.models import ContactUpdate, CustomFieldInput, OpportunityUpdate, RecordUpdate
+
+    kind = before.pop("kind")
+    if kind == "contact":
+        custom = [CustomFieldInput(id=c["id"], field_value=c["field_value"]) for c in before.pop("customFields", [])]
+        client.update_contact(hl_id, ContactUpdate(**before, customFields=custom or None))
+    elif kind == "opportunity":
+        custom = [CustomFieldInput(id=c["id"], field_value=c.get("fieldValue", c.get("value")))
+                  for c in before.pop("customFields", None) or []]
+        client.update_opportunity(hl_id, OpportunityUpdate(**before, customFields=custom or None))
+    else:
+        client.update_record(before["object_key"], hl_id, RecordUpdate(properties=before["properties"]))
 
 
 # deletion order (lower first); custom-object records are 4, contacts last

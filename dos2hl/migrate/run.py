@@ -90,25 +90,27 @@ def _rows(t: pa.Table | None, keep: Callable[[dict[str, Any]], bool] | None = No
     return [r for r in rows if keep(r)] if keep else rows
 
 
-def _transformer(spec: ShardSpec) -> tuple[Transformer, Callable[[str, str], str] | None]:
+def _transformer(spec: ShardSpec, plain: bool = False) -> tuple[Transformer, Callable[[str, str], str] | None]:
+    """The shard's Transformer; ``plain``: encrypt fields left unsealed (for comparing, never for sending)."""
     fmap = FieldMap.model_validate(spec.mapping)
     sealer = None
-    if any(e.phi == "encrypt" for e in fmap.fields) and spec.phi_key_file:
+    if any(e.phi == "encrypt" for e in fmap.fields) and spec.phi_key_file and not plain:
         from ..phi import load_sealer
 
         sealer = load_sealer(spec.phi_key_file)
     staged = open_store(spec.staged_uri)
     lookups = lookup_descriptions(_rows(read_staged(staged, "lookup", "_all")))
     lookups["RECALLTYP"] = recall_descriptions(_rows(read_staged(staged, "recalltyp", "_all")))
-    tf = Transformer(fmap, location=spec.location, key=stable_key, seal=sealer.seal if sealer else None,
-                     lookups=lookups)
+    seal = (lambda text, _f: text) if plain else (sealer.seal if sealer else None)
+    tf = Transformer(fmap, location=spec.location, key=stable_key, seal=seal, lookups=lookups)
     return tf, (sealer.open if sealer else None)
 
 
-def plan_shard(spec: ShardSpec) -> tuple[Plan, dict[str, int]]:
-    """The shard's payloads (pure: staged rows + map) and the rows considered per object."""
+def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str, int]]:
+    """The shard's payloads (pure: staged rows + map) and the rows considered per object (``plain``:
+    encrypt fields unsealed, for the delta's comparison)."""
     staged = open_store(spec.staged_uri)
-    tf, _ = _transformer(spec)
+    tf, _ = _transformer(spec, plain)
     want = set(spec.patients) if spec.patients is not None else None
     tables = {t: read_staged(staged, t, spec.location, spec.shard) for t in PATIENT_TABLES}
     patients = _rows(tables["patient"], None if want is None else (lambda r: r["pat_id"] in want))
@@ -137,6 +139,8 @@ def plan_shard(spec: ShardSpec) -> tuple[Plan, dict[str, int]]:
         plan.records += payloads
         if excluded:
             plan.excluded[name] = plan.excluded.get(name, 0) + excluded
+    if plan.notices.get("note_images_found"):  # derived rows: the report reconciles them too
+        counts["note_image"] = plan.notices["note_images_found"]
     _plan_crm(spec, tf, tables, staged, plan, counts, patients, ids_in, gone)
     for obj, _sid, _reason in plan.excluded_rows:
         plan.excluded[obj] = plan.excluded.get(obj, 0) + 1
@@ -174,8 +178,9 @@ def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, pl
                 stable_key(spec.location, "patient", pid), f"note-{spec.location}-{chain.head_id}-{img.index}.{img.ext}",
                 img.mime, f"clinical note #{chain.head_id} · image {img.index} of {len(images)}", data=img.data,
                 size=len(img.data)))
-    plan.notices["note_images"] = plan.notices.get("note_images", 0) + sum(
-        1 for f in plan.crm.files if f.object == "note_image")
+    plan.notices["note_images"] = sum(1 for f in plan.crm.files if f.object == "note_image")
+    plan.notices["note_images_found"] = plan.notices["note_images"] + sum(
+        1 for o, *_r in plan.excluded_rows if o == "note_image")
     return heads + [r for r in rows if r.get("pat_id") in gone]  # the excluded patients' rows: counted as such
 
 
@@ -346,8 +351,8 @@ def verify_shard(spec: ShardSpec, client: Any, cache: dict[str, Any] | None = No
 
 def _shard_ledger(run: Store, location: str, writer_prefix: str) -> pa.Table:
     """Only this shard's files (a patient and all their records are written by their shard's writer),
-    rollbacks, which undo across shards, and the bulk phase's imports."""
-    return read_ledger(run, location=location, writer=(writer_prefix, "rollback", "bulk"))
+    rollbacks, which undo across shards, the bulk phase's imports and a delta's carried ID map."""
+    return read_ledger(run, location=location, writer=(writer_prefix, "rollback", "bulk", "carry"))
 
 
 def _stats(client: Any) -> tuple[int, int]:

@@ -96,3 +96,34 @@ def test_the_tasks_of_a_threads_run_share_one_governor_and_take_the_bulk_path(pr
     assert len(opened) == 1  # prepare, sample, verify, bulk, full and verify again: one governor, opened once
     # above the threshold the flow took the CSV path (the sandbox imports packages itself)
     assert all(imp.get("ledger_entry", 0) > 15 for imp in done["bulk_imported"].values()), done["bulk_imported"]
+
+
+def test_delta_and_rollback_flows(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The nightly delta deployment's flow follows the latest completed run; the rollback flow undoes it."""
+    from dos2hl.migrate import MigrateOptions, migrate
+    from dos2hl.phi import create_key_file
+    from dos2hl.sandbox import running
+    from flows.delta import DeltaParams, delta_flow
+    from flows.rollback import RollbackParams, rollback_flow
+    from tests.migrate.test_delta import _new_export
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "k" / "phi.key")))
+    monkeypatch.setenv("DOS2HL_GOVERNOR_BURST", "100000")
+    monkeypatch.setenv("DOS2HL_GOVERNOR_WINDOW_S", "1")
+    w = make_world(tmp_path, monkeypatch, patients=20)
+    w.stop()
+    with running(w.state, burst=(100000, 1.0)) as base:
+        lf = yaml.safe_load(w.locations.read_text())
+        lf["target"] = base
+        w.locations.write_text(yaml.safe_dump(lf))
+        first = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                                       sample=0, export_date=EXPORT_DATE, workers=2))
+        assert first["status"] == "completed"
+        new, _moved, _gone = _new_export(w)
+        out = delta_flow(DeltaParams(source=str(new), since_run="latest", mapping=str(w.mapping),
+                                     locations=str(w.locations), export_date=EXPORT_DATE))
+        assert out["status"] == "completed" and out["delta"]["since"] == first["run_id"]
+        assert out["delta"]["updated"] == {"patient": 1}
+        undone = rollback_flow(RollbackParams(run_id=out["run_id"], locations=str(w.locations)))
+        assert undone["restored"] == {"patient": 1} and undone["deleted"] == {"patient": 1}
