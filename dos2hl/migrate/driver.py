@@ -28,7 +28,14 @@ from ..mapping.model import Mapping as FieldMap
 from ..mapping.model import require_confirmed
 from ..settings import Dos2hlSettings
 from ..storage import open_store
-from .run import ShardResult, ShardSpec, household_channels, migrate_shard, verify_shard, write_households
+from .run import (
+    ShardResult,
+    ShardSpec,
+    household_channels,
+    migrate_shard_isolated,
+    verify_shard,
+    write_households,
+)
 from .sample import choose_sample
 from .write import LocationSchema
 
@@ -136,6 +143,8 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
     write_workflow_reference(staged, open_store(run_uri, settings.s3), sorted(shards), key="report/workflows.md")
     factory = client_factory or default_factory(lf, settings)
     clients = {loc: factory(loc) for loc in sorted(shards)}  # one per location for every check below
+    for loc, client in clients.items():  # tenancy: each token opens its own sub-account, before any write
+        _require_own_location(client, lf, loc)
     report = resolve_providers(source, lf, profile=opts.mapping, settings=settings, clients=clients,
                                export_date=opts.export_date)
     report.require_owners()  # gate: no patient lands without an owner
@@ -160,6 +169,24 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
                       schemas, {k: sorted(v) for k, v in shards.items()},
                       {"by": fmap.confirmed.by, "at": fmap.confirmed.at.isoformat(), "sha256": fmap.confirmed.sha256},
                       report.to_dict(), settings.phi_key_file, manifest)
+
+
+def _require_own_location(client: Any, lf: LocationsFile, loc: str) -> None:
+    from ..errors import HighLevelError
+
+    target = lf.for_source(loc)
+    try:
+        got = client.get_location()
+    except HighLevelError as exc:
+        status = getattr(exc, "status", None)
+        if status in (401, 403):
+            raise ConfigError(f"locations.yaml: the token in ${target.token_env} does not open location {loc}'s "
+                              f"sub-account {target.location_id} (HighLevel answered {status}): give that "
+                              "sub-account's own token; nothing was written") from None
+        raise
+    if got.id != target.location_id:
+        raise ConfigError(f"locations.yaml: the token in ${target.token_env} opens {got.id}, not {loc}'s "
+                          f"{target.location_id}; nothing was written")
 
 
 def _export_zones(staged: Any) -> dict[str, str]:
@@ -227,7 +254,7 @@ def run_phase(ctx: RunContext, phase: Literal["sample", "full"], *, sample_size:
     if phase == "sample":
         patients = choose_sample(open_store(ctx.staged_uri), ctx.locations, sample_size)
     specs = ctx.specs(patients)
-    results = execute(specs, migrate_shard, client_factory=client_factory, executor=executor, workers=workers,
+    results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor, workers=workers,
                       settings=settings, locations=locations)
     return PhaseResult(phase, [asdict(r) if isinstance(r, ShardResult) else r for r in results], sample=patients)
 

@@ -67,6 +67,9 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
                                     f"{row['failed']} + held {row['held']} + excluded {row['excluded']}")
             objects[obj] = row
         locations[loc] = {"location_id": ctx.schemas[loc]["location_id"], "objects": objects}
+    for r in last.shards:  # a shard that stopped: its location is incomplete, the others are not
+        if r.get("error"):
+            problems.append(f"{r['location']}/shard {r['shard']:03d} stopped: {r['error']}")
     quarantine = {}
     for table, meta in manifest.get("quarantine", {}).items():
         quarantine[table] = int(meta.get("rows", 0))

@@ -30,7 +30,7 @@ from .transform import (
 )
 from .write import SHARED_FIELDS, LocationSchema, ShardWriter, WriteResult, households
 
-__all__ = ["ShardSpec", "ShardResult", "migrate_shard", "plan_shard", "read_back_location", "read_staged",
+__all__ = ["ShardSpec", "ShardResult", "migrate_shard", "migrate_shard_isolated", "plan_shard", "read_back_location", "read_staged",
            "verify_shard", "PATIENT_TABLES"]
 
 # tables read from the patient's shard (txplan rides along for the treatment-plan join)
@@ -71,6 +71,7 @@ class ShardResult:
     http_429: int = 0
     excluded_rows: list[tuple[str, str, str]] = field(default_factory=list)  # (object, source id, reason)
     notices: dict[str, Any] = field(default_factory=dict)  # referral variants, events without a time, ...
+    error: str = ""  # why the shard stopped (the other shards and locations go on)
 
 
 def read_staged(store: Store, table: str, location: str, shard: int | None = None) -> pa.Table | None:
@@ -281,6 +282,18 @@ def read_households(run: Store, location: str) -> dict[str, list[str]]:
     """Written by the driver only when the location refuses duplicate contacts; else empty."""
     key = f"households/{location}.json"
     return json.loads(run.read_bytes(key)) if run.exists(key) else {}
+
+
+def migrate_shard_isolated(spec: ShardSpec, client: Any) -> ShardResult:
+    """``migrate_shard``, but an error that escapes it stops this shard only: the others (and the other
+    locations) go on, and the report names the shard and the error class (never a value)."""
+    import logging
+
+    try:
+        return migrate_shard(spec, client)
+    except Exception as exc:  # noqa: BLE001 - isolation is the point; the report shows it
+        logging.getLogger("dos2hl.migrate").error("shard %s stopped: %s", spec.name, type(exc).__name__)
+        return ShardResult(spec.location, spec.shard, error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:

@@ -66,3 +66,67 @@ def test_sample_then_full_run_writes_every_patient_once_with_its_records(world: 
     assert diff["read_back"]["patient"] == sum(by_loc.values()) and diff["mismatches"] == 0
     assert sum(diff["read_back"].values()) > 10 * len([s for s in w.sent if s[1].endswith("/search")])
     assert not [s for s in w.sent if s[0] == "GET" and "/records/" in s[1]]
+
+
+def test_a_location_failing_does_not_stop_the_others(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An error escaping one location's shards stops those shards only: the other location completes, the
+    report names the stopped shards, the run is incomplete (and retry/resume picks them up)."""
+    from dos2hl.migrate import MigrateOptions, migrate
+    from dos2hl.migrate import run as run_mod
+
+    real = run_mod.migrate_shard
+
+    def flaky(spec, client):  # type: ignore[no-untyped-def]
+        if spec.location == "L002":
+            raise RuntimeError("simulated outage of this sub-account")
+        return real(spec, client)
+
+    monkeypatch.setattr(run_mod, "migrate_shard", flaky)
+    w = world
+    out = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                                 sample=0, workers=2, export_date=EXPORT_DATE), client_factory=w.factory)
+    assert out["status"] == "incomplete"
+    l1 = out["locations"]["L001"]["objects"]["patient"]
+    assert l1["written"] == l1["source"] - l1["quarantined"] - l1["excluded"] > 0
+    assert out["locations"]["L002"]["objects"]["patient"]["written"] == 0
+    assert any(p.startswith("L002/shard") and "RuntimeError" in p for p in out["reconciliation"]["problems"])
+    monkeypatch.setattr(run_mod, "migrate_shard", real)
+    again = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                                   sample=0, workers=2, export_date=EXPORT_DATE, run_id=out["run_id"]),
+                    client_factory=w.factory)
+    assert again["status"] == "completed", again["reconciliation"]
+
+
+def test_a_token_of_another_sub_account_is_refused_before_any_write(world) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import pytest
+
+    from dos2hl.errors import ConfigError
+    from dos2hl.migrate import MigrateOptions, migrate
+
+    w = world
+    journal = w.state / "journal.jsonl"
+    seen = len(journal.read_text().splitlines())
+    with pytest.raises(ConfigError, match=r"DOS2HL_TEST_TOKEN_L00\d does not open location"):
+        migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                               sample=0, export_date=EXPORT_DATE), client_factory=_swapped(w))
+    lines = [json.loads(x) for x in journal.read_text().splitlines()[seen:]]
+    assert lines and all(x["method"] == "GET" for x in lines)  # the check read; nothing was written
+    assert {x["status"] for x in lines} == {403}  # HighLevel's tenancy answer to the other location's token
+
+
+def _swapped(w):  # type: ignore[no-untyped-def]
+    """Clients whose token belongs to the other location (a locations.yaml mix-up)."""
+    from pydantic import SecretStr
+
+    from dos2hl.highlevel import HighLevelClient
+    from tests.migrate.conftest import BASE, FAST, Counting
+
+    other = {"L001": "L002", "L002": "L001"}
+
+    def factory(loc: str) -> HighLevelClient:
+        token = w.tokens[w.loc_ids[other[loc]]]
+        return HighLevelClient(BASE, SecretStr(token), w.loc_ids[loc], retry=FAST, sleep=w.clock.advance,
+                               transport=Counting(w.testclient._transport, w.sent))
+    return factory
