@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(VENV)/bin/python -m flows.demo --out demo
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -m "not slow"
+	$(VENV)/bin/python -m pytest -m "not slow" -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/stage.py
