@@ -28,7 +28,7 @@ __all__ = ["DemoWorld", "demo_world", "run_demo", "do_manual_steps"]
 
 WARNING = ("WARNING: demo mode confirms the field map and approves the sample automatically. A real "
            "migration waits for a person at both gates.")
-DEMO_LIMITS = {"DOS2HL_GOVERNOR_BURST": "1000", "DOS2HL_GOVERNOR_WINDOW_S": "1"}
+DEMO_LIMITS = {"DOS2HL_GOVERNOR_BURST": "1000", "DOS2HL_GOVERNOR_WINDOW_S": "1", "DOS2HL_GOVERNOR_MARGIN_S": "0.06"}
 
 
 @dataclass

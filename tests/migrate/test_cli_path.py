@@ -71,7 +71,8 @@ def test_operator_path_on_a_renamed_export(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_dos2hl_demo_runs_the_whole_chain(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    for k in ("DOS2HL_STORAGE", "DOS2HL_PHI_KEY_FILE", "DOS2HL_GOVERNOR_BURST", "DOS2HL_GOVERNOR_WINDOW_S"):
+    for k in ("DOS2HL_STORAGE", "DOS2HL_PHI_KEY_FILE", "DOS2HL_GOVERNOR_BURST", "DOS2HL_GOVERNOR_WINDOW_S",
+              "DOS2HL_GOVERNOR_MARGIN_S"):
         monkeypatch.setenv(k, "")  # the demo sets them (restored after the test)
         monkeypatch.delenv(k)
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--patients", "40"])
