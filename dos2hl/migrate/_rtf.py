@@ -26,17 +26,21 @@ _BLIP_MIME = {
 }
 
 
+def _past_control(s: str, i: int) -> int:
+    """Index just past the control word or symbol at ``s[i] == "\\"`` (``\\binN`` skips its N raw bytes)."""
+    m = _WORD_AT.match(s, i)
+    if m and m.group(1) == "bin" and m.group(2):
+        return m.end() + max(int(m.group(2)), 0)
+    return m.end() if m else i + 2
+
+
 def _group_end(s: str, start: int) -> int | None:
     """Index just past the ``}`` closing the group opened at ``s[start] == "{"``; None if unterminated."""
     depth, i, n = 0, start, len(s)
     while i < n:
         c = s[i]
         if c == "\\":
-            m = _WORD_AT.match(s, i)
-            if m and m.group(1) == "bin" and m.group(2):
-                i = m.end() + max(int(m.group(2)), 0)
-                continue
-            i = m.end() if m else i + 2
+            i = _past_control(s, i)
             continue
         if c == "{":
             depth += 1
@@ -150,11 +154,7 @@ def _rtf_cut(s: str, first: int) -> tuple[str, list[InlineImage]]:
     while i < n:
         c = s[i]
         if c == "\\":
-            m = _WORD_AT.match(s, i)
-            if m and m.group(1) == "bin" and m.group(2):
-                i = m.end() + max(int(m.group(2)), 0)
-            else:
-                i = m.end() if m else i + 2
+            i = _past_control(s, i)
             continue
         if c != "{":
             m = _SPECIAL.search(s, i + 1)

@@ -3,6 +3,7 @@ against the sandbox over HTTP: the gate stops it after the sample, approve=true 
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -64,6 +65,25 @@ def test_migrate_flow_on_ray_with_the_sample_gate(prefect_harness, tmp_path, mon
             ray.shutdown()
 
 
+@contextlib.contextmanager
+def _http_world(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A 20-patient world served over HTTP (limits lifted), locations.yaml pointing at it."""
+    from dos2hl.phi import create_key_file
+    from dos2hl.sandbox import running
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "k" / "phi.key")))
+    monkeypatch.setenv("DOS2HL_GOVERNOR_BURST", "100000")
+    monkeypatch.setenv("DOS2HL_GOVERNOR_WINDOW_S", "1")
+    w = make_world(tmp_path, monkeypatch, patients=20)
+    w.stop()
+    with running(w.state, burst=(100000, 1.0)) as base:
+        lf = yaml.safe_load(w.locations.read_text())
+        lf["target"] = base
+        w.locations.write_text(yaml.safe_dump(lf))
+        yield w, base
+
+
 def _counting(init, seen: list):  # type: ignore[no-untyped-def]
     def counted(self, *a, **kw):  # type: ignore[no-untyped-def]
         seen.append(self)
@@ -73,21 +93,14 @@ def _counting(init, seen: list):  # type: ignore[no-untyped-def]
 
 def test_the_tasks_of_a_threads_run_share_one_governor_and_take_the_bulk_path(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.governor import local
-    from dos2hl.phi import create_key_file
-    from dos2hl.sandbox import running
     from flows.migrate import MigrateParams, migrate_flow
     from tasks import migrate as tasks
 
-    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
-    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "k" / "phi.key")))
-    monkeypatch.setenv("DOS2HL_GOVERNOR_BURST", "100000")
-    monkeypatch.setenv("DOS2HL_GOVERNOR_WINDOW_S", "1")
-    w = make_world(tmp_path, monkeypatch, patients=20)
-    w.stop()
     monkeypatch.setattr(tasks, "_GOVERNORS", {})
     opened: list = []
     monkeypatch.setattr(local.LocalGovernor, "__init__", _counting(local.LocalGovernor.__init__, opened))
-    with running(w.state, burst=(100000, 1.0)) as base:
+    with _http_world(tmp_path, monkeypatch) as (w, base):
+        opened.clear()  # the world's own set-up
         params = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                target=base, sample=3, approve=True, executor="threads", workers=2,
                                export_date=EXPORT_DATE, bulk_threshold=15)
@@ -101,22 +114,11 @@ def test_the_tasks_of_a_threads_run_share_one_governor_and_take_the_bulk_path(pr
 def test_delta_and_rollback_flows(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The nightly delta deployment's flow follows the latest completed run; the rollback flow undoes it."""
     from dos2hl.migrate import MigrateOptions, migrate
-    from dos2hl.phi import create_key_file
-    from dos2hl.sandbox import running
     from flows.delta import DeltaParams, delta_flow
     from flows.rollback import RollbackParams, rollback_flow
     from tests.migrate.test_delta import _new_export
 
-    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
-    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "k" / "phi.key")))
-    monkeypatch.setenv("DOS2HL_GOVERNOR_BURST", "100000")
-    monkeypatch.setenv("DOS2HL_GOVERNOR_WINDOW_S", "1")
-    w = make_world(tmp_path, monkeypatch, patients=20)
-    w.stop()
-    with running(w.state, burst=(100000, 1.0)) as base:
-        lf = yaml.safe_load(w.locations.read_text())
-        lf["target"] = base
-        w.locations.write_text(yaml.safe_dump(lf))
+    with _http_world(tmp_path, monkeypatch) as (w, _base):
         first = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                        sample=0, export_date=EXPORT_DATE, workers=2))
         assert first["status"] == "completed"
