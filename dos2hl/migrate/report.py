@@ -43,6 +43,10 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
                if obj not in written_objects}
     last = phases[-1]
     totals = last.totals()
+    created_by_loc: dict[str, Counter[str]] = {}  # creates of every phase (the sample's are promoted, not redone)
+    for p in phases:
+        for loc_, t_ in p.totals().items():
+            created_by_loc.setdefault(loc_, Counter()).update(t_.get("created", Counter()))
     locations: dict[str, Any] = {}
     problems: list[str] = []
     for loc in ctx.locations:
@@ -57,7 +61,7 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
                 s["rows"] for s in manifest["tables"].get(OBJECT_TABLES[obj], {}).get("shards", [])
                 if s["location"] == loc)
             row = {"source": staged_rows, "staged": staged_rows,
-                   "written": t.get("written", Counter())[obj], "created": t.get("created", Counter())[obj],
+                   "written": t.get("written", Counter())[obj], "created": created_by_loc.get(loc, Counter())[obj],
                    "failed": t.get("failed", Counter())[obj], "held": t.get("held", Counter())[obj],
                    "excluded": t.get("excluded", Counter())[obj], "quarantined": 0}
             if last.phase == "full":

@@ -58,6 +58,8 @@ def test_every_object_reconciles_and_the_sample_diff_is_clean(migrated: Any) -> 
             o = objs[name]
             assert o["source"] - o["quarantined"] == o["written"] + o["excluded"] + o["failed"] + o["held"], (loc, name)
             assert o["written"] > 0, (loc, name)
+        # a fresh sub-account: every contact was created by this run, the sample's included
+        assert objs["patient"]["created"] == objs["patient"]["written"]
     d = rep["field_diff"]
     assert d["mismatches"] == 0, {k: v for k, v in d["examples"].items()}
     for obj in ("appointment", "appointment_event", "recall", "activity", "document", "clinical_note"):
