@@ -149,3 +149,42 @@ def test_rollback_leaves_a_location_with_earlier_contacts_as_it_was(world: World
         for kind in ("contacts", "opportunities", "notes", "files", "relations", "appointments"):
             assert now[kind] == before[loc][kind], (loc, kind)
         assert {k: v for k, v in now["objects"].items() if v} == {k: v for k, v in before[loc]["objects"].items() if v}
+
+
+def test_a_new_appointment_in_the_delta_gets_its_opportunity_and_silent_event(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from dos2hl.migrate import MigrateOptions, migrate
+    from dos2hl.phi import create_key_file
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
+    w = make_world(tmp_path, monkeypatch, patients=20, crm=True)
+    try:
+        first = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                                       sample=0, export_date=EXPORT_DATE, workers=2), client_factory=w.factory)
+        assert first["status"] == "completed"
+        opps = sum(len(w.dump(loc)["opportunities"]) for loc in w.loc_ids)
+        events = sum(len(w.dump(loc)["appointments"]) for loc in w.loc_ids)
+        new = w.root / "export2"
+        shutil.copytree(w.export, new)
+
+        def appt(rows: list[list[str]]) -> list[list[str]]:
+            h = rows[0]
+            extra = list(rows[1])
+            extra[h.index("APPT_ID")] = "990001"
+            extra[h.index("APPT_DATE")] = "07/15/2024"  # booked after the export the migration took
+            extra[h.index("STATUS")] = "SCH"
+            return [*rows, extra]
+
+        _edit(new / "APPT.CSV", appt)
+        w.sent.clear()
+        d = _delta(w, new, first["run_id"])
+        assert d["status"] == "completed", (d["reconciliation"], d["delta"])
+        assert sum(c["new"].get("appointment", 0) for c in d["delta"]["changes"].values()) == 1
+        assert sum(len(w.dump(loc)["opportunities"]) for loc in w.loc_ids) == opps + 1
+        after = [e for loc in w.loc_ids for e in w.dump(loc)["appointments"]]
+        assert len(after) == events + 1 and all(e["toNotify"] is False for e in after)
+        creates = [p for m, p, _s in w.sent if m == "POST"]
+        assert creates.count("/opportunities/") == 1 and creates.count("/calendars/events/appointments") == 1
+    finally:
+        w.stop()
