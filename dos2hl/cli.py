@@ -302,24 +302,19 @@ def migrate(
                           workers=workers, verify=verify,  # type: ignore[arg-type]
                           export_date=export_date.date() if export_date else None, bulk_threshold=bulk_threshold)
 
-    def csv_gate(packages: list[object], checklist: str) -> bool:
-        if imported:
-            return True
-        if not sys.stdin.isatty():
-            return False
-        typer.echo(f"import the CSV packages in HighLevel's UI as {checklist} (in the run's folder) says")
-        return typer.confirm("Are they imported?", default=False)
-
-    def gate(rep: dict[str, object]) -> bool:
-        if approve:
-            return True
-        if not sys.stdin.isatty():
-            return False
-        typer.echo(f"sample report: {rep['paths']['md']}")  # type: ignore[index]
-        return typer.confirm("Approve the sample and run the full migration?", default=False)
+    def ask(granted: bool, info: str, question: str) -> bool:
+        """A gate: passed by its flag, else asked on a terminal, else (scripts) not passed."""
+        if granted or not sys.stdin.isatty():
+            return granted
+        typer.echo(info)
+        return typer.confirm(question, default=False)
 
     try:
-        out = run(opts, approve=gate, imported=csv_gate)
+        out = run(opts, approve=lambda rep: ask(approve, f"sample report: {rep['paths']['md']}",  # type: ignore[index]
+                                                "Approve the sample and run the full migration?"),
+                  imported=lambda _pkgs, checklist: ask(imported, "import the CSV packages in HighLevel's UI as "
+                                                        f"{checklist} (in the run's folder) says",
+                                                        "Are they imported?"))
     except Dos2hlError as exc:
         _fail(exc)
     summary = {"run_id": out["run_id"], "status": out["status"], "locations": out["locations"],

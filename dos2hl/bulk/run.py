@@ -34,7 +34,15 @@ from ..migrate.transform import OBJECT_NAMES, ContactPayload, RecordPayload
 from ..migrate.write import SHARED_FIELDS, LocationSchema
 from ..migrate.write_crm import _text
 from ..storage import Store, open_store
-from .packages import Package, checklist, contact_row, opportunity_row, record_row, write_package
+from .packages import (
+    Package,
+    checklist,
+    contact_row,
+    opportunity_row,
+    read_package,
+    record_row,
+    write_package,
+)
 
 __all__ = ["BulkResult", "bulk_phase", "is_sandbox"]
 
@@ -129,31 +137,25 @@ def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client
     packages: list[tuple[str, str, list[Any], Package]] = []
     for target, obj, payloads in items:
         prefix = f"bulk/{loc}/{obj}"
-        state = _state(run, prefix)
-        if state.get("status") in (None, ""):
+        if not _state(run, prefix).get("status"):
             rows = [_row(target, p, schema, ids, shared) for p in payloads]
-            kind = "contacts" if target == "contacts" else "opportunities" if target == "opportunities" else target
-            pkg = write_package(run, prefix, loc, kind, rows, mode="create",
-                                dedupe="email" if kind == "contacts" else "id")
+            write_package(run, prefix, loc, target, rows, mode="create",
+                          dedupe="email" if target == "contacts" else "id")
             _set_state(run, prefix, {"status": "written", "keys": [p.stable_key for p in payloads]})
-            state = _state(run, prefix)
-        from .packages import read_package
-
         packages.append((target, obj, payloads, read_package(run, prefix)))
         out.packages.append(prefix)
     key = f"bulk/{loc}/checklist-{'-'.join(sorted(o for _t, o, _p, _k in packages))}.md"
     run.write_bytes(key, checklist([p for *_x, p in packages]).encode())
     pending = [(t, o, p, k) for t, o, p, k in packages if _state(run, f"bulk/{loc}/{o}").get("status") == "written"]
-    results: dict[str, list[Any]] = {}
     if pending:
         if is_sandbox(client):
             from .importer import import_package
 
             for _t, obj, _p, pkg in pending:
-                results[obj] = import_package(run, pkg, str(client._http.base_url), client._token,
-                                              transport=client._http._transport)
+                rows = import_package(run, pkg, str(client._http.base_url), client._token,
+                                      transport=client._http._transport)
                 _set_state(run, f"bulk/{loc}/{obj}", {**_state(run, f"bulk/{loc}/{obj}"), "status": "imported",
-                                                      "errors": {str(r.row): r.error for r in results[obj]
+                                                      "errors": {str(r.row): r.error for r in rows
                                                                  if r.status == "error"}})
         elif importer is not None and importer([k for *_x, k in pending], key):
             for _t, obj, _p, _k in pending:
@@ -167,8 +169,9 @@ def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client
         if state.get("status") == "reconciled":
             continue
         errors = state.get("errors", {})
+        row_of = {k: i for i, k in enumerate(state.get("keys", []), start=1)}  # the package's row order
         found = _reconcile(target, payloads, client, schema, ids, sleep, expect=len(payloads) - len(errors))
-        for i, p in enumerate(payloads, start=1):
+        for p in payloads:
             hl_id = found.get(p.stable_key)
             if hl_id:
                 ledger.add(Op(ledger.run_id, loc, schema.location_id, obj, p.stable_key, p.source_id, hl_id,
@@ -176,7 +179,7 @@ def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client
                 ids.apply({"stable_key": p.stable_key, "op": "import", "outcome": "created", "hl_id": hl_id})
                 out.imported[loc][obj] += 1
             else:
-                why = errors.get(str(i)) or "not found after the import"
+                why = errors.get(str(row_of.get(p.stable_key))) or "not found after the import"
                 ledger.add(Op(ledger.run_id, loc, schema.location_id, obj, p.stable_key, p.source_id, None,
                               "import", "failed", error=f"CsvImportError: {why}"[:300]))
                 out.refused[loc][obj] += 1

@@ -146,7 +146,7 @@ class CrmWriter:
         if contact_id is None:
             return
         url = self.ids.detail(f.stable_key) if self.ids.get(f.stable_key) else None
-        if url is None and self.ids.get(f.stable_key):  # uploaded, its link not kept: find it, never re-upload
+        if url is None and self.ids.get(f.stable_key):  # uploaded, its link not kept: find it before uploading again
             found = self.client.media_lookup(f.name)()
             url = found.url if found is not None else None
         if url is None:

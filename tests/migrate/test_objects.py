@@ -229,3 +229,18 @@ def test_a_location_without_the_manual_steps_is_refused_before_any_write(tmp_pat
         assert not any(w.dump(loc)["contacts"] for loc in w.loc_ids)
     finally:
         w.stop()
+
+
+def test_the_workflow_reference_is_in_the_run_and_on_the_cli(migrated: Any, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dos2hl.cli import app
+
+    w, rep, run = migrated
+    wf = (run / "report" / "workflows.md").read_text()
+    assert "Recall program" in wf and "Pipeline **Appointments**" in wf
+    assert "workflows.md" in (run / "report" / "report.md").read_text()
+    res = CliRunner().invoke(app, ["workflows", str(w.export), "--mapping", str(w.mapping), "--out", str(tmp_path),
+                                   "--export-date", EXPORT_DATE.isoformat()])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "workflows.md").read_text().startswith(wf.splitlines()[0])
