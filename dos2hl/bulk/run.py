@@ -79,14 +79,25 @@ def is_sandbox(client: Any) -> bool:
 def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any],
                importer: Importer | None = None, sleep: Callable[[float], None] = time.sleep) -> BulkResult:
     """Packages, import (sandbox) or wait (``importer``), reconcile; for every location."""
+    from ..migrate.driver import discover
+    from ..migrate.existing import Inventory, load_inventory
+
     out = BulkResult()
     run = open_store(ctx.run_uri)
+    found = discover(ctx, client_factory)  # what HighLevel already holds under our keys is never re-imported
+    out.requests += sum(int(f["requests"]) for f in found.values())
     for loc in ctx.locations:
         client = client_factory(loc)
         sent0 = int(client.stats.get("sent", 0))
         schema = LocationSchema(**ctx.schemas[loc])
         ids = IdMap.from_table(read_ledger(run, location=loc))
+        there = load_inventory(run, loc)
         contacts, records, opps = _payloads(ctx, loc)
+        # the full run adopts those (existing.py); here they are only kept out of the packages
+        contacts = [c for c in contacts if c.stable_key not in there.contacts]
+        records = [r for r in records if r.stable_key not in there.records]
+        opps = [o for o in opps if not ids.get(o.parent_key) or Inventory.opportunity_key(
+            ids.get(o.parent_key) or "", schema.pipeline(o.pipeline, o.stage)[0], o.name) not in there.opportunities]
         ledger = LedgerWriter(run, ctx.run_id, writer=f"bulk-{_uid()}")
         out.imported[loc], out.refused[loc] = Counter(), Counter()
         round1: list[tuple[str, str, list[Any]]] = []

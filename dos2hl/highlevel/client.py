@@ -319,6 +319,21 @@ class HighLevelClient(_Core):
         return self._write(call, parse, lookup)
 
     # ---- opportunities ------------------------------------------------------------------------------
+    def list_relations(self, record_id: str, *, skip: int = 0, limit: int = 100) -> list[Relation]:
+        """GET /associations/relations/{recordId}: one page of the record's relations (every association)."""
+        call = _Call("GET", "/associations/relations/{recordId}", {"recordId": record_id},
+                     params={"locationId": self.location_id, "skip": str(skip), "limit": str(limit)})
+        return self._parse_list(Relation, self._request(call), call, "relations")
+
+    def list_relations_all(self, record_id: str, *, limit: int = 100) -> list[Relation]:
+        """Every relation of a record, page by page (one request per ``limit`` relations)."""
+        out: list[Relation] = []
+        while True:
+            page = self.list_relations(record_id, skip=len(out), limit=limit)
+            out += page
+            if len(page) < limit:
+                return out
+
     def list_pipelines(self) -> list[Pipeline]:
         call = _Call("GET", "/opportunities/pipelines", params={"locationId": self.location_id})
         return self._parse_list(Pipeline, self._request(call), call, "pipelines")

@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..errors import ConfigError, HighLevelError, NotFoundError
-from ..highlevel.models import ContactUpdate, CustomFieldInput, OpportunityUpdate, RecordUpdate
 from ..storage import Store, open_store
 from .ledger import IdMap, LedgerWriter, Op, payload_hash, read_ledger
 from .run import ShardSpec, plan_shard
 from .transform import OBJECT_NAMES
+from .updates import update_in_place
 
 __all__ = ["DELETED_TAG", "DeltaOptions", "carry_ids", "delta_changes", "digests", "latest_run", "run_delta"]
 
@@ -235,7 +235,7 @@ def _apply(client: Any, ctx: Any, loc: str, ch: Changes, payloads: dict[str, Any
                               error="notes, events and files are written once"))
             continue
         try:
-            before = _update(client, schema, obj, hl_id, p)
+            before = update_in_place(client, schema, obj, hl_id, p)
         except HighLevelError as exc:
             ledger.add(Op(ctx.run_id, loc, lid, obj, key, getattr(p, "source_id", ""), hl_id, "update", "failed",
                           http_status=getattr(exc, "status", None), error=f"{type(exc).__name__}"))
@@ -266,33 +266,6 @@ def _apply(client: Any, ctx: Any, loc: str, ch: Changes, payloads: dict[str, Any
         ledger.add(Op(ctx.run_id, loc, lid, obj, key, "", hl_id, op, outcome))
         gone[obj] += 1
     return updated, gone, failed
-
-
-def _update(client: Any, schema: Any, obj: str, hl_id: str, p: Any) -> dict[str, Any]:
-    """PUT the new payload; returns the before-image (what rollback restores)."""
-    if obj == "patient":
-        cur = client.get_contact(hl_id)
-        before = {k: v for k, v in cur.model_dump().items() if k in ContactUpdate.model_fields and v is not None}
-        before["customFields"] = [{"id": cf.id, "field_value": cf.value} for cf in cur.customFields]
-        body = dict(p.body)
-        custom = body.pop("customFields", {})
-        client.update_contact(hl_id, ContactUpdate(**body, customFields=[
-            CustomFieldInput(id=schema.field_id(k), field_value=v) for k, v in custom.items()]))
-        return {"kind": "contact", **before}
-    if obj in ("appointment", "recall"):
-        from .write_crm import _text
-
-        cur = client.get_opportunity(hl_id)
-        before = {k: v for k, v in cur.model_dump().items() if k in OpportunityUpdate.model_fields and v is not None}
-        pipeline_id, stage_id = schema.pipeline(p.pipeline, p.stage)
-        client.update_opportunity(hl_id, OpportunityUpdate(
-            pipelineId=pipeline_id, name=p.name, pipelineStageId=stage_id, status=p.status,
-            monetaryValue=p.monetary, customFields=[CustomFieldInput(id=schema.field_id(k), field_value=_text(v))
-                                                    for k, v in p.custom.items()] or None))
-        return {"kind": "opportunity", **before}
-    cur = client.get_record(p.object_key, hl_id)
-    client.update_record(p.object_key, hl_id, RecordUpdate(properties=p.properties))
-    return {"kind": "record", "object_key": p.object_key, "properties": cur.properties or {}}
 
 
 def _delete(client: Any, obj: str, hl_id: str) -> None:

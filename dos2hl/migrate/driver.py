@@ -95,13 +95,15 @@ class PhaseResult:
     shards: list[dict[str, Any]]
     diff: dict[str, Any] = field(default_factory=dict)
     sample: dict[str, list[int]] | None = None
+    discovery: dict[str, dict[str, Any]] = field(default_factory=dict)  # LOC -> {"requests", "found"}
 
     def totals(self) -> dict[str, dict[str, Counter[str]]]:
         """LOC -> measure -> object -> n."""
         out: dict[str, dict[str, Counter[str]]] = {}
         for r in self.shards:
             loc = out.setdefault(r["location"], {m: Counter() for m in
-                                                 ("staged", "written", "created", "failed", "held", "excluded")})
+                                                 ("staged", "written", "created", "failed", "held", "excluded",
+                                                  "present", "updated")})
             for m in loc:
                 loc[m].update(r.get(m, {}))
         return out
@@ -253,10 +255,53 @@ def run_phase(ctx: RunContext, phase: Literal["sample", "full"], *, sample_size:
     patients = None
     if phase == "sample":
         patients = choose_sample(open_store(ctx.staged_uri), ctx.locations, sample_size)
+    found = discover(ctx, client_factory or default_factory(_locations(locations, ctx), settings or Dos2hlSettings()))
     specs = ctx.specs(patients)
     results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor, workers=workers,
                       settings=settings, locations=locations)
-    return PhaseResult(phase, [asdict(r) if isinstance(r, ShardResult) else r for r in results], sample=patients)
+    return PhaseResult(phase, [asdict(r) if isinstance(r, ShardResult) else r for r in results], sample=patients,
+                       discovery=found)
+
+
+def _locations(locations: LocationsFile | None, ctx: RunContext) -> LocationsFile:
+    if locations is None:
+        raise ConfigError("a phase needs the locations file or a client factory")
+    return locations
+
+
+def discover(ctx: RunContext, client_factory: ClientFactory) -> dict[str, dict[str, Any]]:
+    """HighLevel is the truth about what exists: read each location by search pages for what it holds
+    under our keys (``existing.py``) before anything is created; the inventory goes to the run's storage,
+    where every shard writer finds it. Returns LOC -> {"requests": pages read, "found": kind -> n}."""
+    from .existing import save_inventory, take_inventory
+    from .transform import RECORD_TABLES
+
+    fields = ctx.mapping["fields"]
+    sent = {e["table"] for e in fields if e["target"] not in ("skip", "reference") and e.get("phi") != "omit"}
+    object_keys = sorted({e["target"].rsplit(".", 1)[0] for e in fields if e["target"] not in ("skip", "reference")
+                          and e.get("phi") != "omit"} & set(RECORD_TABLES))
+    opener = None
+    if ctx.phi_key_file and any(e.get("phi") == "encrypt" for e in fields):
+        from ..phi import load_sealer
+
+        opener = load_sealer(ctx.phi_key_file).open
+    run = open_store(ctx.run_uri)
+    out: dict[str, dict[str, Any]] = {}
+    for loc in ctx.locations:
+        schema = LocationSchema(**ctx.schemas[loc])
+        pipelines = [p["id"] for name, p in schema.pipelines.items()
+                     if (name.lower() == "appointments" and "appt" in sent) or (name.lower() == "recall" and "recall" in sent)]
+        inv = take_inventory(client_factory(loc), location=loc, contact_fields_ids=schema.contact_fields,
+                             opportunity_fields_ids=schema.opportunity_fields, object_keys=object_keys,
+                             pipeline_ids=pipelines, media=bool(sent & {"document", "clinnote"}), open_sealed=opener)
+        save_inventory(run, inv)
+        found = {"contact": len(inv.contacts), "record": len(inv.records), "opportunity": len(inv.opportunities),
+                 "file": len(inv.media)}
+        out[loc] = {"requests": inv.requests, "found": found}
+        if len(inv):
+            log.info("location %s (sub-account %s) already holds %s under our keys: they are adopted, none is "
+                     "created again", loc, schema.location_id, ", ".join(f"{n} {k}s" for k, n in found.items() if n))
+    return out
 
 
 def verify_phase(ctx: RunContext, result: PhaseResult, *, client_factory: ClientFactory | None = None,

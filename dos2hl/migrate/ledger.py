@@ -7,7 +7,8 @@ on their stable key (never trusted, never re-created blindly). Readers take the 
 
 Each row: run_id, location (export LOC_ID), location_id (HighLevel), object (the seed's name:
 ``patient``, ``insurance_record``, ...), stable_key, source_id, hl_id, op (create | update | relate |
-delete | lookup), outcome (created | verified-existing | updated | related | failed | held | deleted),
+delete | lookup | adopt: found in HighLevel under our key, written by another run, so rollback leaves it),
+outcome (created | verified-existing | updated | related | failed | held | deleted),
 http_status, payload_hash, before (JSON of the record before an update), error (class and a
 PHI-free message), ts. No row holds a patient value: ids, hashes and codes only.
 """
@@ -127,6 +128,7 @@ class IdMap:
         self._related: set[tuple[str, str]] = set()
         self._shards: dict[str, str] = {}  # "<LOC>/<object>/<shard>" -> started | done
         self._detail: dict[str, str] = {}
+        self._adopted: set[str] = set()  # found in HighLevel under our key, written by someone else
         for r in rows:
             self.apply(r)
 
@@ -145,17 +147,25 @@ class IdMap:
             return
         if outcome in SUCCESS and r.get("hl_id"):
             self._ids[key] = r["hl_id"]
+            if r["op"] == "adopt":
+                self._adopted.add(key)
             self._failed.pop(key, None)
             if r.get("detail"):
                 self._detail[key] = r["detail"]
         elif outcome in ("deleted", "gone"):  # rolled back: a later run writes it (and relates it) again
             self._ids.pop(key, None)
+            self._adopted.discard(key)
             self._related = {pair for pair in self._related if pair[0] != key}
         elif outcome in ("failed", "held") and key not in self._ids:
             self._failed[key] = r.get("error") or outcome
 
     def get(self, key: str) -> str | None:
         return self._ids.get(key)
+
+    def adopted(self, key: str) -> bool:
+        """Whether ``key`` was found in HighLevel rather than created by this run (adopted from an earlier
+        run or carried): its children may exist there too, unrecorded here."""
+        return key in self._adopted
 
     def detail(self, key: str) -> str | None:
         return self._detail.get(key)

@@ -44,9 +44,13 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
     last = phases[-1]
     totals = last.totals()
     created_by_loc: dict[str, Counter[str]] = {}  # creates of every phase (the sample's are promoted, not redone)
+    present_by_loc: dict[str, Counter[str]] = {}  # found in HighLevel under our keys (adopted), every phase
+    updated_by_loc: dict[str, Counter[str]] = {}
     for p in phases:
         for loc_, t_ in p.totals().items():
             created_by_loc.setdefault(loc_, Counter()).update(t_.get("created", Counter()))
+            present_by_loc.setdefault(loc_, Counter()).update(t_.get("present", Counter()))
+            updated_by_loc.setdefault(loc_, Counter()).update(t_.get("updated", Counter()))
     locations: dict[str, Any] = {}
     problems: list[str] = []
     for loc in ctx.locations:
@@ -63,7 +67,8 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
             row = {"source": staged_rows, "staged": staged_rows,
                    "written": t.get("written", Counter())[obj], "created": created_by_loc.get(loc, Counter())[obj],
                    "failed": t.get("failed", Counter())[obj], "held": t.get("held", Counter())[obj],
-                   "excluded": t.get("excluded", Counter())[obj], "quarantined": 0}
+                   "excluded": t.get("excluded", Counter())[obj], "quarantined": 0,
+                   "present": present_by_loc.get(loc, Counter())[obj], "updated": updated_by_loc.get(loc, Counter())[obj]}
             if last.phase == "full":
                 accounted = row["written"] + row["failed"] + row["held"] + row["excluded"]
                 if accounted != staged_rows:
@@ -105,6 +110,9 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
                                 and (r.get("patients") or r.get("appointments"))],
         "fields_not_migrated": skipped,
         "objects_not_in_the_map": {k: v for k, v in pending.items() if v},
+        "already_present": {loc: {"location_id": locations[loc]["location_id"], "objects": dict(+n),
+                                  "updated": dict(+updated_by_loc.get(loc, Counter()))}
+                            for loc, n in present_by_loc.items() if loc in locations and +n},
         "bulk_imported": {r["location"]: r.get("imported", {}) for p in phases if p.phase == "bulk"
                           for r in p.shards},
         "excluded_by_reason": _reasons(last.shards),
@@ -194,6 +202,14 @@ def _md(rep: dict[str, Any]) -> str:
     if pend.get("count"):
         lines += ["", f"**{pend['count']} records pending** (failed or held, by error: {pend['by_error']}); "
                   "the list with stable keys is report/pending.csv; `dos2hl retry RUN_ID` replays them."]
+    for loc, there in (rep.get("already_present") or {}).items():
+        lines += ["", f"**Sub-account {there['location_id']} ({loc}) already held records under our keys** "
+                  "(written by another run, or this export migrated before): "
+                  + ", ".join(f"{n} {obj}" for obj, n in sorted(there["objects"].items()))
+                  + ". They were adopted, never created twice"
+                  + (": updated to the source (before-images in the ledger): "
+                     + ", ".join(f"{n} {obj}" for obj, n in sorted(there["updated"].items())) if there["updated"]
+                     else ", and equal to the source") + "."]
     rec = rep["reconciliation"]
     lines += ["", "Reconciliation: " + ("every staged row is written, excluded by policy, failed or held."
                                         if rec["ok"] else "**does not add up**: " + "; ".join(rec["problems"]))]

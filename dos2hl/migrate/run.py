@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from ..mapping.model import Mapping as FieldMap
 from ..storage import Store, open_store
+from .existing import load_inventory
 from .ledger import IdMap, LedgerWriter, read_ledger, stable_key
 from .transform import (
     OBJECT_NAMES,
@@ -65,6 +66,8 @@ class ShardResult:
     failed: dict[str, int] = field(default_factory=dict)
     held: dict[str, int] = field(default_factory=dict)
     excluded: dict[str, int] = field(default_factory=dict)
+    present: dict[str, int] = field(default_factory=dict)  # already in HighLevel under our key: adopted
+    updated: dict[str, int] = field(default_factory=dict)  # adopted and updated to the source
     shared_channel: int = 0
     staged: dict[str, int] = field(default_factory=dict)  # rows of the shard considered (sample: filtered)
     requests: int = 0  # HTTP requests this shard sent (every attempt, lookups and relations included)
@@ -105,6 +108,15 @@ def _transformer(spec: ShardSpec, plain: bool = False) -> tuple[Transformer, Cal
     seal = (lambda text, _f: text) if plain else (sealer.seal if sealer else None)
     tf = Transformer(fmap, location=spec.location, key=stable_key, seal=seal, lookups=lookups)
     return tf, (sealer.open if sealer else None)
+
+
+def _opener(spec: ShardSpec) -> Callable[[str, str], str] | None:
+    """Opens the map's sealed fields with the run's key (to compare with what HighLevel holds)."""
+    if not spec.phi_key_file or not any(e.get("phi") == "encrypt" for e in spec.mapping.get("fields", [])):
+        return None
+    from ..phi import load_sealer
+
+    return load_sealer(spec.phi_key_file).open
 
 
 def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str, int]]:
@@ -313,14 +325,17 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     uncertain = keys if ids.interrupted(spec.name) else keys & set(ids.failed())
     ledger = LedgerWriter(run, spec.run_id, writer=f"{writer_id}-{_uid()}")
     schema = LocationSchema(**spec.schema)
+    open_sealed = _opener(spec)
     sent0, r429 = _stats(client)
     out: WriteResult = ShardWriter(client, schema, ledger, ids, run_id=spec.run_id, location=spec.location,
                                    uncertain=uncertain, shared=shared,
-                                   source=open_store(spec.source) if spec.source else None).write(plan, spec.name)
+                                   source=open_store(spec.source) if spec.source else None,
+                                   inventory=load_inventory(run, spec.location),
+                                   open_sealed=open_sealed).write(plan, spec.name)
     sent1, r429b = _stats(client)
     result = ShardResult(spec.location, spec.shard, staged=counts, shared_channel=out.shared_channel,
                          requests=sent1 - sent0, http_429=r429b - r429)
-    for name in ("written", "created", "failed", "held", "excluded"):
+    for name in ("written", "created", "failed", "held", "excluded", "present", "updated"):
         setattr(result, name, dict(getattr(out, name)))
     result.excluded_rows = list(plan.excluded_rows)
     result.notices = {**plan.notices, "writer": dict(out.notices)}

@@ -2,7 +2,9 @@
 
 Identity (DESIGN.md): a contact is found by its Source_System_ID custom field, a record by its
 ``source_id`` property, never by email or phone. Keys already in the ID map are not written again
-(resume, re-run, a kept sample); keys whose outcome is unknown (an intent without a result: a crash
+(resume, re-run, a kept sample); keys HighLevel already holds (the run's inventory, ``existing.py``:
+another run's, whatever its id) are *adopted*: left alone when equal to the source, updated with a
+before-image when not, never created twice; keys whose outcome is unknown (an intent without a result: a crash
 between send and ledger flush) are looked up before anything is created. A child whose parent
 failed is *held* (ledger outcome ``held``), never orphaned.
 
@@ -16,6 +18,7 @@ counts these.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,8 +27,10 @@ from typing import Any
 from ..errors import AlreadyExistsError, DuplicateContactError, HighLevelError
 from ..highlevel.models import ContactCreate, CustomFieldInput, RecordCreate, RelationCreate
 from ..highlevel.retry import is_transient
+from .existing import Inventory, contact_fields, record_fields
 from .ledger import IdMap, LedgerWriter, Op, payload_hash
 from .transform import OBJECT_NAMES, ContactPayload, Plan, RecordPayload
+from .updates import update_in_place
 from .write_crm import CrmWriter
 
 __all__ = ["LocationSchema", "ShardWriter", "WriteResult"]
@@ -132,11 +137,13 @@ class WriteResult:
     failed: Counter[str] = field(default_factory=Counter)
     held: Counter[str] = field(default_factory=Counter)
     excluded: Counter[str] = field(default_factory=Counter)
+    present: Counter[str] = field(default_factory=Counter)  # found in HighLevel under our key (adopted)
+    updated: Counter[str] = field(default_factory=Counter)  # adopted, differed from the source: updated
     shared_channel: int = 0  # contacts created without a channel a family member already uses
     notices: Counter[str] = field(default_factory=Counter)  # e.g. events not assigned to their provider
 
     def merge(self, other: WriteResult) -> None:
-        for name in ("written", "created", "failed", "held", "excluded", "notices"):
+        for name in ("written", "created", "failed", "held", "excluded", "present", "updated", "notices"):
             getattr(self, name).update(getattr(other, name))
         self.shared_channel += other.shared_channel
 
@@ -144,10 +151,14 @@ class WriteResult:
 class ShardWriter(CrmWriter):
     def __init__(self, client: Any, schema: LocationSchema, ledger: LedgerWriter, ids: IdMap, *, run_id: str,
                  location: str, uncertain: set[str] = frozenset(),  # type: ignore[assignment]
-                 shared: dict[str, list[str]] | None = None, source: Any = None) -> None:
+                 shared: dict[str, list[str]] | None = None, source: Any = None,
+                 inventory: Inventory | None = None, open_sealed: Any = None) -> None:
         self.client, self.schema, self.ledger, self.ids = client, schema, ledger, ids
         self.run_id, self.location = run_id, location
         self.uncertain = uncertain
+        self.inventory = inventory or Inventory(location)
+        self.open_sealed = open_sealed  # compares sealed payload values with what HighLevel holds
+        self._children: dict[tuple[str, str], dict[str, str]] = {}  # (kind, contact id) -> key -> id
         self.result = WriteResult()
         self.shared = shared or {}  # source patient id -> channels a household member holds
         self.source = source  # the export's store (document files)
@@ -180,6 +191,20 @@ class ShardWriter(CrmWriter):
         if self.ids.get(p.stable_key):
             self._count(p, "written")
             return
+        body = dict(p.body)
+        custom = dict(body.pop("customFields", {}))
+        if not self.schema.allow_duplicates:
+            self._share_channels(p, body, custom)
+        owner = self.schema.users.get(p.owner_provider or "") or self.schema.users.get("")
+        payload = {**body, "customFields": custom, "assignedTo": owner}
+        found_there = self.inventory.contacts.get(p.stable_key)
+        if found_there is not None:  # HighLevel holds it under our key: adopt, update only what differs
+            expected = contact_fields({**body, "assignedTo": owner}, custom, open_sealed=self.open_sealed)
+            self.adopt("patient", p.stable_key, p.source_id, found_there, expected,
+                       lambda hl_id: update_in_place(self.client, self.schema, "patient", hl_id, p,
+                                                     body={**body, "customFields": custom, "assignedTo": owner}))
+            self._count(p, "written")
+            return
         sid_field = self.schema.field_id("contact.source_system_id")
         lookup = self.client.contact_lookup(sid_field, p.source_id)
         if p.stable_key in self.uncertain:  # sent before a crash, result never recorded: look first
@@ -190,12 +215,6 @@ class ShardWriter(CrmWriter):
                                 "hl_id": found.id})
                 self._count(p, "written")
                 return
-        body = dict(p.body)
-        custom = dict(body.pop("customFields", {}))
-        if not self.schema.allow_duplicates:
-            self._share_channels(p, body, custom)
-        owner = self.schema.users.get(p.owner_provider or "") or self.schema.users.get("")
-        payload = {**body, "customFields": custom, "assignedTo": owner}
         for attempt in range(3):
             try:
                 w = self.client.create_contact(
@@ -257,6 +276,14 @@ class ShardWriter(CrmWriter):
             self.result.held[obj] += 1
             return
         record_id = self.ids.get(r.stable_key)
+        found_there = self.inventory.records.get(r.stable_key) if record_id is None else None
+        if found_there is not None:  # HighLevel holds it under our key: adopt, update only what differs
+            if r.relation == "lookup_field":
+                r.properties["contact_id"] = contact_id
+            self.adopt(obj, r.stable_key, r.source_id, found_there,
+                       record_fields(r.object_key, r.properties, open_sealed=self.open_sealed),
+                       lambda hl_id: update_in_place(self.client, self.schema, obj, hl_id, r), parent=r.parent_key)
+            record_id = found_there["id"]
         if record_id is None:
             lookup = self.client.record_lookup(r.object_key, "source_id", r.properties["source_id"])
             if r.stable_key in self.uncertain:
@@ -281,7 +308,11 @@ class ShardWriter(CrmWriter):
                 self._op(obj, r.stable_key, r.source_id, record_id, "lookup", "verified-existing")
             self.ids.apply({"stable_key": r.stable_key, "op": "create", "outcome": "created", "hl_id": record_id})
         if r.relation == "association" and not self.ids.related(r.stable_key, r.parent_key):
-            if not self._relate(obj, r, record_id, contact_id):
+            if self.ids.adopted(r.parent_key) and record_id in self.children("relations", contact_id):
+                self._op(obj, r.stable_key, r.source_id, record_id, "relate", "verified-existing", parent=r.parent_key)
+                self.ids.apply({"stable_key": r.stable_key, "op": "relate", "outcome": "verified-existing",
+                                "parent": r.parent_key})
+            elif not self._relate(obj, r, record_id, contact_id):
                 return
         self.result.written[obj] += 1
 
@@ -309,3 +340,52 @@ class ShardWriter(CrmWriter):
         self._op(obj, r.stable_key, r.source_id, record_id, "relate", outcome, parent=r.parent_key)
         self.ids.apply({"stable_key": r.stable_key, "op": "relate", "outcome": outcome, "parent": r.parent_key})
         return True
+
+
+    # ---- what HighLevel already holds under our keys (existing.py) ----------------------------------------
+    def adopt(self, obj: str, key: str, source_id: str, found: dict[str, Any], expected: dict[str, Any] | None,
+              update: Any = None, *, parent: str | None = None, detail: str | None = None) -> str:
+        """Take a record HighLevel holds under our key into this run's ID map (ledger op ``adopt``: a rollback
+        of this run leaves it; ``lookup`` when this run's own earlier, unrecorded attempt made it), and
+        update it when it differs from the source, its before-image in the ledger. Returns its id."""
+        hl_id = str(found["id"])
+        op = "lookup" if key in self.uncertain else "adopt"
+        self._op(obj, key, source_id, hl_id, op, "verified-existing", parent=parent, detail=detail)
+        self.ids.apply({"stable_key": key, "op": op, "outcome": "verified-existing", "hl_id": hl_id,
+                        "detail": detail})
+        self.result.present[obj] += 1
+        differs = self.inventory.differs(found, expected) if expected is not None and update is not None else []
+        if differs:
+            try:
+                before = update(hl_id)
+            except HighLevelError as exc:
+                self._op(obj, key, source_id, hl_id, "update", "failed", http_status=getattr(exc, "status", None),
+                         error=type(exc).__name__, parent=parent)
+                self.result.notices["already present, differs from the source: update failed"] += 1
+                return hl_id
+            self._op(obj, key, source_id, hl_id, "update", "updated", parent=parent,
+                     before=json.dumps(before, default=str), detail=",".join(differs)[:300])
+            self.result.updated[obj] += 1
+        return hl_id
+
+    def children(self, kind: str, contact_id: str) -> dict[str, str]:
+        """What an adopted contact already has (``notes``: stamp -> id, ``events``: calendar + instant -> id,
+        ``relations``: record id -> relation id), read once per contact: the API has no location-wide
+        search for them."""
+        got = self._children.get((kind, contact_id))
+        if got is None:
+            from .existing import event_key, note_key
+
+            if kind == "notes":
+                got = {note_key(n.body): n.id for n in self.client.list_notes(contact_id)}
+            elif kind == "events":
+                got = {event_key(a.calendarId, a.startTime): a.id for a in self.client.list_contact_appointments(
+                    contact_id) if a.startTime}
+            else:
+                got = {}
+                for rel in self.client.list_relations_all(contact_id):
+                    for rid in (rel.firstRecordId, rel.secondRecordId):
+                        if rid and rid != contact_id:
+                            got[rid] = rel.id
+            self._children[(kind, contact_id)] = got
+        return got

@@ -5,6 +5,10 @@ way the API allows (NOTES.md §2.7-2.10): an opportunity is looked up by contact
 an event by contact + calendar + start, a note by contact + exact body, a file by its id-only name in
 the media library; keys already in the ID map are never written again. Children wait for parents:
 nothing is written for a contact that was not, and an event waits for its opportunity.
+
+What HighLevel already holds under our keys is adopted, not written again (``existing.py``):
+opportunities by contact + pipeline + the id in their name (from the run's inventory), files by name,
+and an adopted contact's events and notes by reading that contact's once.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 from ..errors import HighLevelError
 from ..highlevel.models import AppointmentCreate, CustomFieldInput, NoteCreate, OpportunityCreate
 from .crm import CrmPlan, FilePayload, NotePayload, OpportunityPayload, link_note_body
+from .existing import Inventory, event_key, note_key, opportunity_fields
 from .ledger import payload_hash
 
 __all__ = ["CrmWriter"]
@@ -27,6 +32,8 @@ class CrmWriter:
     ids: Any
     uncertain: set[str]
     result: Any
+    inventory: Inventory
+    open_sealed: Any
 
     def write_crm(self, plan: CrmPlan, source: Any = None) -> None:
         for o in plan.opportunities:
@@ -83,6 +90,17 @@ class CrmWriter:
             body = OpportunityCreate(pipelineId=pipeline_id, name=o.name, status=o.status,  # type: ignore[arg-type]
                                      contactId=contact_id, pipelineStageId=stage_id, monetaryValue=o.monetary,
                                      assignedTo=owner, customFields=custom or None)
+            found = self.inventory.opportunities.get(Inventory.opportunity_key(contact_id, pipeline_id, o.name))
+            if found is not None:
+                from .updates import update_in_place
+
+                expected = opportunity_fields({"name": o.name, "status": o.status, "pipelineStageId": stage_id,
+                                               "monetaryValue": o.monetary, "assignedTo": owner},
+                                              {k: _text(v) for k, v in o.custom.items()}, open_sealed=self.open_sealed)
+                opp_id = self.adopt(o.object, o.stable_key, o.source_id, found, expected,  # type: ignore[attr-defined]
+                                    lambda hl_id: update_in_place(self.client, self.schema, o.object, hl_id, o),
+                                    parent=o.parent_key)
+        if opp_id is None:
             lookup = self.client.opportunity_lookup(contact_id, pipeline_id, o.name)
             opp_id = self._write(o.object, o.stable_key, o.source_id, o.parent_key, {**vars(o), "event": None},
                                  lambda lk: self.client.create_opportunity(body, stable_key=o.stable_key, lookup=lk),
@@ -117,6 +135,12 @@ class CrmWriter:
                                  endTime=e.end, title=e.title, appointmentStatus=e.status,  # type: ignore[arg-type]
                                  assignedUserId=owner, ignoreDateRange=True, ignoreFreeSlotValidation=True,
                                  toNotify=False)
+        if self.ids.adopted(o.parent_key):
+            there = self.children("events", contact_id).get(event_key(self.schema.calendar_id, e.start))  # type: ignore[attr-defined]
+            if there is not None:
+                self.adopt("appointment_event", e.stable_key, o.source_id, {"id": there}, None,  # type: ignore[attr-defined]
+                           parent=o.stable_key)
+                return True
         lookup = self.client.appointment_lookup(contact_id, self.schema.calendar_id, e.start)
         got = self._write("appointment_event", e.stable_key, o.source_id, o.stable_key, vars(e),
                           lambda lk: self.client.create_appointment(body, stable_key=e.stable_key, lookup=lk), lookup)
@@ -127,7 +151,11 @@ class CrmWriter:
         contact_id = self._parent(obj, key, source_id, parent_key)
         if contact_id is None:
             return False
-        if self.ids.get(key) is None:
+        there = self.children("notes", contact_id).get(note_key(body)) \
+            if self.ids.get(key) is None and self.ids.adopted(parent_key) else None  # type: ignore[attr-defined]
+        if there is not None:
+            self.adopt(obj, key, source_id, {"id": there}, None, parent=parent_key, detail=contact_id)  # type: ignore[attr-defined]
+        elif self.ids.get(key) is None:
             lookup = self.client.note_lookup(contact_id, body)
             got = self._write(obj, key, source_id, parent_key, {"body": body},
                               lambda lk: self.client.create_note(contact_id, NoteCreate(body=body), stable_key=key,
@@ -149,6 +177,10 @@ class CrmWriter:
         if url is None and self.ids.get(f.stable_key):  # uploaded, its link not kept: find it before uploading again
             found = self.client.media_lookup(f.name)()
             url = found.url if found is not None else None
+        there = self.inventory.media.get(f.name) if url is None and not self.ids.get(f.stable_key) else None
+        if there is not None:
+            url = there.get("url") or ""
+            self.adopt(f.object, f.stable_key, f.source_id, there, None, parent=f.parent_key, detail=url)  # type: ignore[attr-defined]
         if url is None:
             try:
                 data = f.data if f.data is not None else source.read_bytes(f.key)

@@ -156,3 +156,21 @@ def test_lookup_field_policy_sends_no_relation_and_the_planner_knows(tmp_path, m
         assert abs(sent - want) <= 0.03 * want, (sent, want)
     finally:
         w.stop()
+
+
+@pytest.mark.parametrize("world", ["core"], indirect=True)
+def test_a_second_bulk_run_with_a_new_run_id_packages_nothing_that_exists(world: Any) -> None:
+    """Issue 13.1: the CSV packages never carry a row HighLevel already holds under our keys."""
+    from dos2hl.migrate import migrate
+
+    w = world
+    first = migrate(_opts(w, run_id="bulk-a"), client_factory=w.factory)
+    assert first["status"] == "completed" and first["bulk_imported"]
+    counts = {loc: len(w.dump(loc)["contacts"]) for loc in w.loc_ids}
+    w.sent.clear()
+    again = migrate(_opts(w, run_id="bulk-b"), client_factory=w.factory)
+    assert again["status"] == "completed", again["reconciliation"]
+    assert not again["bulk_imported"]
+    assert not list((w.root / "runs" / "bulk-b").rglob("*.csv"))
+    assert {loc: len(w.dump(loc)["contacts"]) for loc in w.loc_ids} == counts
+    assert [s for s in w.sent if s[0] == "POST" and not s[1].endswith("/search")] == []

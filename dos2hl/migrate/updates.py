@@ -1,0 +1,40 @@
+"""Updating a record in place with its before-image: what a delta does to a changed source row and what
+a run does to a record it adopts (found under our key) that differs from the source. The before-image
+is what ``rollback`` puts back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..highlevel.models import ContactUpdate, CustomFieldInput, OpportunityUpdate, RecordUpdate
+
+__all__ = ["update_in_place"]
+
+
+def update_in_place(client: Any, schema: Any, obj: str, hl_id: str, p: Any, *,
+                    body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """PUT the payload ``p`` over HighLevel's ``hl_id``; returns the before-image. ``body``: the contact
+    body as the writer sends it (household channels moved), default ``p.body``."""
+    if obj == "patient":
+        cur = client.get_contact(hl_id)
+        before = {k: v for k, v in cur.model_dump().items() if k in ContactUpdate.model_fields and v is not None}
+        before["customFields"] = [{"id": cf.id, "field_value": cf.value} for cf in cur.customFields]
+        body = dict(p.body if body is None else body)
+        custom = body.pop("customFields", {})
+        client.update_contact(hl_id, ContactUpdate(**body, customFields=[
+            CustomFieldInput(id=schema.field_id(k), field_value=v) for k, v in custom.items()]))
+        return {"kind": "contact", **before}
+    if obj in ("appointment", "recall"):
+        from .write_crm import _text
+
+        cur = client.get_opportunity(hl_id)
+        before = {k: v for k, v in cur.model_dump().items() if k in OpportunityUpdate.model_fields and v is not None}
+        pipeline_id, stage_id = schema.pipeline(p.pipeline, p.stage)
+        client.update_opportunity(hl_id, OpportunityUpdate(
+            pipelineId=pipeline_id, name=p.name, pipelineStageId=stage_id, status=p.status,
+            monetaryValue=p.monetary, customFields=[CustomFieldInput(id=schema.field_id(k), field_value=_text(v))
+                                                    for k, v in p.custom.items()] or None))
+        return {"kind": "opportunity", **before}
+    cur = client.get_record(p.object_key, hl_id)
+    client.update_record(p.object_key, hl_id, RecordUpdate(properties=p.properties))
+    return {"kind": "record", "object_key": p.object_key, "properties": cur.properties or {}}
