@@ -50,6 +50,9 @@ class ShardSpec:
     patients: list[int] | None = None  # the sample's patient ids (None: every patient of the shard)
     phi_key_file: str | None = None
     source: str | None = None  # the export (documents' files are read from its IMAGES/ tree)
+    # every office's IANA zone, LOC_ID -> zone (driver.office_zones): an appointment is placed in the
+    # zone of the office where it took place, which need not be its patient's home location
+    zones: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -195,6 +198,7 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
     mine = lambda r: r.get("pat_id") in ids_in  # noqa: E731
     value = tf.value
     location, key = spec.location, stable_key
+    home_tz = spec.zones.get(location.upper()) or spec.schema.get("time_zone")  # the home office's zone
     stage_of = lambda table: {**VALUE_LABELS.get((table, "status"), {}),  # noqa: E731
                               **next((e.values or {} for e in tf.by_table.get(table, ()) if e.column == "status"), {})}
     if tf.uses("appt"):
@@ -204,7 +208,7 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
         for p in _rows(tables["apptproc"]):
             procs.setdefault(p["appt_id"], []).append(p)
         opps, excluded = crm.appointment_payloads(rows, procs, tf.by_table, location=location, key=key, value=value,
-                                                  stage_of=stage_of("appt"), tz=spec.schema.get("time_zone"),
+                                                  stage_of=stage_of("appt"), tz=home_tz, zones=spec.zones,
                                                   excluded_patients=gone)
         counts["appointment"] = len(rows)
         plan.crm.opportunities += opps
@@ -242,7 +246,7 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
         counts["activity"] = len(rows)
         with_text = any(e.column == "note" for e in tf.by_table.get("commlog", ()))
         notes, excluded = crm.activity_notes(rows, location=location, key=key, with_text=with_text,
-                                             excluded_patients=gone)
+                                             excluded_patients=gone, tz=home_tz)
         plan.crm.notes += notes
         plan.excluded_rows += excluded
     if tf.uses("document"):
@@ -254,7 +258,8 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
             return export.size(k) if export is not None and export.exists(k) else None
 
         files, excluded = crm.document_files(rows, location=location, key=key, exists=size,
-                                             category_labels=tf.lookups.get("DOCCAT", {}), excluded_patients=gone)
+                                             category_labels=tf.lookups.get("DOCCAT", {}), excluded_patients=gone,
+                                             tz=home_tz)
         plan.crm.files += files
         plan.excluded_rows += excluded
 
