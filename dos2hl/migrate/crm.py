@@ -36,7 +36,8 @@ from ..mapping.model import Entry
 
 __all__ = ["EventPayload", "FilePayload", "NotePayload", "OpportunityPayload", "CrmPlan", "MAX_UPLOAD_BYTES",
            "appointment_payloads", "recall_payloads", "activity_notes", "outgoing_referral_notes",
-           "document_files", "link_note_body", "PROPRIETARY_EXTS", "event_times", "local_instant", "office_zone"]
+           "document_files", "link_note_body", "PROPRIETARY_EXTS", "event_times", "local_instant", "local_stamp",
+           "office_zone"]
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 # formats only the source's imaging software opens: uploading them gives the practice an unreadable file
@@ -256,7 +257,7 @@ def recall_payloads(rows: list[dict[str, Any]], entries: list[Entry], *, locatio
     return out, excluded
 
 
-def _stamp(v: Any, tz: str | None = None) -> str:
+def local_stamp(v: Any, tz: str | None = None) -> str:
     """A source date or timestamp as note text. A timestamp keeps its wall time and gains the zone and
     offset of the office where it happened (``2024-03-10 09:30 MDT (-06:00)``: the instant is
     unambiguous); a date stays a date (no zone: nothing shifts it)."""
@@ -284,7 +285,7 @@ def activity_notes(rows: list[dict[str, Any]], *, location: str, key: Key, with_
             continue
         head = (f"[Dent-O-Soft {COMM_TYPE.get(str(row.get('comm_type')), 'general')} "
                 f"{MODE.get(str(row.get('mode')), 'contact')}, {DIRECTION.get(str(row.get('direction')), '')}"
-                f" · {_stamp(row.get('comm_dttm'), tz)} · log #{cid}]").replace(", ·", " ·")
+                f" · {local_stamp(row.get('comm_dttm'), tz)} · log #{cid}]").replace(", ·", " ·")
         text = str(row.get("note") or "").strip() if with_text else ""
         out.append(NotePayload("activity", key(location, "activity", cid), str(cid),
                                key(location, "patient", row["pat_id"]), f"{head}\n{text}".strip()))
@@ -302,7 +303,7 @@ def outgoing_referral_notes(rows: list[dict[str, Any]], sources: Mapping[Any, di
         what = " ".join(str(v) for v in (row.get("proc_code"), f"tooth {row['tooth']}" if row.get("tooth") else None)
                         if v)
         rid = row["patref_id"]
-        head = (f"[Dent-O-Soft outgoing referral · {_stamp(row.get('ref_dt'))} · referral #{rid}] "
+        head = (f"[Dent-O-Soft outgoing referral · {local_stamp(row.get('ref_dt'))} · referral #{rid}] "
                 f"to {to or 'specialist'}{' for ' + what if what else ''}; status: "
                 f"{OUT_STATUS.get(str(row.get('out_status') or 'NONE'), 'no status')}")
         note = str(row.get("note") or "").strip()
@@ -343,7 +344,7 @@ def document_files(rows: list[dict[str, Any]], *, location: str, key: Key, exist
         cat = str(row.get("category") or "")
         title = (f"document #{did} · {category_labels.get(cat, cat or 'document')} · "
                  f"{IMAGE_CATEGORY.get(str(row.get('img_type') or ''), 'file')} · "
-                 f"{_stamp(row.get('doc_dttm'), tz)}")
+                 f"{local_stamp(row.get('doc_dttm'), tz)}")
         f = FilePayload("document", key(location, "document", did), str(did), key(location, "patient", row["pat_id"]),
                         f"doc-{location}-{did}.{ext}", mime, title, str(row.get("description") or "").strip())
         if ext in PROPRIETARY_EXTS:

@@ -138,7 +138,7 @@ def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str,
         name = OBJECT_NAMES[obj_key]
         counts[name] = len(rows)
         if obj_key == "custom_objects.clinical_notes":
-            rows = _note_heads(rows, spec, tf, plan, gone)
+            rows = _note_heads(rows, spec, tf, plan, gone, _rows(tables["appt"]))
         payloads, excluded = tf.records(obj_key, rows, parents, gone)
         plan.records += payloads
         if excluded:
@@ -151,13 +151,20 @@ def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str,
     return plan, counts
 
 
-def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, plan: Plan, gone: set[Any]
-                ) -> list[dict[str, Any]]:
+def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, plan: Plan, gone: set[Any],
+                appts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Clinical notes -> one row per revision chain: the latest revision's text converted from RTF/HTML,
     with the amendment history; its inline images become files linked to the contact. Earlier revisions
-    and voided notes are excluded with their reason (every row is accounted for)."""
-    from .crm import FilePayload
+    and voided notes are excluded with their reason (every row is accounted for). Times are those of the
+    office where the note was written (its appointment's LOC_ID, else the patient's home office): the
+    history's stamps and the note time carry that zone and offset."""
+    import datetime as dt
+
+    from .crm import FilePayload, local_stamp, office_zone
     from .richtext import compose, revision_chains
+
+    home_tz = spec.zones.get(spec.location.upper()) or spec.schema.get("time_zone")
+    office = {a["appt_id"]: a.get("loc_id") for a in appts or ()}
 
     heads = []
     for chain in revision_chains([r for r in rows if r.get("pat_id") not in gone]):
@@ -168,8 +175,12 @@ def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, pl
         if chain.voided:
             plan.excluded_rows.append(("clinical_note", str(chain.head_id), "voided in the source"))
             continue
-        text, images = compose(chain)
+        tz = office_zone(office.get(chain.latest.get("appt_id")), spec.zones, home_tz)
+        text, images = compose(chain, tz=tz)
         head = dict(chain.latest, note_text=text)
+        if isinstance(head.get("note_dt"), dt.date) and isinstance(head.get("note_tm"), dt.time):
+            # a wall time means nothing without its place: "09:30 MDT (-06:00)" (the date stays a date)
+            head["note_tm"] = local_stamp(dt.datetime.combine(head["note_dt"], head["note_tm"]), tz)[11:]
         heads.append(head)
         pid = head["pat_id"]
         for img in images:

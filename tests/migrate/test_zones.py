@@ -104,13 +104,13 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
     rep = migrate(MigrateOptions(source=str(export), mapping=str(w.mapping), locations=str(w.locations),
                                  sample=0, verify="full", executor="threads", workers=2, export_date=EXPORT_DATE),
                   client_factory=w.factory)
-    yield w, rep
+    yield w, rep, root / "keys" / "phi.key"
     w.stop()
     mp.undo()
 
 
 def test_every_appointment_lands_at_home_at_the_instant_of_the_office_where_it_took_place(migrated: Any) -> None:
-    w, rep = migrated
+    w, rep, _key = migrated
     assert rep["status"] == "completed", rep.get("reconciliation")
     events = {}
     for loc in w.loc_ids:
@@ -136,14 +136,14 @@ def test_every_appointment_lands_at_home_at_the_instant_of_the_office_where_it_t
 
 
 def test_the_verify_step_reads_the_same_instants_back(migrated: Any) -> None:
-    _w, rep = migrated
+    _w, rep, _key = migrated
     d = rep["field_diff"]
     assert d["read_back"].get("appointment_event") == len(EXPECTED)
     assert d["mismatches"] == 0, d["examples"]
 
 
 def test_activity_headers_carry_the_home_offices_offset_and_recall_dates_do_not_move(migrated: Any) -> None:
-    w, _rep = migrated
+    w, _rep, _key = migrated
     bodies = [n["body"] for loc in w.loc_ids for n in w.dump(loc)["notes"]]
     heads = sorted(b.splitlines()[0] for b in bodies if "· log #" in b)
     assert heads == ["[Dent-O-Soft appointment phone call, outbound · 2024-03-10 09:30 MDT (-06:00) · log #201]",
@@ -154,6 +154,26 @@ def test_activity_headers_carry_the_home_offices_offset_and_recall_dates_do_not_
     assert len(recall) == 1
     values = {fields.get(cf["id"]): cf.get("fieldValue", cf.get("value")) for cf in recall[0]["customFields"]}
     assert values["opportunity.recall_due_date"] == "2025-01-01", values  # a date: no zone conversion
+
+
+def test_clinical_note_times_carry_the_zone_of_the_office_where_they_were_written(migrated: Any) -> None:
+    from dos2hl.phi import PREFIX, load_sealer
+
+    w, _rep, key = migrated
+    sealer = load_sealer(key)
+    notes = {}
+    for loc in w.loc_ids:
+        for r in w.dump(loc)["objects"].get("custom_objects.clinical_notes", []):
+            props = r["properties"]
+            text = props.get("note_text") or ""
+            if text.startswith(PREFIX):
+                text = sealer.open(text, "custom_objects.clinical_notes.note_text")
+            notes[str(props["source_id"])] = (loc, props.get("note_tm"), text)
+    assert sorted(notes) == ["402", "403"]  # 401 is history inside 402
+    loc, tm, text = notes["402"]
+    assert (loc, tm) == ("L001", "10:05 MST (-07:00)")  # written at Phoenix (appointment 102), filed at home
+    assert "2024-07-16 09:50 MST (-07:00) (note 401):" in text
+    assert notes["403"][:2] == ("L002", "14:00 CST (-06:00)")  # no appointment: the home office's zone
 
 
 def test_the_plan_warns_about_an_office_without_a_zone_by_id(tmp_path: Path) -> None:
