@@ -7,7 +7,9 @@
       - source: L001                 # LOC_ID in the export
         location_id: ve9EPM428h8vShlRW1KT
         token_env: DOS2HL_TOKEN_L001 # environment variable holding this sub-account's token
-        time_zone: America/New_York  # optional; default: the sub-account's own
+        time_zone: America/New_York  # optional; default: the export's LOCATION.TZ, then the sub-account's
+    time_zones:                      # optional: offices without a sub-account of their own (patients
+      L003: America/Phoenix          #   are seen there, none lives there), by LOC_ID
     fallback_owner: user@practice.example   # optional: owner of records whose provider has no user
 
 Tokens never appear in files: only the names of the environment variables that hold them.
@@ -42,13 +44,39 @@ class LocationTarget(BaseModel):
     def _upper(cls, v: str) -> str:
         return v.strip().upper()
 
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        return _iana(v) if v is not None else None
+
+
+def _iana(v: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{v!r} is not an IANA time zone (e.g. America/Denver)") from None
+    return v.strip()
+
 
 class LocationsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     target: str = "https://services.leadconnectorhq.com"
     locations: list[LocationTarget] = Field(min_length=1)
     fallback_owner: str | None = None  # a HighLevel user's email
+    # LOC_ID -> IANA zone of offices without an entry (no sub-account of their own: visited, not home)
+    time_zones: dict[str, str] = Field(default_factory=dict)
     path: str = Field("", exclude=True)  # where it was read from, for error messages
+
+    @field_validator("time_zones")
+    @classmethod
+    def _zones(cls, v: dict[str, str]) -> dict[str, str]:
+        return {str(k).strip().upper(): _iana(z) for k, z in v.items()}
+
+    def zone_overrides(self) -> dict[str, str | None]:
+        """LOC_ID -> the zone this file sets for that office (an entry's time_zone wins over time_zones)."""
+        return {**self.time_zones, **{t.source: t.time_zone for t in self.locations if t.time_zone}}
 
     def for_source(self, source: str) -> LocationTarget:
         key = source.strip().upper()

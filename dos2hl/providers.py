@@ -16,8 +16,9 @@ two, per export location:
 A patient's owner is their primary provider (``pri_prov``), or their hygienist (``hyg_prov``) when
 ``pri_prov`` is blank; a patient with neither is counted on the pseudo-provider ``""`` ("no provider")
 and can only be owned by the fallback. An appointment's owner is its ``prov_id`` (``hyg_id`` when
-blank). Patients are counted at their own ``loc_id``, appointments at theirs (their patient's when
-blank): the same provider can show up at two locations and then gets one row per location, matched
+blank). Patients are counted at their own ``loc_id``, appointments at their patient's home location
+(where the run writes them, whatever office they took place at; a placeholder without a patient at its
+own ``loc_id``): the same provider can show up at two locations and then gets one row per location, matched
 against that location's users. ``require_owners`` refuses while any patient *or appointment* would be
 ownerless (an appointment-only row still means records written without an assignee).
 
@@ -282,7 +283,7 @@ def _read_export(source: str | Path, *, profile: str, settings: Dos2hlSettings |
             providers.setdefault(pid, _Provider(pid, name, (r["email"] or "").strip() or None,
                                                 _key(r["home_loc_id"]), r["active_flg"] is not False))
     patients: Counter[tuple[str, str]] = Counter()
-    home: dict[int, str] = {}  # pat_id -> loc_id, for appointments that name no location
+    home: dict[int, str] = {}  # pat_id -> home loc_id: an appointment is written (and owned) there
     for chunk in reader.iter_table("patient"):
         if chunk.table != "patient":
             continue
@@ -297,7 +298,7 @@ def _read_export(source: str | Path, *, profile: str, settings: Dos2hlSettings |
             continue
         d = chunk.data.select(["pat_id", "loc_id", "prov_id", "hyg_id"]).to_pydict()
         for pat, loc, prov, hyg in zip(d["pat_id"], d["loc_id"], d["prov_id"], d["hyg_id"], strict=True):
-            appointments[(_key(loc) or home.get(pat, ""), _key(prov) or _key(hyg))] += 1
+            appointments[(home.get(pat) or _key(loc), _key(prov) or _key(hyg))] += 1
     return providers, patients, appointments
 
 

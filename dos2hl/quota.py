@@ -71,6 +71,7 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
     """Per location and object: records, path, requests; the timeline with and without the bulk path."""
     from .api import stage_export
     from .migrate.run import ShardSpec, plan_shard
+    from .migrate.zones import blank_zone_warnings, export_zones, office_zones
     from .phi import create_key_file
     from .settings import Dos2hlSettings
     from .storage import open_store
@@ -85,6 +86,8 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
         import json
 
         manifest = json.loads(open_store(staged).read_bytes("manifest.json"))
+        raw_zones = export_zones(open_store(staged))  # every office's LOCATION.TZ
+        zones = office_zones(raw_zones, {}, {})
         shards: dict[str, set[int]] = {}
         for s in manifest["tables"].get("patient", {}).get("shards", []):
             shards.setdefault(s["location"], set()).add(int(s["shard"]))
@@ -96,7 +99,7 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
             c: Counter[str] = Counter()
             for shard in sorted(shards.get(loc, ())):
                 spec = ShardSpec("plan", tmp, staged, data, loc, shard, {"time_zone": None}, None, str(key),
-                                 manifest.get("source") or str(source))
+                                 manifest.get("source") or str(source), zones)
                 plan, counts = plan_shard(spec)
                 c.update(_kinds(plan, fmap.relations))
                 patients[loc] += len(plan.contacts)
@@ -131,11 +134,18 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
                                             **_timeline(total_lean, rate, daily)},
         }
     out["manual_steps"] = _manual_steps(fmap, out, staged_manifest=manifest)
+    # local times are placed in their office's zone: an office without one is a guess (ids only)
+    out["warnings"] = blank_zone_warnings(raw_zones) if _timed(fmap) else []
     worst = max((v["with_bulk_path"]["elapsed_hours"] for v in out["locations"].values()), default=0.0)
     out["grade"] = _grade(worst, len(out["manual_steps"]))
     out["seed_estimate_hours"] = [48, 72]
     out["solo_practice_goal_hours"] = 24
     return out
+
+
+def _timed(fmap: FieldMap) -> bool:
+    """The map sends local times (appointments, activities, documents)."""
+    return any(e.table in ("appt", "commlog", "document") and e.target not in ("skip", "reference") for e in fmap.fields)
 
 
 def _verify_reads(kinds: Counter[str], patients: int, sample: int) -> int:
@@ -218,4 +228,6 @@ def render_plan(p: dict[str, Any]) -> str:
                   f"{worst} elapsed hours for the slowest location.", ""]
     lines += [f"**Grade: {p['grade']}** (the seed quotes {p['seed_estimate_hours'][0]}-{p['seed_estimate_hours'][1]} "
               "hours)", "", "Manual steps:", ""] + [f"- {s}" for s in p["manual_steps"]]
+    if p.get("warnings"):
+        lines += ["", "Warnings:", ""] + [f"- {w}" for w in p["warnings"]]
     return "\n".join(lines) + "\n"

@@ -121,14 +121,17 @@ def world(generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
 
 def _expected_counts(truth: Path) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
     """Owner counts computed straight from the generator's truth, independently of the reader."""
-    pat = pd.read_parquet(truth / "patient.parquet", columns=["loc_id", "pri_prov", "hyg_prov"])
-    appt = pd.read_parquet(truth / "appt.parquet", columns=["loc_id", "prov_id", "hyg_id"])
+    pat = pd.read_parquet(truth / "patient.parquet", columns=["pat_id", "loc_id", "pri_prov", "hyg_prov"])
+    appt = pd.read_parquet(truth / "appt.parquet", columns=["pat_id", "loc_id", "prov_id", "hyg_id"])
 
     def code(v: Any) -> str:
         return "" if v is None or pd.isna(v) else str(v).strip().upper()
 
     patients = Counter((code(r.loc_id), code(r.pri_prov) or code(r.hyg_prov)) for r in pat.itertuples())
-    appts = Counter((code(r.loc_id), code(r.prov_id) or code(r.hyg_id)) for r in appt.itertuples())
+    # an appointment is written to (and owned in) its patient's home sub-account, wherever it took place
+    home = {int(r.pat_id): code(r.loc_id) for r in pat.itertuples()}
+    appts = Counter(((home.get(int(r.pat_id)) if not pd.isna(r.pat_id) else None) or code(r.loc_id),
+                     code(r.prov_id) or code(r.hyg_id)) for r in appt.itertuples())
     return patients, appts
 
 

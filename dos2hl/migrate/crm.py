@@ -36,7 +36,8 @@ from ..mapping.model import Entry
 
 __all__ = ["EventPayload", "FilePayload", "NotePayload", "OpportunityPayload", "CrmPlan", "MAX_UPLOAD_BYTES",
            "appointment_payloads", "recall_payloads", "activity_notes", "outgoing_referral_notes",
-           "document_files", "link_note_body", "PROPRIETARY_EXTS", "event_times"]
+           "document_files", "link_note_body", "PROPRIETARY_EXTS", "event_times", "local_instant", "local_stamp",
+           "office_zone"]
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 # formats only the source's imaging software opens: uploading them gives the practice an unreadable file
@@ -118,20 +119,44 @@ Value = Callable[[Entry, Mapping[str, Any]], Any]
 
 
 def _zone(name: str | None) -> dt.tzinfo:
+    """An IANA zone; UTC only when none is known (``prepare`` resolves every office's zone first and
+    refuses a location without one, so a run never gets here with None)."""
     try:
         return ZoneInfo(name) if name else dt.timezone.utc
     except (ZoneInfoNotFoundError, ValueError):
         return dt.timezone.utc
 
 
+def local_instant(date: dt.date, time: dt.time, tz: str | None) -> dt.datetime:
+    """A wall-clock date and time at a place -> the aware instant, normalised to a real wall time.
+
+    Around DST changes (deterministic, whatever the platform): an *ambiguous* time (the repeated hour
+    when clocks go back, e.g. America/Chicago 2024-11-03 01:30) is its first occurrence, daylight time
+    (``fold=0``); a *nonexistent* time (the hour skipped when clocks go forward, 2024-03-10 02:30) is
+    read with the offset in force before the change and written as the wall time after it (03:30 CDT):
+    the instant a clock that was not moved forward would have shown."""
+    zone = _zone(tz)
+    naive = dt.datetime.combine(date, time.replace(tzinfo=None))
+    return naive.replace(tzinfo=zone, fold=0).astimezone(dt.timezone.utc).astimezone(zone)
+
+
 def event_times(date: dt.date | None, time: dt.time | None, minutes: int | None, tz: str | None
                 ) -> tuple[str, str] | None:
-    """Start and end in the location's zone (ISO with offset); None without a date or a time."""
+    """Start and end (ISO 8601 with the offset of ``tz``, the zone of the office where the appointment
+    took place); None without a date or a time. The length is elapsed time: an appointment across a DST
+    change ends ``minutes`` after it starts, not at the wall time ``minutes`` later."""
     if date is None or time is None:
         return None
-    start = dt.datetime.combine(date, time).replace(tzinfo=_zone(tz))
-    end = start + dt.timedelta(minutes=minutes if minutes and minutes > 0 else 30)
+    start = local_instant(date, time, tz)
+    length = dt.timedelta(minutes=minutes if minutes and minutes > 0 else 30)
+    end = (start.astimezone(dt.timezone.utc) + length).astimezone(start.tzinfo)
     return start.isoformat(), end.isoformat()
+
+
+def office_zone(office: Any, zones: Mapping[str, str], home: str | None) -> str | None:
+    """The zone of the office where a row happened (``APPT.LOC_ID``), else the home office's ``home``
+    (a blank or unknown office id)."""
+    return zones.get(str(office or "").strip().upper()) or home
 
 
 def _custom(entries: list[Entry], row: Mapping[str, Any], value: Value, skip: set[str]) -> dict[str, Any]:
@@ -150,8 +175,14 @@ def _custom(entries: list[Entry], row: Mapping[str, Any], value: Value, skip: se
 def appointment_payloads(rows: list[dict[str, Any]], procs: Mapping[Any, list[dict[str, Any]]],
                          entries: Mapping[str, list[Entry]], *, location: str, key: Key, value: Value,
                          stage_of: Mapping[str, str], tz: str | None, excluded_patients: set[Any],
+                         zones: Mapping[str, str] | None = None,
                          ) -> tuple[list[OpportunityPayload], list[tuple[str, str, str]]]:
-    """One opportunity + event per appointment; ``procs`` = appointment id -> its APPTPROC rows."""
+    """One opportunity + event per appointment; ``procs`` = appointment id -> its APPTPROC rows.
+
+    The appointment goes to the patient's home sub-account (``location``, where their contact is) but
+    its instant is read in the zone of the office where it took place: ``zones`` (LOC_ID -> IANA zone)
+    at ``APPT.LOC_ID``, else ``tz`` (the home office's). A visit at another office says so in the
+    opportunity's name and the event's title (``at L002``)."""
     out, excluded = [], []
     appt_entries, proc_entries = entries.get("appt", []), entries.get("apptproc", [])
     for row in rows:
@@ -179,17 +210,21 @@ def appointment_payloads(rows: list[dict[str, Any]], procs: Mapping[Any, list[di
         when = row.get("appt_date")
         at = row.get("appt_time")
         label = str(row.get("appt_name") or "Appointment").strip() or "Appointment"
-        name = f"{label} {when.isoformat() if when else 'undated'}{' ' + at.strftime('%H:%M') if at else ''} (#{aid})"
+        office = str(row.get("loc_id") or "").strip().upper()
+        elsewhere = f" at {office}" if office and office != location.upper() else ""
+        name = (f"{label} {when.isoformat() if when else 'undated'}{' ' + at.strftime('%H:%M') if at else ''}"
+                f"{elsewhere} (#{aid})")
         sk = key(location, "appointment", aid)
         p = OpportunityPayload("appointment", sk, str(aid), key(location, "patient", row["pat_id"]), "Appointments",
                                stage_of.get(status, "Scheduled"), APPT_STATUS.get(status, "open"), name,
                                round(sum(fees), 2) if fees else None, custom,
                                row.get("prov_id") or row.get("hyg_id"))
-        times = event_times(when, at, row.get("length_min"), tz)
+        times = event_times(when, at, row.get("length_min"), office_zone(office, zones or {}, tz))
         if times is None:
             p.event_problem = "no date or start time: opportunity only, no calendar event"
         else:
-            p.event = EventPayload(sk + "/event", times[0], times[1], EVENT_STATUS.get(status, "new"), label)
+            p.event = EventPayload(sk + "/event", times[0], times[1], EVENT_STATUS.get(status, "new"),
+                                   label + elsewhere)
         out.append(p)
     return out, excluded
 
@@ -222,8 +257,15 @@ def recall_payloads(rows: list[dict[str, Any]], entries: list[Entry], *, locatio
     return out, excluded
 
 
-def _stamp(v: Any) -> str:
+def local_stamp(v: Any, tz: str | None = None) -> str:
+    """A source date or timestamp as note text. A timestamp keeps its wall time and gains the zone and
+    offset of the office where it happened (``2024-03-10 09:30 MDT (-06:00)``: the instant is
+    unambiguous); a date stays a date (no zone: nothing shifts it)."""
     if isinstance(v, dt.datetime):
+        if tz:
+            at = local_instant(v.date(), v.time(), tz)
+            off = at.strftime("%z")
+            return f"{at.strftime('%Y-%m-%d %H:%M')} {at.tzname()} ({off[:3]}:{off[3:]})"
         return v.strftime("%Y-%m-%d %H:%M")
     if isinstance(v, dt.date):
         return v.isoformat()
@@ -231,8 +273,10 @@ def _stamp(v: Any) -> str:
 
 
 def activity_notes(rows: list[dict[str, Any]], *, location: str, key: Key, with_text: bool,
-                   excluded_patients: set[Any]) -> tuple[list[NotePayload], list[tuple[str, str, str]]]:
-    """Communication log -> contact notes, the original time/direction/channel in the first line."""
+                   excluded_patients: set[Any], tz: str | None = None
+                   ) -> tuple[list[NotePayload], list[tuple[str, str, str]]]:
+    """Communication log -> contact notes, the original time/direction/channel in the first line; the
+    time with the zone of ``tz`` (COMMLOG has no office column: the patient's home office's)."""
     out, excluded = [], []
     for row in rows:
         cid = row["comm_id"]
@@ -241,7 +285,7 @@ def activity_notes(rows: list[dict[str, Any]], *, location: str, key: Key, with_
             continue
         head = (f"[Dent-O-Soft {COMM_TYPE.get(str(row.get('comm_type')), 'general')} "
                 f"{MODE.get(str(row.get('mode')), 'contact')}, {DIRECTION.get(str(row.get('direction')), '')}"
-                f" · {_stamp(row.get('comm_dttm'))} · log #{cid}]").replace(", ·", " ·")
+                f" · {local_stamp(row.get('comm_dttm'), tz)} · log #{cid}]").replace(", ·", " ·")
         text = str(row.get("note") or "").strip() if with_text else ""
         out.append(NotePayload("activity", key(location, "activity", cid), str(cid),
                                key(location, "patient", row["pat_id"]), f"{head}\n{text}".strip()))
@@ -259,7 +303,7 @@ def outgoing_referral_notes(rows: list[dict[str, Any]], sources: Mapping[Any, di
         what = " ".join(str(v) for v in (row.get("proc_code"), f"tooth {row['tooth']}" if row.get("tooth") else None)
                         if v)
         rid = row["patref_id"]
-        head = (f"[Dent-O-Soft outgoing referral · {_stamp(row.get('ref_dt'))} · referral #{rid}] "
+        head = (f"[Dent-O-Soft outgoing referral · {local_stamp(row.get('ref_dt'))} · referral #{rid}] "
                 f"to {to or 'specialist'}{' for ' + what if what else ''}; status: "
                 f"{OUT_STATUS.get(str(row.get('out_status') or 'NONE'), 'no status')}")
         note = str(row.get("note") or "").strip()
@@ -282,7 +326,7 @@ def _rel_path(folder: str | None, name: str | None) -> str | None:
 
 
 def document_files(rows: list[dict[str, Any]], *, location: str, key: Key, exists: Callable[[str], int | None],
-                   category_labels: Mapping[str, str], excluded_patients: set[Any]
+                   category_labels: Mapping[str, str], excluded_patients: set[Any], tz: str | None = None
                    ) -> tuple[list[FilePayload], list[tuple[str, str, str]]]:
     """Files to upload, and (document, id, reason) for every one that cannot go. ``exists(key)`` is the
     file's size in the export store, or None when it is not there."""
@@ -299,7 +343,8 @@ def document_files(rows: list[dict[str, Any]], *, location: str, key: Key, exist
         mime = str(row.get("mime_type") or "application/octet-stream")
         cat = str(row.get("category") or "")
         title = (f"document #{did} · {category_labels.get(cat, cat or 'document')} · "
-                 f"{IMAGE_CATEGORY.get(str(row.get('img_type') or ''), 'file')} · {_stamp(row.get('doc_dttm'))}")
+                 f"{IMAGE_CATEGORY.get(str(row.get('img_type') or ''), 'file')} · "
+                 f"{local_stamp(row.get('doc_dttm'), tz)}")
         f = FilePayload("document", key(location, "document", did), str(did), key(location, "patient", row["pat_id"]),
                         f"doc-{location}-{did}.{ext}", mime, title, str(row.get("description") or "").strip())
         if ext in PROPRIETARY_EXTS:

@@ -38,6 +38,7 @@ from .run import (
 )
 from .sample import choose_sample
 from .write import LocationSchema
+from .zones import blank_zone_warnings, export_zones, office_zones, valid_zone
 
 __all__ = ["MigrateOptions", "RunContext", "PhaseResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
 
@@ -81,11 +82,12 @@ class RunContext:
     providers: dict[str, Any]
     phi_key_file: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    zones: dict[str, str] = field(default_factory=dict)  # every office's zone, LOC_ID -> IANA (zones.py)
 
     def specs(self, patients: dict[str, list[int]] | None = None) -> list[ShardSpec]:
         return [ShardSpec(self.run_id, self.run_uri, self.staged_uri, self.mapping, loc, shard, self.schemas[loc],
                           None if patients is None else patients.get(loc, []), self.phi_key_file,
-                          self.manifest.get("source"))
+                          self.manifest.get("source"), dict(self.zones))
                 for loc in self.locations for shard in self.shards[loc]]
 
 
@@ -152,7 +154,9 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
     report.require_owners()  # gate: no patient lands without an owner
     schemas = {}
     crm = any(e.table in ("appt", "recall") and e.target != "skip" for e in fmap.fields)
-    zones = _export_zones(staged)
+    timed = any(e.table in ("appt", "commlog", "document") and e.target != "skip" for e in fmap.fields)
+    raw_zones = export_zones(staged)  # every office's LOCATION.TZ (appointment times are local)
+    overrides = lf.zone_overrides()
     for loc in sorted(shards):
         client = clients[loc]
         owners = {r.prov_id: r.user_id for r in report.rows if r.location == loc and r.user_id}
@@ -160,17 +164,24 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
             owners[""] = report.fallback_users[loc]
         target = lf.for_source(loc)
         schema = LocationSchema.read(client, owners=owners, calendar=target.calendar, crm=crm,
-                                     time_zone=target.time_zone or zones.get(loc))
+                                     time_zone=target.time_zone or valid_zone(raw_zones.get(loc)))
+        if timed and not valid_zone(schema.time_zone):  # never a silent UTC: local times would all move
+            raise ConfigError(f"location {loc} ({schema.location_id}) has no usable time zone (LOCATION.TZ, "
+                              "locations.yaml and the sub-account's timezone are all blank or unknown): set "
+                              f"time_zone for {loc} in locations.yaml; nothing was written")
         _require_provisioned(fmap, schema, loc)
         schemas[loc] = asdict(schema)
         if not schema.allow_duplicates:  # families share channels: decide who keeps them, once
             write_households(open_store(run_uri, settings.s3), loc,
                              household_channels(staged_uri, fmap.model_dump(mode="json"), loc))
+    zones = office_zones(raw_zones, overrides, {loc: s["time_zone"] for loc, s in schemas.items()})
+    for line in blank_zone_warnings(raw_zones, overrides, schemas):
+        log.warning("%s", line)
     assert fmap.confirmed is not None
     return RunContext(run_id, run_uri, staged_uri, fmap.model_dump(mode="json"), str(opts.mapping), sorted(shards),
                       schemas, {k: sorted(v) for k, v in shards.items()},
                       {"by": fmap.confirmed.by, "at": fmap.confirmed.at.isoformat(), "sha256": fmap.confirmed.sha256},
-                      report.to_dict(), settings.phi_key_file, manifest)
+                      report.to_dict(), settings.phi_key_file, manifest, zones=zones)
 
 
 def _require_own_location(client: Any, lf: LocationsFile, loc: str) -> None:
@@ -189,14 +200,6 @@ def _require_own_location(client: Any, lf: LocationsFile, loc: str) -> None:
     if got.id != target.location_id:
         raise ConfigError(f"locations.yaml: the token in ${target.token_env} opens {got.id}, not {loc}'s "
                           f"{target.location_id}; nothing was written")
-
-
-def _export_zones(staged: Any) -> dict[str, str]:
-    """LOC_ID -> the time zone the export's LOCATION table gives (appointment times are local)."""
-    from .run import read_staged
-
-    t = read_staged(staged, "location", "_all")
-    return {str(r["loc_id"]).upper(): str(r["tz"]) for r in (t.to_pylist() if t is not None else []) if r.get("tz")}
 
 
 def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str) -> None:

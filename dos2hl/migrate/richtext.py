@@ -281,13 +281,18 @@ def _renumber(conv: Converted, offset: int) -> Converted:
     return Converted(_PLACEHOLDER.sub(sub, conv.text), conv.fmt, images)
 
 
-def compose(chain: Chain, convert: Callable[..., Converted] = to_text) -> tuple[str, tuple[InlineImage, ...]]:
+def compose(chain: Chain, convert: Callable[..., Converted] = to_text, *, tz: str | None = None
+            ) -> tuple[str, tuple[InlineImage, ...]]:
     """The text stored in HighLevel for a chain, and the images of all its revisions.
 
     The latest revision's text, then (when there are earlier revisions) an "Amendment history"
     section with each earlier revision, oldest first, as ``<YYYY-MM-DD HH:MM> (note <id>):`` and its
-    text. Images are numbered 1..n in the order they appear in the composed text.
+    text; with ``tz`` (the zone of the office where the note was written) the time carries its zone and
+    offset (``2024-03-10 09:30 MDT (-06:00)``). Images are numbered 1..n in the order they appear in
+    the composed text.
     """
+    from .crm import local_stamp
+
     images: list[InlineImage] = []
 
     def conv(row: dict[str, Any]) -> Converted:
@@ -304,7 +309,7 @@ def compose(chain: Chain, convert: Callable[..., Converted] = to_text) -> tuple[
         entries = []
         for row in chain.history:
             w = _when(row)
-            stamp = f"{w:%Y-%m-%d %H:%M}" if w else "date unknown"
+            stamp = local_stamp(w.replace(tzinfo=None), tz) if w else "date unknown"
             text = conv(row).text
             entries.append(f"{stamp} (note {_id(row)}):\n{text}" if text else f"{stamp} (note {_id(row)}):")
         parts.append("Amendment history\n" + "\n\n".join(entries))

@@ -51,6 +51,9 @@ class ShardSpec:
     patients: list[int] | None = None  # the sample's patient ids (None: every patient of the shard)
     phi_key_file: str | None = None
     source: str | None = None  # the export (documents' files are read from its IMAGES/ tree)
+    # every office's IANA zone, LOC_ID -> zone (driver.office_zones): an appointment is placed in the
+    # zone of the office where it took place, which need not be its patient's home location
+    zones: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -147,7 +150,7 @@ def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str,
         name = OBJECT_NAMES[obj_key]
         counts[name] = len(rows)
         if obj_key == "custom_objects.clinical_notes":
-            rows = _note_heads(rows, spec, tf, plan, gone)
+            rows = _note_heads(rows, spec, tf, plan, gone, _rows(tables["appt"]))
         payloads, excluded = tf.records(obj_key, rows, parents, gone)
         plan.records += payloads
         if excluded:
@@ -160,13 +163,20 @@ def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str,
     return plan, counts
 
 
-def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, plan: Plan, gone: set[Any]
-                ) -> list[dict[str, Any]]:
+def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, plan: Plan, gone: set[Any],
+                appts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Clinical notes -> one row per revision chain: the latest revision's text converted from RTF/HTML,
     with the amendment history; its inline images become files linked to the contact. Earlier revisions
-    and voided notes are excluded with their reason (every row is accounted for)."""
-    from .crm import FilePayload
+    and voided notes are excluded with their reason (every row is accounted for). Times are those of the
+    office where the note was written (its appointment's LOC_ID, else the patient's home office): the
+    history's stamps and the note time carry that zone and offset."""
+    import datetime as dt
+
+    from .crm import FilePayload, local_stamp, office_zone
     from .richtext import compose, revision_chains
+
+    home_tz = spec.zones.get(spec.location.upper()) or spec.schema.get("time_zone")
+    office = {a["appt_id"]: a.get("loc_id") for a in appts or ()}
 
     heads = []
     for chain in revision_chains([r for r in rows if r.get("pat_id") not in gone]):
@@ -177,8 +187,12 @@ def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, pl
         if chain.voided:
             plan.excluded_rows.append(("clinical_note", str(chain.head_id), "voided in the source"))
             continue
-        text, images = compose(chain)
+        tz = office_zone(office.get(chain.latest.get("appt_id")), spec.zones, home_tz)
+        text, images = compose(chain, tz=tz)
         head = dict(chain.latest, note_text=text)
+        if isinstance(head.get("note_dt"), dt.date) and isinstance(head.get("note_tm"), dt.time):
+            # a wall time means nothing without its place: "09:30 MDT (-06:00)" (the date stays a date)
+            head["note_tm"] = local_stamp(dt.datetime.combine(head["note_dt"], head["note_tm"]), tz)[11:]
         heads.append(head)
         pid = head["pat_id"]
         for img in images:
@@ -207,6 +221,7 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
     mine = lambda r: r.get("pat_id") in ids_in  # noqa: E731
     value = tf.value
     location, key = spec.location, stable_key
+    home_tz = spec.zones.get(location.upper()) or spec.schema.get("time_zone")  # the home office's zone
     stage_of = lambda table: {**VALUE_LABELS.get((table, "status"), {}),  # noqa: E731
                               **next((e.values or {} for e in tf.by_table.get(table, ()) if e.column == "status"), {})}
     if tf.uses("appt"):
@@ -216,7 +231,7 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
         for p in _rows(tables["apptproc"]):
             procs.setdefault(p["appt_id"], []).append(p)
         opps, excluded = crm.appointment_payloads(rows, procs, tf.by_table, location=location, key=key, value=value,
-                                                  stage_of=stage_of("appt"), tz=spec.schema.get("time_zone"),
+                                                  stage_of=stage_of("appt"), tz=home_tz, zones=spec.zones,
                                                   excluded_patients=gone)
         counts["appointment"] = len(rows)
         plan.crm.opportunities += opps
@@ -254,7 +269,7 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
         counts["activity"] = len(rows)
         with_text = any(e.column == "note" for e in tf.by_table.get("commlog", ()))
         notes, excluded = crm.activity_notes(rows, location=location, key=key, with_text=with_text,
-                                             excluded_patients=gone)
+                                             excluded_patients=gone, tz=home_tz)
         plan.crm.notes += notes
         plan.excluded_rows += excluded
     if tf.uses("document"):
@@ -266,7 +281,8 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
             return export.size(k) if export is not None and export.exists(k) else None
 
         files, excluded = crm.document_files(rows, location=location, key=key, exists=size,
-                                             category_labels=tf.lookups.get("DOCCAT", {}), excluded_patients=gone)
+                                             category_labels=tf.lookups.get("DOCCAT", {}), excluded_patients=gone,
+                                             tz=home_tz)
         plan.crm.files += files
         plan.excluded_rows += excluded
 
