@@ -150,6 +150,9 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
     report.require_owners()  # gate: no patient lands without an owner
     schemas = {}
     crm = any(e.table in ("appt", "recall") and e.target != "skip" for e in fmap.fields)
+    from ..provision import desired_schema
+
+    desired = desired_schema(fmap, source)  # what the map sends, as provision derives it (same export)
     zones = _export_zones(staged)
     for loc in sorted(shards):
         client = clients[loc]
@@ -158,8 +161,9 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
             owners[""] = report.fallback_users[loc]
         target = lf.for_source(loc)
         schema = LocationSchema.read(client, owners=owners, calendar=target.calendar, crm=crm,
-                                     time_zone=target.time_zone or zones.get(loc))
-        _require_provisioned(fmap, schema, loc)
+                                     time_zone=target.time_zone or zones.get(loc),
+                                     opportunity=bool(desired.opportunity_fields), objects=sorted(desired.objects))
+        _require_provisioned(fmap, schema, loc, desired)
         schemas[loc] = asdict(schema)
         if not schema.allow_duplicates:  # families share channels: decide who keeps them, once
             write_households(open_store(run_uri, settings.s3), loc,
@@ -197,14 +201,29 @@ def _export_zones(staged: Any) -> dict[str, str]:
     return {str(r["loc_id"]).upper(): str(r["tz"]) for r in (t.to_pylist() if t is not None else []) if r.get("tz")}
 
 
-def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str) -> None:
+def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str, desired: Any = None) -> None:
+    """Before any write: every field the confirmed map sends exists in the location with the type and
+    pick-list options it needs (``desired``: ``provision.desired_schema`` of the map and the export,
+    the schema provision creates), every association exists, the manual steps are done. Names keys and
+    types, never a value."""
     need = {"contact.source_system_id"} | {e.target for e in fmap.fields if e.table == "patient" and
                                            e.target.startswith("contact.") and e.type != "STANDARD"
                                            and not e.target.startswith("contact.<") and e.phi != "omit"}
-    missing = sorted(need - set(schema.contact_fields))
+    missing = [f"{k} (missing)" for k in sorted(need - set(schema.contact_fields))
+               if desired is None or k not in desired.contact_fields]
+    if desired is not None:
+        from ..provision import field_problems
+
+        def typed(keys: dict[str, str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+            return {k: (str((schema.field_types.get(k) or ["", []])[0] or ""),
+                        tuple((schema.field_types.get(k) or ["", []])[1])) for k in keys}
+        have_objects = {k: None if v is None else {f: (str(t[0] or ""), tuple(t[1])) for f, t in v.items()}
+                   for k, v in schema.object_fields.items()}
+        missing += field_problems(desired, typed(schema.contact_fields), typed(schema.opportunity_fields),
+                                  have_objects)
     objects = {e.target.rsplit(".", 1)[0] for e in fmap.fields if e.target.startswith("custom_objects.")
                and fmap.relations.get(e.target.rsplit(".", 1)[0], "association") == "association"}
-    missing += sorted(f"association {o} <-> contact" for o in objects if o not in schema.associations)
+    missing += sorted(f"association {o} <-> contact (missing)" for o in objects if o not in schema.associations)
     used = {e.table for e in fmap.fields if e.target not in ("skip", "reference") and e.phi != "omit"}
     manual = []  # what only a person can create in HighLevel's UI (provision --plan lists it)
     for table, name in (("appt", "Appointments"), ("recall", "Recall")):
@@ -222,9 +241,11 @@ def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str) -> No
         raise ConfigError(f"location {loc} ({schema.location_id}) lacks {'; '.join(manual)}: create them in "
                           "HighLevel's UI (the API cannot), see dos2hl provision --plan")
     if missing:
-        more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
-        raise ConfigError(f"location {loc} ({schema.location_id}) is not provisioned for this map: missing "
-                          f"{', '.join(missing[:5])}{more}; run: dos2hl provision --mapping ... --apply")
+        more = f" (+{len(missing) - 12} more)" if len(missing) > 12 else ""
+        raise ConfigError(f"location {loc} ({schema.location_id}) is not provisioned for this map, nothing was "
+                          f"written: {len(missing)} field(s) missing or of the wrong type: "
+                          f"{', '.join(missing[:12])}{more}; run: dos2hl provision --mapping MAP --locations "
+                          "LOCATIONS --source EXPORT --apply")
 
 
 def shared_settings(settings: Dos2hlSettings, executor: str) -> Dos2hlSettings:
