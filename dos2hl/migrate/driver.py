@@ -241,6 +241,7 @@ def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str, desir
         raise ConfigError(f"location {loc} ({schema.location_id}) lacks {'; '.join(manual)}: create them in "
                           "HighLevel's UI (the API cannot), see dos2hl provision --plan")
     if missing:
+        missing.sort(key=lambda m: m.endswith("(missing)"))  # wrong types and options first, then absent
         more = f" (+{len(missing) - 12} more)" if len(missing) > 12 else ""
         raise ConfigError(f"location {loc} ({schema.location_id}) is not provisioned for this map, nothing was "
                           f"written: {len(missing)} field(s) missing or of the wrong type: "

@@ -465,10 +465,12 @@ def _new_field(loc: str, kind: Kind, spec: FieldSpec, detail: str = "") -> Chang
                   spec.data_type, spec.options)
 
 
-def _holds(client: Any, kind: Kind, key: str, field_id: str) -> Callable[[], str | None]:
+def _holds(client: Any, kind: Kind, key: str, field_id: str, seen: dict[str, str | None]
+           ) -> Callable[[], str | None]:
     """What holds a value of a field (a count), or None: one search request, only for a field to repair.
     Contacts are searched by the field itself; opportunity and record fields cannot be searched by
-    value, so any opportunity / record of the object counts (conservative: nothing is ever lost)."""
+    value, so any opportunity / record of the object counts (conservative: nothing is ever lost; asked
+    once per plan, ``seen``)."""
     from ..highlevel.models import ContactSearch, RecordSearch, SearchFilter
 
     def contact() -> str | None:
@@ -488,7 +490,18 @@ def _holds(client: Any, kind: Kind, key: str, field_id: str) -> Callable[[], str
         n = page.total if page.total is not None else len(page.records)
         return f"{obj} has {n} record(s)" if n else None
 
-    return {"contact_field": contact, "opportunity_field": opportunity}.get(kind, record)
+    def once(what: str, fn: Callable[[], str | None]) -> Callable[[], str | None]:
+        def ask() -> str | None:
+            if what not in seen:
+                seen[what] = fn()
+            return seen[what]
+        return ask
+
+    if kind == "contact_field":
+        return contact
+    if kind == "opportunity_field":
+        return once("opportunity", opportunity)
+    return once(key.rsplit(".", 1)[0], record)
 
 
 def plan_location(client: Any, desired: DesiredSchema, *, location: str, owned: Iterable[str] = ()) -> Plan:
@@ -497,6 +510,7 @@ def plan_location(client: Any, desired: DesiredSchema, *, location: str, owned: 
     of them that holds no value is planned as a ``repair``; every other conflict stops."""
     loc = location
     owned = frozenset(owned)
+    seen: dict[str, str | None] = {}
     changes: list[Change] = []
     schemas = {s.key: s for s in client.list_object_schemas() if s.key.startswith("custom_objects.")}
     assocs = _all_associations(client)
@@ -531,7 +545,7 @@ def plan_location(client: Any, desired: DesiredSchema, *, location: str, owned: 
                 changes.append(_compare(loc, "object_field", spec, current.dataType,
                                         _option_labels((current.model_extra or {}).get("options")),
                                         field_id=current.id, owned=owned,
-                                        holds=_holds(client, "object_field", spec.key, current.id)))
+                                        holds=_holds(client, "object_field", spec.key, current.id, seen)))
             elif spec.key == primary_key and have is None:
                 changes.append(_new_field(loc, "object_field", spec, f"{spec.name}, primary display property "
                                           "(created with the object)"))
@@ -560,7 +574,7 @@ def plan_location(client: Any, desired: DesiredSchema, *, location: str, owned: 
             else:
                 changes.append(_compare(loc, kind, spec, current.dataType,  # type: ignore[arg-type]
                                         _option_labels(current.picklistOptions), field_id=current.id,
-                                        owned=owned, holds=_holds(client, kind, spec.key, current.id)))  # type: ignore[arg-type]
+                                        owned=owned, holds=_holds(client, kind, spec.key, current.id, seen)))  # type: ignore[arg-type]
     if desired.tags:
         have_tags = {t.name.strip().lower() for t in client.list_location_tags()}
         for tag in desired.tags:
