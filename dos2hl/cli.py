@@ -241,7 +241,8 @@ def provision(
     locations: LocationsOpt,
     target: TargetOpt = None,
     source: Annotated[Optional[str], typer.Option("--source", help="The export: pick-list options from its "
-                                                  "LOOKUP/PROCCODE/RECALLTYP, fields from USERFLD.")] = None,
+                                                  "LOOKUP/PROCCODE/RECALLTYP, fields from USERFLD (default: "
+                                                  "the export the map was proposed from).")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="Only show what would change (the default).")] = False,
     apply: Annotated[bool, typer.Option("--apply", help="Create what is missing (idempotent).")] = False,
     as_json: JsonOpt = False,
@@ -259,7 +260,8 @@ def provision(
     try:
         fmap = require_confirmed(mapping) if apply else load_mapping(mapping)  # writes need a confirmed map
         lf = load_locations(locations, target=target)
-        plans = run(fmap, lf, source=source, apply=apply, permits=open_governor(settings), settings=settings)
+        plans = run(fmap, lf, source=source, apply=apply, permits=open_governor(settings), settings=settings,
+                    ledger=settings.storage)  # the provision ledger: which fields dos2hl created
     except Dos2hlError as exc:
         _fail(exc)
     if as_json:

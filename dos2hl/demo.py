@@ -114,7 +114,8 @@ def demo_world(out: Path, *, patients: int = 150, seed: int = 42, history_years:
         from .governor import open_governor
 
         permits = open_governor(settings)
-        plans = provision(fmap, lf, source=export, apply=True, permits=permits, settings=settings)
+        plans = provision(fmap, lf, source=export, apply=True, permits=permits, settings=settings,
+                          ledger=settings.storage)
         made = sum(len(p.exists()) for p in plans.values())
         manual = do_manual_steps(state, plans, lids)
         lines.append(f"provision: {made} schema items in place across {len(plans)} sub-accounts; manual steps: "

@@ -207,6 +207,12 @@ class HighLevelClient(_Core):
         return self._write(call, lambda b: (self._parse(LocationCustomField, b, call, "customField"),
                                             "created"), lookup)
 
+    def delete_custom_field(self, field_id: str) -> None:
+        """DELETE /locations/{locationId}/customFields/{id}: a contact/opportunity field and its values
+        (HighLevel cannot change a field's dataType in place)."""
+        self._request(_Call("DELETE", "/locations/{locationId}/customFields/{id}",
+                            {"locationId": self.location_id, "id": field_id}))
+
     def custom_field_lookup(self, name: str, model: Literal["contact", "opportunity"] = "contact"
                             ) -> Lookup[LocationCustomField]:
         return lambda: next((f for f in self.list_custom_fields(model) if f.name == name), None)
@@ -230,6 +236,10 @@ class HighLevelClient(_Core):
                             lookup: Lookup[ObjectField] | None = None) -> Written[ObjectField]:
         call = _Call("POST", "/custom-fields/", json=self._body(object_field))
         return self._write(call, lambda b: (self._parse(ObjectField, b, call, "field"), "created"), lookup)
+
+    def delete_object_field(self, field_id: str) -> None:
+        """DELETE /custom-fields/{id}: a custom object's field (not its primary display property)."""
+        self._request(_Call("DELETE", "/custom-fields/{id}", {"id": field_id}))
 
     def list_object_fields(self, object_key: str) -> ObjectFields:
         call = _Call("GET", "/custom-fields/object-key/{objectKey}", {"objectKey": object_key},

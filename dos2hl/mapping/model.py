@@ -73,6 +73,10 @@ class ExportInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
     profile: str = "reference"  # the base layout (encoding, dates, quoting) the export follows
     fingerprint: str = ""  # sha256 over file names and header rows
+    # where the export was when the map was proposed (folder or s3:// URI): provision reads its reference
+    # tables for pick-list options and user-defined fields without a --source flag. A location hint, not
+    # content: it is outside the confirmation hash (moving the export does not void a confirmation).
+    source: str | None = None
 
 
 class Confirmation(BaseModel):
@@ -109,7 +113,9 @@ class Mapping(BaseModel):
         return self
 
     def content_hash(self) -> str:
-        skip = {"confirmed"} | (set() if self.relations else {"relations"})  # maps confirmed before it existed
+        skip: dict[str, Any] = {"confirmed": True, "export": {"source": True}}
+        if not self.relations:  # maps confirmed before it existed
+            skip["relations"] = True
         return hashlib.sha256(_canon(self.model_dump(exclude=skip))).hexdigest()
 
     def entry(self, table: str, column: str) -> Entry | None:

@@ -21,10 +21,12 @@ __all__ = ["mapping_from_matches", "propose", "reference_mapping"]
 
 def propose(source: str | Path, *, profile: str = "reference") -> Mapping:
     """Match ``source`` (an export folder) and turn the matches into a mapping to review."""
-    return mapping_from_matches(match_export(source), profile=profile)
+    where = str(source) if "://" in str(source) else str(Path(source).resolve())
+    return mapping_from_matches(match_export(source), profile=profile, source=where)
 
 
-def mapping_from_matches(matches: list[FileMatch], *, profile: str = "reference") -> Mapping:
+def mapping_from_matches(matches: list[FileMatch], *, profile: str = "reference",
+                         source: str | None = None) -> Mapping:
     files: dict[str, str] = {}
     fields: list[Entry] = []
     fp = hashlib.sha256()
@@ -50,7 +52,8 @@ def mapping_from_matches(matches: list[FileMatch], *, profile: str = "reference"
                                   target=ft.target, type=ft.type, confidence=conf, reasons=reasons, phi=ft.phi,
                                   label=ft.label or None, values=VALUE_LABELS.get((fm.table, cm.column))))
         fields += sorted(per_file, key=lambda e: e.confidence)  # the ones to look at first
-    return Mapping(export=ExportInfo(profile=profile, fingerprint=fp.hexdigest()), files=files, fields=fields)
+    return Mapping(export=ExportInfo(profile=profile, fingerprint=fp.hexdigest(), source=source), files=files,
+                   fields=fields)
 
 
 def _unmatched(stem: str, table: str, column: str, reasons: list[str]) -> Entry:

@@ -154,6 +154,9 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
     report.require_owners()  # gate: no patient lands without an owner
     schemas = {}
     crm = any(e.table in ("appt", "recall") and e.target != "skip" for e in fmap.fields)
+    from ..provision import desired_schema
+
+    desired = desired_schema(fmap, source)  # what the map sends, as provision derives it (same export)
     timed = any(e.table in ("appt", "commlog", "document") and e.target != "skip" for e in fmap.fields)
     raw_zones = export_zones(staged)  # every office's LOCATION.TZ (appointment times are local)
     overrides = lf.zone_overrides()
@@ -164,12 +167,13 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
             owners[""] = report.fallback_users[loc]
         target = lf.for_source(loc)
         schema = LocationSchema.read(client, owners=owners, calendar=target.calendar, crm=crm,
-                                     time_zone=target.time_zone or valid_zone(raw_zones.get(loc)))
+                                     time_zone=target.time_zone or valid_zone(raw_zones.get(loc)),
+                                     opportunity=bool(desired.opportunity_fields), objects=sorted(desired.objects))
         if timed and not valid_zone(schema.time_zone):  # never a silent UTC: local times would all move
             raise ConfigError(f"location {loc} ({schema.location_id}) has no usable time zone (LOCATION.TZ, "
                               "locations.yaml and the sub-account's timezone are all blank or unknown): set "
                               f"time_zone for {loc} in locations.yaml; nothing was written")
-        _require_provisioned(fmap, schema, loc)
+        _require_provisioned(fmap, schema, loc, desired)
         schemas[loc] = asdict(schema)
         if not schema.allow_duplicates:  # families share channels: decide who keeps them, once
             write_households(open_store(run_uri, settings.s3), loc,
@@ -202,14 +206,29 @@ def _require_own_location(client: Any, lf: LocationsFile, loc: str) -> None:
                           f"{target.location_id}; nothing was written")
 
 
-def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str) -> None:
+def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str, desired: Any = None) -> None:
+    """Before any write: every field the confirmed map sends exists in the location with the type and
+    pick-list options it needs (``desired``: ``provision.desired_schema`` of the map and the export,
+    the schema provision creates), every association exists, the manual steps are done. Names keys and
+    types, never a value."""
     need = {"contact.source_system_id"} | {e.target for e in fmap.fields if e.table == "patient" and
                                            e.target.startswith("contact.") and e.type != "STANDARD"
                                            and not e.target.startswith("contact.<") and e.phi != "omit"}
-    missing = sorted(need - set(schema.contact_fields))
+    missing = [f"{k} (missing)" for k in sorted(need - set(schema.contact_fields))
+               if desired is None or k not in desired.contact_fields]
+    if desired is not None:
+        from ..provision import field_problems
+
+        def typed(keys: dict[str, str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+            return {k: (str((schema.field_types.get(k) or ["", []])[0] or ""),
+                        tuple((schema.field_types.get(k) or ["", []])[1])) for k in keys}
+        have_objects = {k: None if v is None else {f: (str(t[0] or ""), tuple(t[1])) for f, t in v.items()}
+                   for k, v in schema.object_fields.items()}
+        missing += field_problems(desired, typed(schema.contact_fields), typed(schema.opportunity_fields),
+                                  have_objects)
     objects = {e.target.rsplit(".", 1)[0] for e in fmap.fields if e.target.startswith("custom_objects.")
                and fmap.relations.get(e.target.rsplit(".", 1)[0], "association") == "association"}
-    missing += sorted(f"association {o} <-> contact" for o in objects if o not in schema.associations)
+    missing += sorted(f"association {o} <-> contact (missing)" for o in objects if o not in schema.associations)
     used = {e.table for e in fmap.fields if e.target not in ("skip", "reference") and e.phi != "omit"}
     manual = []  # what only a person can create in HighLevel's UI (provision --plan lists it)
     for table, name in (("appt", "Appointments"), ("recall", "Recall")):
@@ -227,9 +246,12 @@ def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str) -> No
         raise ConfigError(f"location {loc} ({schema.location_id}) lacks {'; '.join(manual)}: create them in "
                           "HighLevel's UI (the API cannot), see dos2hl provision --plan")
     if missing:
-        more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
-        raise ConfigError(f"location {loc} ({schema.location_id}) is not provisioned for this map: missing "
-                          f"{', '.join(missing[:5])}{more}; run: dos2hl provision --mapping ... --apply")
+        missing.sort(key=lambda m: m.endswith("(missing)"))  # wrong types and options first, then absent
+        more = f" (+{len(missing) - 12} more)" if len(missing) > 12 else ""
+        raise ConfigError(f"location {loc} ({schema.location_id}) is not provisioned for this map, nothing was "
+                          f"written: {len(missing)} field(s) missing or of the wrong type: "
+                          f"{', '.join(missing[:12])}{more}; run: dos2hl provision --mapping MAP --locations "
+                          "LOCATIONS --source EXPORT --apply")
 
 
 def shared_settings(settings: Dos2hlSettings, executor: str) -> Dos2hlSettings:

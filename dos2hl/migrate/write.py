@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AlreadyExistsError, DuplicateContactError, HighLevelError
+from ..errors import AlreadyExistsError, DuplicateContactError, HighLevelError, NotFoundError
 from ..highlevel.models import ContactCreate, CustomFieldInput, RecordCreate, RelationCreate
 from ..highlevel.retry import is_transient
 from .existing import Inventory, contact_fields, record_fields
@@ -54,13 +54,26 @@ class LocationSchema:
     calendar_id: str | None = None  # the calendar appointments land on (locations.yaml, else the first)
     calendar_team: list[str] = field(default_factory=list)
     time_zone: str | None = None  # the practice's zone: appointment times are local times
+    # fieldKey -> [dataType, [option labels]] of the contact/opportunity fields read (the migrate gate)
+    field_types: dict[str, list[Any]] = field(default_factory=dict)
+    # custom object key -> its fields as fieldKey -> [dataType, [option labels]]; None: no such object
+    object_fields: dict[str, dict[str, list[Any]] | None] = field(default_factory=dict)
 
     @classmethod
     def read(cls, client: Any, *, owners: dict[str, str] | None = None, calendar: str | None = None,
-             time_zone: str | None = None, crm: bool = True) -> LocationSchema:
+             time_zone: str | None = None, crm: bool = True, opportunity: bool = False,
+             objects: tuple[str, ...] | list[str] = ()) -> LocationSchema:
         """``crm``: also the opportunity fields, pipelines and calendar (when the map sends appointments,
-        recalls...)."""
-        fields = {f.fieldKey: f.id for f in client.list_custom_fields("contact") if f.fieldKey}
+        recalls...); ``opportunity``: the opportunity fields even without ``crm``; ``objects``: the
+        custom objects whose fields to read (one list call each). Types come with the same calls."""
+        from ..provision.plan import _option_labels
+
+        types: dict[str, list[Any]] = {}
+        fields = {}
+        for f in client.list_custom_fields("contact"):
+            if f.fieldKey:
+                fields[f.fieldKey] = f.id
+                types[f.fieldKey] = [f.dataType, list(_option_labels(f.picklistOptions))]
         assoc: dict[str, tuple[str, bool]] = {}
         for a in client.list_associations(limit=100):
             first, second = str(a.firstObjectKey or ""), str(a.secondObjectKey or "")
@@ -71,10 +84,21 @@ class LocationSchema:
         loc = client.get_location()
         settings = (loc.model_extra or {}).get("settings") or {}
         out = cls(client.location_id, fields, assoc, bool(settings.get("allowDuplicateContact", False)),
-                  dict(owners or {}), time_zone=time_zone or loc.timezone)
+                  dict(owners or {}), time_zone=time_zone or loc.timezone, field_types=types)
+        if crm or opportunity:
+            for f in client.list_custom_fields("opportunity"):
+                if f.fieldKey:
+                    out.opportunity_fields[f.fieldKey] = f.id
+                    types[f.fieldKey] = [f.dataType, list(_option_labels(f.picklistOptions))]
+        for key in objects:
+            try:
+                listed = client.list_object_fields(key)
+            except NotFoundError:
+                out.object_fields[key] = None
+                continue
+            out.object_fields[key] = {f.fieldKey: [f.dataType, list(_option_labels((f.model_extra or {}).get(
+                "options")))] for f in listed.fields if f.fieldKey}
         if crm:
-            out.opportunity_fields = {f.fieldKey: f.id for f in client.list_custom_fields("opportunity")
-                                      if f.fieldKey}
             for p in client.list_pipelines():
                 stages = {}
                 for st in p.stages:

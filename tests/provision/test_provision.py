@@ -102,8 +102,8 @@ def test_apply_creates_everything_and_a_second_apply_sends_no_create(sandbox: Sa
     assert [c.key for c in again.manual()] == ["Appointments", "Recall", "hipaa"]
 
 
-def test_a_field_with_another_type_is_a_conflict_and_nothing_is_created(sandbox: Sandbox,
-                                                                        mapping: Mapping) -> None:
+def test_a_field_with_another_type_is_a_conflict_and_nothing_is_created(sandbox: Sandbox, mapping: Mapping,
+                                                                        export: Path) -> None:
     client, rec = sandbox.client()
     client.create_custom_field(LocationCustomFieldCreate(name="Gender", dataType="TEXT", model="contact"))
     rec.clear()
@@ -119,7 +119,7 @@ def test_a_field_with_another_type_is_a_conflict_and_nothing_is_created(sandbox:
     other, rec2 = sandbox.client(1)
     lf = _locations(client, other)
     with pytest.raises(ProvisionError, match="contact.gender"):
-        provision(mapping, lf, apply=True, clients={"L001": client, "L002": other})
+        provision(mapping, lf, source=export, apply=True, clients={"L001": client, "L002": other})
     assert rec.writes() == [] and rec2.writes() == []
 
 
@@ -189,11 +189,11 @@ def test_with_source_options_come_from_the_export(sandbox: Sandbox, mapping: Map
     assert without.conflicts() == [] and without.to_create() == []
 
 
-def test_provision_plans_every_location(sandbox: Sandbox, mapping: Mapping) -> None:
+def test_provision_plans_every_location(sandbox: Sandbox, mapping: Mapping, export: Path) -> None:
     a, _ = sandbox.client(0)
     b, _ = sandbox.client(1)
     lf = _locations(a, b)
-    plans = provision(mapping, lf, clients={"L001": a, "L002": b})
+    plans = provision(mapping, lf, source=export, clients={"L001": a, "L002": b})
     assert set(plans) == {"L001", "L002"} and all(p.to_create() for p in plans.values())
-    applied = provision(mapping, lf, apply=True, clients={"L001": a, "L002": b})
+    applied = provision(mapping, lf, source=export, apply=True, clients={"L001": a, "L002": b})
     assert all(p.to_create() == [] and p.location == src for src, p in applied.items())
