@@ -322,10 +322,16 @@ def migrate(
     summary = {"run_id": out["run_id"], "status": out["status"], "locations": out["locations"],
                "requests": out.get("requests", {}).get("sent", 0), "http_429": out.get("requests", {}).get("http_429", 0),
                "report": out["report"]}
+    if out.get("already_present"):  # a sub-account held records under our keys: adopted, never created twice
+        summary["already_present"] = out["already_present"]
     if as_json:
         typer.echo(json.dumps(summary, default=str))
     else:
         typer.echo(f"run {out['run_id']}: {out['status']} ({out['phase']})")
+        for loc, there in (out.get("already_present") or {}).items():
+            typer.echo(f"{loc} (sub-account {there['location_id']}) already held "
+                       + ", ".join(f"{n} {obj}" for obj, n in sorted(there["objects"].items()))
+                       + " under our keys: adopted, nothing created twice")
         if out.get("next"):
             typer.echo(out["next"])
         typer.echo(f"report: {out['report']}")

@@ -225,8 +225,7 @@ class ShardWriter(CrmWriter):
         if found_there is not None:  # HighLevel holds it under our key: adopt, update only what differs
             expected = contact_fields({**body, "assignedTo": owner}, custom, open_sealed=self.open_sealed)
             self.adopt("patient", p.stable_key, p.source_id, found_there, expected,
-                       lambda hl_id: update_in_place(self.client, self.schema, "patient", hl_id, p,
-                                                     body={**body, "customFields": custom, "assignedTo": owner}))
+                       lambda hl_id: update_in_place(self.client, self.schema, "patient", hl_id, p, body=payload))
             self._count(p, "written")
             return
         sid_field = self.schema.field_id("contact.source_system_id")

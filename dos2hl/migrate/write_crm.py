@@ -20,6 +20,7 @@ from ..highlevel.models import AppointmentCreate, CustomFieldInput, NoteCreate, 
 from .crm import CrmPlan, FilePayload, NotePayload, OpportunityPayload, link_note_body
 from .existing import Inventory, event_key, note_key, opportunity_fields
 from .ledger import payload_hash
+from .updates import update_in_place
 
 __all__ = ["CrmWriter"]
 
@@ -92,8 +93,6 @@ class CrmWriter:
                                      assignedTo=owner, customFields=custom or None)
             found = self.inventory.opportunities.get(Inventory.opportunity_key(contact_id, pipeline_id, o.name))
             if found is not None:
-                from .updates import update_in_place
-
                 expected = opportunity_fields({"name": o.name, "status": o.status, "pipelineStageId": stage_id,
                                                "monetaryValue": o.monetary, "assignedTo": owner},
                                               {k: _text(v) for k, v in o.custom.items()}, open_sealed=self.open_sealed)

@@ -69,6 +69,12 @@ def test_operator_path_on_a_renamed_export(tmp_path: Path, monkeypatch) -> None:
         assert written == sum(len(w.dump(loc)["contacts"]) for loc in w.loc_ids) > 0
         assert Path(out["report"]).exists()
 
+        # the same export again under a new run id (issue 13.1): everything is adopted, nothing created twice
+        res = run(app, ["migrate", str(renamed), *common, "--sample", "0", "--run-id", "again", *date])
+        assert res.exit_code == 0, res.output
+        assert "already held" in res.stdout and "nothing created twice" in res.stdout
+        assert sum(len(w.dump(loc)["contacts"]) for loc in w.loc_ids) == written
+
 
 def test_dos2hl_demo_runs_the_whole_chain(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     for k in ("DOS2HL_STORAGE", "DOS2HL_PHI_KEY_FILE", "DOS2HL_GOVERNOR_BURST", "DOS2HL_GOVERNOR_WINDOW_S",
