@@ -90,16 +90,23 @@ CRM_TABLES = ("appt", "apptproc", "recall", "patref", "refsrc", "commlog", "docu
 
 def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 40, mess: str = "clean",
                allow_duplicates: bool = False, provisioned: bool = True, crm: bool = False,
-               relations: dict[str, str] | None = None, manual_steps: bool = True, **gen: Any) -> World:
+               relations: dict[str, str] | None = None, manual_steps: bool = True, fixture: Path | None = None,
+               **gen: Any) -> World:
     """A generated practice, two provisioned sandbox locations, a confirmed map. ``crm=False`` maps
     only patients and the custom objects of issue 6 (the CRM objects skipped: tests of the write path's
-    mechanics stay small); ``crm=True`` maps every object of the seed."""
+    mechanics stay small); ``crm=True`` maps every object of the seed. ``fixture``: a hand-made export
+    folder (locations L001 and L002) used instead of a generated practice."""
     from dos2hl.generate import GenerateParams, generate
     from dos2hl.provision import provision
     from dos2hl.sandbox import add_user, init_locations
 
-    generate(root / "practice", GenerateParams(**{"seed": 3, "patients": patients, "locations": 2, "mess": mess,
-                                                  "images": "stub", "history_years": 2, **gen}))
+    if fixture is not None:
+        import shutil
+
+        shutil.copytree(fixture, root / "practice" / "export")
+    else:
+        generate(root / "practice", GenerateParams(**{"seed": 3, "patients": patients, "locations": 2,
+                                                      "mess": mess, "images": "stub", "history_years": 2, **gen}))
     state = root / "sandbox"
     tokens = init_locations(state, 2, allow_duplicates=allow_duplicates)
     loc_ids = dict(zip(["L001", "L002"], tokens, strict=True))
