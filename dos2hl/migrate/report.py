@@ -90,6 +90,7 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
     skipped = [{"source": e["source"], "reason": "; ".join(e.get("reasons", [])[-1:]) or "not mapped",
                 "phi": e.get("phi", "send")} for e in ctx.mapping["fields"]
                if e["target"] == "skip" or e.get("phi") == "omit"]
+    skipped += _not_carried(ctx.mapping)
     skipped += _values_not_sent(ctx.mapping, last.shards)
     return {
         "run_id": ctx.run_id,
@@ -115,6 +116,15 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
         "requests": requests or {},
         "sample": {loc: len(ids) for loc, ids in (phases[0].sample or {}).items()} if phases[0].sample else {},
     }
+
+
+def _not_carried(mapping: dict[str, Any]) -> list[dict[str, Any]]:
+    """Mapped entries the transform does not write (transform.not_carried), with the reason."""
+    from ..mapping.model import Mapping
+    from .transform import not_carried
+
+    return [{"source": e.source, "target": e.target, "phi": e.phi, "reason": why}
+            for e, why in not_carried(Mapping.model_validate(mapping))]
 
 
 def _values_not_sent(mapping: dict[str, Any], shards: list[dict[str, Any]]) -> list[dict[str, Any]]:

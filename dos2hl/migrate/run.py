@@ -391,7 +391,8 @@ def verify_shard(spec: ShardSpec, client: Any, cache: dict[str, Any] | None = No
         get_record = lambda key, rid: cache["records"].get(key, {}).get(rid)  # noqa: E731
     verify_contacts(get_contact, plan.contacts, ids, schema.contact_fields, diff, open_sealed=open_sealed,
                     owners=lambda prov: schema.users.get(prov or "") or schema.users.get(""))
-    verify_records(get_record, plan.records, ids, diff, open_sealed=open_sealed)
+    verify_records(get_record, plan.records, ids, diff, open_sealed=open_sealed,
+                   owners=lambda prov: schema.users.get(prov or ""))
     verify_crm(client, plan.crm, ids, diff, schema, open_sealed=open_sealed)
     return diff.to_dict()
 
