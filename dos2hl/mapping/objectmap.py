@@ -29,13 +29,15 @@ MULTIPLE_OPTIONS, DATE, EMAIL; ``STANDARD`` for standard fields. PHI policy: ``s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model import TABLES
 from ..model.tables import Column, Kind
 
 __all__ = ["CustomObject", "FieldTarget", "OBJECTS", "PIPELINES", "target_for", "CUSTOM_OBJECTS",
-           "VALUE_LABELS", "Pipeline"]
+           "VALUE_LABELS", "Pipeline", "UserField", "user_field", "UDF_TARGET", "CHECKBOX_OPTIONS", "field_key"]
 
 TYPE_OF_KIND: dict[Kind, str] = {
     "int": "NUMERICAL", "code": "TEXT", "str": "TEXT", "memo": "LARGE_TEXT", "date": "DATE", "dob": "DATE",
@@ -51,6 +53,45 @@ class FieldTarget:
     phi: str = "send"  # send | encrypt | omit
     reason: str = ""
     label: str = ""  # the HighLevel field's display name (custom fields and object fields)
+
+
+UDF_TARGET = "contact.<userfld>"  # PATUDF.VALUE: one contact custom field per USERFLD row
+CHECKBOX_OPTIONS = ("Yes",)  # HighLevel's checkbox is a pick-list: one option = ticked
+_UDF_TYPES = {"T": "TEXT", "L": "SINGLE_OPTIONS", "D": "DATE", "C": "CHECKBOX", "N": "NUMERICAL"}
+
+
+def field_key(name: str) -> str:
+    """HighLevel's field key of a name (``Patient ID`` -> ``patient_id``): keys derive from names."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class UserField:
+    """One USERFLD definition as a contact custom field: provisioning creates it, the transform writes it."""
+
+    field_id: Any
+    key: str  # contact.<snake of the name>
+    name: str
+    data_type: str  # TEXT | SINGLE_OPTIONS | DATE | CHECKBOX | NUMERICAL
+    options: tuple[str, ...] = ()
+    declared: str = "T"  # the export's FIELD_TYPE letter
+
+
+def user_field(row: dict[str, Any]) -> UserField | None:
+    """The contact custom field of one USERFLD row (None: a nameless definition). FIELD_TYPE T/L/D/C/N
+    -> TEXT/SINGLE_OPTIONS/DATE/CHECKBOX/NUMERICAL; a pick-list without options is TEXT."""
+    name = str(row.get("field_name") or "").strip()
+    if not field_key(name):
+        return None
+    declared = str(row.get("field_type") or "T").strip().upper() or "T"
+    dt = _UDF_TYPES.get(declared, "TEXT")
+    options: tuple[str, ...] = ()
+    if dt == "SINGLE_OPTIONS":
+        options = tuple(dict.fromkeys(o.strip() for o in str(row.get("picklist") or "").split("|") if o.strip()))
+        dt = dt if options else "TEXT"
+    elif dt == "CHECKBOX":
+        options = CHECKBOX_OPTIONS
+    return UserField(row.get("field_id"), f"contact.{field_key(name)}", name, dt, options, declared)
 
 
 @dataclass(frozen=True)
@@ -289,7 +330,7 @@ def target_for(table: str, column: str) -> FieldTarget:
     if kind == "contact":  # patient (not overridden) and patudf
         if table == "patudf":
             if column == "value":
-                return FieldTarget("contact.<userfld>", "TEXT", reason="one contact custom field per user-defined "
+                return FieldTarget(UDF_TARGET, "TEXT", reason="one contact custom field per user-defined "
                                    "field (USERFLD), typed from its definition")
             return FieldTarget("reference", "NUMERICAL", reason="which user-defined field the value belongs to")
         return FieldTarget(f"contact.{column}", _type(table, col), _phi(table, col), label=label_of(column))

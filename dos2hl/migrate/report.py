@@ -95,6 +95,8 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
     skipped = [{"source": e["source"], "reason": "; ".join(e.get("reasons", [])[-1:]) or "not mapped",
                 "phi": e.get("phi", "send")} for e in ctx.mapping["fields"]
                if e["target"] == "skip" or e.get("phi") == "omit"]
+    skipped += _not_carried(ctx.mapping)
+    skipped += _values_not_sent(ctx.mapping, last.shards)
     return {
         "run_id": ctx.run_id,
         "status": "completed" if complete else "incomplete",
@@ -122,6 +124,32 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
         "requests": requests or {},
         "sample": {loc: len(ids) for loc, ids in (phases[0].sample or {}).items()} if phases[0].sample else {},
     }
+
+
+def _not_carried(mapping: dict[str, Any]) -> list[dict[str, Any]]:
+    """Mapped entries the transform does not write (transform.not_carried), with the reason."""
+    from ..mapping.model import Mapping
+    from .transform import not_carried
+
+    return [{"source": e.source, "target": e.target, "phi": e.phi, "reason": why}
+            for e, why in not_carried(Mapping.model_validate(mapping))]
+
+
+def _values_not_sent(mapping: dict[str, Any], shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mapped fields some of whose values could not be sent (a user-defined date that is no date, a
+    pick-list value that is no option...): one entry per field and reason, with the row count (the rows
+    themselves, by id, are in report/excluded.csv)."""
+    from ..mapping.objectmap import UDF_TARGET
+
+    udf = next((e["source"] for e in mapping["fields"] if e["target"] == UDF_TARGET), "PATUDF.VALUE")
+    c: Counter[tuple[str, str]] = Counter()
+    for r in shards:
+        for key, reasons in ((r.get("notices") or {}).get("values_not_sent") or {}).items():
+            for why, n in reasons.items():
+                c[(key, why)] += n
+    return [{"source": udf if key.startswith("contact.") else key, "target": key, "phi": "send", "rows": n,
+             "reason": f"{n} value(s) not sent to {key}: {why} (rows in report/excluded.csv)"}
+            for (key, why), n in sorted(c.items())]
 
 
 def _reasons(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..mapping.model import Mapping as FieldMap
+from ..mapping.objectmap import user_field
 from ..storage import Store, open_store
 from .existing import load_inventory
 from .ledger import IdMap, LedgerWriter, read_ledger, stable_key
@@ -109,7 +110,9 @@ def _transformer(spec: ShardSpec, plain: bool = False) -> tuple[Transformer, Cal
     lookups = lookup_descriptions(_rows(read_staged(staged, "lookup", "_all")))
     lookups["RECALLTYP"] = recall_descriptions(_rows(read_staged(staged, "recalltyp", "_all")))
     seal = (lambda text, _f: text) if plain else (sealer.seal if sealer else None)
-    tf = Transformer(fmap, location=spec.location, key=stable_key, seal=seal, lookups=lookups)
+    tf = Transformer(fmap, location=spec.location, key=stable_key, seal=seal, lookups=lookups,
+                     user_fields=[u for u in map(user_field, _rows(read_staged(staged, "userfld", "_all"))) if u],
+                     parse=_parse_context(staged, fmap))
     return tf, (sealer.open if sealer else None)
 
 
@@ -120,6 +123,20 @@ def _opener(spec: ShardSpec) -> Callable[[str, str], str] | None:
     from ..phi import load_sealer
 
     return load_sealer(spec.phi_key_file).open
+
+
+def _parse_context(staged: Store, fmap: FieldMap) -> Any:
+    """The export's value-parsing settings (date order, decimal comma, the export date that anchors
+    two-digit years), for values the reader could not type at staging: user-defined fields."""
+    import datetime as dt
+
+    from ..sources.values import ParseContext
+
+    profile = fmap.to_profile()
+    manifest = json.loads(staged.read_bytes("manifest.json")) if staged.exists("manifest.json") else {}
+    day = manifest.get("export_date")
+    return ParseContext(date_order=profile.date_order, decimal_comma=profile.decimal_comma,
+                        export_date=dt.date.fromisoformat(day) if day else dt.date.today())
 
 
 def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str, int]]:
@@ -133,12 +150,18 @@ def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str,
     counts = {"patient": len(patients)}
     plan = Plan()
     gone: set[Any] = set()
+    udfs = _user_values(tf, staged, spec, {r["pat_id"] for r in patients})
     for row in patients:
         if tf.excluded_patient(row):
             gone.add(row["pat_id"])
             plan.excluded["patient"] = plan.excluded.get("patient", 0) + 1
         else:
-            plan.contacts.append(tf.contact(row))
+            custom, dropped = tf.user_values(udfs.get(row["pat_id"], []))
+            plan.contacts.append(tf.contact(row, custom))
+            for key, rid, why in dropped:  # each one a report row; the field's count in "fields not migrated"
+                plan.excluded_rows.append(("user_field", rid, f"{key}: {why}"))
+                nots = plan.notices.setdefault("values_not_sent", {}).setdefault(key, {})
+                nots[why] = nots.get(why, 0) + 1
     parents = {"txplan": {r["txplan_id"]: r for r in _rows(tables["txplan"])}}
     if "custom_objects.insurance_records" in tf.objects:
         parents["inssub"] = {r["sub_rec_id"]: r for r in _rows(read_staged(staged, "inssub", spec.location))}
@@ -161,6 +184,17 @@ def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str,
     for obj, _sid, _reason in plan.excluded_rows:
         plan.excluded[obj] = plan.excluded.get(obj, 0) + 1
     return plan, counts
+
+
+def _user_values(tf: Transformer, staged: Store, spec: ShardSpec, ids: set[Any]
+                 ) -> dict[Any, list[dict[str, Any]]]:
+    """The shard's PATUDF rows by patient (staged with their patient), when the map sends them."""
+    if not tf.sends_user_fields():
+        return {}
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for r in _rows(read_staged(staged, "patudf", spec.location, spec.shard), lambda r: r.get("pat_id") in ids):
+        out.setdefault(r["pat_id"], []).append(r)
+    return out
 
 
 def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, plan: Plan, gone: set[Any],
@@ -388,7 +422,8 @@ def verify_shard(spec: ShardSpec, client: Any, cache: dict[str, Any] | None = No
         get_record = lambda key, rid: cache["records"].get(key, {}).get(rid)  # noqa: E731
     verify_contacts(get_contact, plan.contacts, ids, schema.contact_fields, diff, open_sealed=open_sealed,
                     owners=lambda prov: schema.users.get(prov or "") or schema.users.get(""))
-    verify_records(get_record, plan.records, ids, diff, open_sealed=open_sealed)
+    verify_records(get_record, plan.records, ids, diff, open_sealed=open_sealed,
+                   owners=lambda prov: schema.users.get(prov or ""))
     verify_crm(client, plan.crm, ids, diff, schema, open_sealed=open_sealed)
     return diff.to_dict()
 

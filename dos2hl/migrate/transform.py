@@ -16,9 +16,11 @@ from typing import Any
 
 from ..mapping.model import Entry
 from ..mapping.model import Mapping as FieldMap
+from ..mapping.objectmap import UDF_TARGET, UserField, field_key
+from ..sources.values import ParseContext, clean_text, parse_bool, parse_date, parse_money
 from .crm import CrmPlan
 
-__all__ = ["ContactPayload", "Plan", "RecordPayload", "Transformer", "convert", "CONTACT_STANDARD"]
+__all__ = ["ContactPayload", "Plan", "RecordPayload", "Transformer", "convert", "CONTACT_STANDARD", "udf_value"]
 
 CONTACT_STANDARD = ("firstName", "lastName", "dateOfBirth", "email", "phone", "address1", "city", "state",
                     "postalCode", "companyName", "gender", "country", "website", "timezone", "source")
@@ -113,9 +115,16 @@ class Transformer:
 
     def __init__(self, fmap: FieldMap, *, location: str, key: Callable[[str, str, Any], str],
                  seal: Callable[[str, str], str] | None = None,
-                 lookups: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 lookups: Mapping[str, Mapping[str, str]] | None = None,
+                 user_fields: list[UserField] | None = None, parse: ParseContext | None = None) -> None:
         self.location = location
         self.lookups = lookups or {}  # LOOKUP category -> code -> description (the pick-list's options)
+        # USERFLD definitions by FIELD_ID, and by FIELD_NAME (exports whose PATUDF names the field)
+        self.user_fields: dict[str, UserField] = {}
+        for uf in user_fields or ():
+            self.user_fields.setdefault(_udf_ref(uf.field_id), uf)
+            self.user_fields.setdefault(field_key(uf.name), uf)
+        self.parse = parse or ParseContext()
         self.relations = dict(fmap.relations)
         self.key = key
         self.seal = seal
@@ -155,7 +164,36 @@ class Transformer:
             return "merged into another patient"
         return None
 
-    def contact(self, row: Mapping[str, Any]) -> ContactPayload:
+    def sends_user_fields(self) -> bool:
+        return any(e.target == UDF_TARGET for e in self.by_table.get("patudf", ()))
+
+    def user_values(self, rows: list[Mapping[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+        """One patient's PATUDF rows -> (custom fields by key, values not sent as (field key, row id,
+        reason)). Each value is converted to its USERFLD type: dates as typed (``2/4/11``) through the
+        export's date parser, numbers through the money parser, checkboxes ``1``/``X``/``Y``, pick-list
+        values matched to an option ignoring case and spaces. A value that does not convert is never
+        sent half-right: it is returned with its reason (the report lists it)."""
+        custom: dict[str, Any] = {}
+        dropped: list[tuple[str, str, str]] = []
+        for r in rows:
+            raw = r.get("value")
+            if clean_text(None if raw is None else str(raw)) is None:
+                continue
+            ref = r.get("field_id") if r.get("field_id") is not None else r.get("field_name")
+            rid = f"{r.get('pat_id')}:{ref}"
+            uf = self.user_fields.get(_udf_ref(ref)) or self.user_fields.get(field_key(str(ref or "")))
+            if uf is None:
+                dropped.append(("PATUDF.FIELD_ID", rid, "refers to no user-defined field of USERFLD"))
+                continue
+            value, why = udf_value(uf, str(raw), self.parse)
+            if why:
+                dropped.append((uf.key, rid, why))
+            elif value is not None:
+                custom[uf.key] = value
+        return custom, dropped
+
+    def contact(self, row: Mapping[str, Any], user_fields: Mapping[str, Any] | None = None) -> ContactPayload:
+        """The patient's contact; ``user_fields``: its converted PATUDF values (``user_values``)."""
         body: dict[str, Any] = {}
         custom: dict[str, Any] = {}
         owner = None
@@ -173,6 +211,8 @@ class Transformer:
                 body[name] = v
             else:
                 custom[e.target] = v
+        for k, v in (user_fields or {}).items():
+            custom.setdefault(k, v)  # a column of the patient file mapped to the same key wins
         body["customFields"] = custom
         pid = row["pat_id"]
         return ContactPayload(self.key(self.location, "patient", pid), str(pid), body, owner)
@@ -216,6 +256,80 @@ class Transformer:
             out.append(RecordPayload(object_key, self.key(self.location, obj, sid), str(sid),
                                      self.key(self.location, "patient", row["pat_id"]), props, owner, policy))
         return out, excluded
+
+
+# mapped entries the transform does not carry, with the reason the report gives ("fields not migrated")
+_NOT_CARRIED: dict[tuple[str, str], str] = {
+    ("txplan", "prov_id"): "a treatment plan record is owned by its item's provider (TXITEM.PROV_ID)",
+    ("claim", "bill_prov_id"): "a claim record is owned by its treating provider (CLAIM.TREAT_PROV_ID)",
+    ("appt", "hyg_id"): "the opportunity's owner is the provider (APPT.PROV_ID); the hygienist only when "
+                        "there is none",
+    ("appt", "asst_id"): "an opportunity has one owner (APPT.PROV_ID); assistants are not kept",
+    ("document", "prov_id"): "files in HighLevel have no owner",
+    ("ledger", "guar_id"): "a ledger entry is associated with its patient's contact, not the guarantor's",
+    ("inssub", "subscriber_pat_id"): "an insurance record is associated with the covered patient's contact",
+    ("refsrc", "ref_pat_id"): "a referring patient becomes no link (a referrer's identity stays in the "
+                              "source)",
+    ("document", "deleted_flg"): "deleted documents are excluded by policy (report/excluded.csv)",
+    **{("document", c): "a file in HighLevel has a name and a title (date, category, image type, "
+                        "description): this detail stays in the source"
+       for c in ("note", "tooth_list", "series_id", "source", "signed_flg")},
+    ("clinnote", "void_flg"): "voided notes are excluded by policy (report/excluded.csv): every migrated "
+                              "note is not voided",
+}
+
+
+def not_carried(fmap: FieldMap) -> list[tuple[Entry, str]]:
+    """The map's sent entries this transform does not write, each with its reason: the report lists
+    them under "fields not migrated" (tests/migrate/test_every_field.py keeps this list honest)."""
+    out = []
+    for e in fmap.fields:
+        if not e.table or e.phi == "omit" or e.target in ("skip", "reference"):
+            continue
+        if e.table == "claimln" and e.target.startswith("custom_objects."):
+            out.append((e, "claim lines are not rolled up: the Insurance Claim record carries the claim's "
+                           "totals, the lines stay in the source"))
+        elif (e.table, e.column) in _NOT_CARRIED:
+            out.append((e, _NOT_CARRIED[(e.table, e.column or "")]))
+    return out
+
+
+def _udf_ref(ref: Any) -> str:
+    """A FIELD_ID as a lookup key (``7``, ``7.0`` and ``"007"`` are one field)."""
+    s = str(ref).strip() if ref is not None else ""
+    try:
+        return str(int(float(s)))
+    except ValueError:
+        return s
+
+
+def _fold(s: str) -> str:
+    return " ".join(s.split()).casefold()
+
+
+def udf_value(uf: UserField, raw: str, ctx: ParseContext) -> tuple[Any, str]:
+    """A PATUDF value as its field's HighLevel type: (value, "") or (None, why it cannot be sent). An
+    unticked checkbox is (None, ""): HighLevel has no "unticked" value to send."""
+    t = uf.data_type
+    if t == "DATE":
+        d, _code, _action = parse_date(raw, ctx)
+        return (d.isoformat(), "") if d is not None else (None, "not a readable date (DATE field; a month "
+                                                          "and year without a day is not a date)")
+    if t == "NUMERICAL":
+        n, _code, _action = parse_money(raw, ctx)
+        if n is None:
+            return None, "not a number (NUMERICAL field)"
+        return (int(n) if n == n.to_integral_value() else float(n)), ""
+    if t == "CHECKBOX":
+        b, _code, _action = parse_bool(raw)
+        if b is None:
+            return None, "not a checkbox value (1/X/Y or 0/N)"
+        return (["Yes"] if b else None), ""
+    text = " ".join(raw.split()) if t == "SINGLE_OPTIONS" else raw.strip()
+    if t == "SINGLE_OPTIONS":
+        match = next((o for o in uf.options if _fold(o) == _fold(text)), None)
+        return (match, "") if match is not None else (None, "not among the pick-list's options")
+    return text, ""
 
 
 def _lookup_category(table: str, column: str) -> str | None:

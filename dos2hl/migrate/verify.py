@@ -100,7 +100,8 @@ def verify_contacts(get_contact: Callable[[str], Any], payloads: list[ContactPay
 
 def verify_records(get_record: Callable[[str, str], Any], payloads: list[RecordPayload], ids: IdMap,
                    diff: FieldDiff, *,
-                   open_sealed: Callable[[str, str], str] | None = None) -> None:
+                   open_sealed: Callable[[str, str], str] | None = None,
+                   owners: Callable[[str | None], str | None] | None = None) -> None:
     for r in payloads:
         obj = OBJECT_NAMES[r.object_key]
         hl_id = ids.get(r.stable_key)
@@ -115,6 +116,8 @@ def verify_records(get_record: Callable[[str, str], Any], payloads: list[RecordP
             continue
         diff.read_back[obj] += 1
         props = rec.properties or {}
+        if owners is not None and (owner := owners(r.owner_provider)):  # a provider known as a user
+            diff.add(obj, "owner", r.stable_key, owner, (rec.owner or [None])[0])
         if r.relation == "lookup_field":  # the record names its contact itself
             diff.add(obj, "contact_id", r.stable_key, ids.get(r.parent_key), props.get("contact_id"))
         for name, expected in r.properties.items():

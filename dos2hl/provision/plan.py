@@ -12,7 +12,6 @@ patient's value. Marketing referral channels become tags; doctor and patient ref
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,17 +20,23 @@ from typing import Any, Literal, get_args
 from ..errors import ConfigError
 from ..highlevel.models import DataType
 from ..mapping.model import Entry, Mapping
-from ..mapping.objectmap import CUSTOM_OBJECTS, OBJECTS, PIPELINES
+from ..mapping.objectmap import (
+    CHECKBOX_OPTIONS,
+    CUSTOM_OBJECTS,
+    OBJECTS,
+    PIPELINES,
+    UDF_TARGET,
+    field_key,
+    user_field,
+)
 from ..model import TABLES
 
 __all__ = ["Change", "DesiredSchema", "FieldSpec", "ObjectDef", "Plan", "ProvisionError", "desired_schema",
            "field_problems", "plan_location", "MAX_CUSTOM_OBJECTS", "snake"]
 
 MAX_CUSTOM_OBJECTS = 10  # per location, on every plan (NOTES.md §2.5)
-CHECKBOX_OPTIONS = ("Yes",)  # HighLevel's checkbox is a pick-list: one option = ticked
 _DATA_TYPES = frozenset(get_args(DataType))
 _PICKLISTS = ("SINGLE_OPTIONS", "MULTIPLE_OPTIONS")
-_UDF_TYPES = {"T": "TEXT", "L": "SINGLE_OPTIONS", "D": "DATE", "C": "CHECKBOX", "N": "NUMERICAL"}
 _REF_KINDS = {"DOC": "doctor", "PAT": "patient", "MKT": "marketing", "OTH": "other"}
 _CDT_CSV = Path(__file__).resolve().parent.parent / "generate" / "cdt_codes.csv"
 
@@ -44,9 +49,7 @@ class ProvisionError(ConfigError):
     """The map cannot be provisioned as is (conflict, object cap, inconsistent map): nothing was written."""
 
 
-def snake(name: str) -> str:
-    """HighLevel's field key of a name (``Patient ID`` -> ``patient_id``): keys derive from names."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+snake = field_key  # HighLevel's field key of a name (``Patient ID`` -> ``patient_id``)
 
 
 def _unique(items: Iterable[Any]) -> tuple[str, ...]:
@@ -234,7 +237,7 @@ def desired_schema(mapping: Mapping, source: str | Path | None = None) -> Desire
             spec = OBJECTS.get(e.table or "")
             if spec is not None and spec.kind == "custom_object":
                 _object(d, spec.object_key).associate = True
-        elif t == "contact.<userfld>":
+        elif t == UDF_TARGET:
             userfld = True
         elif e.type == "STANDARD":
             continue
@@ -262,18 +265,10 @@ def desired_schema(mapping: Mapping, source: str | Path | None = None) -> Desire
             d.notes.append("user-defined contact fields (USERFLD) need --source to be planned")
         udfs = sorted(ref.tables.get("userfld", []),
                       key=lambda r: (r.get("sort") or 0, r.get("field_id") or 0))
-        for row in udfs:
-            name = str(row.get("field_name") or "").strip()
-            if not snake(name):
-                continue
-            dt = _UDF_TYPES.get(str(row.get("field_type") or "T").upper(), "TEXT")
-            options = _unique(str(row.get("picklist") or "").split("|")) if dt == "SINGLE_OPTIONS" else ()
-            options = CHECKBOX_OPTIONS if dt == "CHECKBOX" else options
-            if dt == "SINGLE_OPTIONS" and not options:
-                dt = "TEXT"
-            _merge(d.contact_fields, FieldSpec(f"contact.{snake(name)}", name, dt, options,
-                                               f"user-defined field {row.get('field_id')}",
-                                               sources=(f"USERFLD.{row.get('field_id')}",)))
+        for uf in filter(None, map(user_field, udfs)):
+            _merge(d.contact_fields, FieldSpec(uf.key, uf.name, uf.data_type, uf.options,
+                                               f"user-defined field {uf.field_id}",
+                                               sources=(f"USERFLD.{uf.field_id}",)))
     if any(e.table == "patient" for e in mapping.fields):  # households (dos2hl.migrate.write.households)
         for key, name, dt_ in (("contact.shared_email", "Shared Email", "TEXT"),
                                ("contact.shared_phone", "Shared Phone", "TEXT")):

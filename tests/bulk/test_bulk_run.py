@@ -45,7 +45,11 @@ def test_bulk_path_imports_reconciles_and_matches_the_planner(world: Any) -> Non
     w.sent.clear()
     rep = migrate(_opts(w), client_factory=w.factory)
     assert rep["status"] == "completed", (rep["reconciliation"], rep.get("pending"))
-    assert rep["field_diff"]["mismatches"] == 0
+    # records imported by CSV have no owner (the import row has no owner column): the diff shows each one
+    # as a missing owner (known gap, docs/architecture.md issue 13); every other field must match
+    bad = {(o, f): c for o, fs in rep["field_diff"]["fields"].items() for f, c in fs.items()
+           if c["mismatch"] + c["missing"] and not (f == "owner" and o != "patient")}
+    assert bad == {}, bad
     for loc in w.loc_ids:
         imported = rep["bulk_imported"][loc]
         assert imported["patient"] == rep["locations"][loc]["objects"]["patient"]["written"]
@@ -65,6 +69,25 @@ def test_bulk_path_imports_reconciles_and_matches_the_planner(world: Any) -> Non
     assert abs(sent - want) <= 0.03 * want, (sent, want)
     checklists = [p for p in (w.root / "runs" / rep["run_id"] / "bulk").rglob("checklist-*.md")]
     assert checklists and all("30 MB" in p.read_text() or "Import" in p.read_text() for p in checklists)
+    # user-defined fields ride in the contacts' CSV rows: every PATUDF value of a migrated patient is there
+    import csv
+
+    from dos2hl.mapping.objectmap import user_field
+
+    with (w.export / "USERFLD.CSV").open(encoding="utf-8-sig", newline="") as fh:
+        keys = {r["FIELD_ID"]: user_field({k.lower(): v for k, v in r.items()}).key for r in csv.DictReader(fh)}
+    have, migrated = set(), set()
+    for loc in w.loc_ids:
+        state = w.dump(loc)
+        by_id = {f["id"]: f["fieldKey"] for f in state["custom_fields"]}
+        for c in state["contacts"]:
+            cf = {by_id[x["id"]]: x["value"] for x in c.get("customFields") or []}
+            migrated.add(cf["contact.source_system_id"])
+            have |= {(cf["contact.source_system_id"], k) for k in cf if k in keys.values()}
+    with (w.export / "PATUDF.CSV").open(encoding="utf-8-sig", newline="") as fh:
+        want = {(r["PAT_ID"], keys[r["FIELD_ID"]]) for r in csv.DictReader(fh)
+                if r["PAT_ID"] in migrated and r["VALUE"].strip().upper() not in ("N", "0")}
+    assert want and want == have
 
 
 @pytest.mark.parametrize("world", ["core"], indirect=True)
@@ -142,7 +165,9 @@ def test_lookup_field_policy_sends_no_relation_and_the_planner_knows(tmp_path, m
         w.sent.clear()
         rep = migrate(_opts(w), client_factory=w.factory)
         assert rep["status"] == "completed", rep["reconciliation"]
-        assert rep["field_diff"]["mismatches"] == 0
+        bad = {(o, f): c for o, fs in rep["field_diff"]["fields"].items() for f, c in fs.items()
+               if c["mismatch"] + c["missing"] and not (f == "owner" and o != "patient")}
+        assert bad == {}, bad  # CSV-imported records have no owner (see the test above)
         for loc in w.loc_ids:
             state = w.dump(loc)
             ledger = state["objects"]["custom_objects.patient_ledger"]

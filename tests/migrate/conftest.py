@@ -95,14 +95,18 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
     """A generated practice, two provisioned sandbox locations, a confirmed map. ``crm=False`` maps
     only patients and the custom objects of issue 6 (the CRM objects skipped: tests of the write path's
     mechanics stay small); ``crm=True`` maps every object of the seed. ``export``: a hand-made export
-    (tests/fixtures/...) instead of a generated one; its home offices must be L001 and L002."""
+    (tests/fixtures/...), copied and used instead of a generated one; its home offices are L001 and L002."""
     from dos2hl.generate import GenerateParams, generate
     from dos2hl.provision import provision
     from dos2hl.sandbox import add_user, init_locations
 
-    if export is None:
-        generate(root / "practice", GenerateParams(**{"seed": 3, "patients": patients, "locations": 2, "mess": mess,
-                                                      "images": "stub", "history_years": 2, **gen}))
+    if export is not None:
+        import shutil
+
+        shutil.copytree(export, root / "practice" / "export", ignore=shutil.ignore_patterns("*.md"))
+    else:
+        generate(root / "practice", GenerateParams(**{"seed": 3, "patients": patients, "locations": 2,
+                                                      "mess": mess, "images": "stub", "history_years": 2, **gen}))
     state = root / "sandbox"
     tokens = init_locations(state, 2, allow_duplicates=allow_duplicates)
     loc_ids = dict(zip(["L001", "L002"], tokens, strict=True))
@@ -121,7 +125,7 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
     if relations:
         fmap = fmap.model_copy(update={"relations": relations})
     path = save_mapping(fmap.confirm("Test Runner"), root / "mapping.yaml")
-    w = World(root, export or root / "practice" / "export", state, tokens, loc_ids, path, root / "locations.yaml",
+    w = World(root, root / "practice" / "export", state, tokens, loc_ids, path, root / "locations.yaml",
               FakeClock()).start()
     if provisioned:
         from dos2hl.demo import do_manual_steps
