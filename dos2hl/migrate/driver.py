@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..highlevel.tally import Tally
 from ..locations import LocationsFile, load_locations, open_client
 from ..mapping.model import Mapping as FieldMap
 from ..mapping.model import require_confirmed
@@ -141,7 +142,9 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
 
     # what the practice's admin rebuilds by hand in HighLevel (no workflow API): counts and codes only
     write_workflow_reference(staged, open_store(run_uri, settings.s3), sorted(shards), key="report/workflows.md")
-    factory = client_factory or default_factory(lf, settings)
+    from .usage import Watch, record
+
+    factory = Watch(client_factory or default_factory(lf, settings))  # prepare's reads count in the run
     clients = {loc: factory(loc) for loc in sorted(shards)}  # one per location for every check below
     for loc, client in clients.items():  # tenancy: each token opens its own sub-account, before any write
         _require_own_location(client, lf, loc)
@@ -165,6 +168,7 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
             write_households(open_store(run_uri, settings.s3), loc,
                              household_channels(staged_uri, fmap.model_dump(mode="json"), loc))
     assert fmap.confirmed is not None
+    record(run_uri, "prepare", factory.tally())
     return RunContext(run_id, run_uri, staged_uri, fmap.model_dump(mode="json"), str(opts.mapping), sorted(shards),
                       schemas, {k: sorted(v) for k, v in shards.items()},
                       {"by": fmap.confirmed.by, "at": fmap.confirmed.at.isoformat(), "sha256": fmap.confirmed.sha256},
@@ -256,34 +260,56 @@ def run_phase(ctx: RunContext, phase: Literal["sample", "full"], *, sample_size:
     specs = ctx.specs(patients)
     results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor, workers=workers,
                       settings=settings, locations=locations)
-    return PhaseResult(phase, [asdict(r) if isinstance(r, ShardResult) else r for r in results], sample=patients)
+    rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
+    from .usage import record
+
+    record(ctx.run_uri, phase, Tally.sum(r.get("tally") for r in rows))  # every shard's requests, any executor
+    return PhaseResult(phase, rows, sample=patients)
 
 
 def verify_phase(ctx: RunContext, result: PhaseResult, *, client_factory: ClientFactory | None = None,
                  executor: str = "threads", workers: int = 4, settings: Dos2hlSettings | None = None,
                  locations: LocationsFile | None = None) -> dict[str, Any]:
     """Read back the phase's records (the sample's, or all of them for --verify full) and merge the diffs.
-    The reads take permits as class ``verify`` (half the daily reserve is theirs). A full read-back
-    reads each location by search pages of 500 in this process, then diffs every shard against them."""
-    if result.sample is None and client_factory is not None:
+    The reads take permits as class ``verify`` (half the daily reserve is theirs) and count as such.
+    Each location is read in this process by search pages (500 contacts or records, 100 opportunities,
+    a calendar range per year of events) wherever that costs fewer requests than one GET per record,
+    then every shard is diffed against them; notes cost one list per contact (no notes search exists).
+    Without a client factory (Ray actors open their own clients) every record costs one GET."""
+    from .usage import record
+
+    if client_factory is not None:
         from .run import read_back_location
-        from .transform import RECORD_TABLES
 
         diffs = []
         for loc in ctx.locations:
+            specs = [s for s in ctx.specs(result.sample) if s.location == loc]
+            if not specs:
+                continue
             client = client_factory(loc)
-            keys = sorted({e["target"].rsplit(".", 1)[0] for e in ctx.mapping["fields"]} & set(RECORD_TABLES))
-            cache = read_back_location(client, keys)
-            diffs += [verify_shard(spec, client, cache) for spec in ctx.specs() if spec.location == loc]
-        return merge_diffs(diffs)
-    diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory, executor=executor,
-                    workers=workers, settings=settings, locations=locations, cls="verify")
-    return merge_diffs(diffs)
+            share = 1.0 if result.sample is None else _sample_share(ctx, loc, result.sample)
+            reader = read_back_location(client, ctx.run_uri, loc, share)
+            diffs += [verify_shard(spec, client, reader) for spec in specs]
+    else:
+        diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory, executor=executor,
+                        workers=workers, settings=settings, locations=locations, cls="verify")
+    out = merge_diffs(diffs)
+    record(ctx.run_uri, f"verify-{result.phase}", out["tally"])
+    return out
+
+
+def _sample_share(ctx: RunContext, loc: str, sample: dict[str, list[int]]) -> float:
+    """The sample's share of the location's patients (what part of each object the read-back covers)."""
+    from ..storage import open_store
+    from .run import read_staged
+
+    t = read_staged(open_store(ctx.staged_uri), "patient", loc)
+    return min(1.0, len(sample.get(loc, [])) / max(1, t.num_rows if t is not None else 1))
 
 
 def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"read_back": Counter(), "not_found": Counter(), "fields": {}, "examples": {},
-                           "mismatches": 0}
+                           "mismatches": 0, "tally": Tally.sum(d.get("tally") for d in diffs).to_dict()}
     for d in diffs:
         out["read_back"].update(d["read_back"])
         out["not_found"].update(d["not_found"])
