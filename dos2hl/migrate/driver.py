@@ -287,8 +287,8 @@ def verify_phase(ctx: RunContext, result: PhaseResult, *, client_factory: Client
             if not specs:
                 continue
             client = client_factory(loc)
-            share = 1.0 if result.sample is None else _sample_share(ctx, loc, result.sample)
-            reader = read_back_location(client, ctx.run_uri, loc, share)
+            sampled = None if result.sample is None else len(result.sample.get(loc, []))
+            reader = read_back_location(client, ctx.run_uri, loc, sampled)
             diffs += [verify_shard(spec, client, reader) for spec in specs]
     else:
         diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory, executor=executor,
@@ -296,15 +296,6 @@ def verify_phase(ctx: RunContext, result: PhaseResult, *, client_factory: Client
     out = merge_diffs(diffs)
     record(ctx.run_uri, f"verify-{result.phase}", out["tally"])
     return out
-
-
-def _sample_share(ctx: RunContext, loc: str, sample: dict[str, list[int]]) -> float:
-    """The sample's share of the location's patients (what part of each object the read-back covers)."""
-    from ..storage import open_store
-    from .run import read_staged
-
-    t = read_staged(open_store(ctx.staged_uri), "patient", loc)
-    return min(1.0, len(sample.get(loc, [])) / max(1, t.num_rows if t is not None else 1))
 
 
 def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:

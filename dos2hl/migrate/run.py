@@ -332,14 +332,13 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     return result
 
 
-def read_back_location(client: Any, run_uri: str, location: str, share: float = 1.0) -> Any:
-    """The location's ``ReadBack`` for verifying ``share`` of what the run wrote there: each kind is
-    read by search pages when its pages (counted from the location's ledger) cost fewer requests than
-    one GET per record to verify (``--verify full``: pages; a tiny sample of a large location: GETs)."""
-    import math
-
+def read_back_location(client: Any, run_uri: str, location: str, patients: int | None = None) -> Any:
+    """The location's ``ReadBack`` for verifying what the run wrote there (``patients``: only that many
+    sampled patients' records): each kind is read by search pages when its pages (counted from the
+    location's ledger) cost fewer requests than one GET per record to verify (``--verify full``: pages;
+    a tiny sample of a large location: GETs)."""
     from .transform import OBJECT_NAMES
-    from .verify import EVENT_YEARS, PAGE, ReadBack
+    from .verify import ReadBack, read_back_cost
 
     t = read_ledger(open_store(run_uri), location=location)
     keys: dict[str, set[str]] = {}
@@ -350,11 +349,9 @@ def read_back_location(client: Any, run_uri: str, location: str, share: float = 
     have = {"contact": len(keys.get("patient", ())),
             "opportunity": len(keys.get("appointment", ())) + len(keys.get("recall", ())),
             "event": len(keys.get("appointment_event", ()))}
-    pages = {"contact": PAGE["contact"], "opportunity": PAGE["opportunity"]}
-    for key, name in OBJECT_NAMES.items():
-        have[f"record:{key}"], pages[f"record:{key}"] = len(keys.get(name, ())), PAGE["record"]
-    cost = {k: (EVENT_YEARS if k == "event" else math.ceil(n / pages[k])) for k, n in have.items()}
-    paged = {k for k, n in have.items() if n and cost[k] <= n * share}
+    have |= {f"record:{key}": len(keys.get(name, ())) for key, name in OBJECT_NAMES.items()}
+    share = 1.0 if patients is None else min(1.0, patients / max(1, have["contact"]))
+    paged, _cost = read_back_cost(have, share)
     return ReadBack(client, paged)
 
 

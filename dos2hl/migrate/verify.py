@@ -18,10 +18,30 @@ from ..phi import PREFIX
 from .ledger import IdMap
 from .transform import OBJECT_NAMES, ContactPayload, RecordPayload
 
-__all__ = ["FieldDiff", "ReadBack", "PAGE", "verify_contacts", "verify_crm", "verify_records"]
+__all__ = ["FieldDiff", "ReadBack", "PAGE", "read_back_cost", "verify_contacts", "verify_crm", "verify_records"]
 
 PAGE = {"contact": 500, "record": 500, "opportunity": 100}  # search page sizes (HighLevel's maximums)
 EVENT_YEARS = 15  # calendar-range requests the planner assumes for a location's events (one per year)
+
+
+def read_back_cost(have: dict[str, int], share: float = 1.0, *, event_windows: int = EVENT_YEARS
+                   ) -> tuple[set[str], int]:
+    """Which kinds to read by the location's search pages, and what the read-back costs in requests:
+    ``have`` the location's count per kind (``contact``, ``record:<key>``, ``opportunity``, ``event``),
+    ``share`` the part of it to verify. Pages: ``n // page + 1`` (the last, short page ends the search);
+    events: ``event_windows`` calendar-range requests; else one GET per record to verify."""
+    import math
+
+    paged, cost = set(), 0
+    for kind, n in have.items():
+        if not n:
+            continue
+        pages = event_windows if kind == "event" else n // PAGE[kind.split(":", 1)[0]] + 1
+        gets = math.ceil(n * share)
+        if pages <= gets:
+            paged.add(kind)
+        cost += min(pages, gets)
+    return paged, cost
 
 
 class ReadBack:
