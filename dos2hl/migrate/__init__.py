@@ -84,7 +84,7 @@ def bulk_step(ctx: RunContext, opts: MigrateOptions, client_factory: Any,
     from ..bulk.run import bulk_phase
     from .usage import Watch, record
 
-    watch = Watch(client_factory)  # its reconciliation pages and API writes count in the run
+    watch = Watch(client_factory)  # its reconciliation pages count in the run (its rows create nothing)
     try:
         return bulk_phase(ctx, threshold=opts.bulk_threshold, client_factory=watch, importer=imported)
     finally:

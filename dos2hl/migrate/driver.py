@@ -263,7 +263,10 @@ def run_phase(ctx: RunContext, phase: Literal["sample", "full"], *, sample_size:
     rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
     from .usage import record
 
-    record(ctx.run_uri, phase, Tally.sum(r.get("tally") for r in rows))  # every shard's requests, any executor
+    created: Counter[str] = Counter()
+    for r in rows:
+        created.update(r.get("created") or {})
+    record(ctx.run_uri, phase, Tally.sum(r.get("tally") for r in rows), created)  # every shard's, any executor
     return PhaseResult(phase, rows, sample=patients)
 
 

@@ -148,19 +148,18 @@ def _notices(phases: list[Any]) -> dict[str, Any]:
 
 
 def _requests(ctx: Any, phases: list[Any]) -> dict[str, Any]:
-    """Every request of the run (``usage``: prepare's schema reads, every phase's writes and lookups, the
+    """Every request of the run id (``usage``: prepare's schema reads, every phase's writes and lookups, the
     bulk path's pages, the read-backs; retries and 429s included), by class, against the API's
     minimum for what was created, and per minute against the burst budget per minute."""
     from ..settings import Dos2hlSettings
     from .usage import load
 
-    shards = [r for p in phases for r in p.shards]
-    created = Counter()
-    for r in shards:
-        created.update(r.get("created", {}))
+    spent, steps, created = load(ctx.run_uri)  # the whole run id's: every step of every invocation
+    if not steps:  # phases that recorded nothing (built by hand): their own creates
+        for r in (r for p in phases for r in p.shards):
+            created.update(r.get("created", {}))
     minimum = sum(created.values()) + sum(v * EXTRA_PER_CREATE.get(k, 0) for k, v in created.items())
     g = Dos2hlSettings().governor
-    spent, steps = load(ctx.run_uri)
     return {"sent": spent.total, "by_class": spent.to_dict()["by_class"], "by_step": steps,
             "http_429": spent.http_429, "minimum_for_creates": minimum,
             "ratio": round(spent.total / minimum, 4) if minimum else None,

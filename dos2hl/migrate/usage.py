@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,25 +18,28 @@ from ..storage import open_store
 __all__ = ["record", "load", "Watch"]
 
 
-def record(run_uri: str, step: str, tally: Tally | dict[str, Any]) -> None:
+def record(run_uri: str, step: str, tally: Tally | dict[str, Any], created: dict[str, int] | None = None) -> None:
+    """``created``: what the step created through the API, per object (the run's minimum is theirs)."""
     t = tally if isinstance(tally, Tally) else Tally.from_dict(tally)
-    if not t.total:
+    if not t.total and not any((created or {}).values()):
         return
-    open_store(run_uri).write_bytes(f"requests/{step}-{uuid.uuid4().hex[:8]}.json",
-                                    json.dumps({"step": step, **t.to_dict()}).encode())
+    open_store(run_uri).write_bytes(f"requests/{step}-{uuid.uuid4().hex[:8]}.json", json.dumps(
+        {"step": step, **t.to_dict(), "created": dict(created or {})}).encode())
 
 
-def load(run_uri: str) -> tuple[Tally, dict[str, int]]:
-    """The run's tally, and its total per step (prepare, sample, verify-sample, bulk, full, ...)."""
+def load(run_uri: str) -> tuple[Tally, dict[str, int], Counter[str]]:
+    """The run's tally, its total per step (prepare, sample, verify-sample, bulk, full, ...) and what
+    its steps created per object."""
     store = open_store(run_uri)
-    total, steps = Tally(), {}
+    total, steps, created = Tally(), {}, Counter()
     for key in sorted(store.list("requests/")):
         if key.endswith(".json"):
             d = json.loads(store.read_bytes(key))
             t = Tally.from_dict(d)
             total = total + t
             steps[d["step"]] = steps.get(d["step"], 0) + t.total
-    return total, steps
+            created.update(d.get("created") or {})
+    return total, steps, created
 
 
 class Watch:
