@@ -320,7 +320,9 @@ def migrate(
     except Dos2hlError as exc:
         _fail(exc)
     summary = {"run_id": out["run_id"], "status": out["status"], "locations": out["locations"],
-               "requests": out.get("requests", {}).get("sent", 0), "http_429": out.get("requests", {}).get("http_429", 0),
+               "requests": out.get("requests", {}).get("sent", 0),  # every request of the run, all classes
+               "requests_by_class": out.get("requests", {}).get("by_class", {}),
+               "http_429": out.get("requests", {}).get("http_429", 0),
                "report": out["report"]}
     if out.get("already_present"):  # a sub-account held records under our keys: adopted, never created twice
         summary["already_present"] = out["already_present"]

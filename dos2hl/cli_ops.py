@@ -60,16 +60,19 @@ def register(app: typer.Typer) -> None:
         bulk_threshold: Annotated[int, typer.Option("--bulk-threshold", help="Records per object and location "
                                                     "above which the CSV bulk path is planned.")] = 5000,
         sample: Annotated[int, typer.Option("--sample", help="Patients in the sample phase (read back).")] = 300,
+        verify: Annotated[str, typer.Option("--verify", help="The run's read-back: 'sample' or 'full' "
+                                            "(every record, by search pages).")] = "sample",
         export_date: ExportDateOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Requests and time at HighLevel's limits per location and object, with and without the bulk path."""
+        """Requests (writes and every read: schema, discovery, verification) and time at HighLevel's limits per location and object, with and without the bulk path."""
         from .quota import plan_quota, render_plan
 
         g = Dos2hlSettings().governor
         try:
             out = plan_quota(source, mapping, bulk_threshold=bulk_threshold, sample=sample, burst=g.burst,
-                             window_s=g.window_s, daily=g.daily, export_date=export_date.date() if export_date else None)
+                             window_s=g.window_s, daily=g.daily, export_date=export_date.date() if export_date else None,
+                             verify=verify)
         except Dos2hlError as exc:
             _fail(exc)
         typer.echo(json.dumps(out) if as_json else render_plan(out))

@@ -5,9 +5,12 @@ It plans exactly what the run will send: the export is staged and every shard is
 payloads by the same pure functions the run uses (``migrate.run.plan_shard``), so a contact is one
 create, a custom-object record a create plus its relation (none under the ``lookup_field`` policy),
 an appointment an opportunity plus a calendar event, a note one create, a file an upload plus the note
-that links it. Reads: the sample's read-back (one GET per record, one notes list per contact) and, on
-the bulk path, the search pages that rebuild the ID map after an import (500 contacts or records, 100
-opportunities a page). Nothing here talks to HighLevel.
+that links it. Reads, counted as the run counts them (``highlevel.tally``): prepare's schema reads per
+location, discovery's search pages before the creates (500 contacts or records, 100 opportunities a
+page), the read-back by the chosen ``verify`` mode (the run's own rule, ``verify.read_back_cost``:
+search pages where cheaper than one GET per record, a calendar range per year of events, one notes
+list per contact with notes or files) and, on the bulk path, the search pages that rebuild the ID map
+after an import. Nothing here talks to HighLevel.
 """
 
 from __future__ import annotations
@@ -28,7 +31,12 @@ __all__ = ["BULK_KINDS", "PAGE", "plan_quota", "render_plan", "requests_for"]
 # what the UI importers take (contacts, opportunities, custom-object records), by the planner's kinds
 BULK_KINDS = ("contact", "record", "opportunity")
 PAGE = {"contact": 500, "record": 500, "opportunity": 100}  # search page sizes for reconciliation
-PREPARE_READS = 12  # per location: location, fields, associations, pipelines, calendars, users, tags...
+# per location: tenancy (the location), owners (users), schema (contact fields, associations, location);
+# with CRM objects also the opportunity fields, pipelines and calendars
+PREPARE_READS, PREPARE_CRM_READS = 5, 3
+# the writer's pre-create inventory by search pages (class ``discovery``): its pages are always shown
+# (``discovery_reads``) and count in the totals once the run sends them
+DISCOVERY_IN_RUN = False
 
 
 def _kinds(plan: Any, relations: dict[str, str]) -> Counter[str]:
@@ -67,7 +75,7 @@ def requests_for(kinds: Counter[str], *, bulk: set[str] = frozenset()) -> dict[s
 def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] | None = None,
                bulk_threshold: int = 5000, sample: int = 300, burst: int = 100, window_s: float = 10.0,
                daily: int = 200_000, export_date: dt.date | None = None, staged: str | None = None,
-               settings: Any = None) -> dict[str, Any]:
+               settings: Any = None, verify: str = "sample") -> dict[str, Any]:
     """Per location and object: records, path, requests; the timeline with and without the bulk path."""
     from .api import stage_export
     from .migrate.run import ShardSpec, plan_shard
@@ -95,6 +103,8 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
         data = fmap.model_dump(mode="json")
         per_loc: dict[str, Counter[str]] = {}
         patients: Counter[str] = Counter()
+        years: dict[str, set[int]] = {}
+        noted: Counter[str] = Counter()
         for loc in locs:
             c: Counter[str] = Counter()
             for shard in sorted(shards.get(loc, ())):
@@ -103,29 +113,39 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
                 plan, counts = plan_shard(spec)
                 c.update(_kinds(plan, fmap.relations))
                 patients[loc] += len(plan.contacts)
+                years.setdefault(loc, set()).update(_year(o.event.start) for o in plan.crm.opportunities
+                                                    if o.event is not None)
+                noted[loc] += len({n.parent_key for n in plan.crm.notes} | {f.parent_key for f in plan.crm.files})
             per_loc[loc] = c
     rate = burst / window_s
     out: dict[str, Any] = {"limits": {"burst": burst, "window_s": window_s, "daily": daily},
-                           "bulk_threshold": bulk_threshold, "sample": sample, "locations": {}}
+                           "bulk_threshold": bulk_threshold, "sample": sample, "verify": verify, "locations": {}}
+    crm = any(e.table in ("appt", "recall") and e.target != "skip" for e in fmap.fields)
+    prepare = PREPARE_READS + PREPARE_CRM_READS * crm
     for loc, kinds in per_loc.items():
         bulk = {k for k, n in kinds.items() if k.split(":", 1)[0] in BULK_KINDS and n > bulk_threshold}
-        verify = _verify_reads(kinds, patients[loc], sample)
+        verify = _verify_reads(kinds, patients[loc], sample, verify_mode=verify, years=len(years.get(loc, ())),
+                               noted=noted[loc])
+        discovery = _discovery_reads(kinds)
+        counted = discovery if DISCOVERY_IN_RUN else 0
         api = requests_for(kinds)
         with_bulk = requests_for(kinds, bulk=bulk)
         rows = [{"object": k, "records": n, "path": "CSV" if k in bulk else "API",
                  "requests": math.ceil(n / PAGE[k.split(":", 1)[0]]) if k in bulk else n}
                 for k, n in sorted(kinds.items())]
-        total_api = api["writes"] + verify + PREPARE_READS
-        total_bulk = with_bulk["writes"] + with_bulk["reconcile_reads"] + verify + PREPARE_READS
+        reads = verify + prepare + counted
+        total_api = api["writes"] + reads
+        total_bulk = with_bulk["writes"] + with_bulk["reconcile_reads"] + reads
         lean = Counter({k: n for k, n in kinds.items() if not k.startswith("relation:")})
         lean_bulk = requests_for(lean, bulk=bulk)
-        total_lean = lean_bulk["writes"] + lean_bulk["reconcile_reads"] + verify + PREPARE_READS
+        total_lean = lean_bulk["writes"] + lean_bulk["reconcile_reads"] + reads
         out["locations"][loc] = {
             "patients": patients[loc], "rows": rows, "bulk_kinds": sorted(bulk),
-            "api_path": {"writes": api["writes"], "verify_reads": verify, "prepare_reads": PREPARE_READS,
-                         "requests": total_api, **_timeline(total_api, rate, daily)},
+            "api_path": {"writes": api["writes"], "verify_reads": verify, "prepare_reads": prepare,
+                         "discovery_reads": discovery, "requests": total_api, **_timeline(total_api, rate, daily)},
             "with_bulk_path": {"writes": with_bulk["writes"], "reconcile_reads": with_bulk["reconcile_reads"],
-                               "verify_reads": verify, "prepare_reads": PREPARE_READS, "requests": total_bulk,
+                               "verify_reads": verify, "prepare_reads": prepare, "discovery_reads": discovery,
+                               "requests": total_bulk,
                                "csv_imports": len(bulk), **_timeline(total_bulk, rate, daily)},
             # what the map could choose: every custom object under relations: lookup_field
             "with_bulk_and_lookup_fields": {"writes": lean_bulk["writes"], "requests": total_lean,
@@ -148,13 +168,41 @@ def _timed(fmap: FieldMap) -> bool:
     return any(e.table in ("appt", "commlog", "document") and e.target not in ("skip", "reference") for e in fmap.fields)
 
 
-def _verify_reads(kinds: Counter[str], patients: int, sample: int) -> int:
-    """The sample's read-back: a GET per contact, record, opportunity and event, a notes list per contact."""
-    if not patients or not sample:
+def _year(start: str) -> int:
+    return dt.datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(dt.timezone.utc).year
+
+
+def _have(kinds: Counter[str], share: float = 1.0) -> dict[str, int]:
+    """The read-back's kinds (``verify.read_back_cost``) from the planner's payload kinds."""
+    have = {"contact": kinds["contact"], "event": kinds["event"],
+            "opportunity": sum(n for k, n in kinds.items() if k.startswith("opportunity:"))}
+    have |= {k: n for k, n in kinds.items() if k.startswith("record:")}
+    return {k: math.ceil(n * share) for k, n in have.items()}
+
+
+def _verify_reads(kinds: Counter[str], patients: int, sample: int, *, verify_mode: str = "sample", years: int = 0,
+                  noted: int = 0) -> int:
+    """The run's read-backs: the sample phase's (its records, when there is one), then the final one:
+    every record (``full``) or the sample's share of the location (``sample``); by the run's own rule."""
+    from .migrate.verify import read_back_cost
+
+    if not patients:
         return 0
-    share = min(1.0, sample / patients)
-    per = sum(n for k, n in kinds.items() if k.split(":", 1)[0] in ("contact", "record", "opportunity", "event"))
-    return math.ceil(per * share) + math.ceil(min(sample, patients))
+    share = min(1.0, (sample or 300) / patients)
+    total = 0
+    if sample:  # the sample phase's read-back: the location holds the sample's records
+        total += read_back_cost(_have(kinds, share), event_windows=years)[1] + math.ceil(noted * share)
+    if verify_mode == "full":
+        total += read_back_cost(_have(kinds), event_windows=years)[1] + noted
+    else:
+        total += read_back_cost(_have(kinds), share, event_windows=years)[1] + math.ceil(noted * share)
+    return total
+
+
+def _discovery_reads(kinds: Counter[str]) -> int:
+    """The pre-create inventory's search pages: contacts and each object's records by 500, opportunities
+    by 100 (one page at least per kind the location receives)."""
+    return sum(n // PAGE[k.split(":", 1)[0]] + 1 for k, n in _have(kinds).items() if n and k != "event")
 
 
 def _timeline(requests: int, rate: float, daily: int) -> dict[str, float]:

@@ -10,9 +10,10 @@ from ._core import API_VERSION, CALENDARS_API_VERSION, DEFAULT_TIMEOUT, Lookup, 
 from .client import MAX_UPLOAD_BYTES, HighLevelClient
 from .permits import PermitSource, UnlimitedPermits
 from .retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
+from .tally import CLASSES, Tally, counting_as, snapshot
 
 __all__ = [
-    "API_VERSION", "CALENDARS_API_VERSION", "DEFAULT_RETRY", "DEFAULT_TIMEOUT", "HighLevelClient", "Lookup",
+    "API_VERSION", "CALENDARS_API_VERSION", "CLASSES", "Tally", "counting_as", "snapshot", "DEFAULT_RETRY", "DEFAULT_TIMEOUT", "HighLevelClient", "Lookup",
     "MAX_UPLOAD_BYTES", "NO_RETRY", "Outcome", "PermitSource", "RetryPolicy", "UnlimitedPermits", "Written",
     "version_for",
 ]

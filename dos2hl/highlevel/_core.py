@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from ..errors import HighLevelError, UnexpectedResponseError
 from .errors import HTTPX_ERRORS, error_from_response, json_or_none, trace_id_of, translate_httpx
 from .permits import PermitSource, UnlimitedPermits
 from .retry import DEFAULT_RETRY, RetryPolicy, is_ambiguous, is_transient
+from .tally import Tally, class_of, counting_as
 
 __all__ = ["Written", "Outcome", "Lookup", "API_VERSION", "CALENDARS_API_VERSION", "DEFAULT_TIMEOUT",
            "DEFAULT_LIMITS", "version_for"]
@@ -96,6 +98,9 @@ class _Core:
         self._token = token
         self._permits: PermitSource = permits or UnlimitedPermits()
         self.stats: Counter[str] = Counter()  # requests sent (every attempt) and 429s, for reports
+        self.tally = Tally()  # the same sends by class and minute (tally.py)
+        self._scope = threading.local()  # the class a caller set for this thread's sends (counting_as)
+        self._count_lock = threading.Lock()
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._http = httpx.Client(base_url=base_url.rstrip("/"), transport=transport, timeout=timeout,
@@ -118,7 +123,10 @@ class _Core:
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}",
                    "Version": version_for(call.template)}
         self._permits.acquire(self.location_id, 1)
-        self.stats["sent"] += 1
+        cls = class_of(call.method, call.template, attempt, getattr(self._scope, "cls", None))
+        with self._count_lock:
+            self.stats["sent"] += 1
+            self.tally.count(cls, time.time())
         start = time.perf_counter()
         try:
             response = self._http.request(call.method, call.path(), params=call.params, json=call.json,
@@ -129,7 +137,9 @@ class _Core:
             raise err from None  # the httpx exception holds the request (and its headers)
         self._permits.report(self.location_id, response.status_code, response.headers)
         if response.status_code == 429:
-            self.stats["http_429"] += 1
+            with self._count_lock:
+                self.stats["http_429"] += 1
+                self.tally.http_429 += 1
         body = json_or_none(response)
         trace_id = trace_id_of(response, body)
         if response.is_success:
@@ -166,7 +176,7 @@ class _Core:
         while True:
             if verify_first:
                 verify_first = False
-                found = lookup() if lookup else None
+                found = self._lookup(lookup) if lookup else None
                 if found is not None:
                     return _Found(found), attempt
             attempt += 1
@@ -180,7 +190,7 @@ class _Core:
                         raise
                     if not again:  # 422, or out of attempts: one last look, then give up
                         self._sleep(self.retry.verify_delay)
-                        found = lookup()
+                        found = self._lookup(lookup)
                         if found is not None:
                             return _Found(found), attempt
                         raise
@@ -191,6 +201,10 @@ class _Core:
                 if ambiguous:
                     delay = max(delay, self.retry.verify_delay)
                 self._sleep(delay)
+
+    def _lookup(self, lookup: Lookup[Any]) -> Any:
+        with counting_as(self, "lookup"):  # an ambiguous create's look for its record: class lookup
+            return lookup()
 
     def _request(self, call: _Call) -> Any:
         """A read or an idempotent write: retried on transient failures; returns the JSON body."""

@@ -379,6 +379,21 @@ class HighLevelClient(_Core):
                      params={k: v for k, v in params.items() if v is not None})
         return self._parse(OpportunitySearchPage, self._request(call), call)
 
+    def search_opportunities_all(self, *, limit: int = 100, **filters: Any) -> Iterator[Opportunity]:
+        """Every matching opportunity of the location, page by page (``limit`` ≤ 100; one request per
+        page), following ``meta.startAfter``/``startAfterId``."""
+        params = {"location_id": self.location_id, "limit": limit,
+                  **{k: v for k, v in filters.items() if v is not None}}
+        after: dict[str, Any] = {}
+        while True:
+            call = _Call("GET", "/opportunities/search", params={**params, **after})
+            page = self._parse(OpportunitySearchPage, self._request(call), call)
+            yield from page.opportunities
+            nxt = {"startAfterId": page.meta.get("startAfterId"), "startAfter": page.meta.get("startAfter")}
+            if len(page.opportunities) < limit or not nxt["startAfterId"] or nxt == after:
+                return
+            after = nxt
+
     def find_opportunity(self, contact_id: str, pipeline_id: str, name: str | None = None
                          ) -> Opportunity | None:
         page = self.search_opportunities(contact_id=contact_id, pipeline_id=pipeline_id)
@@ -407,6 +422,12 @@ class HighLevelClient(_Core):
     def delete_event(self, event_id: str) -> None:
         """DELETE /calendars/events/{eventId} (the spec requires a body: ``{}``; answers 201)."""
         self._request(_Call("DELETE", "/calendars/events/{eventId}", {"eventId": event_id}, json={}))
+
+    def list_calendar_events(self, calendar_id: str, start_ms: int, end_ms: int) -> list[Appointment]:
+        """GET /calendars/events: the calendar's events starting in [start_ms, end_ms] (epoch millis)."""
+        call = _Call("GET", "/calendars/events", params={"locationId": self.location_id, "calendarId": calendar_id,
+                                                        "startTime": str(start_ms), "endTime": str(end_ms)})
+        return self._parse_list(Appointment, self._request(call), call, "events")
 
     def list_contact_appointments(self, contact_id: str) -> list[Appointment]:
         call = _Call("GET", "/contacts/{contactId}/appointments", {"contactId": contact_id})

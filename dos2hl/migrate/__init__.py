@@ -82,5 +82,10 @@ def bulk_step(ctx: RunContext, opts: MigrateOptions, client_factory: Any,
               imported: Callable[[list[Any], str], bool] | None = None) -> Any:
     """The bulk CSV path for record sets above ``opts.bulk_threshold`` (``dos2hl.bulk.run``)."""
     from ..bulk.run import bulk_phase
+    from .usage import Watch, record
 
-    return bulk_phase(ctx, threshold=opts.bulk_threshold, client_factory=client_factory, importer=imported)
+    watch = Watch(client_factory)  # its reconciliation pages count in the run (its rows create nothing)
+    try:
+        return bulk_phase(ctx, threshold=opts.bulk_threshold, client_factory=watch, importer=imported)
+    finally:
+        record(ctx.run_uri, "bulk", watch.tally())

@@ -188,9 +188,12 @@ def run_delta(opts: DeltaOptions, *, client_factory: Callable[[str], Any] | None
                 plans.setdefault(loc, {}).update(_payloads(plan_shard(spec)[0]))
     full = run_phase(ctx, "full", client_factory=factory, executor=opts.executor, workers=opts.workers,
                      settings=settings, locations=lf)  # creates what is new (the carried ID map skips the rest)
+    from .usage import Watch, record
+
     updated, gone_done, failed = Counter(), Counter(), []
+    watch = Watch(factory)  # the updates and deletes count in the run's requests
     for loc in ctx.locations:
-        client = factory(loc)
+        client = watch(loc)
         ids = IdMap.from_table(read_ledger(run, location=loc))
         ledger = LedgerWriter(run, ctx.run_id, writer=f"delta-{loc}")
         u, g, f = _apply(client, ctx, loc, changes[loc], plans.get(loc, {}), ids, ledger, opts.deleted)
@@ -198,6 +201,7 @@ def run_delta(opts: DeltaOptions, *, client_factory: Callable[[str], Any] | None
         updated.update(u)
         gone_done.update(g)
         failed += f
+    record(ctx.run_uri, "delta", watch.tally())
     pend = [k for k, _v in IdMap.from_table(read_ledger(run)).failed().items()]
     run.write_bytes("delta/state.json", json.dumps({"since": opts.since_run, "failed": sorted(set(pend) | set(failed))
                                                     }).encode())

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..highlevel.tally import Tally
 from ..locations import LocationsFile, load_locations, open_client
 from ..mapping.model import Mapping as FieldMap
 from ..mapping.model import require_confirmed
@@ -145,7 +146,9 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
 
     # what the practice's admin rebuilds by hand in HighLevel (no workflow API): counts and codes only
     write_workflow_reference(staged, open_store(run_uri, settings.s3), sorted(shards), key="report/workflows.md")
-    factory = client_factory or default_factory(lf, settings)
+    from .usage import Watch, record
+
+    factory = Watch(client_factory or default_factory(lf, settings))  # prepare's reads count in the run
     clients = {loc: factory(loc) for loc in sorted(shards)}  # one per location for every check below
     for loc, client in clients.items():  # tenancy: each token opens its own sub-account, before any write
         _require_own_location(client, lf, loc)
@@ -182,6 +185,7 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
     for line in blank_zone_warnings(raw_zones, overrides, schemas):
         log.warning("%s", line)
     assert fmap.confirmed is not None
+    record(run_uri, "prepare", factory.tally())
     return RunContext(run_id, run_uri, staged_uri, fmap.model_dump(mode="json"), str(opts.mapping), sorted(shards),
                       schemas, {k: sorted(v) for k, v in shards.items()},
                       {"by": fmap.confirmed.by, "at": fmap.confirmed.at.isoformat(), "sha256": fmap.confirmed.sha256},
@@ -284,8 +288,14 @@ def run_phase(ctx: RunContext, phase: Literal["sample", "full"], *, sample_size:
     specs = ctx.specs(patients)
     results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor, workers=workers,
                       settings=settings, locations=locations)
-    return PhaseResult(phase, [asdict(r) if isinstance(r, ShardResult) else r for r in results], sample=patients,
-                       discovery=found)
+    rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
+    from .usage import record
+
+    created: Counter[str] = Counter()
+    for r in rows:
+        created.update(r.get("created") or {})
+    record(ctx.run_uri, phase, Tally.sum(r.get("tally") for r in rows), created)  # every shard's, any executor
+    return PhaseResult(phase, rows, sample=patients, discovery=found)
 
 
 def _locations(locations: LocationsFile | None, ctx: RunContext) -> LocationsFile:
@@ -298,8 +308,10 @@ def discover(ctx: RunContext, client_factory: ClientFactory) -> dict[str, dict[s
     """HighLevel is the truth about what exists: read each location by search pages for what it holds
     under our keys (``existing.py``) before anything is created; the inventory goes to the run's storage,
     where every shard writer finds it. Returns LOC -> {"requests": pages read, "found": kind -> n}."""
+    from ..highlevel.tally import counting_as, snapshot
     from .existing import save_inventory, take_inventory
     from .transform import RECORD_TABLES
+    from .usage import record
 
     fields = ctx.mapping["fields"]
     sent = {e["table"] for e in fields if e["target"] not in ("skip", "reference") and e.get("phi") != "omit"}
@@ -316,9 +328,14 @@ def discover(ctx: RunContext, client_factory: ClientFactory) -> dict[str, dict[s
         schema = LocationSchema(**ctx.schemas[loc])
         pipelines = [p["id"] for name, p in schema.pipelines.items()
                      if (name.lower() == "appointments" and "appt" in sent) or (name.lower() == "recall" and "recall" in sent)]
-        inv = take_inventory(client_factory(loc), location=loc, contact_fields_ids=schema.contact_fields,
-                             opportunity_fields_ids=schema.opportunity_fields, object_keys=object_keys,
-                             pipeline_ids=pipelines, media=bool(sent & {"document", "clinnote"}), open_sealed=opener)
+        client = client_factory(loc)
+        before = snapshot(client)
+        with counting_as(client, "discovery"):
+            inv = take_inventory(client, location=loc, contact_fields_ids=schema.contact_fields,
+                                 opportunity_fields_ids=schema.opportunity_fields, object_keys=object_keys,
+                                 pipeline_ids=pipelines, media=bool(sent & {"document", "clinnote"}),
+                                 open_sealed=opener)
+        record(ctx.run_uri, "discovery", snapshot(client) - before)
         save_inventory(run, inv)
         found = {"contact": len(inv.contacts), "record": len(inv.records), "opportunity": len(inv.opportunities),
                  "file": len(inv.media)}
@@ -333,27 +350,36 @@ def verify_phase(ctx: RunContext, result: PhaseResult, *, client_factory: Client
                  executor: str = "threads", workers: int = 4, settings: Dos2hlSettings | None = None,
                  locations: LocationsFile | None = None) -> dict[str, Any]:
     """Read back the phase's records (the sample's, or all of them for --verify full) and merge the diffs.
-    The reads take permits as class ``verify`` (half the daily reserve is theirs). A full read-back
-    reads each location by search pages of 500 in this process, then diffs every shard against them."""
-    if result.sample is None and client_factory is not None:
+    The reads take permits as class ``verify`` (half the daily reserve is theirs) and count as such.
+    Each location is read in this process by search pages (500 contacts or records, 100 opportunities,
+    a calendar range per year of events) wherever that costs fewer requests than one GET per record,
+    then every shard is diffed against them; notes cost one list per contact (no notes search exists).
+    Without a client factory (Ray actors open their own clients) every record costs one GET."""
+    from .usage import record
+
+    if client_factory is not None:
         from .run import read_back_location
-        from .transform import RECORD_TABLES
 
         diffs = []
         for loc in ctx.locations:
+            specs = [s for s in ctx.specs(result.sample) if s.location == loc]
+            if not specs:
+                continue
             client = client_factory(loc)
-            keys = sorted({e["target"].rsplit(".", 1)[0] for e in ctx.mapping["fields"]} & set(RECORD_TABLES))
-            cache = read_back_location(client, keys)
-            diffs += [verify_shard(spec, client, cache) for spec in ctx.specs() if spec.location == loc]
-        return merge_diffs(diffs)
-    diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory, executor=executor,
-                    workers=workers, settings=settings, locations=locations, cls="verify")
-    return merge_diffs(diffs)
+            sampled = None if result.sample is None else len(result.sample.get(loc, []))
+            reader = read_back_location(client, ctx.run_uri, loc, sampled)
+            diffs += [verify_shard(spec, client, reader) for spec in specs]
+    else:
+        diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory, executor=executor,
+                        workers=workers, settings=settings, locations=locations, cls="verify")
+    out = merge_diffs(diffs)
+    record(ctx.run_uri, f"verify-{result.phase}", out["tally"])
+    return out
 
 
 def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"read_back": Counter(), "not_found": Counter(), "fields": {}, "examples": {},
-                           "mismatches": 0}
+                           "mismatches": 0, "tally": Tally.sum(d.get("tally") for d in diffs).to_dict()}
     for d in diffs:
         out["read_back"].update(d["read_back"])
         out["not_found"].update(d["not_found"])

@@ -122,6 +122,7 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
         "households_shared_channel": sum(r.get("shared_channel", 0) for p in phases for r in p.shards),
         "field_diff": diff or {},
         "requests": requests or {},
+        "requests_by_class": (requests or {}).get("by_class", {}),
         "sample": {loc: len(ids) for loc, ids in (phases[0].sample or {}).items()} if phases[0].sample else {},
     }
 
@@ -183,27 +184,23 @@ def _notices(phases: list[Any]) -> dict[str, Any]:
 
 
 def _requests(ctx: Any, phases: list[Any]) -> dict[str, Any]:
-    """Requests the writers sent (every attempt), 429s, the API's minimum for what was created, and
-    HighLevel operations per minute from the ledger against the burst budget per minute."""
+    """Every request of the run id (``usage``: prepare's schema reads, every phase's writes and lookups, the
+    bulk path's pages, the read-backs; retries and 429s included), by class, against the API's
+    minimum for what was created, and per minute against the burst budget per minute."""
     from ..settings import Dos2hlSettings
-    from .ledger import read_ledger
+    from .usage import load
 
-    shards = [r for p in phases for r in p.shards]
-    created = Counter()
-    for r in shards:
-        created.update(r.get("created", {}))
+    spent, steps, created = load(ctx.run_uri)  # the whole run id's: every step of every invocation
+    if not steps:  # phases that recorded nothing (built by hand): their own creates
+        for r in (r for p in phases for r in p.shards):
+            created.update(r.get("created", {}))
     minimum = sum(created.values()) + sum(v * EXTRA_PER_CREATE.get(k, 0) for k, v in created.items())
     g = Dos2hlSettings().governor
-    per_minute: Counter[str] = Counter()
-    import datetime as dt
-
-    ledger = read_ledger(open_store(ctx.run_uri))
-    for op, ts in zip(ledger.column("op").to_pylist(), ledger.column("ts").to_pylist(), strict=True):
-        if op not in ("intent", "carry"):
-            per_minute[dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M")] += 1
-    return {"sent": sum(r.get("requests", 0) for r in shards), "http_429": sum(r.get("http_429", 0) for r in shards),
-            "minimum_for_creates": minimum, "budget_per_minute": round(g.burst * 60 / g.window_s),
-            "daily_budget": g.daily, "timeline": sorted(per_minute.items())}
+    return {"sent": spent.total, "by_class": spent.to_dict()["by_class"], "by_step": steps,
+            "http_429": spent.http_429, "minimum_for_creates": minimum,
+            "ratio": round(spent.total / minimum, 4) if minimum else None,
+            "budget_per_minute": round(g.burst * 60 / g.window_s), "daily_budget": g.daily,
+            "timeline": sorted(spent.per_minute.items())}
 
 
 def _codes(manifest: dict[str, Any]) -> dict[str, int]:
@@ -293,7 +290,10 @@ def _md(rep: dict[str, Any]) -> str:
     req = rep["requests"]
     if req:
         lines += ["", "## Requests", "", ", ".join(f"{k}: {v}" for k, v in req.items() if k != "timeline"), "",
-                  "| minute (UTC) | HighLevel operations | burst budget per minute |", "|---|---:|---:|"]
+                  "Every request the run sent counts (classes: write, lookup, discovery, verify, schema, retry = "
+                  "re-sends after a 429, 5xx or timeout); notes are read back one list per contact with notes "
+                  "(HighLevel has no notes search).", "",
+                  "| minute (UTC) | requests | burst budget per minute |", "|---|---:|---:|"]
         lines += [f"| {m} | {n} | {req['budget_per_minute']} |" for m, n in req.get("timeline", [])]
     return "\n".join(lines) + "\n"
 

@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..highlevel.tally import counting_as, snapshot
 from ..mapping.model import Mapping as FieldMap
 from ..mapping.objectmap import user_field
 from ..storage import Store, open_store
@@ -76,6 +77,7 @@ class ShardResult:
     staged: dict[str, int] = field(default_factory=dict)  # rows of the shard considered (sample: filtered)
     requests: int = 0  # HTTP requests this shard sent (every attempt, lookups and relations included)
     http_429: int = 0
+    tally: dict[str, Any] = field(default_factory=dict)  # the same requests by class and minute (Tally.to_dict)
     excluded_rows: list[tuple[str, str, str]] = field(default_factory=list)  # (object, source id, reason)
     notices: dict[str, Any] = field(default_factory=dict)  # referral variants, events without a time, ...
     error: str = ""  # why the shard stopped (the other shards and locations go on)
@@ -351,11 +353,14 @@ def migrate_shard_isolated(spec: ShardSpec, client: Any) -> ShardResult:
     locations) go on, and the report names the shard and the error class (never a value)."""
     import logging
 
+    before = snapshot(client)
     try:
         return migrate_shard(spec, client)
     except Exception as exc:  # noqa: BLE001 - isolation is the point; the report shows it
         logging.getLogger("dos2hl.migrate").error("shard %s stopped: %s", spec.name, type(exc).__name__)
-        return ShardResult(spec.location, spec.shard, error=f"{type(exc).__name__}: {exc}"[:300])
+        spent = snapshot(client) - before  # what it sent before it stopped still counts
+        return ShardResult(spec.location, spec.shard, error=f"{type(exc).__name__}: {exc}"[:300],
+                           requests=spent.total, http_429=spent.http_429, tally=spent.to_dict())
 
 
 def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
@@ -376,15 +381,15 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     ledger = LedgerWriter(run, spec.run_id, writer=f"{writer_id}-{_uid()}")
     schema = LocationSchema(**spec.schema)
     open_sealed = _opener(spec)
-    sent0, r429 = _stats(client)
+    before = snapshot(client)
     out: WriteResult = ShardWriter(client, schema, ledger, ids, run_id=spec.run_id, location=spec.location,
                                    uncertain=uncertain, shared=shared,
                                    source=open_store(spec.source) if spec.source else None,
                                    inventory=load_inventory(run, spec.location),
                                    open_sealed=open_sealed).write(plan, spec.name)
-    sent1, r429b = _stats(client)
+    spent = snapshot(client) - before
     result = ShardResult(spec.location, spec.shard, staged=counts, shared_channel=out.shared_channel,
-                         requests=sent1 - sent0, http_429=r429b - r429)
+                         requests=spent.total, http_429=spent.http_429, tally=spent.to_dict())
     for name in ("written", "created", "failed", "held", "excluded", "present", "updated"):
         setattr(result, name, dict(getattr(out, name)))
     result.excluded_rows = list(plan.excluded_rows)
@@ -392,17 +397,34 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     return result
 
 
-def read_back_location(client: Any, object_keys: list[str]) -> dict[str, Any]:
-    """Every contact and record of a location, by search pages of 500 (``--verify full``: a few hundred
-    requests for a practice instead of one per record)."""
-    return {"contacts": {c.id: c for c in client.search_contacts_all(page_limit=500)},
-            "records": {k: {r.id: r for r in client.search_records_all(k, page_limit=500)} for k in object_keys}}
+def read_back_location(client: Any, run_uri: str, location: str, patients: int | None = None) -> Any:
+    """The location's ``ReadBack`` for verifying what the run wrote there (``patients``: only that many
+    sampled patients' records): each kind is read by search pages when its pages (counted from the
+    location's ledger) cost fewer requests than one GET per record to verify (``--verify full``: pages;
+    a tiny sample of a large location: GETs)."""
+    from .transform import OBJECT_NAMES
+    from .verify import ReadBack, read_back_cost
+
+    t = read_ledger(open_store(run_uri), location=location)
+    keys: dict[str, set[str]] = {}
+    for obj, key, hl in zip(t.column("object").to_pylist(), t.column("stable_key").to_pylist(),
+                            t.column("hl_id").to_pylist(), strict=True):
+        if hl:
+            keys.setdefault(obj, set()).add(key)
+    have = {"contact": len(keys.get("patient", ())),
+            "opportunity": len(keys.get("appointment", ())) + len(keys.get("recall", ())),
+            "event": len(keys.get("appointment_event", ()))}
+    have |= {f"record:{key}": len(keys.get(name, ())) for key, name in OBJECT_NAMES.items()}
+    share = 1.0 if patients is None else min(1.0, patients / max(1, have["contact"]))
+    paged, _cost = read_back_cost(have, share)
+    return ReadBack(client, paged)
 
 
-def verify_shard(spec: ShardSpec, client: Any, cache: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Read back the shard's written records and diff them against the source (see verify.py); with
-    ``cache`` (``read_back_location``) from pages already read, else one GET per record."""
-    from .verify import FieldDiff, verify_contacts, verify_crm, verify_records
+def verify_shard(spec: ShardSpec, client: Any, reader: Any = None) -> dict[str, Any]:
+    """Read back the shard's written records and diff them against the source (see verify.py), through
+    ``reader`` (a location's ``ReadBack``: search pages shared by its shards) or, without one, one GET
+    per record. Its requests count as ``verify``; the diff carries their tally."""
+    from .verify import FieldDiff, ReadBack, verify_contacts, verify_crm, verify_records
 
     plan, _ = plan_shard(spec)
     _, open_sealed = _transformer(spec)
@@ -414,29 +436,24 @@ def verify_shard(spec: ShardSpec, client: Any, cache: dict[str, Any] | None = No
                 p.body["customFields"][SHARED_FIELDS[name]] = p.body.pop(name)
     ids = IdMap.from_table(_shard_ledger(run, spec.location, f"s{spec.shard:03d}"))
     schema = LocationSchema(**spec.schema)
+    reader = reader or ReadBack(client)
+    if reader.calendar_id is None:
+        reader.calendar_id = schema.calendar_id
     diff = FieldDiff()
-    if cache is None:
-        get_contact, get_record = client.get_contact, client.get_record
-    else:
-        get_contact = cache["contacts"].get
-        get_record = lambda key, rid: cache["records"].get(key, {}).get(rid)  # noqa: E731
-    verify_contacts(get_contact, plan.contacts, ids, schema.contact_fields, diff, open_sealed=open_sealed,
-                    owners=lambda prov: schema.users.get(prov or "") or schema.users.get(""))
-    verify_records(get_record, plan.records, ids, diff, open_sealed=open_sealed,
-                   owners=lambda prov: schema.users.get(prov or ""))
-    verify_crm(client, plan.crm, ids, diff, schema, open_sealed=open_sealed)
-    return diff.to_dict()
+    before = snapshot(client)
+    with counting_as(client, "verify"):
+        verify_contacts(reader.contact, plan.contacts, ids, schema.contact_fields, diff, open_sealed=open_sealed,
+                        owners=lambda prov: schema.users.get(prov or "") or schema.users.get(""))
+        verify_records(reader.record, plan.records, ids, diff, open_sealed=open_sealed,
+                       owners=lambda prov: schema.users.get(prov or ""))
+        verify_crm(reader, plan.crm, ids, diff, schema, open_sealed=open_sealed)
+    return {**diff.to_dict(), "tally": (snapshot(client) - before).to_dict()}
 
 
 def _shard_ledger(run: Store, location: str, writer_prefix: str) -> pa.Table:
     """Only this shard's files (a patient and all their records are written by their shard's writer),
     rollbacks, which undo across shards, the bulk phase's imports and a delta's carried ID map."""
     return read_ledger(run, location=location, writer=(writer_prefix, "rollback", "bulk", "carry"))
-
-
-def _stats(client: Any) -> tuple[int, int]:
-    stats = getattr(client, "stats", None) or {}
-    return int(stats.get("sent", 0)), int(stats.get("http_429", 0))
 
 
 def _uid() -> str:

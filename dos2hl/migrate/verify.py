@@ -18,7 +18,89 @@ from ..phi import PREFIX
 from .ledger import IdMap
 from .transform import OBJECT_NAMES, ContactPayload, RecordPayload
 
-__all__ = ["FieldDiff", "verify_contacts", "verify_crm", "verify_records"]
+__all__ = ["FieldDiff", "ReadBack", "PAGE", "read_back_cost", "verify_contacts", "verify_crm", "verify_records"]
+
+PAGE = {"contact": 500, "record": 500, "opportunity": 100}  # search page sizes (HighLevel's maximums)
+EVENT_YEARS = 15  # calendar-range requests the planner assumes for a location's events (one per year)
+
+
+def read_back_cost(have: dict[str, int], share: float = 1.0, *, event_windows: int = EVENT_YEARS
+                   ) -> tuple[set[str], int]:
+    """Which kinds to read by the location's search pages, and what the read-back costs in requests:
+    ``have`` the location's count per kind (``contact``, ``record:<key>``, ``opportunity``, ``event``),
+    ``share`` the part of it to verify. Pages: ``n // page + 1`` (the last, short page ends the search);
+    events: ``event_windows`` calendar-range requests; else one GET per record to verify."""
+    import math
+
+    paged, cost = set(), 0
+    for kind, n in have.items():
+        if not n:
+            continue
+        pages = event_windows if kind == "event" else n // PAGE[kind.split(":", 1)[0]] + 1
+        gets = math.ceil(n * share)
+        if pages <= gets:
+            paged.add(kind)
+        cost += min(pages, gets)
+    return paged, cost
+
+
+class ReadBack:
+    """How verification reads one location's records back. Per kind (``contact``, ``record:<key>``,
+    ``opportunity``, ``event``): the location's search pages (500 contacts or records, 100
+    opportunities a page; events by one calendar-range request per year) when ``paged`` names the
+    kind, else one GET per record. The pages are read once per location and shared by its shards.
+    Notes: one list per contact that has notes or files (HighLevel has no location-wide notes search)."""
+
+    def __init__(self, client: Any, paged: set[str] | frozenset[str] = frozenset(), calendar_id: str | None = None
+                 ) -> None:
+        self.client, self.paged, self.calendar_id = client, set(paged), calendar_id
+        self._pages: dict[str, dict[str, Any]] = {}
+        self._years: dict[int, dict[str, Any]] = {}
+        self._notes: dict[str, set[str]] = {}
+
+    def _all(self, kind: str, read: Callable[[], Any]) -> dict[str, Any]:
+        if kind not in self._pages:
+            self._pages[kind] = {x.id: x for x in read()}
+        return self._pages[kind]
+
+    def contact(self, cid: str) -> Any:
+        if "contact" in self.paged:
+            return self._all("contact", lambda: self.client.search_contacts_all(page_limit=PAGE["contact"])).get(cid)
+        return self.client.get_contact(cid)
+
+    def record(self, key: str, rid: str) -> Any:
+        if f"record:{key}" in self.paged:
+            return self._all(f"record:{key}", lambda: self.client.search_records_all(
+                key, page_limit=PAGE["record"])).get(rid)
+        return self.client.get_record(key, rid)
+
+    def opportunity(self, oid: str) -> Any:
+        if "opportunity" in self.paged:
+            return self._all("opportunity", lambda: self.client.search_opportunities_all(
+                limit=PAGE["opportunity"])).get(oid)
+        return self.client.get_opportunity(oid)
+
+    def event(self, eid: str, start: str | None) -> Any:
+        """By the calendar's range request for the year the event should start in; an event not there
+        (moved, or another calendar) costs one GET."""
+        import datetime as dt
+
+        when = _instant(start)
+        if "event" in self.paged and self.calendar_id and when:
+            year = dt.datetime.fromisoformat(when).year
+            if year not in self._years:
+                lo = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
+                hi = dt.datetime(year + 1, 1, 1, tzinfo=dt.timezone.utc)
+                self._years[year] = {e.id: e for e in self.client.list_calendar_events(
+                    self.calendar_id, int(lo.timestamp() * 1000), int(hi.timestamp() * 1000) - 1)}
+            if eid in self._years[year]:
+                return self._years[year][eid]
+        return self.client.get_appointment(eid)
+
+    def notes(self, cid: str) -> set[str]:
+        if cid not in self._notes:
+            self._notes[cid] = {n.body or "" for n in self.client.list_notes(cid)}
+        return self._notes[cid]
 
 
 @dataclass
@@ -128,10 +210,10 @@ def verify_records(get_record: Callable[[str, str], Any], payloads: list[RecordP
             diff.add(obj, name, r.stable_key, expected, actual)
 
 
-def verify_crm(client: Any, plan: Any, ids: IdMap, diff: FieldDiff, schema: Any, *,
+def verify_crm(reader: ReadBack, plan: Any, ids: IdMap, diff: FieldDiff, schema: Any, *,
                open_sealed: Callable[[str, str], str] | None = None) -> None:
     """Opportunities (name, stage, status, value, owner, custom fields), their calendar events (start,
-    status, notifications off), notes (exact body on the contact) and files (in the media library)."""
+    status, notifications off), notes (exact body on the contact) and files (linked by a note)."""
     from .crm import link_note_body
 
     fields = {v: k for k, v in schema.opportunity_fields.items()}
@@ -140,8 +222,10 @@ def verify_crm(client: Any, plan: Any, ids: IdMap, diff: FieldDiff, schema: Any,
         if hl_id is None:
             continue
         try:
-            got = client.get_opportunity(hl_id)
+            got = reader.opportunity(hl_id)
         except HighLevelError:
+            got = None
+        if got is None:
             diff.not_found[o.object] += 1
             continue
         diff.read_back[o.object] += 1
@@ -163,8 +247,10 @@ def verify_crm(client: Any, plan: Any, ids: IdMap, diff: FieldDiff, schema: Any,
             diff.add(o.object, key, o.stable_key, expected, actual)
         if o.event is not None and (eid := ids.get(o.event.stable_key)):
             try:
-                ev = client.get_appointment(eid)
+                ev = reader.event(eid, o.event.start)
             except HighLevelError:
+                ev = None
+            if ev is None:
                 diff.not_found["appointment_event"] += 1
                 continue
             diff.read_back["appointment_event"] += 1
@@ -174,15 +260,9 @@ def verify_crm(client: Any, plan: Any, ids: IdMap, diff: FieldDiff, schema: Any,
             diff.add("appointment_event", "appointmentStatus", o.event.stable_key, o.event.status,
                      ev.appointmentStatus)
             diff.add("appointment_event", "toNotify", o.event.stable_key, "False", str(extra.get("toNotify")))
-    notes: dict[str, set[str]] = {}
-
     def bodies(contact_key: str) -> set[str] | None:
         cid = ids.get(contact_key)
-        if cid is None:
-            return None
-        if cid not in notes:
-            notes[cid] = {n.body or "" for n in client.list_notes(cid)}
-        return notes[cid]
+        return None if cid is None else reader.notes(cid)
 
     for n in plan.notes:
         if ids.get(n.stable_key) and (have := bodies(n.parent_key)) is not None:

@@ -35,9 +35,12 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
     mp.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(root / "keys" / "phi.key")))
     w = make_world(root, mp, patients=30, mess="nasty", crm=True, large_docs=True)
     _damage_documents(w)
+    journal = w.state / "journal.jsonl"
+    seen = len(journal.read_text().splitlines())
     rep = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                  sample=6, executor="threads", workers=2, export_date=EXPORT_DATE),
                   approve=lambda r: True, client_factory=w.factory)
+    w.journaled = len(journal.read_text().splitlines()) - seen  # type: ignore[attr-defined]  # the run's requests
     yield w, rep, root / "runs" / rep["run_id"]
     w.stop()
     mp.undo()
@@ -188,20 +191,23 @@ def test_rollback_removes_every_kind_in_order(migrated: Any) -> None:
 
 
 def test_the_planner_counts_what_the_run_sent(migrated: Any) -> None:
-    """``dos2hl plan --json``: per location the API path's writes equal what the run's write phases sent
-    (within 3 %), the timeline is derived from the limits, and the manual steps are listed."""
+    """``dos2hl plan --json``: the API path's requests (writes, schema reads, discovery pages, the sample's
+    and the final read-back) are within 3 % of every request the sandbox's journal recorded for the run,
+    the timeline is derived from the limits, and the manual steps are listed."""
     from typer.testing import CliRunner
 
     from dos2hl.cli import app
 
     w, rep, _run = migrated
-    res = CliRunner().invoke(app, ["plan", str(w.export), "--mapping", str(w.mapping), "--json",
-                                   "--export-date", EXPORT_DATE.isoformat()])
+    res = CliRunner().invoke(app, ["plan", str(w.export), "--mapping", str(w.mapping), "--json", "--sample", "6",
+                                   "--verify", "sample", "--export-date", EXPORT_DATE.isoformat()])
     assert res.exit_code == 0, res.output
     plan = json.loads(res.output.strip().splitlines()[-1])
-    writes = sum(v["api_path"]["writes"] for v in plan["locations"].values())
-    sent = rep["requests"]["sent"]
-    assert abs(writes - sent) <= 0.03 * sent, (writes, sent)
+    planned = sum(v["api_path"]["requests"] for v in plan["locations"].values())
+    assert rep["requests"]["sent"] == w.journaled
+    assert abs(planned - w.journaled) <= 0.03 * w.journaled, (planned, w.journaled, rep["requests"]["by_class"])
+    reads = sum(v["api_path"]["verify_reads"] + v["api_path"]["prepare_reads"] for v in plan["locations"].values())
+    assert reads > 0
     for v in plan["locations"].values():
         a = v["api_path"]
         assert a["hours_at_burst_limit"] == pytest.approx(a["requests"] / 10 / 3600, abs=0.01)

@@ -8,6 +8,7 @@
   ``ignoreFreeSlotValidation`` an overlap with the assigned user's other appointments is refused
   (400 "The slot you have selected is no longer available."). ``toNotify`` is accepted; no
   automation runs in the sandbox either way (it is kept on the event for tests).
+* ``GET /calendars/events`` answers every event of the range at once (no pagination).
 * Delete answers **201** ``{"succeeded": true}`` (sic, unlike the ``succeded`` elsewhere).
 """
 
@@ -97,6 +98,28 @@ def get_appointment(ctx: Ctx) -> tuple[int, Any]:
 def delete_event(ctx: Ctx) -> tuple[int, Any]:
     ctx.remove("appointment", _event(ctx)["id"])
     return 201, {"succeeded": True}
+
+
+@handler("calendars:get-calendar-events")
+def calendar_events(ctx: Ctx) -> tuple[int, Any]:
+    """The location's events starting in [startTime, endTime] (epoch millis) of a calendar (or of a user),
+    in one answer: no pagination, like the real endpoint."""
+    calendar, user = ctx.q("calendarId"), ctx.q("userId")
+    if not (calendar or user or ctx.q("groupId")):
+        raise ApiError(422, ["Either of calendarId, userId or groupId is required"], error="Unprocessable Entity")
+    try:
+        lo, hi = float(ctx.q("startTime") or ""), float(ctx.q("endTime") or "")
+    except ValueError:
+        raise ApiError(422, ["startTime and endTime must be epoch milliseconds"],
+                       error="Unprocessable Entity") from None
+    out = []
+    for e in ctx.store.list("appointment", ctx.location_id):
+        if (calendar and e.get("calendarId") != calendar) or (user and e.get("assignedUserId") != user):
+            continue
+        ms = _instant(e["startTime"], "startTime").timestamp() * 1000
+        if lo <= ms <= hi:
+            out.append(e)
+    return 200, {"events": out}
 
 
 @handler("contacts:get-appointments-for-contact")
