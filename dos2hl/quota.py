@@ -34,9 +34,6 @@ PAGE = {"contact": 500, "record": 500, "opportunity": 100}  # search page sizes 
 # per location: tenancy (the location), owners (users), schema (contact fields, associations, location);
 # with CRM objects also the opportunity fields, pipelines and calendars
 PREPARE_READS, PREPARE_CRM_READS = 5, 3
-# the writer's pre-create inventory by search pages (class ``discovery``): its pages are always shown
-# (``discovery_reads``) and count in the totals once the run sends them
-DISCOVERY_IN_RUN = False
 
 
 def _kinds(plan: Any, relations: dict[str, str]) -> Counter[str]:
@@ -126,14 +123,14 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
         bulk = {k for k, n in kinds.items() if k.split(":", 1)[0] in BULK_KINDS and n > bulk_threshold}
         verify = _verify_reads(kinds, patients[loc], sample, verify_mode=verify, years=len(years.get(loc, ())),
                                noted=noted[loc])
-        discovery = _discovery_reads(kinds)
-        counted = discovery if DISCOVERY_IN_RUN else 0
+        discovery = _discovery_reads(kinds, sample_share=min(1.0, sample / patients[loc]) if patients[loc] else 0.0,
+                                     bulk=bulk)
         api = requests_for(kinds)
         with_bulk = requests_for(kinds, bulk=bulk)
         rows = [{"object": k, "records": n, "path": "CSV" if k in bulk else "API",
                  "requests": math.ceil(n / PAGE[k.split(":", 1)[0]]) if k in bulk else n}
                 for k, n in sorted(kinds.items())]
-        reads = verify + prepare + counted
+        reads = verify + prepare + discovery
         total_api = api["writes"] + reads
         total_bulk = with_bulk["writes"] + with_bulk["reconcile_reads"] + reads
         lean = Counter({k: n for k, n in kinds.items() if not k.startswith("relation:")})
@@ -199,10 +196,20 @@ def _verify_reads(kinds: Counter[str], patients: int, sample: int, *, verify_mod
     return total
 
 
-def _discovery_reads(kinds: Counter[str]) -> int:
-    """The pre-create inventory's search pages: contacts and each object's records by 500, opportunities
-    by 100 (one page at least per kind the location receives)."""
-    return sum(n // PAGE[k.split(":", 1)[0]] + 1 for k, n in _have(kinds).items() if n and k != "event")
+def _discovery_reads(kinds: Counter[str], *, sample_share: float = 0.0, bulk: set[str] = frozenset()  # type: ignore[assignment]
+                     ) -> int:
+    """The pre-create inventory's search pages (``driver.discover``, class ``discovery``), before each
+    phase of a first run: contacts and each object's records by 500, each pipeline's opportunities and
+    the media library by 100, one page at least per kind; a later phase pages through what the earlier
+    ones wrote (the sample's share, or everything the CSV imports brought)."""
+    per = [(k, n, PAGE[k.split(":", 1)[0]]) for k, n in kinds.items()
+           if n and k.split(":", 1)[0] in ("contact", "record", "opportunity")]
+    files = sum(n for k, n in kinds.items() if k.startswith("file:"))
+    per += [("file", files, 100)] if files else []
+    phases = ([0.0] if sample_share else []) + ([sample_share] if bulk else [])
+    total = sum(math.floor(n * share) // size + 1 for share in phases for _k, n, size in per)
+    held = {k: (1.0 if k in bulk else sample_share) for k, _n, _s in per}  # before the full phase
+    return total + sum(math.floor(n * held[k]) // size + 1 for k, n, size in per)
 
 
 def _timeline(requests: int, rate: float, daily: int) -> dict[str, float]:

@@ -51,8 +51,9 @@ def test_sample_then_full_run_writes_every_patient_once_with_its_records(world: 
     assert created and max(created.values()) == 1
     rep = (Path(w.root) / "runs" / out["run_id"] / "report" / "report.json")
     assert json.loads(rep.read_text())["status"] == "completed"
-    req = out["requests"]  # every attempt counted; nothing beyond the API's minimum for what was created
-    assert req["http_429"] == 0 and req["minimum_for_creates"] <= req["sent"] <= 1.03 * req["minimum_for_creates"], req
+    # every request counted (reads, the inventory's pages, verification): within 5 % of the creates' minimum
+    req = out["requests"]
+    assert req["http_429"] == 0 and req["minimum_for_creates"] <= req["sent"] <= 1.05 * req["minimum_for_creates"], req
     assert sum(n for _, n in req["timeline"]) > 0
     assert "<svg" in rep.with_name("report.html").read_text()
 
