@@ -84,7 +84,7 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any]
 
     out = BulkResult()
     run = open_store(ctx.run_uri)
-    found = discover(ctx, client_factory)  # what HighLevel already holds under our keys is never re-imported
+    found = discover(ctx, client_factory, record_step=False)  # what HighLevel holds is never re-imported
     out.requests += sum(int(f["requests"]) for f in found.values())
     for loc in ctx.locations:
         client = client_factory(loc)

@@ -304,7 +304,8 @@ def _locations(locations: LocationsFile | None, ctx: RunContext) -> LocationsFil
     return locations
 
 
-def discover(ctx: RunContext, client_factory: ClientFactory) -> dict[str, dict[str, Any]]:
+def discover(ctx: RunContext, client_factory: ClientFactory, *, record_step: bool = True
+             ) -> dict[str, dict[str, Any]]:
     """HighLevel is the truth about what exists: read each location by search pages for what it holds
     under our keys (``existing.py``) before anything is created; the inventory goes to the run's storage,
     where every shard writer finds it. Returns LOC -> {"requests": pages read, "found": kind -> n}."""
@@ -335,7 +336,8 @@ def discover(ctx: RunContext, client_factory: ClientFactory) -> dict[str, dict[s
                                  opportunity_fields_ids=schema.opportunity_fields, object_keys=object_keys,
                                  pipeline_ids=pipelines, media=bool(sent & {"document", "clinnote"}),
                                  open_sealed=opener)
-        record(ctx.run_uri, "discovery", snapshot(client) - before)
+        if record_step:  # (the bulk step counts its clients' requests itself)
+            record(ctx.run_uri, "discovery", snapshot(client) - before)
         save_inventory(run, inv)
         found = {"contact": len(inv.contacts), "record": len(inv.records), "opportunity": len(inv.opportunities),
                  "file": len(inv.media)}
