@@ -55,7 +55,7 @@ def test_the_run_counts_every_request_the_sandbox_received(full_run: Any) -> Non
     # the inventory's pages before each phase (issue 13.1) are a step of their own
     # (the bulk step reads its own inventory before deciding on packages, even when none is needed)
     assert set(req["by_step"]) == {"prepare", "discovery", "sample", "verify-sample", "bulk", "full", "verify-full"}
-    assert req["by_class"]["discovery"] == req["by_step"]["discovery"] > 0
+    assert req["by_class"]["discovery"] > req["by_step"]["discovery"] > 0  # the bulk step reads one too
     assert sum(n for _m, n in req["timeline"]) == req["sent"]
     on_disk = json.loads((run / "report" / "report.json").read_text())["requests"]
     assert on_disk["sent"] == req["sent"]
