@@ -194,11 +194,12 @@ def test_a_second_bulk_run_with_a_new_run_id_packages_nothing_that_exists(world:
     w = world
     first = migrate(_opts(w, run_id="bulk-a"), client_factory=w.factory)
     assert first["status"] == "completed" and first["bulk_imported"]
+    assert list((w.root / "runs" / "bulk-a" / "bulk").rglob("*.csv"))  # the first run did package
     counts = {loc: len(w.dump(loc)["contacts"]) for loc in w.loc_ids}
     w.sent.clear()
     again = migrate(_opts(w, run_id="bulk-b"), client_factory=w.factory)
     assert again["status"] == "completed", again["reconciliation"]
     assert not again["bulk_imported"]
-    assert not list((w.root / "runs" / "bulk-b").rglob("*.csv"))
+    assert not list((w.root / "runs" / "bulk-b" / "bulk").rglob("*.csv"))  # no package written
     assert {loc: len(w.dump(loc)["contacts"]) for loc in w.loc_ids} == counts
     assert [s for s in w.sent if s[0] == "POST" and not s[1].endswith("/search")] == []
