@@ -11,6 +11,8 @@
     time_zones:                      # optional: offices without a sub-account of their own (patients
       L003: America/Phoenix          #   are seen there, none lives there), by LOC_ID
     fallback_owner: user@practice.example   # optional: owner of records whose provider has no user
+    shared_sub_accounts: [ve9EPM428h8vShlRW1KT]  # optional: sub-accounts that knowingly take several
+                                     #   export locations (refused otherwise: a mistyped id merges offices)
 
 Tokens never appear in files: only the names of the environment variables that hold them.
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .settings import Dos2hlSettings
@@ -67,12 +69,28 @@ class LocationsFile(BaseModel):
     fallback_owner: str | None = None  # a HighLevel user's email
     # LOC_ID -> IANA zone of offices without an entry (no sub-account of their own: visited, not home)
     time_zones: dict[str, str] = Field(default_factory=dict)
+    # sub-account ids that knowingly take several export locations (two offices, one sub-account)
+    shared_sub_accounts: list[str] = Field(default_factory=list)
     path: str = Field("", exclude=True)  # where it was read from, for error messages
 
     @field_validator("time_zones")
     @classmethod
     def _zones(cls, v: dict[str, str]) -> dict[str, str]:
         return {str(k).strip().upper(): _iana(z) for k, z in v.items()}
+
+    @model_validator(mode="after")
+    def _one_sub_account_each(self) -> LocationsFile:
+        """Two export locations in one sub-account is usually a mistyped id (two offices' patients merged,
+        each other's records adopted): refused unless the file names that sub-account in shared_sub_accounts."""
+        by_id: dict[str, list[str]] = {}
+        for loc in self.locations:
+            by_id.setdefault(loc.location_id, []).append(loc.source)
+        shared = [f"{', '.join(srcs)} -> {lid}" for lid, srcs in sorted(by_id.items())
+                  if len(srcs) > 1 and lid not in self.shared_sub_accounts]
+        if shared:
+            raise ValueError(f"several export locations go to one sub-account ({'; '.join(shared)}): check the "
+                             "location_ids, or list the sub-account under shared_sub_accounts if that is meant")
+        return self
 
     def zone_overrides(self) -> dict[str, str | None]:
         """LOC_ID -> the zone this file sets for that office (an entry's time_zone wins over time_zones)."""

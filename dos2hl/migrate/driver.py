@@ -39,7 +39,7 @@ from .run import (
 )
 from .sample import choose_sample
 from .write import LocationSchema
-from .zones import blank_zone_warnings, export_zones, office_zones, valid_zone
+from .zones import blank_zone_warnings, export_offices, export_zones, office_zones, valid_zone
 
 __all__ = ["MigrateOptions", "RunContext", "PhaseResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
 
@@ -84,6 +84,8 @@ class RunContext:
     phi_key_file: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     zones: dict[str, str] = field(default_factory=dict)  # every office's zone, LOC_ID -> IANA (zones.py)
+    # LOC_ID -> {"office": the export's LOC_NAME, "location_id", "sub_account": its name in HighLevel}
+    tenancy: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def specs(self, patients: dict[str, list[int]] | None = None) -> list[ShardSpec]:
         return [ShardSpec(self.run_id, self.run_uri, self.staged_uri, self.mapping, loc, shard, self.schemas[loc],
@@ -150,8 +152,13 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
 
     factory = Watch(client_factory or default_factory(lf, settings))  # prepare's reads count in the run
     clients = {loc: factory(loc) for loc in sorted(shards)}  # one per location for every check below
+    offices = export_offices(staged)
+    tenancy = {}
     for loc, client in clients.items():  # tenancy: each token opens its own sub-account, before any write
-        _require_own_location(client, lf, loc)
+        account = _require_own_location(client, lf, loc)
+        tenancy[loc] = {"office": offices.get(loc, ""), "location_id": account.id, "sub_account": account.name or ""}
+        log.info("export location %s (%s) goes to sub-account %s (%s)", loc, tenancy[loc]["office"] or "unnamed",
+                 account.id, tenancy[loc]["sub_account"] or "unnamed")
     report = resolve_providers(source, lf, profile=opts.mapping, settings=settings, clients=clients,
                                export_date=opts.export_date)
     report.require_owners()  # gate: no patient lands without an owner
@@ -189,10 +196,10 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
     return RunContext(run_id, run_uri, staged_uri, fmap.model_dump(mode="json"), str(opts.mapping), sorted(shards),
                       schemas, {k: sorted(v) for k, v in shards.items()},
                       {"by": fmap.confirmed.by, "at": fmap.confirmed.at.isoformat(), "sha256": fmap.confirmed.sha256},
-                      report.to_dict(), settings.phi_key_file, manifest, zones=zones)
+                      report.to_dict(), settings.phi_key_file, manifest, zones=zones, tenancy=tenancy)
 
 
-def _require_own_location(client: Any, lf: LocationsFile, loc: str) -> None:
+def _require_own_location(client: Any, lf: LocationsFile, loc: str) -> Any:
     from ..errors import HighLevelError
 
     target = lf.for_source(loc)
@@ -208,6 +215,7 @@ def _require_own_location(client: Any, lf: LocationsFile, loc: str) -> None:
     if got.id != target.location_id:
         raise ConfigError(f"locations.yaml: the token in ${target.token_env} opens {got.id}, not {loc}'s "
                           f"{target.location_id}; nothing was written")
+    return got
 
 
 def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str, desired: Any = None) -> None:

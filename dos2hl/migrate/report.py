@@ -103,6 +103,7 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
         "phase": last.phase,
         "note": status_note,
         "mapping": {"path": ctx.mapping_path, **ctx.confirmation},
+        "sub_accounts": dict(ctx.tenancy),  # export office -> sub-account, both by name (checked before writing)
         "locations": locations,
         "reconciliation": {"ok": not problems, "problems": problems},
         "quarantine_by_table": quarantine,
@@ -216,7 +217,13 @@ def _md(rep: dict[str, Any]) -> str:
     lines = [f"# Migration report: run {rep['run_id']}", "",
              f"**Status: {rep['status']}** (phase {rep['phase']}){' - ' + rep['note'] if rep['note'] else ''}", "",
              f"Map `{rep['mapping']['path']}` confirmed by {rep['mapping']['by']} at {rep['mapping']['at']} "
-             f"(sha256 `{rep['mapping']['sha256'][:16]}`).", "", "## Records per location and object", "",
+             f"(sha256 `{rep['mapping']['sha256'][:16]}`).", ""]
+    if rep.get("sub_accounts"):
+        lines += ["## Where each office went", "", "| export location | office | HighLevel sub-account | its name |",
+                  "|---|---|---|---|"]
+        lines += [f"| {loc} | {_cell(t['office'])} | {t['location_id']} | {_cell(t['sub_account'])} |"
+                  for loc, t in rep["sub_accounts"].items()] + [""]
+    lines += ["## Records per location and object", "",
              "| location | HighLevel id | object | source | quarantined | excluded | written | created | failed "
              "| held |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for loc, data in rep["locations"].items():
@@ -373,3 +380,8 @@ def write_report(run_uri: str, rep: dict[str, Any], phases: list[Any] = ()) -> d
     return {"json": f"{base}/report/report.json", "md": f"{base}/report/report.md",
             "html": f"{base}/report/report.html", "pending": f"{base}/report/pending.csv",
             "excluded": f"{base}/report/excluded.csv", "workflows": f"{base.rsplit('/sample', 1)[0]}/report/workflows.md"}
+
+
+def _cell(text: str) -> str:
+    """A name as one markdown table cell (a pipe or line break in it cannot make a column)."""
+    return " ".join(str(text or "").replace("|", "/").split()) or "-"

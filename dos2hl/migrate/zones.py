@@ -46,6 +46,16 @@ def export_zones(staged: Any) -> dict[str, str]:
     return {str(r["loc_id"]).strip().upper(): str(r.get("tz") or "").strip() for r in rows if r.get("loc_id")}
 
 
+def export_offices(staged: Any) -> dict[str, str]:
+    """LOC_ID -> the office's name in the export (LOCATION.LOC_NAME; a business's name, not PHI)."""
+    from .run import read_staged
+
+    t = read_staged(staged, "location", "_all")
+    rows = t.to_pylist() if t is not None else []
+    return {str(r["loc_id"]).strip().upper(): " ".join(str(r.get("loc_name") or "").split())[:80]
+            for r in rows if r.get("loc_id")}
+
+
 def office_zones(export: Mapping[str, str], overrides: Mapping[str, str | None],
                  accounts: Mapping[str, str | None]) -> dict[str, str]:
     """LOC_ID -> IANA zone for every office known: ``overrides`` (locations.yaml), else ``export``

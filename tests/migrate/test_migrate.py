@@ -56,6 +56,10 @@ def test_sample_then_full_run_writes_every_patient_once_with_its_records(world: 
     assert req["http_429"] == 0 and req["minimum_for_creates"] <= req["sent"] <= 1.05 * req["minimum_for_creates"], req
     assert sum(n for _, n in req["timeline"]) > 0
     assert "<svg" in rep.with_name("report.html").read_text()
+    # each export office beside the sub-account it went to, both by name (read from HighLevel before writing)
+    assert {loc: t["location_id"] for loc, t in out["sub_accounts"].items()} == w.loc_ids
+    assert all(t["sub_account"] and t["office"] for t in out["sub_accounts"].values()), out["sub_accounts"]
+    assert "## Where each office went" in rep.with_name("report.md").read_text()
 
     # a second run of the same run id writes nothing new
     w.sent.clear()
