@@ -28,7 +28,7 @@ from ..phi import PREFIX
 from ..storage import Store
 from .ledger import stable_key
 from .transform import CONTACT_STANDARD, OBJECT_NAMES
-from .verify import _norm
+from .verify import comparable
 
 __all__ = ["Inventory", "event_key", "note_key", "note_stamp", "opportunity_stamp", "take_inventory", "load_inventory", "save_inventory"]
 
@@ -92,7 +92,7 @@ class Inventory:
     def digest(self, name: str, value: Any) -> str | None:
         if value is None or value == "" or value == []:
             return None
-        return hashlib.sha256(f"{self.salt}\x1f{name}\x1f{_norm(value)}".encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{self.salt}\x1f{name}\x1f{comparable(value)}".encode()).hexdigest()[:16]
 
     def digests(self, values: Mapping[str, Any]) -> dict[str, str]:
         return {k: d for k, v in values.items() if (d := self.digest(k, v)) is not None}

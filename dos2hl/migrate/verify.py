@@ -134,7 +134,9 @@ class FieldDiff:
                 "examples": dict(self.examples), "mismatches": self.mismatches()}
 
 
-def _norm(v: Any) -> Any:
+def comparable(v: Any) -> Any:
+    """A field value as verification compares it (lists unordered, 3.0 == "3", a timestamp by its date,
+    text case-blind); the inventory's digests use the same form, so "equal" means one thing."""
     if isinstance(v, list):
         return sorted(str(x) for x in v)
     if isinstance(v, float) and v.is_integer():
@@ -144,7 +146,7 @@ def _norm(v: Any) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return _norm(a) == _norm(b)
+    return comparable(a) == comparable(b)
 
 
 def verify_contacts(get_contact: Callable[[str], Any], payloads: list[ContactPayload], ids: IdMap,
