@@ -84,15 +84,19 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any]
 
     out = BulkResult()
     run = open_store(ctx.run_uri)
-    found = discover(ctx, client_factory, record_step=False)  # what HighLevel holds is never re-imported
+    # only a location with an object over the threshold takes the CSV path (and pays for its inventory)
+    planned = {loc: p for loc in ctx.locations if _over(threshold, *(p := _payloads(ctx, loc)))}
+    if not planned:
+        return out
+    found = discover(ctx, client_factory, record_step=False, locations=sorted(planned))  # never re-imported
     out.requests += sum(int(f["requests"]) for f in found.values())
-    for loc in ctx.locations:
+    for loc in sorted(planned):
         client = client_factory(loc)
         sent0 = int(client.stats.get("sent", 0))
         schema = LocationSchema(**ctx.schemas[loc])
         ids = IdMap.from_table(read_ledger(run, location=loc))
         there = load_inventory(run, loc)
-        contacts, records, opps = _payloads(ctx, loc)
+        contacts, records, opps = planned[loc]
         # the full run adopts those (existing.py); here they are only kept out of the packages
         contacts = [c for c in contacts if c.stable_key not in there.contacts]
         records = [r for r in records if r.stable_key not in there.records]
@@ -125,6 +129,13 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any]
         ledger.close()
         out.requests += int(client.stats.get("sent", 0)) - sent0
     return out
+
+
+def _over(threshold: int, contacts: list[Any], records: list[Any], opps: list[Any]) -> bool:
+    """Whether any object of one location has more rows than ``threshold`` (before what exists is taken
+    out): only then is the inventory worth its search pages here."""
+    counts = Counter(r.object_key for r in records) + Counter(o.object for o in opps)
+    return len(contacts) > threshold or any(n > threshold for n in counts.values())
 
 
 def _payloads(ctx: Any, loc: str) -> tuple[list[ContactPayload], list[RecordPayload], list[OpportunityPayload]]:

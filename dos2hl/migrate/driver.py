@@ -312,11 +312,12 @@ def _locations(locations: LocationsFile | None, ctx: RunContext) -> LocationsFil
     return locations
 
 
-def discover(ctx: RunContext, client_factory: ClientFactory, *, record_step: bool = True
-             ) -> dict[str, dict[str, Any]]:
+def discover(ctx: RunContext, client_factory: ClientFactory, *, record_step: bool = True,
+             locations: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """HighLevel is the truth about what exists: read each location by search pages for what it holds
     under our keys (``existing.py``) before anything is created; the inventory goes to the run's storage,
-    where every shard writer finds it. Returns LOC -> {"requests": pages read, "found": kind -> n}."""
+    where every shard writer finds it. Returns LOC -> {"requests": pages read, "found": kind -> n}.
+    ``locations``: only these (default: every location of the run)."""
     from ..highlevel.tally import counting_as, snapshot
     from .existing import save_inventory, take_inventory
     from .transform import RECORD_TABLES
@@ -333,7 +334,7 @@ def discover(ctx: RunContext, client_factory: ClientFactory, *, record_step: boo
         opener = load_sealer(ctx.phi_key_file).open
     run = open_store(ctx.run_uri)
     out: dict[str, dict[str, Any]] = {}
-    for loc in ctx.locations:
+    for loc in ctx.locations if locations is None else [x for x in ctx.locations if x in locations]:
         schema = LocationSchema(**ctx.schemas[loc])
         pipelines = [p["id"] for name, p in schema.pipelines.items()
                      if (name.lower() == "appointments" and "appt" in sent) or (name.lower() == "recall" and "recall" in sent)]
