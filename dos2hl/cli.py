@@ -34,7 +34,10 @@ log = logging.getLogger("dos2hl")
 
 
 def _setup_logging() -> None:
+    from .logs import quiet_http_loggers
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    quiet_http_loggers()  # request URLs (with their query strings) are never logged at INFO
 
 
 @app.callback()

@@ -27,6 +27,7 @@ from ..sources.reader import Chunk, ExportReader
 from ..sources.values import REASONS
 from ..staging import Partitioner, move_to_quarantine
 from .checks import SemanticChecks
+from .checks_docs import UNSAFE_FILE
 from .infer import SAMPLE, infer_kind
 from .render import render_markdown
 
@@ -177,11 +178,22 @@ class _Audit:
 
 def _document_sizes(export: Export) -> dict[str, int]:
     """Document file key -> size in bytes; -1 (unknown) on object stores, where a size costs a request
-    per file (DOC1 then checks presence, not size)."""
+    per file (DOC1 then checks presence, not size); ``UNSAFE_FILE`` for a link, FIFO or device under
+    IMAGES (never followed)."""
     store = export.store
     if store.local_path("") is None:
         return {k: -1 for k in export.document_keys}
-    return {k: store.size(k) for k in export.document_keys}
+    from ..sources.docfiles import RefusedDocument, document_size
+
+    out: dict[str, int] = {}
+    for k in export.document_keys:  # never stat through a link: one is counted as unsafe (DOC1)
+        try:
+            size = document_size(store, k)
+        except RefusedDocument:
+            size = UNSAFE_FILE
+        if size is not None:
+            out[k] = size
+    return out
 
 
 def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: S3Settings | None = None,

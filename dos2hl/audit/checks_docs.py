@@ -27,7 +27,9 @@ import pyarrow.compute as pc
 
 from .checks_base import Findings, fold_letters, true
 
-__all__ = ["DocumentChecks", "PROPRIETARY_EXT"]
+__all__ = ["DocumentChecks", "PROPRIETARY_EXT", "UNSAFE_FILE"]
+
+UNSAFE_FILE = -2  # a size that says: a link, FIFO or device under IMAGES (docfiles refused it)
 
 PROPRIETARY_EXT = frozenset({"dxr", "img", "rvg", "sid", "pvt", "xdr", "dxp", "tdo"})
 _SAME_EXT = {"jpeg": "jpg", "tiff": "tif", "htm": "html", "dicom": "dcm"}
@@ -45,7 +47,8 @@ class DocumentChecks:
     def __init__(self, findings: Findings, documents: dict[str, int] | None) -> None:
         self.f = findings
         self.enabled = documents is not None
-        self.sizes = documents or {}
+        self.unsafe = sum(1 for v in (documents or {}).values() if v == UNSAFE_FILE)
+        self.sizes = {k: v for k, v in (documents or {}).items() if v != UNSAFE_FILE}
         self.by_name: dict[str, list[tuple[str, str]]] = defaultdict(list)  # name -> [(parent, key)]
         for key in self.sizes:
             parts = key.split("/")
@@ -126,3 +129,4 @@ class DocumentChecks:
     def finish(self) -> None:
         if self.enabled:
             self.f.add("DOC1", len(self.unmatched), "orphan_files")
+            self.f.add("DOC1", self.unsafe, "unsafe_files")  # links, FIFOs, devices: never read, never listed

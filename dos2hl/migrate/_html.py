@@ -13,7 +13,7 @@ import mimetypes
 import re
 import urllib.parse
 
-from ._richcommon import _EXTERNAL, _OCTET, InlineImage, _ext, _mark, _sniff
+from ._richcommon import _EXTERNAL, _MAX_IMAGE, _OCTET, InlineImage, _ext, _mark, _sniff
 
 _IMG_START = re.compile(r"<img(?=[\s/>]|$)", re.IGNORECASE)
 _ATTR = re.compile(r"""\s*([^\s=/>"']+)(?:\s*=\s*("[^"]*("|$)|'[^']*('|$)|[^\s>]*))?""")
@@ -52,6 +52,8 @@ def _data_uri(uri: str, index: int) -> InlineImage:
         mime = _OCTET
     params = [p.strip().lower() for p in m.group(2).split(";") if p.strip()]
     payload = m.group(3)
+    if len(payload) > 3 * _MAX_IMAGE:  # even percent-encoded, more than the upload limit: not decoded
+        return InlineImage(index, mime, _ext(mime), None, "picture over the 25 MB upload limit")
     if "base64" in params:
         try:
             data = base64.b64decode(re.sub(r"\s+", "", urllib.parse.unquote(payload)), validate=True)
@@ -61,6 +63,8 @@ def _data_uri(uri: str, index: int) -> InlineImage:
         data = urllib.parse.unquote_to_bytes(payload)
     if not data:
         return InlineImage(index, mime, _ext(mime), None, "empty data: URI")
+    if len(data) > _MAX_IMAGE:
+        return InlineImage(index, mime, _ext(mime), None, "picture over the 25 MB upload limit")
     if mime == _OCTET:
         mime = _sniff(data) or _OCTET
     return InlineImage(index, mime, _ext(mime), data)
@@ -94,17 +98,39 @@ def _html_cut(s: str, first: int) -> tuple[str, list[InlineImage], dict[int, str
     return "".join(out), images, labels
 
 
+_UNSHOWN = re.compile(r"<!--.*?(?:-->|$)|<(script|style|title)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_BREAKS = re.compile(r"(?i)<br\s*/?>|</p\s*>|</div\s*>|</li\s*>|</tr\s*>|</h[1-6]\s*>")
+_TAG = re.compile(r"<[^<>]*>")  # never scans past the next "<": linear on text full of stray brackets
+_NOT_LETTER = re.compile(r"[\W\d_]+")
+
+
 def _html_fallback(s: str) -> str:
-    s = re.sub(r"(?i)<br\s*/?>|</p\s*>|</div\s*>|</li\s*>|</tr\s*>", "\n", s)
-    return htmllib.unescape(re.sub(r"<[^>]*>", "", s))
+    """Plain text by stripping tags: no parser, so no depth limit (what a browser would not show is dropped:
+    comments, scripts, styles, the title)."""
+    s = _BREAKS.sub("\n", _UNSHOWN.sub("", s))
+    return htmllib.unescape(_TAG.sub("", s))
 
 
-def _from_html(s: str, first: int) -> tuple[str, list[InlineImage], dict[int, str]]:
+def _letters(text: str) -> int:
+    return len(_NOT_LETTER.sub("", text))
+
+
+def _from_html(s: str, first: int) -> tuple[str, list[InlineImage], dict[int, str], bool]:
+    """Text, images, image labels, and whether the note fell back to plain text.
+
+    lxml (libxml2) stops building the tree at 255 nested elements, and every word below that depth (and
+    often after it) is silently gone from the library's text; verification converts the same way, so it
+    could never see the loss. So the letters of the library's text are counted against those of a plain
+    tag strip, which has no depth limit: fewer letters means text was lost, and the note is kept as the
+    plain strip instead (flagged, and reported by the run) - never a silent loss."""
     from inscriptis import get_text
 
     body, images, labels = _html_cut(s, first)
+    plain = _html_fallback(body)
     try:
         text = get_text(body)
     except Exception:  # noqa: BLE001 - a malformed note must not stop a migration
-        text = _html_fallback(body)
-    return text, images, labels
+        return plain, images, labels, True
+    if _letters(text) < _letters(plain):
+        return plain, images, labels, True
+    return text, images, labels, False

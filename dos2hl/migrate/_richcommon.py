@@ -54,6 +54,7 @@ _MIME_EXT = {
     "image/x-pict": "pict",
 }
 _OCTET = "application/octet-stream"
+_MAX_IMAGE = 25 * 1024 * 1024  # HighLevel's upload limit: a bigger picture is reported, never decoded
 
 
 def _ext(mime: str) -> str:

@@ -10,11 +10,12 @@ import dataclasses
 import re
 import struct
 
-from ._richcommon import _OCTET, InlineImage, _ext, _mark, _sniff
+from ._richcommon import _MAX_IMAGE, _OCTET, InlineImage, _ext, _mark, _sniff
 
 _WORD_AT = re.compile(r"\\([a-zA-Z]{1,32})(-?\d{1,10})?[ ]?")
 _SPECIAL = re.compile(r"[\\{}]")
 _PICT_GROUP = re.compile(r"\{\s*(?:\\\*\s*)?\\(pict|shppict|nonshppict)(?![a-zA-Z])")
+_NOT_HEX = re.compile(r"[^0-9a-fA-F]")
 _INNER_PICT = re.compile(r"\{\s*\\pict(?![a-zA-Z])")
 _BLIP_MIME = {
     "pngblip": "image/png",
@@ -85,8 +86,8 @@ def _pict(s: str, start: int, end: int | None, index: int) -> InlineImage:
     body_end = len(s) if end is None else end - 1
     i = start + 1
     kind: str | None = None
-    hexchars: list[str] = []
-    raw: list[bytes] = []
+    spans: list[tuple[int, int]] = []  # where the hex data is (no copy until it is known to fit)
+    raw: list[tuple[int, int]] = []  # \\binN data
     while i < body_end:
         c = s[i]
         if c == "{":
@@ -101,7 +102,7 @@ def _pict(s: str, start: int, end: int | None, index: int) -> InlineImage:
             word, arg = m.group(1), m.group(2)
             if word == "bin" and arg:
                 n = max(int(arg), 0)
-                raw.append(s[m.end(): m.end() + n].encode("latin-1", "replace"))
+                raw.append((m.end(), min(m.end() + n, body_end)))
                 i = m.end() + n
                 continue
             base = word.rstrip("0123456789")
@@ -112,7 +113,7 @@ def _pict(s: str, start: int, end: int | None, index: int) -> InlineImage:
         if c != "}":
             m = _SPECIAL.search(s, i, body_end)
             j = m.start() if m else body_end
-            hexchars.append(s[i:j])
+            spans.append((i, j))
             i = j
             continue
         i += 1
@@ -124,14 +125,20 @@ def _pict(s: str, start: int, end: int | None, index: int) -> InlineImage:
     if end is None:
         return bad("unterminated \\pict group")
     if raw:
-        data = b"".join(raw)
+        if sum(b - a for a, b in raw) > _MAX_IMAGE:
+            return bad("picture over the 25 MB upload limit")
+        data = b"".join(s[a:b].encode("latin-1", "replace") for a, b in raw)
     else:
-        hexdata = re.sub(r"\s+", "", "".join(hexchars))
-        if not hexdata:
+        # two hex digits a byte; whitespace is counted without copying the text
+        digits = sum(b - a - sum(s.count(w, a, b) for w in " \t\r\n\f\v") for a, b in spans)
+        if not digits:
             return bad("empty \\pict")
-        if re.search(r"[^0-9a-fA-F]", hexdata):
+        if digits > 2 * _MAX_IMAGE:
+            return bad("picture over the 25 MB upload limit")
+        hexdata = re.sub(r"\s+", "", "".join(s[a:b] for a, b in spans))  # at most 50 MB: it fits
+        if _NOT_HEX.search(hexdata):
             return bad("invalid hex in \\pict")
-        if len(hexdata) % 2:
+        if digits % 2:
             return bad("invalid hex in \\pict (odd length)")
         data = bytes.fromhex(hexdata)
     if kind == "dibitmap" and not data.startswith(b"BM"):

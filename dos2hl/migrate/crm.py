@@ -33,13 +33,24 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..mapping.model import Entry
+from ..sources.docfiles import MAX_DOCUMENT_BYTES, RefusedDocument, document_key, too_large_reason
 
 __all__ = ["EventPayload", "FilePayload", "NotePayload", "OpportunityPayload", "CrmPlan", "MAX_UPLOAD_BYTES",
            "appointment_payloads", "recall_payloads", "activity_notes", "outgoing_referral_notes",
-           "document_files", "link_note_body", "PROPRIETARY_EXTS", "event_times", "local_instant", "local_stamp",
+           "document_files", "link_note_body", "PROPRIETARY_EXTS", "UPLOAD_EXTS", "upload_ext", "event_times", "local_instant", "local_stamp",
            "office_zone"]
 
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+MAX_UPLOAD_BYTES = MAX_DOCUMENT_BYTES
+# the only extensions an uploaded file's name can carry (anything else -> "bin"): the extension is
+# the one part of FILE_NAME that reaches HighLevel, and a name without a dot must not pass as one
+UPLOAD_EXTS = {"pdf": "application/pdf", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
+               "gif": "image/gif", "bmp": "image/bmp", "tif": "image/tiff", "tiff": "image/tiff",
+               "webp": "image/webp", "heic": "image/heic", "dcm": "application/dicom", "txt": "text/plain",
+               "rtf": "application/rtf", "doc": "application/msword",
+               "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+               "xls": "application/vnd.ms-excel",
+               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+               "odt": "application/vnd.oasis.opendocument.text", "csv": "text/csv", "mp4": "video/mp4"}
 # formats only the source's imaging software opens: uploading them gives the practice an unreadable file
 PROPRIETARY_EXTS = frozenset({"dxr", "img"})
 EVENT_STATUS = {"SCH": "new", "PLN": "new", "CNF": "confirmed", "ARR": "showed", "SEAT": "showed",
@@ -51,6 +62,7 @@ DIRECTION = {"S": "outbound", "R": "inbound", "N": "internal"}
 COMM_TYPE = {"APPT": "appointment", "RECALL": "recall", "FIN": "financial", "INS": "insurance", "MISC": "general"}
 OUT_STATUS = {"NONE": "no status", "DECL": "declined", "SCHED": "scheduled", "CONS": "consulted",
               "INTX": "in treatment", "DONE": "completed"}
+_KNOWN_MIMES = frozenset(UPLOAD_EXTS.values()) | {"application/octet-stream"}
 IMAGE_CATEGORY = {"R": "radiograph", "P": "photo", "D": "document", "F": "form", "A": "attachment"}
 
 
@@ -312,17 +324,20 @@ def outgoing_referral_notes(rows: list[dict[str, Any]], sources: Mapping[Any, di
     return out
 
 
-def _rel_path(folder: str | None, name: str | None) -> str | None:
-    """A Windows image path -> its key under the export's IMAGES/ tree (the folder after the image root)."""
-    if not name:
-        return None
-    parts = [p for p in str(folder or "").replace("/", "\\").split("\\") if p]
-    if len(parts) >= 2 and parts[1].upper() in ("DOSIMG",):  # \\SERVER\DOSIMG\rest
-        parts = parts[2:]
-    elif parts and parts[0].endswith(":"):  # D:\DentOSoft\Images\rest
-        low = [p.lower() for p in parts]
-        parts = parts[low.index("images") + 1:] if "images" in low else parts[1:]
-    return "/".join(["IMAGES", *parts, str(name)])
+def upload_ext(file_ext: Any, file_name: Any) -> str:
+    """The extension an upload's name carries: FILE_EXT, else the part of FILE_NAME after its last dot,
+    kept only when it is a known document/image extension ("bin" otherwise)."""
+    given = str(file_ext or "").strip().lstrip(".").lower()
+    if not given:
+        stem, dot, tail = str(file_name or "").rpartition(".")
+        given = tail.lower() if dot and stem else ""
+    return given if given in UPLOAD_EXTS or given in PROPRIETARY_EXTS else "bin"
+
+
+def _upload_mime(declared: Any, ext: str) -> str:
+    """MIME_TYPE when it is one we know, else the extension's (a free-text column never reaches HighLevel)."""
+    mime = str(declared or "").strip().lower()
+    return mime if mime in _KNOWN_MIMES else UPLOAD_EXTS.get(ext, "application/octet-stream")
 
 
 def document_files(rows: list[dict[str, Any]], *, location: str, key: Key, exists: Callable[[str], int | None],
@@ -339,8 +354,8 @@ def document_files(rows: list[dict[str, Any]], *, location: str, key: Key, exist
         if row.get("pat_id") is None or row["pat_id"] in excluded_patients:
             excluded.append(("document", str(did), "no patient, or its patient is excluded"))
             continue
-        ext = str(row.get("file_ext") or str(row.get("file_name") or "").rsplit(".", 1)[-1] or "bin").lower().lstrip(".")
-        mime = str(row.get("mime_type") or "application/octet-stream")
+        ext = upload_ext(row.get("file_ext"), row.get("file_name"))
+        mime = _upload_mime(row.get("mime_type"), ext)
         cat = str(row.get("category") or "")
         title = (f"document #{did} · {category_labels.get(cat, cat or 'document')} · "
                  f"{IMAGE_CATEGORY.get(str(row.get('img_type') or ''), 'file')} · "
@@ -359,8 +374,12 @@ def document_files(rows: list[dict[str, Any]], *, location: str, key: Key, exist
                 continue
             f.size = len(f.data)
         else:
-            f.key = _rel_path(row.get("file_path"), row.get("file_name"))
-            size = exists(f.key) if f.key else None
+            try:  # the one safe resolver: nothing outside the export's IMAGES tree, no link, no FIFO
+                f.key = document_key(row.get("file_path"), row.get("file_name"))
+                size = exists(f.key) if f.key else None
+            except RefusedDocument as exc:
+                excluded.append(("document", str(did), exc.reason))
+                continue
             if size is None:
                 excluded.append(("document", str(did), "file missing from the export's IMAGES folder"))
                 continue
@@ -369,8 +388,7 @@ def document_files(rows: list[dict[str, Any]], *, location: str, key: Key, exist
             excluded.append(("document", str(did), "zero-byte file"))
             continue
         if f.size > MAX_UPLOAD_BYTES:
-            excluded.append(("document", str(did), f"{f.size / 2**20:.1f} MB is over HighLevel's 25 MB upload "
-                             "limit: keep it in the imaging archive and link it by hand"))
+            excluded.append(("document", str(did), too_large_reason(f.size)))
             continue
         out.append(f)
     return out, excluded

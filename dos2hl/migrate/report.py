@@ -168,6 +168,7 @@ def _notices(phases: list[Any]) -> dict[str, Any]:
     writer: Counter[str] = Counter()
     variants: Counter[tuple[str, str]] = Counter()
     unresolved = images = 0
+    plain: list[int] = []
     for p in phases:
         for r in p.shards:
             n = r.get("notices") or {}
@@ -175,11 +176,15 @@ def _notices(phases: list[Any]) -> dict[str, Any]:
             if p is not phases[-1]:
                 continue  # what the data holds: the last phase planned every row the run covers
             images += n.get("note_images", 0)
+            plain += n.get("notes_as_plain_text", [])
             ref = n.get("referral_variants") or {}
             unresolved += ref.get("unresolved_free_text", 0)
             for v in ref.get("variants", []):
                 variants[(v["variant"], v["canonical"])] += v["rows"]
     return {"writer": dict(writer), "note_images": images,
+            # clinical notes whose rich text lost words in the converter (HTML nested too deep): migrated as
+            # a plain tag strip instead, so no word is lost; ids only
+            "notes_as_plain_text": {"count": len(plain), "note_ids": sorted(plain)[:50]},
             "referral_variants": [{"variant": v, "canonical": c, "rows": n} for (v, c), n in sorted(variants.items())],
             "referral_unresolved_free_text": unresolved}
 
@@ -272,6 +277,13 @@ def _md(rep: dict[str, Any]) -> str:
     notes = rep.get("notices") or {}
     if notes.get("writer"):
         lines += ["", "## Notices", ""] + [f"- {k}: {n}" for k, n in sorted(notes["writer"].items())]
+    plain = notes.get("notes_as_plain_text") or {}
+    if plain.get("count"):
+        lines += ["", "## Clinical notes migrated as plain text", "",
+                  f"{plain['count']} note revision(s) had rich text the converter could not render whole (HTML nested "
+                  "deeper than the parser follows, or unreadable); each was migrated as plain text with every word "
+                  f"kept, its formatting lost. Note ids: {', '.join(str(i) for i in plain['note_ids'])}"
+                  f"{' ...' if plain['count'] > len(plain['note_ids']) else ''}."]
     if notes.get("referral_variants") or notes.get("referral_unresolved_free_text"):
         lines += ["", "## Referral sources: free-text variants normalised", "",
                   "| variant | canonical | rows |", "|---|---|---:|"]

@@ -68,6 +68,7 @@ class Converted:
     text: str
     fmt: str  # the format actually used: "TXT" | "RTF" | "HTML"
     images: tuple[InlineImage, ...]
+    plain_fallback: bool = False  # the library lost text (HTML nested too deep...): kept as a plain tag strip
 
 
 @dataclass(frozen=True)
@@ -131,13 +132,14 @@ def _convert(text: str | None, declared: str | None, first: int) -> Converted:
     if fmt == "TXT":
         return Converted(_tidy(text, collapse=False), "TXT", ())
     text = _CONTROL.sub("", text)  # NUL & co. break lxml and mean nothing in RTF/HTML
+    fallback = False
     if fmt == "RTF":
         out, images = _from_rtf(text, first)
         labels = {im.index: f"[image {im.index}]" for im in images}
     else:
-        out, images, labels = _from_html(text, first)
+        out, images, labels, fallback = _from_html(text, first)
     out = _CONTROL.sub("", out.replace("\r\n", "\n").replace("\r", "\n"))
-    return Converted(_tidy(_place(out, labels), collapse=True), fmt, tuple(images))
+    return Converted(_tidy(_place(out, labels), collapse=True), fmt, tuple(images), fallback)
 
 
 def to_text(text: str | None, declared: str | None = None) -> Converted:
@@ -278,18 +280,19 @@ def _renumber(conv: Converted, offset: int) -> Converted:
         return f"[image {n + offset}{m.group(2) or ''}]" if 1 <= n <= k else m.group(0)
 
     images = tuple(dataclasses.replace(im, index=im.index + offset) for im in conv.images)
-    return Converted(_PLACEHOLDER.sub(sub, conv.text), conv.fmt, images)
+    return Converted(_PLACEHOLDER.sub(sub, conv.text), conv.fmt, images, conv.plain_fallback)
 
 
-def compose(chain: Chain, convert: Callable[..., Converted] = to_text, *, tz: str | None = None
-            ) -> tuple[str, tuple[InlineImage, ...]]:
+def compose(chain: Chain, convert: Callable[..., Converted] = to_text, *, tz: str | None = None,
+            fallbacks: list[int] | None = None) -> tuple[str, tuple[InlineImage, ...]]:
     """The text stored in HighLevel for a chain, and the images of all its revisions.
 
     The latest revision's text, then (when there are earlier revisions) an "Amendment history"
     section with each earlier revision, oldest first, as ``<YYYY-MM-DD HH:MM> (note <id>):`` and its
     text; with ``tz`` (the zone of the office where the note was written) the time carries its zone and
     offset (``2024-03-10 09:30 MDT (-06:00)``). Images are numbered 1..n in the order they appear in
-    the composed text.
+    the composed text. ``fallbacks`` (when given) receives the note id of every revision kept as plain
+    text because the converter lost text (:attr:`Converted.plain_fallback`).
     """
     from .crm import local_stamp
 
@@ -302,6 +305,8 @@ def compose(chain: Chain, convert: Callable[..., Converted] = to_text, *, tz: st
         else:
             c = _renumber(convert(row.get("note_text"), row.get("note_fmt")), offset)
         images.extend(c.images)
+        if c.plain_fallback and fallbacks is not None:
+            fallbacks.append(_id(row))
         return c
 
     parts = [conv(chain.latest).text]

@@ -224,7 +224,11 @@ def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, pl
             plan.excluded_rows.append(("clinical_note", str(chain.head_id), "voided in the source"))
             continue
         tz = office_zone(office.get(chain.latest.get("appt_id")), spec.zones, home_tz)
-        text, images = compose(chain, tz=tz)
+        lost: list[int] = []
+        text, images = compose(chain, tz=tz, fallbacks=lost)
+        if lost:  # the converter lost text (HTML nested too deep): kept as plain text, and reported
+            plain = plan.notices.setdefault("notes_as_plain_text", [])
+            plain += [i for i in lost if i not in plain]
         head = dict(chain.latest, note_text=text)
         if isinstance(head.get("note_dt"), dt.date) and isinstance(head.get("note_tm"), dt.time):
             # a wall time means nothing without its place: "09:30 MDT (-06:00)" (the date stays a date)
@@ -311,10 +315,12 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
     if tf.uses("document"):
         rows = _rows(tables["document"], mine)
         counts["document"] = len(rows)
+        from ..sources.docfiles import document_size
+
         export = open_store(spec.source) if spec.source else None
 
-        def size(k: str) -> int | None:
-            return export.size(k) if export is not None and export.exists(k) else None
+        def size(k: str) -> int | None:  # raises RefusedDocument: a link, a FIFO, a device... (docfiles)
+            return document_size(export, k) if export is not None else None
 
         files, excluded = crm.document_files(rows, location=location, key=key, exists=size,
                                              category_labels=tf.lookups.get("DOCCAT", {}), excluded_patients=gone,

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import HighLevelError
 from ..highlevel.models import AppointmentCreate, CustomFieldInput, NoteCreate, OpportunityCreate
+from ..sources.docfiles import RefusedDocument, read_document
 from .crm import CrmPlan, FilePayload, NotePayload, OpportunityPayload, link_note_body
 from .existing import Inventory, event_key, note_key, opportunity_fields
 from .ledger import payload_hash
@@ -182,8 +183,8 @@ class CrmWriter:
             self.adopt(f.object, f.stable_key, f.source_id, there, None, parent=f.parent_key, detail=url)  # type: ignore[attr-defined]
         if url is None:
             try:
-                data = f.data if f.data is not None else source.read_bytes(f.key)
-            except (OSError, KeyError) as exc:
+                data = f.data if f.data is not None else read_document(source, f.key)
+            except (OSError, KeyError, RefusedDocument) as exc:  # re-checked at read time: no link, no FIFO
                 self._fail(f.object, f.stable_key, f.source_id, exc, {"name": f.name}, parent=f.parent_key)  # type: ignore[attr-defined]
                 return
             lookup = self.client.media_lookup(f.name)
