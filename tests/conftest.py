@@ -11,6 +11,9 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# a test practice has tens of patients per location: 4 shards each still runs shards side by side and
+# resumes some while others are done, at a quarter of the per-shard reads of the default 16
+os.environ.setdefault("DOS2HL_SHARDS", "4")
 
 
 @pytest.fixture(scope="session")

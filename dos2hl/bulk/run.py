@@ -85,7 +85,12 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any]
     out = BulkResult()
     run = open_store(ctx.run_uri)
     # only a location with an object over the threshold takes the CSV path (and pays for its inventory)
-    planned = {loc: p for loc in ctx.locations if _over(threshold, *(p := _payloads(ctx, loc)))}
+    rows = Counter()  # staged rows per location: a location with no more than the threshold in all its
+    for meta in ctx.manifest.get("tables", {}).values():  # tables together has no object over it either
+        for s in meta.get("shards", []):
+            rows[s["location"]] += int(s.get("rows", 0))
+    planned = {loc: p for loc in ctx.locations
+               if (rows[loc] > threshold or not ctx.manifest) and _over(threshold, *(p := _payloads(ctx, loc)))}
     if not planned:
         return out
     found = discover(ctx, client_factory, record_step=False, locations=sorted(planned))  # never re-imported
