@@ -18,7 +18,7 @@ import os
 import queue
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -208,6 +208,9 @@ class ExportReader:
         for table in self.export.tables():
             for f in self.export.files[table]:
                 st = self.stats.setdefault(f.key, FileStats(f.key, table, bytes=f.size))
+                if not f.size and not TABLES[table].required_file:
+                    st.warnings.append("the file is empty (0 bytes): no records")  # nothing to lose
+                    continue
                 try:
                     fmt = self._sniff(f)
                 except UnreadableFileError as exc:
@@ -305,20 +308,28 @@ class ExportReader:
         block, skip_rows = self.block_bytes, first_data - 1
         while True:
             failure = None
+            # Each block's rows are held until the next block arrives: the file's last record may be
+            # cut (the file ends inside a quoted value), which only the end of the file tells.
+            held: tuple[pa.RecordBatch, pa.Array, pa.Array] | None = None
             try:
                 for batch in _prefetch(self._csv(stream, fmt, colnames, tracker, block, skip_rows)):
                     placed = tracker.place(batch)
+                    if held is not None:
+                        yield from self._parse_rows(f, st, fmt, *held, mapping, ctx)
+                        held = None
                     if placed.bad:
                         yield from self._bad_rows(f, placed.bad, st, fmt, colnames, mapping, ctx)
                     rows = batch.filter(placed.keep)
                     if rows.num_rows:
-                        yield from self._parse_rows(
-                            f, st, fmt, rows, placed.record.filter(placed.keep),
-                            placed.line.filter(placed.keep), mapping, ctx,
-                        )
+                        held = (rows, placed.record.filter(placed.keep), placed.line.filter(placed.keep))
             except pa.ArrowInvalid as exc:
                 failure = str(exc).splitlines()[0]  # pyarrow's message may quote the row: never shown
             tail = tracker.finish()  # the invalid rows pyarrow reported before it stopped, in order
+            if held is not None:
+                if failure is None and not tail and stream.last != b"\n":
+                    held = yield from self._cut_last(f, st, fmt, held)
+                if held[0].num_rows:
+                    yield from self._parse_rows(f, st, fmt, *held, mapping, ctx)
             if tail:
                 yield from self._bad_rows(f, tail, st, fmt, colnames, mapping, ctx)
             if failure is None:
@@ -355,6 +366,9 @@ class ExportReader:
                 break
         self._check_rate(f, st)
         stream.drain()
+        if stream.replaced:
+            st.warnings.append(f"{stream.replaced} {fmt.encoding} code units that are no character (lone "
+                               "surrogates) were read as U+FFFD: check the field at the source")
         st.sha256 = stream.sha256.hexdigest()
         st.bytes = stream.bytes_read
         st.lines = tracker.next_line - 1
@@ -389,6 +403,36 @@ class ExportReader:
         stream = Utf8Stream(self.export.store.open_read(f.key), fmt.encoding)
         stream.skip_lines(line - 1)
         return stream
+
+    def _cut_last(self, f: ExportFile, st: FileStats, fmt: FileFormat,
+                  held: tuple[pa.RecordBatch, pa.Array, pa.Array],
+                  ) -> Generator[Chunk, None, tuple[pa.RecordBatch, pa.Array, pa.Array]]:
+        """The file does not end with a line break: if its last record ends inside a quoted value (the
+        file was cut short), quarantine that record instead of staging a truncated value. Returns the
+        rows still to stage."""
+        rows, record, line = held
+        n = rows.num_rows
+        probe = self._open_at(f, fmt, int(line[n - 1].as_py()))
+        try:
+            probe.skip_record(fmt.delimiter, fmt.quotechar)
+        finally:
+            probe.close()
+        if not probe.ended_in_quote:
+            return held
+        raw = fmt.delimiter.join(pc.fill_null(c, "")[n - 1].as_py() for c in rows.columns)
+        row = {"file": f.key, "table": f.table, "record": record[n - 1].as_py(), "line": line[n - 1].as_py(),
+               "code": "CSV2", "raw": raw,
+               "reason": ("the file ends inside a quoted value opened on this record, so the record is cut "
+                          "short (an interrupted export?): " + reason("CSV2"))}
+        st.records += 1
+        st.quarantined += 1
+        st.findings["CSV2"] += 1
+        self._rejected[f.key] += 1
+        st.warnings.append(f"the file ends inside a quoted value (line {row['line']}): its last record is cut "
+                           "short; was the export interrupted? Re-export to be sure nothing after it is missing")
+        yield Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
+                    pa.Table.from_pylist([row], QUARANTINE_SCHEMA))
+        return (rows.slice(0, n - 1), record.slice(0, n - 1), line.slice(0, n - 1))
 
     def _overlong_chunk(self, f: ExportFile, st: FileStats, tracker: LineTracker, size: int, newlines: int,
                         complete: bool) -> Chunk:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
+import threading
 from typing import IO
 
 __all__ = ["Utf8Stream", "FALLBACK_ERRORS"]
@@ -21,9 +22,18 @@ _ASCII_COMPATIBLE = frozenset({"utf-8", "utf-8-sig", "ascii", "latin-1", "iso885
                                "cp1251", "cp1252", "cp1253", "cp1254", "cp1257", "cp437", "cp850"})
 
 
+_local = threading.local()  # the stream decoding on this thread (counts what it could not decode)
+
+
 def _fallback(exc: UnicodeError) -> tuple[str, int]:
     if not isinstance(exc, UnicodeDecodeError):
         raise exc
+    if exc.encoding.replace("_", "-").lower().startswith(("utf-16", "utf-32")):
+        # A lone surrogate or a cut code unit: no character to keep. U+FFFD, counted (a file warning).
+        stream = getattr(_local, "stream", None)
+        if stream is not None:
+            stream.replaced += 1
+        return "\ufffd", exc.end
     bad = exc.object[exc.start : exc.end]
     return bad.decode("cp1252", errors="strict") if all(b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D) for b in bad) \
         else bad.decode("latin-1"), exc.end
@@ -48,6 +58,9 @@ class Utf8Stream:
         self._pos = 0
         self.sha256 = hashlib.sha256()
         self.bytes_read = 0
+        self.last = b""  # the last byte handed out (does the text end with a line break?)
+        self.ended_in_quote = False  # set by skip_record: the stream ended inside a quoted value
+        self.replaced = 0  # UTF-16/32 code units that decode to no character (read as U+FFFD)
         self.closed = False
 
     def _fill(self, want: int) -> None:
@@ -57,6 +70,7 @@ class Utf8Stream:
         if have >= want or self._eof:
             return
         parts = [self._buf]
+        _local.stream = self
         while have < want:
             data = self._raw.read(self._chunk)
             if not data:
@@ -82,6 +96,8 @@ class Utf8Stream:
             self._fill(size)
             out, self._buf = self._buf[:size], self._buf[size:]
         self._pos += len(out)
+        if out:
+            self.last = out[-1:]
         return out
 
     def at_eof(self) -> bool:
@@ -133,6 +149,7 @@ class Utf8Stream:
                 self._buf, i = b"", 0
                 self._fill(self._chunk)
                 if not self._buf:
+                    self.ended_in_quote = in_quote
                     return size, newlines, False
             buf = self._buf
             if in_quote:
