@@ -43,8 +43,9 @@ __all__ = [
 SNIFF_BYTES = 64 * 1024
 BLOCK_BYTES = 4 << 20
 #: The longest record (one row: all its fields and line breaks, as UTF-8) the reader reads. A record
-#: longer than the read block is read again with a block 4x larger, up to this; a longer one is
-#: quarantined (CSV5) without being held in memory, and reading resumes on the line after it.
+#: longer than the read block is measured (a quote-aware scan, nothing held) and read again from its
+#: line with a block 4x, 16x larger..., up to this; a longer one is quarantined (CSV5) without being
+#: held in memory, and reading resumes on the line after it.
 MAX_RECORD_BYTES = 64 << 20
 #: A file is refused (an error, the staging unbalanced) when the reader quarantines more than this
 #: share of its records, and at least QUARANTINE_STOP_MIN of them: it was misread, not merely dirty.
@@ -322,6 +323,8 @@ class ExportReader:
                     rows = batch.filter(placed.keep)
                     if rows.num_rows:
                         held = (rows, placed.record.filter(placed.keep), placed.line.filter(placed.keep))
+                        if rows.nbytes > MAX_RECORD_BYTES:  # one record may be over the limit
+                            held = yield from self._over_limit(f, st, held)
             except pa.ArrowInvalid as exc:
                 failure = str(exc).splitlines()[0]  # pyarrow's message may quote the row: never shown
             tail = tracker.finish()  # the invalid rows pyarrow reported before it stopped, in order
@@ -433,6 +436,33 @@ class ExportReader:
         yield Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
                     pa.Table.from_pylist([row], QUARANTINE_SCHEMA))
         return (rows.slice(0, n - 1), record.slice(0, n - 1), line.slice(0, n - 1))
+
+    def _over_limit(self, f: ExportFile, st: FileStats, held: tuple[pa.RecordBatch, pa.Array, pa.Array],
+                    ) -> Generator[Chunk, None, tuple[pa.RecordBatch, pa.Array, pa.Array]]:
+        """Quarantine the records pyarrow read although they are over MAX_RECORD_BYTES (one that fits in
+        two read blocks): the limit is the same wherever a record falls. Returns the rows to stage."""
+        rows, record, line = held
+        size = None
+        for col in rows.columns:
+            n = pc.fill_null(pc.binary_length(col), 0).cast(pa.int64())
+            size = n if size is None else pc.add(size, n)
+        over = pc.greater(size, MAX_RECORD_BYTES)
+        if not pc.any(over).as_py():
+            return held
+        out = []
+        for rec, ln, sz in zip(record.filter(over).to_pylist(), line.filter(over).to_pylist(),
+                               size.filter(over).to_pylist(), strict=True):
+            out.append({"file": f.key, "table": f.table, "record": rec, "line": ln, "code": "CSV5", "raw": None,
+                        "reason": (f"the record is {sz:,} bytes, more than the {MAX_RECORD_BYTES >> 20} MiB one "
+                                   "record may hold: " + reason("CSV5"))})
+        st.records += len(out)
+        st.quarantined += len(out)
+        st.findings["CSV5"] += len(out)
+        self._rejected[f.key] += len(out)
+        yield Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
+                    pa.Table.from_pylist(out, QUARANTINE_SCHEMA))
+        keep = pc.invert(over)
+        return rows.filter(keep), record.filter(keep), line.filter(keep)
 
     def _overlong_chunk(self, f: ExportFile, st: FileStats, tracker: LineTracker, size: int, newlines: int,
                         complete: bool) -> Chunk:
