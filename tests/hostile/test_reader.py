@@ -109,7 +109,7 @@ def test_2gb_sparse_file_without_text_is_refused_with_a_reason_and_the_others_re
 def test_40mb_memo_with_line_breaks_mid_table_loses_no_row_after_it(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     line = f"{CANARY} reports pain on biting, cold sensitive; plan: crown\r\n".encode()
-    memo = f'50,000007,06/03/2024,TXT,"'.encode() + line * ((40 << 20) // len(line)) + b'"\r\n'
+    memo = b'50,000007,06/03/2024,TXT,"' + line * ((40 << 20) // len(line)) + b'"\r\n'
     body = b"".join(_note(i) for i in range(1, 50)) + memo + b"".join(_note(i) for i in range(51, 101))
     src = _export(tmp_path, HEADER + body)
     result, out = _stage(src, tmp_path)
