@@ -89,12 +89,15 @@ def register(app: typer.Typer) -> None:
         import tempfile
 
         from .api import stage_export
+        from .staging import require_balanced
         from .storage import open_store
         from .workflows import write_workflow_reference
 
         try:
             with tempfile.TemporaryDirectory(prefix="dos2hl-wf-") as tmp:
-                stage_export(source, tmp, profile=str(mapping), export_date=export_date.date() if export_date else None)
+                result = stage_export(source, tmp, profile=str(mapping),
+                                      export_date=export_date.date() if export_date else None)
+                require_balanced(result, "the export's staging")
                 staged = open_store(tmp)
                 locs = sorted({k.split("location=", 1)[1].split("/", 1)[0] for k in staged.list("patient/")
                                if "location=" in k})

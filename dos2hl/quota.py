@@ -91,6 +91,9 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
         import json
 
         manifest = json.loads(open_store(staged).read_bytes("manifest.json"))
+        from .staging import require_balanced
+
+        require_balanced(manifest, staged)  # a plan on a partly read export would under-count
         raw_zones = export_zones(open_store(staged))  # every office's LOCATION.TZ
         zones = office_zones(raw_zones, {}, {})
         shards: dict[str, set[int]] = {}

@@ -24,18 +24,20 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import ConfigError
+from .errors import ConfigError, SourceError
 from .model import TABLES
 from .sources.discover import TABLE_ORDER, Export
 from .sources.reader import FINDINGS_SCHEMA, QUARANTINE_SCHEMA, Chunk, ExportReader, FileStats, staged_schema
 from .storage import Store
 
-__all__ = ["Partitioner", "StageResult", "stage", "shard_of", "move_to_quarantine", "ALL_LOCATIONS", "MANIFEST"]
+__all__ = ["Partitioner", "StageResult", "stage", "shard_of", "move_to_quarantine", "ALL_LOCATIONS", "MANIFEST",
+           "require_balanced"]
 
 ALL_LOCATIONS = "_all"
 NO_LOCATION = "_none"
@@ -330,6 +332,22 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
     }
     out.write_bytes(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
     return StageResult(out.uri, manifest, stats, time.perf_counter() - t0)
+
+
+def require_balanced(manifest: dict[str, Any] | StageResult, staged_uri: str) -> None:
+    """Refuse a staging whose identity does not balance: a file was not read to its end (a read error),
+    was refused (unreadable, or most of its records unreadable) or lost rows. Names files and lines,
+    never a value."""
+    if isinstance(manifest, StageResult):
+        manifest = manifest.manifest
+    if manifest.get("balanced"):
+        return
+    files = manifest.get("files", {})
+    why = [str(st.get("error") or f"{name}: {st.get('records')} records are not all staged or quarantined")
+           for name, st in sorted(files.items()) if not st.get("balanced", False)]
+    raise SourceError(f"the staged export {staged_uri} is not balanced, so nothing is migrated: "
+                      + "; ".join(why or ["no per-file detail"])
+                      + ". Fix or re-export those files and stage again (a new run).")
 
 
 def _finish_table(table: str, writer: _TableWriter, out: Store, tables_out: dict[str, dict[str, object]]) -> None:

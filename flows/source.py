@@ -12,6 +12,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
+from dos2hl.staging import require_balanced
 from tasks.source import audit_export, stage_to_parquet
 
 
@@ -37,4 +38,6 @@ def prepare_source(params: SourceParams) -> dict[str, object]:
         markdown=f"**Audit**: {audit['identity']}\n\n**Staged**: {manifest['identity']}",
         description="Source audit and staging identity",
     )
+    # A staging that does not balance (a file not read to its end, or refused) stops the flow here, red.
+    require_balanced(manifest, f"{params.run_dir.rstrip('/')}/staged")
     return {"audit": audit["identity"], "staged": manifest["identity"], "balanced": manifest["balanced"]}

@@ -139,6 +139,9 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
             raise ConfigError(f"run {run_id} has no staged export under {staged_uri}: give the export to migrate")
         stage_export(opts.source, staged_uri, profile=opts.mapping, settings=settings, export_date=opts.export_date)
     manifest = json.loads(staged.read_bytes("manifest.json"))
+    from ..staging import require_balanced
+
+    require_balanced(manifest, staged_uri)  # gate: nothing of the export left unread or unaccounted
     source = opts.source or manifest["source"]  # a retry continues the run on the export it staged
     shards: dict[str, set[int]] = {}
     for s in manifest["tables"].get("patient", {}).get("shards", []):

@@ -97,6 +97,10 @@ REASONS: dict[str, str] = {
             "value, or a truncated file): a record split in two by a bare line break was put back "
             "together (the break kept as a line break), anything else was quarantined; fix the row at "
             "the source and re-export",
+    "CSV5": "the record is longer than the reader's limit for one record (a runaway memo, a file cut or "
+            "padded with a huge line, or an unclosed quote swallowing the rest of the file): it was quarantined "
+            "unread and reading went on with the next line; shorten the field or fix the row at the source "
+            "and re-export",
     "KEY1": "a primary key or required reference was blank or unreadable, so the row was quarantined; "
             "fill it in at the source",
     "KEY2": "the same primary key appears on more than one row; keep one row per key at the source",

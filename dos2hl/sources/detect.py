@@ -160,7 +160,11 @@ def _decode_or_fail(sample: bytes, encoding: str, name: str) -> str:
     try:
         text = _decode(sample, encoding)
     except UnicodeDecodeError as exc:
-        raise _unreadable(name, f"is not valid {encoding} (bad bytes at offset {exc.start})") from None
+        # A few bad code units (a lone surrogate) do not make the file unreadable: the reader reads
+        # them as U+FFFD and counts them. Many mean the encoding is wrong.
+        text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample, final=False)
+        if text.count("\ufffd") > max(2, len(text) // 1000):
+            raise _unreadable(name, f"is not valid {encoding} (bad bytes at offset {exc.start})") from None
     if text.count("\x00") > max(2, len(text) // 100):
         raise _unreadable(name, f"looks binary after decoding as {encoding}")
     return text
@@ -228,6 +232,14 @@ def _score(records: list[tuple[int, list[str]]]) -> tuple[float, int]:
     width, freq = Counter(counts).most_common(1)[0]
     nonblank = sum(1 for _, r in records if any(f.strip() for f in r))
     return freq / max(nonblank, 1), width
+
+
+def _known_columns(records: list[tuple[int, list[str]]], expected: set[str]) -> int:
+    """How many of the table's known column names the best of the first lines splits into (0 below 2)."""
+    best = 0
+    for _, r in records[:20]:
+        best = max(best, sum(1 for f in r if f.strip().strip("\"~").strip().upper() in expected))
+    return best if best >= 2 else 0
 
 
 _DATA_CELL = re.compile(r"^[\d\s.,/:$()+\-]*$")
@@ -300,17 +312,19 @@ def sniff(sample: bytes, *, name: str = "<file>",
     nl = text.find("\n")
     line_ending = "\r\n" if nl > 0 and text[nl - 1] == "\r" else "\n"
     quotechar = _quotechar(text)
-    best: tuple[tuple[float, int], str, list[tuple[int, list[str]]]] | None = None
+    expected = {c.strip().upper() for c in expected_columns or ()}
+    # The delimiter under which a line splits into the table's known columns wins over the field
+    # counts of the rows: a memo with a ';' on each of its lines must not make ';' the delimiter.
+    best: tuple[tuple[int, float, int], str, list[tuple[int, list[str]]]] | None = None
     for d in _DELIMITERS:
         recs = _records(text, d, quotechar)
-        sc = _score(recs)
+        sc = (_known_columns(recs, expected), *_score(recs))
         if best is None or sc > best[0]:
             best = (sc, d, recs)
     assert best is not None
-    (_, width), delimiter, records = best
+    (_, _, width), delimiter, records = best
     records = [(i, r) for i, r in records if any(f.strip() for f in r) or len(r) > 1]
 
-    expected = {c.strip().upper() for c in expected_columns or ()}
     header_at: int | None = None
     if expected:
         for k, (_, r) in enumerate(records[:20]):

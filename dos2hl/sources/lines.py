@@ -158,6 +158,18 @@ class LineTracker:
         self._consume_bad(out)
         return Placed(keep, pa.array(recs, pa.int64()), pa.array(lines, pa.int64()), out)
 
+    def restart(self) -> None:
+        """A new pyarrow reader resumes at ``next_line`` (skip_rows=0): its rows count from 1 again."""
+        self.pending.clear()
+        self.next_logical = 1
+
+    def skipped(self, newlines: int, complete: bool) -> tuple[int, int]:
+        """Account for one record consumed without pyarrow (too long to read): ``(record, line)``."""
+        self.records += 1
+        at = self.next_line
+        self.next_line += newlines if complete else newlines + 1
+        return self.records, at
+
     def finish(self) -> list[BadRow]:
         """Place the invalid rows after the last batch (trailer, truncated last record)."""
         out: list[BadRow] = []

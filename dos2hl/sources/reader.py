@@ -18,7 +18,7 @@ import os
 import queue
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -42,6 +42,15 @@ __all__ = [
 
 SNIFF_BYTES = 64 * 1024
 BLOCK_BYTES = 4 << 20
+#: The longest record (one row: all its fields and line breaks, as UTF-8) the reader reads. A record
+#: longer than the read block is measured (a quote-aware scan, nothing held) and read again from its
+#: line with a block 4x, 16x larger..., up to this; a longer one is quarantined (CSV5) without being
+#: held in memory, and reading resumes on the line after it.
+MAX_RECORD_BYTES = 64 << 20
+#: A file is refused (an error, the staging unbalanced) when the reader quarantines more than this
+#: share of its records, and at least QUARANTINE_STOP_MIN of them: it was misread, not merely dirty.
+QUARANTINE_STOP_RATE = 0.5
+QUARANTINE_STOP_MIN = 20
 
 FINDINGS_SCHEMA = pa.schema([
     ("file", pa.string()), ("table", pa.string()), ("record", pa.int64()), ("line", pa.int64()),
@@ -106,11 +115,12 @@ class FileStats:
 
     @property
     def balanced(self) -> bool:
-        return self.records == self.clean + self.repaired + self.quarantined
+        """Every record accounted for, and nothing of the file left unread (``error``)."""
+        return self.error is None and self.records == self.clean + self.repaired + self.quarantined
 
     def identity(self) -> str:
         return (f"{self.file}: {self.records} records = {self.clean} clean + {self.repaired} repaired"
-                f" + {self.quarantined} quarantined")
+                f" + {self.quarantined} quarantined" + ("" if self.error is None else " (NOT BALANCED: read error)"))
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -191,6 +201,7 @@ class ExportReader:
         self.stats: dict[str, FileStats] = {}
         self.formats: dict[str, FileFormat] = {}
         self.rowctx = RowContext()
+        self._rejected: Counter[str] = Counter()  # file -> records the reader quarantined (not orphans)
 
     # -- preflight -------------------------------------------------------------------------
     def preflight(self) -> dict[str, FileStats]:
@@ -198,6 +209,9 @@ class ExportReader:
         for table in self.export.tables():
             for f in self.export.files[table]:
                 st = self.stats.setdefault(f.key, FileStats(f.key, table, bytes=f.size))
+                if not f.size and not TABLES[table].required_file:
+                    st.warnings.append("the file is empty (0 bytes): no records")  # nothing to lose
+                    continue
                 try:
                     fmt = self._sniff(f)
                 except UnreadableFileError as exc:
@@ -292,48 +306,72 @@ class ExportReader:
         tracker = LineTracker(len(colnames), fmt.quotechar, next_logical=first_data, next_line=first_data)
         stream = Utf8Stream(self.export.store.open_read(f.key), fmt.encoding)
         ctx = self._context()
-        try:
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(
-                    use_threads=False, block_size=self.block_bytes, skip_rows=first_data - 1,
-                    column_names=colnames,
-                ),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=fmt.delimiter, quote_char=fmt.quotechar, double_quote=True,
-                    newlines_in_values=True, ignore_empty_lines=False,
-                    invalid_row_handler=lambda row: (
-                        tracker.on_invalid(row.number, row.actual_columns, row.text), "skip")[1],
-                ),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={n: pa.string() for n in colnames}, strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                ),
-            )
-            for batch in _prefetch(reader):
-                placed = tracker.place(batch)
-                if placed.bad:
-                    yield from self._bad_rows(f, placed.bad, st, fmt, colnames, mapping, ctx)
-                rows = batch.filter(placed.keep)
-                if rows.num_rows:
-                    yield from self._parse_rows(
-                        f, st, fmt, rows, placed.record.filter(placed.keep),
-                        placed.line.filter(placed.keep), mapping, ctx,
-                    )
-        except pa.ArrowInvalid as exc:
-            msg = str(exc).splitlines()[0]
-            if "Could not skip initial" in msg and "too short" in msg:
+        block, skip_rows = self.block_bytes, first_data - 1
+        while True:
+            failure = None
+            # Each block's rows are held until the next block arrives: the file's last record may be
+            # cut (the file ends inside a quoted value), which only the end of the file tells.
+            held: tuple[pa.RecordBatch, pa.Array, pa.Array] | None = None
+            try:
+                for batch in _prefetch(self._csv(stream, fmt, colnames, tracker, block, skip_rows)):
+                    placed = tracker.place(batch)
+                    if held is not None:
+                        yield from self._parse_rows(f, st, fmt, *held, mapping, ctx)
+                        held = None
+                    if placed.bad:
+                        yield from self._bad_rows(f, placed.bad, st, fmt, colnames, mapping, ctx)
+                    rows = batch.filter(placed.keep)
+                    if rows.num_rows:
+                        held = (rows, placed.record.filter(placed.keep), placed.line.filter(placed.keep))
+                        if rows.nbytes > MAX_RECORD_BYTES:  # one record may be over the limit
+                            held = yield from self._over_limit(f, st, held)
+            except pa.ArrowInvalid as exc:
+                failure = str(exc).splitlines()[0]  # pyarrow's message may quote the row: never shown
+            tail = tracker.finish()  # the invalid rows pyarrow reported before it stopped, in order
+            if held is not None:
+                if failure is None and not tail and stream.last != b"\n":
+                    held = yield from self._cut_last(f, st, fmt, held)
+                if held[0].num_rows:
+                    yield from self._parse_rows(f, st, fmt, *held, mapping, ctx)
+            if tail:
+                yield from self._bad_rows(f, tail, st, fmt, colnames, mapping, ctx)
+            if failure is None:
+                break
+            if skip_rows and "Could not skip initial" in failure and "too short" in failure:
                 st.warnings.append("the file has no data rows after its header")
+                break
+            start = tracker.next_line  # the record pyarrow could not read starts here
+            if "straddl" not in failure and "block" not in failure:
+                st.error = (f"{f.name}: reading stopped at line {start} (unparseable text); the rest of the "
+                            "file was not read: fix the file from that line and re-export")
+                break
+            # A record longer than the block: measure it without holding it (a quote-aware scan from
+            # its first line). Up to MAX_RECORD_BYTES, read on from that line with a block that holds
+            # it; a longer record is quarantined unread and reading resumes on the line after it.
+            stream.close()
+            stream = self._open_at(f, fmt, start)
+            size, newlines, complete = stream.skip_record(fmt.delimiter, fmt.quotechar)
+            if size > MAX_RECORD_BYTES:
+                yield self._overlong_chunk(f, st, tracker, size, newlines, complete)
+            elif size <= block:  # not the over-long record pyarrow stopped at: never guess
+                st.error = (f"{f.name}: reading stopped at line {start} (a record that could not be split); "
+                            "the rest of the file was not read: fix the file from that line and re-export")
+                break
             else:
-                # pyarrow gave up on the rest of the file (e.g. a line longer than a block). Its
-                # message may quote the row, so only its kind is kept (no patient data in errors).
-                kind = "a line longer than the read block" if "block" in msg else "unparseable text"
-                st.error = (f"{f.name}: reading stopped near line {tracker.next_line} ({kind}); the "
-                            "rest of the file was not read: fix the file from that line and re-export")
-        tail = tracker.finish()
-        if tail:
-            yield from self._bad_rows(f, tail, st, fmt, colnames, mapping, ctx)
+                while block < size:
+                    block *= 4
+                block = min(block, MAX_RECORD_BYTES)
+                stream.close()
+                stream = self._open_at(f, fmt, start)
+            tracker.restart()
+            skip_rows = 0
+            if stream.at_eof():
+                break
+        self._check_rate(f, st)
         stream.drain()
+        if stream.replaced:
+            st.warnings.append(f"{stream.replaced} {fmt.encoding} code units that are no character (lone "
+                               "surrogates) were read as U+FFFD: check the field at the source")
         st.sha256 = stream.sha256.hexdigest()
         st.bytes = stream.bytes_read
         st.lines = tracker.next_line - 1
@@ -343,6 +381,113 @@ class ExportReader:
         if tracker.declared_records is not None and tracker.declared_records != st.records:
             st.warnings.append(
                 f"trailer declares {tracker.declared_records} records, {st.records} were read")
+
+    def _csv(self, stream: Utf8Stream, fmt: FileFormat, colnames: list[str], tracker: LineTracker, block: int,
+             skip_rows: int) -> pacsv.CSVStreamingReader:
+        return pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(
+                use_threads=False, block_size=block, skip_rows=skip_rows, column_names=colnames,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=fmt.delimiter, quote_char=fmt.quotechar, double_quote=True,
+                newlines_in_values=True, ignore_empty_lines=False,
+                invalid_row_handler=lambda row: (
+                    tracker.on_invalid(row.number, row.actual_columns, row.text), "skip")[1],
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in colnames}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+
+    def _open_at(self, f: ExportFile, fmt: FileFormat, line: int) -> Utf8Stream:
+        """The file as UTF-8 from physical ``line`` on (the lines before are read and hashed, not kept)."""
+        stream = Utf8Stream(self.export.store.open_read(f.key), fmt.encoding)
+        stream.skip_lines(line - 1)
+        return stream
+
+    def _cut_last(self, f: ExportFile, st: FileStats, fmt: FileFormat,
+                  held: tuple[pa.RecordBatch, pa.Array, pa.Array],
+                  ) -> Generator[Chunk, None, tuple[pa.RecordBatch, pa.Array, pa.Array]]:
+        """The file does not end with a line break: if its last record ends inside a quoted value (the
+        file was cut short), quarantine that record instead of staging a truncated value. Returns the
+        rows still to stage."""
+        rows, record, line = held
+        n = rows.num_rows
+        probe = self._open_at(f, fmt, int(line[n - 1].as_py()))
+        try:
+            probe.skip_record(fmt.delimiter, fmt.quotechar)
+        finally:
+            probe.close()
+        if not probe.ended_in_quote:
+            return held
+        raw = fmt.delimiter.join(pc.fill_null(c, "")[n - 1].as_py() for c in rows.columns)
+        row = {"file": f.key, "table": f.table, "record": record[n - 1].as_py(), "line": line[n - 1].as_py(),
+               "code": "CSV2", "raw": raw,
+               "reason": ("the file ends inside a quoted value opened on this record, so the record is cut "
+                          "short (an interrupted export?): " + reason("CSV2"))}
+        st.records += 1
+        st.quarantined += 1
+        st.findings["CSV2"] += 1
+        self._rejected[f.key] += 1
+        st.warnings.append(f"the file ends inside a quoted value (line {row['line']}): its last record is cut "
+                           "short; was the export interrupted? Re-export to be sure nothing after it is missing")
+        yield Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
+                    pa.Table.from_pylist([row], QUARANTINE_SCHEMA))
+        return (rows.slice(0, n - 1), record.slice(0, n - 1), line.slice(0, n - 1))
+
+    def _over_limit(self, f: ExportFile, st: FileStats, held: tuple[pa.RecordBatch, pa.Array, pa.Array],
+                    ) -> Generator[Chunk, None, tuple[pa.RecordBatch, pa.Array, pa.Array]]:
+        """Quarantine the records pyarrow read although they are over MAX_RECORD_BYTES (one that fits in
+        two read blocks): the limit is the same wherever a record falls. Returns the rows to stage."""
+        rows, record, line = held
+        size = None
+        for col in rows.columns:
+            n = pc.fill_null(pc.binary_length(col), 0).cast(pa.int64())
+            size = n if size is None else pc.add(size, n)
+        over = pc.greater(size, MAX_RECORD_BYTES)
+        if not pc.any(over).as_py():
+            return held
+        out = []
+        for rec, ln, sz in zip(record.filter(over).to_pylist(), line.filter(over).to_pylist(),
+                               size.filter(over).to_pylist(), strict=True):
+            out.append({"file": f.key, "table": f.table, "record": rec, "line": ln, "code": "CSV5", "raw": None,
+                        "reason": (f"the record is {sz:,} bytes, more than the {MAX_RECORD_BYTES >> 20} MiB one "
+                                   "record may hold: " + reason("CSV5"))})
+        st.records += len(out)
+        st.quarantined += len(out)
+        st.findings["CSV5"] += len(out)
+        self._rejected[f.key] += len(out)
+        yield Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
+                    pa.Table.from_pylist(out, QUARANTINE_SCHEMA))
+        keep = pc.invert(over)
+        return rows.filter(keep), record.filter(keep), line.filter(keep)
+
+    def _overlong_chunk(self, f: ExportFile, st: FileStats, tracker: LineTracker, size: int, newlines: int,
+                        complete: bool) -> Chunk:
+        """Quarantine one record too long to read (its size only: nothing of it is kept)."""
+        record, line = tracker.skipped(newlines, complete)
+        lines = newlines if complete else newlines + 1
+        row = {"file": f.key, "table": f.table, "record": record, "line": line, "code": "CSV5",
+               "reason": (f"the record is {size:,} bytes over {lines:,} lines, more than the "
+                          f"{MAX_RECORD_BYTES >> 20} MiB one record may hold: " + reason("CSV5")),
+               "raw": None}
+        st.records += 1
+        st.quarantined += 1
+        st.findings["CSV5"] += 1
+        self._rejected[f.key] += 1
+        return Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
+                     pa.Table.from_pylist([row], QUARANTINE_SCHEMA))
+
+    def _check_rate(self, f: ExportFile, st: FileStats) -> None:
+        """A file most of whose records could not be read was misread (delimiter, quote, encoding) or is
+        not what its name says: refuse it rather than stage what is left of it."""
+        bad = self._rejected[f.key]
+        if bad >= QUARANTINE_STOP_MIN and bad > QUARANTINE_STOP_RATE * st.records and st.error is None:
+            st.error = (f"{f.name}: {bad:,} of {st.records:,} records could not be read (over "
+                        f"{QUARANTINE_STOP_RATE:.0%}): the file was probably misread (delimiter, quote character "
+                        "or encoding) or is damaged; check it, set the export profile, or re-export it")
 
     def _bad_rows(self, f: ExportFile, bad: list[BadRow], st: FileStats, fmt: FileFormat,
                   colnames: list[str], mapping: dict[str, str], ctx: ParseContext) -> Iterator[Chunk]:
@@ -401,6 +546,7 @@ class ExportReader:
         st.records += len(bad)
         st.quarantined += len(bad)
         st.findings["CSV2"] += len(bad)
+        self._rejected[f.key] += len(bad)
         return Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
                      pa.Table.from_pylist(rows, QUARANTINE_SCHEMA))
 
@@ -469,6 +615,7 @@ class ExportReader:
             fixed = fixed.filter(good)
             st.quarantined += nb
             st.findings["KEY1"] += nb
+            self._rejected[f.key] += nb
         data = data.append_column("_repaired", fixed)
         st.records += n
         n_fixed = int(pc.sum(fixed.cast(pa.int64())).as_py() or 0)
