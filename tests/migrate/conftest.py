@@ -58,8 +58,9 @@ class World:
         from dos2hl.sandbox import create_app
 
         # responses are checked against the contract in tests/sandbox and tests/integration; here the
-        # volume matters (thousands of ledger records), so the app skips that check
-        self.app = create_app(self.state, clock=self.clock, burst=(10**6, 10.0), **kw)
+        # volume matters (thousands of ledger records), so the app skips that check, and validates each
+        # operation's first 25 requests and one in 25 after (the writes of one kind share their shape)
+        self.app = create_app(self.state, clock=self.clock, burst=(10**6, 10.0), **{"request_checks": 25, **kw})
         self.testclient = TestClient(self.app, base_url=BASE)
         return self
 

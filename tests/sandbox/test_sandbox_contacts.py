@@ -157,3 +157,13 @@ def test_every_response_validates(sb) -> None:
     assert contract.validate_response(op, r.status_code, r.content) == []
     r = sb.get("/contacts/search/duplicate", params={"locationId": sb.locs[0], "email": "nobody@example.com"})
     assert r.status_code == 200 and r.json() == {"contact": None}
+
+
+def test_request_checks_validate_each_operations_first_requests_then_one_in_n(make_sandbox) -> None:
+    """The volume worlds' knob: every request validated by default; ``request_checks=N`` validates an
+    operation's first N requests and each Nth after (the others reach the handler unchecked)."""
+    sb = make_sandbox(request_checks=2)
+    bad = {"locationId": sb.locs[0], "firstName": "X", "dateAdded": "2001-01-01T00:00:00Z"}
+    codes = [sb.post("/contacts/", {**bad, "lastName": f"N{i}"}).status_code for i in range(5)]
+    assert codes == [422, 422, 201, 422, 201]
+    assert make_sandbox().post("/contacts/", bad).status_code == 422  # the default checks all
