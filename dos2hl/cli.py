@@ -165,8 +165,7 @@ def quarantine(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (file,line,record,table,code,reason).")] = False,
 ) -> None:
     """List quarantined rows by file and line, with the code and the fix (never the row's text)."""
-    import csv
-
+    from . import csvsafe
     from .api import quarantined_rows
 
     try:
@@ -174,10 +173,9 @@ def quarantine(
     except Dos2hlError as exc:
         _fail(exc)
     if as_csv:
-        w = csv.writer(sys.stdout)
-        w.writerow(["file", "line", "record", "table", "code", "reason"])
+        sys.stdout.write(csvsafe.line(["file", "line", "record", "table", "code", "reason"]))
         for r in rows:
-            w.writerow([r["file"], r["line"], r["record"], r["table"], r["code"], r["reason"]])
+            sys.stdout.write(csvsafe.line([r["file"], r["line"], r["record"], r["table"], r["code"], r["reason"]]))
         return
     for r in rows:
         typer.echo(f"{r['file']}:{r['line']} (record {r['record']}) {r['code']}: {r['reason']}")

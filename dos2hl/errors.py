@@ -32,7 +32,7 @@ __all__ = [
     "Dos2hlError", "ConfigError", "SourceError", "MissingFileError", "UnreadableFileError",
     "StorageError", "HighLevelError", "HighLevelHTTPError", "BadRequestError", "DuplicateContactError",
     "AuthError", "NotFoundError", "UnprocessableError", "RateLimitedError", "ServerError",
-    "TransportError", "RequestTimeoutError", "UnexpectedResponseError", "PayloadTooLargeError",
+    "TransportError", "RequestTimeoutError", "UnexpectedResponseError", "PayloadTooLargeError", "safe_error",
 ]
 
 
@@ -181,3 +181,23 @@ class UnexpectedResponseError(HighLevelError):
 
 class PayloadTooLargeError(HighLevelError, ValueError):
     """A file larger than HighLevel accepts; refused before anything is sent."""
+
+
+def safe_error(exc: BaseException) -> str:
+    """What the ledger's ``error`` column, a shard's result, a report or a log keeps of ``exc``.
+
+    The class name; for an ``OSError`` its errno (``OSError [errno 2 ENOENT]``); for HighLevel's
+    answers and transport failures (``HighLevelHTTPError``, ``TransportError``) their own text, which
+    is built from ids only (status, method, path template, traceId, our stable key). Never ``str()``
+    of any other exception: an OS or storage error's text holds a path of the export or of the run
+    (``IMAGES/<patient name>.jpg``), a parser's can quote the row, an upload's names the file.
+    """
+    import errno as _errno
+
+    name = type(exc).__name__
+    if isinstance(exc, (HighLevelHTTPError, TransportError)):
+        return f"{name}: {exc}"[:300]
+    if isinstance(exc, OSError) and isinstance(exc.errno, int):
+        code = _errno.errorcode.get(exc.errno, "")
+        return f"{name} [errno {exc.errno}{' ' + code if code else ''}]"
+    return name

@@ -73,6 +73,13 @@ class LocationsFile(BaseModel):
     shared_sub_accounts: list[str] = Field(default_factory=list)
     path: str = Field("", exclude=True)  # where it was read from, for error messages
 
+    @field_validator("target")
+    @classmethod
+    def _secure(cls, v: str) -> str:
+        from .highlevel._core import secure_base_url
+
+        return secure_base_url(v)  # https, or http to this machine only (the sandbox)
+
     @field_validator("time_zones")
     @classmethod
     def _zones(cls, v: dict[str, str]) -> dict[str, str]:
@@ -138,7 +145,9 @@ def load_locations(path: str | Path, *, target: str | None = None) -> LocationsF
     if dupes:
         raise ConfigError(f"{p}: location(s) {', '.join(dupes)} listed twice")
     if target:
-        lf = lf.model_copy(update={"target": target})
+        from .highlevel._core import secure_base_url
+
+        lf = lf.model_copy(update={"target": secure_base_url(target)})  # (model_copy skips validators)
     return lf
 
 

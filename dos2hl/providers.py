@@ -27,10 +27,8 @@ The report holds ids, counts and staff data (provider names and emails) only: ne
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import difflib
-import io
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -38,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import csvsafe
 from .errors import ConfigError
 from .locations import LocationsFile, open_client
 
@@ -156,12 +155,8 @@ class ProviderReport:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         csv_path, md_path = out_dir / "providers.csv", out_dir / "providers.md"
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(CSV_COLUMNS)
-        for r in self.rows:
-            w.writerow([_csv_cell(getattr(r, c)) for c in CSV_COLUMNS])
-        csv_path.write_text(buf.getvalue(), encoding="utf-8")
+        rows = [CSV_COLUMNS, *([_csv_cell(getattr(r, c)) for c in CSV_COLUMNS] for r in self.rows)]
+        csv_path.write_text(csvsafe.text(rows), encoding="utf-8")  # names are export text: no formulas
         md_path.write_text(self._markdown(), encoding="utf-8")
         return csv_path, md_path
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import httpx
 from pydantic import SecretStr
 
-from ..errors import HighLevelHTTPError, StorageError, UnexpectedResponseError
-from ..highlevel._core import API_VERSION
+from ..errors import HighLevelError, HighLevelHTTPError, StorageError, UnexpectedResponseError
+from ..highlevel._core import API_VERSION, secure_base_url
 from ..highlevel.errors import HTTPX_ERRORS, json_or_none, trace_id_of, translate_httpx
 from ..storage import Store
 from .packages import MODES, Package
@@ -106,13 +106,16 @@ def sandbox_import(base_url: str, token: SecretStr, object: str, content: bytes,
     params = {"object": object, "mode": mode}
     if dedupe:
         params["dedupe"] = dedupe
-    headers = {"Authorization": f"Bearer {token.get_secret_value()}", "Version": API_VERSION,
-               "Content-Type": "text/csv; charset=utf-8", "Accept": "text/csv"}
-    with httpx.Client(base_url=base_url.rstrip("/"), transport=transport, timeout=timeout) as http:
-        try:
-            response = http.post(IMPORT_PATH, params=params, content=content, headers=headers)
+    failed: HighLevelError | None = None
+    with httpx.Client(base_url=secure_base_url(base_url), transport=transport, timeout=timeout) as http:
+        try:  # the headers a temporary, the error raised outside the except: no token reachable from it
+            response = http.post(IMPORT_PATH, params=params, content=content, headers={
+                "Authorization": f"Bearer {token.get_secret_value()}", "Version": API_VERSION,
+                "Content-Type": "text/csv; charset=utf-8", "Accept": "text/csv"})
         except tuple(HTTPX_ERRORS) as exc:
-            raise translate_httpx(exc, method="POST", path=IMPORT_PATH, stable_key=file_key) from None
+            failed = translate_httpx(exc, method="POST", path=IMPORT_PATH, stable_key=file_key)
+    if failed is not None:
+        raise failed
     if response.status_code != 200:
         raise ImportRejectedError(response.status_code, message=_server_message(response), file_key=file_key,
                                   trace_id=trace_id_of(response, json_or_none(response)))

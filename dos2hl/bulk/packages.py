@@ -15,26 +15,32 @@ properties by field key. ``checklist`` renders the operator's Markdown instructi
 counts, digests and column mappings only, never a row value.
 
 Keys are built from the caller's prefix and the object key only: never from patient data.
+
+Cells go through ``dos2hl.csvsafe`` like every CSV dos2hl writes: a text that a spreadsheet would
+run as a formula (``=HYPERLINK(...)``, ``@SUM(...)``) is written ``'``-prefixed and quoted, since an
+operator may open a package before uploading it; numbers and phone numbers (``-12.50``,
+``+15550100100``) keep their true value. HighLevel's importer stores a neutralised text with its
+``'``, so the bulk phase keeps such rows out of the packages (``risky_row``): the API path writes them
+with their true value, and no package cell is ever altered in practice.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
 import decimal
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import csvsafe
 from ..errors import ConfigError, PayloadTooLargeError
 from ..storage import Store
 
 __all__ = ["MAX_FILE_BYTES", "PackageFile", "Package", "contact_row", "record_row", "opportunity_row",
-           "write_package", "read_package", "checklist", "file_stem", "MODES"]
+           "write_package", "read_package", "checklist", "file_stem", "MODES", "risky_row"]
 
 MAX_FILE_BYTES = 30 * 1024 * 1024
 MODES = ("create", "update", "create_update")
@@ -200,9 +206,13 @@ def file_stem(obj: str) -> str:
 
 
 def _line(values: list[str]) -> bytes:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_MINIMAL).writerow(values)
-    return buf.getvalue().encode("utf-8")
+    return csvsafe.line(values).encode("utf-8")
+
+
+def risky_row(row: Mapping[str, str]) -> bool:
+    """Whether a cell of ``row`` would be neutralised in a package (``csvsafe``): such a row is not
+    imported by CSV (its text would reach HighLevel with the ``'``), the API path writes it."""
+    return any(csvsafe.is_risky(v) for v in row.values() if isinstance(v, str))
 
 
 def _join(prefix: str, name: str) -> str:

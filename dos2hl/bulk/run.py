@@ -41,6 +41,7 @@ from .packages import (
     opportunity_row,
     read_package,
     record_row,
+    risky_row,
     write_package,
 )
 
@@ -159,18 +160,26 @@ def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client
            ids: IdMap, ledger: LedgerWriter, out: BulkResult, importer: Importer | None,
            sleep: Callable[[float], None], shared: dict[str, list[str]]) -> bool:
     """Write (once), import or wait, reconcile one round; False while the operator has not imported."""
-    if not items:
-        return True
     packages: list[tuple[str, str, list[Any], Package]] = []
-    for target, obj, payloads in items:
+    for target, obj, everything in items:
         prefix = f"bulk/{loc}/{obj}"
+        # a row with a cell a spreadsheet would run stays out (the API path writes its true value)
+        rows, payloads = [], []
+        for p in everything:
+            row = _row(target, p, schema, ids, shared)
+            if not risky_row(row):
+                rows.append(row)
+                payloads.append(p)
+        if not payloads:
+            continue
         if not _state(run, prefix).get("status"):
-            rows = [_row(target, p, schema, ids, shared) for p in payloads]
             write_package(run, prefix, loc, target, rows, mode="create",
                           dedupe="email" if target == "contacts" else "id")
             _set_state(run, prefix, {"status": "written", "keys": [p.stable_key for p in payloads]})
         packages.append((target, obj, payloads, read_package(run, prefix)))
         out.packages.append(prefix)
+    if not packages:
+        return True
     key = f"bulk/{loc}/checklist-{'-'.join(sorted(o for _t, o, _p, _k in packages))}.md"
     run.write_bytes(key, checklist([p for *_x, p in packages]).encode())
     pending = [(t, o, p, k) for t, o, p, k in packages if _state(run, f"bulk/{loc}/{o}").get("status") == "written"]

@@ -28,7 +28,7 @@ from .retry import DEFAULT_RETRY, RetryPolicy, is_ambiguous, is_transient
 from .tally import Tally, class_of, counting_as
 
 __all__ = ["Written", "Outcome", "Lookup", "API_VERSION", "CALENDARS_API_VERSION", "DEFAULT_TIMEOUT",
-           "DEFAULT_LIMITS", "version_for"]
+           "DEFAULT_LIMITS", "version_for", "secure_base_url"]
 
 log = logging.getLogger("dos2hl.highlevel")
 
@@ -42,6 +42,39 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 Outcome = Literal["created", "updated", "verified-existing"]
 Lookup = Callable[[], T | None]
 """Answers "does the record this create would make already exist?" (e.g. by Source_System_ID)."""
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def secure_base_url(url: str) -> str:
+    """``url`` without its trailing ``/``, if it is ``https://`` (or ``http://`` to this machine:
+    127.0.0.0/8, ``::1``, ``localhost``, where the sandbox runs); else ``ConfigError``. A token and
+    patient data never go over cleartext HTTP to another host."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    from ..errors import ConfigError
+
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        raise ConfigError("target is not a URL (e.g. https://services.leadconnectorhq.com)") from None
+    if parts.scheme == "https" and host:
+        return url.strip().rstrip("/")
+    if parts.scheme == "http" and host:
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host in _LOOPBACK_NAMES
+        if loopback:
+            return url.strip().rstrip("/")
+        raise ConfigError(f"target http://{host} is refused: the token and patient data would cross the network "
+                          "in cleartext; use https:// (plain http:// only for 127.0.0.1, ::1 or localhost, "
+                          "e.g. the sandbox)")
+    raise ConfigError(f"target must be an https:// URL (e.g. https://services.leadconnectorhq.com), "
+                      f"not a {parts.scheme or 'scheme-less'} one")
 
 
 def version_for(template: str) -> str:
@@ -103,7 +136,7 @@ class _Core:
         self._count_lock = threading.Lock()
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), transport=transport, timeout=timeout,
+        self._http = httpx.Client(base_url=secure_base_url(base_url), transport=transport, timeout=timeout,
                                   limits=limits, headers={"Accept": "application/json"})
 
     def __repr__(self) -> str:
@@ -119,22 +152,29 @@ class _Core:
         self.close()
 
     # ---- one request --------------------------------------------------------------------------------
+    def _headers(self, call: _Call) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token.get_secret_value()}", "Version": version_for(call.template)}
+
     def _send_once(self, call: _Call, attempt: int) -> _Answer:
-        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}",
-                   "Version": version_for(call.template)}
         self._permits.acquire(self.location_id, 1)
         cls = class_of(call.method, call.template, attempt, getattr(self._scope, "cls", None))
         with self._count_lock:
             self.stats["sent"] += 1
             self.tally.count(cls, time.time())
         start = time.perf_counter()
+        failed: HighLevelError | None = None
         try:
+            # the headers are a temporary (no local of this frame holds the token: a traceback's
+            # frames are part of what an exception keeps reachable)
             response = self._http.request(call.method, call.path(), params=call.params, json=call.json,
-                                          files=call.files, data=call.data, headers=headers)
+                                          files=call.files, data=call.data, headers=self._headers(call))
         except tuple(HTTPX_ERRORS) as exc:
-            err = translate_httpx(exc, method=call.method, path=call.template, stable_key=call.stable_key)
-            self._log(call, attempt, start, None, None, err)
-            raise err from None  # the httpx exception holds the request (and its headers)
+            failed = translate_httpx(exc, method=call.method, path=call.template, stable_key=call.stable_key)
+        if failed is not None:
+            # raised outside the except block: "raise ... from None" would still keep the httpx
+            # exception (its request, its Authorization header) as __context__
+            self._log(call, attempt, start, None, None, failed)
+            raise failed
         self._permits.report(self.location_id, response.status_code, response.headers)
         if response.status_code == 429:
             with self._count_lock:
@@ -148,6 +188,7 @@ class _Core:
         err = error_from_response(response, method=call.method, path=call.template,
                                   stable_key=call.stable_key)
         self._log(call, attempt, start, response.status_code, trace_id, err)
+        del response  # its .request holds the Authorization header, and a traceback keeps this frame's locals
         raise err
 
     def _log(self, call: _Call, attempt: int, start: float, status: int | None, trace_id: str | None,
@@ -234,9 +275,9 @@ class _Core:
         except pydantic.ValidationError as exc:
             where = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(body)'}: {e['type']}"
                               for e in exc.errors(include_input=False)[:5])
-            raise UnexpectedResponseError(f"HighLevel's answer is not a {model.__name__}: {where}",
-                                          method=call.method, path=call.template,
-                                          stable_key=call.stable_key) from None
+        # outside the except block: the ValidationError (which quotes the record) is not its __context__
+        raise UnexpectedResponseError(f"HighLevel's answer is not a {model.__name__}: {where}",
+                                      method=call.method, path=call.template, stable_key=call.stable_key)
 
     def _parse_list(self, model: type[M], data: Any, call: _Call, key: str) -> list[M]:
         items = data.get(key) if isinstance(data, dict) else None

@@ -465,7 +465,7 @@ class HighLevelClient(_Core):
         size = content.stat().st_size if isinstance(content, Path) else len(content)
         if size > MAX_UPLOAD_BYTES:
             raise PayloadTooLargeError(
-                f"{filename!r} is {size / 2**20:.1f} MB; HighLevel accepts at most 25 MB per upload "
+                f"the file is {size / 2**20:.1f} MB; HighLevel accepts at most 25 MB per upload "
                 "(split or compress it, or store it elsewhere and link it)", stable_key=stable_key)
         data = content.read_bytes() if isinstance(content, Path) else content
         form = {k: v for k, v in {"name": name, "parentId": parent_id}.items() if v is not None}

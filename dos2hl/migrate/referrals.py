@@ -7,9 +7,10 @@ rows of kind MKT) plus "Doctor referral", "Patient referral" and "Other".
 
 Free text typed at the front desk ("google", "Googled", "GOOGLE MAPS") is normalised to one canonical
 channel: a keyword table for the channels dental practices use, then a close match on the practice's
-own channel names (difflib), else "Other". The report shows the variant table (variant -> canonical,
-with counts) for variants that matched; text that matched nothing is only counted, since free text
-can name a person ("my neighbour Jane").
+own channel names (difflib), else "Other". The report shows, per canonical channel, how many rows
+were typed as free text and how many distinct spellings they had; text that matched nothing is
+only counted. A typed text itself is never reported (nor kept in a shard's result): free text can
+name a person ("Googled by my neighbour Jane" matches Google and still names Jane).
 """
 
 from __future__ import annotations
@@ -93,6 +94,12 @@ class Referrals:
         return [f"referral: {KIND_TAG['MKT']}", f"referral: {canonical.lower()}"], canonical
 
     def table(self) -> dict[str, Any]:
-        """The report's variant table (normalised variants only) and the unresolved count."""
-        rows = [{"variant": v, "canonical": c, "rows": n} for (v, c), n in sorted(self.variants.items())]
-        return {"variants": rows, "unresolved_free_text": self.unresolved}
+        """The report's table: per canonical channel, free-text rows and distinct spellings (counts
+        only, never the text); and the unresolved count."""
+        rows: Counter[str] = Counter()
+        spellings: Counter[str] = Counter()
+        for (_variant, canonical), n in self.variants.items():
+            rows[canonical] += n
+            spellings[canonical] += 1
+        return {"channels": [{"canonical": c, "rows": n, "spellings": spellings[c]} for c, n in sorted(rows.items())],
+                "unresolved_free_text": self.unresolved}

@@ -166,7 +166,7 @@ def _reasons(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _notices(phases: list[Any]) -> dict[str, Any]:
     """What the writers noticed (events without a time or unassigned) and the referral variant table."""
     writer: Counter[str] = Counter()
-    variants: Counter[tuple[str, str]] = Counter()
+    channels: Counter[str] = Counter()  # canonical referral channel -> free-text rows (never the text)
     unresolved = images = 0
     plain: list[int] = []
     for p in phases:
@@ -179,13 +179,13 @@ def _notices(phases: list[Any]) -> dict[str, Any]:
             plain += n.get("notes_as_plain_text", [])
             ref = n.get("referral_variants") or {}
             unresolved += ref.get("unresolved_free_text", 0)
-            for v in ref.get("variants", []):
-                variants[(v["variant"], v["canonical"])] += v["rows"]
+            for v in ref.get("channels", []):
+                channels[v["canonical"]] += v["rows"]
     return {"writer": dict(writer), "note_images": images,
             # clinical notes whose rich text lost words in the converter (HTML nested too deep): migrated as
             # a plain tag strip instead, so no word is lost; ids only
             "notes_as_plain_text": {"count": len(plain), "note_ids": sorted(plain)[:50]},
-            "referral_variants": [{"variant": v, "canonical": c, "rows": n} for (v, c), n in sorted(variants.items())],
+            "referral_variants": [{"canonical": c, "rows": n} for c, n in sorted(channels.items())],
             "referral_unresolved_free_text": unresolved}
 
 
@@ -285,11 +285,11 @@ def _md(rep: dict[str, Any]) -> str:
                   f"kept, its formatting lost. Note ids: {', '.join(str(i) for i in plain['note_ids'])}"
                   f"{' ...' if plain['count'] > len(plain['note_ids']) else ''}."]
     if notes.get("referral_variants") or notes.get("referral_unresolved_free_text"):
-        lines += ["", "## Referral sources: free-text variants normalised", "",
-                  "| variant | canonical | rows |", "|---|---|---:|"]
-        lines += [f"| {v['variant']} | {v['canonical']} | {v['rows']} |" for v in notes["referral_variants"]]
+        lines += ["", "## Referral sources: free text normalised to a channel", "",
+                  "| channel | free-text rows |", "|---|---:|"]
+        lines += [f"| {v['canonical']} | {v['rows']} |" for v in notes["referral_variants"]]
         lines += ["", f"{notes.get('referral_unresolved_free_text', 0)} free-text values matched no channel and "
-                  "became \"Other\" (not shown: free text can name a person)."]
+                  "became \"Other\" (the typed texts are never shown: free text can name a person)."]
     lines += ["", "## Workflows to rebuild", "", "HighLevel has no API to create workflows: `report/workflows.md` "
               "(in the run's folder) says what to rebuild by hand (recall program, reminders, follow-ups), from "
               "the export's recall types, confirmation practice and contact preferences."]
@@ -366,23 +366,16 @@ def pending(run_uri: str) -> list[dict[str, Any]]:
 def write_report(run_uri: str, rep: dict[str, Any], phases: list[Any] = ()) -> dict[str, str]:  # type: ignore[assignment]
     """report.json/.md/.html, pending.csv (dead letters) and excluded.csv (every row excluded with its
     reason, from the last phase's shards)."""
-    import csv
-    import io
+    from .. import csvsafe
 
     store = open_store(run_uri)
     rows = pending(run_uri.rsplit("/sample", 1)[0] if run_uri.endswith("/sample") else run_uri)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["location", "object", "stable_key", "source_id", "outcome", "error_class",
-                                        "http_status", "parent"])
-    w.writeheader()
-    w.writerows(rows)
-    store.write_bytes("report/pending.csv", buf.getvalue().encode())
-    buf = io.StringIO()
-    w2 = csv.writer(buf)
-    w2.writerow(["location", "object", "source_id", "reason"])
-    w2.writerows(sorted((r["location"], *row) for p in phases[-1:] for r in p.shards
-                        for row in r.get("excluded_rows", [])))
-    store.write_bytes("report/excluded.csv", buf.getvalue().encode())
+    # a person opens these in a spreadsheet; source ids are export text: every cell through csvsafe
+    columns = ["location", "object", "stable_key", "source_id", "outcome", "error_class", "http_status", "parent"]
+    store.write_bytes("report/pending.csv", csvsafe.text([columns, *([r[c] for c in columns] for r in rows)]).encode())
+    excluded = sorted((r["location"], *row) for p in phases[-1:] for r in p.shards for row in r.get("excluded_rows", []))
+    store.write_bytes("report/excluded.csv",
+                      csvsafe.text([["location", "object", "source_id", "reason"], *excluded]).encode())
     rep["pending"] = {"count": len(rows), "by_error": dict(Counter(r["error_class"] or r["outcome"] for r in rows))}
     md = _md(rep)
     store.write_bytes("report/report.json", json.dumps(rep, indent=2, default=str).encode())

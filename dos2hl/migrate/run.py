@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import safe_error
 from ..highlevel.tally import counting_as, snapshot
 from ..mapping.model import Mapping as FieldMap
 from ..mapping.objectmap import user_field
@@ -365,7 +366,7 @@ def migrate_shard_isolated(spec: ShardSpec, client: Any) -> ShardResult:
     except Exception as exc:  # noqa: BLE001 - isolation is the point; the report shows it
         logging.getLogger("dos2hl.migrate").error("shard %s stopped: %s", spec.name, type(exc).__name__)
         spent = snapshot(client) - before  # what it sent before it stopped still counts
-        return ShardResult(spec.location, spec.shard, error=f"{type(exc).__name__}: {exc}"[:300],
+        return ShardResult(spec.location, spec.shard, error=safe_error(exc),
                            requests=spent.total, http_429=spent.http_429, tally=spent.to_dict())
 
 

@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AlreadyExistsError, DuplicateContactError, HighLevelError, NotFoundError
+from ..errors import AlreadyExistsError, DuplicateContactError, HighLevelError, NotFoundError, safe_error
 from ..highlevel.models import ContactCreate, CustomFieldInput, RecordCreate, RelationCreate
 from ..highlevel.retry import is_transient
 from .existing import Inventory, contact_fields, record_fields
@@ -282,7 +282,7 @@ class ShardWriter(CrmWriter):
     def _fail(self, obj: str, key: str, source_id: str, exc: Exception, payload: Any, parent: str | None = None
               ) -> None:
         status = getattr(exc, "status", None)
-        msg = f"{type(exc).__name__}: {exc}"[:300]
+        msg = safe_error(exc)  # class, errno and ids: an OSError's text holds the export path
         self._op(obj, key, source_id, None, "create", "failed", http_status=status, error=msg,
                  payload_hash=payload_hash(payload), parent=parent)
         self.ids.apply({"stable_key": key, "op": "create", "outcome": "failed", "error": msg, "hl_id": None})

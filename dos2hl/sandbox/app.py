@@ -1,8 +1,10 @@
 """The sandbox ASGI app: HighLevel API v2 paths plus admin paths under ``/_sandbox/``.
 
 Every API request goes through the same gate, in the order the real API applies it: route
-(404) -> token (401) -> rate limit (429) -> faults -> scope (401) -> location (403) -> contract
-(422) -> handler. Then the response gets the rate-limit headers and one journal line.
+(404) -> token (401) -> body size (413; the body is read only now, from the stream, at most 30 MB
++ 1 byte) -> rate limit (429) -> faults -> scope (401) -> location (403) -> JSON (400 malformed,
+422 nested deeper than 64 levels) -> contract (422) -> handler. Then the response gets the
+rate-limit headers and one journal line (every answer, refusals included).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from starlette.routing import Route
 
 from ..highlevel import contract
 from . import endpoints  # noqa: F401  (registers the handlers)
-from .core import HANDLERS, ApiError, Ctx, Settings
+from .core import HANDLERS, MAX_JSON_DEPTH, ApiError, Ctx, Settings, json_depth, read_body
 from .faults import Faults, parse_faults
 from .journal import Journal
 from .limits import RateLimiter
@@ -47,6 +49,7 @@ _FALLBACK_SCOPES = (
 # Operations a sub-account token may call although the spec says Agency-Access (NOTES.md §2.5:
 # reports vary; a migration needs them).
 _AGENCY_ALLOWED = frozenset({"objects:create-custom-object-schema"})
+_TOO_DEEP = object()
 _LIMIT_MESSAGES = {"burst": "Too many requests: the burst limit of this app and location is reached",
                    "daily": "Daily API request limit reached"}
 
@@ -106,7 +109,7 @@ class _Api:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         request = Request(scope, receive)
         started = time.perf_counter()
-        body = await request.body()
+        body = b""  # read after the token is checked, and never more than MAX_BODY_BYTES + 1
         method, path = request.method, request.url.path
         op = contract.find_operation(method, path)
         template = op.template if op else "(unmatched)"
@@ -121,6 +124,7 @@ class _Api:
             if found is None:
                 raise ApiError(401, "Invalid token: access token is invalid", error="Unauthorized")
             location, app_id, scopes = found
+            body = await read_body(request)  # 413 over the cap
             now = self.clock()
             verdict = self.limiter.admit(f"{app_id}:{location}", now)
             headers = verdict.headers
@@ -192,6 +196,11 @@ class _Api:
                 parsed = json.loads(body)
             except ValueError:
                 raise ApiError(400, "Unexpected token in JSON", error="Bad Request") from None
+            except RecursionError:
+                parsed = _TOO_DEEP
+            if parsed is _TOO_DEEP or json_depth(parsed) > MAX_JSON_DEPTH:
+                raise ApiError(422, [f"the body nests deeper than {MAX_JSON_DEPTH} levels"],
+                               error="Unprocessable Entity")
         named = {op.path_params.get("locationId"), *(query.get("locationId") or []),
                  *(query.get("location_id") or [])}
         if query.get("altType") == ["location"]:

@@ -16,7 +16,13 @@ from typing import Any
 from ..highlevel.contract import Operation
 from .store import Store, new_id
 
-__all__ = ["ApiError", "Ctx", "Settings", "HANDLERS", "handler", "iso", "new_id"]
+__all__ = ["ApiError", "Ctx", "Settings", "HANDLERS", "handler", "iso", "new_id", "MAX_BODY_BYTES",
+           "MAX_JSON_DEPTH", "read_body", "json_depth"]
+
+#: The largest request body the sandbox reads (HighLevel's importer and gateway: 30 MB); larger -> 413.
+MAX_BODY_BYTES = 30 * 1024 * 1024
+#: Deeper JSON is refused with 422 (the parser and the contract validator recurse).
+MAX_JSON_DEPTH = 64
 
 
 class ApiError(Exception):
@@ -34,6 +40,36 @@ class ApiError(Exception):
         if self.meta is not None:
             out["meta"] = self.meta
         return out
+
+
+async def read_body(request: Any, cap: int = MAX_BODY_BYTES) -> bytes:
+    """The request's body, read from the stream, at most ``cap`` bytes: a ``Content-Length`` over the
+    cap is refused unread; without one (chunked), reading stops at ``cap + 1`` bytes. Over -> 413."""
+    too_large = ApiError(413, f"The request body is larger than {cap // 2**20} MB", error="Payload Too Large")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > cap:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (iterative: no recursion limit)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        v, d = todo.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        if isinstance(v, list):
+            deepest = max(deepest, d)
+            todo.extend((x, d + 1) for x in v)
+    return deepest
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..highlevel.contract import operation_by_id
-from .core import ApiError, Ctx, Settings
+from .core import ApiError, Ctx, Settings, read_body
 from .endpoints import contacts as c
 from .endpoints import objects as o
 from .endpoints import opportunities as opps
@@ -81,8 +81,9 @@ async def import_endpoint(request: Request, store: Store, clock: Callable[[], fl
     dedupe = q.get("dedupe", _DEFAULT_DEDUPE.get(obj, "id"))
     if obj == "opportunities" and dedupe not in ("contact", "id"):
         return _bad("dedupe must be contact or id for opportunities")
-    body = await request.body()
-    if len(body) > MAX_IMPORT_BYTES:
+    try:
+        body = await read_body(request, MAX_IMPORT_BYTES)  # after the token; never more than 30 MB + 1
+    except ApiError:
         return _bad("The file is larger than 30 MB", 413)
     importer = {"contacts": _import_contact, "opportunities": _import_opportunity}.get(obj, _import_record)
     text = body.decode("utf-8-sig", "replace")
