@@ -139,7 +139,6 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from dos2hl.generate import GenerateParams, generate
     from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
-    from dos2hl.storage import LocalStore
     from tests.migrate.conftest import EXPORT_DATE, make_world
     from tests.migrate.test_every_field import _merge_fixture
 
@@ -151,16 +150,18 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
                                           history_years=2))
     _merge_fixture(root / "gen" / "export", FIXTURE)
     w = make_world(root, mp, crm=True, export=root / "gen" / "export")
-    real = LocalStore.read_bytes
+    import dos2hl.migrate.write_crm as write_crm
+
+    real = write_crm.read_document
     failed: list[str] = []
 
-    def unreadable_once(self: Any, key: str, **kw: Any) -> bytes:
+    def unreadable_once(store: Any, key: str, **kw: Any) -> bytes:  # the upload's read of one document
         if "IMAGES" in key.upper() and not failed:
             failed.append(key)
             raise PermissionError(13, "Permission denied", f"/mnt/export/IMAGES/{CANARY}, Ada/{key}")
-        return real(self, key, **kw)
+        return real(store, key, **kw)
 
-    mp.setattr(LocalStore, "read_bytes", unreadable_once)
+    mp.setattr(write_crm, "read_document", unreadable_once)
     rep = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                  export_date=EXPORT_DATE, workers=2, bulk_threshold=5, sample=0),
                   approve=lambda r: True, client_factory=w.factory)
