@@ -455,12 +455,7 @@ class ExportReader:
             out.append({"file": f.key, "table": f.table, "record": rec, "line": ln, "code": "CSV5", "raw": None,
                         "reason": (f"the record is {sz:,} bytes, more than the {MAX_RECORD_BYTES >> 20} MiB one "
                                    "record may hold: " + reason("CSV5"))})
-        st.records += len(out)
-        st.quarantined += len(out)
-        st.findings["CSV5"] += len(out)
-        self._rejected[f.key] += len(out)
-        yield Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
-                    pa.Table.from_pylist(out, QUARANTINE_SCHEMA))
+        yield self._quarantined(f, st, "CSV5", out)
         keep = pc.invert(over)
         return rows.filter(keep), record.filter(keep), line.filter(keep)
 
@@ -543,10 +538,14 @@ class ExportReader:
                           + reason("CSV2"),
                 "raw": b.text,
             })
-        st.records += len(bad)
-        st.quarantined += len(bad)
-        st.findings["CSV2"] += len(bad)
-        self._rejected[f.key] += len(bad)
+        return self._quarantined(f, st, "CSV2", rows)
+
+    def _quarantined(self, f: ExportFile, st: FileStats, code: str, rows: list[dict[str, object]]) -> Chunk:
+        """A chunk holding only quarantined records (each read, none staged), counted under ``code``."""
+        st.records += len(rows)
+        st.quarantined += len(rows)
+        st.findings[code] += len(rows)
+        self._rejected[f.key] += len(rows)
         return Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
                      pa.Table.from_pylist(rows, QUARANTINE_SCHEMA))
 
