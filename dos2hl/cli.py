@@ -398,7 +398,9 @@ def rollback(
         typer.echo(f"run {run_id}: {out['status']}; deleted {out['deleted']}")
         for f in out["not_undone"]:
             typer.echo(f"  not undone: {f['location']}/{f['object']} {f['stable_key']} ({f['error_class']})", err=True)
-    if out["not_undone"]:
+        for key in out.get("unreadable_ledger_files", []):
+            typer.echo(f"  unreadable ledger file (skipped; what it recorded is not undone): {key}", err=True)
+    if out["not_undone"] or out.get("unreadable_ledger_files"):
         raise typer.Exit(1)
 
 

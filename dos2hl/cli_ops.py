@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from .cli_common import ExportDateOpt, JsonOpt, LocationsOpt, TargetOpt, _fail
-from .errors import Dos2hlError
+from .errors import ConfigError, Dos2hlError
 from .settings import Dos2hlSettings
 
 
@@ -36,19 +36,43 @@ def register(app: typer.Typer) -> None:
             _fail(exc)
 
 
+    @phi_app.command("rotate-key")
+    def phi_rotate_key(
+        key_file: Annotated[Optional[Path], typer.Option("--key-file", help="Default DOS2HL_PHI_KEY_FILE.")] = None,
+        kms_key_id: Annotated[Optional[str], typer.Option("--kms-key-id", help="Wrap the new data key with this "
+                                                          "AWS KMS key.")] = None,
+    ) -> None:
+        """Append a new key to the key file: it seals from now on, the older keys still open their values."""
+        from .phi import rotate_key_file
+
+        try:
+            path = key_file or Dos2hlSettings().phi_key_file
+            if not path:
+                raise ConfigError("no key file: pass --key-file or set DOS2HL_PHI_KEY_FILE")
+            typer.echo(f"PHI key {rotate_key_file(path, kms_key_id=kms_key_id)} added to {path}; it seals from now on")
+        except Dos2hlError as exc:
+            _fail(exc)
+
+
     @phi_app.command("decrypt")
     def phi_decrypt(
         field: Annotated[str, typer.Option("--field", help="The value's target key, e.g. "
                                            "custom_objects.clinical_notes.note_text.")],
-        value: Annotated[Optional[str], typer.Argument(help="The enc:v1: value (default: read from stdin).")] = None,
+        record: Annotated[str, typer.Option("--record", help="The record the value belongs to: its stable key "
+                                            "(the ledger's stable_key), or LOC/OBJECT/SOURCE_ID, e.g. "
+                                            "L001/clinical_note/402 (values are bound to their record).")] = "",
+        value: Annotated[Optional[str], typer.Argument(help="The enc: value (default: read from stdin).")] = None,
         key_file: Annotated[Optional[Path], typer.Option("--key-file", help="Default DOS2HL_PHI_KEY_FILE.")] = None,
     ) -> None:
         """Open one value a migration stored encrypted in HighLevel (prints the plain text)."""
+        from .migrate.ledger import stable_key
         from .phi import load_sealer
 
         try:
+            if record.count("/") == 2:
+                record = stable_key(*record.split("/"))
             sealer = load_sealer(key_file or Dos2hlSettings().phi_key_file)
-            typer.echo(sealer.open((value or sys.stdin.read()).strip(), field))
+            typer.echo(sealer.open((value or sys.stdin.read()).strip(), field, record))
         except Dos2hlError as exc:
             _fail(exc)
 

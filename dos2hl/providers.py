@@ -152,12 +152,14 @@ class ProviderReport:
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:
         """Write ``providers.csv`` (one line per row) and ``providers.md`` (for a person to act on)."""
+        from .storage import LocalStore
+
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        store = LocalStore(out_dir)  # 0600 files in 0700 folders, atomic and durable
         csv_path, md_path = out_dir / "providers.csv", out_dir / "providers.md"
         rows = [CSV_COLUMNS, *([_csv_cell(getattr(r, c)) for c in CSV_COLUMNS] for r in self.rows)]
-        csv_path.write_text(csvsafe.text(rows), encoding="utf-8")  # names are export text: no formulas
-        md_path.write_text(self._markdown(), encoding="utf-8")
+        store.write_bytes(csv_path.name, csvsafe.text(rows).encode("utf-8"))  # names are export text: no formulas
+        store.write_bytes(md_path.name, self._markdown().encode("utf-8"))
         return csv_path, md_path
 
     def _markdown(self) -> str:

@@ -256,7 +256,9 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
     # place rather than copied.
     local_root = out.local_path("")
     if local_root is not None:
-        local_root.mkdir(parents=True, exist_ok=True)
+        from .storage import make_private_dirs
+
+        make_private_dirs(local_root)  # 0700: the staged export holds every patient's values
     writes = _Writes()
     with tempfile.TemporaryDirectory(prefix=".dos2hl-stage-", dir=local_root) as tmpdir:
         tmp = Path(tmpdir)

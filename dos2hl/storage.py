@@ -3,8 +3,11 @@
 ``open_store("runs/")`` is a local folder; ``open_store("s3://bucket/prefix")`` is S3 (or an
 S3-compatible endpoint such as moto's server in tests). Writes to S3 always ask for SSE-KMS
 (with the configured key id) and go through boto3, because pyarrow's S3 filesystem cannot set
-SSE-KMS headers. Local writes are atomic (temp file + rename), S3 PUTs are atomic by nature, so a
-reader never sees half a file.
+SSE-KMS headers. Local writes are atomic and durable: a temp file (created 0600 with ``os.open``,
+whatever the umask) is written, fsynced, renamed into place and its folder fsynced (``durable_replace``),
+so neither a reader nor a power loss ever sees half a file. Every file the local backend writes is
+0600 and every folder it creates 0700: a run holds PHI (the staged export, reports, packages). S3 PUTs
+are atomic and durable by nature.
 
 Keys are built by dos2hl only from table names, location codes, shard numbers and run ids: never
 from patient data.
@@ -24,7 +27,57 @@ from urllib.parse import urlparse
 from .errors import ConfigError, StorageError
 from .settings import S3Settings
 
-__all__ = ["Store", "LocalStore", "S3Store", "open_store"]
+__all__ = ["Store", "LocalStore", "S3Store", "durable_replace", "fsync_dir", "make_private_dirs", "open_store",
+           "FILE_MODE", "DIR_MODE"]
+
+FILE_MODE, DIR_MODE = 0o600, 0o700
+
+
+def fsync_dir(path: str | Path) -> None:
+    """fsync a folder, so a rename or a new file in it survives a power loss (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a folder: the file's own fsync is what they offer
+    finally:
+        os.close(fd)
+
+
+def make_private_dirs(path: str | Path) -> Path:
+    """Create ``path`` and its missing parents as 0700 folders (umask-independent); folders that already
+    exist are left as they are (the operator's storage root, say). Returns the path."""
+    p = Path(path)
+    missing = []
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(d, DIR_MODE)
+        fsync_dir(d.parent)
+    return Path(path)
+
+
+def durable_replace(tmp: str | Path, dest: str | Path) -> None:
+    """Make ``tmp`` (already written) 0600 and durable, rename it over ``dest``, fsync the folder: after a
+    power loss ``dest`` is either the old file or the whole new one."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, dest)
+    fsync_dir(Path(dest).parent)
 
 
 class Store(Protocol):
@@ -94,25 +147,26 @@ class LocalStore:
             fh.write(data)
 
     def put_file(self, key: str, local: Path) -> None:
-        """Move ``local`` into place (a rename when it sits on the same filesystem, else a copy)."""
+        """Move ``local`` into place (a rename when it sits on the same filesystem, else a copy); 0600,
+        durable."""
         dest = self._p(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(dest.parent)
         try:
-            os.replace(local, dest)
+            durable_replace(local, dest)
         except OSError:
-            tmp = dest.with_name(f".{dest.name}.tmp")
-            shutil.copyfile(local, tmp)
-            os.replace(tmp, dest)
+            with self.writer(key) as fh, open(local, "rb") as src:
+                shutil.copyfileobj(src, fh)
 
     @contextmanager
     def writer(self, key: str) -> Iterator[IO[bytes]]:
         dest = self._p(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        make_private_dirs(dest.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)  # O_EXCL, mode 0600
         try:
             with os.fdopen(fd, "wb") as fh:
                 yield fh
-            os.replace(tmp, dest)
+                fh.flush()
+            durable_replace(tmp, dest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -24,4 +24,7 @@ def rollback_flow(params: RollbackParams) -> dict:
     if out["not_undone"]:
         raise RuntimeError(f"{len(out['not_undone'])} operations of run {params.run_id} could not be undone: "
                            "see the flow's return value")
+    if out.get("unreadable_ledger_files"):
+        raise RuntimeError(f"run {params.run_id}: ledger files could not be read (skipped): "
+                           f"{', '.join(out['unreadable_ledger_files'])}")
     return out

@@ -265,7 +265,9 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
         "identity": (f"{totals['records']} records = {totals['clean']} clean + {totals['repaired']} repaired"
                      f" + {totals['quarantined']} quarantined"),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "audit.json").write_text(json.dumps(doc, indent=2, sort_keys=False, default=str))
-    (out / "audit.md").write_text(render_markdown(doc))
+    from ..storage import LocalStore
+
+    store = LocalStore(out)  # 0600 files in 0700 folders: the audit names columns, samples ids
+    store.write_bytes("audit.json", json.dumps(doc, indent=2, sort_keys=False, default=str).encode())
+    store.write_bytes("audit.md", render_markdown(doc).encode())
     return doc

@@ -127,7 +127,7 @@ class CrmPlan:
 
 
 Key = Callable[[str, str, Any], str]
-Value = Callable[[Entry, Mapping[str, Any]], Any]
+Value = Callable[[Entry, Mapping[str, Any], str], Any]  # (entry, row, the record's stable key)
 
 
 def _zone(name: str | None) -> dt.tzinfo:
@@ -171,14 +171,15 @@ def office_zone(office: Any, zones: Mapping[str, str], home: str | None) -> str 
     return zones.get(str(office or "").strip().upper()) or home
 
 
-def _custom(entries: list[Entry], row: Mapping[str, Any], value: Value, skip: set[str]) -> dict[str, Any]:
+def _custom(entries: list[Entry], row: Mapping[str, Any], value: Value, skip: set[str], record: str
+            ) -> dict[str, Any]:
     out = {}
     for e in entries:
         if not e.target.startswith("opportunity.") or e.target.count(".") != 1 or e.type == "STANDARD":
             continue
         if e.target in skip:
             continue
-        v = value(e, row)
+        v = value(e, row, record)
         if v is not None:
             out[e.target] = v
     return out
@@ -206,13 +207,14 @@ def appointment_payloads(rows: list[dict[str, Any]], procs: Mapping[Any, list[di
             excluded.append(("appointment", str(aid), "its patient is excluded"))
             continue
         mine = sorted(procs.get(aid, []), key=lambda p: p.get("seq") or 0)
-        custom = _custom(appt_entries, row, value, set())
+        sk = key(location, "appointment", aid)
+        custom = _custom(appt_entries, row, value, set(), sk)
         codes = [str(p["proc_code"]) for p in mine if p.get("proc_code")]
         for e in proc_entries:
             if e.target == "opportunity.cdt_codes" and codes:
                 custom[e.target] = list(dict.fromkeys(codes))
             elif e.target.startswith("opportunity.") and e.type not in ("STANDARD", "MULTIPLE_OPTIONS"):
-                vals = [v for p in mine if (v := value(e, p)) is not None]
+                vals = [v for p in mine if (v := value(e, p, sk)) is not None]
                 if e.type in ("TEXT", "LARGE_TEXT") and vals:  # rolled up: one value per procedure
                     custom[e.target] = ", ".join(dict.fromkeys(str(v) for v in vals))
                 elif len(vals) == 1:  # a number only says something for a single procedure
@@ -226,7 +228,6 @@ def appointment_payloads(rows: list[dict[str, Any]], procs: Mapping[Any, list[di
         elsewhere = f" at {office}" if office and office != location.upper() else ""
         name = (f"{label} {when.isoformat() if when else 'undated'}{' ' + at.strftime('%H:%M') if at else ''}"
                 f"{elsewhere} (#{aid})")
-        sk = key(location, "appointment", aid)
         p = OpportunityPayload("appointment", sk, str(aid), key(location, "patient", row["pat_id"]), "Appointments",
                                stage_of.get(status, "Scheduled"), APPT_STATUS.get(status, "open"), name,
                                round(sum(fees), 2) if fees else None, custom,
@@ -257,12 +258,13 @@ def recall_payloads(rows: list[dict[str, Any]], entries: list[Entry], *, locatio
         group.sort(key=lambda r: (r.get("due_dt") or dt.date.min, r["recall_id"]))
         lead = group[-1]
         ids = ",".join(str(r["recall_id"]) for r in sorted(group, key=lambda r: r["recall_id"]))
-        custom = _custom(entries, lead, value, {"opportunity.source_recall_ids"})
+        sid = f"{pid}:{rtype}"
+        sk = key(location, "recall", sid)
+        custom = _custom(entries, lead, value, {"opportunity.source_recall_ids"}, sk)
         custom["opportunity.source_recall_ids"] = ids
         status = str(lead.get("status") or "DUE")
         label = type_labels.get(rtype) or rtype or "Recall"
-        sid = f"{pid}:{rtype}"
-        out.append(OpportunityPayload("recall", key(location, "recall", sid), sid, key(location, "patient", pid),
+        out.append(OpportunityPayload("recall", sk, sid, key(location, "patient", pid),
                                       "Recall", stage_of.get(status, "Due"), RECALL_STATUS.get(status, "open"),
                                       f"{label} recall (patient #{pid})", None, custom, owners.get(pid),
                                       rows=len(group)))

@@ -10,7 +10,8 @@ whatever the export's timestamps say.
 * New keys: the run's normal writer creates them (the predecessor's ID map is carried into this
   run's ledger as ``carry`` rows, so everything written before is skipped).
 * Changed keys already in HighLevel: updated in place (contact, custom-object record, opportunity),
-  each update with its **before-image** in the ledger (``before``), so a rollback restores it.
+  each update with its **before-image** in the ledger (``before``: sealed with the PHI key, written and
+  fsynced before the update is sent), so a rollback restores it, even after a crash mid-update.
   Notes, events and files are written once: a change to them is reported, not applied.
 * Gone keys (deleted in the source): the contact is tagged ``dos2hl: deleted in source`` and the
   rest reported; ``deleted="delete"`` deletes them instead (an explicit policy).
@@ -34,7 +35,7 @@ from ..storage import Store, open_store
 from .ledger import IdMap, LedgerWriter, Op, payload_hash, read_ledger
 from .run import ShardSpec, plan_shard
 from .transform import OBJECT_NAMES
-from .updates import update_in_place
+from .updates import before_keeper, update_in_place
 
 __all__ = ["DELETED_TAG", "DeltaOptions", "carry_ids", "delta_changes", "digests", "latest_run", "run_delta"]
 
@@ -186,6 +187,14 @@ def run_delta(opts: DeltaOptions, *, client_factory: Callable[[str], Any] | None
         for spec, keys in by_spec:  # the payloads to update with, sealed as the writer sends them
             if keys & set(changes[loc].changed):
                 plans.setdefault(loc, {}).update(_payloads(plan_shard(spec)[0]))
+    sealer = None
+    if any(c.changed for c in changes.values()):  # before anything is written: before-images are sealed
+        from ..phi import load_sealer
+
+        if not settings.phi_key_file:
+            raise ConfigError("a delta that updates records keeps their before-images sealed: set "
+                              "DOS2HL_PHI_KEY_FILE (create one with: dos2hl phi new-key --out PATH)")
+        sealer = load_sealer(settings.phi_key_file)
     full = run_phase(ctx, "full", client_factory=factory, executor=opts.executor, workers=opts.workers,
                      settings=settings, locations=lf)  # creates what is new (the carried ID map skips the rest)
     from .usage import Watch, record
@@ -196,7 +205,7 @@ def run_delta(opts: DeltaOptions, *, client_factory: Callable[[str], Any] | None
         client = watch(loc)
         ids = IdMap.from_table(read_ledger(run, location=loc))
         ledger = LedgerWriter(run, ctx.run_id, writer=f"delta-{loc}")
-        u, g, f = _apply(client, ctx, loc, changes[loc], plans.get(loc, {}), ids, ledger, opts.deleted)
+        u, g, f = _apply(client, ctx, loc, changes[loc], plans.get(loc, {}), ids, ledger, opts.deleted, sealer)
         ledger.close()
         updated.update(u)
         gone_done.update(g)
@@ -223,7 +232,7 @@ def _payloads(plan: Any) -> dict[str, Any]:
 
 
 def _apply(client: Any, ctx: Any, loc: str, ch: Changes, payloads: dict[str, Any], ids: IdMap,
-           ledger: LedgerWriter, deleted: str) -> tuple[Counter[str], Counter[str], list[str]]:
+           ledger: LedgerWriter, deleted: str, sealer: Any = None) -> tuple[Counter[str], Counter[str], list[str]]:
     """Updates with before-images, then what is gone; returns (updated, gone handled, failed keys)."""
     from .write import LocationSchema
 
@@ -238,15 +247,15 @@ def _apply(client: Any, ctx: Any, loc: str, ch: Changes, payloads: dict[str, Any
                 ledger.add(Op(ctx.run_id, loc, lid, obj, key, "", hl_id, "update", "skipped",
                               error="notes, events and files are written once"))
             continue
+        row = Op(ctx.run_id, loc, lid, obj, key, getattr(p, "source_id", ""), hl_id, "update", "updated")
         try:
-            before = update_in_place(client, schema, obj, hl_id, p)
+            update_in_place(client, schema, obj, hl_id, p, keep=before_keeper(ledger, sealer, row))
         except HighLevelError as exc:
             ledger.add(Op(ctx.run_id, loc, lid, obj, key, getattr(p, "source_id", ""), hl_id, "update", "failed",
                           http_status=getattr(exc, "status", None), error=f"{type(exc).__name__}"))
             failed.append(key)
             continue
-        ledger.add(Op(ctx.run_id, loc, lid, obj, key, getattr(p, "source_id", ""), hl_id, "update", "updated",
-                      before=json.dumps(before, default=str)))
+        ledger.add(row)
         updated[obj] += 1
     for key, obj in sorted(ch.gone.items()):
         hl_id = ids.get(key)

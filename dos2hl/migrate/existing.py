@@ -12,6 +12,11 @@ The inventory holds ids and salted digests of each field's normalised value (the
 the field diff uses), never a value: the writer compares its payload with them, leaves an equal record
 alone and updates one that differs, its before-image in the ledger. So a second run of the same export
 under a new run id (lost storage, another machine) creates nothing and changes nothing.
+
+A sealed value opens only for its record (the envelope binds the record's stable key): contacts and
+records are opened while the inventory is taken (their key is known from the id they carry); an
+opportunity's key is known only when the writer matches it, so its sealed values are kept sealed
+(``"s"``) and opened then.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from .verify import comparable
 
 __all__ = ["Inventory", "event_key", "note_key", "note_stamp", "opportunity_stamp", "take_inventory", "load_inventory", "save_inventory"]
 
-Opener = Callable[[str, str], str]
+Opener = Callable[[str, str, str], str]  # (sealed value, field, record's stable key) -> plain
 _NOTE_STAMP = re.compile(r"(log|referral|document|clinical note) #([\w:-]+)(?: · image (\d+))?")
 _OPP_STAMP = re.compile(r"\(#[\w:-]+\)\s*$")
 
@@ -97,9 +102,15 @@ class Inventory:
     def digests(self, values: Mapping[str, Any]) -> dict[str, str]:
         return {k: d for k, v in values.items() if (d := self.digest(k, v)) is not None}
 
-    def differs(self, found: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
-        """The fields of ``expected`` (plain values) that HighLevel holds otherwise (names only)."""
-        have = found.get("d") or {}
+    def differs(self, found: Mapping[str, Any], expected: Mapping[str, Any], *, open_sealed: Opener | None = None,
+                record: str = "") -> list[str]:
+        """The fields of ``expected`` (plain values) that HighLevel holds otherwise (names only); values kept
+        sealed in the inventory are opened for ``record``."""
+        have = dict(found.get("d") or {})
+        for k, sealed in (found.get("s") or {}).items():
+            plain = _plain(sealed, k, open_sealed, record)
+            if plain is not sealed and (d := self.digest(k, plain)) is not None:
+                have[k] = d
         return sorted(k for k, v in expected.items() if (d := self.digest(k, v)) is not None and have.get(k) != d)
 
     @staticmethod
@@ -119,34 +130,36 @@ class Inventory:
         return len(self.contacts) + len(self.records) + len(self.opportunities) + len(self.media)
 
 
-def _plain(value: Any, key: str, open_sealed: Opener | None) -> Any:
+def _plain(value: Any, key: str, open_sealed: Opener | None, record: str) -> Any:
     if open_sealed is not None and isinstance(value, str) and value.startswith(PREFIX):
         try:
-            return open_sealed(value, key)
-        except Exception:  # noqa: BLE001 - sealed with another key: compares as different, never raises
+            return open_sealed(value, key, record)
+        except Exception:  # noqa: BLE001 - another key, another record's value: compares as different
             return value
     return value
 
 
-def contact_fields(data: Mapping[str, Any], custom: Mapping[str, Any], *, open_sealed: Opener | None = None
-                   ) -> dict[str, Any]:
-    """A contact's comparable fields (standard names, custom fields by key, owner), plain."""
+def contact_fields(data: Mapping[str, Any], custom: Mapping[str, Any], *, open_sealed: Opener | None = None,
+                   record: str = "") -> dict[str, Any]:
+    """A contact's comparable fields (standard names, custom fields by key, owner), plain (sealed values
+    opened for ``record``, the contact's stable key)."""
     out = {k: data.get(k) for k in CONTACT_STANDARD if data.get(k) is not None}
-    out.update({k: _plain(v, k, open_sealed) for k, v in custom.items()})
+    out.update({k: _plain(v, k, open_sealed, record) for k, v in custom.items()})
     if data.get("assignedTo"):
         out["assignedTo"] = data["assignedTo"]
     return out
 
 
-def record_fields(object_key: str, props: Mapping[str, Any], *, open_sealed: Opener | None = None
-                  ) -> dict[str, Any]:
-    return {k: _plain(v, f"{object_key}.{k}", open_sealed) for k, v in props.items()}
+def record_fields(object_key: str, props: Mapping[str, Any], *, open_sealed: Opener | None = None,
+                  record: str = "") -> dict[str, Any]:
+    return {k: _plain(v, f"{object_key}.{k}", open_sealed, record) for k, v in props.items()}
 
 
-def opportunity_fields(o: Any, custom: Mapping[str, Any], *, open_sealed: Opener | None = None) -> dict[str, Any]:
+def opportunity_fields(o: Any, custom: Mapping[str, Any], *, open_sealed: Opener | None = None,
+                       record: str = "") -> dict[str, Any]:
     data = o.model_dump() if hasattr(o, "model_dump") else dict(o)
     out = {k: data.get(k) for k in ("name", "status", "pipelineStageId", "monetaryValue", "assignedTo")}
-    out.update({k: _plain(v, k, open_sealed) for k, v in custom.items()})
+    out.update({k: _plain(v, k, open_sealed, record) for k, v in custom.items()})
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -166,8 +179,9 @@ def take_inventory(client: Any, *, location: str, contact_fields_ids: Mapping[st
                 continue
             custom = {by_id[cf.id]: (cf.value if cf.value is not None else cf.fieldValue)
                       for cf in c.customFields if cf.id in by_id}
-            inv.contacts[stable_key(location, "patient", str(sid))] = {
-                "id": c.id, "d": inv.digests(contact_fields(c.model_dump(), custom, open_sealed=open_sealed))}
+            sk = stable_key(location, "patient", str(sid))
+            inv.contacts[sk] = {"id": c.id, "d": inv.digests(contact_fields(c.model_dump(), custom,
+                                                                             open_sealed=open_sealed, record=sk))}
     for key in sorted(set(object_keys)):
         obj = OBJECT_NAMES.get(key)
         if obj is None:
@@ -177,8 +191,9 @@ def take_inventory(client: Any, *, location: str, contact_fields_ids: Mapping[st
             sid = props.get("source_id")
             if sid is None or str(sid) == "":
                 continue
-            inv.records[stable_key(location, obj, _sid(sid))] = {
-                "id": r.id, "d": inv.digests(record_fields(key, props, open_sealed=open_sealed))}
+            sk = stable_key(location, obj, _sid(sid))
+            inv.records[sk] = {"id": r.id, "d": inv.digests(record_fields(key, props, open_sealed=open_sealed,
+                                                                          record=sk))}
     opp_by_id = {v: k for k, v in (opportunity_fields_ids or {}).items()}
     for pid in sorted(set(pipeline_ids)):
         page = 1
@@ -189,8 +204,12 @@ def take_inventory(client: Any, *, location: str, contact_fields_ids: Mapping[st
                     continue
                 custom = {opp_by_id[cf.id]: (cf.fieldValue if cf.fieldValue is not None else cf.value)
                           for cf in o.customFields if cf.id in opp_by_id}
-                inv.opportunities[Inventory.opportunity_key(o.contactId, pid, o.name or "")] = {
-                    "id": o.id, "d": inv.digests(opportunity_fields(o, custom, open_sealed=open_sealed))}
+                sealed = {k: v for k, v in custom.items() if isinstance(v, str) and v.startswith(PREFIX)}
+                plain = {k: v for k, v in custom.items() if k not in sealed}
+                entry: dict[str, Any] = {"id": o.id, "d": inv.digests(opportunity_fields(o, plain))}
+                if sealed:  # opened by the writer, which knows the opportunity's stable key
+                    entry["s"] = sealed
+                inv.opportunities[Inventory.opportunity_key(o.contactId, pid, o.name or "")] = entry
             if len(got) < 100:
                 break
             page += 1

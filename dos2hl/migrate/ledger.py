@@ -9,8 +9,19 @@ Each row: run_id, location (export LOC_ID), location_id (HighLevel), object (the
 ``patient``, ``insurance_record``, ...), stable_key, source_id, hl_id, op (create | update | relate |
 delete | lookup | adopt: found in HighLevel under our key, written by another run, so rollback leaves it),
 outcome (created | verified-existing | updated | related | failed | held | deleted),
-http_status, payload_hash, before (JSON of the record before an update), error (class and a
-PHI-free message), ts. No row holds a patient value: ids, hashes and codes only.
+http_status, payload_hash, before (the record before an update: JSON sealed with the PHI key, bound to
+the row's stable key), error (class and a PHI-free message), ts. No row holds a patient value in
+plain text: ids, hashes, codes and sealed before-images only.
+
+Before-images are written **before** the update is sent: an ``update``/``before-image`` row, flushed
+(each ledger file is fsynced, then its folder) before the PUT; the ``updated`` (or ``failed``) row
+follows it. So a crash right after the PUT still leaves what rollback needs to put the record back.
+
+Durability: each file is written atomically and fsynced (``storage.durable_replace``). A file that
+cannot be read anyway (a torn write on a filesystem that lied, a bad disk) is skipped by
+``read_ledger``, named in a warning and in ``unreadable_ledger_files`` (the report lists it), never a
+crash: its records are found again in HighLevel by their keys (the inventory adopts them), never
+created twice.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import threading
 import time
 import uuid
@@ -30,7 +42,11 @@ import pyarrow.parquet as pq
 
 from ..storage import Store
 
-__all__ = ["IdMap", "LedgerWriter", "Op", "payload_hash", "read_ledger", "stable_key", "SCHEMA"]
+__all__ = ["BEFORE_FIELD", "IdMap", "LedgerWriter", "Op", "open_before", "payload_hash", "read_ledger",
+           "seal_before", "stable_key", "unreadable_ledger_files", "SCHEMA"]
+
+log = logging.getLogger("dos2hl.ledger")
+BEFORE_FIELD = "ledger.before"  # the sealed before-image's field name (its record: the row's stable key)
 
 SCHEMA = pa.schema([
     ("run_id", pa.string()), ("location", pa.string()), ("location_id", pa.string()), ("object", pa.string()),
@@ -107,16 +123,58 @@ class LedgerWriter:
         self.flush()
 
 
-def read_ledger(store: Store, *, location: str | None = None, writer: str | tuple[str, ...] | None = None
-                ) -> pa.Table:
-    """The union of the ledger files of a run (optionally one location, some writer prefixes), by time."""
+def seal_before(sealer: Any, before: dict[str, Any], key: str) -> str:
+    """A before-image as the ledger keeps it: JSON sealed for ``key`` (the row's stable key)."""
+    return sealer.seal(json.dumps(before, default=str), BEFORE_FIELD, key)
+
+
+def open_before(opener: Any, text: str, key: str) -> dict[str, Any]:
+    """A ledger row's before-image (sealed, or plain JSON from ledgers written before they were sealed)."""
+    from ..phi import PREFIX
+
+    if text.startswith(PREFIX):
+        text = opener()(text, BEFORE_FIELD, key)
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _ledger_keys(store: Store, prefix: str, starts: tuple[str, ...] | None) -> list[str]:
+    return [k for k in sorted(store.list(prefix))
+            if k.endswith(".parquet") and (starts is None or k.rsplit("/", 1)[1].startswith(starts))]
+
+
+def _read_one(store: Store, key: str) -> pa.Table | None:
+    try:
+        return pq.read_table(io.BytesIO(store.read_bytes(key)))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        log.warning("ledger file %s is unreadable (%s): skipped; its records are found again in HighLevel by "
+                    "their keys", key, type(exc).__name__)
+        return None
+
+
+def read_ledger(store: Store, *, location: str | None = None, writer: str | tuple[str, ...] | None = None,
+                unreadable: list[str] | None = None) -> pa.Table:
+    """The union of the ledger files of a run (optionally one location, some writer prefixes), by time.
+    A file that cannot be read is skipped (and its key appended to ``unreadable``)."""
     prefix = f"ledger/{location}/" if location else "ledger/"
     starts = None if writer is None else tuple(w + "-" for w in ((writer,) if isinstance(writer, str) else writer))
-    tables = [pq.read_table(io.BytesIO(store.read_bytes(k))) for k in sorted(store.list(prefix))
-              if k.endswith(".parquet") and (starts is None or k.rsplit("/", 1)[1].startswith(starts))]
+    tables = []
+    for k in _ledger_keys(store, prefix, starts):
+        t = _read_one(store, k)
+        if t is None:
+            if unreadable is not None:
+                unreadable.append(k)
+            continue
+        tables.append(t)
     if not tables:
         return SCHEMA.empty_table()
     return pa.concat_tables(tables, promote_options="default").sort_by("ts")
+
+
+def unreadable_ledger_files(store: Store) -> list[str]:
+    """The keys of the run's ledger files that cannot be read (names are ids: location, object, writer)."""
+    bad: list[str] = []
+    read_ledger(store, unreadable=bad)
+    return bad
 
 
 class IdMap:

@@ -239,6 +239,10 @@ def _md(rep: dict[str, Any]) -> str:
     if pend.get("count"):
         lines += ["", f"**{pend['count']} records pending** (failed or held, by error: {pend['by_error']}); "
                   "the list with stable keys is report/pending.csv; `dos2hl retry RUN_ID` replays them."]
+    if rep.get("ledger_unreadable"):
+        lines += ["", f"**{len(rep['ledger_unreadable'])} ledger file(s) could not be read** (skipped; the records "
+                  "they held were found again in HighLevel by their keys and adopted, never created twice; a "
+                  "rollback does not undo them): " + ", ".join(f"`{k}`" for k in rep["ledger_unreadable"])]
     for loc, there in (rep.get("already_present") or {}).items():
         lines += ["", f"**Sub-account {there['location_id']} ({loc}) already held records under our keys** "
                   "(written by another run, or this export migrated before): "
@@ -377,6 +381,10 @@ def write_report(run_uri: str, rep: dict[str, Any], phases: list[Any] = ()) -> d
     store.write_bytes("report/excluded.csv",
                       csvsafe.text([["location", "object", "source_id", "reason"], *excluded]).encode())
     rep["pending"] = {"count": len(rows), "by_error": dict(Counter(r["error_class"] or r["outcome"] for r in rows))}
+    from .ledger import unreadable_ledger_files
+
+    rep["ledger_unreadable"] = unreadable_ledger_files(open_store(run_uri.rsplit("/sample", 1)[0]
+                                                                  if run_uri.endswith("/sample") else run_uri))
     md = _md(rep)
     store.write_bytes("report/report.json", json.dumps(rep, indent=2, default=str).encode())
     store.write_bytes("report/report.md", md.encode())

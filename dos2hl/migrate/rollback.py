@@ -6,20 +6,22 @@ opportunities, custom-object records (their contact relations go with them), the
 ledger and sends nothing. What could not be deleted is listed with its error class. Rolling back a
 sample the reviewer rejected is rolling back its run (the sample is a phase of the run).
 
-Updates (a delta's) are undone first, latest first, by putting back the before-image the ledger
-kept; the "deleted in source" tags a delta added are taken off.
+Updates (a delta's, or a run's update of a record it adopted) are undone first, latest first, by
+putting back the before-image the ledger kept: sealed, written before the update was sent (so one whose
+``updated`` row a crash lost is put back too; one whose update failed is not), opened with the PHI key.
+The "deleted in source" tags a delta added are taken off. A ledger file that cannot be read is named in
+the result (``unreadable_ledger_files``, status incomplete): what it recorded is not known here.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import HighLevelError, NotFoundError
+from ..errors import Dos2hlError, HighLevelError, NotFoundError
 from ..storage import open_store
-from .ledger import LedgerWriter, Op, read_ledger
+from .ledger import LedgerWriter, Op, open_before, read_ledger
 from .transform import OBJECT_NAMES
 
 __all__ = ["rollback"]
@@ -29,10 +31,12 @@ _WROTE = {"created", "verified-existing"}
 
 
 def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
-             location: str | None = None) -> dict[str, Any]:
-    """Delete everything run ``run_id`` wrote (optionally one export location); idempotent."""
+             location: str | None = None, phi_key_file: str | None = None) -> dict[str, Any]:
+    """Delete everything run ``run_id`` wrote (optionally one export location); idempotent. Sealed
+    before-images open with ``phi_key_file`` (default DOS2HL_PHI_KEY_FILE)."""
     store = open_store(run_uri)
-    rows = read_ledger(store, location=location).to_pylist()
+    unreadable: list[str] = []
+    rows = read_ledger(store, location=location, unreadable=unreadable).to_pylist()
     alive: dict[tuple[str, str], dict[str, Any]] = {}  # (location, stable key) -> the row that wrote it
     for r in rows:
         k = (r["location"], r["stable_key"])
@@ -44,7 +48,7 @@ def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
     deleted: Counter[str] = Counter()
     failed: list[dict[str, Any]] = []
     clients: dict[str, Any] = {}
-    restored = _restore(rows, ledger, run_id, clients, client_factory, failed)
+    restored = _restore(rows, ledger, run_id, clients, client_factory, failed, _opener(phi_key_file))
     # children first: notes, files, events, opportunities, records (their relations go with them), contacts
     ids = {k: r["hl_id"] for k, r in alive.items()}
     order = sorted(alive.values(), key=lambda r: (_RANK.get(r["object"], 4), r["location"], -r["ts"]))
@@ -67,17 +71,55 @@ def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
     for c in clients.values():
         c.close()
     return {"run_id": run_id, "deleted": dict(deleted), "restored": dict(restored), "not_undone": failed,
-            "status": "rolled back" if not failed else "incomplete"}
+            "unreadable_ledger_files": unreadable,
+            "status": "rolled back" if not failed and not unreadable else "incomplete"}
+
+
+def _opener(phi_key_file: str | None) -> Callable[[], Any]:
+    """The PHI key's ``open``, loaded on first use (a rollback without sealed before-images needs no key)."""
+    got: list[Any] = []
+
+    def get() -> Any:
+        if not got:
+            from ..phi import load_sealer
+            from ..settings import Dos2hlSettings
+
+            got.append(load_sealer(phi_key_file or Dos2hlSettings().phi_key_file).open)
+        return got[0]
+
+    return get
+
+
+def _before_images(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ledger rows holding a before-image to put back: written before their update was sent, kept
+    unless that update is recorded as failed (a crash after the PUT leaves no outcome: kept). Ledgers
+    written before before-images had rows of their own carry it on the ``updated`` row."""
+    out: dict[int, dict[str, Any]] = {}
+    pending: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(rows):  # by time
+        if r["op"] != "update":
+            continue
+        k = (r["location"], r["stable_key"])
+        if r["outcome"] == "before-image" and r.get("before"):
+            out[i] = r
+            pending[k] = i
+        elif r["outcome"] == "updated" and r.get("before"):  # an older ledger's row
+            out[i] = r
+        elif r["outcome"] == "failed" and k in pending:  # nothing was changed: nothing to put back
+            out.pop(pending.pop(k), None)
+        elif r["outcome"] == "updated":
+            pending.pop(k, None)
+    return list(out.values())
 
 
 def _restore(rows: list[dict[str, Any]], ledger: LedgerWriter, run_id: str, clients: dict[str, Any],
-             client_factory: Callable[[str], Any], failed: list[dict[str, Any]]) -> Counter[str]:
+             client_factory: Callable[[str], Any], failed: list[dict[str, Any]], opener: Callable[[], Any]
+             ) -> Counter[str]:
     """Put back the before-image of every update (latest first) and take off the tags a delta added;
     each undo is a ledger row naming the op it undid (``detail``), so a second rollback skips it."""
     done = {r["detail"] for r in rows if r["op"] in ("restore", "untag") and r.get("detail")}
     out: Counter[str] = Counter()
-    todo = [r for r in rows if (r["op"] == "update" and r["outcome"] == "updated" and r.get("before"))
-            or (r["op"] == "tag" and r["outcome"] == "tagged")]
+    todo = _before_images(rows) + [r for r in rows if r["op"] == "tag" and r["outcome"] == "tagged"]
     for r in sorted(todo, key=lambda r: -r["ts"]):
         mark = f"{r['op']}@{r['ts']!r}:{r['stable_key']}"
         if mark in done:
@@ -90,8 +132,8 @@ def _restore(rows: list[dict[str, Any]], ledger: LedgerWriter, run_id: str, clie
 
                 client.remove_contact_tags(r["hl_id"], [DELETED_TAG])
             else:
-                _put_back(client, r["hl_id"], json.loads(r["before"]))
-        except HighLevelError as exc:
+                _put_back(client, r["hl_id"], open_before(opener, r["before"], r["stable_key"]))
+        except (HighLevelError, Dos2hlError) as exc:  # a ConfigError: no PHI key to open the before-image
             failed.append({"location": loc, "object": r["object"], "stable_key": r["stable_key"],
                            "error_class": type(exc).__name__})
             continue

@@ -101,7 +101,7 @@ def _rows(t: pa.Table | None, keep: Callable[[dict[str, Any]], bool] | None = No
     return [r for r in rows if keep(r)] if keep else rows
 
 
-def _transformer(spec: ShardSpec, plain: bool = False) -> tuple[Transformer, Callable[[str, str], str] | None]:
+def _transformer(spec: ShardSpec, plain: bool = False) -> tuple[Transformer, Callable[[str, str, str], str] | None]:
     """The shard's Transformer; ``plain``: encrypt fields left unsealed (for comparing, never for sending)."""
     fmap = FieldMap.model_validate(spec.mapping)
     sealer = None
@@ -112,14 +112,23 @@ def _transformer(spec: ShardSpec, plain: bool = False) -> tuple[Transformer, Cal
     staged = open_store(spec.staged_uri)
     lookups = lookup_descriptions(_rows(read_staged(staged, "lookup", "_all")))
     lookups["RECALLTYP"] = recall_descriptions(_rows(read_staged(staged, "recalltyp", "_all")))
-    seal = (lambda text, _f: text) if plain else (sealer.seal if sealer else None)
+    seal = (lambda text, _f, _r: text) if plain else (sealer.seal if sealer else None)
     tf = Transformer(fmap, location=spec.location, key=stable_key, seal=seal, lookups=lookups,
                      user_fields=[u for u in map(user_field, _rows(read_staged(staged, "userfld", "_all"))) if u],
                      parse=_parse_context(staged, fmap))
     return tf, (sealer.open if sealer else None)
 
 
-def _opener(spec: ShardSpec) -> Callable[[str, str], str] | None:
+def _sealer(spec: ShardSpec) -> Any:
+    """The run's key (seals the before-images of records the writer updates), or None without one."""
+    if not spec.phi_key_file:
+        return None
+    from ..phi import load_sealer
+
+    return load_sealer(spec.phi_key_file)
+
+
+def _opener(spec: ShardSpec) -> Callable[[str, str, str], str] | None:
     """Opens the map's sealed fields with the run's key (to compare with what HighLevel holds)."""
     if not spec.phi_key_file or not any(e.get("phi") == "encrypt" for e in spec.mapping.get("fields", [])):
         return None
@@ -334,7 +343,7 @@ def household_channels(staged_uri: str, mapping: dict[str, Any], location: str) 
     """Which patients of a location must leave their email/phone to a household member (write.households);
     computed over the whole location before any shard writes, since families span shards."""
     tf = Transformer(FieldMap.model_validate(mapping), location=location, key=stable_key,
-                     seal=lambda text, _f: text)  # only email and phone are read here
+                     seal=lambda text, _f, _r: text)  # only email and phone are read here
     rows = _rows(read_staged(open_store(staged_uri), "patient", location))
     people = []
     for r in rows:
@@ -393,7 +402,7 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
                                    uncertain=uncertain, shared=shared,
                                    source=open_store(spec.source) if spec.source else None,
                                    inventory=load_inventory(run, spec.location),
-                                   open_sealed=open_sealed).write(plan, spec.name)
+                                   open_sealed=open_sealed, sealer=_sealer(spec)).write(plan, spec.name)
     spent = snapshot(client) - before
     result = ShardResult(spec.location, spec.shard, staged=counts, shared_channel=out.shared_channel,
                          requests=spent.total, http_429=spent.http_429, tally=spent.to_dict())

@@ -143,7 +143,9 @@ class Transformer:
         """Whether the map sends any column of ``table`` (a table all skipped is not migrated)."""
         return table in self.by_table
 
-    def value(self, e: Entry, row: Mapping[str, Any]) -> Any:
+    def value(self, e: Entry, row: Mapping[str, Any], record: str) -> Any:
+        """The entry's value of ``row``, converted; sealed (for ``record``, the stable key of the record it
+        is sent in) when the map encrypts it."""
         raw = row.get(e.column)
         if not e.values and raw is not None and e.table and e.column:
             cat = _lookup_category(e.table, e.column)
@@ -152,7 +154,7 @@ class Transformer:
         v = convert(e, raw)
         if v is not None and e.phi == "encrypt":
             assert self.seal is not None
-            v = self.seal(str(v), e.target)
+            v = self.seal(str(v), e.target, record)
         return v
 
     # ---- contacts --------------------------------------------------------------------------------------
@@ -197,13 +199,15 @@ class Transformer:
         body: dict[str, Any] = {}
         custom: dict[str, Any] = {}
         owner = None
+        pid = row["pat_id"]
+        sk = self.key(self.location, "patient", pid)
         for e in self.by_table.get("patient", ()):
             if e.target == "user":
                 owner = row.get(e.column) or row.get("hyg_prov")
                 continue
             if not e.target.startswith("contact.") or e.target.startswith("contact.<"):
                 continue
-            v = self.value(e, row)
+            v = self.value(e, row, sk)
             if v is None:
                 continue
             name = e.target.split(".", 1)[1]
@@ -214,8 +218,7 @@ class Transformer:
         for k, v in (user_fields or {}).items():
             custom.setdefault(k, v)  # a column of the patient file mapped to the same key wins
         body["customFields"] = custom
-        pid = row["pat_id"]
-        return ContactPayload(self.key(self.location, "patient", pid), str(pid), body, owner)
+        return ContactPayload(sk, str(pid), body, owner)
 
     # ---- custom-object records -------------------------------------------------------------------------
     def records(self, object_key: str, rows: list[dict[str, Any]], parents: Mapping[str, Mapping[Any, dict]],
@@ -233,27 +236,28 @@ class Transformer:
                 excluded += 1
                 continue
             props: dict[str, Any] = {}
+            sid = row[pk]
+            sk = self.key(self.location, obj, sid)
             joined = dict(row)
             for parent, fk, ppk in joins:  # each parent found through the row joined so far
                 prow = parents.get(parent, {}).get(joined.get(fk))
                 if prow is None:
                     continue
                 for e in entries[parent]:
-                    v = self.value(e, prow)
+                    v = self.value(e, prow, sk)
                     if v is not None:
                         props[e.target.rsplit(".", 1)[1]] = v
                 joined.update({k: v for k, v in prow.items() if k not in joined or joined[k] is None})
             for e in entries[primary]:  # the record's own columns win over its parents'
-                v = self.value(e, row)
+                v = self.value(e, row, sk)
                 if v is not None:
                     props[e.target.rsplit(".", 1)[1]] = v
-            sid = row[pk]
             props.setdefault("source_id", sid)
             owner = row.get("prov_id") or row.get("treat_prov_id")
             policy = self.relations.get(object_key, "association")
             if policy == "lookup_field":  # the writer adds contact_id (known once the contact exists)
                 props["patient_id"] = str(row["pat_id"])
-            out.append(RecordPayload(object_key, self.key(self.location, obj, sid), str(sid),
+            out.append(RecordPayload(object_key, sk, str(sid),
                                      self.key(self.location, "patient", row["pat_id"]), props, owner, policy))
         return out, excluded
 

@@ -1,24 +1,44 @@
 """Updating a record in place with its before-image: what a delta does to a changed source row and what
 a run does to a record it adopts (found under our key) that differs from the source. The before-image
-is what ``rollback`` puts back."""
+is what ``rollback`` puts back: ``keep`` receives it after the GET and **before** the PUT, and makes it
+durable (``before_keeper``: a sealed ledger row, flushed and fsynced), so a crash between the PUT and
+the ledger's ``updated`` row still leaves it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ..highlevel.models import ContactUpdate, CustomFieldInput, OpportunityUpdate, RecordUpdate
 
-__all__ = ["update_in_place"]
+__all__ = ["before_keeper", "update_in_place"]
+
+Keep = Callable[[dict[str, Any]], None]
 
 
-def update_in_place(client: Any, schema: Any, obj: str, hl_id: str, p: Any, *,
+def before_keeper(ledger: Any, sealer: Any, op: Any) -> Keep:
+    """A ``keep`` that writes the before-image as the ledger row ``op`` (``update``/``before-image``),
+    sealed for the row's stable key, and flushes the ledger (fsynced) before returning."""
+    from .ledger import seal_before
+
+    def keep(before: dict[str, Any]) -> None:
+        ledger.add(replace(op, op="update", outcome="before-image", before=seal_before(sealer, before, op.stable_key)))
+        ledger.flush()
+
+    return keep
+
+
+def update_in_place(client: Any, schema: Any, obj: str, hl_id: str, p: Any, *, keep: Keep,
                     body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """PUT the payload ``p`` over HighLevel's ``hl_id``; returns the before-image. ``body``: the contact
-    body as the writer sends it (household channels moved), default ``p.body``."""
+    """PUT the payload ``p`` over HighLevel's ``hl_id``, ``keep(before-image)`` first; returns the
+    before-image. ``body``: the contact body as the writer sends it (household channels moved), default
+    ``p.body``."""
     if obj == "patient":
         cur = client.get_contact(hl_id)
         before = {k: v for k, v in cur.model_dump().items() if k in ContactUpdate.model_fields and v is not None}
         before["customFields"] = [{"id": cf.id, "field_value": cf.value} for cf in cur.customFields]
+        keep({"kind": "contact", **before})
         body = dict(p.body if body is None else body)
         custom = body.pop("customFields", {})
         client.update_contact(hl_id, ContactUpdate(**body, customFields=[
@@ -29,6 +49,7 @@ def update_in_place(client: Any, schema: Any, obj: str, hl_id: str, p: Any, *,
 
         cur = client.get_opportunity(hl_id)
         before = {k: v for k, v in cur.model_dump().items() if k in OpportunityUpdate.model_fields and v is not None}
+        keep({"kind": "opportunity", **before})
         pipeline_id, stage_id = schema.pipeline(p.pipeline, p.stage)
         client.update_opportunity(hl_id, OpportunityUpdate(
             pipelineId=pipeline_id, name=p.name, pipelineStageId=stage_id, status=p.status,
@@ -36,5 +57,6 @@ def update_in_place(client: Any, schema: Any, obj: str, hl_id: str, p: Any, *,
                                                     for k, v in p.custom.items()] or None))
         return {"kind": "opportunity", **before}
     cur = client.get_record(p.object_key, hl_id)
+    keep({"kind": "record", "object_key": p.object_key, "properties": cur.properties or {}})
     client.update_record(p.object_key, hl_id, RecordUpdate(properties=p.properties))
     return {"kind": "record", "object_key": p.object_key, "properties": cur.properties or {}}

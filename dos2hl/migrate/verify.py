@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import HighLevelError
+from ..errors import ConfigError, HighLevelError
 from ..phi import PREFIX
 from .ledger import IdMap
 from .transform import OBJECT_NAMES, ContactPayload, RecordPayload
@@ -149,9 +149,20 @@ def _same(a: Any, b: Any) -> bool:
     return comparable(a) == comparable(b)
 
 
+def _open(open_sealed: Callable[[str, str, str], str], value: Any, field: str, record: str) -> Any:
+    """A sealed value opened for ``record``; one that does not open for it (another record's value moved
+    here, another key) stays as it is, so it shows as a difference."""
+    if not (isinstance(value, str) and value.startswith(PREFIX)):
+        return value
+    try:
+        return open_sealed(value, field, record)
+    except ConfigError:
+        return value
+
+
 def verify_contacts(get_contact: Callable[[str], Any], payloads: list[ContactPayload], ids: IdMap,
                     field_ids: dict[str, str],
-                    diff: FieldDiff, *, open_sealed: Callable[[str, str], str] | None = None,
+                    diff: FieldDiff, *, open_sealed: Callable[[str, str, str], str] | None = None,
                     owners: Callable[[str | None], str | None] | None = None) -> None:
     by_id = {v: k for k, v in field_ids.items()}
     for p in payloads:
@@ -175,8 +186,8 @@ def verify_contacts(get_contact: Callable[[str], Any], payloads: list[ContactPay
         for key, expected in p.body.get("customFields", {}).items():
             actual = custom.get(key)
             if open_sealed and isinstance(actual, str) and actual.startswith(PREFIX):
-                actual = open_sealed(actual, key)
-                expected = open_sealed(expected, key) if str(expected).startswith(PREFIX) else expected
+                actual = _open(open_sealed, actual, key, p.stable_key)
+                expected = _open(open_sealed, expected, key, p.stable_key)
             diff.add("patient", key, p.stable_key, expected, actual)
         if owners is not None:
             diff.add("patient", "assignedTo", p.stable_key, owners(p.owner_provider), data.get("assignedTo"))
@@ -184,7 +195,7 @@ def verify_contacts(get_contact: Callable[[str], Any], payloads: list[ContactPay
 
 def verify_records(get_record: Callable[[str, str], Any], payloads: list[RecordPayload], ids: IdMap,
                    diff: FieldDiff, *,
-                   open_sealed: Callable[[str, str], str] | None = None,
+                   open_sealed: Callable[[str, str, str], str] | None = None,
                    owners: Callable[[str | None], str | None] | None = None) -> None:
     for r in payloads:
         obj = OBJECT_NAMES[r.object_key]
@@ -207,13 +218,13 @@ def verify_records(get_record: Callable[[str, str], Any], payloads: list[RecordP
         for name, expected in r.properties.items():
             actual = props.get(name)
             if open_sealed and isinstance(actual, str) and actual.startswith(PREFIX):
-                actual = open_sealed(actual, f"{r.object_key}.{name}")
-                expected = open_sealed(expected, f"{r.object_key}.{name}")
+                actual = _open(open_sealed, actual, f"{r.object_key}.{name}", r.stable_key)
+                expected = _open(open_sealed, expected, f"{r.object_key}.{name}", r.stable_key)
             diff.add(obj, name, r.stable_key, expected, actual)
 
 
 def verify_crm(reader: ReadBack, plan: Any, ids: IdMap, diff: FieldDiff, schema: Any, *,
-               open_sealed: Callable[[str, str], str] | None = None) -> None:
+               open_sealed: Callable[[str, str, str], str] | None = None) -> None:
     """Opportunities (name, stage, status, value, owner, custom fields), their calendar events (start,
     status, notifications off), notes (exact body on the contact) and files (linked by a note)."""
     from .crm import link_note_body
@@ -245,7 +256,8 @@ def verify_crm(reader: ReadBack, plan: Any, ids: IdMap, diff: FieldDiff, schema:
         for key, expected in o.custom.items():
             actual = custom.get(key)
             if open_sealed and isinstance(actual, str) and actual.startswith(PREFIX):
-                actual, expected = open_sealed(actual, key), open_sealed(expected, key)
+                actual = _open(open_sealed, actual, key, o.stable_key)
+                expected = _open(open_sealed, expected, key, o.stable_key)
             diff.add(o.object, key, o.stable_key, expected, actual)
         if o.event is not None and (eid := ids.get(o.event.stable_key)):
             try:

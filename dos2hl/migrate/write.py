@@ -18,7 +18,6 @@ counts these.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from ..highlevel.retry import is_transient
 from .existing import Inventory, contact_fields, record_fields
 from .ledger import IdMap, LedgerWriter, Op, payload_hash
 from .transform import OBJECT_NAMES, ContactPayload, Plan, RecordPayload
-from .updates import update_in_place
+from .updates import before_keeper, update_in_place
 from .write_crm import CrmWriter
 
 __all__ = ["LocationSchema", "ShardWriter", "WriteResult"]
@@ -176,12 +175,13 @@ class ShardWriter(CrmWriter):
     def __init__(self, client: Any, schema: LocationSchema, ledger: LedgerWriter, ids: IdMap, *, run_id: str,
                  location: str, uncertain: set[str] = frozenset(),  # type: ignore[assignment]
                  shared: dict[str, list[str]] | None = None, source: Any = None,
-                 inventory: Inventory | None = None, open_sealed: Any = None) -> None:
+                 inventory: Inventory | None = None, open_sealed: Any = None, sealer: Any = None) -> None:
         self.client, self.schema, self.ledger, self.ids = client, schema, ledger, ids
         self.run_id, self.location = run_id, location
         self.uncertain = uncertain
         self.inventory = inventory or Inventory(location)
         self.open_sealed = open_sealed  # compares sealed payload values with what HighLevel holds
+        self.sealer = sealer  # seals the before-image of an adopted record this run updates
         self._children: dict[tuple[str, str], dict[str, str]] = {}  # (kind, contact id) -> key -> id
         self.result = WriteResult()
         self.shared = shared or {}  # source patient id -> channels a household member holds
@@ -223,9 +223,11 @@ class ShardWriter(CrmWriter):
         payload = {**body, "customFields": custom, "assignedTo": owner}
         found_there = self.inventory.contacts.get(p.stable_key)
         if found_there is not None:  # HighLevel holds it under our key: adopt, update only what differs
-            expected = contact_fields({**body, "assignedTo": owner}, custom, open_sealed=self.open_sealed)
+            expected = contact_fields({**body, "assignedTo": owner}, custom, open_sealed=self.open_sealed,
+                                      record=p.stable_key)
             self.adopt("patient", p.stable_key, p.source_id, found_there, expected,
-                       lambda hl_id: update_in_place(self.client, self.schema, "patient", hl_id, p, body=payload))
+                       lambda hl_id, keep: update_in_place(self.client, self.schema, "patient", hl_id, p, body=payload,
+                                                           keep=keep))
             self._count(p, "written")
             return
         sid_field = self.schema.field_id("contact.source_system_id")
@@ -304,8 +306,9 @@ class ShardWriter(CrmWriter):
             if r.relation == "lookup_field":
                 r.properties["contact_id"] = contact_id
             self.adopt(obj, r.stable_key, r.source_id, found_there,
-                       record_fields(r.object_key, r.properties, open_sealed=self.open_sealed),
-                       lambda hl_id: update_in_place(self.client, self.schema, obj, hl_id, r), parent=r.parent_key)
+                       record_fields(r.object_key, r.properties, open_sealed=self.open_sealed, record=r.stable_key),
+                       lambda hl_id, keep: update_in_place(self.client, self.schema, obj, hl_id, r, keep=keep),
+                       parent=r.parent_key)
             record_id = found_there["id"]
         if record_id is None:
             lookup = self.client.record_lookup(r.object_key, "source_id", r.properties["source_id"])
@@ -377,17 +380,23 @@ class ShardWriter(CrmWriter):
         self.ids.apply({"stable_key": key, "op": op, "outcome": "verified-existing", "hl_id": hl_id,
                         "detail": detail})
         self.result.present[obj] += 1
-        differs = self.inventory.differs(found, expected) if expected is not None and update is not None else []
+        differs = (self.inventory.differs(found, expected, open_sealed=self.open_sealed, record=key)
+                   if expected is not None and update is not None else [])
+        if differs and self.sealer is None:  # its before-image could not be kept sealed: never sent unkept
+            self.result.notices["already present, differs from the source: not updated (no PHI key configured "
+                                "to seal its before-image)"] += 1
+            return hl_id
         if differs:
+            row = Op(self.run_id, self.location, self.schema.location_id, obj, key, source_id, hl_id, "update",
+                     "updated", parent=parent, detail=",".join(differs)[:300])
             try:
-                before = update(hl_id)
+                update(hl_id, before_keeper(self.ledger, self.sealer, row))
             except HighLevelError as exc:
                 self._op(obj, key, source_id, hl_id, "update", "failed", http_status=getattr(exc, "status", None),
                          error=type(exc).__name__, parent=parent)
                 self.result.notices["already present, differs from the source: update failed"] += 1
                 return hl_id
-            self._op(obj, key, source_id, hl_id, "update", "updated", parent=parent,
-                     before=json.dumps(before, default=str), detail=",".join(differs)[:300])
+            self.ledger.add(row)
             self.result.updated[obj] += 1
         return hl_id
 

@@ -96,9 +96,11 @@ class CrmWriter:
             if found is not None:
                 expected = opportunity_fields({"name": o.name, "status": o.status, "pipelineStageId": stage_id,
                                                "monetaryValue": o.monetary, "assignedTo": owner},
-                                              {k: _text(v) for k, v in o.custom.items()}, open_sealed=self.open_sealed)
+                                              {k: _text(v) for k, v in o.custom.items()}, open_sealed=self.open_sealed,
+                                              record=o.stable_key)
                 opp_id = self.adopt(o.object, o.stable_key, o.source_id, found, expected,  # type: ignore[attr-defined]
-                                    lambda hl_id: update_in_place(self.client, self.schema, o.object, hl_id, o),
+                                    lambda hl_id, keep: update_in_place(self.client, self.schema, o.object, hl_id, o,
+                                                                        keep=keep),
                                     parent=o.parent_key)
         if opp_id is None:
             lookup = self.client.opportunity_lookup(contact_id, pipeline_id, o.name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -34,5 +35,7 @@ class Journal:
         if fault:
             line["fault"] = fault
         text = json.dumps(line, separators=(",", ":")) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
-            fh.write(text)
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(text)

@@ -9,6 +9,7 @@ configured index lag. Rate-limit counters live here too, so they survive a resta
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import string
@@ -47,8 +48,13 @@ class Store:
     """Thread-safe access to the SQLite file; every ``tx()`` commits as one transaction."""
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(state_dir / DB_NAME, check_same_thread=False, isolation_level=None)
+        from ..storage import FILE_MODE, make_private_dirs
+
+        make_private_dirs(state_dir)
+        db = state_dir / DB_NAME
+        os.close(os.open(db, os.O_RDWR | os.O_CREAT, FILE_MODE))  # SQLite gives its -wal/-shm the file's mode
+        os.chmod(db, FILE_MODE)
+        self._db = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)

@@ -144,6 +144,7 @@ class _Capture(logging.Handler):
 
 
 def test_a_note_nested_too_deep_is_migrated_whole_and_the_report_says_so(hostile: Any) -> None:
+    from dos2hl.migrate.ledger import stable_key
     from dos2hl.phi import load_sealer
     from dos2hl.settings import Dos2hlSettings
 
@@ -153,7 +154,8 @@ def test_a_note_nested_too_deep_is_migrated_whole_and_the_report_says_so(hostile
     assert plain == {"count": 1, "note_ids": [w.deep_note]}
     assert "## Clinical notes migrated as plain text" in (run / "report" / "report.md").read_text()
     sealer = load_sealer(Dos2hlSettings().phi_key_file)
-    texts = [sealer.open(r["properties"]["note_text"], "custom_objects.clinical_notes.note_text")
+    texts = [sealer.open(r["properties"]["note_text"], "custom_objects.clinical_notes.note_text",
+                         stable_key(loc, "clinical_note", str(r["properties"]["source_id"])))
              for loc in w.loc_ids for r in w.dump(loc)["objects"].get("custom_objects.clinical_notes", [])
              if r["properties"].get("note_text")]
     (text,) = [t for t in texts if "Deep finding" in t]

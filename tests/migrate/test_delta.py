@@ -103,8 +103,10 @@ def test_delta_updates_creates_reports_and_a_second_delta_writes_nothing(world: 
     assert ("PUT", f"/contacts/{moved_now[0]['id']}") in writes
     led = read_ledger(open_store(w.root / "runs" / d1["run_id"])).to_pylist()
     upd = [r for r in led if r["op"] == "update" and r["outcome"] == "updated"]
-    assert upd and all(r["before"] for r in upd)  # before-images kept
-    assert "Deltaville" not in "".join(r["before"] for r in upd)
+    kept = [r for r in led if r["op"] == "update" and r["outcome"] == "before-image"]
+    assert upd and {r["stable_key"] for r in kept} == {r["stable_key"] for r in upd}  # before-images kept
+    assert all(r["before"].startswith("enc:v2:") for r in kept)  # sealed
+    assert "Deltaville" not in "".join(r["before"] for r in kept)
     # the ledger row deleted in the source is reported, the record itself kept (policy: tag)
     assert any(r["op"] == "report" and r["outcome"] == "deleted-in-source" for r in led)
 

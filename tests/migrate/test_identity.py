@@ -112,8 +112,11 @@ def test_an_adopted_record_that_differs_is_updated_and_rollback_restores_it_dele
     run = root / "runs" / "run-d"
     rows = read_ledger(open_store(str(run))).to_pylist()
     updates = [r for r in rows if r["op"] == "update" and r["outcome"] == "updated"]
-    assert len(updates) == 1 and updates[0]["before"] and updates[0]["detail"] == "firstName"
-    assert "Edited-In-HighLevel" not in (updates[0]["detail"] or "")
+    kept = [r for r in rows if r["op"] == "update" and r["outcome"] == "before-image"]
+    assert len(updates) == 1 and updates[0]["detail"] == "firstName"
+    assert len(kept) == 1 and kept[0]["before"].startswith("enc:v2:")  # sealed, written before the PUT
+    assert kept[0]["ts"] < updates[0]["ts"]
+    assert "Edited-In-HighLevel" not in (updates[0]["detail"] or "") + kept[0]["before"]
     assert not [r for r in rows if r["op"] == "create" and r["outcome"] == "created"]
 
     done = rollback(str(run), "run-d", w.factory)

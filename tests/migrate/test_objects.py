@@ -142,6 +142,7 @@ def test_documents_that_cannot_go_are_reported_one_row_each(migrated: Any) -> No
 
 
 def test_clinical_notes_are_text_with_history_and_their_images_are_files(migrated: Any) -> None:
+    from dos2hl.migrate.ledger import stable_key
     from dos2hl.phi import load_sealer
     from dos2hl.settings import Dos2hlSettings
 
@@ -152,7 +153,8 @@ def test_clinical_notes_are_text_with_history_and_their_images_are_files(migrate
         for rec in w.dump(loc)["objects"].get("custom_objects.clinical_notes", []):
             sealed = rec["properties"].get("note_text")
             if sealed:
-                texts.append(sealer.open(sealed, "custom_objects.clinical_notes.note_text"))
+                texts.append(sealer.open(sealed, "custom_objects.clinical_notes.note_text",
+                                         stable_key(loc, "clinical_note", str(rec["properties"]["source_id"]))))
     assert texts
     assert not any("{\\rtf" in t or "\\par" in t or "<p>" in t or "<br" in t for t in texts)
     assert any("Amendment history" in t for t in texts)

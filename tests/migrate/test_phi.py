@@ -84,11 +84,18 @@ def test_phi_new_key_and_the_documented_decrypt_command(tmp_path: Path) -> None:
     assert runner.invoke(app, ["phi", "new-key", "--out", str(key)]).exit_code == 0
     assert runner.invoke(app, ["phi", "new-key", "--out", str(key)]).exit_code == 2  # never overwritten
     field = "custom_objects.clinical_notes.note_text"
-    sealed = load_sealer(key).seal("Testnote canary 4711", field)
-    res = runner.invoke(app, ["phi", "decrypt", "--field", field, "--key-file", str(key)], input=sealed)
+    from dos2hl.migrate.ledger import stable_key
+
+    sealed = load_sealer(key).seal("Testnote canary 4711", field, stable_key("L001", "clinical_note", "402"))
+    res = runner.invoke(app, ["phi", "decrypt", "--field", field, "--record", "L001/clinical_note/402",
+                              "--key-file", str(key)], input=sealed)
     assert res.exit_code == 0 and res.output.strip() == "Testnote canary 4711"
-    wrong = runner.invoke(app, ["phi", "decrypt", sealed, "--field", "contact.medical_alert", "--key-file", str(key)])
+    wrong = runner.invoke(app, ["phi", "decrypt", sealed, "--field", "contact.medical_alert", "--record",
+                                "L001/clinical_note/402", "--key-file", str(key)])
     assert wrong.exit_code == 2 and "canary" not in wrong.output  # bound to its field; no value in the error
+    other = runner.invoke(app, ["phi", "decrypt", sealed, "--field", field, "--record", "L001/clinical_note/403",
+                                "--key-file", str(key)])
+    assert other.exit_code == 2 and "canary" not in other.output  # and to its record
 
 
 def test_a_kms_wrapped_key_opens_only_through_kms(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -110,8 +117,8 @@ def test_a_kms_wrapped_key_opens_only_through_kms(tmp_path: Path, monkeypatch) -
         path = create_key_file(tmp_path / "wrapped.key", kms_key_id=kid, kms=kms)
         data = json.loads(path.read_text())
         assert data["kms_key_id"] == kid and len(base64.b64decode(data["kms_wrapped"])) > 32  # no plain key
-        sealed = load_sealer(path, kms=kms).seal("x", "f")
-        assert load_sealer(path, kms=kms).open(sealed, "f") == "x"
+        sealed = load_sealer(path, kms=kms).seal("x", "f", "r")
+        assert load_sealer(path, kms=kms).open(sealed, "f", "r") == "x"
         elsewhere = boto3.client("kms", region_name="eu-west-1")  # a worker that cannot reach the key
         with pytest.raises(ConfigError, match="kms:Decrypt"):
             load_sealer(path, kms=elsewhere)

@@ -157,6 +157,7 @@ def test_activity_headers_carry_the_home_offices_offset_and_recall_dates_do_not_
 
 
 def test_clinical_note_times_carry_the_zone_of_the_office_where_they_were_written(migrated: Any) -> None:
+    from dos2hl.migrate.ledger import stable_key
     from dos2hl.phi import PREFIX, load_sealer
 
     w, _rep, key = migrated
@@ -167,7 +168,8 @@ def test_clinical_note_times_carry_the_zone_of_the_office_where_they_were_writte
             props = r["properties"]
             text = props.get("note_text") or ""
             if text.startswith(PREFIX):
-                text = sealer.open(text, "custom_objects.clinical_notes.note_text")
+                text = sealer.open(text, "custom_objects.clinical_notes.note_text",
+                                   stable_key(loc, "clinical_note", str(props["source_id"])))
             notes[str(props["source_id"])] = (loc, props.get("note_tm"), text)
     assert sorted(notes) == ["402", "403"]  # 401 is history inside 402
     loc, tm, text = notes["402"]
