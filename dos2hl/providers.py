@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import csvsafe
 from .errors import ConfigError
 from .locations import LocationsFile, open_client
+from .storage import LocalStore
 
 if TYPE_CHECKING:
     from .highlevel import HighLevelClient
@@ -152,8 +153,6 @@ class ProviderReport:
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:
         """Write ``providers.csv`` (one line per row) and ``providers.md`` (for a person to act on)."""
-        from .storage import LocalStore
-
         out_dir = Path(out_dir)
         store = LocalStore(out_dir)  # 0600 files in 0700 folders, atomic and durable
         csv_path, md_path = out_dir / "providers.csv", out_dir / "providers.md"

@@ -229,7 +229,8 @@ def inspect(address: str, name: str, locations: list[str] | tuple[str, ...] = ()
                           *locations], env={**(env or os.environ), **RAY_ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
                          capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
-        nodes = "".join(f"\n--- {log.name}\n{tail(log)}" for log in sorted((logs or ROOT / "-").glob("ray-*.log")))
+        found = sorted(logs.glob("ray-*.log")) if logs else []
+        nodes = "".join(f"\n--- {log.name}\n{tail(log)}" for log in found)
         raise RuntimeError(f"inspecting the cluster failed:\n{out.stderr[-3000:]}{nodes}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
