@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from tests.integration._servers import free_port, stop_group, tail
+from tests.integration._servers import free_ports, stop_group, tail
 
 ROOT = Path(__file__).resolve().parents[2]
 # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (STACK_NOTES' loopback trick) makes every Ray process of this test
@@ -44,10 +44,13 @@ RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"
 HOST = "127.0.0.1"
 
 
-def _node_ports() -> list[str]:
-    return [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-            f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}"]
+NODE_PORTS = ("dashboard-agent-listen", "dashboard-agent-grpc", "metrics-export", "runtime-env-agent",
+              "node-manager", "object-manager")
+
+
+def _node_ports(ports: list[int]) -> list[str]:
+    """A node's own ports (two nodes on one host would collide on Ray's fixed defaults)."""
+    return [f"--{name}-port={port}" for name, port in zip(NODE_PORTS, ports, strict=True)]
 
 
 def _start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
@@ -73,7 +76,9 @@ def ray_cluster(env: Mapping[str, str], logs: Path, *, object_store: int = 256 *
     """A head and a second node (1 CPU each) on loopback; yields {"address", "head", "node", "temp"}.
 
     ``env`` is the nodes' environment, which their workers inherit (tokens named in locations.yaml)."""
-    port = free_port()
+    # every port of both nodes chosen at once, so no two are the same (one at a time, the kernel may
+    # hand a just-released port out again: Ray then refuses the node)
+    port, dashboard, *own = free_ports(2 + 2 * len(NODE_PORTS))
     temp = Path(tempfile.mkdtemp(prefix="dos2hl-ray-", dir="/tmp"))  # short: AF_UNIX paths <= 107 bytes
     env = {**{k: v for k, v in env.items() if k != "RAY_ADDRESS"}, **RAY_ENV}
     address = f"{HOST}:{port}"
@@ -81,11 +86,11 @@ def ray_cluster(env: Mapping[str, str], logs: Path, *, object_store: int = 256 *
     try:
         head = _start(["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
                        "--disable-usage-stats", f"--temp-dir={temp}", f"--object-store-memory={object_store}",
-                       f"--dashboard-port={free_port()}",
-                       "--node-name=head", *_node_ports()], env, logs / "ray-head.log")
+                       f"--dashboard-port={dashboard}",
+                       "--node-name=head", *_node_ports(own[:len(NODE_PORTS)])], env, logs / "ray-head.log")
         _wait_gcs(head, address, logs / "ray-head.log")
         node = _start([f"--address={address}", "--num-cpus=1", f"--temp-dir={temp}",
-                       f"--object-store-memory={object_store}", "--node-name=second", *_node_ports()],
+                       f"--object-store-memory={object_store}", "--node-name=second", *_node_ports(own[len(NODE_PORTS):])],
                       env, logs / "ray-node.log")
         yield {"address": address, "head": head, "node": node, "temp": temp}
     finally:

@@ -24,9 +24,17 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 def free_port() -> int:
     """A port that was free a moment ago (bound to port 0 on loopback, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` different ports that were free a moment ago: all bound at once, then released (one at a time,
+    the kernel may hand out a just-released port again: Ray refused a node whose two agents got one port)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float, proc: subprocess.Popen | None = None,
