@@ -176,11 +176,11 @@ class RateGovernor:
     def observe_lateness(self, key: str, seconds: float) -> float:
         """Learn how late workers send after their send-not-before time (p99 measured by the worker:
         thread wake-up and scheduling on a busy machine). The key's margin becomes twice that, never
-        below ``Limits.margin`` and never above 5 % of the window; it rises at once and decays slowly.
-        Returns the margin now in force."""
+        below ``Limits.margin`` (the operator's floor, even where it exceeds the cap) and what is learned
+        never above 5 % of the window; it rises at once and decays slowly. Returns the margin now in force."""
         lim = self.limits
         k = self._key(key)
-        want = min(max(lim.margin, 2 * max(0.0, seconds)), 0.05 * lim.window_s)
+        want = max(lim.margin, min(2 * max(0.0, seconds), 0.05 * lim.window_s))
         k.margin = want if want > k.margin else 0.9 * k.margin + 0.1 * want
         return k.margin
 

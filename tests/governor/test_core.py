@@ -247,6 +247,18 @@ def test_measured_lateness_widens_the_margin_within_bounds() -> None:
     assert gov.observe_lateness("loc", 5.0) == 0.05  # capped at 5 % of the window
 
 
+def test_a_configured_margin_above_the_learned_cap_is_never_lowered() -> None:
+    # a window scaled down (1 s) with a margin kept in seconds (60 ms > 5 % of the window): what is
+    # learned may not take the margin below what the operator set
+    lim = Limits(burst=10, window_s=1.0, daily=10**6, reserve=0.0, margin_s=0.06, pace=0.0)
+    gov = RateGovernor(lim, started_at=T0 - 10)
+    assert gov.observe_lateness("loc", 5.0) == 0.06
+    for _ in range(50):
+        assert gov.observe_lateness("loc", 0.0) == 0.06
+    first = gov.reserve("loc", 10, T0).times
+    assert gov.reserve("loc", 1, T0).times == (first[0] + 1.06,)
+
+
 def test_limits_the_server_announces_only_ever_lower_ours() -> None:
     lim = Limits(burst=10, window_s=1.0, daily=1000, reserve=0.0, margin_s=0.0, pace=0.0)
     gov = RateGovernor(lim, started_at=T0 - 10)

@@ -39,7 +39,11 @@ from tests.integration._ray_nodes import (
 )
 from tests.migrate.conftest import EXPORT_DATE, make_world
 
-LIMIT, WINDOW_S, MARGIN_S = 50, 1.0, 0.06
+# the margin is the setting for the time between a permit and the request's arrival (see governor.core);
+# CI's two busy cores run two flow processes, two Ray nodes, a Prefect server and the sandbox: one CI run
+# put a request 60 ms after its permit into the next window (51 in a window, one 429). 120 ms there is
+# still 1.2 % of HighLevel's 10 s window
+LIMIT, WINDOW_S, MARGIN_S = 50, 1.0, 0.12
 # the generator's smallest practice (20 patients, 2 years); its largest record sets left out, so that
 # each run sends a few hundred requests per location: several windows at the limit, not minutes
 SKIP_TABLES = ("ledger", "claimln", "claim")
