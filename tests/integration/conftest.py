@@ -1,4 +1,4 @@
-"""The production client against the sandbox: in-process (TestClient's transport) or uvicorn on loopback.
+"""The production client against the sandbox: in-process (InProcessTransport) or uvicorn on loopback.
 
 ``env`` is a sandbox state with two locations and an app built with ``check_responses=True``
 (a response that violates the contract becomes a 500). Every request a client sends through
@@ -100,7 +100,7 @@ class Env:
     clock: FakeClock
     kwargs: dict[str, Any] = field(default_factory=dict)
     app: Any = None
-    testclient: Any = None
+    transport: Any = None  # the app in this process (dos2hl.sandbox.InProcessTransport)
     sleeps: list[float] = field(default_factory=list)
     clients: list[HighLevelClient] = field(default_factory=list)
 
@@ -109,13 +109,11 @@ class Env:
         return list(self.tokens)
 
     def start(self, **kwargs: Any) -> Env:
-        from starlette.testclient import TestClient
-
-        from dos2hl.sandbox import create_app
+        from dos2hl.sandbox import InProcessTransport, create_app
 
         self.kwargs = {"clock": self.clock, "check_responses": True, **kwargs}
         self.app = create_app(self.state, **self.kwargs)
-        self.testclient = TestClient(self.app, base_url=BASE)
+        self.transport = InProcessTransport(self.app)
         return self
 
     def restart(self, **kwargs: Any) -> Env:
@@ -123,6 +121,7 @@ class Env:
         for c in self.clients:
             c.close()
         self.clients.clear()
+        self.transport.close()
         self.app.state.store.close()
         return self.start(**{**self.kwargs, **kwargs})
 
@@ -133,7 +132,7 @@ class Env:
     def client(self, loc: int = 0, *, token: str | None = None, location_id: str | None = None,
                retry: RetryPolicy = FAST, **kw: Any) -> tuple[HighLevelClient, RecordingTransport]:
         location_id = location_id or self.locs[loc]
-        transport = RecordingTransport(self.testclient._transport)  # TestClient is an httpx.Client
+        transport = RecordingTransport(self.transport)
         c = HighLevelClient(BASE, SecretStr(self.tokens[self.locs[loc]] if token is None else token),
                             location_id, transport=transport, retry=retry,
                             sleep=kw.pop("sleep", self.sleep), **kw)
@@ -149,6 +148,7 @@ class Env:
         for c in self.clients:
             c.close()
         if self.app is not None:
+            self.transport.close()
             self.app.state.store.close()
 
 

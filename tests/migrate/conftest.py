@@ -48,20 +48,18 @@ class World:
     locations: Path
     clock: FakeClock
     app: Any = None
-    testclient: Any = None
+    transport: Any = None  # the app in this process (dos2hl.sandbox.InProcessTransport)
     sent: list[tuple[str, str, int]] = field(default_factory=list)
     clients: list[HighLevelClient] = field(default_factory=list)
 
     def start(self, **kw: Any) -> World:
-        from starlette.testclient import TestClient
-
-        from dos2hl.sandbox import create_app
+        from dos2hl.sandbox import InProcessTransport, create_app
 
         # responses are checked against the contract in tests/sandbox and tests/integration; here the
         # volume matters (thousands of ledger records), so the app skips that check, and validates each
         # operation's first 25 requests and one in 25 after (the writes of one kind share their shape)
         self.app = create_app(self.state, clock=self.clock, burst=(10**6, 10.0), **{"request_checks": 25, **kw})
-        self.testclient = TestClient(self.app, base_url=BASE)
+        self.transport = InProcessTransport(self.app)
         return self
 
     def stop(self) -> None:
@@ -69,13 +67,13 @@ class World:
             c.close()
         self.clients.clear()
         if self.app is not None:
+            self.transport.close()
             self.app.state.store.close()
             self.app = None
 
     def factory(self, loc: str) -> HighLevelClient:
         lid = self.loc_ids[loc]
-        c = HighLevelClient(BASE, SecretStr(self.tokens[lid]), lid, transport=Counting(self.testclient._transport,
-                                                                                        self.sent),
+        c = HighLevelClient(BASE, SecretStr(self.tokens[lid]), lid, transport=Counting(self.transport, self.sent),
                             retry=FAST, sleep=self.clock.advance)
         self.clients.append(c)
         return c

@@ -133,5 +133,5 @@ def _swapped(w):  # type: ignore[no-untyped-def]
     def factory(loc: str) -> HighLevelClient:
         token = w.tokens[w.loc_ids[other[loc]]]
         return HighLevelClient(BASE, SecretStr(token), w.loc_ids[loc], retry=FAST, sleep=w.clock.advance,
-                               transport=Counting(w.testclient._transport, w.sent))
+                               transport=Counting(w.transport, w.sent))
     return factory

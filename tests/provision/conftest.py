@@ -53,12 +53,12 @@ class Sandbox:
     tokens: dict[str, str]
     clock: FakeClock
     app: Any = None
-    testclient: Any = None
+    transport: Any = None  # the app in this process (dos2hl.sandbox.InProcessTransport)
     clients: list[HighLevelClient] = field(default_factory=list)
 
     def client(self, loc: int = 0) -> tuple[HighLevelClient, Recording]:
         location_id = list(self.tokens)[loc]
-        transport = Recording(self.testclient._transport)
+        transport = Recording(self.transport)
         c = HighLevelClient(BASE, SecretStr(self.tokens[location_id]), location_id, transport=transport,
                             retry=FAST, sleep=self.clock.advance)  # rate-limit waits advance the fake clock
         self.clients.append(c)
@@ -67,20 +67,19 @@ class Sandbox:
     def close(self) -> None:
         for c in self.clients:
             c.close()
+        self.transport.close()
         self.app.state.store.close()
 
 
 @pytest.fixture()
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    from starlette.testclient import TestClient
-
-    from dos2hl.sandbox import create_app, init_locations
+    from dos2hl.sandbox import InProcessTransport, create_app, init_locations
 
     state = tmp_path / "state"
     tokens = init_locations(state, 2)
     clock = FakeClock()
     app = create_app(state, clock=clock, check_responses=True)
-    sb = Sandbox(state, tokens, clock, app, TestClient(app, base_url=BASE))
+    sb = Sandbox(state, tokens, clock, app, InProcessTransport(app))
     yield sb
     sb.close()
 
