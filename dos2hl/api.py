@@ -6,20 +6,36 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import yaml
+
+from .mapping.model import load_mapping
 from .progress import ProgressFn
 from .settings import Dos2hlSettings, S3Settings
 from .sources.discover import Export, discover
-from .sources.profile import Profile, load_profile
+from .sources.profile import BUILTIN_PROFILES, Profile, is_field_map, load_profile
 from .staging import StageResult, stage
 from .storage import open_store
 
-__all__ = ["open_export", "stage_export", "quarantined_rows"]
+__all__ = ["export_profile", "open_export", "stage_export", "quarantined_rows"]
 
 
 def open_export(source: str | Path, *, profile: str | Profile = "reference", s3: S3Settings | None = None,
                 documents: bool = True) -> Export:
     """Discover an export (folder or s3:// URI) with an export profile; raises before reading rows."""
-    return discover(open_store(source, s3), load_profile(profile), documents=documents)
+    return discover(open_store(source, s3), export_profile(profile), documents=documents)
+
+
+def export_profile(profile: str | Path | Profile) -> Profile:
+    """A built-in profile by name, a profile YAML file, or the profile of a field map (``mapping.yaml``:
+    its file and column names over its base profile)."""
+    if isinstance(profile, Profile) or str(profile) in BUILTIN_PROFILES or not Path(profile).is_file():
+        return load_profile(profile)
+    try:
+        text = Path(profile).read_text("utf-8")
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return load_profile(profile)  # it says what is wrong with the file
+    return load_mapping(profile).to_profile() if is_field_map(data) else load_profile(profile)
 
 
 def stage_export(source: str | Path, to: str | Path, *, profile: str = "reference",

@@ -31,8 +31,8 @@ from ..migrate.crm import OpportunityPayload
 from ..migrate.ledger import IdMap, LedgerWriter, Op, read_ledger
 from ..migrate.run import plan_shard, read_households
 from ..migrate.transform import OBJECT_NAMES, ContactPayload, RecordPayload
+from ..migrate.updates import opportunity_text
 from ..migrate.write import SHARED_FIELDS, LocationSchema
-from ..migrate.write_crm import _text
 from ..storage import Store, open_store
 from .packages import (
     Package,
@@ -238,7 +238,8 @@ def _row(target: str, p: Any, schema: LocationSchema, ids: IdMap, shared: dict[s
         owner = schema.users.get(p.owner_provider or "") or schema.users.get("")
         return opportunity_row({"name": p.name, "pipelineId": pipeline_id, "pipelineStageId": stage_id,
                                 "status": p.status, "monetaryValue": p.monetary, "contactId": ids.get(p.parent_key),
-                                "assignedTo": owner, "customFields": {k: _text(v) for k, v in p.custom.items()}})
+                                "assignedTo": owner,
+                                "customFields": {k: opportunity_text(v) for k, v in p.custom.items()}})
     if p.relation == "lookup_field":
         return record_row({**p.properties, "contact_id": ids.get(p.parent_key)})
     return record_row(p.properties)

@@ -33,14 +33,14 @@ from typing import Any, Literal
 from ..errors import ConfigError, HighLevelError, NotFoundError
 from ..storage import Store, open_store
 from .ledger import IdMap, LedgerWriter, Op, payload_hash, read_ledger
+from .removal import DELETED_TAG, delete_object
 from .run import ShardSpec, plan_shard
 from .transform import OBJECT_NAMES
 from .updates import before_keeper, update_in_place
 
-__all__ = ["DELETED_TAG", "DeltaOptions", "carry_ids", "delta_changes", "digests", "latest_run", "run_delta"]
+__all__ = ["DeltaOptions", "carry_ids", "delta_changes", "digests", "latest_run", "run_delta"]
 
 log = logging.getLogger("dos2hl.delta")
-DELETED_TAG = "dos2hl: deleted in source"
 UPDATABLE = {"patient", "appointment", "recall", *OBJECT_NAMES.values()}
 
 
@@ -263,7 +263,7 @@ def _apply(client: Any, ctx: Any, loc: str, ch: Changes, payloads: dict[str, Any
             continue
         try:
             if deleted == "delete":
-                _delete(client, obj, hl_id)
+                delete_object(client, obj, hl_id)
                 op, outcome = "delete", "deleted"
             elif obj == "patient":
                 client.add_contact_tags(hl_id, [DELETED_TAG])
@@ -279,9 +279,3 @@ def _apply(client: Any, ctx: Any, loc: str, ch: Changes, payloads: dict[str, Any
         ledger.add(Op(ctx.run_id, loc, lid, obj, key, "", hl_id, op, outcome))
         gone[obj] += 1
     return updated, gone, failed
-
-
-def _delete(client: Any, obj: str, hl_id: str) -> None:
-    from .rollback import _delete as delete
-
-    delete(client, {"object": obj, "hl_id": hl_id}, None)

@@ -22,11 +22,10 @@ from typing import Any
 from ..errors import Dos2hlError, HighLevelError, NotFoundError
 from ..storage import open_store
 from .ledger import LedgerWriter, Op, open_before, read_ledger
-from .transform import OBJECT_NAMES
+from .removal import DELETED_TAG, delete_object
 
 __all__ = ["rollback"]
 
-_KEYS = {name: key for key, name in OBJECT_NAMES.items()}
 _WROTE = {"created", "verified-existing"}
 
 
@@ -56,7 +55,7 @@ def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
         loc = r["location"]
         client = clients.get(loc) or clients.setdefault(loc, client_factory(loc))
         try:
-            _delete(client, r, r.get("detail") or ids.get((loc, _contact_key(r, alive))))
+            delete_object(client, r["object"], r["hl_id"], r.get("detail") or ids.get((loc, _contact_key(r, alive))))
             outcome = "deleted"
         except NotFoundError:
             outcome = "gone"  # deleted by someone else, or with its contact
@@ -128,8 +127,6 @@ def _restore(rows: list[dict[str, Any]], ledger: LedgerWriter, run_id: str, clie
         client = clients.get(loc) or clients.setdefault(loc, client_factory(loc))
         try:
             if r["op"] == "tag":
-                from .delta import DELETED_TAG
-
                 client.remove_contact_tags(r["hl_id"], [DELETED_TAG])
             else:
                 _put_back(client, r["hl_id"], open_before(opener, r["before"], r["stable_key"]))
@@ -162,7 +159,6 @@ def _put_back(client: Any, hl_id: str, before: dict[str, Any]) -> None:
 # deletion order (lower first); custom-object records are 4, contacts last
 _RANK = {"activity": 0, "referral": 0, "file_link": 0, "document": 1, "note_image": 1, "appointment_event": 2,
          "appointment": 3, "recall": 3, "patient": 9}
-_NOTES = {"activity", "referral", "file_link"}
 
 
 def _contact_key(r: dict[str, Any], alive: dict[tuple[str, str], dict[str, Any]]) -> str:
@@ -170,24 +166,6 @@ def _contact_key(r: dict[str, Any], alive: dict[tuple[str, str], dict[str, Any]]
     parent = r.get("parent") or ""
     up = alive.get((r["location"], parent))
     return (up.get("parent") or parent) if up is not None and up["object"] != "patient" else parent
-
-
-def _delete(client: Any, r: dict[str, Any], contact_id: str | None) -> None:
-    obj, hl_id = r["object"], r["hl_id"]
-    if obj == "patient":
-        client.delete_contact(hl_id)
-    elif obj in _NOTES:
-        if contact_id is None:
-            raise NotFoundError("the note's contact is not in the ledger")
-        client.delete_note(contact_id, hl_id)
-    elif obj in ("document", "note_image"):
-        client.delete_media(hl_id)
-    elif obj == "appointment_event":
-        client.delete_event(hl_id)
-    elif obj in ("appointment", "recall"):
-        client.delete_opportunity(hl_id)
-    else:
-        client.delete_record(_KEYS[obj], hl_id)
 
 
 def _uid() -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..highlevel.models import ContactUpdate, CustomFieldInput, OpportunityUpdate, RecordUpdate
 
-__all__ = ["before_keeper", "update_in_place"]
+__all__ = ["before_keeper", "opportunity_text", "update_in_place"]
 
 Keep = Callable[[dict[str, Any]], None]
 
@@ -45,18 +45,24 @@ def update_in_place(client: Any, schema: Any, obj: str, hl_id: str, p: Any, *, k
             CustomFieldInput(id=schema.field_id(k), field_value=v) for k, v in custom.items()]))
         return {"kind": "contact", **before}
     if obj in ("appointment", "recall"):
-        from .write_crm import _text
-
         cur = client.get_opportunity(hl_id)
         before = {k: v for k, v in cur.model_dump().items() if k in OpportunityUpdate.model_fields and v is not None}
         keep({"kind": "opportunity", **before})
         pipeline_id, stage_id = schema.pipeline(p.pipeline, p.stage)
         client.update_opportunity(hl_id, OpportunityUpdate(
             pipelineId=pipeline_id, name=p.name, pipelineStageId=stage_id, status=p.status,
-            monetaryValue=p.monetary, customFields=[CustomFieldInput(id=schema.field_id(k), field_value=_text(v))
-                                                    for k, v in p.custom.items()] or None))
+            monetaryValue=p.monetary,
+            customFields=[CustomFieldInput(id=schema.field_id(k), field_value=opportunity_text(v))
+                          for k, v in p.custom.items()] or None))
         return {"kind": "opportunity", **before}
     cur = client.get_record(p.object_key, hl_id)
     keep({"kind": "record", "object_key": p.object_key, "properties": cur.properties or {}})
     client.update_record(p.object_key, hl_id, RecordUpdate(properties=p.properties))
     return {"kind": "record", "object_key": p.object_key, "properties": cur.properties or {}}
+
+
+def opportunity_text(v: Any) -> Any:
+    """Opportunity custom-field values are strings or lists of strings in the contract (no numbers)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return v
+    return str(int(v)) if float(v).is_integer() else str(v)

@@ -21,7 +21,7 @@ from ..sources.docfiles import RefusedDocument, read_document
 from .crm import CrmPlan, FilePayload, NotePayload, OpportunityPayload, link_note_body
 from .existing import Inventory, event_key, note_key, opportunity_fields
 from .ledger import payload_hash
-from .updates import update_in_place
+from .updates import opportunity_text, update_in_place
 
 __all__ = ["CrmWriter"]
 
@@ -88,7 +88,8 @@ class CrmWriter:
         if opp_id is None:
             pipeline_id, stage_id = self.schema.pipeline(o.pipeline, o.stage)
             owner = self.schema.users.get(o.owner_provider or "") or self.schema.users.get("")
-            custom = [CustomFieldInput(id=self.schema.field_id(k), field_value=_text(v)) for k, v in o.custom.items()]
+            custom = [CustomFieldInput(id=self.schema.field_id(k), field_value=opportunity_text(v))
+                      for k, v in o.custom.items()]
             body = OpportunityCreate(pipelineId=pipeline_id, name=o.name, status=o.status,  # type: ignore[arg-type]
                                      contactId=contact_id, pipelineStageId=stage_id, monetaryValue=o.monetary,
                                      assignedTo=owner, customFields=custom or None)
@@ -96,8 +97,8 @@ class CrmWriter:
             if found is not None:
                 expected = opportunity_fields({"name": o.name, "status": o.status, "pipelineStageId": stage_id,
                                                "monetaryValue": o.monetary, "assignedTo": owner},
-                                              {k: _text(v) for k, v in o.custom.items()}, open_sealed=self.open_sealed,
-                                              record=o.stable_key)
+                                              {k: opportunity_text(v) for k, v in o.custom.items()},
+                                              open_sealed=self.open_sealed, record=o.stable_key)
                 opp_id = self.adopt(o.object, o.stable_key, o.source_id, found, expected,  # type: ignore[attr-defined]
                                     lambda hl_id, keep: update_in_place(self.client, self.schema, o.object, hl_id, o,
                                                                         keep=keep),
@@ -203,10 +204,3 @@ class CrmWriter:
             self.result.written[f.object] += 1
         else:
             self.result.failed[f.object] += 1
-
-
-def _text(v: Any) -> Any:
-    """Opportunity custom-field values are strings or lists of strings in the contract (no numbers)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return v
-    return str(int(v)) if float(v).is_integer() else str(v)

@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..errors import ConfigError
 from ..model import TABLES
 
-__all__ = ["FileSpec", "LedgerAmount", "Profile", "WideProcedures", "load_profile", "BUILTIN_PROFILES"]
+__all__ = ["BUILTIN_PROFILES", "FileSpec", "LedgerAmount", "Profile", "WideProcedures", "is_field_map",
+           "load_profile"]
 
 BUILTIN_PROFILES = ("reference", "softdent_like")
 
@@ -132,8 +133,8 @@ class Profile(BaseModel):
 
 
 def load_profile(name_or_path: str | Path | Profile) -> Profile:
-    """Load a built-in profile by name (``reference``), a profile YAML file by path, or the profile of a
-    field map (``mapping.yaml``: its file and column names over its base profile)."""
+    """Load a built-in profile by name (``reference``) or a profile YAML file by path (a field map's
+    profile is ``dos2hl.api.export_profile``'s: the map lives above the sources)."""
     if isinstance(name_or_path, Profile):
         return name_or_path
     text: str
@@ -151,10 +152,14 @@ def load_profile(name_or_path: str | Path | Profile) -> Profile:
         )
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
-        if isinstance(data, dict) and "fields" in data and "name" not in data:  # a mapping.yaml
-            from ..mapping.model import load_mapping
-
-            return load_mapping(p).to_profile()
+        if is_field_map(data):
+            raise ConfigError(f"{origin} is a field map, not an export profile: open it with "
+                              "dos2hl.api.export_profile (its file and column names over its base profile)")
         return Profile.model_validate(data)
     except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"{origin} is not a valid export profile: {exc}") from exc
+
+
+def is_field_map(data: object) -> bool:
+    """A parsed YAML document that is a field map (``mapping.yaml``), not an export profile."""
+    return isinstance(data, dict) and "fields" in data and "name" not in data

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from ..model import TABLES, Column
 from .names import split_nickname, split_suffix, title_case_name
 from .profile import Profile, WideProcedures
+from .staged import FINDINGS_SCHEMA, findings_table, staged_schema
 from .values import ParseContext, Parsed, parse_column
 
 __all__ = ["CodeMap", "RowContext", "apply_row_rules", "derive_wide_procedures"]
@@ -222,8 +223,6 @@ def derive_wide_procedures(rows: pa.RecordBatch, appt: pa.Table, wide: WideProce
                            file: str, keys_for: Callable[[pa.Table, tuple[str, ...]], pa.Array]
                            ) -> tuple[pa.Table, pa.Table]:
     """APPT rows with PROC1..n / TOOTH1..n / SURF1..n -> canonical APPTPROC rows (seq = n)."""
-    from .reader import FINDINGS_SCHEMA, findings_table, staged_schema  # local: reader imports this module
-
     names = {n.upper(): n for n in rows.schema.names}
     t = TABLES["apptproc"]
     schema = staged_schema("apptproc")

@@ -127,3 +127,16 @@ def test_cli_confirm_and_check(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "PATIENT.LNAME changed" in res.output
     res = runner.invoke(app, ["map", "confirm", str(path)], input="")
     assert res.exit_code == 2 and "--by NAME is required" in res.output
+
+
+def test_the_sources_profile_loader_refuses_a_field_map_and_names_the_entry_point(tmp_path: Path) -> None:
+    """The sources layer knows nothing of maps (no import back up): a map given to its loader is a
+    clear error, and ``dos2hl.api.export_profile`` is the one door that reads either."""
+    from dos2hl.api import export_profile
+    from dos2hl.sources.profile import Profile, load_profile
+
+    path = save_mapping(identity_mapping(["patient"]), tmp_path / "mapping.yaml")
+    with pytest.raises(ConfigError, match="is a field map.*export_profile"):
+        load_profile(path)
+    assert isinstance(export_profile(path), Profile)
+    assert export_profile("reference").name == "reference"

@@ -77,8 +77,8 @@ def _delta(w: World, source: Path, since: str, **kw: Any) -> dict[str, Any]:
 
 def test_delta_updates_creates_reports_and_a_second_delta_writes_nothing(world: World) -> None:
     from dos2hl.migrate import MigrateOptions, migrate
-    from dos2hl.migrate.delta import DELETED_TAG
     from dos2hl.migrate.ledger import read_ledger
+    from dos2hl.migrate.removal import DELETED_TAG
     from dos2hl.migrate.rollback import rollback
     from dos2hl.storage import open_store
 
