@@ -163,10 +163,10 @@ def _world(root: Path, patients: int, history_years: int) -> Any:
 
 
 def _opts(w: Any, workers: int) -> Any:
-    from dos2hl.migrate import MigrateOptions
+    from dos2hl.params import MigrateParams
     from tests.migrate.conftest import EXPORT_DATE
 
-    return MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    return MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                           export_date=EXPORT_DATE, workers=workers, sample=0)
 
 
@@ -223,7 +223,7 @@ def measure_throughput(root: Path, patients: int, years: int, workers: int, prof
         if profile:  # cProfile sees one thread: run the shards one after the other in this one
             import cProfile
 
-            from dos2hl.migrate import PhaseResult
+            from dos2hl.migrate import WriteResult
             from dos2hl.migrate.run import migrate_shard
 
             prof = cProfile.Profile()
@@ -231,7 +231,7 @@ def measure_throughput(root: Path, patients: int, years: int, workers: int, prof
             mine = {loc: fake_factory(loc) for loc in ctx.locations}
             results = [migrate_shard(spec, mine[spec.location]) for spec in ctx.specs()]
             prof.disable()
-            phase = PhaseResult("full", [dataclasses.asdict(r) for r in results])
+            phase = WriteResult(phase="full", shards=[dataclasses.asdict(r) for r in results])
             prof.dump_stats(profile)
             _log(f"throughput: profile (serial, this thread) -> {profile}")
         else:
@@ -290,7 +290,8 @@ def measure_requests(root: Path, patients: int, years: int, workers: int, burst:
 
     from dos2hl.governor import Limits, LocalGovernor
     from dos2hl.highlevel import HighLevelClient, RetryPolicy
-    from dos2hl.migrate import MigrateOptions, driver, migrate
+    from dos2hl.migrate import driver
+    from dos2hl.pipeline import MigrateParams, migrate
     from dos2hl.sandbox import create_app
     from tests.migrate.conftest import BASE, EXPORT_DATE, Counting
 
@@ -326,7 +327,7 @@ def measure_requests(root: Path, patients: int, years: int, workers: int, burst:
         journal = w.state / "journal.jsonl"
         seen = len(journal.read_text().splitlines()) if journal.exists() else 0
         v0, t0 = clock.now, time.perf_counter()
-        rep = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+        rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                      export_date=EXPORT_DATE, workers=workers, sample=0, verify="full"),
                       client_factory=factory)
         wall, virtual = time.perf_counter() - t0, clock.now - v0

@@ -6,12 +6,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from . import __version__
-from .cli_common import ExportDateOpt, JsonOpt, LocationsOpt, ProfileOpt, TargetOpt, _fail
+from .cli_common import ExportDateOpt, JsonOpt, LocationsOpt, ProfileOpt, TargetOpt, _fail, params_or_exit
 from .cli_ops import register as register_ops
 from .errors import Dos2hlError
 from .governor.cli import governor_app
@@ -297,29 +297,13 @@ def migrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Migrate: stage -> sample with field diff -> approval -> bulk CSV imports -> full run -> verify -> report."""
-    from .migrate import MigrateOptions
-    from .migrate import migrate as run
+    from .params import MigrateParams
 
-    opts = MigrateOptions(source=source, mapping=str(mapping), locations=str(locations), target=target,
-                          storage=storage, run_id=run_id, sample=sample, executor=executor,  # type: ignore[arg-type]
-                          workers=workers, verify=verify,  # type: ignore[arg-type]
-                          export_date=export_date.date() if export_date else None, bulk_threshold=bulk_threshold)
-
-    def ask(granted: bool, info: str, question: str) -> bool:
-        """A gate: passed by its flag, else asked on a terminal, else (scripts) not passed."""
-        if granted or not sys.stdin.isatty():
-            return granted
-        typer.echo(info)
-        return typer.confirm(question, default=False)
-
-    try:
-        out = run(opts, approve=lambda rep: ask(approve, f"sample report: {rep['paths']['md']}",  # type: ignore[index]
-                                                "Approve the sample and run the full migration?"),
-                  imported=lambda _pkgs, checklist: ask(imported, "import the CSV packages in HighLevel's UI as "
-                                                        f"{checklist} (in the run's folder) says",
-                                                        "Are they imported?"))
-    except Dos2hlError as exc:
-        _fail(exc)
+    params = params_or_exit(MigrateParams, source=source, mapping=mapping, locations=locations, target=target,
+                            storage=storage, run_id=run_id, sample=sample, approve=approve, imported=imported,
+                            executor=executor, workers=workers, verify=verify,
+                            export_date=export_date.date() if export_date else None, bulk_threshold=bulk_threshold)
+    out = _run_migration(params)
     summary = {"run_id": out["run_id"], "status": out["status"], "locations": out["locations"],
                "requests": out.get("requests", {}).get("sent", 0),  # every request of the run, all classes
                "requests_by_class": out.get("requests", {}).get("by_class", {}),
@@ -353,15 +337,10 @@ def retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Replay a run's dead letters (report/pending.csv): each is looked up first, then written."""
-    from .migrate import MigrateOptions
-    from .migrate import migrate as run
+    from .params import MigrateParams
 
-    opts = MigrateOptions(source="", mapping=str(mapping), locations=str(locations), target=target, storage=storage,
-                          run_id=run_id, sample=0)
-    try:
-        out = run(opts)
-    except Dos2hlError as exc:
-        _fail(exc)
+    out = _run_migration(params_or_exit(MigrateParams, source="", mapping=mapping, locations=locations,
+                                        target=target, storage=storage, run_id=run_id, sample=0))
     pend = out.get("pending", {}).get("count", 0)
     if as_json:
         typer.echo(json.dumps({"run_id": run_id, "status": out["status"], "pending": pend, "report": out["report"]}))
@@ -381,15 +360,13 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete what a run wrote, records before contacts, from its ledger; a second rollback sends nothing."""
-    from .locations import load_locations
-    from .migrate.driver import default_factory
-    from .migrate.rollback import rollback as run
+    from .params import RollbackParams
+    from .pipeline import open_env, rollback_step
 
-    settings = Dos2hlSettings()
-    root = str(storage or settings.storage).rstrip("/")
+    params = params_or_exit(RollbackParams, run_id=run_id, locations=locations, target=target, storage=storage,
+                            location=location)
     try:
-        lf = load_locations(locations, target=target)
-        out = run(f"{root}/{run_id}", run_id, default_factory(lf, settings), location=location)
+        out = rollback_step(open_env(params), params)
     except Dos2hlError as exc:
         _fail(exc)
     if as_json:
@@ -402,6 +379,56 @@ def rollback(
             typer.echo(f"  unreadable ledger file (skipped; what it recorded is not undone): {key}", err=True)
     if out["not_undone"] or out.get("unreadable_ledger_files"):
         raise typer.Exit(1)
+
+
+def _run_migration(params: Any) -> dict[str, Any]:
+    """The pipeline with the terminal's gates; a library error is the command's error exit."""
+    from .pipeline import open_env, run_migration
+
+    try:
+        return run_migration(params, open_env(params), TerminalGates(params)).to_dict()
+    except Dos2hlError as exc:
+        _fail(exc)
+        raise  # (unreachable: _fail exits)
+
+
+class TerminalGates:
+    """The pipeline's gates on the command line: passed by their flag, else asked on a terminal, else
+    (scripts) not passed: the run stops and says how to continue."""
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+
+    @staticmethod
+    def _ask(granted: bool, info: str, question: str) -> bool:
+        if granted or not sys.stdin.isatty():
+            return granted
+        typer.echo(info)
+        return typer.confirm(question, default=False)
+
+    def map_confirmed(self, mapping: str) -> None:
+        from .mapping.model import require_confirmed
+
+        require_confirmed(mapping)
+
+    def approve(self, sample: Any) -> Any:
+        from .pipeline import Approval
+
+        return Approval(approve=self._ask(self.params.approve, f"sample report: {sample.report}",
+                                          "Approve the sample and run the full migration?"))
+
+    def importer(self) -> Any:
+        return lambda _packages, checklist: self._ask(
+            self.params.imported, f"import the CSV packages in HighLevel's UI as {checklist} (in the run's "
+            "folder) says", "Are they imported?")
+
+    def imported(self, bulk: Any) -> Any:
+        from .pipeline import CsvImported
+
+        return CsvImported(imported=False)  # asked in the step, per checklist: the run waits
+
+    def published(self, key: str, report: Any) -> None:
+        return None
 
 
 register_ops(app)  # plan, workflows, phi, delta (cli_ops.py)

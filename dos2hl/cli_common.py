@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 
 from .errors import Dos2hlError
 
-__all__ = ["ExportDateOpt", "JsonOpt", "LocationsOpt", "ProfileOpt", "TargetOpt", "_fail"]
+__all__ = ["ExportDateOpt", "JsonOpt", "LocationsOpt", "ProfileOpt", "TargetOpt", "_fail", "params_or_exit"]
 
 ProfileOpt = Annotated[str, typer.Option("--profile", help="Export profile: 'reference', 'softdent_like' or a YAML file.")]
 ExportDateOpt = Annotated[
@@ -26,3 +27,19 @@ TargetOpt = Annotated[Optional[str], typer.Option("--target", help="HighLevel ba
 def _fail(exc: Dos2hlError) -> None:
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(exc.exit_code)
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def params_or_exit(model: type[P], **values: Any) -> P:
+    """The pipeline's parameter model from the command's options; an invalid one is a usage error
+    naming the option (exit 2), never a traceback."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        for e in exc.errors():
+            name = "--" + "-".join(str(x) for x in e["loc"]).replace("_", "-")
+            typer.echo(f"error: {name}: {e['msg']}", err=True)
+        raise typer.Exit(2) from None
+

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import ExportDateOpt, JsonOpt, LocationsOpt, TargetOpt, _fail
+from .cli_common import ExportDateOpt, JsonOpt, LocationsOpt, TargetOpt, _fail, params_or_exit
 from .errors import ConfigError, Dos2hlError
 from .settings import Dos2hlSettings
 
@@ -134,7 +134,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def delta(
         source: Annotated[str, typer.Argument(help="The new export (folder or s3://bucket/prefix).")],
-        since_run: Annotated[str, typer.Option("--since-run", help="The run (migration or delta) it follows.")],
+        since_run: Annotated[str, typer.Option("--since-run", help="The run (migration or delta) it follows; "
+                                               "'latest': the newest completed run of the storage.")],
         mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
         locations: LocationsOpt,
         target: TargetOpt = None,
@@ -146,22 +147,24 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """New, changed and deleted rows since a run: create, update in place (before-images kept), tag."""
-        from .migrate.delta import DeltaOptions, run_delta
+        from .params import DeltaParams
+        from .pipeline import delta_step, open_env
 
         if deleted not in ("tag", "delete"):
             typer.echo("error: --deleted is 'tag' or 'delete'", err=True)
             raise typer.Exit(2)
-        opts = DeltaOptions(source=source, since_run=since_run, mapping=str(mapping), locations=str(locations),
-                            target=target, storage=storage, run_id=run_id, deleted=deleted,  # type: ignore[arg-type]
-                            export_date=export_date.date() if export_date else None)
+        params = params_or_exit(DeltaParams, source=source, since_run=since_run, mapping=mapping,
+                                locations=locations, target=target, storage=storage, run_id=run_id, deleted=deleted,
+                                export_date=export_date.date() if export_date else None)
         try:
-            out = run_delta(opts)
+            out = delta_step(open_env(params), params)
         except Dos2hlError as exc:
             _fail(exc)
-        summary = {"run_id": out["run_id"], "status": out["status"], "since": since_run, "delta": out["delta"],
+        since = out["delta"]["since"]  # ('latest' resolved)
+        summary = {"run_id": out["run_id"], "status": out["status"], "since": since, "delta": out["delta"],
                    "report": out["report"]}
         typer.echo(json.dumps(summary, default=str) if as_json else
-                   f"delta {out['run_id']} since {since_run}: {out['status']}; {json.dumps(out['delta']['changes'])}; "
+                   f"delta {out['run_id']} since {since}: {out['status']}; {json.dumps(out['delta']['changes'])}; "
                    f"report: {out['report']}")
         if out["status"] != "completed":
             raise typer.Exit(1)

@@ -131,10 +131,10 @@ def demo_world(out: Path, *, patients: int = 150, seed: int = 42, history_years:
 
 def run_demo(out: Path, *, patients: int = 150, seed: int = 42, executor: str = "threads") -> dict[str, object]:
     """The chain without Prefect (``dos2hl demo``): migrate on threads (or local Ray) after demo_world."""
-    from .migrate import MigrateOptions, migrate
+    from .pipeline import MigrateParams, migrate
 
     with demo_world(out, patients=patients, seed=seed) as w:
-        rep = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+        rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                      export_date=w.export_date, sample=50, executor=executor,  # type: ignore[arg-type]
                                      workers=4), approve=lambda _rep: True)
         w.lines.append(_summary(rep))

@@ -74,3 +74,12 @@ class Dos2hlSettings(BaseSettings):
     highlevel: HighLevelSettings = Field(default_factory=HighLevelSettings)
     governor: GovernorSettings = Field(default_factory=GovernorSettings)
     phi_key_file: str | None = None  # AES-256 key for fields the map marks 'encrypt' (DOS2HL_PHI_KEY_FILE)
+
+    def runs_root(self, storage: str | None = None) -> str:
+        """Where runs live: ``storage`` (a run's own option) or ``DOS2HL_STORAGE``, without a trailing slash.
+        The one place a run's paths are derived from: a run is ``<root>/<run_id>``."""
+        return str(storage or self.storage).rstrip("/")
+
+    def run_uri(self, run_id: str, storage: str | None = None) -> str:
+        return f"{self.runs_root(storage)}/{run_id}"
+

@@ -1,4 +1,5 @@
-"""Prefect flows: they order tasks and hold the gates; the work is in dos2hl/."""
+"""Prefect flows: each runs a pipeline of dos2hl.pipeline with a runner that makes its steps tasks, gates
+that pause for typed inputs, and artifacts; the order of the steps and the work are in dos2hl/."""
 
 from dos2hl.logs import quiet_http_loggers
 

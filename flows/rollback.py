@@ -3,22 +3,20 @@ their before-images, then what it created deleted, children first; a second run 
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
 
-from tasks.migrate import rollback_run
+from dos2hl.params import RollbackParams
+from dos2hl.pipeline import open_env, rollback_step
+from tasks.migrate import as_task
 
-
-class RollbackParams(BaseModel):
-    run_id: str = Field(description="The run to undo")
-    locations: str = Field(description="locations.yaml")
-    target: str | None = None
-    storage: str | None = None
+__all__ = ["RollbackParams", "rollback_flow"]
 
 
 @flow(name="rollback", flow_run_name="rollback {params.run_id}", log_prints=True)
-def rollback_flow(params: RollbackParams) -> dict:
-    out = rollback_run(params.run_id, params.locations, params.target, params.storage)
+def rollback_flow(params: RollbackParams) -> dict[str, Any]:
+    out: dict[str, Any] = as_task(rollback_step, open_env(params), params)
     get_run_logger().info("rollback %s: %s (deleted %s, restored %s)", params.run_id, out["status"],
                           out["deleted"], out.get("restored", {}))
     if out["not_undone"]:

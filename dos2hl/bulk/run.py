@@ -103,10 +103,13 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any]
         ids = IdMap.from_table(read_ledger(run, location=loc))
         there = load_inventory(run, loc)
         contacts, records, opps = planned[loc]
-        # the full run adopts those (existing.py); here they are only kept out of the packages
-        contacts = [c for c in contacts if c.stable_key not in there.contacts]
-        records = [r for r in records if r.stable_key not in there.records]
-        opps = [o for o in opps if not ids.get(o.parent_key) or Inventory.opportunity_key(
+        # the full run adopts those (existing.py); here they are only kept out of the packages, except
+        # the rows of this run's own packages not reconciled yet (the run stopped at its gate and a
+        # person imported them: the inventory finds them, but they are this run's creates)
+        ours = _awaiting_reconciliation(run, loc)
+        contacts = [c for c in contacts if c.stable_key not in there.contacts or c.stable_key in ours]
+        records = [r for r in records if r.stable_key not in there.records or r.stable_key in ours]
+        opps = [o for o in opps if o.stable_key in ours or not ids.get(o.parent_key) or Inventory.opportunity_key(
             ids.get(o.parent_key) or "", schema.pipeline(o.pipeline, o.stage)[0], o.name) not in there.opportunities]
         ledger = LedgerWriter(run, ctx.run_id, writer=f"bulk-{_uid()}")
         out.imported[loc], out.refused[loc] = Counter(), Counter()
@@ -283,6 +286,18 @@ def _reconcile(target: str, payloads: list[Any], client: Any, schema: LocationSc
         if len(found) >= expect:
             break
     return found
+
+
+def _awaiting_reconciliation(run: Store, loc: str) -> set[str]:
+    """Stable keys of the location's packages not reconciled yet (written, or imported): rows the inventory
+    finds there came from them (a person imported them while the run waited at its gate)."""
+    keys: set[str] = set()
+    for key in run.list(f"bulk/{loc}/"):
+        if key.endswith("/state.json"):
+            state = json.loads(run.read_bytes(key))
+            if state.get("status") in ("written", "imported"):
+                keys.update(state.get("keys", []))
+    return keys
 
 
 def _state(run: Store, prefix: str) -> dict[str, Any]:

@@ -28,9 +28,11 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import ConfigError, HighLevelError, NotFoundError
+from ..locations import LocationsFile, load_locations
+from ..params import DeltaParams, MigrateParams
 from ..storage import Store, open_store
 from .ledger import IdMap, LedgerWriter, Op, payload_hash, read_ledger
 from .removal import DELETED_TAG, delete_object
@@ -38,25 +40,10 @@ from .run import ShardSpec, plan_shard
 from .transform import OBJECT_NAMES
 from .updates import before_keeper, update_in_place
 
-__all__ = ["DeltaOptions", "carry_ids", "delta_changes", "digests", "latest_run", "run_delta"]
+__all__ = ["carry_ids", "delta_changes", "digests", "latest_run", "run_delta"]
 
 log = logging.getLogger("dos2hl.delta")
 UPDATABLE = {"patient", "appointment", "recall", *OBJECT_NAMES.values()}
-
-
-@dataclass
-class DeltaOptions:
-    source: str
-    since_run: str
-    mapping: str
-    locations: str
-    target: str | None = None
-    storage: str | None = None
-    run_id: str | None = None
-    deleted: Literal["tag", "delete"] = "tag"
-    executor: Literal["threads", "ray"] = "threads"
-    workers: int = 4
-    export_date: Any = None
 
 
 @dataclass
@@ -125,7 +112,7 @@ def latest_run(storage: str | None = None, settings: Any = None) -> str:
     from ..settings import Dos2hlSettings
 
     settings = settings or Dos2hlSettings()
-    root = open_store(str(storage or settings.storage), settings.s3)
+    root = open_store(settings.runs_root(storage), settings.s3)
     done = []
     for key in root.list("", skip_dirs=("ledger", "staged", "bulk", "households", "sample", "delta", "state")):
         if key.endswith("/report/report.json") and key.count("/") == 2:
@@ -142,27 +129,28 @@ def _failed_keys(store: Store) -> set[str]:
     return set(json.loads(store.read_bytes(key)).get("failed", [])) if store.exists(key) else set()
 
 
-def run_delta(opts: DeltaOptions, *, client_factory: Callable[[str], Any] | None = None,
-              settings: Any = None) -> dict[str, Any]:
+def run_delta(opts: DeltaParams, *, client_factory: Callable[[str], Any] | None = None,
+              settings: Any = None, locations: LocationsFile | None = None) -> dict[str, Any]:
     """Stage the new export, find what changed since ``since_run``, create, update (with before-images),
-    tag or delete what is gone, verify nothing is left behind, report."""
-    from ..locations import load_locations
+    tag or delete what is gone, verify nothing is left behind, report. ``since_run="latest"``: the
+    newest completed run of the storage."""
     from ..settings import Dos2hlSettings
-    from .driver import MigrateOptions, default_factory, prepare, run_phase
+    from .driver import default_factory, prepare, run_phase
     from .report import build_report, write_report
 
     settings = settings or Dos2hlSettings()
-    root = str(opts.storage or settings.storage).rstrip("/")
-    prev_uri = f"{root}/{opts.since_run}"
+    if opts.since_run == "latest":
+        opts = opts.model_copy(update={"since_run": latest_run(opts.storage, settings)})
+    prev_uri = settings.run_uri(opts.since_run, opts.storage)
     prev = open_store(prev_uri, settings.s3)
     if not prev.exists("staged/manifest.json"):
         raise ConfigError(f"run {opts.since_run} has no staged snapshot under {prev_uri}: name a run of this "
                           "storage (dos2hl migrate or an earlier delta)")
-    lf = load_locations(opts.locations, target=opts.target)
+    lf = locations or load_locations(opts.locations, target=opts.target)
     factory = client_factory or default_factory(lf, settings)
-    mopts = MigrateOptions(source=opts.source, mapping=opts.mapping, locations=opts.locations, target=opts.target,
-                           storage=opts.storage, run_id=opts.run_id, sample=0, executor=opts.executor,
-                           workers=opts.workers, export_date=opts.export_date)
+    mopts = MigrateParams(source=opts.source, mapping=opts.mapping, locations=opts.locations, target=opts.target,
+                          storage=opts.storage, run_id=opts.run_id, sample=0, executor=opts.executor,
+                          workers=opts.workers, export_date=opts.export_date)
     ctx = prepare(mopts, settings=settings, client_factory=factory)
     run = open_store(ctx.run_uri, settings.s3)
     run.write_bytes("delta.json", json.dumps({"since": opts.since_run, "deleted": opts.deleted}).encode())

@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Literal
 
 from ..errors import ConfigError
@@ -27,8 +27,10 @@ from ..highlevel.tally import Tally
 from ..locations import LocationsFile, load_locations, open_client
 from ..mapping.model import Mapping as FieldMap
 from ..mapping.model import require_confirmed
+from ..params import MigrateParams
 from ..settings import Dos2hlSettings
 from ..storage import open_store
+from .results import Prepared, VerifyResult, WriteResult
 from .run import (
     ShardResult,
     ShardSpec,
@@ -41,7 +43,7 @@ from .sample import choose_sample
 from .write import LocationSchema
 from .zones import blank_zone_warnings, export_offices, export_zones, office_zones, valid_zone
 
-__all__ = ["MigrateOptions", "RunContext", "PhaseResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
+__all__ = ["Prepared", "VerifyResult", "WriteResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
 
 log = logging.getLogger("dos2hl.migrate")
 ClientFactory = Callable[[str], Any]  # export location -> HighLevelClient
@@ -51,74 +53,8 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
-@dataclass
-class MigrateOptions:
-    source: str
-    mapping: str
-    locations: str
-    target: str | None = None
-    storage: str | None = None  # default: DOS2HL_STORAGE
-    run_id: str | None = None
-    sample: int = 300  # 0: no sample phase
-    executor: Literal["threads", "ray"] = "threads"
-    workers: int = 4
-    verify: Literal["sample", "full"] = "sample"
-    export_date: dt.date | None = None
-    bulk_threshold: int = 5000  # records per object and location above which the CSV bulk path is taken
-
-
-@dataclass
-class RunContext:
-    """Everything the phases share; JSON-able (it crosses Prefect task boundaries)."""
-
-    run_id: str
-    run_uri: str
-    staged_uri: str
-    mapping: dict[str, Any]
-    mapping_path: str
-    locations: list[str]  # export LOC_IDs
-    schemas: dict[str, dict[str, Any]]  # LOC -> LocationSchema dict
-    shards: dict[str, list[int]]  # LOC -> shard numbers holding patients
-    confirmation: dict[str, Any]
-    providers: dict[str, Any]
-    phi_key_file: str | None = None
-    manifest: dict[str, Any] = field(default_factory=dict)
-    zones: dict[str, str] = field(default_factory=dict)  # every office's zone, LOC_ID -> IANA (zones.py)
-    # LOC_ID -> {"office": the export's LOC_NAME, "location_id", "sub_account": its name in HighLevel}
-    tenancy: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def specs(self, patients: dict[str, list[int]] | None = None) -> list[ShardSpec]:
-        return [ShardSpec(self.run_id, self.run_uri, self.staged_uri, self.mapping, loc, shard, self.schemas[loc],
-                          None if patients is None else patients.get(loc, []), self.phi_key_file,
-                          self.manifest.get("source"), dict(self.zones))
-                for loc in self.locations for shard in self.shards[loc]]
-
-
-@dataclass
-class PhaseResult:
-    phase: str
-    shards: list[dict[str, Any]]
-    diff: dict[str, Any] = field(default_factory=dict)
-    sample: dict[str, list[int]] | None = None
-    discovery: dict[str, dict[str, Any]] = field(default_factory=dict)  # LOC -> {"requests", "found"}
-
-    def totals(self) -> dict[str, dict[str, Counter[str]]]:
-        """LOC -> measure -> object -> n."""
-        out: dict[str, dict[str, Counter[str]]] = {}
-        for r in self.shards:
-            loc = out.setdefault(r["location"], {m: Counter() for m in
-                                                 ("staged", "written", "created", "failed", "held", "excluded",
-                                                  "present", "updated")})
-            for m in loc:
-                loc[m].update(r.get(m, {}))
-        return out
-
-    def failed(self) -> int:
-        return sum(sum(r.get("failed", {}).values()) + sum(r.get("held", {}).values()) for r in self.shards)
-
-
-def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
-            client_factory: ClientFactory | None = None) -> RunContext:
+def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
+            client_factory: ClientFactory | None = None) -> Prepared:
     """The gates without a person, staging, providers and the locations' schema."""
     from ..api import stage_export
     from ..providers import resolve_providers
@@ -131,8 +67,8 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
         load_sealer(settings.phi_key_file)  # before any write: the key exists and is readable
     lf = load_locations(opts.locations, target=opts.target)
     run_id = opts.run_id or new_run_id()
-    root = str(opts.storage or settings.storage).rstrip("/")
-    run_uri, staged_uri = f"{root}/{run_id}", f"{root}/{run_id}/staged"
+    run_uri = settings.run_uri(run_id, opts.storage)
+    staged_uri = f"{run_uri}/staged"
     staged = open_store(staged_uri, settings.s3)
     if not staged.exists("manifest.json"):
         if not opts.source:
@@ -196,10 +132,13 @@ def prepare(opts: MigrateOptions, *, settings: Dos2hlSettings | None = None,
         log.warning("%s", line)
     assert fmap.confirmed is not None
     record(run_uri, "prepare", factory.tally())
-    return RunContext(run_id, run_uri, staged_uri, fmap.model_dump(mode="json"), str(opts.mapping), sorted(shards),
-                      schemas, {k: sorted(v) for k, v in shards.items()},
-                      {"by": fmap.confirmed.by, "at": fmap.confirmed.at.isoformat(), "sha256": fmap.confirmed.sha256},
-                      report.to_dict(), settings.phi_key_file, manifest, zones=zones, tenancy=tenancy)
+    return Prepared(run_id=run_id, run_uri=run_uri, staged_uri=staged_uri, mapping=fmap.model_dump(mode="json"),
+                    mapping_path=str(opts.mapping), locations=sorted(shards), schemas=schemas,
+                    shards={k: sorted(v) for k, v in shards.items()},
+                    confirmation={"by": fmap.confirmed.by, "at": fmap.confirmed.at.isoformat(),
+                                  "sha256": fmap.confirmed.sha256},
+                    providers=report.to_dict(), phi_key_file=settings.phi_key_file, manifest=manifest, zones=zones,
+                    tenancy=tenancy)
 
 
 def _require_own_location(client: Any, lf: LocationsFile, loc: str) -> Any:
@@ -288,9 +227,9 @@ def default_factory(lf: LocationsFile, settings: Dos2hlSettings, *, permits: Any
     return lambda loc: open_client(lf, loc, permits=permits, settings=settings)
 
 
-def run_phase(ctx: RunContext, phase: Literal["sample", "full"], *, sample_size: int = 300,
+def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: int = 300,
               client_factory: ClientFactory | None = None, executor: str = "threads", workers: int = 4,
-              settings: Dos2hlSettings | None = None, locations: LocationsFile | None = None) -> PhaseResult:
+              settings: Dos2hlSettings | None = None, locations: LocationsFile | None = None) -> WriteResult:
     """Write the sample's patients, or everything (what the sample wrote is found in the ledger)."""
     patients = None
     if phase == "sample":
@@ -306,16 +245,16 @@ def run_phase(ctx: RunContext, phase: Literal["sample", "full"], *, sample_size:
     for r in rows:
         created.update(r.get("created") or {})
     record(ctx.run_uri, phase, Tally.sum(r.get("tally") for r in rows), created)  # every shard's, any executor
-    return PhaseResult(phase, rows, sample=patients, discovery=found)
+    return WriteResult(phase=phase, shards=rows, sample=patients, discovery=found)
 
 
-def _locations(locations: LocationsFile | None, ctx: RunContext) -> LocationsFile:
+def _locations(locations: LocationsFile | None, ctx: Prepared) -> LocationsFile:
     if locations is None:
         raise ConfigError("a phase needs the locations file or a client factory")
     return locations
 
 
-def discover(ctx: RunContext, client_factory: ClientFactory, *, record_step: bool = True,
+def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool = True,
              locations: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """HighLevel is the truth about what exists: read each location by search pages for what it holds
     under our keys (``existing.py``) before anything is created; the inventory goes to the run's storage,
@@ -360,9 +299,9 @@ def discover(ctx: RunContext, client_factory: ClientFactory, *, record_step: boo
     return out
 
 
-def verify_phase(ctx: RunContext, result: PhaseResult, *, client_factory: ClientFactory | None = None,
+def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFactory | None = None,
                  executor: str = "threads", workers: int = 4, settings: Dos2hlSettings | None = None,
-                 locations: LocationsFile | None = None) -> dict[str, Any]:
+                 locations: LocationsFile | None = None) -> VerifyResult:
     """Read back the phase's records (the sample's, or all of them for --verify full) and merge the diffs.
     The reads take permits as class ``verify`` (half the daily reserve is theirs) and count as such.
     Each location is read in this process by search pages (500 contacts or records, 100 opportunities,
@@ -388,7 +327,7 @@ def verify_phase(ctx: RunContext, result: PhaseResult, *, client_factory: Client
                         workers=workers, settings=settings, locations=locations, cls="verify")
     out = merge_diffs(diffs)
     record(ctx.run_uri, f"verify-{result.phase}", out["tally"])
-    return out
+    return VerifyResult(**out)
 
 
 def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any
 
 from ..storage import open_store
+from .results import Prepared, VerifyResult, WriteResult
 from .transform import OBJECT_NAMES
 
 __all__ = ["build_report", "write_report", "OBJECT_TABLES"]
@@ -34,7 +35,7 @@ def _used(mapping: dict[str, Any], table: str) -> bool:
                for e in mapping["fields"])
 
 
-def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = None,
+def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult | None = None,
                  requests: dict[str, Any] | None = None, status_note: str = "") -> dict[str, Any]:
     manifest = ctx.manifest
     written_objects = {"patient"} | {obj for obj, table in OBJECT_TABLES.items() if _used(ctx.mapping, table)}
@@ -116,12 +117,11 @@ def build_report(ctx: Any, phases: list[Any], *, diff: dict[str, Any] | None = N
         "already_present": {loc: {"location_id": locations[loc]["location_id"], "objects": dict(+n),
                                   "updated": dict(+updated_by_loc.get(loc, Counter()))}
                             for loc, n in present_by_loc.items() if loc in locations and +n},
-        "bulk_imported": {r["location"]: r.get("imported", {}) for p in phases if p.phase == "bulk"
-                          for r in p.shards},
+        "bulk_imported": _bulk_imported(phases),
         "excluded_by_reason": _reasons(last.shards),
         "notices": _notices(phases),
         "households_shared_channel": sum(r.get("shared_channel", 0) for p in phases for r in p.shards),
-        "field_diff": diff or {},
+        "field_diff": diff.model_dump() if diff is not None else {},
         "requests": requests or {},
         "requests_by_class": (requests or {}).get("by_class", {}),
         "sample": {loc: len(ids) for loc, ids in (phases[0].sample or {}).items()} if phases[0].sample else {},
@@ -365,6 +365,16 @@ def pending(run_uri: str) -> list[dict[str, Any]]:
     return [{"location": r["location"], "object": r["object"], "stable_key": k, "source_id": r["source_id"],
              "outcome": r["outcome"], "error_class": (r.get("error") or "").split(":", 1)[0],
              "http_status": r.get("http_status"), "parent": r.get("parent")} for k, r in sorted(last.items())]
+
+
+def _bulk_imported(phases: list[WriteResult]) -> dict[str, dict[str, int]]:
+    """LOC -> object -> rows the CSV imports created, over every bulk step of the run (one per gate)."""
+    out: dict[str, Counter[str]] = {}
+    for p in phases:
+        if p.phase == "bulk":
+            for r in p.shards:
+                out.setdefault(r["location"], Counter()).update(r.get("imported", {}))
+    return {loc: dict(c) for loc, c in out.items()}
 
 
 def write_report(run_uri: str, rep: dict[str, Any], phases: list[Any] = ()) -> dict[str, str]:  # type: ignore[assignment]

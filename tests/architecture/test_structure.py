@@ -5,6 +5,18 @@ from __future__ import annotations
 
 from tests.architecture.imports import cycles, graph, sizes
 
+#: docs/architecture.md's table of packages: a module imports from its own layer or the ones below.
+LAYERS = [
+    {"model", "errors", "settings", "params", "logs", "csvsafe", "progress", "profiles"},
+    {"sources", "storage", "phi"},
+    {"mapping", "highlevel", "locations", "governor", "staging", "audit", "api"},
+    {"provision", "providers", "workflows", "migrate", "bulk", "quota"},
+    {"pipeline"},
+    {"cli", "cli_ops", "cli_common", "demo"},
+]
+#: Rehearsal tools: only the command line and the demo reach them.
+TOOLS = {"sandbox", "generate"}
+
 LIMIT = 450
 #: Data tables (the canonical model's columns, the column-name synonyms): long, flat, read by lookup.
 DATA_TABLES = {"dos2hl/model/tables.py", "dos2hl/mapping/synonyms.py"}
@@ -48,3 +60,30 @@ def test_every_shipped_module_imports() -> None:
         except Exception as exc:  # noqa: BLE001 - the list names every failure at once
             broken[name] = f"{type(exc).__name__}: {exc}"
     assert not broken, broken
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "dos2hl" and len(parts) > 1 else parts[0]
+
+
+def test_every_import_goes_down_the_layers_and_only_the_cli_reaches_the_rehearsal_tools() -> None:
+    layer = {name: i for i, names in enumerate(LAYERS) for name in names}
+    wrong = []
+    for a, deps in graph().items():
+        pa = _package(a)
+        if pa in ("flows", "tasks", "dos2hl") or pa in TOOLS:
+            continue
+        for b in deps:
+            pb = _package(b)
+            if pb == pa or pb == "dos2hl":
+                continue
+            if pb in TOOLS:
+                if pa not in ("cli", "demo"):
+                    wrong.append(f"{a} -> {b} (a rehearsal tool)")
+            elif pa not in layer or pb not in layer:
+                wrong.append(f"{a} -> {b} (a package not in the table: add it to docs and LAYERS)")
+            elif layer[pb] > layer[pa]:
+                wrong.append(f"{a} -> {b} (up the layers)")
+    assert not wrong, wrong
+

@@ -26,15 +26,15 @@ def world(request, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def _opts(w: Any, **kw: Any) -> Any:
-    from dos2hl.migrate import MigrateOptions
+    from dos2hl.params import MigrateParams
 
-    return MigrateOptions(**{"source": str(w.export), "mapping": str(w.mapping), "locations": str(w.locations),
+    return MigrateParams(**{"source": str(w.export), "mapping": str(w.mapping), "locations": str(w.locations),
                              "sample": 0, "executor": "threads", "workers": 2, "export_date": EXPORT_DATE,
                              "bulk_threshold": 15, **kw})
 
 
 def test_bulk_path_imports_reconciles_and_matches_the_planner(world: Any) -> None:
-    from dos2hl.migrate import migrate
+    from dos2hl.pipeline import migrate
     from dos2hl.quota import plan_quota
 
     w = world
@@ -95,7 +95,7 @@ def test_bulk_path_imports_reconciles_and_matches_the_planner(world: Any) -> Non
 @pytest.mark.parametrize("world", ["core"], indirect=True)
 def test_without_the_sandbox_the_run_waits_for_the_operator_then_resumes(world: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.bulk import run as bulk
-    from dos2hl.migrate import migrate
+    from dos2hl.pipeline import migrate
 
     w = world
     monkeypatch.setattr(bulk, "is_sandbox", lambda client: False)  # a real HighLevel: a person imports
@@ -126,8 +126,8 @@ def test_without_the_sandbox_the_run_waits_for_the_operator_then_resumes(world: 
 @pytest.mark.parametrize("world", ["core"], indirect=True)
 def test_a_row_the_importer_refuses_is_a_dead_letter_then_written_through_the_api(world: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.bulk import packages
-    from dos2hl.migrate import migrate
     from dos2hl.migrate.ledger import read_ledger
+    from dos2hl.pipeline import migrate
     from dos2hl.storage import open_store
 
     w = world
@@ -153,8 +153,8 @@ def test_lookup_field_policy_sends_no_relation_and_the_planner_knows(tmp_path, m
     """Ledger entries under ``relations: {custom_objects.patient_ledger: lookup_field}``: the records carry
     the contact's id and patient id (CSV column and API alike), no relation call is made for them, and
     the planner counts exactly that."""
-    from dos2hl.migrate import migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import migrate
     from dos2hl.quota import plan_quota
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
@@ -189,7 +189,7 @@ def test_lookup_field_policy_sends_no_relation_and_the_planner_knows(tmp_path, m
 @pytest.mark.parametrize("world", ["core"], indirect=True)
 def test_a_second_bulk_run_with_a_new_run_id_packages_nothing_that_exists(world: Any) -> None:
     """Issue 13.1: the CSV packages never carry a row HighLevel already holds under our keys."""
-    from dos2hl.migrate import migrate
+    from dos2hl.pipeline import migrate
 
     w = world
     first = migrate(_opts(w, run_id="bulk-a"), client_factory=w.factory)

@@ -94,9 +94,7 @@ def _counting(init, seen: list):  # type: ignore[no-untyped-def]
 def test_the_tasks_of_a_threads_run_share_one_governor_and_take_the_bulk_path(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.governor import local
     from flows.migrate import MigrateParams, migrate_flow
-    from tasks import migrate as tasks
 
-    monkeypatch.setattr(tasks, "_GOVERNORS", {})
     opened: list = []
     monkeypatch.setattr(local.LocalGovernor, "__init__", _counting(local.LocalGovernor.__init__, opened))
     with _http_world(tmp_path, monkeypatch) as (w, base):
@@ -113,13 +111,13 @@ def test_the_tasks_of_a_threads_run_share_one_governor_and_take_the_bulk_path(pr
 
 def test_delta_and_rollback_flows(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The nightly delta deployment's flow follows the latest completed run; the rollback flow undoes it."""
-    from dos2hl.migrate import MigrateOptions, migrate
+    from dos2hl.pipeline import MigrateParams, migrate
     from flows.delta import DeltaParams, delta_flow
     from flows.rollback import RollbackParams, rollback_flow
     from tests.migrate.test_delta import _new_export
 
     with _http_world(tmp_path, monkeypatch) as (w, _base):
-        first = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+        first = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                        sample=0, export_date=EXPORT_DATE, workers=2))
         assert first["status"] == "completed"
         new, _moved, _gone = _new_export(w)

@@ -38,11 +38,11 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
 
 def _opts(w: World, **kw: Any) -> Any:
-    from dos2hl.migrate import MigrateOptions
+    from dos2hl.params import MigrateParams
 
     base = {"source": str(w.export), "mapping": str(w.mapping), "locations": str(w.locations),
             "export_date": EXPORT_DATE, "sample": 0, "workers": 1}
-    return MigrateOptions(**{**base, **kw})
+    return MigrateParams(**{**base, **kw})
 
 
 def _modes(root: Path) -> list[str]:
@@ -80,7 +80,7 @@ def test_local_storage_writes_0600_files_in_0700_folders_whatever_the_umask(tmp_
 
 
 def test_a_migration_leaves_only_private_files_and_the_sandbox_database_too(world: World) -> None:
-    from dos2hl.migrate import migrate
+    from dos2hl.pipeline import migrate
     from dos2hl.providers import ProviderReport
 
     out = migrate(_opts(world, run_id="r-modes"), client_factory=world.factory)
@@ -130,9 +130,9 @@ def _tear(run: Path, obj: str = "patient") -> str:
 
 def test_a_torn_ledger_file_is_named_skipped_and_nothing_is_created_twice(world: World,
                                                                           caplog: pytest.LogCaptureFixture) -> None:
-    from dos2hl.migrate import migrate
     from dos2hl.migrate.report import pending
     from dos2hl.migrate.rollback import rollback
+    from dos2hl.pipeline import migrate
 
     w = world
     first = migrate(_opts(w, run_id="r-torn"), client_factory=w.factory)
@@ -186,9 +186,10 @@ def _edit(path: Path, fn: Any) -> None:
 def test_a_crash_right_after_the_put_leaves_a_sealed_before_image_that_rollback_restores(world: World) -> None:
     import shutil
 
-    from dos2hl.migrate import migrate
-    from dos2hl.migrate.delta import DeltaOptions, run_delta
+    from dos2hl.migrate.delta import run_delta
     from dos2hl.migrate.rollback import rollback
+    from dos2hl.params import DeltaParams
+    from dos2hl.pipeline import migrate
 
     w = world
     pid: dict[str, str] = {}
@@ -220,7 +221,7 @@ def test_a_crash_right_after_the_put_leaves_a_sealed_before_image_that_rollback_
         return c
 
     with pytest.raises(Crash):
-        run_delta(DeltaOptions(source=str(later), since_run="r-base", mapping=str(w.mapping),
+        run_delta(DeltaParams(source=str(later), since_run="r-base", mapping=str(w.mapping),
                                locations=str(w.locations), export_date=EXPORT_DATE, workers=1, run_id="r-delta"),
                   client_factory=crashing)
     now = next(c for loc in w.loc_ids for c in w.dump(loc)["contacts"] if c["id"] == contact["id"])

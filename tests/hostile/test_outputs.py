@@ -137,8 +137,8 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A generated practice plus tests/fixtures/hostile/outputs/ migrated with the bulk path on (threshold
     5), every object mapped; reading one document fails with an OS error naming the canary."""
     from dos2hl.generate import GenerateParams, generate
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
     from tests.migrate.conftest import EXPORT_DATE, make_world
     from tests.migrate.test_every_field import _merge_fixture
 
@@ -162,7 +162,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
         return real(store, key, **kw)
 
     mp.setattr(write_crm, "read_document", unreadable_once)
-    rep = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                  export_date=EXPORT_DATE, workers=2, bulk_threshold=5, sample=0),
                   approve=lambda r: True, client_factory=w.factory)
     yield w, rep, root / "runs" / rep["run_id"], failed

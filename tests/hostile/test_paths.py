@@ -101,8 +101,8 @@ def _plant_deep_note(export: Path) -> int:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("paths")
@@ -120,7 +120,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Any:
     logging.getLogger().setLevel(logging.DEBUG)
     error = ""
     try:
-        rep = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+        rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                      sample=0, executor="threads", workers=1, export_date=EXPORT_DATE),
                       approve=lambda r: True, client_factory=w.factory)
     except Exception as exc:  # noqa: BLE001 - kept for the leak check, then re-raised by the test

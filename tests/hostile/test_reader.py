@@ -244,8 +244,8 @@ def test_a_file_with_most_rows_unreadable_stops_the_run_naming_the_file(
 def test_migrate_refuses_a_staging_that_is_not_balanced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     from dos2hl.errors import SourceError
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
     from tests.migrate.conftest import EXPORT_DATE, make_world
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
@@ -254,7 +254,7 @@ def test_migrate_refuses_a_staging_that_is_not_balanced(tmp_path: Path, monkeypa
     try:
         (w.export / "CLINNOTE.CSV").write_bytes(HEADER + b"".join(
             f"{i},000001,06/03/2024,TXT,{CANARY} pain, swelling, tender\r\n".encode() for i in range(1, 31)))
-        opts = MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations), sample=0,
+        opts = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations), sample=0,
                               export_date=EXPORT_DATE, workers=2, run_id="hostile-reader")
         for _attempt in range(2):  # a retry of the same run (its manifest exists) is refused too
             with pytest.raises(SourceError) as exc:

@@ -37,8 +37,8 @@ def test_a_shared_sub_account_named_by_the_operator_is_accepted(tmp_path: Path) 
 def test_a_migration_into_one_sub_account_twice_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                                ) -> None:
     """Refused before any request: the journal of the sandbox stays empty."""
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
     from tests.migrate.conftest import EXPORT_DATE, make_world
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
@@ -49,7 +49,7 @@ def test_a_migration_into_one_sub_account_twice_writes_nothing(tmp_path: Path, m
         raw["locations"][1]["location_id"] = raw["locations"][0]["location_id"]  # a mistyped id
         w.locations.write_text(yaml.safe_dump(raw))
         with pytest.raises(ConfigError, match="one sub-account"):
-            migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+            migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                    export_date=EXPORT_DATE), client_factory=w.factory)
         assert w.sent == []
     finally:

@@ -68,22 +68,23 @@ def _new_export(w: World) -> tuple[Path, str, str]:
 
 
 def _delta(w: World, source: Path, since: str, **kw: Any) -> dict[str, Any]:
-    from dos2hl.migrate.delta import DeltaOptions, run_delta
+    from dos2hl.migrate.delta import run_delta
+    from dos2hl.params import DeltaParams
 
-    return run_delta(DeltaOptions(source=str(source), since_run=since, mapping=str(w.mapping),
+    return run_delta(DeltaParams(source=str(source), since_run=since, mapping=str(w.mapping),
                                   locations=str(w.locations), export_date=EXPORT_DATE, workers=2, **kw),
                      client_factory=w.factory)
 
 
 def test_delta_updates_creates_reports_and_a_second_delta_writes_nothing(world: World) -> None:
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.migrate.ledger import read_ledger
     from dos2hl.migrate.removal import DELETED_TAG
     from dos2hl.migrate.rollback import rollback
+    from dos2hl.pipeline import MigrateParams, migrate
     from dos2hl.storage import open_store
 
     w = world
-    first = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    first = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                    sample=0, export_date=EXPORT_DATE, workers=2), client_factory=w.factory)
     assert first["status"] == "completed"
     before = {loc: {c["id"]: c for c in w.dump(loc)["contacts"]} for loc in w.loc_ids}
@@ -132,8 +133,8 @@ def test_rollback_leaves_a_location_with_earlier_contacts_as_it_was(world: World
     """The practice already had contacts in HighLevel: after a migration and its rollback every location
     holds exactly what it held before (the same contacts, fields and tags)."""
     from dos2hl.highlevel.models import ContactCreate
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.migrate.rollback import rollback
+    from dos2hl.pipeline import MigrateParams, migrate
 
     w = world
     for loc in w.loc_ids:
@@ -142,7 +143,7 @@ def test_rollback_leaves_a_location_with_earlier_contacts_as_it_was(world: World
             c.create_contact(ContactCreate(firstName=f"Existing{i}", lastName="Testlead", tags=["lead"],
                                            email=f"existing{i}.{loc.lower()}@example.com"))
     before = {loc: w.dump(loc) for loc in w.loc_ids}
-    out = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    out = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                  sample=0, export_date=EXPORT_DATE, workers=2), client_factory=w.factory)
     assert out["status"] == "completed"
     done = rollback(str(w.root / "runs" / out["run_id"]), out["run_id"], w.factory)
@@ -156,14 +157,14 @@ def test_rollback_leaves_a_location_with_earlier_contacts_as_it_was(world: World
 
 def test_a_new_appointment_in_the_delta_gets_its_opportunity_and_silent_event(tmp_path: Path,
                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
     monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
     w = make_world(tmp_path, monkeypatch, patients=20, crm=True)
     try:
-        first = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+        first = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                        sample=0, export_date=EXPORT_DATE, workers=2), client_factory=w.factory)
         assert first["status"] == "completed"
         opps = sum(len(w.dump(loc)["opportunities"]) for loc in w.loc_ids)

@@ -84,8 +84,8 @@ def _merge_fixture(export: Path, fixture: Path) -> None:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("every")
@@ -98,7 +98,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Any:
                                           history_years=2))
     _merge_fixture(root / "gen" / "export", FIXTURES / "every_field")
     w = make_world(root, mp, crm=True, export=root / "gen" / "export")
-    rep = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                  export_date=EXPORT_DATE, verify="full", workers=2),
                   approve=lambda r: True, client_factory=w.factory)
     yield w, rep, root / "runs" / rep["run_id"]

@@ -36,8 +36,8 @@ def _state(w: World) -> dict[str, Counter[str]]:
 
 @pytest.fixture(scope="module")
 def first(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("identity")
@@ -45,8 +45,8 @@ def first(tmp_path_factory: pytest.TempPathFactory) -> Any:
     mp.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(root / "keys" / "phi.key")))
     w = make_world(root, mp, patients=20, mess="typical", crm=True)
 
-    def opts(**kw: Any) -> MigrateOptions:
-        return MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    def opts(**kw: Any) -> MigrateParams:
+        return MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                               sample=0, executor="threads", workers=2, export_date=EXPORT_DATE, **kw)
 
     rep = migrate(opts(run_id="run-a"), client_factory=w.factory)
@@ -57,7 +57,7 @@ def first(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def test_a_new_run_id_creates_nothing_and_adopts_everything(first: Any) -> None:
-    from dos2hl.migrate import migrate
+    from dos2hl.pipeline import migrate
 
     w, opts, rep_a, root = first
     before = _state(w)
@@ -80,7 +80,7 @@ def test_a_new_run_id_creates_nothing_and_adopts_everything(first: Any) -> None:
 
 
 def test_after_the_storage_is_lost_a_third_run_still_creates_nothing(first: Any) -> None:
-    from dos2hl.migrate import migrate
+    from dos2hl.pipeline import migrate
 
     w, opts, _rep, root = first
     before = _state(w)
@@ -93,9 +93,9 @@ def test_after_the_storage_is_lost_a_third_run_still_creates_nothing(first: Any)
 
 def test_an_adopted_record_that_differs_is_updated_and_rollback_restores_it_deleting_nothing(first: Any) -> None:
     from dos2hl.highlevel.models import ContactUpdate
-    from dos2hl.migrate import migrate
     from dos2hl.migrate.ledger import read_ledger
     from dos2hl.migrate.rollback import rollback
+    from dos2hl.pipeline import migrate
     from dos2hl.storage import open_store
 
     w, opts, _rep, root = first
@@ -128,13 +128,13 @@ def test_an_adopted_record_that_differs_is_updated_and_rollback_restores_it_dele
 def test_a_resumed_run_keeps_its_own_unrecorded_creates_its_own(world: World, tmp_path: Path) -> None:
     """A record this run created before a crash (never recorded) is found by the inventory of the resumed
     attempt: it is the run's own (ledger op ``lookup``), so rolling the run back deletes it."""
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.migrate.ledger import read_ledger
     from dos2hl.migrate.rollback import rollback
+    from dos2hl.pipeline import MigrateParams, migrate
     from dos2hl.storage import open_store
 
     w = world
-    opts = MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations), sample=0,
+    opts = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations), sample=0,
                           workers=1, export_date=EXPORT_DATE, run_id="crashy")
     from tests.migrate.test_resume import Crash, Killer
 

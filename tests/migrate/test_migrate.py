@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from dos2hl.migrate import MigrateOptions, migrate
 from dos2hl.migrate.ledger import read_ledger
+from dos2hl.pipeline import MigrateParams, migrate
 from dos2hl.storage import open_store
 from tests.migrate.conftest import EXPORT_DATE, World
 
 
-def _opts(w: World, **kw: object) -> MigrateOptions:
-    return MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+def _opts(w: World, **kw: object) -> MigrateParams:
+    return MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                           export_date=EXPORT_DATE, workers=2, **kw)  # type: ignore[arg-type]
 
 
@@ -76,8 +76,8 @@ def test_sample_then_full_run_writes_every_patient_once_with_its_records(world: 
 def test_a_location_failing_does_not_stop_the_others(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """An error escaping one location's shards stops those shards only: the other location completes, the
     report names the stopped shards, the run is incomplete (and retry/resume picks them up)."""
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.migrate import run as run_mod
+    from dos2hl.pipeline import MigrateParams, migrate
 
     real = run_mod.migrate_shard
 
@@ -88,7 +88,7 @@ def test_a_location_failing_does_not_stop_the_others(world, monkeypatch) -> None
 
     monkeypatch.setattr(run_mod, "migrate_shard", flaky)
     w = world
-    out = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    out = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                  sample=0, workers=2, export_date=EXPORT_DATE), client_factory=w.factory)
     assert out["status"] == "incomplete"
     l1 = out["locations"]["L001"]["objects"]["patient"]
@@ -96,7 +96,7 @@ def test_a_location_failing_does_not_stop_the_others(world, monkeypatch) -> None
     assert out["locations"]["L002"]["objects"]["patient"]["written"] == 0
     assert any(p.startswith("L002/shard") and "RuntimeError" in p for p in out["reconciliation"]["problems"])
     monkeypatch.setattr(run_mod, "migrate_shard", real)
-    again = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    again = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                    sample=0, workers=2, export_date=EXPORT_DATE, run_id=out["run_id"]),
                     client_factory=w.factory)
     assert again["status"] == "completed", again["reconciliation"]
@@ -108,13 +108,13 @@ def test_a_token_of_another_sub_account_is_refused_before_any_write(world) -> No
     import pytest
 
     from dos2hl.errors import ConfigError
-    from dos2hl.migrate import MigrateOptions, migrate
+    from dos2hl.pipeline import MigrateParams, migrate
 
     w = world
     journal = w.state / "journal.jsonl"
     seen = len(journal.read_text().splitlines())
     with pytest.raises(ConfigError, match=r"DOS2HL_TEST_TOKEN_L00\d does not open location"):
-        migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+        migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                sample=0, export_date=EXPORT_DATE), client_factory=_swapped(w))
     lines = [json.loads(x) for x in journal.read_text().splitlines()[seen:]]
     assert lines and all(x["method"] == "GET" for x in lines)  # the check read; nothing was written

@@ -26,8 +26,8 @@ def _staged(run: Path, table: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("objects")
@@ -37,7 +37,7 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
     _damage_documents(w)
     journal = w.state / "journal.jsonl"
     seen = len(journal.read_text().splitlines())
-    rep = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                  sample=6, executor="threads", workers=2, export_date=EXPORT_DATE),
                   approve=lambda r: True, client_factory=w.factory)
     w.journaled = len(journal.read_text().splitlines()) - seen  # type: ignore[attr-defined]  # the run's requests
@@ -224,15 +224,15 @@ def test_the_planner_counts_what_the_run_sent(migrated: Any) -> None:
 
 def test_a_location_without_the_manual_steps_is_refused_before_any_write(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.errors import ConfigError
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
     monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
     w = make_world(tmp_path, monkeypatch, patients=20, crm=True, manual_steps=False)
     try:
         with pytest.raises(ConfigError, match="pipeline 'Appointments'.*UI"):
-            migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+            migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                    sample=0, export_date=EXPORT_DATE), client_factory=w.factory)
         assert not any(w.dump(loc)["contacts"] for loc in w.loc_ids)
     finally:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dos2hl.migrate import MigrateOptions, migrate
 from dos2hl.migrate.ledger import read_ledger
+from dos2hl.pipeline import MigrateParams, migrate
 from dos2hl.storage import open_store
 from tests.migrate.conftest import EXPORT_DATE, World, make_world
 
@@ -49,7 +49,7 @@ def test_no_patient_value_outside_the_records(world: World, caplog) -> None:  # 
     canaries = _canaries(w)
     assert len(canaries) > 50
     caplog.set_level(logging.DEBUG)
-    out = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    out = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                  export_date=EXPORT_DATE, sample=5, workers=2), approve=lambda _r: True,
                   client_factory=w.factory)
     assert out["status"] == "completed"

@@ -20,8 +20,8 @@ from tests.migrate.conftest import EXPORT_DATE, make_world
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("requests")
@@ -30,7 +30,7 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     w = make_world(root, mp, patients=20, crm=True)
     journal = w.state / "journal.jsonl"
     seen = len(journal.read_text().splitlines())
-    rep = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                  sample=4, verify="full", workers=2, export_date=EXPORT_DATE),
                   approve=lambda r: True, client_factory=w.factory)
     lines = [json.loads(x) for x in journal.read_text().splitlines()[seen:]]

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dos2hl.migrate import MigrateOptions, migrate
+from dos2hl.pipeline import MigrateParams, migrate
 from tests.migrate.conftest import EXPORT_DATE, World
 
 
@@ -32,10 +32,10 @@ class Killer(httpx.BaseTransport):
         return response
 
 
-def _opts(w: World, **kw: object) -> MigrateOptions:
+def _opts(w: World, **kw: object) -> MigrateParams:
     base = {"source": str(w.export), "mapping": str(w.mapping), "locations": str(w.locations),
             "export_date": EXPORT_DATE, "sample": 0, "workers": 1}
-    return MigrateOptions(**{**base, **kw})  # type: ignore[arg-type]
+    return MigrateParams(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def _counts(w: World) -> tuple[int, Counter[str], int]:

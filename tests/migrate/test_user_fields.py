@@ -52,15 +52,15 @@ def test_each_declared_type_converts_its_values_as_typed() -> None:
 
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("udf")
     mp.setenv("DOS2HL_STORAGE", str(root / "runs"))
     mp.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(root / "keys" / "phi.key")))
     w = make_world(root, mp, export=FIXTURES / "udf")
-    rep = migrate(MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+    rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                  export_date=EXPORT_DATE, verify="full", workers=2),
                   approve=lambda r: True, client_factory=w.factory)
     yield w, rep, root / "runs" / rep["run_id"]

@@ -91,8 +91,8 @@ EXPECTED = {  # appointment id -> (sub-account it lands in, start instant UTC, l
 
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from dos2hl.migrate import MigrateOptions, migrate
     from dos2hl.phi import create_key_file
+    from dos2hl.pipeline import MigrateParams, migrate
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("zones")
@@ -101,7 +101,7 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
     export = root / "export"
     shutil.copytree(FIXTURE, export, ignore=shutil.ignore_patterns("*.md"))
     w = make_world(root, mp, crm=True, export=export)
-    rep = migrate(MigrateOptions(source=str(export), mapping=str(w.mapping), locations=str(w.locations),
+    rep = migrate(MigrateParams(source=str(export), mapping=str(w.mapping), locations=str(w.locations),
                                  sample=0, verify="full", executor="threads", workers=2, export_date=EXPORT_DATE),
                   client_factory=w.factory)
     yield w, rep, root / "keys" / "phi.key"

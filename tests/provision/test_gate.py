@@ -16,7 +16,7 @@ from dos2hl.errors import ConfigError
 from dos2hl.highlevel.models import ContactCreate, CustomFieldInput, LocationCustomFieldCreate
 from dos2hl.locations import load_locations
 from dos2hl.mapping.model import Mapping, load_mapping, require_confirmed, save_mapping
-from dos2hl.migrate import MigrateOptions, migrate
+from dos2hl.pipeline import MigrateParams, migrate
 from dos2hl.provision import (
     ProvisionError,
     ProvisionLedger,
@@ -56,8 +56,8 @@ def _flagless_provision(w: World, ledger: str | None) -> None:
     w.sent.clear()
 
 
-def _opts(w: World, **kw: object) -> MigrateOptions:
-    return MigrateOptions(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations), sample=0,
+def _opts(w: World, **kw: object) -> MigrateParams:
+    return MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations), sample=0,
                           export_date=EXPORT_DATE, **kw)  # type: ignore[arg-type]
 
 

@@ -1,0 +1,79 @@
+"""What the migration's steps hand each other: typed, JSON-able (they cross Prefect task boundaries and
+are kept as results), ids and counts only."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .run import ShardSpec
+
+__all__ = ["Prepared", "VerifyResult", "WriteResult"]
+
+MEASURES = ("staged", "written", "created", "failed", "held", "excluded", "present", "updated")
+
+
+class Prepared(BaseModel):
+    """The run's facts once its gates without a person have passed (``prepare``): where it lives, the
+    confirmed map, each location's schema and shards, owners, zones, tenancy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    run_uri: str
+    staged_uri: str
+    mapping: dict[str, Any]
+    mapping_path: str
+    locations: list[str]  # export LOC_IDs
+    schemas: dict[str, dict[str, Any]]  # LOC -> LocationSchema dict
+    shards: dict[str, list[int]]  # LOC -> shard numbers holding patients
+    confirmation: dict[str, Any]
+    providers: dict[str, Any]
+    phi_key_file: str | None = None
+    manifest: dict[str, Any] = Field(default_factory=dict)
+    zones: dict[str, str] = Field(default_factory=dict)  # every office's zone, LOC_ID -> IANA (zones.py)
+    # LOC_ID -> {"office": the export's LOC_NAME, "location_id", "sub_account": its name in HighLevel}
+    tenancy: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    def specs(self, patients: dict[str, list[int]] | None = None) -> list[ShardSpec]:
+        return [ShardSpec(self.run_id, self.run_uri, self.staged_uri, self.mapping, loc, shard, self.schemas[loc],
+                          None if patients is None else patients.get(loc, []), self.phi_key_file,
+                          self.manifest.get("source"), dict(self.zones))
+                for loc in self.locations for shard in self.shards[loc]]
+
+
+class WriteResult(BaseModel):
+    """One write phase (``sample``, ``full``, ``bulk``): every shard's counts, the sample's patients,
+    what discovery found already present."""
+
+    phase: str
+    shards: list[dict[str, Any]]
+    diff: dict[str, Any] = Field(default_factory=dict)
+    sample: dict[str, list[int]] | None = None
+    discovery: dict[str, dict[str, Any]] = Field(default_factory=dict)  # LOC -> {"requests", "found"}
+
+    def totals(self) -> dict[str, dict[str, Counter[str]]]:
+        """LOC -> measure -> object -> n."""
+        out: dict[str, dict[str, Counter[str]]] = {}
+        for r in self.shards:
+            loc = out.setdefault(r["location"], {m: Counter() for m in MEASURES})
+            for m in loc:
+                loc[m].update(r.get(m, {}))
+        return out
+
+    def failed(self) -> int:
+        return sum(sum(r.get("failed", {}).values()) + sum(r.get("held", {}).values()) for r in self.shards)
+
+
+class VerifyResult(BaseModel):
+    """The read-back of a phase: per object what was read and not found, per field the comparison's
+    counts, example stable keys, mismatches, and the reads' requests by class."""
+
+    read_back: dict[str, int] = Field(default_factory=dict)
+    not_found: dict[str, int] = Field(default_factory=dict)
+    fields: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
+    examples: dict[str, list[str]] = Field(default_factory=dict)
+    mismatches: int = 0
+    tally: dict[str, Any] = Field(default_factory=dict)

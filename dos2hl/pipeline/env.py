@@ -1,0 +1,47 @@
+"""One run's world, built once per process: settings, the locations file (tokens resolved once), the
+governor and the client factories that take their permits from it, where runs live. Every step takes
+it as its first argument; nothing re-loads settings or locations, and nothing caches them in a module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..locations import LocationsFile, load_locations
+from ..migrate.driver import ClientFactory, default_factory, shared_settings
+from ..settings import Dos2hlSettings
+
+__all__ = ["RunEnv", "open_env"]
+
+
+@dataclass
+class RunEnv:
+    settings: Dos2hlSettings  # shared_settings: with Ray workers the governor is the named actor
+    locations: LocationsFile
+    writes: ClientFactory  # export location -> client, permits as class ``migration``
+    reads: ClientFactory  # the same, as class ``verify`` (read-backs use the reserve kept for them)
+    storage: str | None = None  # the run's own runs root (default DOS2HL_STORAGE)
+    executor: str = "threads"
+    workers: int = 4
+    permits: Any = None  # the governor (None when the factories were given)
+
+    def run_uri(self, run_id: str) -> str:
+        return self.settings.run_uri(run_id, self.storage)
+
+
+def open_env(params: Any, *, settings: Dos2hlSettings | None = None, client_factory: ClientFactory | None = None,
+             verify_factory: ClientFactory | None = None) -> RunEnv:
+    """The env of a run with ``params`` (any pipeline's: locations, target, storage, executor, workers).
+    Tests and benches pass their own client factories (then no governor is opened here)."""
+    executor = getattr(params, "executor", "threads")
+    settings = shared_settings(settings or Dos2hlSettings(), executor)
+    lf = load_locations(params.locations, target=params.target)
+    permits = None
+    if client_factory is None:
+        from ..governor import open_governor
+
+        permits = open_governor(settings)
+        client_factory = default_factory(lf, settings, permits=permits)
+        verify_factory = verify_factory or default_factory(lf, settings, permits=permits, cls="verify")
+    return RunEnv(settings, lf, client_factory, verify_factory or client_factory, params.storage, executor,
+                  getattr(params, "workers", 4), permits)

@@ -1,0 +1,131 @@
+"""The migration, in the one place its order is written: map gate -> prepare (staged, owners,
+provisioned, tenancy) -> sample -> verify the sample -> approval gate -> bulk CSV path (gate: imported)
+-> full run -> verify -> report.
+
+Each step is a function of the run's env and typed inputs returning a typed result. ``run_migration``
+calls them through ``run`` (by default: directly); the Prefect flow passes a runner that makes each
+step a task, and gates that pause for typed inputs. The CLI passes gates that ask on a terminal. So the
+CLI, the library and the flow run the same steps in the same order, with the same parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..bulk.run import Importer, bulk_phase
+from ..migrate.driver import prepare, run_phase, verify_phase
+from ..migrate.report import build_report, write_report
+from ..migrate.sample import choose_sample
+from ..migrate.usage import Watch, record
+from ..params import MigrateParams, RollbackParams
+from ..storage import open_store
+from .env import RunEnv
+from .gates import Gates
+from .results import BulkResult, Prepared, RunReport, VerifyResult, WriteResult
+from .rollback import rollback_step
+
+__all__ = ["Runner", "bulk_step", "direct", "prepare_step", "report_step", "run_migration", "verify_step",
+           "write_step"]
+
+T = TypeVar("T")
+Runner = Callable[..., Any]  # run(step, *args): the step's result
+
+
+def direct(step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return step(*args, **kwargs)
+
+
+def prepare_step(env: RunEnv, params: MigrateParams) -> Prepared:
+    """The gates without a person: map confirmed and unchanged, export staged and balanced, every
+    location's token opens its own sub-account, owners, provisioned for the map, zones."""
+    return prepare(params, settings=env.settings, client_factory=env.writes)
+
+
+def write_step(env: RunEnv, prepared: Prepared, phase: str, sample_size: int = 0) -> WriteResult:
+    """Write the sample's patients (closed over guarantors), or everything not yet written."""
+    return run_phase(prepared, phase, sample_size=sample_size, client_factory=env.writes,  # type: ignore[arg-type]
+                     executor=env.executor, workers=env.workers, settings=env.settings, locations=env.locations)
+
+
+def verify_step(env: RunEnv, prepared: Prepared, result: WriteResult) -> VerifyResult:
+    """Read back what ``result`` wrote (its sample, or every record) and diff every field."""
+    return verify_phase(prepared, result, client_factory=env.reads, executor=env.executor, workers=env.workers,
+                        settings=env.settings, locations=env.locations)
+
+
+def bulk_step(env: RunEnv, prepared: Prepared, threshold: int, importer: Importer | None = None) -> BulkResult:
+    """Record sets above ``threshold`` as CSV packages for HighLevel's importers; imported (the sandbox
+    imports itself; ``importer`` says a person did), then reconciled by search pages."""
+    watch = Watch(env.writes)  # its reconciliation pages count in the run (its rows create nothing)
+    try:
+        return bulk_phase(prepared, threshold=threshold, client_factory=watch, importer=importer)
+    finally:
+        record(prepared.run_uri, "bulk", watch.tally())
+
+
+def report_step(env: RunEnv, prepared: Prepared, phases: list[WriteResult], diff: VerifyResult | None,
+                where: str = "", note: str = "") -> RunReport:
+    """Build and write the report (json, md, html, pending.csv, excluded.csv) under the run (or its
+    ``sample/`` folder)."""
+    body = build_report(prepared, phases, diff=diff, status_note=note)
+    paths = write_report(prepared.run_uri + (f"/{where}" if where else ""), body, phases)
+    return RunReport(run_id=prepared.run_id, status=body["status"], phase=body["phase"], report=paths["md"],
+                     paths=paths, body=body)
+
+
+def run_migration(params: MigrateParams, env: RunEnv, gates: Gates, run: Runner = direct) -> RunReport:
+    """The whole migration, or as far as its gates let it go (a stopped run says what comes next and
+    resumes with its run id: the ledger says what is done)."""
+    gates.map_confirmed(params.mapping)
+    prepared: Prepared = run(prepare_step, env, params)
+    phases: list[WriteResult] = []
+    if params.sample > 0:
+        sample: WriteResult = run(write_step, env, prepared, "sample", params.sample)
+        phases.append(sample)
+        diff: VerifyResult = run(verify_step, env, prepared, sample)
+        rep: RunReport = run(report_step, env, prepared, phases, diff, "sample",
+                             "sample written and verified; awaiting approval")
+        gates.published("sample-report", rep)
+        answer = gates.approve(rep)
+        if not answer.approve:
+            if answer.rollback_sample:
+                run(rollback_step, env, RollbackParams(run_id=prepared.run_id, locations=params.locations,
+                                                       target=params.target, storage=params.storage))
+                return rep.model_copy(update={"next": f"the sample of run {prepared.run_id} is rolled back"})
+            return rep.model_copy(update={"next": (
+                f"review {rep.report}, then re-run with run id {prepared.run_id} and approve (--approve) to keep "
+                f"the sample and run the rest, or undo the sample: dos2hl rollback {prepared.run_id} "
+                f"--locations {params.locations}")})
+    bulk: BulkResult = run(bulk_step, env, prepared, params.bulk_threshold, gates.importer())
+    bulks = [bulk]
+    while bulk.waiting:  # CSV packages for a person to import in HighLevel's UI
+        answer_csv = gates.imported(bulk)
+        if not answer_csv.imported:
+            waiting = bulk.waiting
+            rep = run(report_step, env, prepared, phases or [WriteResult(phase="bulk", shards=bulk.shard_rows())],
+                      None, "", "waiting for the CSV imports")
+            return rep.model_copy(update={"bulk_waiting": waiting, "next": (
+                f"import the CSV packages in HighLevel's UI as {', '.join(waiting)} (in the run's folder) says, "
+                f"then re-run with run id {prepared.run_id} and --imported (imported=true)")})
+        bulk = run(bulk_step, env, prepared, params.bulk_threshold, _confirmed(bulk.waiting))
+        bulks.append(bulk)
+    # each call reconciles its own rounds: the report adds them up
+    phases += [WriteResult(phase="bulk", shards=b.shard_rows()) for b in bulks if b.packages]
+    full: WriteResult = run(write_step, env, prepared, "full", params.sample)
+    phases.append(full)
+    check = full if params.verify == "full" else phases[0]
+    if check is full and params.verify != "full":  # no sample phase: read back a sample of the full run
+        check = WriteResult(phase="verify", shards=[], sample=choose_sample(
+            open_store(prepared.staged_uri, env.settings.s3), prepared.locations, params.sample or 300))
+    diff = run(verify_step, env, prepared, check)
+    rep = run(report_step, env, prepared, phases, diff)
+    gates.published("migration-report", rep)
+    return rep
+
+
+def _confirmed(checklists: list[str]) -> Importer:
+    """An importer that confirms these checklists only (not the next round's, written after them)."""
+    keys = frozenset(checklists)
+    return lambda _packages, checklist: checklist in keys
+

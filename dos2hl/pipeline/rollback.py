@@ -1,0 +1,17 @@
+"""Rollback as a step: undo a run (migration, sample or delta) from its ledger: updates restored from
+their before-images, then what it created deleted, children first. A second rollback sends nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..migrate.rollback import rollback
+from ..params import RollbackParams
+from .env import RunEnv
+
+__all__ = ["rollback_step"]
+
+
+def rollback_step(env: RunEnv, params: RollbackParams) -> dict[str, Any]:
+    return rollback(env.run_uri(params.run_id), params.run_id, env.writes, location=params.location,
+                    phi_key_file=env.settings.phi_key_file)

@@ -1,0 +1,169 @@
+"""The migration pipeline: its steps in their one order through a runner, its gates consulted where a
+person decides (issue 15). The same ``run_migration`` serves the CLI, the flow and scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dos2hl.params import MigrateParams
+from dos2hl.pipeline import (
+    Approval,
+    BulkResult,
+    CsvImported,
+    RunReport,
+    bulk_step,
+    open_env,
+    prepare_step,
+    report_step,
+    rollback_step,
+    run_migration,
+    verify_step,
+    write_step,
+)
+from tests.migrate.conftest import EXPORT_DATE, make_world
+
+
+class Recorder:
+    """Gates that answer as told and a runner that records each step it runs."""
+
+    def __init__(self, approval: Approval) -> None:
+        self.approval = approval
+        self.log: list[str] = []
+
+    def map_confirmed(self, mapping: str) -> None:
+        self.log.append("gate:map")
+
+    def approve(self, sample: RunReport) -> Approval:
+        self.log.append(f"gate:approve({sample.status})")
+        return self.approval
+
+    def importer(self) -> Any:
+        return None
+
+    def imported(self, bulk: BulkResult) -> CsvImported:
+        self.log.append("gate:imported")
+        return CsvImported(imported=False)
+
+    def published(self, key: str, report: RunReport) -> None:
+        self.log.append(f"published:{key}")
+
+    def run(self, step: Any, *args: Any, **kwargs: Any) -> Any:
+        self.log.append(step.__name__)
+        return step(*args, **kwargs)
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from dos2hl.phi import create_key_file
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
+    w = make_world(tmp_path, monkeypatch, patients=20)
+    yield w
+    w.stop()
+
+
+def _params(w: Any, **kw: Any) -> MigrateParams:
+    return MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations), sample=3,
+                         export_date=EXPORT_DATE, workers=2, **kw)
+
+
+def test_steps_run_in_the_one_order_with_the_gates_between(world: Any) -> None:
+    w = world
+    rec = Recorder(Approval(approve=True))
+    params = _params(w)
+    rep = run_migration(params, open_env(params, client_factory=w.factory), rec, run=rec.run)
+    assert rep.status == "completed" and rep.body["field_diff"]["mismatches"] == 0
+    assert rec.log == ["gate:map", "prepare_step", "write_step", "verify_step", "report_step",
+                       "published:sample-report", "gate:approve(incomplete)", "bulk_step", "write_step",
+                       "verify_step", "report_step", "published:migration-report"]
+    # every step is the library's: what the flow's runner turns into tasks
+    assert {prepare_step, write_step, verify_step, bulk_step, report_step, rollback_step} <= set(_task_steps())
+
+
+def _task_steps() -> list[Any]:
+    from tasks.migrate import TASKS
+
+    return list(TASKS)
+
+
+def test_a_rejected_sample_is_rolled_back_when_the_gate_says_so(world: Any) -> None:
+    w = world
+    rec = Recorder(Approval(approve=False, rollback_sample=True, reason="wrong map"))
+    params = _params(w)
+    rep = run_migration(params, open_env(params, client_factory=w.factory), rec, run=rec.run)
+    assert rep.status == "incomplete" and "rolled back" in (rep.next or "")
+    assert rec.log[-1] == "rollback_step"  # nothing after the gate but the rollback
+    assert all(not w.dump(loc)["contacts"] for loc in w.loc_ids)  # the sample's contacts are gone
+
+
+def test_a_rejected_sample_without_rollback_stops_and_says_how_to_go_on(world: Any) -> None:
+    w = world
+    rec = Recorder(Approval(approve=False))
+    params = _params(w)
+    rep = run_migration(params, open_env(params, client_factory=w.factory), rec, run=rec.run)
+    assert rep.status == "incomplete" and rep.run_id in (rep.next or "") and "rollback" in (rep.next or "")
+    assert "bulk_step" not in rec.log
+    assert sum(len(w.dump(loc)["contacts"]) for loc in w.loc_ids) >= 3  # the sample stays until decided
+
+
+def test_the_imported_gate_confirms_the_waiting_checklists_and_not_the_next_rounds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real HighLevel (no sandbox importer): the bulk step leaves round 1 waiting; the gate (a flow's
+    pause, here an operator who imports them) confirms those checklists; round 2 (opportunities, written
+    only once round 1 is reconciled) waits for a gate of its own instead of passing on the first answer."""
+    from dos2hl.bulk import run as bulk
+    from dos2hl.bulk.importer import import_package
+    from dos2hl.phi import create_key_file
+    from dos2hl.storage import open_store
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
+    monkeypatch.setattr(bulk, "is_sandbox", lambda client: False)
+    w = make_world(tmp_path, monkeypatch, patients=20, crm=True)
+    try:
+        answered: list[list[str]] = []
+
+        class Operator(Recorder):
+            def imported(self, b: BulkResult) -> CsvImported:
+                answered.append(list(b.waiting))
+                run = open_store(tmp_path / "runs" / rep_id[0])
+                for key in b.waiting:  # does what each waiting checklist says, in "the UI"
+                    folder = key.rsplit("/", 1)[0]
+                    for pkg_json in sorted(run.list(folder + "/")):
+                        if pkg_json.endswith("/package.json"):
+                            pkg = bulk.read_package(run, pkg_json.rsplit("/", 1)[0])
+                            if bulk._state(run, pkg_json.rsplit("/", 1)[0]).get("status") == "written":
+                                c = w.factory(pkg.location)
+                                import_package(run, pkg, str(c._http.base_url), c._token,
+                                               transport=c._http._transport)
+                return CsvImported(imported=True)
+
+        rep_id: list[str] = []
+        params = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations), sample=0,
+                               export_date=EXPORT_DATE, workers=2, bulk_threshold=15)
+        env = open_env(params, client_factory=w.factory)
+        rec = Operator(Approval(approve=True))
+        real_prepare = prepare_step
+
+        def run(step: Any, *args: Any, **kw: Any) -> Any:
+            out = rec.run(step, *args, **kw)
+            if step is real_prepare:
+                rep_id.append(out.run_id)
+            return out
+
+        rep = run_migration(params, env, rec, run=run)
+        assert rep.status == "completed", rep.body["reconciliation"]
+        assert len(answered) >= 2  # one answer per round: the opportunities' checklist waited for its own
+        assert not set(answered[0]) & set(answered[1])
+        assert rec.log.count("bulk_step") == len(answered) + 1
+        for loc in w.loc_ids:  # both rounds reconciled by the CSV path (the report adds up every bulk step)
+            imported = rep.body["bulk_imported"][loc]
+            assert imported["patient"] > 0 and imported["appointment"] > 15, imported
+            contacts = len(w.dump(loc)["contacts"])
+            assert contacts == rep.body["locations"][loc]["objects"]["patient"]["written"]  # none twice
+    finally:
+        w.stop()
