@@ -23,7 +23,7 @@ $(UV):
 	  .uv/bin/pip install --disable-pip-version-check uv==$(UV_VERSION)
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PY311) --quiet
+	$(UV) sync --frozen --all-extras --python $(PY311) --quiet
 	touch $(STAMP)
 
 demo: $(STAMP)

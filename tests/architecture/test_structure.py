@@ -12,7 +12,7 @@ LAYERS = [
     {"mapping", "highlevel", "locations", "governor", "staging", "audit", "api"},
     {"provision", "providers", "workflows", "migrate", "bulk", "quota"},
     {"pipeline"},
-    {"cli", "cli_ops", "cli_common", "demo"},
+    {"cli", "demo"},
 ]
 #: Rehearsal tools: only the command line and the demo reach them.
 TOOLS = {"sandbox", "generate"}

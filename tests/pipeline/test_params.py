@@ -48,7 +48,7 @@ def test_every_cli_option_is_a_field_of_the_pipelines_model_with_its_default(com
 def test_the_delta_commands_options_are_the_delta_model() -> None:
     import typer
 
-    from dos2hl.cli_ops import register
+    from dos2hl.cli.ops import register
 
     app = typer.Typer()
     register(app)

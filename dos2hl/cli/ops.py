@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import ExportDateOpt, JsonOpt, LocationsOpt, TargetOpt, _fail, params_or_exit
-from .errors import ConfigError, Dos2hlError
-from .settings import Dos2hlSettings
+from ..errors import ConfigError, Dos2hlError
+from ..settings import Dos2hlSettings
+from .common import ExportDateOpt, JsonOpt, LocationsOpt, TargetOpt, _fail, params_or_exit
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
                                                           "key: the file alone opens nothing.")] = None,
     ) -> None:
         """Create the key the map's 'encrypt' fields are sealed with (point DOS2HL_PHI_KEY_FILE at it)."""
-        from .phi import create_key_file
+        from ..phi import create_key_file
 
         try:
             typer.echo(f"PHI key: {create_key_file(out, kms_key_id=kms_key_id)}")
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
                                                           "AWS KMS key.")] = None,
     ) -> None:
         """Append a new key to the key file: it seals from now on, the older keys still open their values."""
-        from .phi import rotate_key_file
+        from ..phi import rotate_key_file
 
         try:
             path = key_file or Dos2hlSettings().phi_key_file
@@ -65,8 +65,8 @@ def register(app: typer.Typer) -> None:
         key_file: Annotated[Optional[Path], typer.Option("--key-file", help="Default DOS2HL_PHI_KEY_FILE.")] = None,
     ) -> None:
         """Open one value a migration stored encrypted in HighLevel (prints the plain text)."""
-        from .migrate.ledger import stable_key
-        from .phi import load_sealer
+        from ..migrate.ledger import stable_key
+        from ..phi import load_sealer
 
         try:
             if record.count("/") == 2:
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Requests (writes and every read: schema, discovery, verification) and time at HighLevel's limits per location and object, with and without the bulk path."""
-        from .quota import plan_quota, render_plan
+        from ..quota import plan_quota, render_plan
 
         g = Dos2hlSettings().governor
         try:
@@ -112,10 +112,10 @@ def register(app: typer.Typer) -> None:
         """The workflow rebuild reference (recalls, reminders, follow-ups) for a HighLevel admin."""
         import tempfile
 
-        from .api import stage_export
-        from .staging import require_balanced
-        from .storage import open_store
-        from .workflows import write_workflow_reference
+        from ..api import stage_export
+        from ..staging import require_balanced
+        from ..storage import open_store
+        from ..workflows import write_workflow_reference
 
         try:
             with tempfile.TemporaryDirectory(prefix="dos2hl-wf-") as tmp:
@@ -147,8 +147,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """New, changed and deleted rows since a run: create, update in place (before-images kept), tag."""
-        from .params import DeltaParams
-        from .pipeline import delta_step, open_env
+        from ..params import DeltaParams
+        from ..pipeline import delta_step, open_env
 
         if deleted not in ("tag", "delete"):
             typer.echo("error: --deleted is 'tag' or 'delete'", err=True)

@@ -6,19 +6,20 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from . import __version__
-from .cli_common import ExportDateOpt, JsonOpt, LocationsOpt, ProfileOpt, TargetOpt, _fail, params_or_exit
-from .cli_ops import register as register_ops
-from .errors import Dos2hlError
-from .governor.cli import governor_app
-from .mapping.cli import map_app
-from .progress import progress_reporter
-from .sandbox.cli import sandbox_app
-from .settings import Dos2hlSettings
+from .. import __version__
+from ..errors import Dos2hlError
+from ..progress import progress_reporter
+from ..settings import Dos2hlSettings
+from .common import ExportDateOpt, JsonOpt, LocationsOpt, ProfileOpt, TargetOpt, _fail, require_extra
+from .governor import governor_app
+from .mapping import map_app
+from .migrate import register as register_migrate
+from .ops import register as register_ops
+from .sandbox import sandbox_app
 
 app = typer.Typer(
     name="dos2hl",
@@ -34,7 +35,7 @@ log = logging.getLogger("dos2hl")
 
 
 def _setup_logging() -> None:
-    from .logs import quiet_http_loggers
+    from ..logs import quiet_http_loggers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     quiet_http_loggers()  # request URLs (with their query strings) are never logged at INFO
@@ -66,8 +67,9 @@ def generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate a synthetic Dent-O-Soft practice (obviously fake data) with its clean truth."""
-    from .generate import GenerateParams
-    from .generate import generate as run
+    require_extra("generate")
+    from ..generate import GenerateParams
+    from ..generate import generate as run
 
     try:
         params = GenerateParams(seed=seed, tier=tier, patients=patients, locations=locations, mess=mess,
@@ -93,7 +95,7 @@ def audit(
     as_json: JsonOpt = False,
 ) -> None:
     """Audit an export: formats, row counts, columns, PHI classes, defects, orphans, duplicates."""
-    from .audit import run_audit
+    from ..audit import run_audit
 
     settings = Dos2hlSettings()
     try:
@@ -124,7 +126,7 @@ def stage(
     as_json: JsonOpt = False,
 ) -> None:
     """Read, validate and stage an export as Parquet shards (location x patient-hash shard)."""
-    from .api import stage_export
+    from ..api import stage_export
 
     settings = Dos2hlSettings()
     if kms_key_id:
@@ -165,8 +167,8 @@ def quarantine(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (file,line,record,table,code,reason).")] = False,
 ) -> None:
     """List quarantined rows by file and line, with the code and the fix (never the row's text)."""
-    from . import csvsafe
-    from .api import quarantined_rows
+    from .. import csvsafe
+    from ..api import quarantined_rows
 
     try:
         rows = quarantined_rows(staged, s3=Dos2hlSettings().s3, table=table)
@@ -190,7 +192,8 @@ def demo(
     executor: Annotated[str, typer.Option(help="'threads' or 'ray' (local).")] = "threads",
 ) -> None:
     """The whole chain on a generated practice against the sandbox (no Prefect; `make demo` adds it)."""
-    from .demo import run_demo
+    require_extra("sandbox", "generate")
+    from ..demo import run_demo
 
     try:
         summary = run_demo(out, patients=patients, seed=seed, executor=executor)
@@ -211,9 +214,9 @@ def providers(
     as_json: JsonOpt = False,
 ) -> None:
     """Match every provider to a HighLevel user by email; report the unmatched with their patient counts."""
-    from .governor import open_governor
-    from .locations import load_locations
-    from .providers import resolve_providers
+    from ..governor import open_governor
+    from ..locations import load_locations
+    from ..providers import resolve_providers
 
     settings = Dos2hlSettings()
     try:
@@ -249,10 +252,10 @@ def provision(
     as_json: JsonOpt = False,
 ) -> None:
     """Plan (or --apply) the map's custom objects, fields, associations and tags in every location."""
-    from .governor import open_governor
-    from .locations import load_locations
-    from .mapping.model import load_mapping, require_confirmed
-    from .provision import provision as run
+    from ..governor import open_governor
+    from ..locations import load_locations
+    from ..mapping.model import load_mapping, require_confirmed
+    from ..provision import provision as run
 
     if plan and apply:
         typer.echo("error: --plan and --apply exclude each other", err=True)
@@ -275,163 +278,8 @@ def provision(
         raise typer.Exit(1)
 
 
-@app.command()
-def migrate(
-    source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
-    mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
-    locations: LocationsOpt,
-    target: TargetOpt = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
-    sample: Annotated[int, typer.Option("--sample", help="Patients in the sample phase (0: none).")] = 300,
-    approve: Annotated[bool, typer.Option("--approve", help="Pass the sample gate without asking.")] = False,
-    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Resume or continue this run.")] = None,
-    verify: Annotated[str, typer.Option("--verify", help="Read back: 'sample' or 'full'.")] = "sample",
-    executor: Annotated[str, typer.Option("--executor", help="'threads' here, or 'ray' (local or "
-                                                             "DOS2HL_GOVERNOR_ADDRESS).")] = "threads",
-    workers: Annotated[int, typer.Option("--workers", help="Shards written at once.")] = 4,
-    bulk_threshold: Annotated[int, typer.Option("--bulk-threshold", help="Records per object and location above "
-                                                "which HighLevel's CSV importers are used (no API quota).")] = 5000,
-    imported: Annotated[bool, typer.Option("--imported", help="The CSV packages of this run are imported in "
-                                           "HighLevel's UI: reconcile them and go on.")] = False,
-    export_date: ExportDateOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Migrate: stage -> sample with field diff -> approval -> bulk CSV imports -> full run -> verify -> report."""
-    from .params import MigrateParams
-
-    params = params_or_exit(MigrateParams, source=source, mapping=mapping, locations=locations, target=target,
-                            storage=storage, run_id=run_id, sample=sample, approve=approve, imported=imported,
-                            executor=executor, workers=workers, verify=verify,
-                            export_date=export_date.date() if export_date else None, bulk_threshold=bulk_threshold)
-    out = _run_migration(params)
-    summary = {"run_id": out["run_id"], "status": out["status"], "locations": out["locations"],
-               "requests": out.get("requests", {}).get("sent", 0),  # every request of the run, all classes
-               "requests_by_class": out.get("requests", {}).get("by_class", {}),
-               "http_429": out.get("requests", {}).get("http_429", 0),
-               "report": out["report"]}
-    if out.get("already_present"):  # a sub-account held records under our keys: adopted, never created twice
-        summary["already_present"] = out["already_present"]
-    if as_json:
-        typer.echo(json.dumps(summary, default=str))
-    else:
-        typer.echo(f"run {out['run_id']}: {out['status']} ({out['phase']})")
-        for loc, there in (out.get("already_present") or {}).items():
-            typer.echo(f"{loc} (sub-account {there['location_id']}) already held "
-                       + ", ".join(f"{n} {obj}" for obj, n in sorted(there["objects"].items()))
-                       + " under our keys: adopted, nothing created twice")
-        if out.get("next"):
-            typer.echo(out["next"])
-        typer.echo(f"report: {out['report']}")
-    failed = sum(o["failed"] + o["held"] for loc in out["locations"].values() for o in loc["objects"].values())
-    if out["status"] != "completed" or failed:
-        raise typer.Exit(1)
-
-
-@app.command()
-def retry(
-    run_id: Annotated[str, typer.Argument(help="The run whose failed and held records to replay.")],
-    mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml of the run.")],
-    locations: LocationsOpt,
-    target: TargetOpt = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Replay a run's dead letters (report/pending.csv): each is looked up first, then written."""
-    from .params import MigrateParams
-
-    out = _run_migration(params_or_exit(MigrateParams, source="", mapping=mapping, locations=locations,
-                                        target=target, storage=storage, run_id=run_id, sample=0))
-    pend = out.get("pending", {}).get("count", 0)
-    if as_json:
-        typer.echo(json.dumps({"run_id": run_id, "status": out["status"], "pending": pend, "report": out["report"]}))
-    else:
-        typer.echo(f"run {run_id}: {out['status']}; {pend} records still pending; report: {out['report']}")
-    if out["status"] != "completed":
-        raise typer.Exit(1)
-
-
-@app.command()
-def rollback(
-    run_id: Annotated[str, typer.Argument(help="The run (or rejected sample) to undo.")],
-    locations: LocationsOpt,
-    target: TargetOpt = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
-    location: Annotated[Optional[str], typer.Option("--location", help="Only this export location.")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Delete what a run wrote, records before contacts, from its ledger; a second rollback sends nothing."""
-    from .params import RollbackParams
-    from .pipeline import open_env, rollback_step
-
-    params = params_or_exit(RollbackParams, run_id=run_id, locations=locations, target=target, storage=storage,
-                            location=location)
-    try:
-        out = rollback_step(open_env(params), params)
-    except Dos2hlError as exc:
-        _fail(exc)
-    if as_json:
-        typer.echo(json.dumps(out))
-    else:
-        typer.echo(f"run {run_id}: {out['status']}; deleted {out['deleted']}")
-        for f in out["not_undone"]:
-            typer.echo(f"  not undone: {f['location']}/{f['object']} {f['stable_key']} ({f['error_class']})", err=True)
-        for key in out.get("unreadable_ledger_files", []):
-            typer.echo(f"  unreadable ledger file (skipped; what it recorded is not undone): {key}", err=True)
-    if out["not_undone"] or out.get("unreadable_ledger_files"):
-        raise typer.Exit(1)
-
-
-def _run_migration(params: Any) -> dict[str, Any]:
-    """The pipeline with the terminal's gates; a library error is the command's error exit."""
-    from .pipeline import open_env, run_migration
-
-    try:
-        return run_migration(params, open_env(params), TerminalGates(params)).to_dict()
-    except Dos2hlError as exc:
-        _fail(exc)
-        raise  # (unreachable: _fail exits)
-
-
-class TerminalGates:
-    """The pipeline's gates on the command line: passed by their flag, else asked on a terminal, else
-    (scripts) not passed: the run stops and says how to continue."""
-
-    def __init__(self, params: Any) -> None:
-        self.params = params
-
-    @staticmethod
-    def _ask(granted: bool, info: str, question: str) -> bool:
-        if granted or not sys.stdin.isatty():
-            return granted
-        typer.echo(info)
-        return typer.confirm(question, default=False)
-
-    def map_confirmed(self, mapping: str) -> None:
-        from .mapping.model import require_confirmed
-
-        require_confirmed(mapping)
-
-    def approve(self, sample: Any) -> Any:
-        from .pipeline import Approval
-
-        return Approval(approve=self._ask(self.params.approve, f"sample report: {sample.report}",
-                                          "Approve the sample and run the full migration?"))
-
-    def importer(self) -> Any:
-        return lambda _packages, checklist: self._ask(
-            self.params.imported, f"import the CSV packages in HighLevel's UI as {checklist} (in the run's "
-            "folder) says", "Are they imported?")
-
-    def imported(self, bulk: Any) -> Any:
-        from .pipeline import CsvImported
-
-        return CsvImported(imported=False)  # asked in the step, per checklist: the run waits
-
-    def published(self, key: str, report: Any) -> None:
-        return None
-
-
-register_ops(app)  # plan, workflows, phi, delta (cli_ops.py)
+register_migrate(app)  # migrate, retry, rollback (migrate.py)
+register_ops(app)  # plan, workflows, phi, delta (ops.py)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

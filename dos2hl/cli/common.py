@@ -9,9 +9,10 @@ from typing import Annotated, Any, Optional, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
-from .errors import Dos2hlError
+from ..errors import Dos2hlError
 
-__all__ = ["ExportDateOpt", "JsonOpt", "LocationsOpt", "ProfileOpt", "TargetOpt", "_fail", "params_or_exit"]
+__all__ = ["ExportDateOpt", "JsonOpt", "LocationsOpt", "ProfileOpt", "TargetOpt", "_fail", "params_or_exit",
+           "require_extra"]
 
 ProfileOpt = Annotated[str, typer.Option("--profile", help="Export profile: 'reference', 'softdent_like' or a YAML file.")]
 ExportDateOpt = Annotated[
@@ -42,4 +43,22 @@ def params_or_exit(model: type[P], **values: Any) -> P:
             name = "--" + "-".join(str(x) for x in e["loc"]).replace("_", "-")
             typer.echo(f"error: {name}: {e['msg']}", err=True)
         raise typer.Exit(2) from None
+
+
+#: The rehearsal tools' extras (pyproject.toml) and a module each needs.
+EXTRAS = {"sandbox": ("openapi_core", "starlette", "uvicorn"), "generate": ("faker",)}
+
+
+def require_extra(*extras: str) -> None:
+    """A command of a rehearsal tool on an install without its extra: say which, exit 2."""
+    import importlib
+
+    for extra in extras:
+        for module in EXTRAS[extra]:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                typer.echo(f"error: this command needs dos2hl's '{extra}' extra (a rehearsal tool, not installed "
+                           f"with the migration itself): pip install 'dos2hl[{extra}]'", err=True)
+                raise typer.Exit(2) from None
 

@@ -32,7 +32,7 @@ def _iso(t: float | None) -> str | None:
 @governor_app.command()
 def start(address: AddressOpt = None) -> None:
     """Create the named, detached governor actor on the Ray cluster (a no-op when it exists)."""
-    from . import open_governor
+    from ..governor import open_governor
 
     s = _settings(address)
     if not s.governor.address:
@@ -50,7 +50,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """State per location: running / paused / waiting for the daily reset, the ETA, today's usage."""
-    from . import open_governor
+    from ..governor import open_governor
 
     gov = open_governor(_settings(address))
     out = {}
@@ -70,13 +70,13 @@ def status(
 @governor_app.command()
 def stop(address: AddressOpt = None) -> None:
     """End the detached actor (its usage stays in the state store for the next one)."""
-    from . import open_governor
+    from ..governor import open_governor
 
     s = _settings(address)
     if not s.governor.address:
         typer.echo("error: no Ray address: nothing to stop", err=True)
         raise typer.Exit(2)
-    from .actor import kill
+    from ..governor.actor import kill
 
     handle = open_governor(s)
     handle.save()

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from .common import require_extra
+
 sandbox_app = typer.Typer(help="A local HighLevel API v2 sandbox (contract, limits, faults).",
                           no_args_is_help=True, add_completion=False)
 
@@ -15,7 +17,7 @@ sandbox_app = typer.Typer(help="A local HighLevel API v2 sandbox (contract, limi
 def parse_burst(text: str) -> tuple[int, float]:
     """``100/10s`` -> (100, 10.0); ``5/500ms`` -> (5, 0.5)."""
     count, _, window = text.partition("/")
-    from .faults import _duration
+    from ..sandbox.faults import _duration
 
     try:
         return int(count), _duration(window or "10s")
@@ -38,8 +40,9 @@ def serve(
     index_lag: Annotated[float, typer.Option("--index-lag", help="Seconds before writes reach search.")] = 0.0,
 ) -> None:
     """Serve the sandbox until interrupted."""
-    from .faults import parse_faults
-    from .server import serve as run
+    require_extra("sandbox")
+    from ..sandbox.faults import parse_faults
+    from ..sandbox.server import serve as run
 
     try:
         parse_faults(faults)
@@ -53,7 +56,8 @@ def serve(
 @sandbox_app.command()
 def dump(state: Annotated[Path, typer.Option("--state", help="State folder of a sandbox.")]) -> None:
     """Print the whole state as one JSON object."""
-    from .snapshot import dump as run
+    require_extra("sandbox")
+    from ..sandbox.snapshot import dump as run
 
     if not (state / "sandbox.sqlite3").exists():
         typer.echo(f"error: {state} holds no sandbox state", err=True)

@@ -30,8 +30,8 @@ def propose(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Propose a target for every column of every file (offline: no row value leaves this machine)."""
-    from .model import save_mapping
-    from .propose import propose as run
+    from ..mapping.model import save_mapping
+    from ..mapping.propose import propose as run
 
     if out.exists() and not force:
         typer.echo(f"error: {out} exists (it may hold a confirmed map): use --force to replace it", err=True)
@@ -61,7 +61,7 @@ def confirm(
     by: Annotated[Optional[str], typer.Option("--by", help="Who confirms (asked on a terminal if omitted).")] = None,
 ) -> None:
     """Record who confirmed the map, when, and its content hash; any later edit voids it."""
-    from .model import load_mapping, save_mapping
+    from ..mapping.model import load_mapping, save_mapping
 
     try:
         m = load_mapping(mapping)
@@ -83,7 +83,7 @@ def confirm(
 @map_app.command()
 def check(mapping: Annotated[Path, typer.Argument(help="The mapping.yaml to check.")]) -> None:
     """Exit 0 when the map is confirmed and unchanged since; else say what to do (exit 2)."""
-    from .model import require_confirmed
+    from ..mapping.model import require_confirmed
 
     try:
         m = require_confirmed(mapping)
