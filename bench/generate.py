@@ -15,10 +15,12 @@ _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from dos2hl.generate import GenerateParams, generate
-s = generate(Path(sys.argv[1]), GenerateParams(seed=1, tier="dso", patients=int(sys.argv[2]), locations=int(sys.argv[3]),
+patients, locations = int(sys.argv[2]), int(sys.argv[3])
+s = generate(Path(sys.argv[1]), GenerateParams(seed=1, tier="dso", patients=patients, locations=locations,
              images="none"))
-print(json.dumps({"patients": int(sys.argv[2]), "locations": int(sys.argv[3]), "rows": s["rows_total"],
-                  "seconds": s["seconds"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(json.dumps({"patients": patients, "locations": locations, "rows": s["rows_total"],
+                  "seconds": s["seconds"], "peak_rss_mb": peak}))
 """
 
 

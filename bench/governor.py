@@ -48,7 +48,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_USAGE_STATS_ENABLED": "0"}
 ENV = {**os.environ, **RAY_ENV, "PYTHONPATH": str(ROOT)}
 PROCESSES, THREADS = 2, 8
 
@@ -310,7 +311,8 @@ def _analyse(journal: Path, ph: dict[str, Any], start: float, outs: list[dict[st
         "client_errors": len(errors),
         "permits_dropped_stale": sum(o.get("dropped", 0) for o in outs),
         "governor_calls": sum(o.get("calls", 0) for o in outs),
-        **({"margin_ms": round(1000 * max(o["margin_s"] for o in outs), 2)} if outs[0].get("margin_s") else {}),
+        **({"margin_ms": round(1000 * max(o["margin_s"] for o in outs),
+                               2)} if outs[0].get("margin_s") else {}),
         "first_accepted_after_go_ms": round((t1 - start) * 1000, 1),
     }
 
@@ -348,7 +350,7 @@ def main() -> None:
             warm_loc = locs.pop()  # warm-up requests only
             url = f"http://127.0.0.1:{sb_port}"
             phases: list[dict[str, Any]] = []
-            for method, loc in zip(("governor", "token_bucket", "retry_only"), locs):
+            for method, loc in zip(("governor", "token_bucket", "retry_only"), locs, strict=False):
                 phases.append({"method": method, "base_url": url, "location": loc, "token": tok[loc],
                                "burst": 100, "window_s": 1.0, "windows": windows,
                                "duration_s": windows + 0.5, "actor": f"bench-gov-{uuid.uuid4().hex[:8]}",
@@ -411,7 +413,8 @@ def main() -> None:
         "capacity_via_handle_permits_per_s": round(cap["capacity_via_handle_permits_per_s"]),
         "governor": gov,
         "baselines": {name: results[name] for name in ("token_bucket", "retry_only")},
-        **({"governor_margin_50ms": results["governor_margin_50ms"]} if "governor_margin_50ms" in results else {}),
+        **({"governor_margin_50ms": results["governor_margin_50ms"]} if "governor_margin_50ms" in results
+           else {}),
         "targets_met": {"utilization>=0.99": gov["utilization"] >= 0.99, "http_429==0": gov["http_429"] == 0,
                         "capacity>=20000": cap["capacity_permits_per_s"] >= 20_000},
         "seconds": round(time.perf_counter() - t_all, 1),

@@ -182,7 +182,8 @@ def _counts(phase: Any) -> dict[str, Any]:
     # one request per thing created (contact, record, opportunity, event, note, upload, link note), plus
     # each custom-object record's relation: the report's minimum_for_creates
     return {"written": sum(written.values()), "contacts": contacts, "records": records,
-            "minimum": sum(created.values()) + records, "failed": sum(failed.values()), "held": sum(held.values()),
+            "minimum": sum(created.values()) + records, "failed": sum(failed.values()),
+            "held": sum(held.values()),
             "by_object": dict(written)}
 
 
@@ -343,10 +344,12 @@ def measure_requests(root: Path, patients: int, years: int, workers: int, burst:
         return {"patients": patients, "records": records, "contacts": contacts, "status": rep["status"],
                 "verified": sum(rep["field_diff"].get("read_back", {}).values()),
                 "mismatches": rep["field_diff"].get("mismatches"),
-                "requests_sent": n, "requests_counted_by_client": req["sent"], "counts_agree": n == req["sent"],
+                "requests_sent": n, "requests_counted_by_client": req["sent"],
+                "counts_agree": n == req["sent"],
                 "requests_minimum": minimum, "requests_ratio": round(n / max(1, minimum), 4),
                 "requests_by_class": req["by_class"], "requests_by_step": req["by_step"],
-                "http_429": by_status.get(429, 0), "by_status": {str(k): v for k, v in sorted(by_status.items())},
+                "http_429": by_status.get(429, 0),
+                "by_status": {str(k): v for k, v in sorted(by_status.items())},
                 "by_operation": dict(kinds.most_common()), "limit": {"burst": burst, "window_s": window_s},
                 "virtual_seconds": round(virtual, 2), "wall_seconds": round(wall, 2),
                 "sent_per_virtual_s": round(n / max(virtual, 1e-9), 1)}

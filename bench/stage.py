@@ -55,9 +55,12 @@ def _baseline(export: Path, out: Path, limit: int) -> int:
 
     ctx = v.ParseContext(export_date=dt.date(2024, 6, 28))
     scalar = {
-        "int": v.parse_int, "date": lambda s: v.parse_date(s, ctx), "dob": lambda s: v.parse_date(s, ctx, birth=True),
-        "datetime": lambda s: v.parse_datetime(s, ctx), "time": v.parse_time, "money": lambda s: v.parse_money(s, ctx),
-        "bool": v.parse_bool, "phone": lambda s: v.parse_phone(s, ctx), "email": v.parse_email, "zip": v.parse_zip,
+        "int": v.parse_int, "date": lambda s: v.parse_date(s, ctx),
+        "dob": lambda s: v.parse_date(s, ctx, birth=True),
+        "datetime": lambda s: v.parse_datetime(s, ctx), "time": v.parse_time,
+        "money": lambda s: v.parse_money(s, ctx),
+        "bool": v.parse_bool, "phone": lambda s: v.parse_phone(s, ctx), "email": v.parse_email,
+        "zip": v.parse_zip,
         "state": v.parse_state, "memo": v.clean_memo,
     }
     rows = 0
@@ -68,7 +71,8 @@ def _baseline(export: Path, out: Path, limit: int) -> int:
             continue
         fmt = sniff(path.read_bytes()[:65536], name=path.name)
         df = pd.read_csv(path, dtype=str, encoding=fmt.encoding, sep=fmt.delimiter, quotechar=fmt.quotechar,
-                         skiprows=fmt.banner_lines, keep_default_na=False, on_bad_lines="skip", encoding_errors="replace",
+                         skiprows=fmt.banner_lines, keep_default_na=False, on_bad_lines="skip",
+                         encoding_errors="replace",
                          engine="python", nrows=limit - rows)
         kinds = {c.name.upper(): c.kind for c in TABLES[table].columns}
         parsed = []

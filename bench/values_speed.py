@@ -28,26 +28,58 @@ def samples(n: int) -> dict[str, tuple[Column, list[str | None]]]:
         return None if r.random() < 0.1 else v
 
     return {
-        "date": (col("date"), [blank(f"{r.randint(1, 12):02d}/{r.randint(1, 28):02d}/{r.randint(1990, 2024)}")
-                               for _ in range(n)]),
-        "datetime": (col("datetime"), [blank(f"{r.randint(1, 12):02d}/{r.randint(1, 28):02d}/{r.randint(1990, 2024)} "
-                                             f"{r.randint(1, 12):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d} "
-                                             f"{r.choice('AP')}M") for _ in range(n)]),
-        "time": (col("time"), [blank(f"{r.randint(1, 12):02d}:{r.choice([0, 15, 30, 45]):02d} {r.choice('AP')}M")
-                               for _ in range(n)]),
+        "date": (
+            col("date"),
+            [
+                blank(f"{r.randint(1, 12):02d}/{r.randint(1, 28):02d}/{r.randint(1990, 2024)}")
+                for _ in range(n)
+            ],
+        ),
+        "datetime": (
+            col("datetime"),
+            [
+                blank(
+                    f"{r.randint(1, 12):02d}/{r.randint(1, 28):02d}/{r.randint(1990, 2024)} "
+                    f"{r.randint(1, 12):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d} "
+                    f"{r.choice('AP')}M"
+                )
+                for _ in range(n)
+            ],
+        ),
+        "time": (
+            col("time"),
+            [
+                blank(f"{r.randint(1, 12):02d}:{r.choice([0, 15, 30, 45]):02d} {r.choice('AP')}M")
+                for _ in range(n)
+            ],
+        ),
         "money": (col("money"), [blank(f"{r.randint(-500, 5000)}.{r.randint(0, 99):02d}") for _ in range(n)]),
         "int": (col("int"), [blank(str(r.randint(1, 10**7))) for _ in range(n)]),
         "bool": (col("bool"), [blank(r.choice("YN")) for _ in range(n)]),
-        "phone": (col("phone"), [blank(f"({r.randint(200, 999)}) 555-01{r.randint(0, 99):02d}") for _ in range(n)]),
+        "phone": (
+            col("phone"),
+            [blank(f"({r.randint(200, 999)}) 555-01{r.randint(0, 99):02d}") for _ in range(n)],
+        ),
         "zip": (col("zip"), [blank(f"{r.randint(1000, 99999):05d}") for _ in range(n)]),
-        "str": (col("str"), [blank(r.choice(["Garcia", "Smith", "O'Brien", "12 Elm St", "Springfield"]))
-                             for _ in range(n)]),
+        "str": (
+            col("str"),
+            [blank(r.choice(["Garcia", "Smith", "O'Brien", "12 Elm St", "Springfield"])) for _ in range(n)],
+        ),
         "code": (col("code"), [blank(r.choice(["DR1", "HYG2", "L001"])) for _ in range(n)]),
-        "enum": (col("enum", values=("A", "I", "N", "X", "D", "Z", "P")), [blank(r.choice("AINXDZP")) for _ in range(n)]),
+        "enum": (
+            col("enum", values=("A", "I", "N", "X", "D", "Z", "P")),
+            [blank(r.choice("AINXDZP")) for _ in range(n)],
+        ),
         "email": (col("email"), [blank(f"user{r.randint(1, 9999)}@example.com") for _ in range(n)]),
         "state": (col("state"), [blank(r.choice(["MA", "NY", "CA"])) for _ in range(n)]),
-        "memo": (col("memo"), [blank(r.choice(["PCN allergy\r\npremed - knee", "ok", "see chart"])) for _ in range(n)]),
-        "proc_code": (col("code", "proc_code"), [blank(r.choice(["D0120", "D1110", "D0274"])) for _ in range(n)]),
+        "memo": (
+            col("memo"),
+            [blank(r.choice(["PCN allergy\r\npremed - knee", "ok", "see chart"])) for _ in range(n)],
+        ),
+        "proc_code": (
+            col("code", "proc_code"),
+            [blank(r.choice(["D0120", "D1110", "D0274"])) for _ in range(n)],
+        ),
         "tooth": (col("str", "tooth"), [blank(str(r.randint(1, 32))) for _ in range(n)]),
     }
 

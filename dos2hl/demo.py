@@ -28,7 +28,8 @@ __all__ = ["DemoWorld", "demo_world", "run_demo", "do_manual_steps"]
 
 WARNING = ("WARNING: demo mode confirms the field map and approves the sample automatically. A real "
            "migration waits for a person at both gates.")
-DEMO_LIMITS = {"DOS2HL_GOVERNOR_BURST": "1000", "DOS2HL_GOVERNOR_WINDOW_S": "1", "DOS2HL_GOVERNOR_MARGIN_S": "0.06"}
+DEMO_LIMITS = {"DOS2HL_GOVERNOR_BURST": "1000", "DOS2HL_GOVERNOR_WINDOW_S": "1",
+               "DOS2HL_GOVERNOR_MARGIN_S": "0.06"}
 
 
 @dataclass
@@ -57,7 +58,8 @@ def do_manual_steps(state: Path, plans: dict[str, object], location_ids: dict[st
 
 
 @contextlib.contextmanager
-def demo_world(out: Path, *, patients: int = 150, seed: int = 42, history_years: int = 3) -> Iterator[DemoWorld]:
+def demo_world(out: Path, *, patients: int = 150, seed: int = 42,
+               history_years: int = 3) -> Iterator[DemoWorld]:
     from .audit import run_audit
     from .generate import GenerateParams, generate
     from .locations import LocationsFile, LocationTarget
@@ -70,11 +72,13 @@ def demo_world(out: Path, *, patients: int = 150, seed: int = 42, history_years:
     from .settings import Dos2hlSettings
 
     out = Path(out)
-    params = GenerateParams(seed=seed, patients=patients, locations=2, mess="typical", history_years=history_years)
+    params = GenerateParams(seed=seed, patients=patients, locations=2, mess="typical",
+                            history_years=history_years)
     lines = [WARNING]
     gen = generate(out / "practice", params)
     export = out / "practice" / "export"
-    lines.append(f"generated a practice of {patients:,} patients over 2 locations ({gen['rows_total']:,} rows)")
+    lines.append(f"generated a practice of {patients:,} patients over 2 locations ({gen['rows_total']:,} "
+                 f"rows)")
     for d in ("sandbox", "runs"):  # a demo starts from an empty HighLevel and no earlier run
         shutil.rmtree(out / d, ignore_errors=True)
     state = out / "sandbox"
@@ -84,7 +88,8 @@ def demo_world(out: Path, *, patients: int = 150, seed: int = 42, history_years:
     for i, lid in enumerate(tokens, start=1):
         add_user(state, lid, "Office", "Manager", manager)
         os.environ[f"DOS2HL_DEMO_TOKEN_L{i:03d}"] = tokens[lid]
-        targets.append(LocationTarget(source=f"L{i:03d}", location_id=lid, token_env=f"DOS2HL_DEMO_TOKEN_L{i:03d}"))
+        targets.append(LocationTarget(source=f"L{i:03d}", location_id=lid,
+                                      token_env=f"DOS2HL_DEMO_TOKEN_L{i:03d}"))
     # the practice's providers who have an email are users of their sub-account (an agency invites
     # them in HighLevel's UI; the public API cannot): they are matched by email, the rest fall back
     import pyarrow.parquet as pq
@@ -94,7 +99,8 @@ def demo_world(out: Path, *, patients: int = 150, seed: int = 42, history_years:
                           columns=["fname", "lname", "email", "home_loc_id", "active_flg"]).to_pylist()
     for p in staff:
         if p["email"] and p["active_flg"] and p["home_loc_id"] in lids:  # and on the calendar's team
-            add_user(state, lids[p["home_loc_id"]], p["fname"] or "", p["lname"] or "", p["email"], calendars=True)
+            add_user(state, lids[p["home_loc_id"]], p["fname"] or "", p["lname"] or "", p["email"],
+                     calendars=True)
     key = out / "keys" / "phi.key"
     if not key.exists():
         create_key_file(key)
@@ -108,7 +114,8 @@ def demo_world(out: Path, *, patients: int = 150, seed: int = 42, history_years:
         fmap = propose(export)
         review = sum(e.confidence < 0.8 for e in fmap.fields)
         mapping = save_mapping(fmap.confirm("dos2hl demo (auto-confirmed)"), out / "mapping.yaml")
-        lines.append(f"map: {len(fmap.fields)} columns proposed ({review} below 0.80 confidence), auto-confirmed "
+        lines.append(f"map: {len(fmap.fields)} columns proposed ({review} below 0.80 confidence), "
+                     f"auto-confirmed "
                      f"-> {mapping}")
         settings = Dos2hlSettings()
         from .governor import open_governor
@@ -118,18 +125,21 @@ def demo_world(out: Path, *, patients: int = 150, seed: int = 42, history_years:
                           ledger=settings.storage)
         made = sum(len(p.exists()) for p in plans.values())
         manual = do_manual_steps(state, plans, lids)
-        lines.append(f"provision: {made} schema items in place across {len(plans)} sub-accounts; manual steps: "
+        lines.append(f"provision: {made} schema items in place across {len(plans)} sub-accounts; manual "
+                     f"steps: "
                      f"{sum(len(p.manual()) for p in plans.values())} (see the plan), {manual} done as the "
                      "practice's admin would (pipelines)")
         report = resolve_providers(export, lf, settings=settings, profile=str(mapping), permits=permits,
                                    export_date=params.export_date)
         csv_path, md_path = report.write(out / "providers")
         s = report.summary()
-        lines.append(f"providers: {s['email']} matched by email, {s['fallback']} to the fallback owner -> {md_path}")
+        lines.append(f"providers: {s['email']} matched by email, {s['fallback']} to the fallback owner -> "
+                     f"{md_path}")
         yield DemoWorld(out, export, mapping, locations, base, params.export_date, lines)
 
 
-def run_demo(out: Path, *, patients: int = 150, seed: int = 42, executor: str = "threads") -> dict[str, object]:
+def run_demo(out: Path, *, patients: int = 150, seed: int = 42,
+             executor: str = "threads") -> dict[str, object]:
     """The chain without Prefect (``dos2hl demo``): migrate on threads (or local Ray) after demo_world."""
     from .pipeline import MigrateParams, migrate
 

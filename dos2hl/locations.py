@@ -46,7 +46,8 @@ class LocationTarget(BaseModel):
     source: str = Field(min_length=1)  # LOC_ID in the export (upper-cased)
     location_id: str = Field(min_length=1)
     token_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    time_zone: str | None = None  # IANA zone of the practice (default: the export's LOCATION.TZ, then HighLevel's)
+    # IANA zone of the practice (default: the export's LOCATION.TZ, then HighLevel's)
+    time_zone: str | None = None
     calendar: str | None = None  # the calendar (id or name) appointments land on (default: the first one)
 
     @field_validator("source")
@@ -96,15 +97,18 @@ class LocationsFile(BaseModel):
     @model_validator(mode="after")
     def _one_sub_account_each(self) -> LocationsFile:
         """Two export locations in one sub-account is usually a mistyped id (two offices' patients merged,
-        each other's records adopted): refused unless the file names that sub-account in shared_sub_accounts."""
+        each other's records adopted): refused unless the file names that sub-account in
+        shared_sub_accounts."""
         by_id: dict[str, list[str]] = {}
         for loc in self.locations:
             by_id.setdefault(loc.location_id, []).append(loc.source)
         shared = [f"{', '.join(srcs)} -> {lid}" for lid, srcs in sorted(by_id.items())
                   if len(srcs) > 1 and lid not in self.shared_sub_accounts]
         if shared:
-            raise ValueError(f"several export locations go to one sub-account ({'; '.join(shared)}): check the "
-                             "location_ids, or list the sub-account under shared_sub_accounts if that is meant")
+            raise ValueError(f"several export locations go to one sub-account ({'; '.join(shared)}): check "
+                             f"the "
+                             "location_ids, or list the sub-account under shared_sub_accounts if that is "
+                             "meant")
         return self
 
     def zone_overrides(self) -> dict[str, str | None]:
@@ -149,7 +153,8 @@ def load_locations(path: str | Path, *, target: str | None = None) -> LocationsF
     except ValidationError as exc:
         where = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{p}: {where}") from None
-    dupes = sorted({loc.source for loc in lf.locations if sum(o.source == loc.source for o in lf.locations) > 1})
+    dupes = sorted({loc.source for loc in lf.locations if sum(o.source == loc.source
+                                                              for o in lf.locations) > 1})
     if dupes:
         raise ConfigError(f"{p}: location(s) {', '.join(dupes)} listed twice")
     if target:

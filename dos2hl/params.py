@@ -25,7 +25,8 @@ class _Params(BaseModel):
 
 
 class _Target(_Params):
-    locations: str = Field(description="locations.yaml: export location -> sub-account and its token's env var")
+    locations: str = Field(description="locations.yaml: export location -> sub-account and its token's env "
+                                       "var")
     target: str | None = Field(None, description="HighLevel base URL (overrides locations.yaml)")
     storage: str | None = Field(None, description="Runs root (default DOS2HL_STORAGE)")
 
@@ -33,12 +34,14 @@ class _Target(_Params):
 class MigrateParams(_Target):
     """A migration (and ``retry``: the same run id with no export, ``sample=0``)."""
 
-    source: str = Field(description="Export folder or s3://bucket/prefix ('' continues the run's staged export)")
+    source: str = Field(description="Export folder or s3://bucket/prefix ('' continues the run's staged "
+                                    "export)")
     mapping: str = Field(description="The confirmed mapping.yaml")
     run_id: str | None = Field(None, description="Resume or continue this run")
     sample: int = Field(300, ge=0, description="Patients in the sample phase (0: none)")
     approve: bool = Field(False, description="Pass the sample gate without waiting")
-    imported: bool = Field(False, description="The run's CSV packages are imported in HighLevel's UI: reconcile")
+    imported: bool = Field(False,
+                           description="The run's CSV packages are imported in HighLevel's UI: reconcile")
     approval_timeout_s: int = Field(7 * 86_400, gt=0, description="How long a paused run waits at a gate")
     executor: Executor = Field("threads", description="'threads' in this process, or 'ray' (local Ray or "
                                "DOS2HL_GOVERNOR_ADDRESS): shards on actors sharing the governor actor")
@@ -57,7 +60,8 @@ class DeltaParams(_Target):
                                        "completed run of the storage")
     mapping: str = Field(description="The confirmed mapping.yaml")
     run_id: str | None = Field(None, description="Resume this delta run")
-    deleted: Literal["tag", "delete"] = Field("tag", description="Rows deleted in the source: tag the contact "
+    deleted: Literal["tag",
+                     "delete"] = Field("tag", description="Rows deleted in the source: tag the contact "
                                               "and report, or delete")
     executor: Executor = "threads"
     workers: int = Field(4, ge=1)

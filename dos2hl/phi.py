@@ -82,7 +82,8 @@ class Sealer:
         if sealed.startswith(V2):
             kid = sealed[len(V2):].partition(":")[0]
             if kid not in self._ring:
-                raise ConfigError(f"cannot decrypt this value of {field}: it was sealed with key {kid[:8]!r}, "
+                raise ConfigError(f"cannot decrypt this value of {field}: it was sealed with key "
+                                  f"{kid[:8]!r}, "
                                   f"which is not in the key file (it holds {', '.join(self._ring)})")
         try:
             if sealed.startswith(V2):
@@ -117,7 +118,8 @@ def _new_line(kms_key_id: str | None, kms: Any) -> str:
         kms = kms or _kms()
         blob = kms.generate_data_key(KeyId=kms_key_id, KeySpec="AES_256",
                                      EncryptionContext=KMS_CONTEXT)["CiphertextBlob"]
-        return json.dumps({"v": 2, "kms_key_id": kms_key_id, "kms_wrapped": base64.b64encode(blob).decode("ascii")})
+        return json.dumps({"v": 2, "kms_key_id": kms_key_id,
+                           "kms_wrapped": base64.b64encode(blob).decode("ascii")})
     return base64.b64encode(AESGCM.generate_key(bit_length=256)).decode("ascii")
 
 
@@ -126,7 +128,8 @@ def create_key_file(path: str | Path, *, kms_key_id: str | None = None, kms: Any
     one. With ``kms_key_id``, KMS generates the data key and the file keeps only its wrapped form."""
     p = Path(path)
     if p.exists():
-        raise ConfigError(f"{p} exists: a PHI key is never overwritten (values sealed with it would be lost); "
+        raise ConfigError(f"{p} exists: a PHI key is never overwritten (values sealed with it would be "
+                          f"lost); "
                           "to rotate, use: dos2hl phi rotate-key")
     text = _new_line(kms_key_id, kms)
     if not p.parent.exists():
@@ -165,9 +168,11 @@ def _read_lines(p: Path) -> list[str]:
         raise ConfigError(f"PHI key file {p} not found")
     mode = stat.S_IMODE(p.stat().st_mode)
     if os.name == "posix" and mode & 0o077:
-        raise ConfigError(f"PHI key file {p} can be read by group or others (mode {mode:04o}): the key opens every "
+        raise ConfigError(f"PHI key file {p} can be read by group or others (mode {mode:04o}): the key opens "
+                          f"every "
                           f"sealed value; restrict it with: chmod 600 {p}")
-    lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()
+             and not ln.lstrip().startswith("#")]
     if not lines:
         raise ConfigError(f"PHI key file {p} holds no key")
     return lines
@@ -191,13 +196,15 @@ def _unwrap(p: Path, line: str, kms: Any) -> bytes:
     try:
         return (kms or _kms()).decrypt(**kw)["Plaintext"]  # type: ignore[no-any-return]
     except Exception as exc:  # noqa: BLE001 - botocore's errors: the message names no secret
-        raise ConfigError(f"PHI key file {p}: KMS could not unwrap the data key ({type(exc).__name__}): check "
+        raise ConfigError(f"PHI key file {p}: KMS could not unwrap the data key ({type(exc).__name__}): "
+                          f"check "
                           "the worker's IAM permission kms:Decrypt on the key") from None
 
 
 def load_sealer(path: str | Path | None, *, kms: Any = None) -> Sealer:
     if not path:
-        raise ConfigError("the map encrypts some fields but no PHI key is configured: set DOS2HL_PHI_KEY_FILE "
+        raise ConfigError("the map encrypts some fields but no PHI key is configured: set "
+                          "DOS2HL_PHI_KEY_FILE "
                           "(create one with: dos2hl phi new-key --out PATH) or change their phi policy")
     p = Path(path)
     return Sealer([_unwrap(p, line, kms) for line in _read_lines(p)])

@@ -21,7 +21,8 @@ def progress_reporter(label: str, *, every_s: float = 5.0, force_plain: bool = F
     if sys.stderr.isatty() and not force_plain:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[stage]}"),
+        with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"),
+                      TextColumn("{task.fields[stage]}"),
                       TextColumn("{task.completed:,} rows"), TimeElapsedColumn(), transient=True) as bar:
             task = bar.add_task(label, total=None, stage="")
 

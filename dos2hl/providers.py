@@ -157,7 +157,8 @@ class ProviderReport:
         store = LocalStore(out_dir)  # 0600 files in 0700 folders, atomic and durable
         csv_path, md_path = out_dir / "providers.csv", out_dir / "providers.md"
         rows = [CSV_COLUMNS, *([_csv_cell(getattr(r, c)) for c in CSV_COLUMNS] for r in self.rows)]
-        store.write_bytes(csv_path.name, csvsafe.text(rows).encode("utf-8"))  # names are export text: no formulas
+        store.write_bytes(csv_path.name,
+                          csvsafe.text(rows).encode("utf-8"))  # names are export text: no formulas
         store.write_bytes(md_path.name, self._markdown().encode("utf-8"))
         return csv_path, md_path
 
@@ -305,9 +306,9 @@ def resolve_providers(source: str | Path, locations: LocationsFile, *,
     """Map every provider of the export at ``source`` to a HighLevel user of its location.
 
     ``clients`` maps export location (``L001``) to a client of its sub-account; missing ones are
-    opened from ``locations`` (and closed again here), taking ``permits`` (the governor). Every location holding patients or
-    appointments must be in ``locations.yaml`` (``LocationsFile.require`` raises otherwise); a
-    provider whose home location has no records and no entry is still reported, without a user.
+    opened from ``locations`` (and closed again here), taking ``permits`` (the governor). Every location
+    holding patients or appointments must be in ``locations.yaml`` (``LocationsFile.require`` raises
+    otherwise); a provider whose home location has no records and no entry is still reported, without a user.
     A ``fallback_owner`` that is no user of some location is a ConfigError naming it.
     """
     providers, patients, appointments = _read_export(source, profile=profile, settings=settings,

@@ -115,18 +115,22 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
                 patients[loc] += len(plan.contacts)
                 years.setdefault(loc, set()).update(_year(o.event.start) for o in plan.crm.opportunities
                                                     if o.event is not None)
-                noted[loc] += len({n.parent_key for n in plan.crm.notes} | {f.parent_key for f in plan.crm.files})
+                noted[loc] += len({n.parent_key for n in plan.crm.notes} | {f.parent_key
+                                                                            for f in plan.crm.files})
             per_loc[loc] = c
     rate = burst / window_s
     out: dict[str, Any] = {"limits": {"burst": burst, "window_s": window_s, "daily": daily},
-                           "bulk_threshold": bulk_threshold, "sample": sample, "verify": verify, "locations": {}}
+                           "bulk_threshold": bulk_threshold, "sample": sample, "verify": verify,
+                           "locations": {}}
     crm = any(e.table in ("appt", "recall") and e.target != "skip" for e in fmap.fields)
     prepare = PREPARE_READS + PREPARE_CRM_READS * crm
     for loc, kinds in per_loc.items():
         bulk = {k for k, n in kinds.items() if k.split(":", 1)[0] in BULK_KINDS and n > bulk_threshold}
-        verify = _verify_reads(kinds, patients[loc], sample, verify_mode=verify, years=len(years.get(loc, ())),
+        verify = _verify_reads(kinds, patients[loc], sample, verify_mode=verify,
+                               years=len(years.get(loc, ())),
                                noted=noted[loc])
-        discovery = _discovery_reads(kinds, sample_share=min(1.0, sample / patients[loc]) if patients[loc] else 0.0,
+        discovery = _discovery_reads(kinds,
+                                     sample_share=min(1.0, sample / patients[loc]) if patients[loc] else 0.0,
                                      bulk=bulk)
         api = requests_for(kinds)
         with_bulk = requests_for(kinds, bulk=bulk)
@@ -142,7 +146,8 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
         out["locations"][loc] = {
             "patients": patients[loc], "rows": rows, "bulk_kinds": sorted(bulk),
             "api_path": {"writes": api["writes"], "verify_reads": verify, "prepare_reads": prepare,
-                         "discovery_reads": discovery, "requests": total_api, **_timeline(total_api, rate, daily)},
+                         "discovery_reads": discovery, "requests": total_api,
+                         **_timeline(total_api, rate, daily)},
             "with_bulk_path": {"writes": with_bulk["writes"], "reconcile_reads": with_bulk["reconcile_reads"],
                                "verify_reads": verify, "prepare_reads": prepare, "discovery_reads": discovery,
                                "requests": total_bulk,
@@ -165,7 +170,8 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
 
 def _timed(fmap: FieldMap) -> bool:
     """The map sends local times (appointments, activities, documents)."""
-    return any(e.table in ("appt", "commlog", "document") and e.target not in ("skip", "reference") for e in fmap.fields)
+    return any(e.table in ("appt", "commlog",
+                           "document") and e.target not in ("skip", "reference") for e in fmap.fields)
 
 
 def _year(start: str) -> int:
@@ -180,7 +186,8 @@ def _have(kinds: Counter[str], share: float = 1.0) -> dict[str, int]:
     return {k: math.ceil(n * share) for k, n in have.items()}
 
 
-def _verify_reads(kinds: Counter[str], patients: int, sample: int, *, verify_mode: str = "sample", years: int = 0,
+def _verify_reads(kinds: Counter[str], patients: int, sample: int, *, verify_mode: str = "sample",
+                  years: int = 0,
                   noted: int = 0) -> int:
     """The run's read-backs: the sample phase's (its records, when there is one), then the final one:
     every record (``full``) or the sample's share of the location (``sample``); by the run's own rule."""
@@ -220,7 +227,8 @@ def _timeline(requests: int, rate: float, daily: int) -> dict[str, float]:
     wait for the reset)."""
     full_days, rest = divmod(requests, daily)
     elapsed = full_days * 24 + rest / rate / 3600
-    return {"hours_at_burst_limit": round(requests / rate / 3600, 2), "days_of_quota": round(requests / daily, 3),
+    return {"hours_at_burst_limit": round(requests / rate / 3600, 2),
+            "days_of_quota": round(requests / daily, 3),
             "elapsed_hours": round(elapsed, 2)}
 
 
@@ -242,7 +250,8 @@ def _manual_steps(fmap: FieldMap, plan: dict[str, Any], *, staged_manifest: dict
         steps.append(f"import {imports} CSV package(s) in HighLevel's UI, then confirm in the flow")
     docs = staged_manifest["tables"].get("document", {}).get("rows", 0)
     if "document" in used and docs:
-        steps.append("review report/excluded.csv for documents that cannot be uploaded (over 25 MB, proprietary "
+        steps.append("review report/excluded.csv for documents that cannot be uploaded (over 25 MB, "
+                     "proprietary "
                      "formats, missing files)")
     return steps
 
@@ -263,18 +272,22 @@ def _grade(hours: float, manual: int) -> str:
 def render_plan(p: dict[str, Any]) -> str:
     """Markdown for people."""
     lim = p["limits"]
-    lines = [f"# Quota plan ({lim['burst']} requests / {lim['window_s']:g} s, {lim['daily']:,} / day; bulk path "
+    lines = [f"# Quota plan ({lim['burst']} requests / {lim['window_s']:g} s, {lim['daily']:,} / day; bulk "
+             f"path "
              f"above {p['bulk_threshold']:,} records per object)", ""]
     for loc, v in p["locations"].items():
         a, b = v["api_path"], v["with_bulk_path"]
         lines += [f"## {loc}: {v['patients']:,} patients", "", "| object | records | path | requests |",
                   "|---|---:|---|---:|"]
-        lines += [f"| {r['object']} | {r['records']:,} | {r['path']} | {r['requests']:,} |" for r in v["rows"]]
+        lines += [f"| {r['object']} | {r['records']:,} | {r['path']} | {r['requests']:,} |"
+                  for r in v["rows"]]
         c = v["with_bulk_and_lookup_fields"]
-        lines += ["", "| | requests | hours at the burst limit | days of quota | elapsed hours |", "|---|---:|---:|---:|---:|",
+        lines += ["", "| | requests | hours at the burst limit | days of quota | elapsed hours |",
+                  "|---|---:|---:|---:|---:|",
                   f"| API only | {a['requests']:,} | {a['hours_at_burst_limit']} | {a['days_of_quota']} | "
                   f"{a['elapsed_hours']} |",
-                  f"| with bulk CSV | {b['requests']:,} | {b['hours_at_burst_limit']} | {b['days_of_quota']} | "
+                  f"| with bulk CSV | {b['requests']:,} | {b['hours_at_burst_limit']} | {b['days_of_quota']} "
+                  f"| "
                   f"{b['elapsed_hours']} |",
                   f"| bulk CSV + lookup_field | {c['requests']:,} | {c['hours_at_burst_limit']} | "
                   f"{c['days_of_quota']} | {c['elapsed_hours']} |", ""]
@@ -282,9 +295,11 @@ def render_plan(p: dict[str, Any]) -> str:
     if any(x["relations_saved"] for x in lean):
         worst = max(x["elapsed_hours"] for x in lean)
         lines += [f"With `relations: lookup_field` for every custom object in the map (the record stores its "
-                  f"contact's id; no relation call): {sum(x['relations_saved'] for x in lean):,} fewer requests, "
+                  f"contact's id; no relation call): {sum(x['relations_saved'] for x in lean):,} fewer "
+                  f"requests, "
                   f"{worst} elapsed hours for the slowest location.", ""]
-    lines += [f"**Grade: {p['grade']}** (the seed quotes {p['seed_estimate_hours'][0]}-{p['seed_estimate_hours'][1]} "
+    lines += [f"**Grade: {p['grade']}** (the seed quotes "
+              f"{p['seed_estimate_hours'][0]}-{p['seed_estimate_hours'][1]} "
               "hours)", "", "Manual steps:", ""] + [f"- {s}" for s in p["manual_steps"]]
     if p.get("warnings"):
         lines += ["", "Warnings:", ""] + [f"- {w}" for w in p["warnings"]]

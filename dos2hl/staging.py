@@ -36,7 +36,8 @@ from .sources.discover import TABLE_ORDER, Export
 from .sources.reader import FINDINGS_SCHEMA, QUARANTINE_SCHEMA, Chunk, ExportReader, FileStats, staged_schema
 from .storage import Store
 
-__all__ = ["Partitioner", "StageResult", "stage", "shard_of", "move_to_quarantine", "ALL_LOCATIONS", "MANIFEST",
+__all__ = ["Partitioner", "StageResult", "stage", "shard_of", "move_to_quarantine", "ALL_LOCATIONS",
+           "MANIFEST",
            "require_balanced"]
 
 ALL_LOCATIONS = "_all"
@@ -161,7 +162,8 @@ class _TableWriter:
         keyed = pa.table({"loc": loc, "shard": shard})
         keys = [("loc", "ascending"), ("shard", "ascending")]
         order = pc.sort_indices(keyed, sort_keys=keys)
-        groups = keyed.group_by(["loc", "shard"], use_threads=False).aggregate([("shard", "count")]).sort_by(keys)
+        groups = keyed.group_by(["loc", "shard"],
+                                use_threads=False).aggregate([("shard", "count")]).sort_by(keys)
         offset = 0
         for lo, sh, count in zip(groups["loc"].to_pylist(), groups["shard"].to_pylist(),
                                  groups["shard_count"].to_pylist(), strict=True):
@@ -189,7 +191,8 @@ class _TableWriter:
 
         def write() -> None:
             if part.writer is None:
-                part.writer = pq.ParquetWriter(part.path, self.schema, compression="zstd", compression_level=1,
+                part.writer = pq.ParquetWriter(part.path, self.schema, compression="zstd",
+                                               compression_level=1,
                                                write_statistics=self.stats_columns)
             part.writer.write_table(table.cast(self.schema))
 
@@ -309,7 +312,8 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
                 w.close()
                 key = f"{kind}/{table}.parquet"
                 local = tmp / f"{kind}.{table}.parquet"
-                side_out[kind][table] = {"path": key, "rows": side_rows[(kind, table)], "sha256": _sha256(local)}
+                side_out[kind][table] = {"path": key, "rows": side_rows[(kind, table)],
+                                         "sha256": _sha256(local)}
                 out.put_file(key, local)
     stats = reader.stats
     totals = {k: sum(getattr(s, k) for s in stats.values())
@@ -352,7 +356,8 @@ def require_balanced(manifest: dict[str, Any] | StageResult, staged_uri: str) ->
                       + ". Fix or re-export those files and stage again (a new run).")
 
 
-def _finish_table(table: str, writer: _TableWriter, out: Store, tables_out: dict[str, dict[str, object]]) -> None:
+def _finish_table(table: str, writer: _TableWriter, out: Store,
+                  tables_out: dict[str, dict[str, object]]) -> None:
     parts = writer.close()
     shards_meta = []
     total = 0
@@ -416,7 +421,8 @@ class Partitioner:
                 "file": o["_file"], "table": pa.repeat(chunk.table, o.num_rows), "record": o["_record"],
                 "line": o["_line"], "code": pa.repeat("FK1", o.num_rows),
                 "reason": pa.repeat(f"{col} refers to a patient (or parent row) that is not in the export: "
-                                    "re-export with the missing patient, or leave it quarantined", o.num_rows),
+                                    "re-export with the missing patient, or leave it quarantined",
+                                    o.num_rows),
                 "raw": pa.repeat(None, o.num_rows).cast(pa.string()),
             }, schema=QUARANTINE_SCHEMA)
             keep = pc.invert(orphan)

@@ -27,7 +27,8 @@ from urllib.parse import urlparse
 from .errors import ConfigError, StorageError
 from .settings import S3Settings
 
-__all__ = ["Store", "LocalStore", "S3Store", "durable_replace", "fsync_dir", "make_private_dirs", "open_store",
+__all__ = ["Store", "LocalStore", "S3Store", "durable_replace", "fsync_dir", "make_private_dirs",
+           "open_store",
            "FILE_MODE", "DIR_MODE"]
 
 FILE_MODE, DIR_MODE = 0o600, 0o700

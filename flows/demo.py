@@ -36,7 +36,8 @@ def demo_practice(params: DemoParams) -> dict[str, object]:
     out = Path(params.out)
     generate_practice(out / "practice", params.practice)
     return prepare_source(SourceParams(
-        source=str(out / "practice" / "export"), run_dir=str(out / "run"), audit_dir=str(out / "run" / "audit"),
+        source=str(out / "practice" / "export"), run_dir=str(out / "run"),
+        audit_dir=str(out / "run" / "audit"),
         export_date=params.practice.export_date, overwrite=True,
     ))
 
@@ -50,7 +51,8 @@ def main() -> None:
     with demo_world(Path(args.out), patients=args.patients) as w:
         for line in w.lines:
             print(line)
-        rep = migrate_flow(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+        rep = migrate_flow(MigrateParams(source=str(w.export), mapping=str(w.mapping),
+                                         locations=str(w.locations),
                                          sample=50, approve=True, executor=args.executor, workers=4,
                                          export_date=w.export_date))
     print(_summary(rep))

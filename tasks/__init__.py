@@ -1,4 +1,5 @@
-"""Prefect tasks: the pipelines' steps (dos2hl.pipeline) made tasks (retries only where there is I/O to retry)."""
+"""Prefect tasks: the pipelines' steps (dos2hl.pipeline) made tasks (retries only where there is I/O to
+retry)."""
 
 from dos2hl.logs import quiet_http_loggers
 

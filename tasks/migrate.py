@@ -1,6 +1,7 @@
-"""The pipelines' steps as Prefect tasks (migration, delta, rollback): each is the library's step (``dos2hl.pipeline``) made a
-task, and ``as_task`` is the runner the flow hands to ``run_migration``. Arguments are quoted: Prefect
-neither walks the run's env (clients, the governor handle) nor the map for futures."""
+"""The pipelines' steps as Prefect tasks (migration, delta, rollback): each is the library's step
+(``dos2hl.pipeline``) made a task, and ``as_task`` is the runner the flow hands to ``run_migration``.
+Arguments are quoted: Prefect neither walks the run's env (clients, the governor handle) nor the map for
+futures."""
 
 from __future__ import annotations
 

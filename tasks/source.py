@@ -26,5 +26,6 @@ def audit_export(source: str, out: Path, profile: str, export_date: dt.date | No
 @task(task_run_name="stage {source} -> {to}", retries=2, retry_delay_seconds=[5, 30])
 def stage_to_parquet(source: str, to: str, profile: str, shards: int | None,
                      export_date: dt.date | None, overwrite: bool = False) -> dict[str, object]:
-    result = stage_export(source, to, profile=profile, shards=shards, export_date=export_date, overwrite=overwrite)
+    result = stage_export(source, to, profile=profile, shards=shards, export_date=export_date,
+                          overwrite=overwrite)
     return result.manifest

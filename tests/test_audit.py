@@ -476,7 +476,8 @@ def test_unmapped_columns_are_profiled_with_an_inferred_type(tmp_path: Path) -> 
     export = tmp_path / "export"
     export.mkdir()
     (export / "LOCATION.CSV").write_bytes(b"LOC_ID,LOC_NAME\r\nL001,Main\r\n")
-    rows = "".join(f"{i},L001,Name{i},{i % 7},0{1 + i % 9}/1{i % 9}/2019,Y,note {i}\r\n" for i in range(1, 60))
+    rows = "".join(f"{i},L001,Name{i},{i % 7},0{1 + i % 9}/1{i % 9}/2019,Y,note {i}\r\n"
+                   for i in range(1, 60))
     (export / "PATIENT.CSV").write_bytes(
         ("PAT_ID,LOC_ID,LNAME,VISITS_YTD,ORTHO_START,SMS_OPTIN,FREE_TEXT\r\n" + rows).encode())
     doc = run_audit(export, tmp_path / "audit", export_date=dt.date(2024, 6, 28))

@@ -69,7 +69,8 @@ def test_header_less_puts_and_multipart_parts_get_the_run_key_by_default() -> No
     # UploadPart carries no SSE header, so the policy uses ...IfExists; the bucket default covers them
     rule = _load("s3-bucket-encryption.json")["Rules"][0]["ApplyServerSideEncryptionByDefault"]
     assert rule["SSEAlgorithm"] == "aws:kms"
-    assert {v for _, v in _deny_put_on("s3:x-amz-server-side-encryption-aws-kms-key-id")} == {rule["KMSMasterKeyID"]}
+    assert {v for _,
+            v in _deny_put_on("s3:x-amz-server-side-encryption-aws-kms-key-id")} == {rule["KMSMasterKeyID"]}
 
 
 def test_bucket_policy_grants_nothing_to_everyone() -> None:
@@ -81,12 +82,14 @@ def test_bucket_policy_grants_nothing_to_everyone() -> None:
 
 def test_public_access_block_is_all_on() -> None:
     assert _load("s3-public-access-block.json") == {
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True}
 
 
 # --- IAM --------------------------------------------------------------------------------------------
 
-ALLOWED_ACTIONS = {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "s3:AbortMultipartUpload",
+ALLOWED_ACTIONS = {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket",
+                   "s3:AbortMultipartUpload",
                    "kms:GenerateDataKey", "kms:Decrypt"}
 
 
@@ -185,6 +188,7 @@ def test_work_pool_template_renders_for_the_process_worker() -> None:
 
 def test_readme_mentions_every_infra_file() -> None:
     readme = (INFRA / "README.md").read_text()
-    missing = [p.name for p in INFRA.iterdir() if p.is_file() and p.name != "README.md" and p.name not in readme]
+    missing = [p.name for p in INFRA.iterdir() if p.is_file() and p.name != "README.md"
+               and p.name not in readme]
     assert not missing
     assert len(readme.splitlines()) <= 130

@@ -58,7 +58,7 @@ class _ColumnAcc:
                 self.capped, self.distinct = True, set()
         if self.kind in _CODE_KINDS and len(arr):
             vc = pc.value_counts(arr.drop_null())
-            for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+            for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
                 self.values[str(v)] += c
 
     def to_dict(self) -> dict[str, object]:
@@ -99,13 +99,14 @@ class _Audit:
         self.rows[chunk.table] += data.num_rows
         if data.num_rows:
             vc = pc.value_counts(loc)
-            for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+            for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
                 self.by_location[chunk.table][v] += c
         cols = self.columns.setdefault(chunk.table, {c.name: _ColumnAcc(c.kind, c.phi) for c in t.columns})
         for c in t.columns:
             cols[c.name].add(data[c.name])
             if c.fk:
-                self.fk_values[(chunk.table, c.name)].append(pc.unique(data[c.name].combine_chunks().drop_null()))
+                self.fk_values[(chunk.table,
+                                c.name)].append(pc.unique(data[c.name].combine_chunks().drop_null()))
         if len(t.pk) == 1 and TABLES[chunk.table].by_name[t.pk[0]].kind == "int":
             self.pks[chunk.table].append(data[t.pk[0]].combine_chunks())
         elif t.pk:
@@ -127,7 +128,8 @@ class _Audit:
                 if len(sample) < SAMPLE:
                     sample.extend(raw.drop_null().slice(0, SAMPLE - len(sample)).to_pylist())
         if chunk.table == "userfld":
-            self.udf_defs.extend(data.select(["field_id", "field_name", "field_type", "picklist"]).to_pylist())
+            self.udf_defs.extend(data.select(["field_id", "field_name", "field_type",
+                                              "picklist"]).to_pylist())
 
     def _refs(self, code: str, q: pa.Table, *, action: str) -> None:
         self.finding_counts[(code, action)] += q.num_rows
@@ -172,7 +174,8 @@ class _Audit:
             dup = vc.filter(pc.greater(vc.field("counts"), 1))
             if len(dup):
                 out.append({"table": table, "duplicate_keys": len(dup),
-                            "sample_ids": sorted(str(v) for v in dup.field("values").slice(0, 10).to_pylist())})
+                            "sample_ids": sorted(str(v)
+                                                 for v in dup.field("values").slice(0, 10).to_pylist())})
         return out
 
 
@@ -210,7 +213,8 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
         if progress:
             progress(chunk.table, done)
     stats = reader.stats
-    totals = {k: sum(getattr(s, k) for s in stats.values()) for k in ("records", "clean", "repaired", "quarantined")}
+    totals = {k: sum(getattr(s, k) for s in stats.values())
+              for k in ("records", "clean", "repaired", "quarantined")}
     findings = []
     for (code, action), count in sorted(acc.finding_counts.items()):
         findings.append({"code": code, "action": action, "count": count,
@@ -238,22 +242,36 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
                 "highlevel": {"target": TABLES[name].target, "detail": TABLES[name].target_detail},
                 "files": [k for k, s in stats.items() if s.table == name],
             }
-            for name in TABLES if name in acc.columns or any(s.table == name for s in stats.values())
+            for name in TABLES
+            if name in acc.columns or any(s.table == name for s in stats.values())
         },
         "phi": {
-            s.file: {col: (TABLES[s.table].by_name[c].phi if (c := export.profile.canonical_column(s.table, col))
-                           else "D") for col in s.columns}  # unmapped: treated as PHI until mapped
+            s.file: {
+                col: (
+                    TABLES[s.table].by_name[c].phi
+                    if (c := export.profile.canonical_column(s.table, col))
+                    else "D"
+                )
+                for col in s.columns
+            }  # unmapped: treated as PHI until mapped
             for s in stats.values()
         },
         "custom_fields": {
             "definitions": acc.udf_defs,
-            "wide_columns": {c: acc.columns.get("patient", {}).get(c, _ColumnAcc("str", "D")).to_dict()
-                             for c in ("user1", "user2", "user3", "user4", "user_codes")},
+            "wide_columns": {
+                c: acc.columns.get("patient", {}).get(c, _ColumnAcc("str", "D")).to_dict()
+                for c in ("user1", "user2", "user3", "user4", "user_codes")
+            },
             "unknown_columns": {s.file: s.unknown_columns for s in stats.values() if s.unknown_columns},
             "unmapped": {
-                f"{file}.{col}": {**col_acc.to_dict(), "kind": infer_kind(acc.unmapped_sample[(file, col)],
-                                                                         reader.export_date or dt.date.today()),
-                                  "file": file, "column": col}
+                f"{file}.{col}": {
+                    **col_acc.to_dict(),
+                    "kind": infer_kind(
+                        acc.unmapped_sample[(file, col)], reader.export_date or dt.date.today()
+                    ),
+                    "file": file,
+                    "column": col,
+                }
                 for (file, col), col_acc in sorted(acc.unmapped.items())
             },
         },
@@ -262,8 +280,10 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
         "duplicates": dups,
         "totals": totals,
         "balanced": all(s.balanced for s in stats.values()),
-        "identity": (f"{totals['records']} records = {totals['clean']} clean + {totals['repaired']} repaired"
-                     f" + {totals['quarantined']} quarantined"),
+        "identity": (
+            f"{totals['records']} records = {totals['clean']} clean + {totals['repaired']} repaired"
+            f" + {totals['quarantined']} quarantined"
+        ),
     }
     from ..storage import LocalStore
 

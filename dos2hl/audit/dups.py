@@ -43,8 +43,11 @@ def duplicate_candidates(patients: pa.Table, *, max_pairs: int = 10_000) -> dict
                 same_last = la and la == lb
                 same_first = fa and fa == fb
                 swapped = la and fa and la == fb and fa == lb
-                if (same_last and (same_first or fa[:1] == fb[:1])) or swapped or (same_first and not same_last and
-                                                                                   fa[:1] == fb[:1] and la[:1] == lb[:1]):
+                if (
+                    (same_last and (same_first or fa[:1] == fb[:1]))
+                    or swapped
+                    or (same_first and not same_last and fa[:1] == fb[:1] and la[:1] == lb[:1])
+                ):
                     pairs.add((min(a, b), max(a, b)))
                 elif same_first and la[:2] != lb[:2]:
                     # maiden name: same first name and birth date, different last name

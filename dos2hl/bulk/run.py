@@ -55,8 +55,10 @@ Importer = Callable[[list[Package], str], bool]  # (packages, checklist key) -> 
 class BulkResult:
     """What the phase did per location; ``waiting`` lists checklists the operator still has to import."""
 
-    imported: dict[str, Counter[str]] = field(default_factory=dict)  # LOC -> object -> rows found after import
-    refused: dict[str, Counter[str]] = field(default_factory=dict)  # LOC -> object -> rows the importer refused
+    imported: dict[str,
+                   Counter[str]] = field(default_factory=dict)  # LOC -> object -> rows found after import
+    refused: dict[str,
+                  Counter[str]] = field(default_factory=dict)  # LOC -> object -> rows the importer refused
     packages: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     requests: int = 0
@@ -91,7 +93,8 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any]
         for s in meta.get("shards", []):
             rows[s["location"]] += int(s.get("rows", 0))
     planned = {loc: p for loc in ctx.locations
-               if (rows[loc] > threshold or not ctx.manifest) and _over(threshold, *(p := _payloads(ctx, loc)))}
+               if (rows[loc] > threshold or not ctx.manifest) and _over(threshold,
+                                                                        *(p := _payloads(ctx, loc)))}
     if not planned:
         return out
     found = discover(ctx, client_factory, record_step=False, locations=sorted(planned))  # never re-imported
@@ -109,8 +112,10 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any]
         ours = _awaiting_reconciliation(run, loc)
         contacts = [c for c in contacts if c.stable_key not in there.contacts or c.stable_key in ours]
         records = [r for r in records if r.stable_key not in there.records or r.stable_key in ours]
-        opps = [o for o in opps if o.stable_key in ours or not ids.get(o.parent_key) or Inventory.opportunity_key(
-            ids.get(o.parent_key) or "", schema.pipeline(o.pipeline, o.stage)[0], o.name) not in there.opportunities]
+        opps = [o for o in opps if o.stable_key in ours or not ids.get(o.parent_key)
+                or Inventory.opportunity_key(
+            ids.get(o.parent_key) or "", schema.pipeline(o.pipeline, o.stage)[0],
+            o.name) not in there.opportunities]
         ledger = LedgerWriter(run, ctx.run_id, writer=f"bulk-{_uid()}")
         out.imported[loc], out.refused[loc] = Counter(), Counter()
         round1: list[tuple[str, str, list[Any]]] = []
@@ -132,7 +137,8 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any]
                 if not ids.get(o.stable_key) and ids.get(o.parent_key):
                     by_opp.setdefault(o.object, []).append(o)
             round2 = [("opportunities", name, v) for name, v in sorted(by_opp.items()) if len(v) > threshold]
-            round2 += [(k, OBJECT_NAMES[k], [r for r in v if ids.get(r.parent_key)]) for k, v in sorted(by_obj.items())
+            round2 += [(k, OBJECT_NAMES[k], [r for r in v if ids.get(r.parent_key)]) for k,
+                       v in sorted(by_obj.items())
                        if len(v) > threshold and v[0].relation == "lookup_field"]
             _round(run, loc, round2, client, schema, ids, ledger, out, importer, sleep, shared)
         ledger.close()
@@ -147,7 +153,8 @@ def _over(threshold: int, contacts: list[Any], records: list[Any], opps: list[An
     return len(contacts) > threshold or any(n > threshold for n in counts.values())
 
 
-def _payloads(ctx: Any, loc: str) -> tuple[list[ContactPayload], list[RecordPayload], list[OpportunityPayload]]:
+def _payloads(ctx: Any,
+              loc: str) -> tuple[list[ContactPayload], list[RecordPayload], list[OpportunityPayload]]:
     contacts, records, opps = [], [], []
     for spec in ctx.specs():
         if spec.location != loc:
@@ -185,7 +192,8 @@ def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client
         return True
     key = f"bulk/{loc}/checklist-{'-'.join(sorted(o for _t, o, _p, _k in packages))}.md"
     run.write_bytes(key, checklist([p for *_x, p in packages]).encode())
-    pending = [(t, o, p, k) for t, o, p, k in packages if _state(run, f"bulk/{loc}/{o}").get("status") == "written"]
+    pending = [(t, o, p, k) for t, o, p,
+               k in packages if _state(run, f"bulk/{loc}/{o}").get("status") == "written"]
     if pending:
         if is_sandbox(client):
             from .importer import import_package
@@ -193,12 +201,14 @@ def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client
             for _t, obj, _p, pkg in pending:
                 rows = import_package(run, pkg, str(client._http.base_url), client._token,
                                       transport=client._http._transport)
-                _set_state(run, f"bulk/{loc}/{obj}", {**_state(run, f"bulk/{loc}/{obj}"), "status": "imported",
+                _set_state(run, f"bulk/{loc}/{obj}",
+                           {**_state(run, f"bulk/{loc}/{obj}"), "status": "imported",
                                                       "errors": {str(r.row): r.error for r in rows
                                                                  if r.status == "error"}})
         elif importer is not None and importer([k for *_x, k in pending], key):
             for _t, obj, _p, _k in pending:
-                _set_state(run, f"bulk/{loc}/{obj}", {**_state(run, f"bulk/{loc}/{obj}"), "status": "imported"})
+                _set_state(run, f"bulk/{loc}/{obj}",
+                           {**_state(run, f"bulk/{loc}/{obj}"), "status": "imported"})
         else:
             out.waiting.append(key)
             return False
@@ -227,7 +237,8 @@ def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client
     return True
 
 
-def _row(target: str, p: Any, schema: LocationSchema, ids: IdMap, shared: dict[str, list[str]]) -> dict[str, str]:
+def _row(target: str, p: Any, schema: LocationSchema, ids: IdMap,
+         shared: dict[str, list[str]]) -> dict[str, str]:
     if target == "contacts":
         body = dict(p.body)
         custom = dict(body.pop("customFields", {}))
@@ -240,7 +251,8 @@ def _row(target: str, p: Any, schema: LocationSchema, ids: IdMap, shared: dict[s
         pipeline_id, stage_id = schema.pipeline(p.pipeline, p.stage)
         owner = schema.users.get(p.owner_provider or "") or schema.users.get("")
         return opportunity_row({"name": p.name, "pipelineId": pipeline_id, "pipelineStageId": stage_id,
-                                "status": p.status, "monetaryValue": p.monetary, "contactId": ids.get(p.parent_key),
+                                "status": p.status, "monetaryValue": p.monetary,
+                                "contactId": ids.get(p.parent_key),
                                 "assignedTo": owner,
                                 "customFields": {k: opportunity_text(v) for k, v in p.custom.items()}})
     if p.relation == "lookup_field":

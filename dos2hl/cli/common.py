@@ -14,15 +14,20 @@ from ..errors import Dos2hlError
 __all__ = ["ExportDateOpt", "JsonOpt", "LocationsOpt", "ProfileOpt", "TargetOpt", "_fail", "params_or_exit",
            "require_extra"]
 
-ProfileOpt = Annotated[str, typer.Option("--profile", help="Export profile: 'reference', 'softdent_like' or a YAML file.")]
+ProfileOpt = Annotated[str,
+                       typer.Option("--profile",
+                                    help="Export profile: 'reference', 'softdent_like' or a YAML file.")]
 ExportDateOpt = Annotated[
     Optional[dt.datetime],
     typer.Option("--export-date", formats=["%Y-%m-%d"],
-                 help="Date the export was taken (two-digit years are read against it); default: banner date or today."),
+                 help="Date the export was taken (two-digit years are read against it); default: banner date "
+                      "or today."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
-LocationsOpt = Annotated[Path, typer.Option("--locations", help="locations.yaml: source location -> sub-account.")]
-TargetOpt = Annotated[Optional[str], typer.Option("--target", help="HighLevel base URL (overrides locations.yaml).")]
+LocationsOpt = Annotated[Path,
+                         typer.Option("--locations", help="locations.yaml: source location -> sub-account.")]
+TargetOpt = Annotated[Optional[str],
+                      typer.Option("--target", help="HighLevel base URL (overrides locations.yaml).")]
 
 
 def _fail(exc: Dos2hlError) -> None:
@@ -58,7 +63,8 @@ def require_extra(*extras: str) -> None:
             try:
                 importlib.import_module(module)
             except ImportError:
-                typer.echo(f"error: this command needs dos2hl's '{extra}' extra (a rehearsal tool, not installed "
+                typer.echo(f"error: this command needs dos2hl's '{extra}' extra (a rehearsal tool, not "
+                           f"installed "
                            f"with the migration itself): pip install 'dos2hl[{extra}]'", err=True)
                 raise typer.Exit(2) from None
 

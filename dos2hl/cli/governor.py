@@ -13,7 +13,8 @@ governor_app = typer.Typer(help="The central rate governor (HighLevel's limits p
                            no_args_is_help=True, add_completion=False)
 
 AddressOpt = Annotated[str | None, typer.Option(
-    "--address", help="Ray address (HOST:PORT, or 'local'); default DOS2HL_GOVERNOR_ADDRESS, else in-process.")]
+    "--address",
+    help="Ray address (HOST:PORT, or 'local'); default DOS2HL_GOVERNOR_ADDRESS, else in-process.")]
 
 
 def _settings(address: str | None):  # type: ignore[no-untyped-def]

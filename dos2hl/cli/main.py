@@ -55,14 +55,20 @@ def version() -> None:
 
 @app.command()
 def generate(
-    out: Annotated[Path, typer.Argument(help="Folder to write the practice into (export/, truth/, manifest.json).")],
+    out: Annotated[Path,
+                   typer.Argument(help="Folder to write the practice into (export/, truth/, "
+                                       "manifest.json).")],
     tier: Annotated[str, typer.Option(help="Practice size: solo, group or dso.")] = "solo",
-    patients: Annotated[Optional[int], typer.Option(help="Total patient records (overrides the tier).")] = None,
-    locations: Annotated[Optional[int], typer.Option(help="Number of locations (overrides the tier).")] = None,
+    patients: Annotated[Optional[int],
+                        typer.Option(help="Total patient records (overrides the tier).")] = None,
+    locations: Annotated[Optional[int],
+                         typer.Option(help="Number of locations (overrides the tier).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives byte-identical output.")] = 42,
     mess: Annotated[str, typer.Option(help="Defect profile: clean, typical or nasty.")] = "typical",
-    format: Annotated[str, typer.Option("--format", help="Export format: typical or softdent_like.")] = "typical",
-    large_docs: Annotated[bool, typer.Option("--large-docs", help="Include document files over 25 MB.")] = False,
+    format: Annotated[str,
+                      typer.Option("--format", help="Export format: typical or softdent_like.")] = "typical",
+    large_docs: Annotated[bool,
+                          typer.Option("--large-docs", help="Include document files over 25 MB.")] = False,
     images: Annotated[str, typer.Option(help="Document files: none, stub or sized.")] = "stub",
     as_json: JsonOpt = False,
 ) -> None:
@@ -119,7 +125,8 @@ def stage(
     source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
     to: Annotated[str, typer.Option("--to", help="Staging folder or s3://bucket/prefix.")],
     profile: ProfileOpt = "reference",
-    shards: Annotated[Optional[int], typer.Option(help="Shards per location (default DOS2HL_SHARDS or 16).")] = None,
+    shards: Annotated[Optional[int],
+                      typer.Option(help="Shards per location (default DOS2HL_SHARDS or 16).")] = None,
     kms_key_id: Annotated[Optional[str], typer.Option(help="SSE-KMS key id for s3:// writes.")] = None,
     export_date: ExportDateOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace what --to already holds.")] = False,
@@ -151,10 +158,12 @@ def stage(
                 typer.echo(f"  {st.error}", err=True)
             for w in st.warnings:
                 typer.echo(f"  {st.file}: {w}", err=True)
-        typer.echo(f"staged {t['records'] - t['quarantined']:,} records to {result.uri} in {result.seconds:.1f}s "
+        typer.echo(f"staged {t['records'] - t['quarantined']:,} records to {result.uri} in "
+                   f"{result.seconds:.1f}s "
                    f"(manifest: {result.uri}/manifest.json)")
         if t["quarantined"]:
-            typer.echo(f"{t['quarantined']:,} rows quarantined: `dos2hl quarantine {result.uri}` lists them by file "
+            typer.echo(f"{t['quarantined']:,} rows quarantined: `dos2hl quarantine {result.uri}` lists them "
+                       f"by file "
                        "and line")
     if not result.balanced:
         raise typer.Exit(1)
@@ -162,9 +171,12 @@ def stage(
 
 @app.command()
 def quarantine(
-    staged: Annotated[str, typer.Argument(help="A staging folder or s3:// URI (where stage wrote manifest.json).")],
+    staged: Annotated[str,
+                      typer.Argument(help="A staging folder or s3:// URI (where stage wrote "
+                                          "manifest.json).")],
     table: Annotated[Optional[str], typer.Option(help="Only this canonical table (e.g. patient).")] = None,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (file,line,record,table,code,reason).")] = False,
+    as_csv: Annotated[bool,
+                      typer.Option("--csv", help="Print CSV (file,line,record,table,code,reason).")] = False,
 ) -> None:
     """List quarantined rows by file and line, with the code and the fix (never the row's text)."""
     from .. import csvsafe
@@ -177,7 +189,8 @@ def quarantine(
     if as_csv:
         sys.stdout.write(csvsafe.line(["file", "line", "record", "table", "code", "reason"]))
         for r in rows:
-            sys.stdout.write(csvsafe.line([r["file"], r["line"], r["record"], r["table"], r["code"], r["reason"]]))
+            sys.stdout.write(csvsafe.line([r["file"], r["line"], r["record"], r["table"], r["code"],
+                                           r["reason"]]))
         return
     for r in rows:
         typer.echo(f"{r['file']}:{r['line']} (record {r['record']}) {r['code']}: {r['reason']}")
@@ -186,7 +199,8 @@ def quarantine(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the demo practice, sandbox state and runs.")] = Path("demo"),
+    out: Annotated[Path,
+                   typer.Option(help="Folder for the demo practice, sandbox state and runs.")] = Path("demo"),
     patients: Annotated[int, typer.Option(help="Patient records in the generated practice.")] = 150,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     executor: Annotated[str, typer.Option(help="'threads' or 'ray' (local).")] = "threads",
@@ -221,7 +235,8 @@ def providers(
     settings = Dos2hlSettings()
     try:
         lf = load_locations(locations, target=target)
-        report = resolve_providers(source, lf, settings=settings, profile=profile, permits=open_governor(settings),
+        report = resolve_providers(source, lf, settings=settings, profile=profile,
+                                   permits=open_governor(settings),
                                    export_date=export_date.date() if export_date else None)
     except Dos2hlError as exc:
         _fail(exc)
@@ -230,7 +245,8 @@ def providers(
     if as_json:
         typer.echo(json.dumps({"csv": str(csv_path), "markdown": str(md_path), **s}))
     else:
-        typer.echo(f"{s['providers']} providers: {s['email']} matched by email, {s['fallback']} to the fallback "
+        typer.echo(f"{s['providers']} providers: {s['email']} matched by email, {s['fallback']} to the "
+                   f"fallback "
                    f"owner, {s['none']} unmatched ({s['unmatched_in_use']} with patients or appointments)")
         typer.echo(f"report: {md_path} and {csv_path}")
     if report.unmatched:

@@ -26,7 +26,8 @@ def propose(
     out: Annotated[Path, typer.Option("--out", help="Where to write mapping.yaml.")] = Path("mapping.yaml"),
     profile: Annotated[str, typer.Option(help="Base layout (encoding, dates, quoting): reference, "
                                               "softdent_like or a profile YAML.")] = "reference",
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing (possibly confirmed) file.")] = False,
+    force: Annotated[bool,
+                     typer.Option("--force", help="Replace an existing (possibly confirmed) file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Propose a target for every column of every file (offline: no row value leaves this machine)."""
@@ -58,7 +59,8 @@ def propose(
 @map_app.command()
 def confirm(
     mapping: Annotated[Path, typer.Argument(help="The mapping.yaml to confirm.")],
-    by: Annotated[Optional[str], typer.Option("--by", help="Who confirms (asked on a terminal if omitted).")] = None,
+    by: Annotated[Optional[str],
+                  typer.Option("--by", help="Who confirms (asked on a terminal if omitted).")] = None,
 ) -> None:
     """Record who confirmed the map, when, and its content hash; any later edit voids it."""
     from ..mapping.model import load_mapping, save_mapping

@@ -27,7 +27,8 @@ def migrate(
     mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
     locations: LocationsOpt,
     target: TargetOpt = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+    storage: Annotated[Optional[str],
+                       typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
     sample: Annotated[int, typer.Option("--sample", help="Patients in the sample phase (0: none).")] = 300,
     approve: Annotated[bool, typer.Option("--approve", help="Pass the sample gate without asking.")] = False,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Resume or continue this run.")] = None,
@@ -35,20 +36,23 @@ def migrate(
     executor: Annotated[str, typer.Option("--executor", help="'threads' here, or 'ray' (local or "
                                                              "DOS2HL_GOVERNOR_ADDRESS).")] = "threads",
     workers: Annotated[int, typer.Option("--workers", help="Shards written at once.")] = 4,
-    bulk_threshold: Annotated[int, typer.Option("--bulk-threshold", help="Records per object and location above "
-                                                "which HighLevel's CSV importers are used (no API quota).")] = 5000,
+    bulk_threshold: Annotated[int,
+                              typer.Option("--bulk-threshold", help="Records per object and location above "
+                                                "which HighLevel's CSV importers are used (no API "
+                                                "quota).")] = 5000,
     imported: Annotated[bool, typer.Option("--imported", help="The CSV packages of this run are imported in "
                                            "HighLevel's UI: reconcile them and go on.")] = False,
     export_date: ExportDateOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Migrate: stage -> sample with field diff -> approval -> bulk CSV imports -> full run -> verify -> report."""
+    """Migrate: stage -> sample, field diff -> approval -> bulk CSV -> full run -> verify -> report."""
     from ..params import MigrateParams
 
     params = params_or_exit(MigrateParams, source=source, mapping=mapping, locations=locations, target=target,
                             storage=storage, run_id=run_id, sample=sample, approve=approve, imported=imported,
                             executor=executor, workers=workers, verify=verify,
-                            export_date=export_date.date() if export_date else None, bulk_threshold=bulk_threshold)
+                            export_date=export_date.date() if export_date else None,
+                            bulk_threshold=bulk_threshold)
     out = _run_migration(params)
     summary = {"run_id": out["run_id"], "status": out["status"], "locations": out["locations"],
                "requests": out.get("requests", {}).get("sent", 0),  # every request of the run, all classes
@@ -68,7 +72,8 @@ def migrate(
         if out.get("next"):
             typer.echo(out["next"])
         typer.echo(f"report: {out['report']}")
-    failed = sum(o["failed"] + o["held"] for loc in out["locations"].values() for o in loc["objects"].values())
+    failed = sum(o["failed"] + o["held"] for loc in out["locations"].values()
+                 for o in loc["objects"].values())
     if out["status"] != "completed" or failed:
         raise typer.Exit(1)
 
@@ -78,7 +83,8 @@ def retry(
     mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml of the run.")],
     locations: LocationsOpt,
     target: TargetOpt = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+    storage: Annotated[Optional[str],
+                       typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Replay a run's dead letters (report/pending.csv): each is looked up first, then written."""
@@ -88,7 +94,8 @@ def retry(
                                         target=target, storage=storage, run_id=run_id, sample=0))
     pend = out.get("pending", {}).get("count", 0)
     if as_json:
-        typer.echo(json.dumps({"run_id": run_id, "status": out["status"], "pending": pend, "report": out["report"]}))
+        typer.echo(json.dumps({"run_id": run_id, "status": out["status"], "pending": pend,
+                               "report": out["report"]}))
     else:
         typer.echo(f"run {run_id}: {out['status']}; {pend} records still pending; report: {out['report']}")
     if out["status"] != "completed":
@@ -99,7 +106,8 @@ def rollback(
     run_id: Annotated[str, typer.Argument(help="The run (or rejected sample) to undo.")],
     locations: LocationsOpt,
     target: TargetOpt = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+    storage: Annotated[Optional[str],
+                       typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
     location: Annotated[Optional[str], typer.Option("--location", help="Only this export location.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -107,7 +115,8 @@ def rollback(
     from ..params import RollbackParams
     from ..pipeline import open_env, rollback_step
 
-    params = params_or_exit(RollbackParams, run_id=run_id, locations=locations, target=target, storage=storage,
+    params = params_or_exit(RollbackParams, run_id=run_id, locations=locations, target=target,
+                            storage=storage,
                             location=location)
     try:
         out = rollback_step(open_env(params), params)
@@ -118,7 +127,8 @@ def rollback(
     else:
         typer.echo(f"run {run_id}: {out['status']}; deleted {out['deleted']}")
         for f in out["not_undone"]:
-            typer.echo(f"  not undone: {f['location']}/{f['object']} {f['stable_key']} ({f['error_class']})", err=True)
+            typer.echo(f"  not undone: {f['location']}/{f['object']} {f['stable_key']} ({f['error_class']})",
+                       err=True)
         for key in out.get("unreadable_ledger_files", []):
             typer.echo(f"  unreadable ledger file (skipped; what it recorded is not undone): {key}", err=True)
     if out["not_undone"] or out.get("unreadable_ledger_files"):

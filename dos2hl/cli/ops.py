@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
     @phi_app.command("new-key")
     def phi_new_key(
         out: Annotated[Path, typer.Option("--out", help="Where to write the key file (never overwritten).")],
-        kms_key_id: Annotated[Optional[str], typer.Option("--kms-key-id", help="Wrap the data key with this AWS KMS "
+        kms_key_id: Annotated[Optional[str],
+                              typer.Option("--kms-key-id", help="Wrap the data key with this AWS KMS "
                                                           "key: the file alone opens nothing.")] = None,
     ) -> None:
         """Create the key the map's 'encrypt' fields are sealed with (point DOS2HL_PHI_KEY_FILE at it)."""
@@ -38,8 +39,10 @@ def register(app: typer.Typer) -> None:
 
     @phi_app.command("rotate-key")
     def phi_rotate_key(
-        key_file: Annotated[Optional[Path], typer.Option("--key-file", help="Default DOS2HL_PHI_KEY_FILE.")] = None,
-        kms_key_id: Annotated[Optional[str], typer.Option("--kms-key-id", help="Wrap the new data key with this "
+        key_file: Annotated[Optional[Path],
+                            typer.Option("--key-file", help="Default DOS2HL_PHI_KEY_FILE.")] = None,
+        kms_key_id: Annotated[Optional[str],
+                              typer.Option("--kms-key-id", help="Wrap the new data key with this "
                                                           "AWS KMS key.")] = None,
     ) -> None:
         """Append a new key to the key file: it seals from now on, the older keys still open their values."""
@@ -49,7 +52,8 @@ def register(app: typer.Typer) -> None:
             path = key_file or Dos2hlSettings().phi_key_file
             if not path:
                 raise ConfigError("no key file: pass --key-file or set DOS2HL_PHI_KEY_FILE")
-            typer.echo(f"PHI key {rotate_key_file(path, kms_key_id=kms_key_id)} added to {path}; it seals from now on")
+            typer.echo(f"PHI key {rotate_key_file(path, kms_key_id=kms_key_id)} added to {path}; it seals "
+                       f"from now on")
         except Dos2hlError as exc:
             _fail(exc)
 
@@ -58,11 +62,15 @@ def register(app: typer.Typer) -> None:
     def phi_decrypt(
         field: Annotated[str, typer.Option("--field", help="The value's target key, e.g. "
                                            "custom_objects.clinical_notes.note_text.")],
-        record: Annotated[str, typer.Option("--record", help="The record the value belongs to: its stable key "
+        record: Annotated[str,
+                          typer.Option("--record", help="The record the value belongs to: its stable key "
                                             "(the ledger's stable_key), or LOC/OBJECT/SOURCE_ID, e.g. "
-                                            "L001/clinical_note/402 (values are bound to their record).")] = "",
-        value: Annotated[Optional[str], typer.Argument(help="The enc: value (default: read from stdin).")] = None,
-        key_file: Annotated[Optional[Path], typer.Option("--key-file", help="Default DOS2HL_PHI_KEY_FILE.")] = None,
+                                            "L001/clinical_note/402 (values are bound to their "
+                                            "record).")] = "",
+        value: Annotated[Optional[str],
+                         typer.Argument(help="The enc: value (default: read from stdin).")] = None,
+        key_file: Annotated[Optional[Path],
+                            typer.Option("--key-file", help="Default DOS2HL_PHI_KEY_FILE.")] = None,
     ) -> None:
         """Open one value a migration stored encrypted in HighLevel (prints the plain text)."""
         from ..migrate.ledger import stable_key
@@ -81,21 +89,25 @@ def register(app: typer.Typer) -> None:
     def plan(
         source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
         mapping: Annotated[Path, typer.Option("--mapping", help="The mapping.yaml (confirmed or not).")],
-        bulk_threshold: Annotated[int, typer.Option("--bulk-threshold", help="Records per object and location "
+        bulk_threshold: Annotated[int,
+                                  typer.Option("--bulk-threshold", help="Records per object and location "
                                                     "above which the CSV bulk path is planned.")] = 5000,
-        sample: Annotated[int, typer.Option("--sample", help="Patients in the sample phase (read back).")] = 300,
+        sample: Annotated[int,
+                          typer.Option("--sample", help="Patients in the sample phase (read back).")] = 300,
         verify: Annotated[str, typer.Option("--verify", help="The run's read-back: 'sample' or 'full' "
                                             "(every record, by search pages).")] = "sample",
         export_date: ExportDateOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Requests (writes and every read: schema, discovery, verification) and time at HighLevel's limits per location and object, with and without the bulk path."""
+        """Requests (writes and every read: schema, discovery, verification) and time at HighLevel's limits
+        per location and object, with and without the bulk path."""
         from ..quota import plan_quota, render_plan
 
         g = Dos2hlSettings().governor
         try:
             out = plan_quota(source, mapping, bulk_threshold=bulk_threshold, sample=sample, burst=g.burst,
-                             window_s=g.window_s, daily=g.daily, export_date=export_date.date() if export_date else None,
+                             window_s=g.window_s, daily=g.daily,
+                             export_date=export_date.date() if export_date else None,
                              verify=verify)
         except Dos2hlError as exc:
             _fail(exc)
@@ -105,7 +117,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def workflows(
         source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
-        mapping: Annotated[Path, typer.Option("--mapping", help="The mapping.yaml (names the export's files).")],
+        mapping: Annotated[Path,
+                           typer.Option("--mapping", help="The mapping.yaml (names the export's files).")],
         out: Annotated[Path, typer.Option("--out", help="Folder for workflows.md and workflows.json.")],
         export_date: ExportDateOpt = None,
     ) -> None:
@@ -139,9 +152,11 @@ def register(app: typer.Typer) -> None:
         mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
         locations: LocationsOpt,
         target: TargetOpt = None,
-        storage: Annotated[Optional[str], typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+        storage: Annotated[Optional[str],
+                           typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
         run_id: Annotated[Optional[str], typer.Option("--run-id", help="Resume this delta run.")] = None,
-        deleted: Annotated[str, typer.Option("--deleted", help="Rows deleted in the source: 'tag' the contact "
+        deleted: Annotated[str,
+                           typer.Option("--deleted", help="Rows deleted in the source: 'tag' the contact "
                                              "and report (default) or 'delete' them.")] = "tag",
         export_date: ExportDateOpt = None,
         as_json: JsonOpt = False,
@@ -154,7 +169,8 @@ def register(app: typer.Typer) -> None:
             typer.echo("error: --deleted is 'tag' or 'delete'", err=True)
             raise typer.Exit(2)
         params = params_or_exit(DeltaParams, source=source, since_run=since_run, mapping=mapping,
-                                locations=locations, target=target, storage=storage, run_id=run_id, deleted=deleted,
+                                locations=locations, target=target, storage=storage, run_id=run_id,
+                                deleted=deleted,
                                 export_date=export_date.date() if export_date else None)
         try:
             out = delta_step(open_env(params), params)
@@ -164,7 +180,8 @@ def register(app: typer.Typer) -> None:
         summary = {"run_id": out["run_id"], "status": out["status"], "since": since, "delta": out["delta"],
                    "report": out["report"]}
         typer.echo(json.dumps(summary, default=str) if as_json else
-                   f"delta {out['run_id']} since {since}: {out['status']}; {json.dumps(out['delta']['changes'])}; "
+                   f"delta {out['run_id']} since {since}: {out['status']}; "
+                   f"{json.dumps(out['delta']['changes'])}; "
                    f"report: {out['report']}")
         if out["status"] != "completed":
             raise typer.Exit(1)

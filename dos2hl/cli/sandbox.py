@@ -27,17 +27,24 @@ def parse_burst(text: str) -> tuple[int, float]:
 
 @sandbox_app.command()
 def serve(
-    state: Annotated[Path, typer.Option("--state", help="State folder (SQLite, journal); reused on restart.")],
+    state: Annotated[Path,
+                     typer.Option("--state", help="State folder (SQLite, journal); reused on restart.")],
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 8765,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     locations: Annotated[int, typer.Option(help="Sub-accounts to have (existing ones are kept).")] = 1,
-    tokens_out: Annotated[Optional[Path], typer.Option("--tokens-out", help="Write {\"locations\": {id: token}} here.")] = None,
-    burst: Annotated[str, typer.Option(help="Burst limit, requests/window (e.g. 100/10s, 100/1s).")] = "100/10s",
+    tokens_out: Annotated[Optional[Path],
+                          typer.Option("--tokens-out",
+                                       help="Write {\"locations\": {id: token}} here.")] = None,
+    burst: Annotated[str,
+                     typer.Option(help="Burst limit, requests/window (e.g. 100/10s, 100/1s).")] = "100/10s",
     daily: Annotated[int, typer.Option(help="Requests per day per location.")] = 200_000,
-    faults: Annotated[Optional[str], typer.Option(help="Fault spec, e.g. 'latency=50ms..200ms,5xx=0.02,seed=7'.")] = None,
+    faults: Annotated[Optional[str],
+                      typer.Option(help="Fault spec, e.g. 'latency=50ms..200ms,5xx=0.02,seed=7'.")] = None,
     allow_duplicates: Annotated[Optional[bool], typer.Option("--allow-duplicates/--no-allow-duplicates",
-                                                             help="Set every location's Allow Duplicate Contact.")] = None,
-    index_lag: Annotated[float, typer.Option("--index-lag", help="Seconds before writes reach search.")] = 0.0,
+                                                             help="Set every location's Allow Duplicate "
+                                                                  "Contact.")] = None,
+    index_lag: Annotated[float,
+                         typer.Option("--index-lag", help="Seconds before writes reach search.")] = 0.0,
 ) -> None:
     """Serve the sandbox until interrupted."""
     require_extra("sandbox")

@@ -50,7 +50,7 @@ _TOOTH_TABLES = ("apptproc", "txitem", "ledger", "claimln")
 _FDI = {
     n: f"{q}{i}"
     for q, rng_ in ((3, range(17, 25)), (4, range(25, 33)))
-    for i, n in zip(range(8, 0, -1) if q == 3 else range(1, 9), rng_)
+    for i, n in zip(range(8, 0, -1) if q == 3 else range(1, 9), rng_, strict=True)
 }
 _FDI = {k: v for k, v in _FDI.items() if int(v) > 32}
 

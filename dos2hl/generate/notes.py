@@ -81,7 +81,8 @@ def _text(rng: random.Random, v: Visit | None, rich: bool) -> str:
         if rng.random() < 0.10:
             base += " " + rng.choice(_FANCY)
         if rng.random() < 0.15:
-            base += f'\nNext visit: "{rng.choice(("crown prep", "recall", "check bite"))}", confirm by phone.\nDr reviewed.'
+            visit = rng.choice(("crown prep", "recall", "check bite"))
+            base += f'\nNext visit: "{visit}", confirm by phone.\nDr reviewed.'
     return base
 
 

@@ -149,7 +149,9 @@ def make_household(lc: LocCtx) -> Household:
             if rng.random() < 0.15:
                 p.wphone = safe_phone(rng, loc.area)
             if rng.random() < 0.7:
-                p.email = f"{_ascii(fn)}.{_ascii(ln)}{rng.randint(1, 999)}@{rng.choice(('example.com', 'example.net', 'example.org'))}"
+                n = rng.randint(1, 999)  # drawn before the domain, as always: the same seed, the same people
+                domain = rng.choice(("example.com", "example.net", "example.org"))
+                p.email = f"{_ascii(fn)}.{_ascii(ln)}{n}@{domain}"
             if rng.random() < 0.2:
                 p.ssn = safe_ssn(rng)
         if age >= 60:  # deceased: ~0.5%/yr hazard for 65+ while a patient

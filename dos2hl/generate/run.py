@@ -102,7 +102,7 @@ def generate(out_dir: Path, params: GenerateParams, progress: Progress | None = 
     ctx = Ctx(params, pl, pr, emit)
     recon = Recon(truth)
     store = ImageStore(export, params.images, truth / ".images.jsonl")
-    for loc, target in zip(pr.locations, pl.patients_per_location):
+    for loc, target in zip(pr.locations, pl.patients_per_location, strict=True):
         lc = LocCtx(ctx, loc)
         made, last = 0, rows
         while made < target:

@@ -73,7 +73,7 @@ def write_outputs(
         columns=["status", "billed_amt", "paid_amt"]
     ):
         d = batch.to_pydict()
-        for st, b, p in zip(d["status"], d["billed_amt"], d["paid_amt"]):
+        for st, b, p in zip(d["status"], d["billed_amt"], d["paid_amt"], strict=True):
             claim_tot[f"{st}.count"] += 1
             claim_tot[f"{st}.billed_cents"] += int(b * 100)
             claim_tot[f"{st}.paid_cents"] += int(p * 100)

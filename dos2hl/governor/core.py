@@ -2,12 +2,13 @@
 
 Per key (``app/location``) the governor keeps
 
-- a sorted log of grant times (the last two intervals, at least ``burst``). A grant is a *send-not-before* time ``t``; the caller
-  sends at some moment in ``[t, t + margin]``. Rule: the k-th grant is at least ``interval`` after the
-  (k - cap)-th, where ``interval = window_s + margin`` (the key's margin) and ``cap <= burst``. Then no window of length
-  ``window_s`` ever holds more than ``burst`` sends: ``burst + 1`` sends in such a window would have grant
-  times spanning less than ``window_s + margin_s``, but two grants ``burst`` apart are at least that far
-  apart. Grants are handed out in non-decreasing time order, so only ``log[-cap]`` has to be checked.
+- a sorted log of grant times (the last two intervals, at least ``burst``). A grant is a
+  *send-not-before* time ``t``; the caller sends at some moment in ``[t, t + margin]``. Rule: the k-th
+  grant is at least ``interval`` after the (k - cap)-th, where ``interval = window_s + margin`` (the key's
+  margin) and ``cap <= burst``. Then no window of length ``window_s`` ever holds more than ``burst``
+  sends: ``burst + 1`` sends in such a window would have grant times spanning less than
+  ``window_s + margin_s``, but two grants ``burst`` apart are at least that far apart. Grants are handed
+  out in non-decreasing time order, so only ``log[-cap]`` has to be checked.
 - a daily counter per reset day; classes stop at ``daily * (1 - reserve)`` (classes in
   ``reserve_classes`` may use half of the reserve; the other half stays for the practice's own use).
   A grant that does not fit today is placed after the next reset, which is the pause and its ETA.

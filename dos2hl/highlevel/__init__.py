@@ -13,7 +13,8 @@ from .retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from .tally import CLASSES, Tally, counting_as, snapshot
 
 __all__ = [
-    "API_VERSION", "CALENDARS_API_VERSION", "CLASSES", "Tally", "counting_as", "snapshot", "DEFAULT_RETRY", "DEFAULT_TIMEOUT", "HighLevelClient", "Lookup",
+    "API_VERSION", "CALENDARS_API_VERSION", "CLASSES", "Tally", "counting_as", "snapshot", "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUT", "HighLevelClient", "Lookup",
     "MAX_UPLOAD_BYTES", "NO_RETRY", "Outcome", "PermitSource", "RetryPolicy", "UnlimitedPermits", "Written",
     "version_for",
 ]

@@ -70,7 +70,8 @@ def secure_base_url(url: str) -> str:
             loopback = host in _LOOPBACK_NAMES
         if loopback:
             return url.strip().rstrip("/")
-        raise ConfigError(f"target http://{host} is refused: the token and patient data would cross the network "
+        raise ConfigError(f"target http://{host} is refused: the token and patient data would cross the "
+                          f"network "
                           "in cleartext; use https:// (plain http:// only for 127.0.0.1, ::1 or localhost, "
                           "e.g. the sandbox)")
     raise ConfigError(f"target must be an https:// URL (e.g. https://services.leadconnectorhq.com), "
@@ -153,7 +154,8 @@ class _Core:
 
     # ---- one request --------------------------------------------------------------------------------
     def _headers(self, call: _Call) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token.get_secret_value()}", "Version": version_for(call.template)}
+        return {"Authorization": f"Bearer {self._token.get_secret_value()}",
+                "Version": version_for(call.template)}
 
     def _send_once(self, call: _Call, attempt: int) -> _Answer:
         self._permits.acquire(self.location_id, 1)

@@ -175,7 +175,8 @@ class HighLevelClient(_Core):
         return self._parse_list(Note, self._request(call), call, "notes")
 
     def delete_note(self, contact_id: str, note_id: str) -> None:
-        self._request(_Call("DELETE", "/contacts/{contactId}/notes/{id}", {"contactId": contact_id, "id": note_id}))
+        self._request(_Call("DELETE", "/contacts/{contactId}/notes/{id}",
+                            {"contactId": contact_id, "id": note_id}))
 
     def note_lookup(self, contact_id: str, body: str) -> Lookup[Note]:
         """A ``lookup`` for create_note: the contact's note with exactly this body."""
@@ -425,7 +426,8 @@ class HighLevelClient(_Core):
 
     def list_calendar_events(self, calendar_id: str, start_ms: int, end_ms: int) -> list[Appointment]:
         """GET /calendars/events: the calendar's events starting in [start_ms, end_ms] (epoch millis)."""
-        call = _Call("GET", "/calendars/events", params={"locationId": self.location_id, "calendarId": calendar_id,
+        call = _Call("GET", "/calendars/events",
+                     params={"locationId": self.location_id, "calendarId": calendar_id,
                                                         "startTime": str(start_ms), "endTime": str(end_ms)})
         return self._parse_list(Appointment, self._request(call), call, "events")
 

@@ -166,9 +166,16 @@ class _Request:
         self.method = op.method.lower()
         self.body = body
         self.content_type = content_type
-        self.parameters = RequestParameters(query=ImmutableMultiDict(list(query)),
-                                            header=Headers([*((k, v) for k, v in headers.items() if k.lower() != "authorization"), ("Authorization", "Bearer sandbox-validation")]),
-                                            path=dict(op.path_params))
+        self.parameters = RequestParameters(
+            query=ImmutableMultiDict(list(query)),
+            header=Headers(
+                [
+                    *((k, v) for k, v in headers.items() if k.lower() != "authorization"),
+                    ("Authorization", "Bearer sandbox-validation"),
+                ]
+            ),
+            path=dict(op.path_params),
+        )
 
 
 class _Response:
@@ -263,7 +270,8 @@ def _declared(spec: dict[str, Any], schema: dict[str, Any]) -> tuple[dict[str, A
     return props, open_
 
 
-def unknown_properties(spec: dict[str, Any], schema: dict[str, Any], value: Any, prefix: str = "") -> list[str]:
+def unknown_properties(spec: dict[str, Any], schema: dict[str, Any], value: Any,
+                       prefix: str = "") -> list[str]:
     """NestJS whitelist messages for keys the schema does not declare, at any depth."""
     schema = _resolve(spec, schema)
     out: list[str] = []

@@ -87,7 +87,8 @@ class Tally:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> Tally:
         d = d or {}
-        return cls(Counter(d.get("by_class") or {}), Counter(d.get("per_minute") or {}), int(d.get("http_429", 0)))
+        return cls(Counter(d.get("by_class") or {}), Counter(d.get("per_minute") or {}),
+                   int(d.get("http_429", 0)))
 
     @classmethod
     def sum(cls, items: Any) -> Tally:

@@ -175,7 +175,8 @@ HEADER = """\
 def save_mapping(mapping: Mapping, path: str | Path) -> Path:
     p = Path(path)
     data = mapping.model_dump(mode="json", exclude_none=True)
-    text = HEADER.format(path=p.name) + yaml.dump(data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=110)
+    text = HEADER.format(path=p.name) + yaml.dump(data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True,
+                                                  width=110)
     tmp = p.with_name(p.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(p)

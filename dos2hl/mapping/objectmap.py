@@ -37,7 +37,8 @@ from ..model import TABLES
 from ..model.tables import Column, Kind
 
 __all__ = ["CustomObject", "FieldTarget", "OBJECTS", "PIPELINES", "target_for", "CUSTOM_OBJECTS",
-           "VALUE_LABELS", "Pipeline", "UserField", "user_field", "UDF_TARGET", "CHECKBOX_OPTIONS", "field_key"]
+           "VALUE_LABELS", "Pipeline", "UserField", "user_field", "UDF_TARGET", "CHECKBOX_OPTIONS",
+           "field_key"]
 
 TYPE_OF_KIND: dict[Kind, str] = {
     "int": "NUMERICAL", "code": "TEXT", "str": "TEXT", "memo": "LARGE_TEXT", "date": "DATE", "dob": "DATE",
@@ -87,7 +88,8 @@ def user_field(row: dict[str, Any]) -> UserField | None:
     dt = _UDF_TYPES.get(declared, "TEXT")
     options: tuple[str, ...] = ()
     if dt == "SINGLE_OPTIONS":
-        options = tuple(dict.fromkeys(o.strip() for o in str(row.get("picklist") or "").split("|") if o.strip()))
+        options = tuple(dict.fromkeys(o.strip() for o in str(row.get("picklist") or "").split("|")
+                                      if o.strip()))
         dt = dt if options else "TEXT"
     elif dt == "CHECKBOX":
         options = CHECKBOX_OPTIONS
@@ -111,7 +113,8 @@ class Pipeline:
 
 
 CUSTOM_OBJECTS: dict[str, CustomObject] = {o.key: o for o in (
-    CustomObject("custom_objects.insurance_records", "Insurance Record", "Insurance Records", "carrier", "Carrier",
+    CustomObject("custom_objects.insurance_records", "Insurance Record", "Insurance Records", "carrier",
+                 "Carrier",
                  ("insco", "insplan", "inssub", "patins")),
     CustomObject("custom_objects.treatment_plans", "Treatment Plan", "Treatment Plans", "procedure",
                  "Procedure", ("txplan", "txitem")),
@@ -132,9 +135,11 @@ PIPELINES: dict[str, Pipeline] = {
 # value maps where values change: enum code -> pick-list label or pipeline stage
 VALUE_LABELS: dict[tuple[str, str], dict[str, str]] = {
     ("appt", "status"): {"SCH": "Scheduled", "CNF": "Confirmed", "ARR": "Confirmed", "SEAT": "Confirmed",
-                         "CMP": "Completed", "BRK": "Broken / No-show", "CAN": "Cancelled", "UNS": "Cancelled",
+                         "CMP": "Completed", "BRK": "Broken / No-show", "CAN": "Cancelled",
+                         "UNS": "Cancelled",
                          "PLN": "Scheduled"},
-    ("recall", "status"): {"DUE": "Due", "OVR": "Missed", "SCH": "Scheduled", "CMP": "Completed", "DIS": "Missed",
+    ("recall",
+     "status"): {"DUE": "Due", "OVR": "Missed", "SCH": "Scheduled", "CMP": "Completed", "DIS": "Missed",
                            "INA": "Missed"},
     ("patient", "pat_stat"): {"A": "Active", "I": "Inactive", "N": "Non-patient", "X": "Archived",
                               "D": "Deleted", "Z": "Deceased", "P": "Prospect"},
@@ -143,15 +148,18 @@ VALUE_LABELS: dict[tuple[str, str], dict[str, str]] = {
     ("patient", "pref_contact"): {"P": "Phone", "T": "Text", "E": "Email", "M": "Mail", "N": "None"},
     ("patins", "elig_stat"): {"V": "Verified", "U": "Unverified", "P": "Pending", "I": "Inactive",
                               "X": "Not found"},
-    ("txplan", "status"): {"P": "Proposed", "A": "Accepted", "R": "Declined", "C": "Completed", "I": "Inactive",
+    ("txplan",
+     "status"): {"P": "Proposed", "A": "Accepted", "R": "Declined", "C": "Completed", "I": "Inactive",
                            "S": "Saved"},
     ("txitem", "status"): {"TP": "Planned", "AC": "Accepted", "SC": "Scheduled", "CP": "Completed",
                            "DC": "Declined", "DL": "Deleted", "RO": "Referred out"},
     ("ledger", "trans_type"): {"CHG": "Charge", "PMT": "Patient payment", "INSPMT": "Insurance payment",
-                               "INSWO": "Write-off", "ADJ": "Adjustment", "REF": "Refund", "FIN": "Finance charge",
+                               "INSWO": "Write-off", "ADJ": "Adjustment", "REF": "Refund",
+                               "FIN": "Finance charge",
                                "BRK": "Broken-appointment fee", "XFER": "Transfer", "PREPAY": "Prepayment",
                                "VOID": "Void"},
-    ("claim", "status"): {"U": "Unsent", "H": "Hold", "Q": "Queued", "S": "Sent", "A": "Accepted", "R": "Received",
+    ("claim",
+     "status"): {"U": "Unsent", "H": "Hold", "Q": "Queued", "S": "Sent", "A": "Accepted", "R": "Received",
                           "PP": "Partially paid", "D": "Denied", "V": "Void", "C": "Closed"},
     ("insplan", "plan_type"): {"PPO": "PPO", "INDEM": "Indemnity", "DHMO": "DHMO", "MCAID": "Medicaid",
                                "DISC": "Discount plan"},
@@ -165,18 +173,22 @@ _CONTACT: dict[str, FieldTarget] = {
     "lname": FieldTarget("contact.lastName", "STANDARD"),
     "birthdate": FieldTarget("contact.dateOfBirth", "STANDARD"),
     "email": FieldTarget("contact.email", "STANDARD"),
-    "cphone": FieldTarget("contact.phone", "STANDARD", reason="the mobile number is the contact's phone (texts)"),
+    "cphone": FieldTarget("contact.phone", "STANDARD",
+                          reason="the mobile number is the contact's phone (texts)"),
     "addr1": FieldTarget("contact.address1", "STANDARD"),
     "city": FieldTarget("contact.city", "STANDARD"),
     "st": FieldTarget("contact.state", "STANDARD"),
     "zip": FieldTarget("contact.postalCode", "STANDARD"),
     "employer": FieldTarget("contact.companyName", "STANDARD"),
-    "loc_id": FieldTarget("location", "STANDARD", reason="routes the patient to its sub-account (locations.yaml)"),
-    "pri_prov": FieldTarget("user", "STANDARD", reason="the primary provider becomes the contact's assigned user"),
+    "loc_id": FieldTarget("location", "STANDARD",
+                          reason="routes the patient to its sub-account (locations.yaml)"),
+    "pri_prov": FieldTarget("user", "STANDARD",
+                            reason="the primary provider becomes the contact's assigned user"),
     "created_dt": FieldTarget("contact.original_created_date", "DATE", reason="HighLevel cannot backdate "
                               "dateAdded: the original creation date is kept in a date field",
                               label="Original Created Date"),
-    "ssn": FieldTarget("skip", "TEXT", "omit", "minimum-necessary PHI: a CRM needs no Social Security number"),
+    "ssn": FieldTarget("skip", "TEXT", "omit",
+                       "minimum-necessary PHI: a CRM needs no Social Security number"),
     "sex": FieldTarget("contact.gender", "SINGLE_OPTIONS", label="Gender"),
     "med_alert": FieldTarget("contact.medical_alert", "LARGE_TEXT", "encrypt", "health information",
                              label="Medical Alert"),
@@ -184,13 +196,15 @@ _CONTACT: dict[str, FieldTarget] = {
                                "(reported, not migrated)"),
     "merged_into_id": FieldTarget("skip", "NUMERICAL", reason="merged duplicates are excluded by policy; the "
                                   "surviving patient migrates"),
-    "created_by": FieldTarget("skip", "TEXT", reason="staff login of the old system; no meaning in HighLevel"),
+    "created_by": FieldTarget("skip", "TEXT",
+                              reason="staff login of the old system; no meaning in HighLevel"),
     "hyg_prov": FieldTarget("contact.hygienist", "TEXT", reason="provider code; the owner is the primary "
                             "provider", label="Hygienist"),
 }
 
 _APPT: dict[str, FieldTarget] = {
-    "appt_id": FieldTarget("opportunity.source_appointment_id", "TEXT", reason="stable key of the appointment",
+    "appt_id": FieldTarget("opportunity.source_appointment_id", "TEXT",
+                           reason="stable key of the appointment",
                            label="Source Appointment ID"),
     "pat_id": FieldTarget("relation.contact", "STANDARD", reason="the opportunity's contact"),
     "loc_id": FieldTarget("location", "STANDARD"),
@@ -205,7 +219,8 @@ _APPT: dict[str, FieldTarget] = {
 }
 
 _APPTPROC: dict[str, FieldTarget] = {
-    "appt_id": FieldTarget("relation.opportunity", "STANDARD", reason="procedures roll up into their appointment"),
+    "appt_id": FieldTarget("relation.opportunity", "STANDARD",
+                           reason="procedures roll up into their appointment"),
     "proc_code": FieldTarget("opportunity.cdt_codes", "MULTIPLE_OPTIONS", reason="CDT codes as a pick-list",
                              label="CDT Codes"),
     "fee": FieldTarget("opportunity.monetaryValue", "STANDARD", reason="the appointment's value = sum of its "
@@ -213,7 +228,8 @@ _APPTPROC: dict[str, FieldTarget] = {
 }
 
 _RECALL: dict[str, FieldTarget] = {
-    "recall_id": FieldTarget("opportunity.source_recall_ids", "TEXT", reason="many:1 - one opportunity per patient "
+    "recall_id": FieldTarget("opportunity.source_recall_ids", "TEXT",
+                             reason="many:1 - one opportunity per patient "
                              "and recall type; the merged recall ids are kept", label="Source Recall IDs"),
     "pat_id": FieldTarget("relation.contact", "STANDARD"),
     "recall_type": FieldTarget("opportunity.recall_type", "SINGLE_OPTIONS", label="Recall Type"),
@@ -224,8 +240,10 @@ _RECALL: dict[str, FieldTarget] = {
 
 _SKIP_ALWAYS: dict[str, FieldTarget] = {
     "tin_ssn": FieldTarget("skip", "TEXT", "omit", "minimum-necessary: a provider's tax id / SSN"),
-    "sig_data": FieldTarget("skip", "LARGE_TEXT", "omit", "signature capture data: kept in the source system"),
-    "embed_b64": FieldTarget("file.content", "STANDARD", reason="embedded file content is uploaded as the file"),
+    "sig_data": FieldTarget("skip", "LARGE_TEXT", "omit",
+                            "signature capture data: kept in the source system"),
+    "embed_b64": FieldTarget("file.content", "STANDARD",
+                             reason="embedded file content is uploaded as the file"),
     "entered_by": FieldTarget("skip", "TEXT", reason="staff login of the old system"),
     "elig_by": FieldTarget("skip", "TEXT", reason="staff login of the old system"),
 }
@@ -244,7 +262,8 @@ class ObjectSpec:
 
 
 OBJECTS: dict[str, ObjectSpec] = {
-    "location": ObjectSpec("location", "location", detail="a HighLevel sub-account per location (locations.yaml)"),
+    "location": ObjectSpec("location", "location",
+                           detail="a HighLevel sub-account per location (locations.yaml)"),
     "provider": ObjectSpec("provider", "user", detail="a HighLevel user, matched by email"),
     "operatory": ObjectSpec("operatory", "reference", detail="calendar resources (reference)"),
     "proccode": ObjectSpec("proccode", "reference", detail="CDT pick-list options (our own labels)"),
@@ -257,14 +276,16 @@ OBJECTS: dict[str, ObjectSpec] = {
     "inssub": ObjectSpec("inssub", "custom_object", "custom_objects.insurance_records"),
     "patins": ObjectSpec("patins", "custom_object", "custom_objects.insurance_records",
                          detail="one Insurance Record per coverage, associated to the Contact"),
-    "appt": ObjectSpec("appt", "opportunity", detail="pipeline Appointments + a calendar event", overrides=_APPT),
+    "appt": ObjectSpec("appt", "opportunity", detail="pipeline Appointments + a calendar event",
+                       overrides=_APPT),
     "apptproc": ObjectSpec("apptproc", "opportunity", overrides=_APPTPROC),
     "txplan": ObjectSpec("txplan", "custom_object", "custom_objects.treatment_plans"),
     "txitem": ObjectSpec("txitem", "custom_object", "custom_objects.treatment_plans",
                          detail="one Treatment Plan record per planned procedure", overrides={
                              "proc_code": FieldTarget("custom_objects.treatment_plans.procedure", "TEXT",
                                                       label="Procedure",
-                                                      reason="the record's primary display property (CDT code)")}),
+                                                      reason="the record's primary display property (CDT "
+                                                             "code)")}),
     "clinnote": ObjectSpec("clinnote", "custom_object", "custom_objects.clinical_notes"),
     "commlog": ObjectSpec("commlog", "note", detail="contact notes with the original timestamp"),
     "ledger": ObjectSpec("ledger", "custom_object", "custom_objects.patient_ledger"),
@@ -274,7 +295,8 @@ OBJECTS: dict[str, ObjectSpec] = {
     "recalltyp": ObjectSpec("recalltyp", "reference", detail="recall types: pick-list options"),
     "recall": ObjectSpec("recall", "opportunity", detail="pipeline Recall, one per patient and type",
                          overrides=_RECALL),
-    "refsrc": ObjectSpec("refsrc", "tag", detail="primary + secondary tags and the Referral_Source pick-list"),
+    "refsrc": ObjectSpec("refsrc", "tag",
+                         detail="primary + secondary tags and the Referral_Source pick-list"),
     "patref": ObjectSpec("patref", "tag", detail="referral tags; outgoing referrals as notes"),
     "document": ObjectSpec("document", "file", detail="files linked to the Contact"),
     "userfld": ObjectSpec("userfld", "reference", detail="definitions of contact custom fields"),
@@ -283,12 +305,18 @@ OBJECTS: dict[str, ObjectSpec] = {
 assert set(OBJECTS) == set(TABLES), "every canonical table has an object map entry"
 
 _LABEL_WORDS = {"dt": "Date", "tm": "Time", "dttm": "Date/Time", "id": "ID", "no": "No.", "amt": "Amount",
-                "flg": "", "st": "State", "loc": "Location", "prov": "Provider", "pat": "Patient", "ins": "Insurance",
-                "elig": "Eligibility", "ded": "Deductible", "pct": "Percent", "est": "Estimated", "wo": "Write-off",
-                "dx": "Diagnosis", "fmt": "Format", "addr1": "Address", "addr2": "Address 2", "zip": "Postal Code",
-                "svc": "Service", "recv": "Received", "orig": "Original", "cov": "Coverage", "rel": "Relationship",
-                "sub": "Subscriber", "hyg": "Hygiene", "txt": "Text", "ok": "OK", "bal": "Balance", "cur": "Current",
-                "mi": "Middle Initial", "cred": "Credential", "npi": "NPI", "tz": "Time Zone", "dos": "Service Date"}
+                "flg": "", "st": "State", "loc": "Location", "prov": "Provider", "pat": "Patient",
+                "ins": "Insurance",
+                "elig": "Eligibility", "ded": "Deductible", "pct": "Percent", "est": "Estimated",
+                "wo": "Write-off",
+                "dx": "Diagnosis", "fmt": "Format", "addr1": "Address", "addr2": "Address 2",
+                "zip": "Postal Code",
+                "svc": "Service", "recv": "Received", "orig": "Original", "cov": "Coverage",
+                "rel": "Relationship",
+                "sub": "Subscriber", "hyg": "Hygiene", "txt": "Text", "ok": "OK", "bal": "Balance",
+                "cur": "Current",
+                "mi": "Middle Initial", "cred": "Credential", "npi": "NPI", "tz": "Time Zone",
+                "dos": "Service Date"}
 
 
 def label_of(column: str) -> str:
@@ -316,7 +344,8 @@ def target_for(table: str, column: str) -> FieldTarget:
     if kind == "user":
         if column == "email":
             return FieldTarget("user", "EMAIL", reason="providers are matched to HighLevel users by email")
-        return FieldTarget("reference", TYPE_OF_KIND[col.kind], reason="provider report (matching suggestions)")
+        return FieldTarget("reference", TYPE_OF_KIND[col.kind],
+                           reason="provider report (matching suggestions)")
     if col.fk == "patient" and kind != "contact":
         return FieldTarget("relation.contact", "STANDARD", reason="associates the record with its contact")
     if col.fk == "location" or column == "loc_id":
@@ -332,13 +361,15 @@ def target_for(table: str, column: str) -> FieldTarget:
             if column == "value":
                 return FieldTarget(UDF_TARGET, "TEXT", reason="one contact custom field per user-defined "
                                    "field (USERFLD), typed from its definition")
-            return FieldTarget("reference", "NUMERICAL", reason="which user-defined field the value belongs to")
+            return FieldTarget("reference", "NUMERICAL",
+                               reason="which user-defined field the value belongs to")
         return FieldTarget(f"contact.{column}", _type(table, col), _phi(table, col), label=label_of(column))
     if kind == "opportunity":
         return FieldTarget(f"opportunity.{table}_{column}" if table == "recall" else f"opportunity.{column}",
                            _type(table, col), _phi(table, col), label=label_of(column))
     if kind == "note":
-        return FieldTarget(f"note.{column}", "STANDARD", reason="part of the note body (HighLevel cannot backdate "
+        return FieldTarget(f"note.{column}", "STANDARD",
+                           reason="part of the note body (HighLevel cannot backdate "
                            "notes: the original time is written in the body)")
     if kind == "file":
         return FieldTarget(f"file.{column}", "STANDARD", reason="file upload metadata")

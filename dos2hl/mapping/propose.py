@@ -49,7 +49,8 @@ def mapping_from_matches(matches: list[FileMatch], *, profile: str = "reference"
             ft = target_for(fm.table, cm.column)
             reasons = list(cm.reasons) + ([ft.reason] if ft.reason else [])
             per_file.append(Entry(source=f"{stem}.{cm.source}", table=fm.table, column=cm.column,
-                                  target=ft.target, type=ft.type, confidence=conf, reasons=reasons, phi=ft.phi,
+                                  target=ft.target, type=ft.type, confidence=conf, reasons=reasons,
+                                  phi=ft.phi,
                                   label=ft.label or None, values=VALUE_LABELS.get((fm.table, cm.column))))
         fields += sorted(per_file, key=lambda e: e.confidence)  # the ones to look at first
     return Mapping(export=ExportInfo(profile=profile, fingerprint=fp.hexdigest(), source=source), files=files,
@@ -61,7 +62,8 @@ def _unmatched(stem: str, table: str, column: str, reasons: list[str]) -> Entry:
         key = re.sub(r"[^a-z0-9]+", "_", column.lower()).strip("_") or "field"
         return Entry(source=f"{stem}.{column}", table=table, target=f"contact.source_{key}", type="TEXT",
                      confidence=0.3, label=column,
-                     reasons=[*reasons, "no column of the export format matches: kept as a contact custom field "
+                     reasons=[*reasons,
+                              "no column of the export format matches: kept as a contact custom field "
                               "so nothing is lost (set target: skip to leave it behind)"])
     return Entry(source=f"{stem}.{column}", table=table, target="skip", type="TEXT", confidence=0.0,
                  reasons=[*reasons, "no column of the export format matches: not migrated unless you set a "
@@ -77,7 +79,8 @@ def reference_mapping(tables: list[str] | None = None) -> Mapping:
     for t in tables or list(TABLES):
         for c in TABLES[t].columns:
             ft = target_for(t, c.name)
-            fields.append(Entry(source=f"{t.upper()}.{c.name.upper()}", table=t, column=c.name, target=ft.target,
+            fields.append(Entry(source=f"{t.upper()}.{c.name.upper()}", table=t, column=c.name,
+                                target=ft.target,
                                 type=ft.type, confidence=1.0, phi=ft.phi, label=ft.label or None,
                                 reasons=["reference layout"], values=VALUE_LABELS.get((t, c.name))))
     return Mapping(files={t.upper(): t for t in tables or TABLES}, fields=fields)

@@ -630,7 +630,8 @@ TABLE_SYNONYMS: dict[str, tuple[str, ...]] = _parse("""
 TABLE_CONTEXT: dict[str, tuple[str, ...]] = {
     "patient": ("patient",), "provider": ("provider",), "location": ("location",),
     "operatory": ("operatory",), "proccode": ("procedure",), "insco": ("carrier", "insurance"),
-    "insplan": ("plan", "insurance"), "inssub": ("subscriber", "insurance"), "patins": ("insurance", "patient"),
+    "insplan": ("plan", "insurance"), "inssub": ("subscriber", "insurance"),
+    "patins": ("insurance", "patient"),
     "appt": ("appointment",), "apptproc": ("appointment", "procedure"), "txplan": ("treatment", "plan"),
     "txitem": ("treatment", "item"), "clinnote": ("note", "clinical"), "commlog": ("communication",),
     "ledger": ("transaction",), "claim": ("claim",), "claimln": ("claim", "line"), "recall": ("recall",),

@@ -13,7 +13,8 @@ from ..model import Column
 __all__ = ["KIND_WORDS", "ValueProfile", "kind_fit", "profile_values"]
 
 _STATES = frozenset(
-    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC "
+    "ND "
     "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU".split())
 _DATE = r"(\d{1,2}/\d{1,2}/(\d{2}|\d{4})|\d{4}-\d{2}-\d{2})"
 _RX = {
@@ -111,5 +112,6 @@ def kind_fit(p: ValueProfile, col: Column) -> float | None:
 
 KIND_WORDS = {"dob": "dates", "date": "dates", "datetime": "date-times", "time": "times", "money": "amounts",
                "bool": "yes/no flags", "enum": "values of the column's enum", "lookup": "short codes",
-               "code": "short codes", "int": "integers", "email": "e-mail addresses", "phone": "phone numbers",
+               "code": "short codes", "int": "integers", "email": "e-mail addresses",
+               "phone": "phone numbers",
                "zip": "ZIP codes", "state": "state codes", "memo": "free text", "str": "text"}

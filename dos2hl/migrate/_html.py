@@ -98,7 +98,8 @@ def _html_cut(s: str, first: int) -> tuple[str, list[InlineImage], dict[int, str
     return "".join(out), images, labels
 
 
-_UNSHOWN = re.compile(r"<!--.*?(?:-->|$)|<(script|style|title)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_UNSHOWN = re.compile(r"<!--.*?(?:-->|$)|<(script|style|title)\b[^>]*>.*?(?:</\1\s*>|$)",
+                      re.IGNORECASE | re.DOTALL)
 _BREAKS = re.compile(r"(?i)<br\s*/?>|</p\s*>|</div\s*>|</li\s*>|</tr\s*>|</h[1-6]\s*>")
 _TAG = re.compile(r"<[^<>]*>")  # never scans past the next "<": linear on text full of stray brackets
 _NOT_LETTER = re.compile(r"[\W\d_]+")

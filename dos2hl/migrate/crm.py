@@ -37,7 +37,8 @@ from ..sources.docfiles import MAX_DOCUMENT_BYTES, RefusedDocument, document_key
 
 __all__ = ["EventPayload", "FilePayload", "NotePayload", "OpportunityPayload", "CrmPlan", "MAX_UPLOAD_BYTES",
            "appointment_payloads", "recall_payloads", "activity_notes", "outgoing_referral_notes",
-           "document_files", "link_note_body", "PROPRIETARY_EXTS", "UPLOAD_EXTS", "upload_ext", "event_times", "local_instant", "local_stamp",
+           "document_files", "link_note_body", "PROPRIETARY_EXTS", "UPLOAD_EXTS", "upload_ext",
+           "event_times", "local_instant", "local_stamp",
            "office_zone"]
 
 MAX_UPLOAD_BYTES = MAX_DOCUMENT_BYTES
@@ -57,9 +58,11 @@ EVENT_STATUS = {"SCH": "new", "PLN": "new", "CNF": "confirmed", "ARR": "showed",
                 "CMP": "showed", "BRK": "noshow", "CAN": "cancelled", "UNS": "cancelled"}
 APPT_STATUS = {"CMP": "won", "BRK": "lost", "CAN": "abandoned", "UNS": "abandoned"}
 RECALL_STATUS = {"CMP": "won", "DIS": "abandoned", "INA": "abandoned"}
-MODE = {"PH": "phone call", "EM": "email", "TX": "text message", "ML": "letter", "IP": "in person", "FX": "fax"}
+MODE = {"PH": "phone call", "EM": "email", "TX": "text message", "ML": "letter", "IP": "in person",
+        "FX": "fax"}
 DIRECTION = {"S": "outbound", "R": "inbound", "N": "internal"}
-COMM_TYPE = {"APPT": "appointment", "RECALL": "recall", "FIN": "financial", "INS": "insurance", "MISC": "general"}
+COMM_TYPE = {"APPT": "appointment", "RECALL": "recall", "FIN": "financial", "INS": "insurance",
+             "MISC": "general"}
 OUT_STATUS = {"NONE": "no status", "DECL": "declined", "SCHED": "scheduled", "CONS": "consulted",
               "INTX": "in treatment", "DONE": "completed"}
 _KNOWN_MIMES = frozenset(UPLOAD_EXTS.values()) | {"application/octet-stream"}
@@ -201,7 +204,8 @@ def appointment_payloads(rows: list[dict[str, Any]], procs: Mapping[Any, list[di
     for row in rows:
         aid = row["appt_id"]
         if row.get("pat_id") is None:
-            excluded.append(("appointment", str(aid), "placeholder appointment without a patient (not invented)"))
+            excluded.append(("appointment", str(aid),
+                             "placeholder appointment without a patient (not invented)"))
             continue
         if row["pat_id"] in excluded_patients:
             excluded.append(("appointment", str(aid), "its patient is excluded"))
@@ -228,7 +232,8 @@ def appointment_payloads(rows: list[dict[str, Any]], procs: Mapping[Any, list[di
         elsewhere = f" at {office}" if office and office != location.upper() else ""
         name = (f"{label} {when.isoformat() if when else 'undated'}{' ' + at.strftime('%H:%M') if at else ''}"
                 f"{elsewhere} (#{aid})")
-        p = OpportunityPayload("appointment", sk, str(aid), key(location, "patient", row["pat_id"]), "Appointments",
+        p = OpportunityPayload("appointment", sk, str(aid), key(location, "patient", row["pat_id"]),
+                               "Appointments",
                                stage_of.get(status, "Scheduled"), APPT_STATUS.get(status, "open"), name,
                                round(sum(fees), 2) if fees else None, custom,
                                row.get("prov_id") or row.get("hyg_id"))
@@ -242,9 +247,12 @@ def appointment_payloads(rows: list[dict[str, Any]], procs: Mapping[Any, list[di
     return out, excluded
 
 
-def recall_payloads(rows: list[dict[str, Any]], entries: list[Entry], *, location: str, key: Key, value: Value,
-                    stage_of: Mapping[str, str], type_labels: Mapping[str, str], owners: Mapping[Any, str | None],
-                    excluded_patients: set[Any]) -> tuple[list[OpportunityPayload], list[tuple[str, str, str]]]:
+def recall_payloads(rows: list[dict[str, Any]], entries: list[Entry], *, location: str, key: Key,
+                    value: Value,
+                    stage_of: Mapping[str, str], type_labels: Mapping[str, str],
+                    owners: Mapping[Any, str | None],
+                    excluded_patients: set[Any]) -> tuple[list[OpportunityPayload],
+                                                          list[tuple[str, str, str]]]:
     """One opportunity per (patient, recall type); the row with the latest due date speaks for the group."""
     groups: dict[tuple[Any, str], list[dict[str, Any]]] = {}
     excluded = []
@@ -265,7 +273,8 @@ def recall_payloads(rows: list[dict[str, Any]], entries: list[Entry], *, locatio
         status = str(lead.get("status") or "DUE")
         label = type_labels.get(rtype) or rtype or "Recall"
         out.append(OpportunityPayload("recall", sk, sid, key(location, "patient", pid),
-                                      "Recall", stage_of.get(status, "Due"), RECALL_STATUS.get(status, "open"),
+                                      "Recall", stage_of.get(status, "Due"),
+                                      RECALL_STATUS.get(status, "open"),
                                       f"{label} recall (patient #{pid})", None, custom, owners.get(pid),
                                       rows=len(group)))
     return out, excluded
@@ -306,7 +315,8 @@ def activity_notes(rows: list[dict[str, Any]], *, location: str, key: Key, with_
     return out, excluded
 
 
-def outgoing_referral_notes(rows: list[dict[str, Any]], sources: Mapping[Any, dict[str, Any]], *, location: str,
+def outgoing_referral_notes(rows: list[dict[str, Any]], sources: Mapping[Any, dict[str, Any]], *,
+                            location: str,
                             key: Key, excluded_patients: set[Any]) -> list[NotePayload]:
     out = []
     for row in rows:
@@ -314,7 +324,8 @@ def outgoing_referral_notes(rows: list[dict[str, Any]], sources: Mapping[Any, di
             continue
         src = sources.get(row.get("ref_id")) or {}
         to = " - ".join(str(v) for v in (src.get("practice") or src.get("name"), src.get("specialty")) if v)
-        what = " ".join(str(v) for v in (row.get("proc_code"), f"tooth {row['tooth']}" if row.get("tooth") else None)
+        what = " ".join(str(v) for v in (row.get("proc_code"),
+                                         f"tooth {row['tooth']}" if row.get("tooth") else None)
                         if v)
         rid = row["patref_id"]
         head = (f"[Dent-O-Soft outgoing referral · {local_stamp(row.get('ref_dt'))} · referral #{rid}] "
@@ -342,7 +353,8 @@ def _upload_mime(declared: Any, ext: str) -> str:
     return mime if mime in _KNOWN_MIMES else UPLOAD_EXTS.get(ext, "application/octet-stream")
 
 
-def document_files(rows: list[dict[str, Any]], *, location: str, key: Key, exists: Callable[[str], int | None],
+def document_files(rows: list[dict[str, Any]], *, location: str, key: Key,
+                   exists: Callable[[str], int | None],
                    category_labels: Mapping[str, str], excluded_patients: set[Any], tz: str | None = None
                    ) -> tuple[list[FilePayload], list[tuple[str, str, str]]]:
     """Files to upload, and (document, id, reason) for every one that cannot go. ``exists(key)`` is the
@@ -362,10 +374,12 @@ def document_files(rows: list[dict[str, Any]], *, location: str, key: Key, exist
         title = (f"document #{did} · {category_labels.get(cat, cat or 'document')} · "
                  f"{IMAGE_CATEGORY.get(str(row.get('img_type') or ''), 'file')} · "
                  f"{local_stamp(row.get('doc_dttm'), tz)}")
-        f = FilePayload("document", key(location, "document", did), str(did), key(location, "patient", row["pat_id"]),
+        f = FilePayload("document", key(location, "document", did), str(did),
+                        key(location, "patient", row["pat_id"]),
                         f"doc-{location}-{did}.{ext}", mime, title, str(row.get("description") or "").strip())
         if ext in PROPRIETARY_EXTS:
-            excluded.append(("document", str(did), f"proprietary format .{ext}: open it in the imaging software "
+            excluded.append(("document", str(did),
+                             f"proprietary format .{ext}: open it in the imaging software "
                              "and export it as JPEG/PDF, then upload by hand"))
             continue
         if row.get("embed_b64"):

@@ -78,7 +78,8 @@ def digests(spec: ShardSpec) -> tuple[dict[str, tuple[str, str]], Any]:
     return out, plan
 
 
-def delta_changes(old: dict[str, tuple[str, str]], new: dict[str, tuple[str, str]], retry: set[str]) -> Changes:
+def delta_changes(old: dict[str, tuple[str, str]], new: dict[str, tuple[str, str]],
+                  retry: set[str]) -> Changes:
     ch = Changes()
     for k, (obj, d) in new.items():
         if k not in old:
@@ -114,7 +115,8 @@ def latest_run(storage: str | None = None, settings: Any = None) -> str:
     settings = settings or Dos2hlSettings()
     root = open_store(settings.runs_root(storage), settings.s3)
     done = []
-    for key in root.list("", skip_dirs=("ledger", "staged", "bulk", "households", "sample", "delta", "state")):
+    for key in root.list("",
+                         skip_dirs=("ledger", "staged", "bulk", "households", "sample", "delta", "state")):
         if key.endswith("/report/report.json") and key.count("/") == 2:
             rep = json.loads(root.read_bytes(key))
             if rep.get("status") == "completed" and rep.get("phase") == "full":
@@ -148,7 +150,8 @@ def run_delta(opts: DeltaParams, *, client_factory: Callable[[str], Any] | None 
                           "storage (dos2hl migrate or an earlier delta)")
     lf = locations or load_locations(opts.locations, target=opts.target)
     factory = client_factory or default_factory(lf, settings)
-    mopts = MigrateParams(source=opts.source, mapping=opts.mapping, locations=opts.locations, target=opts.target,
+    mopts = MigrateParams(source=opts.source, mapping=opts.mapping, locations=opts.locations,
+                          target=opts.target,
                           storage=opts.storage, run_id=opts.run_id, sample=0, executor=opts.executor,
                           workers=opts.workers, export_date=opts.export_date)
     ctx = prepare(mopts, settings=settings, client_factory=factory)
@@ -184,7 +187,8 @@ def run_delta(opts: DeltaParams, *, client_factory: Callable[[str], Any] | None 
                               "DOS2HL_PHI_KEY_FILE (create one with: dos2hl phi new-key --out PATH)")
         sealer = load_sealer(settings.phi_key_file)
     full = run_phase(ctx, "full", client_factory=factory, executor=opts.executor, workers=opts.workers,
-                     settings=settings, locations=lf)  # creates what is new (the carried ID map skips the rest)
+                     settings=settings,
+                     locations=lf)  # creates what is new (the carried ID map skips the rest)
     from .usage import Watch, record
 
     updated, gone_done, failed = Counter(), Counter(), []
@@ -193,14 +197,17 @@ def run_delta(opts: DeltaParams, *, client_factory: Callable[[str], Any] | None 
         client = watch(loc)
         ids = IdMap.from_table(read_ledger(run, location=loc))
         ledger = LedgerWriter(run, ctx.run_id, writer=f"delta-{loc}")
-        u, g, f = _apply(client, ctx, loc, changes[loc], plans.get(loc, {}), ids, ledger, opts.deleted, sealer)
+        u, g, f = _apply(
+            client, ctx, loc, changes[loc], plans.get(loc, {}), ids, ledger, opts.deleted, sealer
+        )
         ledger.close()
         updated.update(u)
         gone_done.update(g)
         failed += f
     record(ctx.run_uri, "delta", watch.tally())
     pend = [k for k, _v in IdMap.from_table(read_ledger(run)).failed().items()]
-    run.write_bytes("delta/state.json", json.dumps({"since": opts.since_run, "failed": sorted(set(pend) | set(failed))
+    run.write_bytes("delta/state.json",
+                    json.dumps({"since": opts.since_run, "failed": sorted(set(pend) | set(failed))
                                                     }).encode())
     rep = build_report(ctx, [full], status_note=f"delta since {opts.since_run}")
     rep["delta"] = {"since": opts.since_run, "changes": {loc: c.counts() for loc, c in changes.items()},
@@ -220,7 +227,8 @@ def _payloads(plan: Any) -> dict[str, Any]:
 
 
 def _apply(client: Any, ctx: Any, loc: str, ch: Changes, payloads: dict[str, Any], ids: IdMap,
-           ledger: LedgerWriter, deleted: str, sealer: Any = None) -> tuple[Counter[str], Counter[str], list[str]]:
+           ledger: LedgerWriter, deleted: str,
+           sealer: Any = None) -> tuple[Counter[str], Counter[str], list[str]]:
     """Updates with before-images, then what is gone; returns (updated, gone handled, failed keys)."""
     from .write import LocationSchema
 
@@ -239,7 +247,8 @@ def _apply(client: Any, ctx: Any, loc: str, ch: Changes, payloads: dict[str, Any
         try:
             update_in_place(client, schema, obj, hl_id, p, keep=before_keeper(ledger, sealer, row))
         except HighLevelError as exc:
-            ledger.add(Op(ctx.run_id, loc, lid, obj, key, getattr(p, "source_id", ""), hl_id, "update", "failed",
+            ledger.add(Op(ctx.run_id, loc, lid, obj, key, getattr(p, "source_id", ""), hl_id, "update",
+                          "failed",
                           http_status=getattr(exc, "status", None), error=f"{type(exc).__name__}"))
             failed.append(key)
             continue
@@ -261,7 +270,8 @@ def _apply(client: Any, ctx: Any, loc: str, ch: Changes, payloads: dict[str, Any
         except NotFoundError:
             op, outcome = "delete", "gone"
         except HighLevelError as exc:
-            ledger.add(Op(ctx.run_id, loc, lid, obj, key, "", hl_id, "delete", "failed", error=type(exc).__name__))
+            ledger.add(Op(ctx.run_id, loc, lid, obj, key, "", hl_id, "delete", "failed",
+                          error=type(exc).__name__))
             failed.append(key)
             continue
         ledger.add(Op(ctx.run_id, loc, lid, obj, key, "", hl_id, op, outcome))

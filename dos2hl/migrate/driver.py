@@ -72,8 +72,10 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
     staged = open_store(staged_uri, settings.s3)
     if not staged.exists("manifest.json"):
         if not opts.source:
-            raise ConfigError(f"run {run_id} has no staged export under {staged_uri}: give the export to migrate")
-        stage_export(opts.source, staged_uri, profile=opts.mapping, settings=settings, export_date=opts.export_date)
+            raise ConfigError(f"run {run_id} has no staged export under {staged_uri}: give the export to "
+                              f"migrate")
+        stage_export(opts.source, staged_uri, profile=opts.mapping, settings=settings,
+                     export_date=opts.export_date)
     manifest = json.loads(staged.read_bytes("manifest.json"))
     from ..staging import require_balanced
 
@@ -86,7 +88,8 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
     from ..workflows import write_workflow_reference
 
     # what the practice's admin rebuilds by hand in HighLevel (no workflow API): counts and codes only
-    write_workflow_reference(staged, open_store(run_uri, settings.s3), sorted(shards), key="report/workflows.md")
+    write_workflow_reference(staged, open_store(run_uri, settings.s3), sorted(shards),
+                             key="report/workflows.md")
     from .usage import Watch, record
 
     factory = Watch(client_factory or default_factory(lf, settings))  # prepare's reads count in the run
@@ -95,8 +98,10 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
     tenancy = {}
     for loc, client in clients.items():  # tenancy: each token opens its own sub-account, before any write
         account = _require_own_location(client, lf, loc)
-        tenancy[loc] = {"office": offices.get(loc, ""), "location_id": account.id, "sub_account": account.name or ""}
-        log.info("export location %s (%s) goes to sub-account %s (%s)", loc, tenancy[loc]["office"] or "unnamed",
+        tenancy[loc] = {"office": offices.get(loc, ""), "location_id": account.id,
+                        "sub_account": account.name or ""}
+        log.info("export location %s (%s) goes to sub-account %s (%s)", loc,
+                 tenancy[loc]["office"] or "unnamed",
                  account.id, tenancy[loc]["sub_account"] or "unnamed")
     report = resolve_providers(source, lf, profile=opts.mapping, settings=settings, clients=clients,
                                export_date=opts.export_date)
@@ -117,7 +122,8 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
         target = lf.for_source(loc)
         schema = LocationSchema.read(client, owners=owners, calendar=target.calendar, crm=crm,
                                      time_zone=target.time_zone or valid_zone(raw_zones.get(loc)),
-                                     opportunity=bool(desired.opportunity_fields), objects=sorted(desired.objects))
+                                     opportunity=bool(desired.opportunity_fields),
+                                     objects=sorted(desired.objects))
         if timed and not valid_zone(schema.time_zone):  # never a silent UTC: local times would all move
             raise ConfigError(f"location {loc} ({schema.location_id}) has no usable time zone (LOCATION.TZ, "
                               "locations.yaml and the sub-account's timezone are all blank or unknown): set "
@@ -132,12 +138,14 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
         log.warning("%s", line)
     assert fmap.confirmed is not None
     record(run_uri, "prepare", factory.tally())
-    return Prepared(run_id=run_id, run_uri=run_uri, staged_uri=staged_uri, mapping=fmap.model_dump(mode="json"),
+    return Prepared(run_id=run_id, run_uri=run_uri, staged_uri=staged_uri,
+                    mapping=fmap.model_dump(mode="json"),
                     mapping_path=str(opts.mapping), locations=sorted(shards), schemas=schemas,
                     shards={k: sorted(v) for k, v in shards.items()},
                     confirmation={"by": fmap.confirmed.by, "at": fmap.confirmed.at.isoformat(),
                                   "sha256": fmap.confirmed.sha256},
-                    providers=report.to_dict(), phi_key_file=settings.phi_key_file, manifest=manifest, zones=zones,
+                    providers=report.to_dict(), phi_key_file=settings.phi_key_file, manifest=manifest,
+                    zones=zones,
                     tenancy=tenancy)
 
 
@@ -150,7 +158,8 @@ def _require_own_location(client: Any, lf: LocationsFile, loc: str) -> Any:
     except HighLevelError as exc:
         status = getattr(exc, "status", None)
         if status in (401, 403):
-            raise ConfigError(f"locations.yaml: the token in ${target.token_env} does not open location {loc}'s "
+            raise ConfigError(f"locations.yaml: the token in ${target.token_env} does not open location "
+                              f"{loc}'s "
                               f"sub-account {target.location_id} (HighLevel answered {status}): give that "
                               "sub-account's own token; nothing was written") from None
         raise
@@ -182,7 +191,8 @@ def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str, desir
                                   have_objects)
     objects = {e.target.rsplit(".", 1)[0] for e in fmap.fields if e.target.startswith("custom_objects.")
                and fmap.relations.get(e.target.rsplit(".", 1)[0], "association") == "association"}
-    missing += sorted(f"association {o} <-> contact (missing)" for o in objects if o not in schema.associations)
+    missing += sorted(f"association {o} <-> contact (missing)" for o in objects
+                      if o not in schema.associations)
     used = {e.table for e in fmap.fields if e.target not in ("skip", "reference") and e.phi != "omit"}
     manual = []  # what only a person can create in HighLevel's UI (provision --plan lists it)
     for table, name in (("appt", "Appointments"), ("recall", "Recall")):
@@ -193,7 +203,8 @@ def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str, desir
             if have is None:
                 manual.append(f"pipeline '{name}'")
             elif stages - set(have["stages"]):
-                manual.append(f"stages {', '.join(sorted(stages - set(have['stages'])))} of pipeline '{name}'")
+                manual.append(f"stages {', '.join(sorted(stages - set(have['stages'])))} of pipeline "
+                              f"'{name}'")
     if "appt" in used and not schema.calendar_id:
         manual.append("a calendar for appointments (or calendar: in locations.yaml names one that exists)")
     if manual:
@@ -202,7 +213,8 @@ def _require_provisioned(fmap: FieldMap, schema: LocationSchema, loc: str, desir
     if missing:
         missing.sort(key=lambda m: m.endswith("(missing)"))  # wrong types and options first, then absent
         more = f" (+{len(missing) - 12} more)" if len(missing) > 12 else ""
-        raise ConfigError(f"location {loc} ({schema.location_id}) is not provisioned for this map, nothing was "
+        raise ConfigError(f"location {loc} ({schema.location_id}) is not provisioned for this map, nothing "
+                          f"was "
                           f"written: {len(missing)} field(s) missing or of the wrong type: "
                           f"{', '.join(missing[:12])}{more}; run: dos2hl provision --mapping MAP --locations "
                           "LOCATIONS --source EXPORT --apply")
@@ -213,7 +225,9 @@ def shared_settings(settings: Dos2hlSettings, executor: str) -> Dos2hlSettings:
     that is the named actor (on the local Ray when no address is set), not a governor of this process
     beside it (two buckets for one location would each allow the whole limit)."""
     if executor == "ray" and not settings.governor.address:
-        return settings.model_copy(update={"governor": settings.governor.model_copy(update={"address": "local"})})
+        return settings.model_copy(
+            update={"governor": settings.governor.model_copy(update={"address": "local"})}
+        )
     return settings
 
 
@@ -234,9 +248,12 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
     patients = None
     if phase == "sample":
         patients = choose_sample(open_store(ctx.staged_uri), ctx.locations, sample_size)
-    found = discover(ctx, client_factory or default_factory(_locations(locations, ctx), settings or Dos2hlSettings()))
+    found = discover(ctx,
+                     client_factory or default_factory(_locations(locations, ctx),
+                                                       settings or Dos2hlSettings()))
     specs = ctx.specs(patients)
-    results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor, workers=workers,
+    results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,
+                      workers=workers,
                       settings=settings, locations=locations)
     rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
     from .usage import record
@@ -244,7 +261,8 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
     created: Counter[str] = Counter()
     for r in rows:
         created.update(r.get("created") or {})
-    record(ctx.run_uri, phase, Tally.sum(r.get("tally") for r in rows), created)  # every shard's, any executor
+    record(ctx.run_uri, phase, Tally.sum(r.get("tally") for r in rows),
+           created)  # every shard's, any executor
     return WriteResult(phase=phase, shards=rows, sample=patients, discovery=found)
 
 
@@ -267,7 +285,8 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
 
     fields = ctx.mapping["fields"]
     sent = {e["table"] for e in fields if e["target"] not in ("skip", "reference") and e.get("phi") != "omit"}
-    object_keys = sorted({e["target"].rsplit(".", 1)[0] for e in fields if e["target"] not in ("skip", "reference")
+    object_keys = sorted({e["target"].rsplit(".",
+                                             1)[0] for e in fields if e["target"] not in ("skip", "reference")
                           and e.get("phi") != "omit"} & set(RECORD_TABLES))
     opener = None
     if ctx.phi_key_file and any(e.get("phi") == "encrypt" for e in fields):
@@ -279,7 +298,8 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
     for loc in ctx.locations if locations is None else [x for x in ctx.locations if x in locations]:
         schema = LocationSchema(**ctx.schemas[loc])
         pipelines = [p["id"] for name, p in schema.pipelines.items()
-                     if (name.lower() == "appointments" and "appt" in sent) or (name.lower() == "recall" and "recall" in sent)]
+                     if (name.lower() == "appointments" and "appt" in sent) or (name.lower() == "recall"
+                                                                                and "recall" in sent)]
         client = client_factory(loc)
         before = snapshot(client)
         with counting_as(client, "discovery"):
@@ -290,12 +310,15 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
         if record_step:  # (the bulk step counts its clients' requests itself)
             record(ctx.run_uri, "discovery", snapshot(client) - before)
         save_inventory(run, inv)
-        found = {"contact": len(inv.contacts), "record": len(inv.records), "opportunity": len(inv.opportunities),
+        found = {"contact": len(inv.contacts), "record": len(inv.records),
+                 "opportunity": len(inv.opportunities),
                  "file": len(inv.media)}
         out[loc] = {"requests": inv.requests, "found": found}
         if len(inv):
-            log.info("location %s (sub-account %s) already holds %s under our keys: they are adopted, none is "
-                     "created again", loc, schema.location_id, ", ".join(f"{n} {k}s" for k, n in found.items() if n))
+            log.info("location %s (sub-account %s) already holds %s under our keys: they are adopted, none "
+                     "is "
+                     "created again", loc, schema.location_id,
+                     ", ".join(f"{n} {k}s" for k, n in found.items() if n))
     return out
 
 
@@ -323,7 +346,8 @@ def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFa
             reader = read_back_location(client, ctx.run_uri, loc, sampled)
             diffs += [verify_shard(spec, client, reader) for spec in specs]
     else:
-        diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory, executor=executor,
+        diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory,
+                        executor=executor,
                         workers=workers, settings=settings, locations=locations, cls="verify")
     out = merge_diffs(diffs)
     record(ctx.run_uri, f"verify-{result.phase}", out["tally"])
@@ -349,7 +373,8 @@ def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *, client_factory: ClientFactory | None,
+def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
+            client_factory: ClientFactory | None,
             executor: str, workers: int, settings: Dos2hlSettings | None = None,
             locations: LocationsFile | None = None, cls: str = "migration") -> list[Any]:
     """Run ``fn(spec, client)`` for every spec: threads here, or Ray actors (``dos2hl.governor.pool``)."""

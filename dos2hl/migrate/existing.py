@@ -35,7 +35,8 @@ from .ledger import stable_key
 from .transform import CONTACT_STANDARD, OBJECT_NAMES
 from .verify import comparable
 
-__all__ = ["Inventory", "event_key", "note_key", "note_stamp", "opportunity_stamp", "take_inventory", "load_inventory", "save_inventory"]
+__all__ = ["Inventory", "event_key", "note_key", "note_stamp", "opportunity_stamp", "take_inventory",
+           "load_inventory", "save_inventory"]
 
 Opener = Callable[[str, str, str], str]  # (sealed value, field, record's stable key) -> plain
 _NOTE_STAMP = re.compile(r"(log|referral|document|clinical note) #([\w:-]+)(?: · image (\d+))?")
@@ -70,7 +71,8 @@ def event_key(calendar_id: str | None, start: str | None) -> str:
     import datetime as dt
 
     try:
-        instant = dt.datetime.fromisoformat(str(start).replace("Z", "+00:00")).astimezone(dt.timezone.utc).isoformat()
+        instant = dt.datetime.fromisoformat(str(start).replace("Z",
+                                                               "+00:00")).astimezone(dt.timezone.utc).isoformat()
     except ValueError:
         instant = str(start)
     return f"{calendar_id}|{instant}"
@@ -102,7 +104,8 @@ class Inventory:
     def digests(self, values: Mapping[str, Any]) -> dict[str, str]:
         return {k: d for k, v in values.items() if (d := self.digest(k, v)) is not None}
 
-    def differs(self, found: Mapping[str, Any], expected: Mapping[str, Any], *, open_sealed: Opener | None = None,
+    def differs(self, found: Mapping[str, Any], expected: Mapping[str, Any], *,
+                open_sealed: Opener | None = None,
                 record: str = "") -> list[str]:
         """The fields of ``expected`` (plain values) that HighLevel holds otherwise (names only); values kept
         sealed in the inventory are opened for ``record``."""
@@ -111,7 +114,8 @@ class Inventory:
             plain = _plain(sealed, k, open_sealed, record)
             if plain is not sealed and (d := self.digest(k, plain)) is not None:
                 have[k] = d
-        return sorted(k for k, v in expected.items() if (d := self.digest(k, v)) is not None and have.get(k) != d)
+        return sorted(k for k,
+                      v in expected.items() if (d := self.digest(k, v)) is not None and have.get(k) != d)
 
     @staticmethod
     def opportunity_key(contact_id: str, pipeline_id: str, name: str) -> str:
@@ -180,8 +184,10 @@ def take_inventory(client: Any, *, location: str, contact_fields_ids: Mapping[st
             custom = {by_id[cf.id]: (cf.value if cf.value is not None else cf.fieldValue)
                       for cf in c.customFields if cf.id in by_id}
             sk = stable_key(location, "patient", str(sid))
-            inv.contacts[sk] = {"id": c.id, "d": inv.digests(contact_fields(c.model_dump(), custom,
-                                                                             open_sealed=open_sealed, record=sk))}
+            inv.contacts[sk] = {
+                "id": c.id,
+                "d": inv.digests(contact_fields(c.model_dump(), custom, open_sealed=open_sealed, record=sk)),
+            }
     for key in sorted(set(object_keys)):
         obj = OBJECT_NAMES.get(key)
         if obj is None:
@@ -192,8 +198,10 @@ def take_inventory(client: Any, *, location: str, contact_fields_ids: Mapping[st
             if sid is None or str(sid) == "":
                 continue
             sk = stable_key(location, obj, _sid(sid))
-            inv.records[sk] = {"id": r.id, "d": inv.digests(record_fields(key, props, open_sealed=open_sealed,
-                                                                          record=sk))}
+            inv.records[sk] = {
+                "id": r.id,
+                "d": inv.digests(record_fields(key, props, open_sealed=open_sealed, record=sk)),
+            }
     opp_by_id = {v: k for k, v in (opportunity_fields_ids or {}).items()}
     for pid in sorted(set(pipeline_ids)):
         page = 1

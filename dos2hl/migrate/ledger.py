@@ -51,7 +51,8 @@ BEFORE_FIELD = "ledger.before"  # the sealed before-image's field name (its reco
 SCHEMA = pa.schema([
     ("run_id", pa.string()), ("location", pa.string()), ("location_id", pa.string()), ("object", pa.string()),
     ("stable_key", pa.string()), ("source_id", pa.string()), ("hl_id", pa.string()), ("op", pa.string()),
-    ("outcome", pa.string()), ("http_status", pa.int32()), ("payload_hash", pa.string()), ("before", pa.string()),
+    ("outcome", pa.string()), ("http_status", pa.int32()), ("payload_hash", pa.string()),
+    ("before", pa.string()),
     ("error", pa.string()), ("parent", pa.string()), ("ts", pa.float64()), ("detail", pa.string()),
 ])
 SUCCESS = frozenset({"created", "verified-existing", "updated", "unchanged"})
@@ -117,7 +118,8 @@ class LedgerWriter:
                 table = pa.Table.from_pylist([vars(o) for o in ops], schema=SCHEMA)  # asdict deep-copies
                 sink = io.BytesIO()
                 pq.write_table(table, sink, compression="zstd")
-                self.store.write_bytes(f"ledger/{loc}/{obj}/{self.writer}-{self._n:05d}.parquet", sink.getvalue())
+                self.store.write_bytes(f"ledger/{loc}/{obj}/{self.writer}-{self._n:05d}.parquet",
+                                       sink.getvalue())
 
     def close(self) -> None:
         self.flush()
@@ -156,7 +158,8 @@ def read_ledger(store: Store, *, location: str | None = None, writer: str | tupl
     """The union of the ledger files of a run (optionally one location, some writer prefixes), by time.
     A file that cannot be read is skipped (and its key appended to ``unreadable``)."""
     prefix = f"ledger/{location}/" if location else "ledger/"
-    starts = None if writer is None else tuple(w + "-" for w in ((writer,) if isinstance(writer, str) else writer))
+    starts = None if writer is None else tuple(w + "-" for w in ((writer,) if isinstance(writer, str)
+                                                                 else writer))
     tables = []
     for k in _ledger_keys(store, prefix, starts):
         t = _read_one(store, k)

@@ -29,7 +29,8 @@ KIND_TAG = {"DOC": "doctor", "PAT": "patient", "MKT": "marketing", "OTH": "other
 # keyword -> a word of the canonical channel it means (matched against the practice's own names)
 _KEYWORDS = {
     "google": "google", "googled": "google", "internet": "google", "search": "google", "web": "google",
-    "facebook": "facebook", "fb": "facebook", "instagram": "instagram", "insta": "instagram", "ig": "instagram",
+    "facebook": "facebook", "fb": "facebook", "instagram": "instagram", "insta": "instagram",
+    "ig": "instagram",
     "yelp": "yelp", "drive": "drive", "drove": "drive", "sign": "sign", "walk": "drive",
     "postcard": "mailer", "mailer": "mailer", "flyer": "mailer", "mail": "mailer",
     "insurance": "insurance", "ins": "insurance", "delta": "insurance", "directory": "insurance",
@@ -42,7 +43,8 @@ def _words(text: str) -> list[str]:
 
 def referral_options(sources: Iterable[Mapping[str, Any]]) -> list[str]:
     """The pick-list's options: the practice's marketing channels, then the fixed values."""
-    names = [str(r["name"]).strip() for r in sources if str(r.get("ref_kind") or "").upper() == "MKT" and r.get("name")]
+    names = [str(r["name"]).strip() for r in sources if str(r.get("ref_kind") or "").upper() == "MKT"
+             and r.get("name")]
     return list(dict.fromkeys([*sorted(set(names), key=str.lower), *FIXED_SOURCES.values()]))
 
 
@@ -56,7 +58,8 @@ class Referrals:
     unresolved: int = 0
 
     def __post_init__(self) -> None:
-        self.channels = [o for o in referral_options(self.sources.values()) if o not in FIXED_SOURCES.values()]
+        self.channels = [o for o in referral_options(self.sources.values())
+                         if o not in FIXED_SOURCES.values()]
 
     def normalise(self, text: str) -> str:
         """Free text -> a canonical channel of this practice, or "Other"."""
@@ -101,5 +104,6 @@ class Referrals:
         for (_variant, canonical), n in self.variants.items():
             rows[canonical] += n
             spellings[canonical] += 1
-        return {"channels": [{"canonical": c, "rows": n, "spellings": spellings[c]} for c, n in sorted(rows.items())],
+        return {"channels": [{"canonical": c, "rows": n, "spellings": spellings[c]} for c,
+                             n in sorted(rows.items())],
                 "unresolved_free_text": self.unresolved}

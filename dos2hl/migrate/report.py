@@ -44,7 +44,8 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
                if obj not in written_objects}
     last = phases[-1]
     totals = last.totals()
-    created_by_loc: dict[str, Counter[str]] = {}  # creates of every phase (the sample's are promoted, not redone)
+    created_by_loc: dict[str,
+                         Counter[str]] = {}  # creates of every phase (the sample's are promoted, not redone)
     present_by_loc: dict[str, Counter[str]] = {}  # found in HighLevel under our keys (adopted), every phase
     updated_by_loc: dict[str, Counter[str]] = {}
     for p in phases:
@@ -66,10 +67,12 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
                 s["rows"] for s in manifest["tables"].get(OBJECT_TABLES[obj], {}).get("shards", [])
                 if s["location"] == loc)
             row = {"source": staged_rows, "staged": staged_rows,
-                   "written": t.get("written", Counter())[obj], "created": created_by_loc.get(loc, Counter())[obj],
+                   "written": t.get("written", Counter())[obj],
+                   "created": created_by_loc.get(loc, Counter())[obj],
                    "failed": t.get("failed", Counter())[obj], "held": t.get("held", Counter())[obj],
                    "excluded": t.get("excluded", Counter())[obj], "quarantined": 0,
-                   "present": present_by_loc.get(loc, Counter())[obj], "updated": updated_by_loc.get(loc, Counter())[obj]}
+                   "present": present_by_loc.get(loc, Counter())[obj],
+                   "updated": updated_by_loc.get(loc, Counter())[obj]}
             if last.phase == "full":
                 accounted = row["written"] + row["failed"] + row["held"] + row["excluded"]
                 if accounted != staged_rows:
@@ -104,7 +107,8 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
         "phase": last.phase,
         "note": status_note,
         "mapping": {"path": ctx.mapping_path, **ctx.confirmation},
-        "sub_accounts": dict(ctx.tenancy),  # export office -> sub-account, both by name (checked before writing)
+        "sub_accounts": dict(ctx.tenancy),
+        # export office -> sub-account, both by name (checked before writing)
         "locations": locations,
         "reconciliation": {"ok": not problems, "problems": problems},
         "quarantine_by_table": quarantine,
@@ -124,7 +128,8 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
         "field_diff": diff.model_dump() if diff is not None else {},
         "requests": requests or {},
         "requests_by_class": (requests or {}).get("by_class", {}),
-        "sample": {loc: len(ids) for loc, ids in (phases[0].sample or {}).items()} if phases[0].sample else {},
+        "sample": {loc: len(ids) for loc,
+                   ids in (phases[0].sample or {}).items()} if phases[0].sample else {},
     }
 
 
@@ -160,7 +165,8 @@ def _reasons(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in shards:
         for obj, _sid, reason in r.get("excluded_rows", []):
             c[(r["location"], obj, reason)] += 1
-    return [{"location": loc, "object": obj, "reason": reason, "rows": n} for (loc, obj, reason), n in sorted(c.items())]
+    return [{"location": loc, "object": obj, "reason": reason, "rows": n} for (loc, obj, reason),
+            n in sorted(c.items())]
 
 
 def _notices(phases: list[Any]) -> dict[str, Any]:
@@ -220,16 +226,19 @@ def _codes(manifest: dict[str, Any]) -> dict[str, int]:
 
 def _md(rep: dict[str, Any]) -> str:
     lines = [f"# Migration report: run {rep['run_id']}", "",
-             f"**Status: {rep['status']}** (phase {rep['phase']}){' - ' + rep['note'] if rep['note'] else ''}", "",
+             f"**Status: {rep['status']}** (phase "
+             f"{rep['phase']}){' - ' + rep['note'] if rep['note'] else ''}", "",
              f"Map `{rep['mapping']['path']}` confirmed by {rep['mapping']['by']} at {rep['mapping']['at']} "
              f"(sha256 `{rep['mapping']['sha256'][:16]}`).", ""]
     if rep.get("sub_accounts"):
-        lines += ["## Where each office went", "", "| export location | office | HighLevel sub-account | its name |",
+        lines += ["## Where each office went", "",
+                  "| export location | office | HighLevel sub-account | its name |",
                   "|---|---|---|---|"]
         lines += [f"| {loc} | {_cell(t['office'])} | {t['location_id']} | {_cell(t['sub_account'])} |"
                   for loc, t in rep["sub_accounts"].items()] + [""]
     lines += ["## Records per location and object", "",
-             "| location | HighLevel id | object | source | quarantined | excluded | written | created | failed "
+             "| location | HighLevel id | object | source | quarantined | excluded | written | created | "
+             "failed "
              "| held |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for loc, data in rep["locations"].items():
         for obj, r in data["objects"].items():
@@ -240,7 +249,9 @@ def _md(rep: dict[str, Any]) -> str:
         lines += ["", f"**{pend['count']} records pending** (failed or held, by error: {pend['by_error']}); "
                   "the list with stable keys is report/pending.csv; `dos2hl retry RUN_ID` replays them."]
     if rep.get("ledger_unreadable"):
-        lines += ["", f"**{len(rep['ledger_unreadable'])} ledger file(s) could not be read** (skipped; the records "
+        lines += ["",
+                  f"**{len(rep['ledger_unreadable'])} ledger file(s) could not be read** (skipped; the "
+                  f"records "
                   "they held were found again in HighLevel by their keys and adopted, never created twice; a "
                   "rollback does not undo them): " + ", ".join(f"`{k}`" for k in rep["ledger_unreadable"])]
     for loc, there in (rep.get("already_present") or {}).items():
@@ -249,11 +260,19 @@ def _md(rep: dict[str, Any]) -> str:
                   + ", ".join(f"{n} {obj}" for obj, n in sorted(there["objects"].items()))
                   + ". They were adopted, never created twice"
                   + (": updated to the source (before-images in the ledger): "
-                     + ", ".join(f"{n} {obj}" for obj, n in sorted(there["updated"].items())) if there["updated"]
+                     + ", ".join(f"{n} {obj}" for obj,
+                                 n in sorted(there["updated"].items())) if there["updated"]
                      else ", and equal to the source") + "."]
     rec = rep["reconciliation"]
-    lines += ["", "Reconciliation: " + ("every staged row is written, excluded by policy, failed or held."
-                                        if rec["ok"] else "**does not add up**: " + "; ".join(rec["problems"]))]
+    lines += [
+        "",
+        "Reconciliation: "
+        + (
+            "every staged row is written, excluded by policy, failed or held."
+            if rec["ok"]
+            else "**does not add up**: " + "; ".join(rec["problems"])
+        ),
+    ]
     lines += ["", "## Owners (providers -> HighLevel users)", "",
               ", ".join(f"{k}: {v}" for k, v in rep["providers"].items()) or "(none)"]
     for r in rep["unmatched_providers"]:
@@ -262,7 +281,8 @@ def _md(rep: dict[str, Any]) -> str:
     lines += ["", f"Households: {rep['households_shared_channel']} contacts were created without an email or "
               "phone a family member already uses (the location refuses duplicate contacts); the value is in "
               "contact.shared_email / contact.shared_phone.", "", "## Fields not migrated", ""]
-    lines += [f"- `{f['source']}` ({f['phi']}): {f['reason']}" for f in rep["fields_not_migrated"]] or ["(none)"]
+    lines += [f"- `{f['source']}` ({f['phi']}): {f['reason']}"
+              for f in rep["fields_not_migrated"]] or ["(none)"]
     pend = rep.get("objects_not_in_the_map") or {}
     if pend:
         lines += ["", "## Objects the map does not send", ""]
@@ -272,30 +292,37 @@ def _md(rep: dict[str, Any]) -> str:
         lines += ["", "## Bulk path (HighLevel's CSV importers, no API quota)", ""]
         lines += [f"- {loc}: " + ", ".join(f"{obj} {n}" for obj, n in sorted(objs.items()))
                   for loc, objs in rep["bulk_imported"].items()]
-        lines += ["", "Rows an import refused are in the ledger as failed (CsvImportError) and were then written "
+        lines += ["",
+                  "Rows an import refused are in the ledger as failed (CsvImportError) and were then written "
                   "through the API (looked up first)."]
     if rep.get("excluded_by_reason"):
         lines += ["", "## Excluded by policy, with the reason (one row each in report/excluded.csv)", "",
                   "| location | object | reason | rows |", "|---|---|---|---:|"]
-        lines += [f"| {r['location']} | {r['object']} | {r['reason']} | {r['rows']} |" for r in rep["excluded_by_reason"]]
+        lines += [f"| {r['location']} | {r['object']} | {r['reason']} | {r['rows']} |"
+                  for r in rep["excluded_by_reason"]]
     notes = rep.get("notices") or {}
     if notes.get("writer"):
         lines += ["", "## Notices", ""] + [f"- {k}: {n}" for k, n in sorted(notes["writer"].items())]
     plain = notes.get("notes_as_plain_text") or {}
     if plain.get("count"):
         lines += ["", "## Clinical notes migrated as plain text", "",
-                  f"{plain['count']} note revision(s) had rich text the converter could not render whole (HTML nested "
-                  "deeper than the parser follows, or unreadable); each was migrated as plain text with every word "
+                  f"{plain['count']} note revision(s) had rich text the converter could not render whole "
+                  f"(HTML nested "
+                  "deeper than the parser follows, or unreadable); each was migrated as plain text with "
+                  "every word "
                   f"kept, its formatting lost. Note ids: {', '.join(str(i) for i in plain['note_ids'])}"
                   f"{' ...' if plain['count'] > len(plain['note_ids']) else ''}."]
     if notes.get("referral_variants") or notes.get("referral_unresolved_free_text"):
         lines += ["", "## Referral sources: free text normalised to a channel", "",
                   "| channel | free-text rows |", "|---|---:|"]
         lines += [f"| {v['canonical']} | {v['rows']} |" for v in notes["referral_variants"]]
-        lines += ["", f"{notes.get('referral_unresolved_free_text', 0)} free-text values matched no channel and "
+        lines += ["",
+                  f"{notes.get('referral_unresolved_free_text', 0)} free-text values matched no channel and "
                   "became \"Other\" (the typed texts are never shown: free text can name a person)."]
-    lines += ["", "## Workflows to rebuild", "", "HighLevel has no API to create workflows: `report/workflows.md` "
-              "(in the run's folder) says what to rebuild by hand (recall program, reminders, follow-ups), from "
+    lines += ["", "## Workflows to rebuild", "",
+              "HighLevel has no API to create workflows: `report/workflows.md` "
+              "(in the run's folder) says what to rebuild by hand (recall program, reminders, follow-ups), "
+              "from "
               "the export's recall types, confirmation practice and contact preferences."]
     lines += ["", "## Quarantine and repairs by code", ""]
     lines += [f"- {code}: {n}" for code, n in rep["quarantine_by_code"].items()] or ["(none)"]
@@ -312,9 +339,12 @@ def _md(rep: dict[str, Any]) -> str:
         lines.append("(not verified in this phase)")
     req = rep["requests"]
     if req:
-        lines += ["", "## Requests", "", ", ".join(f"{k}: {v}" for k, v in req.items() if k != "timeline"), "",
-                  "Every request the run sent counts (classes: write, lookup, discovery, verify, schema, retry = "
-                  "re-sends after a 429, 5xx or timeout); notes are read back one list per contact with notes "
+        lines += ["", "## Requests", "", ", ".join(f"{k}: {v}" for k, v in req.items() if k != "timeline"),
+                  "",
+                  "Every request the run sent counts (classes: write, lookup, discovery, verify, schema, "
+                  "retry = "
+                  "re-sends after a 429, 5xx or timeout); notes are read back one list per contact with "
+                  "notes "
                   "(HighLevel has no notes search).", "",
                   "| minute (UTC) | requests | burst budget per minute |", "|---|---:|---:|"]
         lines += [f"| {m} | {n} | {req['budget_per_minute']} |" for m, n in req.get("timeline", [])]
@@ -341,8 +371,11 @@ def _chart(req: dict[str, Any]) -> str:
 def _html(md: str, req: dict[str, Any] | None = None) -> str:
     body = "\n".join(f"<p>{html.escape(line)}</p>" if not line.startswith("|") else
                      "<pre>" + html.escape(line) + "</pre>" for line in md.splitlines() if line)
-    return (f"<!doctype html><meta charset='utf-8'><title>dos2hl report</title>"
-            f"<style>body{{font-family:sans-serif;max-width:70em}}pre{{margin:0}}</style>{_chart(req or {})}{body}")
+    return (
+        f"<!doctype html><meta charset='utf-8'><title>dos2hl report</title>"
+        "<style>body{font-family:sans-serif;max-width:70em}pre{margin:0}</style>"
+        f"{_chart(req or {})}{body}"
+    )
 
 
 def pending(run_uri: str) -> list[dict[str, Any]]:
@@ -385,16 +418,21 @@ def write_report(run_uri: str, rep: dict[str, Any], phases: list[Any] = ()) -> d
     store = open_store(run_uri)
     rows = pending(run_uri.rsplit("/sample", 1)[0] if run_uri.endswith("/sample") else run_uri)
     # a person opens these in a spreadsheet; source ids are export text: every cell through csvsafe
-    columns = ["location", "object", "stable_key", "source_id", "outcome", "error_class", "http_status", "parent"]
-    store.write_bytes("report/pending.csv", csvsafe.text([columns, *([r[c] for c in columns] for r in rows)]).encode())
-    excluded = sorted((r["location"], *row) for p in phases[-1:] for r in p.shards for row in r.get("excluded_rows", []))
+    columns = ["location", "object", "stable_key", "source_id", "outcome", "error_class", "http_status",
+               "parent"]
+    store.write_bytes("report/pending.csv",
+                      csvsafe.text([columns, *([r[c] for c in columns] for r in rows)]).encode())
+    excluded = sorted((r["location"],
+                       *row) for p in phases[-1:] for r in p.shards for row in r.get("excluded_rows", []))
     store.write_bytes("report/excluded.csv",
                       csvsafe.text([["location", "object", "source_id", "reason"], *excluded]).encode())
-    rep["pending"] = {"count": len(rows), "by_error": dict(Counter(r["error_class"] or r["outcome"] for r in rows))}
+    rep["pending"] = {"count": len(rows),
+                      "by_error": dict(Counter(r["error_class"] or r["outcome"] for r in rows))}
     from .ledger import unreadable_ledger_files
 
-    rep["ledger_unreadable"] = unreadable_ledger_files(open_store(run_uri.rsplit("/sample", 1)[0]
-                                                                  if run_uri.endswith("/sample") else run_uri))
+    rep["ledger_unreadable"] = unreadable_ledger_files(
+        open_store(run_uri.rsplit("/sample", 1)[0] if run_uri.endswith("/sample") else run_uri)
+    )
     md = _md(rep)
     store.write_bytes("report/report.json", json.dumps(rep, indent=2, default=str).encode())
     store.write_bytes("report/report.md", md.encode())
@@ -402,7 +440,8 @@ def write_report(run_uri: str, rep: dict[str, Any], phases: list[Any] = ()) -> d
     base = run_uri.rstrip("/")
     return {"json": f"{base}/report/report.json", "md": f"{base}/report/report.md",
             "html": f"{base}/report/report.html", "pending": f"{base}/report/pending.csv",
-            "excluded": f"{base}/report/excluded.csv", "workflows": f"{base.rsplit('/sample', 1)[0]}/report/workflows.md"}
+            "excluded": f"{base}/report/excluded.csv",
+            "workflows": f"{base.rsplit('/sample', 1)[0]}/report/workflows.md"}
 
 
 def _cell(text: str) -> str:

@@ -38,7 +38,8 @@ class Prepared(BaseModel):
     tenancy: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     def specs(self, patients: dict[str, list[int]] | None = None) -> list[ShardSpec]:
-        return [ShardSpec(self.run_id, self.run_uri, self.staged_uri, self.mapping, loc, shard, self.schemas[loc],
+        return [ShardSpec(self.run_id, self.run_uri, self.staged_uri, self.mapping, loc, shard,
+                          self.schemas[loc],
                           None if patients is None else patients.get(loc, []), self.phi_key_file,
                           self.manifest.get("source"), dict(self.zones))
                 for loc in self.locations for shard in self.shards[loc]]

@@ -2,9 +2,10 @@
 
 A run only creates (it never updates a record it did not create), so undoing it is deleting, in
 reverse dependency order: notes (activities, outgoing referrals, file links), files, calendar events,
-opportunities, custom-object records (their contact relations go with them), then contacts. A record already gone (404) counts as undone. A second rollback finds every delete in the
-ledger and sends nothing. What could not be deleted is listed with its error class. Rolling back a
-sample the reviewer rejected is rolling back its run (the sample is a phase of the run).
+opportunities, custom-object records (their contact relations go with them), then contacts. A record already
+gone (404) counts as undone. A second rollback finds every delete in the ledger and sends nothing. What could
+not be deleted is listed with its error class. Rolling back a sample the reviewer rejected is rolling back
+its run (the sample is a phase of the run).
 
 Updates (a delta's, or a run's update of a record it adopted) are undone first, latest first, by
 putting back the before-image the ledger kept: sealed, written before the update was sent (so one whose
@@ -55,7 +56,8 @@ def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
         loc = r["location"]
         client = clients.get(loc) or clients.setdefault(loc, client_factory(loc))
         try:
-            delete_object(client, r["object"], r["hl_id"], r.get("detail") or ids.get((loc, _contact_key(r, alive))))
+            delete_object(client, r["object"], r["hl_id"],
+                          r.get("detail") or ids.get((loc, _contact_key(r, alive))))
             outcome = "deleted"
         except NotFoundError:
             outcome = "gone"  # deleted by someone else, or with its contact
@@ -135,7 +137,8 @@ def _restore(rows: list[dict[str, Any]], ledger: LedgerWriter, run_id: str, clie
                            "error_class": type(exc).__name__})
             continue
         op = "untag" if r["op"] == "tag" else "restore"
-        ledger.add(Op(run_id, loc, r["location_id"], r["object"], r["stable_key"], r["source_id"], r["hl_id"], op,
+        ledger.add(Op(run_id, loc, r["location_id"], r["object"], r["stable_key"], r["source_id"],
+                      r["hl_id"], op,
                       "restored", detail=mark))
         out[r["object"]] += 1
     return out
@@ -146,7 +149,8 @@ def _put_back(client: Any, hl_id: str, before: dict[str, Any]) -> None:
 
     kind = before.pop("kind")
     if kind == "contact":
-        custom = [CustomFieldInput(id=c["id"], field_value=c["field_value"]) for c in before.pop("customFields", [])]
+        custom = [CustomFieldInput(id=c["id"],
+                                   field_value=c["field_value"]) for c in before.pop("customFields", [])]
         client.update_contact(hl_id, ContactUpdate(**before, customFields=custom or None))
     elif kind == "opportunity":
         custom = [CustomFieldInput(id=c["id"], field_value=c.get("fieldValue", c.get("value")))

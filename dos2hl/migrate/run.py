@@ -34,7 +34,8 @@ from .transform import (
 )
 from .write import SHARED_FIELDS, LocationSchema, ShardWriter, WriteResult, households
 
-__all__ = ["ShardSpec", "ShardResult", "migrate_shard", "migrate_shard_isolated", "plan_shard", "read_back_location", "read_staged",
+__all__ = ["ShardSpec", "ShardResult", "migrate_shard", "migrate_shard_isolated", "plan_shard",
+           "read_back_location", "read_staged",
            "verify_shard", "PATIENT_TABLES"]
 
 # tables read from the patient's shard (txplan rides along for the treatment-plan join)
@@ -78,7 +79,8 @@ class ShardResult:
     staged: dict[str, int] = field(default_factory=dict)  # rows of the shard considered (sample: filtered)
     requests: int = 0  # HTTP requests this shard sent (every attempt, lookups and relations included)
     http_429: int = 0
-    tally: dict[str, Any] = field(default_factory=dict)  # the same requests by class and minute (Tally.to_dict)
+    tally: dict[str,
+                Any] = field(default_factory=dict)  # the same requests by class and minute (Tally.to_dict)
     excluded_rows: list[tuple[str, str, str]] = field(default_factory=list)  # (object, source id, reason)
     notices: dict[str, Any] = field(default_factory=dict)  # referral variants, events without a time, ...
     error: str = ""  # why the shard stopped (the other shards and locations go on)
@@ -101,7 +103,8 @@ def _rows(t: pa.Table | None, keep: Callable[[dict[str, Any]], bool] | None = No
     return [r for r in rows if keep(r)] if keep else rows
 
 
-def _transformer(spec: ShardSpec, plain: bool = False) -> tuple[Transformer, Callable[[str, str, str], str] | None]:
+def _transformer(spec: ShardSpec,
+                 plain: bool = False) -> tuple[Transformer, Callable[[str, str, str], str] | None]:
     """The shard's Transformer; ``plain``: encrypt fields left unsealed (for comparing, never for sending)."""
     fmap = FieldMap.model_validate(spec.mapping)
     sealer = None
@@ -114,7 +117,8 @@ def _transformer(spec: ShardSpec, plain: bool = False) -> tuple[Transformer, Cal
     lookups["RECALLTYP"] = recall_descriptions(_rows(read_staged(staged, "recalltyp", "_all")))
     seal = (lambda text, _f, _r: text) if plain else (sealer.seal if sealer else None)
     tf = Transformer(fmap, location=spec.location, key=stable_key, seal=seal, lookups=lookups,
-                     user_fields=[u for u in map(user_field, _rows(read_staged(staged, "userfld", "_all"))) if u],
+                     user_fields=[u for u in map(user_field,
+                                                 _rows(read_staged(staged, "userfld", "_all"))) if u],
                      parse=_parse_context(staged, fmap))
     return tf, (sealer.open if sealer else None)
 
@@ -204,7 +208,8 @@ def _user_values(tf: Transformer, staged: Store, spec: ShardSpec, ids: set[Any]
     if not tf.sends_user_fields():
         return {}
     out: dict[Any, list[dict[str, Any]]] = {}
-    for r in _rows(read_staged(staged, "patudf", spec.location, spec.shard), lambda r: r.get("pat_id") in ids):
+    for r in _rows(read_staged(staged, "patudf", spec.location, spec.shard),
+                   lambda r: r.get("pat_id") in ids):
         out.setdefault(r["pat_id"], []).append(r)
     return out
 
@@ -228,7 +233,8 @@ def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, pl
     for chain in revision_chains([r for r in rows if r.get("pat_id") not in gone]):
         for rid in chain.ids:
             if rid != chain.head_id:
-                plan.excluded_rows.append(("clinical_note", str(rid), "earlier revision: kept in the amendment "
+                plan.excluded_rows.append(("clinical_note", str(rid),
+                                           "earlier revision: kept in the amendment "
                                            "history of the chain's latest note"))
         if chain.voided:
             plan.excluded_rows.append(("clinical_note", str(chain.head_id), "voided in the source"))
@@ -252,17 +258,21 @@ def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, pl
                 continue
             plan.crm.files.append(FilePayload(
                 "note_image", stable_key(spec.location, "note_image", sid), sid,
-                stable_key(spec.location, "patient", pid), f"note-{spec.location}-{chain.head_id}-{img.index}.{img.ext}",
-                img.mime, f"clinical note #{chain.head_id} · image {img.index} of {len(images)}", data=img.data,
+                stable_key(spec.location, "patient", pid),
+                f"note-{spec.location}-{chain.head_id}-{img.index}.{img.ext}",
+                img.mime, f"clinical note #{chain.head_id} · image {img.index} of {len(images)}",
+                data=img.data,
                 size=len(img.data)))
     plan.notices["note_images"] = sum(1 for f in plan.crm.files if f.object == "note_image")
     plan.notices["note_images_found"] = plan.notices["note_images"] + sum(
         1 for o, *_r in plan.excluded_rows if o == "note_image")
-    return heads + [r for r in rows if r.get("pat_id") in gone]  # the excluded patients' rows: counted as such
+    return heads + [r for r in rows
+                    if r.get("pat_id") in gone]  # the excluded patients' rows: counted as such
 
 
 def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | None], staged: Store, plan: Plan,
-              counts: dict[str, int], patients: list[dict[str, Any]], ids_in: set[Any], gone: set[Any]) -> None:
+              counts: dict[str, int], patients: list[dict[str, Any]], ids_in: set[Any],
+              gone: set[Any]) -> None:
     """Appointments, recalls, referrals, activities and documents of the shard (crm.py)."""
     from ..mapping.objectmap import VALUE_LABELS
     from . import crm
@@ -272,17 +282,29 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
     value = tf.value
     location, key = spec.location, stable_key
     home_tz = spec.zones.get(location.upper()) or spec.schema.get("time_zone")  # the home office's zone
-    stage_of = lambda table: {**VALUE_LABELS.get((table, "status"), {}),  # noqa: E731
-                              **next((e.values or {} for e in tf.by_table.get(table, ()) if e.column == "status"), {})}
+
+    def stage_of(table: str) -> dict[str, str]:
+        return {**VALUE_LABELS.get((table, "status"), {}),
+                **next((e.values or {} for e in tf.by_table.get(table, ()) if e.column == "status"), {})}
+
     if tf.uses("appt"):
         # placeholders (no patient) are in one shard: reported by full runs, never by a sample
         rows = _rows(tables["appt"], lambda r: (r.get("pat_id") is None and spec.patients is None) or mine(r))
         procs: dict[Any, list[dict[str, Any]]] = {}
         for p in _rows(tables["apptproc"]):
             procs.setdefault(p["appt_id"], []).append(p)
-        opps, excluded = crm.appointment_payloads(rows, procs, tf.by_table, location=location, key=key, value=value,
-                                                  stage_of=stage_of("appt"), tz=home_tz, zones=spec.zones,
-                                                  excluded_patients=gone)
+        opps, excluded = crm.appointment_payloads(
+            rows,
+            procs,
+            tf.by_table,
+            location=location,
+            key=key,
+            value=value,
+            stage_of=stage_of("appt"),
+            tz=home_tz,
+            zones=spec.zones,
+            excluded_patients=gone,
+        )
         counts["appointment"] = len(rows)
         plan.crm.opportunities += opps
         plan.excluded_rows += excluded
@@ -333,7 +355,8 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
             return document_size(export, k) if export is not None else None
 
         files, excluded = crm.document_files(rows, location=location, key=key, exists=size,
-                                             category_labels=tf.lookups.get("DOCCAT", {}), excluded_patients=gone,
+                                             category_labels=tf.lookups.get("DOCCAT", {}),
+                                             excluded_patients=gone,
                                              tz=home_tz)
         plan.crm.files += files
         plan.excluded_rows += excluded
@@ -350,7 +373,8 @@ def household_channels(staged_uri: str, mapping: dict[str, Any], location: str) 
         if tf.excluded_patient(r):
             continue
         body = tf.contact(r).body
-        people.append((str(r["pat_id"]), r.get("guar_id") == r["pat_id"], body.get("email"), body.get("phone")))
+        people.append((str(r["pat_id"]), r.get("guar_id") == r["pat_id"], body.get("email"),
+                       body.get("phone")))
     return households(people)
 
 
@@ -387,7 +411,8 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     writer_id = f"s{spec.shard:03d}"
     ids = IdMap.from_table(_shard_ledger(run, spec.location, writer_id))
     keys = ({p.stable_key for p in plan.contacts} | {r.stable_key for r in plan.records}
-            | {o.stable_key for o in plan.crm.opportunities} | {o.event.stable_key for o in plan.crm.opportunities
+            | {o.stable_key for o in plan.crm.opportunities} | {o.event.stable_key
+                                                                for o in plan.crm.opportunities
                                                                if o.event is not None}
             | {n.stable_key for n in plan.crm.notes} | {f.stable_key for f in plan.crm.files}
             | {f.stable_key + "/link" for f in plan.crm.files})
@@ -458,7 +483,8 @@ def verify_shard(spec: ShardSpec, client: Any, reader: Any = None) -> dict[str, 
     diff = FieldDiff()
     before = snapshot(client)
     with counting_as(client, "verify"):
-        verify_contacts(reader.contact, plan.contacts, ids, schema.contact_fields, diff, open_sealed=open_sealed,
+        verify_contacts(reader.contact, plan.contacts, ids, schema.contact_fields, diff,
+                        open_sealed=open_sealed,
                         owners=lambda prov: schema.users.get(prov or "") or schema.users.get(""))
         verify_records(reader.record, plan.records, ids, diff, open_sealed=open_sealed,
                        owners=lambda prov: schema.users.get(prov or ""))

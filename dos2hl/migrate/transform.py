@@ -20,7 +20,8 @@ from ..mapping.objectmap import UDF_TARGET, UserField, field_key
 from ..sources.values import ParseContext, clean_text, parse_bool, parse_date, parse_money
 from .crm import CrmPlan
 
-__all__ = ["ContactPayload", "Plan", "RecordPayload", "Transformer", "convert", "CONTACT_STANDARD", "udf_value"]
+__all__ = ["ContactPayload", "Plan", "RecordPayload", "Transformer", "convert", "CONTACT_STANDARD",
+           "udf_value"]
 
 CONTACT_STANDARD = ("firstName", "lastName", "dateOfBirth", "email", "phone", "address1", "city", "state",
                     "postalCode", "companyName", "gender", "country", "website", "timezone", "source")
@@ -137,7 +138,8 @@ class Transformer:
         if seal is None and any(e.phi == "encrypt" for es in self.by_table.values() for e in es):
             from ..errors import ConfigError
 
-            raise ConfigError("the map encrypts some fields but no PHI key is configured: set DOS2HL_PHI_KEY_FILE")
+            raise ConfigError("the map encrypts some fields but no PHI key is configured: set "
+                              "DOS2HL_PHI_KEY_FILE")
 
     def uses(self, table: str) -> bool:
         """Whether the map sends any column of ``table`` (a table all skipped is not migrated)."""
@@ -239,7 +241,7 @@ class Transformer:
             sid = row[pk]
             sk = self.key(self.location, obj, sid)
             joined = dict(row)
-            for parent, fk, ppk in joins:  # each parent found through the row joined so far
+            for parent, fk, _ppk in joins:  # each parent found through the row joined so far
                 prow = parents.get(parent, {}).get(joined.get(fk))
                 if prow is None:
                     continue
@@ -340,7 +342,8 @@ def _lookup_category(table: str, column: str) -> str | None:
     from ..model import TABLES
 
     col = TABLES[table].by_name.get(column)
-    if col is not None and col.fk == "recalltyp":  # provisioning made the recall types' descriptions the options
+    # provisioning made the recall types' descriptions the options
+    if col is not None and col.fk == "recalltyp":
         return "RECALLTYP"
     return col.lookup if col is not None and col.kind == "lookup" else None
 
@@ -357,7 +360,8 @@ def lookup_descriptions(rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]
 
 def recall_descriptions(rows: list[dict[str, Any]]) -> dict[str, str]:
     """RECALLTYP rows -> code -> description (the Recall Type pick-list's options)."""
-    return {str(r["recall_type"]): str(r.get("description") or r["recall_type"]) for r in rows if r.get("recall_type")}
+    return {str(r["recall_type"]): str(r.get("description") or r["recall_type"]) for r in rows
+            if r.get("recall_type")}
 
 
 def _pk(table: str) -> str:

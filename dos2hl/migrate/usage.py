@@ -18,7 +18,8 @@ from ..storage import open_store
 __all__ = ["record", "load", "Watch"]
 
 
-def record(run_uri: str, step: str, tally: Tally | dict[str, Any], created: dict[str, int] | None = None) -> None:
+def record(run_uri: str, step: str, tally: Tally | dict[str, Any],
+           created: dict[str, int] | None = None) -> None:
     """``created``: what the step created through the API, per object (the run's minimum is theirs)."""
     t = tally if isinstance(tally, Tally) else Tally.from_dict(tally)
     if not t.total and not any((created or {}).values()):

@@ -18,7 +18,8 @@ from ..phi import PREFIX
 from .ledger import IdMap
 from .transform import OBJECT_NAMES, ContactPayload, RecordPayload
 
-__all__ = ["FieldDiff", "ReadBack", "PAGE", "read_back_cost", "verify_contacts", "verify_crm", "verify_records"]
+__all__ = ["FieldDiff", "ReadBack", "PAGE", "read_back_cost", "verify_contacts", "verify_crm",
+           "verify_records"]
 
 PAGE = {"contact": 500, "record": 500, "opportunity": 100}  # search page sizes (HighLevel's maximums)
 EVENT_YEARS = 15  # calendar-range requests the planner assumes for a location's events (one per year)
@@ -51,7 +52,8 @@ class ReadBack:
     kind, else one GET per record. The pages are read once per location and shared by its shards.
     Notes: one list per contact that has notes or files (HighLevel has no location-wide notes search)."""
 
-    def __init__(self, client: Any, paged: set[str] | frozenset[str] = frozenset(), calendar_id: str | None = None
+    def __init__(self, client: Any, paged: set[str] | frozenset[str] = frozenset(),
+                 calendar_id: str | None = None
                  ) -> None:
         self.client, self.paged, self.calendar_id = client, set(paged), calendar_id
         self._pages: dict[str, dict[str, Any]] = {}
@@ -65,7 +67,8 @@ class ReadBack:
 
     def contact(self, cid: str) -> Any:
         if "contact" in self.paged:
-            return self._all("contact", lambda: self.client.search_contacts_all(page_limit=PAGE["contact"])).get(cid)
+            return self._all("contact",
+                             lambda: self.client.search_contacts_all(page_limit=PAGE["contact"])).get(cid)
         return self.client.get_contact(cid)
 
     def record(self, key: str, rid: str) -> Any:
@@ -244,9 +247,12 @@ def verify_crm(reader: ReadBack, plan: Any, ids: IdMap, diff: FieldDiff, schema:
         diff.read_back[o.object] += 1
         data = got.model_dump()
         pipeline_id, stage_id = schema.pipeline(o.pipeline, o.stage)
-        for name, expected, actual in (("name", o.name, got.name), ("pipelineStageId", stage_id, got.pipelineStageId),
-                                       ("status", o.status, got.status),
-                                       ("monetaryValue", o.monetary, data.get("monetaryValue"))):
+        for name, expected, actual in (
+            ("name", o.name, got.name),
+            ("pipelineStageId", stage_id, got.pipelineStageId),
+            ("status", o.status, got.status),
+            ("monetaryValue", o.monetary, data.get("monetaryValue")),
+        ):
             if expected is not None:
                 diff.add(o.object, name, o.stable_key, expected, actual)
         owner = schema.users.get(o.owner_provider or "") or schema.users.get("")
@@ -298,6 +304,7 @@ def _instant(value: Any) -> str | None:
     if not value:
         return None
     try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(dt.timezone.utc).isoformat()
+        return dt.datetime.fromisoformat(str(value).replace("Z",
+                                                            "+00:00")).astimezone(dt.timezone.utc).isoformat()
     except ValueError:
         return str(value)

@@ -49,7 +49,8 @@ class LocationSchema:
     allow_duplicates: bool
     users: dict[str, str] = field(default_factory=dict)  # provider code -> user id (owner)
     opportunity_fields: dict[str, str] = field(default_factory=dict)  # fieldKey -> id
-    pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"id", "stages": {lower: id}}
+    pipelines: dict[str,
+                    dict[str, Any]] = field(default_factory=dict)  # name -> {"id", "stages": {lower: id}}
     calendar_id: str | None = None  # the calendar appointments land on (locations.yaml, else the first)
     calendar_team: list[str] = field(default_factory=list)
     time_zone: str | None = None  # the practice's zone: appointment times are local times
@@ -114,7 +115,8 @@ class LocationSchema:
 
     def pipeline(self, name: str, stage: str) -> tuple[str, str | None]:
         """(pipeline id, stage id) by name; ConfigError naming the manual step when missing."""
-        p = self.pipelines.get(name) or next((v for k, v in self.pipelines.items() if k.lower() == name.lower()),
+        p = self.pipelines.get(name) or next((v for k,
+                                              v in self.pipelines.items() if k.lower() == name.lower()),
                                               None)
         if p is None:
             from ..errors import ConfigError
@@ -187,8 +189,10 @@ class ShardWriter(CrmWriter):
         self.shared = shared or {}  # source patient id -> channels a household member holds
         self.source = source  # the export's store (document files)
 
-    def _op(self, obj: str, key: str, source_id: str, hl_id: str | None, op: str, outcome: str, **kw: Any) -> None:
-        self.ledger.add(Op(self.run_id, self.location, self.schema.location_id, obj, key, source_id, hl_id, op,
+    def _op(self, obj: str, key: str, source_id: str, hl_id: str | None, op: str, outcome: str,
+            **kw: Any) -> None:
+        self.ledger.add(Op(self.run_id, self.location, self.schema.location_id, obj, key, source_id, hl_id,
+                           op,
                            outcome, **kw))
 
     def write(self, plan: Plan, shard: str) -> WriteResult:
@@ -226,7 +230,8 @@ class ShardWriter(CrmWriter):
             expected = contact_fields({**body, "assignedTo": owner}, custom, open_sealed=self.open_sealed,
                                       record=p.stable_key)
             self.adopt("patient", p.stable_key, p.source_id, found_there, expected,
-                       lambda hl_id, keep: update_in_place(self.client, self.schema, "patient", hl_id, p, body=payload,
+                       lambda hl_id,
+                       keep: update_in_place(self.client, self.schema, "patient", hl_id, p, body=payload,
                                                            keep=keep))
             self._count(p, "written")
             return
@@ -257,7 +262,8 @@ class ShardWriter(CrmWriter):
                 return
         self._op("patient", p.stable_key, p.source_id, w.value.id, "create", w.outcome,
                  http_status=201 if w.outcome == "created" else None, payload_hash=payload_hash(payload))
-        self.ids.apply({"stable_key": p.stable_key, "op": "create", "outcome": w.outcome, "hl_id": w.value.id})
+        self.ids.apply({"stable_key": p.stable_key, "op": "create", "outcome": w.outcome,
+                        "hl_id": w.value.id})
         self._count(p, "written")
         self.result.created["patient"] += w.outcome == "created"
 
@@ -281,7 +287,8 @@ class ShardWriter(CrmWriter):
                 custom[SHARED_FIELDS[name]] = value
                 self.result.shared_channel += 1
 
-    def _fail(self, obj: str, key: str, source_id: str, exc: Exception, payload: Any, parent: str | None = None
+    def _fail(self, obj: str, key: str, source_id: str, exc: Exception, payload: Any,
+              parent: str | None = None
               ) -> None:
         status = getattr(exc, "status", None)
         msg = safe_error(exc)  # class, errno and ids: an OSError's text holds the export path
@@ -306,8 +313,10 @@ class ShardWriter(CrmWriter):
             if r.relation == "lookup_field":
                 r.properties["contact_id"] = contact_id
             self.adopt(obj, r.stable_key, r.source_id, found_there,
-                       record_fields(r.object_key, r.properties, open_sealed=self.open_sealed, record=r.stable_key),
-                       lambda hl_id, keep: update_in_place(self.client, self.schema, obj, hl_id, r, keep=keep),
+                       record_fields(r.object_key, r.properties, open_sealed=self.open_sealed,
+                                     record=r.stable_key),
+                       lambda hl_id,
+                       keep: update_in_place(self.client, self.schema, obj, hl_id, r, keep=keep),
                        parent=r.parent_key)
             record_id = found_there["id"]
         if record_id is None:
@@ -320,9 +329,12 @@ class ShardWriter(CrmWriter):
                 if r.relation == "lookup_field":
                     r.properties["contact_id"] = contact_id
                 try:
-                    w = self.client.create_record(r.object_key, RecordCreate(properties=r.properties,
-                                                                             owner=[owner] if owner else None),
-                                                  stable_key=r.stable_key, lookup=lookup)
+                    w = self.client.create_record(
+                        r.object_key,
+                        RecordCreate(properties=r.properties, owner=[owner] if owner else None),
+                        stable_key=r.stable_key,
+                        lookup=lookup,
+                    )
                 except HighLevelError as exc:
                     self._fail(obj, r.stable_key, r.source_id, exc, r.properties, parent=r.parent_key)
                     return
@@ -332,10 +344,12 @@ class ShardWriter(CrmWriter):
                 self.result.created[obj] += w.outcome == "created"
             else:
                 self._op(obj, r.stable_key, r.source_id, record_id, "lookup", "verified-existing")
-            self.ids.apply({"stable_key": r.stable_key, "op": "create", "outcome": "created", "hl_id": record_id})
+            self.ids.apply({"stable_key": r.stable_key, "op": "create", "outcome": "created",
+                            "hl_id": record_id})
         if r.relation == "association" and not self.ids.related(r.stable_key, r.parent_key):
             if self.ids.adopted(r.parent_key) and record_id in self.children("relations", contact_id):
-                self._op(obj, r.stable_key, r.source_id, record_id, "relate", "verified-existing", parent=r.parent_key)
+                self._op(obj, r.stable_key, r.source_id, record_id, "relate", "verified-existing",
+                         parent=r.parent_key)
                 self.ids.apply({"stable_key": r.stable_key, "op": "relate", "outcome": "verified-existing",
                                 "parent": r.parent_key})
             elif not self._relate(obj, r, record_id, contact_id):
@@ -345,7 +359,8 @@ class ShardWriter(CrmWriter):
     def _relate(self, obj: str, r: RecordPayload, record_id: str, contact_id: str) -> bool:
         assoc = self.schema.associations.get(r.object_key)
         if assoc is None:
-            self._fail(obj, r.stable_key, r.source_id, LookupError(f"no association {r.object_key} <-> contact: "
+            self._fail(obj, r.stable_key, r.source_id,
+                       LookupError(f"no association {r.object_key} <-> contact: "
                                                                    "run dos2hl provision --apply"), {})
             return False
         assoc_id, contact_first = assoc
@@ -364,12 +379,14 @@ class ShardWriter(CrmWriter):
                     self._fail(obj, r.stable_key, r.source_id, exc, {}, parent=r.parent_key)
                     return False
         self._op(obj, r.stable_key, r.source_id, record_id, "relate", outcome, parent=r.parent_key)
-        self.ids.apply({"stable_key": r.stable_key, "op": "relate", "outcome": outcome, "parent": r.parent_key})
+        self.ids.apply({"stable_key": r.stable_key, "op": "relate", "outcome": outcome,
+                        "parent": r.parent_key})
         return True
 
 
     # ---- what HighLevel already holds under our keys (existing.py) ----------------------------------------
-    def adopt(self, obj: str, key: str, source_id: str, found: dict[str, Any], expected: dict[str, Any] | None,
+    def adopt(self, obj: str, key: str, source_id: str, found: dict[str, Any],
+              expected: dict[str, Any] | None,
               update: Any = None, *, parent: str | None = None, detail: str | None = None) -> str:
         """Take a record HighLevel holds under our key into this run's ID map (ledger op ``adopt``: a rollback
         of this run leaves it; ``lookup`` when this run's own earlier, unrecorded attempt made it), and
@@ -383,16 +400,19 @@ class ShardWriter(CrmWriter):
         differs = (self.inventory.differs(found, expected, open_sealed=self.open_sealed, record=key)
                    if expected is not None and update is not None else [])
         if differs and self.sealer is None:  # its before-image could not be kept sealed: never sent unkept
-            self.result.notices["already present, differs from the source: not updated (no PHI key configured "
+            self.result.notices["already present, differs from the source: not updated (no PHI key "
+                                "configured "
                                 "to seal its before-image)"] += 1
             return hl_id
         if differs:
-            row = Op(self.run_id, self.location, self.schema.location_id, obj, key, source_id, hl_id, "update",
+            row = Op(self.run_id, self.location, self.schema.location_id, obj, key, source_id, hl_id,
+                     "update",
                      "updated", parent=parent, detail=",".join(differs)[:300])
             try:
                 update(hl_id, before_keeper(self.ledger, self.sealer, row))
             except HighLevelError as exc:
-                self._op(obj, key, source_id, hl_id, "update", "failed", http_status=getattr(exc, "status", None),
+                self._op(obj, key, source_id, hl_id, "update", "failed",
+                         http_status=getattr(exc, "status", None),
                          error=type(exc).__name__, parent=parent)
                 self.result.notices["already present, differs from the source: update failed"] += 1
                 return hl_id
@@ -411,7 +431,8 @@ class ShardWriter(CrmWriter):
             if kind == "notes":
                 got = {note_key(n.body): n.id for n in self.client.list_notes(contact_id)}
             elif kind == "events":
-                got = {event_key(a.calendarId, a.startTime): a.id for a in self.client.list_contact_appointments(
+                got = {event_key(a.calendarId,
+                                 a.startTime): a.id for a in self.client.list_contact_appointments(
                     contact_id) if a.startTime}
             else:
                 got = {}

@@ -57,7 +57,8 @@ class CrmWriter:
               parent: str | None, detail: str | None = None) -> None:
         self._op(obj, key, source_id, hl_id, "create" if outcome != "verified-existing" else "lookup",  # type: ignore[attr-defined]
                  outcome, payload_hash=payload_hash(payload), parent=parent, detail=detail)
-        self.ids.apply({"stable_key": key, "op": "create", "outcome": outcome, "hl_id": hl_id, "detail": detail})
+        self.ids.apply({"stable_key": key, "op": "create", "outcome": outcome, "hl_id": hl_id,
+                        "detail": detail})
         self.result.created[obj] += outcome == "created"
 
     def _write(self, obj: str, key: str, source_id: str, parent: str | None, payload: Any, create: Any,
@@ -76,7 +77,8 @@ class CrmWriter:
             if rows > 1:
                 self.result.failed[obj] += rows - 1
             return None
-        self._done(obj, key, source_id, w.value.id, w.outcome, payload, parent, detail(w.value) if detail else None)
+        self._done(obj, key, source_id, w.value.id, w.outcome, payload, parent,
+                   detail(w.value) if detail else None)
         return w.value.id
 
     # ---- opportunities and calendar events ----------------------------------------------------------------
@@ -93,21 +95,38 @@ class CrmWriter:
             body = OpportunityCreate(pipelineId=pipeline_id, name=o.name, status=o.status,  # type: ignore[arg-type]
                                      contactId=contact_id, pipelineStageId=stage_id, monetaryValue=o.monetary,
                                      assignedTo=owner, customFields=custom or None)
-            found = self.inventory.opportunities.get(Inventory.opportunity_key(contact_id, pipeline_id, o.name))
+            found = self.inventory.opportunities.get(
+                Inventory.opportunity_key(contact_id, pipeline_id, o.name)
+            )
             if found is not None:
-                expected = opportunity_fields({"name": o.name, "status": o.status, "pipelineStageId": stage_id,
+                expected = opportunity_fields({"name": o.name, "status": o.status,
+                                               "pipelineStageId": stage_id,
                                                "monetaryValue": o.monetary, "assignedTo": owner},
                                               {k: opportunity_text(v) for k, v in o.custom.items()},
                                               open_sealed=self.open_sealed, record=o.stable_key)
-                opp_id = self.adopt(o.object, o.stable_key, o.source_id, found, expected,  # type: ignore[attr-defined]
-                                    lambda hl_id, keep: update_in_place(self.client, self.schema, o.object, hl_id, o,
-                                                                        keep=keep),
-                                    parent=o.parent_key)
+                opp_id = self.adopt(
+                    o.object,
+                    o.stable_key,
+                    o.source_id,
+                    found,
+                    expected,  # type: ignore[attr-defined]
+                    lambda hl_id, keep: update_in_place(
+                        self.client, self.schema, o.object, hl_id, o, keep=keep
+                    ),
+                    parent=o.parent_key,
+                )
         if opp_id is None:
             lookup = self.client.opportunity_lookup(contact_id, pipeline_id, o.name)
-            opp_id = self._write(o.object, o.stable_key, o.source_id, o.parent_key, {**vars(o), "event": None},
-                                 lambda lk: self.client.create_opportunity(body, stable_key=o.stable_key, lookup=lk),
-                                 lookup, o.rows)
+            opp_id = self._write(
+                o.object,
+                o.stable_key,
+                o.source_id,
+                o.parent_key,
+                {**vars(o), "event": None},
+                lambda lk: self.client.create_opportunity(body, stable_key=o.stable_key, lookup=lk),
+                lookup,
+                o.rows,
+            )
             if opp_id is None:
                 if o.event is not None:  # its event waits for it
                     self._op("appointment_event", o.event.stable_key, o.source_id, None, "create", "held",  # type: ignore[attr-defined]
@@ -127,12 +146,14 @@ class CrmWriter:
         if not self.schema.calendar_id:
             from ..errors import ConfigError
 
-            raise ConfigError(f"location {self.schema.location_id} has no calendar for appointments: create one "
+            raise ConfigError(f"location {self.schema.location_id} has no calendar for appointments: create "
+                              f"one "
                               "(or name it as calendar: in locations.yaml)")
         owner = self.schema.users.get(o.owner_provider or "") or self.schema.users.get("")
         if owner not in self.schema.calendar_team:  # HighLevel refuses a user outside the calendar's team
             owner = None
-            self.result.notices["calendar event not assigned: its provider is not on the calendar's team"] += 1
+            self.result.notices["calendar event not assigned: its provider is not on the calendar's "
+                                "team"] += 1
         # a historical import: never the practice's slot rules, never a text or email to the patient
         body = AppointmentCreate(calendarId=self.schema.calendar_id, contactId=contact_id, startTime=e.start,
                                  endTime=e.end, title=e.title, appointmentStatus=e.status,  # type: ignore[arg-type]
@@ -145,12 +166,20 @@ class CrmWriter:
                            parent=o.stable_key)
                 return True
         lookup = self.client.appointment_lookup(contact_id, self.schema.calendar_id, e.start)
-        got = self._write("appointment_event", e.stable_key, o.source_id, o.stable_key, vars(e),
-                          lambda lk: self.client.create_appointment(body, stable_key=e.stable_key, lookup=lk), lookup)
+        got = self._write(
+            "appointment_event",
+            e.stable_key,
+            o.source_id,
+            o.stable_key,
+            vars(e),
+            lambda lk: self.client.create_appointment(body, stable_key=e.stable_key, lookup=lk),
+            lookup,
+        )
         return got is not None
 
-    # ---- notes and files ------------------------------------------------------------------------------------
-    def _note(self, obj: str, key: str, source_id: str, parent_key: str, body: str, *, count: bool = True) -> bool:
+    # ---- notes and files -----------------------------------------------------------------------------------
+    def _note(self, obj: str, key: str, source_id: str, parent_key: str, body: str, *,
+              count: bool = True) -> bool:
         contact_id = self._parent(obj, key, source_id, parent_key)
         if contact_id is None:
             return False
@@ -161,8 +190,8 @@ class CrmWriter:
         elif self.ids.get(key) is None:
             lookup = self.client.note_lookup(contact_id, body)
             got = self._write(obj, key, source_id, parent_key, {"body": body},
-                              lambda lk: self.client.create_note(contact_id, NoteCreate(body=body), stable_key=key,
-                                                                 lookup=lk), lookup,
+                              lambda lk: self.client.create_note(contact_id, NoteCreate(body=body),
+                                                                 stable_key=key, lookup=lk), lookup,
                               detail=lambda _n: contact_id)  # a note is deleted through its contact
             if got is None:
                 return False
@@ -177,7 +206,8 @@ class CrmWriter:
         if contact_id is None:
             return
         url = self.ids.detail(f.stable_key) if self.ids.get(f.stable_key) else None
-        if url is None and self.ids.get(f.stable_key):  # uploaded, its link not kept: find it before uploading again
+        # uploaded, its link not kept: find it before uploading again
+        if url is None and self.ids.get(f.stable_key):
             found = self.client.media_lookup(f.name)()
             url = found.url if found is not None else None
         there = self.inventory.media.get(f.name) if url is None and not self.ids.get(f.stable_key) else None
@@ -191,10 +221,23 @@ class CrmWriter:
                 self._fail(f.object, f.stable_key, f.source_id, exc, {"name": f.name}, parent=f.parent_key)  # type: ignore[attr-defined]
                 return
             lookup = self.client.media_lookup(f.name)
-            got = self._write(f.object, f.stable_key, f.source_id, f.parent_key, {"name": f.name, "size": f.size},
-                              lambda lk: self.client.upload_media(data, filename=f.name, content_type=f.mime,
-                                                                  name=f.name, stable_key=f.stable_key, lookup=lk),
-                              lookup, detail=lambda m: m.url)
+            got = self._write(
+                f.object,
+                f.stable_key,
+                f.source_id,
+                f.parent_key,
+                {"name": f.name, "size": f.size},
+                lambda lk: self.client.upload_media(
+                    data,
+                    filename=f.name,
+                    content_type=f.mime,
+                    name=f.name,
+                    stable_key=f.stable_key,
+                    lookup=lk,
+                ),
+                lookup,
+                detail=lambda m: m.url,
+            )
             if got is None:
                 return
             url = self.ids.detail(f.stable_key)

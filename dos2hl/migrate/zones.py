@@ -81,8 +81,10 @@ def blank_zone_warnings(export: Mapping[str, str], overrides: Mapping[str, str |
             continue
         what = "is blank" if not tz else "is not an IANA time zone"
         if overrides is None:
-            then = ("its times are read in the zone locations.yaml sets for it, else its HighLevel sub-account's "
-                    "timezone, else (an office without a sub-account) the visiting patient's home office's zone")
+            then = ("its times are read in the zone locations.yaml sets for it, else its HighLevel "
+                    "sub-account's "
+                    "timezone, else (an office without a sub-account) the visiting patient's home office's "
+                    "zone")
         elif loc in accounts:
             then = "its times are read in its HighLevel sub-account's timezone"
         else:

@@ -29,14 +29,17 @@ from .migrate import (
 from .results import BulkResult, Prepared, RunReport, VerifyResult, WriteResult
 from .rollback import rollback_step
 
-__all__ = ["Approval", "BulkResult", "CsvImported", "DeltaParams", "Gates", "MapConfirmation", "MigrateParams",
+__all__ = ["Approval", "BulkResult", "CsvImported", "DeltaParams", "Gates", "MapConfirmation",
+           "MigrateParams",
            "ParamGates", "Prepared", "RollbackParams", "RunEnv", "RunReport", "Runner", "VerifyResult",
-           "WriteResult", "bulk_step", "delta_step", "direct", "open_env", "prepare_step", "report_step", "rollback_step",
+           "WriteResult", "bulk_step", "delta_step", "direct", "open_env", "prepare_step", "report_step",
+           "rollback_step",
            "migrate", "run_migration", "verify_step", "write_step"]
 
 
 def migrate(params: MigrateParams, *, approve: Callable[[dict[str, Any]], bool] | None = None,
-            imported: Importer | None = None, settings: Any = None, client_factory: ClientFactory | None = None,
+            imported: Importer | None = None, settings: Any = None,
+            client_factory: ClientFactory | None = None,
             verify_factory: ClientFactory | None = None) -> dict[str, Any]:
     """The migration from a script: ``approve(sample_report) -> bool`` is the sample gate (None: the
     ``approve`` parameter), ``imported(packages, checklist) -> bool`` the bulk gate (None: the

@@ -29,7 +29,8 @@ class RunEnv:
         return self.settings.run_uri(run_id, self.storage)
 
 
-def open_env(params: Any, *, settings: Dos2hlSettings | None = None, client_factory: ClientFactory | None = None,
+def open_env(params: Any, *, settings: Dos2hlSettings | None = None,
+             client_factory: ClientFactory | None = None,
              verify_factory: ClientFactory | None = None) -> RunEnv:
     """The env of a run with ``params`` (any pipeline's: locations, target, storage, executor, workers).
     Tests and benches pass their own client factories (then no governor is opened here)."""

@@ -45,16 +45,19 @@ def prepare_step(env: RunEnv, params: MigrateParams) -> Prepared:
 def write_step(env: RunEnv, prepared: Prepared, phase: str, sample_size: int = 0) -> WriteResult:
     """Write the sample's patients (closed over guarantors), or everything not yet written."""
     return run_phase(prepared, phase, sample_size=sample_size, client_factory=env.writes,  # type: ignore[arg-type]
-                     executor=env.executor, workers=env.workers, settings=env.settings, locations=env.locations)
+                     executor=env.executor, workers=env.workers, settings=env.settings,
+                     locations=env.locations)
 
 
 def verify_step(env: RunEnv, prepared: Prepared, result: WriteResult) -> VerifyResult:
     """Read back what ``result`` wrote (its sample, or every record) and diff every field."""
-    return verify_phase(prepared, result, client_factory=env.reads, executor=env.executor, workers=env.workers,
+    return verify_phase(prepared, result, client_factory=env.reads, executor=env.executor,
+                        workers=env.workers,
                         settings=env.settings, locations=env.locations)
 
 
-def bulk_step(env: RunEnv, prepared: Prepared, threshold: int, importer: Importer | None = None) -> BulkResult:
+def bulk_step(env: RunEnv, prepared: Prepared, threshold: int,
+              importer: Importer | None = None) -> BulkResult:
     """Record sets above ``threshold`` as CSV packages for HighLevel's importers; imported (the sandbox
     imports itself; ``importer`` says a person did), then reconciled by search pages."""
     watch = Watch(env.writes)  # its reconciliation pages count in the run (its rows create nothing)
@@ -94,7 +97,8 @@ def run_migration(params: MigrateParams, env: RunEnv, gates: Gates, run: Runner 
                                                        target=params.target, storage=params.storage))
                 return rep.model_copy(update={"next": f"the sample of run {prepared.run_id} is rolled back"})
             return rep.model_copy(update={"next": (
-                f"review {rep.report}, then re-run with run id {prepared.run_id} and approve (--approve) to keep "
+                f"review {rep.report}, then re-run with run id {prepared.run_id} and approve (--approve) to "
+                f"keep "
                 f"the sample and run the rest, or undo the sample: dos2hl rollback {prepared.run_id} "
                 f"--locations {params.locations}")})
     bulk: BulkResult = run(bulk_step, env, prepared, params.bulk_threshold, gates.importer())
@@ -103,10 +107,12 @@ def run_migration(params: MigrateParams, env: RunEnv, gates: Gates, run: Runner 
         answer_csv = gates.imported(bulk)
         if not answer_csv.imported:
             waiting = bulk.waiting
-            rep = run(report_step, env, prepared, phases or [WriteResult(phase="bulk", shards=bulk.shard_rows())],
+            rep = run(report_step, env, prepared,
+                      phases or [WriteResult(phase="bulk", shards=bulk.shard_rows())],
                       None, "", "waiting for the CSV imports")
             return rep.model_copy(update={"bulk_waiting": waiting, "next": (
-                f"import the CSV packages in HighLevel's UI as {', '.join(waiting)} (in the run's folder) says, "
+                f"import the CSV packages in HighLevel's UI as {', '.join(waiting)} (in the run's folder) "
+                f"says, "
                 f"then re-run with run id {prepared.run_id} and --imported (imported=true)")})
         bulk = run(bulk_step, env, prepared, params.bulk_threshold, _confirmed(bulk.waiting))
         bulks.append(bulk)

@@ -33,5 +33,6 @@ from .plan import (
 )
 
 __all__ = ["Change", "DesiredSchema", "FieldSpec", "MAX_CUSTOM_OBJECTS", "ObjectDef", "Plan",
-           "ProvisionError", "ProvisionLedger", "apply_plan", "desired_schema", "export_for", "field_problems",
+           "ProvisionError", "ProvisionLedger", "apply_plan", "desired_schema", "export_for",
+           "field_problems",
            "needs_export", "plan_location", "provision"]

@@ -5,9 +5,9 @@ it is then created again like any missing field), custom objects (each brings it
 property), field folders, object fields, associations (need both objects), contact and opportunity
 custom fields, tags. A plan with a conflict, or one that would take the location over HighLevel's 10
 custom objects, is refused before the first request. Every field created is recorded in the
-provision ledger (``ledger.py``) when one is given: that is how a later plan knows the field is ours. Creates pass a lookup where the client accepts one, so an ambiguous failure (a
-timeout after the server created the field) is verified instead of sent twice; a re-run after a
-partial apply only creates what is still missing.
+provision ledger (``ledger.py``) when one is given: that is how a later plan knows the field is ours. Creates
+pass a lookup where the client accepts one, so an ambiguous failure (a timeout after the server created the
+field) is verified instead of sent twice; a re-run after a partial apply only creates what is still missing.
 """
 
 from __future__ import annotations
@@ -132,9 +132,15 @@ def apply_plan(client: Any, plan: Plan, ledger: ProvisionLedger | None = None) -
         if c.kind == "searchable":
             obj = desired.objects[c.key]
             have = next((o for o in client.list_object_schemas() if o.key == obj.key), None)
-            keys = list(dict.fromkeys([*((have.searchableProperties or []) if have else []),
-                                       f"{obj.key}.{obj.primary}", *([f"{obj.key}.source_id"]
-                                                                    if f"{obj.key}.source_id" in obj.fields else [])]))
+            keys = list(
+                dict.fromkeys(
+                    [
+                        *((have.searchableProperties or []) if have else []),
+                        f"{obj.key}.{obj.primary}",
+                        *([f"{obj.key}.source_id"] if f"{obj.key}.source_id" in obj.fields else []),
+                    ]
+                )
+            )
             client.update_object_schema(obj.key, ObjectSchemaUpdate(searchableProperties=keys))
     for c in todo:
         if c.kind == "association":
@@ -200,7 +206,8 @@ def export_for(mapping: Mapping, source: str | Path | None) -> str | Path | None
     if needed:
         more = f" (+{len(needed) - 6} more)" if len(needed) > 6 else ""
         why = "the export the map records is not there" if recorded else "the map records no export"
-        raise ProvisionError(f"the map's schema comes partly from the export ({', '.join(needed[:6])}{more}) and "
+        raise ProvisionError(f"the map's schema comes partly from the export ({', '.join(needed[:6])}{more}) "
+                             f"and "
                              f"{why}: pass it with --source EXPORT. Nothing was planned or written")
     return None
 

@@ -253,7 +253,8 @@ def desired_schema(mapping: Mapping, source: str | Path | None = None) -> Desire
             obj = d.objects[key]
             obj.associate = False
             for short, label in (("contact_id", "Contact ID"), ("patient_id", "Patient Source ID")):
-                _merge(obj.fields, FieldSpec(f"{key}.{short}", label, "TEXT", (), "relation policy lookup_field: "
+                _merge(obj.fields,
+                       FieldSpec(f"{key}.{short}", label, "TEXT", (), "relation policy lookup_field: "
                                              "the contact, without a relation call", sources=("(relation)",)))
     for obj in d.objects.values():
         ptype = obj.primary_type
@@ -273,7 +274,8 @@ def desired_schema(mapping: Mapping, source: str | Path | None = None) -> Desire
         for key, name, dt_ in (("contact.shared_email", "Shared Email", "TEXT"),
                                ("contact.shared_phone", "Shared Phone", "TEXT")):
             _merge(d.contact_fields, FieldSpec(key, name, dt_, (), "a family member's email/phone when the "
-                                               "location refuses duplicate contacts", sources=("(household)",)))
+                                               "location refuses duplicate contacts",
+                                               sources=("(household)",)))
     if tags:
         names = [f"referral: {k}" for k in _REF_KINDS.values()]
         if source is None:
@@ -355,7 +357,8 @@ class Plan:
             elif c.action == "manual":
                 lines.append(f"{indent}~ manual: {c.detail}")
             elif c.action == "repair":
-                lines.append(f"{indent}-/+ repair: {what} {c.key}{typed}{_options_text(c.options)} ({c.detail})")
+                lines.append(f"{indent}-/+ repair: {what} {c.key}{typed}{_options_text(c.options)} "
+                             f"({c.detail})")
             else:
                 label = f" ({c.detail})" if c.detail else ""
                 opts = _options_text(c.options)
@@ -403,7 +406,8 @@ def _compare(loc: str, kind: Kind, spec: FieldSpec, have_type: str | None, have_
         if field_id is not None and field_id in set(owned):
             held = holds() if holds is not None else "its values cannot be counted"
             if held is None:
-                return Change(loc, kind, spec.key, "repair", f"{need}; dos2hl provision created it and it holds "
+                return Change(loc, kind, spec.key, "repair",
+                              f"{need}; dos2hl provision created it and it holds "
                               "no value: deleted and created again", spec.data_type, spec.options, field_id)
             return Change(loc, kind, spec.key, "conflict",
                           f"{need}; dos2hl provision created it, but {held}: dos2hl does not delete data. "

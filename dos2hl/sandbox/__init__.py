@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app", "serve", "init_locations", "add_token", "add_user", "add_pipeline", "dump", "MIGRATION_SCOPES",
+__all__ = ["create_app", "serve", "init_locations", "add_token", "add_user", "add_pipeline", "dump",
+           "MIGRATION_SCOPES",
            "prepare_state", "running", "InProcessTransport"]
 
 

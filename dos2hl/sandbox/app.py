@@ -160,7 +160,8 @@ class _Api:
         if fault == "timeout":
             await asyncio.sleep(self.faults.config.timeout_after)
         self.journal.write(time=self.clock(), method=method, template=template,
-                           location=location, status=status, latency_ms=(time.perf_counter() - started) * 1000,
+                           location=location, status=status,
+                           latency_ms=(time.perf_counter() - started) * 1000,
                            body=body or None, operation=op.key if op else None, fault=fault)
         raw_headers = [(b"content-type", b"application/json; charset=utf-8"),
                        (b"content-length", str(len(data)).encode())]
@@ -180,7 +181,8 @@ class _Api:
     def _handle(self, op: contract.Operation, request: Request, body: bytes, location: str,
                 scopes: list[str], now: float) -> tuple[int, Any]:
         if op.schemes and all(s.startswith("Agency") for s in op.schemes) and op.key not in _AGENCY_ALLOWED:
-            raise ApiError(401, "This route is not accessible with a sub-account token.", error="Unauthorized")
+            raise ApiError(401, "This route is not accessible with a sub-account token.",
+                           error="Unauthorized")
         need = required_scope(op)
         if need is not None and need not in scopes:
             raise ApiError(401, "The token is not authorized for this scope.", error="Unauthorized")
@@ -210,8 +212,10 @@ class _Api:
         named.discard(None)
         if named - {location}:
             raise ApiError(403, "The token does not have access to this location.")
-        problems = contract.validate_request(op, headers=dict(request.headers), query=request.query_params.multi_items(),
-                                             body=body or None, content_type=content_type) if self._checks(op.key) else []
+        problems = contract.validate_request(op, headers=dict(request.headers),
+                                             query=request.query_params.multi_items(),
+                                             body=body or None,
+                                             content_type=content_type) if self._checks(op.key) else []
         if problems:
             raise ApiError(422, problems, error="Unprocessable Entity")
         fn = HANDLERS.get(op.key)

@@ -59,7 +59,9 @@ class RateLimiter:
             row = db.execute("SELECT count FROM rl_daily WHERE bucket=? AND day=?", (bucket, day)).fetchone()
             day_used = row[0] if row else 0
             if day_used >= self.daily:
-                midnight = dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+                midnight = dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc) + dt.timedelta(
+                    days=1
+                )
                 return Verdict(False, "daily", self._headers(len(hits), day_used), midnight.timestamp() - now)
             if len(hits) >= self.burst:
                 wait = hits[0] + self.window_s - now

@@ -79,7 +79,8 @@ def _range(actual: Any, bounds: Any) -> bool:
     return True
 
 
-def matches(doc: dict[str, Any], flt: dict[str, Any], getter: Callable[[dict[str, Any], str], Any] = field_value) -> bool:
+def matches(doc: dict[str, Any], flt: dict[str, Any],
+            getter: Callable[[dict[str, Any], str], Any] = field_value) -> bool:
     """Whether ``doc`` satisfies one filter (or filter group)."""
     if "group" in flt:
         results = [matches(doc, f, getter) for f in flt.get("filters") or []]
@@ -112,7 +113,8 @@ def sort_key_value(v: Any) -> tuple[int, Any]:
     return (0, c) if isinstance(c, float) else (1, str(c).lower())
 
 
-def paginate(docs: list[dict[str, Any]], *, sort: list[dict[str, str]], getter: Callable[[dict[str, Any], str], Any],
+def paginate(docs: list[dict[str, Any]], *, sort: list[dict[str, str]],
+             getter: Callable[[dict[str, Any], str], Any],
              page_limit: int, page: int | None, search_after: list[Any] | None,
              max_window: int = 10_000) -> tuple[list[tuple[dict[str, Any], list[Any]]], int]:
     """Sort, then cut one page; each hit carries its ``searchAfter`` cursor ([sort values..., id])."""

@@ -14,7 +14,8 @@ _LISTS = {"contacts": "contact", "notes": "note", "tasks": "task", "opportunitie
           "custom_values": "custom_value", "tags": "tag",
           "associations": "association", "relations": "relation", "files": "file", "users": "user",
           "pipelines": "pipeline", "calendars": "calendar", "workflows": "workflow",
-          "object_schemas": "object_schema", "custom_fields_v2": "cf2_field", "custom_field_folders": "cf2_folder"}
+          "object_schemas": "object_schema", "custom_fields_v2": "cf2_field",
+          "custom_field_folders": "cf2_folder"}
 
 
 def dump(state_dir: Path) -> dict[str, Any]:

@@ -98,7 +98,8 @@ REASONS: dict[str, str] = {
             "together (the break kept as a line break), anything else was quarantined; fix the row at "
             "the source and re-export",
     "CSV5": "the record is longer than the reader's limit for one record (a runaway memo, a file cut or "
-            "padded with a huge line, or an unclosed quote swallowing the rest of the file): it was quarantined "
+            "padded with a huge line, or an unclosed quote swallowing the rest of the file): it was "
+            "quarantined "
             "unread and reading went on with the next line; shorten the field or fix the row at the source "
             "and re-export",
     "KEY1": "a primary key or required reference was blank or unreadable, so the row was quarantined; "

@@ -54,8 +54,8 @@ def discover(store: Store, profile: Profile, *, documents: bool = True) -> Expor
 
     Files may sit at the top level or in per-location subfolders; everything under an
     ``IMAGES`` folder is a document file (not listed with ``documents=False``, which saves walking
-    a tree of tens of thousands of images when only the tables are read). Raises ``MissingFileError`` (before anything is written)
-    when a required table has no file.
+    a tree of tens of thousands of images when only the tables are read). Raises ``MissingFileError`` (before
+    anything is written) when a required table has no file.
     """
     keys = store.list("", skip_dirs=() if documents else ("IMAGES",))
     files: dict[str, list[ExportFile]] = {}

@@ -60,7 +60,8 @@ class TooLarge(RefusedDocument):
 
 
 def too_large_reason(size: int) -> str:
-    return (f"{size / 2**20:.1f} MB is over HighLevel's 25 MB upload limit: keep it in the imaging archive and "
+    return (f"{size / 2**20:.1f} MB is over HighLevel's 25 MB upload limit: keep it in the imaging archive "
+            f"and "
             "link it by hand")
 
 
@@ -117,7 +118,8 @@ def _split(key: str) -> list[str]:
 
 def _open_local(root: str, parts: list[str]) -> int | None:
     """A read-only descriptor of ``root/<parts>`` opened one component at a time, none of them followed
-    when it is a link (the export's root itself is the operator's choice and may be one); None when missing."""
+    when it is a link (the export's root itself is the operator's choice
+                       and may be one); None when missing."""
     nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
     fds: list[int] = []
     try:
@@ -149,7 +151,8 @@ def _missing_or_refused(exc: OSError, name: str, dir_fd: int | None) -> None:
         except OSError:
             return None
         if stat.S_ISLNK(st.st_mode):
-            raise RefusedDocument("unsafe file: a symbolic link in the export's IMAGES folder is never followed") \
+            raise RefusedDocument("unsafe file: a symbolic link in the export's IMAGES folder is never "
+                                  "followed") \
                 from None
         if exc.errno == errno.ENOTDIR:
             return None  # a file where a folder was expected: the document's file is not there
@@ -162,8 +165,17 @@ def _regular(fd: int) -> int:
     st = os.fstat(fd)
     if stat.S_ISREG(st.st_mode):
         return st.st_size
-    kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-            else "a socket" if stat.S_ISSOCK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "special")
+    kind = (
+        "a FIFO"
+        if stat.S_ISFIFO(st.st_mode)
+        else "a device"
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+        else "a socket"
+        if stat.S_ISSOCK(st.st_mode)
+        else "a folder"
+        if stat.S_ISDIR(st.st_mode)
+        else "special"
+    )
     raise RefusedDocument(f"unsafe file: {kind}, not a regular file")
 
 

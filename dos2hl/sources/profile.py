@@ -87,7 +87,8 @@ class Profile(BaseModel):
     def _known_tables_and_columns(self) -> Profile:
         for tname, spec in self.files.items():
             if tname not in TABLES:
-                raise ValueError(f"profile {self.name!r}: unknown table {tname!r}; valid: {', '.join(TABLES)}")
+                raise ValueError(f"profile {self.name!r}: unknown table {tname!r}; valid: "
+                                 f"{', '.join(TABLES)}")
             known = TABLES[tname].by_name
             for src, canon in spec.columns.items():
                 if canon not in known and canon != "skip":

@@ -91,7 +91,8 @@ class FileStats:
 
     def identity(self) -> str:
         return (f"{self.file}: {self.records} records = {self.clean} clean + {self.repaired} repaired"
-                f" + {self.quarantined} quarantined" + ("" if self.error is None else " (NOT BALANCED: read error)"))
+                f" + {self.quarantined} quarantined" + ("" if self.error is None
+                                                        else " (NOT BALANCED: read error)"))
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -194,7 +195,8 @@ class ExportReader:
                 if fmt.export_timestamp and self.export_date is None:
                     self.export_date = fmt.export_timestamp.date()
         for table, spec in TABLES.items():
-            if spec.required_file and not any(f.key in self.formats for f in self.export.files.get(table, [])):
+            if spec.required_file and not any(f.key in self.formats
+                                              for f in self.export.files.get(table, [])):
                 errs = "; ".join(self.stats[f.key].error or "" for f in self.export.files.get(table, []))
                 raise SourceError(f"no readable {self.profile.file_stem(table)} file: {errs}")
         if self.export_date is None:
@@ -402,8 +404,10 @@ class ExportReader:
         st.quarantined += 1
         st.findings["CSV2"] += 1
         self._rejected[f.key] += 1
-        st.warnings.append(f"the file ends inside a quoted value (line {row['line']}): its last record is cut "
-                           "short; was the export interrupted? Re-export to be sure nothing after it is missing")
+        st.warnings.append(f"the file ends inside a quoted value (line {row['line']}): its last record is "
+                           f"cut "
+                           "short; was the export interrupted? Re-export to be sure nothing after it is "
+                           "missing")
         yield Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
                     pa.Table.from_pylist([row], QUARANTINE_SCHEMA))
         return (rows.slice(0, n - 1), record.slice(0, n - 1), line.slice(0, n - 1))
@@ -423,8 +427,10 @@ class ExportReader:
         out = []
         for rec, ln, sz in zip(record.filter(over).to_pylist(), line.filter(over).to_pylist(),
                                size.filter(over).to_pylist(), strict=True):
-            out.append({"file": f.key, "table": f.table, "record": rec, "line": ln, "code": "CSV5", "raw": None,
-                        "reason": (f"the record is {sz:,} bytes, more than the {MAX_RECORD_BYTES >> 20} MiB one "
+            out.append({"file": f.key, "table": f.table, "record": rec, "line": ln, "code": "CSV5",
+                        "raw": None,
+                        "reason": (f"the record is {sz:,} bytes, more than the {MAX_RECORD_BYTES >> 20} MiB "
+                                   f"one "
                                    "record may hold: " + reason("CSV5"))})
         yield self._quarantined(f, st, "CSV5", out)
         keep = pc.invert(over)
@@ -452,7 +458,8 @@ class ExportReader:
         bad = self._rejected[f.key]
         if bad >= QUARANTINE_STOP_MIN and bad > QUARANTINE_STOP_RATE * st.records and st.error is None:
             st.error = (f"{f.name}: {bad:,} of {st.records:,} records could not be read (over "
-                        f"{QUARANTINE_STOP_RATE:.0%}): the file was probably misread (delimiter, quote character "
+                        f"{QUARANTINE_STOP_RATE:.0%}): the file was probably misread (delimiter, quote "
+                        f"character "
                         "or encoding) or is damaged; check it, set the export profile, or re-export it")
 
     def _bad_rows(self, f: ExportFile, bad: list[BadRow], st: FileStats, fmt: FileFormat,
@@ -482,7 +489,8 @@ class ExportReader:
             batch = pa.RecordBatch.from_arrays(
                 [pa.array([fields[i] for _, fields in recovered], pa.string()) for i in range(len(colnames))],
                 names=colnames)
-            yield from self._parse_rows(f, st, fmt, batch, pa.array([b.record for b, _ in recovered], pa.int64()),
+            yield from self._parse_rows(f, st, fmt, batch,
+                                        pa.array([b.record for b, _ in recovered], pa.int64()),
                                         pa.array([b.line for b, _ in recovered], pa.int64()), mapping, ctx,
                                         rejoined=rejoined)
 
@@ -544,8 +552,11 @@ class ExportReader:
             # A record split by a bare line break was put back together: say where.
             mask = pa.array([j == i for j in range(n)])
             canon = mapping.get(src, src)
-            codes.setdefault(canon, []).append((src, pc.if_else(mask, pa.scalar("CSV2"), pa.scalar(None, pa.string())),
-                                                pc.if_else(mask, pa.scalar("repaired"), pa.scalar(None, pa.string()))))
+            codes.setdefault(canon,
+                             []).append((src,
+                                         pc.if_else(mask, pa.scalar("CSV2"), pa.scalar(None, pa.string())),
+                                                pc.if_else(mask, pa.scalar("repaired"),
+                                                           pa.scalar(None, pa.string()))))
         data = pa.table([values[c] for c in table.column_names], schema=arrow_schema(f.table))
         data = data.append_column("_file", pa.repeat(f.key, n))
         data = data.append_column("_record", record).append_column("_line", line)
@@ -569,7 +580,8 @@ class ExportReader:
         quarantine = _empty(QUARANTINE_SCHEMA)
         if pc.any(bad).as_py():
             missing_cols = [c for c in required if pc.any(pc.and_(bad, pc.is_null(values[c]))).as_py()]
-            raw = pc.binary_join_element_wise(*[pc.fill_null(rows.column(i), "") for i in range(rows.num_columns)],
+            raw = pc.binary_join_element_wise(*[pc.fill_null(rows.column(i),
+                                                             "") for i in range(rows.num_columns)],
                                               fmt.delimiter)
             nb = int(pc.sum(bad.cast(pa.int64())).as_py())
             quarantine = pa.table({
@@ -592,7 +604,7 @@ class ExportReader:
         st.repaired += n_fixed
         st.clean += data.num_rows - n_fixed
         if findings.num_rows:
-            for code, cnt in zip(*pc.value_counts(findings["code"]).flatten()):  # type: ignore[misc]
+            for code, cnt in zip(*pc.value_counts(findings["code"]).flatten(), strict=True):  # type: ignore[misc]
                 st.findings[code.as_py()] += cnt.as_py()
         self.rowctx.observe(f.table, data)
         unmapped = rows.select(st.unknown_columns) if st.unknown_columns else None

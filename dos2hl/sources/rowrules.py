@@ -43,11 +43,11 @@ class RowContext:
 
     def observe(self, table: str, data: pa.Table) -> None:
         if table == "lookup" and data.num_rows:
-            for cat, code in zip(data["category"].to_pylist(), data["code"].to_pylist()):
+            for cat, code in zip(data["category"].to_pylist(), data["code"].to_pylist(), strict=True):
                 if cat and code:
                     self.lookups.setdefault(cat, set()).add(code)
         elif table == "location" and data.num_rows:
-            for loc, phone in zip(data["loc_id"].to_pylist(), data["phone"].to_pylist()):
+            for loc, phone in zip(data["loc_id"].to_pylist(), data["phone"].to_pylist(), strict=True):
                 m = _AREA_RE.match(phone or "")
                 if loc and m:
                     self.area_by_loc[loc] = m.group(1)
@@ -61,7 +61,9 @@ class RowContext:
         if table != "ledger":
             return []
         la = profile.ledger_amount
-        return [la.drcr_column] if la.mode == "drcr" else list(la.columns) if la.mode == "split_columns" else []
+        return (
+            [la.drcr_column] if la.mode == "drcr" else list(la.columns) if la.mode == "split_columns" else []
+        )
 
     def parse_phones(self, table: str, rows: pa.RecordBatch, raw: pa.Array, col: Column,
                      ctx: ParseContext, profile: Profile) -> Parsed:
@@ -123,7 +125,7 @@ def _names(table: str, rows: pa.RecordBatch, values: dict[str, pa.Array],
             ln, r"(?i)[\s,]+(JR|SR|II|III|IV|V|MD|DDS|PHD)\.?$"), pc.is_null(values["suffix"])), False)
         if pc.any(m).as_py():
             pairs = [split_suffix(v) if (v is not None and k) else (v, None)
-                     for v, k in zip(ln.to_pylist(), m.to_pylist())]
+                     for v, k in zip(ln.to_pylist(), m.to_pylist(), strict=True)]
             values["lname"] = pa.array([p[0] for p in pairs], pa.string())
             values["suffix"] = pc.coalesce(values["suffix"], pa.array([p[1] for p in pairs], pa.string()))
             _merge_codes(codes, "lname", src["lname"], m, "NM2", "repaired")
@@ -132,9 +134,10 @@ def _names(table: str, rows: pa.RecordBatch, values: dict[str, pa.Array],
                                  pc.is_null(values["pref_name"])), False)
         if pc.any(m).as_py():
             pairs = [split_nickname(v) if (v is not None and k) else (v, None)
-                     for v, k in zip(fn.to_pylist(), m.to_pylist())]
+                     for v, k in zip(fn.to_pylist(), m.to_pylist(), strict=True)]
             values["fname"] = pa.array([p[0] for p in pairs], pa.string())
-            values["pref_name"] = pc.coalesce(values["pref_name"], pa.array([p[1] for p in pairs], pa.string()))
+            values["pref_name"] = pc.coalesce(values["pref_name"],
+                                              pa.array([p[1] for p in pairs], pa.string()))
             _merge_codes(codes, "fname", src["fname"], m, "NM2", "repaired")
         if "suffix" in values:
             values["suffix"] = pc.utf8_upper(pc.replace_substring(values["suffix"], ".", ""))
@@ -152,8 +155,9 @@ def _dst_gap(dates: pa.Array, times: pa.Array) -> pa.Array:
     month = pc.month(dates)
     day = pc.day(dates)
     sunday = pc.equal(pc.day_of_week(dates), 6)  # Monday = 0
-    second_sunday = pc.and_(pc.and_(pc.equal(month, 3), sunday), pc.and_(pc.greater_equal(day, 8),
-                                                                         pc.less_equal(day, 14)))
+    second_sunday = pc.and_(
+        pc.and_(pc.equal(month, 3), sunday), pc.and_(pc.greater_equal(day, 8), pc.less_equal(day, 14))
+    )
     hour = pc.divide(pc.cast(pc.cast(times, pa.int32()), pa.int64()), 3600)
     return pc.fill_null(pc.and_(second_sunday, pc.equal(hour, 2)), False)
 
@@ -205,13 +209,15 @@ def apply_row_rules(table: str, rows: pa.RecordBatch, values: dict[str, pa.Array
             values["pat_id"] = pc.if_else(zero, pa.scalar(None, pa.int64()), values["pat_id"])
         placeholder = pc.is_null(values["pat_id"])
         if pc.any(placeholder).as_py():
-            _merge_codes(codes, "pat_id", profile.source_column(table, "pat_id"), placeholder, "DUP2", "flagged")
+            _merge_codes(codes, "pat_id", profile.source_column(table, "pat_id"), placeholder, "DUP2",
+                         "flagged")
     if table == "ledger":
         _ledger_amount(rows, values, profile, ctx)
         # DT4: a transaction dated after the export (a post-dated check) is kept but flagged.
         future = pc.fill_null(pc.greater(values["trans_dt"], pa.scalar(ctx.export_date, pa.date32())), False)
         if pc.any(future).as_py():
-            _merge_codes(codes, "trans_dt", profile.source_column(table, "trans_dt"), future, "DT4", "flagged")
+            _merge_codes(codes, "trans_dt", profile.source_column(table, "trans_dt"), future, "DT4",
+                         "flagged")
     if table == "appt":
         gap = _dst_gap(values["appt_date"], values["appt_time"])
         if pc.any(gap).as_py():

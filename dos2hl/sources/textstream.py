@@ -35,7 +35,8 @@ def _fallback(exc: UnicodeError) -> tuple[str, int]:
             stream.replaced += 1
         return "\ufffd", exc.end
     bad = exc.object[exc.start : exc.end]
-    return bad.decode("cp1252", errors="strict") if all(b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D) for b in bad) \
+    return bad.decode("cp1252",
+                      errors="strict") if all(b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D) for b in bad) \
         else bad.decode("latin-1"), exc.end
 
 

@@ -35,9 +35,11 @@ def test_the_library_and_its_command_import_without_the_extras() -> None:
 def test_a_rehearsal_command_without_its_extra_names_it() -> None:
     code = ("from typer.testing import CliRunner\n"
             "from dos2hl.cli import app\n"
-            "for args in (['generate', '/nonexistent'], ['sandbox', 'dump', '--state', '/nonexistent'], ['demo']):\n"
+            "for args in (['generate', '/nonexistent'], ['sandbox', 'dump', '--state', '/nonexistent'], "
+            "['demo']):\n"
             "    r = CliRunner().invoke(app, args)\n"
-            "    assert r.exit_code == 2 and 'extra' in r.output and 'Traceback' not in r.output, (args, r.output)\n"
+            "    assert r.exit_code == 2 and 'extra' in r.output and 'Traceback' not in r.output, (args, "
+            "r.output)\n"
             "print('ok')\n")
     out = _run(code)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:] + out.stdout[-2000:]

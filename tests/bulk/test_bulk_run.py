@@ -58,8 +58,10 @@ def test_bulk_path_imports_reconciles_and_matches_the_planner(world: Any) -> Non
         assert imported["ledger_entry"] == rep["locations"][loc]["objects"]["ledger_entry"]["written"] > 15
         assert imported.get("appointment", 0) > 15
         state = w.dump(loc)
-        assert len(state["contacts"]) == rep["locations"][loc]["objects"]["patient"]["written"]  # no duplicates
-        assert len(state["relations"]) == sum(len(v) for v in state["objects"].values())  # every record related
+        # no duplicates
+        assert len(state["contacts"]) == rep["locations"][loc]["objects"]["patient"]["written"]
+        assert len(state["relations"]) == sum(len(v)
+                                              for v in state["objects"].values())  # every record related
     # the API created nothing the CSV packages carried (contacts, ledger entries, opportunities): it sent
     # relations, events, notes, files, the smaller objects, and the reads
     creates = [p for m, p, _s in w.sent if m == "POST" and p in ("/contacts/", "/opportunities/",
@@ -77,7 +79,8 @@ def test_bulk_path_imports_reconciles_and_matches_the_planner(world: Any) -> Non
     from dos2hl.mapping.objectmap import user_field
 
     with (w.export / "USERFLD.CSV").open(encoding="utf-8-sig", newline="") as fh:
-        keys = {r["FIELD_ID"]: user_field({k.lower(): v for k, v in r.items()}).key for r in csv.DictReader(fh)}
+        keys = {r["FIELD_ID"]: user_field({k.lower(): v for k,
+                                           v in r.items()}).key for r in csv.DictReader(fh)}
     have, migrated = set(), set()
     for loc in w.loc_ids:
         state = w.dump(loc)
@@ -124,7 +127,8 @@ def test_without_the_sandbox_the_run_waits_for_the_operator_then_resumes(world: 
 
 
 @pytest.mark.parametrize("world", ["core"], indirect=True)
-def test_a_row_the_importer_refuses_is_a_dead_letter_then_written_through_the_api(world: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_row_the_importer_refuses_is_a_dead_letter_then_written_through_the_api(world: Any,
+                                                                                  monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.bulk import packages
     from dos2hl.migrate.ledger import read_ledger
     from dos2hl.pipeline import migrate
@@ -159,7 +163,8 @@ def test_lookup_field_policy_sends_no_relation_and_the_planner_knows(tmp_path, m
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
     monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
-    w = make_world(tmp_path, monkeypatch, patients=20, relations={"custom_objects.patient_ledger": "lookup_field"})
+    w = make_world(tmp_path, monkeypatch, patients=20,
+                   relations={"custom_objects.patient_ledger": "lookup_field"})
     try:
         planned = plan_quota(w.export, w.mapping, bulk_threshold=15, sample=0, export_date=EXPORT_DATE)
         assert not any(r["object"] == "relation:ledger_entry" for v in planned["locations"].values()
@@ -176,7 +181,8 @@ def test_lookup_field_policy_sends_no_relation_and_the_planner_knows(tmp_path, m
             ledger = state["objects"]["custom_objects.patient_ledger"]
             contacts = {c["id"] for c in state["contacts"]}
             assert ledger and all(r["properties"]["contact_id"] in contacts for r in ledger)
-            related = {r["firstRecordId"] for r in state["relations"]} | {r["secondRecordId"] for r in state["relations"]}
+            related = {r["firstRecordId"] for r in state["relations"]} | {r["secondRecordId"]
+                                                                          for r in state["relations"]}
             assert not related & {r["id"] for r in ledger}
         sent = len(journal.read_text().splitlines()) - seen
         assert rep["requests"]["sent"] == sent

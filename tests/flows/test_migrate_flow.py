@@ -91,7 +91,8 @@ def _counting(init, seen: list):  # type: ignore[no-untyped-def]
     return counted
 
 
-def test_the_tasks_of_a_threads_run_share_one_governor_and_take_the_bulk_path(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_tasks_of_a_threads_run_share_one_governor_and_take_the_bulk_path(prefect_harness, tmp_path,
+                                                                              monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.governor import local
     from flows.migrate import MigrateParams, migrate_flow
 
@@ -106,7 +107,8 @@ def test_the_tasks_of_a_threads_run_share_one_governor_and_take_the_bulk_path(pr
     assert done["status"] == "completed", done["reconciliation"]
     assert len(opened) == 1  # prepare, sample, verify, bulk, full and verify again: one governor, opened once
     # above the threshold the flow took the CSV path (the sandbox imports packages itself)
-    assert all(imp.get("ledger_entry", 0) > 15 for imp in done["bulk_imported"].values()), done["bulk_imported"]
+    assert all(imp.get("ledger_entry", 0) > 15
+               for imp in done["bulk_imported"].values()), done["bulk_imported"]
 
 
 def test_delta_and_rollback_flows(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -117,7 +119,8 @@ def test_delta_and_rollback_flows(prefect_harness, tmp_path, monkeypatch) -> Non
     from tests.migrate.test_delta import _new_export
 
     with _http_world(tmp_path, monkeypatch) as (w, _base):
-        first = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+        first = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping),
+                                      locations=str(w.locations),
                                        sample=0, export_date=EXPORT_DATE, workers=2))
         assert first["status"] == "completed"
         new, _moved, _gone = _new_export(w)

@@ -39,8 +39,12 @@ def test_demo_flow_generates_then_prepares(prefect_harness, tmp_path: Path) -> N
     from dos2hl.generate import GenerateParams
     from flows.demo import DemoParams, demo_practice
 
-    result = demo_practice(DemoParams(out=str(tmp_path / "demo"),
-                                      practice=GenerateParams(patients=150, seed=5, mess="typical", images="none")))
+    result = demo_practice(
+        DemoParams(
+            out=str(tmp_path / "demo"),
+            practice=GenerateParams(patients=150, seed=5, mess="typical", images="none"),
+        )
+    )
     assert result["balanced"] is True
     manifest = json.loads((tmp_path / "demo" / "run" / "staged" / "manifest.json").read_text())
     assert manifest["export_date"] == "2024-06-28"

@@ -33,7 +33,7 @@ def test_every_table_has_truth_with_the_canonical_schema(typical: Path) -> None:
         stored = pq.read_schema(path)
         want = arrow_schema(t)
         assert stored.names == want.names, t
-        for f, g in zip(stored, want):
+        for f, g in zip(stored, want, strict=True):
             if g.type in (pa.timestamp("s"), pa.time32("s")):
                 assert f.type in (pa.timestamp("ms"), pa.time32("ms")), (t, f)
             else:
@@ -106,7 +106,8 @@ def test_defects_point_at_the_right_record_line_and_value(messy: Path) -> None:
             assert starts[d["record"] - 1] == d["line"], (name, d)
             row = rows[d["record"] - 1]
             assert {k: row[k] for k in d["key"]} == d["key"]
-            want = "sha256:" + hashlib.sha256(json.dumps(row[d["canonical_column"]], default=str).encode()).hexdigest()
+            want = "sha256:" + hashlib.sha256(json.dumps(row[d["canonical_column"]],
+                                                         default=str).encode()).hexdigest()
             assert d["clean_value_hash"] == want, d
 
 

@@ -46,14 +46,14 @@ def test_ledger_drcr_and_split_columns(drcr: Path, split: Path) -> None:
     header, rows = _rows(drcr, "LEDGER.CSV")
     led = truth(drcr, "ledger")
     i, j = header.index("AMOUNT"), header.index("DRCR")
-    for r, t in zip(rows, led):
+    for r, t in zip(rows, led, strict=False):
         if t["amount"] != 0:
             assert r[j] == ("D" if t["amount"] > 0 else "C")
         assert not r[i].startswith("-")
     header, rows = _rows(split, "LEDGER.CSV")
     cols = [header.index(c) for c in ("CASH_AMT", "CHECK_AMT", "CARD_AMT")]
     a = header.index("AMOUNT")
-    for r, t in zip(rows, truth(split, "ledger")):
+    for r, t in zip(rows, truth(split, "ledger"), strict=False):
         if r[a]:
             assert Decimal(r[a]) == t["amount"]
         else:

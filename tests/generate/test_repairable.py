@@ -110,7 +110,9 @@ def test_repairs_recover_truth(messy: Path) -> None:
                 lname, fname = row[header.index("LNAME")], row[header.index("FNAME")]
                 got = (split_suffix(lname)[1] if d["canonical_column"] == "suffix"
                        else split_nickname(title_case_name(fname))[1])
-                assert got is not None and title_case_name(got) == title_case_name(want[d["canonical_column"]])
+                assert got is not None and title_case_name(got) == title_case_name(
+                    want[d["canonical_column"]]
+                )
                 checked += 1
                 continue
             col = TABLES[table].by_name[d["canonical_column"]]

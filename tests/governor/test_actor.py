@@ -94,7 +94,8 @@ def test_the_actor_class_works_without_ray() -> None:
     import asyncio
 
     clock = [1_750_000_000.0]
-    a = _GovernorActor({"burst": 2, "window_s": 1.0, "margin_s": 0.0, "reserve": 0.0, "pace": 0.0}, clock=lambda: clock[0])
+    a = _GovernorActor({"burst": 2, "window_s": 1.0, "margin_s": 0.0, "reserve": 0.0, "pace": 0.0},
+                       clock=lambda: clock[0])
     out = asyncio.run(a.lease([("k", "migration", 3, [])]))
     assert out == [((clock[0] + 1, clock[0] + 1), clock[0] + 1)]  # fail-safe, then the class's share
     st = asyncio.run(a.status("k"))

@@ -15,7 +15,8 @@ def test_status_reads_the_usage_the_last_run_left_in_the_state_store(tmp_path, m
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
     monkeypatch.setenv("DOS2HL_GOVERNOR_DAILY", "50")
     monkeypatch.delenv("DOS2HL_GOVERNOR_ADDRESS", raising=False)
-    gov = LocalGovernor(Limits(burst=1000, window_s=1.0, daily=50), state=tmp_path / "runs/state/governor.json",
+    gov = LocalGovernor(Limits(burst=1000, window_s=1.0, daily=50),
+                        state=tmp_path / "runs/state/governor.json",
                         clock=lambda: time.time() - 5)  # its fail-safe interval is long over
     gov.acquire("LOC1", 45)  # past the 90 % floor: waiting for the daily reset
     gov.close()

@@ -201,7 +201,7 @@ def test_grants_are_paced_through_the_window_not_bunched_at_its_start() -> None:
     lim = Limits(burst=100, window_s=1.0, daily=10**7)  # default pace 0.9
     gov = RateGovernor(lim, started_at=T0 - 10)
     times = sorted(t for t, _, _ in drive(gov, [(T0, "loc", 400, 0)] * 4))
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) >= 0.9 * lim.interval / lim.burst - 1e-6
     assert max_in_window(times, lim.window_s) <= lim.burst
     # bursts allowed when pace is 0: the first window's grants all at once

@@ -103,7 +103,7 @@ def test_two_processes_share_one_actor_and_never_exceed_the_window(tmp_path: Pat
                                      str(tmp_path / "*.ready"), "2.0"], env=ENV, cwd=ROOT,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for o in outs]
         logs = [w.communicate(timeout=40)[0].decode(errors="replace") for w in workers]
-        for w, log in zip(workers, logs):
+        for w, log in zip(workers, logs, strict=True):
             assert w.returncode == 0, log[-3000:]
         results = [json.loads(o.read_text()) for o in outs]
     finally:

@@ -72,4 +72,5 @@ def test_no_token_in_transport_errors(client: HighLevelClient, fake: FakeHighLev
     with caplog.at_level(logging.DEBUG), pytest.raises(TransportError) as info:
         client.get_contact("c1")
     assert TOKEN not in caplog.text and TOKEN not in str(info.value) and info.value.__cause__ is None
-    assert info.value.__context__ is None  # not merely hidden: the httpx error (and its request) is unreachable
+    # not merely hidden: the httpx error (and its request) is unreachable
+    assert info.value.__context__ is None

@@ -90,14 +90,16 @@ def test_a_migration_leaves_only_private_files_and_the_sandbox_database_too(worl
     assert _modes(runs) == []  # staged Parquet, ledger, inventory, reports, usage: all of it
     ProviderReport(rows=[]).write(world.root / "providers")
     assert _modes(world.root / "providers") == []
-    db = [p for p in world.state.iterdir() if p.suffix in (".sqlite", ".db") or "-wal" in p.name or "-shm" in p.name]
+    db = [p for p in world.state.iterdir() if p.suffix in (".sqlite",
+                                                           ".db") or "-wal" in p.name or "-shm" in p.name]
     assert db and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in db), [(p.name, oct(p.stat().st_mode))
                                                                               for p in db]
     assert stat.S_IMODE(world.state.stat().st_mode) == 0o700
 
 
 # ---- 6: fsync around the atomic rename ------------------------------------------------------------------
-def test_an_atomic_write_fsyncs_the_file_then_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_atomic_write_fsyncs_the_file_then_its_folder(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from dos2hl.storage import LocalStore
 
     seen: list[tuple[str, bool]] = []
@@ -128,8 +130,9 @@ def _tear(run: Path, obj: str = "patient") -> str:
     return victim.relative_to(run).as_posix()
 
 
-def test_a_torn_ledger_file_is_named_skipped_and_nothing_is_created_twice(world: World,
-                                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_a_torn_ledger_file_is_named_skipped_and_nothing_is_created_twice(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     from dos2hl.migrate.report import pending
     from dos2hl.migrate.rollback import rollback
     from dos2hl.pipeline import migrate
@@ -156,7 +159,7 @@ def test_a_torn_ledger_file_is_named_skipped_and_nothing_is_created_twice(world:
     assert back["unreadable_ledger_files"] == [torn] and back["status"] == "incomplete"
 
 
-# ---- 5: before-images sealed and durable before the PUT -----------------------------------------------------
+# ---- 5: before-images sealed and durable before the PUT ----------------------------------------------------
 class Crash(BaseException):
     """The process dies: no handler in the code under test catches a BaseException."""
 
@@ -183,7 +186,9 @@ def _edit(path: Path, fn: Any) -> None:
     path.write_text(out.getvalue(), encoding="latin-1")
 
 
-def test_a_crash_right_after_the_put_leaves_a_sealed_before_image_that_rollback_restores(world: World) -> None:
+def test_a_crash_right_after_the_put_leaves_a_sealed_before_image_that_rollback_restores(
+    world: World,
+) -> None:
     import shutil
 
     from dos2hl.migrate.delta import run_delta
@@ -203,7 +208,8 @@ def test_a_crash_right_after_the_put_leaves_a_sealed_before_image_that_rollback_
     _edit(w.export / "PATIENT.CSV", plant)
     base = migrate(_opts(w, run_id="r-base"), client_factory=w.factory)
     assert base["status"] == "completed"
-    contact = next(c for loc in w.loc_ids for c in w.dump(loc)["contacts"] if c.get("city") == f"{CANARY}ville")
+    contact = next(c for loc in w.loc_ids for c in w.dump(loc)["contacts"]
+                   if c.get("city") == f"{CANARY}ville")
 
     later = w.root / "export2"
     shutil.copytree(w.export, later)
@@ -222,7 +228,8 @@ def test_a_crash_right_after_the_put_leaves_a_sealed_before_image_that_rollback_
 
     with pytest.raises(Crash):
         run_delta(DeltaParams(source=str(later), since_run="r-base", mapping=str(w.mapping),
-                               locations=str(w.locations), export_date=EXPORT_DATE, workers=1, run_id="r-delta"),
+                               locations=str(w.locations), export_date=EXPORT_DATE, workers=1,
+                               run_id="r-delta"),
                   client_factory=crashing)
     now = next(c for loc in w.loc_ids for c in w.dump(loc)["contacts"] if c["id"] == contact["id"])
     assert now["city"] == "Crashtown"  # the PUT landed; the process died before recording it
@@ -239,4 +246,5 @@ def test_a_crash_right_after_the_put_leaves_a_sealed_before_image_that_rollback_
     assert out["restored"] == {"patient": 1}, out
     back = next(c for loc in w.loc_ids for c in w.dump(loc)["contacts"] if c["id"] == contact["id"])
     assert back["city"] == f"{CANARY}ville" and back["lastName"] == contact["lastName"]
-    assert rollback(str(run), "r-delta", w.factory)["restored"] == {}  # a second rollback restores nothing again
+    assert rollback(str(run), "r-delta",
+                    w.factory)["restored"] == {}  # a second rollback restores nothing again

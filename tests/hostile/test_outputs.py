@@ -71,7 +71,8 @@ def test_providers_csv_neutralises_a_formula_name(tmp_path: Path) -> None:
     assert not any(_runs_formula(c) for r in rows for c in r)
 
 
-def test_pending_and_excluded_csv_neutralise_export_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pending_and_excluded_csv_neutralise_export_ids(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
     from dos2hl.migrate.ledger import LedgerWriter, Op
@@ -80,10 +81,12 @@ def test_pending_and_excluded_csv_neutralise_export_ids(tmp_path: Path, monkeypa
 
     run = tmp_path / "run"
     led = LedgerWriter(open_store(str(run)), "r1", writer="t")
-    led.add(Op("r1", "L001", "loc1", "patient", "L001/patient/@SUM(1)", "@SUM(A1:A9)", None, "create", "failed",
+    led.add(Op("r1", "L001", "loc1", "patient", "L001/patient/@SUM(1)", "@SUM(A1:A9)", None, "create",
+               "failed",
                error="ServerError: HighLevel answered 500"))
     led.close()
-    phases = [SimpleNamespace(shards=[{"location": "L001", "excluded_rows": [["document", FORMULA, "=too big"]]}])]
+    phases = [SimpleNamespace(shards=[{"location": "L001",
+                                       "excluded_rows": [["document", FORMULA, "=too big"]]}])]
     rep: dict[str, Any] = {"quarantine_by_code": {}, "field_diff": {"fields": {}, "mismatches": 0}}
     monkeypatch.setattr("dos2hl.migrate.report._md", lambda rep: "report")
     monkeypatch.setattr("dos2hl.migrate.report._html", lambda md, req: "report")
@@ -113,7 +116,8 @@ def test_a_package_keeps_numbers_and_phones_true_through_the_importer(tmp_path: 
     app = create_app(tmp_path / "sb")
     tc = TestClient(app, base_url="https://services.leadconnectorhq.com")
     store = open_store(str(tmp_path / "run"))
-    rows = [contact_row({"firstName": "Max", "lastName": "Minus", "phone": "+18085550142", "email": "m@example.com"}),
+    rows = [contact_row({"firstName": "Max", "lastName": "Minus", "phone": "+18085550142",
+                         "email": "m@example.com"}),
             contact_row({"firstName": "Ada", "lastName": FORMULA, "email": "a@example.com"})]
     assert [risky_row(r) for r in rows] == [False, True]
     pkg = write_package(store, "bulk/contacts", lid, "contacts", rows, dedupe="email")
@@ -290,7 +294,8 @@ def _reachable(exc: BaseException, needle: str) -> list[str]:
             kids += [("__cause__", obj.__cause__), ("__context__", obj.__context__), ("args", obj.args)]
             tb = obj.__traceback__
             while tb is not None:
-                kids += [(f"frame {tb.tb_frame.f_code.co_name} {k}", v) for k, v in tb.tb_frame.f_locals.items()
+                kids += [(f"frame {tb.tb_frame.f_code.co_name} {k}", v) for k,
+                         v in tb.tb_frame.f_locals.items()
                          if k != "self"]
                 tb = tb.tb_next
         if isinstance(obj, dict):
@@ -359,7 +364,8 @@ def test_the_walk_finds_a_token_left_in_a_context() -> None:
 
 # -- 11: transport ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("target", ["http://services.leadconnectorhq.com", "http://10.0.0.5:8080",
-                                    "http://localhost.evil.example", "ftp://x.example", "services.leadconnectorhq.com"])
+                                    "http://localhost.evil.example", "ftp://x.example",
+                                    "services.leadconnectorhq.com"])
 def test_a_cleartext_or_odd_target_is_refused(tmp_path: Path, target: str) -> None:
     import yaml
 
@@ -400,8 +406,11 @@ def test_the_cli_refuses_a_cleartext_target_with_a_clear_error(tmp_path: Path) -
     from dos2hl.cli import app
 
     path = tmp_path / "locations.yaml"
-    path.write_text(yaml.safe_dump({"locations": [{"source": "L001", "location_id": "loc1", "token_env": "T1"}]}))
-    res = CliRunner().invoke(app, ["providers", str(tmp_path), "--locations", str(path), "--out", str(tmp_path / "o"),
+    path.write_text(yaml.safe_dump({"locations": [{"source": "L001", "location_id": "loc1",
+                                                   "token_env": "T1"}]}))
+    res = CliRunner().invoke(app,
+                             ["providers", str(tmp_path), "--locations", str(path), "--out",
+                              str(tmp_path / "o"),
                                    "--target", "http://hl.example"])
     assert res.exit_code == 2, res.output
     assert "cleartext" in res.output and "https://" in res.output

@@ -91,9 +91,11 @@ def _plant_deep_note(export: Path) -> int:
     _ph, patients = _rows(export / "PATIENT.CSV")
     active = {p["PAT_ID"] for p in patients if p.get("DELETED_FLG") == "N" and p.get("PAT_STAT") == "A"}
     amended = {r["AMENDS_NOTE_ID"] for r in rows if r["AMENDS_NOTE_ID"]}
-    row = next(r for r in rows if r["PAT_ID"] in active and r["NOTE_ID"] not in amended and r["VOID_FLG"] == "N"
+    row = next(r for r in rows if r["PAT_ID"] in active and r["NOTE_ID"] not in amended
+               and r["VOID_FLG"] == "N"
                and not r["AMENDS_NOTE_ID"])
-    row.update(NOTE_FMT="HTML", NOTE_TEXT="<p>Exam.</p>" + "<div>" * 300 + f"Deep finding {CANARY}." + "</div>" * 300
+    row.update(NOTE_FMT="HTML",
+               NOTE_TEXT="<p>Exam.</p>" + "<div>" * 300 + f"Deep finding {CANARY}." + "</div>" * 300
                + "<p>Recall in six months.</p>")
     _write_rows(export / "CLINNOTE.CSV", header, rows)
     return int(row["NOTE_ID"])
@@ -332,7 +334,8 @@ def test_the_audit_counts_links_and_fifos_under_images_without_following_them(tm
     os.mkfifo(images / "pipe.pdf")
     keys = [f"IMAGES/A/{n}" for n in ("ok.pdf", "dangling.pdf", "zero.pdf", "pipe.pdf")]
     sizes = _document_sizes(Export(LocalStore(tmp_path), None, {}, [], keys))  # type: ignore[arg-type]
-    assert sizes == {"IMAGES/A/ok.pdf": 4, "IMAGES/A/dangling.pdf": UNSAFE_FILE, "IMAGES/A/zero.pdf": UNSAFE_FILE,
+    assert sizes == {"IMAGES/A/ok.pdf": 4, "IMAGES/A/dangling.pdf": UNSAFE_FILE,
+                     "IMAGES/A/zero.pdf": UNSAFE_FILE,
                      "IMAGES/A/pipe.pdf": UNSAFE_FILE}
 
 

@@ -56,10 +56,12 @@ def test_verification_reports_a_moved_value_as_a_difference(tmp_path: Path) -> N
     stored = {"hl-" + p.source_id: dict(p.properties) for p in payloads}
     stored["hl-402"]["note_text"], stored["hl-403"]["note_text"] = (stored["hl-403"]["note_text"],
                                                                     stored["hl-402"]["note_text"])  # swapped
-    ids = IdMap([{"stable_key": p.stable_key, "op": "create", "outcome": "created", "hl_id": "hl-" + p.source_id}
+    ids = IdMap([{"stable_key": p.stable_key, "op": "create", "outcome": "created",
+                  "hl_id": "hl-" + p.source_id}
                  for p in payloads])
     diff = FieldDiff()
-    verify_records(lambda _k, hl_id: SimpleNamespace(properties=stored[hl_id], owner=None), payloads, ids, diff,
+    verify_records(lambda _k, hl_id: SimpleNamespace(properties=stored[hl_id], owner=None), payloads, ids,
+                   diff,
                    open_sealed=sealer.open)
     out = diff.to_dict()
     assert out["mismatches"] == 2 and diff.read_back["clinical_note"] == 2, out
@@ -80,8 +82,10 @@ def test_values_sealed_before_envelopes_had_a_key_id_still_open(tmp_path: Path) 
     path.write_text(base64.b64encode(key).decode() + "\n")
     path.chmod(0o600)
     nonce = os.urandom(12)
-    v1 = "enc:v1:" + base64.b64encode(nonce + AESGCM(key).encrypt(nonce, b"old value", FIELD.encode())).decode()
-    assert load_sealer(path).open(v1, FIELD, "any record") == "old value"  # an existing ledger / HighLevel value
+    v1 = "enc:v1:" + base64.b64encode(nonce + AESGCM(key).encrypt(nonce, b"old value",
+                                                                  FIELD.encode())).decode()
+    assert load_sealer(path).open(v1, FIELD,
+                                  "any record") == "old value"  # an existing ledger / HighLevel value
     with pytest.raises(ConfigError):
         load_sealer(path).open(v1, "contact.medical_alert", "")
 

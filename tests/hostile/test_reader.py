@@ -77,7 +77,8 @@ def test_2gb_sparse_last_line_is_quarantined_unread_and_the_rows_before_it_stage
     rows = b"".join(f"{i},{i % 60 + 1:06d},06/03/2024,TXT,note number {i} with some padding text\r\n".encode()
                     for i in range(1, 1501))  # > 64 KB: the format is sniffed from clean rows
     src = _export(tmp_path, HEADER + rows + f'1501,000003,06/03/2024,TXT,"{CANARY} '.encode())
-    subprocess.run(["truncate", "-s", "2G", str(src / "CLINNOTE.CSV")], check=True)  # sparse: NULs, no newline
+    subprocess.run(["truncate", "-s", "2G", str(src / "CLINNOTE.CSV")],
+                   check=True)  # sparse: NULs, no newline
     result, out = _stage(src, tmp_path)
     peak = peak_rss_mib()
     print(f"peak RSS after staging a 2 GB single-line file: {peak:.0f} MiB")
@@ -165,7 +166,8 @@ def test_a_read_error_makes_stage_fail_naming_file_and_line(tmp_path: Path, capl
 # -- truncated, NUL, UTF-16 ----------------------------------------------------------------------------------
 def test_truncated_last_line_inside_an_unclosed_quote_is_quarantined(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    body = b"".join(_note(i) for i in range(1, 31)) + f'31,000004,06/03/2024,TXT,"{CANARY} cut\r\nsho'.encode()
+    body = b"".join(_note(i) for i in range(1,
+                                            31)) + f'31,000004,06/03/2024,TXT,"{CANARY} cut\r\nsho'.encode()
     result, out = _stage(_export(tmp_path, HEADER + body), tmp_path)
     assert result.exit_code == 0, result.output
     st = _accounted(out, "CLINNOTE.CSV")
@@ -195,7 +197,8 @@ def test_nul_bytes_in_a_row_are_removed_and_flagged(tmp_path: Path, caplog: pyte
 
     notes = pq.read_table(out / "clinnote").to_pydict()
     assert len(notes["note_id"]) == 30
-    assert notes["note_text"][notes["note_id"].index(15)] == f"{CANARY} pain"  # the NULs removed, nothing else
+    # the NULs removed, nothing else
+    assert notes["note_text"][notes["note_id"].index(15)] == f"{CANARY} pain"
     _no_canary(out, result, caplog)
 
 
@@ -214,7 +217,7 @@ def test_utf16_file_with_a_lone_surrogate_is_read_not_refused(tmp_path: Path,
     _no_canary(out, result, caplog)
 
 
-# -- finding 2b: delimiter sniffing, and a file that is mostly unreadable -------------------------------------
+# -- finding 2b: delimiter sniffing, and a file that is mostly unreadable ------------------------------------
 def test_semicolons_in_a_note_do_not_make_semicolon_the_delimiter(tmp_path: Path,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     src = _export(tmp_path)
@@ -254,7 +257,8 @@ def test_migrate_refuses_a_staging_that_is_not_balanced(tmp_path: Path, monkeypa
     try:
         (w.export / "CLINNOTE.CSV").write_bytes(HEADER + b"".join(
             f"{i},000001,06/03/2024,TXT,{CANARY} pain, swelling, tender\r\n".encode() for i in range(1, 31)))
-        opts = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations), sample=0,
+        opts = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                             sample=0,
                               export_date=EXPORT_DATE, workers=2, run_id="hostile-reader")
         for _attempt in range(2):  # a retry of the same run (its manifest exists) is refused too
             with pytest.raises(SourceError) as exc:

@@ -96,7 +96,8 @@ def test_a_huge_pict_is_reported_not_decoded_and_the_text_after_it_is_kept() -> 
     finally:
         tracemalloc.stop()
     took = time.monotonic() - t
-    print(f"56 MB \\pict: {took:.1f} s, traced peak {peak / 2**20:.0f} MiB, process peak {peak_rss_mib():.0f} MiB")
+    print(f"56 MB \\pict: {took:.1f} s, traced peak {peak / 2**20:.0f} MiB, process peak "
+          f"{peak_rss_mib():.0f} MiB")
     assert "before the picture" in c.text and f"after the picture {CANARY}" in c.text
     (img,) = c.images
     assert img.data is None and img.error == "picture over the 25 MB upload limit"

@@ -37,7 +37,8 @@ def call(app: Any, method: str, path: str, body: Body, headers: dict[str, str]) 
 
     scope = {"type": "http", "http_version": "1.1", "method": method, "path": path, "raw_path": path.encode(),
              "query_string": b"", "root_path": "", "scheme": "https", "server": ("testserver", 443),
-             "client": ("127.0.0.1", 1), "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+             "client": ("127.0.0.1", 1),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
     asyncio.run(app(scope, body, send))
     start = next(m for m in sent if m["type"] == "http.response.start")
     return start["status"], b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -67,11 +68,14 @@ def test_no_token_is_401_before_the_body_is_read(sandbox: Any, path: str) -> Non
 
 @pytest.mark.parametrize("declared", [True, False])
 @pytest.mark.parametrize("path", ["/contacts/", "/_sandbox/imports"])
-def test_a_body_over_30_mb_is_413_and_read_at_most_cap_plus_one(sandbox: Any, declared: bool, path: str) -> None:
+def test_a_body_over_30_mb_is_413_and_read_at_most_cap_plus_one(
+    sandbox: Any, declared: bool, path: str
+) -> None:
     app, _lid, token, journal = sandbox
     total = 40 * CHUNK
     body = Body(total)
-    headers = {"authorization": f"Bearer {token}", "content-type": "application/json", "version": "2021-07-28"}
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json",
+               "version": "2021-07-28"}
     if declared:
         headers["content-length"] = str(total)
     status, _ = call(app, "POST", path, body, headers)
@@ -87,7 +91,9 @@ def test_deeply_nested_json_is_422_with_a_journal_line(sandbox: Any) -> None:
     app, lid, token, journal = sandbox
     tc = TestClient(app, base_url="https://services.leadconnectorhq.com")
     for depth in (100, 100_000):
-        nested = '{"locationId": "%s", "firstName": "A", "customFields": ' % lid + "[" * depth + "]" * depth + "}"
+        nested = (
+            '{"locationId": "%s", "firstName": "A", "customFields": ' % lid + "[" * depth + "]" * depth + "}"
+        )
         r = tc.post("/contacts/", content=nested.encode(), headers={
             "Authorization": f"Bearer {token}", "Version": "2021-07-28", "Content-Type": "application/json"})
         assert r.status_code == 422, r.text

@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # to the interface towards the default route (the network rule: tests talk to 127.0.0.1 only). The same
 # switch makes ``ray start --address`` refuse to add a second node ("Multi-node Ray clusters are not
 # supported on Windows and OSX"): ``_start_loopback`` lifts that one check, in the ``ray start`` process.
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_USAGE_STATS_ENABLED": "0"}
 HOST = "127.0.0.1"
 
 
@@ -55,8 +56,10 @@ def _node_ports(ports: list[int]) -> list[str]:
 
 def _start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "tests.integration._ray_nodes", "start", "--block", *args],
-                                env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen([sys.executable, "-m", "tests.integration._ray_nodes", "start", "--block",
+                                 *args],
+                                env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -72,7 +75,8 @@ def _ours(temp: Path, port: int) -> list[psutil.Process]:
 
 
 @contextlib.contextmanager
-def ray_cluster(env: Mapping[str, str], logs: Path, *, object_store: int = 256 * 2**20) -> Iterator[dict[str, Any]]:
+def ray_cluster(env: Mapping[str, str], logs: Path, *,
+                object_store: int = 256 * 2**20) -> Iterator[dict[str, Any]]:
     """A head and a second node (1 CPU each) on loopback; yields {"address", "head", "node", "temp"}.
 
     ``env`` is the nodes' environment, which their workers inherit (tokens named in locations.yaml)."""
@@ -90,7 +94,8 @@ def ray_cluster(env: Mapping[str, str], logs: Path, *, object_store: int = 256 *
                        "--node-name=head", *_node_ports(own[:len(NODE_PORTS)])], env, logs / "ray-head.log")
         _wait_gcs(head, address, logs / "ray-head.log")
         node = _start([f"--address={address}", "--num-cpus=1", f"--temp-dir={temp}",
-                       f"--object-store-memory={object_store}", "--node-name=second", *_node_ports(own[len(NODE_PORTS):])],
+                       f"--object-store-memory={object_store}", "--node-name=second",
+                       *_node_ports(own[len(NODE_PORTS):])],
                       env, logs / "ray-node.log")
         yield {"address": address, "head": head, "node": node, "temp": temp}
     finally:
@@ -154,7 +159,8 @@ def arrivals(journal: Path, skip: int, location: str) -> list[tuple[float, int]]
     """(arrival time, status) of ``location``'s requests after the first ``skip`` lines: the journal's
     time is when the answer left, minus the latency is when the request came in (bench/governor.py)."""
     rows = [json.loads(line) for line in journal.read_text().splitlines()[skip:]]
-    return sorted((r["time"] - r["latency_ms"] / 1000, r["status"]) for r in rows if r["location"] == location)
+    return sorted((r["time"] - r["latency_ms"] / 1000,
+                   r["status"]) for r in rows if r["location"] == location)
 
 
 def max_in_window(ts: list[float], window: float) -> int:
@@ -194,7 +200,8 @@ def _child(spec_path: str) -> None:
 
 
 # ---- looking at the cluster --------------------------------------------------------------------------
-def _inspect(address: str, name: str, locations: list[str], nodes: int = 2, timeout: float = 90) -> dict[str, Any]:
+def _inspect(address: str, name: str, locations: list[str], nodes: int = 2,
+             timeout: float = 90) -> dict[str, Any]:
     """Once ``nodes`` nodes are alive: the nodes, the named actors, every actor's class and node (dead
     ones too: the GCS keeps them) and, when the governor exists, its day count per location."""
     import ray
@@ -225,13 +232,15 @@ def _inspect(address: str, name: str, locations: list[str], nodes: int = 2, time
         ray.shutdown()
 
 
-def inspect(address: str, name: str, locations: list[str] | tuple[str, ...] = (), env: Mapping[str, str] | None = None,
+def inspect(address: str, name: str, locations: list[str] | tuple[str, ...] = (),
+            env: Mapping[str, str] | None = None,
             timeout: float = 120, logs: Path | None = None) -> dict[str, Any]:
     """``_inspect`` in a process of its own: a driver that leaves this process without Ray, and with
     RAY_ENV in force (Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, at import). On failure the error
     ends with the nodes' logs under ``logs`` (why a node did not join)."""
     out = subprocess.run([sys.executable, "-m", "tests.integration._ray_nodes", "inspect", address, name,
-                          *locations], env={**(env or os.environ), **RAY_ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                          *locations], env={**(env or os.environ), **RAY_ENV, "PYTHONPATH": str(ROOT)},
+                          cwd=ROOT,
                          capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         found = sorted(logs.glob("ray-*.log")) if logs else []

@@ -59,7 +59,8 @@ def tail(log: Path | None, lines: int = 40) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def stop_group(proc: subprocess.Popen, signals: tuple[int, ...] = (signal.SIGTERM,), grace: float = 5.0) -> None:
+def stop_group(proc: subprocess.Popen, signals: tuple[int, ...] = (signal.SIGTERM,),
+               grace: float = 5.0) -> None:
     """Signal the process group led by ``proc`` (each signal in turn, ``grace`` seconds apart), then
     SIGKILL whatever of the group is left."""
     pgid = proc.pid  # started with start_new_session=True: the group id is its PID
@@ -91,7 +92,8 @@ def postgres() -> Iterator[str]:
     try:
         if as_root:
             shutil.chown(base, user="postgres", group="postgres")
-        subprocess.run([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+        subprocess.run([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E",
+                        "UTF8",
                         "--no-sync"], user=user, check=True, capture_output=True, timeout=60)
         port = free_port()
         with open(log, "wb") as out:
@@ -120,7 +122,8 @@ def prefect_server(db_url: str, env: Mapping[str, str], logs: Path) -> Iterator[
     env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = db_url
     log = logs / "prefect-server.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port",
+                                 str(port)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     api = f"http://127.0.0.1:{port}/api"

@@ -70,7 +70,8 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, 
     # scale; keep the real limit's margin in seconds
     monkeypatch.setenv("DOS2HL_GOVERNOR_MARGIN_S", str(MARGIN_S))
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs-setup"))
-    w = make_world(tmp_path, monkeypatch, patients=20, allow_duplicates=True)  # two runs write the same patients
+    w = make_world(tmp_path, monkeypatch, patients=20,
+                   allow_duplicates=True)  # two runs write the same patients
     w.stop()  # the same state, served over HTTP below
     _skip_tables(w.mapping, SKIP_TABLES)
     logs = tmp_path / "logs"
@@ -85,12 +86,14 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, 
             with prefect_test_harness(server_startup_timeout=120):  # Ray starts meanwhile
                 api = PREFECT_API_URL.value()
                 timings["prefect_harness_s"] = time.perf_counter() - t0
-                before = inspect(address, name, logs=logs)  # waits for both nodes; the governor does not exist yet
+                before = inspect(address, name,
+                                 logs=logs)  # waits for both nodes; the governor does not exist yet
                 timings["cluster_ready_s"] = time.perf_counter() - t0
                 with running(w.state, burst=(LIMIT, WINDOW_S)) as base:
                     journal = w.state / JOURNAL_NAME
                     skip = len(journal.read_text().splitlines()) if journal.exists() else 0
-                    env = {**os.environ, **RAY_ENV, "PREFECT_API_URL": api, "DOS2HL_GOVERNOR_ADDRESS": address,
+                    env = {**os.environ, **RAY_ENV, "PREFECT_API_URL": api,
+                           "DOS2HL_GOVERNOR_ADDRESS": address,
                            "PYTHONPATH": str(ROOT)}
                     outs = []
                     for i in range(RUNS):
@@ -98,16 +101,19 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, 
                                 "out": str(tmp_path / f"out-{i}.json"),
                                 "params": {"source": str(w.export), "mapping": str(w.mapping),
                                            "locations": str(w.locations), "target": base,
-                                           "storage": str(tmp_path / f"runs-{i}"), "sample": 0, "approve": True,
+                                           "storage": str(tmp_path / f"runs-{i}"), "sample": 0,
+                                           "approve": True,
                                            "executor": "ray", "workers": 1, "export_date": str(EXPORT_DATE)}}
                         (tmp_path / f"spec-{i}.json").write_text(json.dumps(spec))
                         outs.append(Path(spec["out"]))
                         with open(logs / f"run-{i}.log", "wb") as log:
                             procs.append(subprocess.Popen(
-                                [sys.executable, "-m", "tests.integration._ray_nodes", "child", str(tmp_path / f"spec-{i}.json")],
+                                [sys.executable, "-m", "tests.integration._ray_nodes", "child",
+                                 str(tmp_path / f"spec-{i}.json")],
                                 env={**env, "DOS2HL_STORAGE": str(tmp_path / f"runs-{i}")}, cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-                    _wait_for(lambda: all((tmp_path / f"ready-{i}").exists() for i in range(RUNS)), procs, logs, 90)
+                    _wait_for(lambda: all((tmp_path / f"ready-{i}").exists() for i in range(RUNS)), procs,
+                              logs, 90)
                     (tmp_path / "go").touch()
                     t_go = time.perf_counter()
                     for p in procs:
@@ -147,7 +153,8 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, 
         report[src] = {"requests": len(arr), "http_429": sum(1 for _, s in arr if s == 429),
                        "max_in_window": max_in_window(ts, WINDOW_S),
                        "seconds": round(ts[-1] - ts[0], 2) if ts else 0.0,
-                       "governor_day_used": after["day_used"][lid], "written_per_run": results[0]["written"].get(src),
+                       "governor_day_used": after["day_used"][lid],
+                       "written_per_run": results[0]["written"].get(src),
                        "operations": dict(ops)}
     print("\nray cluster test:", json.dumps({"timings": {k: round(v, 1) for k, v in timings.items()},
                                              "locations": report, "overlap_s": round(overlap, 1),
@@ -190,4 +197,5 @@ def _wait_for(check, procs: list[subprocess.Popen], logs: Path, timeout: float) 
 
 
 def _logs(logs: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(logs.glob("*.log")))
+    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                     for p in sorted(logs.glob("*.log")))

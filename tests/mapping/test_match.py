@@ -69,7 +69,8 @@ def test_reference_layout_is_matched_exactly(export: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def variants(export: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Truth, list[FileMatch]]]:
+def variants(export: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Truth, list[FileMatch]]]:
     """Every variant written and matched once: {name: (truth, result)}."""
     root = tmp_path_factory.mktemp("variants")
     out: dict[str, tuple[Truth, list[FileMatch]]] = {}
@@ -106,7 +107,8 @@ def test_reasons_hold_no_row_values(export: Path, variants: dict[str, tuple[Trut
     phi = _phi_values(export)
     assert len(phi) > 50
     results = [match_export(export), *(res for _, res in variants.values())]
-    texts = [r for res in results for f in res for r in (*f.reasons, *(x for c in f.columns for x in c.reasons))]
+    texts = [r for res in results for f in res for r in (*f.reasons,
+                                                         *(x for c in f.columns for x in c.reasons))]
     blob = "\n".join(texts)
     leaked = sorted(v for v in phi if re.search(rf"(?<![\w@.]){re.escape(v)}(?![\w@])", blob))
     assert not leaked, f"{len(leaked)} row values in reasons"

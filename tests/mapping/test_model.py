@@ -18,7 +18,8 @@ from dos2hl.mapping.objectmap import OBJECTS, VALUE_LABELS
 from dos2hl.mapping.propose import reference_mapping
 from dos2hl.model import TABLES
 
-RENAME = {"PAT_ID": "PatNum", "LNAME": "PatLast", "FNAME": "PatFirst", "BIRTHDATE": "BirthDt", "CPHONE": "CellNo"}
+RENAME = {"PAT_ID": "PatNum", "LNAME": "PatLast", "FNAME": "PatFirst", "BIRTHDATE": "BirthDt",
+          "CPHONE": "CellNo"}
 
 
 def identity_mapping(tables: list[str] | None = None) -> Mapping:
@@ -48,9 +49,12 @@ def test_confirmation_gate_missing_then_confirmed_then_stale(tmp_path: Path) -> 
     path = save_mapping(identity_mapping(["patient"]), tmp_path / "mapping.yaml")
     with pytest.raises(ConfigError, match="not confirmed.*dos2hl map confirm"):
         require_confirmed(path)
-    save_mapping(load_mapping(path).confirm("Dr. Rivera", dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc)), path)
+    save_mapping(load_mapping(path).confirm("Dr. Rivera", dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc)),
+                 path)
     m = require_confirmed(path)
-    assert m.confirmed is not None and m.confirmed.by == "Dr. Rivera" and m.confirmed.sha256 == m.content_hash()
+    assert (
+        m.confirmed is not None and m.confirmed.by == "Dr. Rivera" and m.confirmed.sha256 == m.content_hash()
+    )
     # re-serialising or reordering keys does not void it; changing a target does, and the error says which
     data = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump(data, sort_keys=True))
@@ -74,7 +78,8 @@ def test_invalid_mapping_files_are_clear_errors(tmp_path: Path) -> None:
     bad.write_text("version: 1\nfiles: {PATIENT: patients}\n")
     with pytest.raises(ConfigError, match="unknown table 'patients'"):
         load_mapping(bad)
-    bad.write_text("version: 1\nfields:\n- {source: P.X, table: patient, column: nope, target: skip, type: TEXT, "
+    bad.write_text("version: 1\nfields:\n- {source: P.X, table: patient, column: nope, target: skip, type: "
+                   "TEXT, "
                    "confidence: 1}\n")
     with pytest.raises(ConfigError, match="patient has no column 'nope'"):
         load_mapping(bad)
@@ -92,7 +97,8 @@ def test_the_maps_profile_reads_a_renamed_export(practice: Path, tmp_path: Path)
     raw = (renamed / "Patients.csv").read_bytes()  # the typical mess has cp1252 bytes: touch the header only
     first, _, rest = raw.partition(b"\r\n")
     header = next(csv.reader([first.decode("ascii")]))
-    (renamed / "Patients.csv").write_bytes(",".join(RENAME.get(h, h) for h in header).encode() + b"\r\n" + rest)
+    (renamed / "Patients.csv").write_bytes(",".join(RENAME.get(h,
+                                                               h) for h in header).encode() + b"\r\n" + rest)
     m = identity_mapping()
     m.files.pop("PATIENT")
     m.files["Patients"] = "patient"

@@ -58,8 +58,10 @@ def _words(column: str, vocab: dict[str, str]) -> list[str]:
 _OD = {"id": "Num", "pat": "Pat", "prov": "Prov", "dt": "Date", "tm": "Time", "dttm": "DateTime", "flg": "",
        "amt": "Amt", "addr1": "Address", "addr2": "Address2", "st": "State", "no": "Num", "loc": "Clinic",
        "appt": "Apt", "est": "Est", "ins": "Ins", "ded": "Deductible", "pct": "Percent", "sub": "Sub",
-       "rec": "", "elig": "Elig", "cov": "Coverage", "txitem": "ProcTP", "txplan": "TreatPlan", "trans": "Trans",
-       "claimln": "ClaimProc", "op": "Op", "hyg": "Hyg", "dds": "Dentist", "def": "Default", "ref": "Referral",
+       "rec": "", "elig": "Elig", "cov": "Coverage", "txitem": "ProcTP", "txplan": "TreatPlan",
+       "trans": "Trans",
+       "claimln": "ClaimProc", "op": "Op", "hyg": "Hyg", "dds": "Dentist", "def": "Default",
+       "ref": "Referral",
        "wo": "WriteOff", "cur": "Cur", "doc": "Doc", "img": "Img", "comm": "Comm", "stat": "Status",
        "desc": "Descript", "description": "Descript", "recv": "Received", "orig": "Orig", "svc": "Service",
        "note": "Note", "fee": "Fee", "sched": "Sched", "proc": "Proc", "is": "Is", "lic": "License",
@@ -89,22 +91,26 @@ _OD_FILES = {
 }
 _OD_COLS = {
     "patient": {
-        "pat_id": "PatNum", "chart_no": "ChartNumber", "loc_id": "ClinicNum", "lname": "LName", "fname": "FName",
+        "pat_id": "PatNum", "chart_no": "ChartNumber", "loc_id": "ClinicNum", "lname": "LName",
+        "fname": "FName",
         "mi": "MiddleI", "pref_name": "Preferred", "title": "Salutation", "sex": "Gender",
-        "birthdate": "Birthdate", "ssn": "SSN", "marital": "Position", "addr1": "Address", "addr2": "Address2",
+        "birthdate": "Birthdate", "ssn": "SSN", "marital": "Position", "addr1": "Address",
+        "addr2": "Address2",
         "city": "City", "st": "State", "zip": "Zip", "hphone": "HmPhone", "wphone": "WkPhone",
         "cphone": "WirelessPhone", "email": "Email", "pref_contact": "PreferContactMethod",
         "txt_ok": "TxtMsgOk", "guar_id": "Guarantor", "pat_stat": "PatStatus", "pri_prov": "PriProv",
         "hyg_prov": "SecProv", "bill_type": "BillingType", "fee_sched": "FeeSched",
         "first_visit": "DateFirstVisit", "med_alert": "MedUrgNote", "premed": "Premed",
         "bal_cur": "Bal_0_30", "bal_30": "Bal_31_60", "bal_60": "Bal_61_90", "bal_90": "BalOver90",
-        "bal_total": "BalTotal", "ins_est": "InsEst", "created_dt": "SecDateEntry", "modified_dt": "DateTStamp",
+        "bal_total": "BalTotal", "ins_est": "InsEst", "created_dt": "SecDateEntry",
+        "modified_dt": "DateTStamp",
         "employer": "EmployerName", "deceased_dt": "DateTimeDeceased", "pat_note": "FamFinUrgNote",
     },
     "appt": {
         "appt_id": "AptNum", "pat_id": "PatNum", "status": "AptStatus", "length_min": "Pattern",
         "confirm": "Confirmed", "op_id": "Op", "note": "Note", "prov_id": "ProvNum", "hyg_id": "ProvHyg",
-        "appt_date": "AptDate", "appt_time": "AptTime", "is_new_pat": "IsNewPatient", "reason": "ProcDescript",
+        "appt_date": "AptDate", "appt_time": "AptTime", "is_new_pat": "IsNewPatient",
+        "reason": "ProcDescript",
         "asst_id": "Assistant", "loc_id": "ClinicNum", "is_hyg": "IsHygiene", "created_dt": "DateTimeCreated",
         "arrived_tm": "DateTimeArrived", "seated_tm": "DateTimeSeated", "dismissed_tm": "DateTimeDismissed",
         "planned_from_id": "NextAptNum", "appt_type": "AppointmentTypeNum",
@@ -183,7 +189,8 @@ _VB = {"pat": "patient", "prov": "provider", "id": "id", "dt": "date", "tm": "ti
        "ext": "extension", "dos": "date_of_service", "cred": "credentials", "surf": "surface",
        "dx": "diagnosis", "desc": "description", "mi": "middle_initial", "npi": "npi", "seq": "sequence",
        "attach": "attachment", "resp": "responsibility", "abbr": "abbreviation", "max": "maximum",
-       "prev": "preventive", "asst": "assistant", "bal": "balance", "rel": "relationship", "pref": "preferred"}
+       "prev": "preventive", "asst": "assistant", "bal": "balance", "rel": "relationship",
+       "pref": "preferred"}
 
 
 def _vb_style(table: str, column: str) -> str:
@@ -199,7 +206,8 @@ _VB_FILES = {
     "txplan": "treatment_plan_list.csv", "txitem": "treatment_plan_item_list.csv",
     "clinnote": "clinical_note_list.csv", "commlog": "communication_history.csv",
     "ledger": "account_transaction_history.csv", "claim": "insurance_claim_list.csv",
-    "claimln": "insurance_claim_line_list.csv", "recall": "recall_list.csv", "recalltyp": "recall_type_list.csv",
+    "claimln": "insurance_claim_line_list.csv", "recall": "recall_list.csv",
+    "recalltyp": "recall_type_list.csv",
     "refsrc": "referral_source_list.csv", "patref": "patient_referral_list.csv",
     "document": "document_index.csv", "userfld": "custom_field_definitions.csv",
     "patudf": "patient_custom_field_values.csv",
@@ -208,7 +216,8 @@ _VB_COLS = {
     "patient": {
         "pat_id": "patient_id", "chart_no": "patient_chart_number", "lname": "patient_last_name",
         "fname": "patient_first_name", "mi": "patient_middle_initial", "pref_name": "patient_preferred_name",
-        "birthdate": "patient_date_of_birth", "sex": "patient_gender", "ssn": "patient_social_security_number",
+        "birthdate": "patient_date_of_birth", "sex": "patient_gender",
+        "ssn": "patient_social_security_number",
         "marital": "patient_marital_status", "hphone": "patient_home_phone_number",
         "wphone": "patient_work_phone_number", "cphone": "patient_mobile_phone_number",
         "email": "patient_email_address", "guar_id": "guarantor_patient_id",
@@ -337,7 +346,7 @@ def write_variant(src_export: Path, dst: Path, variant: Variant) -> Truth:
         csv.writer(buf, lineterminator=ending).writerow(new)
         name = variant.files[table]
         (dst / name).write_bytes(buf.getvalue().encode("cp1252") + rest)
-        truth[name] = (table, {n: c.lower() for n, c in zip(new, cols)})
+        truth[name] = (table, {n: c.lower() for n, c in zip(new, cols, strict=False)})
     return truth
 
 

@@ -58,7 +58,8 @@ class World:
         # responses are checked against the contract in tests/sandbox and tests/integration; here the
         # volume matters (thousands of ledger records), so the app skips that check, and validates each
         # operation's first 25 requests and one in 25 after (the writes of one kind share their shape)
-        self.app = create_app(self.state, clock=self.clock, burst=(10**6, 10.0), **{"request_checks": 25, **kw})
+        self.app = create_app(self.state, clock=self.clock, burst=(10**6, 10.0),
+                              **{"request_checks": 25, **kw})
         self.transport = InProcessTransport(self.app)
         return self
 
@@ -73,7 +74,8 @@ class World:
 
     def factory(self, loc: str) -> HighLevelClient:
         lid = self.loc_ids[loc]
-        c = HighLevelClient(BASE, SecretStr(self.tokens[lid]), lid, transport=Counting(self.transport, self.sent),
+        c = HighLevelClient(BASE, SecretStr(self.tokens[lid]), lid,
+                            transport=Counting(self.transport, self.sent),
                             retry=FAST, sleep=self.clock.advance)
         self.clients.append(c)
         return c
@@ -105,7 +107,8 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
         shutil.copytree(export, root / "practice" / "export", ignore=shutil.ignore_patterns("*.md"))
     else:
         generate(root / "practice", GenerateParams(**{"seed": 3, "patients": patients, "locations": 2,
-                                                      "mess": mess, "images": "stub", "history_years": 2, **gen}))
+                                                      "mess": mess, "images": "stub", "history_years": 2,
+                                                      **gen}))
     state = root / "sandbox"
     tokens = init_locations(state, 2, allow_duplicates=allow_duplicates)
     loc_ids = dict(zip(["L001", "L002"], tokens, strict=True))
@@ -115,11 +118,14 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
     lf = LocationsFile(target=BASE, fallback_owner=MANAGER, locations=[
         LocationTarget(source=src, location_id=lid, token_env=f"DOS2HL_TEST_TOKEN_{src}")
         for src, lid in loc_ids.items()])
-    (root / "locations.yaml").write_text(__import__("yaml").safe_dump(lf.model_dump(mode="json", exclude={"path"})))
+    (root / "locations.yaml").write_text(
+        __import__("yaml").safe_dump(lf.model_dump(mode="json", exclude={"path"}))
+    )
     fmap = reference_mapping()
     if not crm:
         fmap = fmap.model_copy(update={"fields": [
-            e.model_copy(update={"target": "skip", "reasons": ["not in this test"]}) if e.table in CRM_TABLES else e
+            e.model_copy(update={"target": "skip",
+                                 "reasons": ["not in this test"]}) if e.table in CRM_TABLES else e
             for e in fmap.fields]})
     if relations:
         fmap = fmap.model_copy(update={"relations": relations})
@@ -129,7 +135,8 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
     if provisioned:
         from dos2hl.demo import do_manual_steps
 
-        plans = provision(fmap, lf, source=w.export, apply=True, clients={loc: w.factory(loc) for loc in loc_ids})
+        plans = provision(fmap, lf, source=w.export, apply=True,
+                          clients={loc: w.factory(loc) for loc in loc_ids})
         if manual_steps:  # what the practice's admin does by hand: the pipelines' stages
             do_manual_steps(state, plans, loc_ids)
     w.sent.clear()

@@ -92,7 +92,8 @@ def test_delta_updates_creates_reports_and_a_second_delta_writes_nothing(world: 
     w.sent.clear()
     d1 = _delta(w, new, first["run_id"])
     assert d1["status"] == "completed", (d1["reconciliation"], d1["delta"])
-    changes = {k: sum(c[k].get("patient", 0) for c in d1["delta"]["changes"].values()) for k in ("new", "changed")}
+    changes = {k: sum(c[k].get("patient", 0) for c in d1["delta"]["changes"].values())
+               for k in ("new", "changed")}
     assert changes == {"new": 1, "changed": 1}
     assert sum(c["gone"].get("ledger_entry", 0) for c in d1["delta"]["changes"].values()) == 1
     assert d1["delta"]["updated"].get("patient") == 1
@@ -116,7 +117,8 @@ def test_delta_updates_creates_reports_and_a_second_delta_writes_nothing(world: 
     assert d2["status"] == "completed"
     assert all(not c["new"] and not c["changed"] for c in d2["delta"]["changes"].values()), d2["delta"]
     # reads only (the inventory's search pages): no write
-    assert [(m, p) for m, p, _s in w.sent if m in ("POST", "PUT", "DELETE") and not p.endswith("/search")] == []
+    assert [(m, p) for m, p,
+            _s in w.sent if m in ("POST", "PUT", "DELETE") and not p.endswith("/search")] == []
 
     undone = rollback(str(w.root / "runs" / d1["run_id"]), d1["run_id"], w.factory)
     assert undone["status"] == "rolled back", undone
@@ -152,11 +154,13 @@ def test_rollback_leaves_a_location_with_earlier_contacts_as_it_was(world: World
         now = w.dump(loc)
         for kind in ("contacts", "opportunities", "notes", "files", "relations", "appointments"):
             assert now[kind] == before[loc][kind], (loc, kind)
-        assert {k: v for k, v in now["objects"].items() if v} == {k: v for k, v in before[loc]["objects"].items() if v}
+        assert {k: v for k,
+                v in now["objects"].items() if v} == {k: v for k, v in before[loc]["objects"].items() if v}
 
 
-def test_a_new_appointment_in_the_delta_gets_its_opportunity_and_silent_event(tmp_path: Path,
-                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_appointment_in_the_delta_gets_its_opportunity_and_silent_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dos2hl.phi import create_key_file
     from dos2hl.pipeline import MigrateParams, migrate
 
@@ -164,8 +168,10 @@ def test_a_new_appointment_in_the_delta_gets_its_opportunity_and_silent_event(tm
     monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
     w = make_world(tmp_path, monkeypatch, patients=20, crm=True)
     try:
-        first = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
-                                       sample=0, export_date=EXPORT_DATE, workers=2), client_factory=w.factory)
+        first = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping),
+                                      locations=str(w.locations),
+                                       sample=0, export_date=EXPORT_DATE, workers=2),
+                                       client_factory=w.factory)
         assert first["status"] == "completed"
         opps = sum(len(w.dump(loc)["opportunities"]) for loc in w.loc_ids)
         events = sum(len(w.dump(loc)["appointments"]) for loc in w.loc_ids)

@@ -113,15 +113,21 @@ def _values(run: Path, table: str, columns: list[str]) -> list[dict[str, Any]]:
 
 def _has_values(run: Path, e: Entry) -> bool:
     """A value that must arrive: not blank; a ticked checkbox (unticked is no value in HighLevel)."""
-    return any(r[e.column or ""] not in (None, "", False) for r in _values(run, e.table or "", [e.column or ""]))
+    return any(r[e.column or ""] not in (None, "",
+                                         False) for r in _values(run, e.table or "", [e.column or ""]))
 
 
 def test_every_mapped_column_arrives_or_is_reported(run: Any) -> None:
     w, rep, path = run
     assert rep["status"] == "completed", rep["reconciliation"]
     fmap = load_mapping(w.mapping)
-    defs = {u.field_id: u.key for u in map(user_field, _values(path, "userfld", ["field_id", "field_name",
-                                                                                 "field_type", "picklist"])) if u}
+    defs = {
+        u.field_id: u.key
+        for u in map(
+            user_field, _values(path, "userfld", ["field_id", "field_name", "field_type", "picklist"])
+        )
+        if u
+    }
     udf_keys = sorted({defs[r["field_id"]] for r in _values(path, "patudf", ["field_id", "value"])
                        if r["value"] and r["field_id"] in defs})
     assert len(udf_keys) >= 6  # the generated practice's and the fixture's definitions
@@ -147,7 +153,8 @@ def test_every_mapped_column_arrives_or_is_reported(run: Any) -> None:
                 ok = read_back.get(obj, 0) > 0
             else:
                 c = fields.get(obj, {}).get(name)
-                ok = c is not None and c["match"] > 0 and (how == "presence" or c["mismatch"] + c["missing"] == 0)
+                ok = c is not None and c["match"] > 0 and (how == "presence"
+                                                           or c["mismatch"] + c["missing"] == 0)
             if not ok:
                 problems.append(f"{e.source} -> {e.target}: {obj}.{name} {fields.get(obj, {}).get(name)}")
     assert not problems, "\n".join(problems)

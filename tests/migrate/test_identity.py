@@ -29,7 +29,8 @@ def _state(w: World) -> dict[str, Counter[str]]:
     out = {}
     for loc in w.loc_ids:
         d = w.dump(loc)
-        out[loc] = Counter({k: len(d[k]) for k in ("contacts", "opportunities", "appointments", "notes", "files")})
+        out[loc] = Counter({k: len(d[k]) for k in ("contacts", "opportunities", "appointments", "notes",
+                                                   "files")})
         out[loc].update({f"object:{k}": len(v) for k, v in d["objects"].items()})
     return out
 
@@ -91,7 +92,9 @@ def test_after_the_storage_is_lost_a_third_run_still_creates_nothing(first: Any)
     assert _creates(w.sent) == [] and _state(w) == before
 
 
-def test_an_adopted_record_that_differs_is_updated_and_rollback_restores_it_deleting_nothing(first: Any) -> None:
+def test_an_adopted_record_that_differs_is_updated_and_rollback_restores_it_deleting_nothing(
+    first: Any,
+) -> None:
     from dos2hl.highlevel.models import ContactUpdate
     from dos2hl.migrate.ledger import read_ledger
     from dos2hl.migrate.rollback import rollback

@@ -1,4 +1,5 @@
-"""End to end against the sandbox: sample -> approve -> full -> verify -> report; resume; idempotent re-run."""
+"""End to end against the sandbox: sample -> approve -> full -> verify -> report; resume; idempotent
+re-run."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def test_sample_then_full_run_writes_every_patient_once_with_its_records(world: 
     assert sum(len(w.dump(loc)["contacts"]) for loc in w.loc_ids) == sum(
         o["objects"]["patient"]["written"] for o in first["locations"].values())
 
-    out = migrate(_opts(w, sample=10, run_id=first["run_id"]), approve=lambda rep: True, client_factory=w.factory)
+    out = migrate(_opts(w, sample=10, run_id=first["run_id"]), approve=lambda rep: True,
+                  client_factory=w.factory)
     assert out["status"] == "completed", out["reconciliation"]
     assert out["field_diff"]["mismatches"] == 0 and out["field_diff"]["read_back"]["patient"] >= 10
     patients = [p for p in _truth(w, "patient") if not p["deleted_flg"] and p["merged_into_id"] is None]
@@ -53,7 +55,10 @@ def test_sample_then_full_run_writes_every_patient_once_with_its_records(world: 
     assert json.loads(rep.read_text())["status"] == "completed"
     # every request counted (reads, the inventory's pages, verification): within 5 % of the creates' minimum
     req = out["requests"]
-    assert req["http_429"] == 0 and req["minimum_for_creates"] <= req["sent"] <= 1.05 * req["minimum_for_creates"], req
+    assert (
+        req["http_429"] == 0
+        and req["minimum_for_creates"] <= req["sent"] <= 1.05 * req["minimum_for_creates"]
+    ), req
     assert sum(n for _, n in req["timeline"]) > 0
     assert "<svg" in rep.with_name("report.html").read_text()
     # each export office beside the sub-account it went to, both by name (read from HighLevel before writing)

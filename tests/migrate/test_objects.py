@@ -48,7 +48,8 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def _damage_documents(w: World) -> None:
     """One zero-byte file (the generator makes missing and over-25 MB ones itself)."""
-    files = sorted(p for p in (w.export / "IMAGES").rglob("*") if p.is_file() and 0 < p.stat().st_size < 10**6)
+    files = sorted(p for p in (w.export / "IMAGES").rglob("*") if p.is_file()
+                   and 0 < p.stat().st_size < 10**6)
     files[0].write_bytes(b"")
 
 
@@ -59,7 +60,10 @@ def test_every_object_reconciles_and_the_sample_diff_is_clean(migrated: Any) -> 
         objs = data["objects"]
         for name in ("appointment", "recall", "referral", "activity", "document", "clinical_note", "patient"):
             o = objs[name]
-            assert o["source"] - o["quarantined"] == o["written"] + o["excluded"] + o["failed"] + o["held"], (loc, name)
+            assert o["source"] - o["quarantined"] == o["written"] + o["excluded"] + o["failed"] + o["held"], (
+                loc,
+                name,
+            )
             assert o["written"] > 0, (loc, name)
         # a fresh sub-account: every contact was created by this run, the sample's included
         assert objs["patient"]["created"] == objs["patient"]["written"]
@@ -86,7 +90,8 @@ def test_appointments_are_opportunities_with_silent_calendar_events(migrated: An
         for o in opps:
             aid = int(o["name"].rsplit("#", 1)[1].rstrip(")"))
             src = appts[aid]
-            assert stages[o["pipelineStageId"]] == {"CMP": "Completed", "BRK": "Broken / No-show", "CAN": "Cancelled",
+            assert stages[o["pipelineStageId"]] == {"CMP": "Completed", "BRK": "Broken / No-show",
+                                                    "CAN": "Cancelled",
                                                    "UNS": "Cancelled", "SCH": "Scheduled", "PLN": "Scheduled"
                                                    }.get(src["status"], stages[o["pipelineStageId"]])
     fees: Counter[int] = Counter()
@@ -111,7 +116,9 @@ def test_recalls_merge_to_one_opportunity_per_patient_and_type(migrated: Any) ->
         state = w.dump(loc)
         recall = {p["id"] for p in state["pipelines"] if p["name"] == "Recall"}
         total += sum(o["pipelineId"] in recall for o in state["opportunities"])
-    excluded_patients = {r["pat_id"] for r in _staged(run, "patient") if r.get("deleted_flg") or r.get("merged_into_id")}
+    excluded_patients = {
+        r["pat_id"] for r in _staged(run, "patient") if r.get("deleted_flg") or r.get("merged_into_id")
+    }
     assert total == len({g for g in groups if g[0] not in excluded_patients})
 
 
@@ -128,7 +135,8 @@ def test_referrals_are_tags_and_a_canonical_pick_list_value(migrated: Any) -> No
 def test_documents_that_cannot_go_are_reported_one_row_each(migrated: Any) -> None:
     w, rep, run = migrated
     excluded = list(csv.DictReader(io.StringIO((run / "report" / "excluded.csv").read_text())))
-    reasons = Counter(r["reason"].split(":")[0].split(" is ")[0] for r in excluded if r["object"] == "document")
+    reasons = Counter(r["reason"].split(":")[0].split(" is ")[0] for r in excluded
+                      if r["object"] == "document")
     assert reasons["zero-byte file"] == 1
     assert reasons["file missing from the export's IMAGES folder"] >= 1
     assert any("over HighLevel's 25 MB" in r["reason"] for r in excluded)
@@ -154,7 +162,8 @@ def test_clinical_notes_are_text_with_history_and_their_images_are_files(migrate
             sealed = rec["properties"].get("note_text")
             if sealed:
                 texts.append(sealer.open(sealed, "custom_objects.clinical_notes.note_text",
-                                         stable_key(loc, "clinical_note", str(rec["properties"]["source_id"]))))
+                                         stable_key(loc, "clinical_note",
+                                                    str(rec["properties"]["source_id"]))))
     assert texts
     assert not any("{\\rtf" in t or "\\par" in t or "<p>" in t or "<br" in t for t in texts)
     assert any("Amendment history" in t for t in texts)
@@ -162,7 +171,8 @@ def test_clinical_notes_are_text_with_history_and_their_images_are_files(migrate
     assert images > 0
     note_files = [f for loc in w.loc_ids for f in w.dump(loc)["files"] if f["name"].startswith("note-")]
     assert len(note_files) == images
-    links = [n for loc in w.loc_ids for n in w.dump(loc)["notes"] if "[Dent-O-Soft clinical note #" in n["body"]]
+    links = [n for loc in w.loc_ids for n in w.dump(loc)["notes"]
+             if "[Dent-O-Soft clinical note #" in n["body"]]
     assert len(links) == images
 
 
@@ -201,14 +211,20 @@ def test_the_planner_counts_what_the_run_sent(migrated: Any) -> None:
     from dos2hl.cli import app
 
     w, rep, _run = migrated
-    res = CliRunner().invoke(app, ["plan", str(w.export), "--mapping", str(w.mapping), "--json", "--sample", "6",
+    res = CliRunner().invoke(app,
+                             ["plan", str(w.export), "--mapping", str(w.mapping), "--json", "--sample", "6",
                                    "--verify", "sample", "--export-date", EXPORT_DATE.isoformat()])
     assert res.exit_code == 0, res.output
     plan = json.loads(res.output.strip().splitlines()[-1])
     planned = sum(v["api_path"]["requests"] for v in plan["locations"].values())
     assert rep["requests"]["sent"] == w.journaled
-    assert abs(planned - w.journaled) <= 0.03 * w.journaled, (planned, w.journaled, rep["requests"]["by_class"])
-    reads = sum(v["api_path"]["verify_reads"] + v["api_path"]["prepare_reads"] for v in plan["locations"].values())
+    assert abs(planned - w.journaled) <= 0.03 * w.journaled, (
+        planned,
+        w.journaled,
+        rep["requests"]["by_class"],
+    )
+    reads = sum(v["api_path"]["verify_reads"] + v["api_path"]["prepare_reads"]
+                for v in plan["locations"].values())
     assert reads > 0
     for v in plan["locations"].values():
         a = v["api_path"]
@@ -248,7 +264,8 @@ def test_the_workflow_reference_is_in_the_run_and_on_the_cli(migrated: Any, tmp_
     wf = (run / "report" / "workflows.md").read_text()
     assert "Recall program" in wf and "Pipeline **Appointments**" in wf
     assert "workflows.md" in (run / "report" / "report.md").read_text()
-    res = CliRunner().invoke(app, ["workflows", str(w.export), "--mapping", str(w.mapping), "--out", str(tmp_path),
+    res = CliRunner().invoke(app,
+                             ["workflows", str(w.export), "--mapping", str(w.mapping), "--out", str(tmp_path),
                                    "--export-date", EXPORT_DATE.isoformat()])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "workflows.md").read_text().startswith(wf.splitlines()[0])

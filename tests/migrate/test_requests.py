@@ -75,7 +75,8 @@ def test_verifying_every_record_costs_pages_not_records(full_run: Any) -> None:
     bound = 0
     for loc in w.loc_ids:
         state = w.dump(loc)
-        bound += len(state["contacts"]) // 500 + 1 + sum(len(v) // 500 + 1 for v in state["objects"].values() if v)
+        bound += len(state["contacts"]) // 500 + 1 + sum(len(v) // 500 + 1 for v in state["objects"].values()
+                                                         if v)
         bound += len(state["opportunities"]) // 100 + 1
         bound += len({a["startTime"][:4] for a in state["appointments"]}) + 1  # a year either side of UTC
         bound += len({n["contactId"] for n in state["notes"]})  # notes: one list per contact (no search)
@@ -92,7 +93,8 @@ def test_verifying_every_record_costs_pages_not_records(full_run: Any) -> None:
 
 
 def _client(handler: Any) -> HighLevelClient:
-    return HighLevelClient("https://hl.invalid", SecretStr("t"), "loc1", transport=httpx.MockTransport(handler),
+    return HighLevelClient("https://hl.invalid", SecretStr("t"), "loc1",
+                           transport=httpx.MockTransport(handler),
                            retry=RetryPolicy(max_attempts=3, backoff_base=0, jitter=0, verify_delay=0),
                            sleep=lambda s: None)
 

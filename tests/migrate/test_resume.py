@@ -25,7 +25,8 @@ class Killer(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = self.inner.handle_request(request)
         path = request.url.path
-        if request.method == "POST" and ("/records" in path or "/relations" in path) and not path.endswith("/search"):
+        if request.method == "POST" and ("/records" in path
+                                         or "/relations" in path) and not path.endswith("/search"):
             self.n -= 1
             if self.n == 0:
                 raise Crash()  # the write happened; its answer (and the unflushed ledger batch) are lost
@@ -143,7 +144,10 @@ def test_a_rejected_sample_is_rolled_back_then_the_run_starts_clean(world: World
     assert first["status"] == "incomplete" and _counts(w)[0] > 0
     run_uri = str(Path(w.root) / "runs" / "r-rb")
     out = rollback(run_uri, "r-rb", w.factory)
-    assert out["status"] == "rolled back" and out["deleted"]["patient"] == _counts(w)[0] + out["deleted"]["patient"]
+    assert (
+        out["status"] == "rolled back"
+        and out["deleted"]["patient"] == _counts(w)[0] + out["deleted"]["patient"]
+    )
     assert _counts(w) == (0, Counter({k: 0 for k in _counts(w)[1]}), 0)  # nothing left, relations included
     w.sent.clear()
     again = rollback(run_uri, "r-rb", w.factory)  # idempotent: nothing sent

@@ -95,7 +95,9 @@ def test_user_fields_arrive_typed_and_verified(migrated: Any) -> None:
     assert got["102"]["contact.ortho_start_date"] == "2011-02-04"
     assert got["102"]["contact.copay_amount"] == 12.5 and got["102"]["contact.shirt_size"] == "XL"
     assert got["104"]["contact.insurance_verified_on"] == "2011-02-04"  # a hidden definition still migrates
-    assert got["104"]["contact.copay_amount"] == 0 and got["104"]["contact.preferred_language"] == "Portuguese"
+    assert (
+        got["104"]["contact.copay_amount"] == 0 and got["104"]["contact.preferred_language"] == "Portuguese"
+    )
     # 103: only what converts is sent; an unticked checkbox is no value
     assert {k for k in got["103"] if k in ("contact.preferred_language", "contact.ortho_start_date",
                                            "contact.copay_amount", "contact.marketing_opt_out")} == set()

@@ -59,13 +59,19 @@ def test_an_activity_header_carries_the_zone_and_offset_of_the_office() -> None:
     for zone, shown in (("America/Phoenix", "2024-03-10 09:30 MST (-07:00)"),
                         ("America/Denver", "2024-03-10 09:30 MDT (-06:00)"),
                         ("Pacific/Honolulu", "2024-03-10 09:30 HST (-10:00)")):
-        notes, _ = activity_notes(rows, location="L001", key=key, with_text=False, excluded_patients=set(), tz=zone)
-        assert notes[0].body.splitlines()[0] == f"[Dent-O-Soft appointment phone call, outbound · {shown} · log #7]"
+        notes, _ = activity_notes(
+            rows, location="L001", key=key, with_text=False, excluded_patients=set(), tz=zone
+        )
+        assert (
+            notes[0].body.splitlines()[0]
+            == f"[Dent-O-Soft appointment phone call, outbound · {shown} · log #7]"
+        )
 
 
 def test_office_zones_prefer_locations_yaml_then_the_export_then_the_sub_account() -> None:
     export = {"L001": "America/Denver", "L002": "", "L003": "Mountain", "L004": ""}
-    zones = office_zones(export, {"L001": "America/Boise"}, {"L002": "America/Chicago", "L001": "America/New_York"})
+    zones = office_zones(export, {"L001": "America/Boise"},
+                         {"L002": "America/Chicago", "L001": "America/New_York"})
     assert zones == {"L001": "America/Boise", "L002": "America/Chicago"}  # L003/L004: the home office's
     warned = blank_zone_warnings(export, {"L004": "Pacific/Honolulu"}, ["L002"])
     assert [w.split(":", 1)[0] for w in warned] == ["location L002", "location L003"]
@@ -81,7 +87,8 @@ EXPECTED = {  # appointment id -> (sub-account it lands in, start instant UTC, l
     103: ("L001", dt.datetime(2024, 1, 16, 16, 0), 30),
     104: ("L001", dt.datetime(2024, 7, 17, 18, 0), 30),  # Honolulu
     105: ("L001", dt.datetime(2024, 1, 17, 18, 0), 30),
-    106: ("L001", dt.datetime(2024, 3, 10, 8, 30), 30),  # blank-TZ office: its sub-account's Chicago, in the gap
+    106: ("L001", dt.datetime(2024, 3, 10, 8, 30), 30),
+    # blank-TZ office: its sub-account's Chicago, in the gap
     107: ("L001", dt.datetime(2024, 11, 3, 7, 30), 60),  # Denver's repeated hour: the first 01:30 (MDT)
     108: ("L001", dt.datetime(2024, 6, 3, 16, 0), 30),  # no office: the home office's zone
     109: ("L002", dt.datetime(2024, 6, 3, 15, 0), 30),
@@ -102,14 +109,17 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
     shutil.copytree(FIXTURE, export, ignore=shutil.ignore_patterns("*.md"))
     w = make_world(root, mp, crm=True, export=export)
     rep = migrate(MigrateParams(source=str(export), mapping=str(w.mapping), locations=str(w.locations),
-                                 sample=0, verify="full", executor="threads", workers=2, export_date=EXPORT_DATE),
+                                 sample=0, verify="full", executor="threads", workers=2,
+                                 export_date=EXPORT_DATE),
                   client_factory=w.factory)
     yield w, rep, root / "keys" / "phi.key"
     w.stop()
     mp.undo()
 
 
-def test_every_appointment_lands_at_home_at_the_instant_of_the_office_where_it_took_place(migrated: Any) -> None:
+def test_every_appointment_lands_at_home_at_the_instant_of_the_office_where_it_took_place(
+    migrated: Any,
+) -> None:
     w, rep, _key = migrated
     assert rep["status"] == "completed", rep.get("reconciliation")
     events = {}
@@ -131,7 +141,9 @@ def test_every_appointment_lands_at_home_at_the_instant_of_the_office_where_it_t
         assert len(got) == 1, (aid, sorted(str(_utc(e["startTime"])) for e in candidates))
         assert _utc(got[0]["endTime"]) - want == dt.timedelta(minutes=minutes), aid
     # a visit at another office says where it happened; one at home does not
-    assert events[102][1]["name"].endswith(" at L003 (#102)") and events[101][1]["name"].endswith(" 09:00 (#101)")
+    assert events[102][1]["name"].endswith(" at L003 (#102)") and events[101][1]["name"].endswith(
+        " 09:00 (#101)"
+    )
     assert events[110][1]["name"].endswith(" at L001 (#110)")
 
 
@@ -146,7 +158,8 @@ def test_activity_headers_carry_the_home_offices_offset_and_recall_dates_do_not_
     w, _rep, _key = migrated
     bodies = [n["body"] for loc in w.loc_ids for n in w.dump(loc)["notes"]]
     heads = sorted(b.splitlines()[0] for b in bodies if "· log #" in b)
-    assert heads == ["[Dent-O-Soft appointment phone call, outbound · 2024-03-10 09:30 MDT (-06:00) · log #201]",
+    assert heads == ["[Dent-O-Soft appointment phone call, outbound · 2024-03-10 09:30 MDT (-06:00) · log "
+                     "#201]",
                      "[Dent-O-Soft recall text message, inbound · 2024-01-05 16:15 CST (-06:00) · log #202]"]
     state = w.dump("L001")
     fields = {f["id"]: f.get("fieldKey") for f in state["custom_fields"]}

@@ -48,7 +48,8 @@ def test_table_is_well_formed(name: str) -> None:
 
 def test_record_model_validates_types_enums_and_extra_fields() -> None:
     Patient = record_model("patient")
-    p = Patient(pat_id=412, loc_id="L001", birthdate=dt.date(1945, 3, 15), bal_total=Decimal("-45.00"), sex="M")
+    p = Patient(pat_id=412, loc_id="L001", birthdate=dt.date(1945, 3, 15), bal_total=Decimal("-45.00"),
+                sex="M")
     assert p.pat_id == 412 and p.bal_total == Decimal("-45.00")
     with pytest.raises(ValidationError):
         Patient(pat_id=1, loc_id="L001", sex="Q")  # not one of M F U O

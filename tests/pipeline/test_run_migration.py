@@ -81,7 +81,8 @@ def test_steps_run_in_the_one_order_with_the_gates_between(world: Any) -> None:
                        "published:sample-report", "gate:approve(incomplete)", "bulk_step", "write_step",
                        "verify_step", "report_step", "published:migration-report"]
     # every step is the library's: what the flow's runner turns into tasks
-    assert {prepare_step, write_step, verify_step, bulk_step, report_step, rollback_step} <= set(_task_steps())
+    assert {prepare_step, write_step, verify_step, bulk_step, report_step,
+            rollback_step} <= set(_task_steps())
 
 
 def _task_steps() -> list[Any]:
@@ -143,7 +144,8 @@ def test_the_imported_gate_confirms_the_waiting_checklists_and_not_the_next_roun
                 return CsvImported(imported=True)
 
         rep_id: list[str] = []
-        params = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations), sample=0,
+        params = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                               sample=0,
                                export_date=EXPORT_DATE, workers=2, bulk_threshold=15)
         env = open_env(params, client_factory=w.factory)
         rec = Operator(Approval(approve=True))

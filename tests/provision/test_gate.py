@@ -85,7 +85,8 @@ def test_a_field_not_created_by_dos2hl_stops_provision_and_migrate(tmp_path, mon
     w = _world(tmp_path, monkeypatch)
     try:
         admin = w.factory("L001")  # the practice's admin made "Bill Type" as text, by hand
-        admin.create_custom_field(LocationCustomFieldCreate(name="Bill Type", dataType="TEXT", model="contact"))
+        admin.create_custom_field(LocationCustomFieldCreate(name="Bill Type", dataType="TEXT",
+                                                            model="contact"))
         fmap = require_confirmed(w.mapping)
         lf = load_locations(w.locations)
         clients = {loc: w.factory(loc) for loc in w.loc_ids}
@@ -129,8 +130,9 @@ def test_a_field_of_ours_holding_values_is_not_deleted(sandbox: Sandbox, mapping
     assert all(m == "POST" and p.endswith("/search") for m, p in rec.writes())  # nothing deleted
 
 
-def test_provision_without_source_uses_the_export_the_map_records(sandbox: Sandbox, mapping: Mapping,
-                                                                  export: Path) -> None:
+def test_provision_without_source_uses_the_export_the_map_records(
+    sandbox: Sandbox, mapping: Mapping, export: Path
+) -> None:
     from dos2hl.locations import LocationsFile, LocationTarget
 
     a, rec = sandbox.client(0)
@@ -138,7 +140,9 @@ def test_provision_without_source_uses_the_export_the_map_records(sandbox: Sandb
     with pytest.raises(ProvisionError, match=r"contact\.bill_type.*--source EXPORT"):
         provision(mapping, lf, clients={"L001": a})  # the map records no export: refuse, say what to pass
     assert rec.sent == []
-    recorded = mapping.model_copy(update={"export": mapping.export.model_copy(update={"source": str(export)})})
+    recorded = mapping.model_copy(
+        update={"export": mapping.export.model_copy(update={"source": str(export)})}
+    )
     without = provision(recorded, lf, clients={"L001": a})["L001"]
     with_flag = provision(mapping, lf, source=export, clients={"L001": a})["L001"]
     assert without.changes == with_flag.changes  # the same schema, flag or not
@@ -187,7 +191,8 @@ def test_cli_repairs_our_text_fields_then_migrate_runs(tmp_path, monkeypatch) ->
         assert res.exit_code == 0, res.output
         res = run(app, ["provision", *common, "--source", str(w.export), "--plan", "--json"])
         plans = json.loads(res.stdout)
-        assert all(p["summary"]["create"] == 0 and p["summary"]["repair"] == 0 and p["summary"]["conflict"] == 0
+        assert all(p["summary"]["create"] == 0 and p["summary"]["repair"] == 0
+                   and p["summary"]["conflict"] == 0
                    for p in plans.values())
         res = run(app, ["migrate", str(w.export), *common, "--sample", "0", "--json", *date])
         assert res.exit_code == 0, res.output

@@ -18,7 +18,9 @@ def test_journal_has_no_token_and_no_body_values(sb) -> None:
     sb.get("/nowhere")
     text = (sb.state / "journal.jsonl").read_text()
     lines = [json.loads(x) for x in text.splitlines()]
-    assert lines[0]["path"] == "/contacts/" and lines[0]["status"] == 201 and lines[0]["location"] == sb.locs[0]
+    assert (
+        lines[0]["path"] == "/contacts/" and lines[0]["status"] == 201 and lines[0]["location"] == sb.locs[0]
+    )
     assert len(lines[0]["body_sha256"]) == 64 and "latency_ms" in lines[0] and "time" in lines[0]
     for token in sb.tokens.values():
         assert token not in text

@@ -16,7 +16,8 @@ def test_create_sets_server_fields_and_rejects_date_added(sb) -> None:
                    tags=["Patient", "patient", "Recall"])
     assert c["dateAdded"] and c["name"] == "Ann Smith" and c["phone"] == "+15551112222"
     assert c["tags"] == ["patient", "recall"]
-    r = sb.post("/contacts/", {"locationId": sb.locs[0], "firstName": "X", "dateAdded": "2001-01-01T00:00:00Z"})
+    r = sb.post("/contacts/",
+                {"locationId": sb.locs[0], "firstName": "X", "dateAdded": "2001-01-01T00:00:00Z"})
     assert r.status_code == 422 and "property dateAdded should not exist" in r.json()["message"]
     got = sb.get(f"/contacts/{c['id']}").json()["contact"]
     assert got == c
@@ -32,17 +33,21 @@ def test_family_sharing_an_email_duplicate_rule_and_upsert_merge(sb) -> None:
     r = sb.post("/contacts/", {"locationId": sb.locs[0], "firstName": "Tim", "email": "FAMILY@example.com"})
     assert r.status_code == 400
     assert r.json() == {"statusCode": 400, "message": "This location does not allow duplicated contacts.",
-                        "meta": {"contactId": mom["id"], "contactName": "Mary Jones", "matchingField": "email"}}
+                        "meta": {"contactId": mom["id"], "contactName": "Mary Jones",
+                                 "matchingField": "email"}}
     r = sb.post("/contacts/", {"locationId": sb.locs[0], "firstName": "Tim", "phone": "555-000-1111"})
     assert r.status_code == 400 and r.json()["meta"]["matchingField"] == "phone"
-    r = sb.post("/contacts/upsert", {"locationId": sb.locs[0], "firstName": "Tim", "email": "family@example.com",
+    r = sb.post("/contacts/upsert",
+                {"locationId": sb.locs[0], "firstName": "Tim", "email": "family@example.com",
                                      "tags": ["child"]})
     assert r.status_code == 200
     body = r.json()
     assert body["new"] is False and body["contact"]["id"] == mom["id"]
-    assert body["contact"]["firstName"] == "Tim" and body["contact"]["tags"] == ["child"]  # merged, tags overwritten
+    # merged, tags overwritten
+    assert body["contact"]["firstName"] == "Tim" and body["contact"]["tags"] == ["child"]
     # createNewIfDuplicateAllowed is ignored while the location disallows duplicates
-    r = sb.post("/contacts/upsert", {"locationId": sb.locs[0], "firstName": "Sue", "email": "family@example.com",
+    r = sb.post("/contacts/upsert",
+                {"locationId": sb.locs[0], "firstName": "Sue", "email": "family@example.com",
                                      "createNewIfDuplicateAllowed": True})
     assert r.json()["new"] is False
 
@@ -50,7 +55,8 @@ def test_family_sharing_an_email_duplicate_rule_and_upsert_merge(sb) -> None:
 def test_upsert_drops_the_phone_matching_a_second_contact(sb) -> None:
     a = sb.contact(firstName="A", email="a@example.com")
     b = sb.contact(firstName="B", phone="+15550002222")
-    r = sb.post("/contacts/upsert", {"locationId": sb.locs[0], "email": "a@example.com", "phone": "+15550002222"})
+    r = sb.post("/contacts/upsert",
+                {"locationId": sb.locs[0], "email": "a@example.com", "phone": "+15550002222"})
     assert r.json()["contact"]["id"] == a["id"] and "phone" not in r.json()["contact"]
     assert sb.get(f"/contacts/{b['id']}").json()["contact"]["phone"] == "+15550002222"
 
@@ -59,7 +65,8 @@ def test_duplicates_allowed_location(make_sandbox) -> None:
     sb = make_sandbox(allow_duplicates=True)
     sb.contact(firstName="Mary", email="family@example.com")
     sb.contact(firstName="Tim", email="family@example.com")
-    r = sb.post("/contacts/upsert", {"locationId": sb.locs[0], "firstName": "Sue", "email": "family@example.com",
+    r = sb.post("/contacts/upsert",
+                {"locationId": sb.locs[0], "firstName": "Sue", "email": "family@example.com",
                                      "createNewIfDuplicateAllowed": True})
     assert r.json()["new"] is True
 
@@ -71,19 +78,26 @@ def test_custom_fields_keys_picklists_and_search_by_custom_field(sb) -> None:
     assert plan["picklistOptions"] == ["PPO", "HMO"]
     balance = _field(sb, "Balance", "MONETORY")
     for i in range(3):
-        sb.contact(firstName=f"P{i}", customFields=[{"key": "contact.dentosoft_patient_id", "field_value": f"D{i}"},
+        sb.contact(firstName=f"P{i}",
+                   customFields=[{"key": "contact.dentosoft_patient_id", "field_value": f"D{i}"},
                                                     {"id": plan["id"], "field_value": "PPO"},
                                                     {"key": "contact.balance", "field_value": 12.5}])
-    r = sb.post("/contacts/", {"locationId": sb.locs[0], "customFields": [{"id": plan["id"], "field_value": "Gold"}]})
+    r = sb.post("/contacts/",
+                {"locationId": sb.locs[0], "customFields": [{"id": plan["id"], "field_value": "Gold"}]})
     assert r.status_code == 422
     r = sb.post("/contacts/search", {"locationId": sb.locs[0], "pageLimit": 10, "filters": [
         {"field": f"customFields.{pid['id']}", "operator": "eq", "value": "D1"}]})
     assert r.status_code == 200 and [c["firstName"] for c in r.json()["contacts"]] == ["P1"]
     got = r.json()["contacts"][0]["customFields"]
     assert {"id": balance["id"], "value": 12.5} in got
-    fields = sb.get(f"/locations/{sb.locs[0]}/customFields", params={"model": "contact"}).json()["customFields"]
-    assert [f["fieldKey"] for f in fields] == ["contact.dentosoft_patient_id", "contact.insurance_plan", "contact.balance"]
-    assert sb.get(f"/locations/{sb.locs[0]}/customFields/contact.balance").json()["customField"]["id"] == balance["id"]
+    fields = sb.get(f"/locations/{sb.locs[0]}/customFields",
+                    params={"model": "contact"}).json()["customFields"]
+    assert [f["fieldKey"] for f in fields] == ["contact.dentosoft_patient_id", "contact.insurance_plan",
+                                               "contact.balance"]
+    assert (
+        sb.get(f"/locations/{sb.locs[0]}/customFields/contact.balance").json()["customField"]["id"]
+        == balance["id"]
+    )
 
 
 def test_search_pages_with_search_after(sb) -> None:
@@ -93,7 +107,8 @@ def test_search_pages_with_search_after(sb) -> None:
         sb.clock.advance(1)
     seen, after = [], None
     while True:
-        body = {"locationId": sb.locs[0], "pageLimit": 3, "sort": [{"field": "dateAdded", "direction": "asc"}]}
+        body = {"locationId": sb.locs[0], "pageLimit": 3,
+                "sort": [{"field": "dateAdded", "direction": "asc"}]}
         if after:
             body["searchAfter"] = after
         page = sb.post("/contacts/search", body).json()
@@ -141,7 +156,8 @@ def test_update_delete_tags_notes_tasks(sb) -> None:
     tid = task.json()["task"]["id"]
     r = sb.client.put(f"/contacts/{c['id']}/tasks/{tid}/completed", json={"completed": True}, headers=h)
     assert r.json()["task"]["completed"] is True
-    r = sb.post("/contacts/bulk/tags/update/add", {"locationId": sb.locs[0], "contacts": [c["id"], other["id"]],
+    r = sb.post("/contacts/bulk/tags/update/add",
+                {"locationId": sb.locs[0], "contacts": [c["id"], other["id"]],
                                                    "tags": ["bulk"]})
     assert r.status_code == 201 and r.json()["errorCount"] == 0
     assert sb.client.delete(f"/contacts/{c['id']}", headers=h).json() == {"succeded": True}

@@ -16,10 +16,13 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "highlevel-openapi"
 
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/highlevel-openapi not present")
 def test_spec_files_are_byte_identical_to_shared() -> None:
-    names = [f"apps/{n}.json" for n in SPEC_FILES] + ["common/common-schemas.json", "LICENSE", "SOURCE_COMMIT"]
+    names = [f"apps/{n}.json" for n in SPEC_FILES] + ["common/common-schemas.json", "LICENSE",
+                                                      "SOURCE_COMMIT"]
     for name in names:
         ours, theirs = SPEC_DIR / name, SHARED / name
-        assert hashlib.sha256(ours.read_bytes()).digest() == hashlib.sha256(theirs.read_bytes()).digest(), name
+        assert hashlib.sha256(ours.read_bytes()).digest() == hashlib.sha256(theirs.read_bytes()).digest(), (
+            name
+        )
 
 
 def test_all_specs_load_once_and_overlay_applies() -> None:
@@ -50,16 +53,19 @@ def test_validate_request_messages() -> None:
     op = contract.find_operation("POST", "/contacts/")
     body = {"locationId": "L", "firstName": 3, "dateAdded": "2020-01-01",
             "customFields": [{"key": "contact.x", "field_value": 3, "extra": 1}], "dateOfBirth": "1990-09-25"}
-    problems = contract.validate_request(op, headers={"Version": "2021-07-28"}, body=json.dumps(body).encode())
+    problems = contract.validate_request(op, headers={"Version": "2021-07-28"},
+                                         body=json.dumps(body).encode())
     assert "firstName must be a string" in problems
     assert "property dateAdded should not exist" in problems
     assert "customFields.0.property extra should not exist" in problems
     assert len(problems) == 3  # numeric field_value, key without id and string dateOfBirth are fine (overlay)
-    assert contract.validate_request(op, headers={}, body=b'{"locationId":"L"}') == ["Version header is required"]
+    assert contract.validate_request(op, headers={},
+                                     body=b'{"locationId":"L"}') == ["Version header is required"]
     cal = contract.find_operation("GET", "/calendars/")
     bad = contract.validate_request(cal, headers={"Version": "2021-07-28"}, query=[("locationId", "L")])
     assert bad == ["Version header must be one of the following values: 2021-04-15"]
-    assert contract.unprocessable(["x"]) == {"statusCode": 422, "message": ["x"], "error": "Unprocessable Entity"}
+    assert contract.unprocessable(["x"]) == {"statusCode": 422, "message": ["x"],
+                                             "error": "Unprocessable Entity"}
 
 
 def test_validate_request_never_echoes_the_token() -> None:
@@ -81,8 +87,10 @@ def test_sandbox_answers_422_nestjs_style(sb) -> None:
                        headers={**sb.headers(), "Version": "2021-04-15"})
     assert r.status_code == 422
     assert r.json() == {"statusCode": 422, "error": "Unprocessable Entity", "message": [
-        "Version header must be one of the following values: 2021-07-28", "property dateAdded should not exist"]}
-    r = sb.client.post("/contacts/", json={"locationId": loc}, headers={"Authorization": sb.headers()["Authorization"]})
+        "Version header must be one of the following values: 2021-07-28",
+        "property dateAdded should not exist"]}
+    r = sb.client.post("/contacts/", json={"locationId": loc},
+                       headers={"Authorization": sb.headers()["Authorization"]})
     assert r.status_code == 422 and r.json()["message"] == ["Version header is required"]
     r = sb.post("/contacts/search", {"locationId": loc, "pageLimit": 501})
     assert r.status_code == 422 and r.json()["message"] == ["pageLimit must not be greater than 500"]

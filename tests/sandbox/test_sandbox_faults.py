@@ -10,7 +10,9 @@ from dos2hl.sandbox.faults import Faults, parse_faults
 
 
 def test_parse_faults() -> None:
-    cfg = parse_faults("latency=50ms..200ms,5xx=0.02,reset=0.01,timeout=0.01,storm429=0.01,created422=0.02,seed=7")
+    cfg = parse_faults(
+        "latency=50ms..200ms,5xx=0.02,reset=0.01,timeout=0.01,storm429=0.01,created422=0.02,seed=7"
+    )
     assert cfg.latency == (0.05, 0.2) and cfg.seed == 7 and dict(cfg.rates)["created422"] == 0.02
     with pytest.raises(ValueError):
         parse_faults("bogus=1")

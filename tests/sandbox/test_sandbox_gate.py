@@ -54,7 +54,8 @@ def test_rate_limit_headers_and_429_past_the_burst(make_sandbox) -> None:
     r = sb.get(path, params=params)
     assert r.status_code == 429 and r.json()["statusCode"] == 429
     assert r.headers["X-RateLimit-Remaining"] == "0"
-    assert sb.get(path, params={"locationId": sb.locs[1]}, loc=1).status_code == 200  # another location has its own bucket
+    assert sb.get(path, params={"locationId": sb.locs[1]},
+                  loc=1).status_code == 200  # another location has its own bucket
     sb.clock.advance(1.01)
     assert sb.get(path, params=params).status_code == 200
     # Counters survive a restart: 6 used of 8 today, the window holds 1.

@@ -31,8 +31,10 @@ def _pipelines(sb):
 
 def test_import_rejects_bad_requests_and_large_files(sb) -> None:
     post = sb.client.post
-    assert post("/_sandbox/imports", params={"mode": "merge"}, content=b"a\n", headers=sb.headers()).status_code == 400
-    r = post("/_sandbox/imports", params={"object": "custom_objects.nope"}, content=b"a\n", headers=sb.headers())
+    assert post("/_sandbox/imports", params={"mode": "merge"}, content=b"a\n",
+                headers=sb.headers()).status_code == 400
+    r = post("/_sandbox/imports", params={"object": "custom_objects.nope"}, content=b"a\n",
+             headers=sb.headers())
     assert r.status_code == 400 and "custom_objects" in r.json()["message"]
     r = post("/_sandbox/imports", params={"object": "opportunities", "dedupe": "email"}, content=b"a\n",
              headers=sb.headers())
@@ -105,16 +107,23 @@ def test_import_opportunities_modes_dedupe_and_row_errors(sb) -> None:
 def _pet_object(sb):
     r = sb.post("/objects/", {"key": "custom_objects.pet", "locationId": sb.locs[0],
                               "labels": {"singular": "Pet", "plural": "Pets"},
-                              "primaryDisplayPropertyDetails": {"key": "custom_objects.pet.name", "name": "Name",
-                                                                "dataType": "TEXT"}})
+                              "primaryDisplayPropertyDetails": {"key": "custom_objects.pet.name",
+                                                                "name": "Name", "dataType": "TEXT"}})
     assert r.status_code == 201, r.text
     folder = sb.post("/custom-fields/folder", {"objectKey": "custom_objects.pet", "name": "More",
                                                "locationId": sb.locs[0]}).json()["id"]
-    for short, data_type, extra in (("chip", "TEXT", {}), ("age", "NUMERICAL", {}),
-                                    ("kind", "SINGLE_OPTIONS", {"options": [{"key": "dog", "label": "Dog"},
-                                                                            {"key": "cat", "label": "Cat"}]})):
+    for short, data_type, extra in (
+        ("chip", "TEXT", {}),
+        ("age", "NUMERICAL", {}),
+        (
+            "kind",
+            "SINGLE_OPTIONS",
+            {"options": [{"key": "dog", "label": "Dog"}, {"key": "cat", "label": "Cat"}]},
+        ),
+    ):
         r = sb.post("/custom-fields/", {"locationId": sb.locs[0], "showInForms": True, "dataType": data_type,
-                                        "fieldKey": f"custom_objects.pet.{short}", "objectKey": "custom_objects.pet",
+                                        "fieldKey": f"custom_objects.pet.{short}",
+                                        "objectKey": "custom_objects.pet",
                                         "parentId": folder, **extra})
         assert r.status_code == 201, r.text
 
@@ -174,7 +183,8 @@ def test_deleting_a_contact_cascades(sb) -> None:
         assert sb.post(f"/contacts/{who['id']}/notes", {"body": "n"}).status_code == 201
         assert sb.post(f"/contacts/{who['id']}/tasks", {"title": "t", "dueDate": "2024-01-01T00:00:00Z",
                                                         "completed": False}).status_code == 201
-    cal = sb.client.get("/calendars/", params={"locationId": loc}, headers=sb.headers(0, CAL)).json()["calendars"][0]
+    cal = sb.client.get("/calendars/", params={"locationId": loc},
+                        headers=sb.headers(0, CAL)).json()["calendars"][0]
     events = []
     for who in (ann, keep):
         r = sb.client.post("/calendars/events/appointments", headers=sb.headers(0, CAL), json={
@@ -183,10 +193,12 @@ def test_deleting_a_contact_cascades(sb) -> None:
         assert r.status_code == 200, r.text
         events.append(r.json()["id"])
     pipeline = _pipelines(sb)["Recall"]["id"]
-    opps = [sb.post("/opportunities/", {"locationId": loc, "pipelineId": pipeline, "name": f"R {w['firstName']}",
+    opps = [sb.post("/opportunities/",
+                    {"locationId": loc, "pipelineId": pipeline, "name": f"R {w['firstName']}",
                                         "status": "open", "contactId": w["id"]}).json()["opportunity"]["id"]
             for w in (ann, keep)]
-    assoc = sb.post("/associations/", {"locationId": loc, "key": "opp_contact", "firstObjectKey": "opportunity",
+    assoc = sb.post("/associations/",
+                    {"locationId": loc, "key": "opp_contact", "firstObjectKey": "opportunity",
                                        "firstObjectLabel": "Opportunity", "secondObjectKey": "contact",
                                        "secondObjectLabel": "Contact"}).json()
     rels = []
@@ -201,7 +213,8 @@ def test_deleting_a_contact_cascades(sb) -> None:
     for kind in ("notes", "tasks", "appointments", "opportunities"):
         assert {d["contactId"] for d in state[kind]} == {keep["id"]}, kind
     assert [r["id"] for r in state["relations"]] == [rels[2]]  # via the contact and via its opportunity
-    assert sb.client.get(f"/calendars/events/appointments/{events[0]}", headers=sb.headers(0, CAL)).status_code == 404
+    assert sb.client.get(f"/calendars/events/appointments/{events[0]}",
+                         headers=sb.headers(0, CAL)).status_code == 404
     assert sb.get(f"/opportunities/{opps[0]}").status_code == 404
     r = sb.get(f"/contacts/{keep['id']}/appointments")
     assert [e["id"] for e in r.json()["events"]] == [events[1]]

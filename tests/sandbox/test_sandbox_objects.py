@@ -26,7 +26,8 @@ def _fields(sb, key="custom_objects.xray"):
 
 def _add_field(sb, folder, short, data_type, key="custom_objects.xray", **extra):
     r = sb.post("/custom-fields/", {"locationId": sb.locs[0], "showInForms": True, "dataType": data_type,
-                                    "fieldKey": f"{key}.{short}", "objectKey": key, "parentId": folder, **extra})
+                                    "fieldKey": f"{key}.{short}", "objectKey": key, "parentId": folder,
+                                    **extra})
     assert r.status_code == 201, r.text
     return r.json()["field"]
 
@@ -47,20 +48,26 @@ def _setup(sb):
 
 
 def _record(sb, loc=0, **props):
-    r = sb.post("/objects/custom_objects.xray/records", {"locationId": sb.locs[loc], "properties": props}, loc=loc)
+    r = sb.post("/objects/custom_objects.xray/records", {"locationId": sb.locs[loc], "properties": props},
+                loc=loc)
     assert r.status_code == 201, r.text
     return r.json()["record"]
 
 
 def test_schema_create_list_get_and_fields(sb) -> None:
     schema, folder = _setup(sb)
-    assert schema["key"] == "custom_objects.xray" and schema["primaryDisplayProperty"] == "custom_objects.xray.name"
+    assert (
+        schema["key"] == "custom_objects.xray"
+        and schema["primaryDisplayProperty"] == "custom_objects.xray.name"
+    )
     keys = [o["key"] for o in sb.get("/objects/", params={"locationId": sb.locs[0]}).json()["objects"]]
     assert keys == ["contact", "opportunity", "business", "custom_objects.xray"]
-    got = sb.get("/objects/custom_objects.xray", params={"locationId": sb.locs[0], "fetchProperties": "true"}).json()
+    got = sb.get("/objects/custom_objects.xray",
+                 params={"locationId": sb.locs[0], "fetchProperties": "true"}).json()
     assert got["object"]["id"] == schema["id"]
     assert {f["fieldKey"] for f in got["fields"]} == {f"custom_objects.xray.{k}" for k in
-                                                       ("name", "legacy_id", "tooth", "fee", "kind", "taken_on")}
+                                                       ("name", "legacy_id", "tooth", "fee", "kind",
+                                                        "taken_on")}
     listed = _fields(sb)
     assert folder in {f["id"] for f in listed["folders"]} and len(listed["folders"]) == 2  # default + Imaging
     fee = next(f for f in listed["fields"] if f["fieldKey"].endswith(".fee"))
@@ -71,11 +78,13 @@ def test_schema_create_list_get_and_fields(sb) -> None:
                                     "parentId": folder})
     assert r.status_code == 400 and "already exists" in r.json()["message"]
     r = sb.post("/custom-fields/", {"locationId": sb.locs[0], "showInForms": True, "dataType": "RADIO",
-                                    "fieldKey": "custom_objects.xray.side", "objectKey": "custom_objects.xray",
+                                    "fieldKey": "custom_objects.xray.side",
+                                    "objectKey": "custom_objects.xray",
                                     "parentId": folder})
     assert r.status_code == 422 and r.json()["message"] == ["options should not be empty"]
     # the other location sees none of it
-    keys_b = [o["key"] for o in sb.get("/objects/", params={"locationId": sb.locs[1]}, loc=1).json()["objects"]]
+    keys_b = [o["key"] for o in sb.get("/objects/", params={"locationId": sb.locs[1]},
+                                       loc=1).json()["objects"]]
     assert "custom_objects.xray" not in keys_b
     assert sb.get("/objects/custom_objects.xray", params={"locationId": sb.locs[1]}, loc=1).status_code == 404
 
@@ -83,28 +92,43 @@ def test_schema_create_list_get_and_fields(sb) -> None:
 def test_ten_custom_objects_per_location(sb) -> None:
     for i in range(10):
         _xray(sb, name=f"obj_{i}")
-    r = sb.post("/objects/", {"key": "custom_objects.obj_10", "locationId": sb.locs[0],
-                              "labels": {"singular": "O", "plural": "Os"},
-                              "primaryDisplayPropertyDetails": {"key": "name", "name": "Name", "dataType": "TEXT"}})
+    r = sb.post(
+        "/objects/",
+        {
+            "key": "custom_objects.obj_10",
+            "locationId": sb.locs[0],
+            "labels": {"singular": "O", "plural": "Os"},
+            "primaryDisplayPropertyDetails": {"key": "name", "name": "Name", "dataType": "TEXT"},
+        },
+    )
     assert r.status_code == 400 and "maximum of 10 custom objects" in r.json()["message"]
     _xray(sb, loc=1, name="obj_10")  # the cap is per location
-    r = sb.post("/objects/", {"key": "custom_objects.obj_0", "locationId": sb.locs[1],
-                              "labels": {"singular": "O", "plural": "Os"},
-                              "primaryDisplayPropertyDetails": {"key": "name", "name": "Name", "dataType": "DATE"}},
-                loc=1)
+    r = sb.post(
+        "/objects/",
+        {
+            "key": "custom_objects.obj_0",
+            "locationId": sb.locs[1],
+            "labels": {"singular": "O", "plural": "Os"},
+            "primaryDisplayPropertyDetails": {"key": "name", "name": "Name", "dataType": "DATE"},
+        },
+        loc=1,
+    )
     assert r.status_code == 422
 
 
 def test_records_crud_validation_and_tenancy(sb) -> None:
     _setup(sb)
-    rec = _record(sb, name="Bitewing 2019", legacy_id="X1", tooth=14, fee={"currency": "default", "value": 45},
+    rec = _record(sb, name="Bitewing 2019", legacy_id="X1", tooth=14,
+                  fee={"currency": "default", "value": 45},
                   kind="bitewing", taken_on="2019-03-01")
     assert rec["properties"]["tooth"] == 14 and rec["objectKey"] == "custom_objects.xray"
     path = f"/objects/custom_objects.xray/records/{rec['id']}"
     assert sb.get(path, params={"locationId": sb.locs[0]}).json()["record"] == rec
     # unknown property, wrong type, unknown option, dateAdded on the body: 422
-    r = sb.post("/objects/custom_objects.xray/records", {"locationId": sb.locs[0], "properties": {"colour": "red"}})
-    assert r.status_code == 422 and r.json()["message"] == ["properties.colour is not a field of custom_objects.xray"]
+    r = sb.post("/objects/custom_objects.xray/records",
+                {"locationId": sb.locs[0], "properties": {"colour": "red"}})
+    assert r.status_code == 422 and r.json()["message"] == ["properties.colour is not a field of "
+                                                            "custom_objects.xray"]
     r = sb.post("/objects/custom_objects.xray/records", {"locationId": sb.locs[0],
                                                          "properties": {"tooth": "fourteen", "kind": "cbct"}})
     assert r.status_code == 422 and len(r.json()["message"]) == 2
@@ -115,8 +139,12 @@ def test_records_crud_validation_and_tenancy(sb) -> None:
     r = sb.client.put(path, params={"locationId": sb.locs[0]}, headers=sb.headers(),
                       json={"properties": {"custom_objects.xray.tooth": 15}})
     assert r.status_code == 200, r.text
-    assert r.json()["record"]["properties"]["tooth"] == 15 and r.json()["record"]["properties"]["legacy_id"] == "X1"
-    r = sb.client.put(path, params={"locationId": sb.locs[0]}, headers=sb.headers(), json={"properties": {"bogus": 1}})
+    assert (
+        r.json()["record"]["properties"]["tooth"] == 15
+        and r.json()["record"]["properties"]["legacy_id"] == "X1"
+    )
+    r = sb.client.put(path, params={"locationId": sb.locs[0]}, headers=sb.headers(),
+                      json={"properties": {"bogus": 1}})
     assert r.status_code == 422
     # another location's token: 403 on the record, 403 naming another location
     assert sb.get(path, loc=1).status_code == 403
@@ -175,13 +203,15 @@ def test_associations_and_relations(sb) -> None:
     _setup(sb)
     contact = sb.contact(firstName="Ann")
     rec = _record(sb, name="Film")
-    r = sb.post("/associations/", {"locationId": sb.locs[0], "key": "patient_xray", "firstObjectKey": "contact",
+    r = sb.post("/associations/",
+                {"locationId": sb.locs[0], "key": "patient_xray", "firstObjectKey": "contact",
                                    "firstObjectLabel": "Patient", "secondObjectKey": "custom_objects.xray",
                                    "secondObjectLabel": "X-ray"})
     assert r.status_code == 201, r.text
     assoc = r.json()
     assert assoc["associationType"] == "USER_DEFINED"
-    r = sb.post("/associations/", {"locationId": sb.locs[0], "key": "patient_xray", "firstObjectKey": "contact",
+    r = sb.post("/associations/",
+                {"locationId": sb.locs[0], "key": "patient_xray", "firstObjectKey": "contact",
                                    "firstObjectLabel": "P", "secondObjectKey": "custom_objects.xray",
                                    "secondObjectLabel": "X"})
     assert r.status_code == 400
@@ -204,7 +234,8 @@ def test_associations_and_relations(sb) -> None:
     rel = r.json()
     assert sb.post("/associations/relations", rel_body).status_code == 400  # same pair twice
     for rid in (contact["id"], rec["id"]):
-        got = sb.get(f"/associations/relations/{rid}", params={"locationId": sb.locs[0], "skip": 0, "limit": 10})
+        got = sb.get(f"/associations/relations/{rid}",
+                     params={"locationId": sb.locs[0], "skip": 0, "limit": 10})
         assert got.status_code == 200 and [x["id"] for x in got.json()["relations"]] == [rel["id"]]
     state = dump(sb.state)["locations"][sb.locs[0]]
     assert [a["id"] for a in state["associations"]] == [assoc["id"]]
@@ -249,14 +280,16 @@ def test_calendar_version_header_and_historical_appointment(sb) -> None:
     assert event["assignedUserId"] == cal["teamMembers"][0]["userId"]
     r = sb.client.get(f"/calendars/events/appointments/{event['id']}", headers=sb.headers(0, CAL))
     assert r.status_code == 200 and r.json()["event"]["id"] == event["id"]
-    assert sb.client.get(f"/calendars/events/appointments/{event['id']}", headers=sb.headers(1, CAL)).status_code == 403
+    assert sb.client.get(f"/calendars/events/appointments/{event['id']}",
+                         headers=sb.headers(1, CAL)).status_code == 403
     r = sb.get(f"/contacts/{contact['id']}/appointments")
     assert r.status_code == 200 and [e["id"] for e in r.json()["events"]] == [event["id"]]
     # the contact must exist in the location; the calendar must be the location's
     r = sb.client.post("/calendars/events/appointments", json={**body, **flags, "contactId": "missing"},
                        headers=sb.headers(0, CAL))
     assert r.status_code == 400
-    r = sb.client.post("/calendars/events/appointments", json={**body, **flags, "calendarId": _cal(sb, 1)["id"]},
+    r = sb.client.post("/calendars/events/appointments",
+                       json={**body, **flags, "calendarId": _cal(sb, 1)["id"]},
                        headers=sb.headers(0, CAL))
     assert r.status_code == 400
     assert [e["id"] for e in dump(sb.state)["locations"][sb.locs[0]]["appointments"]] == [event["id"]]
@@ -270,7 +303,8 @@ def test_future_appointment_slot_rules(sb) -> None:
     contact = sb.contact(firstName="Ann")
     body = {"calendarId": cal["id"], "locationId": sb.locs[0], "contactId": contact["id"],
             "startTime": "2030-01-07T09:00:00Z", "endTime": "2030-01-07T10:00:00Z"}
-    assert sb.client.post("/calendars/events/appointments", json=body, headers=sb.headers(0, CAL)).status_code == 200
+    assert sb.client.post("/calendars/events/appointments", json=body,
+                          headers=sb.headers(0, CAL)).status_code == 200
     r = sb.client.post("/calendars/events/appointments", json={**body, "startTime": "2030-01-07T09:30:00Z",
                                                                "endTime": "2030-01-07T10:30:00Z"},
                        headers=sb.headers(0, CAL))

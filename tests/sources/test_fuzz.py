@@ -47,13 +47,15 @@ def _read(data: bytes) -> None:
             assert st_.lines <= physical + 1
 
 
-@settings(max_examples=int(os.environ.get("DOS2HL_FUZZ_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("DOS2HL_FUZZ_EXAMPLES", 60)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2000))
 def test_random_bytes(data: bytes) -> None:
     _read(data)
 
 
-@settings(max_examples=int(os.environ.get("DOS2HL_FUZZ_EXAMPLES", 120)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("DOS2HL_FUZZ_EXAMPLES", 120)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, len(VALID)), st.sampled_from(NOISE + [b""]), st.integers(0, 3)),
                 max_size=8),
        st.integers(1, len(VALID)))

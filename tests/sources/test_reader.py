@@ -177,11 +177,16 @@ def test_renamed_export_is_a_profile_not_code(tmp_path: Path) -> None:
         "  location: {file: Clinics}\n"
         "ledger_amount: {mode: split_columns, columns: [CASH_AMT, CARD_AMT]}\n"
     )
-    export = write_export(tmp_path / "export", {
-        "Clinics.txt": LOCATION,
-        "Patients.txt": b"PatNum|Clinic|PatLast|Pt_First|BirthDt|CellNo\n9|L001|Doe|Jan|1980-02-03|555-0199\n",
-        "LEDGER.CSV": b"TRANS_ID,PAT_ID,TRANS_TYPE,AMOUNT,CASH_AMT,CARD_AMT\n1,9,PMT,,10.00,5.50\n2,9,CHG,99.00,,\n",
-    })
+    export = write_export(
+        tmp_path / "export",
+        {
+            "Clinics.txt": LOCATION,
+            "Patients.txt": b"PatNum|Clinic|PatLast|Pt_First|BirthDt|CellNo\n"
+                            b"9|L001|Doe|Jan|1980-02-03|555-0199\n",
+            "LEDGER.CSV": b"TRANS_ID,PAT_ID,TRANS_TYPE,AMOUNT,CASH_AMT,CARD_AMT\n"
+                          b"1,9,PMT,,10.00,5.50\n2,9,CHG,99.00,,\n",
+        },
+    )
     reader, out = read_all(export, profile=str(profile))
     p = out["patient"].to_pylist()[0]
     assert (p["pat_id"], p["lname"], p["fname"], p["birthdate"]) == (9, "Doe", "Jan", dt.date(1980, 2, 3))

@@ -83,7 +83,8 @@ def create_relation(ctx: Ctx) -> tuple[int, Any]:
     for side in ("first", "second"):
         rid, okey = body[f"{side}RecordId"], assoc[f"{side}ObjectKey"]
         if not _record_in_location(ctx, okey, rid):
-            raise ApiError(400, f"{side}RecordId {rid} is not a {okey} record of this location", error="Bad Request")
+            raise ApiError(400, f"{side}RecordId {rid} is not a {okey} record of this location",
+                           error="Bad Request")
     for rel in ctx.store.list("relation", ctx.location_id):
         if (rel["associationId"], rel["firstRecordId"], rel["secondRecordId"]) == \
                 (assoc["id"], body["firstRecordId"], body["secondRecordId"]):

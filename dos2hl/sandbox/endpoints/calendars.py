@@ -26,7 +26,8 @@ def _instant(value: str, what: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(422, [f"{what} must be a valid ISO 8601 date string"], error="Unprocessable Entity") from None
+        raise ApiError(422, [f"{what} must be a valid ISO 8601 date string"],
+                       error="Unprocessable Entity") from None
     if parsed.tzinfo is None:
         raise ApiError(422, [f"{what} must carry a UTC offset"], error="Unprocessable Entity")
     return parsed
@@ -56,7 +57,8 @@ def create_appointment(ctx: Ctx) -> tuple[int, Any]:
         end = _instant(body["endTime"], "endTime")
         end_text = body["endTime"]
     else:
-        minutes = calendar.get("slotDuration", 30) * (60 if calendar.get("slotDurationUnit") == "hours" else 1)
+        minutes = calendar.get("slotDuration",
+                               30) * (60 if calendar.get("slotDurationUnit") == "hours" else 1)
         end = start + dt.timedelta(minutes=minutes)
         end_text = end.isoformat()
     if end <= start:
@@ -67,7 +69,8 @@ def create_appointment(ctx: Ctx) -> tuple[int, Any]:
     if free_slots:
         for other in ctx.store.list("appointment", ctx.location_id):
             if other.get("assignedUserId") == user and other.get("appointmentStatus") != "cancelled" \
-                    and _instant(other["startTime"], "startTime") < end and start < _instant(other["endTime"], "endTime"):
+                    and _instant(other["startTime"],
+                                 "startTime") < end and start < _instant(other["endTime"], "endTime"):
                 raise ApiError(400, _SLOT_TAKEN, error="Bad Request")
     now = ctx.iso()
     event: dict[str, Any] = {
@@ -106,7 +109,8 @@ def calendar_events(ctx: Ctx) -> tuple[int, Any]:
     in one answer: no pagination, like the real endpoint."""
     calendar, user = ctx.q("calendarId"), ctx.q("userId")
     if not (calendar or user or ctx.q("groupId")):
-        raise ApiError(422, ["Either of calendarId, userId or groupId is required"], error="Unprocessable Entity")
+        raise ApiError(422, ["Either of calendarId, userId or groupId is required"],
+                       error="Unprocessable Entity")
     try:
         lo, hi = float(ctx.q("startTime") or ""), float(ctx.q("endTime") or "")
     except ValueError:

@@ -41,7 +41,8 @@ def normalise_phone(phone: str | None) -> str | None:
 
 def _custom_fields(ctx: Ctx, items: list[dict[str, Any]], model: str = "contact") -> dict[str, Any]:
     """Resolve written custom fields (id or key; field_value or value) to {field id: value}."""
-    fields = [f for f in ctx.store.list("custom_field", ctx.location_id) if f.get("model", "contact") == model]
+    fields = [f for f in ctx.store.list("custom_field",
+                                        ctx.location_id) if f.get("model", "contact") == model]
     by_id = {f["id"]: f for f in fields}
     by_key = {f["fieldKey"]: f for f in fields}
     out: dict[str, Any] = {}
@@ -66,7 +67,8 @@ def _custom_fields(ctx: Ctx, items: list[dict[str, Any]], model: str = "contact"
             if kind in ("SINGLE_OPTIONS", "RADIO", "CHECKBOX", "MULTIPLE_OPTIONS") and options:
                 bad = [v for v in (value if isinstance(value, list) else [value]) if v not in options]
                 if bad:
-                    raise ApiError(422, [f"customFields.{i}.field_value must be one of: {', '.join(options)}"],
+                    raise ApiError(422,
+                                   [f"customFields.{i}.field_value must be one of: {', '.join(options)}"],
                                    error="Unprocessable Entity")
         out[field["id"]] = value
     return out
@@ -83,7 +85,8 @@ def _apply(ctx: Ctx, contact: dict[str, Any], body: dict[str, Any], *, tags_over
     if "customFields" in body:
         values = {c["id"]: c["value"] for c in contact.get("customFields") or []}
         values.update(_custom_fields(ctx, body["customFields"]))
-        contact["customFields"] = [{"id": k, "value": v} for k, v in values.items() if v not in (None, "", [])]
+        contact["customFields"] = [{"id": k, "value": v} for k,
+                                   v in values.items() if v not in (None, "", [])]
     first, last = contact.get("firstName"), contact.get("lastName")
     if "name" not in body and (first or last):
         contact["name"] = " ".join(p for p in (first, last) if p)
@@ -151,7 +154,8 @@ def create_contact(ctx: Ctx) -> tuple[int, Any]:
 def upsert_contact(ctx: Ctx) -> tuple[int, Any]:
     body = dict(ctx.body)
     create_anyway = body.pop("createNewIfDuplicateAllowed", False) and _allow_duplicates(ctx)
-    found = None if create_anyway else _find_duplicate(ctx, body.get("email"), normalise_phone(body.get("phone")))
+    found = None if create_anyway else _find_duplicate(ctx, body.get("email"),
+                                                       normalise_phone(body.get("phone")))
     trace = str(uuid.uuid4())
     if found is None:
         return 200, {"new": True, "contact": _new_contact(ctx, body), "traceId": trace}
@@ -175,7 +179,8 @@ def update_contact(ctx: Ctx) -> tuple[int, Any]:
     contact = ctx.own("contact", ctx.params["contactId"], "Contact")
     body = ctx.body
     if not _allow_duplicates(ctx) and ("email" in body or "phone" in body):
-        found = _find_duplicate(ctx, body.get("email"), normalise_phone(body.get("phone")), exclude=contact["id"])
+        found = _find_duplicate(ctx, body.get("email"), normalise_phone(body.get("phone")),
+                                exclude=contact["id"])
         if found:
             raise _duplicate_error(found)
     _apply(ctx, contact, body)
@@ -282,7 +287,8 @@ def create_note(ctx: Ctx) -> tuple[int, Any]:
 @handler("contacts:get-all-notes")
 def list_notes(ctx: Ctx) -> tuple[int, Any]:
     contact = ctx.own("contact", ctx.params["contactId"], "Contact")
-    return 200, {"notes": [n for n in ctx.store.list("note", ctx.location_id) if n["contactId"] == contact["id"]]}
+    return 200, {"notes": [n for n in ctx.store.list("note", ctx.location_id)
+                           if n["contactId"] == contact["id"]]}
 
 
 def _note(ctx: Ctx) -> dict[str, Any]:
@@ -323,7 +329,8 @@ def create_task(ctx: Ctx) -> tuple[int, Any]:
 @handler("contacts:get-all-tasks")
 def list_tasks(ctx: Ctx) -> tuple[int, Any]:
     contact = ctx.own("contact", ctx.params["contactId"], "Contact")
-    return 200, {"tasks": [t for t in ctx.store.list("task", ctx.location_id) if t["contactId"] == contact["id"]]}
+    return 200, {"tasks": [t for t in ctx.store.list("task", ctx.location_id)
+                           if t["contactId"] == contact["id"]]}
 
 
 def _task(ctx: Ctx) -> dict[str, Any]:

@@ -50,7 +50,8 @@ def create_field(ctx: Ctx) -> tuple[int, Any]:
     short = field_key[len(key) + 1:] if field_key.startswith(key + ".") else ""
     if not _FIELD.match(short):
         raise ApiError(422, [f"fieldKey must be {key}.<snake_case name>"], error="Unprocessable Entity")
-    folder = next((f for f in ctx.store.list("cf2_folder", ctx.location_id) if f["id"] == body["parentId"]), None)
+    folder = next((f for f in ctx.store.list("cf2_folder", ctx.location_id) if f["id"] == body["parentId"]),
+                  None)
     if folder is None or folder["objectKey"] != key:
         raise ApiError(400, f"parentId must be a folder of {key}", error="Bad Request")
     if any(f["fieldKey"] == field_key for f in ctx.store.list("cf2_field", ctx.location_id)):
@@ -76,7 +77,8 @@ def create_field(ctx: Ctx) -> tuple[int, Any]:
 def list_fields(ctx: Ctx) -> tuple[int, Any]:
     key = custom_schema(ctx, ctx.params["objectKey"])["key"]
     return 200, {"fields": [f for f in ctx.store.list("cf2_field", ctx.location_id) if f["objectKey"] == key],
-                 "folders": [f for f in ctx.store.list("cf2_folder", ctx.location_id) if f["objectKey"] == key]}
+                 "folders": [f for f in ctx.store.list("cf2_folder",
+                                                       ctx.location_id) if f["objectKey"] == key]}
 
 
 @handler("custom-fields:get-custom-field-by-id")
@@ -92,7 +94,8 @@ def update_field(ctx: Ctx) -> tuple[int, Any]:
         new_keys = {o.get("key") or o["label"] for o in body["options"] or []}
         dropped = [o["key"] for o in field.get("options") or [] if o["key"] not in new_keys]
         if dropped:
-            raise ApiError(400, f"Removing options is not supported: {', '.join(dropped)}", error="Bad Request")
+            raise ApiError(400, f"Removing options is not supported: {', '.join(dropped)}",
+                           error="Bad Request")
         field["options"] = [{"key": o.get("key") or o["label"], **{k: v for k, v in o.items() if k != "key"}}
                             for o in body["options"]]
     for name in ("name", "description", "placeholder", "showInForms", "acceptedFormats", "maxFileLimit",

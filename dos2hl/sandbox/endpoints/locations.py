@@ -68,7 +68,8 @@ def _field(ctx: Ctx, ident: str) -> dict[str, Any]:
 @handler("locations:get-custom-fields")
 def list_fields(ctx: Ctx) -> tuple[int, Any]:
     model = ctx.q("model", "all")
-    fields = [f for f in ctx.store.list("custom_field", ctx.location_id) if model == "all" or f["model"] == model]
+    fields = [f for f in ctx.store.list("custom_field",
+                                        ctx.location_id) if model == "all" or f["model"] == model]
     return 200, {"customFields": fields}
 
 
@@ -90,7 +91,8 @@ def create_field(ctx: Ctx) -> tuple[int, Any]:
     if data_type in _PICKLISTS and not options:
         raise ApiError(422, ["options should not be empty"], error="Unprocessable Entity")
     existing = ctx.store.count("custom_field", ctx.location_id)
-    field = {"id": new_id(), "name": body["name"], "fieldKey": key, "placeholder": body.get("placeholder", ""),
+    field = {"id": new_id(), "name": body["name"], "fieldKey": key,
+             "placeholder": body.get("placeholder", ""),
              "dataType": data_type, "position": body.get("position", existing * 50),
              "picklistOptions": list(options), "isAllowedCustomOption": False,
              "isMultiFileAllowed": bool(body.get("isMultipleFile", False)),

@@ -21,7 +21,8 @@ def search_users(ctx: Ctx) -> tuple[int, Any]:
     users = ctx.store.list("user", ctx.location_id)
     query = (ctx.q("query") or "").lower()
     if query:
-        users = [u for u in users if any(query in (u.get(k) or "").lower() for k in ("name", "email", "phone"))]
+        users = [u for u in users if any(query in (u.get(k) or "").lower()
+                                         for k in ("name", "email", "phone"))]
     skip, limit = int(ctx.q("skip", "0") or 0), int(ctx.q("limit", "25") or 25)
     return 200, {"users": users[skip:skip + limit], "count": len(users)}
 

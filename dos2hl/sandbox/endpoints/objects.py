@@ -88,7 +88,8 @@ def create_schema(ctx: Ctx) -> tuple[int, Any]:
     key = object_key(body["key"])
     name = key[len(PREFIX):]
     if not _NAME.match(name):
-        raise _unprocessable(["key must be lowercase letters, digits and underscores (custom_objects.<name>)"])
+        raise _unprocessable(["key must be lowercase letters, digits and underscores "
+                              "(custom_objects.<name>)"])
     existing = ctx.store.list("object_schema", ctx.location_id)
     if any(s["key"] == key for s in existing):
         raise ApiError(400, f"Custom object with key {key} already exists", error="Bad Request")
@@ -166,7 +167,8 @@ def _value_problem(field: dict[str, Any], value: Any) -> str | None:
         return None if number else "must be a number"
     if t == "MONETORY":
         if number or (isinstance(value, dict) and set(value) <= {"currency", "value"}
-                      and isinstance(value.get("value"), (int, float)) and not isinstance(value.get("value"), bool)):
+                      and isinstance(value.get("value"),
+                                     (int, float)) and not isinstance(value.get("value"), bool)):
             return None
         return "must be a number or {currency, value}"
     if t == "DATE":
@@ -187,7 +189,8 @@ def _value_problem(field: dict[str, Any], value: Any) -> str | None:
         bad = [v for v in value if v not in _option_keys(field)]
         return f"must contain only the following values: {', '.join(_option_keys(field))}" if bad else None
     if t == "FILE_UPLOAD":
-        ok = isinstance(value, list) and all(isinstance(v, dict) and isinstance(v.get("url"), str) for v in value)
+        ok = isinstance(value,
+                        list) and all(isinstance(v, dict) and isinstance(v.get("url"), str) for v in value)
         return None if ok else "must be an array of {url}"
     if t == "TEXTBOX_LIST":
         ok = isinstance(value, dict) and set(value) <= set(_option_keys(field))
@@ -311,7 +314,8 @@ def search_records(ctx: Ctx) -> tuple[int, Any]:
             docs = [d for d in docs if str(d["properties"].get(short, "")).lower() == want]
         else:
             text = query.lower()
-            docs = [d for d in docs if any(text in str(d["properties"].get(p, "")).lower() for p in searchable)]
+            docs = [d for d in docs if any(text in str(d["properties"].get(p,
+                                                                           "")).lower() for p in searchable)]
     page_limit = int(body["pageLimit"])
     if page_limit < 1:
         raise _unprocessable(["pageLimit must not be less than 1"])

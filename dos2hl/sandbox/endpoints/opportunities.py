@@ -20,7 +20,8 @@ def pipelines(ctx: Ctx) -> tuple[int, Any]:
 
 
 def _check_pipeline(ctx: Ctx, opp: dict[str, Any]) -> None:
-    pipeline = next((p for p in ctx.store.list("pipeline", ctx.location_id) if p["id"] == opp["pipelineId"]), None)
+    pipeline = next((p for p in ctx.store.list("pipeline", ctx.location_id) if p["id"] == opp["pipelineId"]),
+                    None)
     if pipeline is None:
         raise ApiError(400, "Pipeline not found", error="Bad Request")
     stages = [s["id"] for s in pipeline["stages"]]
