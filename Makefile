@@ -38,9 +38,10 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/governor.py --quick
 	$(VENV)/bin/python bench/migrate.py --quick
 
-# ruff's rule set is pyproject.toml's (E, F, I, B; 110 columns)
+# ruff's rule set and mypy's settings are pyproject.toml's (E, F, I, B at 110 columns; strict typed core)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dos2hl flows tasks bench tests
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf demo .pytest_cache .hypothesis .prefect-home

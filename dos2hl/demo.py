@@ -18,9 +18,10 @@ import contextlib
 import datetime as dt
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -43,7 +44,7 @@ class DemoWorld:
     lines: list[str]
 
 
-def do_manual_steps(state: Path, plans: dict[str, object], location_ids: dict[str, str]) -> int:
+def do_manual_steps(state: Path, plans: Mapping[str, object], location_ids: dict[str, str]) -> int:
     """What the practice's HighLevel admin does by hand after ``provision --plan`` lists it: create
     the pipelines and stages the API cannot (sandbox only). Returns the steps done."""
     from .sandbox import add_pipeline
@@ -139,13 +140,13 @@ def demo_world(out: Path, *, patients: int = 150, seed: int = 42,
 
 
 def run_demo(out: Path, *, patients: int = 150, seed: int = 42,
-             executor: str = "threads") -> dict[str, object]:
+             executor: str = "threads") -> dict[str, Any]:
     """The chain without Prefect (``dos2hl demo``): migrate on threads (or local Ray) after demo_world."""
     from .pipeline import MigrateParams, migrate
 
     with demo_world(out, patients=patients, seed=seed) as w:
         rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
-                                     export_date=w.export_date, sample=50, executor=executor,  # type: ignore[arg-type]
+                                     export_date=w.export_date, sample=50, executor=executor,
                                      workers=4), approve=lambda _rep: True)
         w.lines.append(_summary(rep))
         w.lines.append(f"report: {rep['report']}")

@@ -16,19 +16,19 @@ from dos2hl import pipeline as p
 
 __all__ = ["TASKS", "as_task"]
 
+
+def _task(step: Callable[..., Any], name: str, run_name: str, **options: Any) -> Any:
+    return task(name=name, task_run_name=run_name, cache_policy=NO_CACHE, **options)(step)
+
+
 TASKS: dict[Callable[..., Any], Any] = {
-    p.prepare_step: task(p.prepare_step, name="prepare", task_run_name="prepare run", cache_policy=NO_CACHE),
-    p.write_step: task(p.write_step, name="write", task_run_name="write {phase}", retries=1,
-                       retry_delay_seconds=[30], cache_policy=NO_CACHE),
-    p.verify_step: task(p.verify_step, name="verify", task_run_name="verify {result.phase}",
-                        cache_policy=NO_CACHE),
-    p.bulk_step: task(p.bulk_step, name="bulk", task_run_name="bulk CSV path", cache_policy=NO_CACHE),
-    p.report_step: task(p.report_step, name="report", task_run_name="report {prepared.run_id} {where}",
-                        cache_policy=NO_CACHE),
-    p.delta_step: task(p.delta_step, name="delta", task_run_name="delta since {params.since_run}",
-                       cache_policy=NO_CACHE),
-    p.rollback_step: task(p.rollback_step, name="rollback", task_run_name="roll back {params.run_id}",
-                          cache_policy=NO_CACHE),
+    p.prepare_step: _task(p.prepare_step, "prepare", "prepare run"),
+    p.write_step: _task(p.write_step, "write", "write {phase}", retries=1, retry_delay_seconds=[30]),
+    p.verify_step: _task(p.verify_step, "verify", "verify {result.phase}"),
+    p.bulk_step: _task(p.bulk_step, "bulk", "bulk CSV path"),
+    p.report_step: _task(p.report_step, "report", "report {prepared.run_id} {where}"),
+    p.delta_step: _task(p.delta_step, "delta", "delta since {params.since_run}"),
+    p.rollback_step: _task(p.rollback_step, "rollback", "roll back {params.run_id}"),
 }
 
 

@@ -213,7 +213,7 @@ def demo(
         summary = run_demo(out, patients=patients, seed=seed, executor=executor)
     except Dos2hlError as exc:
         _fail(exc)
-    for line in summary["lines"]:  # type: ignore[union-attr]
+    for line in summary["lines"]:
         typer.echo(line)
 
 

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -53,7 +53,8 @@ class _GovernorActor:
         self._saved_at = now
 
     async def lease(self, requests: list[tuple[Any, ...]],
-                    reports: list[tuple[str, int, dict[str, str], float]] = ()) -> list[tuple[tuple[float, ...], float | None]]:  # noqa: E501
+                    reports: Sequence[tuple[str, int, dict[str, str], float]] = (),
+                    ) -> list[tuple[tuple[float, ...], float | None]]:
         """Apply ``reports`` (key, status, headers, when), then per (key, cls, n, released[, lateness]) the
         measured p99 send lateness, the release and the lease. Returns (times, retry_at) per request."""
         now = self._clock()
@@ -190,7 +191,8 @@ class GovernorHandle:
         return Status(**ray.get(self._actor.status.remote(self._k(location_id))))
 
     def limits(self) -> dict[str, Any]:
-        return ray.get(self._actor.limits.remote())
+        out: dict[str, Any] = ray.get(self._actor.limits.remote())
+        return out
 
     def save(self) -> None:
         """Have the actor write its usage snapshot now."""
@@ -230,11 +232,11 @@ def connect(address: str | None = None, *, name: str = ACTOR_NAME, limits: Limit
     if limits is not None:
         lim_dict = asdict(limits)
         lim_dict["reserve_classes"] = sorted(lim_dict["reserve_classes"])
-    actor = ray.remote(_GovernorActor).options(
+    actor: Any = ray.remote(_GovernorActor).options(
         name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached", num_cpus=0,
         max_restarts=-1, max_concurrency=1000,
     ).remote(lim_dict, dict(weights) if weights is not None else None, state)
-    lim_now = ray.get(actor.limits.remote())  # the existing actor's limits win
+    lim_now: dict[str, Any] = ray.get(actor.limits.remote())  # the existing actor's limits win
     margin = Limits(**{**lim_now, "reserve_classes": frozenset(lim_now["reserve_classes"])}).margin
     return GovernorHandle(actor, app=app, cls=cls, batch=batch, margin_s=margin)
 

@@ -42,7 +42,7 @@ class ShardWorker:
             client = self.clients[spec.location] = open_client(self.lf, spec.location, permits=self.permits,
                                                                settings=self.settings)
         out = fn(spec, client)
-        return asdict(out) if is_dataclass(out) else out
+        return asdict(out) if is_dataclass(out) and not isinstance(out, type) else out
 
     def close(self) -> None:
         for c in self.clients.values():
@@ -63,7 +63,8 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
     set_data = settings.model_dump(mode="json")
     for k in ("token",):  # a single-location token never travels through Ray
         set_data.get("highlevel", {}).pop(k, None)
-    pool = [actor_cls.remote(loc_data, set_data, cls) for _ in range(max(1, min(workers, len(specs) or 1)))]
+    size = max(1, min(workers, len(specs) or 1))
+    pool: list[Any] = [actor_cls.remote(loc_data, set_data, cls) for _ in range(size)]
     results: list[Any] = [None] * len(specs)
     pending: dict[Any, int] = {}
     free = list(pool)

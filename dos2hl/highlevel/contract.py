@@ -78,7 +78,8 @@ def _routes(spec_name: str) -> tuple[_Route, ...]:
             op = item.get(method)
             if op is None:
                 continue
-            schemes, scopes = [], []
+            schemes: list[str] = []
+            scopes: list[str] = []
             for requirement in op.get("security") or []:
                 for scheme, names in requirement.items():
                     schemes.append(scheme)
@@ -196,8 +197,8 @@ def validate_request(op: Operation, *, headers: Mapping[str, str], query: Iterab
     before openapi-core sees it (auth is the sandbox's job), so no token reaches a message.
     """
     req = _Request(op, headers, query, body, content_type)
-    problems = [_format_request_error(e) for e in _openapi(op.spec).unmarshal_request(req).errors]
-    problems = [p for group in problems for p in group]
+    groups = [_format_request_error(e) for e in _openapi(op.spec).unmarshal_request(req).errors]
+    problems = [p for group in groups for p in group]
     if body and content_type.split(";")[0].strip() == "application/json":
         try:
             value = json.loads(body)
@@ -215,7 +216,7 @@ def validate_response(op: Operation, status: int, body: bytes, *, content_type: 
     """Problems with a response to ``op``: an undeclared status or a body outside its schema."""
     req = _Request(op, {"Version": op.version}, [], None, "application/json")
     resp = _Response(status, body, content_type, headers or {})
-    out = []
+    out: list[str] = []
     for err in _openapi(op.spec).unmarshal_response(req, resp).errors:
         cause = err.__cause__
         schema_errors = getattr(cause, "schema_errors", None)
@@ -237,7 +238,8 @@ def _body_schema(op: Operation) -> dict[str, Any] | None:
     body = spec["paths"][op.template][op.method.lower()].get("requestBody")
     if not body:
         return None
-    return body.get("content", {}).get("application/json", {}).get("schema")
+    schema: dict[str, Any] | None = body.get("content", {}).get("application/json", {}).get("schema")
+    return schema
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

@@ -88,8 +88,9 @@ def trace_id_of(response: httpx.Response, body: Any = None) -> str | None:
     for name in ("x-trace-id", "traceid", "trace-id", "x-request-id"):
         if response.headers.get(name):
             return response.headers[name][:100]
-    if isinstance(body, dict) and isinstance(body.get("traceId"), str):
-        return body["traceId"][:100]
+    trace = body.get("traceId") if isinstance(body, dict) else None
+    if isinstance(trace, str):
+        return trace[:100]
     return None
 
 

@@ -55,8 +55,9 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """The jittered exponential delay after failed send number ``attempt`` (1-based)."""
-        delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-        return delay * (1 - self.jitter * (rng or random).random())
+        delay = min(self.backoff_cap, self.backoff_base * 2.0 ** (attempt - 1))
+        draw = rng.random() if rng is not None else random.random()
+        return delay * (1 - self.jitter * draw)
 
     def delay(self, attempt: int, error: HighLevelError, rng: random.Random | None = None) -> float:
         """Seconds to wait before sending again after ``error`` on send number ``attempt``."""

@@ -23,7 +23,8 @@ def delete_object(client: Any, obj: str, hl_id: str, contact_id: str | None = No
         client.delete_contact(hl_id)
     elif obj in NOTE_OBJECTS:
         if contact_id is None:
-            raise NotFoundError("the note's contact is not in the ledger")
+            # nothing to address it by (its contact is in no ledger): as good as gone for the API
+            raise NotFoundError(404, method="DELETE", path="/contacts/{contactId}/notes/{id}")
         client.delete_note(contact_id, hl_id)
     elif obj in ("document", "note_image"):
         client.delete_media(hl_id)

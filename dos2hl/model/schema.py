@@ -67,12 +67,12 @@ def record_model(name: str) -> type[BaseModel]:
     for c in t.columns:
         py: Any = _PY_TYPES[c.kind]
         if c.kind == "enum" and c.values:
-            py = Literal[c.values]  # type: ignore[valid-type]
+            py = Literal[c.values]
         if c.required:
             fields[c.name] = (py, ...)
         else:
             fields[c.name] = (py | None, None)
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         f"{name.capitalize()}Record",
         __config__=ConfigDict(extra="forbid", frozen=True),
         **fields,

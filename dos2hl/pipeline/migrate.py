@@ -11,7 +11,7 @@ CLI, the library and the flow run the same steps in the same order, with the sam
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..bulk.run import Importer, bulk_phase
 from ..migrate.driver import prepare, run_phase, verify_phase
@@ -42,9 +42,10 @@ def prepare_step(env: RunEnv, params: MigrateParams) -> Prepared:
     return prepare(params, settings=env.settings, client_factory=env.writes)
 
 
-def write_step(env: RunEnv, prepared: Prepared, phase: str, sample_size: int = 0) -> WriteResult:
+def write_step(env: RunEnv, prepared: Prepared, phase: Literal["sample", "full"],
+               sample_size: int = 0) -> WriteResult:
     """Write the sample's patients (closed over guarantors), or everything not yet written."""
-    return run_phase(prepared, phase, sample_size=sample_size, client_factory=env.writes,  # type: ignore[arg-type]
+    return run_phase(prepared, phase, sample_size=sample_size, client_factory=env.writes,
                      executor=env.executor, workers=env.workers, settings=env.settings,
                      locations=env.locations)
 
@@ -82,52 +83,65 @@ def run_migration(params: MigrateParams, env: RunEnv, gates: Gates, run: Runner 
     resumes with its run id: the ledger says what is done)."""
     gates.map_confirmed(params.mapping)
     prepared: Prepared = run(prepare_step, env, params)
+    run_id = prepared.run_id
     phases: list[WriteResult] = []
     if params.sample > 0:
         sample: WriteResult = run(write_step, env, prepared, "sample", params.sample)
         phases.append(sample)
         diff: VerifyResult = run(verify_step, env, prepared, sample)
-        rep: RunReport = run(report_step, env, prepared, phases, diff, "sample",
-                             "sample written and verified; awaiting approval")
+        note = "sample written and verified; awaiting approval"
+        rep: RunReport = run(report_step, env, prepared, phases, diff, "sample", note)
         gates.published("sample-report", rep)
         answer = gates.approve(rep)
+        if not answer.approve and answer.rollback_sample:
+            undo = RollbackParams(run_id=run_id, locations=params.locations, target=params.target,
+                                  storage=params.storage)
+            run(rollback_step, env, undo)
+            return rep.model_copy(update={"next": f"the sample of run {run_id} is rolled back"})
         if not answer.approve:
-            if answer.rollback_sample:
-                run(rollback_step, env, RollbackParams(run_id=prepared.run_id, locations=params.locations,
-                                                       target=params.target, storage=params.storage))
-                return rep.model_copy(update={"next": f"the sample of run {prepared.run_id} is rolled back"})
-            return rep.model_copy(update={"next": (
-                f"review {rep.report}, then re-run with run id {prepared.run_id} and approve (--approve) to "
-                f"keep "
-                f"the sample and run the rest, or undo the sample: dos2hl rollback {prepared.run_id} "
-                f"--locations {params.locations}")})
+            return rep.model_copy(update={"next": _after_the_sample(rep, params)})
     bulk: BulkResult = run(bulk_step, env, prepared, params.bulk_threshold, gates.importer())
     bulks = [bulk]
     while bulk.waiting:  # CSV packages for a person to import in HighLevel's UI
-        answer_csv = gates.imported(bulk)
-        if not answer_csv.imported:
-            waiting = bulk.waiting
-            rep = run(report_step, env, prepared,
-                      phases or [WriteResult(phase="bulk", shards=bulk.shard_rows())],
-                      None, "", "waiting for the CSV imports")
-            return rep.model_copy(update={"bulk_waiting": waiting, "next": (
-                f"import the CSV packages in HighLevel's UI as {', '.join(waiting)} (in the run's folder) "
-                f"says, "
-                f"then re-run with run id {prepared.run_id} and --imported (imported=true)")})
+        if not gates.imported(bulk).imported:
+            shown = phases or [WriteResult(phase="bulk", shards=bulk.shard_rows())]
+            rep = run(report_step, env, prepared, shown, None, "", "waiting for the CSV imports")
+            waiting = {"bulk_waiting": bulk.waiting, "next": _after_the_packages(bulk.waiting, run_id)}
+            return rep.model_copy(update=waiting)
         bulk = run(bulk_step, env, prepared, params.bulk_threshold, _confirmed(bulk.waiting))
         bulks.append(bulk)
     # each call reconciles its own rounds: the report adds them up
     phases += [WriteResult(phase="bulk", shards=b.shard_rows()) for b in bulks if b.packages]
     full: WriteResult = run(write_step, env, prepared, "full", params.sample)
     phases.append(full)
-    check = full if params.verify == "full" else phases[0]
-    if check is full and params.verify != "full":  # no sample phase: read back a sample of the full run
-        check = WriteResult(phase="verify", shards=[], sample=choose_sample(
-            open_store(prepared.staged_uri, env.settings.s3), prepared.locations, params.sample or 300))
-    diff = run(verify_step, env, prepared, check)
+    diff = run(verify_step, env, prepared, _read_back(env, prepared, params, full, phases[0]))
     rep = run(report_step, env, prepared, phases, diff)
     gates.published("migration-report", rep)
     return rep
+
+
+def _after_the_sample(rep: RunReport, params: MigrateParams) -> str:
+    return (f"review {rep.report}, then re-run with run id {rep.run_id} and approve (--approve) to keep the "
+            f"sample and run the rest, or undo the sample: dos2hl rollback {rep.run_id} "
+            f"--locations {params.locations}")
+
+
+def _after_the_packages(checklists: list[str], run_id: str) -> str:
+    return (f"import the CSV packages in HighLevel's UI as {', '.join(checklists)} (in the run's folder) "
+            f"says, then re-run with run id {run_id} and --imported (imported=true)")
+
+
+def _read_back(env: RunEnv, prepared: Prepared, params: MigrateParams, full: WriteResult,
+               first: WriteResult) -> WriteResult:
+    """What verification reads: every record (``verify=full``), the first phase's (the sample's), or,
+    when the full run is the first phase, a sample of its patients."""
+    if params.verify == "full":
+        return full
+    if first is not full:
+        return first
+    staged = open_store(prepared.staged_uri, env.settings.s3)
+    return WriteResult(phase="verify", shards=[],
+                       sample=choose_sample(staged, prepared.locations, params.sample or 300))
 
 
 def _confirmed(checklists: list[str]) -> Importer:

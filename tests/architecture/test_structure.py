@@ -88,3 +88,19 @@ def test_every_import_goes_down_the_layers_and_only_the_cli_reaches_the_rehearsa
                 wrong.append(f"{a} -> {b} (up the layers)")
     assert not wrong, wrong
 
+
+
+def test_the_type_checks_debt_only_shrinks() -> None:
+    """pyproject.toml lists the modules whose mypy errors are not reported yet; the typed core (client,
+    governor, model, pipeline, params) is strict and never on it."""
+    import tomllib
+    from pathlib import Path
+
+    conf = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    overrides = conf["tool"]["mypy"]["overrides"]
+    debt = [m for o in overrides if o.get("ignore_errors") for m in o["module"]]
+    strict = [m for o in overrides if o.get("strict") for m in o["module"]]
+    assert len(debt) <= 43, f"{len(debt)} modules on the list: fix the new one's types instead"
+    core = ("dos2hl.highlevel", "dos2hl.governor", "dos2hl.model", "dos2hl.pipeline", "dos2hl.params")
+    assert not [m for m in debt if m.startswith(core)]
+    assert {m.removesuffix(".*") for m in strict} == set(core)

@@ -44,7 +44,8 @@ def raw_spec(name: str) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=None)
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,7 +54,8 @@ def overlay() -> dict[str, list[dict[str, Any]]]:
     import yaml
 
     data = yaml.safe_load((SPEC_DIR / "overlay.yaml").read_text(encoding="utf-8"))
-    return data.get("files", {})
+    files: dict[str, list[dict[str, Any]]] = data.get("files", {})
+    return files
 
 
 @functools.lru_cache(maxsize=None)
