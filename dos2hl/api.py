@@ -64,7 +64,7 @@ def quarantined_rows(staged: str | Path, *, s3: S3Settings | None = None,
     for name, meta in sorted(manifest["quarantine"].items()):
         if table and name != table:
             continue
-        t = pq.read_table(io.BytesIO(store.read_bytes(meta["path"])),
-                          columns=["file", "table", "record", "line", "code", "reason"])
+        t = pq.read_table(io.BytesIO(store.read_bytes(meta["path"])), columns=["file", "table", "record",
+                                                                               "line", "code", "reason"])
         rows.extend(t.to_pylist())
     return sorted(rows, key=lambda r: (str(r["file"]), int(r["line"] or 0)))

@@ -60,8 +60,8 @@ class DeltaParams(_Target):
                                        "completed run of the storage")
     mapping: str = Field(description="The confirmed mapping.yaml")
     run_id: str | None = Field(None, description="Resume this delta run")
-    deleted: Literal["tag",
-                     "delete"] = Field("tag", description="Rows deleted in the source: tag the contact "
+    deleted: Literal["tag", "delete"] = Field("tag",
+                                              description="Rows deleted in the source: tag the contact "
                                               "and report, or delete")
     executor: Executor = "threads"
     workers: int = Field(4, ge=1)

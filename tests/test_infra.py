@@ -69,8 +69,9 @@ def test_header_less_puts_and_multipart_parts_get_the_run_key_by_default() -> No
     # UploadPart carries no SSE header, so the policy uses ...IfExists; the bucket default covers them
     rule = _load("s3-bucket-encryption.json")["Rules"][0]["ApplyServerSideEncryptionByDefault"]
     assert rule["SSEAlgorithm"] == "aws:kms"
-    assert {v for _,
-            v in _deny_put_on("s3:x-amz-server-side-encryption-aws-kms-key-id")} == {rule["KMSMasterKeyID"]}
+    assert {v for _, v in _deny_put_on("s3:x-amz-server-side-encryption-aws-kms-key-id")} == {
+        rule["KMSMasterKeyID"]
+    }
 
 
 def test_bucket_policy_grants_nothing_to_everyone() -> None:

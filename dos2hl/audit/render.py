@@ -45,8 +45,8 @@ def render_markdown(doc: dict) -> str:  # type: ignore[type-arg]
             ["wide column", "null rate", "distinct"])
     if cf.get("unmapped"):
         L += ["Columns no profile maps (type inferred from their values; treated as PHI until mapped):", ""]
-        L += _t([[u["file"], u["column"], u["kind"], u["null_rate"],
-                  u["distinct"]] for u in cf["unmapped"].values()],
+        L += _t([[u["file"], u["column"], u["kind"], u["null_rate"], u["distinct"]]
+                 for u in cf["unmapped"].values()],
                 ["file", "column", "inferred type", "null rate", "distinct"])
     L += ["## Data-quality findings", "", "Row references are file, line and record ids only.", ""]
     L += _t([[f["code"], f["action"], f["count"], f["reason"],

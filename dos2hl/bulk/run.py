@@ -137,8 +137,8 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any]
                 if not ids.get(o.stable_key) and ids.get(o.parent_key):
                     by_opp.setdefault(o.object, []).append(o)
             round2 = [("opportunities", name, v) for name, v in sorted(by_opp.items()) if len(v) > threshold]
-            round2 += [(k, OBJECT_NAMES[k], [r for r in v if ids.get(r.parent_key)]) for k,
-                       v in sorted(by_obj.items())
+            round2 += [(k, OBJECT_NAMES[k], [r for r in v if ids.get(r.parent_key)])
+                       for k, v in sorted(by_obj.items())
                        if len(v) > threshold and v[0].relation == "lookup_field"]
             _round(run, loc, round2, client, schema, ids, ledger, out, importer, sleep, shared)
         ledger.close()
@@ -192,8 +192,8 @@ def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client
         return True
     key = f"bulk/{loc}/checklist-{'-'.join(sorted(o for _t, o, _p, _k in packages))}.md"
     run.write_bytes(key, checklist([p for *_x, p in packages]).encode())
-    pending = [(t, o, p, k) for t, o, p,
-               k in packages if _state(run, f"bulk/{loc}/{o}").get("status") == "written"]
+    pending = [(t, o, p, k) for t, o, p, k in packages
+               if _state(run, f"bulk/{loc}/{o}").get("status") == "written"]
     if pending:
         if is_sandbox(client):
             from .importer import import_package
@@ -201,8 +201,8 @@ def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client
             for _t, obj, _p, pkg in pending:
                 rows = import_package(run, pkg, str(client._http.base_url), client._token,
                                       transport=client._http._transport)
-                _set_state(run, f"bulk/{loc}/{obj}",
-                           {**_state(run, f"bulk/{loc}/{obj}"), "status": "imported",
+                _set_state(run, f"bulk/{loc}/{obj}", {**_state(run, f"bulk/{loc}/{obj}"),
+                                                      "status": "imported",
                                                       "errors": {str(r.row): r.error for r in rows
                                                                  if r.status == "error"}})
         elif importer is not None and importer([k for *_x, k in pending], key):

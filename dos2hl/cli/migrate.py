@@ -36,8 +36,8 @@ def migrate(
     executor: Annotated[str, typer.Option("--executor", help="'threads' here, or 'ray' (local or "
                                                              "DOS2HL_GOVERNOR_ADDRESS).")] = "threads",
     workers: Annotated[int, typer.Option("--workers", help="Shards written at once.")] = 4,
-    bulk_threshold: Annotated[int,
-                              typer.Option("--bulk-threshold", help="Records per object and location above "
+    bulk_threshold: Annotated[int, typer.Option("--bulk-threshold",
+                                                help="Records per object and location above "
                                                 "which HighLevel's CSV importers are used (no API "
                                                 "quota).")] = 5000,
     imported: Annotated[bool, typer.Option("--imported", help="The CSV packages of this run are imported in "

@@ -24,8 +24,8 @@ def register(app: typer.Typer) -> None:
     @phi_app.command("new-key")
     def phi_new_key(
         out: Annotated[Path, typer.Option("--out", help="Where to write the key file (never overwritten).")],
-        kms_key_id: Annotated[Optional[str],
-                              typer.Option("--kms-key-id", help="Wrap the data key with this AWS KMS "
+        kms_key_id: Annotated[Optional[str], typer.Option("--kms-key-id",
+                                                          help="Wrap the data key with this AWS KMS "
                                                           "key: the file alone opens nothing.")] = None,
     ) -> None:
         """Create the key the map's 'encrypt' fields are sealed with (point DOS2HL_PHI_KEY_FILE at it)."""
@@ -41,8 +41,8 @@ def register(app: typer.Typer) -> None:
     def phi_rotate_key(
         key_file: Annotated[Optional[Path],
                             typer.Option("--key-file", help="Default DOS2HL_PHI_KEY_FILE.")] = None,
-        kms_key_id: Annotated[Optional[str],
-                              typer.Option("--kms-key-id", help="Wrap the new data key with this "
+        kms_key_id: Annotated[Optional[str], typer.Option("--kms-key-id",
+                                                          help="Wrap the new data key with this "
                                                           "AWS KMS key.")] = None,
     ) -> None:
         """Append a new key to the key file: it seals from now on, the older keys still open their values."""
@@ -62,8 +62,8 @@ def register(app: typer.Typer) -> None:
     def phi_decrypt(
         field: Annotated[str, typer.Option("--field", help="The value's target key, e.g. "
                                            "custom_objects.clinical_notes.note_text.")],
-        record: Annotated[str,
-                          typer.Option("--record", help="The record the value belongs to: its stable key "
+        record: Annotated[str, typer.Option("--record",
+                                            help="The record the value belongs to: its stable key "
                                             "(the ledger's stable_key), or LOC/OBJECT/SOURCE_ID, e.g. "
                                             "L001/clinical_note/402 (values are bound to their "
                                             "record).")] = "",
@@ -89,8 +89,8 @@ def register(app: typer.Typer) -> None:
     def plan(
         source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
         mapping: Annotated[Path, typer.Option("--mapping", help="The mapping.yaml (confirmed or not).")],
-        bulk_threshold: Annotated[int,
-                                  typer.Option("--bulk-threshold", help="Records per object and location "
+        bulk_threshold: Annotated[int, typer.Option("--bulk-threshold",
+                                                    help="Records per object and location "
                                                     "above which the CSV bulk path is planned.")] = 5000,
         sample: Annotated[int,
                           typer.Option("--sample", help="Patients in the sample phase (read back).")] = 300,
@@ -155,8 +155,8 @@ def register(app: typer.Typer) -> None:
         storage: Annotated[Optional[str],
                            typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
         run_id: Annotated[Optional[str], typer.Option("--run-id", help="Resume this delta run.")] = None,
-        deleted: Annotated[str,
-                           typer.Option("--deleted", help="Rows deleted in the source: 'tag' the contact "
+        deleted: Annotated[str, typer.Option("--deleted",
+                                             help="Rows deleted in the source: 'tag' the contact "
                                              "and report (default) or 'delete' them.")] = "tag",
         export_date: ExportDateOpt = None,
         as_json: JsonOpt = False,

@@ -253,8 +253,8 @@ class TableSink:
         if not self._rows:
             return
         rows = self._rows
-        arrays = [pa.array([r[c] for r in rows], type=f.type) for c,
-                  f in zip(self.cols, self._schema, strict=True)]
+        arrays = [pa.array([r[c] for r in rows],
+                           type=f.type) for c, f in zip(self.cols, self._schema, strict=True)]
         self._pq.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
         self._rows = []
 

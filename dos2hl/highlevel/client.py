@@ -426,8 +426,8 @@ class HighLevelClient(_Core):
 
     def list_calendar_events(self, calendar_id: str, start_ms: int, end_ms: int) -> list[Appointment]:
         """GET /calendars/events: the calendar's events starting in [start_ms, end_ms] (epoch millis)."""
-        call = _Call("GET", "/calendars/events",
-                     params={"locationId": self.location_id, "calendarId": calendar_id,
+        call = _Call("GET", "/calendars/events", params={"locationId": self.location_id,
+                                                         "calendarId": calendar_id,
                                                         "startTime": str(start_ms), "endTime": str(end_ms)})
         return self._parse_list(Appointment, self._request(call), call, "events")
 

@@ -283,8 +283,8 @@ def _name_scores(source: str, table: str, fuzzy: bool = True) -> dict[str, tuple
     best: dict[str, tuple[float, str]] = {}
     variants = _variants(source, table)
     for ph in _phrases(table):
-        s = max(_cached_sim(v, ph.tokens, fuzzy) * (1.0 if i == 0 else STRIPPED_WEIGHT) for i,
-                v in enumerate(variants))
+        s = max(_cached_sim(v, ph.tokens,
+                            fuzzy) * (1.0 if i == 0 else STRIPPED_WEIGHT) for i, v in enumerate(variants))
         if ph.text != ph.column:
             s *= SYNONYM_WEIGHT  # the canonical name wins a tie (IS_HYG: is_hyg, not def_hyg_id 'hygienist')
         if s > best.get(ph.column, (-1.0, ""))[0]:

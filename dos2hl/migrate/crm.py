@@ -324,8 +324,8 @@ def outgoing_referral_notes(rows: list[dict[str, Any]], sources: Mapping[Any, di
             continue
         src = sources.get(row.get("ref_id")) or {}
         to = " - ".join(str(v) for v in (src.get("practice") or src.get("name"), src.get("specialty")) if v)
-        what = " ".join(str(v) for v in (row.get("proc_code"),
-                                         f"tooth {row['tooth']}" if row.get("tooth") else None)
+        what = " ".join(str(v) for v in (row.get("proc_code"), f"tooth {row['tooth']}" if row.get("tooth")
+                                         else None)
                         if v)
         rid = row["patref_id"]
         head = (f"[Dent-O-Soft outgoing referral · {local_stamp(row.get('ref_dt'))} · referral #{rid}] "

@@ -206,8 +206,8 @@ def run_delta(opts: DeltaParams, *, client_factory: Callable[[str], Any] | None 
         failed += f
     record(ctx.run_uri, "delta", watch.tally())
     pend = [k for k, _v in IdMap.from_table(read_ledger(run)).failed().items()]
-    run.write_bytes("delta/state.json",
-                    json.dumps({"since": opts.since_run, "failed": sorted(set(pend) | set(failed))
+    run.write_bytes("delta/state.json", json.dumps({"since": opts.since_run,
+                                                    "failed": sorted(set(pend) | set(failed))
                                                     }).encode())
     rep = build_report(ctx, [full], status_note=f"delta since {opts.since_run}")
     rep["delta"] = {"since": opts.since_run, "changes": {loc: c.counts() for loc, c in changes.items()},

@@ -285,8 +285,8 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
 
     fields = ctx.mapping["fields"]
     sent = {e["table"] for e in fields if e["target"] not in ("skip", "reference") and e.get("phi") != "omit"}
-    object_keys = sorted({e["target"].rsplit(".",
-                                             1)[0] for e in fields if e["target"] not in ("skip", "reference")
+    object_keys = sorted({e["target"].rsplit(".", 1)[0] for e in fields
+                          if e["target"] not in ("skip", "reference")
                           and e.get("phi") != "omit"} & set(RECORD_TABLES))
     opener = None
     if ctx.phi_key_file and any(e.get("phi") == "encrypt" for e in fields):

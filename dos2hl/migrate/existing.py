@@ -114,8 +114,9 @@ class Inventory:
             plain = _plain(sealed, k, open_sealed, record)
             if plain is not sealed and (d := self.digest(k, plain)) is not None:
                 have[k] = d
-        return sorted(k for k,
-                      v in expected.items() if (d := self.digest(k, v)) is not None and have.get(k) != d)
+        return sorted(
+            k for k, v in expected.items() if (d := self.digest(k, v)) is not None and have.get(k) != d
+        )
 
     @staticmethod
     def opportunity_key(contact_id: str, pipeline_id: str, name: str) -> str:

@@ -104,6 +104,6 @@ class Referrals:
         for (_variant, canonical), n in self.variants.items():
             rows[canonical] += n
             spellings[canonical] += 1
-        return {"channels": [{"canonical": c, "rows": n, "spellings": spellings[c]} for c,
-                             n in sorted(rows.items())],
+        return {"channels": [{"canonical": c, "rows": n, "spellings": spellings[c]}
+                             for c, n in sorted(rows.items())],
                 "unresolved_free_text": self.unresolved}

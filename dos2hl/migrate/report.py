@@ -128,8 +128,8 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
         "field_diff": diff.model_dump() if diff is not None else {},
         "requests": requests or {},
         "requests_by_class": (requests or {}).get("by_class", {}),
-        "sample": {loc: len(ids) for loc,
-                   ids in (phases[0].sample or {}).items()} if phases[0].sample else {},
+        "sample": {loc: len(ids) for loc, ids in (phases[0].sample
+                                                  or {}).items()} if phases[0].sample else {},
     }
 
 
@@ -165,8 +165,8 @@ def _reasons(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in shards:
         for obj, _sid, reason in r.get("excluded_rows", []):
             c[(r["location"], obj, reason)] += 1
-    return [{"location": loc, "object": obj, "reason": reason, "rows": n} for (loc, obj, reason),
-            n in sorted(c.items())]
+    return [{"location": loc, "object": obj, "reason": reason, "rows": n}
+            for (loc, obj, reason), n in sorted(c.items())]
 
 
 def _notices(phases: list[Any]) -> dict[str, Any]:
@@ -260,8 +260,8 @@ def _md(rep: dict[str, Any]) -> str:
                   + ", ".join(f"{n} {obj}" for obj, n in sorted(there["objects"].items()))
                   + ". They were adopted, never created twice"
                   + (": updated to the source (before-images in the ledger): "
-                     + ", ".join(f"{n} {obj}" for obj,
-                                 n in sorted(there["updated"].items())) if there["updated"]
+                     + ", ".join(f"{n} {obj}"
+                                 for obj, n in sorted(there["updated"].items())) if there["updated"]
                      else ", and equal to the source") + "."]
     rec = rep["reconciliation"]
     lines += [

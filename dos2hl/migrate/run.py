@@ -293,18 +293,10 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
         procs: dict[Any, list[dict[str, Any]]] = {}
         for p in _rows(tables["apptproc"]):
             procs.setdefault(p["appt_id"], []).append(p)
-        opps, excluded = crm.appointment_payloads(
-            rows,
-            procs,
-            tf.by_table,
-            location=location,
-            key=key,
-            value=value,
-            stage_of=stage_of("appt"),
-            tz=home_tz,
-            zones=spec.zones,
-            excluded_patients=gone,
-        )
+        opps, excluded = crm.appointment_payloads(rows, procs, tf.by_table, location=location, key=key,
+                                                  value=value,
+                                                  stage_of=stage_of("appt"), tz=home_tz, zones=spec.zones,
+                                                  excluded_patients=gone)
         counts["appointment"] = len(rows)
         plan.crm.opportunities += opps
         plan.excluded_rows += excluded

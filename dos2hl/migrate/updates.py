@@ -37,8 +37,8 @@ def update_in_place(client: Any, schema: Any, obj: str, hl_id: str, p: Any, *, k
     ``p.body``."""
     if obj == "patient":
         cur = client.get_contact(hl_id)
-        before = {k: v for k,
-                  v in cur.model_dump().items() if k in ContactUpdate.model_fields and v is not None}
+        before = {k: v for k, v in cur.model_dump().items() if k in ContactUpdate.model_fields
+                  and v is not None}
         before["customFields"] = [{"id": cf.id, "field_value": cf.value} for cf in cur.customFields]
         keep({"kind": "contact", **before})
         body = dict(p.body if body is None else body)
@@ -48,8 +48,8 @@ def update_in_place(client: Any, schema: Any, obj: str, hl_id: str, p: Any, *, k
         return {"kind": "contact", **before}
     if obj in ("appointment", "recall"):
         cur = client.get_opportunity(hl_id)
-        before = {k: v for k,
-                  v in cur.model_dump().items() if k in OpportunityUpdate.model_fields and v is not None}
+        before = {k: v for k, v in cur.model_dump().items() if k in OpportunityUpdate.model_fields
+                  and v is not None}
         keep({"kind": "opportunity", **before})
         pipeline_id, stage_id = schema.pipeline(p.pipeline, p.stage)
         client.update_opportunity(hl_id, OpportunityUpdate(

@@ -247,12 +247,10 @@ def verify_crm(reader: ReadBack, plan: Any, ids: IdMap, diff: FieldDiff, schema:
         diff.read_back[o.object] += 1
         data = got.model_dump()
         pipeline_id, stage_id = schema.pipeline(o.pipeline, o.stage)
-        for name, expected, actual in (
-            ("name", o.name, got.name),
-            ("pipelineStageId", stage_id, got.pipelineStageId),
-            ("status", o.status, got.status),
-            ("monetaryValue", o.monetary, data.get("monetaryValue")),
-        ):
+        for name, expected, actual in (("name", o.name, got.name),
+                                       ("pipelineStageId", stage_id, got.pipelineStageId),
+                                       ("status", o.status, got.status),
+                                       ("monetaryValue", o.monetary, data.get("monetaryValue"))):
             if expected is not None:
                 diff.add(o.object, name, o.stable_key, expected, actual)
         owner = schema.users.get(o.owner_provider or "") or schema.users.get("")

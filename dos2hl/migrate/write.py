@@ -115,8 +115,8 @@ class LocationSchema:
 
     def pipeline(self, name: str, stage: str) -> tuple[str, str | None]:
         """(pipeline id, stage id) by name; ConfigError naming the manual step when missing."""
-        p = self.pipelines.get(name) or next((v for k,
-                                              v in self.pipelines.items() if k.lower() == name.lower()),
+        p = self.pipelines.get(name) or next((v for k, v in self.pipelines.items()
+                                              if k.lower() == name.lower()),
                                               None)
         if p is None:
             from ..errors import ConfigError
@@ -230,8 +230,8 @@ class ShardWriter(CrmWriter):
             expected = contact_fields({**body, "assignedTo": owner}, custom, open_sealed=self.open_sealed,
                                       record=p.stable_key)
             self.adopt("patient", p.stable_key, p.source_id, found_there, expected,
-                       lambda hl_id,
-                       keep: update_in_place(self.client, self.schema, "patient", hl_id, p, body=payload,
+                       lambda hl_id, keep: update_in_place(self.client, self.schema, "patient", hl_id, p,
+                                                           body=payload,
                                                            keep=keep))
             self._count(p, "written")
             return
@@ -315,8 +315,8 @@ class ShardWriter(CrmWriter):
             self.adopt(obj, r.stable_key, r.source_id, found_there,
                        record_fields(r.object_key, r.properties, open_sealed=self.open_sealed,
                                      record=r.stable_key),
-                       lambda hl_id,
-                       keep: update_in_place(self.client, self.schema, obj, hl_id, r, keep=keep),
+                       lambda hl_id, keep: update_in_place(self.client, self.schema, obj, hl_id, r,
+                                                           keep=keep),
                        parent=r.parent_key)
             record_id = found_there["id"]
         if record_id is None:
@@ -359,8 +359,8 @@ class ShardWriter(CrmWriter):
     def _relate(self, obj: str, r: RecordPayload, record_id: str, contact_id: str) -> bool:
         assoc = self.schema.associations.get(r.object_key)
         if assoc is None:
-            self._fail(obj, r.stable_key, r.source_id,
-                       LookupError(f"no association {r.object_key} <-> contact: "
+            self._fail(obj, r.stable_key, r.source_id, LookupError(f"no association {r.object_key} <-> "
+                                                                   f"contact: "
                                                                    "run dos2hl provision --apply"), {})
             return False
         assoc_id, contact_first = assoc
@@ -431,8 +431,8 @@ class ShardWriter(CrmWriter):
             if kind == "notes":
                 got = {note_key(n.body): n.id for n in self.client.list_notes(contact_id)}
             elif kind == "events":
-                got = {event_key(a.calendarId,
-                                 a.startTime): a.id for a in self.client.list_contact_appointments(
+                got = {event_key(a.calendarId, a.startTime): a.id
+                       for a in self.client.list_contact_appointments(
                     contact_id) if a.startTime}
             else:
                 got = {}

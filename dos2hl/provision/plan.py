@@ -253,8 +253,8 @@ def desired_schema(mapping: Mapping, source: str | Path | None = None) -> Desire
             obj = d.objects[key]
             obj.associate = False
             for short, label in (("contact_id", "Contact ID"), ("patient_id", "Patient Source ID")):
-                _merge(obj.fields,
-                       FieldSpec(f"{key}.{short}", label, "TEXT", (), "relation policy lookup_field: "
+                _merge(obj.fields, FieldSpec(f"{key}.{short}", label, "TEXT", (),
+                                             "relation policy lookup_field: "
                                              "the contact, without a relation call", sources=("(relation)",)))
     for obj in d.objects.values():
         ptype = obj.primary_type

@@ -552,9 +552,9 @@ class ExportReader:
             # A record split by a bare line break was put back together: say where.
             mask = pa.array([j == i for j in range(n)])
             canon = mapping.get(src, src)
-            codes.setdefault(canon,
-                             []).append((src,
-                                         pc.if_else(mask, pa.scalar("CSV2"), pa.scalar(None, pa.string())),
+            codes.setdefault(canon, []).append((src,
+                                                pc.if_else(mask, pa.scalar("CSV2"),
+                                                           pa.scalar(None, pa.string())),
                                                 pc.if_else(mask, pa.scalar("repaired"),
                                                            pa.scalar(None, pa.string()))))
         data = pa.table([values[c] for c in table.column_names], schema=arrow_schema(f.table))
@@ -580,8 +580,8 @@ class ExportReader:
         quarantine = _empty(QUARANTINE_SCHEMA)
         if pc.any(bad).as_py():
             missing_cols = [c for c in required if pc.any(pc.and_(bad, pc.is_null(values[c]))).as_py()]
-            raw = pc.binary_join_element_wise(*[pc.fill_null(rows.column(i),
-                                                             "") for i in range(rows.num_columns)],
+            raw = pc.binary_join_element_wise(*[pc.fill_null(rows.column(i), "")
+                                                for i in range(rows.num_columns)],
                                               fmt.delimiter)
             nb = int(pc.sum(bad.cast(pa.int64())).as_py())
             quarantine = pa.table({

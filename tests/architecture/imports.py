@@ -99,8 +99,8 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
 
 def sizes() -> list[tuple[int, str]]:
     """(lines, file) of every shipped module, largest first."""
-    return sorted(((len(p.read_text("utf-8").splitlines()),
-                    str(p.relative_to(ROOT))) for p in modules().values()),
+    return sorted(((len(p.read_text("utf-8").splitlines()), str(p.relative_to(ROOT)))
+                   for p in modules().values()),
                   reverse=True)
 
 

@@ -79,8 +79,8 @@ def test_bulk_path_imports_reconciles_and_matches_the_planner(world: Any) -> Non
     from dos2hl.mapping.objectmap import user_field
 
     with (w.export / "USERFLD.CSV").open(encoding="utf-8-sig", newline="") as fh:
-        keys = {r["FIELD_ID"]: user_field({k.lower(): v for k,
-                                           v in r.items()}).key for r in csv.DictReader(fh)}
+        keys = {r["FIELD_ID"]: user_field({k.lower(): v for k, v in r.items()}).key
+                for r in csv.DictReader(fh)}
     have, migrated = set(), set()
     for loc in w.loc_ids:
         state = w.dump(loc)

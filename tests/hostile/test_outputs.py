@@ -116,9 +116,12 @@ def test_a_package_keeps_numbers_and_phones_true_through_the_importer(tmp_path: 
     app = create_app(tmp_path / "sb")
     tc = TestClient(app, base_url="https://services.leadconnectorhq.com")
     store = open_store(str(tmp_path / "run"))
-    rows = [contact_row({"firstName": "Max", "lastName": "Minus", "phone": "+18085550142",
-                         "email": "m@example.com"}),
-            contact_row({"firstName": "Ada", "lastName": FORMULA, "email": "a@example.com"})]
+    rows = [
+        contact_row(
+            {"firstName": "Max", "lastName": "Minus", "phone": "+18085550142", "email": "m@example.com"}
+        ),
+        contact_row({"firstName": "Ada", "lastName": FORMULA, "email": "a@example.com"}),
+    ]
     assert [risky_row(r) for r in rows] == [False, True]
     pkg = write_package(store, "bulk/contacts", lid, "contacts", rows, dedupe="email")
     text = (tmp_path / "run" / pkg.files[0].key).read_text()
@@ -294,8 +297,8 @@ def _reachable(exc: BaseException, needle: str) -> list[str]:
             kids += [("__cause__", obj.__cause__), ("__context__", obj.__context__), ("args", obj.args)]
             tb = obj.__traceback__
             while tb is not None:
-                kids += [(f"frame {tb.tb_frame.f_code.co_name} {k}", v) for k,
-                         v in tb.tb_frame.f_locals.items()
+                kids += [(f"frame {tb.tb_frame.f_code.co_name} {k}", v)
+                         for k, v in tb.tb_frame.f_locals.items()
                          if k != "self"]
                 tb = tb.tb_next
         if isinstance(obj, dict):
@@ -408,9 +411,8 @@ def test_the_cli_refuses_a_cleartext_target_with_a_clear_error(tmp_path: Path) -
     path = tmp_path / "locations.yaml"
     path.write_text(yaml.safe_dump({"locations": [{"source": "L001", "location_id": "loc1",
                                                    "token_env": "T1"}]}))
-    res = CliRunner().invoke(app,
-                             ["providers", str(tmp_path), "--locations", str(path), "--out",
-                              str(tmp_path / "o"),
+    res = CliRunner().invoke(app, ["providers", str(tmp_path), "--locations", str(path), "--out",
+                                   str(tmp_path / "o"),
                                    "--target", "http://hl.example"])
     assert res.exit_code == 2, res.output
     assert "cleartext" in res.output and "https://" in res.output

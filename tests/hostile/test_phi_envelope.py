@@ -56,9 +56,12 @@ def test_verification_reports_a_moved_value_as_a_difference(tmp_path: Path) -> N
     stored = {"hl-" + p.source_id: dict(p.properties) for p in payloads}
     stored["hl-402"]["note_text"], stored["hl-403"]["note_text"] = (stored["hl-403"]["note_text"],
                                                                     stored["hl-402"]["note_text"])  # swapped
-    ids = IdMap([{"stable_key": p.stable_key, "op": "create", "outcome": "created",
-                  "hl_id": "hl-" + p.source_id}
-                 for p in payloads])
+    ids = IdMap(
+        [
+            {"stable_key": p.stable_key, "op": "create", "outcome": "created", "hl_id": "hl-" + p.source_id}
+            for p in payloads
+        ]
+    )
     diff = FieldDiff()
     verify_records(lambda _k, hl_id: SimpleNamespace(properties=stored[hl_id], owner=None), payloads, ids,
                    diff,

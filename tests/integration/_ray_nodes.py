@@ -56,11 +56,15 @@ def _node_ports(ports: list[int]) -> list[str]:
 
 def _start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "tests.integration._ray_nodes", "start", "--block",
-                                 *args],
-                                env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.integration._ray_nodes", "start", "--block", *args],
+            env={**env, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def _ours(temp: Path, port: int) -> list[psutil.Process]:

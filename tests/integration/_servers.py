@@ -122,10 +122,14 @@ def prefect_server(db_url: str, env: Mapping[str, str], logs: Path) -> Iterator[
     env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = db_url
     log = logs / "prefect-server.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port",
-                                 str(port)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     api = f"http://127.0.0.1:{port}/api"
     try:
         wait_until(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, "prefect server", 90,

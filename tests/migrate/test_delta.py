@@ -117,8 +117,8 @@ def test_delta_updates_creates_reports_and_a_second_delta_writes_nothing(world: 
     assert d2["status"] == "completed"
     assert all(not c["new"] and not c["changed"] for c in d2["delta"]["changes"].values()), d2["delta"]
     # reads only (the inventory's search pages): no write
-    assert [(m, p) for m, p,
-            _s in w.sent if m in ("POST", "PUT", "DELETE") and not p.endswith("/search")] == []
+    assert [(m,
+             p) for m, p, _s in w.sent if m in ("POST", "PUT", "DELETE") and not p.endswith("/search")] == []
 
     undone = rollback(str(w.root / "runs" / d1["run_id"]), d1["run_id"], w.factory)
     assert undone["status"] == "rolled back", undone
@@ -154,8 +154,9 @@ def test_rollback_leaves_a_location_with_earlier_contacts_as_it_was(world: World
         now = w.dump(loc)
         for kind in ("contacts", "opportunities", "notes", "files", "relations", "appointments"):
             assert now[kind] == before[loc][kind], (loc, kind)
-        assert {k: v for k,
-                v in now["objects"].items() if v} == {k: v for k, v in before[loc]["objects"].items() if v}
+        assert {k: v for k, v in now["objects"].items() if v} == {
+            k: v for k, v in before[loc]["objects"].items() if v
+        }
 
 
 def test_a_new_appointment_in_the_delta_gets_its_opportunity_and_silent_event(

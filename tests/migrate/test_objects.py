@@ -211,8 +211,8 @@ def test_the_planner_counts_what_the_run_sent(migrated: Any) -> None:
     from dos2hl.cli import app
 
     w, rep, _run = migrated
-    res = CliRunner().invoke(app,
-                             ["plan", str(w.export), "--mapping", str(w.mapping), "--json", "--sample", "6",
+    res = CliRunner().invoke(app, ["plan", str(w.export), "--mapping", str(w.mapping), "--json", "--sample",
+                                   "6",
                                    "--verify", "sample", "--export-date", EXPORT_DATE.isoformat()])
     assert res.exit_code == 0, res.output
     plan = json.loads(res.output.strip().splitlines()[-1])
@@ -264,8 +264,8 @@ def test_the_workflow_reference_is_in_the_run_and_on_the_cli(migrated: Any, tmp_
     wf = (run / "report" / "workflows.md").read_text()
     assert "Recall program" in wf and "Pipeline **Appointments**" in wf
     assert "workflows.md" in (run / "report" / "report.md").read_text()
-    res = CliRunner().invoke(app,
-                             ["workflows", str(w.export), "--mapping", str(w.mapping), "--out", str(tmp_path),
+    res = CliRunner().invoke(app, ["workflows", str(w.export), "--mapping", str(w.mapping), "--out",
+                                   str(tmp_path),
                                    "--export-date", EXPORT_DATE.isoformat()])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "workflows.md").read_text().startswith(wf.splitlines()[0])

@@ -93,8 +93,8 @@ def test_phi_new_key_and_the_documented_decrypt_command(tmp_path: Path) -> None:
     wrong = runner.invoke(app, ["phi", "decrypt", sealed, "--field", "contact.medical_alert", "--record",
                                 "L001/clinical_note/402", "--key-file", str(key)])
     assert wrong.exit_code == 2 and "canary" not in wrong.output  # bound to its field; no value in the error
-    other = runner.invoke(app,
-                          ["phi", "decrypt", sealed, "--field", field, "--record", "L001/clinical_note/403",
+    other = runner.invoke(app, ["phi", "decrypt", sealed, "--field", field, "--record",
+                                "L001/clinical_note/403",
                                 "--key-file", str(key)])
     assert other.exit_code == 2 and "canary" not in other.output  # and to its record
 

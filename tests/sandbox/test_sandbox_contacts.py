@@ -37,8 +37,8 @@ def test_family_sharing_an_email_duplicate_rule_and_upsert_merge(sb) -> None:
                                  "matchingField": "email"}}
     r = sb.post("/contacts/", {"locationId": sb.locs[0], "firstName": "Tim", "phone": "555-000-1111"})
     assert r.status_code == 400 and r.json()["meta"]["matchingField"] == "phone"
-    r = sb.post("/contacts/upsert",
-                {"locationId": sb.locs[0], "firstName": "Tim", "email": "family@example.com",
+    r = sb.post("/contacts/upsert", {"locationId": sb.locs[0], "firstName": "Tim",
+                                     "email": "family@example.com",
                                      "tags": ["child"]})
     assert r.status_code == 200
     body = r.json()
@@ -46,8 +46,8 @@ def test_family_sharing_an_email_duplicate_rule_and_upsert_merge(sb) -> None:
     # merged, tags overwritten
     assert body["contact"]["firstName"] == "Tim" and body["contact"]["tags"] == ["child"]
     # createNewIfDuplicateAllowed is ignored while the location disallows duplicates
-    r = sb.post("/contacts/upsert",
-                {"locationId": sb.locs[0], "firstName": "Sue", "email": "family@example.com",
+    r = sb.post("/contacts/upsert", {"locationId": sb.locs[0], "firstName": "Sue",
+                                     "email": "family@example.com",
                                      "createNewIfDuplicateAllowed": True})
     assert r.json()["new"] is False
 
@@ -65,8 +65,8 @@ def test_duplicates_allowed_location(make_sandbox) -> None:
     sb = make_sandbox(allow_duplicates=True)
     sb.contact(firstName="Mary", email="family@example.com")
     sb.contact(firstName="Tim", email="family@example.com")
-    r = sb.post("/contacts/upsert",
-                {"locationId": sb.locs[0], "firstName": "Sue", "email": "family@example.com",
+    r = sb.post("/contacts/upsert", {"locationId": sb.locs[0], "firstName": "Sue",
+                                     "email": "family@example.com",
                                      "createNewIfDuplicateAllowed": True})
     assert r.json()["new"] is True
 
@@ -78,10 +78,14 @@ def test_custom_fields_keys_picklists_and_search_by_custom_field(sb) -> None:
     assert plan["picklistOptions"] == ["PPO", "HMO"]
     balance = _field(sb, "Balance", "MONETORY")
     for i in range(3):
-        sb.contact(firstName=f"P{i}",
-                   customFields=[{"key": "contact.dentosoft_patient_id", "field_value": f"D{i}"},
-                                                    {"id": plan["id"], "field_value": "PPO"},
-                                                    {"key": "contact.balance", "field_value": 12.5}])
+        sb.contact(
+            firstName=f"P{i}",
+            customFields=[
+                {"key": "contact.dentosoft_patient_id", "field_value": f"D{i}"},
+                {"id": plan["id"], "field_value": "PPO"},
+                {"key": "contact.balance", "field_value": 12.5},
+            ],
+        )
     r = sb.post("/contacts/",
                 {"locationId": sb.locs[0], "customFields": [{"id": plan["id"], "field_value": "Gold"}]})
     assert r.status_code == 422
@@ -156,8 +160,8 @@ def test_update_delete_tags_notes_tasks(sb) -> None:
     tid = task.json()["task"]["id"]
     r = sb.client.put(f"/contacts/{c['id']}/tasks/{tid}/completed", json={"completed": True}, headers=h)
     assert r.json()["task"]["completed"] is True
-    r = sb.post("/contacts/bulk/tags/update/add",
-                {"locationId": sb.locs[0], "contacts": [c["id"], other["id"]],
+    r = sb.post("/contacts/bulk/tags/update/add", {"locationId": sb.locs[0],
+                                                   "contacts": [c["id"], other["id"]],
                                                    "tags": ["bulk"]})
     assert r.status_code == 201 and r.json()["errorCount"] == 0
     assert sb.client.delete(f"/contacts/{c['id']}", headers=h).json() == {"succeded": True}

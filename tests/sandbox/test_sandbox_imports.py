@@ -193,12 +193,12 @@ def test_deleting_a_contact_cascades(sb) -> None:
         assert r.status_code == 200, r.text
         events.append(r.json()["id"])
     pipeline = _pipelines(sb)["Recall"]["id"]
-    opps = [sb.post("/opportunities/",
-                    {"locationId": loc, "pipelineId": pipeline, "name": f"R {w['firstName']}",
+    opps = [sb.post("/opportunities/", {"locationId": loc, "pipelineId": pipeline,
+                                        "name": f"R {w['firstName']}",
                                         "status": "open", "contactId": w["id"]}).json()["opportunity"]["id"]
             for w in (ann, keep)]
-    assoc = sb.post("/associations/",
-                    {"locationId": loc, "key": "opp_contact", "firstObjectKey": "opportunity",
+    assoc = sb.post("/associations/", {"locationId": loc, "key": "opp_contact",
+                                       "firstObjectKey": "opportunity",
                                        "firstObjectLabel": "Opportunity", "secondObjectKey": "contact",
                                        "secondObjectLabel": "Contact"}).json()
     rels = []

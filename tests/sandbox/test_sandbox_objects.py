@@ -203,15 +203,15 @@ def test_associations_and_relations(sb) -> None:
     _setup(sb)
     contact = sb.contact(firstName="Ann")
     rec = _record(sb, name="Film")
-    r = sb.post("/associations/",
-                {"locationId": sb.locs[0], "key": "patient_xray", "firstObjectKey": "contact",
+    r = sb.post("/associations/", {"locationId": sb.locs[0], "key": "patient_xray",
+                                   "firstObjectKey": "contact",
                                    "firstObjectLabel": "Patient", "secondObjectKey": "custom_objects.xray",
                                    "secondObjectLabel": "X-ray"})
     assert r.status_code == 201, r.text
     assoc = r.json()
     assert assoc["associationType"] == "USER_DEFINED"
-    r = sb.post("/associations/",
-                {"locationId": sb.locs[0], "key": "patient_xray", "firstObjectKey": "contact",
+    r = sb.post("/associations/", {"locationId": sb.locs[0], "key": "patient_xray",
+                                   "firstObjectKey": "contact",
                                    "firstObjectLabel": "P", "secondObjectKey": "custom_objects.xray",
                                    "secondObjectLabel": "X"})
     assert r.status_code == 400

@@ -85,8 +85,8 @@ def _apply(ctx: Ctx, contact: dict[str, Any], body: dict[str, Any], *, tags_over
     if "customFields" in body:
         values = {c["id"]: c["value"] for c in contact.get("customFields") or []}
         values.update(_custom_fields(ctx, body["customFields"]))
-        contact["customFields"] = [{"id": k, "value": v} for k,
-                                   v in values.items() if v not in (None, "", [])]
+        contact["customFields"] = [{"id": k,
+                                    "value": v} for k, v in values.items() if v not in (None, "", [])]
     first, last = contact.get("firstName"), contact.get("lastName")
     if "name" not in body and (first or last):
         contact["name"] = " ".join(p for p in (first, last) if p)
