@@ -90,6 +90,8 @@ class HighLevelError(Dos2hlError):
 class HighLevelHTTPError(HighLevelError):
     """HighLevel answered with a non-2xx status."""
 
+    server_message: str = ""  # a raw endpoint's own wording (limits, parameters; never a record)
+
     def __init__(self, status: int, *, method: str, path: str, trace_id: str | None = None,
                  stable_key: str | None = None, ambiguous: bool = False) -> None:
         self.status = status

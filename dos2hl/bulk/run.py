@@ -199,8 +199,7 @@ def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client
             from .importer import import_package
 
             for _t, obj, _p, pkg in pending:
-                rows = import_package(run, pkg, str(client._http.base_url), client._token,
-                                      transport=client._http._transport)
+                rows = import_package(run, pkg, client)
                 _set_state(run, f"bulk/{loc}/{obj}", {**_state(run, f"bulk/{loc}/{obj}"),
                                                       "status": "imported",
                                                       "errors": {str(r.row): r.error for r in rows

@@ -22,7 +22,14 @@ import pydantic
 from pydantic import SecretStr
 
 from ..errors import HighLevelError, UnexpectedResponseError
-from .errors import HTTPX_ERRORS, error_from_response, json_or_none, trace_id_of, translate_httpx
+from .errors import (
+    HTTPX_ERRORS,
+    error_from_response,
+    json_or_none,
+    server_message,
+    trace_id_of,
+    translate_httpx,
+)
 from .permits import PermitSource, UnlimitedPermits
 from .retry import DEFAULT_RETRY, RetryPolicy, is_ambiguous, is_transient
 from .tally import Tally, class_of, counting_as
@@ -102,6 +109,11 @@ class _Call:
     files: Any = None
     data: Mapping[str, Any] | None = None
     stable_key: str | None = None
+    content: bytes | None = None  # a raw body (with its Content-Type in ``headers``)
+    headers: Mapping[str, str] | None = None
+    raw: bool = False  # the answer is text (``_Answer.text``), not JSON
+    timeout: float | None = None  # seconds for this request, instead of the client's
+    metered: bool = True  # an API request: a permit first, counted; False: outside the API's quota
 
     def path(self) -> str:
         return self.template.format(**{k: quote(str(v), safe="") for k, v in self.path_params.items()})
@@ -112,6 +124,7 @@ class _Answer:
     status: int
     body: Any
     trace_id: str | None
+    text: str | None = None  # a raw call's answer
 
 
 @dataclass(frozen=True)
@@ -154,22 +167,25 @@ class _Core:
 
     # ---- one request --------------------------------------------------------------------------------
     def _headers(self, call: _Call) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token.get_secret_value()}",
+        return {**(call.headers or {}), "Authorization": f"Bearer {self._token.get_secret_value()}",
                 "Version": version_for(call.template)}
 
     def _send_once(self, call: _Call, attempt: int) -> _Answer:
-        self._permits.acquire(self.location_id, 1)
-        cls = class_of(call.method, call.template, attempt, getattr(self._scope, "cls", None))
-        with self._count_lock:
-            self.stats["sent"] += 1
-            self.tally.count(cls, time.time())
+        if call.metered:
+            self._permits.acquire(self.location_id, 1)
+            cls = class_of(call.method, call.template, attempt, getattr(self._scope, "cls", None))
+            with self._count_lock:
+                self.stats["sent"] += 1
+                self.tally.count(cls, time.time())
         start = time.perf_counter()
         failed: HighLevelError | None = None
         try:
             # the headers are a temporary (no local of this frame holds the token: a traceback's
             # frames are part of what an exception keeps reachable)
             response = self._http.request(call.method, call.path(), params=call.params, json=call.json,
-                                          files=call.files, data=call.data, headers=self._headers(call))
+                                          files=call.files, data=call.data, content=call.content,
+                                          headers=self._headers(call),
+                                          timeout=call.timeout or httpx.USE_CLIENT_DEFAULT)
         except tuple(HTTPX_ERRORS) as exc:
             failed = translate_httpx(exc, method=call.method, path=call.template, stable_key=call.stable_key)
         if failed is not None:
@@ -177,7 +193,8 @@ class _Core:
             # exception (its request, its Authorization header) as __context__
             self._log(call, attempt, start, None, None, failed)
             raise failed
-        self._permits.report(self.location_id, response.status_code, response.headers)
+        if call.metered:
+            self._permits.report(self.location_id, response.status_code, response.headers)
         if response.status_code == 429:
             with self._count_lock:
                 self.stats["http_429"] += 1
@@ -186,9 +203,11 @@ class _Core:
         trace_id = trace_id_of(response, body)
         if response.is_success:
             self._log(call, attempt, start, response.status_code, trace_id, None)
-            return _Answer(response.status_code, body, trace_id)
+            return _Answer(response.status_code, body, trace_id, response.text if call.raw else None)
         err = error_from_response(response, method=call.method, path=call.template,
                                   stable_key=call.stable_key)
+        if call.raw:  # a raw endpoint's own short wording of what it refused (ours: a limit, a parameter)
+            err.server_message = server_message(body)
         self._log(call, attempt, start, response.status_code, trace_id, err)
         del response  # its .request holds the Authorization header, and a traceback keeps this frame's locals
         raise err

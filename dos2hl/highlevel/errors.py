@@ -29,7 +29,8 @@ from ..errors import (
 )
 from .retry import parse_retry_after
 
-__all__ = ["HTTPX_ERRORS", "translate_httpx", "error_from_response", "trace_id_of", "json_or_none"]
+__all__ = ["HTTPX_ERRORS", "translate_httpx", "error_from_response", "trace_id_of", "json_or_none",
+           "server_message"]
 
 # httpx class -> (dos2hl class, sent: may the request have reached HighLevel?, retryable)
 HTTPX_ERRORS: dict[type[Exception], tuple[type[TransportError], bool, bool]] = {
@@ -134,3 +135,13 @@ def error_from_response(response: httpx.Response, *, method: str, path: str,
     cls: type[HighLevelHTTPError] = {400: BadRequestError, 401: AuthError, 403: AuthError,
                                      404: NotFoundError}.get(status, HighLevelHTTPError)
     return cls(status, **kw)
+
+
+def server_message(body: Any) -> str:
+    """The ``message`` of an error body, at most 300 characters (a list joined): for endpoints whose
+    wording names a limit or a parameter, never a record (the sandbox's importer)."""
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, list):
+        message = "; ".join(str(m) for m in message)
+    return message[:300] if isinstance(message, str) else ""
+

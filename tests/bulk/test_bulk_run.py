@@ -115,7 +115,7 @@ def test_without_the_sandbox_the_run_waits_for_the_operator_then_resumes(world: 
 
         for p in pkgs:
             c = w.factory(p.location)
-            import_package(open_store(run), p, str(c._http.base_url), c._token, transport=c._http._transport)
+            import_package(open_store(run), p, c)
         return True
 
     done = migrate(_opts(w, run_id=first["run_id"]), client_factory=w.factory, imported=operator)

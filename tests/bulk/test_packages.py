@@ -186,6 +186,7 @@ def test_checklist_names_importers_settings_and_files_but_no_row_value(tmp_path:
 class Sandbox:
     base: str
     tokens: dict[str, str]
+    opened: list[HighLevelClient] = dataclasses.field(default_factory=list)
 
     @property
     def locs(self) -> list[str]:
@@ -195,7 +196,8 @@ class Sandbox:
         return SecretStr(self.tokens[self.locs[loc]])
 
     def client(self, loc: int = 0) -> HighLevelClient:
-        return HighLevelClient(self.base, self.token(loc), self.locs[loc])
+        self.opened.append(HighLevelClient(self.base, self.token(loc), self.locs[loc]))
+        return self.opened[-1]
 
 
 @pytest.fixture()
@@ -204,7 +206,10 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
 
     tokens = init_locations(tmp_path / "state", 2)
     with running(tmp_path / "state", burst=(10_000, 1.0), daily=1_000_000) as base:
-        yield Sandbox(base, tokens)
+        sb = Sandbox(base, tokens)
+        yield sb
+        for c in sb.opened:
+            c.close()
 
 
 def _contact_rows(n: int, *, custom: bool = True) -> list[dict[str, str]]:
@@ -224,7 +229,7 @@ def test_import_contacts_then_reimport_updates_without_duplicates(sandbox: Sandb
         pkg = write_package(store, "loc/contacts", sandbox.locs[0], "contacts", _contact_rows(1200),
                             dedupe="contact.patient_id", max_bytes=64_000)
         assert len(pkg.files) > 1
-        rows = import_package(store, pkg, sandbox.base, sandbox.token())
+        rows = import_package(store, pkg, sandbox.client())
         assert [r.row for r in rows] == list(range(1, 1201))
         assert {r.status for r in rows} == {"created"}, [r for r in rows if r.status != "created"][:3]
         ids = [r.id for r in rows]
@@ -236,11 +241,11 @@ def test_import_contacts_then_reimport_updates_without_duplicates(sandbox: Sandb
         assert by_id[ids[41]].custom_value(field.id) == "P00042"
         # the same package again, create + update: every row finds its contact
         update = dataclasses.replace(pkg, mode="create_update")
-        again = import_package(store, update, sandbox.base, sandbox.token())
+        again = import_package(store, update, sandbox.client())
         assert {r.status for r in again} == {"updated"} and [r.id for r in again] == ids
         # and in create mode: skipped
         f = pkg.files[1]
-        skipped = sandbox_import(sandbox.base, sandbox.token(), "contacts", store.read_bytes(f.key),
+        skipped = sandbox_import(sandbox.client(), "contacts", store.read_bytes(f.key),
                                  dedupe="contact.patient_id")
         assert {r.status for r in skipped} == {"skipped"}
         assert [r.id for r in skipped] == ids[f.first_row - 1:f.first_row - 1 + f.rows]
@@ -267,14 +272,14 @@ def test_import_custom_object_records(sandbox: Sandbox, tmp_path: Path) -> None:
         pkg = write_package(store, "loc/ledger", sandbox.locs[0], key, rows, dedupe="source_id",
                             max_bytes=1500)
         assert len(pkg.files) > 1
-        result = import_package(store, pkg, sandbox.base, sandbox.token())
+        result = import_package(store, pkg, sandbox.client())
         assert [r.row for r in result] == list(range(1, 51))
         assert {r.status for r in result} == {"created"}, [r for r in result if r.status != "created"][:3]
         rec = client.get_record(key, result[9].id or "")
         assert rec.properties["source_id"] == "L00010" and rec.properties["amount"] == 105
         assert len(list(client.search_records_all(key))) == 50
         # again in create mode: deduped on the unique field
-        assert {r.status for r in import_package(store, pkg, sandbox.base, sandbox.token())} == {"skipped"}
+        assert {r.status for r in import_package(store, pkg, sandbox.client())} == {"skipped"}
         assert len(list(client.search_records_all(key))) == 50
 
 
@@ -282,14 +287,14 @@ def test_import_opportunities_for_contacts_created_first(sandbox: Sandbox, tmp_p
     store = LocalStore(tmp_path / "out")
     people = write_package(store, "loc/contacts", sandbox.locs[0], "contacts", _contact_rows(5, custom=False),
                            dedupe="email")
-    contacts = import_package(store, people, sandbox.base, sandbox.token())
+    contacts = import_package(store, people, sandbox.client())
     assert {r.status for r in contacts} == {"created"}
     rows = [opportunity_row({"name": f"Recall Testpatient{i:04d}", "pipeline": "Recall", "stage": "Contacted",
                              "status": "open", "monetaryValue": 95.0, "contactId": c.id})
             for i, c in enumerate(contacts, start=1)]
     rows.append(opportunity_row({"name": "Nobody", "pipeline": "Recall", "contactId": "nope"}))
     pkg = write_package(store, "loc/opps", sandbox.locs[0], "opportunities", rows, dedupe="contact")
-    result = import_package(store, pkg, sandbox.base, sandbox.token())
+    result = import_package(store, pkg, sandbox.client())
     assert [r.status for r in result] == ["created"] * 5 + ["error"]
     assert result[5].id is None and "nope" in result[5].error
     with sandbox.client() as client:
@@ -298,7 +303,7 @@ def test_import_opportunities_for_contacts_created_first(sandbox: Sandbox, tmp_p
             page = client.search_opportunities(contact_id=c.id, pipeline_id=recall.id)
             assert [o.id for o in page.opportunities] == [r.id]
     # again: one open opportunity per contact and pipeline, so the rows are skipped
-    again = import_package(store, pkg, sandbox.base, sandbox.token())
+    again = import_package(store, pkg, sandbox.client())
     assert [r.status for r in again] == ["skipped"] * 5 + ["error"]
 
 
@@ -310,7 +315,7 @@ def test_a_file_over_the_limit_is_refused_naming_its_key(sandbox: Sandbox, tmp_p
                         max_bytes=MAX_FILE_BYTES + 2 * 1024 * 1024)  # a package written past the UI limit
     assert len(pkg.files) == 1 and pkg.files[0].bytes > MAX_FILE_BYTES
     with pytest.raises(HighLevelError) as exc:
-        import_package(store, pkg, sandbox.base, sandbox.token())
+        import_package(store, pkg, sandbox.client())
     err = exc.value
     assert isinstance(err, ImportRejectedError) and err.status == 413
     assert pkg.files[0].key in str(err) and "30 MB" in str(err)
@@ -321,15 +326,16 @@ def test_a_file_over_the_limit_is_refused_naming_its_key(sandbox: Sandbox, tmp_p
 
 def test_sandbox_import_errors_and_a_tampered_file(sandbox: Sandbox, tmp_path: Path) -> None:
     with pytest.raises(ImportRejectedError) as exc:
-        sandbox_import(sandbox.base, SecretStr("pit-wrong"), "contacts", b"firstName\nX\n")
+        sandbox_import(HighLevelClient(sandbox.base, SecretStr("pit-wrong"), sandbox.locs[0]), "contacts",
+                       b"firstName\nX\n")
     assert exc.value.status == 401 and "pit-wrong" not in str(exc.value)
     with pytest.raises(ImportRejectedError) as exc:
-        sandbox_import(sandbox.base, sandbox.token(), "custom_objects.nope", b"name\nX\n")
+        sandbox_import(sandbox.client(), "custom_objects.nope", b"name\nX\n")
     assert exc.value.status == 400 and "custom_objects" in str(exc.value)
     store = LocalStore(tmp_path / "out")
     pkg = write_package(store, "p", sandbox.locs[0], "contacts", _contact_rows(2, custom=False),
                         dedupe="email")
     store.write_bytes(pkg.files[0].key, store.read_bytes(pkg.files[0].key) + b"Extra,Row\n")
     with pytest.raises(StorageError, match="sha256"):
-        import_package(store, pkg, sandbox.base, sandbox.token())
+        import_package(store, pkg, sandbox.client())
     assert ImportRow(1, "created", "x", "") == ImportRow(1, "created", "x", "")

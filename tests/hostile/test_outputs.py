@@ -104,17 +104,17 @@ def test_a_package_keeps_numbers_and_phones_true_through_the_importer(tmp_path: 
     phone ``+1...`` and an amount ``-12.50`` reach HighLevel with their true value; a formula text is
     neutralised in the file (so HighLevel would hold it with its ``'``) and ``risky_row`` flags the row,
     which the bulk phase sends through the API instead (test below)."""
-    from starlette.testclient import TestClient
-
     from dos2hl.bulk.importer import import_package
     from dos2hl.bulk.packages import contact_row, record_row, risky_row, write_package
-    from dos2hl.sandbox import create_app, dump, init_locations
+    from dos2hl.highlevel import HighLevelClient
+    from dos2hl.sandbox import InProcessTransport, create_app, dump, init_locations
     from dos2hl.storage import open_store
 
     tokens = init_locations(tmp_path / "sb", 1)
     (lid, token), = tokens.items()
     app = create_app(tmp_path / "sb")
-    tc = TestClient(app, base_url="https://services.leadconnectorhq.com")
+    client = HighLevelClient("https://services.leadconnectorhq.com", SecretStr(token), lid,
+                             transport=InProcessTransport(app))
     store = open_store(str(tmp_path / "run"))
     rows = [
         contact_row(
@@ -127,8 +127,7 @@ def test_a_package_keeps_numbers_and_phones_true_through_the_importer(tmp_path: 
     text = (tmp_path / "run" / pkg.files[0].key).read_text()
     assert not any(_runs_formula(c) for r in _cells(text) for c in r)
     assert "+18085550142" in text  # the phone is not neutralised
-    got = import_package(store, pkg, "https://services.leadconnectorhq.com", SecretStr(token),
-                         transport=tc._transport)
+    got = import_package(store, pkg, client)
     assert [r.status for r in got] == ["created", "created"]
     contacts = {c["email"]: c for c in dump(tmp_path / "sb")["locations"][lid]["contacts"]}
     assert contacts["m@example.com"]["phone"] == "+18085550142"
@@ -136,6 +135,7 @@ def test_a_package_keeps_numbers_and_phones_true_through_the_importer(tmp_path: 
     # a negative amount in a number column: a record row
     (row,) = _cells(csvsafe.line(record_row({"amount": -12.5, "source_id": "L1"}).values()))
     assert row == ["-12.5", "L1"]
+    client.close()
     app.state.store.close()
 
 
@@ -347,10 +347,15 @@ def test_no_token_is_reachable_from_an_import_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
+    from dos2hl.highlevel import HighLevelClient, RetryPolicy
+
+    client = HighLevelClient("http://127.0.0.1:9", SecretStr(TOKEN), "loc",
+                             transport=httpx.MockTransport(handler),
+                             retry=RetryPolicy(max_attempts=2, backoff_base=0), sleep=lambda _s: None)
     with pytest.raises(HighLevelError) as info:
-        sandbox_import("http://127.0.0.1:9", SecretStr(TOKEN), "contacts", b"email\nx@example.com\n",
-                       transport=httpx.MockTransport(handler))
+        sandbox_import(client, "contacts", b"email\nx@example.com\n")
     assert _reachable(info.value, TOKEN) == []
+    client.close()
 
 
 def test_the_walk_finds_a_token_left_in_a_context() -> None:

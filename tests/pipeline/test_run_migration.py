@@ -139,8 +139,7 @@ def test_the_imported_gate_confirms_the_waiting_checklists_and_not_the_next_roun
                             pkg = bulk.read_package(run, pkg_json.rsplit("/", 1)[0])
                             if bulk._state(run, pkg_json.rsplit("/", 1)[0]).get("status") == "written":
                                 c = w.factory(pkg.location)
-                                import_package(run, pkg, str(c._http.base_url), c._token,
-                                               transport=c._http._transport)
+                                import_package(run, pkg, c)
                 return CsvImported(imported=True)
 
         rep_id: list[str] = []
