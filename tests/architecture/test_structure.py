@@ -24,7 +24,7 @@ DATA_TABLES = {"dos2hl/model/tables.py", "dos2hl/mapping/synonyms.py"}
 #: (to be split; each line here is a debt, not a licence).
 OVER_LIMIT = {"dos2hl/provision/plan.py": 629, "dos2hl/sources/reader.py": 622,
               "dos2hl/highlevel/client.py": 502,
-              "dos2hl/highlevel/models.py": 498, "dos2hl/mapping/match.py": 495, "dos2hl/migrate/run.py": 504}
+              "dos2hl/mapping/match.py": 495, "dos2hl/migrate/run.py": 504}
 
 
 def test_no_module_imports_itself_back_through_others() -> None:
