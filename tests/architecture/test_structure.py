@@ -23,7 +23,6 @@ DATA_TABLES = {"dos2hl/model/tables.py", "dos2hl/mapping/synonyms.py"}
 #: Modules still over the limit, at their size when this test was written: they may only shrink
 #: (to be split; each line here is a debt, not a licence).
 OVER_LIMIT = {"dos2hl/provision/plan.py": 629, "dos2hl/sources/reader.py": 622,
-              "dos2hl/highlevel/client.py": 502,
               "dos2hl/mapping/match.py": 495, "dos2hl/migrate/run.py": 504}
 
 
