@@ -2,7 +2,7 @@
 limits (100 requests per 10 s, 200 000 per day per sub-account), with and without the bulk CSV path.
 
 It plans exactly what the run will send: the export is staged and every shard is turned into its
-payloads by the same pure functions the run uses (``migrate.run.plan_shard``), so a contact is one
+payloads by the same pure functions the run uses (``migrate.planning.plan_shard``), so a contact is one
 create, a custom-object record a create plus its relation (none under the ``lookup_field`` policy),
 an appointment an opportunity plus a calendar event, a note one create, a file an upload plus the note
 that links it. Reads, counted as the run counts them (``highlevel.tally``): prepare's schema reads per
@@ -75,7 +75,7 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
                settings: Any = None, verify: str = "sample") -> dict[str, Any]:
     """Per location and object: records, path, requests; the timeline with and without the bulk path."""
     from .api import stage_export
-    from .migrate.run import ShardSpec, plan_shard
+    from .migrate.planning import ShardSpec, plan_shard
     from .migrate.zones import blank_zone_warnings, export_zones, office_zones
     from .phi import create_key_file
     from .settings import Dos2hlSettings

@@ -29,7 +29,8 @@ from typing import Any
 
 from ..migrate.crm import OpportunityPayload
 from ..migrate.ledger import IdMap, LedgerWriter, Op, read_ledger
-from ..migrate.run import plan_shard, read_households
+from ..migrate.planning import plan_shard
+from ..migrate.run import read_households
 from ..migrate.transform import OBJECT_NAMES, ContactPayload, RecordPayload
 from ..migrate.updates import opportunity_text
 from ..migrate.write import SHARED_FIELDS, LocationSchema

@@ -35,8 +35,8 @@ from ..locations import LocationsFile, load_locations
 from ..params import DeltaParams, MigrateParams
 from ..storage import Store, open_store
 from .ledger import IdMap, LedgerWriter, Op, payload_hash, read_ledger
+from .planning import ShardSpec, plan_shard
 from .removal import DELETED_TAG, delete_object
-from .run import ShardSpec, plan_shard
 from .transform import OBJECT_NAMES
 from .updates import before_keeper, update_in_place
 

@@ -30,10 +30,10 @@ from ..mapping.model import require_confirmed
 from ..params import MigrateParams
 from ..settings import Dos2hlSettings
 from ..storage import open_store
+from .planning import ShardSpec
 from .results import Prepared, VerifyResult, WriteResult
 from .run import (
     ShardResult,
-    ShardSpec,
     household_channels,
     migrate_shard_isolated,
     verify_shard,

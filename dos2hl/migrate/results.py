@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .run import ShardSpec
+from .planning import ShardSpec
 
 __all__ = ["Prepared", "VerifyResult", "WriteResult"]
 

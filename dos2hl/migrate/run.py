@@ -1,68 +1,39 @@
-"""One unit of work: a (location, shard) of staged rows -> transform -> write, through the governor.
-
-``ShardSpec`` is all a worker needs (picklable: it travels to Ray actors); ``migrate_shard`` is a
-plain function the thread executor and the Ray actors both call. A patient and all their rows share
-a shard (staging put them there), so shards are independent; the reference rows a record joins
-(insurance subscriptions, plans, carriers) are read per location.
+"""Running one unit of work: a (location, shard) planned (``planning``) and written through the
+governor, or read back and diffed. ``migrate_shard`` is a plain function the thread executor and the Ray
+actors both call; shards are independent (a patient and all their rows share one).
 """
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import safe_error
 from ..highlevel.tally import counting_as, snapshot
 from ..mapping.model import Mapping as FieldMap
-from ..mapping.objectmap import user_field
 from ..storage import Store, open_store
 from .existing import load_inventory
 from .ledger import IdMap, LedgerWriter, read_ledger, stable_key
+from .planning import (
+    ShardSpec,
+    opener_of,
+    plan_shard,
+    read_staged,
+    rows_of,
+    sealer_of,
+    transformer_of,
+)
 from .transform import (
     OBJECT_NAMES,
-    RECORD_TABLES,
-    Plan,
     Transformer,
-    lookup_descriptions,
-    recall_descriptions,
 )
 from .write import SHARED_FIELDS, LocationSchema, ShardWriter, WriteResult, households
 
-__all__ = ["ShardSpec", "ShardResult", "migrate_shard", "migrate_shard_isolated", "plan_shard",
-           "read_back_location", "read_staged",
-           "verify_shard", "PATIENT_TABLES"]
-
-# tables read from the patient's shard (txplan rides along for the treatment-plan join)
-PATIENT_TABLES = ("patient", "patins", "txitem", "txplan", "ledger", "claim", "clinnote", "appt", "apptproc",
-                  "recall", "patref", "commlog", "document")
-
-
-@dataclass
-class ShardSpec:
-    run_id: str
-    run_uri: str  # runs/<run_id> (ledger, report); local path or s3://
-    staged_uri: str
-    mapping: dict[str, Any]  # the confirmed Mapping, as JSON
-    location: str  # export LOC_ID
-    shard: int
-    schema: dict[str, Any]  # LocationSchema as a dict (read once per location by the driver)
-    patients: list[int] | None = None  # the sample's patient ids (None: every patient of the shard)
-    phi_key_file: str | None = None
-    source: str | None = None  # the export (documents' files are read from its IMAGES/ tree)
-    # every office's IANA zone, LOC_ID -> zone (driver.office_zones): an appointment is placed in the
-    # zone of the office where it took place, which need not be its patient's home location
-    zones: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return f"{self.location}/{self.shard:03d}"
-
+__all__ = ["ShardResult", "household_channels", "migrate_shard", "migrate_shard_isolated",
+           "read_back_location", "read_households", "verify_shard", "write_households"]
 
 @dataclass
 class ShardResult:
@@ -86,280 +57,12 @@ class ShardResult:
     error: str = ""  # why the shard stopped (the other shards and locations go on)
 
 
-def read_staged(store: Store, table: str, location: str, shard: int | None = None) -> pa.Table | None:
-    """One table's rows of a location (one shard, or all of them); None when there are none."""
-    prefix = f"{table}/location={location}/"
-    keys = [k for k in store.list(prefix) if k.endswith(".parquet")
-            and (shard is None or k.endswith(f"shard={shard:03d}.parquet"))]
-    if not keys:
-        return None
-    return pa.concat_tables([pq.read_table(io.BytesIO(store.read_bytes(k))) for k in sorted(keys)])
-
-
-def _rows(t: pa.Table | None, keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
-    if t is None:
-        return []
-    rows = t.to_pylist()
-    return [r for r in rows if keep(r)] if keep else rows
-
-
-def _transformer(spec: ShardSpec,
-                 plain: bool = False) -> tuple[Transformer, Callable[[str, str, str], str] | None]:
-    """The shard's Transformer; ``plain``: encrypt fields left unsealed (for comparing, never for sending)."""
-    fmap = FieldMap.model_validate(spec.mapping)
-    sealer = None
-    if any(e.phi == "encrypt" for e in fmap.fields) and spec.phi_key_file and not plain:
-        from ..phi import load_sealer
-
-        sealer = load_sealer(spec.phi_key_file)
-    staged = open_store(spec.staged_uri)
-    lookups = lookup_descriptions(_rows(read_staged(staged, "lookup", "_all")))
-    lookups["RECALLTYP"] = recall_descriptions(_rows(read_staged(staged, "recalltyp", "_all")))
-    seal = (lambda text, _f, _r: text) if plain else (sealer.seal if sealer else None)
-    tf = Transformer(fmap, location=spec.location, key=stable_key, seal=seal, lookups=lookups,
-                     user_fields=[u for u in map(user_field,
-                                                 _rows(read_staged(staged, "userfld", "_all"))) if u],
-                     parse=_parse_context(staged, fmap))
-    return tf, (sealer.open if sealer else None)
-
-
-def _sealer(spec: ShardSpec) -> Any:
-    """The run's key (seals the before-images of records the writer updates), or None without one."""
-    if not spec.phi_key_file:
-        return None
-    from ..phi import load_sealer
-
-    return load_sealer(spec.phi_key_file)
-
-
-def _opener(spec: ShardSpec) -> Callable[[str, str, str], str] | None:
-    """Opens the map's sealed fields with the run's key (to compare with what HighLevel holds)."""
-    if not spec.phi_key_file or not any(e.get("phi") == "encrypt" for e in spec.mapping.get("fields", [])):
-        return None
-    from ..phi import load_sealer
-
-    return load_sealer(spec.phi_key_file).open
-
-
-def _parse_context(staged: Store, fmap: FieldMap) -> Any:
-    """The export's value-parsing settings (date order, decimal comma, the export date that anchors
-    two-digit years), for values the reader could not type at staging: user-defined fields."""
-    import datetime as dt
-
-    from ..sources.values import ParseContext
-
-    profile = fmap.to_profile()
-    manifest = json.loads(staged.read_bytes("manifest.json")) if staged.exists("manifest.json") else {}
-    day = manifest.get("export_date")
-    return ParseContext(date_order=profile.date_order, decimal_comma=profile.decimal_comma,
-                        export_date=dt.date.fromisoformat(day) if day else dt.date.today())
-
-
-def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str, int]]:
-    """The shard's payloads (pure: staged rows + map) and the rows considered per object (``plain``:
-    encrypt fields unsealed, for the delta's comparison)."""
-    staged = open_store(spec.staged_uri)
-    tf, _ = _transformer(spec, plain)
-    want = set(spec.patients) if spec.patients is not None else None
-    tables = {t: read_staged(staged, t, spec.location, spec.shard) for t in PATIENT_TABLES}
-    patients = _rows(tables["patient"], None if want is None else (lambda r: r["pat_id"] in want))
-    counts = {"patient": len(patients)}
-    plan = Plan()
-    gone: set[Any] = set()
-    udfs = _user_values(tf, staged, spec, {r["pat_id"] for r in patients})
-    for row in patients:
-        if tf.excluded_patient(row):
-            gone.add(row["pat_id"])
-            plan.excluded["patient"] = plan.excluded.get("patient", 0) + 1
-        else:
-            custom, dropped = tf.user_values(udfs.get(row["pat_id"], []))
-            plan.contacts.append(tf.contact(row, custom))
-            for key, rid, why in dropped:  # each one a report row; the field's count in "fields not migrated"
-                plan.excluded_rows.append(("user_field", rid, f"{key}: {why}"))
-                nots = plan.notices.setdefault("values_not_sent", {}).setdefault(key, {})
-                nots[why] = nots.get(why, 0) + 1
-    parents = {"txplan": {r["txplan_id"]: r for r in _rows(tables["txplan"])}}
-    if "custom_objects.insurance_records" in tf.objects:
-        parents["inssub"] = {r["sub_rec_id"]: r for r in _rows(read_staged(staged, "inssub", spec.location))}
-        parents["insplan"] = {r["plan_id"]: r for r in _rows(read_staged(staged, "insplan", "_all"))}
-        parents["insco"] = {r["carrier_id"]: r for r in _rows(read_staged(staged, "insco", "_all"))}
-    ids_in = {r["pat_id"] for r in patients}
-    for obj_key in tf.objects:
-        rows = _rows(tables.get(RECORD_TABLES[obj_key][0]), lambda r: r.get("pat_id") in ids_in)
-        name = OBJECT_NAMES[obj_key]
-        counts[name] = len(rows)
-        if obj_key == "custom_objects.clinical_notes":
-            rows = _note_heads(rows, spec, tf, plan, gone, _rows(tables["appt"]))
-        payloads, excluded = tf.records(obj_key, rows, parents, gone)
-        plan.records += payloads
-        if excluded:
-            plan.excluded[name] = plan.excluded.get(name, 0) + excluded
-    if plan.notices.get("note_images_found"):  # derived rows: the report reconciles them too
-        counts["note_image"] = plan.notices["note_images_found"]
-    _plan_crm(spec, tf, tables, staged, plan, counts, patients, ids_in, gone)
-    for obj, _sid, _reason in plan.excluded_rows:
-        plan.excluded[obj] = plan.excluded.get(obj, 0) + 1
-    return plan, counts
-
-
-def _user_values(tf: Transformer, staged: Store, spec: ShardSpec, ids: set[Any]
-                 ) -> dict[Any, list[dict[str, Any]]]:
-    """The shard's PATUDF rows by patient (staged with their patient), when the map sends them."""
-    if not tf.sends_user_fields():
-        return {}
-    out: dict[Any, list[dict[str, Any]]] = {}
-    for r in _rows(read_staged(staged, "patudf", spec.location, spec.shard),
-                   lambda r: r.get("pat_id") in ids):
-        out.setdefault(r["pat_id"], []).append(r)
-    return out
-
-
-def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, plan: Plan, gone: set[Any],
-                appts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Clinical notes -> one row per revision chain: the latest revision's text converted from RTF/HTML,
-    with the amendment history; its inline images become files linked to the contact. Earlier revisions
-    and voided notes are excluded with their reason (every row is accounted for). Times are those of the
-    office where the note was written (its appointment's LOC_ID, else the patient's home office): the
-    history's stamps and the note time carry that zone and offset."""
-    import datetime as dt
-
-    from .crm import FilePayload, local_stamp, office_zone
-    from .richtext import compose, revision_chains
-
-    home_tz = spec.zones.get(spec.location.upper()) or spec.schema.get("time_zone")
-    office = {a["appt_id"]: a.get("loc_id") for a in appts or ()}
-
-    heads = []
-    for chain in revision_chains([r for r in rows if r.get("pat_id") not in gone]):
-        for rid in chain.ids:
-            if rid != chain.head_id:
-                plan.excluded_rows.append(("clinical_note", str(rid),
-                                           "earlier revision: kept in the amendment "
-                                           "history of the chain's latest note"))
-        if chain.voided:
-            plan.excluded_rows.append(("clinical_note", str(chain.head_id), "voided in the source"))
-            continue
-        tz = office_zone(office.get(chain.latest.get("appt_id")), spec.zones, home_tz)
-        lost: list[int] = []
-        text, images = compose(chain, tz=tz, fallbacks=lost)
-        if lost:  # the converter lost text (HTML nested too deep): kept as plain text, and reported
-            plain = plan.notices.setdefault("notes_as_plain_text", [])
-            plain += [i for i in lost if i not in plain]
-        head = dict(chain.latest, note_text=text)
-        if isinstance(head.get("note_dt"), dt.date) and isinstance(head.get("note_tm"), dt.time):
-            # a wall time means nothing without its place: "09:30 MDT (-06:00)" (the date stays a date)
-            head["note_tm"] = local_stamp(dt.datetime.combine(head["note_dt"], head["note_tm"]), tz)[11:]
-        heads.append(head)
-        pid = head["pat_id"]
-        for img in images:
-            sid = f"{chain.head_id}:{img.index}"
-            if img.data is None:
-                plan.excluded_rows.append(("note_image", sid, f"inline image not migrated: {img.error}"))
-                continue
-            plan.crm.files.append(FilePayload(
-                "note_image", stable_key(spec.location, "note_image", sid), sid,
-                stable_key(spec.location, "patient", pid),
-                f"note-{spec.location}-{chain.head_id}-{img.index}.{img.ext}",
-                img.mime, f"clinical note #{chain.head_id} · image {img.index} of {len(images)}",
-                data=img.data,
-                size=len(img.data)))
-    plan.notices["note_images"] = sum(1 for f in plan.crm.files if f.object == "note_image")
-    plan.notices["note_images_found"] = plan.notices["note_images"] + sum(
-        1 for o, *_r in plan.excluded_rows if o == "note_image")
-    return heads + [r for r in rows
-                    if r.get("pat_id") in gone]  # the excluded patients' rows: counted as such
-
-
-def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | None], staged: Store, plan: Plan,
-              counts: dict[str, int], patients: list[dict[str, Any]], ids_in: set[Any],
-              gone: set[Any]) -> None:
-    """Appointments, recalls, referrals, activities and documents of the shard (crm.py)."""
-    from ..mapping.objectmap import VALUE_LABELS
-    from . import crm
-    from .referrals import Referrals
-
-    mine = lambda r: r.get("pat_id") in ids_in  # noqa: E731
-    value = tf.value
-    location, key = spec.location, stable_key
-    home_tz = spec.zones.get(location.upper()) or spec.schema.get("time_zone")  # the home office's zone
-
-    def stage_of(table: str) -> dict[str, str]:
-        return {**VALUE_LABELS.get((table, "status"), {}),
-                **next((e.values or {} for e in tf.by_table.get(table, ()) if e.column == "status"), {})}
-
-    if tf.uses("appt"):
-        # placeholders (no patient) are in one shard: reported by full runs, never by a sample
-        rows = _rows(tables["appt"], lambda r: (r.get("pat_id") is None and spec.patients is None) or mine(r))
-        procs: dict[Any, list[dict[str, Any]]] = {}
-        for p in _rows(tables["apptproc"]):
-            procs.setdefault(p["appt_id"], []).append(p)
-        opps, excluded = crm.appointment_payloads(rows, procs, tf.by_table, location=location, key=key,
-                                                  value=value,
-                                                  stage_of=stage_of("appt"), tz=home_tz, zones=spec.zones,
-                                                  excluded_patients=gone)
-        counts["appointment"] = len(rows)
-        plan.crm.opportunities += opps
-        plan.excluded_rows += excluded
-    if tf.uses("recall"):
-        rows = _rows(tables["recall"], mine)
-        labels = tf.lookups.get("RECALLTYP", {})
-        owners = {r["pat_id"]: r.get("pri_prov") for r in patients}
-        opps, excluded = crm.recall_payloads(rows, tf.by_table.get("recall", []), location=location, key=key,
-                                             value=value, stage_of=stage_of("recall"), type_labels=labels,
-                                             owners=owners, excluded_patients=gone)
-        counts["recall"] = len(rows)
-        plan.crm.opportunities += opps
-        plan.excluded_rows += excluded
-    if tf.uses("patref") or tf.uses("refsrc"):
-        rows = _rows(tables["patref"], mine)
-        counts["referral"] = len(rows)
-        sources = {r["ref_id"]: r for r in _rows(read_staged(staged, "refsrc", "_all"))}
-        refs = Referrals(sources)
-        by_patient = {c.source_id: c for c in plan.contacts}
-        for r in rows:
-            if r.get("pat_id") in gone:
-                plan.excluded_rows.append(("referral", str(r["patref_id"]), "its patient is excluded"))
-            elif str(r.get("direction")) != "OUT":
-                tags, source = refs.resolve(r)
-                c = by_patient[str(r["pat_id"])]
-                c.body["tags"] = sorted(set(c.body.get("tags", [])) | set(tags))
-                c.body["customFields"]["contact.referral_source"] = source
-                c.rides["referral"] = c.rides.get("referral", 0) + 1
-        plan.crm.notes += crm.outgoing_referral_notes(rows, sources, location=location, key=key,
-                                                      excluded_patients=gone)
-        plan.notices["referral_variants"] = refs.table()
-    if tf.uses("commlog"):
-        rows = _rows(tables["commlog"], mine)
-        counts["activity"] = len(rows)
-        with_text = any(e.column == "note" for e in tf.by_table.get("commlog", ()))
-        notes, excluded = crm.activity_notes(rows, location=location, key=key, with_text=with_text,
-                                             excluded_patients=gone, tz=home_tz)
-        plan.crm.notes += notes
-        plan.excluded_rows += excluded
-    if tf.uses("document"):
-        rows = _rows(tables["document"], mine)
-        counts["document"] = len(rows)
-        from ..sources.docfiles import document_size
-
-        export = open_store(spec.source) if spec.source else None
-
-        def size(k: str) -> int | None:  # raises RefusedDocument: a link, a FIFO, a device... (docfiles)
-            return document_size(export, k) if export is not None else None
-
-        files, excluded = crm.document_files(rows, location=location, key=key, exists=size,
-                                             category_labels=tf.lookups.get("DOCCAT", {}),
-                                             excluded_patients=gone,
-                                             tz=home_tz)
-        plan.crm.files += files
-        plan.excluded_rows += excluded
-
-
 def household_channels(staged_uri: str, mapping: dict[str, Any], location: str) -> dict[str, list[str]]:
     """Which patients of a location must leave their email/phone to a household member (write.households);
     computed over the whole location before any shard writes, since families span shards."""
     tf = Transformer(FieldMap.model_validate(mapping), location=location, key=stable_key,
                      seal=lambda text, _f, _r: text)  # only email and phone are read here
-    rows = _rows(read_staged(open_store(staged_uri), "patient", location))
+    rows = rows_of(read_staged(open_store(staged_uri), "patient", location))
     people = []
     for r in rows:
         if tf.excluded_patient(r):
@@ -403,9 +106,8 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     writer_id = f"s{spec.shard:03d}"
     ids = IdMap.from_table(_shard_ledger(run, spec.location, writer_id))
     keys = ({p.stable_key for p in plan.contacts} | {r.stable_key for r in plan.records}
-            | {o.stable_key for o in plan.crm.opportunities} | {o.event.stable_key
-                                                                for o in plan.crm.opportunities
-                                                               if o.event is not None}
+            | {o.stable_key for o in plan.crm.opportunities}
+            | {o.event.stable_key for o in plan.crm.opportunities if o.event is not None}
             | {n.stable_key for n in plan.crm.notes} | {f.stable_key for f in plan.crm.files}
             | {f.stable_key + "/link" for f in plan.crm.files})
     # look first where an earlier attempt may have landed unrecorded: a crashed shard, or a failure
@@ -413,13 +115,13 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     uncertain = keys if ids.interrupted(spec.name) else keys & set(ids.failed())
     ledger = LedgerWriter(run, spec.run_id, writer=f"{writer_id}-{_uid()}")
     schema = LocationSchema(**spec.schema)
-    open_sealed = _opener(spec)
+    open_sealed = opener_of(spec)
     before = snapshot(client)
     out: WriteResult = ShardWriter(client, schema, ledger, ids, run_id=spec.run_id, location=spec.location,
                                    uncertain=uncertain, shared=shared,
                                    source=open_store(spec.source) if spec.source else None,
                                    inventory=load_inventory(run, spec.location),
-                                   open_sealed=open_sealed, sealer=_sealer(spec)).write(plan, spec.name)
+                                   open_sealed=open_sealed, sealer=sealer_of(spec)).write(plan, spec.name)
     spent = snapshot(client) - before
     result = ShardResult(spec.location, spec.shard, staged=counts, shared_channel=out.shared_channel,
                          requests=spent.total, http_429=spent.http_429, tally=spent.to_dict())
@@ -435,7 +137,6 @@ def read_back_location(client: Any, run_uri: str, location: str, patients: int |
     sampled patients' records): each kind is read by search pages when its pages (counted from the
     location's ledger) cost fewer requests than one GET per record to verify (``--verify full``: pages;
     a tiny sample of a large location: GETs)."""
-    from .transform import OBJECT_NAMES
     from .verify import ReadBack, read_back_cost
 
     t = read_ledger(open_store(run_uri), location=location)
@@ -460,7 +161,7 @@ def verify_shard(spec: ShardSpec, client: Any, reader: Any = None) -> dict[str, 
     from .verify import FieldDiff, ReadBack, verify_contacts, verify_crm, verify_records
 
     plan, _ = plan_shard(spec)
-    _, open_sealed = _transformer(spec)
+    _, open_sealed = transformer_of(spec)
     run = open_store(spec.run_uri)
     shared = read_households(run, spec.location)
     for p in plan.contacts:  # expect what the writer sent: household channels moved to custom fields

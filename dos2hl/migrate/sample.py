@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from ..storage import Store
-from .run import read_staged
+from .planning import read_staged
 
 __all__ = ["choose_sample"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +115,7 @@ class Transformer:
     """Built once per run from the confirmed map; ``seal(text, field)`` encrypts ``encrypt`` fields."""
 
     def __init__(self, fmap: FieldMap, *, location: str, key: Callable[[str, str, Any], str],
-                 seal: Callable[[str, str], str] | None = None,
+                 seal: Callable[[str, str, str], str] | None = None,
                  lookups: Mapping[str, Mapping[str, str]] | None = None,
                  user_fields: list[UserField] | None = None, parse: ParseContext | None = None) -> None:
         self.location = location
@@ -171,7 +171,8 @@ class Transformer:
     def sends_user_fields(self) -> bool:
         return any(e.target == UDF_TARGET for e in self.by_table.get("patudf", ()))
 
-    def user_values(self, rows: list[Mapping[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+    def user_values(self,
+                    rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
         """One patient's PATUDF rows -> (custom fields by key, values not sent as (field key, row id,
         reason)). Each value is converted to its USERFLD type: dates as typed (``2/4/11``) through the
         export's date parser, numbers through the money parser, checkboxes ``1``/``X``/``Y``, pick-list

@@ -23,7 +23,7 @@ DATA_TABLES = {"dos2hl/model/tables.py", "dos2hl/mapping/synonyms.py"}
 #: Modules still over the limit, at their size when this test was written: they may only shrink
 #: (to be split; each line here is a debt, not a licence).
 OVER_LIMIT = {"dos2hl/provision/plan.py": 629, "dos2hl/sources/reader.py": 622,
-              "dos2hl/mapping/match.py": 495, "dos2hl/migrate/run.py": 504}
+              "dos2hl/mapping/match.py": 495}
 
 
 def test_no_module_imports_itself_back_through_others() -> None:
@@ -99,7 +99,7 @@ def test_the_type_checks_debt_only_shrinks() -> None:
     overrides = conf["tool"]["mypy"]["overrides"]
     debt = [m for o in overrides if o.get("ignore_errors") for m in o["module"]]
     strict = [m for o in overrides if o.get("strict") for m in o["module"]]
-    assert len(debt) <= 43, f"{len(debt)} modules on the list: fix the new one's types instead"
+    assert len(debt) <= 42, f"{len(debt)} modules on the list: fix the new one's types instead"
     core = ("dos2hl.highlevel", "dos2hl.governor", "dos2hl.model", "dos2hl.pipeline", "dos2hl.params")
     assert not [m for m in debt if m.startswith(core)]
     assert {m.removesuffix(".*") for m in strict} == set(core)
