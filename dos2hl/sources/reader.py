@@ -12,15 +12,10 @@ finding), or quarantined (file, record, line, code, reason). ``FileStats.balance
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import os
-import queue
-import threading
 from collections import Counter
-from collections.abc import Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,11 +25,22 @@ from ..errors import SourceError, UnreadableFileError
 from ..model import TABLES, Column, arrow_schema
 from .detect import FileFormat, sniff
 from .discover import Export, ExportFile
-from .lines import BadRow, LineTracker
+from .lines import LineTracker
+from .prefetch import PARSE_POOL, prefetch
+from .quarantine import MAX_RECORD_BYTES, QuarantineRules, reason
 from .rowrules import CodeMap, RowContext, apply_row_rules, derive_wide_procedures
-from .staged import FINDINGS_SCHEMA, LINEAGE, QUARANTINE_SCHEMA, findings_table, staged_schema
+from .staged import (
+    FINDINGS_SCHEMA,
+    LINEAGE,
+    QUARANTINE_SCHEMA,
+    Chunk,
+    FileStats,
+    empty,
+    findings_table,
+    staged_schema,
+)
 from .textstream import Utf8Stream
-from .values import REASONS, ParseContext, parse_column
+from .values import ParseContext, parse_column
 
 __all__ = [
     "Chunk", "ExportReader", "FileStats", "FINDINGS_SCHEMA", "QUARANTINE_SCHEMA", "LINEAGE", "findings_table",
@@ -43,116 +49,6 @@ __all__ = [
 
 SNIFF_BYTES = 64 * 1024
 BLOCK_BYTES = 4 << 20
-#: The longest record (one row: all its fields and line breaks, as UTF-8) the reader reads. A record
-#: longer than the read block is measured (a quote-aware scan, nothing held) and read again from its
-#: line with a block 4x, 16x larger..., up to this; a longer one is quarantined (CSV5) without being
-#: held in memory, and reading resumes on the line after it.
-MAX_RECORD_BYTES = 64 << 20
-#: A file is refused (an error, the staging unbalanced) when the reader quarantines more than this
-#: share of its records, and at least QUARANTINE_STOP_MIN of them: it was misread, not merely dirty.
-QUARANTINE_STOP_RATE = 0.5
-QUARANTINE_STOP_MIN = 20
-
-def reason(code: str) -> str:
-    return REASONS.get(code, code)
-
-
-@dataclass
-class FileStats:
-    """What happened to one export file; the counts must add up (``balanced``)."""
-
-    file: str
-    table: str
-    bytes: int = 0
-    sha256: str = ""
-    format: dict[str, object] = field(default_factory=dict)
-    records: int = 0
-    clean: int = 0
-    repaired: int = 0
-    quarantined: int = 0
-    derived: int = 0  # rows of another table made from this file (wide appointment procedures)
-    banner_lines: int = 0
-    header_lines: int = 0
-    blank_lines: int = 0
-    trailer_lines: int = 0
-    declared_records: int | None = None
-    lines: int = 0  # physical lines accounted for (banner + header + records + blank + trailer)
-    columns: list[str] = field(default_factory=list)
-    unknown_columns: list[str] = field(default_factory=list)
-    missing_columns: list[str] = field(default_factory=list)
-    findings: Counter[str] = field(default_factory=Counter)
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def balanced(self) -> bool:
-        """Every record accounted for, and nothing of the file left unread (``error``)."""
-        return self.error is None and self.records == self.clean + self.repaired + self.quarantined
-
-    def identity(self) -> str:
-        return (f"{self.file}: {self.records} records = {self.clean} clean + {self.repaired} repaired"
-                f" + {self.quarantined} quarantined" + ("" if self.error is None
-                                                        else " (NOT BALANCED: read error)"))
-
-    def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["findings"] = dict(sorted(self.findings.items()))
-        d["balanced"] = self.balanced
-        return d
-
-
-@dataclass
-class Chunk:
-    """One block of one file, read into the canonical model."""
-
-    table: str
-    file: str
-    data: pa.Table  # canonical columns + LINEAGE
-    findings: pa.Table
-    quarantine: pa.Table
-    unmapped: pa.Table | None = None  # raw text of the file's columns the profile does not map
-
-
-_DONE = object()
-# Column parsing threads (pyarrow compute releases the GIL); sized to the machine, at most 4.
-_POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2), thread_name_prefix="dos2hl-parse")
-
-
-def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
-    """Read the next CSV blocks in a background thread while this one parses the current block.
-
-    pyarrow's CSV parser releases the GIL, so on two cores reading and parsing overlap. Errors are
-    re-raised here, in file order.
-    """
-    q: queue.Queue[object] = queue.Queue(maxsize=depth)
-
-    def produce() -> None:
-        try:
-            for b in batches:
-                q.put(b)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            q.put(exc)
-        finally:
-            q.put(_DONE)
-
-    t = threading.Thread(target=produce, name="dos2hl-csv", daemon=True)
-    t.start()
-    try:
-        while (item := q.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        while t.is_alive():  # the consumer stopped early: unblock the producer and let it finish
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                t.join(0.05)
-
-
-def _empty(schema: pa.Schema) -> pa.Table:
-    return schema.empty_table()
-
 
 def _key_strings(data: pa.Table, pk: tuple[str, ...]) -> pa.Array:
     parts = [pc.cast(data[c], pa.string()) for c in pk]
@@ -161,7 +57,7 @@ def _key_strings(data: pa.Table, pk: tuple[str, ...]) -> pa.Array:
     return pc.binary_join_element_wise(*[pc.fill_null(p, "") for p in parts], "|")
 
 
-class ExportReader:
+class ExportReader(QuarantineRules):
     """Reads an ``Export`` table by table, in dependency order."""
 
     def __init__(self, export: Export, *, export_date: dt.date | None = None,
@@ -286,7 +182,7 @@ class ExportReader:
             # cut (the file ends inside a quoted value), which only the end of the file tells.
             held: tuple[pa.RecordBatch, pa.Array, pa.Array] | None = None
             try:
-                for batch in _prefetch(self._csv(stream, fmt, colnames, tracker, block, skip_rows)):
+                for batch in prefetch(self._csv(stream, fmt, colnames, tracker, block, skip_rows)):
                     placed = tracker.place(batch)
                     if held is not None:
                         yield from self._parse_rows(f, st, fmt, *held, mapping, ctx)
@@ -380,154 +276,6 @@ class ExportReader:
         stream.skip_lines(line - 1)
         return stream
 
-    def _cut_last(self, f: ExportFile, st: FileStats, fmt: FileFormat,
-                  held: tuple[pa.RecordBatch, pa.Array, pa.Array],
-                  ) -> Generator[Chunk, None, tuple[pa.RecordBatch, pa.Array, pa.Array]]:
-        """The file does not end with a line break: if its last record ends inside a quoted value (the
-        file was cut short), quarantine that record instead of staging a truncated value. Returns the
-        rows still to stage."""
-        rows, record, line = held
-        n = rows.num_rows
-        probe = self._open_at(f, fmt, int(line[n - 1].as_py()))
-        try:
-            probe.skip_record(fmt.delimiter, fmt.quotechar)
-        finally:
-            probe.close()
-        if not probe.ended_in_quote:
-            return held
-        raw = fmt.delimiter.join(pc.fill_null(c, "")[n - 1].as_py() for c in rows.columns)
-        row = {"file": f.key, "table": f.table, "record": record[n - 1].as_py(), "line": line[n - 1].as_py(),
-               "code": "CSV2", "raw": raw,
-               "reason": ("the file ends inside a quoted value opened on this record, so the record is cut "
-                          "short (an interrupted export?): " + reason("CSV2"))}
-        st.records += 1
-        st.quarantined += 1
-        st.findings["CSV2"] += 1
-        self._rejected[f.key] += 1
-        st.warnings.append(f"the file ends inside a quoted value (line {row['line']}): its last record is "
-                           f"cut "
-                           "short; was the export interrupted? Re-export to be sure nothing after it is "
-                           "missing")
-        yield Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
-                    pa.Table.from_pylist([row], QUARANTINE_SCHEMA))
-        return (rows.slice(0, n - 1), record.slice(0, n - 1), line.slice(0, n - 1))
-
-    def _over_limit(self, f: ExportFile, st: FileStats, held: tuple[pa.RecordBatch, pa.Array, pa.Array],
-                    ) -> Generator[Chunk, None, tuple[pa.RecordBatch, pa.Array, pa.Array]]:
-        """Quarantine the records pyarrow read although they are over MAX_RECORD_BYTES (one that fits in
-        two read blocks): the limit is the same wherever a record falls. Returns the rows to stage."""
-        rows, record, line = held
-        size = None
-        for col in rows.columns:
-            n = pc.fill_null(pc.binary_length(col), 0).cast(pa.int64())
-            size = n if size is None else pc.add(size, n)
-        over = pc.greater(size, MAX_RECORD_BYTES)
-        if not pc.any(over).as_py():
-            return held
-        out = []
-        for rec, ln, sz in zip(record.filter(over).to_pylist(), line.filter(over).to_pylist(),
-                               size.filter(over).to_pylist(), strict=True):
-            out.append({"file": f.key, "table": f.table, "record": rec, "line": ln, "code": "CSV5",
-                        "raw": None,
-                        "reason": (f"the record is {sz:,} bytes, more than the {MAX_RECORD_BYTES >> 20} MiB "
-                                   f"one "
-                                   "record may hold: " + reason("CSV5"))})
-        yield self._quarantined(f, st, "CSV5", out)
-        keep = pc.invert(over)
-        return rows.filter(keep), record.filter(keep), line.filter(keep)
-
-    def _overlong_chunk(self, f: ExportFile, st: FileStats, tracker: LineTracker, size: int, newlines: int,
-                        complete: bool) -> Chunk:
-        """Quarantine one record too long to read (its size only: nothing of it is kept)."""
-        record, line = tracker.skipped(newlines, complete)
-        lines = newlines if complete else newlines + 1
-        row = {"file": f.key, "table": f.table, "record": record, "line": line, "code": "CSV5",
-               "reason": (f"the record is {size:,} bytes over {lines:,} lines, more than the "
-                          f"{MAX_RECORD_BYTES >> 20} MiB one record may hold: " + reason("CSV5")),
-               "raw": None}
-        st.records += 1
-        st.quarantined += 1
-        st.findings["CSV5"] += 1
-        self._rejected[f.key] += 1
-        return Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
-                     pa.Table.from_pylist([row], QUARANTINE_SCHEMA))
-
-    def _check_rate(self, f: ExportFile, st: FileStats) -> None:
-        """A file most of whose records could not be read was misread (delimiter, quote, encoding) or is
-        not what its name says: refuse it rather than stage what is left of it."""
-        bad = self._rejected[f.key]
-        if bad >= QUARANTINE_STOP_MIN and bad > QUARANTINE_STOP_RATE * st.records and st.error is None:
-            st.error = (f"{f.name}: {bad:,} of {st.records:,} records could not be read (over "
-                        f"{QUARANTINE_STOP_RATE:.0%}): the file was probably misread (delimiter, quote "
-                        f"character "
-                        "or encoding) or is damaged; check it, set the export profile, or re-export it")
-
-    def _bad_rows(self, f: ExportFile, bad: list[BadRow], st: FileStats, fmt: FileFormat,
-                  colnames: list[str], mapping: dict[str, str], ctx: ParseContext) -> Iterator[Chunk]:
-        """Quarantine rows with the wrong field count; re-parse lines freed from an unterminated quote."""
-        broken: list[BadRow] = []
-        recovered: list[tuple[BadRow, list[str]]] = []
-        rejoined: list[tuple[int, str]] = []  # (index in recovered, source column of the break)
-        for b in bad:
-            if b.recovered:
-                fields = self._split(b.text, fmt)
-                if len(fields) == len(colnames):
-                    recovered.append((b, fields))
-                    continue
-                b.fields = len(fields)
-            elif b.parts:
-                head, tail = self._split(b.parts[0], fmt), self._split(b.parts[1], fmt)
-                fields = head[:-1] + [head[-1] + "\n" + tail[0]] + tail[1:] if head and tail else []
-                if len(fields) == len(colnames):
-                    rejoined.append((len(recovered), colnames[len(head) - 1]))
-                    recovered.append((b, fields))
-                    continue
-            broken.append(b)
-        if broken:
-            yield self._bad_chunk(f, broken, st, fmt)
-        if recovered:
-            batch = pa.RecordBatch.from_arrays(
-                [pa.array([fields[i] for _, fields in recovered], pa.string()) for i in range(len(colnames))],
-                names=colnames)
-            yield from self._parse_rows(f, st, fmt, batch,
-                                        pa.array([b.record for b, _ in recovered], pa.int64()),
-                                        pa.array([b.line for b, _ in recovered], pa.int64()), mapping, ctx,
-                                        rejoined=rejoined)
-
-    @staticmethod
-    def _split(text: str, fmt: FileFormat) -> list[str]:
-        """Fields of one line of text; [] when even Python's csv module cannot split it."""
-        try:
-            return next(csv.reader([text.replace("\r", " ")], delimiter=fmt.delimiter,
-                                   quotechar=fmt.quotechar, strict=False), [])
-        except csv.Error:
-            return []
-
-    def _bad_chunk(self, f: ExportFile, bad: list[BadRow], st: FileStats, fmt: FileFormat) -> Chunk:
-        rows = []
-        expected = len(fmt.header) + (1 if fmt.trailing_delimiter else 0)
-        for b in bad:
-            extra = ""
-            if b.unterminated:
-                extra = (f"; an unterminated {fmt.quotechar} quote swallowed {b.lines} lines, which were "
-                         "re-read as records of their own")
-            rows.append({
-                "file": f.key, "table": f.table, "record": b.record, "line": b.line, "code": "CSV2",
-                "reason": f"{b.fields} fields where {expected} were expected{extra}: "
-                          + reason("CSV2"),
-                "raw": b.text,
-            })
-        return self._quarantined(f, st, "CSV2", rows)
-
-    def _quarantined(self, f: ExportFile, st: FileStats, code: str, rows: list[dict[str, object]]) -> Chunk:
-        """A chunk holding only quarantined records (each read, none staged), counted under ``code``."""
-        st.records += len(rows)
-        st.quarantined += len(rows)
-        st.findings[code] += len(rows)
-        self._rejected[f.key] += len(rows)
-        return Chunk(f.table, f.key, staged_schema(f.table).empty_table(), _empty(FINDINGS_SCHEMA),
-                     pa.Table.from_pylist(rows, QUARANTINE_SCHEMA))
-
     def _parse_rows(self, f: ExportFile, st: FileStats, fmt: FileFormat, rows: pa.RecordBatch,
                     record: pa.Array, line: pa.Array, mapping: dict[str, str],
                     ctx: ParseContext, rejoined: list[tuple[int, str]] | None = None) -> Iterator[Chunk]:
@@ -537,7 +285,7 @@ class ExportReader:
         values: dict[str, pa.Array] = {}
         codes: CodeMap = {}
         # Columns parse independently and pyarrow releases the GIL: parse them on the pool.
-        jobs = {col.name: _POOL.submit(self._parse, rows, by_canon[col.name], col, ctx, f.table)
+        jobs = {col.name: PARSE_POOL.submit(self._parse, rows, by_canon[col.name], col, ctx, f.table)
                 for col in table.columns if col.name in by_canon}
         for col in table.columns:
             if col.name not in jobs:
@@ -567,7 +315,7 @@ class ExportReader:
         for src, code_arr, action_arr in (entry for entries in codes.values() for entry in entries):
             fixed = pc.or_(fixed, pc.fill_null(pc.is_in(action_arr, pa.array(["repaired", "nulled"])), False))
             parts.append(findings_table(f.key, f.table, src, record, line, keys, code_arr, action_arr))
-        findings = pa.concat_tables(parts) if parts else _empty(FINDINGS_SCHEMA)
+        findings = pa.concat_tables(parts) if parts else empty(FINDINGS_SCHEMA)
         # Rows that cannot be staged: blank primary key or required reference.
         required = [c.name for c in table.columns if c.required]
         bad = pa.repeat(False, n)
@@ -577,7 +325,7 @@ class ExportReader:
         wide = self.profile.spec(f.table).wide_procedures
         if wide is not None and f.table == "appt":
             derived = derive_wide_procedures(rows, data, wide, ctx, f.key, keys_for=_key_strings)
-        quarantine = _empty(QUARANTINE_SCHEMA)
+        quarantine = empty(QUARANTINE_SCHEMA)
         if pc.any(bad).as_py():
             missing_cols = [c for c in required if pc.any(pc.and_(bad, pc.is_null(values[c]))).as_py()]
             raw = pc.binary_join_element_wise(*[pc.fill_null(rows.column(i), "")
@@ -613,7 +361,7 @@ class ExportReader:
             derived, dfind = derived
             st.derived += derived.num_rows
             if derived.num_rows or dfind.num_rows:
-                yield Chunk("apptproc", f.key, derived, dfind, _empty(QUARANTINE_SCHEMA))
+                yield Chunk("apptproc", f.key, derived, dfind, empty(QUARANTINE_SCHEMA))
 
     def _parse(self, rows: pa.RecordBatch, src: str, col: Column, ctx: ParseContext, table: str):  # type: ignore[no-untyped-def]
         raw = rows.column(src)

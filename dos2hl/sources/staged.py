@@ -1,14 +1,19 @@
-"""The shapes of what staging writes: a staged row (canonical columns + lineage), a finding, a
-quarantined record. The reader builds them and the row rules derive rows in them; staging stores them."""
+"""The shapes of what the reader yields and staging writes: a staged row (canonical columns + lineage),
+a finding, a quarantined record, one block of a file (``Chunk``) and one file's accounting
+(``FileStats``). The reader builds them and the row rules derive rows in them; staging stores them."""
 
 from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..model import arrow_schema
 
-__all__ = ["FINDINGS_SCHEMA", "LINEAGE", "QUARANTINE_SCHEMA", "findings_table", "staged_schema"]
+__all__ = ["Chunk", "FINDINGS_SCHEMA", "FileStats", "LINEAGE", "QUARANTINE_SCHEMA", "empty", "findings_table",
+           "staged_schema"]
 
 FINDINGS_SCHEMA = pa.schema([
     ("file", pa.string()), ("table", pa.string()), ("record", pa.int64()), ("line", pa.int64()),
@@ -39,3 +44,63 @@ def findings_table(file: str, table: str, column: str, record: pa.Array, line: p
         "record": record.filter(mask), "line": line.filter(mask), "column": pa.repeat(column, n),
         "key": keys.filter(mask), "code": codes.filter(mask), "action": actions.filter(mask),
     }, schema=FINDINGS_SCHEMA)
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+@dataclass
+class FileStats:
+    """What happened to one export file; the counts must add up (``balanced``)."""
+
+    file: str
+    table: str
+    bytes: int = 0
+    sha256: str = ""
+    format: dict[str, object] = field(default_factory=dict)
+    records: int = 0
+    clean: int = 0
+    repaired: int = 0
+    quarantined: int = 0
+    derived: int = 0  # rows of another table made from this file (wide appointment procedures)
+    banner_lines: int = 0
+    header_lines: int = 0
+    blank_lines: int = 0
+    trailer_lines: int = 0
+    declared_records: int | None = None
+    lines: int = 0  # physical lines accounted for (banner + header + records + blank + trailer)
+    columns: list[str] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    findings: Counter[str] = field(default_factory=Counter)
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        """Every record accounted for, and nothing of the file left unread (``error``)."""
+        return self.error is None and self.records == self.clean + self.repaired + self.quarantined
+
+    def identity(self) -> str:
+        return (f"{self.file}: {self.records} records = {self.clean} clean + {self.repaired} repaired"
+                f" + {self.quarantined} quarantined" + ("" if self.error is None
+                                                        else " (NOT BALANCED: read error)"))
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["findings"] = dict(sorted(self.findings.items()))
+        d["balanced"] = self.balanced
+        return d
+
+
+@dataclass
+class Chunk:
+    """One block of one file, read into the canonical model."""
+
+    table: str
+    file: str
+    data: pa.Table  # canonical columns + LINEAGE
+    findings: pa.Table
+    quarantine: pa.Table
+    unmapped: pa.Table | None = None  # raw text of the file's columns the profile does not map

@@ -22,7 +22,7 @@ LIMIT = 450
 DATA_TABLES = {"dos2hl/model/tables.py", "dos2hl/mapping/synonyms.py"}
 #: Modules still over the limit, at their size when this test was written: they may only shrink
 #: (to be split; each line here is a debt, not a licence).
-OVER_LIMIT = {"dos2hl/provision/plan.py": 629, "dos2hl/sources/reader.py": 622}
+OVER_LIMIT = {"dos2hl/provision/plan.py": 629}
 
 
 def test_no_module_imports_itself_back_through_others() -> None:

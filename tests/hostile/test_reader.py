@@ -124,7 +124,10 @@ def test_40mb_memo_with_line_breaks_mid_table_loses_no_row_after_it(
 
 def test_record_over_the_limit_mid_table_is_quarantined_and_reading_resumes_after_it(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reader, "MAX_RECORD_BYTES", 4 << 20)  # the 64 MiB bound, scaled to a fast test
+    from dos2hl.sources import quarantine
+
+    for module in (reader, quarantine):  # the 64 MiB bound, scaled to a fast test (read and refused alike)
+        monkeypatch.setattr(module, "MAX_RECORD_BYTES", 4 << 20)
     memo = f'20,000007,06/03/2024,TXT,"{CANARY} '.encode() + b"x, y\r\n" * (1 << 20) + b'"\r\n'
     body = b"".join(_note(i) for i in range(1, 20)) + memo + b"".join(_note(i) for i in range(21, 41))
     result, out = _stage(_export(tmp_path, HEADER + body), tmp_path)
