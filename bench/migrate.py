@@ -112,7 +112,8 @@ class VirtualClock:
 
 
 def _fake_transport(sent: list[tuple[str, str, int]]) -> Any:
-    """A HighLevel that answers the writer's creates instantly with valid bodies (ids are counters)."""
+    """A HighLevel that answers the writer's creates instantly with valid bodies (ids are counters), and
+    the discovery's search pages with an empty sub-account (a first run: nothing there under our keys)."""
     import httpx
 
     ids = itertools.count(1)
@@ -122,7 +123,15 @@ def _fake_transport(sent: list[tuple[str, str, int]]) -> Any:
     def handle(request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
         status, body = 404, b'{"message":"not in the fake"}'
-        if method == "POST":
+        if path == "/contacts/search":
+            status, body = 200, b'{"contacts":[],"total":0}'
+        elif path.startswith("/objects/") and path.endswith("/records/search"):
+            status, body = 200, b'{"records":[],"total":0}'
+        elif method == "GET" and path == "/opportunities/search":
+            status, body = 200, b'{"opportunities":[],"meta":{"total":0}}'
+        elif method == "GET" and path == "/medias/files":
+            status, body = 200, b'{"files":[]}'
+        elif method == "POST":
             n = next(ids)
             if path == "/contacts/":
                 status, body = 201, b'{"contact":{"id":"c%09d"}}' % n
