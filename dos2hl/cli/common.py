@@ -11,8 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import Dos2hlError
 
-__all__ = ["ExportDateOpt", "JsonOpt", "LocationsOpt", "ProfileOpt", "TargetOpt", "_fail", "params_or_exit",
-           "require_extra"]
+__all__ = ["ExportDateOpt", "JsonOpt", "LocationsOpt", "ProfileOpt", "StorageOpt", "TargetOpt", "_fail",
+           "params_or_exit", "require_extra"]
 
 ProfileOpt = Annotated[str,
                        typer.Option("--profile",
@@ -26,6 +26,8 @@ ExportDateOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 LocationsOpt = Annotated[Path,
                          typer.Option("--locations", help="locations.yaml: source location -> sub-account.")]
+StorageOpt = Annotated[Optional[str],
+                       typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")]
 TargetOpt = Annotated[Optional[str],
                       typer.Option("--target", help="HighLevel base URL (overrides locations.yaml).")]
 

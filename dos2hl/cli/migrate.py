@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import Dos2hlError
-from .common import ExportDateOpt, JsonOpt, LocationsOpt, TargetOpt, _fail, params_or_exit
+from .common import ExportDateOpt, JsonOpt, LocationsOpt, StorageOpt, TargetOpt, _fail, params_or_exit
 
 __all__ = ["TerminalGates", "register"]
 
@@ -27,8 +27,7 @@ def migrate(
     mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
     locations: LocationsOpt,
     target: TargetOpt = None,
-    storage: Annotated[Optional[str],
-                       typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+    storage: StorageOpt = None,
     sample: Annotated[int, typer.Option("--sample", help="Patients in the sample phase (0: none).")] = 300,
     approve: Annotated[bool, typer.Option("--approve", help="Pass the sample gate without asking.")] = False,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Resume or continue this run.")] = None,
@@ -83,8 +82,7 @@ def retry(
     mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml of the run.")],
     locations: LocationsOpt,
     target: TargetOpt = None,
-    storage: Annotated[Optional[str],
-                       typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+    storage: StorageOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Replay a run's dead letters (report/pending.csv): each is looked up first, then written."""
@@ -106,8 +104,7 @@ def rollback(
     run_id: Annotated[str, typer.Argument(help="The run (or rejected sample) to undo.")],
     locations: LocationsOpt,
     target: TargetOpt = None,
-    storage: Annotated[Optional[str],
-                       typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+    storage: StorageOpt = None,
     location: Annotated[Optional[str], typer.Option("--location", help="Only this export location.")] = None,
     as_json: JsonOpt = False,
 ) -> None:

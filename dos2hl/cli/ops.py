@@ -12,7 +12,7 @@ import typer
 
 from ..errors import ConfigError, Dos2hlError
 from ..settings import Dos2hlSettings
-from .common import ExportDateOpt, JsonOpt, LocationsOpt, TargetOpt, _fail, params_or_exit
+from .common import ExportDateOpt, JsonOpt, LocationsOpt, StorageOpt, TargetOpt, _fail, params_or_exit
 
 
 def register(app: typer.Typer) -> None:
@@ -152,8 +152,7 @@ def register(app: typer.Typer) -> None:
         mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
         locations: LocationsOpt,
         target: TargetOpt = None,
-        storage: Annotated[Optional[str],
-                           typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")] = None,
+        storage: StorageOpt = None,
         run_id: Annotated[Optional[str], typer.Option("--run-id", help="Resume this delta run.")] = None,
         deleted: Annotated[str, typer.Option("--deleted",
                                              help="Rows deleted in the source: 'tag' the contact "
