@@ -1,6 +1,7 @@
-"""One run's world, built once per process: settings, the locations file (tokens resolved once), the
-governor and the client factories that take their permits from it, where runs live. Every step takes
-it as its first argument; nothing re-loads settings or locations, and nothing caches them in a module."""
+"""One run's world, built once per process: settings, the locations file (read and validated once; a
+client reads its token from the environment when it opens), the governor and the client factories that
+take their permits from it, where runs live. Every step takes it as its first argument; nothing
+re-loads settings or locations, and nothing caches them in a module."""
 
 from __future__ import annotations
 
