@@ -113,8 +113,7 @@ def rollback(
     from ..pipeline import open_env, rollback_step
 
     params = params_or_exit(RollbackParams, run_id=run_id, locations=locations, target=target,
-                            storage=storage,
-                            location=location)
+                            storage=storage, location=location)
     try:
         out = rollback_step(open_env(params), params)
     except Dos2hlError as exc:
