@@ -11,8 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import Dos2hlError
 
-__all__ = ["ExportDateOpt", "JsonOpt", "LocationsOpt", "ProfileOpt", "StorageOpt", "TargetOpt", "_fail",
-           "params_or_exit", "require_extra"]
+__all__ = ["ExportDateOpt", "JsonOpt", "LocationsOpt", "MappingOpt", "ProfileOpt", "StorageOpt", "TargetOpt",
+           "_fail", "params_or_exit", "require_extra"]
 
 ProfileOpt = Annotated[str,
                        typer.Option("--profile",
@@ -26,6 +26,7 @@ ExportDateOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 LocationsOpt = Annotated[Path,
                          typer.Option("--locations", help="locations.yaml: source location -> sub-account.")]
+MappingOpt = Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")]
 StorageOpt = Annotated[Optional[str],
                        typer.Option("--storage", help="Runs root (default DOS2HL_STORAGE).")]
 TargetOpt = Annotated[Optional[str],

@@ -14,7 +14,16 @@ from .. import __version__
 from ..errors import Dos2hlError
 from ..progress import progress_reporter
 from ..settings import Dos2hlSettings
-from .common import ExportDateOpt, JsonOpt, LocationsOpt, ProfileOpt, TargetOpt, _fail, require_extra
+from .common import (
+    ExportDateOpt,
+    JsonOpt,
+    LocationsOpt,
+    MappingOpt,
+    ProfileOpt,
+    TargetOpt,
+    _fail,
+    require_extra,
+)
 from .governor import governor_app
 from .mapping import map_app
 from .migrate import register as register_migrate
@@ -257,7 +266,7 @@ def providers(
 
 @app.command()
 def provision(
-    mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
+    mapping: MappingOpt,
     locations: LocationsOpt,
     target: TargetOpt = None,
     source: Annotated[Optional[str], typer.Option("--source", help="The export: pick-list options from its "

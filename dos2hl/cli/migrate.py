@@ -11,7 +11,16 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import Dos2hlError
-from .common import ExportDateOpt, JsonOpt, LocationsOpt, StorageOpt, TargetOpt, _fail, params_or_exit
+from .common import (
+    ExportDateOpt,
+    JsonOpt,
+    LocationsOpt,
+    MappingOpt,
+    StorageOpt,
+    TargetOpt,
+    _fail,
+    params_or_exit,
+)
 
 __all__ = ["TerminalGates", "register"]
 
@@ -24,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
 def migrate(
     source: Annotated[str, typer.Argument(help="Export folder or s3://bucket/prefix.")],
-    mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
+    mapping: MappingOpt,
     locations: LocationsOpt,
     target: TargetOpt = None,
     storage: StorageOpt = None,

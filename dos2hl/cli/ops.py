@@ -12,7 +12,16 @@ import typer
 
 from ..errors import ConfigError, Dos2hlError
 from ..settings import Dos2hlSettings
-from .common import ExportDateOpt, JsonOpt, LocationsOpt, StorageOpt, TargetOpt, _fail, params_or_exit
+from .common import (
+    ExportDateOpt,
+    JsonOpt,
+    LocationsOpt,
+    MappingOpt,
+    StorageOpt,
+    TargetOpt,
+    _fail,
+    params_or_exit,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -149,7 +158,7 @@ def register(app: typer.Typer) -> None:
         source: Annotated[str, typer.Argument(help="The new export (folder or s3://bucket/prefix).")],
         since_run: Annotated[str, typer.Option("--since-run", help="The run (migration or delta) it follows; "
                                                "'latest': the newest completed run of the storage.")],
-        mapping: Annotated[Path, typer.Option("--mapping", help="The confirmed mapping.yaml.")],
+        mapping: MappingOpt,
         locations: LocationsOpt,
         target: TargetOpt = None,
         storage: StorageOpt = None,

@@ -27,7 +27,7 @@ def limits_from(g: GovernorSettings) -> Limits:
 
 def state_uri(settings: Dos2hlSettings) -> str:
     """Where the governor keeps its usage: ``DOS2HL_GOVERNOR_STATE`` or ``<storage>/state/governor.json``."""
-    return settings.governor.state or f"{str(settings.storage).rstrip('/')}/state/governor.json"
+    return settings.governor.state or f"{settings.runs_root()}/state/governor.json"
 
 
 def open_governor(settings: Dos2hlSettings | None = None, *, cls: str = "migration") -> Any:
