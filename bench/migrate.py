@@ -197,7 +197,7 @@ def _counts(phase: Any) -> dict[str, Any]:
 
 
 def _prepare(w: Any, workers: int, factory: Any) -> tuple[Any, float]:
-    from dos2hl.migrate import prepare
+    from dos2hl.execution import prepare
 
     t0 = time.perf_counter()
     ctx = prepare(_opts(w, workers), client_factory=factory)
@@ -209,8 +209,8 @@ def measure_throughput(root: Path, patients: int, years: int, workers: int, prof
     """Limits lifted: prepare against the sandbox, the full write phase against the fake HighLevel."""
     from pydantic import SecretStr
 
+    from dos2hl.execution import run_phase
     from dos2hl.highlevel import HighLevelClient
-    from dos2hl.migrate import run_phase
     from tests.migrate.conftest import BASE, FAST
 
     _log(f"throughput: generating and provisioning {patients} patients x {years} years")
@@ -233,8 +233,8 @@ def measure_throughput(root: Path, patients: int, years: int, workers: int, prof
         if profile:  # cProfile sees one thread: run the shards one after the other in this one
             import cProfile
 
-            from dos2hl.migrate import WriteResult
-            from dos2hl.migrate.run import migrate_shard
+            from dos2hl.execution import WriteResult
+            from dos2hl.execution.shard import migrate_shard
 
             prof = cProfile.Profile()
             prof.enable()
@@ -267,7 +267,7 @@ def measure_throughput(root: Path, patients: int, years: int, workers: int, prof
 
 def measure_sandbox(root: Path, patients: int, years: int, workers: int) -> dict[str, Any]:
     """Baseline: the same write phase against the in-process sandbox (limits lifted, fake clock)."""
-    from dos2hl.migrate import run_phase
+    from dos2hl.execution import run_phase
 
     _log(f"sandbox: {patients} patients x {years} years")
     w = _world(root, patients, years)
@@ -298,9 +298,9 @@ def measure_requests(root: Path, patients: int, years: int, workers: int, burst:
     from pydantic import SecretStr
     from starlette.testclient import TestClient
 
+    from dos2hl.execution import driver
     from dos2hl.governor import Limits, LocalGovernor
     from dos2hl.highlevel import HighLevelClient, RetryPolicy
-    from dos2hl.migrate import driver
     from dos2hl.pipeline import MigrateParams, migrate
     from dos2hl.sandbox import create_app
     from tests.migrate.conftest import BASE, EXPORT_DATE, Counting

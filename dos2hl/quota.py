@@ -24,7 +24,7 @@ from typing import Any
 
 from .mapping.model import Mapping as FieldMap
 from .mapping.model import load_mapping
-from .migrate.transform import OBJECT_NAMES
+from .planning.transform import OBJECT_NAMES
 
 __all__ = ["BULK_KINDS", "PAGE", "plan_quota", "render_plan", "requests_for"]
 
@@ -75,9 +75,9 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
                settings: Any = None, verify: str = "sample") -> dict[str, Any]:
     """Per location and object: records, path, requests; the timeline with and without the bulk path."""
     from .api import stage_export
-    from .migrate.planning import ShardSpec, plan_shard
-    from .migrate.zones import blank_zone_warnings, export_zones, office_zones
     from .phi import create_key_file
+    from .planning.plan import ShardSpec, plan_shard
+    from .planning.zones import blank_zone_warnings, export_zones, office_zones
     from .settings import Dos2hlSettings
     from .storage import open_store
 
@@ -191,7 +191,7 @@ def _verify_reads(kinds: Counter[str], patients: int, sample: int, *, verify_mod
                   noted: int = 0) -> int:
     """The run's read-backs: the sample phase's (its records, when there is one), then the final one:
     every record (``full``) or the sample's share of the location (``sample``); by the run's own rule."""
-    from .migrate.verify import read_back_cost
+    from .writing.verify import read_back_cost
 
     if not patients:
         return 0

@@ -14,7 +14,7 @@ def _modules() -> list[str]:
 
 
 def test_library_imports_neither_prefect_nor_ray() -> None:
-    mods = [m for m in _modules() if m not in ("dos2hl.governor.actor", "dos2hl.governor.pool")]
+    mods = [m for m in _modules() if m not in ("dos2hl.governor.actor", "dos2hl.execution.pool")]
     code = (
         "import importlib, sys\n"
         f"for m in {mods!r}: importlib.import_module(m)\n"

@@ -27,14 +27,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..migrate.crm import OpportunityPayload
-from ..migrate.ledger import IdMap, LedgerWriter, Op, read_ledger
-from ..migrate.planning import plan_shard
-from ..migrate.run import read_households
-from ..migrate.transform import OBJECT_NAMES, ContactPayload, RecordPayload
-from ..migrate.updates import opportunity_text
-from ..migrate.write import SHARED_FIELDS, LocationSchema
+from ..execution import discover
+from ..planning import OBJECT_NAMES, ContactPayload, OpportunityPayload, RecordPayload, plan_shard
 from ..storage import Store, open_store
+from ..writing import (
+    SHARED_FIELDS,
+    IdMap,
+    Inventory,
+    LedgerWriter,
+    LocationSchema,
+    Op,
+    load_inventory,
+    opportunity_text,
+    read_households,
+    read_ledger,
+)
 from .packages import (
     Package,
     checklist,
@@ -83,8 +90,6 @@ def is_sandbox(client: Any) -> bool:
 def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any],
                importer: Importer | None = None, sleep: Callable[[float], None] = time.sleep) -> BulkResult:
     """Packages, import (sandbox) or wait (``importer``), reconcile; for every location."""
-    from ..migrate.driver import discover
-    from ..migrate.existing import Inventory, load_inventory
 
     out = BulkResult()
     run = open_store(ctx.run_uri)

@@ -82,8 +82,8 @@ def register(app: typer.Typer) -> None:
                             typer.Option("--key-file", help="Default DOS2HL_PHI_KEY_FILE.")] = None,
     ) -> None:
         """Open one value a migration stored encrypted in HighLevel (prints the plain text)."""
-        from ..migrate.ledger import stable_key
         from ..phi import load_sealer
+        from ..planning.keys import stable_key
 
         try:
             if record.count("/") == 2:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..bulk.run import Importer
-from ..migrate.driver import ClientFactory
+from ..execution.driver import ClientFactory
 from ..params import DeltaParams, MigrateParams, RollbackParams
 from .delta import delta_step
 from .env import RunEnv, open_env

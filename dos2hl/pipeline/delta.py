@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..migrate.delta import run_delta
+from ..execution.delta import run_delta
 from ..params import DeltaParams
 from .env import RunEnv
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..execution.driver import ClientFactory, default_factory, shared_settings
 from ..locations import LocationsFile, load_locations
-from ..migrate.driver import ClientFactory, default_factory, shared_settings
 from ..settings import Dos2hlSettings
 
 __all__ = ["RunEnv", "open_env"]

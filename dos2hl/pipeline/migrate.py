@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from ..bulk.run import Importer, bulk_phase
-from ..migrate.driver import prepare, run_phase, verify_phase
-from ..migrate.report import build_report, write_report
-from ..migrate.sample import choose_sample
-from ..migrate.usage import Watch, record
+from ..execution.driver import prepare, run_phase, verify_phase
+from ..execution.report import build_report, write_report
+from ..execution.usage import Watch, record
 from ..params import MigrateParams, RollbackParams
+from ..planning.sample import choose_sample
 from ..storage import open_store
 from .env import RunEnv
 from .gates import Gates

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..bulk.run import BulkResult
-from ..migrate.results import Prepared, VerifyResult, WriteResult
+from ..execution.results import Prepared, VerifyResult, WriteResult
 
 __all__ = ["BulkResult", "Prepared", "RunReport", "VerifyResult", "WriteResult"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..migrate.rollback import rollback
 from ..params import RollbackParams
+from ..writing.rollback import rollback
 from .env import RunEnv
 
 __all__ = ["rollback_step"]

@@ -263,7 +263,7 @@ def desired_schema(mapping: Mapping, source: str | Path | None = None) -> Desire
             _merge(d.contact_fields, FieldSpec(uf.key, uf.name, uf.data_type, uf.options,
                                                f"user-defined field {uf.field_id}",
                                                sources=(f"USERFLD.{uf.field_id}",)))
-    if any(e.table == "patient" for e in mapping.fields):  # households (dos2hl.migrate.write.households)
+    if any(e.table == "patient" for e in mapping.fields):  # households (dos2hl.writing.households)
         for key, name, dt_ in (("contact.shared_email", "Shared Email", "TEXT"),
                                ("contact.shared_phone", "Shared Phone", "TEXT")):
             _merge(d.contact_fields, FieldSpec(key, name, dt_, (), "a family member's email/phone when the "
@@ -276,7 +276,7 @@ def desired_schema(mapping: Mapping, source: str | Path | None = None) -> Desire
         names += [f"referral: {r.get('name')}" for r in ref.tables.get("refsrc", [])
                   if str(r.get("ref_kind") or "").upper() == "MKT" and r.get("name")]
         d.tags = _unique(n.lower() for n in names)
-        from ..migrate.referrals import referral_options
+        from ..planning.referrals import referral_options
 
         _merge(d.contact_fields, FieldSpec("contact.referral_source", "Referral Source", "SINGLE_OPTIONS",
                                            tuple(referral_options(ref.tables.get("refsrc", []))),

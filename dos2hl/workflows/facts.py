@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..mapping.objectmap import PIPELINES, VALUE_LABELS, target_for
-from ..migrate.planning import read_staged
+from ..planning.plan import read_staged
 from ..storage import Store
 from ._common import (
     BLANK,

@@ -130,9 +130,9 @@ def test_without_the_sandbox_the_run_waits_for_the_operator_then_resumes(world: 
 def test_a_row_the_importer_refuses_is_a_dead_letter_then_written_through_the_api(world: Any,
                                                                                   monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.bulk import packages
-    from dos2hl.migrate.ledger import read_ledger
     from dos2hl.pipeline import migrate
     from dos2hl.storage import open_store
+    from dos2hl.writing.ledger import read_ledger
 
     w = world
     real = packages.record_row

@@ -133,9 +133,9 @@ def _tear(run: Path, obj: str = "patient") -> str:
 def test_a_torn_ledger_file_is_named_skipped_and_nothing_is_created_twice(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from dos2hl.migrate.report import pending
-    from dos2hl.migrate.rollback import rollback
+    from dos2hl.execution.report import pending
     from dos2hl.pipeline import migrate
+    from dos2hl.writing.rollback import rollback
 
     w = world
     first = migrate(_opts(w, run_id="r-torn"), client_factory=w.factory)
@@ -191,10 +191,10 @@ def test_a_crash_right_after_the_put_leaves_a_sealed_before_image_that_rollback_
 ) -> None:
     import shutil
 
-    from dos2hl.migrate.delta import run_delta
-    from dos2hl.migrate.rollback import rollback
+    from dos2hl.execution.delta import run_delta
     from dos2hl.params import DeltaParams
     from dos2hl.pipeline import migrate
+    from dos2hl.writing.rollback import rollback
 
     w = world
     pid: dict[str, str] = {}
@@ -235,8 +235,8 @@ def test_a_crash_right_after_the_put_leaves_a_sealed_before_image_that_rollback_
     assert now["city"] == "Crashtown"  # the PUT landed; the process died before recording it
     run = w.root / "runs" / "r-delta"
     assert leaks(run / "ledger") == []  # the before-image (which holds the canary) is sealed
-    from dos2hl.migrate.ledger import read_ledger
     from dos2hl.storage import open_store
+    from dos2hl.writing.ledger import read_ledger
 
     rows = read_ledger(open_store(str(run))).to_pylist()
     kept = [r for r in rows if r["op"] == "update" and r["outcome"] == "before-image"]

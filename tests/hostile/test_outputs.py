@@ -75,9 +75,9 @@ def test_pending_and_excluded_csv_neutralise_export_ids(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    from dos2hl.migrate.ledger import LedgerWriter, Op
-    from dos2hl.migrate.report import write_report
+    from dos2hl.execution.report import write_report
     from dos2hl.storage import open_store
+    from dos2hl.writing.ledger import LedgerWriter, Op
 
     run = tmp_path / "run"
     led = LedgerWriter(open_store(str(run)), "r1", writer="t")
@@ -88,8 +88,8 @@ def test_pending_and_excluded_csv_neutralise_export_ids(tmp_path: Path,
     phases = [SimpleNamespace(shards=[{"location": "L001",
                                        "excluded_rows": [["document", FORMULA, "=too big"]]}])]
     rep: dict[str, Any] = {"quarantine_by_code": {}, "field_diff": {"fields": {}, "mismatches": 0}}
-    monkeypatch.setattr("dos2hl.migrate.report._md", lambda rep: "report")
-    monkeypatch.setattr("dos2hl.migrate.report._html", lambda md, req: "report")
+    monkeypatch.setattr("dos2hl.execution.report._md", lambda rep: "report")
+    monkeypatch.setattr("dos2hl.execution.report._html", lambda md, req: "report")
     write_report(str(run), rep, phases)
     pending = _cells((run / "report" / "pending.csv").read_text())
     excluded = _cells((run / "report" / "excluded.csv").read_text())
@@ -157,7 +157,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
                                           history_years=2))
     _merge_fixture(root / "gen" / "export", FIXTURE)
     w = make_world(root, mp, crm=True, export=root / "gen" / "export")
-    import dos2hl.migrate.write_crm as write_crm
+    import dos2hl.writing.writer_crm as write_crm
 
     real = write_crm.read_document
     failed: list[str] = []
@@ -192,8 +192,8 @@ def test_a_formula_name_reaches_highlevel_true_and_no_package_holds_it(hostile_r
 
 
 def test_a_negative_amount_is_imported_as_a_number(hostile_run: Any) -> None:
-    from dos2hl.migrate.ledger import read_ledger
     from dos2hl.storage import open_store
+    from dos2hl.writing.ledger import read_ledger
 
     w, rep, run, _failed = hostile_run
     led = read_ledger(open_store(str(run))).to_pylist()
@@ -207,8 +207,8 @@ def test_a_negative_amount_is_imported_as_a_number(hostile_run: Any) -> None:
 
 
 def test_an_os_error_keeps_class_and_errno_only(hostile_run: Any) -> None:
-    from dos2hl.migrate.ledger import read_ledger
     from dos2hl.storage import open_store
+    from dos2hl.writing.ledger import read_ledger
 
     w, rep, run, failed = hostile_run
     assert failed, "one document read failed"
@@ -233,7 +233,7 @@ def test_free_text_referrals_are_reported_as_channels_and_counts(hostile_run: An
 
 
 def test_shard_error_keeps_class_and_errno_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dos2hl.migrate import run as runmod
+    from dos2hl.execution import shard as runmod
 
     def boom(spec: Any, client: Any) -> Any:
         raise FileNotFoundError(2, "No such file or directory", f"/mnt/export/IMAGES/{CANARY}/x.jpg")

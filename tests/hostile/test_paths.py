@@ -146,8 +146,8 @@ class _Capture(logging.Handler):
 
 
 def test_a_note_nested_too_deep_is_migrated_whole_and_the_report_says_so(hostile: Any) -> None:
-    from dos2hl.migrate.ledger import stable_key
     from dos2hl.phi import load_sealer
+    from dos2hl.planning.keys import stable_key
     from dos2hl.settings import Dos2hlSettings
 
     w, rep, run, _expected, _log, error = hostile
@@ -340,7 +340,7 @@ def test_the_audit_counts_links_and_fifos_under_images_without_following_them(tm
 
 
 def test_an_upload_name_carries_only_a_whitelisted_extension() -> None:
-    from dos2hl.migrate.crm import upload_ext
+    from dos2hl.planning.crm import upload_ext
 
     assert upload_ext(None, "BW_01.JPG") == "jpg"
     assert upload_ext("PDF", "whatever") == "pdf"

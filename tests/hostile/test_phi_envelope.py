@@ -20,7 +20,7 @@ FIELD = "custom_objects.clinical_notes.note_text"
 
 
 def _keys() -> tuple[str, str]:
-    from dos2hl.migrate.ledger import stable_key
+    from dos2hl.planning.keys import stable_key
 
     return stable_key("L001", "clinical_note", "402"), stable_key("L001", "clinical_note", "403")
 
@@ -43,10 +43,10 @@ def test_a_sealed_value_moved_to_another_records_row_does_not_open(tmp_path: Pat
 def test_verification_reports_a_moved_value_as_a_difference(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from dos2hl.migrate.ledger import IdMap
-    from dos2hl.migrate.transform import RecordPayload
-    from dos2hl.migrate.verify import FieldDiff, verify_records
     from dos2hl.phi import create_key_file, load_sealer
+    from dos2hl.planning.transform import RecordPayload
+    from dos2hl.writing.ledger import IdMap
+    from dos2hl.writing.verify import FieldDiff, verify_records
 
     sealer = load_sealer(create_key_file(tmp_path / "k" / "phi.key"))
     mine, other = _keys()

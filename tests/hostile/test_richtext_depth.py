@@ -23,7 +23,7 @@ def _deep(depth: int, tag: str = "div") -> str:
 
 @pytest.mark.parametrize("depth", [255, 256, 300, 5000])
 def test_deep_html_keeps_every_word_and_says_it_fell_back(depth: int) -> None:
-    from dos2hl.migrate.richtext import to_text
+    from dos2hl.richtext.notes import to_text
 
     c = to_text(_deep(depth), "HTML")
     for words in ("first words", f"deep words {CANARY}", "last words"):
@@ -33,7 +33,7 @@ def test_deep_html_keeps_every_word_and_says_it_fell_back(depth: int) -> None:
 
 
 def test_shallow_html_is_rendered_by_the_library_and_not_flagged() -> None:
-    from dos2hl.migrate.richtext import to_text
+    from dos2hl.richtext.notes import to_text
 
     c = to_text(_deep(40, "span") + "<ul><li>one</li><li>two</li></ul><script>var x = 1</script>", "HTML")
     assert not c.plain_fallback
@@ -41,14 +41,14 @@ def test_shallow_html_is_rendered_by_the_library_and_not_flagged() -> None:
 
 
 def test_text_after_the_closing_html_tag_is_not_lost_either() -> None:
-    from dos2hl.migrate.richtext import to_text
+    from dos2hl.richtext.notes import to_text
 
     c = to_text("<html><body><p>seen</p></body></html>addendum typed after the end", "HTML")
     assert "addendum typed after the end" in c.text and c.plain_fallback
 
 
 def test_stray_brackets_do_not_make_the_fallback_quadratic() -> None:
-    from dos2hl.migrate.richtext import to_text
+    from dos2hl.richtext.notes import to_text
 
     text = "<div>" * 300 + "a <" * 200_000 + " end" + "</div>" * 300
     t = time.monotonic()
@@ -58,7 +58,7 @@ def test_stray_brackets_do_not_make_the_fallback_quadratic() -> None:
 
 
 def test_compose_names_the_revisions_kept_as_plain_text() -> None:
-    from dos2hl.migrate.richtext import compose, revision_chains
+    from dos2hl.richtext.notes import compose, revision_chains
 
     rows = [{"note_id": 7, "pat_id": 1, "note_text": "<p>ok</p>", "note_fmt": "HTML"},
             {"note_id": 9, "pat_id": 1, "amends_note_id": 7, "note_text": _deep(400), "note_fmt": "HTML"}]
@@ -70,7 +70,7 @@ def test_compose_names_the_revisions_kept_as_plain_text() -> None:
 
 
 def test_the_runs_notices_sum_the_notes_kept_as_plain_text() -> None:
-    from dos2hl.migrate.report import _notices
+    from dos2hl.execution.report import _notices
 
     class Phase:
         shards = [{"notices": {"notes_as_plain_text": [12, 40]}}, {"notices": {"notes_as_plain_text": [41]}}]
@@ -85,7 +85,7 @@ def _rtf_with_picture(hex_mb: int) -> str:
 
 
 def test_a_huge_pict_is_reported_not_decoded_and_the_text_after_it_is_kept() -> None:
-    from dos2hl.migrate.richtext import to_text
+    from dos2hl.richtext.notes import to_text
 
     s = _rtf_with_picture(56)  # 28 MB of picture: over the upload limit
     tracemalloc.start()
@@ -107,7 +107,7 @@ def test_a_huge_pict_is_reported_not_decoded_and_the_text_after_it_is_kept() -> 
 
 
 def test_a_picture_under_the_limit_is_still_decoded() -> None:
-    from dos2hl.migrate.richtext import to_text
+    from dos2hl.richtext.notes import to_text
 
     c = to_text(_rtf_with_picture(2), "RTF")
     (img,) = c.images
@@ -116,7 +116,7 @@ def test_a_picture_under_the_limit_is_still_decoded() -> None:
 
 
 def test_a_huge_data_uri_is_reported_not_decoded() -> None:
-    from dos2hl.migrate.richtext import to_text
+    from dos2hl.richtext.notes import to_text
 
     c = to_text('<p>x</p><img src="data:image/png;base64,' + "QUFB" * (9 * 2**20) + '"><p>after</p>', "HTML")
     (img,) = c.images

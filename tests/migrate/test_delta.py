@@ -68,7 +68,7 @@ def _new_export(w: World) -> tuple[Path, str, str]:
 
 
 def _delta(w: World, source: Path, since: str, **kw: Any) -> dict[str, Any]:
-    from dos2hl.migrate.delta import run_delta
+    from dos2hl.execution.delta import run_delta
     from dos2hl.params import DeltaParams
 
     return run_delta(DeltaParams(source=str(source), since_run=since, mapping=str(w.mapping),
@@ -77,11 +77,11 @@ def _delta(w: World, source: Path, since: str, **kw: Any) -> dict[str, Any]:
 
 
 def test_delta_updates_creates_reports_and_a_second_delta_writes_nothing(world: World) -> None:
-    from dos2hl.migrate.ledger import read_ledger
-    from dos2hl.migrate.removal import DELETED_TAG
-    from dos2hl.migrate.rollback import rollback
     from dos2hl.pipeline import MigrateParams, migrate
     from dos2hl.storage import open_store
+    from dos2hl.writing.ledger import read_ledger
+    from dos2hl.writing.removal import DELETED_TAG
+    from dos2hl.writing.rollback import rollback
 
     w = world
     first = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
@@ -135,8 +135,8 @@ def test_rollback_leaves_a_location_with_earlier_contacts_as_it_was(world: World
     """The practice already had contacts in HighLevel: after a migration and its rollback every location
     holds exactly what it held before (the same contacts, fields and tags)."""
     from dos2hl.highlevel.models import ContactCreate
-    from dos2hl.migrate.rollback import rollback
     from dos2hl.pipeline import MigrateParams, migrate
+    from dos2hl.writing.rollback import rollback
 
     w = world
     for loc in w.loc_ids:

@@ -20,7 +20,7 @@ import pytest
 
 from dos2hl.mapping.model import Entry, load_mapping
 from dos2hl.mapping.objectmap import UDF_TARGET, user_field
-from dos2hl.migrate.transform import CONTACT_STANDARD, OBJECT_NAMES
+from dos2hl.planning.transform import CONTACT_STANDARD, OBJECT_NAMES
 from tests.migrate.conftest import EXPORT_DATE, make_world
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -96,10 +96,10 @@ def test_an_adopted_record_that_differs_is_updated_and_rollback_restores_it_dele
     first: Any,
 ) -> None:
     from dos2hl.highlevel.models import ContactUpdate
-    from dos2hl.migrate.ledger import read_ledger
-    from dos2hl.migrate.rollback import rollback
     from dos2hl.pipeline import migrate
     from dos2hl.storage import open_store
+    from dos2hl.writing.ledger import read_ledger
+    from dos2hl.writing.rollback import rollback
 
     w, opts, _rep, root = first
     loc = "L001"
@@ -131,10 +131,10 @@ def test_an_adopted_record_that_differs_is_updated_and_rollback_restores_it_dele
 def test_a_resumed_run_keeps_its_own_unrecorded_creates_its_own(world: World, tmp_path: Path) -> None:
     """A record this run created before a crash (never recorded) is found by the inventory of the resumed
     attempt: it is the run's own (ledger op ``lookup``), so rolling the run back deletes it."""
-    from dos2hl.migrate.ledger import read_ledger
-    from dos2hl.migrate.rollback import rollback
     from dos2hl.pipeline import MigrateParams, migrate
     from dos2hl.storage import open_store
+    from dos2hl.writing.ledger import read_ledger
+    from dos2hl.writing.rollback import rollback
 
     w = world
     opts = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations), sample=0,

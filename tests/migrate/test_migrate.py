@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from dos2hl.migrate.ledger import read_ledger
 from dos2hl.pipeline import MigrateParams, migrate
 from dos2hl.storage import open_store
+from dos2hl.writing.ledger import read_ledger
 from tests.migrate.conftest import EXPORT_DATE, World
 
 
@@ -81,7 +81,7 @@ def test_sample_then_full_run_writes_every_patient_once_with_its_records(world: 
 def test_a_location_failing_does_not_stop_the_others(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """An error escaping one location's shards stops those shards only: the other location completes, the
     report names the stopped shards, the run is incomplete (and retry/resume picks them up)."""
-    from dos2hl.migrate import run as run_mod
+    from dos2hl.execution import shard as run_mod
     from dos2hl.pipeline import MigrateParams, migrate
 
     real = run_mod.migrate_shard

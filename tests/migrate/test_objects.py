@@ -150,8 +150,8 @@ def test_documents_that_cannot_go_are_reported_one_row_each(migrated: Any) -> No
 
 
 def test_clinical_notes_are_text_with_history_and_their_images_are_files(migrated: Any) -> None:
-    from dos2hl.migrate.ledger import stable_key
     from dos2hl.phi import load_sealer
+    from dos2hl.planning.keys import stable_key
     from dos2hl.settings import Dos2hlSettings
 
     w, rep, run = migrated
@@ -188,7 +188,7 @@ def test_activities_are_notes_with_their_original_time(migrated: Any) -> None:
 
 
 def test_rollback_removes_every_kind_in_order(migrated: Any) -> None:
-    from dos2hl.migrate.rollback import rollback
+    from dos2hl.writing.rollback import rollback
 
     w, rep, run = migrated
     done = rollback(str(run), rep["run_id"], w.factory)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dos2hl.migrate.ledger import read_ledger
 from dos2hl.pipeline import MigrateParams, migrate
 from dos2hl.storage import open_store
+from dos2hl.writing.ledger import read_ledger
 from tests.migrate.conftest import EXPORT_DATE, World, make_world
 
 
@@ -84,7 +84,7 @@ def test_phi_new_key_and_the_documented_decrypt_command(tmp_path: Path) -> None:
     assert runner.invoke(app, ["phi", "new-key", "--out", str(key)]).exit_code == 0
     assert runner.invoke(app, ["phi", "new-key", "--out", str(key)]).exit_code == 2  # never overwritten
     field = "custom_objects.clinical_notes.note_text"
-    from dos2hl.migrate.ledger import stable_key
+    from dos2hl.planning.keys import stable_key
 
     sealed = load_sealer(key).seal("Testnote canary 4711", field, stable_key("L001", "clinical_note", "402"))
     res = runner.invoke(app, ["phi", "decrypt", "--field", field, "--record", "L001/clinical_note/402",

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from dos2hl.errors import NotFoundError
-from dos2hl.migrate.removal import delete_object
+from dos2hl.writing.removal import delete_object
 
 
 class Calls:

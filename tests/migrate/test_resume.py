@@ -137,7 +137,7 @@ def test_dead_letters_are_listed_and_retry_replays_them(world: World) -> None:
 
 
 def test_a_rejected_sample_is_rolled_back_then_the_run_starts_clean(world: World) -> None:
-    from dos2hl.migrate.rollback import rollback
+    from dos2hl.writing.rollback import rollback
 
     w = world
     first = migrate(_opts(w, run_id="r-rb", sample=5), approve=lambda _r: False, client_factory=w.factory)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dos2hl.migrate.richtext import (
+from dos2hl.richtext.notes import (
     Chain,
     Converted,
     InlineImage,
@@ -322,7 +322,7 @@ Generated = tuple[list[dict[str, Any]], set[int]]
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
     from dos2hl.api import stage_export
     from dos2hl.generate import GenerateParams, generate
-    from dos2hl.migrate.planning import read_staged
+    from dos2hl.planning.plan import read_staged
     from dos2hl.storage import open_store
 
     root = tmp_path_factory.mktemp("richtext")

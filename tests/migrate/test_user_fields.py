@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dos2hl.mapping.objectmap import user_field
-from dos2hl.migrate.transform import udf_value
+from dos2hl.planning.transform import udf_value
 from dos2hl.sources.values import ParseContext
 from tests.migrate.conftest import EXPORT_DATE, make_world
 

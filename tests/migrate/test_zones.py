@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from dos2hl.migrate.crm import activity_notes, event_times
-from dos2hl.migrate.zones import blank_zone_warnings, office_zones
+from dos2hl.planning.crm import activity_notes, event_times
+from dos2hl.planning.zones import blank_zone_warnings, office_zones
 from tests.migrate.conftest import EXPORT_DATE, make_world
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "two_zones"
@@ -170,8 +170,8 @@ def test_activity_headers_carry_the_home_offices_offset_and_recall_dates_do_not_
 
 
 def test_clinical_note_times_carry_the_zone_of_the_office_where_they_were_written(migrated: Any) -> None:
-    from dos2hl.migrate.ledger import stable_key
     from dos2hl.phi import PREFIX, load_sealer
+    from dos2hl.planning.keys import stable_key
 
     w, _rep, key = migrated
     sealer = load_sealer(key)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .planning import ShardSpec
+from ..planning.plan import ShardSpec
 
 __all__ = ["Prepared", "VerifyResult", "WriteResult"]
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the rich-text note converters (:mod:`dos2hl.migrate.richtext`, ``_rtf``, ``_html``).
+"""Helpers shared by the rich-text note converters (:mod:`dos2hl.richtext.notes`, ``_rtf``, ``_html``).
 
 The :class:`InlineImage` model, image type sniffing, the private-use sentinels that mark an image's
 place through a library conversion, and the final text tidy-up. Pure: no I/O, no logging.

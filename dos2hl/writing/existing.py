@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..phi import PREFIX
+from ..planning.keys import stable_key
+from ..planning.transform import CONTACT_STANDARD, OBJECT_NAMES
 from ..storage import Store
-from .ledger import stable_key
-from .transform import CONTACT_STANDARD, OBJECT_NAMES
 from .verify import comparable
 
 __all__ = ["Inventory", "event_key", "note_key", "note_stamp", "opportunity_stamp", "take_inventory",

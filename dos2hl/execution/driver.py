@@ -7,7 +7,7 @@ prompt on the CLI, a Prefect pause in a deployment.
 
 Execution: each (location, shard) is one unit. ``executor="threads"`` runs them on a thread pool in
 this process (tests, small runs); ``"ray"`` on Ray actors sharing the governor actor
-(``dos2hl.governor.pool``). Either way every request takes a permit from the governor.
+(``dos2hl.execution.pool``). Either way every request takes a permit from the governor.
 """
 
 from __future__ import annotations
@@ -28,20 +28,15 @@ from ..locations import LocationsFile, load_locations, open_client
 from ..mapping.model import Mapping as FieldMap
 from ..mapping.model import require_confirmed
 from ..params import MigrateParams
+from ..planning.plan import ShardSpec
+from ..planning.sample import choose_sample
+from ..planning.zones import blank_zone_warnings, export_offices, export_zones, office_zones, valid_zone
 from ..settings import Dos2hlSettings
 from ..storage import open_store
-from .planning import ShardSpec
+from ..writing.households import household_channels, write_households
+from ..writing.writer import LocationSchema
 from .results import Prepared, VerifyResult, WriteResult
-from .run import (
-    ShardResult,
-    household_channels,
-    migrate_shard_isolated,
-    verify_shard,
-    write_households,
-)
-from .sample import choose_sample
-from .write import LocationSchema
-from .zones import blank_zone_warnings, export_offices, export_zones, office_zones, valid_zone
+from .shard import ShardResult, migrate_shard_isolated, verify_shard
 
 __all__ = ["Prepared", "VerifyResult", "WriteResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
 
@@ -279,8 +274,8 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
     where every shard writer finds it. Returns LOC -> {"requests": pages read, "found": kind -> n}.
     ``locations``: only these (default: every location of the run)."""
     from ..highlevel.tally import counting_as, snapshot
-    from .existing import save_inventory, take_inventory
-    from .transform import RECORD_TABLES
+    from ..planning.transform import RECORD_TABLES
+    from ..writing.existing import save_inventory, take_inventory
     from .usage import record
 
     fields = ctx.mapping["fields"]
@@ -334,7 +329,7 @@ def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFa
     from .usage import record
 
     if client_factory is not None:
-        from .run import read_back_location
+        from .shard import read_back_location
 
         diffs = []
         for loc in ctx.locations:
@@ -377,9 +372,9 @@ def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
             client_factory: ClientFactory | None,
             executor: str, workers: int, settings: Dos2hlSettings | None = None,
             locations: LocationsFile | None = None, cls: str = "migration") -> list[Any]:
-    """Run ``fn(spec, client)`` for every spec: threads here, or Ray actors (``dos2hl.governor.pool``)."""
+    """Run ``fn(spec, client)`` for every spec: threads here, or Ray actors (``dos2hl.execution.pool``)."""
     if executor == "ray":
-        from ..governor.pool import run_on_ray
+        from .pool import run_on_ray
 
         if locations is None:
             raise ConfigError("the Ray executor needs the locations file (clients are opened on the workers)")

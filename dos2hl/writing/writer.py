@@ -26,11 +26,12 @@ from typing import Any
 from ..errors import AlreadyExistsError, DuplicateContactError, HighLevelError, NotFoundError, safe_error
 from ..highlevel.models import ContactCreate, CustomFieldInput, RecordCreate, RelationCreate
 from ..highlevel.retry import is_transient
+from ..planning.keys import payload_hash
+from ..planning.transform import OBJECT_NAMES, ContactPayload, Plan, RecordPayload
 from .existing import Inventory, contact_fields, record_fields
-from .ledger import IdMap, LedgerWriter, Op, payload_hash
-from .transform import OBJECT_NAMES, ContactPayload, Plan, RecordPayload
+from .ledger import IdMap, LedgerWriter, Op
 from .updates import before_keeper, update_in_place
-from .write_crm import CrmWriter
+from .writer_crm import CrmWriter
 
 __all__ = ["LocationSchema", "ShardWriter", "WriteResult"]
 
@@ -133,26 +134,6 @@ class LocationSchema:
 
             raise ConfigError(f"location {self.location_id} has no custom field {key}: run dos2hl provision "
                               "--apply first") from None
-
-
-def households(contacts: list[tuple[str, bool, str | None, str | None]]) -> dict[str, list[str]]:
-    """(source id, is guarantor, email, phone) per patient -> per source id the channels it must not
-    carry because a household member holds them: a guarantor sharing the value, else the lowest id."""
-    holders: dict[tuple[str, str], str] = {}
-    for sid, _g, email, phone in sorted(contacts, key=lambda c: (not c[1], _num(c[0]))):
-        for name, v in (("email", email), ("phone", phone)):
-            if v:
-                holders.setdefault((name, str(v).lower()), sid)
-    out: dict[str, list[str]] = {}
-    for sid, _g, email, phone in contacts:
-        for name, v in (("email", email), ("phone", phone)):
-            if v and holders[(name, str(v).lower())] != sid:
-                out.setdefault(sid, []).append(name)
-    return out
-
-
-def _num(sid: str) -> tuple[int, str]:
-    return (int(sid), "") if sid.isdigit() else (1 << 62, sid)
 
 
 @dataclass

@@ -17,10 +17,10 @@ from typing import Any
 
 from ..errors import HighLevelError
 from ..highlevel.models import AppointmentCreate, CustomFieldInput, NoteCreate, OpportunityCreate
+from ..planning.crm import CrmPlan, FilePayload, NotePayload, OpportunityPayload, link_note_body
+from ..planning.keys import payload_hash
 from ..sources.docfiles import RefusedDocument, read_document
-from .crm import CrmPlan, FilePayload, NotePayload, OpportunityPayload, link_note_body
 from .existing import Inventory, event_key, note_key, opportunity_fields
-from .ledger import payload_hash
 from .updates import opportunity_text, update_in_place
 
 __all__ = ["CrmWriter"]

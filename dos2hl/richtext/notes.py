@@ -50,8 +50,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._common import _CONTROL, _PLACEHOLDER, _S_CLOSE, _S_OPEN, InlineImage, _place, _tidy
 from ._html import _from_html
-from ._richcommon import _CONTROL, _PLACEHOLDER, _S_CLOSE, _S_OPEN, InlineImage, _place, _tidy
 from ._rtf import _from_rtf
 
 __all__ = ["InlineImage", "Converted", "Chain", "detect_format", "to_text", "revision_chains", "compose"]
@@ -283,19 +283,22 @@ def _renumber(conv: Converted, offset: int) -> Converted:
     return Converted(_PLACEHOLDER.sub(sub, conv.text), conv.fmt, images, conv.plain_fallback)
 
 
-def compose(chain: Chain, convert: Callable[..., Converted] = to_text, *, tz: str | None = None,
+def _wall(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+def compose(chain: Chain, convert: Callable[..., Converted] = to_text, *,
+            stamp: Callable[[dt.datetime], str] = _wall,
             fallbacks: list[int] | None = None) -> tuple[str, tuple[InlineImage, ...]]:
     """The text stored in HighLevel for a chain, and the images of all its revisions.
 
     The latest revision's text, then (when there are earlier revisions) an "Amendment history"
     section with each earlier revision, oldest first, as ``<YYYY-MM-DD HH:MM> (note <id>):`` and its
-    text; with ``tz`` (the zone of the office where the note was written) the time carries its zone and
-    offset (``2024-03-10 09:30 MDT (-06:00)``). Images are numbered 1..n in the order they appear in
-    the composed text. ``fallbacks`` (when given) receives the note id of every revision kept as plain
-    text because the converter lost text (:attr:`Converted.plain_fallback`).
+    text; ``stamp`` writes a revision's wall time (the planner's places it in the zone of the office
+    where the note was written: ``2024-03-10 09:30 MDT (-06:00)``). Images are numbered 1..n in the
+    order they appear in the composed text. ``fallbacks`` (when given) receives the note id of every
+    revision kept as plain text because the converter lost text (:attr:`Converted.plain_fallback`).
     """
-    from .crm import local_stamp
-
     images: list[InlineImage] = []
 
     def conv(row: dict[str, Any]) -> Converted:
@@ -314,9 +317,9 @@ def compose(chain: Chain, convert: Callable[..., Converted] = to_text, *, tz: st
         entries = []
         for row in chain.history:
             w = _when(row)
-            stamp = local_stamp(w.replace(tzinfo=None), tz) if w else "date unknown"
+            when = stamp(w.replace(tzinfo=None)) if w else "date unknown"
             text = conv(row).text
-            entries.append(f"{stamp} (note {_id(row)}):\n{text}" if text else f"{stamp} (note {_id(row)}):")
+            entries.append(f"{when} (note {_id(row)}):\n{text}" if text else f"{when} (note {_id(row)}):")
         parts.append("Amendment history\n" + "\n\n".join(entries))
     body = "\n\n".join(p for p in parts if p)
     return body, tuple(images)

@@ -6,7 +6,7 @@ permits. Each ``ShardWorker`` keeps one HighLevel client per location (connectio
 worker of every flow run on the cluster goes through one governor. Tokens come from the workers'
 environment (``token_env`` in locations.yaml), never through Ray.
 
-Used by ``dos2hl.migrate.driver.execute(executor="ray")``; the Prefect tasks call that, so Ray workers
+Used by ``dos2hl.execution.driver.execute(executor="ray")``; the Prefect tasks call that, so Ray workers
 never import Prefect (STACK_NOTES §4, option b).
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import ray
 
+from ..governor.actor import connect
 from ..locations import LocationsFile, open_client
 from ..settings import Dos2hlSettings
-from .actor import connect
 
 __all__ = ["ShardWorker", "run_on_ray"]
 
@@ -30,7 +30,7 @@ class ShardWorker:
         self.lf = LocationsFile.model_validate(locations)
         self.settings = Dos2hlSettings.model_validate(settings)
         g = self.settings.governor
-        from . import limits_from, state_uri
+        from ..governor import limits_from, state_uri
 
         self.permits = connect(name=g.name, limits=limits_from(g), state=state_uri(self.settings), app=g.app,
                                cls=cls, batch=g.batch)
@@ -54,7 +54,7 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
                settings: Dos2hlSettings, *, workers: int = 4, cls: str = "migration") -> list[Any]:
     """``fn(spec, client)`` for every spec on ``workers`` actors; results in the order of ``specs``."""
     g = settings.governor
-    from . import limits_from, state_uri
+    from ..governor import limits_from, state_uri
 
     connect(None if g.address in ("", "local") else g.address, name=g.name, limits=limits_from(g),
             state=state_uri(settings), app=g.app)  # ray.init if needed, and the governor exists

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import NotFoundError
-from .transform import OBJECT_NAMES
+from ..planning.transform import OBJECT_NAMES
 
 __all__ = ["DELETED_TAG", "NOTE_OBJECTS", "delete_object"]
 

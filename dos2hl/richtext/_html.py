@@ -1,5 +1,5 @@
 """HTML notes: cut out ``<img>`` tags (decoding ``data:`` URIs), convert with ``inscriptis``, and a
-crude fallback for HTML the library cannot read. See :mod:`dos2hl.migrate.richtext`.
+crude fallback for HTML the library cannot read. See :mod:`dos2hl.richtext.notes`.
 
 Pure: no I/O, no logging. Nothing here ever puts note content into an exception or an ``error`` string.
 """
@@ -13,7 +13,7 @@ import mimetypes
 import re
 import urllib.parse
 
-from ._richcommon import _EXTERNAL, _MAX_IMAGE, _OCTET, InlineImage, _ext, _mark, _sniff
+from ._common import _EXTERNAL, _MAX_IMAGE, _OCTET, InlineImage, _ext, _mark, _sniff
 
 _IMG_START = re.compile(r"<img(?=[\s/>]|$)", re.IGNORECASE)
 _ATTR = re.compile(r"""\s*([^\s=/>"']+)(?:\s*=\s*("[^"]*("|$)|'[^']*('|$)|[^\s>]*))?""")

@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from ..storage import Store
-from .planning import read_staged
+from .plan import read_staged
 
 __all__ = ["choose_sample"]
 

@@ -8,6 +8,7 @@ plans, carriers) are read per location.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 from ..mapping.model import Mapping as FieldMap
 from ..mapping.objectmap import user_field
 from ..storage import Store, open_store
-from .ledger import stable_key
+from .keys import stable_key
 from .transform import (
     OBJECT_NAMES,
     RECORD_TABLES,
@@ -197,8 +198,8 @@ def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, pl
     history's stamps and the note time carry that zone and offset."""
     import datetime as dt
 
+    from ..richtext.notes import compose, revision_chains
     from .crm import FilePayload, local_stamp, office_zone
-    from .richtext import compose, revision_chains
 
     home_tz = spec.zones.get(spec.location.upper()) or spec.schema.get("time_zone")
     office = {a["appt_id"]: a.get("loc_id") for a in appts or ()}
@@ -215,7 +216,7 @@ def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, pl
             continue
         tz = office_zone(office.get(chain.latest.get("appt_id")), spec.zones, home_tz)
         lost: list[int] = []
-        text, images = compose(chain, tz=tz, fallbacks=lost)
+        text, images = compose(chain, stamp=functools.partial(local_stamp, tz=tz), fallbacks=lost)
         if lost:  # the converter lost text (HTML nested too deep): kept as plain text, and reported
             plain = plan.notices.setdefault("notes_as_plain_text", [])
             plain += [i for i in lost if i not in plain]

@@ -15,9 +15,9 @@ import json
 from collections import Counter
 from typing import Any
 
+from ..planning.transform import OBJECT_NAMES
 from ..storage import open_store
 from .results import Prepared, VerifyResult, WriteResult
-from .transform import OBJECT_NAMES
 
 __all__ = ["build_report", "write_report", "OBJECT_TABLES"]
 
@@ -136,7 +136,7 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
 def _not_carried(mapping: dict[str, Any]) -> list[dict[str, Any]]:
     """Mapped entries the transform does not write (transform.not_carried), with the reason."""
     from ..mapping.model import Mapping
-    from .transform import not_carried
+    from ..planning.transform import not_carried
 
     return [{"source": e.source, "target": e.target, "phi": e.phi, "reason": why}
             for e, why in not_carried(Mapping.model_validate(mapping))]
@@ -381,7 +381,7 @@ def _html(md: str, req: dict[str, Any] | None = None) -> str:
 def pending(run_uri: str) -> list[dict[str, Any]]:
     """The dead letters: every record whose latest outcome is failed or held, with its error class and
     stable key (what ``dos2hl retry`` replays). From the ledger, so it survives any crash."""
-    from .ledger import SUCCESS, read_ledger
+    from ..writing.ledger import SUCCESS, read_ledger
 
     last: dict[str, dict[str, Any]] = {}
     for r in read_ledger(open_store(run_uri)).to_pylist():
@@ -428,7 +428,7 @@ def write_report(run_uri: str, rep: dict[str, Any], phases: list[Any] = ()) -> d
                       csvsafe.text([["location", "object", "source_id", "reason"], *excluded]).encode())
     rep["pending"] = {"count": len(rows),
                       "by_error": dict(Counter(r["error_class"] or r["outcome"] for r in rows))}
-    from .ledger import unreadable_ledger_files
+    from ..writing.ledger import unreadable_ledger_files
 
     rep["ledger_unreadable"] = unreadable_ledger_files(
         open_store(run_uri.rsplit("/sample", 1)[0] if run_uri.endswith("/sample") else run_uri)

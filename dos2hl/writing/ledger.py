@@ -26,7 +26,6 @@ created twice.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -42,8 +41,8 @@ import pyarrow.parquet as pq
 
 from ..storage import Store
 
-__all__ = ["BEFORE_FIELD", "IdMap", "LedgerWriter", "Op", "open_before", "payload_hash", "read_ledger",
-           "seal_before", "stable_key", "unreadable_ledger_files", "SCHEMA"]
+__all__ = ["BEFORE_FIELD", "IdMap", "LedgerWriter", "Op", "open_before", "read_ledger", "seal_before",
+           "unreadable_ledger_files", "SCHEMA"]
 
 log = logging.getLogger("dos2hl.ledger")
 BEFORE_FIELD = "ledger.before"  # the sealed before-image's field name (its record: the row's stable key)
@@ -56,16 +55,6 @@ SCHEMA = pa.schema([
     ("error", pa.string()), ("parent", pa.string()), ("ts", pa.float64()), ("detail", pa.string()),
 ])
 SUCCESS = frozenset({"created", "verified-existing", "updated", "unchanged"})
-
-
-def stable_key(location: str, obj: str, source_id: object) -> str:
-    """sha256 of (source location, object, source primary key): the same in every run and delta."""
-    return hashlib.sha256(f"{location}\x1f{obj}\x1f{source_id}".encode()).hexdigest()[:32]
-
-
-def payload_hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str, separators=(",", ":")).encode()
-                          ).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

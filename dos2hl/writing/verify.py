@@ -15,8 +15,8 @@ from typing import Any
 
 from ..errors import ConfigError, HighLevelError
 from ..phi import PREFIX
+from ..planning.transform import OBJECT_NAMES, ContactPayload, RecordPayload
 from .ledger import IdMap
-from .transform import OBJECT_NAMES, ContactPayload, RecordPayload
 
 __all__ = ["FieldDiff", "ReadBack", "PAGE", "read_back_cost", "verify_contacts", "verify_crm",
            "verify_records"]
@@ -230,7 +230,7 @@ def verify_crm(reader: ReadBack, plan: Any, ids: IdMap, diff: FieldDiff, schema:
                open_sealed: Callable[[str, str, str], str] | None = None) -> None:
     """Opportunities (name, stage, status, value, owner, custom fields), their calendar events (start,
     status, notifications off), notes (exact body on the contact) and files (linked by a note)."""
-    from .crm import link_note_body
+    from ..planning.crm import link_note_body
 
     fields = {v: k for k, v in schema.opportunity_fields.items()}
     for o in plan.opportunities:

@@ -5,7 +5,6 @@ actors both call; shards are independent (a patient and all their rows share one
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,27 +12,23 @@ import pyarrow as pa
 
 from ..errors import safe_error
 from ..highlevel.tally import counting_as, snapshot
-from ..mapping.model import Mapping as FieldMap
-from ..storage import Store, open_store
-from .existing import load_inventory
-from .ledger import IdMap, LedgerWriter, read_ledger, stable_key
-from .planning import (
+from ..planning.plan import (
     ShardSpec,
     opener_of,
     plan_shard,
-    read_staged,
-    rows_of,
     sealer_of,
     transformer_of,
 )
-from .transform import (
+from ..planning.transform import (
     OBJECT_NAMES,
-    Transformer,
 )
-from .write import SHARED_FIELDS, LocationSchema, ShardWriter, WriteResult, households
+from ..storage import Store, open_store
+from ..writing.existing import load_inventory
+from ..writing.households import read_households
+from ..writing.ledger import IdMap, LedgerWriter, read_ledger
+from ..writing.writer import SHARED_FIELDS, LocationSchema, ShardWriter, WriteResult
 
-__all__ = ["ShardResult", "household_channels", "migrate_shard", "migrate_shard_isolated",
-           "read_back_location", "read_households", "verify_shard", "write_households"]
+__all__ = ["ShardResult", "migrate_shard", "migrate_shard_isolated", "read_back_location", "verify_shard"]
 
 @dataclass
 class ShardResult:
@@ -55,32 +50,6 @@ class ShardResult:
     excluded_rows: list[tuple[str, str, str]] = field(default_factory=list)  # (object, source id, reason)
     notices: dict[str, Any] = field(default_factory=dict)  # referral variants, events without a time, ...
     error: str = ""  # why the shard stopped (the other shards and locations go on)
-
-
-def household_channels(staged_uri: str, mapping: dict[str, Any], location: str) -> dict[str, list[str]]:
-    """Which patients of a location must leave their email/phone to a household member (write.households);
-    computed over the whole location before any shard writes, since families span shards."""
-    tf = Transformer(FieldMap.model_validate(mapping), location=location, key=stable_key,
-                     seal=lambda text, _f, _r: text)  # only email and phone are read here
-    rows = rows_of(read_staged(open_store(staged_uri), "patient", location))
-    people = []
-    for r in rows:
-        if tf.excluded_patient(r):
-            continue
-        body = tf.contact(r).body
-        people.append((str(r["pat_id"]), r.get("guar_id") == r["pat_id"], body.get("email"),
-                       body.get("phone")))
-    return households(people)
-
-
-def write_households(run: Store, location: str, shared: dict[str, list[str]]) -> None:
-    run.write_bytes(f"households/{location}.json", json.dumps(shared).encode())
-
-
-def read_households(run: Store, location: str) -> dict[str, list[str]]:
-    """Written by the driver only when the location refuses duplicate contacts; else empty."""
-    key = f"households/{location}.json"
-    return json.loads(run.read_bytes(key)) if run.exists(key) else {}
 
 
 def migrate_shard_isolated(spec: ShardSpec, client: Any) -> ShardResult:
@@ -137,7 +106,7 @@ def read_back_location(client: Any, run_uri: str, location: str, patients: int |
     sampled patients' records): each kind is read by search pages when its pages (counted from the
     location's ledger) cost fewer requests than one GET per record to verify (``--verify full``: pages;
     a tiny sample of a large location: GETs)."""
-    from .verify import ReadBack, read_back_cost
+    from ..writing.verify import ReadBack, read_back_cost
 
     t = read_ledger(open_store(run_uri), location=location)
     keys: dict[str, set[str]] = {}
@@ -158,7 +127,7 @@ def verify_shard(spec: ShardSpec, client: Any, reader: Any = None) -> dict[str, 
     """Read back the shard's written records and diff them against the source (see verify.py), through
     ``reader`` (a location's ``ReadBack``: search pages shared by its shards) or, without one, one GET
     per record. Its requests count as ``verify``; the diff carries their tally."""
-    from .verify import FieldDiff, ReadBack, verify_contacts, verify_crm, verify_records
+    from ..writing.verify import FieldDiff, ReadBack, verify_contacts, verify_crm, verify_records
 
     plan, _ = plan_shard(spec)
     _, open_sealed = transformer_of(spec)

@@ -39,7 +39,7 @@ def valid_zone(name: Any) -> str | None:
 
 def export_zones(staged: Any) -> dict[str, str]:
     """LOC_ID -> the LOCATION table's TZ text, for every office of the export (blank ones as "")."""
-    from .planning import read_staged
+    from .plan import read_staged
 
     t = read_staged(staged, "location", "_all")
     rows = t.to_pylist() if t is not None else []
@@ -48,7 +48,7 @@ def export_zones(staged: Any) -> dict[str, str]:
 
 def export_offices(staged: Any) -> dict[str, str]:
     """LOC_ID -> the office's name in the export (LOCATION.LOC_NAME; a business's name, not PHI)."""
-    from .planning import read_staged
+    from .plan import read_staged
 
     t = read_staged(staged, "location", "_all")
     rows = t.to_pylist() if t is not None else []

@@ -1,5 +1,5 @@
 """RTF notes: cut out ``{\\pict ...}`` pictures (brace-aware scanner), convert with ``striprtf``,
-and a crude fallback for RTF the library cannot read. See :mod:`dos2hl.migrate.richtext`.
+and a crude fallback for RTF the library cannot read. See :mod:`dos2hl.richtext.notes`.
 
 Pure: no I/O, no logging. Nothing here ever puts note content into an exception or an ``error`` string.
 """
@@ -10,7 +10,7 @@ import dataclasses
 import re
 import struct
 
-from ._richcommon import _MAX_IMAGE, _OCTET, InlineImage, _ext, _mark, _sniff
+from ._common import _MAX_IMAGE, _OCTET, InlineImage, _ext, _mark, _sniff
 
 _WORD_AT = re.compile(r"\\([a-zA-Z]{1,32})(-?\d{1,10})?[ ]?")
 _SPECIAL = re.compile(r"[\\{}]")
