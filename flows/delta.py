@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from dos2hl.params import DeltaParams
-from dos2hl.pipeline import delta_step, open_env
+from dos2hl.pipeline import DeltaReport, delta_step, open_env
 from tasks.migrate import as_task
 
 __all__ = ["DeltaParams", "delta_flow"]
@@ -19,8 +19,8 @@ __all__ = ["DeltaParams", "delta_flow"]
 
 @flow(name="delta", flow_run_name="delta {params.source}", log_prints=True)
 def delta_flow(params: DeltaParams) -> dict[str, Any]:
-    out: dict[str, Any] = as_task(delta_step, open_env(params), params)
-    get_run_logger().info("delta %s since %s: %s", out["run_id"], out["delta"]["since"], out["status"])
-    md = Path(out["report"]).read_text() if "://" not in out["report"] else f"Report: {out['report']}"
+    out: DeltaReport = as_task(delta_step, open_env(params), params)
+    get_run_logger().info("delta %s since %s: %s", out.run_id, out.delta.since, out.status)
+    md = Path(out.report).read_text() if "://" not in out.report else f"Report: {out.report}"
     create_markdown_artifact(key="delta-report", markdown=md, description="Delta: changes and counts")
-    return out
+    return out.to_dict()

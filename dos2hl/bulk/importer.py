@@ -12,10 +12,10 @@ import io
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import StorageError, UnexpectedResponseError
 from ..highlevel.imports import IMPORT_PATH, ImportRejectedError, post_import
+from ..highlevel.protocols import Client
 from ..storage import Store
 from .packages import MODES, Package
 
@@ -54,7 +54,7 @@ def _parse(text: str, *, file_key: str | None) -> list[ImportRow]:
     return out
 
 
-def sandbox_import(client: Any, object: str, content: bytes, *, mode: str = "create",
+def sandbox_import(client: Client, object: str, content: bytes, *, mode: str = "create",
                    dedupe: str | None = None, timeout: float = 300,
                    file_key: str | None = None) -> list[ImportRow]:
     """Import one CSV into ``client``'s location through the sandbox importer; return its per-row results.
@@ -73,7 +73,8 @@ def sandbox_import(client: Any, object: str, content: bytes, *, mode: str = "cre
     return rows
 
 
-def import_package(store: Store, package: Package, client: Any, *, timeout: float = 300) -> list[ImportRow]:
+def import_package(store: Store, package: Package, client: Client, *, timeout: float = 300
+                   ) -> list[ImportRow]:
     """Import each file of ``package`` in order (its mode and dedupe); rows are numbered over the
     whole package, so row N is the Nth row written to it.
 

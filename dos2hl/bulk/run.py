@@ -24,10 +24,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from ..execution import discover
+from ..highlevel.imports import is_sandbox
+from ..highlevel.protocols import Client, ClientFactory
 from ..planning import OBJECT_NAMES, ContactPayload, OpportunityPayload, RecordPayload, plan_shard
 from ..storage import Store, open_store
 from ..writing import (
@@ -59,16 +62,13 @@ log = logging.getLogger("dos2hl.bulk")
 Importer = Callable[[list[Package], str], bool]  # (packages, checklist key) -> imported?
 
 
-@dataclass
-class BulkResult:
+class BulkResult(BaseModel):
     """What the phase did per location; ``waiting`` lists checklists the operator still has to import."""
 
-    imported: dict[str,
-                   Counter[str]] = field(default_factory=dict)  # LOC -> object -> rows found after import
-    refused: dict[str,
-                  Counter[str]] = field(default_factory=dict)  # LOC -> object -> rows the importer refused
-    packages: list[str] = field(default_factory=list)
-    waiting: list[str] = field(default_factory=list)
+    imported: dict[str, Counter[str]] = Field(default_factory=dict)  # LOC -> object -> rows found after it
+    refused: dict[str, Counter[str]] = Field(default_factory=dict)  # LOC -> object -> rows it refused
+    packages: list[str] = Field(default_factory=list)
+    waiting: list[str] = Field(default_factory=list)
     requests: int = 0
 
     def shard_rows(self) -> list[dict[str, Any]]:
@@ -78,16 +78,7 @@ class BulkResult:
                  "created": {}, "excluded": {}} for i, loc in enumerate(sorted(self.imported))]
 
 
-def is_sandbox(client: Any) -> bool:
-    """Whether the client's target is our sandbox (it answers ``/_sandbox/health``)."""
-    try:
-        r = client._http.get("/_sandbox/health")
-        return r.status_code == 200 and "locations" in r.json()
-    except Exception:  # noqa: BLE001 - any failure means "not the sandbox"
-        return False
-
-
-def bulk_phase(ctx: Any, *, threshold: int, client_factory: Callable[[str], Any],
+def bulk_phase(ctx: Any, *, threshold: int, client_factory: ClientFactory,
                importer: Importer | None = None, sleep: Callable[[float], None] = time.sleep) -> BulkResult:
     """Packages, import (sandbox) or wait (``importer``), reconcile; for every location."""
 
@@ -172,7 +163,8 @@ def _payloads(ctx: Any,
     return contacts, records, opps
 
 
-def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client: Any, schema: LocationSchema,
+def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client: Client,
+           schema: LocationSchema,
            ids: IdMap, ledger: LedgerWriter, out: BulkResult, importer: Importer | None,
            sleep: Callable[[float], None], shared: dict[str, list[str]]) -> bool:
     """Write (once), import or wait, reconcile one round; False while the operator has not imported."""
@@ -265,7 +257,7 @@ def _row(target: str, p: Any, schema: LocationSchema, ids: IdMap,
     return record_row(p.properties)
 
 
-def _reconcile(target: str, payloads: list[Any], client: Any, schema: LocationSchema, ids: IdMap,
+def _reconcile(target: str, payloads: list[Any], client: Client, schema: LocationSchema, ids: IdMap,
                sleep: Callable[[float], None], expect: int) -> dict[str, str]:
     """stable key -> HighLevel id, from search pages; more passes (2, 5, 10 s apart) while fewer than the
     ``expect`` rows the importer took are found (search is eventually consistent)."""

@@ -128,15 +128,14 @@ def rollback(
     except Dos2hlError as exc:
         _fail(exc)
     if as_json:
-        typer.echo(json.dumps(out))
+        typer.echo(json.dumps(out.model_dump(mode="json")))
     else:
-        typer.echo(f"run {run_id}: {out['status']}; deleted {out['deleted']}")
-        for f in out["not_undone"]:
-            typer.echo(f"  not undone: {f['location']}/{f['object']} {f['stable_key']} ({f['error_class']})",
-                       err=True)
-        for key in out.get("unreadable_ledger_files", []):
+        typer.echo(f"run {run_id}: {out.status}; deleted {out.deleted}")
+        for f in out.not_undone:
+            typer.echo(f"  not undone: {f.location}/{f.object} {f.stable_key} ({f.error_class})", err=True)
+        for key in out.unreadable_ledger_files:
             typer.echo(f"  unreadable ledger file (skipped; what it recorded is not undone): {key}", err=True)
-    if out["not_undone"] or out.get("unreadable_ledger_files"):
+    if not out.complete:
         raise typer.Exit(1)
 
 

@@ -184,12 +184,12 @@ def register(app: typer.Typer) -> None:
             out = delta_step(open_env(params), params)
         except Dos2hlError as exc:
             _fail(exc)
-        since = out["delta"]["since"]  # ('latest' resolved)
-        summary = {"run_id": out["run_id"], "status": out["status"], "since": since, "delta": out["delta"],
-                   "report": out["report"]}
+        since = out.delta.since  # ('latest' resolved)
+        summary = {"run_id": out.run_id, "status": out.status, "since": since,
+                   "delta": out.delta.model_dump(), "report": out.report}
         typer.echo(json.dumps(summary, default=str) if as_json else
-                   f"delta {out['run_id']} since {since}: {out['status']}; "
-                   f"{json.dumps(out['delta']['changes'])}; "
-                   f"report: {out['report']}")
-        if out["status"] != "completed":
+                   f"delta {out.run_id} since {since}: {out.status}; "
+                   f"{json.dumps(out.delta.changes)}; "
+                   f"report: {out.report}")
+        if out.status != "completed":
             raise typer.Exit(1)

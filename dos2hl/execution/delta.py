@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from ..errors import ConfigError
+from ..highlevel.protocols import ClientFactory
 from ..locations import LocationsFile, load_locations
 from ..params import DeltaParams, MigrateParams
 from ..planning.plan import ShardSpec, plan_shard
@@ -43,7 +43,7 @@ def _failed_keys(store: Store) -> set[str]:
     return set(json.loads(store.read_bytes(key)).get("failed", [])) if store.exists(key) else set()
 
 
-def run_delta(opts: DeltaParams, *, client_factory: Callable[[str], Any] | None = None,
+def run_delta(opts: DeltaParams, *, client_factory: ClientFactory | None = None,
               settings: Any = None, locations: LocationsFile | None = None) -> dict[str, Any]:
     """Stage the new export, find what changed since ``since_run``, create, update (with before-images),
     tag or delete what is gone, verify nothing is left behind, report. ``since_run="latest"``: the

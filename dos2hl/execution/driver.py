@@ -23,6 +23,7 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..highlevel.protocols import Client, ClientFactory
 from ..highlevel.tally import Tally
 from ..locations import LocationsFile, load_locations, open_client
 from ..mapping.model import Mapping as FieldMap
@@ -41,7 +42,6 @@ from .shard import ShardResult, migrate_shard_isolated, verify_shard
 __all__ = ["Prepared", "VerifyResult", "WriteResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
 
 log = logging.getLogger("dos2hl.migrate")
-ClientFactory = Callable[[str], Any]  # export location -> HighLevelClient
 
 
 def new_run_id() -> str:
@@ -144,7 +144,7 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
                     tenancy=tenancy)
 
 
-def _require_own_location(client: Any, lf: LocationsFile, loc: str) -> Any:
+def _require_own_location(client: Client, lf: LocationsFile, loc: str) -> Any:
     from ..errors import HighLevelError
 
     target = lf.for_source(loc)

@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import safe_error
+from ..highlevel.protocols import Client
 from ..highlevel.tally import counting_as, snapshot
 from ..planning.plan import (
     ShardSpec,
@@ -52,7 +53,7 @@ class ShardResult:
     error: str = ""  # why the shard stopped (the other shards and locations go on)
 
 
-def migrate_shard_isolated(spec: ShardSpec, client: Any) -> ShardResult:
+def migrate_shard_isolated(spec: ShardSpec, client: Client) -> ShardResult:
     """``migrate_shard``, but an error that escapes it stops this shard only: the others (and the other
     locations) go on, and the report names the shard and the error class (never a value)."""
     import logging
@@ -67,7 +68,7 @@ def migrate_shard_isolated(spec: ShardSpec, client: Any) -> ShardResult:
                            requests=spent.total, http_429=spent.http_429, tally=spent.to_dict())
 
 
-def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
+def migrate_shard(spec: ShardSpec, client: Client) -> ShardResult:
     """Transform and write one shard; safe to run again (resume): the ledger says what is done."""
     plan, counts = plan_shard(spec)
     run = open_store(spec.run_uri)
@@ -101,7 +102,7 @@ def migrate_shard(spec: ShardSpec, client: Any) -> ShardResult:
     return result
 
 
-def read_back_location(client: Any, run_uri: str, location: str, patients: int | None = None) -> Any:
+def read_back_location(client: Client, run_uri: str, location: str, patients: int | None = None) -> Any:
     """The location's ``ReadBack`` for verifying what the run wrote there (``patients``: only that many
     sampled patients' records): each kind is read by search pages when its pages (counted from the
     location's ledger) cost fewer requests than one GET per record to verify (``--verify full``: pages;
@@ -123,7 +124,7 @@ def read_back_location(client: Any, run_uri: str, location: str, patients: int |
     return ReadBack(client, paged)
 
 
-def verify_shard(spec: ShardSpec, client: Any, reader: Any = None) -> dict[str, Any]:
+def verify_shard(spec: ShardSpec, client: Client, reader: Any = None) -> dict[str, Any]:
     """Read back the shard's written records and diff them against the source (see verify.py), through
     ``reader`` (a location's ``ReadBack``: search pages shared by its shards) or, without one, one GET
     per record. Its requests count as ``verify``; the diff carries their tally."""

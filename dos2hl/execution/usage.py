@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
+from ..highlevel.protocols import ClientFactory
 from ..highlevel.tally import Tally, snapshot
 from ..storage import open_store
 
@@ -46,7 +47,7 @@ def load(run_uri: str) -> tuple[Tally, dict[str, int], Counter[str]]:
 class Watch:
     """Counts what the clients a factory hands out send (each client's delta since it was handed out)."""
 
-    def __init__(self, factory: Callable[[str], Any]) -> None:
+    def __init__(self, factory: ClientFactory) -> None:
         self._factory = factory
         self._seen: list[tuple[Any, Tally]] = []
 

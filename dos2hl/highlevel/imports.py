@@ -12,12 +12,11 @@ package's checklist instead.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import HighLevelHTTPError
-from ._core import _Answer, _Call
+from ._core import _Answer, _Call, _Core
+from .protocols import Client
 
-__all__ = ["IMPORT_PATH", "ImportRejectedError", "post_import"]
+__all__ = ["IMPORT_PATH", "ImportRejectedError", "is_sandbox", "post_import"]
 
 IMPORT_PATH = "/_sandbox/imports"
 
@@ -38,7 +37,7 @@ class ImportRejectedError(HighLevelHTTPError):
         return f"the {what} was refused, HighLevel sandbox answered {self.status}{said} ({self._where()})"
 
 
-def post_import(client: Any, object: str, content: bytes, *, mode: str, dedupe: str | None = None,
+def post_import(client: Client, object: str, content: bytes, *, mode: str, dedupe: str | None = None,
                 file_key: str | None = None, timeout: float = 300) -> str:
     """Send one CSV to the importer of ``client``'s location; return the result CSV's text. A refusal
     is ``ImportRejectedError`` (its status and the server's message); no answer, ``TransportError``."""
@@ -47,7 +46,7 @@ def post_import(client: Any, object: str, content: bytes, *, mode: str, dedupe: 
                  headers={"Content-Type": "text/csv; charset=utf-8", "Accept": "text/csv"}, timeout=timeout,
                  metered=False)
     try:
-        answer, _ = client._run(call, create=True)  # never re-sent once it may have been read
+        answer, _ = _core(client)._run(call, create=True)  # never re-sent once it may have been read
     except HighLevelHTTPError as exc:
         refused = ImportRejectedError(exc.status, message=exc.server_message, file_key=file_key,
                                       trace_id=exc.trace_id)
@@ -55,3 +54,20 @@ def post_import(client: Any, object: str, content: bytes, *, mode: str, dedupe: 
         assert isinstance(answer, _Answer) and answer.text is not None
         return answer.text
     raise refused  # outside the except block: the client's error is not its __context__
+
+
+def is_sandbox(client: Client) -> bool:
+    """Whether the client's target is our sandbox (it answers ``/_sandbox/health``): only then is there
+    an importer to post to; against HighLevel a person imports the packages."""
+    try:
+        r = _core(client)._http.get("/_sandbox/health")
+        return r.status_code == 200 and "locations" in r.json()
+    except Exception:  # noqa: BLE001 - any failure means "not the sandbox"
+        return False
+
+
+def _core(client: Client) -> _Core:
+    """The importer is reached through the client's own transport (its token, https rule, retries)."""
+    if not isinstance(client, _Core):
+        raise TypeError(f"the CSV importer needs a HighLevelClient, not {type(client).__name__}")
+    return client

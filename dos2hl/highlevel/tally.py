@@ -98,14 +98,14 @@ class Tally:
         return out
 
 
-def snapshot(client: Any) -> Tally:
+def snapshot(client: object) -> Tally:
     """A copy of the client's counts so far (an empty tally for a client that counts nothing)."""
     t = getattr(client, "tally", None)
     return t.copy() if isinstance(t, Tally) else Tally()
 
 
 @contextlib.contextmanager
-def counting_as(client: Any, cls: str) -> Iterator[None]:
+def counting_as(client: object, cls: str) -> Iterator[None]:
     """Count the requests ``client`` sends in this block (this thread) as ``cls``."""
     scope = getattr(client, "_scope", None)
     if scope is None:

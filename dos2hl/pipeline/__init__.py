@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..bulk.run import Importer
-from ..execution.driver import ClientFactory
+from ..highlevel.protocols import ClientFactory
 from ..params import DeltaParams, MigrateParams, RollbackParams
 from .delta import delta_step
 from .env import RunEnv, open_env
@@ -26,15 +26,22 @@ from .migrate import (
            verify_step,
            write_step,
 )
-from .results import BulkResult, Prepared, RunReport, VerifyResult, WriteResult
+from .results import (
+    BulkResult,
+    DeltaReport,
+    Prepared,
+    RollbackResult,
+    RunReport,
+    VerifyResult,
+    WriteResult,
+)
 from .rollback import rollback_step
 
-__all__ = ["Approval", "BulkResult", "CsvImported", "DeltaParams", "Gates", "MapConfirmation",
-           "MigrateParams",
-           "ParamGates", "Prepared", "RollbackParams", "RunEnv", "RunReport", "Runner", "VerifyResult",
-           "WriteResult", "bulk_step", "delta_step", "direct", "open_env", "prepare_step", "report_step",
-           "rollback_step",
-           "migrate", "run_migration", "verify_step", "write_step"]
+__all__ = ["Approval", "BulkResult", "CsvImported", "DeltaParams", "DeltaReport", "Gates",
+           "MapConfirmation", "MigrateParams", "ParamGates", "Prepared", "RollbackParams", "RollbackResult",
+           "RunEnv", "RunReport", "Runner", "VerifyResult", "WriteResult", "bulk_step", "delta_step",
+           "direct", "migrate", "open_env", "prepare_step", "report_step", "rollback_step", "run_migration",
+           "verify_step", "write_step"]
 
 
 def migrate(params: MigrateParams, *, approve: Callable[[dict[str, Any]], bool] | None = None,

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..execution.delta import run_delta
 from ..params import DeltaParams
 from .env import RunEnv
+from .results import DeltaReport
 
 __all__ = ["delta_step"]
 
 
-def delta_step(env: RunEnv, params: DeltaParams) -> dict[str, Any]:
+def delta_step(env: RunEnv, params: DeltaParams) -> DeltaReport:
     """``since_run="latest"``: the newest completed run of the storage."""
-    return run_delta(params, client_factory=env.writes, settings=env.settings, locations=env.locations)
+    return DeltaReport.of(run_delta(params, client_factory=env.writes, settings=env.settings,
+                                    locations=env.locations))

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..execution.driver import ClientFactory, default_factory, shared_settings
+from ..execution.driver import default_factory, shared_settings
+from ..highlevel.protocols import ClientFactory
 from ..locations import LocationsFile, load_locations
 from ..settings import Dos2hlSettings
 

@@ -28,6 +28,7 @@ from ..highlevel.models import (
     ObjectSchemaUpdate,
     PrimaryDisplayProperty,
 )
+from ..highlevel.protocols import Client
 from ..locations import LocationsFile, open_client
 from ..mapping.model import Mapping
 from .ledger import ProvisionLedger
@@ -68,7 +69,7 @@ def _options(spec: FieldSpec) -> list[FieldOption] | None:
     return [FieldOption(key=o, label=o) for o in spec.options] or None
 
 
-def _apply_object(client: Any, obj: ObjectDef, creating: set[str], ledger: ProvisionLedger | None) -> None:
+def _apply_object(client: Client, obj: ObjectDef, creating: set[str], ledger: ProvisionLedger | None) -> None:
     """The object (if missing), a field folder (if none), then each missing field, in that folder."""
     if obj.key in creating:
         client.create_object_schema(ObjectSchemaCreate(
@@ -95,7 +96,7 @@ def _apply_object(client: Any, obj: ObjectDef, creating: set[str], ledger: Provi
             ledger.record(made.value.id, spec.key, spec.data_type, obj.key)
 
 
-def apply_plan(client: Any, plan: Plan, ledger: ProvisionLedger | None = None) -> Plan:
+def apply_plan(client: Client, plan: Plan, ledger: ProvisionLedger | None = None) -> Plan:
     """Repair what the plan marks ``repair``, create everything it marks ``create``; returns the plan
     computed again afterwards (which then has nothing to create or repair). Manual steps are left to a
     person; they stay in the returned plan. ``ledger``: where created fields are recorded."""
@@ -171,7 +172,7 @@ def apply_plan(client: Any, plan: Plan, ledger: ProvisionLedger | None = None) -
     return after
 
 
-def _field_lookup(client: Any, key: str, model: str) -> Any:
+def _field_lookup(client: Client, key: str, model: str) -> Any:
     return lambda: next((f for f in client.list_custom_fields(model) if f.fieldKey == key), None)
 
 

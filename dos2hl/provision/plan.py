@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ..highlevel.protocols import Client
 from .desired import PICKLISTS, DesiredSchema, FieldSpec, ObjectDef, ProvisionError, desired_schema, snake
 
 __all__ = ["Change", "DesiredSchema", "FieldSpec", "ObjectDef", "Plan", "ProvisionError", "desired_schema",
@@ -189,7 +190,7 @@ def _new_field(loc: str, kind: Kind, spec: FieldSpec, detail: str = "") -> Chang
                   spec.data_type, spec.options)
 
 
-def _holds(client: Any, kind: Kind, key: str, field_id: str, seen: dict[str, str | None]
+def _holds(client: Client, kind: Kind, key: str, field_id: str, seen: dict[str, str | None]
            ) -> Callable[[], str | None]:
     """What holds a value of a field (a count), or None: one search request, only for a field to repair.
     Contacts are searched by the field itself; opportunity and record fields cannot be searched by
@@ -228,7 +229,8 @@ def _holds(client: Any, kind: Kind, key: str, field_id: str, seen: dict[str, str
     return once(key.rsplit(".", 1)[0], record)
 
 
-def plan_location(client: Any, desired: DesiredSchema, *, location: str, owned: Iterable[str] = ()) -> Plan:
+def plan_location(client: Client, desired: DesiredSchema, *, location: str,
+                  owned: Iterable[str] = ()) -> Plan:
     """Compare one location (read through ``client``: list calls only) with what the map needs.
     ``owned``: ids of the fields dos2hl created there (the provision ledger): a type conflict on one
     of them that holds no value is planned as a ``repair``; every other conflict stops."""
@@ -313,7 +315,7 @@ def plan_location(client: Any, desired: DesiredSchema, *, location: str, owned: 
     return Plan(changes, loc, len(schemas), desired, owned)
 
 
-def _all_associations(client: Any) -> list[Any]:
+def _all_associations(client: Client) -> list[Any]:
     out: list[Any] = []
     while True:
         page = client.list_associations(skip=len(out), limit=100)

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import HighLevelError, NotFoundError
+from ..highlevel.protocols import Client
 from ..planning.keys import payload_hash
 from ..planning.plan import ShardSpec, plan_shard
 from ..planning.transform import OBJECT_NAMES
@@ -112,7 +113,7 @@ def payloads_by_key(plan: Any) -> dict[str, Any]:
     return out
 
 
-def apply_changes(client: Any, ctx: Any, loc: str, ch: Changes, payloads: dict[str, Any], ids: IdMap,
+def apply_changes(client: Client, ctx: Any, loc: str, ch: Changes, payloads: dict[str, Any], ids: IdMap,
            ledger: LedgerWriter, deleted: str,
            sealer: Any = None) -> tuple[Counter[str], Counter[str], list[str]]:
     """Updates with before-images, then what is gone; returns (updated, gone handled, failed keys)."""

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..highlevel.protocols import Client
 from ..phi import PREFIX
 from ..planning.keys import stable_key
 from ..planning.transform import CONTACT_STANDARD, OBJECT_NAMES
@@ -168,7 +169,7 @@ def opportunity_fields(o: Any, custom: Mapping[str, Any], *, open_sealed: Opener
     return {k: v for k, v in out.items() if v is not None}
 
 
-def take_inventory(client: Any, *, location: str, contact_fields_ids: Mapping[str, str],
+def take_inventory(client: Client, *, location: str, contact_fields_ids: Mapping[str, str],
                    opportunity_fields_ids: Mapping[str, str] | None = None, object_keys: Iterable[str] = (),
                    pipeline_ids: Iterable[str] = (), media: bool = False,
                    open_sealed: Opener | None = None) -> Inventory:
@@ -243,7 +244,7 @@ def _sid(v: Any) -> str:
     return str(v)
 
 
-def _sent(client: Any) -> int:
+def _sent(client: Client) -> int:
     return int((getattr(client, "stats", None) or {}).get("sent", 0))
 
 

@@ -3,9 +3,8 @@ the source): one delete per object kind, and the tag a contact deleted in the so
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import NotFoundError
+from ..highlevel.protocols import Client
 from ..planning.transform import OBJECT_NAMES
 
 __all__ = ["DELETED_TAG", "NOTE_OBJECTS", "delete_object"]
@@ -17,7 +16,7 @@ NOTE_OBJECTS = frozenset({"activity", "referral", "file_link"})
 _RECORD_KEYS = {name: key for key, name in OBJECT_NAMES.items()}
 
 
-def delete_object(client: Any, obj: str, hl_id: str, contact_id: str | None = None) -> None:
+def delete_object(client: Client, obj: str, hl_id: str, contact_id: str | None = None) -> None:
     """Delete one object we wrote, by its kind; a note needs its contact's id."""
     if obj == "patient":
         client.delete_contact(hl_id)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import Dos2hlError, HighLevelError, NotFoundError
+from ..highlevel.protocols import Client, ClientFactory
 from ..storage import open_store
 from .ledger import LedgerWriter, Op, open_before, read_ledger
 from .removal import DELETED_TAG, delete_object
@@ -30,7 +31,7 @@ __all__ = ["rollback"]
 _WROTE = {"created", "verified-existing"}
 
 
-def rollback(run_uri: str, run_id: str, client_factory: Callable[[str], Any], *,
+def rollback(run_uri: str, run_id: str, client_factory: ClientFactory, *,
              location: str | None = None, phi_key_file: str | None = None) -> dict[str, Any]:
     """Delete everything run ``run_id`` wrote (optionally one export location); idempotent. Sealed
     before-images open with ``phi_key_file`` (default DOS2HL_PHI_KEY_FILE)."""
@@ -114,7 +115,7 @@ def _before_images(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _restore(rows: list[dict[str, Any]], ledger: LedgerWriter, run_id: str, clients: dict[str, Any],
-             client_factory: Callable[[str], Any], failed: list[dict[str, Any]], opener: Callable[[], Any]
+             client_factory: ClientFactory, failed: list[dict[str, Any]], opener: Callable[[], Any]
              ) -> Counter[str]:
     """Put back the before-image of every update (latest first) and take off the tags a delta added;
     each undo is a ledger row naming the op it undid (``detail``), so a second rollback skips it."""
@@ -144,7 +145,7 @@ def _restore(rows: list[dict[str, Any]], ledger: LedgerWriter, run_id: str, clie
     return out
 
 
-def _put_back(client: Any, hl_id: str, before: dict[str, Any]) -> None:
+def _put_back(client: Client, hl_id: str, before: dict[str, Any]) -> None:
     from ..highlevel.models import ContactUpdate, CustomFieldInput, OpportunityUpdate, RecordUpdate
 
     kind = before.pop("kind")

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..highlevel.models import ContactUpdate, CustomFieldInput, OpportunityUpdate, RecordUpdate
+from ..highlevel.protocols import Client
 
 __all__ = ["before_keeper", "opportunity_text", "update_in_place"]
 
@@ -30,16 +31,16 @@ def before_keeper(ledger: Any, sealer: Any, op: Any) -> Keep:
     return keep
 
 
-def update_in_place(client: Any, schema: Any, obj: str, hl_id: str, p: Any, *, keep: Keep,
+def update_in_place(client: Client, schema: Any, obj: str, hl_id: str, p: Any, *, keep: Keep,
                     body: dict[str, Any] | None = None) -> dict[str, Any]:
     """PUT the payload ``p`` over HighLevel's ``hl_id``, ``keep(before-image)`` first; returns the
     before-image. ``body``: the contact body as the writer sends it (household channels moved), default
     ``p.body``."""
     if obj == "patient":
-        cur = client.get_contact(hl_id)
-        before = {k: v for k, v in cur.model_dump().items() if k in ContactUpdate.model_fields
+        contact = client.get_contact(hl_id)
+        before = {k: v for k, v in contact.model_dump().items() if k in ContactUpdate.model_fields
                   and v is not None}
-        before["customFields"] = [{"id": cf.id, "field_value": cf.value} for cf in cur.customFields]
+        before["customFields"] = [{"id": cf.id, "field_value": cf.value} for cf in contact.customFields]
         keep({"kind": "contact", **before})
         body = dict(p.body if body is None else body)
         custom = body.pop("customFields", {})
@@ -47,8 +48,8 @@ def update_in_place(client: Any, schema: Any, obj: str, hl_id: str, p: Any, *, k
             CustomFieldInput(id=schema.field_id(k), field_value=v) for k, v in custom.items()]))
         return {"kind": "contact", **before}
     if obj in ("appointment", "recall"):
-        cur = client.get_opportunity(hl_id)
-        before = {k: v for k, v in cur.model_dump().items() if k in OpportunityUpdate.model_fields
+        opp = client.get_opportunity(hl_id)
+        before = {k: v for k, v in opp.model_dump().items() if k in OpportunityUpdate.model_fields
                   and v is not None}
         keep({"kind": "opportunity", **before})
         pipeline_id, stage_id = schema.pipeline(p.pipeline, p.stage)
@@ -58,10 +59,10 @@ def update_in_place(client: Any, schema: Any, obj: str, hl_id: str, p: Any, *, k
             customFields=[CustomFieldInput(id=schema.field_id(k), field_value=opportunity_text(v))
                           for k, v in p.custom.items()] or None))
         return {"kind": "opportunity", **before}
-    cur = client.get_record(p.object_key, hl_id)
-    keep({"kind": "record", "object_key": p.object_key, "properties": cur.properties or {}})
+    record = client.get_record(p.object_key, hl_id)
+    keep({"kind": "record", "object_key": p.object_key, "properties": record.properties or {}})
     client.update_record(p.object_key, hl_id, RecordUpdate(properties=p.properties))
-    return {"kind": "record", "object_key": p.object_key, "properties": cur.properties or {}}
+    return {"kind": "record", "object_key": p.object_key, "properties": record.properties or {}}
 
 
 def opportunity_text(v: Any) -> Any:

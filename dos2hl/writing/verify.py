@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, HighLevelError
+from ..highlevel.protocols import Client
 from ..phi import PREFIX
 from ..planning.transform import OBJECT_NAMES, ContactPayload, RecordPayload
 from .ledger import IdMap
@@ -52,7 +53,7 @@ class ReadBack:
     kind, else one GET per record. The pages are read once per location and shared by its shards.
     Notes: one list per contact that has notes or files (HighLevel has no location-wide notes search)."""
 
-    def __init__(self, client: Any, paged: set[str] | frozenset[str] = frozenset(),
+    def __init__(self, client: Client, paged: set[str] | frozenset[str] = frozenset(),
                  calendar_id: str | None = None
                  ) -> None:
         self.client, self.paged, self.calendar_id = client, set(paged), calendar_id

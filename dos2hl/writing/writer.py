@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import AlreadyExistsError, DuplicateContactError, HighLevelError, NotFoundError, safe_error
 from ..highlevel.models import ContactCreate, CustomFieldInput, RecordCreate, RelationCreate
+from ..highlevel.protocols import Client
 from ..highlevel.retry import is_transient
 from ..planning.keys import payload_hash
 from ..planning.transform import OBJECT_NAMES, ContactPayload, Plan, RecordPayload
@@ -61,7 +62,7 @@ class LocationSchema:
     object_fields: dict[str, dict[str, list[Any]] | None] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, client: Any, *, owners: dict[str, str] | None = None, calendar: str | None = None,
+    def read(cls, client: Client, *, owners: dict[str, str] | None = None, calendar: str | None = None,
              time_zone: str | None = None, crm: bool = True, opportunity: bool = False,
              objects: tuple[str, ...] | list[str] = ()) -> LocationSchema:
         """``crm``: also the opportunity fields, pipelines and calendar (when the map sends appointments,
@@ -155,8 +156,8 @@ class WriteResult:
 
 
 class ShardWriter(CrmWriter):
-    def __init__(self, client: Any, schema: LocationSchema, ledger: LedgerWriter, ids: IdMap, *, run_id: str,
-                 location: str, uncertain: set[str] = frozenset(),  # type: ignore[assignment]
+    def __init__(self, client: Client, schema: LocationSchema, ledger: LedgerWriter, ids: IdMap, *,
+                 run_id: str, location: str, uncertain: set[str] = frozenset(),  # type: ignore[assignment]
                  shared: dict[str, list[str]] | None = None, source: Any = None,
                  inventory: Inventory | None = None, open_sealed: Any = None, sealer: Any = None) -> None:
         self.client, self.schema, self.ledger, self.ids = client, schema, ledger, ids

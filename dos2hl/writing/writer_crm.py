@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import HighLevelError
 from ..highlevel.models import AppointmentCreate, CustomFieldInput, NoteCreate, OpportunityCreate
+from ..highlevel.protocols import Client
 from ..planning.crm import CrmPlan, FilePayload, NotePayload, OpportunityPayload, link_note_body
 from ..planning.keys import payload_hash
 from ..sources.docfiles import RefusedDocument, read_document
@@ -29,7 +30,7 @@ __all__ = ["CrmWriter"]
 class CrmWriter:
     """Methods of ``ShardWriter`` for crm.py's payloads (``self`` is the ShardWriter)."""
 
-    client: Any
+    client: Client
     schema: Any
     ids: Any
     uncertain: set[str]

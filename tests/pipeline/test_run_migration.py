@@ -168,3 +168,28 @@ def test_the_imported_gate_confirms_the_waiting_checklists_and_not_the_next_roun
             assert contacts == rep.body["locations"][loc]["objects"]["patient"]["written"]  # none twice
     finally:
         w.stop()
+
+
+def test_delta_and_rollback_steps_return_typed_results(world: Any) -> None:
+    """The delta and rollback steps hand back models (the CLI and the flows read attributes, and the
+    ``--json``/return shapes are the models' dumps); a second rollback undoes nothing."""
+    from dos2hl.params import DeltaParams, RollbackParams
+    from dos2hl.pipeline import DeltaReport, RollbackResult, delta_step, migrate
+    from tests.migrate.test_delta import _new_export
+
+    w = world
+    first = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                                  sample=0, export_date=EXPORT_DATE, workers=2), client_factory=w.factory)
+    new, _moved, _gone = _new_export(w)
+    dp = DeltaParams(source=str(new), since_run="latest", mapping=str(w.mapping), locations=str(w.locations),
+                     export_date=EXPORT_DATE, workers=2)
+    out = delta_step(open_env(dp, client_factory=w.factory), dp)
+    assert isinstance(out, DeltaReport) and out.status == "completed"
+    assert out.delta.since == first["run_id"] and out.delta.updated == {"patient": 1}
+    assert out.to_dict()["delta"] == out.delta.model_dump() and out.to_dict()["run_id"] == out.run_id
+    rp = RollbackParams(run_id=out.run_id, locations=str(w.locations))
+    undone = rollback_step(open_env(rp, client_factory=w.factory), rp)
+    assert isinstance(undone, RollbackResult) and undone.complete and undone.status == "rolled back"
+    assert undone.restored == {"patient": 1} and undone.deleted == {"patient": 1}
+    again = rollback_step(open_env(rp, client_factory=w.factory), rp)
+    assert again.complete and again.deleted == {} and again.restored == {}
