@@ -45,7 +45,8 @@ class MigrateParams(_Target):
     approval_timeout_s: int = Field(7 * 86_400, gt=0, description="How long a paused run waits at a gate")
     executor: Executor = Field("threads", description="'threads' in this process, or 'ray' (local Ray or "
                                "DOS2HL_GOVERNOR_ADDRESS): shards on actors sharing the governor actor")
-    workers: int = Field(4, ge=1, description="Shards written at once")
+    workers: int | None = Field(None, ge=1, description="Shards written at once (default: every location at "
+                                "once: one thread per location, 4 to 64; with Ray, the machine's CPUs)")
     verify: Literal["sample", "full"] = Field("sample", description="Read back the sample, or every record")
     export_date: dt.date | None = Field(None, description="Date the export was taken (two-digit years)")
     bulk_threshold: int = Field(5000, ge=1, description="Records per object and location above which "
@@ -64,7 +65,7 @@ class DeltaParams(_Target):
                                               description="Rows deleted in the source: tag the contact "
                                               "and report, or delete")
     executor: Executor = "threads"
-    workers: int = Field(4, ge=1)
+    workers: int | None = Field(None, ge=1)
     export_date: dt.date | None = None
 
 

@@ -43,7 +43,8 @@ def migrate(
     verify: Annotated[str, typer.Option("--verify", help="Read back: 'sample' or 'full'.")] = "sample",
     executor: Annotated[str, typer.Option("--executor", help="'threads' here, or 'ray' (local or "
                                                              "DOS2HL_GOVERNOR_ADDRESS).")] = "threads",
-    workers: Annotated[int, typer.Option("--workers", help="Shards written at once.")] = 4,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", help="Shards written at once (default: every location at once).")] = None,
     bulk_threshold: Annotated[int, typer.Option("--bulk-threshold",
                                                 help="Records per object and location above "
                                                 "which HighLevel's CSV importers are used (no API "

@@ -18,7 +18,6 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -37,6 +36,7 @@ from ..storage import open_store
 from ..writing.households import household_channels, write_households
 from ..writing.writer import LocationSchema
 from .results import Prepared, VerifyResult, WriteResult
+from .schedule import default_workers, per_location, run_fair
 from .shard import ShardResult, migrate_shard_isolated, verify_shard
 
 __all__ = ["Prepared", "VerifyResult", "WriteResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
@@ -237,15 +237,17 @@ def default_factory(lf: LocationsFile, settings: Dos2hlSettings, *, permits: Any
 
 
 def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: int = 300,
-              client_factory: ClientFactory | None = None, executor: str = "threads", workers: int = 4,
-              settings: Dos2hlSettings | None = None, locations: LocationsFile | None = None) -> WriteResult:
+              client_factory: ClientFactory | None = None, executor: str = "threads",
+              workers: int | None = None, settings: Dos2hlSettings | None = None,
+              locations: LocationsFile | None = None) -> WriteResult:
     """Write the sample's patients, or everything (what the sample wrote is found in the ledger)."""
     patients = None
     if phase == "sample":
         patients = choose_sample(open_store(ctx.staged_uri), ctx.locations, sample_size)
+    workers = workers or default_workers(len(ctx.locations), executor)
     found = discover(ctx,
                      client_factory or default_factory(_locations(locations, ctx),
-                                                       settings or Dos2hlSettings()))
+                                                       settings or Dos2hlSettings()), workers=workers)
     specs = ctx.specs(patients)
     results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,
                       workers=workers,
@@ -268,11 +270,11 @@ def _locations(locations: LocationsFile | None, ctx: Prepared) -> LocationsFile:
 
 
 def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool = True,
-             locations: list[str] | None = None) -> dict[str, dict[str, Any]]:
+             locations: list[str] | None = None, workers: int | None = None) -> dict[str, dict[str, Any]]:
     """HighLevel is the truth about what exists: read each location by search pages for what it holds
     under our keys (``existing.py``) before anything is created; the inventory goes to the run's storage,
     where every shard writer finds it. Returns LOC -> {"requests": pages read, "found": kind -> n}.
-    ``locations``: only these (default: every location of the run)."""
+    ``locations``: only these (default: every location of the run), all read at once."""
     from ..highlevel.tally import counting_as, snapshot
     from ..planning.transform import RECORD_TABLES
     from ..writing.existing import save_inventory, take_inventory
@@ -289,8 +291,8 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
 
         opener = load_sealer(ctx.phi_key_file).open
     run = open_store(ctx.run_uri)
-    out: dict[str, dict[str, Any]] = {}
-    for loc in ctx.locations if locations is None else [x for x in ctx.locations if x in locations]:
+
+    def one(loc: str) -> dict[str, Any]:
         schema = LocationSchema(**ctx.schemas[loc])
         pipelines = [p["id"] for name, p in schema.pipelines.items()
                      if (name.lower() == "appointments" and "appt" in sent) or (name.lower() == "recall"
@@ -308,17 +310,20 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
         found = {"contact": len(inv.contacts), "record": len(inv.records),
                  "opportunity": len(inv.opportunities),
                  "file": len(inv.media)}
-        out[loc] = {"requests": inv.requests, "found": found}
         if len(inv):
             log.info("location %s (sub-account %s) already holds %s under our keys: they are adopted, none "
-                     "is "
-                     "created again", loc, schema.location_id,
+                     "is created again", loc, schema.location_id,
                      ", ".join(f"{n} {k}s" for k, n in found.items() if n))
+        return {"requests": inv.requests, "found": found}
+
+    todo = ctx.locations if locations is None else [x for x in ctx.locations if x in locations]
+    out = per_location(todo, one, workers=workers or default_workers(len(todo)))
     return out
 
 
 def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFactory | None = None,
-                 executor: str = "threads", workers: int = 4, settings: Dos2hlSettings | None = None,
+                 executor: str = "threads", workers: int | None = None,
+                 settings: Dos2hlSettings | None = None,
                  locations: LocationsFile | None = None) -> VerifyResult:
     """Read back the phase's records (the sample's, or all of them for --verify full) and merge the diffs.
     The reads take permits as class ``verify`` (half the daily reserve is theirs) and count as such.
@@ -328,18 +333,24 @@ def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFa
     Without a client factory (Ray actors open their own clients) every record costs one GET."""
     from .usage import record
 
+    workers = workers or default_workers(len(ctx.locations), executor)
     if client_factory is not None:
         from .shard import read_back_location
 
-        diffs = []
-        for loc in ctx.locations:
-            specs = [s for s in ctx.specs(result.sample) if s.location == loc]
+        factory = client_factory
+        all_specs = ctx.specs(result.sample)
+
+        def one(loc: str) -> list[dict[str, Any]]:
+            specs = [s for s in all_specs if s.location == loc]
             if not specs:
-                continue
-            client = client_factory(loc)
+                return []
+            client = factory(loc)
             sampled = None if result.sample is None else len(result.sample.get(loc, []))
             reader = read_back_location(client, ctx.run_uri, loc, sampled)
-            diffs += [verify_shard(spec, client, reader) for spec in specs]
+            return [verify_shard(spec, client, reader) for spec in specs]
+
+        by_loc = per_location(ctx.locations, one, workers=workers)
+        diffs = [d for loc in ctx.locations for d in by_loc[loc]]
     else:
         diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory,
                         executor=executor,
@@ -372,7 +383,9 @@ def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
             client_factory: ClientFactory | None,
             executor: str, workers: int, settings: Dos2hlSettings | None = None,
             locations: LocationsFile | None = None, cls: str = "migration") -> list[Any]:
-    """Run ``fn(spec, client)`` for every spec: threads here, or Ray actors (``dos2hl.execution.pool``)."""
+    """Run ``fn(spec, client)`` for every spec: threads here, or Ray actors (``dos2hl.execution.pool``);
+    either way the locations' shards are handed out fairly (``schedule.FairQueue``): every location at
+    once, each paced by its own sub-account's budget."""
     if executor == "ray":
         from .pool import run_on_ray
 
@@ -393,5 +406,4 @@ def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
             clients[spec.location] = client_factory(spec.location)
         return fn(spec, clients[spec.location])
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="dos2hl-shard") as pool:
-        return list(pool.map(one, specs))
+    return run_fair(specs, one, key=lambda spec: spec.location, workers=workers)

@@ -1,7 +1,7 @@
 """Shard workers on Ray: actors that transform and write (or verify) shards, all sharing the governor.
 
-Ray lives in one package of dos2hl, this one: the governor actor and the workers that take its
-permits. Each ``ShardWorker`` keeps one HighLevel client per location (connection reuse) whose
+Ray lives in two modules of dos2hl: this one and the governor's actor, whose permits the workers
+take. Each ``ShardWorker`` keeps one HighLevel client per location (connection reuse) whose
 ``PermitSource`` is a ``GovernorHandle`` on the named governor actor, so every request of every
 worker of every flow run on the cluster goes through one governor. Tokens come from the workers'
 environment (``token_env`` in locations.yaml), never through Ray.
@@ -21,6 +21,7 @@ import ray
 from ..governor.actor import connect
 from ..locations import LocationsFile, open_client
 from ..settings import Dos2hlSettings
+from .schedule import FairQueue
 
 __all__ = ["ShardWorker", "run_on_ray"]
 
@@ -52,7 +53,8 @@ class ShardWorker:
 
 def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: LocationsFile,
                settings: Dos2hlSettings, *, workers: int = 4, cls: str = "migration") -> list[Any]:
-    """``fn(spec, client)`` for every spec on ``workers`` actors; results in the order of ``specs``."""
+    """``fn(spec, client)`` for every spec on ``workers`` actors, handed out fairly across locations
+    (``schedule.FairQueue``); results in the order of ``specs``."""
     g = settings.governor
     from ..governor import limits_from, state_uri
 
@@ -69,17 +71,19 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
     pending: dict[Any, int] = {}
     free = list(pool)
     busy: dict[Any, Any] = {}
-    queue = list(enumerate(specs))
+    queue = FairQueue(specs, key=lambda spec: spec.location)  # every location at once
     try:
-        while queue or pending:
-            while queue and free:
-                i, spec = queue.pop(0)
+        while len(queue) or pending:
+            while free and (got := queue.take()) is not None:
+                i, spec = got
                 actor = free.pop()
                 ref = actor.run.remote(fn, spec)
                 pending[ref], busy[ref] = i, actor
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                results[pending.pop(ref)] = ray.get(ref)
+                i = pending.pop(ref)
+                results[i] = ray.get(ref)
+                queue.done(i)
                 free.append(busy.pop(ref))
     finally:
         ray.get([a.close.remote() for a in pool])

@@ -24,7 +24,7 @@ class RunEnv:
     reads: ClientFactory  # the same, as class ``verify`` (read-backs use the reserve kept for them)
     storage: str | None = None  # the run's own runs root (default DOS2HL_STORAGE)
     executor: str = "threads"
-    workers: int = 4
+    workers: int | None = None  # None: every location at once (execution.schedule.default_workers)
     permits: Any = None  # the governor (None when the factories were given)
 
     def run_uri(self, run_id: str) -> str:
@@ -47,4 +47,4 @@ def open_env(params: Any, *, settings: Dos2hlSettings | None = None,
         client_factory = default_factory(lf, settings, permits=permits)
         verify_factory = verify_factory or default_factory(lf, settings, permits=permits, cls="verify")
     return RunEnv(settings, lf, client_factory, verify_factory or client_factory, params.storage, executor,
-                  getattr(params, "workers", 4), permits)
+                  getattr(params, "workers", None), permits)

@@ -14,7 +14,7 @@ import secrets
 import sqlite3
 import string
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS docs (kind TEXT NOT NULL, id TEXT NOT NULL, location_
                                  seq INTEGER NOT NULL, data TEXT, prev TEXT, visible_at REAL NOT NULL,
                                  deleted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (kind, id));
 CREATE INDEX IF NOT EXISTS docs_loc ON docs (kind, location_id, seq);
+CREATE INDEX IF NOT EXISTS docs_seq ON docs (seq);
+CREATE INDEX IF NOT EXISTS docs_rel_first ON docs (location_id, json_extract(data, '$.firstRecordId'))
+    WHERE kind = 'relation' AND deleted = 0;
+CREATE INDEX IF NOT EXISTS docs_rel_second ON docs (location_id, json_extract(data, '$.secondRecordId'))
+    WHERE kind = 'relation' AND deleted = 0;
 CREATE TABLE IF NOT EXISTS rl_hits (bucket TEXT NOT NULL, ts REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS rl_hits_b ON rl_hits (bucket, ts);
 CREATE TABLE IF NOT EXISTS rl_daily (bucket TEXT NOT NULL, day TEXT NOT NULL, count INTEGER NOT NULL,
@@ -163,6 +168,20 @@ class Store:
             prev = row[0] if now >= row[2] else row[1]
             db.execute("UPDATE docs SET deleted=1, data=NULL, prev=?, visible_at=? WHERE kind=? AND id=?",
                        (prev, now + lag, kind, doc_id))
+
+    def relations_of(self, location_id: str, record_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Live relations of one location that one of ``record_ids`` is a side of, oldest first (by the
+        two partial indexes on the sides: a location's relations grow with every record written)."""
+        ids = sorted(set(record_ids))
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        sql = ("SELECT seq, data FROM docs WHERE kind = 'relation' AND deleted = 0 AND location_id = ? "
+               f"AND json_extract(data, '$.{{side}}RecordId') IN ({marks})")
+        with self._lock:
+            rows = {seq: data for side in ("first", "second")
+                    for seq, data in self._db.execute(sql.format(side=side), (location_id, *ids)).fetchall()}
+        return [json.loads(rows[seq]) for seq in sorted(rows)]
 
     def list(self, kind: str, location_id: str) -> list[dict[str, Any]]:
         """Live documents of one kind in one location, oldest first."""

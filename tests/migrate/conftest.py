@@ -92,11 +92,12 @@ CRM_TABLES = ("appt", "apptproc", "recall", "patref", "refsrc", "commlog", "docu
 def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 40, mess: str = "clean",
                allow_duplicates: bool = False, provisioned: bool = True, crm: bool = False,
                relations: dict[str, str] | None = None, manual_steps: bool = True, export: Path | None = None,
-               **gen: Any) -> World:
-    """A generated practice, two provisioned sandbox locations, a confirmed map. ``crm=False`` maps
-    only patients and the custom objects of issue 6 (the CRM objects skipped: tests of the write path's
-    mechanics stay small); ``crm=True`` maps every object of the seed. ``export``: a hand-made export
-    (tests/fixtures/...), copied and used instead of a generated one; its home offices are L001 and L002."""
+               locations: int = 2, **gen: Any) -> World:
+    """A generated practice, ``locations`` provisioned sandbox locations (two), a confirmed map.
+    ``crm=False`` maps only patients and the custom objects of issue 6 (the CRM objects skipped: tests
+    of the write path's mechanics stay small); ``crm=True`` maps every object of the seed. ``export``: a
+    hand-made export (tests/fixtures/...), copied and used instead of a generated one; its home offices
+    are L001 and L002."""
     from dos2hl.generate import GenerateParams, generate
     from dos2hl.provision import provision
     from dos2hl.sandbox import add_user, init_locations
@@ -106,12 +107,13 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
 
         shutil.copytree(export, root / "practice" / "export", ignore=shutil.ignore_patterns("*.md"))
     else:
-        generate(root / "practice", GenerateParams(**{"seed": 3, "patients": patients, "locations": 2,
+        generate(root / "practice", GenerateParams(**{"seed": 3, "patients": patients,
+                                                      "locations": locations,
                                                       "mess": mess, "images": "stub", "history_years": 2,
                                                       **gen}))
     state = root / "sandbox"
-    tokens = init_locations(state, 2, allow_duplicates=allow_duplicates)
-    loc_ids = dict(zip(["L001", "L002"], tokens, strict=True))
+    tokens = init_locations(state, locations, allow_duplicates=allow_duplicates)
+    loc_ids = dict(zip([f"L{i + 1:03d}" for i in range(locations)], tokens, strict=True))
     for src, lid in loc_ids.items():
         monkeypatch.setenv(f"DOS2HL_TEST_TOKEN_{src}", tokens[lid])
         add_user(state, lid, "Office", "Manager", MANAGER)

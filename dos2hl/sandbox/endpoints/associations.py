@@ -85,7 +85,7 @@ def create_relation(ctx: Ctx) -> tuple[int, Any]:
         if not _record_in_location(ctx, okey, rid):
             raise ApiError(400, f"{side}RecordId {rid} is not a {okey} record of this location",
                            error="Bad Request")
-    for rel in ctx.store.list("relation", ctx.location_id):
+    for rel in ctx.store.relations_of(ctx.location_id, [body["firstRecordId"]]):
         if (rel["associationId"], rel["firstRecordId"], rel["secondRecordId"]) == \
                 (assoc["id"], body["firstRecordId"], body["secondRecordId"]):
             raise ApiError(400, "Relation already exists", error="Bad Request")
@@ -101,9 +101,8 @@ def create_relation(ctx: Ctx) -> tuple[int, Any]:
 def list_relations(ctx: Ctx) -> tuple[int, Any]:
     rid = ctx.params["recordId"]
     wanted = set(ctx.query.get("associationIds") or [])
-    items = [r for r in ctx.store.list("relation", ctx.location_id)
-             if rid in (r["firstRecordId"], r["secondRecordId"])
-             and (not wanted or r["associationId"] in wanted)]
+    items = [r for r in ctx.store.relations_of(ctx.location_id, [rid])
+             if not wanted or r["associationId"] in wanted]
     skip, limit = int(ctx.q("skip", "0") or 0), int(ctx.q("limit", "100") or 100)
     return 200, {"relations": items[skip:skip + limit], "total": len(items)}
 

@@ -205,9 +205,8 @@ def delete_contact(ctx: Ctx) -> tuple[int, Any]:
 
 def remove_relations(ctx: Ctx, record_ids: set[str]) -> None:
     """Delete every relation one of ``record_ids`` is a side of (they go with their records)."""
-    for rel in ctx.store.list("relation", ctx.location_id):
-        if rel["firstRecordId"] in record_ids or rel["secondRecordId"] in record_ids:
-            ctx.remove("relation", rel["id"])
+    for rel in ctx.store.relations_of(ctx.location_id, record_ids):
+        ctx.remove("relation", rel["id"])
 
 
 @handler("contacts:search-contacts-advanced")

@@ -289,9 +289,8 @@ def update_record(ctx: Ctx) -> tuple[int, Any]:
 def delete_record(ctx: Ctx) -> tuple[int, Any]:
     _, record = _record(ctx)
     ctx.remove("record", record["id"], indexed=True)
-    for rel in ctx.store.list("relation", ctx.location_id):  # relations go with their record
-        if record["id"] in (rel["firstRecordId"], rel["secondRecordId"]):
-            ctx.remove("relation", rel["id"])
+    for rel in ctx.store.relations_of(ctx.location_id, [record["id"]]):  # they go with their record
+        ctx.remove("relation", rel["id"])
     return 200, {"id": record["id"], "success": True}
 
 

@@ -1,0 +1,121 @@
+"""Every location at once: the order units of work are handed to workers, and the worker count.
+
+A location is paced only by its own sub-account's budget in the governor, so a run goes as fast as
+its locations together allow only when its workers are spread over them. ``FairQueue`` hands the next
+unit to the location with the fewest units in flight (then the fewest started), so N workers work on N
+locations while there are N with work left, and a slow location (its units take long, or wait for its
+budget) holds at most its share of the workers, never the others' work. The thread executor
+(``run_fair``), the Ray pool and the per-location phases (discovery, read-back) all schedule this way.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+__all__ = ["MAX_THREADS", "FairQueue", "default_workers", "per_location", "run_fair"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+K = TypeVar("K", bound=Hashable)
+
+#: The most shard threads one process runs (each holds one shard's rows and payloads in memory).
+MAX_THREADS = 64
+
+
+def default_workers(locations: int, executor: str = "threads") -> int:
+    """Workers when the run names none: threads mostly wait (for the network and the governor), so one
+    per location (at least 4, at most ``MAX_THREADS``); Ray workers are processes: as many as the
+    machine has CPUs, at least 4, never more than there are locations' worth of work."""
+    if executor == "ray":
+        return max(1, min(max(4, os.cpu_count() or 1), max(locations, 1)))
+    return max(4, min(locations, MAX_THREADS))
+
+
+class FairQueue(Generic[T]):
+    """Units grouped by ``key``; ``take`` gives the next unit of the key with the fewest in flight
+    (then the fewest started, then the first seen), ``done`` returns its slot. Not thread-safe: the
+    caller holds a lock (``run_fair``) or is one loop (the Ray pool)."""
+
+    def __init__(self, items: Sequence[T], key: Callable[[T], Hashable]) -> None:
+        self._pending: dict[Hashable, deque[tuple[int, T]]] = {}
+        for i, item in enumerate(items):
+            self._pending.setdefault(key(item), deque()).append((i, item))
+        self._order = {k: n for n, k in enumerate(self._pending)}
+        self._key_of = {i: k for k, q in self._pending.items() for i, _ in q}
+        self._flight = dict.fromkeys(self._pending, 0)
+        self._started = dict.fromkeys(self._pending, 0)
+
+    def __len__(self) -> int:
+        """Units not taken yet."""
+        return sum(len(q) for q in self._pending.values())
+
+    def take(self) -> tuple[int, T] | None:
+        """(index in the items, unit), or None when every unit is taken."""
+        ready = [k for k, q in self._pending.items() if q]
+        if not ready:
+            return None
+        k = min(ready, key=lambda k: (self._flight[k], self._started[k], self._order[k]))
+        self._flight[k] += 1
+        self._started[k] += 1
+        return self._pending[k].popleft()
+
+    def done(self, index: int) -> None:
+        self._flight[self._key_of[index]] -= 1
+
+    def in_flight(self) -> dict[Hashable, int]:
+        return {k: n for k, n in self._flight.items() if n}
+
+
+def run_fair(items: Sequence[T], fn: Callable[[T], R], *, key: Callable[[T], Hashable], workers: int,
+             name: str = "dos2hl-shard") -> list[R]:
+    """``fn(item)`` for every item on ``workers`` threads, handed out by a ``FairQueue``; results in the
+    order of ``items``. The first exception ``fn`` raises stops the hand-out and is raised here once the
+    units in flight have ended."""
+    queue = FairQueue(items, key)
+    results: list[R | None] = [None] * len(items)
+    lock = threading.Lock()
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        while True:
+            with lock:
+                if failed:
+                    return
+                got = queue.take()
+            if got is None:
+                return
+            i, item = got
+            try:
+                results[i] = fn(item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                with lock:
+                    failed.append(exc)
+                return
+            finally:
+                with lock:
+                    queue.done(i)
+
+    threads = [threading.Thread(target=work, name=f"{name}-{n}", daemon=True)
+               for n in range(max(1, min(workers, len(items))))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        raise failed[0]
+    return results  # type: ignore[return-value]  # every slot is filled when nothing failed
+
+
+def per_location(locations: Sequence[K], fn: Callable[[K], R], *, workers: int) -> dict[K, R]:
+    """``fn(location)`` for every location at once (at most ``workers`` threads); LOC -> result, in the
+    order of ``locations``. For the per-location phases: discovery and the read-back."""
+    if len(locations) <= 1 or workers <= 1:
+        return {loc: fn(loc) for loc in locations}
+    threads = min(workers, len(locations))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dos2hl-loc") as pool:
+        return dict(zip(locations, pool.map(fn, locations), strict=True))
