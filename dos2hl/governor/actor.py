@@ -23,6 +23,7 @@ from typing import Any
 import ray
 
 from .core import Lease, Limits, RateGovernor, Status, p99
+from .local import permits_of
 from .persist import load_snapshot, save_snapshot
 
 __all__ = ["ACTOR_NAME", "NAMESPACE", "GovernorHandle", "connect"]
@@ -118,7 +119,8 @@ class GovernorHandle:
         self._cache: dict[str, deque[float]] = {}
         self._released: dict[str, list[float]] = {}
         self._wait: dict[str, float] = {}  # per key: no early refill before this (the actor said so)
-        self._late: dict[str, deque[float]] = {}  # per key: how late acquire returned after the permit
+        self._late: dict[str, deque[float]] = {}  # per key: how late the answer came after the permit
+        self._sent = threading.local()  # this thread's last permit time per key, until its answer
         self._reports: list[tuple[str, int, dict[str, str], float]] = []
         self.calls = 0  # actor round trips made by this handle
         self.dropped = 0  # cached permits given back because they went stale before a worker came
@@ -167,15 +169,19 @@ class GovernorHandle:
             if len(got) < n and not times and retry_at is not None:
                 self._sleep_until(retry_at)
         self._sleep_until(max(got))
-        lateness = self._clock() - max(got)
-        with self._lock:
-            self._late.setdefault(key, deque(maxlen=256)).append(lateness)
+        permits_of(self._sent)[key] = max(got)
 
     def report(self, location_id: str, status: int, headers: Mapping[str, str]) -> None:
+        """As ``LocalGovernor.report``: the answer's arrival after the permit is the lateness the margin
+        must cover (a server that queues counts the request late)."""
         h = {k.lower(): v for k, v in headers.items() if k.lower() in _HEADERS}
         key = self._k(location_id)
+        permit = permits_of(self._sent).pop(key, None)
         with self._lock:
-            self._reports.append((key, status, h, self._clock()))
+            now = self._clock()
+            if permit is not None:
+                self._late.setdefault(key, deque(maxlen=256)).append(now - permit)
+            self._reports.append((key, status, h, now))
             if status != 429 and len(self._reports) < 4 * self.batch:
                 return
             if status == 429:  # cached permits were planned for a window that is now frozen

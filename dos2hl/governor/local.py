@@ -37,8 +37,9 @@ class LocalGovernor:
         snap = load_snapshot(self._state) if self._state is not None else None
         self.core = RateGovernor(limits, started_at=now, weights=weights, snapshot=snap)
         self._saved_at = now
-        self._late: dict[str, deque[float]] = {}  # per key: how late acquire returned after the permit
+        self._late: dict[str, deque[float]] = {}  # per key: how late the answer came after the permit
         self._nlate: dict[str, int] = {}
+        self._sent = threading.local()  # this thread's last permit time per key, until its answer
 
     @property
     def limits(self) -> Limits:
@@ -71,17 +72,22 @@ class LocalGovernor:
             if len(times) < n and lease.retry_at is not None:
                 self._sleep_until(lease.retry_at)
         self._sleep_until(max(times))
-        key = self._k(location_id)
-        with self._lock:
-            late = self._late.setdefault(key, deque(maxlen=256))
-            late.append(self._clock() - max(times))
-            self._nlate[key] = self._nlate.get(key, 0) + 1
-            if self._nlate[key] % 32 == 0 and (q := p99(late)) is not None:
-                self.core.observe_lateness(key, q)
+        permits_of(self._sent)[self._k(location_id)] = max(times)
 
     def report(self, location_id: str, status: int, headers: Mapping[str, str]) -> None:
+        """The server's answer. Its arrival is the latest moment the server can have counted the request
+        (a server that queues counts it late): that lateness after the permit widens the key's margin."""
+        key = self._k(location_id)
+        permit = permits_of(self._sent).pop(key, None)
         with self._lock:
-            self.core.report(self._k(location_id), status, headers, self._clock())
+            now = self._clock()
+            if permit is not None:
+                late = self._late.setdefault(key, deque(maxlen=256))
+                late.append(now - permit)
+                self._nlate[key] = self._nlate.get(key, 0) + 1
+                if self._nlate[key] % 32 == 0 and (q := p99(late)) is not None:
+                    self.core.observe_lateness(key, q)
+            self.core.report(key, status, headers, now)
 
     # ---- the rest ------------------------------------------------------------------------------------
     def status(self, location_id: str) -> Status:
@@ -109,3 +115,11 @@ class LocalGovernor:
         wait = t - self._clock()
         if wait > 0:
             self._sleep(wait)
+
+
+def permits_of(sent: threading.local) -> dict[str, float]:
+    """This thread's permit times not yet answered, per key (``sent``: the permit source's local)."""
+    out: dict[str, float] | None = getattr(sent, "times", None)
+    if out is None:
+        out = sent.times = {}
+    return out

@@ -77,7 +77,27 @@ def test_local_governor_learns_the_workers_lateness() -> None:
                         clock=lambda: clock[0], sleep=late_sleep)
     for _ in range(64):
         gov.acquire("loc", 1)
+        gov.report("loc", 201, {})  # answered at once
     assert abs(gov.status("loc").margin_s - 0.03) < 1e-6  # 2 x the 15 ms p99 lateness
+
+
+def test_a_server_that_queues_widens_the_margin_by_when_its_answers_come() -> None:
+    """Issue 16: the server counts a request when it gets to it, not when we sent it. Punctual wake-ups,
+    but every answer comes 40 ms after the permit (the server queued it): the margin covers that."""
+    clock = [1_750_000_000.0]
+
+    def sleep(s: float) -> None:
+        clock[0] += s
+
+    gov = LocalGovernor(Limits(burst=1000, window_s=2.0, daily=10**7, margin_s=0.006, reserve=0.0),
+                        clock=lambda: clock[0], sleep=sleep)
+    for _ in range(64):
+        gov.acquire("loc", 1)
+        clock[0] += 0.04  # in the server's queue, then answered
+        gov.report("loc", 201, {})
+    assert abs(gov.status("loc").margin_s - 0.08) < 1e-6
+    gov.report("loc", 201, {})  # an answer without a permit (an unmetered call) teaches nothing
+    assert abs(gov.status("loc").margin_s - 0.08) < 1e-6
 
 
 @pytest.mark.s3
