@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/generate.py
 	$(VENV)/bin/python bench/governor.py --quick
 	$(VENV)/bin/python bench/migrate.py --quick
+	$(VENV)/bin/python bench/scale.py --quick
 
 # ruff's rule set and mypy's settings are pyproject.toml's (E, F, I, B at 110 columns; strict typed core)
 lint: $(STAMP)
