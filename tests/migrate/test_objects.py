@@ -226,6 +226,9 @@ def test_the_planner_counts_what_the_run_sent(migrated: Any) -> None:
     reads = sum(v["api_path"]["verify_reads"] + v["api_path"]["prepare_reads"]
                 for v in plan["locations"].values())
     assert reads > 0
+    group = plan["group"]["api_path"]  # the two offices at once: as long as the slower one
+    assert group["requests"] == planned and group["locations"] == 2
+    assert group["elapsed_hours"] == max(v["api_path"]["elapsed_hours"] for v in plan["locations"].values())
     for v in plan["locations"].values():
         a = v["api_path"]
         assert a["hours_at_burst_limit"] == pytest.approx(a["requests"] / 10 / 3600, abs=0.01)
