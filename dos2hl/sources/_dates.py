@@ -182,11 +182,11 @@ def date_parts(c: str, ctx: ParseContext, birth: bool = False
         m = rx.fullmatch(c)
         if m:
             g = m.groups()
-            mo = _month(g[1] if dmy else g[0])
-            if mo is None:
+            named = _month(g[1] if dmy else g[0])
+            if named is None:
                 break
             da = int(g[0] if dmy else g[1])
-            return _finish(g[2], mo, da, g[3], "DT3", False, ctx, birth)
+            return _finish(g[2], named, da, g[3], "DT3", False, ctx, birth)
     return None, None, "TYPE", NULLED
 
 

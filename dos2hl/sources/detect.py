@@ -344,8 +344,8 @@ def sniff(sample: bytes, *, name: str = "<file>",
     banner_text = text.splitlines()[:banner_lines]
 
     header: list[str] = []
-    data = records[(start_rec or 0) + (1 if has_header else 0):]
-    data = [r for _, r in data if len(r) > 1 or not is_trailer(r[0] if r else "")]
+    after = records[(start_rec or 0) + (1 if has_header else 0):]
+    data = [r for _, r in after if len(r) > 1 or not is_trailer(r[0] if r else "")]
     trailing = False
     if has_header and header_at is not None:
         header = [f.strip().strip("\"~").strip() for f in records[header_at][1]]

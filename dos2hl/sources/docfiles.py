@@ -30,8 +30,12 @@ import errno
 import os
 import re
 import stat
+from typing import TYPE_CHECKING
 
 from ..errors import SourceError, StorageError
+
+if TYPE_CHECKING:
+    from ..storage import Store
 
 __all__ = ["MAX_DOCUMENT_BYTES", "IMAGES", "RefusedDocument", "TooLarge", "document_key", "document_size",
            "read_document", "too_large_reason"]
@@ -126,7 +130,8 @@ def _open_local(root: str, parts: list[str]) -> int | None:
         try:
             top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
-            return _missing_or_refused(exc, root, None)
+            _missing_or_refused(exc, root, None)
+            return None
         fds.append(top)
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -134,7 +139,8 @@ def _open_local(root: str, parts: list[str]) -> int | None:
             try:
                 fd = os.open(part, flags, dir_fd=fds[-1])
             except OSError as exc:
-                return _missing_or_refused(exc, part, fds[-1])
+                _missing_or_refused(exc, part, fds[-1])
+                return None
             if last:
                 return fd
             fds.append(fd)
@@ -179,13 +185,13 @@ def _regular(fd: int) -> int:
     raise RefusedDocument(f"unsafe file: {kind}, not a regular file")
 
 
-def _local_root(store: object) -> str | None:
+def _local_root(store: Store) -> str | None:
     from ..storage import LocalStore
 
     return str(store.root) if isinstance(store, LocalStore) else None
 
 
-def document_size(store: object, key: str) -> int | None:
+def document_size(store: Store, key: str) -> int | None:
     """The document's size in bytes, None when the export does not have it; refuses what must not be read."""
     parts = _split(key)
     root = _local_root(store)
@@ -198,19 +204,19 @@ def document_size(store: object, key: str) -> int | None:
         finally:
             os.close(fd)
     try:
-        return store.size(key) if store.exists(key) else None  # type: ignore[attr-defined]
+        return store.size(key) if store.exists(key) else None
     except (OSError, StorageError) as exc:  # their texts hold the key: a path that can hold a name
         raise RefusedDocument(f"unreadable file ({type(exc).__name__})") from None
 
 
-def read_document(store: object, key: str, *, cap: int = MAX_DOCUMENT_BYTES) -> bytes:
+def read_document(store: Store, key: str, *, cap: int = MAX_DOCUMENT_BYTES) -> bytes:
     """The document's bytes (at most ``cap``); :class:`TooLarge` past it, :class:`RefusedDocument` for a
     file that must not be read, ``FileNotFoundError`` (no path in it) when it is gone."""
     parts = _split(key)
     root = _local_root(store)
     if root is None:
         try:
-            data = store.read_bytes(key, length=cap + 1)  # type: ignore[attr-defined]
+            data = store.read_bytes(key, length=cap + 1)
         except (OSError, StorageError) as exc:
             raise RefusedDocument(f"unreadable file ({type(exc).__name__})") from None
     else:

@@ -253,6 +253,10 @@ class ExportReader(QuarantineRules):
 
     def _csv(self, stream: Utf8Stream, fmt: FileFormat, colnames: list[str], tracker: LineTracker, block: int,
              skip_rows: int) -> pacsv.CSVStreamingReader:
+        def skip_invalid(row: pacsv.InvalidRow) -> str:
+            tracker.on_invalid(row.number, row.actual_columns, row.text)
+            return "skip"
+
         return pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(
@@ -261,8 +265,7 @@ class ExportReader(QuarantineRules):
             parse_options=pacsv.ParseOptions(
                 delimiter=fmt.delimiter, quote_char=fmt.quotechar, double_quote=True,
                 newlines_in_values=True, ignore_empty_lines=False,
-                invalid_row_handler=lambda row: (
-                    tracker.on_invalid(row.number, row.actual_columns, row.text), "skip")[1],
+                invalid_row_handler=skip_invalid,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in colnames}, strings_can_be_null=False,
@@ -352,7 +355,7 @@ class ExportReader(QuarantineRules):
         st.repaired += n_fixed
         st.clean += data.num_rows - n_fixed
         if findings.num_rows:
-            for code, cnt in zip(*pc.value_counts(findings["code"]).flatten(), strict=True):  # type: ignore[misc]
+            for code, cnt in zip(*pc.value_counts(findings["code"]).flatten(), strict=True):
                 st.findings[code.as_py()] += cnt.as_py()
         self.rowctx.observe(f.table, data)
         unmapped = rows.select(st.unknown_columns) if st.unknown_columns else None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ..model import ARROW_TYPES, Column
+from ._arrow import clean
 from ._common import REASONS, ParseContext, Result, clean_text
 from ._dates import parse_date, parse_datetime, parse_time
 from ._numbers import parse_bool, parse_int, parse_money
@@ -39,7 +40,7 @@ from ._text import (
     parse_tooth,
     parse_zip,
 )
-from ._vector import clean, kernel_for
+from ._vector import kernel_for
 from .names import title_case_name
 
 __all__ = [
