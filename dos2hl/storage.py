@@ -15,6 +15,7 @@ from patient data.
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 import tempfile
@@ -96,7 +97,8 @@ class Store(Protocol):
     def put_file(self, key: str, local: Path) -> None:
         """Store the local file ``local`` at ``key`` (it may be moved)."""
     def local_path(self, key: str) -> Path | None: ...
-    def delete(self, keys: list[str]) -> None: ...
+    # builtins.list: inside these classes, a bare ``list`` names the list() method
+    def delete(self, keys: builtins.list[str]) -> None: ...
     @contextmanager
     def writer(self, key: str) -> Iterator[IO[bytes]]: ...
 
@@ -139,7 +141,7 @@ class LocalStore:
     def local_path(self, key: str) -> Path | None:
         return self._p(key)
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         for key in keys:
             self._p(key).unlink(missing_ok=True)
 
@@ -250,7 +252,7 @@ class S3Store:
     def local_path(self, key: str) -> Path | None:
         return None
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         for i in range(0, len(keys), 1000):
             batch = [{"Key": self._k(k)} for k in keys[i:i + 1000]]
             self._call("delete", keys[i] if keys else "", self.client.delete_objects, Bucket=self.bucket,
@@ -268,7 +270,7 @@ class S3Store:
     def writer(self, key: str) -> Iterator[IO[bytes]]:
         # Spool to a local temp file, then one upload: bounded memory, atomic on S3.
         with tempfile.NamedTemporaryFile(prefix="dos2hl-", suffix=".part") as tmp:
-            yield tmp  # type: ignore[misc]
+            yield tmp
             tmp.flush()
             self.put_file(key, Path(tmp.name))
 
