@@ -364,6 +364,7 @@ def resolve_providers(source: str | Path, locations: LocationsFile, *,
         user = None
         if email:
             user = next((u for u in loc_users if _email(u.email) == _email(email)), None)
+        user_id: str | None  # the matched user's, else the location's fallback user's (if any)
         if user is not None:
             match: Match = "email"
             user_id, user_email, suggestion = user.id, user.email, None

@@ -344,11 +344,10 @@ def require_balanced(manifest: dict[str, Any] | StageResult, staged_uri: str) ->
     """Refuse a staging whose identity does not balance: a file was not read to its end (a read error),
     was refused (unreadable, or most of its records unreadable) or lost rows. Names files and lines,
     never a value."""
-    if isinstance(manifest, StageResult):
-        manifest = manifest.manifest
-    if manifest.get("balanced"):
+    m: dict[str, Any] = manifest.manifest if isinstance(manifest, StageResult) else manifest
+    if m.get("balanced"):
         return
-    files = manifest.get("files", {})
+    files = m.get("files", {})
     why = [str(st.get("error") or f"{name}: {st.get('records')} records are not all staged or quarantined")
            for name, st in sorted(files.items()) if not st.get("balanced", False)]
     raise SourceError(f"the staged export {staged_uri} is not balanced, so nothing is migrated: "

@@ -117,7 +117,7 @@ class SemanticChecks:
         if self._cache.get(name + "#") != len(values):
             self._cache[name] = pa.array(sorted(set(values)), pa.string())
             self._cache[name + "#"] = len(values)
-        return self._cache[name]  # type: ignore[return-value]
+        return self._cache[name]
 
     # -- per chunk -------------------------------------------------------------------------
     def add(self, table: str, data: pa.Table) -> None:

@@ -239,7 +239,8 @@ def _from_rtf(s: str, first: int) -> tuple[str, list[InlineImage]]:
     body, images = _rtf_cut(s, first)
     body = _BARE_UC.sub(r"\\uc1", body)  # striprtf needs the number (a bare \uc would raise)
     try:
-        text = rtf_to_text(body, encoding="cp1252", errors="replace")
+        # striprtf ships py.typed but leaves rtf_to_text unannotated (returns str)
+        text: str = rtf_to_text(body, encoding="cp1252", errors="replace")  # type: ignore[no-untyped-call]
     except Exception:  # noqa: BLE001 - a malformed note must not stop a migration
         text = _rtf_fallback(body)
     return text, images

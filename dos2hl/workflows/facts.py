@@ -35,7 +35,8 @@ def _rows(staged: Store, table: str, location: str, columns: Iterable[str]) -> l
     if t is None:
         return None
     keep = [c for c in columns if c in t.column_names]
-    return t.select(keep).to_pylist()
+    rows: list[dict[str, Any]] = t.select(keep).to_pylist()
+    return rows
 
 
 def _manifest(staged: Store) -> dict[str, Any]:
