@@ -34,12 +34,15 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..storage import Store
+
+if TYPE_CHECKING:
+    from ..phi import Sealer
 
 __all__ = ["BEFORE_FIELD", "IdMap", "LedgerWriter", "Op", "open_before", "read_ledger", "seal_before",
            "unreadable_ledger_files", "SCHEMA"]
@@ -114,7 +117,7 @@ class LedgerWriter:
         self.flush()
 
 
-def seal_before(sealer: Any, before: dict[str, Any], key: str) -> str:
+def seal_before(sealer: Sealer, before: dict[str, Any], key: str) -> str:
     """A before-image as the ledger keeps it: JSON sealed for ``key`` (the row's stable key)."""
     return sealer.seal(json.dumps(before, default=str), BEFORE_FIELD, key)
 

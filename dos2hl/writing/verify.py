@@ -138,7 +138,7 @@ class FieldDiff:
                 "examples": dict(self.examples), "mismatches": self.mismatches()}
 
 
-def comparable(v: Any) -> Any:
+def comparable(v: Any) -> list[str] | str:
     """A field value as verification compares it (lists unordered, 3.0 == "3", a timestamp by its date,
     text case-blind); the inventory's digests use the same form, so "equal" means one thing."""
     if isinstance(v, list):

@@ -167,7 +167,7 @@ class ShardWriter(CrmWriter):
         self.open_sealed = open_sealed  # compares sealed payload values with what HighLevel holds
         self.sealer = sealer  # seals the before-image of an adopted record this run updates
         self._children: dict[tuple[str, str], dict[str, str]] = {}  # (kind, contact id) -> key -> id
-        self.result = WriteResult()
+        self.result: WriteResult = WriteResult()
         self.shared = shared or {}  # source patient id -> channels a household member holds
         self.source = source  # the export's store (document files)
 

@@ -13,18 +13,30 @@ and an adopted contact's events and notes by reading that contact's once.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import HighLevelError
+from ..highlevel import Lookup, Written
 from ..highlevel.models import AppointmentCreate, CustomFieldInput, NoteCreate, OpportunityCreate
 from ..highlevel.protocols import Client
 from ..planning.crm import CrmPlan, FilePayload, NotePayload, OpportunityPayload, link_note_body
 from ..planning.keys import payload_hash
 from ..sources.docfiles import RefusedDocument, read_document
+from ..storage import Store
 from .existing import Inventory, event_key, note_key, opportunity_fields
+from .ledger import IdMap
 from .updates import opportunity_text, update_in_place
 
 __all__ = ["CrmWriter"]
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+H = TypeVar("H", bound=_HasId)  # what a create returns: an opportunity, event, note or media file
 
 
 class CrmWriter:
@@ -32,13 +44,27 @@ class CrmWriter:
 
     client: Client
     schema: Any
-    ids: Any
+    ids: IdMap
     uncertain: set[str]
     result: Any
     inventory: Inventory
     open_sealed: Any
 
-    def write_crm(self, plan: CrmPlan, source: Any = None) -> None:
+    if TYPE_CHECKING:  # ShardWriter's (writer.py), which this half calls
+        def _op(self, obj: str, key: str, source_id: str, hl_id: str | None, op: str, outcome: str,
+                **kw: Any) -> None: ...
+
+        def _fail(self, obj: str, key: str, source_id: str, exc: Exception, payload: Any,
+                  parent: str | None = None
+                  ) -> None: ...
+
+        def adopt(self, obj: str, key: str, source_id: str, found: dict[str, Any],
+                  expected: dict[str, Any] | None,
+                  update: Any = None, *, parent: str | None = None, detail: str | None = None) -> str: ...
+
+        def children(self, kind: str, contact_id: str) -> dict[str, str]: ...
+
+    def write_crm(self, plan: CrmPlan, source: Store | None = None) -> None:
         for o in plan.opportunities:
             self._opportunity(o)
         for n in plan.notes:
@@ -49,21 +75,22 @@ class CrmWriter:
     def _parent(self, obj: str, key: str, source_id: str, parent_key: str, rows: int = 1) -> str | None:
         contact_id = self.ids.get(parent_key)
         if contact_id is None:
-            self._op(obj, key, source_id, None, "create", "held", parent=parent_key,  # type: ignore[attr-defined]
+            self._op(obj, key, source_id, None, "create", "held", parent=parent_key,
                      error="the patient's contact was not written")
             self.result.held[obj] += rows
         return contact_id
 
     def _done(self, obj: str, key: str, source_id: str, hl_id: str, outcome: str, payload: Any,
               parent: str | None, detail: str | None = None) -> None:
-        self._op(obj, key, source_id, hl_id, "create" if outcome != "verified-existing" else "lookup",  # type: ignore[attr-defined]
+        self._op(obj, key, source_id, hl_id, "create" if outcome != "verified-existing" else "lookup",
                  outcome, payload_hash=payload_hash(payload), parent=parent, detail=detail)
         self.ids.apply({"stable_key": key, "op": "create", "outcome": outcome, "hl_id": hl_id,
                         "detail": detail})
         self.result.created[obj] += outcome == "created"
 
-    def _write(self, obj: str, key: str, source_id: str, parent: str | None, payload: Any, create: Any,
-               lookup: Any, rows: int = 1, detail: Any = None) -> str | None:
+    def _write(self, obj: str, key: str, source_id: str, parent: str | None, payload: Any,
+               create: Callable[[Lookup[H]], Written[H]], lookup: Lookup[H], rows: int = 1,
+               detail: Callable[[H], str | None] | None = None) -> str | None:
         """create (or find an earlier unrecorded attempt), ledger it; the new id, or None when it failed."""
         if key in self.uncertain:
             found = lookup()
@@ -74,7 +101,7 @@ class CrmWriter:
         try:
             w = create(lookup)
         except HighLevelError as exc:
-            self._fail(obj, key, source_id, exc, payload, parent=parent)  # type: ignore[attr-defined]
+            self._fail(obj, key, source_id, exc, payload, parent=parent)
             if rows > 1:
                 self.result.failed[obj] += rows - 1
             return None
@@ -93,7 +120,7 @@ class CrmWriter:
             owner = self.schema.users.get(o.owner_provider or "") or self.schema.users.get("")
             custom = [CustomFieldInput(id=self.schema.field_id(k), field_value=opportunity_text(v))
                       for k, v in o.custom.items()]
-            body = OpportunityCreate(pipelineId=pipeline_id, name=o.name, status=o.status,  # type: ignore[arg-type]
+            body = OpportunityCreate(pipelineId=pipeline_id, name=o.name, status=o.status,
                                      contactId=contact_id, pipelineStageId=stage_id, monetaryValue=o.monetary,
                                      assignedTo=owner, customFields=custom or None)
             found = self.inventory.opportunities.get(
@@ -110,7 +137,7 @@ class CrmWriter:
                     o.stable_key,
                     o.source_id,
                     found,
-                    expected,  # type: ignore[attr-defined]
+                    expected,
                     lambda hl_id, keep: update_in_place(
                         self.client, self.schema, o.object, hl_id, o, keep=keep
                     ),
@@ -130,7 +157,7 @@ class CrmWriter:
             )
             if opp_id is None:
                 if o.event is not None:  # its event waits for it
-                    self._op("appointment_event", o.event.stable_key, o.source_id, None, "create", "held",  # type: ignore[attr-defined]
+                    self._op("appointment_event", o.event.stable_key, o.source_id, None, "create", "held",
                              parent=o.stable_key, error="the appointment's opportunity was not written")
                 return
         if o.event_problem:
@@ -157,13 +184,13 @@ class CrmWriter:
                                 "team"] += 1
         # a historical import: never the practice's slot rules, never a text or email to the patient
         body = AppointmentCreate(calendarId=self.schema.calendar_id, contactId=contact_id, startTime=e.start,
-                                 endTime=e.end, title=e.title, appointmentStatus=e.status,  # type: ignore[arg-type]
+                                 endTime=e.end, title=e.title, appointmentStatus=e.status,
                                  assignedUserId=owner, ignoreDateRange=True, ignoreFreeSlotValidation=True,
                                  toNotify=False)
         if self.ids.adopted(o.parent_key):
-            there = self.children("events", contact_id).get(event_key(self.schema.calendar_id, e.start))  # type: ignore[attr-defined]
+            there = self.children("events", contact_id).get(event_key(self.schema.calendar_id, e.start))
             if there is not None:
-                self.adopt("appointment_event", e.stable_key, o.source_id, {"id": there}, None,  # type: ignore[attr-defined]
+                self.adopt("appointment_event", e.stable_key, o.source_id, {"id": there}, None,
                            parent=o.stable_key)
                 return True
         lookup = self.client.appointment_lookup(contact_id, self.schema.calendar_id, e.start)
@@ -185,9 +212,9 @@ class CrmWriter:
         if contact_id is None:
             return False
         there = self.children("notes", contact_id).get(note_key(body)) \
-            if self.ids.get(key) is None and self.ids.adopted(parent_key) else None  # type: ignore[attr-defined]
+            if self.ids.get(key) is None and self.ids.adopted(parent_key) else None
         if there is not None:
-            self.adopt(obj, key, source_id, {"id": there}, None, parent=parent_key, detail=contact_id)  # type: ignore[attr-defined]
+            self.adopt(obj, key, source_id, {"id": there}, None, parent=parent_key, detail=contact_id)
         elif self.ids.get(key) is None:
             lookup = self.client.note_lookup(contact_id, body)
             got = self._write(obj, key, source_id, parent_key, {"body": body},
@@ -200,7 +227,7 @@ class CrmWriter:
             self.result.written[obj] += 1
         return True
 
-    def _file(self, f: FilePayload, source: Any) -> None:
+    def _file(self, f: FilePayload, source: Store | None) -> None:
         """Upload, then link it to the contact with a note; the upload's URL is kept in the ledger
         (``before``) so a resumed run links it without uploading again."""
         contact_id = self._parent(f.object, f.stable_key, f.source_id, f.parent_key)
@@ -214,12 +241,16 @@ class CrmWriter:
         there = self.inventory.media.get(f.name) if url is None and not self.ids.get(f.stable_key) else None
         if there is not None:
             url = there.get("url") or ""
-            self.adopt(f.object, f.stable_key, f.source_id, there, None, parent=f.parent_key, detail=url)  # type: ignore[attr-defined]
+            self.adopt(f.object, f.stable_key, f.source_id, there, None, parent=f.parent_key, detail=url)
         if url is None:
             try:
-                data = f.data if f.data is not None else read_document(source, f.key)
+                if f.data is not None:
+                    data = f.data
+                else:  # planned with its key only when the run has the export's store (plan.py)
+                    assert f.key is not None and source is not None
+                    data = read_document(source, f.key)
             except (OSError, KeyError, RefusedDocument) as exc:  # re-checked at read time: no link, no FIFO
-                self._fail(f.object, f.stable_key, f.source_id, exc, {"name": f.name}, parent=f.parent_key)  # type: ignore[attr-defined]
+                self._fail(f.object, f.stable_key, f.source_id, exc, {"name": f.name}, parent=f.parent_key)
                 return
             lookup = self.client.media_lookup(f.name)
             got = self._write(
