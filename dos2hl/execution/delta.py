@@ -103,7 +103,9 @@ def run_delta(opts: DeltaParams, *, client_factory: ClientFactory | None = None,
                      locations=lf)  # creates what is new (the carried ID map skips the rest)
     from .usage import Watch, record
 
-    updated, gone_done, failed = Counter(), Counter(), []
+    updated: Counter[str] = Counter()
+    gone_done: Counter[str] = Counter()
+    failed: list[str] = []
     watch = Watch(factory)  # the updates and deletes count in the run's requests
     for loc in ctx.locations:
         client = watch(loc)

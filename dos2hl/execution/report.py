@@ -58,7 +58,8 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
     for loc in ctx.locations:
         t = totals.get(loc, {})
         objects = {}
-        found = Counter()  # derived objects (a note's inline images) have no table: the shards count them
+        # derived objects (a note's inline images) have no table: the shards count them
+        found: Counter[str] = Counter()
         for r in last.shards:
             if r["location"] == loc:
                 found.update({k: v for k, v in r.get("staged", {}).items() if k not in OBJECT_TABLES})

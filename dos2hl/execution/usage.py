@@ -33,7 +33,9 @@ def load(run_uri: str) -> tuple[Tally, dict[str, int], Counter[str]]:
     """The run's tally, its total per step (prepare, sample, verify-sample, bulk, full, ...) and what
     its steps created per object."""
     store = open_store(run_uri)
-    total, steps, created = Tally(), {}, Counter()
+    total = Tally()
+    steps: dict[str, int] = {}
+    created: Counter[str] = Counter()
     for key in sorted(store.list("requests/")):
         if key.endswith(".json"):
             d = json.loads(store.read_bytes(key))
