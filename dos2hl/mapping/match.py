@@ -150,12 +150,12 @@ def match_columns(table: str, headers: Sequence[str],
     for h in headers:
         names = _name_scores(h, table)
         rows = []
-        for col in spec.columns:
-            nscore, phrase = names.get(col.name, (0.0, ""))
+        for column in spec.columns:
+            nscore, phrase = names.get(column.name, (0.0, ""))
             if nscore <= 0:
                 continue
-            fit = kind_fit(profiles[h], col) if h in profiles else None
-            rows.append((_combine(nscore, fit), col.name, nscore, phrase, fit))
+            fit = kind_fit(profiles[h], column) if h in profiles else None
+            rows.append((_combine(nscore, fit), column.name, nscore, phrase, fit))
         order = {c: i for i, c in enumerate(spec.column_names)}
         rows.sort(key=lambda r: (-r[0], order[r[1]]))
         scored[h] = rows

@@ -45,7 +45,7 @@ RECORD_TABLES: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
 }
 
 
-def _iso(v: Any) -> str:
+def _iso(v: dt.date) -> str:  # a datetime is a date too
     if isinstance(v, dt.datetime):
         return v.date().isoformat()
     return v.isoformat()
@@ -148,7 +148,7 @@ class Transformer:
     def value(self, e: Entry, row: Mapping[str, Any], record: str) -> Any:
         """The entry's value of ``row``, converted; sealed (for ``record``, the stable key of the record it
         is sent in) when the map encrypts it."""
-        raw = row.get(e.column)
+        raw = row.get(e.column) if e.column is not None else None
         if not e.values and raw is not None and e.table and e.column:
             cat = _lookup_category(e.table, e.column)
             if cat is not None:  # provisioning made the LOOKUP descriptions the options
@@ -206,7 +206,7 @@ class Transformer:
         sk = self.key(self.location, "patient", pid)
         for e in self.by_table.get("patient", ()):
             if e.target == "user":
-                owner = row.get(e.column) or row.get("hyg_prov")
+                owner = (row.get(e.column) if e.column is not None else None) or row.get("hyg_prov")
                 continue
             if not e.target.startswith("contact.") or e.target.startswith("contact.<"):
                 continue
@@ -224,7 +224,8 @@ class Transformer:
         return ContactPayload(sk, str(pid), body, owner)
 
     # ---- custom-object records -------------------------------------------------------------------------
-    def records(self, object_key: str, rows: list[dict[str, Any]], parents: Mapping[str, Mapping[Any, dict]],
+    def records(self, object_key: str, rows: list[dict[str, Any]],
+                parents: Mapping[str, Mapping[Any, dict[str, Any]]],
                 excluded_patients: set[Any]) -> tuple[list[RecordPayload], int]:
         """Records of one object from its primary table's rows, parents joined in; returns (payloads,
         rows excluded because their patient is)."""

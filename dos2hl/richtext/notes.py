@@ -78,8 +78,8 @@ class Chain:
     head_id: int  # the latest revision's note_id (the record that represents the chain)
     root_id: int  # the original note's note_id
     ids: tuple[int, ...]  # every note_id of the chain, oldest first
-    latest: dict  # the latest revision's row
-    history: tuple[dict, ...]  # earlier revisions' rows, oldest first
+    latest: dict[str, Any]  # the latest revision's row
+    history: tuple[dict[str, Any], ...]  # earlier revisions' rows, oldest first
     voided: bool  # the latest revision is void
 
 
@@ -187,7 +187,7 @@ def _id(row: dict[str, Any]) -> int:
     return int(row["note_id"])
 
 
-def revision_chains(rows: list[dict]) -> list[Chain]:
+def revision_chains(rows: list[dict[str, Any]]) -> list[Chain]:
     """Group note rows into revision chains by following ``amends_note_id`` to the root.
 
     * The latest revision is one that no other row amends; among several (a fork) the one with the
@@ -215,13 +215,13 @@ def revision_chains(rows: list[dict]) -> list[Chain]:
     state = [0] * n  # 0 unvisited, 1 on the current path, 2 done
     for s in range(n):
         path: list[int] = []
-        i: int | None = s
-        while i is not None and state[i] == 0:
-            state[i] = 1
-            path.append(i)
-            i = parent[i]
-        if i is not None and state[i] == 1:  # a cycle: path[path.index(i):]
-            cycle = path[path.index(i):]
+        at: int | None = s
+        while at is not None and state[at] == 0:
+            state[at] = 1
+            path.append(at)
+            at = parent[at]
+        if at is not None and state[at] == 1:  # a cycle: path[path.index(at):]
+            cycle = path[path.index(at):]
             cut = min(cycle, key=lambda k: (_id(rows[k]), k))
             parent[cut] = None
         for k in path:
@@ -232,9 +232,9 @@ def revision_chains(rows: list[dict]) -> list[Chain]:
     for s in range(n):
         path = []
         i = s
-        while root[i] < 0 and parent[i] is not None:
+        while root[i] < 0 and (up := parent[i]) is not None:
             path.append(i)
-            i = parent[i]  # type: ignore[assignment]
+            i = up
         if root[i] < 0:
             root[i], depth[i] = i, 0
         for k in reversed(path):
@@ -246,7 +246,7 @@ def revision_chains(rows: list[dict]) -> list[Chain]:
         members.setdefault(root[i], []).append(i)
     has_child = {p for p in parent if p is not None}
     chains: list[Chain] = []
-    for r, idx in members.items():
+    for top, idx in members.items():
         leaves = [i for i in idx if i not in has_child] or idx
 
         def latest_key(i: int) -> tuple[bool, dt.datetime, int, int]:
@@ -259,7 +259,7 @@ def revision_chains(rows: list[dict]) -> list[Chain]:
         latest = rows[head]
         chains.append(Chain(
             head_id=_id(latest),
-            root_id=_id(rows[r]),
+            root_id=_id(rows[top]),
             ids=tuple(_id(rows[i]) for i in rest) + (_id(latest),),
             latest=latest,
             history=tuple(rows[i] for i in rest),
