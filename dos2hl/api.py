@@ -67,4 +67,9 @@ def quarantined_rows(staged: str | Path, *, s3: S3Settings | None = None,
         t = pq.read_table(io.BytesIO(store.read_bytes(meta["path"])), columns=["file", "table", "record",
                                                                                "line", "code", "reason"])
         rows.extend(t.to_pylist())
-    return sorted(rows, key=lambda r: (str(r["file"]), int(r["line"] or 0)))
+
+    def order(r: dict[str, object]) -> tuple[str, int]:
+        line = r["line"]  # int64 in the quarantine's schema: an int, or None
+        return str(r["file"]), line if isinstance(line, int) else 0
+
+    return sorted(rows, key=order)

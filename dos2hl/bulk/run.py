@@ -85,8 +85,10 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: ClientFactory,
     out = BulkResult()
     run = open_store(ctx.run_uri)
     # only a location with an object over the threshold takes the CSV path (and pays for its inventory)
-    rows = Counter()  # staged rows per location: a location with no more than the threshold in all its
-    for meta in ctx.manifest.get("tables", {}).values():  # tables together has no object over it either
+    # staged rows per location: a location with no more than the threshold in all its tables together
+    # has no object over it either
+    rows: Counter[str] = Counter()
+    for meta in ctx.manifest.get("tables", {}).values():
         for s in meta.get("shards", []):
             rows[s["location"]] += int(s.get("rows", 0))
     planned = {loc: p for loc in ctx.locations
@@ -133,7 +135,9 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: ClientFactory,
             for o in opps:
                 if not ids.get(o.stable_key) and ids.get(o.parent_key):
                     by_opp.setdefault(o.object, []).append(o)
-            round2 = [("opportunities", name, v) for name, v in sorted(by_opp.items()) if len(v) > threshold]
+            round2: list[tuple[str, str, list[Any]]] = [("opportunities", name, v)
+                                                        for name, v in sorted(by_opp.items())
+                                                        if len(v) > threshold]
             round2 += [(k, OBJECT_NAMES[k], [r for r in v if ids.get(r.parent_key)])
                        for k, v in sorted(by_obj.items())
                        if len(v) > threshold and v[0].relation == "lookup_field"]
@@ -197,10 +201,10 @@ def _round(run: Store, loc: str, items: list[tuple[str, str, list[Any]]], client
             from .importer import import_package
 
             for _t, obj, _p, pkg in pending:
-                rows = import_package(run, pkg, client)
+                results = import_package(run, pkg, client)
                 _set_state(run, f"bulk/{loc}/{obj}", {**_state(run, f"bulk/{loc}/{obj}"),
                                                       "status": "imported",
-                                                      "errors": {str(r.row): r.error for r in rows
+                                                      "errors": {str(r.row): r.error for r in results
                                                                  if r.status == "error"}})
         elif importer is not None and importer([k for *_x, k in pending], key):
             for _t, obj, _p, _k in pending:

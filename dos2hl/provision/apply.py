@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping as MappingABC
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from ..highlevel import Lookup
 from ..highlevel.models import (
     AssociationCreate,
     CustomFieldFolderCreate,
     FieldOption,
+    LocationCustomField,
     LocationCustomFieldCreate,
     ObjectFieldCreate,
     ObjectLabels,
@@ -46,6 +48,7 @@ from .plan import (
 __all__ = ["apply_plan", "export_for", "needs_export", "provision"]
 
 log = logging.getLogger("dos2hl.provision")
+_FieldModel = Literal["contact", "opportunity"]  # the custom fields a location holds
 
 
 def _refuse(plan: Plan) -> None:
@@ -75,7 +78,7 @@ def _apply_object(client: Client, obj: ObjectDef, creating: set[str], ledger: Pr
         client.create_object_schema(ObjectSchemaCreate(
             key=obj.key, labels=ObjectLabels(singular=obj.singular, plural=obj.plural),
             primaryDisplayPropertyDetails=PrimaryDisplayProperty(
-                key=f"{obj.key}.{obj.primary}", name=obj.primary_label, dataType=obj.primary_type)))  # type: ignore[arg-type]
+                key=f"{obj.key}.{obj.primary}", name=obj.primary_label, dataType=obj.primary_type)))
         log.info("provision: created custom object %s", obj.key)
     listed = client.list_object_fields(obj.key)
     folder = next((f for f in listed.folders if (f.name or "").lower() == obj.folder.lower()), None)
@@ -90,7 +93,7 @@ def _apply_object(client: Client, obj: ObjectDef, creating: set[str], ledger: Pr
         def lookup(key: str = spec.key) -> Any:
             return next((f for f in client.list_object_fields(obj.key).fields if f.fieldKey == key), None)
         made = client.create_object_field(ObjectFieldCreate(
-            fieldKey=spec.key, objectKey=obj.key, parentId=folder.id, dataType=spec.data_type,  # type: ignore[arg-type]
+            fieldKey=spec.key, objectKey=obj.key, parentId=folder.id, dataType=spec.data_type,
             name=spec.name, options=_options(spec)), lookup=lookup)
         if ledger is not None:
             ledger.record(made.value.id, spec.key, spec.data_type, obj.key)
@@ -151,11 +154,11 @@ def apply_plan(client: Client, plan: Plan, ledger: ProvisionLedger | None = None
                                                         secondObjectLabel=obj.singular))
     for c in todo:
         if c.kind in ("contact_field", "opportunity_field"):
-            model = "contact" if c.kind == "contact_field" else "opportunity"
+            model: _FieldModel = "contact" if c.kind == "contact_field" else "opportunity"
             specs = desired.contact_fields if model == "contact" else desired.opportunity_fields
             spec = specs[c.key]
             made = client.create_custom_field(
-                LocationCustomFieldCreate(name=spec.name, dataType=spec.data_type, model=model,  # type: ignore[arg-type]
+                LocationCustomFieldCreate(name=spec.name, dataType=spec.data_type, model=model,
                                           options=list(spec.options) or None),
                 lookup=_field_lookup(client, spec.key, model))
             if ledger is not None:
@@ -172,7 +175,7 @@ def apply_plan(client: Client, plan: Plan, ledger: ProvisionLedger | None = None
     return after
 
 
-def _field_lookup(client: Client, key: str, model: str) -> Any:
+def _field_lookup(client: Client, key: str, model: _FieldModel) -> Lookup[LocationCustomField]:
     return lambda: next((f for f in client.list_custom_fields(model) if f.fieldKey == key), None)
 
 
