@@ -19,6 +19,7 @@ import datetime as dt
 import math
 import tempfile
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ PAGE = {"contact": 500, "record": 500, "opportunity": 100}  # search page sizes 
 PREPARE_READS, PREPARE_CRM_READS = 5, 3
 
 
-def _kinds(plan: Any, relations: dict[str, str]) -> Counter[str]:
+def _kinds(plan: Any, relations: Mapping[str, str]) -> Counter[str]:
     """One shard's payloads by kind: contact, record (by object), relation, opportunity, event, note, file."""
     c: Counter[str] = Counter()
     c["contact"] += len(plan.contacts)
@@ -128,9 +129,9 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
     prepare = PREPARE_READS + PREPARE_CRM_READS * crm
     for loc, kinds in per_loc.items():
         bulk = {k for k, n in kinds.items() if k.split(":", 1)[0] in BULK_KINDS and n > bulk_threshold}
-        verify = _verify_reads(kinds, patients[loc], sample, verify_mode=verify,
-                               years=len(years.get(loc, ())),
-                               noted=noted[loc])
+        verify_reads = _verify_reads(kinds, patients[loc], sample, verify_mode=verify,
+                                     years=len(years.get(loc, ())),
+                                     noted=noted[loc])
         discovery = _discovery_reads(kinds,
                                      sample_share=min(1.0, sample / patients[loc]) if patients[loc] else 0.0,
                                      bulk=bulk)
@@ -139,7 +140,7 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
         rows = [{"object": k, "records": n, "path": "CSV" if k in bulk else "API",
                  "requests": math.ceil(n / PAGE[k.split(":", 1)[0]]) if k in bulk else n}
                 for k, n in sorted(kinds.items())]
-        reads = verify + prepare + discovery
+        reads = verify_reads + prepare + discovery
         total_api = api["writes"] + reads
         total_bulk = with_bulk["writes"] + with_bulk["reconcile_reads"] + reads
         lean = Counter({k: n for k, n in kinds.items() if not k.startswith("relation:")})
@@ -147,11 +148,12 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
         total_lean = lean_bulk["writes"] + lean_bulk["reconcile_reads"] + reads
         out["locations"][loc] = {
             "patients": patients[loc], "rows": rows, "bulk_kinds": sorted(bulk),
-            "api_path": {"writes": api["writes"], "verify_reads": verify, "prepare_reads": prepare,
+            "api_path": {"writes": api["writes"], "verify_reads": verify_reads, "prepare_reads": prepare,
                          "discovery_reads": discovery, "requests": total_api,
                          **_timeline(total_api, rate, daily)},
             "with_bulk_path": {"writes": with_bulk["writes"], "reconcile_reads": with_bulk["reconcile_reads"],
-                               "verify_reads": verify, "prepare_reads": prepare, "discovery_reads": discovery,
+                               "verify_reads": verify_reads, "prepare_reads": prepare,
+                               "discovery_reads": discovery,
                                "requests": total_bulk,
                                "csv_imports": len(bulk), **_timeline(total_bulk, rate, daily)},
             # what the map could choose: every custom object under relations: lookup_field

@@ -100,7 +100,7 @@ def test_the_type_checks_debt_only_shrinks() -> None:
     overrides = conf["tool"]["mypy"]["overrides"]
     debt = [m for o in overrides if o.get("ignore_errors") for m in o["module"]]
     strict = [m for o in overrides if o.get("strict") for m in o["module"]]
-    assert len(debt) <= 17, f"{len(debt)} modules on the list: fix the new one's types instead"
+    assert len(debt) <= 16, f"{len(debt)} modules on the list: fix the new one's types instead"
     core = ("dos2hl.highlevel", "dos2hl.governor", "dos2hl.model", "dos2hl.pipeline", "dos2hl.params")
     assert not [m for m in debt if m.startswith(core)]
     assert {m.removesuffix(".*") for m in strict} == set(core)

@@ -226,6 +226,12 @@ def test_the_planner_counts_what_the_run_sent(migrated: Any) -> None:
     reads = sum(v["api_path"]["verify_reads"] + v["api_path"]["prepare_reads"]
                 for v in plan["locations"].values())
     assert reads > 0
+    from dos2hl.quota import plan_quota
+
+    full = plan_quota(w.export, w.mapping, sample=6, verify="full", export_date=EXPORT_DATE)
+    for loc, v in full["locations"].items():  # every location reads back all of it (the second once
+        # planned the first's read count as its mode, and so only the sample)
+        assert v["api_path"]["verify_reads"] > plan["locations"][loc]["api_path"]["verify_reads"], loc
     group = plan["group"]["api_path"]  # the two offices at once: as long as the slower one
     assert group["requests"] == planned and group["locations"] == 2
     assert group["elapsed_hours"] == max(v["api_path"]["elapsed_hours"] for v in plan["locations"].values())
