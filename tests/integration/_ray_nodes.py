@@ -86,7 +86,7 @@ def ray_cluster(env: Mapping[str, str], logs: Path, *,
     ``env`` is the nodes' environment, which their workers inherit (tokens named in locations.yaml)."""
     # every port of both nodes chosen at once, so no two are the same (one at a time, the kernel may
     # hand a just-released port out again: Ray then refuses the node)
-    port, dashboard, *own = free_ports(2 + 2 * len(NODE_PORTS))
+    port, dashboard, *own = free_ports(2 + 3 * len(NODE_PORTS))  # a second node's ports twice (a retry)
     temp = Path(tempfile.mkdtemp(prefix="dos2hl-ray-", dir="/tmp"))  # short: AF_UNIX paths <= 107 bytes
     env = {**{k: v for k, v in env.items() if k != "RAY_ADDRESS"}, **RAY_ENV}
     address = f"{HOST}:{port}"
@@ -97,10 +97,17 @@ def ray_cluster(env: Mapping[str, str], logs: Path, *,
                        f"--dashboard-port={dashboard}",
                        "--node-name=head", *_node_ports(own[:len(NODE_PORTS)])], env, logs / "ray-head.log")
         _wait_gcs(head, address, logs / "ray-head.log")
-        node = _start([f"--address={address}", "--num-cpus=1", f"--temp-dir={temp}",
-                       f"--object-store-memory={object_store}", "--node-name=second",
-                       *_node_ports(own[len(NODE_PORTS):])],
-                      env, logs / "ray-node.log")
+        for attempt in (1, 2):
+            ports = own[len(NODE_PORTS) * attempt:len(NODE_PORTS) * (attempt + 1)]
+            log = logs / ("ray-node.log" if attempt == 1 else f"ray-node-{attempt}.log")
+            node = _start([f"--address={address}", "--num-cpus=1", f"--temp-dir={temp}",
+                           f"--object-store-memory={object_store}", "--node-name=second",
+                           *_node_ports(ports)], env, log)
+            if _node_started(node, log) or attempt == 2:
+                break
+            # Ray gives a raylet a fixed 30 s to register with the GCS; on two busy cores (the other
+            # test worker at full load) it can miss that once: start it again, once, on fresh ports
+            stop_group(node, (signal.SIGTERM,), grace=8)
         yield {"address": address, "head": head, "node": node, "temp": temp}
     finally:
         for proc in (node, head):
@@ -113,6 +120,18 @@ def ray_cluster(env: Mapping[str, str], logs: Path, *,
             with contextlib.suppress(psutil.Error):
                 p.kill()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _node_started(proc: subprocess.Popen, log: Path, timeout: float = 90) -> bool:
+    """Whether ``ray start --block`` reported the node started (False: it exited, or said nothing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "Ray runtime started" in log.read_text(errors="replace"):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
 
 
 def leftovers(cluster: dict[str, Any]) -> list[str]:
