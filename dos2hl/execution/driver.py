@@ -90,18 +90,20 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
     factory = Watch(client_factory or default_factory(lf, settings))  # prepare's reads count in the run
     clients = {loc: factory(loc) for loc in sorted(shards)}  # one per location for every check below
     offices = export_offices(staged)
-    tenancy = {}
-    for loc, client in clients.items():  # tenancy: each token opens its own sub-account, before any write
-        account = _require_own_location(client, lf, loc)
-        tenancy[loc] = {"office": offices.get(loc, ""), "location_id": account.id,
-                        "sub_account": account.name or ""}
-        log.info("export location %s (%s) goes to sub-account %s (%s)", loc,
-                 tenancy[loc]["office"] or "unnamed",
-                 account.id, tenancy[loc]["sub_account"] or "unnamed")
+    # every location's checks at once (each is paced only by its own sub-account's budget): one after
+    # another, a group's prepare took a round trip per read per location
+    threads = default_workers(len(shards))
+
+    def own(loc: str) -> dict[str, str]:  # tenancy: each token opens its own sub-account, before any write
+        account = _require_own_location(clients[loc], lf, loc)
+        log.info("export location %s (%s) goes to sub-account %s (%s)", loc, offices.get(loc) or "unnamed",
+                 account.id, account.name or "unnamed")
+        return {"office": offices.get(loc, ""), "location_id": account.id, "sub_account": account.name or ""}
+
+    tenancy = per_location(sorted(clients), own, workers=threads)
     report = resolve_providers(source, lf, profile=opts.mapping, settings=settings, clients=clients,
                                export_date=opts.export_date)
     report.require_owners()  # gate: no patient lands without an owner
-    schemas = {}
     crm = any(e.table in ("appt", "recall") and e.target != "skip" for e in fmap.fields)
     from ..provision import desired_schema
 
@@ -109,13 +111,13 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
     timed = any(e.table in ("appt", "commlog", "document") and e.target != "skip" for e in fmap.fields)
     raw_zones = export_zones(staged)  # every office's LOCATION.TZ (appointment times are local)
     overrides = lf.zone_overrides()
-    for loc in sorted(shards):
-        client = clients[loc]
+
+    def read_schema(loc: str) -> dict[str, Any]:
         owners = {r.prov_id: r.user_id for r in report.rows if r.location == loc and r.user_id}
         if report.fallback_users.get(loc):
             owners[""] = report.fallback_users[loc]
         target = lf.for_source(loc)
-        schema = LocationSchema.read(client, owners=owners, calendar=target.calendar, crm=crm,
+        schema = LocationSchema.read(clients[loc], owners=owners, calendar=target.calendar, crm=crm,
                                      time_zone=target.time_zone or valid_zone(raw_zones.get(loc)),
                                      opportunity=bool(desired.opportunity_fields),
                                      objects=sorted(desired.objects))
@@ -124,10 +126,12 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
                               "locations.yaml and the sub-account's timezone are all blank or unknown): set "
                               f"time_zone for {loc} in locations.yaml; nothing was written")
         _require_provisioned(fmap, schema, loc, desired)
-        schemas[loc] = asdict(schema)
         if not schema.allow_duplicates:  # families share channels: decide who keeps them, once
             write_households(open_store(run_uri, settings.s3), loc,
                              household_channels(staged_uri, fmap.model_dump(mode="json"), loc))
+        return asdict(schema)
+
+    schemas = per_location(sorted(shards), read_schema, workers=threads)  # the first location's error wins
     zones = office_zones(raw_zones, overrides, {loc: s["time_zone"] for loc, s in schemas.items()})
     for line in blank_zone_warnings(raw_zones, overrides, schemas):
         log.warning("%s", line)

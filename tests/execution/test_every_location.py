@@ -70,3 +70,53 @@ def test_six_offices_are_written_at_once_and_each_is_exact(tmp_path: Path,
             assert len(w.dump(loc)["contacts"]) == data["objects"]["patient"]["written"] > 0
     finally:
         w.stop()
+
+
+class Gate(httpx.BaseTransport):
+    """Holds each location's first sub-account read (tenancy) and first custom-field list (the schema) at a
+    barrier of all the locations: a prepare that checks one location after another never gets past it."""
+
+    def __init__(self, inner: httpx.BaseTransport, lid: str, barriers: dict[str, threading.Barrier],
+                 met: set[tuple[str, str]]) -> None:
+        self.inner, self.lid, self.barriers, self.met = inner, lid, barriers, met
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        kind = ("tenancy" if path.rstrip("/") == f"/locations/{self.lid}" else
+                "schema" if path.endswith("/customFields") else None)
+        if kind and (self.lid, kind) not in self.met:
+            self.met.add((self.lid, kind))
+            self.barriers[kind].wait()
+        return self.inner.handle_request(request)
+
+
+def test_prepare_checks_every_location_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import SecretStr
+
+    from dos2hl.execution import prepare
+    from dos2hl.highlevel import HighLevelClient
+    from dos2hl.params import MigrateParams
+    from dos2hl.phi import create_key_file
+    from tests.migrate.conftest import BASE, FAST
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
+    w = make_world(tmp_path, monkeypatch, patients=20, locations=3)
+    barriers = {k: threading.Barrier(3, timeout=20) for k in ("tenancy", "schema")}
+    met: set[tuple[str, str]] = set()
+
+    def factory(loc: str) -> Any:
+        lid = w.loc_ids[loc]
+        c = HighLevelClient(BASE, SecretStr(w.tokens[lid]), lid, transport=Gate(w.transport, lid, barriers, met),
+                            retry=FAST, sleep=w.clock.advance)
+        w.clients.append(c)
+        return c
+
+    try:
+        got = prepare(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                                    export_date=EXPORT_DATE), client_factory=factory)
+    finally:
+        w.stop()
+    assert {(lid, k) for lid in w.loc_ids.values() for k in ("tenancy", "schema")} == met
+    assert sorted(got.schemas) == sorted(w.loc_ids)  # every location's schema, in the export's order
+    assert [t["location_id"] for t in got.tenancy.values()] == [w.loc_ids[loc] for loc in sorted(w.loc_ids)]
