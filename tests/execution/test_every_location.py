@@ -107,8 +107,9 @@ def test_prepare_checks_every_location_at_once(tmp_path: Path, monkeypatch: pyte
 
     def factory(loc: str) -> Any:
         lid = w.loc_ids[loc]
-        c = HighLevelClient(BASE, SecretStr(w.tokens[lid]), lid, transport=Gate(w.transport, lid, barriers, met),
-                            retry=FAST, sleep=w.clock.advance)
+        c = HighLevelClient(BASE, SecretStr(w.tokens[lid]), lid,
+                            transport=Gate(w.transport, lid, barriers, met), retry=FAST,
+                            sleep=w.clock.advance)
         w.clients.append(c)
         return c
 
