@@ -3,43 +3,52 @@
 Prints one JSON object (the last stdout line; progress goes to stderr). For each point (10, 25, 50,
 100 locations; ``--quick``: 10 and 25) a generated group of small offices (8 patients each, every
 office its own sub-account) is provisioned in the sandbox and migrated (``migrate``: prepare, the
-full write phase, the sample's read-back; thread executor, default workers: one per location). The
-sandbox enforces ``--limit`` requests per ``--window`` seconds per location and every client takes
-its permits from one governor with the same limits, all on the wall clock. Measured from the
-sandbox's journal (not our counters), per point:
+full write phase, the sample's read-back; thread executor, default workers: one per location).
 
-  aggregate_req_s   journal lines of the write phase (first to last create, every class of request
-                    in between) / its span in the journal
+The sandbox runs as ``--sandboxes`` processes of its own (uvicorn on loopback, one SQLite state
+shared in WAL mode, the locations dealt round-robin between them), so its work is not done on the
+migration's cores-and-GIL and each process's CPU is measured apart: the sandbox is our rehearsal
+tool and must not hide our own limits. Each sandbox enforces ``--limit`` requests per ``--window``
+seconds per location; every client takes its permits from one governor with the same limits, all
+on the wall clock, over real HTTP. Measured from the sandbox's journal (not our counters), per point:
+
+  aggregate_req_s   requests per second while *every* location had work: from the last location's
+                    first write to the first location's last request (offices of different sizes
+                    finish at different times; the tail where only the big ones are left is the
+                    data's, not the tool's, and is reported apart as ``imbalance``)
   ceiling_req_s     locations x limit / window: what the sub-accounts allow together
   utilization       aggregate / ceiling
-  sandbox_req_s     the same-run baseline: what the sandbox alone serves on this machine (one thread,
-                    limits lifted, the same write mix), measured before the points
+  whole_phase       the same from the first write to the last request, and ``best_possible``: the
+                    utilization the largest office allows over that phase even at the full limit
   http_429          answers 429 (the governor must keep them at 0)
-  cpu_s, cpu_share  the process's CPU seconds over the run, and their share of the machine's
-                    (cores x wall): near 1, the machine's CPU binds
-  peak_rss_mb       this process (flow, workers and the in-process sandbox are one process here)
+  processes         per process kind (flow: the migration with its worker threads and the governor;
+                    sandbox): count, CPU seconds, ``cores_used`` (CPU seconds / wall; a Python process
+                    near 1.0 is bound by its interpreter lock) and peak RSS (the largest process, MB)
+  cpu_share         all of them together over the machine's cores x wall
 
-  sandbox_busy_share  the share of the run's wall time the in-process sandbox spent serving (it serves
-                    one request at a time)
-
-``binds_at``: the first point whose utilization is under 0.9, and what bound it: ``sandbox`` when
-it was busy 85 % of the run, ``cpu`` when the process used 85 % of the machine, else ``tool`` (our
-scheduling, the governor or the client: the point to look at).
+``binds_at``: the first point whose utilization is under 0.9, and what bound it: ``cpu`` when the
+processes used 85 % of the machine, else the process kind using >= 0.85 of a core (``flow`` or
+``sandbox``), else ``tool`` (our scheduling, the governor or the client: the point to look at).
 
     python bench/scale.py --quick      10 and 25 locations
     python bench/scale.py              10, 25, 50 and 100
+    python bench/scale.py --points 100 --window 10 --limit 100     one point at HighLevel's real limits
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import resource
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,104 +76,224 @@ def _world(root: Path, locations: int, per_location: int) -> Any:
     return w
 
 
-class _Timed:
-    """The in-process sandbox's transport, timing the app's service (inside its one-at-a-time lock): the
-    sandbox's busy share of the write phase says whether it bound the run."""
-
-    def __init__(self, transport: Any) -> None:
-        self.busy = 0.0
-
-        def timed(request: Any) -> Any:
-            body = request.read()
-            with transport._lock:
-                t = time.perf_counter()
-                try:
-                    return transport._loop.run_until_complete(transport._send(request, body))
-                finally:
-                    self.busy += time.perf_counter() - t
-
-        transport._run = timed
-
-
-def _journal(w: Any) -> list[dict[str, Any]]:
-    path = w.state / "journal.jsonl"
+def _journal(state: Path) -> list[dict[str, Any]]:
+    path = state / "journal.jsonl"
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
-def sandbox_capacity(root: Path) -> float:
-    """Requests per second the in-process sandbox serves on one thread, limits lifted: the writes of a
-    migration of two offices (the same mix the points send)."""
-    from dos2hl.pipeline import MigrateParams, migrate
-    from tests.migrate.conftest import EXPORT_DATE
+# ---- the sandbox in processes of its own -----------------------------------------------------------
+def _serve(state: str, port: str, limit: str, window: str) -> None:
+    """``python bench/scale.py sandbox STATE PORT LIMIT WINDOW``: one sandbox process."""
+    import uvicorn
 
-    w = _world(root, 2, 10)
+    from dos2hl.sandbox import create_app
+    from dos2hl.sandbox.server import _listen
+
+    app = create_app(Path(state), burst=(int(limit), float(window)), daily=10**7, request_checks=25)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(
+        sockets=[_listen("127.0.0.1", int(port))])
+
+
+@contextlib.contextmanager
+def sandboxes(state: Path, n: int, limit: int, window: float, logs: Path) -> Iterator[list[str]]:
+    """``n`` sandbox processes over one state on free loopback ports; yields their base URLs."""
+    import httpx
+
+    from tests.integration._servers import free_ports, stop_group
+
+    procs, bases = [], []
     try:
-        seen = len(_journal(w))
-        t0 = time.perf_counter()
-        migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
-                              export_date=EXPORT_DATE, sample=0, workers=1), client_factory=w.factory)
-        wall = time.perf_counter() - t0
-        n = len(_journal(w)) - seen
+        for i, port in enumerate(free_ports(n)):
+            with open(logs / f"sandbox-{i}.log", "wb") as out:
+                procs.append(subprocess.Popen(
+                    [sys.executable, __file__, "sandbox", str(state), str(port), str(limit), str(window)],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
+                    start_new_session=True))
+            bases.append(f"http://127.0.0.1:{port}")
+        for base, proc in zip(bases, procs, strict=True):
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{base}/_sandbox/health", timeout=1).status_code == 200:
+                        break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"a sandbox process did not come up (log: {logs})")
+                time.sleep(0.05)
+        yield bases
     finally:
-        w.stop()
-        w.monkeypatch.undo()
-    return n / wall  # a lower bound: the tool's own work shares the thread
+        for proc in procs:
+            stop_group(proc, (signal.SIGINT,), grace=5)
 
 
-def point(root: Path, locations: int, per_location: int, limit: int, window: float) -> dict[str, Any]:
+# ---- CPU and memory per process kind ---------------------------------------------------------------
+class Sampler:
+    """This process and its children, every ``every`` seconds: the last CPU times and the peak RSS of each
+    process, by kind (``sandbox`` for the sandbox processes, ``flow`` for this one)."""
+
+    def __init__(self, every: float = 0.25) -> None:
+        import psutil
+
+        self.psutil, self.every = psutil, every
+        self.me = psutil.Process()
+        self.cpu: dict[int, float] = {}
+        self.rss: dict[int, int] = {}
+        self.kind: dict[int, str] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="bench-sampler")
+
+    def _kind(self, p: Any) -> str:
+        if p.pid == self.me.pid:
+            return "flow"
+        cmd = " ".join(p.cmdline())
+        return "sandbox" if " sandbox " in f" {cmd} " else "other"
+
+    def sample(self) -> None:
+        for p in [self.me, *self.me.children(recursive=True)]:
+            try:
+                with p.oneshot():
+                    t, rss = p.cpu_times(), p.memory_info().rss
+                    if p.pid not in self.kind:
+                        self.kind[p.pid] = self._kind(p)
+            except self.psutil.Error:
+                continue
+            self.cpu[p.pid] = t.user + t.system
+            self.rss[p.pid] = max(self.rss.get(p.pid, 0), rss)
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            self.sample()
+
+    def __enter__(self) -> Sampler:
+        self.sample()
+        self.start_cpu = dict(self.cpu)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sample()
+
+    def by_kind(self, wall: float) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for pid, kind in self.kind.items():
+            k = out.setdefault(kind, {"count": 0, "cpu_s": 0.0, "peak_rss_mb": 0.0, "busiest_cores": 0.0})
+            used = self.cpu.get(pid, 0.0) - self.start_cpu.get(pid, 0.0)
+            k["count"] += 1
+            k["cpu_s"] += used
+            k["busiest_cores"] = max(k["busiest_cores"], used / wall)
+            k["peak_rss_mb"] = max(k["peak_rss_mb"], self.rss.get(pid, 0) / 2**20)
+        for k in out.values():
+            k["cores_used"] = round(k["cpu_s"] / wall, 3)
+            k["busiest_cores"] = round(k["busiest_cores"], 3)
+            k["cpu_s"] = round(k["cpu_s"], 1)
+            k["peak_rss_mb"] = round(k["peak_rss_mb"], 1)
+        return out
+
+
+# ---- one point -------------------------------------------------------------------------------------
+def phases(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """The write phase and the part of it where every location had work, from the journal's lines."""
+    writes = [x for x in lines if x["method"] == "POST" and not x["path"].endswith("/search")
+              and x["location"]]
+    if not writes:
+        return {"all_busy": (0.0, 0.0), "whole": (0.0, 0.0)}
+    first_write: dict[str, float] = {}
+    for x in writes:
+        first_write[x["location"]] = min(first_write.get(x["location"], x["time"]), x["time"])
+    start = min(first_write.values())
+    last: dict[str, float] = {}
+    for x in lines:
+        if x["location"] and x["time"] >= start:
+            last[x["location"]] = max(last.get(x["location"], x["time"]), x["time"])
+    return {"all_busy": (max(first_write.values()), min(last.values())), "whole": (start, max(last.values()))}
+
+
+def rate(lines: list[dict[str, Any]], span: tuple[float, float]) -> tuple[int, float]:
+    a, b = span
+    return sum(1 for x in lines if a <= x["time"] <= b and x["location"]), max(1e-9, b - a)
+
+
+def point(root: Path, locations: int, per_location: int, limit: int, window: float,
+          n_sandboxes: int) -> dict[str, Any]:
     from pydantic import SecretStr
 
     from dos2hl.governor import Limits, LocalGovernor
     from dos2hl.highlevel import HighLevelClient, RetryPolicy
     from dos2hl.pipeline import MigrateParams, migrate
-    from dos2hl.sandbox import InProcessTransport, create_app
-    from tests.migrate.conftest import BASE, EXPORT_DATE, Counting
+    from tests.migrate.conftest import EXPORT_DATE
 
     _log(f"{locations} locations x {per_location} patients: building the group")
     w = _world(root, locations, per_location)
-    w.stop()  # reopen the same state with the limits on, on the wall clock
-    w.app = create_app(w.state, burst=(limit, window), daily=10**7, request_checks=25)
-    w.transport = InProcessTransport(w.app)
-    timed = _Timed(w.transport)
+    w.stop()  # the state is served by the sandbox processes below, with the limits on
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
     gov = LocalGovernor(Limits(burst=limit, window_s=window, daily=10**7))
     retry = RetryPolicy(jitter=0.0)
-
-    def factory(loc: str) -> Any:
-        lid = w.loc_ids[loc]
-        c = HighLevelClient(BASE, SecretStr(w.tokens[lid]), lid, permits=gov,
-                            transport=Counting(w.transport, w.sent), retry=retry)
-        w.clients.append(c)
-        return c
-
+    clients: list[Any] = []
     try:
-        seen = len(_journal(w))
-        _log(f"{locations} locations: migrating ({limit} per {window}s per location)")
-        cpu0, t0, busy0 = time.process_time(), time.perf_counter(), timed.busy
-        rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
-                                    export_date=EXPORT_DATE, sample=0), client_factory=factory)
-        wall, cpu, busy = time.perf_counter() - t0, time.process_time() - cpu0, timed.busy - busy0
-        lines = _journal(w)[seen:]
+        with sandboxes(w.state, n_sandboxes, limit, window, logs) as bases:
+            home = {loc: bases[i % len(bases)] for i, loc in enumerate(sorted(w.loc_ids))}
+
+            def factory(loc: str) -> Any:
+                lid = w.loc_ids[loc]
+                c = HighLevelClient(home[loc], SecretStr(w.tokens[lid]), lid, permits=gov, retry=retry)
+                clients.append(c)
+                return c
+
+            seen = len(_journal(w.state))
+            _log(f"{locations} locations: migrating ({limit} per {window}s per location, "
+                 f"{len(bases)} sandbox processes)")
+            with Sampler() as sampler:
+                t0 = time.perf_counter()
+                rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping),
+                                            locations=str(w.locations), export_date=EXPORT_DATE, sample=0),
+                              client_factory=factory)
+                wall = time.perf_counter() - t0
+            time.sleep(0.2)  # the last journal lines
+            lines = _journal(w.state)[seen:]
     finally:
-        w.stop()
+        for c in clients:
+            c.close()
         w.monkeypatch.undo()
-    writes = [x["time"] for x in lines if x["method"] == "POST" and not x["path"].endswith("/search")]
-    a, b = (min(writes), max(writes)) if writes else (0.0, 0.0)
-    in_phase = [x for x in lines if a <= x["time"] <= b]  # the write phase: every location at work
-    span = max(1e-9, b - a)
-    by_status = Counter(x["status"] for x in lines)
-    per_loc = Counter(x["location"] for x in lines)
+    ph = phases(lines)
     ceiling = locations * limit / window
-    aggregate = len(in_phase) / span
+    n_busy, span_busy = rate(lines, ph["all_busy"])
+    n_whole, span_whole = rate(lines, ph["whole"])
+    per_loc = Counter(x["location"] for x in lines if x["location"])
+    biggest = max(per_loc.values(), default=0)
+    kinds = sampler.by_kind(wall)
+    a, b = ph["all_busy"]
+    gaps, server_s = [], 0.0  # per location: time between its requests, and the server's time on them
+    for lid in per_loc:
+        ts = sorted(x["time"] for x in lines if x["location"] == lid and a <= x["time"] <= b)
+        gaps += [t2 - t1 for t1, t2 in zip(ts, ts[1:], strict=False)]
+        server_s += sum(x["latency_ms"] for x in lines if x["location"] == lid and a <= x["time"] <= b) / 1000
+    gaps.sort()
     records = sum(o["written"] for loc in rep["locations"].values() for o in loc["objects"].values())
     return {"locations": locations, "status": rep["status"], "records": records,
-            "requests": len(lines), "wall_s": round(wall, 2), "write_phase_s": round(span, 2),
-            "aggregate_req_s": round(aggregate, 1), "ceiling_req_s": round(ceiling, 1),
-            "utilization": round(aggregate / ceiling, 3), "http_429": by_status.get(429, 0),
-            "requests_per_location": {"min": min(per_loc.values(), default=0),
-                                      "max": max(per_loc.values(), default=0)},
-            "cpu_s": round(cpu, 1), "cpu_share": round(cpu / (wall * (os.cpu_count() or 1)), 3),
-            "sandbox_busy_share": round(busy / wall, 3),
-            "peak_rss_mb": {"flow": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}}
+            "requests": len(lines), "wall_s": round(wall, 2), "all_busy_s": round(span_busy, 2),
+            "aggregate_req_s": round(n_busy / span_busy, 1), "ceiling_req_s": round(ceiling, 1),
+            "utilization": round(n_busy / span_busy / ceiling, 3),
+            "whole_phase": {"seconds": round(span_whole, 2),
+                            "utilization": round(n_whole / span_whole / ceiling, 3),
+                            "best_possible": round(min(1.0, n_whole / (biggest * window / limit) / ceiling)
+                                                   if biggest else 0.0, 3)},
+            "http_429": sum(1 for x in lines if x["status"] == 429),
+            "requests_per_location": {"min": min(per_loc.values(), default=0), "max": biggest},
+            "gap_ms": {q: round(1000 * gaps[int(f * (len(gaps) - 1))], 1) if gaps else None
+                       for q, f in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9))},
+            "server_busy_per_location": round(server_s / span_busy / max(1, len(per_loc)), 3),
+            "sandboxes": n_sandboxes, "processes": kinds,
+            "cpu_share": round(sum(k["cpu_s"] for k in kinds.values()) / (wall * (os.cpu_count() or 1)), 3),
+            "peak_rss_mb": {k: v["peak_rss_mb"] for k, v in kinds.items()}}
+
+
+def bound_by(p: dict[str, Any]) -> str:
+    if p["cpu_share"] >= 0.85:
+        return "cpu"
+    busy = [(v["busiest_cores"], k) for k, v in p["processes"].items() if v["busiest_cores"] >= 0.85]
+    return max(busy)[1] if busy else "tool"
 
 
 def main() -> None:
@@ -175,26 +304,28 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=100,
                     help="requests per window per location (HighLevel: 100)")
     ap.add_argument("--window", type=float, default=10.0, help="seconds (HighLevel: 10)")
+    ap.add_argument("--keep", type=Path, default=None, help="keep each point's world (journal, runs) here")
+    ap.add_argument("--sandboxes", type=int, default=None,
+                    help="sandbox processes (default: one per core, at least two)")
     args = ap.parse_args()
     points = [int(x) for x in (args.points or ("10,25" if args.quick else "10,25,50,100")).split(",")]
-    with tempfile.TemporaryDirectory(prefix="dos2hl-scale-") as tmp:
-        capacity = sandbox_capacity(Path(tmp) / "capacity")
-        _log(f"the sandbox alone: {capacity:.0f} requests/s")
-        out = []
+    n_sandboxes = args.sandboxes or max(2, os.cpu_count() or 1)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="dos2hl-scale-") as scratch:
+        tmp = args.keep or scratch
         for n in points:
-            r = point(Path(tmp) / f"p{n}", n, args.per_location, args.limit, args.window)
+            r = point(Path(tmp) / f"p{n}", n, args.per_location, args.limit, args.window, n_sandboxes)
             _log(json.dumps(r))
             out.append(r)
     binds = next((r for r in out if r["utilization"] < 0.9), None)
-    what = None
-    if binds is not None:
-        what = ("sandbox" if binds["sandbox_busy_share"] >= 0.85 else "cpu" if binds["cpu_share"] >= 0.85
-                else "tool")
     print(json.dumps({"bench": "scale", "limit": {"requests": args.limit, "window_s": args.window},
-                      "per_location_patients": args.per_location, "sandbox_req_s": round(capacity, 1),
-                      "cores": os.cpu_count(), "points": out,
-                      "binds_at": None if binds is None else {"locations": binds["locations"], "by": what}}))
+                      "per_location_patients": args.per_location, "cores": os.cpu_count(), "points": out,
+                      "binds_at": None if binds is None else {"locations": binds["locations"],
+                                                              "by": bound_by(binds)}}))
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "sandbox":
+        _serve(*sys.argv[2:6])
+    else:
+        main()
