@@ -56,15 +56,16 @@ class _GovernorActor:
     async def lease(self, requests: list[tuple[Any, ...]],
                     reports: Sequence[tuple[str, int, dict[str, str], float]] = (),
                     ) -> list[tuple[tuple[float, ...], float | None]]:
-        """Apply ``reports`` (key, status, headers, when), then per (key, cls, n, released[, lateness]) the
-        measured p99 send lateness, the release and the lease. Returns (times, retry_at) per request."""
+        """Apply ``reports`` (key, status, headers, when), then per (key, cls, n, released[, p99[, peak]])
+        the answers' measured lateness (p99 and the largest recent one), the release and the lease.
+        Returns (times, retry_at) per request."""
         now = self._clock()
         for key, status, headers, when in reports:
             self.core.report(key, status, headers, min(when, now))
         out = []
         for key, cls, n, released, *late in requests:
-            if late and late[0] is not None:
-                self.core.observe_lateness(key, late[0])
+            if late and (late[0] is not None or len(late) > 1):
+                self.core.observe_lateness(key, late[0], late[1] if len(late) > 1 else 0.0)
             if released:
                 self.core.release(key, released, cls)
             lease = self.core.reserve(key, n, now, cls) if n > 0 else Lease(())
@@ -161,9 +162,10 @@ class GovernorHandle:
                 released, self._released[key] = stale, []
                 reports, self._reports = self._reports, []
                 self.calls += 1
-                late = p99(self._late.get(key))
+                samples = self._late.get(key)
+                late, peak = p99(samples), max(samples, default=0.0) if samples else 0.0
                 (times, retry_at), = ray.get(self._actor.lease.remote(
-                    [(key, self.cls, want, released, late)], reports))
+                    [(key, self.cls, want, released, late, peak)], reports))
                 cache.extend(times)
                 self._wait[key] = retry_at if retry_at is not None else 0.0
             if len(got) < n and not times and retry_at is not None:

@@ -100,3 +100,19 @@ def test_the_actor_class_works_without_ray() -> None:
     assert out == [((clock[0] + 1, clock[0] + 1), clock[0] + 1)]  # fail-safe, then the class's share
     st = asyncio.run(a.status("k"))
     assert st["day_used"] == 2
+
+
+def test_the_shared_actor_holds_the_limit_when_the_server_queues(handle: GovernorHandle, tmp_path) -> None:
+    """Issue 16, as ``test_queueing_server.py`` for ``LocalGovernor``: through ``GovernorHandle`` with its
+    batched leases, the answers' lateness travelling to the actor with the next lease."""
+    from tests.governor.test_queueing_server import LIM as QLIM
+    from tests.governor.test_queueing_server import assert_held, drive
+
+    h = connect(name=f"gov-queue-{uuid.uuid4().hex[:8]}", limits=QLIM, batch=4)
+    try:
+        loc, rows = drive(tmp_path / "sb", h)
+        h.close()
+        assert_held(rows)
+        assert h.status(loc).margin_s > 0.1
+    finally:
+        kill(h)
