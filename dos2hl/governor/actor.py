@@ -168,6 +168,11 @@ class GovernorHandle:
                     [(key, self.cls, want, released, late, peak)], reports))
                 cache.extend(times)
                 self._wait[key] = retry_at if retry_at is not None else 0.0
+                # just leased: as fresh as the round trip allows, never dropped as stale before use (a
+                # round trip longer than half the margin would otherwise drop every lease, forever);
+                # the answer's lateness then widens the key's margin
+                while cache and len(got) < n:
+                    got.append(cache.popleft())
             if len(got) < n and not times and retry_at is not None:
                 self._sleep_until(retry_at)
         self._sleep_until(max(got))

@@ -116,3 +116,38 @@ def test_the_shared_actor_holds_the_limit_when_the_server_queues(handle: Governo
         assert h.status(loc).margin_s > 0.1
     finally:
         kill(h)
+
+
+def test_a_lease_slower_than_half_the_margin_is_still_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a busy machine an actor round trip can take longer than half the margin, and every permit of
+    a fresh lease at the actor's "now" arrives older than the handle's staleness bound. The handle used
+    to drop (and re-lease) them forever; permits it just leased are now used, and the answer's lateness
+    widens the key's margin at the actor."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import dos2hl.governor.actor as actor_mod
+
+    clock = [1_750_000_000.0]
+    a = _GovernorActor({"burst": 100, "window_s": 1.0, "margin_s": 0.006, "reserve": 0.0},
+                       clock=lambda: clock[0])  # paced 9 ms apart
+    calls = [0]
+
+    def lease(*args: object) -> object:
+        calls[0] += 1
+        if calls[0] > 200:
+            raise AssertionError("the handle keeps re-leasing")
+        out = asyncio.run(a.lease(*args))  # type: ignore[arg-type]
+        clock[0] += 0.1  # a 100 ms round trip: past 3 ms (half the margin) and the batch's 8 x 9 ms
+        return out
+
+    monkeypatch.setattr(actor_mod.ray, "get", lambda ref: ref)
+    h = GovernorHandle(SimpleNamespace(lease=SimpleNamespace(remote=lease)), margin_s=0.006,
+                       clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    clock[0] += 2.0  # past the fail-safe interval
+    for _ in range(40):
+        h.acquire("loc", 1)
+        h.report("loc", 200, {})
+    assert calls[0] <= 40  # at most one lease per acquire: each one ends
+    h.acquire("loc", 1)  # the next lease carries the lateness
+    assert asyncio.run(a.status("default/loc"))["margin_s"] >= 0.1
