@@ -151,3 +151,47 @@ def test_a_lease_slower_than_half_the_margin_is_still_used(monkeypatch: pytest.M
     assert calls[0] <= 40  # at most one lease per acquire: each one ends
     h.acquire("loc", 1)  # the next lease carries the lateness
     assert asyncio.run(a.status("default/loc"))["margin_s"] >= 0.1
+
+
+def test_threads_on_different_locations_lease_at_the_same_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handle's lock is never held across an actor call: a worker whose lease is in flight for one
+    location does not hold up a worker of another (the handle used to allow one call per process)."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    import dos2hl.governor.actor as actor_mod
+
+    a = _GovernorActor({"burst": 100, "window_s": 1.0, "reserve": 0.0}, clock=lambda: 1_750_000_010.0)
+    b_leased = threading.Event()
+    lock = threading.Lock()
+
+    def lease(requests: list[tuple[object, ...]], reports: object) -> object:
+        if requests and requests[0][0] == "default/a":  # a's lease waits until b's went through
+            assert b_leased.wait(timeout=10), "b's lease never came while a's was in flight"
+        with lock:
+            out = asyncio.run(a.lease(requests, reports))  # type: ignore[arg-type]
+        if requests and requests[0][0] == "default/b":
+            b_leased.set()
+        return out
+
+    monkeypatch.setattr(actor_mod.ray, "get", lambda ref: ref)
+    h = GovernorHandle(SimpleNamespace(lease=SimpleNamespace(remote=lease)), clock=lambda: 1_750_000_010.0,
+                       sleep=lambda s: None)
+    a.core = type(a.core)(a.core.limits, started_at=0.0)  # no fail-safe wait in this test
+    errors: list[BaseException] = []
+
+    def take(loc: str) -> None:
+        try:
+            h.acquire(loc, 1)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    ta = threading.Thread(target=take, args=("a",))
+    ta.start()
+    time.sleep(0.1)  # a's lease is in flight
+    tb = threading.Thread(target=take, args=("b",))
+    tb.start()
+    ta.join(timeout=30)
+    tb.join(timeout=30)
+    assert errors == [] and b_leased.is_set()
