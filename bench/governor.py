@@ -1,31 +1,52 @@
-"""Benchmark: the shared rate governor against the sandbox, with two baselines (issue 4).
+"""Benchmark: the shared rate governor against the sandbox, with two baselines (issues 4 and 16).
 
 Set-up: a Ray head (``ray start --head --block``, loopback, STACK_NOTES §3) and the sandbox under
-uvicorn with scaled limits (100 per 1 s, latency fault 0.5-5 ms). Two OS processes with 8 worker
-threads each (16 workers) send ``POST /contacts/search`` through ``HighLevelClient`` for a fixed
-number of windows. The same two processes run, one after the other and each on its own location:
+uvicorn (latency fault 0.5-5 ms). Two OS processes with 8 worker threads each (16 workers).
+
+Round 1, on a probe sandbox (one location per worker, so no limit binds):
+
+  sandbox_capacity_req_s  requests/s the sandbox answers to the 16 workers sending ``POST
+                          /contacts/search`` without permits, for 3 s: what this machine can serve
+  capacity (idle)         permits/s through ``GovernorHandle.acquire`` (the workers' path: batched
+                          leases of 8, reports riding along) from 8 threads in each process, each
+                          thread on its own locations (100 per 1 s with a 60 ms margin, unpaced, a
+                          fresh key every 80 permits so the limit never binds); baseline: no-op actor round
+                          trips (``ping``) from the same threads, ``permits_per_ping`` the ratio;
+                          and the actor alone (pipelined lease calls, no handle)
+  capacity (under_load)   the same while two more processes of 8 threads keep the sandbox answering
+                          searches as fast as it can: the HTTP client work of a migration's workers
+                          and the server's own, on the same 2 cores
+
+Round 2: the limit is ``100 per window_s``, the window chosen so that the offered rate is at most a
+quarter of the measured capacity (1 s on an idle 2-core machine; longer on a slow or busy one, so
+the bench measures the governor, not the sandbox). The same two processes run, one after the other
+and each on its own location:
 
   governor      one shared governor actor (``connect(address=...)``), the handle as PermitSource
   token_bucket  baseline (a): a token bucket per process with capacity = the limit
   retry_only    baseline (b): ``UnlimitedPermits``, only HighLevelClient's own retries on 429
 
-Measured from the sandbox's journal (arrival = journal time - latency, i.e. when the request reached
-the server), not from the governor's bookkeeping:
+Measured from the sandbox's journal at the time its limiter counted each request (``counted``), not
+from the governor's bookkeeping:
 
-  utilization        accepted requests in the N windows from the first accepted one / (N * burst)
+  utilization        accepted requests in the N windows from the first accepted one / (N * burst);
+                     null when the run was ``saturated``
+  saturated          offered rate above half the sandbox's measured capacity, or the median request
+                     (the operation less its permit waits) above 10 x the configured latency: then the
+                     sandbox set the pace, and ``saturation_evidence`` says why
   http_429           429 answers during the phase
   max_in_window      most requests (accepted or not) in any sliding window; ..._accepted likewise
   p50/p99_wait_ms    time spent in PermitSource.acquire, from the workers
-  p99_op_ms          one search call including the client's retries
+  p50/p99_op_ms      one search call including the permit wait and the client's retries
 
-``capacity_permits_per_s``: permits granted per second by one actor, without HTTP, pipelined lease
-calls of ``batch`` (8) permits for one key each (what ``GovernorHandle`` sends), over 2000 keys.
-``capacity_via_handle_permits_per_s``: the same through ``GovernorHandle.acquire`` from 8 threads
-of one process (one actor call in flight per handle, so client-bound).
+``baseline.ratios``: the governor's utilization over each baseline's, 429s side by side, permits per
+ping round trip idle and under load, capacity under load / idle, and capacity under load / 1 000
+permits/s (what 100 locations need at HighLevel's real limits).
 
-Targets: utilization >= 0.99 with 0 x 429 at the scaled limit; capacity >= 20,000 permits/s.
+Targets: not saturated, utilization >= 0.99, 0 x 429, max_in_window <= burst; capacity under load
+>= 10,000 permits/s through GovernorHandle (10 x the need of 100 locations).
 
-    python bench/governor.py --quick    10 windows at 100 per 1 s, under a minute
+    python bench/governor.py --quick    4-10 windows, about 2 minutes on an idle machine
     python bench/governor.py            also the governor at the real 100 per 10 s with 5-50 ms
 """
 
@@ -34,6 +55,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import json
+import math
 import os
 import shutil
 import signal
@@ -84,11 +106,13 @@ class Timed:
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.waits = inner, []
+        self.mine = threading.local()  # this thread's permit waits during the current operation
 
     def acquire(self, location_id: str, n: int = 1) -> None:
         t0 = time.perf_counter()
         self.inner.acquire(location_id, n)
         self.waits.append(time.perf_counter() - t0)
+        self.mine.wait = getattr(self.mine, "wait", 0.0) + self.waits[-1]
 
     def report(self, location_id: str, status: int, headers: Any) -> None:
         self.inner.report(location_id, status, headers)
@@ -109,20 +133,39 @@ def _child(spec_path: str, index: int) -> None:
     work = Path(spec["work"])
     for i, ph in enumerate(spec["phases"]):
         if ph["method"] == "capacity":
-            if index == 0:
-                _write(work / f"out-{i}-0.json", _capacity(spec["address"], ph))
+            from dos2hl.governor.actor import connect
+
+            # 100 per 1 s with HighLevel's 60 ms margin, unpaced, each key used for 80 permits and then
+            # a fresh one (a location's worth of bookkeeping, a limit that never binds); connected (and
+            # the actor created) before the start, and past the new actor's fail-safe interval
+            cap_lim = Limits(burst=100, window_s=1.0, margin_s=0.06, daily=10**12, reserve=0.0, pace=0.0)
+            h = _retrying(lambda ph=ph, lim=cap_lim: connect(address=spec["address"], name=ph["actor"],
+                                                              limits=lim, batch=8))
+            time.sleep(cap_lim.interval + 0.2)
+            (work / f"ready-{i}-{index}").touch()
+            go = work / f"go-{i}.json"
+            while not go.exists():
+                time.sleep(0.005)
+            start = json.loads(go.read_text())["start"]
+            _write(work / f"out-{i}-{index}.json", _capacity(h, ph, index, start))
             continue
         if ph["method"] == "governor":
             lim = Limits(burst=ph["burst"], window_s=ph["window_s"], daily=200_000,  # the sandbox's daily
                          margin_s=ph.get("margin_s"))
-            inner: Any = connect(address=spec["address"], name=ph["actor"], limits=lim, batch=8)
+            inner: Any = _retrying(lambda ph=ph, lim=lim: connect(address=spec["address"], name=ph["actor"],
+                                                                   limits=lim, batch=8))
         elif ph["method"] == "token_bucket":
             inner = TokenBucket(ph["burst"], ph["window_s"])
         else:
             inner = UnlimitedPermits()
         permits = Timed(inner)
-        clients = [HighLevelClient(ph["base_url"], SecretStr(ph["token"]), ph["location"], permits=permits)
-                   for _ in range(THREADS)]
+        if ph["method"] == "probe":  # the sandbox's capacity: each worker on a location of its own
+            mine = ph["locations"][index * THREADS:(index + 1) * THREADS]
+            clients = [HighLevelClient(ph["base_url"], SecretStr(ph["tokens"][loc]), loc, permits=permits)
+                       for loc in mine]
+        else:
+            clients = [HighLevelClient(ph["base_url"], SecretStr(ph["token"]), ph["location"],
+                                       permits=permits) for _ in range(THREADS)]
         # warm-up on a location of its own: open each client's connection and the server's code paths,
         # so the run measures the steady state, not the sandbox's first-request stall
         with HighLevelClient(ph["base_url"], SecretStr(ph["warmup_token"]), ph["warmup_location"],
@@ -137,18 +180,22 @@ def _child(spec_path: str, index: int) -> None:
         faulthandler.dump_traceback_later(ph["duration_s"] + 60, exit=True)  # a stuck worker says where
         end = start + ph["duration_s"]
         ops: list[float] = []
+        requests: list[float] = []
         errors: list[str] = []
 
         def run(client: HighLevelClient, start: float = start, end: float = end, ops: list[float] = ops,
-                errors: list[str] = errors) -> None:
+                errors: list[str] = errors, requests: list[float] = requests,
+                permits: Timed = permits) -> None:
             time.sleep(max(0.0, start - time.time()))
             while time.time() < end:
                 t0 = time.perf_counter()
+                permits.mine.wait = 0.0
                 try:
                     client.search_contacts(ContactSearch(pageLimit=1))
                 except HighLevelError as exc:
                     errors.append(type(exc).__name__)
                 ops.append(time.perf_counter() - t0)
+                requests.append(ops[-1] - permits.mine.wait)  # the operation without the permit waits
 
         threads = [threading.Thread(target=run, args=(c,)) for c in clients]
         for t in threads:
@@ -161,9 +208,22 @@ def _child(spec_path: str, index: int) -> None:
         margin = inner.status(ph["location"]).margin_s if ph["method"] == "governor" else None
         if hasattr(inner, "close"):
             inner.close()
-        _write(work / f"out-{i}-{index}.json", {"waits": permits.waits, "ops": ops, "errors": errors,
+        _write(work / f"out-{i}-{index}.json", {"waits": permits.waits, "ops": ops, "requests": requests,
+                                                 "errors": errors,
                                                  "dropped": getattr(inner, "dropped", 0),
                                                  "calls": getattr(inner, "calls", 0), "margin_s": margin})
+
+
+def _retrying(fn: Any, attempts: int = 4) -> Any:
+    """``fn()``, again after a pause when Ray refuses the connection (a head slow to start on a busy
+    machine answers its port before it takes drivers)."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except ConnectionError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(10.0)
 
 
 def _write(path: Path, obj: Any) -> None:
@@ -172,52 +232,89 @@ def _write(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
-def _capacity(address: str, ph: dict[str, Any]) -> dict[str, float]:
+def _capacity(h: Any, ph: dict[str, Any], index: int, start: float) -> dict[str, Any]:
+    """Permits/s through ``GovernorHandle.acquire`` (the workers' path: batched leases, reports riding
+    along) from THREADS threads of this process, each on its own locations, for ``seconds``; then, as
+    the baseline on the same threads, no-op actor round trips (``ping``) for as long. Process 0 also
+    measures the actor alone: pipelined lease calls of 8 permits over 2000 keys."""
     import ray
 
-    from dos2hl.governor import Limits
-    from dos2hl.governor.actor import connect
+    actor, secs = h._actor, ph["seconds"]
+    counts, pings = [0] * THREADS, [0] * THREADS
 
-    lim = Limits(burst=100, window_s=1.0, daily=10_000_000)
-    h = connect(address=address, name=ph["actor"], limits=lim, batch=8)
-    time.sleep(lim.interval + 0.05)  # the fail-safe interval after creation
-    actor, keys = h._actor, [f"cap/{i}" for i in range(2000)]
-    # pipelined: at most `inflight` calls outstanding, each one key x 8 permits (the handle's batching)
-    calls, inflight, granted = 8_000, 256, 0
-    pending: list[Any] = []
-    t0 = time.perf_counter()
-    for c in range(calls):
-        pending.append(actor.lease.remote([(keys[c % len(keys)], "migration", 8, [])]))
-        if len(pending) >= inflight:
-            done, pending = ray.wait(pending, num_returns=inflight // 2)
-            granted += sum(len(t) for r in ray.get(done) for t, _ in r)
-    granted += sum(len(t) for r in ray.get(pending) for t, _ in r)
-    actor_rate = granted / (time.perf_counter() - t0)
+    def acquire(t: int, stop: float) -> None:
+        n = 0
+        while time.time() < stop:
+            key = f"loc{index}-{t}-{n // 80}"
+            for _ in range(16):
+                h.acquire(key, 1)
+                h.report(key, 200, {"X-RateLimit-Remaining": "99"})  # as the client does
+                n += 1
+        counts[t] = n
 
-    # through GovernorHandle.acquire (fresh keys, so no window is full): 8 threads, one handle
-    h2 = connect(address=address, name=ph["actor"], batch=8)
-    counts = [0] * 8
-    stop = 0.0
+    def ping(t: int, stop: float) -> None:
+        n = 0
+        while time.time() < stop:
+            ray.get(actor.ping.remote())
+            n += 1
+        pings[t] = n
 
-    def run(i: int) -> None:
-        k = 0
-        while time.perf_counter() < stop:
-            key = f"hcap/{i}/{k}"
-            for _ in range(96):
-                h2.acquire(key, 1)
-                counts[i] += 1
-            k += 1
+    spans = []
+    for fn, begin in ((acquire, start), (ping, start + secs + 0.2)):
+        time.sleep(max(0.0, begin - time.time()))
+        t0 = time.time()
+        threads = [threading.Thread(target=fn, args=(t, t0 + secs)) for t in range(THREADS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        spans.append(time.time() - t0)
+    out: dict[str, Any] = {"permits_per_s": sum(counts) / spans[0], "pings_per_s": sum(pings) / spans[1],
+                           "handle_calls": h.calls, "dropped": h.dropped}
+    h.close()
+    if index == 0 and ph.get("actor_alone"):
+        ks = [f"cap/{i}" for i in range(2000)]
+        calls, inflight, granted = 4_000, 256, 0
+        pending: list[Any] = []
+        t0 = time.perf_counter()
+        for c in range(calls):
+            pending.append(actor.lease.remote([(ks[c % len(ks)], "migration", 8, [])]))
+            if len(pending) >= inflight:
+                done, pending = ray.wait(pending, num_returns=inflight // 2)
+                granted += sum(len(t) for r in ray.get(done) for t, _ in r)
+        granted += sum(len(t) for r in ray.get(pending) for t, _ in r)
+        out["actor_alone_permits_per_s"] = granted / (time.perf_counter() - t0)
+    return out
 
-    t1 = time.perf_counter()  # every key's fail-safe counts from the actor's start, long past
-    stop = t1 + 2.0
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+
+def _load(spec_path: str) -> None:
+    """Background load: THREADS threads sending ``POST /contacts/search`` to the sandbox as fast as it
+    answers (the HTTP client work of a migration's workers, and the sandbox's own), until a stop file."""
+    sys.path.insert(0, str(ROOT))
+    from pydantic import SecretStr
+
+    from dos2hl.errors import HighLevelError
+    from dos2hl.highlevel import HighLevelClient, UnlimitedPermits
+    from dos2hl.highlevel.models import ContactSearch
+    from dos2hl.highlevel.retry import RetryPolicy
+
+    spec = json.loads(Path(spec_path).read_text())
+    stop = Path(spec["stop"])
+
+    def run(loc: str) -> None:
+        with HighLevelClient(spec["base_url"], SecretStr(spec["tokens"][loc]), loc,
+                             permits=UnlimitedPermits(), retry=RetryPolicy(max_attempts=1)) as c:
+            while not stop.exists():
+                try:
+                    c.search_contacts(ContactSearch(pageLimit=1))
+                except HighLevelError:
+                    pass
+
+    threads = [threading.Thread(target=run, args=(loc,)) for loc in spec["locations"]]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    handle_rate = sum(counts) / (time.perf_counter() - t1)
-    return {"capacity_permits_per_s": actor_rate, "granted": granted, "calls": calls,
-            "capacity_via_handle_permits_per_s": handle_rate, "handle_calls": h2.calls}
 
 
 # ---- the parent --------------------------------------------------------------------------------------
@@ -237,6 +334,18 @@ def _wait_port(proc: subprocess.Popen[bytes], port: int, what: str, timeout: flo
                 return
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not come up in {timeout} s")
+
+
+def _wait_head_log(proc: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
+    """``ray start`` answers its port before it takes drivers; it says so in its log when it does."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray head exited with {proc.returncode}")
+        if "Ray runtime started" in log.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"ray head not ready in {timeout} s")
 
 
 def _stop(*procs: subprocess.Popen[bytes], grace: float = 6.0) -> None:
@@ -291,7 +400,8 @@ def _analyse(journal: Path, ph: dict[str, Any], start: float, outs: list[dict[st
         shutil.copy(journal, os.environ["BENCH_KEEP"])
     rows = [json.loads(line) for line in journal.read_text().splitlines()]
     rows = [r for r in rows if r["location"] == ph["location"] and r["time"] >= start - 1.0]
-    arrivals = [(r["time"] - r["latency_ms"] / 1000, r["status"]) for r in rows]
+    # when the server's limiter counted each request (it counts at handling, after any queue)
+    arrivals = [(r.get("counted", r["time"] - r["latency_ms"] / 1000), r["status"]) for r in rows]
     accepted = sorted(t for t, s in arrivals if s != 429)
     w, b, n = ph["window_s"], ph["burst"], ph["windows"]
     t1 = accepted[0] if accepted else start
@@ -308,6 +418,9 @@ def _analyse(journal: Path, ph: dict[str, Any], start: float, outs: list[dict[st
         "max_in_window_accepted": _max_in_window(accepted, w),
         "p50_wait_ms": round(_pct(waits, 0.50) * 1000, 2), "p99_wait_ms": round(_pct(waits, 0.99) * 1000, 2),
         "p50_op_ms": round(_pct(ops, 0.50) * 1000, 2), "p99_op_ms": round(_pct(ops, 0.99) * 1000, 2),
+        "p50_request_ms": round(_pct([x for o in outs for x in o["requests"]], 0.50) * 1000, 2),
+        "p50_server_ms": round(_pct([r["latency_ms"] for r in rows], 0.50), 2),
+        "p99_queued_ms": round(_pct([r.get("queued_ms", 0.0) for r in rows], 0.99), 2),
         "client_errors": len(errors),
         "permits_dropped_stale": sum(o.get("dropped", 0) for o in outs),
         "governor_calls": sum(o.get("calls", 0) for o in outs),
@@ -317,26 +430,147 @@ def _analyse(journal: Path, ph: dict[str, Any], start: float, outs: list[dict[st
     }
 
 
+HEADROOM = 4.0  # the rate phases offer at most a quarter of what the sandbox can answer
+LAT = ("0.5ms", "5ms")
+LAT_HI_MS = 5.0
+PROBE_LOCS = PROCESSES * THREADS
+
+
+def _children(spec: dict[str, Any], work: Path, tag: str) -> list[subprocess.Popen[bytes]]:
+    path = work / f"spec-{tag}.json"
+    path.write_text(json.dumps(spec))
+    return [subprocess.Popen([sys.executable, __file__, "--child", str(path), str(i)], env=ENV, cwd=ROOT,
+                             stderr=(work / f"child-{tag}-{i}.log").open("wb")) for i in range(PROCESSES)]
+
+
+def _go(work: Path, i: int, procs: list[subprocess.Popen[bytes]], lead: float) -> float:
+    _wait_files(work, [f"ready-{i}-{k}" for k in range(PROCESSES)], procs, timeout=240)
+    start = time.time() + lead
+    _write(work / f"go-{i}.json", {"start": start})
+    return start
+
+
+def _measure_capacity(work: Path, address: str, url: str, tok: dict[str, str],
+                      probe_locs: list[str]) -> dict[str, Any]:
+    """Round 1: the sandbox's capacity at the bench's concurrency, then the governor's capacity through
+    GovernorHandle idle and under load (two processes of THREADS threads keeping the sandbox busy)."""
+    secs = 2.0
+    phases: list[dict[str, Any]] = [
+        {"method": "probe", "base_url": url, "locations": probe_locs, "tokens": tok, "duration_s": 3.0,
+         "warmup_location": probe_locs[0], "warmup_token": tok[probe_locs[0]], "location": probe_locs[0]},
+        {"method": "capacity", "actor": f"bench-cap-{uuid.uuid4().hex[:8]}", "seconds": secs,
+         "actor_alone": True},
+        {"method": "capacity", "actor": f"bench-cap-{uuid.uuid4().hex[:8]}", "seconds": secs, "load": True},
+    ]
+    procs = _children({"work": str(work), "address": address, "phases": phases}, work, "cap")
+    loads: list[subprocess.Popen[bytes]] = []
+    out: dict[str, Any] = {}
+    try:
+        for i, ph in enumerate(phases):
+            if ph.get("load"):
+                (work / "load-stop").unlink(missing_ok=True)
+                loads = []
+                for k in range(PROCESSES):
+                    lspec = work / f"load-{k}.json"
+                    lspec.write_text(json.dumps({"base_url": url, "tokens": tok,
+                                                 "stop": str(work / "load-stop"),
+                                                 "locations": probe_locs[k * THREADS:(k + 1) * THREADS]}))
+                    loads.append(subprocess.Popen([sys.executable, __file__, "--load", str(lspec)], env=ENV,
+                                                  cwd=ROOT, stderr=(work / f"load-{k}.log").open("wb")))
+                time.sleep(2.0)  # imports done, the sandbox busy
+            start = _go(work, i, procs, 0.3)
+            outs = _wait_files(work, [f"out-{i}-{k}.json" for k in range(PROCESSES)], procs, timeout=120)
+            if ph["method"] == "probe":
+                ops = [x for o in outs for x in o["ops"]]
+                out["sandbox_capacity_req_s"] = round(len(ops) / ph["duration_s"], 1)
+                out["probe_p50_op_ms"] = round(_pct(ops, 0.5) * 1000, 2)
+                out["probe_start"] = start
+            else:
+                permits = sum(o["permits_per_s"] for o in outs)
+                pings = sum(o["pings_per_s"] for o in outs)
+                key = "under_load" if ph.get("load") else "idle"
+                out[key] = {"via_handle_permits_per_s": round(permits),
+                            "actor_ping_calls_per_s": round(pings),
+                            "permits_per_ping": round(permits / max(pings, 1), 2),
+                            "handle_calls": sum(o["handle_calls"] for o in outs),
+                            "permits_dropped_stale": sum(o["dropped"] for o in outs)}
+                if "actor_alone_permits_per_s" in outs[0]:
+                    out[key]["actor_alone_permits_per_s"] = round(outs[0]["actor_alone_permits_per_s"])
+                if ph.get("load"):
+                    (work / "load-stop").touch()
+                    for p in loads:
+                        p.wait(timeout=60)
+        for p in procs:
+            p.wait(timeout=60)
+    finally:
+        (work / "load-stop").touch()
+        for p in [*procs, *loads]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return out
+
+
+def _choose_window(capacity: float, burst: int = 100) -> float:
+    """The shortest window (1 s, else in 0.5 s steps) at which ``burst`` per window is at most
+    1 / HEADROOM of the sandbox's measured capacity."""
+    need = HEADROOM * burst / max(capacity, 1.0)
+    return 1.0 if need <= 1.0 else math.ceil(need * 2) / 2
+
+
+def _saturation(res: dict[str, Any], offered: float, capacity: float) -> dict[str, Any]:
+    """Whether the sandbox, not the governor, set the pace: offered rate above half the measured
+    capacity, or the median request (the operation less its permit waits) above 10 x the configured
+    latency (the server queued)."""
+    evidence = {"offered_req_s": round(offered, 1), "sandbox_capacity_req_s": capacity,
+                "offered_over_capacity": round(offered / max(capacity, 1.0), 3),
+                "p50_request_ms": res["p50_request_ms"], "configured_latency_ms": [0.5, LAT_HI_MS],
+                "p50_server_ms": res["p50_server_ms"], "p50_op_ms_with_permit_wait": res["p50_op_ms"]}
+    saturated = offered / max(capacity, 1.0) > 0.5 or res["p50_request_ms"] > 10 * LAT_HI_MS
+    return {"saturated": saturated, "saturation_evidence": evidence}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--child", nargs=2, metavar=("SPEC", "INDEX"), help=argparse.SUPPRESS)
+    ap.add_argument("--load", metavar="SPEC", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(args.child[0], int(args.child[1]))
         return
+    if args.load:
+        _load(args.load)
+        return
 
     t_all = time.perf_counter()
-    windows = 10 if args.quick else 20
+    burst = 100
     with tempfile.TemporaryDirectory(prefix="bench-gov-") as tmp:
         work = Path(tmp)
         procs: list[subprocess.Popen[bytes]] = []
-        head = sandbox = real = None
+        head = sandbox = real = probe = None
         try:
-            ray_port, sb_port = free_port(), free_port()
+            ray_port, probe_port = free_port(), free_port()
             head = _start_head(ray_port, work / "head.log")
+            probe = _start_sandbox(work / "probe", probe_port, burst, 1.0, "..".join(LAT),
+                                   locations=PROBE_LOCS)
+            _wait_port(probe, probe_port, "sandbox")
+            _wait_port(head, ray_port, "ray head")
+            _wait_head_log(head, work / "head.log")
+            address = f"127.0.0.1:{ray_port}"
+            ptok = json.loads((work / "probe" / "tokens.json").read_text())["locations"]
+            (work / "r1").mkdir()
+            cap = _measure_capacity(work / "r1", address, f"http://127.0.0.1:{probe_port}", ptok,
+                                    sorted(ptok))
+            _stop(probe)
+            probe = None
+            capacity = cap["sandbox_capacity_req_s"]
+            window_s = _choose_window(capacity, burst)
+            windows = (10 if args.quick else 20) if window_s == 1.0 else max(4, round(10 / window_s))
+
+            sb_port = free_port()
             scaled = work / "scaled"
-            sandbox = _start_sandbox(scaled, sb_port, 100, 1.0, "0.5ms..5ms", locations=5)
+            sandbox = _start_sandbox(scaled, sb_port, burst, window_s, "..".join(LAT), locations=5)
             servers = [(sandbox, sb_port, scaled)]
             if not args.quick:
                 real_port = free_port()
@@ -344,7 +578,6 @@ def main() -> None:
                 servers.append((real, real_port, work / "real"))
             for proc, port, _ in servers:
                 _wait_port(proc, port, "sandbox")
-            _wait_port(head, ray_port, "ray head")
             tok = json.loads((scaled / "tokens.json").read_text())["locations"]
             locs = sorted(tok)
             warm_loc = locs.pop()  # warm-up requests only
@@ -352,8 +585,9 @@ def main() -> None:
             phases: list[dict[str, Any]] = []
             for method, loc in zip(("governor", "token_bucket", "retry_only"), locs, strict=False):
                 phases.append({"method": method, "base_url": url, "location": loc, "token": tok[loc],
-                               "burst": 100, "window_s": 1.0, "windows": windows,
-                               "duration_s": windows + 0.5, "actor": f"bench-gov-{uuid.uuid4().hex[:8]}",
+                               "burst": burst, "window_s": window_s, "windows": windows,
+                               "duration_s": windows * window_s + 0.5,
+                               "actor": f"bench-gov-{uuid.uuid4().hex[:8]}",
                                "journal": str(scaled / "journal.jsonl"),
                                "warmup_location": warm_loc, "warmup_token": tok[warm_loc]})
             if not args.quick:  # diagnostic: the same with a 50 ms margin instead of the default 6 ms
@@ -368,60 +602,84 @@ def main() -> None:
                                "burst": 100, "window_s": 10.0, "windows": 6, "duration_s": 65.0,
                                "actor": f"bench-gov-{uuid.uuid4().hex[:8]}",
                                "journal": str(work / "real" / "journal.jsonl")})
-            phases.append({"method": "capacity", "actor": f"bench-cap-{uuid.uuid4().hex[:8]}"})
-            spec = work / "spec.json"
-            spec.write_text(json.dumps({"work": str(work), "address": f"127.0.0.1:{ray_port}",
-                                        "phases": phases}))
-            procs = [subprocess.Popen([sys.executable, __file__, "--child", str(spec), str(i)], env=ENV,
-                                      cwd=ROOT, stderr=(work / f"child-{i}.log").open("wb"))
-                     for i in range(PROCESSES)]
+            procs = _children({"work": str(work), "address": address, "phases": phases}, work, "rate")
             results: dict[str, Any] = {}
             for i, ph in enumerate(phases):
-                if ph["method"] == "capacity":
-                    outs = _wait_files(work, [f"out-{i}-0.json"], procs, timeout=120)
-                    results["capacity"] = outs[0]
-                    continue
-                _wait_files(work, [f"ready-{i}-{k}" for k in range(PROCESSES)], procs, timeout=120)
                 # a new governor grants nothing for one interval (its fail-safe): start after that
                 lead = ph["window_s"] * 1.006 + 0.1 if ph["method"] == "governor" else 0.2
-                start = time.time() + lead
-                _write(work / f"go-{i}.json", {"start": start})
+                start = _go(work, i, procs, lead)
                 outs = _wait_files(work, [f"out-{i}-{k}.json" for k in range(PROCESSES)], procs,
                                    timeout=ph["duration_s"] + 90)
                 time.sleep(0.1)  # the last journal lines
-                results[ph.get("name", ph["method"])] = _analyse(Path(ph["journal"]), ph, start, outs)
+                res = _analyse(Path(ph["journal"]), ph, start, outs)
+                if ph["method"] == "governor" and ph.get("name") != "governor_real":
+                    res.update(_saturation(res, ph["burst"] / ph["window_s"], capacity))
+                if res.get("saturated"):
+                    res["utilization_if_not_saturated"] = res.pop("utilization")
+                    res["utilization"] = None
+                results[ph.get("name", ph["method"])] = res
             for p in procs:
                 p.wait(timeout=60)
+        except BaseException:
+            for log in sorted([*work.rglob("child-*.log"), *work.rglob("load-*.log")]):
+                sys.stderr.write(f"--- {log.name}\n{log.read_text()[-3000:]}")
+            raise
         finally:
             for p in procs:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-            _stop(*[p for p in (sandbox, real, head) if p is not None])
-            if any(p.returncode not in (0, None) for p in procs):
-                for i in range(PROCESSES):
-                    sys.stderr.write((work / f"child-{i}.log").read_text()[-3000:])
+            _stop(*[p for p in (probe, sandbox, real, head) if p is not None])
 
-    gov = results["governor"]
-    cap = results["capacity"]
+    gov, tb, ro = results["governor"], results["token_bucket"], results["retry_only"]
+    idle, load = cap["idle"], cap["under_load"]
     out: dict[str, Any] = {
-        "limit": "100 per 1 s, latency 0.5-5 ms", "workers": f"{PROCESSES} processes x {THREADS} threads",
-        "windows": windows,
+        "limit": f"{burst} per {window_s:g} s, latency 0.5-5 ms", "burst": burst, "window_s": window_s,
+        "workers": f"{PROCESSES} processes x {THREADS} threads", "windows": windows,
+        "sandbox_capacity_req_s": capacity,
+        "window_choice": f"burst / window <= sandbox capacity / {HEADROOM:g}",
+        "offered_over_capacity": gov["saturation_evidence"]["offered_over_capacity"],
+        "saturated": gov["saturated"],
+        **({"saturation_evidence": gov["saturation_evidence"]} if gov["saturated"] else {}),
         **{k: gov[k] for k in ("utilization", "http_429", "p50_wait_ms", "p99_wait_ms", "max_in_window",
-                               "max_in_window_accepted", "p99_op_ms")},
-        "capacity_permits_per_s": round(cap["capacity_permits_per_s"]),
-        "capacity_via_handle_permits_per_s": round(cap["capacity_via_handle_permits_per_s"]),
+                               "max_in_window_accepted", "p50_op_ms", "p99_op_ms")},
+        "capacity_via_handle_permits_per_s": {"idle": idle["via_handle_permits_per_s"],
+                                              "under_load": load["via_handle_permits_per_s"]},
+        "capacity": {"idle": idle, "under_load": load,
+                     "load": f"{PROCESSES} processes x {THREADS} threads sending searches to the sandbox "
+                             "as fast as it answers (a migration's HTTP work and the server's)"},
         "governor": gov,
-        "baselines": {name: results[name] for name in ("token_bucket", "retry_only")},
+        "baseline": {
+            "token_bucket": tb, "retry_only": ro,
+            "ratios": {
+                "utilization_governor_over_token_bucket": _ratio(gov["utilization"], tb["utilization"]),
+                "utilization_governor_over_retry_only": _ratio(gov["utilization"], ro["utilization"]),
+                "http_429": {"governor": gov["http_429"], "token_bucket": tb["http_429"],
+                             "retry_only": ro["http_429"]},
+                "handle_permits_per_ping_call": {"idle": idle["permits_per_ping"],
+                                                 "under_load": load["permits_per_ping"]},
+                "handle_capacity_under_load_over_idle": _ratio(load["via_handle_permits_per_s"],
+                                                               idle["via_handle_permits_per_s"]),
+                "handle_capacity_under_load_over_need_100_locations": round(
+                    load["via_handle_permits_per_s"] / 1000, 1),
+            },
+        },
         **({"governor_margin_50ms": results["governor_margin_50ms"]} if "governor_margin_50ms" in results
            else {}),
-        "targets_met": {"utilization>=0.99": gov["utilization"] >= 0.99, "http_429==0": gov["http_429"] == 0,
-                        "capacity>=20000": cap["capacity_permits_per_s"] >= 20_000},
+        "targets_met": {
+            "not_saturated": not gov["saturated"],
+            "utilization>=0.99": gov["utilization"] is not None and gov["utilization"] >= 0.99,
+            "http_429==0": gov["http_429"] == 0, "max_in_window<=burst": gov["max_in_window"] <= burst,
+            "capacity_under_load>=10000": load["via_handle_permits_per_s"] >= 10_000},
         "seconds": round(time.perf_counter() - t_all, 1),
     }
     if "governor_real" in results:
         out["real_limit"] = {"limit": "100 per 10 s, latency 5-50 ms", **results["governor_real"]}
     print(json.dumps(out, indent=2))
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 3)
 
 
 def _wait_files(work: Path, names: list[str], procs: list[subprocess.Popen[bytes]],

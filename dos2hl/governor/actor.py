@@ -56,15 +56,16 @@ class _GovernorActor:
     async def lease(self, requests: list[tuple[Any, ...]],
                     reports: Sequence[tuple[str, int, dict[str, str], float]] = (),
                     ) -> list[tuple[tuple[float, ...], float | None]]:
-        """Apply ``reports`` (key, status, headers, when), then per (key, cls, n, released[, lateness]) the
-        measured p99 send lateness, the release and the lease. Returns (times, retry_at) per request."""
+        """Apply ``reports`` (key, status, headers, when), then per (key, cls, n, released[, p99[, peak]])
+        the answers' measured lateness (p99 and the largest recent one), the release and the lease.
+        Returns (times, retry_at) per request."""
         now = self._clock()
         for key, status, headers, when in reports:
             self.core.report(key, status, headers, min(when, now))
         out = []
         for key, cls, n, released, *late in requests:
-            if late and late[0] is not None:
-                self.core.observe_lateness(key, late[0])
+            if late and (late[0] is not None or len(late) > 1):
+                self.core.observe_lateness(key, late[0], late[1] if len(late) > 1 else 0.0)
             if released:
                 self.core.release(key, released, cls)
             lease = self.core.reserve(key, n, now, cls) if n > 0 else Lease(())
@@ -115,7 +116,8 @@ class GovernorHandle:
         self._init_local()
 
     def _init_local(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the shared dicts below; never held across an actor call
+        self._key_locks: dict[str, threading.Lock] = {}
         self._cache: dict[str, deque[float]] = {}
         self._released: dict[str, list[float]] = {}
         self._wait: dict[str, float] = {}  # per key: no early refill before this (the actor said so)
@@ -144,32 +146,48 @@ class GovernorHandle:
     def acquire(self, location_id: str, n: int = 1) -> None:
         key = self._k(location_id)
         got: list[float] = []
-        while len(got) < n:
-            with self._lock:
-                cache = self._cache.setdefault(key, deque())
-                now = self._clock()
-                stale = self._released.setdefault(key, [])
-                while cache and cache[0] < now - self._margin / 2:  # too late to send safely
-                    stale.append(cache.popleft())
-                    self.dropped += 1
-                while cache and len(got) < n:
-                    got.append(cache.popleft())
-                if len(got) >= n and (len(cache) >= self.batch // 2 or now < self._wait.get(key, 0.0)):
-                    break
-                # lease before the cache runs dry, so demand never lapses while the actor answers
-                want = max(self.batch, n - len(got))
-                released, self._released[key] = stale, []
-                reports, self._reports = self._reports, []
-                self.calls += 1
-                late = p99(self._late.get(key))
+        with self._key_lock(key):  # one lease in flight per key; other keys' threads lease meanwhile
+            while len(got) < n:
+                with self._lock:
+                    cache = self._cache.setdefault(key, deque())
+                    now = self._clock()
+                    stale = self._released.setdefault(key, [])
+                    while cache and cache[0] < now - self._margin / 2:  # too late to send safely
+                        stale.append(cache.popleft())
+                        self.dropped += 1
+                    while cache and len(got) < n:
+                        got.append(cache.popleft())
+                    if len(got) >= n and (len(cache) >= self.batch // 2 or now < self._wait.get(key, 0.0)):
+                        break
+                    # lease before the cache runs dry, so demand never lapses while the actor answers
+                    want = max(self.batch, n - len(got))
+                    released, self._released[key] = stale, []
+                    reports, self._reports = self._reports, []
+                    self.calls += 1
+                    samples = self._late.get(key)
+                    late, peak = p99(samples), max(samples, default=0.0) if samples else 0.0
                 (times, retry_at), = ray.get(self._actor.lease.remote(
-                    [(key, self.cls, want, released, late)], reports))
-                cache.extend(times)
-                self._wait[key] = retry_at if retry_at is not None else 0.0
-            if len(got) < n and not times and retry_at is not None:
-                self._sleep_until(retry_at)
+                    [(key, self.cls, want, released, late, peak)], reports))
+                with self._lock:
+                    cache = self._cache.setdefault(key, deque())
+                    cache.extend(times)
+                    self._wait[key] = retry_at if retry_at is not None else 0.0
+                    # just leased: as fresh as the round trip allows, never dropped as stale before use
+                    # (a round trip longer than half the margin would otherwise drop every lease,
+                    # forever); the answer's lateness then widens the key's margin
+                    while cache and len(got) < n:
+                        got.append(cache.popleft())
+                if len(got) < n and not times and retry_at is not None:
+                    self._sleep_until(retry_at)
         self._sleep_until(max(got))
         permits_of(self._sent)[key] = max(got)
+
+    def _key_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            lock = self._key_locks.get(key)
+            if lock is None:
+                lock = self._key_locks[key] = threading.Lock()
+            return lock
 
     def report(self, location_id: str, status: int, headers: Mapping[str, str]) -> None:
         """As ``LocalGovernor.report``: the answer's arrival after the permit is the lateness the margin

@@ -27,9 +27,14 @@ Why the default margin is 0.6 % of the window (60 ms at 10 s): STACK_NOTES §3 m
 reservations overshooting to 101-102 per 10 s from the spread between reservation and send (a Ray
 round trip from a task is ~4 ms, p99 driver round trip 1.4 ms, sleep wake-up and HTTP latency add
 more); the benchmark models a 5-50 ms send spread at 10 s (0.5-5 ms at 1 s). 60 ms covers that
-spread and still uses 10 / 10.06 = 99.4 % of the burst budget. Workers measure how late they really
-send (wake-up after the send-not-before time, p99) and ``observe_lateness`` widens a key's margin to
-twice that, up to 5 % of the window: a busy machine gets the room it needs, an idle one keeps 99.4 %.
+spread and still uses 10 / 10.06 = 99.4 % of the burst budget. Workers measure how late each answer
+comes after its send-not-before time: the server counted the request somewhere between the send and
+the answer, so that is the most its count can lag the grant (wake-up lateness on a busy machine, and a
+server that queues and counts at handling). ``observe_lateness`` widens a key's margin to twice the
+p99 or the largest lateness of the recent answers, whichever is more, up to one window (so never below
+50 % of the budget): an idle machine keeps 99.4 %, a queueing server costs budget, not 429s. (Issue 16:
+with the learned margin capped at 5 % of the window, a server that queued our requests behind another
+tenant's burst for ~250 ms counted 21 in a window of 20; ``tests/governor/test_queueing_server.py``.)
 One-way network jitter cannot be measured from one side; ``margin_s`` is the setting for it, and the
 header reconciliation and the 429 freeze are the backstop. Leased permits older than half the margin
 are not used (``LocalGovernor`` and ``GovernorHandle`` drop and release them).
@@ -174,16 +179,24 @@ class RateGovernor:
                                        margin=lim.margin)
         return k
 
-    def observe_lateness(self, key: str, seconds: float) -> float:
-        """Learn how late workers send after their send-not-before time (p99 measured by the worker:
-        thread wake-up and scheduling on a busy machine). The key's margin becomes twice that, never
-        below ``Limits.margin`` (the operator's floor, even where it exceeds the cap) and what is learned
-        never above 5 % of the window; it rises at once and decays slowly. Returns the margin now in force."""
+    def observe_lateness(self, key: str, seconds: float | None, peak: float = 0.0) -> float:
+        """Learn how late the answers come after their send-not-before time (``seconds``: the p99 the
+        workers measured, None with too few samples; ``peak``: the largest recent one). The key's margin
+        becomes twice the p99 or the peak, whichever is more, never below ``Limits.margin`` (the
+        operator's floor, even where it exceeds the cap) and what is learned never above one window; it
+        rises at once and decays slowly (a peak alone never lowers it). Returns the margin now in force."""
         lim = self.limits
         k = self._key(key)
-        want = max(lim.margin, min(2 * max(0.0, seconds), 0.05 * lim.window_s))
-        k.margin = want if want > k.margin else 0.9 * k.margin + 0.1 * want
+        want = max(lim.margin, min(max(2 * max(0.0, seconds or 0.0), peak), lim.window_s))
+        if want > k.margin:
+            k.margin = want
+        elif seconds is not None:
+            k.margin = 0.9 * k.margin + 0.1 * want
         return k.margin
+
+    def margin(self, key: str) -> float:
+        """The margin in force for ``key``."""
+        return self._key(key).margin
 
     def _cap(self, k: _Key, t: float) -> int:
         lim = self.limits

@@ -83,10 +83,13 @@ class LocalGovernor:
             now = self._clock()
             if permit is not None:
                 late = self._late.setdefault(key, deque(maxlen=256))
-                late.append(now - permit)
+                x = now - permit
+                late.append(x)
                 self._nlate[key] = self._nlate.get(key, 0) + 1
-                if self._nlate[key] % 32 == 0 and (q := p99(late)) is not None:
-                    self.core.observe_lateness(key, q)
+                if x > self.core.margin(key):  # later than the margin covers: widen it now
+                    self.core.observe_lateness(key, None, x)
+                if self._nlate[key] % 32 == 0:
+                    self.core.observe_lateness(key, p99(late), max(late))
             self.core.report(key, status, headers, now)
 
     # ---- the rest ------------------------------------------------------------------------------------

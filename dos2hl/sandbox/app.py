@@ -2,7 +2,8 @@
 
 Every API request goes through the same gate, in the order the real API applies it: route
 (404) -> token (401) -> body size (413; the body is read only now, from the stream, at most 30 MB
-+ 1 byte) -> rate limit (429) -> faults -> scope (401) -> location (403) -> JSON (400 malformed,
++ 1 byte) -> [with fault ``concurrency``: a handling slot, waited for in arrival order] -> rate
+limit (429: counted when handled) -> faults -> scope (401) -> location (403) -> JSON (400 malformed,
 422 nested deeper than 64 levels) -> contract (422) -> handler. Then the response gets the
 rate-limit headers and one journal line (every answer, refusals included).
 """
@@ -105,6 +106,12 @@ class _Api:
         self.settings, self.clock, self.check_responses = settings, clock, check_responses
         self.request_checks: int | None = None
         self._seen: dict[str, int] = {}
+        self._slots: asyncio.Semaphore | None = None  # fault ``concurrency``: made in the server's loop
+
+    def _slot(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.faults.config.concurrency)
+        return self._slots
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         request = Request(scope, receive)
@@ -116,6 +123,9 @@ class _Api:
         location: str | None = None
         fault: str | None = None
         headers: dict[str, str] = {}
+        counted: float | None = None
+        queued_ms = 0.0
+        held = False
         try:
             if op is None:
                 raise ApiError(404, f"Cannot {method} {path}", error="Not Found")
@@ -125,7 +135,12 @@ class _Api:
                 raise ApiError(401, "Invalid token: access token is invalid", error="Unauthorized")
             location, app_id, scopes = found
             body = await read_body(request)  # 413 over the cap
-            now = self.clock()
+            if self.faults.config.concurrency:  # wait for a handling slot; counted when it comes
+                waited = time.perf_counter()
+                await self._slot().acquire()
+                held = True
+                queued_ms = (time.perf_counter() - waited) * 1000
+            now = counted = self.clock()
             verdict = self.limiter.admit(f"{app_id}:{location}", now)
             headers = verdict.headers
             if not verdict.allowed:
@@ -149,6 +164,9 @@ class _Api:
                 status, payload = 422, contract.unprocessable(["Unprocessable Entity"])
         except ApiError as exc:
             status, payload = exc.status, exc.body()
+        finally:
+            if held:
+                self._slot().release()
         if not headers:
             headers = self.limiter.peek(None, self.clock())
         data = json.dumps(payload, separators=(",", ":")).encode()
@@ -162,7 +180,8 @@ class _Api:
         self.journal.write(time=self.clock(), method=method, template=template,
                            location=location, status=status,
                            latency_ms=(time.perf_counter() - started) * 1000,
-                           body=body or None, operation=op.key if op else None, fault=fault)
+                           body=body or None, operation=op.key if op else None, fault=fault,
+                           counted=counted, queued_ms=queued_ms)
         raw_headers = [(b"content-type", b"application/json; charset=utf-8"),
                        (b"content-length", str(len(data)).encode())]
         raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]

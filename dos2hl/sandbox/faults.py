@@ -13,6 +13,10 @@ storm429       rate at which a 429 storm starts: ``storm_len`` consecutive 429s 
 created422     rate at which a create (contact, note, task, opportunity, record, appointment) stores
                the record and still answers 422, as the real API does (issue #64)
 seed           RNG seed (default 0): the same seed and request sequence give the same faults
+concurrency    ``N``: at most N API requests are handled at once; the others wait in arrival order.
+               A request is counted against the rate limits when its turn comes (at handling, the
+               pessimistic model: a server that queues counts late), and ``latency`` is spent
+               inside the slot (a slow handler). 0 (default): no bound.
 =============  ==================================================================================
 
 One random draw decides each request's fault, in a fixed order, so a run is reproducible.
@@ -41,6 +45,7 @@ class FaultConfig:
     timeout_after: float = 35.0
     storm_len: int = 5
     seed: int = 0
+    concurrency: int = 0  # 0: unbounded; else requests handled at once (the rest queue)
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ def parse_faults(spec: str | None) -> FaultConfig:
     """Parse a ``--faults`` string; raise ValueError naming the bad part."""
     if not spec:
         return FaultConfig()
-    latency, rates, timeout_after, storm_len, seed = (0.0, 0.0), {}, 35.0, 5, 0
+    latency, rates, timeout_after, storm_len, seed, concurrency = (0.0, 0.0), {}, 35.0, 5, 0, 0
     for part in filter(None, (p.strip() for p in spec.split(","))):
         key, sep, value = part.partition("=")
         key = key.strip()
@@ -84,15 +89,19 @@ def parse_faults(spec: str | None) -> FaultConfig:
                 storm_len = int(value)
             elif key == "seed":
                 seed = int(value)
+            elif key == "concurrency":
+                concurrency = int(value)
+                if concurrency < 0:
+                    raise ValueError
             else:
                 raise ValueError(f"fault {key!r} unknown (known: latency, {', '.join(_KINDS)}, "
-                                 "timeout_after, storm_len, seed)")
+                                 "timeout_after, storm_len, seed, concurrency)")
         except ValueError as exc:
             raise ValueError(str(exc) or f"fault {part!r}: bad value") from None
     if sum(rates.values()) > 1.0:
         raise ValueError("fault rates add up to more than 1")
     return FaultConfig(latency, tuple((k, rates[k]) for k in _KINDS if k in rates), timeout_after,
-                       storm_len, seed)
+                       storm_len, seed, concurrency)
 
 
 class Faults:

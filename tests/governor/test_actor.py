@@ -100,3 +100,98 @@ def test_the_actor_class_works_without_ray() -> None:
     assert out == [((clock[0] + 1, clock[0] + 1), clock[0] + 1)]  # fail-safe, then the class's share
     st = asyncio.run(a.status("k"))
     assert st["day_used"] == 2
+
+
+def test_the_shared_actor_holds_the_limit_when_the_server_queues(handle: GovernorHandle, tmp_path) -> None:
+    """Issue 16, as ``test_queueing_server.py`` for ``LocalGovernor``: through ``GovernorHandle`` with its
+    batched leases, the answers' lateness travelling to the actor with the next lease."""
+    from tests.governor.test_queueing_server import LIM as QLIM
+    from tests.governor.test_queueing_server import assert_held, drive
+
+    h = connect(name=f"gov-queue-{uuid.uuid4().hex[:8]}", limits=QLIM, batch=4)
+    try:
+        loc, rows = drive(tmp_path / "sb", h)
+        h.close()
+        assert_held(rows)
+        assert h.status(loc).margin_s > 0.1
+    finally:
+        kill(h)
+
+
+def test_a_lease_slower_than_half_the_margin_is_still_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a busy machine an actor round trip can take longer than half the margin, and every permit of
+    a fresh lease at the actor's "now" arrives older than the handle's staleness bound. The handle used
+    to drop (and re-lease) them forever; permits it just leased are now used, and the answer's lateness
+    widens the key's margin at the actor."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import dos2hl.governor.actor as actor_mod
+
+    clock = [1_750_000_000.0]
+    a = _GovernorActor({"burst": 100, "window_s": 1.0, "margin_s": 0.006, "reserve": 0.0},
+                       clock=lambda: clock[0])  # paced 9 ms apart
+    calls = [0]
+
+    def lease(*args: object) -> object:
+        calls[0] += 1
+        if calls[0] > 200:
+            raise AssertionError("the handle keeps re-leasing")
+        out = asyncio.run(a.lease(*args))  # type: ignore[arg-type]
+        clock[0] += 0.1  # a 100 ms round trip: past 3 ms (half the margin) and the batch's 8 x 9 ms
+        return out
+
+    monkeypatch.setattr(actor_mod.ray, "get", lambda ref: ref)
+    h = GovernorHandle(SimpleNamespace(lease=SimpleNamespace(remote=lease)), margin_s=0.006,
+                       clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    clock[0] += 2.0  # past the fail-safe interval
+    for _ in range(40):
+        h.acquire("loc", 1)
+        h.report("loc", 200, {})
+    assert calls[0] <= 40  # at most one lease per acquire: each one ends
+    h.acquire("loc", 1)  # the next lease carries the lateness
+    assert asyncio.run(a.status("default/loc"))["margin_s"] >= 0.1
+
+
+def test_threads_on_different_locations_lease_at_the_same_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handle's lock is never held across an actor call: a worker whose lease is in flight for one
+    location does not hold up a worker of another (the handle used to allow one call per process)."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    import dos2hl.governor.actor as actor_mod
+
+    a = _GovernorActor({"burst": 100, "window_s": 1.0, "reserve": 0.0}, clock=lambda: 1_750_000_010.0)
+    b_leased = threading.Event()
+    lock = threading.Lock()
+
+    def lease(requests: list[tuple[object, ...]], reports: object) -> object:
+        if requests and requests[0][0] == "default/a":  # a's lease waits until b's went through
+            assert b_leased.wait(timeout=10), "b's lease never came while a's was in flight"
+        with lock:
+            out = asyncio.run(a.lease(requests, reports))  # type: ignore[arg-type]
+        if requests and requests[0][0] == "default/b":
+            b_leased.set()
+        return out
+
+    monkeypatch.setattr(actor_mod.ray, "get", lambda ref: ref)
+    h = GovernorHandle(SimpleNamespace(lease=SimpleNamespace(remote=lease)), clock=lambda: 1_750_000_010.0,
+                       sleep=lambda s: None)
+    a.core = type(a.core)(a.core.limits, started_at=0.0)  # no fail-safe wait in this test
+    errors: list[BaseException] = []
+
+    def take(loc: str) -> None:
+        try:
+            h.acquire(loc, 1)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    ta = threading.Thread(target=take, args=("a",))
+    ta.start()
+    time.sleep(0.1)  # a's lease is in flight
+    tb = threading.Thread(target=take, args=("b",))
+    tb.start()
+    ta.join(timeout=30)
+    tb.join(timeout=30)
+    assert errors == [] and b_leased.is_set()

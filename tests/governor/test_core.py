@@ -244,19 +244,31 @@ def test_measured_lateness_widens_the_margin_within_bounds() -> None:
     first = gov.reserve("loc", 10, T0).times
     assert gov.reserve("loc", 1, T0).times == (first[0] + 1.04,)  # the window rule uses it
     assert gov.observe_lateness("loc", 0.001) < 0.04  # decays slowly when workers are punctual again
-    assert gov.observe_lateness("loc", 5.0) == 0.05  # capped at 5 % of the window
+    assert gov.observe_lateness("loc", 5.0) == 1.0  # capped at one window (never below half the budget)
+
+
+def test_one_late_answer_widens_the_margin_at_once_and_a_peak_alone_never_narrows_it() -> None:
+    """Issue 16: a server that queued a request counted it as late as its answer came, so the margin
+    must cover the largest recent lateness, not only twice the p99 (one answer in a hundred may be
+    the one a queue held back)."""
+    lim = Limits(burst=10, window_s=1.0, daily=10**6, reserve=0.0, margin_s=0.006, pace=0.0)
+    gov = RateGovernor(lim, started_at=T0 - 10)
+    assert gov.observe_lateness("loc", 0.005, peak=0.3) == 0.3  # the peak wins over 2 x p99
+    assert gov.margin("loc") == 0.3
+    assert gov.observe_lateness("loc", None, peak=0.1) == 0.3  # a peak alone never lowers it
+    assert gov.observe_lateness("loc", 0.005, peak=0.1) < 0.3  # the statistics do, slowly
 
 
 def test_a_configured_margin_above_the_learned_cap_is_never_lowered() -> None:
-    # a window scaled down (1 s) with a margin kept in seconds (60 ms > 5 % of the window): what is
+    # a window scaled down (1 s) with a margin kept in seconds (1.5 s > the one-window cap): what is
     # learned may not take the margin below what the operator set
-    lim = Limits(burst=10, window_s=1.0, daily=10**6, reserve=0.0, margin_s=0.06, pace=0.0)
+    lim = Limits(burst=10, window_s=1.0, daily=10**6, reserve=0.0, margin_s=1.5, pace=0.0)
     gov = RateGovernor(lim, started_at=T0 - 10)
-    assert gov.observe_lateness("loc", 5.0) == 0.06
+    assert gov.observe_lateness("loc", 5.0) == 1.5
     for _ in range(50):
-        assert gov.observe_lateness("loc", 0.0) == 0.06
+        assert gov.observe_lateness("loc", 0.0) == 1.5
     first = gov.reserve("loc", 10, T0).times
-    assert gov.reserve("loc", 1, T0).times == (first[0] + 1.06,)
+    assert gov.reserve("loc", 1, T0).times == (first[0] + 2.5,)
 
 
 def test_limits_the_server_announces_only_ever_lower_ours() -> None:

@@ -98,6 +98,10 @@ def test_a_server_that_queues_widens_the_margin_by_when_its_answers_come() -> No
     assert abs(gov.status("loc").margin_s - 0.08) < 1e-6
     gov.report("loc", 201, {})  # an answer without a permit (an unmetered call) teaches nothing
     assert abs(gov.status("loc").margin_s - 0.08) < 1e-6
+    gov.acquire("loc", 1)
+    clock[0] += 0.3  # one request held 300 ms in the queue: the margin covers it at once
+    gov.report("loc", 201, {})
+    assert abs(gov.status("loc").margin_s - 0.3) < 1e-6
 
 
 @pytest.mark.s3

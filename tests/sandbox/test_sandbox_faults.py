@@ -81,3 +81,42 @@ def test_faults_are_journaled(make_sandbox) -> None:
     sb = make_sandbox(faults="created422=1.0")
     _create(sb, "A")
     assert '"fault":"created422"' in (sb.state / "journal.jsonl").read_text()
+
+
+def test_concurrency_queues_requests_and_counts_them_when_handled(tmp_path) -> None:
+    """Fault ``concurrency=1``: requests sent at once are handled one after the other (each holding the
+    slot for its 50 ms latency) and counted by the rate limiter when their turn comes; the journal says
+    when (``counted``) and how long each waited (``queued_ms``)."""
+    import json
+    import threading
+
+    import httpx
+
+    from dos2hl.sandbox.seed import init_locations
+    from dos2hl.sandbox.server import running
+
+    assert parse_faults("concurrency=2").concurrency == 2
+    with pytest.raises(ValueError):
+        parse_faults("concurrency=-1")
+    state = tmp_path / "sb"
+    tokens = init_locations(state, 1)
+    (loc, token), = tokens.items()
+    with running(state, faults="concurrency=1,latency=50ms") as base:
+        go = threading.Barrier(3)
+
+        def one() -> None:
+            with httpx.Client(base_url=base) as c:
+                go.wait()
+                c.get("/workflows/", params={"locationId": loc},
+                      headers={"Authorization": f"Bearer {token}", "Version": "2021-07-28"})
+
+        threads = [threading.Thread(target=one) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    rows = [json.loads(line) for line in (state / "journal.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in rows] == [200, 200, 200]
+    counted = sorted(r["counted"] for r in rows)
+    assert all(b - a >= 0.05 for a, b in zip(counted, counted[1:], strict=False))  # one at a time
+    assert max(r["queued_ms"] for r in rows) > 0  # and the later ones waited their turn
