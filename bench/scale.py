@@ -13,12 +13,12 @@ seconds per location; every client takes its permits from one governor with the 
 on the wall clock, over real HTTP. Measured from the sandbox's journal (not our counters), per point:
 
   aggregate_req_s   requests per second while *every* location had work: from the last location's
-                    first write to the first location's last request (offices of different sizes
+                    first write to the first location's last write (offices of different sizes
                     finish at different times; the tail where only the big ones are left is the
                     data's, not the tool's, and is reported apart as ``imbalance``)
   ceiling_req_s     locations x limit / window: what the sub-accounts allow together
   utilization       aggregate / ceiling
-  whole_phase       the same from the first write to the last request, and ``best_possible``: the
+  whole_phase       the same from the first write to the last, and ``best_possible``: the
                     utilization the largest office allows over that phase even at the full limit
   http_429          answers 429 (the governor must keep them at 0)
   processes         per process kind (flow: the migration with its worker threads and the governor;
@@ -202,11 +202,11 @@ def phases(lines: list[dict[str, Any]]) -> dict[str, Any]:
     for x in writes:
         first_write[x["location"]] = min(first_write.get(x["location"], x["time"]), x["time"])
     start = min(first_write.values())
-    last: dict[str, float] = {}
-    for x in lines:
-        if x["location"] and x["time"] >= start:
-            last[x["location"]] = max(last.get(x["location"], x["time"]), x["time"])
-    return {"all_busy": (max(first_write.values()), min(last.values())), "whole": (start, max(last.values()))}
+    last_write: dict[str, float] = {}  # the run's closing reads (reconciliation) come after every write
+    for x in writes:
+        last_write[x["location"]] = max(last_write.get(x["location"], x["time"]), x["time"])
+    return {"all_busy": (max(first_write.values()), min(last_write.values())),
+            "whole": (start, max(last_write.values()))}
 
 
 def rate(lines: list[dict[str, Any]], span: tuple[float, float]) -> tuple[int, float]:
@@ -215,9 +215,10 @@ def rate(lines: list[dict[str, Any]], span: tuple[float, float]) -> tuple[int, f
 
 
 def point(root: Path, locations: int, per_location: int, limit: int, window: float,
-          n_sandboxes: int) -> dict[str, Any]:
+          n_sandboxes: int, workers: int | None = None) -> dict[str, Any]:
     from pydantic import SecretStr
 
+    from dos2hl.execution.schedule import default_workers
     from dos2hl.governor import Limits, LocalGovernor
     from dos2hl.highlevel import HighLevelClient, RetryPolicy
     from dos2hl.pipeline import MigrateParams, migrate
@@ -244,12 +245,26 @@ def point(root: Path, locations: int, per_location: int, limit: int, window: flo
             seen = len(_journal(w.state))
             _log(f"{locations} locations: migrating ({limit} per {window}s per location, "
                  f"{len(bases)} sandbox processes)")
+            margins: list[float] = []  # the largest margin in force across the keys, every 5 s
+            done = threading.Event()
+
+            def watch() -> None:
+                while not done.wait(5.0):
+                    keys = [f"default/{lid}" for lid in w.loc_ids.values()]
+                    with gov._lock:  # the core is not thread-safe
+                        margins.append(max(gov.core.margin(k) for k in keys))
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
             with Sampler() as sampler:
                 t0 = time.perf_counter()
                 rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping),
-                                            locations=str(w.locations), export_date=EXPORT_DATE, sample=0),
+                                            locations=str(w.locations), export_date=EXPORT_DATE, sample=0,
+                                            workers=workers),
                               client_factory=factory)
                 wall = time.perf_counter() - t0
+            done.set()
+            watcher.join()
             time.sleep(0.2)  # the last journal lines
             lines = _journal(w.state)[seen:]
     finally:
@@ -284,7 +299,8 @@ def point(root: Path, locations: int, per_location: int, limit: int, window: flo
             "gap_ms": {q: round(1000 * gaps[int(f * (len(gaps) - 1))], 1) if gaps else None
                        for q, f in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9))},
             "server_busy_per_location": round(server_s / span_busy / max(1, len(per_loc)), 3),
-            "sandboxes": n_sandboxes, "processes": kinds,
+            "margin_ms_every_5s": [round(m * 1000) for m in margins],
+            "workers": workers or default_workers(locations), "sandboxes": n_sandboxes, "processes": kinds,
             "cpu_share": round(sum(k["cpu_s"] for k in kinds.values()) / (wall * (os.cpu_count() or 1)), 3),
             "peak_rss_mb": {k: v["peak_rss_mb"] for k, v in kinds.items()}}
 
@@ -304,6 +320,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=100,
                     help="requests per window per location (HighLevel: 100)")
     ap.add_argument("--window", type=float, default=10.0, help="seconds (HighLevel: 10)")
+    ap.add_argument("--workers", type=int, default=None, help="shard threads (default: the run's default)")
     ap.add_argument("--keep", type=Path, default=None, help="keep each point's world (journal, runs) here")
     ap.add_argument("--sandboxes", type=int, default=None,
                     help="sandbox processes (default: one per core, at least two)")
@@ -314,7 +331,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dos2hl-scale-") as scratch:
         tmp = args.keep or scratch
         for n in points:
-            r = point(Path(tmp) / f"p{n}", n, args.per_location, args.limit, args.window, n_sandboxes)
+            r = point(Path(tmp) / f"p{n}", n, args.per_location, args.limit, args.window, n_sandboxes,
+                      args.workers)
             _log(json.dumps(r))
             out.append(r)
     binds = next((r for r in out if r["utilization"] < 0.9), None)

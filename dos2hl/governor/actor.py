@@ -22,7 +22,7 @@ from typing import Any
 
 import ray
 
-from .core import Lease, Limits, RateGovernor, Status, p99
+from .core import LATE_SAMPLES, Lease, Limits, RateGovernor, Status, p99
 from .local import permits_of
 from .persist import load_snapshot, save_snapshot
 
@@ -198,7 +198,7 @@ class GovernorHandle:
         with self._lock:
             now = self._clock()
             if permit is not None:
-                self._late.setdefault(key, deque(maxlen=256)).append(now - permit)
+                self._late.setdefault(key, deque(maxlen=LATE_SAMPLES)).append(now - permit)
             self._reports.append((key, status, h, now))
             if status != 429 and len(self._reports) < 4 * self.batch:
                 return

@@ -59,9 +59,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-__all__ = ["DEFAULT_WEIGHTS", "Lease", "Limits", "RateGovernor", "Status", "p99"]
+__all__ = ["DEFAULT_WEIGHTS", "LATE_SAMPLES", "Lease", "Limits", "RateGovernor", "Status", "p99"]
 
 DAY_S = 86_400.0
+#: How many recent answers' lateness a permit source keeps per key for ``observe_lateness`` (p99 and peak).
+#: A run's first seconds (its prepare: every location's schema reads at once, large answers) answered
+#: 1.5-2 s late while its writes later answered in 50-200 ms; with 256 samples and a 10 % decay, that start
+#: kept the margin at 4-5 s (an interval of 15 s: two thirds of the budget) for two minutes (bench/scale.py,
+#: 10 locations at 100 per 10 s). 64 samples forget it within seconds at a location's 10 requests/s.
+LATE_SAMPLES = 64
 DEFAULT_WEIGHTS: Mapping[str, float] = {"migration": 1.0, "delta": 1.0, "verify": 2.0}
 State = Literal["running", "paused", "waiting_for_daily_reset"]
 
@@ -184,14 +190,15 @@ class RateGovernor:
         workers measured, None with too few samples; ``peak``: the largest recent one). The key's margin
         becomes twice the p99 or the peak, whichever is more, never below ``Limits.margin`` (the
         operator's floor, even where it exceeds the cap) and what is learned never above one window; it
-        rises at once and decays slowly (a peak alone never lowers it). Returns the margin now in force."""
+        rises at once and falls by half the difference per observation (a peak alone never lowers it).
+        Returns the margin now in force."""
         lim = self.limits
         k = self._key(key)
         want = max(lim.margin, min(max(2 * max(0.0, seconds or 0.0), peak), lim.window_s))
         if want > k.margin:
             k.margin = want
         elif seconds is not None:
-            k.margin = 0.9 * k.margin + 0.1 * want
+            k.margin = 0.5 * k.margin + 0.5 * want
         return k.margin
 
     def margin(self, key: str) -> float:

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .core import Lease, Limits, RateGovernor, Status, p99
+from .core import LATE_SAMPLES, Lease, Limits, RateGovernor, Status, p99
 from .persist import load_snapshot, save_snapshot
 
 __all__ = ["LocalGovernor"]
@@ -82,7 +82,7 @@ class LocalGovernor:
         with self._lock:
             now = self._clock()
             if permit is not None:
-                late = self._late.setdefault(key, deque(maxlen=256))
+                late = self._late.setdefault(key, deque(maxlen=LATE_SAMPLES))
                 x = now - permit
                 late.append(x)
                 self._nlate[key] = self._nlate.get(key, 0) + 1
