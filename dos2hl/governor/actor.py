@@ -26,7 +26,7 @@ from .core import Lease, Limits, RateGovernor, Status, p99
 from .local import permits_of
 from .persist import load_snapshot, save_snapshot
 
-__all__ = ["ACTOR_NAME", "NAMESPACE", "GovernorHandle", "connect"]
+__all__ = ["ACTOR_NAME", "NAMESPACE", "GovernorHandle", "connect", "ensure_ray"]
 
 NAMESPACE = "dos2hl"
 ACTOR_NAME = "rate-governor"
@@ -218,6 +218,19 @@ class GovernorHandle:
             self._sleep(wait)
 
 
+def ensure_ray(address: str | None = None) -> None:
+    """Connect this process to Ray unless it is: the cluster at ``address``, else an in-process one."""
+    if ray.is_initialized():
+        return
+    for k, v in _RAY_ENV.items():
+        os.environ.setdefault(k, v)
+    if address is None:
+        ray.init(address="local", include_dashboard=False, num_cpus=2, namespace=NAMESPACE,
+                 log_to_driver=False)
+    else:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+
+
 def connect(address: str | None = None, *, name: str = ACTOR_NAME, limits: Limits | None = None,
             weights: Mapping[str, float] | None = None, state: str | None = None, app: str = "default",
             cls: str = "migration", batch: int = 8) -> GovernorHandle:
@@ -226,14 +239,7 @@ def connect(address: str | None = None, *, name: str = ACTOR_NAME, limits: Limit
     Starts an in-process Ray (``address="local"``) unless Ray is initialised or ``address`` is given.
     ``limits``/``weights``/``state`` only matter to the call that creates the actor.
     """
-    if not ray.is_initialized():
-        for k, v in _RAY_ENV.items():
-            os.environ.setdefault(k, v)
-        if address is None:
-            ray.init(address="local", include_dashboard=False, num_cpus=2, namespace=NAMESPACE,
-                     log_to_driver=False)
-        else:
-            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+    ensure_ray(address)
     lim_dict: dict[str, Any] | None = None
     if limits is not None:
         lim_dict = asdict(limits)
