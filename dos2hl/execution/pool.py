@@ -9,16 +9,18 @@ environment (``token_env`` in locations.yaml), never through Ray.
 Used by ``dos2hl.execution.driver.execute(executor="ray")``; the Prefect tasks call that, so Ray workers
 never import Prefect (STACK_NOTES §4, option b).
 
-On a cluster (issue 16): the workers are spread over the nodes (``SPREAD``), each result names the node
-its shard ran on, a run on more than one alive node refuses local storage (``cluster``), and a worker
-that dies with its node (or alone) is replaced: its shard goes back to the front of its location's queue
-and runs again on a live worker, which finds the shard ``started`` in the ledger and looks each record up
-before creating it (``writing.writer``), so nothing the dead attempt created is created twice.
+On a cluster (issue 16): the workers are spread over the nodes (explicit node affinity, ``_Placement``),
+each result names the node its shard ran on, a run on more than one alive node refuses local storage
+(``cluster``), and a worker that dies with its node (or alone) is replaced: its shard goes back to the
+front of its location's queue and runs again on a live worker, which finds the shard ``started`` in the
+ledger and looks each record up before creating it (``writing.writer``), so nothing the dead attempt
+created is created twice.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
@@ -75,15 +77,46 @@ def alive_nodes(address: str | None = None) -> list[str]:
     return [str(n["NodeID"]) for n in nodes if n.get("Alive")]
 
 
-def require_cluster_storage(settings: Dos2hlSettings, uris: Mapping[str, str | None] | None = None) -> None:
+def require_cluster_storage(settings: Dos2hlSettings,
+                            uris: Mapping[str, str | None] | None = None) -> list[str]:
     """Before anything is written: on a Ray cluster of more than one alive node, the run's storage, the
-    governor's state and ``uris`` (what -> URI) must be ``s3://`` (``cluster.require_shared_storage``)."""
+    governor's state and ``uris`` (what -> URI) must be ``s3://`` (``cluster.require_shared_storage``).
+    Returns the alive nodes."""
     from ..governor import state_uri
 
     g = settings.governor
     nodes = alive_nodes(None if g.address in ("", "local") else g.address)
     require_shared_storage(nodes, {"the storage root": settings.runs_root(),
                                    "the governor's state": state_uri(settings), **dict(uris or {})})
+    return nodes
+
+
+class _Placement:
+    """Which node the next worker goes to: the alive node holding the fewest of this pool's workers
+    (explicit node affinity, soft: a node gone by then leaves the choice to Ray), never the node a
+    worker was just lost on while another is alive."""
+
+    def __init__(self, nodes: list[str]) -> None:
+        self.nodes = list(nodes)
+        self.held: Counter[str] = Counter()
+        self.where: dict[Any, str] = {}
+
+    def place(self, make: Callable[[Any], Any], *, lost: str | None = None) -> Any:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        if lost is not None:
+            self.nodes = [n for n in alive_nodes() if n != lost] or alive_nodes()
+        node = min(self.nodes, key=lambda n: (self.held[n], self.nodes.index(n)))
+        actor = make(NodeAffinitySchedulingStrategy(node, soft=True))
+        self.held[node] += 1
+        self.where[actor] = node
+        return actor
+
+    def forget(self, actor: Any) -> str | None:
+        node = self.where.pop(actor, None)
+        if node is not None:
+            self.held[node] -= 1
+        return node
 
 
 def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: LocationsFile,
@@ -100,16 +133,22 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
     uris: dict[str, str | None] = {}
     for spec in specs:
         uris.update({what: uri for what, uri in worker_uris(spec).items() if uri})
-    require_cluster_storage(settings, uris)  # ray.init if needed; before the governor writes its state
+    nodes = require_cluster_storage(settings, uris)  # ray.init if needed; before the governor writes
     connect(None if g.address in ("", "local") else g.address, name=g.name, limits=limits_from(g),
             state=state_uri(settings), app=g.app)  # the governor exists
-    actor_cls = ray.remote(ShardWorker).options(num_cpus=0, max_concurrency=1, scheduling_strategy="SPREAD")
+    actor_cls = ray.remote(ShardWorker)
     loc_data = locations.model_dump(mode="json")
     set_data = settings.model_dump(mode="json")
     for k in ("token",):  # a single-location token never travels through Ray
         set_data.get("highlevel", {}).pop(k, None)
+
+    def make(where: Any) -> Any:
+        return actor_cls.options(num_cpus=0, max_concurrency=1, scheduling_strategy=where).remote(
+            loc_data, set_data, cls)
+
     size = max(1, min(workers, len(specs) or 1))
-    pool: list[Any] = [actor_cls.remote(loc_data, set_data, cls) for _ in range(size)]
+    placement = _Placement(nodes)  # spread over the nodes
+    pool: list[Any] = [placement.place(make) for _ in range(size)]
     left = size if replacements is None else replacements
     results: list[Any] = [None] * len(specs)
     retried = [0] * len(specs)
@@ -139,7 +178,7 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
                                 "replacements allowed)", specs[i].name, type(exc).__name__, left)
                     pool.remove(actor)
                     _end(actor, close=False)
-                    actor = actor_cls.remote(loc_data, set_data, cls)
+                    actor = placement.place(make, lost=placement.forget(actor))
                     pool.append(actor)
                     free.append(actor)
                     continue

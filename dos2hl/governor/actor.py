@@ -244,13 +244,26 @@ def connect(address: str | None = None, *, name: str = ACTOR_NAME, limits: Limit
     if limits is not None:
         lim_dict = asdict(limits)
         lim_dict["reserve_classes"] = sorted(lim_dict["reserve_classes"])
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    # on the head (the node that lives as long as the cluster), not on a worker node whose loss would
+    # restart it under every worker; soft: anywhere when there is no such node
+    here = NodeAffinitySchedulingStrategy(_head_node(), soft=True)
     actor: Any = ray.remote(_GovernorActor).options(
         name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached", num_cpus=0,
-        max_restarts=-1, max_concurrency=1000,
+        max_restarts=-1, max_concurrency=1000, scheduling_strategy=here,
     ).remote(lim_dict, dict(weights) if weights is not None else None, state)
     lim_now: dict[str, Any] = ray.get(actor.limits.remote())  # the existing actor's limits win
     margin = Limits(**{**lim_now, "reserve_classes": frozenset(lim_now["reserve_classes"])}).margin
     return GovernorHandle(actor, app=app, cls=cls, batch=batch, margin_s=margin)
+
+
+def _head_node() -> str:
+    """The cluster's head node id (this process's node when none is marked as the head)."""
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    heads = [n["NodeID"] for n in nodes
+             if n.get("Alive") and "node:__internal_head__" in n.get("Resources", {})]
+    return str(heads[0]) if heads else str(ray.get_runtime_context().get_node_id())
 
 
 def kill(handle: GovernorHandle) -> None:
