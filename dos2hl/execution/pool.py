@@ -26,7 +26,14 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, NodeDiedError, RayActorError, RayError, WorkerCrashedError
+from ray.exceptions import (
+    ActorUnschedulableError,
+    GetTimeoutError,
+    NodeDiedError,
+    RayActorError,
+    RayError,
+    WorkerCrashedError,
+)
 
 from ..governor.actor import connect, ensure_ray
 from ..locations import LocationsFile, open_client
@@ -38,7 +45,7 @@ __all__ = ["ShardWorker", "alive_nodes", "require_cluster_storage", "run_on_ray"
 
 log = logging.getLogger("dos2hl.migrate")
 #: How a worker's death shows on its task: the actor died (its process, or its node), or the node did.
-WORKER_LOST = (RayActorError, NodeDiedError, WorkerCrashedError)
+WORKER_LOST = (RayActorError, NodeDiedError, WorkerCrashedError, ActorUnschedulableError)
 
 
 class ShardWorker:
@@ -92,9 +99,10 @@ def require_cluster_storage(settings: Dos2hlSettings,
 
 
 class _Placement:
-    """Which node the next worker goes to: the alive node holding the fewest of this pool's workers
-    (explicit node affinity, soft: a node gone by then leaves the choice to Ray), never the node a
-    worker was just lost on while another is alive."""
+    """Which node the next worker goes to: the alive node holding the fewest of this pool's workers,
+    never the node a worker was just lost on while another is alive. The affinity is hard: Ray's soft
+    affinity and ``SPREAD`` both put every worker on one node of a busy two-node cluster (measured); a
+    node that dies before its worker starts fails that worker like any lost one (replaced elsewhere)."""
 
     def __init__(self, nodes: list[str]) -> None:
         self.nodes = list(nodes)
@@ -107,7 +115,7 @@ class _Placement:
         if lost is not None:
             self.nodes = [n for n in alive_nodes() if n != lost] or alive_nodes()
         node = min(self.nodes, key=lambda n: (self.held[n], self.nodes.index(n)))
-        actor = make(NodeAffinitySchedulingStrategy(node, soft=True))
+        actor = make(NodeAffinitySchedulingStrategy(node, soft=False))
         self.held[node] += 1
         self.where[actor] = node
         return actor

@@ -247,8 +247,8 @@ def connect(address: str | None = None, *, name: str = ACTOR_NAME, limits: Limit
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     # on the head (the node that lives as long as the cluster), not on a worker node whose loss would
-    # restart it under every worker; soft: anywhere when there is no such node
-    here = NodeAffinitySchedulingStrategy(_head_node(), soft=True)
+    # restart it under every worker (hard: a soft affinity was not kept on a busy two-node cluster)
+    here = NodeAffinitySchedulingStrategy(_head_node(), soft=False)
     actor: Any = ray.remote(_GovernorActor).options(
         name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached", num_cpus=0,
         max_restarts=-1, max_concurrency=1000, scheduling_strategy=here,
