@@ -120,9 +120,11 @@ def _single_node_run(c: Cluster) -> dict[str, Any]:
     """The same export migrated in this process (threads, local storage, one machine): the reference."""
     from dos2hl.params import MigrateParams
     from dos2hl.pipeline import migrate
+    from dos2hl.sandbox.journal import JOURNAL_NAME
 
     t0 = time.perf_counter()
     state = _state(c, "single")
+    skip = len((state / JOURNAL_NAME).read_text().splitlines()) if (state / JOURNAL_NAME).exists() else 0
     w = World(c.root, c.world.export, state, c.world.tokens, c.world.loc_ids, c.world.mapping,
               c.world.locations, c.world.clock).start()
     try:
@@ -134,7 +136,7 @@ def _single_node_run(c: Cluster) -> dict[str, Any]:
         w.stop()
     assert out["status"] == "completed", out["reconciliation"]
     TIMINGS["single_node_run_s"] = time.perf_counter() - t0
-    return {"report": out, "holdings": _holdings(state, c.world.loc_ids), "creates": _creates(state, 0)}
+    return {"report": out, "holdings": _holdings(state, c.world.loc_ids), "creates": _creates(state, skip)}
 
 
 def _flow_run(c: Cluster, tag: str, state: Path, storage: str, *,
