@@ -126,3 +126,14 @@ def test_run_on_ray_refuses_a_local_run_before_any_worker_or_governor(
                      {"fields": []}, "L001", 0, {})
     with pytest.raises(ConfigError, match="the run .ledger"):
         pool.run_on_ray([spec], no, load_locations(_locations(tmp_path)), settings, workers=2)
+
+
+def test_a_phase_counts_its_shards_per_node_and_the_ones_started_again() -> None:
+    from dos2hl.execution.results import WriteResult
+
+    shards = [{"location": "L001", "shard": 0, "node": "n1"}, {"location": "L001", "shard": 1, "node": "n2"},
+              {"location": "L002", "shard": 0, "node": "n1", "retried": 2}]
+    assert WriteResult(phase="full", shards=shards).nodes() == {
+        "shards": {"n1": 2, "n2": 1}, "retried": {"shards": 1, "attempts": 2}}
+    threads = [{"location": "L001", "shard": 0, "node": ""}]  # this process's threads: nothing to show
+    assert WriteResult(phase="full", shards=threads).nodes() == {}

@@ -358,6 +358,9 @@ def test_killing_the_worker_node_mid_run_loses_nothing_and_duplicates_nothing(cl
     assert result["status"] == "completed", result["reconciliation"]
     assert result["mismatches"] == 0
     assert retried.get("shards", 0) >= 1, retried  # the lost worker's shard ran again on the head
+    for src, j in _journal(state, skip, c.world.loc_ids).items():
+        assert j["http_429"] == 0 and j["max_in_window"] <= LIMIT, (src, j)
+    assert not c.absent.exists()
     held = _holdings(state, c.world.loc_ids)
     for src, h in held.items():  # every source row exactly once, by our keys
         assert set(h["contacts_per_key"]) == {1}, (src, h["contacts_per_key"])
