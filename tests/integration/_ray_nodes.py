@@ -85,7 +85,26 @@ def ray_cluster(env: Mapping[str, str], logs: Path, *,
     """A head and a second node (1 CPU each) on loopback; yields {"address", "head", "node", "temp"}.
 
     ``env`` is the nodes' environment, which their workers inherit (tokens named in locations.yaml);
-    ``system_config`` the head's ``--system-config`` (e.g. how soon a lost node is declared dead)."""
+    ``system_config`` the head's ``--system-config`` (e.g. how soon a lost node is declared dead).
+    One cluster at a time per checkout: ``make test``'s two workers would otherwise start two clusters
+    (four nodes) on two cores, where a node misses Ray's 30 s registration."""
+    with _one_cluster_at_a_time():
+        with _ray_cluster(env, logs, object_store=object_store, system_config=system_config) as c:
+            yield c
+
+
+@contextlib.contextmanager
+def _one_cluster_at_a_time() -> Iterator[None]:
+    import fcntl
+
+    with open(ROOT / ".pytest_cache-ray-cluster.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+@contextlib.contextmanager
+def _ray_cluster(env: Mapping[str, str], logs: Path, *, object_store: int,
+                 system_config: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
     # every port of both nodes chosen at once, so no two are the same (one at a time, the kernel may
     # hand a just-released port out again: Ray then refuses the node)
     port, dashboard, *own = free_ports(2 + 3 * len(NODE_PORTS))  # a second node's ports twice (a retry)
