@@ -8,22 +8,44 @@ environment (``token_env`` in locations.yaml), never through Ray.
 
 Used by ``dos2hl.execution.driver.execute(executor="ray")``; the Prefect tasks call that, so Ray workers
 never import Prefect (STACK_NOTES §4, option b).
+
+On a cluster (issue 16): the workers are spread over the nodes (explicit node affinity, ``_Placement``),
+each result names the node its shard ran on, a run on more than one alive node refuses local storage
+(``cluster``), and a worker that dies with its node (or alone) is replaced: its shard goes back to the
+front of its location's queue and runs again on a live worker, which finds the shard ``started`` in the
+ledger and looks each record up before creating it (``writing.writer``), so nothing the dead attempt
+created is created twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
 import ray
+from ray.exceptions import (
+    ActorUnschedulableError,
+    GetTimeoutError,
+    NodeDiedError,
+    RayActorError,
+    RayError,
+    WorkerCrashedError,
+)
 
-from ..governor.actor import connect
+from ..governor.actor import connect, ensure_ray
 from ..locations import LocationsFile, open_client
 from ..settings import Dos2hlSettings
+from .cluster import require_shared_storage, worker_uris
 from .schedule import FairQueue
 
-__all__ = ["ShardWorker", "run_on_ray"]
+__all__ = ["ShardWorker", "alive_nodes", "require_cluster_storage", "run_on_ray"]
+
+log = logging.getLogger("dos2hl.migrate")
+#: How a worker's death shows on its task: the actor died (its process, or its node), or the node did.
+WORKER_LOST = (RayActorError, NodeDiedError, WorkerCrashedError, ActorUnschedulableError)
 
 
 class ShardWorker:
@@ -43,7 +65,10 @@ class ShardWorker:
             client = self.clients[spec.location] = open_client(self.lf, spec.location, permits=self.permits,
                                                                settings=self.settings)
         out = fn(spec, client)
-        return asdict(out) if is_dataclass(out) and not isinstance(out, type) else out
+        out = asdict(out) if is_dataclass(out) and not isinstance(out, type) else out
+        if isinstance(out, dict):  # where it ran: the report counts shards per node (ids only)
+            out["node"] = ray.get_runtime_context().get_node_id()
+        return out
 
     def close(self) -> None:
         for c in self.clients.values():
@@ -51,23 +76,90 @@ class ShardWorker:
         self.permits.close()
 
 
+def alive_nodes(address: str | None = None) -> list[str]:
+    """The ids of the Ray cluster's alive nodes (connecting this process first: ``address``, else an
+    in-process Ray)."""
+    ensure_ray(address)
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return [str(n["NodeID"]) for n in nodes if n.get("Alive")]
+
+
+def require_cluster_storage(settings: Dos2hlSettings,
+                            uris: Mapping[str, str | None] | None = None) -> list[str]:
+    """Before anything is written: on a Ray cluster of more than one alive node, the run's storage, the
+    governor's state and ``uris`` (what -> URI) must be ``s3://`` (``cluster.require_shared_storage``).
+    Returns the alive nodes."""
+    from ..governor import state_uri
+
+    g = settings.governor
+    nodes = alive_nodes(None if g.address in ("", "local") else g.address)
+    require_shared_storage(nodes, {"the storage root": settings.runs_root(),
+                                   "the governor's state": state_uri(settings), **dict(uris or {})})
+    return nodes
+
+
+class _Placement:
+    """Which node the next worker goes to: the alive node holding the fewest of this pool's workers,
+    never the node a worker was just lost on while another is alive. The affinity is hard: Ray's soft
+    affinity and ``SPREAD`` both put every worker on one node of a busy two-node cluster (measured); a
+    node that dies before its worker starts fails that worker like any lost one (replaced elsewhere)."""
+
+    def __init__(self, nodes: list[str]) -> None:
+        self.nodes = list(nodes)
+        self.held: Counter[str] = Counter()
+        self.where: dict[Any, str] = {}
+
+    def place(self, make: Callable[[Any], Any], *, lost: str | None = None) -> Any:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        if lost is not None:
+            self.nodes = [n for n in alive_nodes() if n != lost] or alive_nodes()
+        node = min(self.nodes, key=lambda n: (self.held[n], self.nodes.index(n)))
+        actor = make(NodeAffinitySchedulingStrategy(node, soft=False))
+        self.held[node] += 1
+        self.where[actor] = node
+        return actor
+
+    def forget(self, actor: Any) -> str | None:
+        node = self.where.pop(actor, None)
+        if node is not None:
+            self.held[node] -= 1
+        return node
+
+
 def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: LocationsFile,
-               settings: Dos2hlSettings, *, workers: int = 4, cls: str = "migration") -> list[Any]:
-    """``fn(spec, client)`` for every spec on ``workers`` actors, handed out fairly across locations
-    (``schedule.FairQueue``); results in the order of ``specs``."""
+               settings: Dos2hlSettings, *, workers: int = 4, cls: str = "migration",
+               replacements: int | None = None) -> list[Any]:
+    """``fn(spec, client)`` for every spec on ``workers`` actors spread over the cluster's nodes, handed
+    out fairly across locations (``schedule.FairQueue``); results in the order of ``specs``, each naming
+    its node (``node``) and how often its shard was started again (``retried``). A worker that dies
+    (``WORKER_LOST``) is replaced, at most ``replacements`` times (default: ``workers``), and its shard
+    runs again; an error ``fn`` raises is raised here."""
     g = settings.governor
     from ..governor import limits_from, state_uri
 
+    uris: dict[str, str | None] = {}
+    for spec in specs:
+        uris.update({what: uri for what, uri in worker_uris(spec).items() if uri})
+    nodes = require_cluster_storage(settings, uris)  # ray.init if needed; before the governor writes
     connect(None if g.address in ("", "local") else g.address, name=g.name, limits=limits_from(g),
-            state=state_uri(settings), app=g.app)  # ray.init if needed, and the governor exists
-    actor_cls = ray.remote(ShardWorker).options(num_cpus=0, max_concurrency=1)
+            state=state_uri(settings), app=g.app)  # the governor exists
+    actor_cls = ray.remote(ShardWorker)
     loc_data = locations.model_dump(mode="json")
     set_data = settings.model_dump(mode="json")
     for k in ("token",):  # a single-location token never travels through Ray
         set_data.get("highlevel", {}).pop(k, None)
+
+    def make(where: Any) -> Any:
+        return actor_cls.options(num_cpus=0, max_concurrency=1, scheduling_strategy=where).remote(
+            loc_data, set_data, cls)
+
     size = max(1, min(workers, len(specs) or 1))
-    pool: list[Any] = [actor_cls.remote(loc_data, set_data, cls) for _ in range(size)]
+    placement = _Placement(nodes)  # spread over the nodes
+    pool: list[Any] = [placement.place(make) for _ in range(size)]
+    left = size if replacements is None else replacements
     results: list[Any] = [None] * len(specs)
+    retried = [0] * len(specs)
     pending: dict[Any, int] = {}
     free = list(pool)
     busy: dict[Any, Any] = {}
@@ -81,12 +173,41 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
                 pending[ref], busy[ref] = i, actor
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                i = pending.pop(ref)
-                results[i] = ray.get(ref)
+                i, actor = pending.pop(ref), busy.pop(ref)
+                try:
+                    results[i] = ray.get(ref)
+                except WORKER_LOST as exc:
+                    if left <= 0:
+                        raise
+                    left -= 1
+                    retried[i] += 1
+                    queue.retry(i, specs[i])  # first in its location's line again
+                    log.warning("shard %s: its worker was lost (%s); it runs again on a new worker (%d more "
+                                "replacements allowed)", specs[i].name, type(exc).__name__, left)
+                    pool.remove(actor)
+                    _end(actor, close=False)
+                    actor = placement.place(make, lost=placement.forget(actor))
+                    pool.append(actor)
+                    free.append(actor)
+                    continue
+                if isinstance(results[i], dict):
+                    results[i]["retried"] = retried[i]
                 queue.done(i)
-                free.append(busy.pop(ref))
+                free.append(actor)
     finally:
-        ray.get([a.close.remote() for a in pool])
         for a in pool:
-            ray.kill(a)
+            _end(a)
     return results
+
+
+def _end(actor: Any, *, close: bool = True) -> None:
+    """Close a worker's clients (giving back its leased permits), then end it; a dead one is just ended."""
+    if close:
+        try:
+            ray.get(actor.close.remote(), timeout=30)
+        except (RayError, GetTimeoutError):
+            pass
+    try:
+        ray.kill(actor)
+    except RayError:
+        pass

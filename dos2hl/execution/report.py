@@ -44,8 +44,7 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
                if obj not in written_objects}
     last = phases[-1]
     totals = last.totals()
-    created_by_loc: dict[str,
-                         Counter[str]] = {}  # creates of every phase (the sample's are promoted, not redone)
+    created_by_loc: dict[str, Counter[str]] = {}  # creates of every phase (a sample's: promoted, not redone)
     present_by_loc: dict[str, Counter[str]] = {}  # found in HighLevel under our keys (adopted), every phase
     updated_by_loc: dict[str, Counter[str]] = {}
     for p in phases:
@@ -126,6 +125,7 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
         "excluded_by_reason": _reasons(last.shards),
         "notices": _notices(phases),
         "households_shared_channel": sum(r.get("shared_channel", 0) for p in phases for r in p.shards),
+        "shards_per_node": {p.phase: p.nodes() for p in phases if p.nodes()},  # Ray node ids and counts
         "field_diff": diff.model_dump() if diff is not None else {},
         "requests": requests or {},
         "requests_by_class": (requests or {}).get("by_class", {}),
@@ -265,15 +265,12 @@ def _md(rep: dict[str, Any]) -> str:
                                  for obj, n in sorted(there["updated"].items())) if there["updated"]
                      else ", and equal to the source") + "."]
     rec = rep["reconciliation"]
-    lines += [
-        "",
-        "Reconciliation: "
-        + (
-            "every staged row is written, excluded by policy, failed or held."
-            if rec["ok"]
-            else "**does not add up**: " + "; ".join(rec["problems"])
-        ),
-    ]
+    lines += ["", "Reconciliation: " + ("every staged row is written, excluded by policy, failed or held." if
+                                        rec["ok"] else "**does not add up**: " + "; ".join(rec["problems"]))]
+    for phase, n in (rep.get("shards_per_node") or {}).items():  # the Ray pool: where each shard ran
+        lines += ["", f"Shards of the {phase} phase per Ray node: " + ", ".join(
+            f"{node}: {k}" for node, k in n["shards"].items()) + f" ({n['retried']['shards']} started again "
+                  "after their worker was lost)."]
     lines += ["", "## Owners (providers -> HighLevel users)", "",
               ", ".join(f"{k}: {v}" for k, v in rep["providers"].items()) or "(none)"]
     for r in rep["unmatched_providers"]:

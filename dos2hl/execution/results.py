@@ -67,6 +67,14 @@ class WriteResult(BaseModel):
     def failed(self) -> int:
         return sum(sum(r.get("failed", {}).values()) + sum(r.get("held", {}).values()) for r in self.shards)
 
+    def nodes(self) -> dict[str, dict[str, int]]:
+        """Where the shards ran (Ray node id -> shards), and the shards started again after their worker
+        was lost (``retried``); empty when they ran on this process's threads."""
+        ran = Counter(str(r["node"]) for r in self.shards if r.get("node"))
+        return {"shards": dict(sorted(ran.items())),
+                "retried": {"shards": sum(1 for r in self.shards if r.get("retried")),
+                            "attempts": sum(int(r.get("retried") or 0) for r in self.shards)}} if ran else {}
+
 
 class VerifyResult(BaseModel):
     """The read-back of a phase: per object what was read and not found, per field the comparison's

@@ -67,6 +67,12 @@ class FairQueue(Generic[T]):
     def done(self, index: int) -> None:
         self._flight[self._key_of[index]] -= 1
 
+    def retry(self, index: int, item: T) -> None:
+        """Give a taken unit back (its worker died): its slot is returned and it is the next of its key."""
+        k = self._key_of[index]
+        self._flight[k] -= 1
+        self._pending[k].appendleft((index, item))
+
     def in_flight(self) -> dict[Hashable, int]:
         return {k: n for k, n in self._flight.items() if n}
 

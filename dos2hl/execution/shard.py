@@ -51,6 +51,8 @@ class ShardResult:
     excluded_rows: list[tuple[str, str, str]] = field(default_factory=list)  # (object, source id, reason)
     notices: dict[str, Any] = field(default_factory=dict)  # referral variants, events without a time, ...
     error: str = ""  # why the shard stopped (the other shards and locations go on)
+    node: str = ""  # the Ray node it ran on (set by the Ray pool; "" on this process's threads)
+    retried: int = 0  # how often the Ray pool started it again after its worker was lost
 
 
 def migrate_shard_isolated(spec: ShardSpec, client: Client) -> ShardResult:

@@ -26,7 +26,7 @@ from .core import LATE_SAMPLES, Lease, Limits, RateGovernor, Status, p99
 from .local import permits_of
 from .persist import load_snapshot, save_snapshot
 
-__all__ = ["ACTOR_NAME", "NAMESPACE", "GovernorHandle", "connect"]
+__all__ = ["ACTOR_NAME", "NAMESPACE", "GovernorHandle", "connect", "ensure_ray"]
 
 NAMESPACE = "dos2hl"
 ACTOR_NAME = "rate-governor"
@@ -236,6 +236,19 @@ class GovernorHandle:
             self._sleep(wait)
 
 
+def ensure_ray(address: str | None = None) -> None:
+    """Connect this process to Ray unless it is: the cluster at ``address``, else an in-process one."""
+    if ray.is_initialized():
+        return
+    for k, v in _RAY_ENV.items():
+        os.environ.setdefault(k, v)
+    if address is None:
+        ray.init(address="local", include_dashboard=False, num_cpus=2, namespace=NAMESPACE,
+                 log_to_driver=False)
+    else:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+
+
 def connect(address: str | None = None, *, name: str = ACTOR_NAME, limits: Limits | None = None,
             weights: Mapping[str, float] | None = None, state: str | None = None, app: str = "default",
             cls: str = "migration", batch: int = 8) -> GovernorHandle:
@@ -244,25 +257,31 @@ def connect(address: str | None = None, *, name: str = ACTOR_NAME, limits: Limit
     Starts an in-process Ray (``address="local"``) unless Ray is initialised or ``address`` is given.
     ``limits``/``weights``/``state`` only matter to the call that creates the actor.
     """
-    if not ray.is_initialized():
-        for k, v in _RAY_ENV.items():
-            os.environ.setdefault(k, v)
-        if address is None:
-            ray.init(address="local", include_dashboard=False, num_cpus=2, namespace=NAMESPACE,
-                     log_to_driver=False)
-        else:
-            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+    ensure_ray(address)
     lim_dict: dict[str, Any] | None = None
     if limits is not None:
         lim_dict = asdict(limits)
         lim_dict["reserve_classes"] = sorted(lim_dict["reserve_classes"])
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    # on the head (the node that lives as long as the cluster), not on a worker node whose loss would
+    # restart it under every worker (hard: a soft affinity was not kept on a busy two-node cluster)
+    here = NodeAffinitySchedulingStrategy(_head_node(), soft=False)
     actor: Any = ray.remote(_GovernorActor).options(
         name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached", num_cpus=0,
-        max_restarts=-1, max_concurrency=1000,
+        max_restarts=-1, max_concurrency=1000, scheduling_strategy=here,
     ).remote(lim_dict, dict(weights) if weights is not None else None, state)
     lim_now: dict[str, Any] = ray.get(actor.limits.remote())  # the existing actor's limits win
     margin = Limits(**{**lim_now, "reserve_classes": frozenset(lim_now["reserve_classes"])}).margin
     return GovernorHandle(actor, app=app, cls=cls, batch=batch, margin_s=margin)
+
+
+def _head_node() -> str:
+    """The cluster's head node id (this process's node when none is marked as the head)."""
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    heads = [n["NodeID"] for n in nodes
+             if n.get("Alive") and "node:__internal_head__" in n.get("Resources", {})]
+    return str(heads[0]) if heads else str(ray.get_runtime_context().get_node_id())
 
 
 def kill(handle: GovernorHandle) -> None:

@@ -38,7 +38,13 @@ def open_env(params: Any, *, settings: Dos2hlSettings | None = None,
     Tests and benches pass their own client factories (then no governor is opened here)."""
     executor = getattr(params, "executor", "threads")
     settings = shared_settings(settings or Dos2hlSettings(), executor)
+    if getattr(params, "storage", None):  # the run's own root: the governor's state follows it too
+        settings = settings.model_copy(update={"storage": params.storage})
     lf = load_locations(params.locations, target=params.target)
+    if executor == "ray":  # before anything is written: a multi-node cluster has no shared local disk
+        from ..execution.pool import require_cluster_storage
+
+        require_cluster_storage(settings)
     permits = None
     if client_factory is None:
         from ..governor import open_governor

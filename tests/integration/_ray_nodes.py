@@ -80,10 +80,31 @@ def _ours(temp: Path, port: int) -> list[psutil.Process]:
 
 @contextlib.contextmanager
 def ray_cluster(env: Mapping[str, str], logs: Path, *,
-                object_store: int = 256 * 2**20) -> Iterator[dict[str, Any]]:
+                object_store: int = 256 * 2**20,
+                system_config: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """A head and a second node (1 CPU each) on loopback; yields {"address", "head", "node", "temp"}.
 
-    ``env`` is the nodes' environment, which their workers inherit (tokens named in locations.yaml)."""
+    ``env`` is the nodes' environment, which their workers inherit (tokens named in locations.yaml);
+    ``system_config`` the head's ``--system-config`` (e.g. how soon a lost node is declared dead).
+    One cluster at a time per checkout: ``make test``'s two workers would otherwise start two clusters
+    (four nodes) on two cores, where a node misses Ray's 30 s registration."""
+    with _one_cluster_at_a_time():
+        with _ray_cluster(env, logs, object_store=object_store, system_config=system_config) as c:
+            yield c
+
+
+@contextlib.contextmanager
+def _one_cluster_at_a_time() -> Iterator[None]:
+    import fcntl
+
+    with open(ROOT / ".pytest_cache-ray-cluster.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+@contextlib.contextmanager
+def _ray_cluster(env: Mapping[str, str], logs: Path, *, object_store: int,
+                 system_config: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
     # every port of both nodes chosen at once, so no two are the same (one at a time, the kernel may
     # hand a just-released port out again: Ray then refuses the node)
     port, dashboard, *own = free_ports(2 + 3 * len(NODE_PORTS))  # a second node's ports twice (a retry)
@@ -95,7 +116,9 @@ def ray_cluster(env: Mapping[str, str], logs: Path, *,
         head = _start(["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
                        "--disable-usage-stats", f"--temp-dir={temp}", f"--object-store-memory={object_store}",
                        f"--dashboard-port={dashboard}",
-                       "--node-name=head", *_node_ports(own[:len(NODE_PORTS)])], env, logs / "ray-head.log")
+                       "--node-name=head", *_node_ports(own[:len(NODE_PORTS)]),
+                       *([f"--system-config={json.dumps(dict(system_config))}"] if system_config else [])],
+                      env, logs / "ray-head.log")
         _wait_gcs(head, address, logs / "ray-head.log")
         for attempt in (1, 2):
             ports = own[len(NODE_PORTS) * attempt:len(NODE_PORTS) * (attempt + 1)]
@@ -216,7 +239,8 @@ def _child(spec_path: str) -> None:
     result = {"started": started, "ended": ended, "driver_node": node, "status": out["status"],
               "run_id": out["run_id"], "mismatches": out.get("field_diff", {}).get("mismatches"),
               "written": {loc: d["objects"]["patient"]["written"] for loc, d in out["locations"].items()},
-              "reconciliation": out.get("reconciliation")}
+              "reconciliation": out.get("reconciliation"), "shards_per_node": out.get("shards_per_node"),
+              "locations": out["locations"]}
     tmp = Path(spec["out"] + ".tmp")
     tmp.write_text(json.dumps(result, default=str))
     tmp.replace(spec["out"])
