@@ -313,6 +313,8 @@ def bound_by(p: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    # a stopped bench stops its sandbox processes too (they run in sessions of their own)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="10 and 25 locations")
     ap.add_argument("--points", default=None, help="comma-separated location counts (default 10,25,50,100)")
