@@ -27,7 +27,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["local_uris", "require_shared_storage", "worker_uris"]
+__all__ = ["local_uris", "require_shared_storage", "sends_documents", "worker_uris"]
 
 
 def local_uris(uris: Mapping[str, str | None]) -> dict[str, str]:
@@ -54,7 +54,11 @@ def require_shared_storage(nodes: Sequence[str], uris: Mapping[str, str | None])
 def worker_uris(spec: Any) -> dict[str, str | None]:
     """What a shard worker reads and writes for ``spec`` (a ``ShardSpec``): the run (ledger, inventory),
     its staged shards, and the export when the map sends documents (their files)."""
-    fields = spec.mapping.get("fields", [])
-    files = any(e.get("table") == "document" and e.get("target") not in ("skip", "reference") for e in fields)
     return {"the run (ledger, inventory, report)": spec.run_uri, "the staged export": spec.staged_uri,
-            "the export (document files)": spec.source if files else None}
+            "the export (document files)": spec.source if sends_documents(spec.mapping) else None}
+
+
+def sends_documents(mapping: Mapping[str, Any]) -> bool:
+    """Whether a map (its JSON dump) sends document files: their worker reads the export's ``IMAGES/``."""
+    return any(e.get("table") == "document" and e.get("target") not in ("skip", "reference")
+               for e in mapping.get("fields", []))

@@ -20,6 +20,7 @@ created is created twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
@@ -27,6 +28,7 @@ from typing import Any
 
 import ray
 from ray.exceptions import (
+    ActorDiedError,
     ActorUnschedulableError,
     GetTimeoutError,
     NodeDiedError,
@@ -104,8 +106,9 @@ class _Placement:
     affinity and ``SPREAD`` both put every worker on one node of a busy two-node cluster (measured); a
     node that dies before its worker starts fails that worker like any lost one (replaced elsewhere)."""
 
-    def __init__(self, nodes: list[str]) -> None:
+    def __init__(self, nodes: list[str], check: Callable[[list[str]], None] = lambda nodes: None) -> None:
         self.nodes = list(nodes)
+        self.check = check  # the storage check, again for the nodes alive now (one may have joined)
         self.held: Counter[str] = Counter()
         self.where: dict[Any, str] = {}
 
@@ -113,7 +116,9 @@ class _Placement:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         if lost is not None:
-            self.nodes = [n for n in alive_nodes() if n != lost] or alive_nodes()
+            alive = alive_nodes()
+            self.check(alive)  # a run on one node with local storage never spreads to a node that joined
+            self.nodes = [n for n in alive if n != lost] or alive
         node = min(self.nodes, key=lambda n: (self.held[n], self.nodes.index(n)))
         actor = make(NodeAffinitySchedulingStrategy(node, soft=False))
         self.held[node] += 1
@@ -155,7 +160,8 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
             loc_data, set_data, cls)
 
     size = max(1, min(workers, len(specs) or 1))
-    placement = _Placement(nodes)  # spread over the nodes
+    checked = {"the storage root": settings.runs_root(), "the governor's state": state_uri(settings), **uris}
+    placement = _Placement(nodes, lambda alive: require_shared_storage(alive, checked))  # over the nodes
     pool: list[Any] = [placement.place(make) for _ in range(size)]
     left = size if replacements is None else replacements
     results: list[Any] = [None] * len(specs)
@@ -181,11 +187,13 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
                         raise
                     left -= 1
                     retried[i] += 1
-                    queue.retry(i, specs[i])  # first in its location's line again
                     log.warning("shard %s: its worker was lost (%s); it runs again on a new worker (%d more "
                                 "replacements allowed)", specs[i].name, type(exc).__name__, left)
                     pool.remove(actor)
                     _end(actor, close=False)
+                    if not _confirmed_dead(actor):  # the task may or may not still be running: never twice
+                        raise
+                    queue.retry(i, specs[i])  # first in its location's line again
                     actor = placement.place(make, lost=placement.forget(actor))
                     pool.append(actor)
                     free.append(actor)
@@ -195,9 +203,44 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
                 queue.done(i)
                 free.append(actor)
     finally:
-        for a in pool:
-            _end(a)
+        _end_all(pool)
     return results
+
+
+def _end_all(pool: list[Any], timeout: float = 30) -> None:
+    """Close every worker's clients at once (giving back leased permits; a busy one finishes its shard
+    first, up to ``timeout``), then end them all."""
+    refs = []
+    for a in pool:
+        try:
+            refs.append(a.close.remote())
+        except RayError:
+            pass
+    if refs:
+        ray.wait(refs, num_returns=len(refs), timeout=timeout)
+    for a in pool:
+        _end(a, close=False)
+
+
+def _confirmed_dead(actor: Any, timeout: float = 60) -> bool:
+    """Wait until Ray says ``actor`` is dead (killed, or its node gone), so its shard never runs twice at
+    once: an unavailable actor's task "may or may not have been executed" and may still be running.
+    False when that cannot be confirmed within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=5)
+        except ActorDiedError:
+            return True
+        except (RayError, GetTimeoutError):
+            pass  # unreachable for now, not known dead
+        else:  # still alive: end it again
+            try:
+                ray.kill(actor)
+            except RayError:
+                pass
+        time.sleep(0.2)
+    return False
 
 
 def _end(actor: Any, *, close: bool = True) -> None:

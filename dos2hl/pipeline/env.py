@@ -6,6 +6,7 @@ re-loads settings or locations, and nothing caches them in a module."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..execution.driver import default_factory, shared_settings
@@ -42,9 +43,17 @@ def open_env(params: Any, *, settings: Dos2hlSettings | None = None,
         settings = settings.model_copy(update={"storage": params.storage})
     lf = load_locations(params.locations, target=params.target)
     if executor == "ray":  # before anything is written: a multi-node cluster has no shared local disk
+        from ..execution.cluster import sends_documents
         from ..execution.pool import require_cluster_storage
 
-        require_cluster_storage(settings)
+        export: dict[str, str | None] = {}
+        source, mapping = getattr(params, "source", None), getattr(params, "mapping", None)
+        if source and mapping and Path(mapping).is_file():  # (a missing map: prepare's gate says so)
+            from ..mapping.model import load_mapping
+
+            if sends_documents(load_mapping(mapping).model_dump(mode="json")):  # their worker reads the
+                export["the export (document files)"] = str(source)  # export's IMAGES/: shared too
+        require_cluster_storage(settings, export)
     permits = None
     if client_factory is None:
         from ..governor import open_governor

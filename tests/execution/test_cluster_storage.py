@@ -137,3 +137,79 @@ def test_a_phase_counts_its_shards_per_node_and_the_ones_started_again() -> None
         "shards": {"n1": 2, "n2": 1}, "retried": {"shards": 1, "attempts": 2}}
     threads = [{"location": "L001", "shard": 0, "node": ""}]  # this process's threads: nothing to show
     assert WriteResult(phase="full", shards=threads).nodes() == {}
+
+
+class _Ready:
+    def remote(self) -> str:
+        return "ready-ref"
+
+
+class _FakeActor:
+    __ray_ready__ = _Ready()
+
+
+def test_a_lost_worker_is_dead_only_once_ray_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unavailable actor's task "may or may not have been executed" and may still run: its shard runs
+    again only after Ray reports the actor dead (review of issue 16), so it never runs twice at once."""
+    from ray.exceptions import ActorDiedError, ActorUnavailableError
+
+    from dos2hl.execution import pool
+
+    answers: list[Exception | None] = [ActorUnavailableError("gone for now", None), None, ActorDiedError()]
+    kills: list[object] = []
+
+    def get(ref: object, timeout: float | None = None) -> None:
+        got = answers.pop(0)
+        if got is not None:
+            raise got
+
+    monkeypatch.setattr(pool.ray, "get", get)
+    monkeypatch.setattr(pool.ray, "kill", kills.append)
+    monkeypatch.setattr(pool.time, "sleep", lambda s: None)
+    actor = _FakeActor()
+    assert pool._confirmed_dead(actor) is True
+    assert answers == [] and kills == [actor]  # still alive once in between: ended again
+
+
+def test_a_worker_never_confirmed_dead_is_not_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dos2hl.execution import pool
+
+    monkeypatch.setattr(pool.ray, "get", lambda ref, timeout=None: None)  # it keeps answering
+    monkeypatch.setattr(pool.ray, "kill", lambda actor: None)
+    assert pool._confirmed_dead(_FakeActor(), timeout=0.05) is False
+
+
+def test_a_replacement_never_goes_to_a_node_that_joined_a_local_storage_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage check passed with one node and a local folder; a node joined since (an autoscaler): a
+    worker lost on the first node is not replaced on the new one, whose disk the run never reads."""
+    from dos2hl.execution import pool
+
+    monkeypatch.setattr(pool, "alive_nodes", lambda address=None: ["head", "joined"])
+    placement = pool._Placement(["head"], lambda alive: pool.require_shared_storage(
+        alive, {"the storage root": "/srv/runs"}))
+    made: list[object] = []
+    with pytest.raises(ConfigError, match="2 alive nodes"):
+        placement.place(made.append, lost="head")
+    assert made == []
+
+
+def test_open_env_refuses_a_local_export_whose_documents_are_sent_before_anything_is_staged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nodes: FakeCluster) -> None:
+    """The document files' worker reads the export's IMAGES/: on two nodes a local export is refused at
+    the start with the storage, not in the write phase after the export was staged (review of issue 16)."""
+    from dos2hl.mapping.model import save_mapping
+    from dos2hl.mapping.propose import reference_mapping
+    from dos2hl.pipeline import open_env
+
+    monkeypatch.delenv("DOS2HL_GOVERNOR_STATE", raising=False)
+    fmap = reference_mapping()
+    assert any(e.table == "document" and e.target not in ("skip", "reference") for e in fmap.fields)
+    save_mapping(fmap.confirm("Test Runner"), tmp_path / "mapping.yaml")
+    with pytest.raises(ConfigError, match="the export \\(document files\\)"):
+        open_env(_params(tmp_path, "s3://bucket/runs"))
+    assert nodes.opened == []
+    skip_docs = fmap.model_copy(update={"fields": [
+        e.model_copy(update={"target": "skip"}) if e.table == "document" else e for e in fmap.fields]})
+    save_mapping(skip_docs.confirm("Test Runner"), tmp_path / "mapping.yaml")
+    assert open_env(_params(tmp_path, "s3://bucket/runs")).settings.storage == "s3://bucket/runs"
