@@ -124,12 +124,15 @@ def _rows(step: str, out: Any) -> int | None:
         return None
     if step == "generate":
         return int(out["rows_total"])
-    if step in ("audit", "stage"):
+    if step == "audit":  # "1315006 records = ... clean + ... repaired + ... quarantined"
+        ident = str(out.get("identity") or "").split(" ", 1)[0]
+        return int(ident) if ident.isdigit() else None
+    if step == "stage":
         totals = out.get("totals") or {}
         return int(totals["records"]) if "records" in totals else None
     if step == "plan":
-        return sum(n for loc in out.get("locations", {}).values()
-                   for n in (loc.get("records") or {}).values() if isinstance(n, int)) or None
+        return sum(r["records"] for loc in out.get("locations", {}).values() for r in loc.get("rows", [])
+                   if not r["object"].startswith(("relation", "file_link"))) or None
     return None
 
 
