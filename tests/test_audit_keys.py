@@ -65,3 +65,20 @@ def test_audit_keeps_no_per_row_integer_keys() -> None:
     assert acc.orphans() == [{"table": "appt", "column": "pat_id", "refers_to": "patient", "missing_ids": 1,
                               "sample_ids": ["9"]}]  # 0 is the "no patient" placeholder
     assert not acc.pks  # nothing kept per row for integer keys
+
+
+def test_distinct_counts_are_exact_up_to_the_cap_and_kept_as_arrow_arrays() -> None:
+    from dos2hl.audit import DISTINCT_CAP, _ColumnAcc
+
+    rng = np.random.default_rng(5)
+    acc, seen = _ColumnAcc("str", "D"), set()
+    for _ in range(80):  # more chunks than are kept before folding
+        vals = [None if rng.random() < 0.1 else f"v{int(x)}" for x in rng.integers(0, 3_000, size=500)]
+        acc.add(pa.array(vals, pa.string()))
+        seen.update(v for v in vals if v is not None)
+    assert acc.to_dict()["distinct"] == len(seen)
+    assert sum(p.nbytes for p in acc.distinct_parts) < 20 * len(seen)  # ~10 bytes a value, not a set's ~100
+    big = _ColumnAcc("int", "R")
+    for i in range(0, DISTINCT_CAP + 10, 25_000):
+        big.add(pa.array(np.arange(i, i + 25_000)))
+    assert big.to_dict()["distinct"] == f">={DISTINCT_CAP}" and not big.distinct_parts
