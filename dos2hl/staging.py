@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from .errors import ConfigError, SourceError
 from .model import TABLES
 from .sources.discover import TABLE_ORDER, Export
+from .sources.idmap import IdMap
 from .sources.reader import FINDINGS_SCHEMA, QUARANTINE_SCHEMA, Chunk, ExportReader, FileStats, staged_schema
 from .storage import Store
 
@@ -55,38 +56,6 @@ def shard_of(patient_ids: pa.Array, shards: int) -> pa.Array:
     ids = pc.fill_null(patient_ids.cast(pa.int64()), 0)
     mixed = pc.bit_wise_and(pc.multiply(pc.bit_wise_and(ids, 0xFFFFFFFF), _GOLDEN), 0xFFFFFFFF)
     return pc.cast(pc.remainder(mixed, shards), pa.int32())
-
-
-def _flat(a: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
-
-
-class _IdMap:
-    """id -> (patient id, location) for a parent table, grown as its chunks stream past."""
-
-    def __init__(self) -> None:
-        self._keys: list[pa.Array] = []
-        self._pat: list[pa.Array] = []
-        self._loc: list[pa.Array] = []
-        self._cache: tuple[pa.Array, pa.Array, pa.Array] | None = None
-
-    def add(self, keys: pa.Array | pa.ChunkedArray, pat: pa.Array | pa.ChunkedArray,
-            loc: pa.Array | pa.ChunkedArray) -> None:
-        self._keys.append(_flat(keys).cast(pa.int64()))
-        self._pat.append(_flat(pat).cast(pa.int64()))
-        self._loc.append(_flat(loc).cast(pa.string()))
-        self._cache = None
-
-    def lookup(self, keys: pa.Array) -> tuple[pa.Array, pa.Array]:
-        if self._cache is None:
-            if not self._keys:
-                self._cache = (pa.array([], pa.int64()), pa.array([], pa.int64()), pa.array([], pa.string()))
-            else:
-                self._cache = (pa.concat_arrays(self._keys), pa.concat_arrays(self._pat),
-                               pa.concat_arrays(self._loc))
-        k, pat, loc = self._cache
-        idx = pc.index_in(_flat(keys).cast(pa.int64()), value_set=k)
-        return pc.take(pat, idx), pc.take(loc, idx)
 
 
 @dataclass
@@ -381,8 +350,8 @@ class Partitioner:
 
     def __init__(self, shards: int) -> None:
         self.shards = shards
-        self.patients = _IdMap()
-        self.parents = {"appt": _IdMap(), "claim": _IdMap()}
+        self.patients = IdMap()
+        self.parents = {"appt": IdMap(), "claim": IdMap()}
 
     def __call__(self, chunk: Chunk) -> tuple[pa.Table, pa.Array, pa.Array, pa.Table | None]:
         """``(rows, location, shard, orphans as quarantine rows or None)`` for one chunk."""

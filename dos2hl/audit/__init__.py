@@ -29,6 +29,7 @@ from ..staging import Partitioner, move_to_quarantine
 from .checks import SemanticChecks
 from .checks_docs import UNSAFE_FILE
 from .infer import SAMPLE, infer_kind
+from .keys import IdSet
 from .render import render_markdown
 
 __all__ = ["run_audit", "DISTINCT_CAP", "SAMPLE_REFS"]
@@ -44,7 +45,10 @@ class _ColumnAcc:
     phi: str
     rows: int = 0
     nulls: int = 0
-    distinct: set[object] = field(default_factory=set)
+    # the distinct values so far as Arrow arrays (each chunk's, folded together now and then): a few
+    # bytes a value where a Python set took ~100, and a DSO export has 100 k distinct values in many columns
+    distinct_parts: list[pa.Array] = field(default_factory=list)
+    pending: int = 0
     capped: bool = False
     values: Counter[str] = field(default_factory=Counter)
 
@@ -53,19 +57,34 @@ class _ColumnAcc:
         self.nulls += arr.null_count
         if not self.capped:
             uniq = pc.unique(arr.drop_null())
-            self.distinct.update(uniq.to_pylist())
-            if len(self.distinct) > DISTINCT_CAP:
-                self.capped, self.distinct = True, set()
+            self.distinct_parts.append(uniq.combine_chunks() if isinstance(uniq, pa.ChunkedArray) else uniq)
+            self.pending += len(uniq)
+            if self.pending > DISTINCT_CAP or len(self.distinct_parts) > 64:
+                self._fold()
         if self.kind in _CODE_KINDS and len(arr):
             vc = pc.value_counts(arr.drop_null())
             for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
                 self.values[str(v)] += c
 
+    def _fold(self) -> None:
+        if len(self.distinct_parts) > 1:
+            self.distinct_parts = [pc.unique(pa.concat_arrays(self.distinct_parts))]
+        self.pending = len(self.distinct_parts[0]) if self.distinct_parts else 0
+        if self.pending > DISTINCT_CAP:
+            self.capped, self.distinct_parts, self.pending = True, [], 0
+
+    @property
+    def distinct(self) -> int:
+        """Distinct non-null values (exact up to ``DISTINCT_CAP``; over it, -1)."""
+        self._fold()
+        return -1 if self.capped else self.pending
+
     def to_dict(self) -> dict[str, object]:
+        n = self.distinct
         d: dict[str, object] = {
             "kind": self.kind, "phi": self.phi, "rows": self.rows, "nulls": self.nulls,
             "null_rate": round(self.nulls / self.rows, 4) if self.rows else None,
-            "distinct": f">={DISTINCT_CAP}" if self.capped else len(self.distinct),
+            "distinct": f">={DISTINCT_CAP}" if self.capped else n,
         }
         if self.values:
             d["values"] = dict(self.values.most_common(25))
@@ -82,8 +101,11 @@ class _Audit:
         self.columns: dict[str, dict[str, _ColumnAcc]] = {}
         self.finding_counts: Counter[tuple[str, str]] = Counter()  # (code, action)
         self.finding_refs: dict[tuple[str, str], list[dict[str, object]]] = defaultdict(list)
+        # keys: integer ids as bitmaps (audit.keys, flat in the export's size); code keys as their values
         self.pks: dict[str, list[pa.Array]] = defaultdict(list)
         self.fk_values: dict[tuple[str, str], list[pa.Array]] = defaultdict(list)
+        self.pk_ids: dict[str, IdSet] = defaultdict(IdSet)
+        self.fk_ids: dict[tuple[str, str], IdSet] = defaultdict(IdSet)
         self.udf_defs: list[dict[str, object]] = []
         # Columns the profile does not map: raw-text statistics and a value sample for type inference.
         self.unmapped: dict[tuple[str, str], _ColumnAcc] = {}
@@ -104,12 +126,14 @@ class _Audit:
         cols = self.columns.setdefault(chunk.table, {c.name: _ColumnAcc(c.kind, c.phi) for c in t.columns})
         for c in t.columns:
             cols[c.name].add(data[c.name])
-            if c.fk:
+            if c.fk and c.kind == "int" and _int_key(c.fk):
+                self.fk_ids[(chunk.table, c.name)].add(data[c.name])
+            elif c.fk:
                 self.fk_values[(chunk.table,
                                 c.name)].append(pc.unique(data[c.name].combine_chunks().drop_null()))
-        if len(t.pk) == 1 and TABLES[chunk.table].by_name[t.pk[0]].kind == "int":
-            self.pks[chunk.table].append(data[t.pk[0]].combine_chunks())
-        elif t.pk:
+        if len(t.pk) == 1 and _int_key(chunk.table):
+            self.pk_ids[chunk.table].add(data[t.pk[0]])
+        elif len(t.pk) == 1:  # composite keys are neither checked for duplicates nor referred to
             self.pks[chunk.table].append(pc.cast(data[t.pk[0]], pa.string()).combine_chunks())
         for row in chunk.findings.to_pylist():
             self.finding_counts[(row["code"], row["action"])] += 1
@@ -145,7 +169,19 @@ class _Audit:
     def orphans(self) -> list[dict[str, object]]:
         out = []
         keysets: dict[str, pa.Array] = {}
-        for (table, col), parts in sorted(self.fk_values.items()):
+        for (table, col) in sorted({*self.fk_values, *self.fk_ids}):
+            if (table, col) in self.fk_ids:
+                parent = TABLES[table].by_name[col].fk
+                assert parent is not None
+                missing_ids = self.fk_ids[(table, col)].missing_from(self.pk_ids.get(parent, IdSet()))
+                if parent == "patient":
+                    missing_ids = missing_ids[missing_ids != 0]  # 0 = "no patient" placeholder
+                if len(missing_ids):
+                    out.append({"table": table, "column": col, "refers_to": parent,
+                                "missing_ids": len(missing_ids),
+                                "sample_ids": sorted(str(v) for v in missing_ids[:10].tolist())})
+                continue
+            parts = self.fk_values[(table, col)]
             parent = TABLES[table].by_name[col].fk
             assert parent is not None
             if parent not in keysets:
@@ -166,7 +202,14 @@ class _Audit:
 
     def duplicate_pks(self) -> list[dict[str, object]]:
         out = []
-        for table, parts in sorted(self.pks.items()):
+        for table in sorted({*self.pks, *self.pk_ids}):
+            if table in self.pk_ids:
+                dup_ids = self.pk_ids[table].duplicates()
+                if len(dup_ids):
+                    out.append({"table": table, "duplicate_keys": len(dup_ids),
+                                "sample_ids": sorted(str(v) for v in dup_ids[:10].tolist())})
+                continue
+            parts = self.pks[table]
             if not parts or len(TABLES[table].pk) != 1:
                 continue
             arr = pa.concat_arrays(parts)
@@ -177,6 +220,12 @@ class _Audit:
                             "sample_ids": sorted(str(v)
                                                  for v in dup.field("values").slice(0, 10).to_pylist())})
         return out
+
+
+def _int_key(table: str) -> bool:
+    """The table has a single integer primary key (its keys go into an ``IdSet``)."""
+    t = TABLES[table]
+    return len(t.pk) == 1 and t.by_name[t.pk[0]].kind == "int"
 
 
 def _document_sizes(export: Export) -> dict[str, int]:

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from ..model import Column
@@ -63,6 +64,22 @@ def fmt_phone(e164: str) -> str:
     return f"({d[:3]}) {d[3:6]}-{d[6:]}"
 
 
+# a practice's dates and slot times repeat (a few thousand distinct values over the history): formatted once
+@lru_cache(maxsize=1 << 16)
+def _fmt_date_4(d: dt.date) -> str:
+    return fmt_date(d)
+
+
+@lru_cache(maxsize=1 << 16)
+def _fmt_date_yy(d: dt.date) -> str:
+    return fmt_date(d, True)
+
+
+@lru_cache(maxsize=1 << 12)
+def _fmt_time_cached(t: dt.time) -> str:
+    return _fmt_time(t)
+
+
 def _fmt_money(v: Decimal) -> str:
     return f"{v:.2f}"
 
@@ -80,11 +97,12 @@ def formatter(col: Column, style: FileStyle) -> Fmt:
             return lambda v: f"{v:06d}" if v >= 0 else str(v)
         return str
     if k in ("date", "dob"):
-        return lambda v: fmt_date(v, yy)
+        return _fmt_date_yy if yy else _fmt_date_4
+
     if k == "datetime":
         return lambda v: fmt_date(v, yy) + " " + _fmt_time(v, True)
     if k == "time":
-        return _fmt_time
+        return _fmt_time_cached
     if k == "money":
         return _fmt_money
     if k == "bool":

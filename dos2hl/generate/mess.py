@@ -88,6 +88,19 @@ def _code_variant(rng: random.Random, code: str) -> str:
     return rng.choice((num, num.lstrip("0") or "0", num + ".01"))
 
 
+# the columns each rule walks (a rule not listed here always runs)
+_RULE_COLUMNS = {
+    "_sentinels": ("dobs", "dates"),
+    "_dates": ("dates", "dobs"),
+    "_phones": ("phones",),
+    "_emails": ("emails",),
+    "_money": ("money",),
+    "_codes": ("codes",),
+    "_teeth": ("teeth",),
+    "_memos": ("memos", "notes"),
+}
+
+
 class TableMess:
     """The cell-level defects of one table in one export file."""
 
@@ -144,6 +157,9 @@ class TableMess:
             "_memos",
             "_broken_row",
         ):
+            # a rule over columns this table does not have draws nothing: left out, the draws are the same
+            if name in _RULE_COLUMNS and not any(getattr(self, cols) for cols in _RULE_COLUMNS[name]):
+                continue
             self.rules.append(getattr(self, name))
 
     def apply(self, row: dict[str, Any], sentinels: Any) -> tuple[dict[str, str] | None, list[tuple] | None]:

@@ -12,11 +12,13 @@ import datetime as dt
 import decimal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..mapping.model import Entry
 from ..mapping.model import Mapping as FieldMap
 from ..mapping.objectmap import UDF_TARGET, UserField, field_key
+from ..model import TABLES
 from ..sources.values import ParseContext, clean_text, parse_bool, parse_date, parse_money
 from .crm import CrmPlan
 
@@ -340,9 +342,10 @@ def udf_value(uf: UserField, raw: str, ctx: ParseContext) -> tuple[Any, str]:
     return text, ""
 
 
+@lru_cache(maxsize=None)
 def _lookup_category(table: str, column: str) -> str | None:
-    from ..model import TABLES
-
+    """The LOOKUP category of a column (static: the canonical model's; computed once a column, it is
+    asked for every cell)."""
     col = TABLES[table].by_name.get(column)
     # provisioning made the recall types' descriptions the options
     if col is not None and col.fk == "recalltyp":
