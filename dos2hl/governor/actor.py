@@ -65,7 +65,7 @@ class _GovernorActor:
         out = []
         for key, cls, n, released, *late in requests:
             if late and (late[0] is not None or len(late) > 1):
-                self.core.observe_lateness(key, late[0], late[1] if len(late) > 1 else 0.0)
+                self.core.observe_lateness(key, late[0], late[1] if len(late) > 1 else 0.0, now)
             if released:
                 self.core.release(key, released, cls)
             lease = self.core.reserve(key, n, now, cls) if n > 0 else Lease(())

@@ -157,6 +157,7 @@ class _Key:
     last_seen: dict[str, float] = field(default_factory=dict)
     seen: float = -math.inf  # the latest ``now`` of a reserve: the log keeps 2 intervals + lag before it
     margin: float = 0.0  # this key's margin: the configured one, or more from measured lateness
+    peaks: deque[tuple[float, float]] = field(default_factory=deque)  # (when, peak) any source reported
     burst: int | None = None  # lower limits the server announced (X-RateLimit-Max / -Limit-Daily)
     daily: int | None = None
 
@@ -185,15 +186,24 @@ class RateGovernor:
                                        margin=lim.margin)
         return k
 
-    def observe_lateness(self, key: str, seconds: float | None, peak: float = 0.0) -> float:
+    def observe_lateness(self, key: str, seconds: float | None, peak: float = 0.0,
+                         now: float | None = None) -> float:
         """Learn how late the answers come after their send-not-before time (``seconds``: the p99 the
         workers measured, None with too few samples; ``peak``: the largest recent one). The key's margin
         becomes twice the p99 or the peak, whichever is more, never below ``Limits.margin`` (the
         operator's floor, even where it exceeds the cap) and what is learned never above one window; it
         rises at once and falls by half the difference per observation (a peak alone never lowers it).
-        Returns the margin now in force."""
+        With ``now`` (the shared actor, fed by many processes), every peak reported in the last two
+        intervals counts. Returns the margin now in force."""
         lim = self.limits
         k = self._key(key)
+        if now is not None:  # several sources (the shared actor's processes): a peak one of them saw holds
+            # for two intervals, so another's prompt answers cannot pull the margin under it meanwhile
+            if peak > 0:
+                k.peaks.append((now, peak))
+            while k.peaks and k.peaks[0][0] < now - 2 * lim.interval:
+                k.peaks.popleft()
+            peak = max([peak, *(p for _, p in k.peaks)])
         want = max(lim.margin, min(max(2 * max(0.0, seconds or 0.0), peak), lim.window_s))
         if want > k.margin:
             k.margin = want

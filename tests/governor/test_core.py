@@ -283,3 +283,17 @@ def test_limits_the_server_announces_only_ever_lower_ours() -> None:
     gov.report("loc", 429, {"X-RateLimit-Daily-Remaining": "0"}, T0 + 1)  # HighLevel's daily 429
     st_ = gov.status("loc", T0 + 1)
     assert st_.state == "waiting_for_daily_reset" and st_.eta == (T0 // 86_400 + 1) * 86_400
+
+
+def test_one_process_prompt_answers_do_not_pull_the_margin_under_anothers_recent_peak() -> None:
+    """The shared actor hears from many processes (review of issue 16): process A saw an answer 400 ms
+    late; process B's prompt answers, leasing more often, must not lower the margin under A's peak while
+    it is recent (two intervals), only after."""
+    lim = Limits(burst=100, window_s=10.0, daily=10**7, reserve=0.0)
+    gov = RateGovernor(lim, started_at=0.0)
+    assert gov.observe_lateness("loc", 0.01, peak=0.4, now=100.0) == 0.4  # A
+    for i in range(20):  # B, every half second
+        assert gov.observe_lateness("loc", 0.01, peak=0.02, now=100.5 + i / 2) == 0.4
+    for i in range(20):  # two intervals later A's peak has expired: B's answers bring it down
+        margin = gov.observe_lateness("loc", 0.01, peak=0.02, now=100.0 + 2 * lim.interval + 1 + i)
+    assert margin < 0.07
