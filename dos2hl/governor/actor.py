@@ -122,6 +122,7 @@ class GovernorHandle:
         self._released: dict[str, list[float]] = {}
         self._wait: dict[str, float] = {}  # per key: no early refill before this (the actor said so)
         self._late: dict[str, deque[float]] = {}  # per key: how late the answer came after the permit
+        self._freezes: dict[str, int] = {}  # per key: 429s seen; a lease that crossed one is given back
         self._sent = threading.local()  # this thread's last permit time per key, until its answer
         self._reports: list[tuple[str, int, dict[str, str], float]] = []
         self.calls = 0  # actor round trips made by this handle
@@ -166,10 +167,14 @@ class GovernorHandle:
                     self.calls += 1
                     samples = self._late.get(key)
                     late, peak = p99(samples), max(samples, default=0.0) if samples else 0.0
+                    freezes = self._freezes.get(key, 0)
                 (times, retry_at), = ray.get(self._actor.lease.remote(
                     [(key, self.cls, want, released, late, peak)], reports))
                 with self._lock:
                     cache = self._cache.setdefault(key, deque())
+                    if self._freezes.get(key, 0) != freezes:  # a 429 came meanwhile: these times may have
+                        self._released.setdefault(key, []).extend(times)  # been planned before the freeze
+                        continue
                     cache.extend(times)
                     self._wait[key] = retry_at if retry_at is not None else 0.0
                     # just leased: as fresh as the round trip allows, never dropped as stale before use
@@ -204,6 +209,7 @@ class GovernorHandle:
                 return
             if status == 429:  # cached permits were planned for a window that is now frozen
                 self._released.setdefault(key, []).extend(self._cache.pop(key, ()))
+                self._freezes[key] = self._freezes.get(key, 0) + 1
             reports, self._reports = self._reports, []
             requests = [(k, self.cls, 0, r) for k, r in self._released.items() if r]
             self._released = {}

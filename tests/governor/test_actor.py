@@ -153,6 +153,43 @@ def test_a_lease_slower_than_half_the_margin_is_still_used(monkeypatch: pytest.M
     assert asyncio.run(a.status("default/loc"))["margin_s"] >= 0.1
 
 
+def test_a_lease_that_crossed_a_429_is_given_back_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handle's lock is not held across the actor call: a 429 another thread reports while a lease is
+    in flight empties the cache, and the lease's times, perhaps planned before the freeze, must not then
+    be cached and sent during it (review of issue 16): they go back to the actor and the handle leases
+    again."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import dos2hl.governor.actor as actor_mod
+    from dos2hl.governor.local import permits_of
+
+    clock = [1_750_000_000.0]
+    a = _GovernorActor({"burst": 100, "window_s": 1.0, "margin_s": 0.006, "reserve": 0.0},
+                       clock=lambda: clock[0])
+    leases: list[tuple[float, ...]] = []
+    given_back: list[float] = []
+    h: GovernorHandle
+
+    def lease(requests: list[tuple[object, ...]], reports: object = ()) -> object:
+        for r in requests:
+            given_back.extend(r[3])  # type: ignore[arg-type]
+        out = asyncio.run(a.lease(requests, reports))  # type: ignore[arg-type]
+        if requests and requests[0][2] and not leases:  # the first real lease: a 429 lands meanwhile
+            leases.append(out[0][0])
+            h.report("loc", 429, {"retry-after": "1"})  # another thread's answer
+        return out
+
+    monkeypatch.setattr(actor_mod.ray, "get", lambda ref: ref)
+    h = GovernorHandle(SimpleNamespace(lease=SimpleNamespace(remote=lease)), margin_s=0.006,
+                       clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    clock[0] += 2.0  # past the fail-safe interval
+    h.acquire("loc", 1)
+    first = set(leases[0])
+    assert first and first <= set(given_back)  # the crossed lease went back to the actor
+    assert permits_of(h._sent)["default/loc"] not in first  # and none of it was used
+
+
 def test_threads_on_different_locations_lease_at_the_same_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The handle's lock is never held across an actor call: a worker whose lease is in flight for one
     location does not hold up a worker of another (the handle used to allow one call per process)."""
