@@ -19,6 +19,7 @@ import builtins
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = ["Store", "LocalStore", "S3Store", "durable_replace", "fsync_dir", "ma
            "FILE_MODE", "DIR_MODE"]
 
 FILE_MODE, DIR_MODE = 0o600, 0o700
+_CLIENTS = threading.Lock()  # S3 clients are made one at a time (prepare and the shards use threads)
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -185,9 +187,10 @@ class S3Store:
         self.prefix = prefix.strip("/")
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.settings = settings
-        self.client = boto3.client(
-            "s3", endpoint_url=settings.endpoint_url or None, region_name=settings.region
-        )
+        with _CLIENTS:  # boto3's default session is not safe to create clients from several threads at once
+            self.client = boto3.client(
+                "s3", endpoint_url=settings.endpoint_url or None, region_name=settings.region
+            )
 
     def _k(self, key: str) -> str:
         return f"{self.prefix}/{key}".strip("/") if self.prefix else key

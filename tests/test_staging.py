@@ -131,3 +131,35 @@ def test_existing_destination_is_refused_unless_overwrite(small_export: Path, tm
     listed |= {q["path"] for q in res.manifest["quarantine"].values()} | {"manifest.json"}
     listed |= {f["path"] for f in res.manifest["findings"].values()}
     assert files == listed  # nothing stale beside the new manifest
+
+
+def test_s3_stores_make_their_clients_one_at_a_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """prepare checks every location at once and shards run in threads, each opening stores: boto3's
+    default session is not safe to create clients from several threads at once."""
+    import threading
+    import time
+
+    import boto3
+
+    from dos2hl.settings import S3Settings
+    from dos2hl.storage import S3Store
+
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    def client(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.02)
+        with lock:
+            inside[0] -= 1
+        return object()
+
+    monkeypatch.setattr(boto3, "client", client)
+    threads = [threading.Thread(target=S3Store, args=("bucket", f"runs/{i}", S3Settings())) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
