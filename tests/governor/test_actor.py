@@ -200,11 +200,12 @@ def test_threads_on_different_locations_lease_at_the_same_time(monkeypatch: pyte
     import dos2hl.governor.actor as actor_mod
 
     a = _GovernorActor({"burst": 100, "window_s": 1.0, "reserve": 0.0}, clock=lambda: 1_750_000_010.0)
-    b_leased = threading.Event()
+    b_leased, a_in_flight = threading.Event(), threading.Event()
     lock = threading.Lock()
 
     def lease(requests: list[tuple[object, ...]], reports: object) -> object:
         if requests and requests[0][0] == "default/a":  # a's lease waits until b's went through
+            a_in_flight.set()
             assert b_leased.wait(timeout=10), "b's lease never came while a's was in flight"
         with lock:
             out = asyncio.run(a.lease(requests, reports))  # type: ignore[arg-type]
@@ -226,7 +227,7 @@ def test_threads_on_different_locations_lease_at_the_same_time(monkeypatch: pyte
 
     ta = threading.Thread(target=take, args=("a",))
     ta.start()
-    time.sleep(0.1)  # a's lease is in flight
+    assert a_in_flight.wait(timeout=30)  # b starts only once a's lease is in flight
     tb = threading.Thread(target=take, args=("b",))
     tb.start()
     ta.join(timeout=30)
