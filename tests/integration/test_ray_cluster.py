@@ -5,7 +5,8 @@ sandbox over HTTP with HighLevel's limit scaled to LIMIT requests per WINDOW_S (
 50 per 1 s, so the test is quick) and the governor configured the same. Two migration flow runs, each
 its own OS process with its own run (storage root) and one Ray shard worker, write the same export
 into the same two sandbox locations (duplicates allowed there) at the same time, both connected to the
-cluster by address. The sandbox's journal, not the governor's bookkeeping, shows that the combined
+cluster by address, each keeping its run in moto's S3 (a two-node cluster has no shared local disk: local
+storage is refused, see test_ray_cluster_s3.py). The sandbox's journal, not the governor's bookkeeping, shows that the combined
 rate per location never exceeded the limit in any sliding window, and that no request got a 429.
 
 Two nodes on one host need RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 (with 0, Ray refuses a second node), so
@@ -51,7 +52,8 @@ RUNS = 2
 
 
 @pytest.mark.integration
-def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
+                                                                 s3_server: str, s3_bucket: str) -> None:
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
@@ -72,6 +74,9 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs-setup"))
     w = make_world(tmp_path, monkeypatch, patients=20,
                    allow_duplicates=True)  # two runs write the same patients
+    # a cluster of two nodes has no shared local disk: the runs keep their files in (moto's) S3, which the
+    # nodes' workers reach through their environment
+    monkeypatch.setenv("DOS2HL_S3_ENDPOINT_URL", s3_server)
     w.stop()  # the same state, served over HTTP below
     _skip_tables(w.mapping, SKIP_TABLES)
     logs = tmp_path / "logs"
@@ -101,7 +106,7 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, 
                                 "out": str(tmp_path / f"out-{i}.json"),
                                 "params": {"source": str(w.export), "mapping": str(w.mapping),
                                            "locations": str(w.locations), "target": base,
-                                           "storage": str(tmp_path / f"runs-{i}"), "sample": 0,
+                                           "storage": f"s3://{s3_bucket}/runs-{i}", "sample": 0,
                                            "approve": True,
                                            "executor": "ray", "workers": 1, "export_date": str(EXPORT_DATE)}}
                         (tmp_path / f"spec-{i}.json").write_text(json.dumps(spec))
@@ -110,7 +115,7 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, 
                             procs.append(subprocess.Popen(
                                 [sys.executable, "-m", "tests.integration._ray_nodes", "child",
                                  str(tmp_path / f"spec-{i}.json")],
-                                env={**env, "DOS2HL_STORAGE": str(tmp_path / f"runs-{i}")}, cwd=ROOT,
+                                env={**env, "DOS2HL_STORAGE": f"s3://{s3_bucket}/runs-{i}"}, cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
                     _wait_for(lambda: all((tmp_path / f"ready-{i}").exists() for i in range(RUNS)), procs,
                               logs, 90)
