@@ -5,12 +5,13 @@ sandbox over HTTP with HighLevel's limit scaled to LIMIT requests per WINDOW_S (
 50 per 1 s, so the test is quick) and the governor configured the same. Two migration flow runs, each
 its own OS process with its own run (storage root) and one Ray shard worker, write the same export
 into the same two sandbox locations (duplicates allowed there) at the same time, both connected to the
-cluster by address, each keeping its run in moto's S3 (a two-node cluster has no shared local disk: local
-storage is refused, see test_ray_cluster_s3.py). The sandbox's journal, not the governor's bookkeeping, shows that the combined
-rate per location never exceeded the limit in any sliding window, and that no request got a 429.
+cluster by address, each keeping its run in moto's S3 (a two-node cluster has no shared local disk:
+local storage is refused, see test_ray_cluster_s3.py). The sandbox's journal, not the governor's
+bookkeeping, shows that the combined rate per location never exceeded the limit in any sliding window,
+and that no request got a 429.
 
-Two nodes on one host need RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 (with 0, Ray refuses a second node), so
-the cluster listens on this host's own address rather than loopback (see ``_ray_nodes``).
+Both nodes stay at 127.0.0.1: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, with the one check that refuses a
+second node lifted in the ``ray start`` process only (``_ray_nodes._start_loopback``).
 
 The flow runs report to one Prefect API (the test harness's server, started here): two real flow runs
 of one backend, as with a deployment, without a server per process.
