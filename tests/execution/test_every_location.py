@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,29 @@ class Stamped(httpx.BaseTransport):
         return response
 
 
-def test_six_offices_are_written_at_once_and_each_is_exact(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def clients_through(w: Any, transport: Callable[[str], httpx.BaseTransport]) -> Callable[[str], Any]:
+    """A client factory for the world's locations whose requests go through ``transport(location id)``."""
     from pydantic import SecretStr
 
     from dos2hl.highlevel import HighLevelClient
+    from tests.migrate.conftest import BASE, FAST
+
+    def factory(loc: str) -> Any:
+        lid = w.loc_ids[loc]
+        c = HighLevelClient(BASE, SecretStr(w.tokens[lid]), lid, transport=transport(lid), retry=FAST,
+                            sleep=w.clock.advance)
+        w.clients.append(c)
+        return c
+
+    return factory
+
+
+def test_six_offices_are_written_at_once_and_each_is_exact(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+
     from dos2hl.params import MigrateParams
     from dos2hl.phi import create_key_file
     from dos2hl.pipeline import migrate
-    from tests.migrate.conftest import BASE, FAST
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
     monkeypatch.setenv("DOS2HL_SHARDS", "2")  # twelve units: six offices of two shards each
@@ -46,15 +61,7 @@ def test_six_offices_are_written_at_once_and_each_is_exact(tmp_path: Path,
     w = make_world(tmp_path, monkeypatch, patients=20, locations=6)
     seen: list[tuple[str, float]] = []
     lock = threading.Lock()
-
-    def factory(loc: str) -> Any:
-        lid = w.loc_ids[loc]
-        c = HighLevelClient(BASE, SecretStr(w.tokens[lid]), lid,
-                            transport=Stamped(w.transport, lid, seen, lock), retry=FAST,
-                            sleep=w.clock.advance)
-        w.clients.append(c)
-        return c
-
+    factory = clients_through(w, lambda lid: Stamped(w.transport, lid, seen, lock))
     try:
         rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                     sample=0, export_date=EXPORT_DATE), client_factory=factory)
@@ -91,28 +98,17 @@ class Gate(httpx.BaseTransport):
 
 
 def test_prepare_checks_every_location_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pydantic import SecretStr
 
     from dos2hl.execution import prepare
-    from dos2hl.highlevel import HighLevelClient
     from dos2hl.params import MigrateParams
     from dos2hl.phi import create_key_file
-    from tests.migrate.conftest import BASE, FAST
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
     monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
     w = make_world(tmp_path, monkeypatch, patients=20, locations=3)
     barriers = {k: threading.Barrier(3, timeout=20) for k in ("tenancy", "schema")}
     met: set[tuple[str, str]] = set()
-
-    def factory(loc: str) -> Any:
-        lid = w.loc_ids[loc]
-        c = HighLevelClient(BASE, SecretStr(w.tokens[lid]), lid,
-                            transport=Gate(w.transport, lid, barriers, met), retry=FAST,
-                            sleep=w.clock.advance)
-        w.clients.append(c)
-        return c
-
+    factory = clients_through(w, lambda lid: Gate(w.transport, lid, barriers, met))
     try:
         got = prepare(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                     export_date=EXPORT_DATE), client_factory=factory)
