@@ -91,13 +91,20 @@ def require_cluster_storage(settings: Dos2hlSettings,
     """Before anything is written: on a Ray cluster of more than one alive node, the run's storage, the
     governor's state and ``uris`` (what -> URI) must be ``s3://`` (``cluster.require_shared_storage``).
     Returns the alive nodes."""
-    from ..governor import state_uri
-
     g = settings.governor
     nodes = alive_nodes(None if g.address in ("", "local") else g.address)
-    require_shared_storage(nodes, {"the storage root": settings.runs_root(),
-                                   "the governor's state": state_uri(settings), **dict(uris or {})})
+    require_shared_storage(nodes, shared_uris(settings, uris))
     return nodes
+
+
+def shared_uris(settings: Dos2hlSettings,
+                uris: Mapping[str, str | None] | None = None) -> dict[str, str | None]:
+    """What must be shared storage on a multi-node cluster: the run's storage root, the governor's state
+    and ``uris`` (what -> URI)."""
+    from ..governor import state_uri
+
+    return {"the storage root": settings.runs_root(), "the governor's state": state_uri(settings),
+            **dict(uris or {})}
 
 
 class _Placement:
@@ -160,7 +167,7 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
             loc_data, set_data, cls)
 
     size = max(1, min(workers, len(specs) or 1))
-    checked = {"the storage root": settings.runs_root(), "the governor's state": state_uri(settings), **uris}
+    checked = shared_uris(settings, uris)  # a replacement is placed only where this check allows
     placement = _Placement(nodes, lambda alive: require_shared_storage(alive, checked))  # over the nodes
     pool: list[Any] = [placement.place(make) for _ in range(size)]
     left = size if replacements is None else replacements
