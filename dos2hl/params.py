@@ -45,8 +45,9 @@ class MigrateParams(_Target):
     approval_timeout_s: int = Field(7 * 86_400, gt=0, description="How long a paused run waits at a gate")
     executor: Executor = Field("threads", description="'threads' in this process, or 'ray' (local Ray or "
                                "DOS2HL_GOVERNOR_ADDRESS): shards on actors sharing the governor actor")
-    workers: int | None = Field(None, ge=1, description="Shards written at once (default: every location at "
-                                "once: one thread per location, 4 to 64; with Ray, the machine's CPUs)")
+    workers: int | None = Field(None, ge=1, description="Shard threads (default: every location at once: one "
+                                "per location, 4 to 64); with Ray, worker processes (default: the machine's "
+                                "CPUs), each writing enough shards at once for every location to be written")
     verify: Literal["sample", "full"] = Field("sample", description="Read back the sample, or every record")
     export_date: dt.date | None = Field(None, description="Date the export was taken (two-digit years)")
     bulk_threshold: int = Field(5000, ge=1, description="Records per object and location above which "

@@ -1,25 +1,30 @@
 """Shard workers on Ray: actors that transform and write (or verify) shards, all sharing the governor.
 
 Ray lives in two modules of dos2hl: this one and the governor's actor, whose permits the workers
-take. Each ``ShardWorker`` keeps one HighLevel client per location (connection reuse) whose
-``PermitSource`` is a ``GovernorHandle`` on the named governor actor, so every request of every
-worker of every flow run on the cluster goes through one governor. Tokens come from the workers'
-environment (``token_env`` in locations.yaml), never through Ray.
+take. Each ``ShardWorker`` is a process running several shards at once on threads (a threaded actor:
+a shard mostly waits, for HighLevel and for its location's budget), so a run's workers write every
+location at once even when there are more locations than CPUs. Like the thread executor, each shard
+thread keeps one HighLevel client per location (connection reuse) whose ``PermitSource`` is the
+worker's ``GovernorHandle`` on the named governor actor, so every request of every worker of every
+flow run on the cluster goes through one governor. Tokens come from the workers' environment
+(``token_env`` in locations.yaml), never through Ray.
 
 Used by ``dos2hl.execution.driver.execute(executor="ray")``; the Prefect tasks call that, so Ray workers
 never import Prefect (STACK_NOTES §4, option b).
 
 On a cluster (issue 16): the workers are spread over the nodes (explicit node affinity, ``_Placement``),
 each result names the node its shard ran on, a run on more than one alive node refuses local storage
-(``cluster``), and a worker that dies with its node (or alone) is replaced: its shard goes back to the
-front of its location's queue and runs again on a live worker, which finds the shard ``started`` in the
-ledger and looks each record up before creating it (``writing.writer``), so nothing the dead attempt
-created is created twice.
+(``cluster``), and a worker that dies with its node (or alone) is replaced: each shard it was running
+goes back to the front of its location's queue and runs again on a live worker, which finds the shard
+``started`` in the ledger and looks each record up before creating it (``writing.writer``), so nothing
+the dead attempt created is created twice.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -41,9 +46,9 @@ from ..governor.actor import connect, ensure_ray
 from ..locations import LocationsFile, open_client
 from ..settings import Dos2hlSettings
 from .cluster import require_shared_storage, worker_uris
-from .schedule import FairQueue
+from .schedule import MAX_THREADS, FairQueue
 
-__all__ = ["ShardWorker", "alive_nodes", "require_cluster_storage", "run_on_ray"]
+__all__ = ["ShardWorker", "alive_nodes", "require_cluster_storage", "run_on_ray", "threads_per_worker"]
 
 log = logging.getLogger("dos2hl.migrate")
 #: How a worker's death shows on its task: the actor died (its process, or its node), or the node did.
@@ -59,21 +64,39 @@ class ShardWorker:
 
         self.permits = connect(name=g.name, limits=limits_from(g), state=state_uri(self.settings), app=g.app,
                                cls=cls, batch=g.batch)
-        self.clients: dict[str, Any] = {}
+        self.clients: list[Any] = []  # every thread's, to close
+        self._local = threading.local()
+        self._idle = threading.Condition()
+        self._running = 0
 
     def run(self, fn: Callable[[Any, Any], Any], spec: Any) -> Any:
-        client = self.clients.get(spec.location)
+        mine = self._local.__dict__.setdefault("clients", {})  # as the thread executor: one per thread
+        client = mine.get(spec.location)
         if client is None:
-            client = self.clients[spec.location] = open_client(self.lf, spec.location, permits=self.permits,
-                                                               settings=self.settings)
-        out = fn(spec, client)
+            client = mine[spec.location] = open_client(self.lf, spec.location, permits=self.permits,
+                                                       settings=self.settings)
+            with self._idle:
+                self.clients.append(client)
+        with self._idle:
+            self._running += 1
+        try:
+            out = fn(spec, client)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
         out = asdict(out) if is_dataclass(out) and not isinstance(out, type) else out
         if isinstance(out, dict):  # where it ran: the report counts shards per node (ids only)
             out["node"] = ray.get_runtime_context().get_node_id()
         return out
 
-    def close(self) -> None:
-        for c in self.clients.values():
+    def close(self, timeout: float = 25) -> None:
+        """Close the clients (giving back leased permits) once the shards running here have finished, up
+        to ``timeout`` seconds."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._running == 0, timeout=timeout)
+            clients, self.clients = self.clients, []
+        for c in clients:
             c.close()
         self.permits.close()
 
@@ -139,14 +162,22 @@ class _Placement:
         return node
 
 
+def threads_per_worker(locations: int, workers: int) -> int:
+    """Shards one worker runs at once when the run names no number: enough for its workers together to
+    write every location at once (a shard mostly waits, for HighLevel and for its location's budget),
+    at most ``MAX_THREADS``."""
+    return max(1, min(MAX_THREADS, math.ceil(max(locations, 1) / max(workers, 1))))
+
+
 def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: LocationsFile,
-               settings: Dos2hlSettings, *, workers: int = 4, cls: str = "migration",
-               replacements: int | None = None) -> list[Any]:
-    """``fn(spec, client)`` for every spec on ``workers`` actors spread over the cluster's nodes, handed
-    out fairly across locations (``schedule.FairQueue``); results in the order of ``specs``, each naming
-    its node (``node``) and how often its shard was started again (``retried``). A worker that dies
-    (``WORKER_LOST``) is replaced, at most ``replacements`` times (default: ``workers``), and its shard
-    runs again; an error ``fn`` raises is raised here."""
+               settings: Dos2hlSettings, *, workers: int = 4, threads: int | None = None,
+               cls: str = "migration", replacements: int | None = None) -> list[Any]:
+    """``fn(spec, client)`` for every spec on ``workers`` actors spread over the cluster's nodes, each
+    running up to ``threads`` shards at once (default: ``threads_per_worker``), handed out fairly across
+    locations (``schedule.FairQueue``); results in the order of ``specs``, each naming its node
+    (``node``) and how often its shard was started again (``retried``). A worker that dies
+    (``WORKER_LOST``) is replaced, at most ``replacements`` times (default: ``workers``), and every shard
+    it was running runs again; an error ``fn`` raises is raised here."""
     g = settings.governor
     from ..governor import limits_from, state_uri
 
@@ -161,12 +192,13 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
     set_data = settings.model_dump(mode="json")
     for k in ("token",):  # a single-location token never travels through Ray
         set_data.get("highlevel", {}).pop(k, None)
+    size = max(1, min(workers, len(specs) or 1))
+    per = threads or threads_per_worker(len({spec.location for spec in specs}), size)
 
     def make(where: Any) -> Any:
-        return actor_cls.options(num_cpus=0, max_concurrency=1, scheduling_strategy=where).remote(
+        return actor_cls.options(num_cpus=0, max_concurrency=per, scheduling_strategy=where).remote(
             loc_data, set_data, cls)
 
-    size = max(1, min(workers, len(specs) or 1))
     checked = shared_uris(settings, uris)  # a replacement is placed only where this check allows
     placement = _Placement(nodes, lambda alive: require_shared_storage(alive, checked))  # over the nodes
     pool: list[Any] = [placement.place(make) for _ in range(size)]
@@ -174,8 +206,9 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
     results: list[Any] = [None] * len(specs)
     retried = [0] * len(specs)
     pending: dict[Any, int] = {}
-    free = list(pool)
+    free = [actor for _ in range(per) for actor in pool]  # a slot per shard at once, dealt round the workers
     busy: dict[Any, Any] = {}
+    lost: set[Any] = set()  # workers already replaced (each of their shards in flight fails in turn)
     queue = FairQueue(specs, key=lambda spec: spec.location)  # every location at once
     try:
         while len(queue) or pending:
@@ -190,20 +223,23 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
                 try:
                     results[i] = ray.get(ref)
                 except WORKER_LOST as exc:
-                    if left <= 0:
-                        raise
-                    left -= 1
+                    if actor not in lost:  # its first shard to tell: replace the worker
+                        if left <= 0:
+                            raise
+                        left -= 1
+                        lost.add(actor)
+                        pool.remove(actor)
+                        free = [a for a in free if a != actor]
+                        _end(actor, close=False)
+                        if not _confirmed_dead(actor):  # its tasks may or may not still run: never twice
+                            raise
+                        new = placement.place(make, lost=placement.forget(actor))
+                        pool.append(new)
+                        free.extend([new] * per)
                     retried[i] += 1
                     log.warning("shard %s: its worker was lost (%s); it runs again on a new worker (%d more "
                                 "replacements allowed)", specs[i].name, type(exc).__name__, left)
-                    pool.remove(actor)
-                    _end(actor, close=False)
-                    if not _confirmed_dead(actor):  # the task may or may not still be running: never twice
-                        raise
                     queue.retry(i, specs[i])  # first in its location's line again
-                    actor = placement.place(make, lost=placement.forget(actor))
-                    pool.append(actor)
-                    free.append(actor)
                     continue
                 if isinstance(results[i], dict):
                     results[i]["retried"] = retried[i]

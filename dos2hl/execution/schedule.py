@@ -30,7 +30,8 @@ MAX_THREADS = 64
 def default_workers(locations: int, executor: str = "threads") -> int:
     """Workers when the run names none: threads mostly wait (for the network and the governor), so one
     per location (at least 4, at most ``MAX_THREADS``); Ray workers are processes: as many as the
-    machine has CPUs, at least 4, never more than there are locations' worth of work."""
+    machine has CPUs, at least 4, never more than there are locations' worth of work, each running
+    several shards at once (``pool.threads_per_worker``)."""
     if executor == "ray":
         return max(1, min(max(4, os.cpu_count() or 1), max(locations, 1)))
     return max(4, min(locations, MAX_THREADS))

@@ -1,6 +1,8 @@
-"""The Ray pool survives a lost worker (issue 16): a shard whose actor dies mid-task goes back to the front
-of its location's queue and runs again on a new actor; the replacements are bounded. On a local Ray (one
-node): the worker's process ends itself half-way through the shard, as a killed node's workers do."""
+"""The Ray pool (issue 16) writes every location at once, and survives a lost worker. A worker runs
+several shards at once on threads, so fewer workers than locations still keep every location busy. A
+shard whose actor dies mid-task goes back to the front of its location's queue and runs again on a new
+actor, as does every other shard that actor was running; the replacements are bounded. On a local Ray
+(one node): the worker's process ends itself half-way through the shard, as a killed node's workers do."""
 
 from __future__ import annotations
 
@@ -53,20 +55,50 @@ def _dies_once(spec: ShardSpec, client: Any) -> dict[str, Any]:
     return {"location": spec.location, "shard": spec.shard, "pid": os.getpid()}
 
 
-def _setup(tmp_path: Path, shards: list[int]) -> tuple[list[ShardSpec], Any, Any]:
+def _together(spec: ShardSpec, client: Any) -> dict[str, Any]:
+    """Says it started, then waits (up to 20 s) until every location's first shard has started too: they
+    all meet only if they run at the same time."""
+    run = Path(spec.run_uri)
+    (run / f"started-{spec.location}-{spec.shard}").touch()
+    want = int((run / "together").read_text())
+    deadline = time.monotonic() + 20
+    while len(list(run.glob("started-*"))) < want and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return {"location": spec.location, "shard": spec.shard, "pid": os.getpid(),
+            "met": len(list(run.glob("started-*"))) >= want, "client": id(client)}
+
+
+def _two_die(spec: ShardSpec, client: Any) -> dict[str, Any]:
+    """Both shards 0 start on one worker; once both run, the worker's process ends (first attempt only)."""
+    run = Path(spec.run_uri)
+    mark = run / "died"
+    if not mark.exists():
+        (run / f"started-{spec.location}-{spec.shard}").touch()
+        deadline = time.monotonic() + 20
+        while len(list(run.glob("started-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if spec.location == "L001":
+            mark.touch()
+            os._exit(1)
+        time.sleep(30)  # L002's shard is still running when its worker dies
+    return {"location": spec.location, "shard": spec.shard, "pid": os.getpid()}
+
+
+def _setup(tmp_path: Path, shards: list[int], locs: tuple[str, ...] = ("L001", "L002"),
+           ) -> tuple[list[ShardSpec], Any, Any]:
     from dos2hl.locations import load_locations
     from dos2hl.settings import Dos2hlSettings
 
     path = tmp_path / "locations.yaml"
     path.write_text(yaml.safe_dump({"target": "http://127.0.0.1:9", "locations": [
         {"source": loc, "location_id": f"id-{loc}", "token_env": "DOS2HL_TEST_TOKEN_POOL"}
-        for loc in ("L001", "L002")]}))
+        for loc in locs]}))
     settings = Dos2hlSettings(storage=str(tmp_path / "runs"))
     settings = settings.model_copy(update={"governor": settings.governor.model_copy(update={"name": NAME})})
     run = tmp_path / "runs" / "r"
     run.mkdir(parents=True)
     specs = [ShardSpec("r", str(run), str(run / "staged"), {"fields": []}, loc, shard, {})
-             for loc in ("L001", "L002") for shard in shards]
+             for loc in locs for shard in shards]
     return specs, load_locations(path), settings
 
 
@@ -93,3 +125,30 @@ def test_the_replacements_are_bounded(local_ray: None, tmp_path: Path) -> None:
     with pytest.raises(RayActorError):
         run_on_ray(specs[:1], _dies_once, lf, settings, workers=1, replacements=0)
     assert (tmp_path / "runs" / "r" / "died-L001-9").exists()
+
+
+def test_one_worker_writes_every_location_at_once(local_ray: None, tmp_path: Path) -> None:
+    """Five locations, two workers: each worker runs three shards at once (threads_per_worker), so all
+    five locations' shards run at the same time; each shard thread has a client of its own."""
+    from dos2hl.execution.pool import run_on_ray, threads_per_worker
+
+    locs = tuple(f"L00{n}" for n in range(1, 6))
+    specs, lf, settings = _setup(tmp_path, [0], locs)
+    (tmp_path / "runs" / "r" / "together").write_text("5")
+    assert threads_per_worker(5, 2) == 3
+    out = run_on_ray(specs, _together, lf, settings, workers=2)
+    assert [r["location"] for r in out] == list(locs)
+    assert all(r["met"] for r in out)  # with one shard per worker at a time they never all meet
+    assert len({r["pid"] for r in out}) == 2
+    assert len({(r["pid"], r["client"]) for r in out}) == 5
+
+
+def test_every_shard_a_lost_worker_was_running_runs_again(local_ray: None, tmp_path: Path) -> None:
+    """One worker runs both locations' shards at once and dies: both shards run again on its one
+    replacement (one replacement, not one per shard)."""
+    from dos2hl.execution.pool import run_on_ray
+
+    specs, lf, settings = _setup(tmp_path, [0])
+    out = run_on_ray(specs, _two_die, lf, settings, workers=1, threads=2, replacements=1)
+    assert [(r["location"], r["retried"]) for r in out] == [("L001", 1), ("L002", 1)]
+    assert (tmp_path / "runs" / "r" / "died").exists()
