@@ -3,7 +3,10 @@
 Prints one JSON object (the last stdout line; progress goes to stderr). For each point (10, 25, 50,
 100 locations; ``--quick``: 10 and 25) a generated group of small offices (8 patients each, every
 office its own sub-account) is provisioned in the sandbox and migrated (``migrate``: prepare, the
-full write phase, the sample's read-back; thread executor, default workers: one per location).
+full write phase, the sample's read-back; default workers). ``--executor threads`` (the default): the
+shards on threads of this process, one governor in it; ``--executor ray``: the shards on Ray actors
+(processes, several shards each) sharing the governor actor, on an in-process Ray started per point,
+against one sandbox process (the locations file names one HighLevel URL).
 
 The sandbox runs as ``--sandboxes`` processes of its own (uvicorn on loopback, one SQLite state
 shared in WAL mode, the locations dealt round-robin between them), so its work is not done on the
@@ -21,18 +24,24 @@ on the wall clock, over real HTTP. Measured from the sandbox's journal (not our 
   whole_phase       the same from the first write to the last, and ``best_possible``: the
                     utilization the largest office allows over that phase even at the full limit
   http_429          answers 429 (the governor must keep them at 0)
-  processes         per process kind (flow: the migration with its worker threads and the governor;
+  processes         per process kind (flow: the migration, with its worker threads and the governor
+                    under ``threads``; worker and governor: the Ray actors; ray: Ray's own services;
                     sandbox): count, CPU seconds, ``cores_used`` (CPU seconds / wall; a Python process
                     near 1.0 is bound by its interpreter lock) and peak RSS (the largest process, MB)
   cpu_share         all of them together over the machine's cores x wall
+  all_busy_cores    per process kind while every location had work: cores used by all of the kind's
+                    processes and by the busiest; ``all_busy_cpu_share`` all kinds over the machine's
+                    cores
 
-``binds_at``: the first point whose utilization is under 0.9, and what bound it: ``cpu`` when the
-processes used 85 % of the machine, else the process kind using >= 0.85 of a core (``flow`` or
-``sandbox``), else ``tool`` (our scheduling, the governor or the client: the point to look at).
+``binds_at``: the first point whose utilization is under 0.9, and what bound it while every location
+had work: ``cpu`` when the processes used 85 % of the machine, else the process kind whose busiest
+process used >= 0.85 of a core (``flow``, ``sandbox``, ``worker``, ``governor``), else ``tool`` (our
+scheduling, the governor or the client: the point to look at).
 
     python bench/scale.py --quick      10 and 25 locations
     python bench/scale.py              10, 25, 50 and 100
     python bench/scale.py --points 100 --window 10 --limit 100     one point at HighLevel's real limits
+    python bench/scale.py --points 10,25 --executor ray            the same on Ray workers
 """
 
 from __future__ import annotations
@@ -138,26 +147,33 @@ class Sampler:
         self.cpu: dict[int, float] = {}
         self.rss: dict[int, int] = {}
         self.kind: dict[int, str] = {}
+        self.series: list[tuple[float, dict[int, float]]] = []  # (wall clock, CPU seconds per process)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name="bench-sampler")
 
     def _kind(self, p: Any) -> str:
         if p.pid == self.me.pid:
             return "flow"
-        cmd = " ".join(p.cmdline())
-        return "sandbox" if " sandbox " in f" {cmd} " else "other"
+        cmd = f" {' '.join(p.cmdline())} "
+        marks = ((" sandbox ", "sandbox"), ("ShardWorker", "worker"), ("_GovernorActor", "governor"),
+                 ("ray", "ray"))  # Ray names its actors' processes ray::<class>
+        for mark, kind in marks:
+            if mark in cmd:
+                return kind
+        return "other"
 
     def sample(self) -> None:
         for p in [self.me, *self.me.children(recursive=True)]:
             try:
                 with p.oneshot():
                     t, rss = p.cpu_times(), p.memory_info().rss
-                    if p.pid not in self.kind:
-                        self.kind[p.pid] = self._kind(p)
+                    if self.kind.get(p.pid, "ray") == "ray":  # Ray starts idle workers, then names them
+                        self.kind[p.pid] = self._kind(p)  # after the actor they became
             except self.psutil.Error:
                 continue
             self.cpu[p.pid] = t.user + t.system
             self.rss[p.pid] = max(self.rss.get(p.pid, 0), rss)
+        self.series.append((time.time(), dict(self.cpu)))
 
     def _run(self) -> None:
         while not self.stop.wait(self.every):
@@ -191,6 +207,22 @@ class Sampler:
         return out
 
 
+    def cores_between(self, a: float, b: float) -> dict[str, dict[str, float]]:
+        """Cores used per process kind between wall-clock times ``a`` and ``b`` (the samples nearest
+        inside; e.g. while every location had work): all of the kind's processes, and the busiest."""
+        inside = [(t, cpu) for t, cpu in self.series if a <= t <= b]
+        if len(inside) < 2:
+            return {}
+        (t0, c0), (t1, c1) = inside[0], inside[-1]
+        out: dict[str, dict[str, float]] = {}
+        for pid, cpu in c1.items():
+            used = (cpu - c0.get(pid, 0.0)) / (t1 - t0)
+            k = out.setdefault(self.kind.get(pid, "other"), {"cores": 0.0, "busiest": 0.0})
+            k["cores"] += used
+            k["busiest"] = max(k["busiest"], used)
+        return {kind: {k: round(v, 3) for k, v in d.items()} for kind, d in sorted(out.items())}
+
+
 # ---- one point -------------------------------------------------------------------------------------
 def phases(lines: list[dict[str, Any]]) -> dict[str, Any]:
     """The write phase and the part of it where every location had work, from the journal's lines."""
@@ -215,7 +247,7 @@ def rate(lines: list[dict[str, Any]], span: tuple[float, float]) -> tuple[int, f
 
 
 def point(root: Path, locations: int, per_location: int, limit: int, window: float,
-          n_sandboxes: int, workers: int | None = None) -> dict[str, Any]:
+          n_sandboxes: int, workers: int | None = None, executor: str = "threads") -> dict[str, Any]:
     from pydantic import SecretStr
 
     from dos2hl.execution.schedule import default_workers
@@ -227,6 +259,12 @@ def point(root: Path, locations: int, per_location: int, limit: int, window: flo
     _log(f"{locations} locations x {per_location} patients: building the group")
     w = _world(root, locations, per_location)
     w.stop()  # the state is served by the sandbox processes below, with the limits on
+    if executor == "ray":  # one governor actor with the bench's limits, on an in-process Ray of this point
+        n_sandboxes = 1  # the locations file names one URL
+        gov_env = {"ADDRESS": "local", "BURST": limit, "WINDOW_S": window, "DAILY": 10**7,
+                   "NAME": f"scale-{locations}-{os.getpid()}", "STATE": str(root / "governor.json")}
+        for k, v in gov_env.items():
+            w.monkeypatch.setenv(f"DOS2HL_GOVERNOR_{k}", str(v))
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
     gov = LocalGovernor(Limits(burst=limit, window_s=window, daily=10**7))
@@ -249,7 +287,7 @@ def point(root: Path, locations: int, per_location: int, limit: int, window: flo
             done = threading.Event()
 
             def watch() -> None:
-                while not done.wait(5.0):
+                while executor == "threads" and not done.wait(5.0):  # the actor's are not at hand
                     keys = [f"default/{lid}" for lid in w.loc_ids.values()]
                     with gov._lock:  # the core is not thread-safe
                         margins.append(max(gov.core.margin(k) for k in keys))
@@ -260,8 +298,8 @@ def point(root: Path, locations: int, per_location: int, limit: int, window: flo
                 t0 = time.perf_counter()
                 rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping),
                                             locations=str(w.locations), export_date=EXPORT_DATE, sample=0,
-                                            workers=workers),
-                              client_factory=factory)
+                                            workers=workers, executor=executor, target=bases[0]),
+                              client_factory=factory if executor == "threads" else None)
                 wall = time.perf_counter() - t0
             done.set()
             watcher.join()
@@ -270,6 +308,10 @@ def point(root: Path, locations: int, per_location: int, limit: int, window: flo
     finally:
         for c in clients:
             c.close()
+        if executor == "ray":  # the next point's workers start with its tokens in their environment
+            import ray
+
+            ray.shutdown()
         w.monkeypatch.undo()
     ph = phases(lines)
     ceiling = locations * limit / window
@@ -278,6 +320,7 @@ def point(root: Path, locations: int, per_location: int, limit: int, window: flo
     per_loc = Counter(x["location"] for x in lines if x["location"])
     biggest = max(per_loc.values(), default=0)
     kinds = sampler.by_kind(wall)
+    busy_cores = sampler.cores_between(*ph["all_busy"])
     a, b = ph["all_busy"]
     gaps, server_s = [], 0.0  # per location: time between its requests, and the server's time on them
     for lid in per_loc:
@@ -300,15 +343,22 @@ def point(root: Path, locations: int, per_location: int, limit: int, window: flo
                        for q, f in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9))},
             "server_busy_per_location": round(server_s / span_busy / max(1, len(per_loc)), 3),
             "margin_ms_every_5s": [round(m * 1000) for m in margins],
-            "workers": workers or default_workers(locations), "sandboxes": n_sandboxes, "processes": kinds,
+            "executor": executor, "workers": workers or default_workers(locations, executor),
+            "sandboxes": n_sandboxes, "processes": kinds,
             "cpu_share": round(sum(k["cpu_s"] for k in kinds.values()) / (wall * (os.cpu_count() or 1)), 3),
+            "all_busy_cores": busy_cores,
+            "all_busy_cpu_share": round(sum(k["cores"] for k in busy_cores.values())
+                                        / (os.cpu_count() or 1), 3),
             "peak_rss_mb": {k: v["peak_rss_mb"] for k, v in kinds.items()}}
 
 
 def bound_by(p: dict[str, Any]) -> str:
-    if p["cpu_share"] >= 0.85:
+    """What bound a point, from the cores used while every location had work: the machine (``cpu``),
+    else one process kind using >= 0.85 of a core (a Python process there is held by its interpreter
+    lock), else ``tool``."""
+    if p["all_busy_cpu_share"] >= 0.85:
         return "cpu"
-    busy = [(v["busiest_cores"], k) for k, v in p["processes"].items() if v["busiest_cores"] >= 0.85]
+    busy = [(v["busiest"], k) for k, v in p["all_busy_cores"].items() if v["busiest"] >= 0.85]
     return max(busy)[1] if busy else "tool"
 
 
@@ -322,7 +372,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=100,
                     help="requests per window per location (HighLevel: 100)")
     ap.add_argument("--window", type=float, default=10.0, help="seconds (HighLevel: 10)")
-    ap.add_argument("--workers", type=int, default=None, help="shard threads (default: the run's default)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="shard threads, or Ray worker processes (default: the run's default)")
+    ap.add_argument("--executor", choices=("threads", "ray"), default="threads")
     ap.add_argument("--keep", type=Path, default=None, help="keep each point's world (journal, runs) here")
     ap.add_argument("--sandboxes", type=int, default=None,
                     help="sandbox processes (default: one per core, at least two)")
@@ -334,7 +386,7 @@ def main() -> None:
         tmp = args.keep or scratch
         for n in points:
             r = point(Path(tmp) / f"p{n}", n, args.per_location, args.limit, args.window, n_sandboxes,
-                      args.workers)
+                      args.workers, args.executor)
             _log(json.dumps(r))
             out.append(r)
     binds = next((r for r in out if r["utilization"] < 0.9), None)
