@@ -61,7 +61,8 @@ def start_head(port: int, tmp: Path) -> subprocess.Popen[bytes]:
     """``ray start --head --block`` in its own process group; returns once the GCS port accepts."""
     log = (tmp / "head.log").open("wb")
     head = subprocess.Popen(
-        [str(RAY_CLI), "start", "--head", "--block", "--num-cpus=2", "--include-dashboard=false",
+        [str(RAY_CLI), "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+         "--include-dashboard=false",
          f"--port={port}", "--disable-usage-stats"],
         env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 30

@@ -113,7 +113,8 @@ def _ray_cluster(env: Mapping[str, str], logs: Path, *, object_store: int,
     address = f"{HOST}:{port}"
     head = node = None
     try:
-        head = _start(["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
+        head = _start(["--head", f"--node-ip-address={HOST}", f"--port={port}", "--num-cpus=1",
+                       "--include-dashboard=false",
                        "--disable-usage-stats", f"--temp-dir={temp}", f"--object-store-memory={object_store}",
                        f"--dashboard-port={dashboard}",
                        "--node-name=head", *_node_ports(own[:len(NODE_PORTS)]),
@@ -123,9 +124,9 @@ def _ray_cluster(env: Mapping[str, str], logs: Path, *, object_store: int,
         for attempt in (1, 2):
             ports = own[len(NODE_PORTS) * attempt:len(NODE_PORTS) * (attempt + 1)]
             log = logs / ("ray-node.log" if attempt == 1 else f"ray-node-{attempt}.log")
-            node = _start([f"--address={address}", "--num-cpus=1", f"--temp-dir={temp}",
-                           f"--object-store-memory={object_store}", "--node-name=second",
-                           *_node_ports(ports)], env, log)
+            node = _start([f"--address={address}", f"--node-ip-address={HOST}", "--num-cpus=1",
+                           f"--temp-dir={temp}", f"--object-store-memory={object_store}",
+                           "--node-name=second", *_node_ports(ports)], env, log)
             if _node_started(node, log) or attempt == 2:
                 break
             # Ray gives a raylet a fixed 30 s to register with the GCS; on two busy cores (the other
