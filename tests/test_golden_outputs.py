@@ -58,6 +58,14 @@ def test_generated_bytes_are_as_recorded(generated: Path) -> None:
     assert got == GENERATED, got
 
 
+def test_tables_written_in_a_second_process_are_the_same_bytes(tmp_path: Path) -> None:
+    """workers=2 (the default from 10 k patients): some tables' sinks in another process, the defects
+    merged back into emit order."""
+    generate(tmp_path, PARAMS, workers=2)
+    got = files_digest(tmp_path)
+    assert got == GENERATED, got
+
+
 def test_planned_payloads_are_as_recorded(generated: Path, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Every shard's plan (encrypt fields unsealed: sealing is randomised) and plan's answer."""
