@@ -52,7 +52,8 @@ def generate(out_dir: Path, params: GenerateParams, progress: Progress | None = 
         progress: optional ``(stage, rows_done)`` callback, called every few thousand rows.
         workers: 2 writes the heaviest tables in a second process beside the simulation (the same
             bytes, ``parallel.py``); default 2 from ``PARALLEL_FROM`` patients on a machine with two
-            cores, else 1 (a process costs a few seconds to start).
+            cores, else 1 (a process costs a few seconds to start). The process is spawned: a script
+            that calls ``generate`` needs the ``if __name__ == "__main__":`` guard.
 
     Examples:
         >>> generate(Path("out/solo"), GenerateParams(tier="solo"))  # doctest: +SKIP
