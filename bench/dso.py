@@ -9,7 +9,9 @@ group-size practice (the baseline, measured in the same invocation) and once on 
                  machine the wall time says more about the neighbours than about the step
   peak_rss_mb    the step's largest process: ``os.wait4``'s ru_maxrss of the child, which on Linux
                  is the maximum over the child and every descendant it waited for (none of these
-                 steps starts Ray or a process pool; staging's readers are threads of the one process)
+                 steps starts Ray or a process pool; staging's readers are threads of the one process;
+                 ``generate`` from 10 k patients writes some tables in a second process, which it
+                 joins, so its CPU seconds are in ``cpu_s`` too)
   tree_rss_mb    the sum of RSS over the step's whole process tree, sampled every 0.25 s with psutil
                  (catches a child that would not have been waited for)
   rows           what the step reports: generated rows, records read by audit and stage, payloads

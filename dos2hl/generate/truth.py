@@ -18,7 +18,7 @@ import yaml
 from .documents import IMAGE_ROOTS
 from .layout import Layout
 from .params import GENERATOR_VERSION, GenerateParams, Plan
-from .writer import DefectLog, TableSink
+from .writer import DefectLog, SinkTotals
 
 __all__ = ["Recon", "write_outputs"]
 
@@ -57,7 +57,7 @@ def write_outputs(
     params: GenerateParams,
     pl: Plan,
     lay: Layout,
-    sinks: dict[str, TableSink],
+    sinks: dict[str, SinkTotals],
     recon: Recon,
     dups: dict[str, list[int]],
     files: dict[str, int],

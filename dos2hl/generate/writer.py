@@ -13,8 +13,11 @@ wide appointment procedures ``[(code, tooth, surf)]``.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +28,7 @@ import pyarrow.parquet as pq
 from ..model import TABLES, arrow_schema
 from .formats import FileStyle, formatter, quote_field
 
-__all__ = ["DefectLog", "TableSink", "MessHook", "value_hash"]
+__all__ = ["DefectLog", "MessHook", "SinkTotals", "TableSink", "merge_defect_logs", "value_hash"]
 
 _BATCH = 8_192
 _CHUNK_CHARS = 1 << 20
@@ -43,12 +46,19 @@ class MessHook(Protocol):
 
 
 class DefectLog:
-    """``truth/defects.jsonl``, written as defects happen (never held in memory)."""
+    """``truth/defects.jsonl``, written as defects happen (never held in memory).
 
-    def __init__(self, path: Path) -> None:
+    ``ordered``: each line starts with ``order`` and a tab (the emit position of the defect's row, set by
+    the caller), so the logs of the processes that write tables side by side merge back into the one
+    order a single process writes (``merge_defect_logs``)."""
+
+    def __init__(self, path: Path, *, ordered: bool = False) -> None:
+        self.path = path
         self._f = path.open("w", encoding="utf-8", newline="\n")
         self.count = 0
         self.by_id: Counter[str] = Counter()
+        self.ordered = ordered
+        self.order = 0
 
     def add(
         self,
@@ -81,12 +91,38 @@ class DefectLog:
         }
         if scope_file:
             d["scope"] = "file"
-        self._f.write(json.dumps(d, default=str) + "\n")
+        line = json.dumps(d, default=str) + "\n"
+        self._f.write(f"{self.order}\t{line}" if self.ordered else line)
         self.count += 1
         self.by_id[defect_id] += 1
 
     def close(self) -> None:
         self._f.close()
+
+
+def merge_defect_logs(out: Path, parts: list[Path]) -> None:
+    """Ordered logs (``DefectLog(ordered=True)``) -> one plain log in emit order; a tie keeps the order
+    of ``parts`` (the main process's first: its file-level defects and orphans precede the rows)."""
+
+    def lines(path: Path) -> Iterator[tuple[int, str]]:
+        with path.open(encoding="utf-8", newline="\n") as f:
+            for line in f:
+                order, _tab, text = line.partition("\t")
+                yield int(order), text
+
+    with out.open("w", encoding="utf-8", newline="\n") as f:
+        f.writelines(text for _order, text in heapq.merge(*map(lines, parts), key=itemgetter(0)))
+    for path in parts:
+        path.unlink()
+
+
+@dataclass(frozen=True, slots=True)
+class SinkTotals:
+    """What the run's summary and recon.json need of a closed sink (the sink may be in another process)."""
+
+    records: int
+    counts: Counter[str]
+    count_col: str | None
 
 
 class TableSink:
@@ -276,3 +312,6 @@ class TableSink:
             self._flush_text()
             self._f.close()
         return self.records
+
+    def totals(self) -> SinkTotals:
+        return SinkTotals(self.records, self.counts, self.count_col)

@@ -3,6 +3,7 @@ same in every run and delta, and the digest of a payload that says whether a sou
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 __all__ = ["payload_hash", "stable_key"]
 
 
+@functools.lru_cache(maxsize=1 << 16, typed=True)
 def stable_key(location: str, obj: str, source_id: object) -> str:
-    """sha256 of (source location, object, source primary key): the same in every run and delta."""
+    """sha256 of (source location, object, source primary key): the same in every run and delta.
+    Cached: a patient's key is asked for by each of their records (typed: ``1`` and ``1.0`` differ)."""
     return hashlib.sha256(f"{location}\x1f{obj}\x1f{source_id}".encode()).hexdigest()[:32]
 
 

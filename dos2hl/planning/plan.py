@@ -2,13 +2,16 @@
 request; the run, the delta's digests and the quota planner all plan through here).
 
 ``ShardSpec`` is all a worker needs (picklable: it travels to Ray actors). A patient and all their rows
-share a shard (staging put them there); the reference rows a record joins (insurance subscriptions,
-plans, carriers) are read per location.
+share a shard (staging put them there); the reference rows a record joins (plans, carriers, referral
+sources, LOOKUP descriptions, user-defined fields) are read once per staging and the insurance
+subscriptions once per location (``staged_reference``, ``subscriptions_of``), not once per shard.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -19,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..mapping.model import Mapping as FieldMap
-from ..mapping.objectmap import user_field
+from ..mapping.objectmap import UserField, user_field
 from ..storage import Store, open_store
 from .keys import stable_key
 from .transform import (
@@ -77,24 +80,80 @@ def rows_of(t: pa.Table | None, keep: Callable[[dict[str, Any]], bool] | None = 
     return [r for r in rows if keep(r)] if keep else rows
 
 
-def transformer_of(spec: ShardSpec,
-                   plain: bool = False) -> tuple[Transformer, Callable[[str, str, str], str] | None]:
-    """The shard's Transformer; ``plain``: encrypt fields left unsealed (for comparing, never for sending)."""
+def transformer_of(spec: ShardSpec, plain: bool = False, ref: StagedReference | None = None
+                   ) -> tuple[Transformer, Callable[[str, str, str], str] | None]:
+    """The shard's Transformer; ``plain``: encrypt fields left unsealed (for comparing, never for sending);
+    ``ref``: the store's reference tables when the caller has them."""
     fmap = FieldMap.model_validate(spec.mapping)
     sealer = None
     if any(e.phi == "encrypt" for e in fmap.fields) and spec.phi_key_file and not plain:
         from ..phi import load_sealer
 
         sealer = load_sealer(spec.phi_key_file)
-    staged = open_store(spec.staged_uri)
+    ref = ref or staged_reference(open_store(spec.staged_uri))
+    seal = (lambda text, _f, _r: text) if plain else (sealer.seal if sealer else None)
+    tf = Transformer(fmap, location=spec.location, key=stable_key, seal=seal, lookups=ref.lookups,
+                     user_fields=list(ref.user_fields), parse=_parse_context(ref.export_date, fmap))
+    return tf, (sealer.open if sealer else None)
+
+
+@dataclass(frozen=True)
+class StagedReference:
+    """A staged store's reference tables (``location=_all``) as the transform uses them. Read once per
+    staging and shared by every shard a process plans: read per shard, they cost more than the shard
+    (60 locations x 16 shards read them 960 times at DSO size). Treat as read-only: shards share it."""
+
+    lookups: dict[str, dict[str, str]]  # LOOKUP category (and RECALLTYP) -> code -> description
+    user_fields: tuple[UserField, ...]
+    parents: dict[str, dict[Any, dict[str, Any]]]  # insplan, insco, refsrc: primary key -> row
+    export_date: str | None  # the manifest's (anchors two-digit years in user-defined fields)
+    fingerprint: str | None = None  # the manifest's sha256 (None: no manifest, nothing cached)
+
+
+_PARENT_KEYS = {"insplan": "plan_id", "insco": "carrier_id", "refsrc": "ref_id"}
+
+
+def staged_reference(staged: Store) -> StagedReference:
+    """The store's reference tables, from a small per-process cache keyed by the store and its manifest's
+    sha256 (the manifest lists every staged file's sha256, so a new staging is a new key); a store
+    without a manifest is read every time."""
+    if not staged.exists("manifest.json"):
+        return _read_reference(staged, None)
+    fingerprint = hashlib.sha256(staged.read_bytes("manifest.json")).hexdigest()
+    return _cached_reference(staged.uri, fingerprint)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_reference(uri: str, fingerprint: str) -> StagedReference:
+    staged = open_store(uri)
+    ref = _read_reference(staged, json.loads(staged.read_bytes("manifest.json")))
+    return dataclasses.replace(ref, fingerprint=fingerprint)
+
+
+def subscriptions_of(staged: Store, ref: StagedReference, location: str) -> dict[Any, dict[str, Any]]:
+    """A location's insurance subscriptions by SUB_REC_ID (staged with their subscriber, so read per
+    location, not per shard): the last location's kept, as ``plan`` and the run go location by location."""
+    if ref.fingerprint is None:
+        return _read_subscriptions(staged, location)
+    return _cached_subscriptions(staged.uri, ref.fingerprint, location)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_subscriptions(uri: str, fingerprint: str, location: str) -> dict[Any, dict[str, Any]]:
+    return _read_subscriptions(open_store(uri), location)
+
+
+def _read_subscriptions(staged: Store, location: str) -> dict[Any, dict[str, Any]]:
+    return {r["sub_rec_id"]: r for r in rows_of(read_staged(staged, "inssub", location))}
+
+
+def _read_reference(staged: Store, manifest: dict[str, Any] | None) -> StagedReference:
     lookups = lookup_descriptions(rows_of(read_staged(staged, "lookup", "_all")))
     lookups["RECALLTYP"] = recall_descriptions(rows_of(read_staged(staged, "recalltyp", "_all")))
-    seal = (lambda text, _f, _r: text) if plain else (sealer.seal if sealer else None)
-    tf = Transformer(fmap, location=spec.location, key=stable_key, seal=seal, lookups=lookups,
-                     user_fields=[u for u in map(user_field,
-                                                 rows_of(read_staged(staged, "userfld", "_all"))) if u],
-                     parse=_parse_context(staged, fmap))
-    return tf, (sealer.open if sealer else None)
+    ufs = tuple(u for u in map(user_field, rows_of(read_staged(staged, "userfld", "_all"))) if u)
+    parents = {t: {r[pk]: r for r in rows_of(read_staged(staged, t, "_all"))}
+               for t, pk in _PARENT_KEYS.items()}
+    return StagedReference(lookups, ufs, parents, (manifest or {}).get("export_date"))
 
 
 def sealer_of(spec: ShardSpec) -> Any:
@@ -115,7 +174,7 @@ def opener_of(spec: ShardSpec) -> Callable[[str, str, str], str] | None:
     return load_sealer(spec.phi_key_file).open
 
 
-def _parse_context(staged: Store, fmap: FieldMap) -> Any:
+def _parse_context(export_date: str | None, fmap: FieldMap) -> Any:
     """The export's value-parsing settings (date order, decimal comma, the export date that anchors
     two-digit years), for values the reader could not type at staging: user-defined fields."""
     import datetime as dt
@@ -123,17 +182,16 @@ def _parse_context(staged: Store, fmap: FieldMap) -> Any:
     from ..sources.values import ParseContext
 
     profile = fmap.to_profile()
-    manifest = json.loads(staged.read_bytes("manifest.json")) if staged.exists("manifest.json") else {}
-    day = manifest.get("export_date")
     return ParseContext(date_order=profile.date_order, decimal_comma=profile.decimal_comma,
-                        export_date=dt.date.fromisoformat(day) if day else dt.date.today())
+                        export_date=dt.date.fromisoformat(export_date) if export_date else dt.date.today())
 
 
 def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str, int]]:
     """The shard's payloads (pure: staged rows + map) and the rows considered per object (``plain``:
     encrypt fields unsealed, for the delta's comparison)."""
     staged = open_store(spec.staged_uri)
-    tf, _ = transformer_of(spec, plain)
+    ref = staged_reference(staged)
+    tf, _ = transformer_of(spec, plain, ref)
     want = set(spec.patients) if spec.patients is not None else None
     tables = {t: read_staged(staged, t, spec.location, spec.shard) for t in PATIENT_TABLES}
     patients = rows_of(tables["patient"], None if want is None else (lambda r: r["pat_id"] in want))
@@ -154,10 +212,9 @@ def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str,
                 nots[why] = nots.get(why, 0) + 1
     parents = {"txplan": {r["txplan_id"]: r for r in rows_of(tables["txplan"])}}
     if "custom_objects.insurance_records" in tf.objects:
-        subscriptions = read_staged(staged, "inssub", spec.location)
-        parents["inssub"] = {r["sub_rec_id"]: r for r in rows_of(subscriptions)}
-        parents["insplan"] = {r["plan_id"]: r for r in rows_of(read_staged(staged, "insplan", "_all"))}
-        parents["insco"] = {r["carrier_id"]: r for r in rows_of(read_staged(staged, "insco", "_all"))}
+        parents["inssub"] = subscriptions_of(staged, ref, spec.location)
+        parents["insplan"] = ref.parents["insplan"]
+        parents["insco"] = ref.parents["insco"]
     ids_in = {r["pat_id"] for r in patients}
     for obj_key in tf.objects:
         rows = rows_of(tables.get(RECORD_TABLES[obj_key][0]), lambda r: r.get("pat_id") in ids_in)
@@ -171,7 +228,7 @@ def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str,
             plan.excluded[name] = plan.excluded.get(name, 0) + excluded
     if plan.notices.get("note_images_found"):  # derived rows: the report reconciles them too
         counts["note_image"] = plan.notices["note_images_found"]
-    _plan_crm(spec, tf, tables, staged, plan, counts, patients, ids_in, gone)
+    _plan_crm(spec, tf, tables, staged, plan, counts, patients, ids_in, gone, ref)
     for obj, _sid, _reason in plan.excluded_rows:
         plan.excluded[obj] = plan.excluded.get(obj, 0) + 1
     return plan, counts
@@ -247,7 +304,7 @@ def _note_heads(rows: list[dict[str, Any]], spec: ShardSpec, tf: Transformer, pl
 
 def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | None], staged: Store, plan: Plan,
               counts: dict[str, int], patients: list[dict[str, Any]], ids_in: set[Any],
-              gone: set[Any]) -> None:
+              gone: set[Any], ref: StagedReference) -> None:
     """Appointments, recalls, referrals, activities and documents of the shard (crm.py)."""
     from ..mapping.objectmap import VALUE_LABELS
     from . import crm
@@ -291,7 +348,7 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
     if tf.uses("patref") or tf.uses("refsrc"):
         rows = rows_of(tables["patref"], mine)
         counts["referral"] = len(rows)
-        sources = {r["ref_id"]: r for r in rows_of(read_staged(staged, "refsrc", "_all"))}
+        sources = ref.parents["refsrc"]
         refs = Referrals(sources)
         by_patient = {c.source_id: c for c in plan.contacts}
         for r in rows:

@@ -151,7 +151,9 @@ class Transformer:
         """The entry's value of ``row``, converted; sealed (for ``record``, the stable key of the record it
         is sent in) when the map encrypts it."""
         raw = row.get(e.column) if e.column is not None else None
-        if not e.values and raw is not None and e.table and e.column:
+        if raw is None:  # most cells of a sparse export: nothing to convert or seal (millions of calls)
+            return None
+        if not e.values and e.table and e.column:
             cat = _lookup_category(e.table, e.column)
             if cat is not None:  # provisioning made the LOOKUP descriptions the options
                 raw = self.lookups.get(cat, {}).get(str(raw), raw)
