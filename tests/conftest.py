@@ -16,6 +16,17 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("DOS2HL_SHARDS", "4")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile`` (make test): the long files first, the two-node Ray files on one worker
+    (tests/_xdist_order.py). Any other mode: xdist's own scheduler."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests._xdist_order import HeavyFirst
+
+    return HeavyFirst(config, log)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """moto's S3 server on a free loopback port; yields its endpoint URL."""

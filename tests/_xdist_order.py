@@ -1,0 +1,82 @@
+"""The order in which ``make test`` (``-n 2 --dist loadfile``) hands test files to its two workers.
+
+xdist's loadfile scheduler queues files by their number of tests, most first. Many of our longest files
+hold one to three tests (a two-node Ray cluster, a real Prefect server and worker, the CLI's whole path),
+so they came last, where the one that starts last sets the wall time while the other worker has
+finished. ``HeavyFirst`` queues the files of ``HEAVY`` first, longest first (the longest-processing-time
+rule), then every other file in xdist's own order, so the short files fill in around the long ones.
+
+``SAME_WORKER``: files that must not run at the same time go to one worker as one unit, one after the
+other. The two-node Ray cluster tests take a lock (one cluster per checkout, ``_ray_nodes``): on two
+workers, one of them would sit waiting for the lock, idle, for the length of the other's cluster.
+
+Only the order and the grouping change: every test still runs once, its file's tests on one worker in
+their own order. The seconds are a guide (measured on 2 cores with the other worker busy); a file
+missing from ``HEAVY`` only runs later than it could.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from xdist.scheduler import LoadFileScheduling
+
+# seconds per file (the setups and calls listed by `pytest --durations=60` in one `make test` run, on 2 cores
+# shared with other work: 2226 s wall; only the relative sizes matter)
+HEAVY: dict[str, float] = {
+    "tests/bulk/test_bulk_run.py": 369,
+    "tests/integration/test_ray_cluster.py": 204,
+    "tests/integration/test_ray_cluster_s3.py": 168,
+    "tests/provision/test_gate.py": 277,
+    "tests/migrate/test_resume.py": 262,
+    "tests/hostile/test_durable.py": 199,
+    "tests/migrate/test_demo_cli.py": 187,
+    "tests/migrate/test_identity.py": 182,
+    "tests/flows/test_migrate_flow.py": 155,
+    "tests/migrate/test_cli_path.py": 152,
+    "tests/flows/test_migrate_flow_ray.py": 152,
+    "tests/integration/test_deployment.py": 131,
+    "tests/migrate/test_delta.py": 125,
+    "tests/pipeline/test_run_migration.py": 108,
+    "tests/bulk/test_packages.py": 101,
+    "tests/migrate/test_objects.py": 91,
+    "tests/migrate/test_every_field.py": 90,
+    "tests/migrate/test_migrate.py": 87,
+    "tests/provision/test_provision.py": 74,
+    "tests/execution/test_every_location.py": 67,
+    "tests/hostile/test_paths.py": 62,
+    "tests/migrate/test_phi.py": 53,
+    "tests/hostile/test_outputs.py": 49,
+    "tests/migrate/test_requests.py": 42,
+    "tests/test_infra.py": 34,
+    "tests/flows/test_source_flow.py": 32,
+}
+
+RAY_CLUSTER = "tests/integration/test_ray_cluster*.py (one cluster at a time)"
+SAME_WORKER: dict[str, str] = {
+    "tests/integration/test_ray_cluster.py": RAY_CLUSTER,
+    "tests/integration/test_ray_cluster_s3.py": RAY_CLUSTER,
+}
+
+
+def weight(scope: str) -> float:
+    """A work unit's expected seconds (0 for a file not listed in ``HEAVY``)."""
+    return sum(s for f, s in HEAVY.items() if f == scope or SAME_WORKER.get(f) == scope)
+
+
+class HeavyFirst(LoadFileScheduling):
+    """Loadfile scheduling with ``HEAVY`` files queued first and ``SAME_WORKER`` files as one unit."""
+
+    _ordered = False
+
+    def _split_scope(self, nodeid: str) -> str:
+        file = super()._split_scope(nodeid)
+        return SAME_WORKER.get(file, file)
+
+    def _assign_work_unit(self, node) -> None:  # type: ignore[no-untyped-def]
+        if not self._ordered:  # the first assignment: the queue is complete (xdist's order, by count)
+            self._ordered = True
+            units = list(self.workqueue.items())
+            heavy = sorted((u for u in units if weight(u[0]) > 0), key=lambda u: -weight(u[0]))
+            self.workqueue = OrderedDict(heavy + [u for u in units if weight(u[0]) == 0])
+        super()._assign_work_unit(node)
