@@ -205,7 +205,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     from dos2hl.sandbox import init_locations, running
 
     tokens = init_locations(tmp_path / "state", 2)
-    with running(tmp_path / "state", burst=(10_000, 1.0), daily=1_000_000) as base:
+    with running(tmp_path / "state", burst=(10_000, 1.0), daily=1_000_000, request_checks=25) as base:
         sb = Sandbox(base, tokens)
         yield sb
         for c in sb.opened:

@@ -35,7 +35,7 @@ def test_migrate_flow_on_ray_with_the_sample_gate(prefect_harness, tmp_path, mon
     if ray.is_initialized():
         ray.shutdown()
     try:
-        with running(w.state, burst=(100000, 1.0)) as base:
+        with running(w.state, burst=(100000, 1.0), request_checks=25) as base:
             lf = yaml.safe_load(w.locations.read_text())
             lf["target"] = base
             w.locations.write_text(yaml.safe_dump(lf))

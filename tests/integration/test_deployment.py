@@ -69,7 +69,7 @@ def test_migrate_deployment_runs_on_a_real_server_and_worker(tmp_path, monkeypat
     try:
         with (_servers.postgres() as db_url,
               _servers.prefect_server(db_url, env, logs) as api,
-              running(w.state, burst=(100000, 1.0)) as sandbox):
+              running(w.state, burst=(100000, 1.0), request_checks=25) as sandbox):
             timings["server up"] = time.monotonic() - started
             env["PREFECT_API_URL"] = api
             lf = yaml.safe_load(w.locations.read_text())

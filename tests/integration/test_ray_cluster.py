@@ -95,7 +95,7 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(tmp_path: Path, 
                 before = inspect(address, name,
                                  logs=logs)  # waits for both nodes; the governor does not exist yet
                 timings["cluster_ready_s"] = time.perf_counter() - t0
-                with running(w.state, burst=(LIMIT, WINDOW_S)) as base:
+                with running(w.state, burst=(LIMIT, WINDOW_S), request_checks=25) as base:
                     journal = w.state / JOURNAL_NAME
                     skip = len(journal.read_text().splitlines()) if journal.exists() else 0
                     env = {**os.environ, **RAY_ENV, "PREFECT_API_URL": api,

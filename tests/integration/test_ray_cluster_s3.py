@@ -149,7 +149,7 @@ def _flow_run(c: Cluster, tag: str, state: Path, storage: str, *,
 
     journal = state / JOURNAL_NAME
     skip = len(journal.read_text().splitlines()) if journal.exists() else 0
-    with running(state, burst=(LIMIT, WINDOW_S)) as base:
+    with running(state, burst=(LIMIT, WINDOW_S), request_checks=25) as base:
         go = c.root / f"go-{tag}"
         go.touch()
         spec = {"ready": str(c.root / f"ready-{tag}"), "go": str(go), "out": str(c.root / f"out-{tag}.json"),
