@@ -73,10 +73,11 @@ def requests_for(kinds: Counter[str], *, bulk: set[str] = frozenset()) -> dict[s
 def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] | None = None,
                bulk_threshold: int = 5000, sample: int = 300, burst: int = 100, window_s: float = 10.0,
                daily: int = 200_000, export_date: dt.date | None = None, staged: str | None = None,
-               settings: Any = None, verify: str = "sample", workers: int | None = None) -> dict[str, Any]:
+               settings: Any = None, verify: str = "sample", workers: int | None = None,
+               executor: str = "threads") -> dict[str, Any]:
     """Per location and object: records, path, requests; the timeline with and without the bulk path;
-    and for the group (``group``): totals, and the elapsed time with every location at once on
-    ``workers`` (default: the run's, one per location) — which location finishes last, and why."""
+    and for the group (``group``): totals, and the elapsed time with every location at once on the
+    run's ``executor`` and ``workers`` (default: the run's) — which location finishes last, and why."""
     from .api import stage_export
     from .phi import create_key_file
     from .planning.plan import ShardSpec, plan_shard
@@ -167,7 +168,7 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
     out["warnings"] = blank_zone_warnings(raw_zones) if _timed(fmap) else []
     worst = max((v["with_bulk_path"]["elapsed_hours"] for v in out["locations"].values()), default=0.0)
     out["grade"] = _grade(worst, len(out["manual_steps"]))
-    out["group"] = {path: group_timeline(out["locations"], path, workers=workers)
+    out["group"] = {path: group_timeline(out["locations"], path, workers=workers, executor=executor)
                     for path in ("api_path", "with_bulk_path")}
     out["seed_estimate_hours"] = [48, 72]
     out["solo_practice_goal_hours"] = 24
@@ -275,17 +276,19 @@ def _grade(hours: float, manual: int) -> str:
     return f"{grade}, {manual} manual steps"
 
 
-def group_timeline(locations: dict[str, Any], path: str, *, workers: int | None = None) -> dict[str, Any]:
+def group_timeline(locations: dict[str, Any], path: str, *, workers: int | None = None,
+                   executor: str = "threads") -> dict[str, Any]:
     """A group's totals on one path, and its elapsed hours with every location at once: each location is
-    paced by its own sub-account, so with a worker per location the group takes as long as its slowest
-    location; with fewer workers than locations, locations queue for a worker (longest first, as a
-    lower bound). Also the hours one location after another would take, for comparison."""
-    from .execution.schedule import default_workers
+    paced by its own sub-account, so with a shard written for every location at once the group takes
+    as long as its slowest location; with fewer (the thread executor runs at most 64 threads; Ray's
+    workers run several shards each), locations queue (longest first, as a lower bound). Also the
+    hours one location after another would take, for comparison."""
+    from .execution.schedule import lanes as lanes_of
 
     plans = {loc: v[path] for loc, v in locations.items()}
     if not plans:
         return {"locations": 0}
-    lanes = [0.0] * max(1, min(workers or default_workers(len(plans)), len(plans)))
+    lanes = [0.0] * max(1, min(lanes_of(len(plans), executor, workers), len(plans)))
     for hours in sorted((v["elapsed_hours"] for v in plans.values()), reverse=True):
         lanes[lanes.index(min(lanes))] += hours
     last = max(plans, key=lambda loc: (plans[loc]["elapsed_hours"], loc))
@@ -293,7 +296,7 @@ def group_timeline(locations: dict[str, Any], path: str, *, workers: int | None 
     why = (f"its daily quota: {v['requests']:,} requests are {v['days_of_quota']} days of its sub-account's"
            if v["days_of_quota"] > 1 else
            f"its burst limit: {v['requests']:,} requests at its sub-account's rate")
-    return {"locations": len(plans), "workers": len(lanes),
+    return {"locations": len(plans), "executor": executor, "workers": len(lanes),  # shards at once
             "requests": sum(x["requests"] for x in plans.values()),
             "most_days_of_quota": max(x["days_of_quota"] for x in plans.values()),
             "elapsed_hours": round(max(lanes), 2),
@@ -333,7 +336,8 @@ def render_plan(p: dict[str, Any]) -> str:
     g = p.get("group", {}).get("with_bulk_path")
     if g and g["locations"] > 1:
         last = g["finishes_last"]
-        lines += [f"## The group: {g['locations']} locations at once ({g['workers']} workers)", "",
+        lines += [f"## The group: {g['locations']} locations at once ({g['workers']} shards written at once, "
+                  f"{g.get('executor', 'threads')})", "",
                   f"{g['requests']:,} requests in all; {g['elapsed_hours']} elapsed hours with every "
                   f"location at once ({g['one_after_another_hours']} one after another). "
                   f"{last['location']} finishes last ({last['elapsed_hours']} hours): {last['why']}.", ""]

@@ -29,6 +29,16 @@ def test_fewer_workers_than_locations_queue_longest_first() -> None:
     assert group_timeline(LOCS, "api_path", workers=2)["elapsed_hours"] == 5.0  # 5 | 2 + 1
 
 
+def test_ray_workers_write_every_location_at_once_the_thread_executor_at_most_64() -> None:
+    """Past 64 locations the thread executor queues them (64 threads at most); Ray's workers each run
+    enough shards for every location at once, so the group takes as long as its slowest location."""
+    many = {f"L{i:03d}": _loc(36_000, 1.0, 0.18) for i in range(100)}
+    threads = group_timeline(many, "api_path")
+    ray = group_timeline(many, "api_path", executor="ray", workers=4)
+    assert (threads["workers"], threads["elapsed_hours"]) == (64, 2.0)
+    assert (ray["workers"], ray["elapsed_hours"], ray["executor"]) == (100, 1.0, "ray")
+
+
 def test_a_location_past_its_daily_quota_is_named_for_it() -> None:
     locs = {**LOCS, "L004": _loc(500_000, 50.3, 2.5)}
     last = group_timeline(locs, "api_path")["finishes_last"]

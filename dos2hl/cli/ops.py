@@ -106,18 +106,26 @@ def register(app: typer.Typer) -> None:
         verify: Annotated[str, typer.Option("--verify", help="The run's read-back: 'sample' or 'full' "
                                             "(every record, by search pages).")] = "sample",
         export_date: ExportDateOpt = None,
+        executor: Annotated[str, typer.Option("--executor", help="The run's executor, for the group's "
+                                              "elapsed time: 'threads' (at most 64 shards at once) or "
+                                              "'ray'.")] = "threads",
+        workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="The run's --workers "
+                                                    "(default: the run's default).")] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Requests (writes and every read: schema, discovery, verification) and time at HighLevel's limits
-        per location and object, with and without the bulk path."""
+        per location and object, with and without the bulk path; for a group, the elapsed time with every
+        location at once and which location finishes last."""
         from ..quota import plan_quota, render_plan
 
         g = Dos2hlSettings().governor
         try:
+            if executor not in ("threads", "ray"):
+                raise ConfigError(f"--executor is 'threads' or 'ray', not {executor!r}")
             out = plan_quota(source, mapping, bulk_threshold=bulk_threshold, sample=sample, burst=g.burst,
                              window_s=g.window_s, daily=g.daily,
                              export_date=export_date.date() if export_date else None,
-                             verify=verify)
+                             verify=verify, executor=executor, workers=workers)
         except Dos2hlError as exc:
             _fail(exc)
         typer.echo(json.dumps(out) if as_json else render_plan(out))

@@ -23,7 +23,6 @@ the dead attempt created is created twice.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import Counter
@@ -46,9 +45,9 @@ from ..governor.actor import connect, ensure_ray
 from ..locations import LocationsFile, open_client
 from ..settings import Dos2hlSettings
 from .cluster import require_shared_storage, worker_uris
-from .schedule import MAX_THREADS, FairQueue
+from .schedule import FairQueue, threads_per_worker
 
-__all__ = ["ShardWorker", "alive_nodes", "require_cluster_storage", "run_on_ray", "threads_per_worker"]
+__all__ = ["ShardWorker", "alive_nodes", "require_cluster_storage", "run_on_ray"]
 
 log = logging.getLogger("dos2hl.migrate")
 #: How a worker's death shows on its task: the actor died (its process, or its node), or the node did.
@@ -162,20 +161,13 @@ class _Placement:
         return node
 
 
-def threads_per_worker(locations: int, workers: int) -> int:
-    """Shards one worker runs at once when the run names no number: enough for its workers together to
-    write every location at once (a shard mostly waits, for HighLevel and for its location's budget),
-    at most ``MAX_THREADS``."""
-    return max(1, min(MAX_THREADS, math.ceil(max(locations, 1) / max(workers, 1))))
-
-
 def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: LocationsFile,
                settings: Dos2hlSettings, *, workers: int = 4, threads: int | None = None,
                cls: str = "migration", replacements: int | None = None) -> list[Any]:
     """``fn(spec, client)`` for every spec on ``workers`` actors spread over the cluster's nodes, each
-    running up to ``threads`` shards at once (default: ``threads_per_worker``), handed out fairly across
-    locations (``schedule.FairQueue``); results in the order of ``specs``, each naming its node
-    (``node``) and how often its shard was started again (``retried``). A worker that dies
+    running up to ``threads`` shards at once (default: ``schedule.threads_per_worker``), handed out
+    fairly across locations (``schedule.FairQueue``); results in the order of ``specs``, each naming its
+    node (``node``) and how often its shard was started again (``retried``). A worker that dies
     (``WORKER_LOST``) is replaced, at most ``replacements`` times (default: ``workers``), and every shard
     it was running runs again; an error ``fn`` raises is raised here."""
     g = settings.governor

@@ -10,6 +10,7 @@ budget) holds at most its share of the workers, never the others' work. The thre
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import deque
@@ -17,7 +18,8 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-__all__ = ["MAX_THREADS", "FairQueue", "default_workers", "per_location", "run_fair"]
+__all__ = ["MAX_THREADS", "FairQueue", "default_workers", "lanes", "per_location", "run_fair",
+           "threads_per_worker"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,10 +33,23 @@ def default_workers(locations: int, executor: str = "threads") -> int:
     """Workers when the run names none: threads mostly wait (for the network and the governor), so one
     per location (at least 4, at most ``MAX_THREADS``); Ray workers are processes: as many as the
     machine has CPUs, at least 4, never more than there are locations' worth of work, each running
-    several shards at once (``pool.threads_per_worker``)."""
+    several shards at once (``threads_per_worker``)."""
     if executor == "ray":
         return max(1, min(max(4, os.cpu_count() or 1), max(locations, 1)))
     return max(4, min(locations, MAX_THREADS))
+
+
+def threads_per_worker(locations: int, workers: int) -> int:
+    """Shards one Ray worker runs at once when the run names no number: enough for its workers together
+    to write every location at once (a shard mostly waits, for HighLevel and for its location's
+    budget), at most ``MAX_THREADS``."""
+    return max(1, min(MAX_THREADS, math.ceil(max(locations, 1) / max(workers, 1))))
+
+
+def lanes(locations: int, executor: str = "threads", workers: int | None = None) -> int:
+    """Shards written at once: the thread executor's threads, or Ray's workers times their threads."""
+    w = workers or default_workers(locations, executor)
+    return w * threads_per_worker(locations, w) if executor == "ray" else w
 
 
 class FairQueue(Generic[T]):

@@ -130,7 +130,8 @@ def test_the_replacements_are_bounded(local_ray: None, tmp_path: Path) -> None:
 def test_one_worker_writes_every_location_at_once(local_ray: None, tmp_path: Path) -> None:
     """Five locations, two workers: each worker runs three shards at once (threads_per_worker), so all
     five locations' shards run at the same time; each shard thread has a client of its own."""
-    from dos2hl.execution.pool import run_on_ray, threads_per_worker
+    from dos2hl.execution.pool import run_on_ray
+    from dos2hl.execution.schedule import threads_per_worker
 
     locs = tuple(f"L00{n}" for n in range(1, 6))
     specs, lf, settings = _setup(tmp_path, [0], locs)

@@ -212,7 +212,7 @@ def test_the_planner_counts_what_the_run_sent(migrated: Any) -> None:
 
     w, rep, _run = migrated
     res = CliRunner().invoke(app, ["plan", str(w.export), "--mapping", str(w.mapping), "--json", "--sample",
-                                   "6",
+                                   "6", "--executor", "ray", "--workers", "1",
                                    "--verify", "sample", "--export-date", EXPORT_DATE.isoformat()])
     assert res.exit_code == 0, res.output
     plan = json.loads(res.output.strip().splitlines()[-1])
@@ -234,6 +234,7 @@ def test_the_planner_counts_what_the_run_sent(migrated: Any) -> None:
         assert v["api_path"]["verify_reads"] > plan["locations"][loc]["api_path"]["verify_reads"], loc
     group = plan["group"]["api_path"]  # the two offices at once: as long as the slower one
     assert group["requests"] == planned and group["locations"] == 2
+    assert group["executor"] == "ray" and group["workers"] == 2  # one Ray worker writes both at once
     assert group["elapsed_hours"] == max(v["api_path"]["elapsed_hours"] for v in plan["locations"].values())
     for v in plan["locations"].values():
         a = v["api_path"]
