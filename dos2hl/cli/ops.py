@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args
 
 import typer
 
 from ..errors import ConfigError, Dos2hlError
+from ..params import Executor
 from ..settings import Dos2hlSettings
 from .common import (
     ExportDateOpt,
@@ -120,8 +121,8 @@ def register(app: typer.Typer) -> None:
 
         g = Dos2hlSettings().governor
         try:
-            if executor not in ("threads", "ray"):
-                raise ConfigError(f"--executor is 'threads' or 'ray', not {executor!r}")
+            if executor not in get_args(Executor):  # the run's own choices (MigrateParams.executor)
+                raise ConfigError(f"--executor is one of {', '.join(get_args(Executor))}, not {executor!r}")
             out = plan_quota(source, mapping, bulk_threshold=bulk_threshold, sample=sample, burst=g.burst,
                              window_s=g.window_s, daily=g.daily,
                              export_date=export_date.date() if export_date else None,
