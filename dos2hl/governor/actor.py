@@ -1,10 +1,11 @@
 """The governor as one named, detached Ray actor, and ``GovernorHandle``, the ``PermitSource`` facade.
 
-The only module of dos2hl that imports Ray. ``_GovernorActor`` is a plain class (testable without Ray)
+The governor's only module that imports Ray. ``_GovernorActor`` is a plain class (testable without Ray)
 with async methods that never ``await`` between reading and writing state, so one event loop serialises
-them without a lock. The facade leases permits in small batches, keeps them in a per-location cache,
-drops (and gives back) permits that went stale, and sends reports along with the next lease, so the
-actor sees about one call per ``batch`` requests.
+them without a lock. The facade's ``broker.LeaseBroker`` keeps a stock of permits per location, leased
+ahead for all of the process's threads and locations in one call (at most two calls out at once),
+gives back permits that went stale, and sends reports along with the next lease: one actor call serves
+many locations' requests (``bench/governor.py``: about 1 k actor calls/s binds this machine).
 
 Across OS processes the actor must live on a long-lived Ray head (``ray start --head``; STACK_NOTES §3
 and pitfall 6): ``connect(address="127.0.0.1:6390")``. ``connect()`` alone starts an in-process cluster.
@@ -15,14 +16,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 import ray
 
-from .core import LATE_SAMPLES, Lease, Limits, RateGovernor, Status, p99
+from .broker import LeaseBroker
+from .core import Lease, Limits, RateGovernor, Status
 from .local import permits_of
 from .persist import load_snapshot, save_snapshot
 
@@ -104,32 +105,38 @@ class _GovernorActor:
 
 
 class GovernorHandle:
-    """``PermitSource`` backed by the shared actor. Picklable (the cache stays behind), so it can be
-    passed to Ray tasks; ``for_class`` gives a handle acquiring under another priority class."""
+    """``PermitSource`` backed by the shared actor. Picklable (the stock stays behind), so it can be
+    passed to Ray tasks; ``for_class`` gives a handle acquiring under another priority class. Its
+    ``LeaseBroker`` keeps the stock and makes the actor calls for all of the process's threads;
+    ``limits`` (``connect`` passes the actor's) bound a location's stock to a fair share of its window."""
 
     def __init__(self, actor: Any, *, app: str = "default", cls: str = "migration", batch: int = 8,
                  margin_s: float = 0.06, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, limits: Limits | None = None) -> None:
         self._actor, self.app, self.cls, self.batch = actor, app, cls, batch
-        self._margin = margin_s
+        self._margin, self._limits = margin_s, limits
         self._clock, self._sleep = clock, sleep
         self._init_local()
 
     def _init_local(self) -> None:
-        self._lock = threading.Lock()  # the shared dicts below; never held across an actor call
-        self._key_locks: dict[str, threading.Lock] = {}
-        self._cache: dict[str, deque[float]] = {}
-        self._released: dict[str, list[float]] = {}
-        self._wait: dict[str, float] = {}  # per key: no early refill before this (the actor said so)
-        self._late: dict[str, deque[float]] = {}  # per key: how late the answer came after the permit
-        self._freezes: dict[str, int] = {}  # per key: 429s seen; a lease that crossed one is given back
+        self._broker = LeaseBroker(lambda requests, reports: self._actor.lease.remote(requests, reports),
+                                   lambda ref: ray.get(ref), cls=self.cls, batch=self.batch,
+                                   margin_s=self._margin, limits=self._limits, clock=self._clock,
+                                   sleep=self._sleep)
         self._sent = threading.local()  # this thread's last permit time per key, until its answer
-        self._reports: list[tuple[str, int, dict[str, str], float]] = []
-        self.calls = 0  # actor round trips made by this handle
-        self.dropped = 0  # cached permits given back because they went stale before a worker came
+
+    @property
+    def calls(self) -> int:
+        """Actor round trips made by this handle."""
+        return self._broker.calls
+
+    @property
+    def dropped(self) -> int:
+        """Permits given back because they went stale before a worker came."""
+        return self._broker.dropped
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("_actor", "app", "cls", "batch", "_margin")}
+        return {k: getattr(self, k) for k in ("_actor", "app", "cls", "batch", "_margin", "_limits")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -138,7 +145,7 @@ class GovernorHandle:
 
     def for_class(self, cls: str) -> GovernorHandle:
         return GovernorHandle(self._actor, app=self.app, cls=cls, batch=self.batch, margin_s=self._margin,
-                              clock=self._clock, sleep=self._sleep)
+                              clock=self._clock, sleep=self._sleep, limits=self._limits)
 
     def _k(self, location_id: str) -> str:
         return f"{self.app}/{location_id}"
@@ -146,75 +153,17 @@ class GovernorHandle:
     # ---- PermitSource --------------------------------------------------------------------------------
     def acquire(self, location_id: str, n: int = 1) -> None:
         key = self._k(location_id)
-        got: list[float] = []
-        with self._key_lock(key):  # one lease in flight per key; other keys' threads lease meanwhile
-            while len(got) < n:
-                with self._lock:
-                    cache = self._cache.setdefault(key, deque())
-                    now = self._clock()
-                    stale = self._released.setdefault(key, [])
-                    while cache and cache[0] < now - self._margin / 2:  # too late to send safely
-                        stale.append(cache.popleft())
-                        self.dropped += 1
-                    while cache and len(got) < n:
-                        got.append(cache.popleft())
-                    if len(got) >= n and (len(cache) >= self.batch // 2 or now < self._wait.get(key, 0.0)):
-                        break
-                    # lease before the cache runs dry, so demand never lapses while the actor answers
-                    want = max(self.batch, n - len(got))
-                    released, self._released[key] = stale, []
-                    reports, self._reports = self._reports, []
-                    self.calls += 1
-                    samples = self._late.get(key)
-                    late, peak = p99(samples), max(samples, default=0.0) if samples else 0.0
-                    freezes = self._freezes.get(key, 0)
-                (times, retry_at), = ray.get(self._actor.lease.remote(
-                    [(key, self.cls, want, released, late, peak)], reports))
-                with self._lock:
-                    cache = self._cache.setdefault(key, deque())
-                    if self._freezes.get(key, 0) != freezes:  # a 429 came meanwhile: these times may have
-                        self._released.setdefault(key, []).extend(times)  # been planned before the freeze
-                        continue
-                    cache.extend(times)
-                    self._wait[key] = retry_at if retry_at is not None else 0.0
-                    # just leased: as fresh as the round trip allows, never dropped as stale before use
-                    # (a round trip longer than half the margin would otherwise drop every lease,
-                    # forever); the answer's lateness then widens the key's margin
-                    while cache and len(got) < n:
-                        got.append(cache.popleft())
-                if len(got) < n and not times and retry_at is not None:
-                    self._sleep_until(retry_at)
+        got = self._broker.take(key, n)
         self._sleep_until(max(got))
         permits_of(self._sent)[key] = max(got)
 
-    def _key_lock(self, key: str) -> threading.Lock:
-        with self._lock:
-            lock = self._key_locks.get(key)
-            if lock is None:
-                lock = self._key_locks[key] = threading.Lock()
-            return lock
-
     def report(self, location_id: str, status: int, headers: Mapping[str, str]) -> None:
         """As ``LocalGovernor.report``: the answer's arrival after the permit is the lateness the margin
-        must cover (a server that queues counts the request late)."""
+        must cover (a server that queues counts the request late); it travels with the next lease."""
         h = {k.lower(): v for k, v in headers.items() if k.lower() in _HEADERS}
         key = self._k(location_id)
         permit = permits_of(self._sent).pop(key, None)
-        with self._lock:
-            now = self._clock()
-            if permit is not None:
-                self._late.setdefault(key, deque(maxlen=LATE_SAMPLES)).append(now - permit)
-            self._reports.append((key, status, h, now))
-            if status != 429 and len(self._reports) < 4 * self.batch:
-                return
-            if status == 429:  # cached permits were planned for a window that is now frozen
-                self._released.setdefault(key, []).extend(self._cache.pop(key, ()))
-                self._freezes[key] = self._freezes.get(key, 0) + 1
-            reports, self._reports = self._reports, []
-            requests = [(k, self.cls, 0, r) for k, r in self._released.items() if r]
-            self._released = {}
-            self.calls += 1
-        ray.get(self._actor.lease.remote(requests, reports))
+        self._broker.report(key, status, h, None if permit is None else self._clock() - permit)
 
     # ---- the rest ------------------------------------------------------------------------------------
     def status(self, location_id: str) -> Status:
@@ -229,12 +178,8 @@ class GovernorHandle:
         ray.get(self._actor.save.remote())
 
     def close(self) -> None:
-        """Give back cached permits and flush pending reports."""
-        with self._lock:
-            requests = [(k, self.cls, 0, list(c) + self._released.get(k, [])) for k, c in self._cache.items()]
-            reports, self._reports, self._cache, self._released = self._reports, [], {}, {}
-        if requests or reports:
-            ray.get(self._actor.lease.remote(requests, reports))
+        """Give back the permits in stock and flush pending reports."""
+        self._broker.close()
 
     def _sleep_until(self, t: float) -> None:
         wait = t - self._clock()
@@ -278,8 +223,8 @@ def connect(address: str | None = None, *, name: str = ACTOR_NAME, limits: Limit
         max_restarts=-1, max_concurrency=1000, scheduling_strategy=here,
     ).remote(lim_dict, dict(weights) if weights is not None else None, state)
     lim_now: dict[str, Any] = ray.get(actor.limits.remote())  # the existing actor's limits win
-    margin = Limits(**{**lim_now, "reserve_classes": frozenset(lim_now["reserve_classes"])}).margin
-    return GovernorHandle(actor, app=app, cls=cls, batch=batch, margin_s=margin)
+    lim = Limits(**{**lim_now, "reserve_classes": frozenset(lim_now["reserve_classes"])})
+    return GovernorHandle(actor, app=app, cls=cls, batch=batch, margin_s=lim.margin, limits=lim)
 
 
 def _head_node() -> str:
