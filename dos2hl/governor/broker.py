@@ -49,10 +49,10 @@ Submit = Callable[[list[tuple[Any, ...]], list[Report]], Any]  # sends a lease c
 
 @dataclass(eq=False)
 class _Call:
-    """One lease call: per key it leases for, its answer's index and the key's freeze count at sending
-    (a 429 meanwhile voids the key's times)."""
+    """One lease call: per key it leases for, its answer's index, the key's freeze count at sending (a
+    429 meanwhile voids the key's times) and how many permits threads were waiting on then."""
 
-    keys: dict[str, tuple[int, int]]
+    keys: dict[str, tuple[int, int, int]]
     sent: float
     ref: Any = None
     collecting: bool = False
@@ -210,7 +210,7 @@ class LeaseBroker:
                 if waiting or (taking and st.ahead and stock < target / 2):
                     want = max(target - stock, waiting)
             if want:
-                st.call, call.keys[k] = call, (len(requests), st.freezes)
+                st.call, call.keys[k] = call, (len(requests), st.freezes, waiting)
                 late = p99(st.late) if st.late else None
                 requests.append((k, self.cls, want, st.released, late, max(st.late, default=0.0)))
                 st.released = []
@@ -263,19 +263,23 @@ class LeaseBroker:
             if now - t0 >= _BLOCKED_S:  # waited for the answer: the whole round trip is seen
                 sample = now - call.sent
                 self._rtt = sample if self._rtt is None else 0.8 * self._rtt + 0.2 * sample
-            for k, (i, freezes) in call.keys.items():
+            for k, (i, freezes, waited) in call.keys.items():
                 times, retry_at = answers[i]
-                self._stock(k, freezes, list(times), retry_at, now, need if k == key else 0)
+                mine = need if k == key else 0
+                self._stock(k, freezes, list(times), retry_at, now, min(waited, self._keys[k].waiting + mine))
             self._forget(call)
 
     def _stock(self, key: str, freezes: int, times: list[float], retry_at: float | None, now: float,
-               mine: int) -> None:
+               waiting: int) -> None:
+        """A call's answer for ``key``: the first ``waiting`` permits are for threads that waited on this
+        very call (served as they are); the rest is stock, never served stale (a refill ahead collected
+        late holds permits long past)."""
         st = self._key(key)
         if st.freezes != freezes:  # a 429 came meanwhile: these may have been planned before the freeze
             st.released.extend(times)
             return
         st.wait_until = retry_at if retry_at is not None else 0.0
-        k = min(st.waiting + mine, len(times))  # just leased for waiting threads: as fresh as it gets
+        k = min(waiting, len(times))
         st.fresh.extend(times[:k])
         st.cache.extend(times[k:])
         if len(times) > k:  # a round trip longer than half the margin spoils due permits leased ahead

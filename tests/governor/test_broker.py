@@ -1,8 +1,9 @@
 """``LeaseBroker`` behind ``GovernorHandle``: one actor call serves many threads' locations, a location's
 stock grows only once its take rate is measured, stale stock goes back, two processes share a location.
 
-The actor is ``_GovernorActor`` without Ray: ``lease.remote`` returns a thunk and ``ray.get`` (patched)
-runs it, so a test decides what a round trip costs (a fake clock step, or a real short sleep).
+The actor is ``_GovernorActor`` without Ray. As with Ray, ``lease.remote`` has the actor answer at once
+and returns a thunk that ``ray.get`` (patched) calls: it waits until the answer is back, ``rtt`` after
+the call (on the test's clock: a fake one, or real time).
 """
 
 from __future__ import annotations
@@ -29,21 +30,25 @@ FAST = Limits(burst=100, window_s=1.0, margin_s=0.06, daily=10**9, reserve=0.0, 
 class Fake:
     """The actor in this process; records each call's requests (key, n, released) in order."""
 
-    def __init__(self, limits: Limits, clock: Callable[[], float], rtt: Callable[[], None]) -> None:
+    def __init__(self, limits: Limits, clock: Callable[[], float], rtt: float = 0.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         lim = {k: v for k, v in limits.__dict__.items() if k != "reserve_classes"}
         self.actor = _GovernorActor(lim, clock=clock)
         self.actor.core = RateGovernor(limits, started_at=0.0)  # no fail-safe interval in these tests
-        self.rtt, self.lock = rtt, threading.Lock()
+        self.clock, self.rtt, self.sleep, self.lock = clock, rtt, sleep, threading.Lock()
         self.calls: list[list[tuple[str, int, list[float]]]] = []
         self.remote = SimpleNamespace(lease=SimpleNamespace(remote=self.lease))
 
     def lease(self, requests: list[tuple[Any, ...]], reports: Any = ()) -> Callable[[], Any]:
         self.calls.append([(r[0], r[2], list(r[3])) for r in requests])
+        with self.lock:
+            out = asyncio.run(self.actor.lease(requests, reports))
+        back = self.clock() + self.rtt
 
         def answer() -> Any:
-            self.rtt()
-            with self.lock:
-                return asyncio.run(self.actor.lease(requests, reports))
+            if self.clock() < back:
+                self.sleep(back - self.clock())
+            return out
         return answer
 
 
@@ -62,7 +67,7 @@ def test_one_call_leases_for_every_location_whose_threads_wait() -> None:
     """Eight threads on eight locations: while two calls are out, the other six threads' demand waits
     and then goes out in one call (the old handle made one call per location: eight)."""
     gate = threading.Event()
-    fake = Fake(FAST, time.time, lambda: None)
+    fake = Fake(FAST, time.time)
     first_two = 0
 
     def lease(requests: list[tuple[Any, ...]], reports: Any = ()) -> Callable[[], Any]:
@@ -92,7 +97,7 @@ def test_stock_grows_only_once_the_take_rate_is_known() -> None:
     """A worker taking a permit every 0.5 ms, 5 ms round trips: the first leases are ``batch``; once its
     rate is measured (half the margin) the stock grows, never past a quarter of the burst."""
     clock, now, step = fake_clock()
-    fake = Fake(FAST, now, lambda: step(0.005))
+    fake = Fake(FAST, now, 0.005, step)
     h = GovernorHandle(fake.remote, margin_s=0.06, clock=now, sleep=step, limits=FAST)
     for _ in range(80):
         h.acquire("a", 1)
@@ -115,7 +120,7 @@ def test_stale_stock_goes_back_with_any_call_and_is_never_served() -> None:
     """Stock older than half the margin is given back with the next call, whichever location that call
     leases for, and counted as dropped; the permit then served is fresh."""
     clock, now, step = fake_clock()
-    fake = Fake(FAST, now, lambda: None)
+    fake = Fake(FAST, now)
     h = GovernorHandle(fake.remote, margin_s=0.06, clock=now, sleep=step, limits=FAST)
     h.acquire("a", 1)
     left = list(h._broker._keys["default/a"].cache)
@@ -132,7 +137,7 @@ def test_stale_stock_goes_back_with_any_call_and_is_never_served() -> None:
 
 def test_close_gives_back_the_stock_and_the_calls_still_out() -> None:
     clock, now, step = fake_clock()
-    fake = Fake(FAST, now, lambda: None)
+    fake = Fake(FAST, now)
     h = GovernorHandle(fake.remote, margin_s=0.06, clock=now, sleep=step, limits=FAST)
     for _ in range(6):  # down to 2 in stock: a refill goes out, nobody collects it
         h.acquire("a", 1)
@@ -146,10 +151,11 @@ def test_close_gives_back_the_stock_and_the_calls_still_out() -> None:
 
 def test_two_processes_on_one_location_share_it_and_use_it() -> None:
     """Two handles (two processes' brokers), four threads each on one location, 2 ms round trips, real
-    time: together they use the window (>= 90 % of its paced rate), neither is starved, and no window
-    of permits holds more than the burst."""
+    time: together they use the window (>= 75 % of what 3 s allow: main's handle got 86 %, the broker
+    94-100 % on a machine at load 7), neither is starved, and no window of permits holds more than the
+    burst."""
     lim = Limits(burst=20, window_s=0.5, margin_s=0.02, daily=10**9, reserve=0.0)
-    fake = Fake(lim, time.time, lambda: time.sleep(0.002))
+    fake = Fake(lim, time.time, 0.002)
     handles = [GovernorHandle(fake.remote, margin_s=0.02, limits=lim) for _ in range(2)]
     sends: list[list[float]] = [[], []]
     stop = time.time() + 3.0
@@ -163,15 +169,13 @@ def test_two_processes_on_one_location_share_it_and_use_it() -> None:
             time.sleep(0.002)  # the request
             handles[i].report("loc", 200, {})
 
-    start = time.time()
     threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=30)
-    span = time.time() - start
     total = sum(len(s) for s in sends)
     assert max_in_window(sorted(t for s in sends for t in s), lim.window_s) <= lim.burst
-    assert total >= 0.9 * lim.burst * (span - 0.1) / lim.interval, (total, span)
+    assert total >= 0.75 * lim.burst * 3.0 / lim.interval, total
     assert min(len(s) for s in sends) >= 0.3 * total, [len(s) for s in sends]
     assert sum(h.dropped for h in handles) <= 0.02 * total
