@@ -7,8 +7,9 @@ Round 1, on a probe sandbox (one location per worker, so no limit binds):
 
   sandbox_capacity_req_s  requests/s the sandbox answers to the 16 workers sending ``POST
                           /contacts/search`` without permits, for 3 s: what this machine can serve
-  capacity (idle)         permits/s through ``GovernorHandle.acquire`` (the workers' path: batched
-                          leases of 8, reports riding along) from 8 threads in each process, each
+  capacity (idle)         permits/s through ``GovernorHandle.acquire`` (the workers' path: the
+                          process's ``LeaseBroker`` leasing every thread's locations in one call,
+                          reports riding along) from 8 threads in each process, each
                           thread on its own locations (100 per 1 s with a 60 ms margin, unpaced, a
                           fresh key every 80 permits so the limit never binds); baseline: no-op actor round
                           trips (``ping``) from the same threads, ``permits_per_ping`` the ratio;
@@ -233,9 +234,10 @@ def _write(path: Path, obj: Any) -> None:
 
 
 def _capacity(h: Any, ph: dict[str, Any], index: int, start: float) -> dict[str, Any]:
-    """Permits/s through ``GovernorHandle.acquire`` (the workers' path: batched leases, reports riding
-    along) from THREADS threads of this process, each on its own locations, for ``seconds``; then, as
-    the baseline on the same threads, no-op actor round trips (``ping``) for as long. Process 0 also
+    """Permits/s through ``GovernorHandle.acquire`` (the workers' path: the lease broker's combined
+    calls, reports riding along) from THREADS threads of this process, each on its own locations, for
+    ``seconds``; then, as the baseline on the same threads, no-op actor round trips (``ping``) for as
+    long. Process 0 also
     measures the actor alone: pipelined lease calls of 8 permits over 2000 keys."""
     import ray
 
