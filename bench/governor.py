@@ -141,7 +141,7 @@ def _child(spec_path: str, index: int) -> None:
             # the actor created) before the start, and past the new actor's fail-safe interval
             cap_lim = Limits(burst=100, window_s=1.0, margin_s=0.06, daily=10**12, reserve=0.0, pace=0.0)
             h = _retrying(lambda ph=ph, lim=cap_lim: connect(address=spec["address"], name=ph["actor"],
-                                                              limits=lim, batch=8))
+                                                              limits=lim))
             time.sleep(cap_lim.interval + 0.2)
             (work / f"ready-{i}-{index}").touch()
             go = work / f"go-{i}.json"
@@ -154,7 +154,7 @@ def _child(spec_path: str, index: int) -> None:
             lim = Limits(burst=ph["burst"], window_s=ph["window_s"], daily=200_000,  # the sandbox's daily
                          margin_s=ph.get("margin_s"))
             inner: Any = _retrying(lambda ph=ph, lim=lim: connect(address=spec["address"], name=ph["actor"],
-                                                                   limits=lim, batch=8))
+                                                                   limits=lim))
         elif ph["method"] == "token_bucket":
             inner = TokenBucket(ph["burst"], ph["window_s"])
         else:

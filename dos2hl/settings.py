@@ -61,7 +61,7 @@ class GovernorSettings(BaseSettings):
     reserve: float = Field(0.10, ge=0, lt=1)  # of the daily budget kept for verification and the practice
     reset_offset_s: float = Field(0.0, ge=0, lt=86_400)  # daily reset, seconds after UTC midnight
     state: str | None = None  # usage snapshot URI; default <storage>/state/governor.json
-    batch: int = Field(8, ge=1, le=100)  # a location's stock at a process until its take rate is known
+    batch: int = Field(16, ge=1, le=100)  # a location's stock at a process until its take rate is known
 
 
 class Dos2hlSettings(BaseSettings):

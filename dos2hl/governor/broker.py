@@ -7,7 +7,7 @@ that moment (threads waiting, stock running low) and every permit to give back, 
 most ``MAX_IN_FLIGHT`` calls are out at once, so demand that comes meanwhile rides on the next one.
 The thread that opens a call only sends it; whoever needs one of its locations' permits collects it.
 
-How much a location's stock holds: ``batch`` (8) until its take rate at this process is measured (over
+How much a location's stock holds: ``batch`` (16) until its take rate at this process is measured (over
 at least half the margin) and the call's round trip is known; then four round trips' worth (it is
 refilled when half is left, two round trips' worth; a location whose threads ran dry meanwhile took
 half its stock in a round trip, so its stock doubles), never more than it takes in half the margin

@@ -109,11 +109,11 @@ def test_stock_grows_only_once_the_take_rate_is_known() -> None:
             if n:
                 assert n <= min(CEILING, FAST.burst // 4)  # a fair share at most
                 seen.append((key, n))
-    assert seen[0] == ("default/a", 8)
-    assert max(n for _, n in seen) > 8  # grown, once measured
+    assert seen[0] == ("default/a", h.batch)
+    assert max(n for _, n in seen) > h.batch  # grown, once measured
     assert h.dropped == 0
     h.acquire("b", 1)  # a new location starts small
-    assert {k: n for k, n, _ in fake.calls[-1]}["default/b"] == 8
+    assert {k: n for k, n, _ in fake.calls[-1]}["default/b"] == h.batch
 
 
 def test_stale_stock_goes_back_with_any_call_and_is_never_served() -> None:
@@ -124,11 +124,11 @@ def test_stale_stock_goes_back_with_any_call_and_is_never_served() -> None:
     h = GovernorHandle(fake.remote, margin_s=0.06, clock=now, sleep=step, limits=FAST)
     h.acquire("a", 1)
     left = list(h._broker._keys["default/a"].cache)
-    assert len(left) == 7
+    assert len(left) == h.batch - 1
     step(0.031)  # past half the margin
     h.acquire("b", 1)
     released = {key: r for key, _, r in fake.calls[-1]}
-    assert sorted(released["default/a"]) == sorted(left) and h.dropped == 7
+    assert sorted(released["default/a"]) == sorted(left) and h.dropped == h.batch - 1
     h.acquire("a", 1)
     from dos2hl.governor.local import permits_of
 
@@ -139,14 +139,15 @@ def test_close_gives_back_the_stock_and_the_calls_still_out() -> None:
     clock, now, step = fake_clock()
     fake = Fake(FAST, now)
     h = GovernorHandle(fake.remote, margin_s=0.06, clock=now, sleep=step, limits=FAST)
-    for _ in range(6):  # down to 2 in stock: a refill goes out, nobody collects it
+    taken = h.batch - 2
+    for _ in range(taken):  # down to 2 in stock: a refill goes out, nobody collects it
         h.acquire("a", 1)
     assert len(h._broker._calls) == 1
     (_, refill, _), = fake.calls[1]
     h.close()
     given = [t for _, _, r in fake.calls[-1] for t in r]
     assert len(given) == 2 + refill and h._broker._calls == []
-    assert fake.actor.core.status("default/a", now()).day_used == 6
+    assert fake.actor.core.status("default/a", now()).day_used == taken
 
 
 def test_two_processes_on_one_location_share_it_and_use_it() -> None:
