@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
 
 class FakeClock:
     """A clock tests move by hand (rate-limit windows, index lag, dateAdded); client sleeps advance it."""
@@ -14,3 +19,17 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def packed_actor(lease: Callable[..., Any]) -> SimpleNamespace:
+    """A stand-in for the governor actor's handle whose ``lease_packed.remote(blob)`` calls ``lease``
+    (requests, reports) as ``GovernorHandle`` sends them pickled, and answers pickled as the actor does.
+    ``lease`` may return the answer, or a thunk giving it (tests whose patched ``ray.get`` calls it)."""
+
+    def remote(blob: bytes) -> Any:
+        out = lease(*pickle.loads(blob))
+        if callable(out):
+            return lambda: pickle.dumps(out())
+        return pickle.dumps(out)
+
+    return SimpleNamespace(lease_packed=SimpleNamespace(remote=remote))

@@ -14,6 +14,7 @@ and pitfall 6): ``connect(address="127.0.0.1:6390")``. ``connect()`` alone start
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -74,6 +75,13 @@ class _GovernorActor:
         self._maybe_save(now)
         return out
 
+    async def lease_packed(self, blob: bytes) -> bytes:
+        """``lease`` with its arguments and answer pickled by the caller: Ray's own serialisation of the
+        nested tuples and dicts cost the caller ~0.3 ms of CPU per call, as much as the call itself
+        (measured: 0.9-1.1 ms against 0.55-0.8 ms per call with 8 locations' requests and 35 reports)."""
+        requests, reports = pickle.loads(blob)
+        return pickle.dumps(await self.lease(requests, reports), protocol=pickle.HIGHEST_PROTOCOL)
+
     async def report(self, reports: list[tuple[str, int, dict[str, str], float]]) -> None:
         now = self._clock()
         for key, status, headers, when in reports:
@@ -119,11 +127,18 @@ class GovernorHandle:
         self._init_local()
 
     def _init_local(self) -> None:
-        self._broker = LeaseBroker(lambda requests, reports: self._actor.lease.remote(requests, reports),
-                                   lambda ref: ray.get(ref), cls=self.cls, batch=self.batch,
+        self._broker = LeaseBroker(self._submit, self._answer, cls=self.cls, batch=self.batch,
                                    margin_s=self._margin, limits=self._limits, clock=self._clock,
                                    sleep=self._sleep)
         self._sent = threading.local()  # this thread's last permit time per key, until its answer
+
+    def _submit(self, requests: list[tuple[Any, ...]], reports: list[Any]) -> Any:
+        blob = pickle.dumps((requests, reports), protocol=pickle.HIGHEST_PROTOCOL)
+        return self._actor.lease_packed.remote(blob)
+
+    @staticmethod
+    def _answer(ref: Any) -> Any:
+        return pickle.loads(ray.get(ref))
 
     @property
     def calls(self) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from dos2hl.governor import Limits
+from tests.fakes import packed_actor
 from tests.governor.test_core import max_in_window
 
 for _k, _v in {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
@@ -124,7 +125,6 @@ def test_a_lease_slower_than_half_the_margin_is_still_used(monkeypatch: pytest.M
     to drop (and re-lease) them forever; permits it just leased are now used, and the answer's lateness
     widens the key's margin at the actor."""
     import asyncio
-    from types import SimpleNamespace
 
     import dos2hl.governor.actor as actor_mod
 
@@ -142,7 +142,7 @@ def test_a_lease_slower_than_half_the_margin_is_still_used(monkeypatch: pytest.M
         return out
 
     monkeypatch.setattr(actor_mod.ray, "get", lambda ref: ref)
-    h = GovernorHandle(SimpleNamespace(lease=SimpleNamespace(remote=lease)), margin_s=0.006,
+    h = GovernorHandle(packed_actor(lease), margin_s=0.006,
                        clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
     clock[0] += 2.0  # past the fail-safe interval
     for _ in range(40):
@@ -159,7 +159,6 @@ def test_a_lease_that_crossed_a_429_is_given_back_not_used(monkeypatch: pytest.M
     be cached and sent during it (review of issue 16): they go back to the actor and the handle leases
     again."""
     import asyncio
-    from types import SimpleNamespace
 
     import dos2hl.governor.actor as actor_mod
     from dos2hl.governor.local import permits_of
@@ -181,7 +180,7 @@ def test_a_lease_that_crossed_a_429_is_given_back_not_used(monkeypatch: pytest.M
         return out
 
     monkeypatch.setattr(actor_mod.ray, "get", lambda ref: ref)
-    h = GovernorHandle(SimpleNamespace(lease=SimpleNamespace(remote=lease)), margin_s=0.006,
+    h = GovernorHandle(packed_actor(lease), margin_s=0.006,
                        clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
     clock[0] += 2.0  # past the fail-safe interval
     h.acquire("loc", 1)
@@ -195,7 +194,6 @@ def test_threads_on_different_locations_lease_at_the_same_time(monkeypatch: pyte
     location does not hold up a worker of another (the handle used to allow one call per process)."""
     import asyncio
     import threading
-    from types import SimpleNamespace
 
     import dos2hl.governor.actor as actor_mod
 
@@ -214,7 +212,7 @@ def test_threads_on_different_locations_lease_at_the_same_time(monkeypatch: pyte
         return out
 
     monkeypatch.setattr(actor_mod.ray, "get", lambda ref: ref)
-    h = GovernorHandle(SimpleNamespace(lease=SimpleNamespace(remote=lease)), clock=lambda: 1_750_000_010.0,
+    h = GovernorHandle(packed_actor(lease), clock=lambda: 1_750_000_010.0,
                        sleep=lambda s: None)
     a.core = type(a.core)(a.core.limits, started_at=0.0)  # no fail-safe wait in this test
     errors: list[BaseException] = []

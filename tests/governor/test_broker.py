@@ -12,7 +12,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ import dos2hl.governor.actor as actor_mod
 from dos2hl.governor import Limits, RateGovernor
 from dos2hl.governor.actor import GovernorHandle, _GovernorActor
 from dos2hl.governor.broker import CEILING
+from tests.fakes import packed_actor
 from tests.governor.test_core import max_in_window
 
 T0 = 1_750_000_000.0
@@ -37,7 +37,7 @@ class Fake:
         self.actor.core = RateGovernor(limits, started_at=0.0)  # no fail-safe interval in these tests
         self.clock, self.rtt, self.sleep, self.lock = clock, rtt, sleep, threading.Lock()
         self.calls: list[list[tuple[str, int, list[float]]]] = []
-        self.remote = SimpleNamespace(lease=SimpleNamespace(remote=self.lease))
+        self.remote = packed_actor(self.lease)
 
     def lease(self, requests: list[tuple[Any, ...]], reports: Any = ()) -> Callable[[], Any]:
         self.calls.append([(r[0], r[2], list(r[3])) for r in requests])
@@ -78,7 +78,7 @@ def test_one_call_leases_for_every_location_whose_threads_wait() -> None:
             return thunk
         return lambda: (gate.wait(10), thunk())[1]
 
-    h = GovernorHandle(SimpleNamespace(lease=SimpleNamespace(remote=lease)), margin_s=60.0, limits=FAST)
+    h = GovernorHandle(packed_actor(lease), margin_s=60.0, limits=FAST)
     threads = [threading.Thread(target=h.acquire, args=(f"loc{i}", 1)) for i in range(8)]
     for t in threads:
         t.start()
