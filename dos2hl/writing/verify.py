@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from ..errors import ConfigError, HighLevelError
 from ..highlevel.protocols import Client
@@ -22,6 +23,7 @@ from .ledger import IdMap
 __all__ = ["FieldDiff", "ReadBack", "PAGE", "read_back_cost", "verify_contacts", "verify_crm",
            "verify_records"]
 
+T = TypeVar("T")
 PAGE = {"contact": 500, "record": 500, "opportunity": 100}  # search page sizes (HighLevel's maximums)
 EVENT_YEARS = 15  # calendar-range requests the planner assumes for a location's events (one per year)
 
@@ -164,6 +166,29 @@ def _open(open_sealed: Callable[[str, str, str], str], value: Any, field: str, r
         return value
 
 
+def _read_back(fetch: Callable[[], T | None], diff: FieldDiff, obj: str) -> T | None:
+    """What HighLevel holds under an id we wrote, counted as read back or not found (an error reading
+    it counts as not found)."""
+    try:
+        got = fetch()
+    except HighLevelError:
+        got = None
+    if got is None:
+        diff.not_found[obj] += 1
+        return None
+    diff.read_back[obj] += 1
+    return got
+
+
+def _add_value(diff: FieldDiff, obj: str, name: str, record: str, expected: Any, actual: Any,
+               open_sealed: Callable[[str, str, str], str] | None, field: str | None = None) -> None:
+    """``diff.add`` for a value that may be sealed: both sides opened for ``record`` (as ``field``)."""
+    if open_sealed and isinstance(actual, str) and actual.startswith(PREFIX):
+        actual = _open(open_sealed, actual, field or name, record)
+        expected = _open(open_sealed, expected, field or name, record)
+    diff.add(obj, name, record, expected, actual)
+
+
 def verify_contacts(get_contact: Callable[[str], Any], payloads: list[ContactPayload], ids: IdMap,
                     field_ids: dict[str, str],
                     diff: FieldDiff, *, open_sealed: Callable[[str, str, str], str] | None = None,
@@ -173,14 +198,9 @@ def verify_contacts(get_contact: Callable[[str], Any], payloads: list[ContactPay
         hl_id = ids.get(p.stable_key)
         if hl_id is None:
             continue
-        try:
-            c = get_contact(hl_id)
-        except HighLevelError:
-            c = None
+        c = _read_back(partial(get_contact, hl_id), diff, "patient")
         if c is None:
-            diff.not_found["patient"] += 1
             continue
-        diff.read_back["patient"] += 1
         data = c.model_dump()
         custom = {by_id.get(cf.id, cf.id): cf.value for cf in c.customFields}
         for name, expected in p.body.items():
@@ -188,11 +208,7 @@ def verify_contacts(get_contact: Callable[[str], Any], payloads: list[ContactPay
                 continue
             diff.add("patient", name, p.stable_key, expected, data.get(name))
         for key, expected in p.body.get("customFields", {}).items():
-            actual = custom.get(key)
-            if open_sealed and isinstance(actual, str) and actual.startswith(PREFIX):
-                actual = _open(open_sealed, actual, key, p.stable_key)
-                expected = _open(open_sealed, expected, key, p.stable_key)
-            diff.add("patient", key, p.stable_key, expected, actual)
+            _add_value(diff, "patient", key, p.stable_key, expected, custom.get(key), open_sealed)
         if owners is not None:
             diff.add("patient", "assignedTo", p.stable_key, owners(p.owner_provider), data.get("assignedTo"))
 
@@ -206,25 +222,17 @@ def verify_records(get_record: Callable[[str, str], Any], payloads: list[RecordP
         hl_id = ids.get(r.stable_key)
         if hl_id is None:
             continue
-        try:
-            rec = get_record(r.object_key, hl_id)
-        except HighLevelError:
-            rec = None
+        rec = _read_back(partial(get_record, r.object_key, hl_id), diff, obj)
         if rec is None:
-            diff.not_found[obj] += 1
             continue
-        diff.read_back[obj] += 1
         props = rec.properties or {}
         if owners is not None and (owner := owners(r.owner_provider)):  # a provider known as a user
             diff.add(obj, "owner", r.stable_key, owner, (rec.owner or [None])[0])
         if r.relation == "lookup_field":  # the record names its contact itself
             diff.add(obj, "contact_id", r.stable_key, ids.get(r.parent_key), props.get("contact_id"))
         for name, expected in r.properties.items():
-            actual = props.get(name)
-            if open_sealed and isinstance(actual, str) and actual.startswith(PREFIX):
-                actual = _open(open_sealed, actual, f"{r.object_key}.{name}", r.stable_key)
-                expected = _open(open_sealed, expected, f"{r.object_key}.{name}", r.stable_key)
-            diff.add(obj, name, r.stable_key, expected, actual)
+            _add_value(diff, obj, name, r.stable_key, expected, props.get(name), open_sealed,
+                       f"{r.object_key}.{name}")
 
 
 def verify_crm(reader: ReadBack, plan: Any, ids: IdMap, diff: FieldDiff, schema: Any, *,
@@ -238,14 +246,9 @@ def verify_crm(reader: ReadBack, plan: Any, ids: IdMap, diff: FieldDiff, schema:
         hl_id = ids.get(o.stable_key)
         if hl_id is None:
             continue
-        try:
-            got = reader.opportunity(hl_id)
-        except HighLevelError:
-            got = None
+        got = _read_back(partial(reader.opportunity, hl_id), diff, o.object)
         if got is None:
-            diff.not_found[o.object] += 1
             continue
-        diff.read_back[o.object] += 1
         data = got.model_dump()
         pipeline_id, stage_id = schema.pipeline(o.pipeline, o.stage)
         for name, expected, actual in (("name", o.name, got.name),
@@ -259,20 +262,11 @@ def verify_crm(reader: ReadBack, plan: Any, ids: IdMap, diff: FieldDiff, schema:
         custom = {fields.get(cf.id, cf.id): cf.fieldValue if cf.fieldValue is not None else cf.value
                   for cf in got.customFields}
         for key, expected in o.custom.items():
-            actual = custom.get(key)
-            if open_sealed and isinstance(actual, str) and actual.startswith(PREFIX):
-                actual = _open(open_sealed, actual, key, o.stable_key)
-                expected = _open(open_sealed, expected, key, o.stable_key)
-            diff.add(o.object, key, o.stable_key, expected, actual)
+            _add_value(diff, o.object, key, o.stable_key, expected, custom.get(key), open_sealed)
         if o.event is not None and (eid := ids.get(o.event.stable_key)):
-            try:
-                ev = reader.event(eid, o.event.start)
-            except HighLevelError:
-                ev = None
+            ev = _read_back(partial(reader.event, eid, o.event.start), diff, "appointment_event")
             if ev is None:
-                diff.not_found["appointment_event"] += 1
                 continue
-            diff.read_back["appointment_event"] += 1
             extra = ev.model_extra or {}
             diff.add("appointment_event", "startTime", o.event.stable_key, _instant(o.event.start),
                      _instant(ev.startTime))
