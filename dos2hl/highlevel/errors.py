@@ -29,8 +29,8 @@ from ..errors import (
 )
 from .retry import parse_retry_after
 
-__all__ = ["HTTPX_ERRORS", "translate_httpx", "error_from_response", "trace_id_of", "json_or_none",
-           "server_message"]
+__all__ = ["HTTPX_ERRORS", "ALREADY_EXISTS_FRAGMENTS", "translate_httpx", "error_from_response",
+           "says_already_exists", "trace_id_of", "json_or_none", "server_message"]
 
 # httpx class -> (dos2hl class, sent: may the request have reached HighLevel?, retryable)
 HTTPX_ERRORS: dict[type[Exception], tuple[type[TransportError], bool, bool]] = {
@@ -110,6 +110,20 @@ def _field_names(message: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+# What HighLevel's 400s say when the thing is already there (docs/highlevel-errors.md, with sources):
+# "Could not create relation: duplicate relation of object Ids for given association <id>" (a relation;
+# highlevel-api-docs#73), "... already exists" (keys of associations, objects, fields, values, tags).
+ALREADY_EXISTS_FRAGMENTS = ("already exist", "duplicate relation")
+
+
+def says_already_exists(body: Any) -> bool:
+    """Whether an error body's ``message`` (a string, or NestJS's list) says the thing already exists;
+    case-insensitive, on fragments that survive rewording around them. Never copies the message."""
+    message = body.get("message") if isinstance(body, dict) else None
+    items = message if isinstance(message, list) else [message]
+    return any(isinstance(m, str) and any(f in m.lower() for f in ALREADY_EXISTS_FRAGMENTS) for m in items)
+
+
 def error_from_response(response: httpx.Response, *, method: str, path: str,
                         stable_key: str | None) -> HighLevelHTTPError:
     """Classify a non-2xx response."""
@@ -129,8 +143,7 @@ def error_from_response(response: httpx.Response, *, method: str, path: str,
         return UnprocessableError(status, fields=_field_names(message), ambiguous=True, **kw)
     if status >= 500:
         return ServerError(status, ambiguous=True, **kw)
-    message = body.get("message") if isinstance(body, dict) else None
-    if status == 400 and isinstance(message, str) and "already exists" in message.lower():
+    if status == 400 and says_already_exists(body):
         return AlreadyExistsError(status, **kw)
     cls: type[HighLevelHTTPError] = {400: BadRequestError, 401: AuthError, 403: AuthError,
                                      404: NotFoundError}.get(status, HighLevelHTTPError)

@@ -132,7 +132,7 @@ class _Api:
             auth = request.headers.get("authorization", "")
             found = self.store.token(auth[7:].strip()) if auth[:7].lower() == "bearer " else None
             if found is None:
-                raise ApiError(401, "Invalid token: access token is invalid", error="Unauthorized")
+                raise ApiError(401, "Invalid JWT")  # HighLevel's body: no "error" (docs/highlevel-errors.md)
             location, app_id, scopes = found
             body = await read_body(request)  # 413 over the cap
             if self.faults.config.concurrency:  # wait for a handling slot; counted when it comes

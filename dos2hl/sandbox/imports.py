@@ -66,7 +66,7 @@ async def import_endpoint(request: Request, store: Store, clock: Callable[[], fl
     auth = request.headers.get("authorization", "")
     found = store.token(auth[7:].strip()) if auth[:7].lower() == "bearer " else None
     if found is None:
-        return _bad("Invalid token", 401)
+        return _bad("Invalid JWT", 401)
     q = request.query_params
     obj, mode = q.get("object", "contacts"), q.get("mode", "create")
     if mode not in _MODES:

@@ -59,7 +59,8 @@ def test_csv_import_modes_and_dedupe(sb) -> None:
     assert r.text.splitlines()[1].split(",")[1] == "updated"
     after = sb.get("/workflows/", params={"locationId": sb.locs[0]}).headers["X-RateLimit-Remaining"]
     assert int(before) - int(after) == 1  # imports do not count against the API limits
-    assert sb.client.post("/_sandbox/imports", content="x", headers={"Version": "x"}).status_code == 401
+    r = sb.client.post("/_sandbox/imports", content="x", headers={"Version": "x"})
+    assert r.status_code == 401 and r.json() == {"statusCode": 401, "message": "Invalid JWT"}
 
 
 def test_cli_dump(sb) -> None:

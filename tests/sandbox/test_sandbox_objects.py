@@ -232,7 +232,11 @@ def test_associations_and_relations(sb) -> None:
     r = sb.post("/associations/relations", rel_body)
     assert r.status_code == 201, r.text
     rel = r.json()
-    assert sb.post("/associations/relations", rel_body).status_code == 400  # same pair twice
+    r = sb.post("/associations/relations", rel_body)  # same pair twice: HighLevel's own answer (#73)
+    assert r.status_code == 400 and r.json() == {
+        "statusCode": 400, "error": "Bad Request",
+        "message": f"Could not create relation: duplicate relation of object Ids for given association "
+                   f"{assoc['id']}"}
     for rid in (contact["id"], rec["id"]):
         got = sb.get(f"/associations/relations/{rid}",
                      params={"locationId": sb.locs[0], "skip": 0, "limit": 10})

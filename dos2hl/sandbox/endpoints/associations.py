@@ -5,7 +5,8 @@
   association labels between any two objects (NOTES.md §2.5).
 * A relation's ``firstRecordId`` must be a record of the association's first object and
   ``secondRecordId`` one of its second object, both live in the caller's location; otherwise 400.
-  The same pair cannot be related twice under one association.
+  The same pair cannot be related twice under one association: 400 with HighLevel's own text
+  (``DUPLICATE_RELATION``).
 * Deleting an association deletes its relations; deleting a record (objects.py) deletes its own.
 """
 
@@ -17,6 +18,10 @@ from ..core import ApiError, Ctx, handler, new_id
 from .objects import object_exists, object_key
 
 MAX_LABELS_PER_PAIR = 10
+#: HighLevel's answer to the same pair related twice under one association (400; highlevel-api-docs#73,
+#: docs/highlevel-errors.md): its association id follows the text.
+DUPLICATE_RELATION = ("Could not create relation: duplicate relation of object Ids for given association "
+                      "{association_id}")
 
 
 def _record_in_location(ctx: Ctx, object_key_: str, record_id: str) -> bool:
@@ -88,7 +93,7 @@ def create_relation(ctx: Ctx) -> tuple[int, Any]:
     for rel in ctx.store.relations_of(ctx.location_id, [body["firstRecordId"]]):
         if (rel["associationId"], rel["firstRecordId"], rel["secondRecordId"]) == \
                 (assoc["id"], body["firstRecordId"], body["secondRecordId"]):
-            raise ApiError(400, "Relation already exists", error="Bad Request")
+            raise ApiError(400, DUPLICATE_RELATION.format(association_id=assoc["id"]), error="Bad Request")
     rel = {"id": new_id(), "associationId": assoc["id"], "firstRecordId": body["firstRecordId"],
            "secondRecordId": body["secondRecordId"], "locationId": ctx.location_id,
            "firstObjectKey": assoc["firstObjectKey"], "secondObjectKey": assoc["secondObjectKey"],
