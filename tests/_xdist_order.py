@@ -7,8 +7,8 @@ finished. ``HeavyFirst`` queues the files of ``HEAVY`` first, longest first (the
 rule), then every other file in xdist's own order, so the short files fill in around the long ones.
 
 ``SAME_WORKER``: files that must not run at the same time go to one worker as one unit, one after the
-other. The two-node Ray cluster tests take a lock (one cluster per checkout, ``_ray_nodes``): on two
-workers, one of them would sit waiting for the lock, idle, for the length of the other's cluster.
+other (as the two two-node Ray cluster modules did, which take a lock, one cluster per checkout,
+``_ray_nodes``: on two workers, one of them sat waiting for the lock, idle; they are one module now).
 
 Only the order and the grouping change: every test still runs once, its file's tests on one worker in
 their own order. The seconds are a guide (measured on 2 cores with the other worker busy); a file
@@ -25,8 +25,7 @@ from xdist.scheduler import LoadFileScheduling
 # shared with other work: 2226 s wall; only the relative sizes matter)
 HEAVY: dict[str, float] = {
     "tests/bulk/test_bulk_run.py": 369,
-    "tests/integration/test_ray_cluster.py": 204,
-    "tests/integration/test_ray_cluster_s3.py": 168,
+    "tests/integration/test_ray_cluster.py": 320,  # was two modules, 204 + 168, each with its own cluster
     "tests/provision/test_gate.py": 277,
     "tests/migrate/test_resume.py": 262,
     "tests/hostile/test_durable.py": 199,
@@ -52,11 +51,8 @@ HEAVY: dict[str, float] = {
     "tests/flows/test_source_flow.py": 32,
 }
 
-RAY_CLUSTER = "tests/integration/test_ray_cluster*.py (one cluster at a time)"
-SAME_WORKER: dict[str, str] = {
-    "tests/integration/test_ray_cluster.py": RAY_CLUSTER,
-    "tests/integration/test_ray_cluster_s3.py": RAY_CLUSTER,
-}
+# (empty since the two-node Ray cluster tests share one module, tests/integration/test_ray_cluster.py)
+SAME_WORKER: dict[str, str] = {}
 
 
 def weight(scope: str) -> float:
