@@ -7,8 +7,8 @@ finished. ``HeavyFirst`` queues the files of ``HEAVY`` first, longest first (the
 rule), then every other file in xdist's own order, so the short files fill in around the long ones.
 
 ``SAME_WORKER``: files that must not run at the same time go to one worker as one unit, one after the
-other. The two-node Ray cluster tests take a lock (one cluster per checkout, ``_ray_nodes``): on two
-workers, one of them would sit waiting for the lock, idle, for the length of the other's cluster.
+other (as the two two-node Ray cluster modules did, which take a lock, one cluster per checkout,
+``_ray_nodes``: on two workers, one of them sat waiting for the lock, idle; they are one module now).
 
 Only the order and the grouping change: every test still runs once, its file's tests on one worker in
 their own order. The seconds are a guide (measured on 2 cores with the other worker busy); a file
@@ -21,42 +21,49 @@ from collections import OrderedDict
 
 from xdist.scheduler import LoadFileScheduling
 
-# seconds per file (the setups and calls listed by `pytest --durations=60` in one `make test` run, on 2 cores
-# shared with other work: 2226 s wall; only the relative sizes matter)
+# seconds per file (setup + call + teardown of each test, from `pytest --durations=0` in one `make test` run
+# on 2 cores shared with other sessions' heavy work: 2172 s wall, 4156 s of tests; only the relative sizes
+# matter). Files under 15 s are left to xdist's own order.
 HEAVY: dict[str, float] = {
-    "tests/bulk/test_bulk_run.py": 369,
-    "tests/integration/test_ray_cluster.py": 204,
-    "tests/integration/test_ray_cluster_s3.py": 168,
-    "tests/provision/test_gate.py": 277,
-    "tests/migrate/test_resume.py": 262,
-    "tests/hostile/test_durable.py": 199,
-    "tests/migrate/test_demo_cli.py": 187,
-    "tests/migrate/test_identity.py": 182,
-    "tests/flows/test_migrate_flow.py": 155,
-    "tests/migrate/test_cli_path.py": 152,
-    "tests/flows/test_migrate_flow_ray.py": 152,
-    "tests/integration/test_deployment.py": 131,
-    "tests/migrate/test_delta.py": 125,
-    "tests/pipeline/test_run_migration.py": 108,
-    "tests/bulk/test_packages.py": 101,
-    "tests/migrate/test_objects.py": 91,
-    "tests/migrate/test_every_field.py": 90,
-    "tests/migrate/test_migrate.py": 87,
-    "tests/provision/test_provision.py": 74,
-    "tests/execution/test_every_location.py": 67,
-    "tests/hostile/test_paths.py": 62,
-    "tests/migrate/test_phi.py": 53,
-    "tests/hostile/test_outputs.py": 49,
-    "tests/migrate/test_requests.py": 42,
-    "tests/test_infra.py": 34,
-    "tests/flows/test_source_flow.py": 32,
+    "tests/integration/test_ray_cluster.py": 443,
+    "tests/migrate/test_resume.py": 412,
+    "tests/bulk/test_bulk_run.py": 304,
+    "tests/migrate/test_demo_cli.py": 300,
+    "tests/hostile/test_durable.py": 250,
+    "tests/migrate/test_identity.py": 228,
+    "tests/provision/test_gate.py": 172,
+    "tests/migrate/test_delta.py": 161,
+    "tests/pipeline/test_run_migration.py": 139,
+    "tests/flows/test_migrate_flow_ray.py": 136,
+    "tests/flows/test_migrate_flow.py": 123,
+    "tests/bulk/test_packages.py": 112,
+    "tests/integration/test_deployment.py": 110,
+    "tests/migrate/test_objects.py": 102,
+    "tests/execution/test_every_location.py": 98,
+    "tests/hostile/test_paths.py": 87,
+    "tests/migrate/test_cli_path.py": 86,
+    "tests/migrate/test_migrate.py": 78,
+    "tests/migrate/test_every_field.py": 71,
+    "tests/provision/test_provision.py": 67,
+    "tests/mapping/test_match.py": 56,
+    "tests/migrate/test_phi.py": 54,
+    "tests/migrate/test_requests.py": 53,
+    "tests/execution/test_pool.py": 50,
+    "tests/test_golden_outputs.py": 46,
+    "tests/hostile/test_outputs.py": 43,
+    "tests/test_roundtrip.py": 42,
+    "tests/hostile/test_reader.py": 31,
+    "tests/migrate/test_requeue.py": 25,
+    "tests/governor/test_actor.py": 24,
+    "tests/governor/test_two_processes.py": 24,
+    "tests/generate/test_contract.py": 19,
+    "tests/migrate/test_plan_reference.py": 19,
+    "tests/test_audit.py": 18,
+    "tests/migrate/test_zones.py": 15,
 }
 
-RAY_CLUSTER = "tests/integration/test_ray_cluster*.py (one cluster at a time)"
-SAME_WORKER: dict[str, str] = {
-    "tests/integration/test_ray_cluster.py": RAY_CLUSTER,
-    "tests/integration/test_ray_cluster_s3.py": RAY_CLUSTER,
-}
+# (empty since the two-node Ray cluster tests share one module, tests/integration/test_ray_cluster.py)
+SAME_WORKER: dict[str, str] = {}
 
 
 def weight(scope: str) -> float:

@@ -27,6 +27,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     return HeavyFirst(config, log)  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _world_templates(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Where ``make_world`` (tests/migrate/conftest.py) keeps the worlds it builds once per session: the
+    session's temporary folder, the parent of each xdist worker's (``popen-gwN``), so both workers share
+    them; pytest removes it with its old temporary folders."""
+    base = tmp_path_factory.getbasetemp()
+    os.environ["DOS2HL_TEST_WORLDS"] = str((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+                                           / "dos2hl-worlds")
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """moto's S3 server on a free loopback port; yields its endpoint URL."""

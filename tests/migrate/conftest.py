@@ -89,6 +89,60 @@ class World:
 CRM_TABLES = ("appt", "apptproc", "recall", "patref", "refsrc", "commlog", "document", "clinnote")
 
 
+# generated worlds, built once per test session and parameter set (generating and provisioning cost ~6 s a
+# world, most of it the ~600 provisioning requests), then copied. The templates are under
+# $DOS2HL_TEST_WORLDS (tests/conftest.py: the session's temporary folder, which both xdist workers share;
+# one builds a template while the other waits for it), or a folder of this process.
+_TEMPLATE_DIR: list[Path] = []
+
+
+def _template_root() -> Path:
+    if not _TEMPLATE_DIR:
+        import os
+
+        shared = os.environ.get("DOS2HL_TEST_WORLDS")
+        if shared:
+            _TEMPLATE_DIR.append(Path(shared))
+            _TEMPLATE_DIR[0].mkdir(parents=True, exist_ok=True)
+        else:
+            import atexit
+            import shutil
+            import tempfile
+
+            _TEMPLATE_DIR.append(Path(tempfile.mkdtemp(prefix="dos2hl-worlds-")))
+            atexit.register(shutil.rmtree, _TEMPLATE_DIR[0], True)
+    return _TEMPLATE_DIR[0]
+
+
+def _template(kw: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """The template world for ``kw`` (built here unless it exists): its folder and what a World needs
+    besides its files (tokens, location ids, the fake clock's time after provisioning)."""
+    import fcntl
+    import hashlib
+    import json
+    import os
+    import shutil
+
+    key = repr(sorted(kw.items()))
+    base = _template_root()
+    t_root = base / hashlib.sha256(key.encode()).hexdigest()[:16]
+    with open(base / f"{t_root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (t_root / "world.json").exists():
+            building = base / f"{t_root.name}.building-{os.getpid()}"
+            shutil.rmtree(building, ignore_errors=True)
+            building.mkdir()
+            with pytest.MonkeyPatch.context() as mp:  # its token variables: set for each copy
+                t = _build_world(building, mp, **kw)
+            t.stop()
+            (building / "world.json").write_text(json.dumps(
+                {"key": key, "tokens": t.tokens, "loc_ids": t.loc_ids, "clock": t.clock.now}))
+            building.rename(t_root)
+    meta = json.loads((t_root / "world.json").read_text())
+    assert meta["key"] == key, (meta["key"], key)
+    return t_root, meta
+
+
 def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 40, mess: str = "clean",
                allow_duplicates: bool = False, provisioned: bool = True, crm: bool = False,
                relations: dict[str, str] | None = None, manual_steps: bool = True, export: Path | None = None,
@@ -97,7 +151,36 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
     ``crm=False`` maps only patients and the custom objects of issue 6 (the CRM objects skipped: tests
     of the write path's mechanics stay small); ``crm=True`` maps every object of the seed. ``export``: a
     hand-made export (tests/fixtures/...), copied and used instead of a generated one; its home offices
-    are L001 and L002."""
+    are L001 and L002.
+
+    A generated world is built once per test session for each set of arguments (the generator is
+    deterministic, tests/test_golden_outputs.py) in a template folder, then each call gets its own copy
+    of its files: the practice, the sandbox's state (provisioned, its users), locations.yaml and the map;
+    the sandbox's location ids and tokens are the template's (random once, like every world's)."""
+    import shutil
+
+    kw: dict[str, Any] = dict(patients=patients, mess=mess, allow_duplicates=allow_duplicates,
+                              provisioned=provisioned, crm=crm, relations=relations,
+                              manual_steps=manual_steps, locations=locations, **gen)
+    if export is not None:
+        return _build_world(root, monkeypatch, export=export, **kw)
+    t_root, t = _template(kw)
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("practice", "sandbox"):
+        shutil.copytree(t_root / name, root / name, symlinks=True)
+    for name in ("locations.yaml", "mapping.yaml"):
+        shutil.copy2(t_root / name, root / name)
+    for src, lid in t["loc_ids"].items():
+        monkeypatch.setenv(f"DOS2HL_TEST_TOKEN_{src}", t["tokens"][lid])
+    return World(root, root / "practice" / "export", root / "sandbox", dict(t["tokens"]), dict(t["loc_ids"]),
+                 root / "mapping.yaml", root / "locations.yaml", FakeClock(t["clock"])).start()
+
+
+def _build_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 40, mess: str = "clean",
+               allow_duplicates: bool = False, provisioned: bool = True, crm: bool = False,
+               relations: dict[str, str] | None = None, manual_steps: bool = True, export: Path | None = None,
+               locations: int = 2, **gen: Any) -> World:
+    """``make_world`` without the template: generated (or copied) and provisioned here."""
     from dos2hl.generate import GenerateParams, generate
     from dos2hl.provision import provision
     from dos2hl.sandbox import add_user, init_locations
