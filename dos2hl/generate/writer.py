@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..model import TABLES, arrow_schema
-from .formats import FileStyle, formatter, quote_field
+from .formats import FileStyle, formatter, quote_field, row_formatter
 
 __all__ = ["DefectLog", "MessHook", "SinkTotals", "TableSink", "merge_defect_logs", "value_hash"]
 
@@ -35,8 +35,13 @@ _CHUNK_CHARS = 1 << 20
 _PAYMENT_SPLIT = {"CASH": "CASH_AMT", "CHK": "CHECK_AMT", "EFT": "CHECK_AMT", "OTHER": "CHECK_AMT"}
 
 
+# what json.dumps(v, default=str) writes, without building an encoder per call (dumps does when given
+# ``default``): tens of thousands of defects per run
+_JSON = json.JSONEncoder(default=str).encode
+
+
 def value_hash(v: Any) -> str:
-    return "sha256:" + hashlib.sha256(json.dumps(v, default=str).encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(_JSON(v).encode()).hexdigest()
 
 
 class MessHook(Protocol):
@@ -91,7 +96,7 @@ class DefectLog:
         }
         if scope_file:
             d["scope"] = "file"
-        line = json.dumps(d, default=str) + "\n"
+        line = _JSON(d) + "\n"
         self._f.write(f"{self.order}\t{line}" if self.ordered else line)
         self.count += 1
         self.by_id[defect_id] += 1
@@ -154,7 +159,7 @@ class TableSink:
         self.defects = defects
         self.mess = mess
         self.headers = headers
-        self.fmts = [(c, formatter(self.t.by_name[c], style)) for c in self.cols]
+        self._cells = row_formatter(self.t.columns, style)
         self.idx = {c: i for i, c in enumerate(self.cols)}
         self.ledger_mode = ledger_mode
         self.ledger_columns = ledger_columns
@@ -225,7 +230,7 @@ class TableSink:
         over = cell_defects = None
         if self.mess is not None:
             over, cell_defects = self.mess.apply(row, sent)
-        cells = ["" if (v := row[c]) is None else f(v) for c, f in self.fmts]
+        cells = self._cells(row)
         if self.ledger_mode != "signed":
             self._ledger_cells(row, cells)
         if self.wide is not None:
