@@ -4,6 +4,8 @@ what quoting each cell would write (the generator's output must not change with 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import random
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dos2hl.generate import writer
 from dos2hl.generate.formats import FileStyle, RawText, formatter, quote_field, row_formatter
 from dos2hl.generate.writer import DefectLog, TableSink
 from dos2hl.model import TABLES
@@ -105,3 +108,32 @@ def test_row_formatter_spells_as_formatter(style: FileStyle) -> None:
             want = ["" if (v := row[c.name]) is None else f(v)
                     for c, f in zip(table.columns, fmts, strict=True)]
             assert cells(row) == want, table.name
+
+
+JSON_VALUES = [
+    "a", 'é☃"\\\n\t', None, True, False, 0, -5, 10**20, Decimal("1.50"), -Decimal("0.00"),
+    dt.date(2020, 1, 2), dt.datetime(2020, 1, 2, 3, 4, 5), dt.time(1, 2), {"trans_id": 1, "b": "x"}, {},
+    [1, "a"], (1, 2), 1.5, {1: 2},
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES)
+def test_defect_json_is_json_dumps(value: Any) -> None:
+    """defects.jsonl is spelled by hand (one line per defect, tens of thousands per run): as json.dumps."""
+    text = json.dumps(value, default=str)
+    assert writer._json(value) == text
+    assert writer.value_hash(value) == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("scope_file", [False, True])
+def test_defect_line_is_json_dumps(tmp_path: Path, scope_file: bool) -> None:
+    log = DefectLog(tmp_path / "d.jsonl")
+    kw: dict[str, Any] = dict(defect_id="DT3", file="LEDGER.CSV", table="ledger", record=12, line=13,
+                              key={"trans_id": 12}, column="TRANS_DT", canonical_column="trans_dt",
+                              expect="repair", destroyed=False)
+    log.add(**kw, clean_value=dt.date(2020, 1, 2), scope_file=scope_file)
+    log.close()
+    want = {**kw, "clean_value_hash": None if scope_file else writer.value_hash(dt.date(2020, 1, 2))}
+    if scope_file:
+        want["scope"] = "file"
+    assert (tmp_path / "d.jsonl").read_text() == json.dumps(want, default=str) + "\n"
