@@ -101,6 +101,10 @@ _RULE_COLUMNS = {
 }
 
 
+def _ident(defect: str) -> str:
+    return defect.replace("$", "D_")
+
+
 class TableMess:
     """The cell-level defects of one table in one export file."""
 
@@ -161,14 +165,73 @@ class TableMess:
             if name in _RULE_COLUMNS and not any(getattr(self, cols) for cols in _RULE_COLUMNS[name]):
                 continue
             self.rules.append(getattr(self, name))
+        self._quiet = self._compile_quiet() if table != "patient" else None
 
     def apply(self, row: dict[str, Any], sentinels: Any) -> tuple[dict[str, str] | None, list[tuple] | None]:
+        if self._quiet is not None and not sentinels:
+            defs = self._quiet(row)
+            if defs is not None:
+                return None, (defs or None)
         over: dict[str, str] = {}
         defs: list[tuple] = []
         self._sent = sentinels
         for rule in self.rules:
             rule(row, over, defs)
         return (over or None), (defs or None)
+
+    def _compile_quiet(self) -> Callable[[dict[str, Any]], list[tuple] | None]:
+        """The rules' quiet path, compiled for this table: most rows get no defect, yet each rule still
+        counts its triggers down once per eligible cell. ``quiet(row)`` counts, per trigger, the cells
+        the rules would ask about if none fired; when every trigger has more calls left than that, no
+        rule fires (so none draws from the stream, and the counts are exact): it takes them off and
+        returns the defects the rules log without a trigger (CSV1, ENC1 of notes). Otherwise it
+        returns None and changes nothing: ``apply`` runs the rules. Not for PATIENT (names) nor a
+        row with sentinel columns."""
+        body: list[str] = []
+        counted: list[str] = []  # the triggers this table's rules call, in first-use order
+
+        def count(defect: str, cond: str | None = None) -> None:
+            if defect not in counted:
+                counted.append(defect)
+            inc = f"n_{_ident(defect)} += 1"
+            body.append(inc if cond is None else f"if {cond}: {inc}")
+
+        for c in self.dates:  # _sentinels (no sentinel columns here)
+            count("DT1", f"row[{c!r}] is None")
+        if self.dates or self.dobs:  # _dates
+            if not self.style.two_digit_year:
+                count("DT2")
+            for c in self.dates:
+                count("DT3", f"row[{c!r}] is not None")
+        for c in self.phones:  # _phones
+            count("PH2", f"row[{c!r}] is None")
+            count("PH1", f"row[{c!r}] is not None")
+        for c in self.emails:  # _emails
+            count("EM2", f"row[{c!r}] is not None")
+        for c in self.money:  # _money: None and zero are skipped (a Decimal or int is false only at zero)
+            count("$1", f"row[{c!r}]")
+        for c in self.codes:  # _codes
+            count("CD1", f"(v := row[{c!r}]) is not None and len(v) == 5 and v[0] == 'D' and v[1:].isdigit()")
+        if self.teeth:  # _teeth
+            count("TH1", "row['tooth']")
+        body.append("defs = []")
+        for c in self.memos:  # _memos
+            body.append(f"if (v := row[{c!r}]) and '\\n' in v: defs.append(('CSV1', {c!r}, 'repair', False))")
+        for c in self.notes:
+            body.append(f"if (v := row[{c!r}]) and not v.isascii(): "
+                        f"defs.append(('ENC1', {c!r}, 'repair', False))")
+            count("CSV4", "v and len(v) > 10")
+        count("CSV2")  # _broken_row: one call per row
+        body[:0] = [f"n_{_ident(d)} = 0" for d in counted]
+        names = {d: f"t_{_ident(d)}" for d in counted}
+        fires = " or ".join(f"n_{_ident(d)} >= {names[d]}._left" for d in counted)
+        take = [f"{names[d]}._left -= n_{_ident(d)}" for d in counted]
+        lines = [*body, f"if {fires}: return None", *take, "return defs"]
+        src = "def quiet(row):\n" + "".join(f"    {ln}\n" for ln in lines)
+        ns: dict[str, Any] = {names[d]: self.t[d] for d in counted}
+        exec(compile(src, f"<quiet {self.table}>", "exec"), ns)  # our own columns' source, no input
+        fn: Callable[[dict[str, Any]], list[tuple] | None] = ns["quiet"]
+        return fn
 
     # -- dates ---------------------------------------------------------------------------------
     def _sentinels(self, row: dict[str, Any], over: dict[str, str], defs: list[tuple]) -> None:

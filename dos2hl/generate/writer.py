@@ -12,12 +12,14 @@ wide appointment procedures ``[(code, tooth, surf)]``.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import heapq
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..model import TABLES, arrow_schema
-from .formats import FileStyle, formatter, quote_field
+from .formats import FileStyle, formatter, quote_field, row_formatter
 
 __all__ = ["DefectLog", "MessHook", "SinkTotals", "TableSink", "merge_defect_logs", "value_hash"]
 
@@ -35,8 +37,34 @@ _CHUNK_CHARS = 1 << 20
 _PAYMENT_SPLIT = {"CASH": "CASH_AMT", "CHK": "CHECK_AMT", "EFT": "CHECK_AMT", "OTHER": "CHECK_AMT"}
 
 
+# what json.dumps(v, default=str) writes, without building an encoder per call (dumps does when given
+# ``default``): tens of thousands of defects per run
+_JSON = json.JSONEncoder(default=str).encode
+_ESC: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_AS_STR = frozenset({Decimal, dt.date, dt.datetime, dt.time})  # JSON strings through default=str
+
+
+def _json(v: Any) -> str:
+    """``json.dumps(v, default=str)``, spelled directly for the types a defect line holds (str, None,
+    bool, int, the ``default=str`` types, dicts of them); anything else goes to the encoder."""
+    t = type(v)
+    if t is str:
+        return _ESC(v)
+    if v is None:
+        return "null"
+    if t is bool:
+        return "true" if v else "false"
+    if t is int:
+        return int.__repr__(v)
+    if t in _AS_STR:
+        return _ESC(str(v))
+    if t is dict and all(type(k) is str for k in v):
+        return "{" + ", ".join([_ESC(k) + ": " + _json(x) for k, x in v.items()]) + "}"
+    return _JSON(v)
+
+
 def value_hash(v: Any) -> str:
-    return "sha256:" + hashlib.sha256(json.dumps(v, default=str).encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(_json(v).encode()).hexdigest()
 
 
 class MessHook(Protocol):
@@ -76,23 +104,17 @@ class DefectLog:
         clean_value: Any = None,
         scope_file: bool = False,
     ) -> None:
-        d: dict[str, Any] = {
-            "defect_id": defect_id,
-            "file": file,
-            "table": table,
-            "record": record,
-            "line": line,
-            "key": key,
-            "column": column,
-            "canonical_column": canonical_column,
-            "expect": expect,
-            "destroyed": destroyed,
-            "clean_value_hash": None if scope_file else value_hash(clean_value),
-        }
-        if scope_file:
-            d["scope"] = "file"
-        line = json.dumps(d, default=str) + "\n"
-        self._f.write(f"{self.order}\t{line}" if self.ordered else line)
+        # the line json.dumps(dict(defect_id=..., ..., clean_value_hash=...[, scope="file"]), default=str)
+        # writes, in that key order (tests/generate/test_writer_lines.py checks it)
+        j = _json
+        text = (
+            f'{{"defect_id": {j(defect_id)}, "file": {j(file)}, "table": {j(table)}, "record": {j(record)}, '
+            f'"line": {j(line)}, "key": {j(key)}, "column": {j(column)}, '
+            f'"canonical_column": {j(canonical_column)}, "expect": {j(expect)}, "destroyed": {j(destroyed)}, '
+            + ('"clean_value_hash": null, "scope": "file"}\n' if scope_file
+               else f'"clean_value_hash": "{value_hash(clean_value)}"}}\n')
+        )
+        self._f.write(f"{self.order}\t{text}" if self.ordered else text)
         self.count += 1
         self.by_id[defect_id] += 1
 
@@ -154,7 +176,7 @@ class TableSink:
         self.defects = defects
         self.mess = mess
         self.headers = headers
-        self.fmts = [(c, formatter(self.t.by_name[c], style)) for c in self.cols]
+        self._cells = row_formatter(self.t.columns, style)
         self.idx = {c: i for i, c in enumerate(self.cols)}
         self.ledger_mode = ledger_mode
         self.ledger_columns = ledger_columns
@@ -166,7 +188,10 @@ class TableSink:
         self.lines = 0
         self._chunks: list[str] = []
         self._chunk_len = 0
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[tuple[Any, ...]] = []
+        self._values = itemgetter(*self.cols)  # every table has 3 or more columns: a tuple
+        self._delim, self._quote = style.delimiter, style.quote
+        self._eol = style.delimiter + "\r\n" if style.ragged else "\r\n"
         self._schema = arrow_schema(table)
         self._pq = pq.ParquetWriter(truth_dir / f"{table}.parquet", self._schema)
         self._code_fmt = formatter(TABLES["apptproc"].by_name["proc_code"], style)
@@ -214,18 +239,16 @@ class TableSink:
         wide = row.pop("__w", None)
         if self.count_col is not None:
             self.counts[row[self.count_col]] += 1
+        self.records += 1
         if self._f is None:
-            self.records += 1
             for c in self.truth_nulls:
                 row[c] = None
-            self._rows.append(row)
-            if len(self._rows) >= _BATCH:
-                self._flush_truth()
+            self._truth_row(row)
             return
         over = cell_defects = None
         if self.mess is not None:
             over, cell_defects = self.mess.apply(row, sent)
-        cells = ["" if (v := row[c]) is None else f(v) for c, f in self.fmts]
+        cells = self._cells(row)
         if self.ledger_mode != "signed":
             self._ledger_cells(row, cells)
         if self.wide is not None:
@@ -233,14 +256,30 @@ class TableSink:
         if over:
             for c, txt in over.items():
                 cells[self.idx[c]] = txt
-        text = self._line(cells)
-        self.records += 1
+        # _line and _emit, inline (once per record): a line that needs no quoting has one line break
+        d = self._delim
+        text = d.join(cells)
         start = self.lines + 1
-        self._emit(text)
+        if self._quote in text or "\n" in text or "\r" in text or text.count(d) != len(cells) - 1:
+            text = self._line(cells)
+            self.lines += text.count("\n")
+        else:
+            text += self._eol
+            self.lines = start
+        self._chunks.append(text)
+        self._chunk_len += len(text)
+        if self._chunk_len > _CHUNK_CHARS:
+            self._flush_text()
         if sem or cell_defects:
             self._log(row, start, sem, cell_defects)
-        self._rows.append(row)
-        if len(self._rows) >= _BATCH:
+        self._truth_row(row)
+
+    def _truth_row(self, row: dict[str, Any]) -> None:
+        """Buffer the clean row as a tuple in column order (the dict can go; the tuples are transposed
+        into columns when the batch is full)."""
+        rows = self._rows
+        rows.append(self._values(row))
+        if len(rows) >= _BATCH:
             self._flush_truth()
 
     def _line(self, cells: list[str]) -> str:
@@ -251,7 +290,7 @@ class TableSink:
         text = d.join(cells)
         if q in text or "\n" in text or "\r" in text or text.count(d) != len(cells) - 1:
             text = d.join([quote_field(c, d, q) for c in cells])
-        return text + (d + "\r\n" if st.ragged else "\r\n")
+        return text + self._eol
 
     def _ledger_cells(self, row: dict[str, Any], cells: list[str]) -> None:
         amt = row["amount"]
@@ -297,9 +336,8 @@ class TableSink:
     def _flush_truth(self) -> None:
         if not self._rows:
             return
-        rows = self._rows
-        arrays = [pa.array(list(map(itemgetter(c), rows)), type=f.type)
-                  for c, f in zip(self.cols, self._schema, strict=True)]
+        columns = zip(*self._rows, strict=True)
+        arrays = [pa.array(col, type=f.type) for col, f in zip(columns, self._schema, strict=True)]
         self._pq.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
         self._rows = []
 
