@@ -93,7 +93,7 @@ def records(tf: Transformer, object_key: str, rows: pa.Table | Sequence[Mapping[
             if e.column is None:
                 return [None] * n
             col = e.column
-            return [tf.convert_raw(e, r.get(col)) for r in dicts]
+            return [None if (v := r.get(col)) is None else tf.converted(e, v) for r in dicts]
 
     sids, pids = raw(pk), raw("pat_id")
     provs, treat_provs = raw("prov_id"), raw("treat_prov_id")

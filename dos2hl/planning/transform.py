@@ -134,6 +134,7 @@ class Transformer:
         self.relations = dict(fmap.relations)
         self.key = key
         self.seal = seal
+        self._memo: dict[int, tuple[Entry, dict[tuple[type, Any], Any]]] = {}  # converted(): by id(entry)
         self.by_table: dict[str, list[Entry]] = {}
         for e in fmap.fields:
             if e.table and e.column and e.phi != "omit" and e.target not in ("skip", "reference"):
@@ -156,7 +157,7 @@ class Transformer:
         raw = row.get(e.column) if e.column is not None else None
         if raw is None:  # most cells of a sparse export: nothing to convert or seal (millions of calls)
             return None
-        v = self.convert_raw(e, raw)
+        v = self.converted(e, raw)
         if v is not None and e.phi == "encrypt":
             assert self.seal is not None
             v = self.seal(str(v), e.target, record)
@@ -167,6 +168,23 @@ class Transformer:
         if not e.values and e.table and e.column:
             return _lookup_category(e.table, e.column)
         return None
+
+    def converted(self, e: Entry, raw: Any) -> Any:
+        """``convert_raw``, remembered per entry and cell for the cells whose equal values convert alike
+        (texts, ints, bools, dates, naive times: not ``Decimal("1.0")`` vs ``"1.00"``, nor zoned times);
+        a list value is each caller's own copy."""
+        cls = raw.__class__
+        if cls not in _SAME_WHEN_EQUAL or (cls in _NAIVE and raw.tzinfo is not None):
+            return self.convert_raw(e, raw)
+        got = self._memo.get(id(e))
+        if got is None or got[0] is not e:
+            got = self._memo[id(e)] = (e, {})
+        memo = got[1]
+        k = (cls, raw)
+        v = memo.get(k, _MISSING)
+        if v is _MISSING:
+            v = memo[k] = self.convert_raw(e, raw)
+        return list(v) if v.__class__ is list else v
 
     def convert_raw(self, e: Entry, raw: Any) -> Any:
         """One cell of ``e``'s column converted, never sealed (``value`` without the row and the seal:
@@ -289,6 +307,11 @@ def not_carried(fmap: FieldMap) -> list[tuple[Entry, str]]:
         elif (e.table, e.column) in _NOT_CARRIED:
             out.append((e, _NOT_CARRIED[(e.table, e.column or "")]))
     return out
+
+
+_MISSING = object()
+_SAME_WHEN_EQUAL = frozenset({str, int, bool, dt.date, dt.datetime, dt.time})
+_NAIVE = (dt.datetime, dt.time)
 
 
 def _udf_ref(ref: Any) -> str:
