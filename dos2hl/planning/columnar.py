@@ -17,14 +17,12 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..mapping.model import Entry
+from .transform import NOT_TEXT
 
 if TYPE_CHECKING:
     from .transform import RecordPayload, Transformer
 
-__all__ = ["column_values", "records"]
-
-# the types whose conversion of a text, a number or a timestamp is not the cell's own text / date
-_NOT_TEXT = ("MONETORY", "NUMERICAL", "CHECKBOX", "MULTIPLE_OPTIONS")
+__all__ = ["column_values", "records", "rows_where", "value_of"]
 
 
 def column_values(tf: Transformer, e: Entry, col: pa.Array | pa.ChunkedArray | None, n: int) -> list[Any]:
@@ -41,9 +39,9 @@ def column_values(tf: Transformer, e: Entry, col: pa.Array | pa.ChunkedArray | N
             ints: list[Any] = col.to_pylist()  # int(v), or v itself: the ints
             return ints
         text = pa.types.is_string(t) or pa.types.is_large_string(t)
-        if text and not e.values and e.type not in _NOT_TEXT:
+        if text and not e.values and e.type not in NOT_TEXT:
             return [v or None for v in col.to_pylist()]  # str(v), or v itself; "" is nothing to send
-        if pa.types.is_timestamp(t) and t.tz is None and e.type not in _NOT_TEXT:
+        if pa.types.is_timestamp(t) and t.tz is None and e.type not in NOT_TEXT:
             col = col.cast(pa.date32())  # a datetime is sent as its date (``_iso``): fewer distinct cells
             t = col.type
     if pa.types.is_floating(t) or pa.types.is_nested(t) or pa.types.is_dictionary(t):
@@ -151,3 +149,49 @@ def records(tf: Transformer, object_key: str, rows: pa.Table | Sequence[Mapping[
         out.append(RecordPayload(object_key, sk, str(sid), key(location, "patient", pid), props, owner,
                                  policy))
     return out, excluded
+
+
+def rows_where(t: pa.Table | None, keep: Callable[[Any], bool]) -> pa.Table | None:
+    """The rows of ``t`` whose PAT_ID passes ``keep`` (``rows_of(t, lambda r: keep(r.get("pat_id")))`` as a
+    table)."""
+    if t is None:
+        return None
+    pids = t.column("pat_id").to_pylist() if "pat_id" in t.column_names else [None] * t.num_rows
+    mask = [bool(keep(p)) for p in pids]
+    return t if all(mask) else t.filter(pa.array(mask, pa.bool_()))
+
+
+Value = Callable[[Entry, Mapping[str, Any], str], Any]
+
+
+def value_of(tf: Transformer, *sources: tuple[pa.Table | None, Sequence[Mapping[str, Any]], Sequence[Entry]]
+             ) -> Value:
+    """``tf.value`` for the rows of staged tables, each entry's column converted once per distinct cell:
+    ``sources`` are (table, its rows as dicts in the table's order, the entries asked for). A row or an
+    entry it does not know is converted by ``tf.value``."""
+    cols: dict[int, tuple[Entry, list[Any], dict[int, int]]] = {}  # by id(entry): its values, rows' places
+    for table, rows, entries in sources:
+        if table is None:
+            continue
+        assert table.num_rows == len(rows)
+        names = set(table.column_names)
+        pos = {id(r): i for i, r in enumerate(rows)}
+        for e in entries:
+            if e.column is not None:
+                col = table.column(e.column) if e.column in names else None
+                cols[id(e)] = (e, column_values(tf, e, col, table.num_rows), pos)
+
+    def value(e: Entry, row: Mapping[str, Any], record: str) -> Any:
+        got = cols.get(id(e))
+        i = got[2].get(id(row)) if got is not None and got[0] is e else None
+        if got is None or i is None:
+            return tf.value(e, row, record)
+        v = got[1][i]
+        if v is None:
+            return None
+        if e.phi == "encrypt":
+            assert tf.seal is not None
+            return tf.seal(str(v), e.target, record)
+        return list(v) if v.__class__ is list else v
+
+    return value

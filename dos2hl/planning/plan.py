@@ -320,6 +320,7 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
     """Appointments, recalls, referrals, activities and documents of the shard (crm.py)."""
     from ..mapping.objectmap import VALUE_LABELS
     from . import crm
+    from .columnar import rows_where, value_of
     from .referrals import Referrals
 
     def mine(r: dict[str, Any]) -> bool:
@@ -335,13 +336,18 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
 
     if tf.uses("appt"):
         # placeholders (no patient) are in one shard: reported by full runs, never by a sample
-        rows = rows_of(tables["appt"],
-                       lambda r: (r.get("pat_id") is None and spec.patients is None) or mine(r))
+        full = spec.patients is None
+        appt = rows_where(tables["appt"], lambda p: (p is None and full) or p in ids_in)
+        rows = rows_of(appt)
+        proc_rows = rows_of(tables["apptproc"])
         procs: dict[Any, list[dict[str, Any]]] = {}
-        for p in rows_of(tables["apptproc"]):
+        for p in proc_rows:
             procs.setdefault(p["appt_id"], []).append(p)
+        # each mapped column converted once per distinct cell (columnar.value_of), not once per cell
+        cells = value_of(tf, (appt, rows, tf.by_table.get("appt", [])),
+                         (tables["apptproc"], proc_rows, tf.by_table.get("apptproc", [])))
         opps, excluded = crm.appointment_payloads(rows, procs, tf.by_table, location=location, key=key,
-                                                  value=value,
+                                                  value=cells,
                                                   stage_of=stage_of("appt"), tz=home_tz, zones=spec.zones,
                                                   excluded_patients=gone)
         counts["appointment"] = len(rows)

@@ -134,7 +134,8 @@ class Transformer:
         self.relations = dict(fmap.relations)
         self.key = key
         self.seal = seal
-        self._memo: dict[int, tuple[Entry, dict[tuple[type, Any], Any]]] = {}  # converted(): by id(entry)
+        # converted(): by id(entry): the entry, its cells' values, whether a text cell is sent as it is
+        self._memo: dict[int, tuple[Entry, dict[tuple[type, Any], Any], bool]] = {}
         self.by_table: dict[str, list[Entry]] = {}
         for e in fmap.fields:
             if e.table and e.column and e.phi != "omit" and e.target not in ("skip", "reference"):
@@ -173,12 +174,15 @@ class Transformer:
         """``convert_raw``, remembered per entry and cell for the cells whose equal values convert alike
         (texts, ints, bools, dates, naive times: not ``Decimal("1.0")`` vs ``"1.00"``, nor zoned times);
         a list value is each caller's own copy."""
-        cls = raw.__class__
-        if cls not in _SAME_WHEN_EQUAL or (cls in _NAIVE and raw.tzinfo is not None):
-            return self.convert_raw(e, raw)
         got = self._memo.get(id(e))
         if got is None or got[0] is not e:
-            got = self._memo[id(e)] = (e, {})
+            got = self._memo[id(e)] = (e, {}, self.lookup_category(e) is None and not e.values
+                                       and e.type not in NOT_TEXT)
+        cls = raw.__class__
+        if cls is str and got[2]:
+            return raw or None  # a text sent as it is (str(v), or v itself); "" is nothing to send
+        if cls not in _SAME_WHEN_EQUAL or (cls in _NAIVE and raw.tzinfo is not None):
+            return self.convert_raw(e, raw)
         memo = got[1]
         k = (cls, raw)
         v = memo.get(k, _MISSING)
@@ -309,6 +313,8 @@ def not_carried(fmap: FieldMap) -> list[tuple[Entry, str]]:
     return out
 
 
+# the types whose conversion of a text, a number or a timestamp is not the cell's own text / date
+NOT_TEXT = ("MONETORY", "NUMERICAL", "CHECKBOX", "MULTIPLE_OPTIONS")
 _MISSING = object()
 _SAME_WHEN_EQUAL = frozenset({str, int, bool, dt.date, dt.datetime, dt.time})
 _NAIVE = (dt.datetime, dt.time)

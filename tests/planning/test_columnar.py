@@ -13,7 +13,7 @@ import pytest
 
 from dos2hl.mapping.model import Entry
 from dos2hl.mapping.model import Mapping as FieldMap
-from dos2hl.planning.columnar import column_values
+from dos2hl.planning.columnar import column_values, value_of
 from dos2hl.planning.keys import stable_key
 from dos2hl.planning.transform import Transformer
 
@@ -58,14 +58,20 @@ def test_column_values_are_the_cells_values(column: str, typ: str, values: dict[
     tf = _tf([e])
     col = COLUMNS[column]
     rows = [{column: v} for v in col.to_pylist()]
-    try:
-        want = [_cell(tf.value(e, r, "k")) for r in rows]
-    except (TypeError, ValueError) as exc:  # a type that cannot take these cells fails both ways
+    try:  # the cell-by-cell conversion, nothing remembered
+        want = [_cell(tf.convert_raw(e, r[column])) for r in rows]
+    except (TypeError, ValueError) as exc:  # a type that cannot take these cells fails every way
         with pytest.raises(type(exc)):
             column_values(tf, e, col, len(col))
+        with pytest.raises(type(exc)):
+            [tf.value(e, r, "k") for r in rows]
         return
     got = column_values(tf, e, pa.chunked_array([col[:2], col[2:]]), len(col))
     assert [_cell(v) for v in got] == want
+    for _ in range(2):  # Transformer.value remembers a cell's conversion: the second time too
+        assert [_cell(tf.value(e, r, "k")) for r in rows] == want
+    value = value_of(tf, (pa.table({column: col}), rows, [e]))
+    assert [_cell(value(e, r, "k")) for r in rows] == want
     lists = [v for v in got if isinstance(v, list)]
     assert len({id(v) for v in lists}) == len(lists)  # no two records share one list
 
