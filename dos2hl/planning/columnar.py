@@ -11,10 +11,12 @@ included (tests/test_golden_outputs.py).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..mapping.model import Entry
 from .transform import NOT_TEXT
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
     from .transform import RecordPayload, Transformer
 
 __all__ = ["column_values", "records", "rows_where", "value_of"]
+
+# the days (since 1970-01-01) of the dates Python has: Arrow writes them as date.isoformat() does
+_DAY_MIN = (dt.date.min - dt.date(1970, 1, 1)).days
+_DAY_MAX = (dt.date.max - dt.date(1970, 1, 1)).days
 
 
 def column_values(tf: Transformer, e: Entry, col: pa.Array | pa.ChunkedArray | None, n: int) -> list[Any]:
@@ -44,6 +50,11 @@ def column_values(tf: Transformer, e: Entry, col: pa.Array | pa.ChunkedArray | N
         if pa.types.is_timestamp(t) and t.tz is None and e.type not in NOT_TEXT:
             col = col.cast(pa.date32())  # a datetime is sent as its date (``_iso``): fewer distinct cells
             t = col.type
+        if pa.types.is_date32(t) and e.type not in NOT_TEXT:
+            days = pc.min_max(col.cast(pa.int32()))
+            if _DAY_MIN <= days["min"].as_py() and days["max"].as_py() <= _DAY_MAX:
+                dates: list[Any] = col.cast(pa.string()).to_pylist()  # YYYY-MM-DD: date.isoformat()
+                return dates
     if pa.types.is_floating(t) or pa.types.is_nested(t) or pa.types.is_dictionary(t):
         return [tf.convert_raw(e, x) for x in col.to_pylist()]
     try:
