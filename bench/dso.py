@@ -20,9 +20,11 @@ group-size practice (the baseline, measured in the same invocation) and once on 
 and ``rss_ratio`` = the largest step's peak RSS at the large size / at group size. The target:
 every step under 2048 MB and ``rss_ratio`` near 1 (memory flat while the rows grow 50x).
 
-``plan`` needs no HighLevel sandbox: it stages the export again (into ``TMPDIR``, set to the work
-folder) and plans every shard with the run's pure functions. It takes the map, so ``map propose`` and
-``map confirm`` run (and are timed) first.
+``plan`` needs no HighLevel sandbox: it plans every shard with the run's pure functions, from the
+``stage`` step's staging (``stage`` runs with ``--profile MAPPING``, ``plan`` with ``--staged``, as an
+operator would); without a staging from this invocation it stages the export again (into ``TMPDIR``,
+set to the work folder). It takes the map, so ``map propose`` and ``map confirm`` run (and are timed)
+first.
 
 Documents: the export is generated with ``--images none`` (DOCUMENT.CSV is complete; the image
 files are not written). With stub images the 1 M-patient export would hold ~10 million tiny files
@@ -152,9 +154,12 @@ def run_size(work: Path, patients: int, locations: int, steps: tuple[str, ...], 
         "audit": [DOS2HL, "audit", export, "--out", str(d / "audit"), "--json"],
         "map_propose": [DOS2HL, "map", "propose", export, "--out", mapping, "--force", "--json"],
         "map_confirm": [DOS2HL, "map", "confirm", mapping, "--by", "bench/dso.py"],
-        "stage": [DOS2HL, "stage", export, "--to", str(d / "staged"), "--overwrite", "--json"],
+        "stage": [DOS2HL, "stage", export, "--to", str(d / "staged"), "--profile", mapping, "--overwrite",
+                  "--json"],
         "plan": [DOS2HL, "plan", export, "--mapping", mapping, "--json"],
     }
+    if "stage" in steps:  # plan from this staging (``dos2hl plan --staged``), not a second one of its own
+        cmds["plan"] += ["--staged", str(d / "staged")]
     res: dict[str, Any] = {"patients": patients, "locations": locations, "steps": {}}
     for step in steps:
         _log(f"{patients} patients: {step} ...")

@@ -27,7 +27,7 @@ from .mapping.model import Mapping as FieldMap
 from .mapping.model import load_mapping
 from .planning.transform import OBJECT_NAMES
 
-__all__ = ["BULK_KINDS", "PAGE", "plan_quota", "render_plan", "requests_for"]
+__all__ = ["BULK_KINDS", "PAGE", "plan_quota", "render_plan", "require_staging_of", "requests_for"]
 
 # what the UI importers take (contacts, opportunities, custom-object records), by the planner's kinds
 BULK_KINDS = ("contact", "record", "opportunity")
@@ -74,10 +74,15 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
                bulk_threshold: int = 5000, sample: int = 300, burst: int = 100, window_s: float = 10.0,
                daily: int = 200_000, export_date: dt.date | None = None, staged: str | None = None,
                settings: Any = None, verify: str = "sample", workers: int | None = None,
-               executor: str = "threads") -> dict[str, Any]:
+               executor: str = "threads", check_staged: bool = False) -> dict[str, Any]:
     """Per location and object: records, path, requests; the timeline with and without the bulk path;
     and for the group (``group``): totals, and the elapsed time with every location at once on the
-    run's ``executor`` and ``workers`` (default: the run's) — which location finishes last, and why."""
+    run's ``executor`` and ``workers`` (default: the run's) — which location finishes last, and why.
+
+    ``staged``: an existing staging of ``source`` to plan from instead of staging it again (``dos2hl plan
+    --staged``); ``check_staged``: refuse it unless it is this export's, staged with this map's profile
+    (``dos2hl stage SOURCE --profile MAPPING``), on ``export_date`` when given, and every file it read
+    still has the size it had (``require_staging_of``)."""
     from .api import stage_export
     from .phi import create_key_file
     from .planning.plan import ShardSpec, plan_shard
@@ -91,6 +96,9 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
         if staged is None:
             staged = str(Path(tmp) / "staged")
             stage_export(source, staged, profile=str(mapping), settings=settings, export_date=export_date)
+        elif check_staged:
+            require_staging_of(open_store(staged, settings.s3), open_store(source, settings.s3),
+                               fmap.to_profile().name, export_date)
         key = create_key_file(Path(tmp) / "plan.key")  # sealing changes no count; the real key is not needed
         import json
 
@@ -173,6 +181,47 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
     out["seed_estimate_hours"] = [48, 72]
     out["solo_practice_goal_hours"] = 24
     return out
+
+
+def require_staging_of(staged: Any, export: Any, profile: str, export_date: dt.date | None) -> None:
+    """Refuse (``ConfigError``) a staging that is not what ``plan`` would stage from ``export`` now: another
+    export, another profile than the map's, another export date, or a file whose size changed since (names
+    files, never a value)."""
+    import json
+
+    from .errors import ConfigError
+
+    if not staged.exists("manifest.json"):
+        raise ConfigError(f"--staged {staged.uri}: no manifest.json there (stage the export first: "
+                          f"dos2hl stage SOURCE --to URI --profile MAPPING)")
+    m = json.loads(staged.read_bytes("manifest.json"))
+    why = []
+    if not _same_place(str(m.get("source")), export.uri):
+        why.append(f"it was staged from {m.get('source')!r}, not {export.uri!r}")
+    if m.get("profile") != profile:
+        why.append(f"it was staged with the profile {m.get('profile')!r}, not the map's {profile!r} "
+                   "(stage with --profile MAPPING)")
+    if export_date is not None and m.get("export_date") != str(export_date):
+        why.append(f"its export date is {m.get('export_date')}, not {export_date}")
+    changed = sorted(name for name, f in (m.get("files") or {}).items()
+                     if not export.exists(name) or export.size(name) != f.get("bytes"))
+    known = set(m.get("files") or {}) | set(m.get("unknown_files") or ())
+    for k in export.list("", skip_dirs=("IMAGES",)):  # what discover would list now (not hidden files)
+        name = k.rsplit("/", 1)[-1]
+        if k not in known and not name.startswith(".") and name.lower() != "manifest.json":
+            changed.append(k)
+    if changed:
+        why.append(f"files changed or added since it was staged: {', '.join(changed[:10])}"
+                   + (f" (+{len(changed) - 10} more)" if len(changed) > 10 else ""))
+    if why:
+        raise ConfigError(f"--staged {staged.uri} is not a staging of this export with this map: "
+                          + "; ".join(why) + ". Stage it again, or plan without --staged.")
+
+
+def _same_place(a: str, b: str) -> bool:
+    if a.startswith("s3://") or b.startswith("s3://"):
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def _timed(fmap: FieldMap) -> bool:

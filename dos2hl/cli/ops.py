@@ -112,6 +112,11 @@ def register(app: typer.Typer) -> None:
                                               "'ray'.")] = "threads",
         workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="The run's --workers "
                                                     "(default: the run's default).")] = None,
+        staged: Annotated[Optional[str], typer.Option("--staged", help="Plan from this staging of the "
+                                                      "export (dos2hl stage SOURCE --to URI --profile "
+                                                      "MAPPING) instead of staging it again; refused when "
+                                                      "it is another export's or profile's, or a file "
+                                                      "changed.")] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Requests (writes and every read: schema, discovery, verification) and time at HighLevel's limits
@@ -126,7 +131,8 @@ def register(app: typer.Typer) -> None:
             out = plan_quota(source, mapping, bulk_threshold=bulk_threshold, sample=sample, burst=g.burst,
                              window_s=g.window_s, daily=g.daily,
                              export_date=export_date.date() if export_date else None,
-                             verify=verify, executor=executor, workers=workers)
+                             verify=verify, executor=executor, workers=workers, staged=staged,
+                             check_staged=staged is not None)
         except Dos2hlError as exc:
             _fail(exc)
         typer.echo(json.dumps(out) if as_json else render_plan(out))

@@ -174,14 +174,16 @@ def office_zone(office: Any, zones: Mapping[str, str], home: str | None) -> str 
     return zones.get(str(office or "").strip().upper()) or home
 
 
-def _custom(entries: list[Entry], row: Mapping[str, Any], value: Value, skip: set[str], record: str
-            ) -> dict[str, Any]:
+def _custom_entries(entries: list[Entry], skip: set[str]) -> list[Entry]:
+    """The entries ``_custom`` sends: the opportunity's custom fields, but ``skip``."""
+    return [e for e in entries if e.target.startswith("opportunity.") and e.target.count(".") == 1
+            and e.type != "STANDARD" and e.target not in skip]
+
+
+def _custom(entries: list[Entry], row: Mapping[str, Any], value: Value, record: str) -> dict[str, Any]:
+    """The opportunity's custom fields from ``row`` (``entries``: ``_custom_entries``, chosen once)."""
     out = {}
     for e in entries:
-        if not e.target.startswith("opportunity.") or e.target.count(".") != 1 or e.type == "STANDARD":
-            continue
-        if e.target in skip:
-            continue
         v = value(e, row, record)
         if v is not None:
             out[e.target] = v
@@ -201,6 +203,7 @@ def appointment_payloads(rows: list[dict[str, Any]], procs: Mapping[Any, list[di
     opportunity's name and the event's title (``at L002``)."""
     out, excluded = [], []
     appt_entries, proc_entries = entries.get("appt", []), entries.get("apptproc", [])
+    appt_custom = _custom_entries(appt_entries, set())
     for row in rows:
         aid = row["appt_id"]
         if row.get("pat_id") is None:
@@ -212,7 +215,7 @@ def appointment_payloads(rows: list[dict[str, Any]], procs: Mapping[Any, list[di
             continue
         mine = sorted(procs.get(aid, []), key=lambda p: p.get("seq") or 0)
         sk = key(location, "appointment", aid)
-        custom = _custom(appt_entries, row, value, set(), sk)
+        custom = _custom(appt_custom, row, value, sk)
         codes = [str(p["proc_code"]) for p in mine if p.get("proc_code")]
         for e in proc_entries:
             if e.target == "opportunity.cdt_codes" and codes:
@@ -262,13 +265,14 @@ def recall_payloads(rows: list[dict[str, Any]], entries: list[Entry], *, locatio
             continue
         groups.setdefault((row["pat_id"], str(row.get("recall_type") or "")), []).append(row)
     out = []
+    recall_custom = _custom_entries(entries, {"opportunity.source_recall_ids"})
     for (pid, rtype), group in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
         group.sort(key=lambda r: (r.get("due_dt") or dt.date.min, r["recall_id"]))
         lead = group[-1]
         ids = ",".join(str(r["recall_id"]) for r in sorted(group, key=lambda r: r["recall_id"]))
         sid = f"{pid}:{rtype}"
         sk = key(location, "recall", sid)
-        custom = _custom(entries, lead, value, {"opportunity.source_recall_ids"}, sk)
+        custom = _custom(recall_custom, lead, value, sk)
         custom["opportunity.source_recall_ids"] = ids
         status = str(lead.get("status") or "DUE")
         label = type_labels.get(rtype) or rtype or "Recall"

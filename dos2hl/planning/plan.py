@@ -34,8 +34,8 @@ from .transform import (
     recall_descriptions,
 )
 
-__all__ = ["PATIENT_TABLES", "ShardSpec", "opener_of", "plan_shard", "read_staged", "rows_of", "sealer_of",
-           "transformer_of"]
+__all__ = ["PATIENT_TABLES", "ShardSpec", "of_patients", "opener_of", "plan_shard", "read_staged", "rows_of",
+           "sealer_of", "transformer_of"]
 
 # tables read from the patient's shard (txplan rides along for the treatment-plan join)
 PATIENT_TABLES = ("patient", "patins", "txitem", "txplan", "ledger", "claim", "clinnote", "appt", "apptproc",
@@ -78,6 +78,17 @@ def rows_of(t: pa.Table | None, keep: Callable[[dict[str, Any]], bool] | None = 
         return []
     rows = t.to_pylist()
     return [r for r in rows if keep(r)] if keep else rows
+
+
+def of_patients(t: pa.Table | None, ids: set[Any]) -> pa.Table | None:
+    """The rows of ``t`` whose PAT_ID is one of ``ids`` (``rows_of(t, lambda r: r.get("pat_id") in ids)``
+    as a table: no row dict is built)."""
+    if t is None:
+        return None
+    if "pat_id" not in t.column_names:
+        return t.slice(0, 0) if None not in ids else t
+    keep = [p in ids for p in t.column("pat_id").to_pylist()]
+    return t if all(keep) else t.filter(pa.array(keep, pa.bool_()))
 
 
 def transformer_of(spec: ShardSpec, plain: bool = False, ref: StagedReference | None = None
@@ -217,11 +228,12 @@ def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str,
         parents["insco"] = ref.parents["insco"]
     ids_in = {r["pat_id"] for r in patients}
     for obj_key in tf.objects:
-        rows = rows_of(tables.get(RECORD_TABLES[obj_key][0]), lambda r: r.get("pat_id") in ids_in)
         name = OBJECT_NAMES[obj_key]
-        counts[name] = len(rows)
+        mine = of_patients(tables.get(RECORD_TABLES[obj_key][0]), ids_in)
+        counts[name] = mine.num_rows if mine is not None else 0
+        rows: pa.Table | list[dict[str, Any]] = mine if mine is not None else []
         if obj_key == "custom_objects.clinical_notes":
-            rows = _note_heads(rows, spec, tf, plan, gone, rows_of(tables["appt"]))
+            rows = _note_heads(rows_of(mine), spec, tf, plan, gone, rows_of(tables["appt"]))
         payloads, excluded = tf.records(obj_key, rows, parents, gone)
         plan.records += payloads
         if excluded:
@@ -308,6 +320,7 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
     """Appointments, recalls, referrals, activities and documents of the shard (crm.py)."""
     from ..mapping.objectmap import VALUE_LABELS
     from . import crm
+    from .columnar import rows_where, value_of
     from .referrals import Referrals
 
     def mine(r: dict[str, Any]) -> bool:
@@ -323,13 +336,18 @@ def _plan_crm(spec: ShardSpec, tf: Transformer, tables: dict[str, pa.Table | Non
 
     if tf.uses("appt"):
         # placeholders (no patient) are in one shard: reported by full runs, never by a sample
-        rows = rows_of(tables["appt"],
-                       lambda r: (r.get("pat_id") is None and spec.patients is None) or mine(r))
+        full = spec.patients is None
+        appt = rows_where(tables["appt"], lambda p: (p is None and full) or p in ids_in)
+        rows = rows_of(appt)
+        proc_rows = rows_of(tables["apptproc"])
         procs: dict[Any, list[dict[str, Any]]] = {}
-        for p in rows_of(tables["apptproc"]):
+        for p in proc_rows:
             procs.setdefault(p["appt_id"], []).append(p)
+        # each mapped column converted once per distinct cell (columnar.value_of), not once per cell
+        cells = value_of(tf, (appt, rows, tf.by_table.get("appt", [])),
+                         (tables["apptproc"], proc_rows, tf.by_table.get("apptproc", [])))
         opps, excluded = crm.appointment_payloads(rows, procs, tf.by_table, location=location, key=key,
-                                                  value=value,
+                                                  value=cells,
                                                   stage_of=stage_of("appt"), tz=home_tz, zones=spec.zones,
                                                   excluded_patients=gone)
         counts["appointment"] = len(rows)

@@ -13,7 +13,7 @@ import decimal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..mapping.model import Entry
 from ..mapping.model import Mapping as FieldMap
@@ -21,6 +21,9 @@ from ..mapping.objectmap import UDF_TARGET, UserField, field_key
 from ..model import TABLES
 from ..sources.values import ParseContext, clean_text, parse_bool, parse_date, parse_money
 from .crm import CrmPlan
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["ContactPayload", "Plan", "RecordPayload", "Transformer", "convert", "CONTACT_STANDARD",
            "udf_value"]
@@ -131,6 +134,8 @@ class Transformer:
         self.relations = dict(fmap.relations)
         self.key = key
         self.seal = seal
+        # converted(): by id(entry): the entry, its cells' values, whether a text cell is sent as it is
+        self._memo: dict[int, tuple[Entry, dict[tuple[type, Any], Any], bool]] = {}
         self.by_table: dict[str, list[Entry]] = {}
         for e in fmap.fields:
             if e.table and e.column and e.phi != "omit" and e.target not in ("skip", "reference"):
@@ -153,15 +158,48 @@ class Transformer:
         raw = row.get(e.column) if e.column is not None else None
         if raw is None:  # most cells of a sparse export: nothing to convert or seal (millions of calls)
             return None
-        if not e.values and e.table and e.column:
-            cat = _lookup_category(e.table, e.column)
-            if cat is not None:  # provisioning made the LOOKUP descriptions the options
-                raw = self.lookups.get(cat, {}).get(str(raw), raw)
-        v = convert(e, raw)
+        v = self.converted(e, raw)
         if v is not None and e.phi == "encrypt":
             assert self.seal is not None
             v = self.seal(str(v), e.target, record)
         return v
+
+    def lookup_category(self, e: Entry) -> str | None:
+        """The LOOKUP category whose descriptions replace ``e``'s codes (None: the cells as they are)."""
+        if not e.values and e.table and e.column:
+            return _lookup_category(e.table, e.column)
+        return None
+
+    def converted(self, e: Entry, raw: Any) -> Any:
+        """``convert_raw``, remembered per entry and cell for the cells whose equal values convert alike
+        (texts, ints, bools, dates, naive times: not ``Decimal("1.0")`` vs ``"1.00"``, nor zoned times);
+        a list value is each caller's own copy."""
+        got = self._memo.get(id(e))
+        if got is None or got[0] is not e:
+            got = self._memo[id(e)] = (e, {}, self.lookup_category(e) is None and not e.values
+                                       and e.type not in NOT_TEXT)
+        cls = raw.__class__
+        if cls is str and got[2]:
+            return raw or None  # a text sent as it is (str(v), or v itself); "" is nothing to send
+        if cls not in _SAME_WHEN_EQUAL or (cls in _NAIVE and raw.tzinfo is not None):
+            return self.convert_raw(e, raw)
+        memo = got[1]
+        k = (cls, raw)
+        v = memo.get(k, _MISSING)
+        if v is _MISSING:
+            v = memo[k] = self.convert_raw(e, raw)
+        return list(v) if v.__class__ is list else v
+
+    def convert_raw(self, e: Entry, raw: Any) -> Any:
+        """One cell of ``e``'s column converted, never sealed (``value`` without the row and the seal:
+        the column-wise path converts each distinct cell once with it)."""
+        if raw is None:
+            return None
+        if not e.values and e.table and e.column:
+            cat = _lookup_category(e.table, e.column)
+            if cat is not None:  # provisioning made the LOOKUP descriptions the options
+                raw = self.lookups.get(cat, {}).get(str(raw), raw)
+        return convert(e, raw)
 
     # ---- contacts --------------------------------------------------------------------------------------
     def excluded_patient(self, row: Mapping[str, Any]) -> str | None:
@@ -228,46 +266,15 @@ class Transformer:
         return ContactPayload(sk, str(pid), body, owner)
 
     # ---- custom-object records -------------------------------------------------------------------------
-    def records(self, object_key: str, rows: list[dict[str, Any]],
+    def records(self, object_key: str, rows: pa.Table | Sequence[Mapping[str, Any]],
                 parents: Mapping[str, Mapping[Any, dict[str, Any]]],
                 excluded_patients: set[Any]) -> tuple[list[RecordPayload], int]:
-        """Records of one object from its primary table's rows, parents joined in; returns (payloads,
-        rows excluded because their patient is)."""
-        primary, joins = RECORD_TABLES[object_key]
-        obj = OBJECT_NAMES[object_key]
-        pk = _pk(primary)
-        entries = {t: [e for e in self.by_table.get(t, ()) if e.target.startswith(object_key + ".")]
-                   for t in (primary, *(j[0] for j in joins))}
-        out, excluded = [], 0
-        for row in rows:
-            if row.get("pat_id") in excluded_patients:
-                excluded += 1
-                continue
-            props: dict[str, Any] = {}
-            sid = row[pk]
-            sk = self.key(self.location, obj, sid)
-            joined = dict(row)
-            for parent, fk, _ppk in joins:  # each parent found through the row joined so far
-                prow = parents.get(parent, {}).get(joined.get(fk))
-                if prow is None:
-                    continue
-                for e in entries[parent]:
-                    v = self.value(e, prow, sk)
-                    if v is not None:
-                        props[e.target.rsplit(".", 1)[1]] = v
-                joined.update({k: v for k, v in prow.items() if k not in joined or joined[k] is None})
-            for e in entries[primary]:  # the record's own columns win over its parents'
-                v = self.value(e, row, sk)
-                if v is not None:
-                    props[e.target.rsplit(".", 1)[1]] = v
-            props.setdefault("source_id", sid)
-            owner = row.get("prov_id") or row.get("treat_prov_id")
-            policy = self.relations.get(object_key, "association")
-            if policy == "lookup_field":  # the writer adds contact_id (known once the contact exists)
-                props["patient_id"] = str(row["pat_id"])
-            out.append(RecordPayload(object_key, sk, str(sid),
-                                     self.key(self.location, "patient", row["pat_id"]), props, owner, policy))
-        return out, excluded
+        """Records of one object from its primary table's rows (a staged table, or row dicts), parents
+        joined in; returns (payloads, rows excluded because their patient is). Column-wise
+        (``columnar.records``): each distinct cell of a column converted once."""
+        from .columnar import records
+
+        return records(self, object_key, rows, parents, excluded_patients)
 
 
 # mapped entries the transform does not carry, with the reason the report gives ("fields not migrated")
@@ -304,6 +311,13 @@ def not_carried(fmap: FieldMap) -> list[tuple[Entry, str]]:
         elif (e.table, e.column) in _NOT_CARRIED:
             out.append((e, _NOT_CARRIED[(e.table, e.column or "")]))
     return out
+
+
+# the types whose conversion of a text, a number or a timestamp is not the cell's own text / date
+NOT_TEXT = ("MONETORY", "NUMERICAL", "CHECKBOX", "MULTIPLE_OPTIONS")
+_MISSING = object()
+_SAME_WHEN_EQUAL = frozenset({str, int, bool, dt.date, dt.datetime, dt.time})
+_NAIVE = (dt.datetime, dt.time)
 
 
 def _udf_ref(ref: Any) -> str:

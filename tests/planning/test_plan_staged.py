@@ -1,0 +1,91 @@
+"""``dos2hl plan --staged``: planning from the export's staging (``dos2hl stage --profile MAPPING``) answers
+what planning with its own staging answers, and a staging that is not this export's with this map is
+refused with the reason (no value in the message)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dos2hl.cli import app
+from dos2hl.generate import GenerateParams, generate
+
+DATE = "2025-06-30"
+
+
+@pytest.fixture(scope="module")
+def practice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from dos2hl.mapping.model import save_mapping
+    from dos2hl.mapping.propose import propose
+
+    out = tmp_path_factory.mktemp("staged-plan")
+    generate(out, GenerateParams(seed=11, patients=60, locations=2, mess="typical", images="none"))
+    mapping = save_mapping(propose(out / "export").confirm("test"), out / "mapping.yaml")
+    return out / "export", Path(mapping)
+
+
+def _run(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(app, list(args))
+    return res.exit_code, res.output
+
+
+def test_plan_from_the_staging_answers_as_plan_staging_it_again(practice: tuple[Path, Path],
+                                                                tmp_path: Path) -> None:
+    export, mapping = practice
+    code, own = _run("plan", str(export), "--mapping", str(mapping), "--export-date", DATE, "--json")
+    assert code == 0, own
+    staged = tmp_path / "staged"
+    code, out = _run("stage", str(export), "--to", str(staged), "--profile", str(mapping), "--export-date",
+                     DATE, "--json")
+    assert code == 0, out
+    code, reused = _run("plan", str(export), "--mapping", str(mapping), "--export-date", DATE, "--json",
+                        "--staged", str(staged))
+    assert code == 0, reused
+    assert json.loads(reused.strip().splitlines()[-1]) == json.loads(own.strip().splitlines()[-1])
+
+
+def test_a_staging_of_another_profile_date_or_export_is_refused(practice: tuple[Path, Path],
+                                                                tmp_path: Path) -> None:
+    export, mapping = practice
+    staged = tmp_path / "staged"
+    code, out = _run("stage", str(export), "--to", str(staged), "--export-date", DATE)  # reference profile
+    assert code == 0, out
+    code, out = _run("plan", str(export), "--mapping", str(mapping), "--staged", str(staged))
+    assert code != 0 and "profile 'reference'" in out and "--profile MAPPING" in out
+    code, out = _run("stage", str(export), "--to", str(staged), "--profile", str(mapping), "--export-date",
+                     DATE, "--overwrite")
+    assert code == 0, out
+    code, out = _run("plan", str(export), "--mapping", str(mapping), "--staged", str(staged),
+                     "--export-date", "2025-07-01")
+    assert code != 0 and "export date is 2025-06-30" in out
+    changed = tmp_path / "export"
+    import shutil
+
+    shutil.copytree(export, changed)
+    code, out = _run("plan", str(changed), "--mapping", str(mapping), "--staged", str(staged))
+    assert code != 0 and "it was staged from" in out
+    code, out = _run("plan", str(export), "--mapping", str(mapping), "--staged", str(tmp_path / "nothing"))
+    assert code != 0 and "no manifest.json" in out
+
+
+def test_a_file_changed_or_added_since_the_staging_is_refused(practice: tuple[Path, Path],
+                                                             tmp_path: Path) -> None:
+    import shutil
+
+    export, mapping = practice
+    copy = tmp_path / "export"
+    shutil.copytree(export, copy)
+    staged = tmp_path / "staged"
+    code, out = _run("stage", str(copy), "--to", str(staged), "--profile", str(mapping),
+                     "--export-date", DATE)
+    assert code == 0, out
+    recall = next(p for p in copy.rglob("*") if p.name.upper() == "RECALL.CSV")
+    with open(recall, "ab") as f:
+        f.write(b"\r\n")
+    (copy / "EXTRA.CSV").write_bytes(b"A,B\r\n1,2\r\n")
+    code, out = _run("plan", str(copy), "--mapping", str(mapping), "--staged", str(staged))
+    assert code != 0 and "files changed or added since it was staged" in out
+    assert recall.relative_to(copy).as_posix() in out and "EXTRA.CSV" in out
