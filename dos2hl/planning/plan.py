@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from ..mapping.model import Mapping as FieldMap
 from ..mapping.objectmap import UserField, user_field
 from ..storage import Store, open_store
+from . import columnar
 from .keys import stable_key
 from .transform import (
     OBJECT_NAMES,
@@ -234,7 +235,7 @@ def plan_shard(spec: ShardSpec, *, plain: bool = False) -> tuple[Plan, dict[str,
         rows: pa.Table | list[dict[str, Any]] = mine if mine is not None else []
         if obj_key == "custom_objects.clinical_notes":
             rows = _note_heads(rows_of(mine), spec, tf, plan, gone, rows_of(tables["appt"]))
-        payloads, excluded = tf.records(obj_key, rows, parents, gone)
+        payloads, excluded = columnar.records(tf, obj_key, rows, parents, gone)
         plan.records += payloads
         if excluded:
             plan.excluded[name] = plan.excluded.get(name, 0) + excluded

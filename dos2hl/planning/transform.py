@@ -13,7 +13,7 @@ import decimal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..mapping.model import Entry
 from ..mapping.model import Mapping as FieldMap
@@ -21,9 +21,6 @@ from ..mapping.objectmap import UDF_TARGET, UserField, field_key
 from ..model import TABLES
 from ..sources.values import ParseContext, clean_text, parse_bool, parse_date, parse_money
 from .crm import CrmPlan
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 __all__ = ["ContactPayload", "Plan", "RecordPayload", "Transformer", "convert", "CONTACT_STANDARD",
            "udf_value"]
@@ -264,17 +261,6 @@ class Transformer:
             custom.setdefault(k, v)  # a column of the patient file mapped to the same key wins
         body["customFields"] = custom
         return ContactPayload(sk, str(pid), body, owner)
-
-    # ---- custom-object records -------------------------------------------------------------------------
-    def records(self, object_key: str, rows: pa.Table | Sequence[Mapping[str, Any]],
-                parents: Mapping[str, Mapping[Any, dict[str, Any]]],
-                excluded_patients: set[Any]) -> tuple[list[RecordPayload], int]:
-        """Records of one object from its primary table's rows (a staged table, or row dicts), parents
-        joined in; returns (payloads, rows excluded because their patient is). Column-wise
-        (``columnar.records``): each distinct cell of a column converted once."""
-        from .columnar import records
-
-        return records(self, object_key, rows, parents, excluded_patients)
 
 
 # mapped entries the transform does not carry, with the reason the report gives ("fields not migrated")

@@ -13,7 +13,7 @@ import pytest
 
 from dos2hl.mapping.model import Entry
 from dos2hl.mapping.model import Mapping as FieldMap
-from dos2hl.planning.columnar import column_values, value_of
+from dos2hl.planning.columnar import column_values, records, value_of
 from dos2hl.planning.keys import stable_key
 from dos2hl.planning.transform import Transformer
 
@@ -93,10 +93,10 @@ def test_records_join_parents_through_a_parent_as_the_rows_did() -> None:
                "insplan": {5: {"plan_id": 5, "carrier_id": 9, "group_name": "Basic"},
                            7: {"plan_id": 7, "carrier_id": 9, "group_name": "Gold"}},
                "insco": {9: {"carrier_id": 9, "carrier_name": "Acme", "payer_id": "P"}}}
-    got, excluded = tf.records("custom_objects.insurance_records", rows, parents, {12})
+    got, excluded = records(tf, "custom_objects.insurance_records", rows, parents, {12})
     assert excluded == 1
     assert [r.properties for r in got] == [
         {"group": "G1", "plan": "Basic", "carrier": "Acme", "member": "1", "source_id": 1},
         {"group": "G2", "plan": "Gold", "carrier": "Acme", "member": "P", "source_id": 2},
     ]
-    assert got == tf.records("custom_objects.insurance_records", rows.to_pylist(), parents, {12})[0]
+    assert got == records(tf, "custom_objects.insurance_records", rows.to_pylist(), parents, {12})[0]
