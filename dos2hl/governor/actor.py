@@ -23,7 +23,7 @@ from typing import Any
 
 import ray
 
-from .broker import LeaseBroker
+from .broker import BATCH, LeaseBroker
 from .core import Lease, Limits, RateGovernor, Status
 from .local import permits_of
 from .persist import load_snapshot, save_snapshot
@@ -118,7 +118,7 @@ class GovernorHandle:
     ``LeaseBroker`` keeps the stock and makes the actor calls for all of the process's threads;
     ``limits`` (``connect`` passes the actor's) bound a location's stock to a fair share of its window."""
 
-    def __init__(self, actor: Any, *, app: str = "default", cls: str = "migration", batch: int = 16,
+    def __init__(self, actor: Any, *, app: str = "default", cls: str = "migration", batch: int = BATCH,
                  margin_s: float = 0.06, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, limits: Limits | None = None) -> None:
         self._actor, self.app, self.cls, self.batch = actor, app, cls, batch
@@ -217,7 +217,7 @@ def ensure_ray(address: str | None = None) -> None:
 
 def connect(address: str | None = None, *, name: str = ACTOR_NAME, limits: Limits | None = None,
             weights: Mapping[str, float] | None = None, state: str | None = None, app: str = "default",
-            cls: str = "migration", batch: int = 16) -> GovernorHandle:
+            cls: str = "migration", batch: int = BATCH) -> GovernorHandle:
     """The handle to the named detached governor, creating it on first use.
 
     Starts an in-process Ray (``address="local"``) unless Ray is initialised or ``address`` is given.

@@ -35,10 +35,12 @@ from typing import Any
 
 from .core import LATE_SAMPLES, Limits, p99
 
-__all__ = ["CEILING", "MAX_IN_FLIGHT", "LeaseBroker"]
+__all__ = ["BATCH", "CEILING", "MAX_IN_FLIGHT", "LeaseBroker"]
 
 #: At most this many lease calls of one process are out at once (two: one in flight, the next gathering).
 MAX_IN_FLIGHT = 2
+#: A location's stock at a process until its take rate is measured (GovernorSettings.batch's default).
+BATCH = 16
 #: The largest stock a location may hold at one process.
 CEILING = 64
 _BLOCKED_S = 0.0005  # a collect that waited at least this long saw the whole round trip

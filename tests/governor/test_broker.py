@@ -180,3 +180,11 @@ def test_two_processes_on_one_location_share_it_and_use_it() -> None:
     assert total >= 0.75 * lim.burst * 3.0 / lim.interval, total
     assert min(len(s) for s in sends) >= 0.3 * total, [len(s) for s in sends]
     assert sum(h.dropped for h in handles) <= 0.02 * total
+
+
+def test_the_settings_default_batch_is_the_brokers() -> None:
+    """``DOS2HL_GOVERNOR_BATCH``'s default (settings has no governor import) is the broker's first stock."""
+    from dos2hl.governor.broker import BATCH
+    from dos2hl.settings import GovernorSettings
+
+    assert GovernorSettings().batch == BATCH
