@@ -27,7 +27,9 @@ The governor is shared across concurrently running flow runs (issue 8):
    same time, both connected to the cluster by address, each keeping its run in moto's S3 (local
    storage is refused on two nodes, test 1). The sandbox's journal, not the governor's bookkeeping,
    shows that the combined rate per location never exceeded the limit in any sliding window, and that no
-   request got a 429.
+   request got a 429. Each run writes every patient: it creates it, or adopts it when the other run
+   created it first under the same keys (which run is first is a race); the journal's creates are the
+   sum of what the runs say they created.
 
 And last, as it leaves the cluster with one node:
 
@@ -478,8 +480,14 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(cluster: Cluster
     for src, rep in report.items():
         assert rep["max_in_window"] <= LIMIT, (src, rep)
         assert rep["http_429"] == 0, (src, rep)
-        # both runs' writes are in the journal: each created every patient of the location
-        assert rep["operations"].get("contacts:create-contact") == RUNS * rep["written_per_run"], (src, rep)
+        # both runs wrote every patient of the location: each created it, or found it under our keys when
+        # the other run had created it first (HighLevel is the truth about what exists, whatever the run
+        # id; which run is first is a race), and the journal holds exactly the creates the runs counted
+        pats = [r["locations"][src]["objects"]["patient"] for r in results]
+        assert all(p["created"] + p["present"] == p["written"] == rep["written_per_run"] for p in pats), pats
+        created = sum(p["created"] for p in pats)
+        assert rep["operations"].get("contacts:create-contact") == created, (src, pats)
+        assert created >= rep["written_per_run"], (src, pats)
         # every request of both runs took a permit of the one governor
         assert rep["governor_day_used"] >= rep["requests"], (src, rep)
 
