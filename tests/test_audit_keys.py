@@ -53,6 +53,21 @@ def test_keys_cost_bits_not_int64s_per_row() -> None:
     assert s.nbytes < 300_000
 
 
+def test_a_reference_set_stays_flat_while_its_values_repeat() -> None:
+    """A foreign key names the same parent over and over (8 M appointment procedures name 1 M
+    appointments): a set of references notes no duplicates, so it does not grow with the rows."""
+    refs, keys = IdSet(duplicates=False), IdSet()
+    block = pa.array(np.repeat(np.arange(1, 5_001), 4), pa.int64())
+    for _ in range(50):  # 1 M references to the same 5 000 ids
+        refs.add(block)
+    keys.add(block)
+    assert len(refs) == 5_000 and refs.nbytes < 1_000
+    assert keys.nbytes > 5_000 * 8  # a key set notes the repeats (it reports duplicate keys)
+    assert refs.missing_from(IdSet()).tolist() == list(range(1, 5_001))
+    refs.add(pa.array([-3, -3, -3], pa.int64()))  # outside the bitmap: kept once, not per row
+    assert refs.nbytes < 1_000 and refs.contains(np.array([-3, 7])).tolist() == [True, True]
+
+
 def test_audit_keeps_no_per_row_integer_keys() -> None:
     acc = _Audit.__new__(_Audit)  # only the key accumulators
     from collections import defaultdict

@@ -105,7 +105,7 @@ class _Audit:
         self.pks: dict[str, list[pa.Array]] = defaultdict(list)
         self.fk_values: dict[tuple[str, str], list[pa.Array]] = defaultdict(list)
         self.pk_ids: dict[str, IdSet] = defaultdict(IdSet)
-        self.fk_ids: dict[tuple[str, str], IdSet] = defaultdict(IdSet)
+        self.fk_ids: dict[tuple[str, str], IdSet] = defaultdict(lambda: IdSet(duplicates=False))
         self.udf_defs: list[dict[str, object]] = []
         # Columns the profile does not map: raw-text statistics and a value sample for type inference.
         self.unmapped: dict[tuple[str, str], _ColumnAcc] = {}

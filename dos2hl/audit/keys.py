@@ -28,10 +28,13 @@ class IdSet:
         ([3, 1], 3, [1, 3, 7])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, duplicates: bool = True) -> None:
         self._bits = np.zeros(0, dtype=np.uint8)
         self._other: list[np.ndarray] = []  # ids outside the bitmap's range, as read
         self._dups: list[np.ndarray] = []
+        # A foreign key's values repeat by nature (every procedure of an appointment names it): noting
+        # them would keep an array that grows with the rows, so a set of references does not.
+        self._track = duplicates
 
     def add(self, arr: pa.Array | pa.ChunkedArray) -> None:
         """Add the non-null ids of ``arr`` (an integer array), noting the ones already present."""
@@ -42,16 +45,17 @@ class IdSet:
             return
         dense = (ids >= 0) & (ids < MAX_DENSE)
         if not dense.all():
-            self._other.append(ids[~dense])
+            far = ids[~dense]
+            self._other.append(far if self._track else np.unique(far))
             ids = ids[dense]
         u, counts = np.unique(ids, return_counts=True)
         if not len(u):
             return
         self._grow(int(u[-1]))
-        seen = self._test(u)
-        dup = u[seen | (counts > 1)]
-        if len(dup):
-            self._dups.append(dup)
+        if self._track:
+            dup = u[self._test(u) | (counts > 1)]
+            if len(dup):
+                self._dups.append(dup)
         np.bitwise_or.at(self._bits, u >> 3, (1 << (u & 7)).astype(np.uint8))
 
     def _grow(self, top: int) -> None:
@@ -91,6 +95,8 @@ class IdSet:
 
     def duplicates(self) -> np.ndarray:
         """Ids added more than once, each once, in the order their second occurrence was read."""
+        if not self._track:
+            raise ValueError("this IdSet was made with duplicates=False: it does not note repeated ids")
         other = self._others()
         vals, counts = np.unique(other, return_counts=True)
         parts = [*self._dups, vals[counts > 1]]
