@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from dos2hl.memory import tune_allocators
 from dos2hl.params import DeltaParams
 from dos2hl.pipeline import DeltaReport, delta_step, open_env
 from tasks.migrate import as_task
@@ -19,6 +20,7 @@ __all__ = ["DeltaParams", "delta_flow"]
 
 @flow(name="delta", flow_run_name="delta {params.source}", log_prints=True)
 def delta_flow(params: DeltaParams) -> dict[str, Any]:
+    tune_allocators()  # the export-sized steps run in this process (dos2hl/memory.py)
     out: DeltaReport = as_task(delta_step, open_env(params), params)
     get_run_logger().info("delta %s since %s: %s", out.run_id, out.delta.since, out.status)
     md = Path(out.report).read_text() if "://" not in out.report else f"Report: {out.report}"

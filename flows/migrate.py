@@ -19,6 +19,7 @@ from prefect.flow_runs import pause_flow_run
 
 from dos2hl.errors import ConfigError
 from dos2hl.mapping.model import load_mapping, require_confirmed, save_mapping
+from dos2hl.memory import tune_allocators
 from dos2hl.params import MigrateParams
 from dos2hl.pipeline import (
     Approval,
@@ -36,6 +37,7 @@ __all__ = ["Approval", "CsvImported", "MapConfirmation", "MigrateParams", "migra
 
 @flow(name="migrate", flow_run_name="migrate {params.source}", log_prints=True)
 def migrate_flow(params: MigrateParams) -> dict[str, Any]:
+    tune_allocators()  # the export-sized steps run in this process (dos2hl/memory.py)
     return run_migration(params, open_env(params), FlowGates(params), run=as_task).to_dict()
 
 

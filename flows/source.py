@@ -12,6 +12,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
+from dos2hl.memory import tune_allocators
 from dos2hl.staging import require_balanced
 from tasks.source import audit_export, stage_to_parquet
 
@@ -30,6 +31,7 @@ class SourceParams(BaseModel):
 
 @flow(name="prepare-source", flow_run_name="prepare {params.source}", log_prints=True)
 def prepare_source(params: SourceParams) -> dict[str, object]:
+    tune_allocators()  # the export-sized steps run in this process (dos2hl/memory.py)
     audit = audit_export(params.source, Path(params.audit_dir), params.profile, params.export_date)
     manifest = stage_to_parquet(params.source, f"{params.run_dir.rstrip('/')}/staged", params.profile,
                                 params.shards, params.export_date, params.overwrite)

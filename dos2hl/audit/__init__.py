@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,9 +93,10 @@ class _ColumnAcc:
 
 
 class _Audit:
-    def __init__(self, reader: ExportReader, documents: dict[str, int] | None = None) -> None:
+    def __init__(self, reader: ExportReader, documents: dict[str, int] | None = None, *,
+                 spill: Path | None = None) -> None:
         self.reader = reader
-        self.checks = SemanticChecks(documents)
+        self.checks = SemanticChecks(documents, spill=spill)
         self.partition = Partitioner(1)
         self.rows: Counter[str] = Counter()
         self.by_location: dict[str, Counter[str]] = defaultdict(Counter)
@@ -254,13 +256,22 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
     export = open_export(source, profile=profile, s3=s3)
     reader = ExportReader(export, export_date=export_date)
     reader.preflight()
-    acc = _Audit(reader, _document_sizes(export))
-    done = 0
-    for chunk in reader.iter_all():
-        acc.add(chunk)
-        done += chunk.data.num_rows + chunk.quarantine.num_rows
-        if progress:
-            progress(chunk.table, done)
+    # The semantic checks' row stores spill to a private temporary folder (0700, removed at the end; they
+    # hold ids, codes, cents and a patient's email and phone for EM3, as the export itself does), so the
+    # audit's memory does not grow with the export.
+    with tempfile.TemporaryDirectory(prefix="dos2hl-audit-") as spill:
+        acc = _Audit(reader, _document_sizes(export), spill=Path(spill))
+        done = 0
+        for chunk in reader.iter_all():
+            acc.add(chunk)
+            done += chunk.data.num_rows + chunk.quarantine.num_rows
+            if progress:
+                progress(chunk.table, done)
+        return _finish(acc, export, reader, out)
+
+
+def _finish(acc: _Audit, export: Export, reader: ExportReader, out: Path) -> dict[str, object]:
+    """The audit document from the accumulated chunks, written to ``out``."""
     stats = reader.stats
     totals = {k: sum(getattr(s, k) for s in stats.values())
               for k in ("records", "clean", "repaired", "quarantined")}

@@ -26,12 +26,13 @@ or cell phone shared by several patients (patients after the first, per column),
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..model import TABLES
-from .checks_base import Findings, Store, cents, count_true, flat, fold_letters, keep, true
+from .checks_base import Findings, Spill, Store, cents, count_true, flat, fold_letters, keep, true
 from .checks_docs import DocumentChecks
 from .checks_money import MoneyChecks
 from .checks_people import carriers, code_defs, coverage, people, recalls, shared_contacts
@@ -90,13 +91,16 @@ def carrier_key(folded: str) -> str:
 class SemanticChecks:
     """Streaming accumulator of the semantic checks (see the module docstring)."""
 
-    def __init__(self, documents: dict[str, int] | None = None) -> None:
+    def __init__(self, documents: dict[str, int] | None = None, *, spill: Path | None = None) -> None:
+        """``spill``: a private folder for the row stores (``checks_base.Store``); None: in memory."""
         self.f = Findings()
-        self.money = MoneyChecks(self.f)
+        self._spill = Spill(spill)
+        st = self._spill.store
+        self.money = MoneyChecks(self.f, st)
         self.docs = DocumentChecks(self.f, documents)
-        self.pat, self.dupk, self.lnames, self.contacts = Store(), Store(), Store(), Store()
-        self.recalls, self.primary, self.carriers, self.codes = Store(), Store(), Store(), Store()
-        self.periods = Store()
+        self.pat, self.dupk, self.lnames, self.contacts = st(), st(), st(), st()
+        self.recalls, self.primary, self.carriers, self.codes = st(), st(), st(), st()
+        self.periods = st()
         self.prov_ids: list[str] = []
         self.prov_logins: list[str] = []
         self.prov_term: dict[str, dt.date] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,6 +21,7 @@ from ..sources.values import REASONS
 __all__ = [
     "SAMPLE_REFS",
     "Findings",
+    "Spill",
     "Store",
     "cents",
     "count_true",
@@ -84,19 +86,57 @@ def keep(data: pa.Table, cols: Iterable[str], mask: pa.Array | pa.ChunkedArray |
 
 
 class Store:
-    """Row pieces of one kind, concatenated when the check runs."""
+    """Row pieces of one kind, concatenated when the check runs.
 
-    def __init__(self) -> None:
+    With ``spill`` (a file path) each piece goes to an Arrow IPC stream there as it comes, and
+    ``table()`` reads the file back memory-mapped: the pieces of every check together grow with the
+    export (about 1 GB at a 1 M-patient DSO, by 20 k- and 100 k-patient measurements), while one
+    check's table is what that check needs at the end. Without it the pieces stay in memory.
+    """
+
+    def __init__(self, spill: Path | None = None) -> None:
         self.pieces: list[pa.Table] = []
         self.rows = 0
+        self.spill = spill
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self._schema: pa.Schema | None = None
 
     def add(self, t: pa.Table) -> None:
-        if t.num_rows:
+        if not t.num_rows:
+            return
+        self.rows += t.num_rows
+        if self.spill is None:
             self.pieces.append(t)
-            self.rows += t.num_rows
+            return
+        if self._writer is None:
+            self._writer, self._schema = pa.ipc.new_stream(str(self.spill), t.schema), t.schema
+        self._writer.write_table(t if t.schema == self._schema else t.cast(self._schema))
 
     def table(self) -> pa.Table | None:
-        return pa.concat_tables(self.pieces) if self.pieces else None
+        if self.spill is None:
+            return pa.concat_tables(self.pieces) if self.pieces else None
+        if self._writer is None:
+            return None
+        self._writer.close()
+        self._writer = None
+        with pa.ipc.open_stream(pa.memory_map(str(self.spill))) as r:
+            t = r.read_all()
+        self.spill, self.pieces = None, [t]  # read once; later calls return the same table
+        return t
+
+
+class Spill:
+    """Where a checker's stores spill: a fresh file per store under ``folder``, or memory when None."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._n = 0
+
+    def store(self) -> Store:
+        if self.folder is None:
+            return Store()
+        self._n += 1
+        return Store(self.folder / f"store-{self._n:03d}.arrows")  # numbered: no name of a person or file
 
 
 class Partial:

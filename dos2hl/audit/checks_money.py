@@ -16,6 +16,8 @@ guarantors and claims, not with the number of ledger rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -42,13 +44,13 @@ class _Keys:
 
 
 class MoneyChecks:
-    def __init__(self, findings: Findings) -> None:
+    def __init__(self, findings: Findings, store: Callable[[], Store] = Store) -> None:
         self.f = findings
         self.by_guar = Partial("guar_id", ["amt"])
         self.by_pat = Partial("pat_id", ["amt"])
         self.ledger_pats, self.claim_pats = _Keys(), _Keys()
-        self.ins_rows = Store()
-        self.claims = Store()
+        self.ins_rows = store()
+        self.claims = store()
         self.lines = Partial("claim_id", ["fee", "paid", "wo"])
 
     # -- per chunk ---------------------------------------------------------------------------

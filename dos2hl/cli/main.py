@@ -53,7 +53,10 @@ def _setup_logging() -> None:
 @app.callback()
 def main() -> None:
     """dos2hl: Dent-O-Soft -> HighLevel migrations with validation and rollback."""
+    from ..memory import tune_allocators
+
     _setup_logging()
+    tune_allocators()  # export-sized steps: freed memory goes back to the system (dos2hl/memory.py)
 
 
 @app.command()

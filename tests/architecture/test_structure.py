@@ -7,7 +7,8 @@ from tests.architecture.imports import cycles, graph, sizes
 
 #: docs/architecture.md's table of packages: a module imports from its own layer or the ones below.
 LAYERS = [
-    {"model", "errors", "settings", "params", "logs", "csvsafe", "progress", "profiles", "richtext"},
+    {"model", "errors", "settings", "params", "logs", "csvsafe", "progress", "profiles", "richtext",
+     "memory"},
     {"sources", "storage", "phi"},
     {"mapping", "highlevel", "locations", "governor", "staging", "audit", "api"},
     {"planning", "provision", "providers", "workflows"},

@@ -1,0 +1,121 @@
+"""The audit's row stores spill to disk, and its processes give freed memory back (dos2hl/memory.py).
+
+The semantic checks keep some columns of every patient, claim and insurance payment until the end;
+at a 1 M-patient DSO that is about 1 GB, so the stores go to Arrow IPC files in a private temporary
+folder and are read back when their check runs. The answers must not change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from dos2hl.audit import _Audit, _document_sizes, _finish, run_audit
+from dos2hl.audit import checks as checks_mod
+from dos2hl.audit.checks_base import Store, keep
+
+
+def _piece(file: str, ids: list[int]) -> pa.Table:
+    n = len(ids)
+    data = pa.table({"pat_id": pa.array(ids, pa.int64()), "email": pa.array([None] * n, pa.string()),
+                     "_file": pa.array([file] * n), "_line": pa.array(range(n), pa.int64()),
+                     "_record": pa.array(range(n), pa.int64())})
+    return keep(data, ["pat_id", "email"])
+
+
+def test_a_spilled_store_keeps_nothing_in_memory_and_reads_back_the_same(tmp_path: Path) -> None:
+    spilled, kept = Store(tmp_path / "s.arrows"), Store()
+    for file, ids in (("PATIENT.CSV", [1, 2, 3]), ("PATIENT_2.CSV", [4]), ("PATIENT.CSV", [])):
+        spilled.add(_piece(file, ids))  # each piece its own dictionary of file names
+        kept.add(_piece(file, ids))
+    assert spilled.pieces == [] and spilled.rows == kept.rows == 4
+    assert (tmp_path / "s.arrows").stat().st_size > 0
+    t = spilled.table()
+    assert t is not None and kept.table() is not None
+    assert t.to_pylist() == kept.table().to_pylist()  # type: ignore[union-attr]
+    assert spilled.table().equals(t)  # type: ignore[union-attr]  # again: the same rows
+    assert Store(tmp_path / "empty.arrows").table() is None and not (tmp_path / "empty.arrows").exists()
+
+
+@pytest.fixture(scope="module")
+def practice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dos2hl.generate import GenerateParams, generate
+
+    root = tmp_path_factory.mktemp("spill")
+    generate(root, GenerateParams(seed=11, patients=150, mess="nasty"))
+    return root
+
+
+def test_the_audit_spills_into_a_private_folder_it_removes_with_the_same_findings(
+        practice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from dos2hl.api import open_export
+    from dos2hl.sources.reader import ExportReader
+
+    export_date = json.loads((practice / "manifest.json").read_text())["parameters"]["export_date"]
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    seen: list[tuple[Path, int]] = []
+    real_init = checks_mod.SemanticChecks.__init__
+
+    def spy(self: Any, documents: Any = None, *, spill: Path | None = None) -> None:
+        assert spill is not None
+        seen.append((spill, spill.stat().st_mode & 0o777))
+        real_init(self, documents, spill=spill)
+
+    monkeypatch.setattr(checks_mod.SemanticChecks, "__init__", spy)
+    import datetime as dt
+
+    day = dt.date.fromisoformat(export_date)
+    doc = run_audit(practice / "export", tmp_path / "audit", export_date=day)
+    [(folder, mode)] = seen
+    assert folder.parent == tmp and mode == 0o700
+    assert not folder.exists() and list(tmp.iterdir()) == []  # removed with its stores
+
+    monkeypatch.setattr(checks_mod.SemanticChecks, "__init__", real_init)
+    export = open_export(practice / "export")
+    reader = ExportReader(export, export_date=day)
+    reader.preflight()
+    acc = _Audit(reader, _document_sizes(export))  # no spill: every store in memory
+    for chunk in reader.iter_all():
+        acc.add(chunk)
+    in_memory = _finish(acc, export, reader, tmp_path / "audit-mem")
+    assert [f for f in doc["findings"] if f["action"] == "flagged"]  # the nasty practice has findings
+    assert doc["findings"] == in_memory["findings"] and doc["duplicates"] == in_memory["duplicates"]
+
+
+def _fresh(code: str, **env: str) -> dict[str, Any]:
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("ARROW_DEFAULT_MEMORY_POOL", "MALLOC_MMAP_THRESHOLD_")}
+    out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
+                         timeout=120, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+_CLI = ("import json, pyarrow as pa\n"
+        "from typer.testing import CliRunner\n"
+        "from dos2hl.cli.main import app\n"
+        "before = pa.default_memory_pool().backend_name\n"
+        "assert CliRunner().invoke(app, ['version']).exit_code == 0\n"
+        "from dos2hl.memory import tune_allocators\n"
+        "print(json.dumps({'before': before, 'after': pa.default_memory_pool().backend_name,"
+        " 'again': tune_allocators()}))")
+
+
+def test_the_cli_gives_freed_memory_back_unless_the_operator_chose() -> None:
+    got = _fresh(_CLI)
+    assert got["before"] == "mimalloc" and got["after"] == "jemalloc"  # set by the command, not on import
+    if sys.platform == "linux":
+        assert got["again"]["mmap_threshold"] == str(128 * 1024)
+    chosen = _fresh(_CLI, ARROW_DEFAULT_MEMORY_POOL="system", MALLOC_MMAP_THRESHOLD_="4194304")
+    assert chosen["before"] == chosen["after"] == "system"
+    assert chosen["again"] == {"arrow_pool": "system"}  # the operator's choices stand
