@@ -153,10 +153,11 @@ def _pat(pid: int, **kw: Any) -> dict[str, Any]:
     }
 
 
-def test_money_checks() -> None:
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled"])
+def test_money_checks(spill: bool, tmp_path: Path) -> None:
     from decimal import Decimal as D
 
-    s = SemanticChecks()
+    s = SemanticChecks(spill=tmp_path if spill else None)
     s.add(
         "patient",
         _rows(
@@ -244,6 +245,9 @@ def test_money_checks() -> None:
     f = _by_code(s)
     assert f["$2"]["count"] == 2 and f["$2"]["detail"]["billed_differs_from_lines"] == 1
     assert f["$4"]["count"] == 2  # the zero ADJ and the INSPMT of a claim that is not there
+    assert f["$4"]["detail"]["insurance_rows_without_claim"] == 1 and f["$4"]["refs"][-1]["key"] == "3"
+    names = sorted(p.name for p in tmp_path.iterdir())  # numbered files: no name of a person or a file
+    assert bool(names) == spill and all(re.fullmatch(r"store-\d{3}\.arrows", n) for n in names)
     assert f["$3"]["count"] == 1 and f["$3"]["refs"][0]["key"] == "2"  # 10.00 snapshot, 0.00 ledger
     assert f["ST1"]["count"] == 1 and f["ST1"]["refs"][0]["key"] == "3"
 

@@ -9,7 +9,7 @@ int32), so a 1M-patient export costs tens of bytes per kept row, never a text co
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -88,10 +88,10 @@ def keep(data: pa.Table, cols: Iterable[str], mask: pa.Array | pa.ChunkedArray |
 class Store:
     """Row pieces of one kind, concatenated when the check runs.
 
-    With ``spill`` (a file path) each piece goes to an Arrow IPC stream there as it comes, and
-    ``table()`` reads the file back memory-mapped: the pieces of every check together grow with the
-    export (about 1 GB at a 1 M-patient DSO, by 20 k- and 100 k-patient measurements), while one
-    check's table is what that check needs at the end. Without it the pieces stay in memory.
+    With ``spill`` (a file path) each piece goes to an Arrow IPC stream there as it comes, and the
+    rows are read back from the file, memory-mapped, when the check runs: the pieces of every check
+    together grow with the export (about 1 GB at a 1 M-patient DSO, by 20 k- and 100 k-patient
+    measurements), while one check needs only its own. Without it the pieces stay in memory.
     """
 
     def __init__(self, spill: Path | None = None) -> None:
@@ -100,8 +100,11 @@ class Store:
         self.spill = spill
         self._writer: pa.ipc.RecordBatchStreamWriter | None = None
         self._schema: pa.Schema | None = None
+        self._sealed = False
 
     def add(self, t: pa.Table) -> None:
+        if self._sealed:
+            raise RuntimeError("rows added to a store after it was read")
         if not t.num_rows:
             return
         self.rows += t.num_rows
@@ -112,17 +115,32 @@ class Store:
             self._writer, self._schema = pa.ipc.new_stream(str(self.spill), t.schema), t.schema
         self._writer.write_table(t if t.schema == self._schema else t.cast(self._schema))
 
-    def table(self) -> pa.Table | None:
-        if self.spill is None:
-            return pa.concat_tables(self.pieces) if self.pieces else None
-        if self._writer is None:
+    def _spilled(self) -> pa.ipc.RecordBatchStreamReader | None:
+        """The spill file for reading (the store takes no more rows), or None: rows in memory, or none."""
+        self._sealed = True
+        if self.spill is None or self._schema is None:
             return None
-        self._writer.close()
-        self._writer = None
-        with pa.ipc.open_stream(pa.memory_map(str(self.spill))) as r:
-            t = r.read_all()
-        self.spill, self.pieces = None, [t]  # read once; later calls return the same table
-        return t
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        return pa.ipc.open_stream(pa.memory_map(str(self.spill)))
+
+    def batches(self) -> Iterator[pa.Table]:
+        """The rows piece by piece: a check that looks at one row at a time never holds them all."""
+        reader = self._spilled()
+        if reader is None:
+            yield from self.pieces
+            return
+        with reader:
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+
+    def table(self) -> pa.Table | None:
+        reader = self._spilled()
+        if reader is None:
+            return pa.concat_tables(self.pieces) if self.pieces else None
+        with reader:
+            return reader.read_all()
 
 
 class Spill:

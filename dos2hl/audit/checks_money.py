@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .checks_base import Findings, Partial, Store, cents, count_true, flat, keep, true
+from .keys import IdSet
 
 __all__ = ["MoneyChecks"]
 
@@ -51,6 +52,7 @@ class MoneyChecks:
         self.ledger_pats, self.claim_pats = _Keys(), _Keys()
         self.ins_rows = store()
         self.claims = store()
+        self.claim_ids = IdSet(duplicates=False)
         self.lines = Partial("claim_id", ["fee", "paid", "wo"])
 
     # -- per chunk ---------------------------------------------------------------------------
@@ -77,6 +79,7 @@ class MoneyChecks:
 
     def claim(self, data: pa.Table) -> None:
         self.claim_pats.add(data["pat_id"])
+        self.claim_ids.add(data["claim_id"])
         t = (
             data.append_column("billed", cents(data["billed_amt"]))
             .append_column("paid", cents(data["paid_amt"]))
@@ -128,13 +131,14 @@ class MoneyChecks:
         self.f.flag("$2", "claim", claims, bad, detail=detail)
 
     def _orphan_insurance(self) -> None:
-        rows = self.ins_rows.table()
-        if rows is None:
-            return
-        claims = self.claims.table()
-        ids = claims["claim_id"] if claims is not None else pa.chunked_array([], pa.int64())
-        orphan = pc.invert(true(pc.is_in(rows["claim_id"], value_set=flat(ids))))
-        self.f.flag("$4", "ledger", rows, orphan, detail={"insurance_rows_without_claim": count_true(orphan)})
+        """Insurance payments and write-offs whose claim is not in CLAIM, piece by piece (at a DSO they
+        are tens of millions of ledger rows); the claims' ids are a bitmap (``keys.IdSet``)."""
+        for rows in self.ins_rows.batches():
+            ids = rows["claim_id"].cast(pa.int64())
+            known = self.claim_ids.contains(pc.fill_null(ids, -1).to_numpy(zero_copy_only=False))
+            orphan = pc.or_(pc.is_null(ids), pc.invert(pa.array(known)))
+            self.f.flag("$4", "ledger", rows, orphan,
+                        detail={"insurance_rows_without_claim": count_true(orphan)})
 
     def _drift(self, pat: pa.Table) -> None:
         snap = pat.filter(pc.is_valid(pat["bal"]))
