@@ -37,7 +37,7 @@ from ..writing.households import household_channels, write_households
 from ..writing.writer import LocationSchema
 from .results import Prepared, VerifyResult, WriteResult
 from .schedule import default_workers, per_location, run_fair
-from .shard import ShardResult, migrate_shard_isolated, verify_shard
+from .shard import ShardResult, is_paused, migrate_shard_isolated, not_started, verify_shard
 
 __all__ = ["Prepared", "VerifyResult", "WriteResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
 
@@ -145,7 +145,7 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
                                   "sha256": fmap.confirmed.sha256},
                     providers=report.to_dict(), phi_key_file=settings.phi_key_file, manifest=manifest,
                     zones=zones,
-                    tenancy=tenancy)
+                    tenancy=tenancy, pause_after=settings.highlevel.pause_after)
 
 
 def _require_own_location(client: Client, lf: LocationsFile, loc: str) -> Any:
@@ -157,10 +157,12 @@ def _require_own_location(client: Client, lf: LocationsFile, loc: str) -> Any:
     except HighLevelError as exc:
         status = getattr(exc, "status", None)
         if status in (401, 403):
+            cause = getattr(exc, "cause", "unknown")  # token, scope, location... (highlevel.systemic)
             raise ConfigError(f"locations.yaml: the token in ${target.token_env} does not open location "
                               f"{loc}'s "
-                              f"sub-account {target.location_id} (HighLevel answered {status}): give that "
-                              "sub-account's own token; nothing was written") from None
+                              f"sub-account {target.location_id} (HighLevel answered {status}: {cause}): "
+                              "give that sub-account's own token (revoked or rotated: its new one); nothing "
+                              "was written") from None
         raise
     if got.id != target.location_id:
         raise ConfigError(f"locations.yaml: the token in ${target.token_env} opens {got.id}, not {loc}'s "
@@ -253,9 +255,11 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
                      client_factory or default_factory(_locations(locations, ctx),
                                                        settings or Dos2hlSettings()), workers=workers)
     specs = ctx.specs(patients)
+    # a location that pauses (issue 17) gets none of its shards handed out after that; the others go on
     results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,
                       workers=workers,
-                      settings=settings, locations=locations)
+                      settings=settings, locations=locations, stop=is_paused,
+                      skipped=lambda spec, by: not_started(spec, _reason(by)))
     rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
     from .usage import record
 
@@ -264,7 +268,15 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
         created.update(r.get("created") or {})
     record(ctx.run_uri, phase, Tally.sum(r.get("tally") for r in rows),
            created)  # every shard's, any executor
-    return WriteResult(phase=phase, shards=rows, sample=patients, discovery=found)
+    paused = WriteResult.paused_of(rows)
+    for loc, why in paused.items():
+        log.warning("location %s paused: %s; nothing of it is marked failed: fix the cause, then resume the "
+                    "run (dos2hl resume %s)", loc, why, ctx.run_id)
+    return WriteResult(phase=phase, shards=rows, sample=patients, discovery=found, paused=paused)
+
+
+def _reason(result: Any) -> str:
+    return str(result.get("paused") if isinstance(result, dict) else result.paused)
 
 
 def _locations(locations: LocationsFile | None, ctx: Prepared) -> LocationsFile:
@@ -338,6 +350,8 @@ def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFa
     from .usage import record
 
     workers = workers or default_workers(len(ctx.locations), executor)
+    # a paused location is read back once it is resumed (its token may be revoked, HighLevel down)
+    todo = [loc for loc in ctx.locations if loc not in result.paused]
     if client_factory is not None:
         from .shard import read_back_location
 
@@ -353,10 +367,11 @@ def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFa
             reader = read_back_location(client, ctx.run_uri, loc, sampled)
             return [verify_shard(spec, client, reader) for spec in specs]
 
-        by_loc = per_location(ctx.locations, one, workers=workers)
-        diffs = [d for loc in ctx.locations for d in by_loc[loc]]
+        by_loc = per_location(todo, one, workers=workers)
+        diffs = [d for loc in todo for d in by_loc[loc]]
     else:
-        diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory,
+        diffs = execute([s for s in ctx.specs(result.sample) if s.location in todo], verify_shard,
+                        client_factory=client_factory,
                         executor=executor,
                         workers=workers, settings=settings, locations=locations, cls="verify")
     out = merge_diffs(diffs)
@@ -386,16 +401,20 @@ def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:
 def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
             client_factory: ClientFactory | None,
             executor: str, workers: int, settings: Dos2hlSettings | None = None,
-            locations: LocationsFile | None = None, cls: str = "migration") -> list[Any]:
+            locations: LocationsFile | None = None, cls: str = "migration",
+            stop: Callable[[Any], bool] | None = None,
+            skipped: Callable[[ShardSpec, Any], Any] | None = None) -> list[Any]:
     """Run ``fn(spec, client)`` for every spec: threads here, or Ray actors (``dos2hl.execution.pool``);
     either way the locations' shards are handed out fairly (``schedule.FairQueue``): every location at
-    once, each paced by its own sub-account's budget."""
+    once, each paced by its own sub-account's budget. ``stop``/``skipped``: ``schedule.run_fair``'s (a
+    paused location's shards not yet handed out are not)."""
     if executor == "ray":
         from .pool import run_on_ray
 
         if locations is None:
             raise ConfigError("the Ray executor needs the locations file (clients are opened on the workers)")
-        return run_on_ray(specs, fn, locations, settings or Dos2hlSettings(), workers=workers, cls=cls)
+        return run_on_ray(specs, fn, locations, settings or Dos2hlSettings(), workers=workers, cls=cls,
+                          stop=stop, skipped=skipped)
     if client_factory is None:
         raise ConfigError("the thread executor needs a client factory")
     import threading
@@ -410,4 +429,4 @@ def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
             clients[spec.location] = client_factory(spec.location)
         return fn(spec, clients[spec.location])
 
-    return run_fair(specs, one, key=lambda spec: spec.location, workers=workers)
+    return run_fair(specs, one, key=lambda spec: spec.location, workers=workers, stop=stop, skipped=skipped)

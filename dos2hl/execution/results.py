@@ -36,12 +36,13 @@ class Prepared(BaseModel):
     zones: dict[str, str] = Field(default_factory=dict)  # every office's zone, LOC_ID -> IANA (zones.py)
     # LOC_ID -> {"office": the export's LOC_NAME, "location_id", "sub_account": its name in HighLevel}
     tenancy: dict[str, dict[str, str]] = Field(default_factory=dict)
+    pause_after: int = 5  # outages in a row that pause a location (DOS2HL_HIGHLEVEL_PAUSE_AFTER)
 
     def specs(self, patients: dict[str, list[int]] | None = None) -> list[ShardSpec]:
         return [ShardSpec(self.run_id, self.run_uri, self.staged_uri, self.mapping, loc, shard,
                           self.schemas[loc],
                           None if patients is None else patients.get(loc, []), self.phi_key_file,
-                          self.manifest.get("source"), dict(self.zones))
+                          self.manifest.get("source"), dict(self.zones), self.pause_after)
                 for loc in self.locations for shard in self.shards[loc]]
 
 
@@ -54,6 +55,17 @@ class WriteResult(BaseModel):
     diff: dict[str, Any] = Field(default_factory=dict)
     sample: dict[str, list[int]] | None = None
     discovery: dict[str, dict[str, Any]] = Field(default_factory=dict)  # LOC -> {"requests", "found"}
+    # LOC -> why it paused (issue 17); a read-back of this phase skips them (their token may be revoked)
+    paused: dict[str, str] = Field(default_factory=dict)
+
+    @staticmethod
+    def paused_of(shards: list[dict[str, Any]]) -> dict[str, str]:
+        """LOC -> the first reason one of its shards paused for."""
+        out: dict[str, str] = {}
+        for r in shards:
+            if r.get("paused"):
+                out.setdefault(r["location"], r["paused"])
+        return dict(sorted(out.items()))
 
     def totals(self) -> dict[str, dict[str, Counter[str]]]:
         """LOC -> measure -> object -> n."""
