@@ -120,11 +120,16 @@ def migrate_shard(spec: ShardSpec, client: Client) -> ShardResult:
     paused = ""
     try:
         out: WriteResult = writer.write(plan, spec.name)
-    except LocationPaused as exc:  # the shard stays "started": the next attempt looks its records up first
+    except Exception as exc:  # the shard stays "started": the next attempt looks its records up first
         import logging
 
+        from ..highlevel.systemic import is_systemic, pause_reason
+
+        if not isinstance(exc, LocationPaused) and not is_systemic(exc):  # (a lookup's or a read's 401)
+            raise
         ledger.flush()
-        out, paused = writer.result, exc.reason
+        out = writer.result
+        paused = exc.reason if isinstance(exc, LocationPaused) else pause_reason(exc)
         out.excluded.update(plan.excluded)
         logging.getLogger("dos2hl.migrate").warning("location %s paused (shard %s): %s", spec.location,
                                                     spec.name, paused)
