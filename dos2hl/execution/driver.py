@@ -95,7 +95,8 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
     threads = default_workers(len(shards))
 
     def own(loc: str) -> dict[str, str]:  # tenancy: each token opens its own sub-account, before any write
-        account = _require_own_location(clients[loc], lf, loc)
+        account = _require_own_location(clients[loc], lf, loc,
+                                        lambda: bool(open_store(run_uri, settings.s3).list("ledger/")))
         log.info("export location %s (%s) goes to sub-account %s (%s)", loc, offices.get(loc) or "unnamed",
                  account.id, account.name or "unnamed")
         return {"office": offices.get(loc, ""), "location_id": account.id, "sub_account": account.name or ""}
@@ -148,14 +149,23 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
                     tenancy=tenancy, pause_after=settings.highlevel.pause_after)
 
 
-def _require_own_location(client: Client, lf: LocationsFile, loc: str) -> Any:
-    from ..errors import HighLevelError
+def _require_own_location(client: Client, lf: LocationsFile, loc: str,
+                          has_written: Callable[[], bool] = lambda: False) -> Any:
+    """The sub-account ``loc``'s token opens; ConfigError when it is another one or refused, unless the run
+    has already written (``has_written``): then a systemic refusal keeps the location paused."""
+    from ..errors import HighLevelError, LocationPaused
+    from ..highlevel.systemic import is_systemic, pause_reason
 
     target = lf.for_source(loc)
     try:
         got = client.get_location()
     except HighLevelError as exc:
         status = getattr(exc, "status", None)
+        if is_systemic(exc) and has_written():
+            # a run that has written: its location is still paused (exit 4), not a mixed-up file (exit 2)
+            raise LocationPaused(loc, f"{pause_reason(exc)}; still refused, nothing was written: fix the "
+                                 f"cause (${target.token_env}, the scope, the sub-account), then resume"
+                                 ) from None
         if status in (401, 403):
             cause = getattr(exc, "cause", "unknown")  # token, scope, location... (highlevel.systemic)
             raise ConfigError(f"locations.yaml: the token in ${target.token_env} does not open location "

@@ -50,8 +50,9 @@ def test_revoked_token_pauses_with_exit_4_and_resume_completes_the_run(tmp_path:
         assert pending_csv.read_text().count("\n") == 1  # the header: no dead letter
         assert "Location L001 paused" in Path(out["report"]).read_text()
 
-        res = run(app, ["resume", "r-http", *common])  # the token still revoked: refused before any write
-        assert res.exit_code == 2 and "(HighLevel answered 401: token)" in res.output, res.output
+        res = run(app, ["resume", "r-http", *common])  # the token still revoked: paused, nothing written
+        assert res.exit_code == 4 and "location L001 paused: HighLevel answered 401 (token)" in res.output, \
+            res.output
         assert httpx.delete(f"{base}/_sandbox/outages").json() == {"restored": [lid]}
         res = run(app, ["resume", "r-http", *common])
         assert res.exit_code == 0, res.output
