@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Literal
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HighLevelError, LocationPaused
 from ..highlevel.protocols import Client, ClientFactory
+from ..highlevel.systemic import is_systemic, pause_reason
 from ..highlevel.tally import Tally
 from ..locations import LocationsFile, load_locations, open_client
 from ..mapping.model import Mapping as FieldMap
@@ -35,7 +36,7 @@ from ..settings import Dos2hlSettings
 from ..storage import open_store
 from ..writing.households import household_channels, write_households
 from ..writing.writer import LocationSchema
-from .results import Prepared, VerifyResult, WriteResult
+from .results import Prepared, VerifyResult, WriteResult, merge_diffs
 from .schedule import default_workers, per_location, run_fair
 from .shard import ShardResult, is_paused, migrate_shard_isolated, not_started, verify_shard
 
@@ -153,9 +154,6 @@ def _require_own_location(client: Client, lf: LocationsFile, loc: str,
                           has_written: Callable[[], bool] = lambda: False) -> Any:
     """The sub-account ``loc``'s token opens; ConfigError when it is another one or refused, unless the run
     has already written (``has_written``): then a systemic refusal keeps the location paused."""
-    from ..errors import HighLevelError, LocationPaused
-    from ..highlevel.systemic import is_systemic, pause_reason
-
     target = lf.for_source(loc)
     try:
         got = client.get_location()
@@ -263,13 +261,17 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
     workers = workers or default_workers(len(ctx.locations), executor)
     found = discover(ctx,
                      client_factory or default_factory(_locations(locations, ctx),
-                                                       settings or Dos2hlSettings()), workers=workers)
-    specs = ctx.specs(patients)
+                                                       settings or Dos2hlSettings()), workers=workers,
+                     pause=True)
+    before = {loc: str(d["paused"]) for loc, d in found.items() if d.get("paused")}  # refused at discovery
+    specs = [spec for spec in ctx.specs(patients) if spec.location not in before]
     # a location that pauses (issue 17) gets none of its shards handed out after that; the others go on
     results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,
                       workers=workers,
                       settings=settings, locations=locations, stop=is_paused,
                       skipped=lambda spec, by: not_started(spec, _reason(by)))
+    results += [not_started(spec, before[spec.location]) for spec in ctx.specs(patients)
+                if spec.location in before]
     rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
     from .usage import record
 
@@ -296,11 +298,14 @@ def _locations(locations: LocationsFile | None, ctx: Prepared) -> LocationsFile:
 
 
 def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool = True,
-             locations: list[str] | None = None, workers: int | None = None) -> dict[str, dict[str, Any]]:
+             locations: list[str] | None = None, workers: int | None = None,
+             pause: bool = False) -> dict[str, dict[str, Any]]:
     """HighLevel is the truth about what exists: read each location by search pages for what it holds
     under our keys (``existing.py``) before anything is created; the inventory goes to the run's storage,
     where every shard writer finds it. Returns LOC -> {"requests": pages read, "found": kind -> n}.
-    ``locations``: only these (default: every location of the run), all read at once."""
+    ``locations``: only these (default: every location of the run), all read at once. ``pause``: a
+    location whose reads are refused for a systemic cause (issue 17) answers {"paused": reason} instead
+    of stopping every location."""
     from ..highlevel.tally import counting_as, snapshot
     from ..planning.transform import RECORD_TABLES
     from ..writing.existing import save_inventory, take_inventory
@@ -325,11 +330,19 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
                                                                                 and "recall" in sent)]
         client = client_factory(loc)
         before = snapshot(client)
-        with counting_as(client, "discovery"):
-            inv = take_inventory(client, location=loc, contact_fields_ids=schema.contact_fields,
-                                 opportunity_fields_ids=schema.opportunity_fields, object_keys=object_keys,
-                                 pipeline_ids=pipelines, media=bool(sent & {"document", "clinnote"}),
-                                 open_sealed=opener)
+        try:
+            with counting_as(client, "discovery"):
+                inv = take_inventory(client, location=loc, contact_fields_ids=schema.contact_fields,
+                                     opportunity_fields_ids=schema.opportunity_fields,
+                                     object_keys=object_keys,
+                                     pipeline_ids=pipelines, media=bool(sent & {"document", "clinnote"}),
+                                     open_sealed=opener)
+        except HighLevelError as exc:
+            if not (pause and is_systemic(exc)):
+                raise
+            record(ctx.run_uri, "discovery", snapshot(client) - before)
+            log.warning("location %s paused at discovery: %s", loc, pause_reason(exc))
+            return {"requests": (snapshot(client) - before).total, "found": {}, "paused": pause_reason(exc)}
         if record_step:  # (the bulk step counts its clients' requests itself)
             record(ctx.run_uri, "discovery", snapshot(client) - before)
         save_inventory(run, inv)
@@ -387,25 +400,6 @@ def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFa
     out = merge_diffs(diffs)
     record(ctx.run_uri, f"verify-{result.phase}", out["tally"])
     return VerifyResult(**out)
-
-
-def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"read_back": Counter(), "not_found": Counter(), "fields": {}, "examples": {},
-                           "mismatches": 0, "tally": Tally.sum(d.get("tally") for d in diffs).to_dict()}
-    for d in diffs:
-        out["read_back"].update(d["read_back"])
-        out["not_found"].update(d["not_found"])
-        out["mismatches"] += d["mismatches"]
-        for obj, fields in d["fields"].items():
-            for name, c in fields.items():
-                acc = out["fields"].setdefault(obj, {}).setdefault(name, Counter())
-                acc.update(c)
-        for k, keys in d["examples"].items():
-            out["examples"].setdefault(k, [])
-            out["examples"][k] = (out["examples"][k] + keys)[:5]
-    out["read_back"], out["not_found"] = dict(out["read_back"]), dict(out["not_found"])
-    out["fields"] = {o: {f: dict(c) for f, c in fs.items()} for o, fs in out["fields"].items()}
-    return out
 
 
 def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,

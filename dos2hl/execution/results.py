@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..highlevel.tally import Tally
 from ..planning.plan import ShardSpec
 
-__all__ = ["Prepared", "VerifyResult", "WriteResult"]
+__all__ = ["Prepared", "VerifyResult", "WriteResult", "merge_diffs"]
 
 MEASURES = ("staged", "written", "created", "failed", "held", "excluded", "present", "updated")
 
@@ -98,3 +99,22 @@ class VerifyResult(BaseModel):
     examples: dict[str, list[str]] = Field(default_factory=dict)
     mismatches: int = 0
     tally: dict[str, Any] = Field(default_factory=dict)
+
+
+def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"read_back": Counter(), "not_found": Counter(), "fields": {}, "examples": {},
+                           "mismatches": 0, "tally": Tally.sum(d.get("tally") for d in diffs).to_dict()}
+    for d in diffs:
+        out["read_back"].update(d["read_back"])
+        out["not_found"].update(d["not_found"])
+        out["mismatches"] += d["mismatches"]
+        for obj, fields in d["fields"].items():
+            for name, c in fields.items():
+                acc = out["fields"].setdefault(obj, {}).setdefault(name, Counter())
+                acc.update(c)
+        for k, keys in d["examples"].items():
+            out["examples"].setdefault(k, [])
+            out["examples"][k] = (out["examples"][k] + keys)[:5]
+    out["read_back"], out["not_found"] = dict(out["read_back"]), dict(out["not_found"])
+    out["fields"] = {o: {f: dict(c) for f, c in fs.items()} for o, fs in out["fields"].items()}
+    return out

@@ -174,3 +174,27 @@ def test_a_row_of_outages_pauses_and_takes_its_failures_back_while_a_broken_row_
     rows = [(r["stable_key"], r["op"], r["outcome"]) for r in read_ledger(store).to_pylist()]
     assert ("e", "pause", "pending") in rows and ("f", "pause", "pending") in rows
     assert not [r for r in rows if r[0] == "g"]
+
+
+def test_a_token_revoked_while_the_sample_waits_for_approval_pauses_at_discovery(world: World) -> None:
+    """Revoked between the phases (a deployment waits hours for an approval): the full phase's first reads
+    are refused, the location pauses there, the other one completes; restored, the run resumes."""
+    w = world
+    lid = w.loc_ids["L002"]
+
+    def approve(sample: dict[str, Any]) -> bool:
+        assert sample["status"] == "incomplete" and not sample["paused"]
+        _sandbox(w, "POST", json={"location_id": lid, "after": 0, "kind": "token"})  # revoked now
+        return True
+
+    out = migrate(_opts(w, run_id="r-gap", sample=3), client_factory=w.factory, approve=approve)
+    assert out["status"] == "paused" and list(out["paused"]) == ["L002"], out["reconciliation"]
+    assert out["paused"]["L002"].startswith("HighLevel answered 401 (token) on ")
+    _reconciles(out)
+    assert sum(r["failed"] + r["held"] for d in out["locations"].values() for r in d["objects"].values()) == 0
+    l1 = out["locations"]["L001"]["objects"]
+    assert all(r["written"] + r["excluded"] == r["staged"] for r in l1.values())
+    _sandbox(w, "DELETE")
+    again = migrate(_opts(w, run_id="r-gap", sample=3, approve=True), client_factory=w.factory)
+    assert again["status"] == "completed", again["reconciliation"]
+    held_once(w)
