@@ -11,6 +11,7 @@
       . BadRequestError                 400 (other than a duplicate)
         . DuplicateContactError         400 with meta.contactId: the location refuses a duplicate
       . AuthError                       401 bad/expired token, 403 token not valid for this location
+                                        (``cause``: what the body says it is about; highlevel/systemic.py)
       . NotFoundError                   404
       . UnprocessableError              422 request failed validation (a create may still have happened)
       . RateLimitedError                429 burst or daily limit reached (retry_after, seconds)
@@ -19,6 +20,9 @@
       . RequestTimeoutError (also TimeoutError)  connect/read/write/pool timeout
     - UnexpectedResponseError           a 2xx whose body does not have the documented shape
     - PayloadTooLargeError (also ValueError)    a file over HighLevel's upload limit, refused unsent
+  + LocationPaused                      a location's writes stop for a cause no record has (a revoked
+                                        token, a removed scope or sub-account, HighLevel down): nothing
+                                        is marked failed, a re-run resumes it
 
 HighLevel errors carry only the method, the path *template* (``/contacts/{contactId}``), the status,
 HighLevel's traceId and the caller's stable key: never a token, a request or a response body.
@@ -32,7 +36,8 @@ __all__ = [
     "Dos2hlError", "ConfigError", "SourceError", "MissingFileError", "UnreadableFileError",
     "StorageError", "HighLevelError", "HighLevelHTTPError", "BadRequestError", "DuplicateContactError",
     "AuthError", "NotFoundError", "UnprocessableError", "RateLimitedError", "ServerError",
-    "TransportError", "RequestTimeoutError", "UnexpectedResponseError", "PayloadTooLargeError", "safe_error",
+    "TransportError", "RequestTimeoutError", "UnexpectedResponseError", "PayloadTooLargeError",
+    "LocationPaused", "safe_error",
 ]
 
 
@@ -129,7 +134,18 @@ class DuplicateContactError(BadRequestError):
 
 
 class AuthError(HighLevelHTTPError):
-    """401 (token missing, invalid or expired) or 403 (token not valid for this location or scope)."""
+    """401 (token missing, invalid or expired) or 403 (token not valid for this location or scope).
+
+    ``cause`` is what HighLevel's message says the refusal is about, as a code read from the body
+    (``highlevel.errors.auth_cause``: ``token``, ``scope``, ``location``, ``user``, ``path``,
+    ``feature`` or ``unknown``); the message itself is never kept."""
+
+    def __init__(self, status: int, *, cause: str = "unknown", **kw: object) -> None:
+        self.cause = cause
+        super().__init__(status, **kw)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}: {self.cause}"
 
 
 class NotFoundError(HighLevelHTTPError):
@@ -183,6 +199,19 @@ class UnexpectedResponseError(HighLevelError):
 
 class PayloadTooLargeError(HighLevelError, ValueError):
     """A file larger than HighLevel accepts; refused before anything is sent."""
+
+
+class LocationPaused(Dos2hlError):
+    """A location's writes stopped for a cause that is not one record's (issue 17): ``reason`` says it
+    with ids, statuses and counts only. Nothing is marked failed; the shard keeps its ``started``
+    marker, so a re-run of the run id looks its records up first and goes on where it stopped."""
+
+    exit_code = 4
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"location {location} paused: {reason}")
 
 
 def safe_error(exc: BaseException) -> str:

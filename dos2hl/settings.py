@@ -40,6 +40,8 @@ class HighLevelSettings(BaseSettings):
     jitter: float = Field(0.5, ge=0, le=1)  # up to this fraction of a delay is randomly removed
     max_retry_after: float = Field(300.0, ge=0)  # a longer Retry-After is shortened to this
     verify_delay: float = Field(3.0, ge=0)  # wait before looking up an ambiguous create (search lag)
+    # 5xx or unanswered requests in a row (each after its retries) that pause a location (issue 17)
+    pause_after: int = Field(5, ge=1, le=1000)
 
 
 class GovernorSettings(BaseSettings):

@@ -5,6 +5,11 @@ each gate a Prefect pause for a typed input, each report an artifact.
 The approval gate: ``approve=true`` passes it (scripted runs); in a deployment the flow pauses and
 waits for an ``Approval`` input from the Prefect UI or API (approve / reject, optionally rolling the
 sample back); run from a shell without ``approve``, it stops after the sample and says how to continue.
+
+A run whose location paused (issue 17: a revoked token, a removed scope or sub-account, HighLevel down;
+nothing marked failed) ends in a ``Completed`` state named ``Paused`` whose message names each paused
+location and why (ids only); its result is the report, as for any run. A new flow run with the same
+``run_id`` resumes it.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.flow_runs import pause_flow_run
+from prefect.states import Completed
 
 from dos2hl.errors import ConfigError
 from dos2hl.mapping.model import load_mapping, require_confirmed, save_mapping
@@ -38,7 +44,18 @@ __all__ = ["Approval", "CsvImported", "MapConfirmation", "MigrateParams", "migra
 @flow(name="migrate", flow_run_name="migrate {params.source}", log_prints=True)
 def migrate_flow(params: MigrateParams) -> dict[str, Any]:
     tune_allocators()  # the export-sized steps run in this process (dos2hl/memory.py)
-    return run_migration(params, open_env(params), FlowGates(params), run=as_task).to_dict()
+    out = run_migration(params, open_env(params), FlowGates(params), run=as_task).to_dict()
+    # a returned state is the run's final state; whoever calls the flow gets its data (the report)
+    return final_state(out)  # type: ignore[return-value]
+
+
+def final_state(out: dict[str, Any]) -> dict[str, Any] | State[Any]:
+    """The report, or a ``Completed`` state named ``Paused`` carrying it when a location paused."""
+    if out.get("status") != "paused":
+        return out
+    why = "; ".join(f"{loc}: {reason}" for loc, reason in (out.get("paused") or {}).items())
+    return Completed(name="Paused", data=out, message=f"paused, nothing failed ({why}); resume with "
+                     f"run_id={out['run_id']} once the cause is fixed")
 
 
 class FlowGates:

@@ -27,8 +27,11 @@ __all__ = ["TerminalGates", "register"]
 
 def register(app: typer.Typer) -> None:
     """Add the pipeline's commands to ``app``."""
-    for command in (migrate, retry, rollback):
+    for command in (migrate, resume, retry, rollback):
         app.command()(command)
+
+
+EXIT_PAUSED = 4  # a location paused (issue 17): nothing failed; fix the cause, then resume the run id
 
 
 def migrate(
@@ -54,7 +57,14 @@ def migrate(
     export_date: ExportDateOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Migrate: stage -> sample, field diff -> approval -> bulk CSV -> full run -> verify -> report."""
+    """Migrate: stage -> sample, field diff -> approval -> bulk CSV -> full run -> verify -> report.
+
+    Exit codes: 0 completed; 1 incomplete (records failed or held, or the counts do not add up); 2 bad
+    input, nothing written; 3 HighLevel refused before anything was written; 4 paused: a location stopped
+    for a cause that is no record's (a revoked or rotated token, a removed scope or sub-account, HighLevel
+    failing N times in a row), nothing of it marked failed, the other locations done: fix the cause,
+    then dos2hl resume RUN_ID (or this command again with --run-id RUN_ID).
+    """
     from ..params import MigrateParams
 
     params = params_or_exit(MigrateParams, source=source, mapping=mapping, locations=locations, target=target,
@@ -62,7 +72,34 @@ def migrate(
                             executor=executor, workers=workers, verify=verify,
                             export_date=export_date.date() if export_date else None,
                             bulk_threshold=bulk_threshold)
-    out = _run_migration(params)
+    _summarise(_run_migration(params), as_json)
+
+
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to continue (a paused or stopped one).")],
+    mapping: MappingOpt,
+    locations: LocationsOpt,
+    target: TargetOpt = None,
+    storage: StorageOpt = None,
+    sample: Annotated[int, typer.Option("--sample", help="The run's sample size (0: it had none).")] = 300,
+    approve: Annotated[bool, typer.Option("--approve", help="Pass the sample gate without asking.")] = False,
+    verify: Annotated[str, typer.Option("--verify", help="Read back: 'sample' or 'full'.")] = "sample",
+    executor: Annotated[str, typer.Option("--executor", help="'threads' or 'ray'.")] = "threads",
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Shards written at once.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Continue a run where it stopped (dos2hl migrate --run-id RUN_ID on the export the run staged): a
+    paused location resumes once its cause is fixed, nothing is created twice. Exit codes as migrate's."""
+    from ..params import MigrateParams
+
+    params = params_or_exit(MigrateParams, source="", mapping=mapping, locations=locations, target=target,
+                            storage=storage, run_id=run_id, sample=sample, approve=approve, executor=executor,
+                            workers=workers, verify=verify)
+    _summarise(_run_migration(params), as_json)
+
+
+def _summarise(out: dict[str, Any], as_json: bool) -> None:
+    """Print a migration's outcome (one JSON object with --json) and exit with its code."""
     summary = {"run_id": out["run_id"], "status": out["status"], "locations": out["locations"],
                "requests": out.get("requests", {}).get("sent", 0),  # every request of the run, all classes
                "requests_by_class": out.get("requests", {}).get("by_class", {}),
@@ -70,6 +107,8 @@ def migrate(
                "report": out["report"]}
     if out.get("already_present"):  # a sub-account held records under our keys: adopted, never created twice
         summary["already_present"] = out["already_present"]
+    if out.get("paused"):  # LOC -> why (ids, statuses, counts)
+        summary["paused"] = out["paused"]
     if as_json:
         typer.echo(json.dumps(summary, default=str))
     else:
@@ -83,6 +122,8 @@ def migrate(
         typer.echo(f"report: {out['report']}")
     failed = sum(o["failed"] + o["held"] for loc in out["locations"].values()
                  for o in loc["objects"].values())
+    if out["status"] == "paused":
+        raise typer.Exit(EXIT_PAUSED)
     if out["status"] != "completed" or failed:
         raise typer.Exit(1)
 
@@ -106,6 +147,10 @@ def retry(
                                "report": out["report"]}))
     else:
         typer.echo(f"run {run_id}: {out['status']}; {pend} records still pending; report: {out['report']}")
+        if out.get("next"):
+            typer.echo(out["next"])
+    if out["status"] == "paused":
+        raise typer.Exit(EXIT_PAUSED)
     if out["status"] != "completed":
         raise typer.Exit(1)
 

@@ -206,5 +206,7 @@ def register(app: typer.Typer) -> None:
                    f"delta {out.run_id} since {since}: {out.status}; "
                    f"{json.dumps(out.delta.changes)}; "
                    f"report: {out.report}")
+        if out.status == "paused":  # a location paused (issue 17): nothing failed; resume after the fix
+            raise typer.Exit(4)
         if out.status != "completed":
             raise typer.Exit(1)

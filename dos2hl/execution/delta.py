@@ -106,8 +106,12 @@ def run_delta(opts: DeltaParams, *, client_factory: ClientFactory | None = None,
     updated: Counter[str] = Counter()
     gone_done: Counter[str] = Counter()
     failed: list[str] = []
+    waiting: list[str] = []  # a paused location's changes (issue 17): not applied, changed again next time
     watch = Watch(factory)  # the updates and deletes count in the run's requests
     for loc in ctx.locations:
+        if loc in full.paused:
+            waiting += [*changes[loc].changed, *changes[loc].gone]
+            continue
         client = watch(loc)
         ids = IdMap.from_table(read_ledger(run, location=loc))
         ledger = LedgerWriter(run, ctx.run_id, writer=f"delta-{loc}")
@@ -121,7 +125,7 @@ def run_delta(opts: DeltaParams, *, client_factory: ClientFactory | None = None,
     record(ctx.run_uri, "delta", watch.tally())
     pend = [k for k, _v in IdMap.from_table(read_ledger(run)).failed().items()]
     run.write_bytes("delta/state.json", json.dumps({"since": opts.since_run,
-                                                    "failed": sorted(set(pend) | set(failed))
+                                                    "failed": sorted(set(pend) | set(failed) | set(waiting))
                                                     }).encode())
     rep = build_report(ctx, [full], status_note=f"delta since {opts.since_run}")
     rep["delta"] = {"since": opts.since_run, "changes": {loc: c.counts() for loc, c in changes.items()},

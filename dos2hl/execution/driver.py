@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Literal
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HighLevelError, LocationPaused
 from ..highlevel.protocols import Client, ClientFactory
+from ..highlevel.systemic import is_systemic, pause_reason
 from ..highlevel.tally import Tally
 from ..locations import LocationsFile, load_locations, open_client
 from ..mapping.model import Mapping as FieldMap
@@ -35,9 +36,9 @@ from ..settings import Dos2hlSettings
 from ..storage import open_store
 from ..writing.households import household_channels, write_households
 from ..writing.writer import LocationSchema
-from .results import Prepared, VerifyResult, WriteResult
+from .results import Prepared, VerifyResult, WriteResult, merge_diffs
 from .schedule import default_workers, per_location, run_fair
-from .shard import ShardResult, migrate_shard_isolated, verify_shard
+from .shard import ShardResult, is_paused, migrate_shard_isolated, not_started, verify_shard
 
 __all__ = ["Prepared", "VerifyResult", "WriteResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
 
@@ -95,7 +96,8 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
     threads = default_workers(len(shards))
 
     def own(loc: str) -> dict[str, str]:  # tenancy: each token opens its own sub-account, before any write
-        account = _require_own_location(clients[loc], lf, loc)
+        account = _require_own_location(clients[loc], lf, loc,
+                                        lambda: bool(open_store(run_uri, settings.s3).list("ledger/")))
         log.info("export location %s (%s) goes to sub-account %s (%s)", loc, offices.get(loc) or "unnamed",
                  account.id, account.name or "unnamed")
         return {"office": offices.get(loc, ""), "location_id": account.id, "sub_account": account.name or ""}
@@ -145,22 +147,30 @@ def prepare(opts: MigrateParams, *, settings: Dos2hlSettings | None = None,
                                   "sha256": fmap.confirmed.sha256},
                     providers=report.to_dict(), phi_key_file=settings.phi_key_file, manifest=manifest,
                     zones=zones,
-                    tenancy=tenancy)
+                    tenancy=tenancy, pause_after=settings.highlevel.pause_after)
 
 
-def _require_own_location(client: Client, lf: LocationsFile, loc: str) -> Any:
-    from ..errors import HighLevelError
-
+def _require_own_location(client: Client, lf: LocationsFile, loc: str,
+                          has_written: Callable[[], bool] = lambda: False) -> Any:
+    """The sub-account ``loc``'s token opens; ConfigError when it is another one or refused, unless the run
+    has already written (``has_written``): then a systemic refusal keeps the location paused."""
     target = lf.for_source(loc)
     try:
         got = client.get_location()
     except HighLevelError as exc:
         status = getattr(exc, "status", None)
+        if is_systemic(exc) and has_written():
+            # a run that has written: its location is still paused (exit 4), not a mixed-up file (exit 2)
+            raise LocationPaused(loc, f"{pause_reason(exc)}; still refused, nothing was written: fix the "
+                                 f"cause (${target.token_env}, the scope, the sub-account), then resume"
+                                 ) from None
         if status in (401, 403):
+            cause = getattr(exc, "cause", "unknown")  # token, scope, location... (highlevel.systemic)
             raise ConfigError(f"locations.yaml: the token in ${target.token_env} does not open location "
                               f"{loc}'s "
-                              f"sub-account {target.location_id} (HighLevel answered {status}): give that "
-                              "sub-account's own token; nothing was written") from None
+                              f"sub-account {target.location_id} (HighLevel answered {status}: {cause}): "
+                              "give that sub-account's own token (revoked or rotated: its new one); nothing "
+                              "was written") from None
         raise
     if got.id != target.location_id:
         raise ConfigError(f"locations.yaml: the token in ${target.token_env} opens {got.id}, not {loc}'s "
@@ -251,11 +261,17 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
     workers = workers or default_workers(len(ctx.locations), executor)
     found = discover(ctx,
                      client_factory or default_factory(_locations(locations, ctx),
-                                                       settings or Dos2hlSettings()), workers=workers)
-    specs = ctx.specs(patients)
+                                                       settings or Dos2hlSettings()), workers=workers,
+                     pause=True)
+    before = {loc: str(d["paused"]) for loc, d in found.items() if d.get("paused")}  # refused at discovery
+    specs = [spec for spec in ctx.specs(patients) if spec.location not in before]
+    # a location that pauses (issue 17) gets none of its shards handed out after that; the others go on
     results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,
                       workers=workers,
-                      settings=settings, locations=locations)
+                      settings=settings, locations=locations, stop=is_paused,
+                      skipped=lambda spec, by: not_started(spec, _reason(by)))
+    results += [not_started(spec, before[spec.location]) for spec in ctx.specs(patients)
+                if spec.location in before]
     rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
     from .usage import record
 
@@ -264,7 +280,15 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
         created.update(r.get("created") or {})
     record(ctx.run_uri, phase, Tally.sum(r.get("tally") for r in rows),
            created)  # every shard's, any executor
-    return WriteResult(phase=phase, shards=rows, sample=patients, discovery=found)
+    paused = WriteResult.paused_of(rows)
+    for loc, why in paused.items():
+        log.warning("location %s paused: %s; nothing of it is marked failed: fix the cause, then resume the "
+                    "run (dos2hl resume %s)", loc, why, ctx.run_id)
+    return WriteResult(phase=phase, shards=rows, sample=patients, discovery=found, paused=paused)
+
+
+def _reason(result: Any) -> str:
+    return str(result.get("paused") if isinstance(result, dict) else result.paused)
 
 
 def _locations(locations: LocationsFile | None, ctx: Prepared) -> LocationsFile:
@@ -274,11 +298,14 @@ def _locations(locations: LocationsFile | None, ctx: Prepared) -> LocationsFile:
 
 
 def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool = True,
-             locations: list[str] | None = None, workers: int | None = None) -> dict[str, dict[str, Any]]:
+             locations: list[str] | None = None, workers: int | None = None,
+             pause: bool = False) -> dict[str, dict[str, Any]]:
     """HighLevel is the truth about what exists: read each location by search pages for what it holds
     under our keys (``existing.py``) before anything is created; the inventory goes to the run's storage,
     where every shard writer finds it. Returns LOC -> {"requests": pages read, "found": kind -> n}.
-    ``locations``: only these (default: every location of the run), all read at once."""
+    ``locations``: only these (default: every location of the run), all read at once. ``pause``: a
+    location whose reads are refused for a systemic cause (issue 17) answers {"paused": reason} instead
+    of stopping every location."""
     from ..highlevel.tally import counting_as, snapshot
     from ..planning.transform import RECORD_TABLES
     from ..writing.existing import save_inventory, take_inventory
@@ -303,11 +330,19 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
                                                                                 and "recall" in sent)]
         client = client_factory(loc)
         before = snapshot(client)
-        with counting_as(client, "discovery"):
-            inv = take_inventory(client, location=loc, contact_fields_ids=schema.contact_fields,
-                                 opportunity_fields_ids=schema.opportunity_fields, object_keys=object_keys,
-                                 pipeline_ids=pipelines, media=bool(sent & {"document", "clinnote"}),
-                                 open_sealed=opener)
+        try:
+            with counting_as(client, "discovery"):
+                inv = take_inventory(client, location=loc, contact_fields_ids=schema.contact_fields,
+                                     opportunity_fields_ids=schema.opportunity_fields,
+                                     object_keys=object_keys,
+                                     pipeline_ids=pipelines, media=bool(sent & {"document", "clinnote"}),
+                                     open_sealed=opener)
+        except HighLevelError as exc:
+            if not (pause and is_systemic(exc)):
+                raise
+            record(ctx.run_uri, "discovery", snapshot(client) - before)
+            log.warning("location %s paused at discovery: %s", loc, pause_reason(exc))
+            return {"requests": (snapshot(client) - before).total, "found": {}, "paused": pause_reason(exc)}
         if record_step:  # (the bulk step counts its clients' requests itself)
             record(ctx.run_uri, "discovery", snapshot(client) - before)
         save_inventory(run, inv)
@@ -338,6 +373,8 @@ def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFa
     from .usage import record
 
     workers = workers or default_workers(len(ctx.locations), executor)
+    # a paused location is read back once it is resumed (its token may be revoked, HighLevel down)
+    todo = [loc for loc in ctx.locations if loc not in result.paused]
     if client_factory is not None:
         from .shard import read_back_location
 
@@ -353,10 +390,11 @@ def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFa
             reader = read_back_location(client, ctx.run_uri, loc, sampled)
             return [verify_shard(spec, client, reader) for spec in specs]
 
-        by_loc = per_location(ctx.locations, one, workers=workers)
-        diffs = [d for loc in ctx.locations for d in by_loc[loc]]
+        by_loc = per_location(todo, one, workers=workers)
+        diffs = [d for loc in todo for d in by_loc[loc]]
     else:
-        diffs = execute(ctx.specs(result.sample), verify_shard, client_factory=client_factory,
+        diffs = execute([s for s in ctx.specs(result.sample) if s.location in todo], verify_shard,
+                        client_factory=client_factory,
                         executor=executor,
                         workers=workers, settings=settings, locations=locations, cls="verify")
     out = merge_diffs(diffs)
@@ -364,38 +402,23 @@ def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFa
     return VerifyResult(**out)
 
 
-def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"read_back": Counter(), "not_found": Counter(), "fields": {}, "examples": {},
-                           "mismatches": 0, "tally": Tally.sum(d.get("tally") for d in diffs).to_dict()}
-    for d in diffs:
-        out["read_back"].update(d["read_back"])
-        out["not_found"].update(d["not_found"])
-        out["mismatches"] += d["mismatches"]
-        for obj, fields in d["fields"].items():
-            for name, c in fields.items():
-                acc = out["fields"].setdefault(obj, {}).setdefault(name, Counter())
-                acc.update(c)
-        for k, keys in d["examples"].items():
-            out["examples"].setdefault(k, [])
-            out["examples"][k] = (out["examples"][k] + keys)[:5]
-    out["read_back"], out["not_found"] = dict(out["read_back"]), dict(out["not_found"])
-    out["fields"] = {o: {f: dict(c) for f, c in fs.items()} for o, fs in out["fields"].items()}
-    return out
-
-
 def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
             client_factory: ClientFactory | None,
             executor: str, workers: int, settings: Dos2hlSettings | None = None,
-            locations: LocationsFile | None = None, cls: str = "migration") -> list[Any]:
+            locations: LocationsFile | None = None, cls: str = "migration",
+            stop: Callable[[Any], bool] | None = None,
+            skipped: Callable[[ShardSpec, Any], Any] | None = None) -> list[Any]:
     """Run ``fn(spec, client)`` for every spec: threads here, or Ray actors (``dos2hl.execution.pool``);
     either way the locations' shards are handed out fairly (``schedule.FairQueue``): every location at
-    once, each paced by its own sub-account's budget."""
+    once, each paced by its own sub-account's budget. ``stop``/``skipped``: ``schedule.run_fair``'s (a
+    paused location's shards not yet handed out are not)."""
     if executor == "ray":
         from .pool import run_on_ray
 
         if locations is None:
             raise ConfigError("the Ray executor needs the locations file (clients are opened on the workers)")
-        return run_on_ray(specs, fn, locations, settings or Dos2hlSettings(), workers=workers, cls=cls)
+        return run_on_ray(specs, fn, locations, settings or Dos2hlSettings(), workers=workers, cls=cls,
+                          stop=stop, skipped=skipped)
     if client_factory is None:
         raise ConfigError("the thread executor needs a client factory")
     import threading
@@ -410,4 +433,4 @@ def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
             clients[spec.location] = client_factory(spec.location)
         return fn(spec, clients[spec.location])
 
-    return run_fair(specs, one, key=lambda spec: spec.location, workers=workers)
+    return run_fair(specs, one, key=lambda spec: spec.location, workers=workers, stop=stop, skipped=skipped)

@@ -163,13 +163,17 @@ class _Placement:
 
 def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: LocationsFile,
                settings: Dos2hlSettings, *, workers: int = 4, threads: int | None = None,
-               cls: str = "migration", replacements: int | None = None) -> list[Any]:
+               cls: str = "migration", replacements: int | None = None,
+               stop: Callable[[Any], bool] | None = None,
+               skipped: Callable[[Any, Any], Any] | None = None) -> list[Any]:
     """``fn(spec, client)`` for every spec on ``workers`` actors spread over the cluster's nodes, each
     running up to ``threads`` shards at once (default: ``schedule.threads_per_worker``), handed out
     fairly across locations (``schedule.FairQueue``); results in the order of ``specs``, each naming its
     node (``node``) and how often its shard was started again (``retried``). A worker that dies
     (``WORKER_LOST``) is replaced, at most ``replacements`` times (default: ``workers``), and every shard
-    it was running runs again; an error ``fn`` raises is raised here."""
+    it was running runs again; an error ``fn`` raises is raised here. ``stop`` and ``skipped`` as in
+    ``schedule.run_fair``: a result that paused its location ends the hand-out of that location's
+    shards."""
     g = settings.governor
     from ..governor import limits_from, state_uri
 
@@ -236,6 +240,9 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
                 if isinstance(results[i], dict):
                     results[i]["retried"] = retried[i]
                 queue.done(i)
+                if stop is not None and stop(results[i]):
+                    for j, other in queue.drop(specs[i].location):
+                        results[j] = skipped(other, results[i]) if skipped is not None else None
                 free.append(actor)
     finally:
         _end_all(pool)

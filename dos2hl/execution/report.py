@@ -6,6 +6,11 @@ Nothing here holds a patient value: ids, codes and counts only (the field diff n
 Reconciliation per location and object: ``staged = written + failed + held + excluded`` for a full
 run, and per export: ``source rows = staged + quarantined``. A run is ``completed`` only when both
 hold and nothing failed or is held; "zero patient records dropped" is that identity for patients.
+
+A location that paused (issue 17: a revoked token, a removed scope or sub-account, HighLevel down)
+adds ``pending``: ``staged = written + failed + held + excluded + pending``, its rows not yet
+written, none of them failed. The run's status is then ``paused`` (``paused``: LOC -> reason); a
+re-run of its id resumes them.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
             updated_by_loc.setdefault(loc_, Counter()).update(t_.get("updated", Counter()))
     locations: dict[str, Any] = {}
     problems: list[str] = []
+    paused = last.paused or WriteResult.paused_of(last.shards)
     for loc in ctx.locations:
         t = totals.get(loc, {})
         objects = {}
@@ -73,9 +79,13 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
                    "excluded": t.get("excluded", Counter())[obj], "quarantined": 0,
                    "present": present_by_loc.get(loc, Counter())[obj],
                    "updated": updated_by_loc.get(loc, Counter())[obj]}
+            if loc in paused and last.phase == "full":  # not yet written: pending, not lost and not failed
+                row["pending"] = staged_rows - (row["written"] + row["failed"] + row["held"]
+                                                + row["excluded"])
             if last.phase == "full":
-                accounted = row["written"] + row["failed"] + row["held"] + row["excluded"]
-                if accounted != staged_rows:
+                accounted = (row["written"] + row["failed"] + row["held"] + row["excluded"]
+                             + row.get("pending", 0))
+                if accounted != staged_rows or row.get("pending", 0) < 0:
                     problems.append(f"{loc}/{obj}: staged {staged_rows} != written {row['written']} + failed "
                                     f"{row['failed']} + held {row['held']} + excluded {row['excluded']}")
             objects[obj] = row
@@ -95,7 +105,7 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
     if not requests:
         requests = _requests(ctx, phases)
     failed = sum(o["failed"] + o["held"] for loc in locations.values() for o in loc["objects"].values())
-    complete = last.phase == "full" and not problems and failed == 0
+    complete = last.phase == "full" and not problems and failed == 0 and not paused
     skipped = [{"source": e["source"], "reason": "; ".join(e.get("reasons", [])[-1:]) or "not mapped",
                 "phi": e.get("phi", "send")} for e in ctx.mapping["fields"]
                if e["target"] == "skip" or e.get("phi") == "omit"]
@@ -103,7 +113,8 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
     skipped += _values_not_sent(ctx.mapping, last.shards)
     return {
         "run_id": ctx.run_id,
-        "status": "completed" if complete else "incomplete",
+        "status": "completed" if complete else "paused" if paused else "incomplete",
+        "paused": dict(paused),  # LOC -> why (ids, statuses, counts): resumed by a re-run of the run id
         "phase": last.phase,
         "note": status_note,
         "mapping": {"path": ctx.mapping_path, **ctx.confirmation},
@@ -245,6 +256,11 @@ def _md(rep: dict[str, Any]) -> str:
         for obj, r in data["objects"].items():
             lines.append(f"| {loc} | {data['location_id']} | {obj} | {r['source']} | {r['quarantined']} | "
                          f"{r['excluded']} | {r['written']} | {r['created']} | {r['failed']} | {r['held']} |")
+    for loc, why in (rep.get("paused") or {}).items():
+        waiting = sum(r.get("pending", 0) for r in rep["locations"].get(loc, {}).get("objects", {}).values())
+        lines += ["", f"**Location {loc} paused**: {why}. {waiting} rows are pending (not failed); fix the "
+                  f"cause, then resume: `dos2hl resume {rep['run_id']}` (the same run id continues where it "
+                  "stopped)."]
     pend = rep.get("pending") or {}
     if pend.get("count"):
         lines += ["", f"**{pend['count']} records pending** (failed or held, by error: {pend['by_error']}); "
@@ -377,25 +393,10 @@ def _html(md: str, req: dict[str, Any] | None = None) -> str:
 
 
 def pending(run_uri: str) -> list[dict[str, Any]]:
-    """The dead letters: every record whose latest outcome is failed or held, with its error class and
-    stable key (what ``dos2hl retry`` replays). From the ledger, so it survives any crash."""
-    from ..writing.ledger import SUCCESS, read_ledger
+    """The dead letters of a run (``ledger.dead_letters``): what ``dos2hl retry`` replays."""
+    from ..writing.ledger import dead_letters, read_ledger
 
-    last: dict[str, dict[str, Any]] = {}
-    for r in read_ledger(open_store(run_uri)).to_pylist():
-        if r["op"] == "intent":
-            continue
-        if r["op"] == "relate" and r["outcome"] in ("related", "verified-existing"):
-            last.pop(r["stable_key"], None)
-            continue
-        if r["outcome"] in SUCCESS and r["op"] != "relate":
-            last.pop(r["stable_key"], None)
-            continue
-        if r["outcome"] in ("failed", "held"):
-            last[r["stable_key"]] = r
-    return [{"location": r["location"], "object": r["object"], "stable_key": k, "source_id": r["source_id"],
-             "outcome": r["outcome"], "error_class": (r.get("error") or "").split(":", 1)[0],
-             "http_status": r.get("http_status"), "parent": r.get("parent")} for k, r in sorted(last.items())]
+    return dead_letters(read_ledger(open_store(run_uri)))
 
 
 def _bulk_imported(phases: list[WriteResult]) -> dict[str, dict[str, int]]:

@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..highlevel.tally import Tally
 from ..planning.plan import ShardSpec
 
-__all__ = ["Prepared", "VerifyResult", "WriteResult"]
+__all__ = ["Prepared", "VerifyResult", "WriteResult", "merge_diffs"]
 
 MEASURES = ("staged", "written", "created", "failed", "held", "excluded", "present", "updated")
 
@@ -36,12 +37,13 @@ class Prepared(BaseModel):
     zones: dict[str, str] = Field(default_factory=dict)  # every office's zone, LOC_ID -> IANA (zones.py)
     # LOC_ID -> {"office": the export's LOC_NAME, "location_id", "sub_account": its name in HighLevel}
     tenancy: dict[str, dict[str, str]] = Field(default_factory=dict)
+    pause_after: int = 5  # outages in a row that pause a location (DOS2HL_HIGHLEVEL_PAUSE_AFTER)
 
     def specs(self, patients: dict[str, list[int]] | None = None) -> list[ShardSpec]:
         return [ShardSpec(self.run_id, self.run_uri, self.staged_uri, self.mapping, loc, shard,
                           self.schemas[loc],
                           None if patients is None else patients.get(loc, []), self.phi_key_file,
-                          self.manifest.get("source"), dict(self.zones))
+                          self.manifest.get("source"), dict(self.zones), self.pause_after)
                 for loc in self.locations for shard in self.shards[loc]]
 
 
@@ -54,6 +56,17 @@ class WriteResult(BaseModel):
     diff: dict[str, Any] = Field(default_factory=dict)
     sample: dict[str, list[int]] | None = None
     discovery: dict[str, dict[str, Any]] = Field(default_factory=dict)  # LOC -> {"requests", "found"}
+    # LOC -> why it paused (issue 17); a read-back of this phase skips them (their token may be revoked)
+    paused: dict[str, str] = Field(default_factory=dict)
+
+    @staticmethod
+    def paused_of(shards: list[dict[str, Any]]) -> dict[str, str]:
+        """LOC -> the first reason one of its shards paused for."""
+        out: dict[str, str] = {}
+        for r in shards:
+            if r.get("paused"):
+                out.setdefault(r["location"], r["paused"])
+        return dict(sorted(out.items()))
 
     def totals(self) -> dict[str, dict[str, Counter[str]]]:
         """LOC -> measure -> object -> n."""
@@ -86,3 +99,22 @@ class VerifyResult(BaseModel):
     examples: dict[str, list[str]] = Field(default_factory=dict)
     mismatches: int = 0
     tally: dict[str, Any] = Field(default_factory=dict)
+
+
+def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"read_back": Counter(), "not_found": Counter(), "fields": {}, "examples": {},
+                           "mismatches": 0, "tally": Tally.sum(d.get("tally") for d in diffs).to_dict()}
+    for d in diffs:
+        out["read_back"].update(d["read_back"])
+        out["not_found"].update(d["not_found"])
+        out["mismatches"] += d["mismatches"]
+        for obj, fields in d["fields"].items():
+            for name, c in fields.items():
+                acc = out["fields"].setdefault(obj, {}).setdefault(name, Counter())
+                acc.update(c)
+        for k, keys in d["examples"].items():
+            out["examples"].setdefault(k, [])
+            out["examples"][k] = (out["examples"][k] + keys)[:5]
+    out["read_back"], out["not_found"] = dict(out["read_back"]), dict(out["not_found"])
+    out["fields"] = {o: {f: dict(c) for f, c in fs.items()} for o, fs in out["fields"].items()}
+    return out

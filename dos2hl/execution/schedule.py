@@ -89,15 +89,25 @@ class FairQueue(Generic[T]):
         self._flight[k] -= 1
         self._pending[k].appendleft((index, item))
 
+    def drop(self, key: Hashable) -> list[tuple[int, T]]:
+        """Take every unit of ``key`` not yet handed out out of the queue (its location paused): they
+        are returned, never handed out."""
+        dropped = list(self._pending.get(key, ()))
+        if key in self._pending:
+            self._pending[key].clear()
+        return dropped
+
     def in_flight(self) -> dict[Hashable, int]:
         return {k: n for k, n in self._flight.items() if n}
 
 
 def run_fair(items: Sequence[T], fn: Callable[[T], R], *, key: Callable[[T], Hashable], workers: int,
-             name: str = "dos2hl-shard") -> list[R]:
+             name: str = "dos2hl-shard", stop: Callable[[R], bool] | None = None,
+             skipped: Callable[[T, R], R] | None = None) -> list[R]:
     """``fn(item)`` for every item on ``workers`` threads, handed out by a ``FairQueue``; results in the
     order of ``items``. The first exception ``fn`` raises stops the hand-out and is raised here once the
-    units in flight have ended."""
+    units in flight have ended. When ``stop(result)`` holds (its location paused), the units of that key
+    not yet handed out are not: their result is ``skipped(unit, that result)``; the other keys go on."""
     queue = FairQueue(items, key)
     results: list[R | None] = [None] * len(items)
     lock = threading.Lock()
@@ -113,7 +123,7 @@ def run_fair(items: Sequence[T], fn: Callable[[T], R], *, key: Callable[[T], Has
                 return
             i, item = got
             try:
-                results[i] = fn(item)
+                results[i] = got_result = fn(item)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller below
                 with lock:
                     failed.append(exc)
@@ -121,6 +131,11 @@ def run_fair(items: Sequence[T], fn: Callable[[T], R], *, key: Callable[[T], Has
             finally:
                 with lock:
                     queue.done(i)
+            if stop is not None and stop(got_result):
+                with lock:
+                    dropped = queue.drop(key(item))
+                for j, other in dropped:
+                    results[j] = skipped(other, got_result) if skipped is not None else None
 
     threads = [threading.Thread(target=work, name=f"{name}-{n}", daemon=True)
                for n in range(max(1, min(workers, len(items))))]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import safe_error
+from ..errors import LocationPaused, safe_error
 from ..highlevel.protocols import Client
 from ..highlevel.tally import counting_as, snapshot
 from ..planning.plan import (
@@ -29,7 +29,8 @@ from ..writing.households import read_households
 from ..writing.ledger import IdMap, LedgerWriter, read_ledger
 from ..writing.writer import SHARED_FIELDS, LocationSchema, ShardWriter, WriteResult
 
-__all__ = ["ShardResult", "migrate_shard", "migrate_shard_isolated", "read_back_location", "verify_shard"]
+__all__ = ["ShardResult", "is_paused", "migrate_shard", "migrate_shard_isolated", "not_started",
+           "read_back_location", "verify_shard"]
 
 @dataclass
 class ShardResult:
@@ -53,6 +54,19 @@ class ShardResult:
     error: str = ""  # why the shard stopped (the other shards and locations go on)
     node: str = ""  # the Ray node it ran on (set by the Ray pool; "" on this process's threads)
     retried: int = 0  # how often the Ray pool started it again after its worker was lost
+    # why its location paused (issue 17: ids, statuses, counts): "" when it did not; its rows not written
+    # are pending, none failed, and a re-run of the run id resumes the shard
+    paused: str = ""
+
+
+def is_paused(result: Any) -> bool:
+    """Whether a shard's result (a ``ShardResult`` or its dict, from a Ray worker) paused its location."""
+    return bool(result.get("paused") if isinstance(result, dict) else getattr(result, "paused", ""))
+
+
+def not_started(spec: ShardSpec, reason: str) -> ShardResult:
+    """The result of a shard never handed out because its location paused first: every row pending."""
+    return ShardResult(spec.location, spec.shard, paused=reason)
 
 
 def migrate_shard_isolated(spec: ShardSpec, client: Client) -> ShardResult:
@@ -60,14 +74,23 @@ def migrate_shard_isolated(spec: ShardSpec, client: Client) -> ShardResult:
     locations) go on, and the report names the shard and the error class (never a value)."""
     import logging
 
+    from ..highlevel.systemic import is_systemic, pause_reason
+
     before = snapshot(client)
     try:
         return migrate_shard(spec, client)
     except Exception as exc:  # noqa: BLE001 - isolation is the point; the report shows it
-        logging.getLogger("dos2hl.migrate").error("shard %s stopped: %s", spec.name, type(exc).__name__)
         spent = snapshot(client) - before  # what it sent before it stopped still counts
-        return ShardResult(spec.location, spec.shard, error=safe_error(exc),
-                           requests=spent.total, http_429=spent.http_429, tally=spent.to_dict())
+        out = ShardResult(spec.location, spec.shard, requests=spent.total, http_429=spent.http_429,
+                          tally=spent.to_dict())
+        if is_systemic(exc):  # a revoked token outside the writer's records (a lookup, a read): a pause
+            out.paused = pause_reason(exc)
+            logging.getLogger("dos2hl.migrate").warning("location %s paused (shard %s): %s", spec.location,
+                                                        spec.name, out.paused)
+        else:
+            out.error = safe_error(exc)
+            logging.getLogger("dos2hl.migrate").error("shard %s stopped: %s", spec.name, type(exc).__name__)
+        return out
 
 
 def migrate_shard(spec: ShardSpec, client: Client) -> ShardResult:
@@ -89,14 +112,30 @@ def migrate_shard(spec: ShardSpec, client: Client) -> ShardResult:
     schema = LocationSchema(**spec.schema)
     open_sealed = opener_of(spec)
     before = snapshot(client)
-    out: WriteResult = ShardWriter(client, schema, ledger, ids, run_id=spec.run_id, location=spec.location,
-                                   uncertain=uncertain, shared=shared,
-                                   source=open_store(spec.source) if spec.source else None,
-                                   inventory=load_inventory(run, spec.location),
-                                   open_sealed=open_sealed, sealer=sealer_of(spec)).write(plan, spec.name)
+    writer = ShardWriter(client, schema, ledger, ids, run_id=spec.run_id, location=spec.location,
+                         uncertain=uncertain, shared=shared,
+                         source=open_store(spec.source) if spec.source else None,
+                         inventory=load_inventory(run, spec.location),
+                         open_sealed=open_sealed, sealer=sealer_of(spec), pause_after=spec.pause_after)
+    paused = ""
+    try:
+        out: WriteResult = writer.write(plan, spec.name)
+    except Exception as exc:  # the shard stays "started": the next attempt looks its records up first
+        import logging
+
+        from ..highlevel.systemic import is_systemic, pause_reason
+
+        if not isinstance(exc, LocationPaused) and not is_systemic(exc):  # (a lookup's or a read's 401)
+            raise
+        ledger.flush()
+        out = writer.result
+        paused = exc.reason if isinstance(exc, LocationPaused) else pause_reason(exc)
+        out.excluded.update(plan.excluded)
+        logging.getLogger("dos2hl.migrate").warning("location %s paused (shard %s): %s", spec.location,
+                                                    spec.name, paused)
     spent = snapshot(client) - before
     result = ShardResult(spec.location, spec.shard, staged=counts, shared_channel=out.shared_channel,
-                         requests=spent.total, http_429=spent.http_429, tally=spent.to_dict())
+                         requests=spent.total, http_429=spent.http_429, tally=spent.to_dict(), paused=paused)
     for name in ("written", "created", "failed", "held", "excluded", "present", "updated"):
         setattr(result, name, dict(getattr(out, name)))
     result.excluded_rows = list(plan.excluded_rows)

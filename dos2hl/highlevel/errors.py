@@ -29,8 +29,9 @@ from ..errors import (
 )
 from .retry import parse_retry_after
 
-__all__ = ["HTTPX_ERRORS", "ALREADY_EXISTS_FRAGMENTS", "translate_httpx", "error_from_response",
-           "says_already_exists", "trace_id_of", "json_or_none", "server_message"]
+__all__ = ["HTTPX_ERRORS", "ALREADY_EXISTS_FRAGMENTS", "AUTH_CAUSES", "translate_httpx",
+           "error_from_response", "says_already_exists", "auth_cause", "trace_id_of", "json_or_none",
+           "server_message"]
 
 # httpx class -> (dos2hl class, sent: may the request have reached HighLevel?, retryable)
 HTTPX_ERRORS: dict[type[Exception], tuple[type[TransportError], bool, bool]] = {
@@ -124,6 +125,34 @@ def says_already_exists(body: Any) -> bool:
     return any(isinstance(m, str) and any(f in m.lower() for f in ALREADY_EXISTS_FRAGMENTS) for m in items)
 
 
+# What a 401/403 is about, from HighLevel's message (docs/highlevel-errors.md, "Tokens, scopes, locations"):
+# (fragment, cause), first match wins; case-insensitive. Which causes pause a location: highlevel/systemic.py.
+AUTH_CAUSES: tuple[tuple[str, str], ...] = (
+    ("invalid jwt", "token"),  # highlevel-api-docs#213: unreadable, expired or revoked token
+    ("access token is invalid", "token"),  # the spec's DTO example
+    ("not authorized for this scope", "scope"),  # #319: the token lacks the route's scope
+    ("does not have access to this location", "location"),  # #213, n8n#11353
+    ("location is not accessible from this token", "location"),  # n8n#37571
+    ("user does not exist", "user"),  # #205: GET /users/{userId} of a user that is not there
+    ("iam error", "path"),  # #306: a path in the wrong letter case
+    ("do not have access to this feature", "feature"),  # ghl-marketplace-app-template#13
+)
+
+
+def auth_cause(body: Any) -> str:
+    """What a 401/403 body's ``message`` says the refusal is about (``AUTH_CAUSES``), else ``unknown``.
+    Returns a code; never copies the message."""
+    message = body.get("message") if isinstance(body, dict) else None
+    items = message if isinstance(message, list) else [message]
+    for item in items:
+        if isinstance(item, str):
+            low = item.lower()
+            for fragment, cause in AUTH_CAUSES:
+                if fragment in low:
+                    return cause
+    return "unknown"
+
+
 def error_from_response(response: httpx.Response, *, method: str, path: str,
                         stable_key: str | None) -> HighLevelHTTPError:
     """Classify a non-2xx response."""
@@ -145,8 +174,9 @@ def error_from_response(response: httpx.Response, *, method: str, path: str,
         return ServerError(status, ambiguous=True, **kw)
     if status == 400 and says_already_exists(body):
         return AlreadyExistsError(status, **kw)
-    cls: type[HighLevelHTTPError] = {400: BadRequestError, 401: AuthError, 403: AuthError,
-                                     404: NotFoundError}.get(status, HighLevelHTTPError)
+    if status in (401, 403):
+        return AuthError(status, cause=auth_cause(body), **kw)
+    cls: type[HighLevelHTTPError] = {400: BadRequestError, 404: NotFoundError}.get(status, HighLevelHTTPError)
     return cls(status, **kw)
 
 

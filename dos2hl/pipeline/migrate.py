@@ -88,6 +88,10 @@ def run_migration(params: MigrateParams, env: RunEnv, gates: Gates, run: Runner 
     if params.sample > 0:
         sample: WriteResult = run(write_step, env, prepared, "sample", params.sample)
         phases.append(sample)
+        if sample.paused:  # no approval of a sample some location could not finish
+            stopped: RunReport = run(report_step, env, prepared, phases, None, "sample", "paused")
+            gates.published("sample-report", stopped)
+            return stopped.model_copy(update={"next": _after_a_pause(stopped, params)})
         diff: VerifyResult = run(verify_step, env, prepared, sample)
         note = "sample written and verified; awaiting approval"
         rep: RunReport = run(report_step, env, prepared, phases, diff, "sample", note)
@@ -114,10 +118,22 @@ def run_migration(params: MigrateParams, env: RunEnv, gates: Gates, run: Runner 
     phases += [WriteResult(phase="bulk", shards=b.shard_rows()) for b in bulks if b.packages]
     full: WriteResult = run(write_step, env, prepared, "full", params.sample)
     phases.append(full)
-    diff = run(verify_step, env, prepared, _read_back(env, prepared, params, full, phases[0]))
-    rep = run(report_step, env, prepared, phases, diff)
+    read_back = _read_back(env, prepared, params, full, phases[0]).model_copy(
+        update={"paused": full.paused})
+    diff = run(verify_step, env, prepared, read_back)
+    rep = run(report_step, env, prepared, phases, diff, "", "paused" if full.paused else "")
     gates.published("migration-report", rep)
+    if full.paused:
+        return rep.model_copy(update={"next": _after_a_pause(rep, params)})
     return rep
+
+
+def _after_a_pause(rep: RunReport, params: MigrateParams) -> str:
+    paused = rep.body.get("paused") or {}
+    return ("paused: " + "; ".join(f"{loc}: {why}" for loc, why in paused.items())
+            + f". Nothing of {'them' if len(paused) > 1 else 'it'} is marked failed. Fix the cause (a new "
+            f"token in its variable, the scope, the sub-account, HighLevel's status), then resume: "
+            f"dos2hl resume {rep.run_id} --mapping {params.mapping} --locations {params.locations}")
 
 
 def _after_the_sample(rep: RunReport, params: MigrateParams) -> str:

@@ -22,7 +22,7 @@ class RunReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_id: str
-    status: str  # completed | incomplete
+    status: str  # completed | paused (a location waits for its cause to be fixed) | incomplete
     phase: str  # the last phase it covers: sample, bulk, full
     report: str  # report.md
     paths: dict[str, str]  # md, html, json, pending, excluded

@@ -58,6 +58,7 @@ class ShardSpec:
     # every office's IANA zone, LOC_ID -> zone (driver.office_zones): an appointment is placed in the
     # zone of the office where it took place, which need not be its patient's home location
     zones: dict[str, str] = field(default_factory=dict)
+    pause_after: int = 5  # outages in a row (after retries) that pause the location (highlevel.systemic)
 
     @property
     def name(self) -> str:

@@ -89,8 +89,25 @@ def create_app(state_dir: Path, *, burst: tuple[int, float] = (100, 10.0), daily
     async def imports(request: Request) -> Response:
         return await import_endpoint(request, store, clock)
 
+    async def outages(request: Request) -> Response:
+        """Fault ``outage`` while the sandbox runs: POST starts one, DELETE ends one (``?location_id=``)
+        or all, GET lists them."""
+        from .faults import Outage
+
+        if request.method == "POST":
+            try:
+                data = json.loads(await request.body())
+                api.faults.set_outage(Outage(str(data["location_id"]), int(data.get("after", 0)),
+                                             str(data.get("kind", "token"))))
+            except (ValueError, KeyError, TypeError) as exc:
+                return JSONResponse({"statusCode": 400, "message": str(exc)}, status_code=400)
+        elif request.method == "DELETE":
+            return JSONResponse({"restored": api.faults.restore(request.query_params.get("location_id"))})
+        return JSONResponse({"outages": [vars(o) for o in api.faults.outages.values()]})
+
     app = Starlette(routes=[
         Route("/_sandbox/health", health, methods=["GET"]),
+        Route("/_sandbox/outages", outages, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/imports", imports, methods=["POST"]),
         Route("/{path:path}", api),
     ])
@@ -134,6 +151,10 @@ class _Api:
             if found is None:
                 raise ApiError(401, "Invalid JWT")  # HighLevel's body: no "error" (docs/highlevel-errors.md)
             location, app_id, scopes = found
+            refused = self.faults.outage(location, op.key)  # fault ``outage``: a revoked token, 5xx
+            if refused is not None:
+                fault = "outage"
+                raise ApiError(refused[0], refused[1], error=refused[2])
             body = await read_body(request)  # 413 over the cap
             if self.faults.config.concurrency:  # wait for a handling slot; counted when it comes
                 waited = time.perf_counter()

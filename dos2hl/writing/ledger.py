@@ -7,8 +7,9 @@ on their stable key (never trusted, never re-created blindly). Readers take the 
 
 Each row: run_id, location (export LOC_ID), location_id (HighLevel), object (the seed's name:
 ``patient``, ``insurance_record``, ...), stable_key, source_id, hl_id, op (create | update | relate |
-delete | lookup | adopt: found in HighLevel under our key, written by another run, so rollback leaves it),
-outcome (created | verified-existing | updated | related | failed | held | deleted),
+delete | lookup | adopt: found in HighLevel under our key, written by another run, so rollback leaves it |
+pause: an outage's failure taken back when its location paused), outcome (created | verified-existing |
+updated | related | failed | held | deleted | pending),
 http_status, payload_hash, before (the record before an update: JSON sealed with the PHI key, bound to
 the row's stable key), error (class and a PHI-free message), ts. No row holds a patient value in
 plain text: ids, hashes, codes and sealed before-images only.
@@ -44,8 +45,8 @@ from ..storage import Store
 if TYPE_CHECKING:
     from ..phi import Sealer
 
-__all__ = ["BEFORE_FIELD", "IdMap", "LedgerWriter", "Op", "open_before", "read_ledger", "seal_before",
-           "unreadable_ledger_files", "SCHEMA"]
+__all__ = ["BEFORE_FIELD", "IdMap", "LedgerWriter", "Op", "dead_letters", "open_before", "read_ledger",
+           "seal_before", "unreadable_ledger_files", "SCHEMA"]
 
 log = logging.getLogger("dos2hl.ledger")
 BEFORE_FIELD = "ledger.before"  # the sealed before-image's field name (its record: the row's stable key)
@@ -211,6 +212,8 @@ class IdMap:
             self._related = {pair for pair in self._related if pair[0] != key}
         elif outcome in ("failed", "held") and key not in self._ids:
             self._failed[key] = r.get("error") or outcome
+        elif outcome == "pending":  # a paused location's: no dead letter (its shard is looked up again)
+            self._failed.pop(key, None)
 
     def get(self, key: str) -> str | None:
         return self._ids.get(key)
@@ -242,3 +245,26 @@ class IdMap:
 
     def items(self) -> Iterator[tuple[str, str]]:
         return iter(self._ids.items())
+
+
+def dead_letters(table: pa.Table) -> list[dict[str, Any]]:
+    """Every record of ``table`` (a run's ledger) whose latest outcome is failed or held, with its error
+    class and stable key (what ``dos2hl retry`` replays); ``pending`` (a paused location's outage,
+    taken back) and any success end one. From the ledger, so it survives any crash."""
+    last: dict[str, dict[str, Any]] = {}
+    for r in table.to_pylist():
+        if r["op"] == "intent":
+            continue
+        if r["op"] == "relate" and r["outcome"] in ("related", "verified-existing"):
+            last.pop(r["stable_key"], None)
+            continue
+        if r["outcome"] in SUCCESS and r["op"] != "relate":
+            last.pop(r["stable_key"], None)
+            continue
+        if r["outcome"] in ("failed", "held"):
+            last[r["stable_key"]] = r
+        elif r["outcome"] == "pending":
+            last.pop(r["stable_key"], None)
+    return [{"location": r["location"], "object": r["object"], "stable_key": k, "source_id": r["source_id"],
+             "outcome": r["outcome"], "error_class": (r.get("error") or "").split(":", 1)[0],
+             "http_status": r.get("http_status"), "parent": r.get("parent")} for k, r in sorted(last.items())]

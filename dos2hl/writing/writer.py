@@ -14,6 +14,8 @@ before any write, which patient holds each shared channel (the guarantor, else t
 others are created without it and keep it in ``contact.shared_email`` / ``contact.shared_phone``.
 A contact outside the run holding a channel (400 duplicate) is handled the same way. The report
 counts these.
+
+A failure that is no record's (a revoked token, HighLevel down) pauses the location: ``pausing.py``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from ..errors import AlreadyExistsError, DuplicateContactError, HighLevelError, 
 from ..highlevel.models import ContactCreate, CustomFieldInput, RecordCreate, RelationCreate
 from ..highlevel.protocols import Client
 from ..highlevel.retry import is_transient
+from ..highlevel.systemic import DEFAULT_PAUSE_AFTER
 from ..planning.keys import payload_hash
 from ..planning.transform import OBJECT_NAMES, ContactPayload, Plan, RecordPayload
 from .existing import Inventory, contact_fields, record_fields
 from .ledger import IdMap, LedgerWriter, Op
+from .pausing import Pausing
 from .updates import before_keeper, update_in_place
 from .writer_crm import CrmWriter
 
@@ -155,11 +159,12 @@ class WriteResult:
         self.shared_channel += other.shared_channel
 
 
-class ShardWriter(CrmWriter):
+class ShardWriter(CrmWriter, Pausing):
     def __init__(self, client: Client, schema: LocationSchema, ledger: LedgerWriter, ids: IdMap, *,
                  run_id: str, location: str, uncertain: set[str] = frozenset(),  # type: ignore[assignment]
                  shared: dict[str, list[str]] | None = None, source: Any = None,
-                 inventory: Inventory | None = None, open_sealed: Any = None, sealer: Any = None) -> None:
+                 inventory: Inventory | None = None, open_sealed: Any = None, sealer: Any = None,
+                 pause_after: int = DEFAULT_PAUSE_AFTER) -> None:
         self.client, self.schema, self.ledger, self.ids = client, schema, ledger, ids
         self.run_id, self.location = run_id, location
         self.uncertain = uncertain
@@ -170,12 +175,14 @@ class ShardWriter(CrmWriter):
         self.result: WriteResult = WriteResult()
         self.shared = shared or {}  # source patient id -> channels a household member holds
         self.source = source  # the export's store (document files)
+        self._init_pausing(pause_after)
 
     def _op(self, obj: str, key: str, source_id: str, hl_id: str | None, op: str, outcome: str,
             **kw: Any) -> None:
         self.ledger.add(Op(self.run_id, self.location, self.schema.location_id, obj, key, source_id, hl_id,
                            op,
                            outcome, **kw))
+        self._answered(op, outcome)
 
     def write(self, plan: Plan, shard: str) -> WriteResult:
         """Write ``plan``; the shard's ``started`` marker is durable before the first send, ``done`` after
@@ -272,6 +279,9 @@ class ShardWriter(CrmWriter):
     def _fail(self, obj: str, key: str, source_id: str, exc: Exception, payload: Any,
               parent: str | None = None
               ) -> None:
+        """Ledger a record's failure (a dead letter), or pause the location when the failure is not the
+        record's (``highlevel.systemic``): ``LocationPaused``, nothing written ``failed``."""
+        self._pause_or_count(exc, obj, key, source_id, parent)
         status = getattr(exc, "status", None)
         msg = safe_error(exc)  # class, errno and ids: an OSError's text holds the export path
         self._op(obj, key, source_id, None, "create", "failed", http_status=status, error=msg,
@@ -393,6 +403,7 @@ class ShardWriter(CrmWriter):
             try:
                 update(hl_id, before_keeper(self.ledger, self.sealer, row))
             except HighLevelError as exc:
+                self._pause_if_systemic(exc)
                 self._op(obj, key, source_id, hl_id, "update", "failed",
                          http_status=getattr(exc, "status", None),
                          error=type(exc).__name__, parent=parent)

@@ -153,3 +153,25 @@ def test_every_shard_a_lost_worker_was_running_runs_again(local_ray: None, tmp_p
     out = run_on_ray(specs, _two_die, lf, settings, workers=1, threads=2, replacements=1)
     assert [(r["location"], r["retried"]) for r in out] == [("L001", 1), ("L002", 1)]
     assert (tmp_path / "runs" / "r" / "died").exists()
+
+
+def _pauses(spec: ShardSpec, client: Any) -> dict[str, Any]:
+    """L001's first shard says its location paused (issue 17); every other shard is done."""
+    first = (spec.location, spec.shard) == ("L001", 0)
+    paused = "HighLevel answered 401 (token) on POST /contacts/" if first else ""
+    return {"location": spec.location, "shard": spec.shard, "paused": paused}
+
+
+def test_a_paused_location_gets_no_more_shards_from_the_pool(local_ray: None, tmp_path: Path) -> None:
+    """Issue 17 on Ray: once a shard of L001 pauses it, L001's shards not yet handed out never run (their
+    result is ``skipped``'s); every shard of L002 does."""
+    from dos2hl.execution.pool import run_on_ray
+
+    specs, lf, settings = _setup(tmp_path, [0, 1, 2])
+    out = run_on_ray(specs, _pauses, lf, settings, workers=1, threads=1, stop=lambda r: bool(r["paused"]),
+                     skipped=lambda spec, by: {"location": spec.location, "shard": spec.shard,
+                                               "paused": by["paused"], "skipped": True})
+    by = {(r["location"], r["shard"]): r for r in out}
+    assert by[("L001", 0)]["paused"] and not by[("L001", 0)].get("skipped")
+    assert by[("L001", 1)]["skipped"] and by[("L001", 2)]["skipped"]
+    assert all(not by[("L002", n)]["paused"] and not by[("L002", n)].get("skipped") for n in range(3))

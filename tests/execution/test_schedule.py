@@ -101,3 +101,25 @@ def test_per_location_runs_every_location_at_once() -> None:
 def test_by_default_every_location_gets_a_thread() -> None:
     assert default_workers(1) == 4 and default_workers(24) == 24 and default_workers(500) == 64
     assert 1 <= default_workers(24, "ray") <= 24 and default_workers(1, "ray") == 1
+
+
+def test_a_paused_location_gets_no_more_units_and_the_others_all_run() -> None:
+    """Issue 17: once a unit of location A says its location paused, A's units not yet handed out are
+    not (their result is ``skipped``'s), and B's all run."""
+    units = [("A", n) for n in range(5)] + [("B", n) for n in range(5)]
+    ran: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def fn(unit: tuple[str, int]) -> str:
+        with lock:
+            ran.append(unit)
+        return "paused" if unit == ("A", 1) else "done"
+
+    out = run_fair(units, fn, key=lambda u: u[0], workers=1, stop=lambda r: r == "paused",
+                   skipped=lambda unit, by: f"not started ({by})")
+    assert [u for u in ran if u[0] == "A"] == [("A", 0), ("A", 1)]
+    assert sorted(u for u in ran if u[0] == "B") == [("B", n) for n in range(5)]
+    assert out[:5] == ["done", "paused"] + ["not started (paused)"] * 3 and out[5:] == ["done"] * 5
+    q = FairQueue(units, key=lambda u: u[0])
+    q.take()
+    assert [i for i, _ in q.drop("A")] == [1, 2, 3, 4] and len(q) == 5 and q.drop("C") == []

@@ -77,3 +77,24 @@ def test_delta_and_rollback_flows(prefect_harness, tmp_path, monkeypatch) -> Non
         assert out["delta"]["updated"] == {"patient": 1}
         undone = rollback_flow(RollbackParams(run_id=out["run_id"], locations=str(w.locations)))
         assert undone["restored"] == {"patient": 1} and undone["deleted"] == {"patient": 1}
+
+
+def test_a_paused_location_ends_the_flow_run_in_a_paused_named_state(prefect_harness, tmp_path,
+                                                                     monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17: a token revoked mid-run: the flow run's final state is Completed, named Paused, with the
+    reason in its message; its result is the report (status paused, nothing failed)."""
+    import httpx
+
+    from flows.migrate import MigrateParams, migrate_flow
+
+    with _http_world(tmp_path, monkeypatch) as (w, base):
+        lid = w.loc_ids["L002"]
+        httpx.post(f"{base}/_sandbox/outages", json={"location_id": lid, "after": 2, "kind": "token"})
+        params = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                               target=base, sample=0, executor="threads", workers=2, export_date=EXPORT_DATE)
+        state = migrate_flow(params, return_state=True)
+    assert state.is_completed() and state.name == "Paused"
+    assert "L002: HighLevel answered 401 (token)" in (state.message or "")
+    out = state.result()
+    assert out["status"] == "paused" and list(out["paused"]) == ["L002"]
+    assert sum(r["failed"] for d in out["locations"].values() for r in d["objects"].values()) == 0

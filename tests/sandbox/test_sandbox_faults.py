@@ -120,3 +120,23 @@ def test_concurrency_queues_requests_and_counts_them_when_handled(tmp_path) -> N
     counted = sorted(r["counted"] for r in rows)
     assert all(b - a >= 0.05 for a, b in zip(counted, counted[1:], strict=False))  # one at a time
     assert max(r["queued_ms"] for r in rows) > 0  # and the later ones waited their turn
+
+
+def test_an_outage_refuses_a_location_after_its_creates_until_restored() -> None:
+    from dos2hl.sandbox.faults import OUTAGE_KINDS, Outage
+
+    cfg = parse_faults("outage=loc-a@2,outage=loc-b@0/5xx")
+    assert cfg.outages == (Outage("loc-a", 2, "token"), Outage("loc-b", 0, "5xx"))
+    with pytest.raises(ValueError, match="outage kind"):
+        parse_faults("outage=loc-a@1/bogus")
+    f = Faults(cfg)
+    assert f.outage("loc-b", "contacts:get-contact") == (503, "Service Unavailable", None)
+    assert f.outage("loc-a", "contacts:search-contacts-advanced") is None  # reads do not count
+    assert f.outage("loc-a", "contacts:create-contact") is None
+    assert f.outage("loc-a", "contacts:create-contact") is None
+    assert f.outage("loc-a", "contacts:get-contact") == OUTAGE_KINDS["token"] == (401, "Invalid JWT", None)
+    assert f.outage("loc-c", "contacts:create-contact") is None  # another location goes on
+    assert f.restore("loc-a") == ["loc-a"] and f.outage("loc-a", "contacts:create-contact") is None
+    f.set_outage(Outage("loc-c", 0, "scope"))
+    assert f.outage("loc-c", "x")[:2] == (401, "The token is not authorized for this scope.")  # type: ignore[index]
+    assert sorted(f.restore()) == ["loc-b", "loc-c"]
