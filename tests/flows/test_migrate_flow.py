@@ -3,32 +3,7 @@ run is test_migrate_flow_ray.py, a file of its own so the test workers can balan
 
 from __future__ import annotations
 
-import contextlib
-
-import yaml
-
-from tests.migrate.conftest import EXPORT_DATE, make_world
-
-
-@contextlib.contextmanager
-def _http_world(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """A 20-patient world served over HTTP (limits lifted), locations.yaml pointing at it."""
-    from dos2hl.phi import create_key_file
-    from dos2hl.sandbox import running
-
-    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
-    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "k" / "phi.key")))
-    monkeypatch.setenv("DOS2HL_GOVERNOR_BURST", "100000")
-    monkeypatch.setenv("DOS2HL_GOVERNOR_WINDOW_S", "1")
-    w = make_world(tmp_path, monkeypatch, patients=20)
-    w.stop()
-    # as make_world's in-process app: each operation's first 25 requests validated against the contract
-    # and one in 25 after (over HTTP the default validates every request; the contract has its own tests)
-    with running(w.state, burst=(100000, 1.0), request_checks=25) as base:
-        lf = yaml.safe_load(w.locations.read_text())
-        lf["target"] = base
-        w.locations.write_text(yaml.safe_dump(lf))
-        yield w, base
+from tests.migrate.conftest import EXPORT_DATE, http_world
 
 
 def _counting(init, seen: list):  # type: ignore[no-untyped-def]
@@ -45,7 +20,7 @@ def test_the_tasks_of_a_threads_run_share_one_governor_and_take_the_bulk_path(pr
 
     opened: list = []
     monkeypatch.setattr(local.LocalGovernor, "__init__", _counting(local.LocalGovernor.__init__, opened))
-    with _http_world(tmp_path, monkeypatch) as (w, base):
+    with http_world(tmp_path, monkeypatch) as (w, base):
         opened.clear()  # the world's own set-up
         params = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                target=base, sample=3, approve=True, executor="threads", workers=2,
@@ -65,7 +40,7 @@ def test_delta_and_rollback_flows(prefect_harness, tmp_path, monkeypatch) -> Non
     from flows.rollback import RollbackParams, rollback_flow
     from tests.migrate.test_delta import _new_export
 
-    with _http_world(tmp_path, monkeypatch) as (w, _base):
+    with http_world(tmp_path, monkeypatch) as (w, _base):
         first = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping),
                                       locations=str(w.locations),
                                        sample=0, export_date=EXPORT_DATE, workers=2))
@@ -87,7 +62,7 @@ def test_a_paused_location_ends_the_flow_run_in_a_paused_named_state(prefect_har
 
     from flows.migrate import MigrateParams, migrate_flow
 
-    with _http_world(tmp_path, monkeypatch) as (w, base):
+    with http_world(tmp_path, monkeypatch) as (w, base):
         lid = w.loc_ids["L002"]
         httpx.post(f"{base}/_sandbox/outages", json={"location_id": lid, "after": 2, "kind": "token"})
         params = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),

@@ -3,8 +3,9 @@ reference map, locations.yaml with token variables, a fallback owner in both sub
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,29 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     w = make_world(tmp_path, monkeypatch)
     yield w
     w.stop()
+
+
+@contextlib.contextmanager
+def http_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *,
+               faults: Callable[[World], str] | None = None) -> Iterator[tuple[World, str]]:
+    """A 20-patient world served over HTTP (limits lifted; ``faults(world)``: ``dos2hl sandbox serve
+    --faults``), its locations.yaml pointing at it: ``(world, base URL)``."""
+    import yaml
+
+    from dos2hl.phi import create_key_file
+    from dos2hl.sandbox import running
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "k" / "phi.key")))
+    monkeypatch.setenv("DOS2HL_GOVERNOR_BURST", "100000")
+    monkeypatch.setenv("DOS2HL_GOVERNOR_WINDOW_S", "1")
+    w = make_world(tmp_path, monkeypatch, patients=20)
+    w.stop()
+    # as make_world's in-process app: each operation's first 25 requests validated against the contract
+    # and one in 25 after (over HTTP the default validates every request; the contract has its own tests)
+    with running(w.state, burst=(100000, 1.0), request_checks=25,
+                 faults=faults(w) if faults else None) as base:
+        lf = yaml.safe_load(w.locations.read_text())
+        lf["target"] = base
+        w.locations.write_text(yaml.safe_dump(lf))
+        yield w, base

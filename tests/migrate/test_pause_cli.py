@@ -8,31 +8,18 @@ import json
 from pathlib import Path
 
 import httpx
-import yaml
 from typer.testing import CliRunner
 
 from dos2hl.cli import app
-from tests.migrate.conftest import EXPORT_DATE, make_world
+from tests.migrate.conftest import EXPORT_DATE, http_world
 from tests.migrate.test_pause import held_once
 
 
 def test_revoked_token_pauses_with_exit_4_and_resume_completes_the_run(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from dos2hl.phi import create_key_file
-    from dos2hl.sandbox import running
-
-    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
-    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "k" / "phi.key")))
-    monkeypatch.setenv("DOS2HL_GOVERNOR_BURST", "100000")
-    monkeypatch.setenv("DOS2HL_GOVERNOR_WINDOW_S", "1")
-    w = make_world(tmp_path, monkeypatch, patients=20)
-    w.stop()
-    lid = w.loc_ids["L001"]
     run = CliRunner().invoke
-    common = ["--mapping", str(w.mapping), "--locations", str(w.locations), "--sample", "0", "--json"]
-    with running(w.state, burst=(100000, 1.0), request_checks=25, faults=f"outage={lid}@3") as base:
-        lf = yaml.safe_load(w.locations.read_text())
-        lf["target"] = base
-        w.locations.write_text(yaml.safe_dump(lf))
+    with http_world(tmp_path, monkeypatch, faults=lambda w: f"outage={w.loc_ids['L001']}@3") as (w, base):
+        lid = w.loc_ids["L001"]
+        common = ["--mapping", str(w.mapping), "--locations", str(w.locations), "--sample", "0", "--json"]
         res = run(app, ["migrate", str(w.export), *common, "--run-id", "r-http",
                         "--export-date", EXPORT_DATE.isoformat()])
         assert res.exit_code == 4, res.output
