@@ -2,9 +2,10 @@
 
 The export-sized steps (audit, stage, plan) stream an export chunk by chunk, so what they keep is
 small; what they held in RSS was mostly memory already freed and kept by the allocators. Measured on
-a 100 k-patient, 60-location export (``dos2hl audit``, peak RSS): 700 MB with pyarrow's default pool
-(mimalloc, which keeps freed pages for reuse) against 488 MB with its jemalloc pool and glibc's
-mmap threshold fixed at 128 KiB (20 k patients: 561 against 380-390 MB; ``stage``: 668 against 472 MB),
+a 100 k-patient, 60-location export (the audit's loop and checks, peak RSS): 700 MB with pyarrow's
+default pool (mimalloc, which keeps freed pages for reuse) against 488 MB with its jemalloc pool and
+glibc's mmap threshold fixed at 128 KiB (``dos2hl audit`` at 20 k patients: 561 against 380-390 MB;
+``dos2hl stage``: 668 against 472 MB),
 at the same CPU time (16.7-17.3 s user at 20 k patients, both ways). glibc otherwise raises its mmap
 threshold after each large free, up to 32 MiB, and then serves large blocks from arenas that keep
 their freed memory; a fixed threshold returns every block of 128 KiB or more to the system when freed.
@@ -16,8 +17,8 @@ environment leave the corresponding setting alone.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
+import sys
 
 __all__ = ["MMAP_THRESHOLD", "tune_allocators"]
 
@@ -27,23 +28,30 @@ _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 
 def tune_allocators() -> dict[str, str]:
     """Arrow's jemalloc pool and glibc's fixed mmap threshold, where available and not chosen by the
-    operator; returns what this process now uses (for a run's record and the tests)."""
-    import pyarrow as pa
+    operator; returns what it set (empty when the operator had chosen both).
 
+    Both are also put in the environment, so the processes this one starts (Ray workers, the
+    generator's second process) allocate the same way. pyarrow is not imported for it (~0.2 s that
+    a command without Arrow need not pay): before its first import the environment variable is
+    enough; after, the pool is set directly.
+    """
     done: dict[str, str] = {}
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-        try:
-            pa.set_memory_pool(pa.jemalloc_memory_pool())
-        except NotImplementedError:  # a pyarrow built without jemalloc keeps its default
-            pass
-    done["arrow_pool"] = pa.default_memory_pool().backend_name
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "jemalloc"  # read when Arrow makes its default pool
+        done["arrow_pool"] = "jemalloc"
+        if "pyarrow" in sys.modules:
+            import pyarrow as pa
+
+            try:
+                pa.set_memory_pool(pa.jemalloc_memory_pool())
+            except NotImplementedError:  # a pyarrow built without jemalloc keeps its default
+                done.pop("arrow_pool")
     if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        name = ctypes.util.find_library("c")
-        try:
-            libc = ctypes.CDLL(name) if name else None
-            mallopt = getattr(libc, "mallopt", None)  # glibc; musl and macOS have none
+        try:  # the process's own symbols (libc's among them): no ldconfig subprocess as find_library runs
+            mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # glibc; musl and macOS have none
         except OSError:
             mallopt = None
         if mallopt is not None and mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1:
+            os.environ["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD)  # read by a child's glibc at its start
             done["mmap_threshold"] = str(MMAP_THRESHOLD)
     return done

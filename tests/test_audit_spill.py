@@ -101,21 +101,34 @@ def _fresh(code: str, **env: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-_CLI = ("import json, pyarrow as pa\n"
+_CLI = ("import json, os, sys\n"
         "from typer.testing import CliRunner\n"
         "from dos2hl.cli.main import app\n"
-        "before = pa.default_memory_pool().backend_name\n"
         "assert CliRunner().invoke(app, ['version']).exit_code == 0\n"
+        "imported = 'pyarrow' in sys.modules\n"
+        "import pyarrow as pa\n"
         "from dos2hl.memory import tune_allocators\n"
-        "print(json.dumps({'before': before, 'after': pa.default_memory_pool().backend_name,"
-        " 'again': tune_allocators()}))")
+        "print(json.dumps({'imported': imported, 'pool': pa.default_memory_pool().backend_name,"
+        " 'env': os.environ.get('MALLOC_MMAP_THRESHOLD_'), 'again': tune_allocators()}))")
 
 
 def test_the_cli_gives_freed_memory_back_unless_the_operator_chose() -> None:
     got = _fresh(_CLI)
-    assert got["before"] == "mimalloc" and got["after"] == "jemalloc"  # set by the command, not on import
-    if sys.platform == "linux":
-        assert got["again"]["mmap_threshold"] == str(128 * 1024)
+    assert not got["imported"]  # a command that needs no Arrow does not import it for this
+    assert got["pool"] == "jemalloc"  # set by the command (pyarrow's own default is mimalloc)
+    if sys.platform == "linux":  # glibc: set now, and in the environment for the processes it starts
+        assert got["env"] == str(128 * 1024)
+    assert got["again"] == {}  # already set: a second call changes nothing
     chosen = _fresh(_CLI, ARROW_DEFAULT_MEMORY_POOL="system", MALLOC_MMAP_THRESHOLD_="4194304")
-    assert chosen["before"] == chosen["after"] == "system"
-    assert chosen["again"] == {"arrow_pool": "system"}  # the operator's choices stand
+    assert chosen["pool"] == "system" and chosen["env"] == "4194304"  # the operator's choices stand
+
+
+def test_the_pool_is_set_directly_when_arrow_is_already_loaded() -> None:
+    got = _fresh("import json, pyarrow as pa\n"
+                 "before = pa.default_memory_pool().backend_name\n"
+                 "from dos2hl.memory import tune_allocators\n"
+                 "done = tune_allocators()\n"
+                 "print(json.dumps({'before': before, 'after': pa.default_memory_pool().backend_name,"
+                 " 'done': done}))")
+    assert got["before"] == "mimalloc" and got["after"] == "jemalloc"
+    assert got["done"]["arrow_pool"] == "jemalloc"
