@@ -1,5 +1,6 @@
 """Operations commands of the CLI: ``plan`` (quota), ``workflows`` (rebuild reference), ``phi`` (keys,
-decrypt) and ``delta`` (cutover and nightly syncs); ``dos2hl.cli`` registers them on its app."""
+decrypt), ``status`` (a run's progress, read only) and ``delta`` (cutover and nightly syncs);
+``dos2hl.cli`` registers them on its app."""
 
 from __future__ import annotations
 
@@ -167,6 +168,23 @@ def register(app: typer.Typer) -> None:
             _fail(exc)
         typer.echo(f"workflow reference: {out / 'workflows.md'}")
 
+
+    @app.command()
+    def status(
+        run_id: Annotated[str, typer.Argument(help="The run's id.")],
+        storage: StorageOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Where a run stands, from its storage: per location and object source, written, failed, held,
+        pending; requests today and left; paused locations and why; an ETA in flight. Read only; ids and
+        counts only. Exit 0 when found, 2 when the storage holds no such run."""
+        from ..execution.status import render, run_status
+
+        try:
+            st = run_status(storage or Dos2hlSettings().storage, run_id)
+        except Dos2hlError as exc:
+            _fail(exc)
+        typer.echo(json.dumps(st, default=str) if as_json else render(st))
 
     @app.command()
     def delta(
