@@ -50,26 +50,31 @@ def _source(manifest: dict[str, Any] | None) -> dict[str, Counter[str]]:
 def _ledger(store: Store) -> tuple[dict[str, dict[str, Counter[str]]], dict[str, str], dict[str, str],
                                    list[float]]:
     """(LOC -> outcome -> object -> records by their latest outcome, LOC -> HighLevel location id,
-    LOC -> pause reason from ``pause`` ops, times of written records)."""
+    LOC -> pause reason from ``pause`` ops, times of written records). Column-wise (a DSO's ledger has
+    hundreds of millions of rows): one group-by for each key's latest op, one for the counts."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from ..writing.ledger import read_ledger
 
-    last: dict[tuple[str, str, str], str] = {}
-    ids: dict[str, str] = {}
-    paused: dict[str, str] = {}
-    written_ts: list[float] = []
-    for r in read_ledger(store).to_pylist():
-        ids.setdefault(r["location"], r["location_id"])
-        if r["op"] in ("intent", "relate"):
-            continue
-        if r["op"] == "pause":
-            paused[r["location"]] = (r.get("error") or "paused").split(":", 1)[0]
-        outcome = "written" if r["outcome"] in WRITTEN else r["outcome"]
-        if outcome == "written" and r.get("ts"):
-            written_ts.append(float(r["ts"]))
-        last[(r["location"], r["object"], r["stable_key"])] = outcome
+    t = read_ledger(store).select(["ts", "location", "location_id", "object", "stable_key", "op", "outcome",
+                                   "error"])  # by time: a later row is a later op
+    firsts = t.group_by("location", use_threads=False).aggregate([("location_id", "first")])
+    ids = {r["location"]: r["location_id_first"] for r in firsts.to_pylist()}
+    pause = t.filter(pc.equal(t["op"], "pause"))
+    paused = {r["location"]: (r["error"] or "paused").split(":", 1)[0]
+              for r in pause.select(["location", "error"]).to_pylist()}  # the last one per location
+    t = t.filter(pc.invert(pc.is_in(t["op"], value_set=pa.array(["intent", "relate"]))))
+    written = pc.is_in(t["outcome"], value_set=pa.array(sorted(WRITTEN)))
+    t = t.append_column("n", pa.array(range(t.num_rows), pa.int64())).append_column(
+        "state", pc.if_else(written, "written", t["outcome"]))
+    written_ts = [float(x) for x in t["ts"].filter(pc.and_(written, pc.is_valid(t["ts"]))).to_pylist()]
+    latest = t.group_by(["location", "object", "stable_key"], use_threads=False).aggregate([("n", "max")])
+    last = t.take(latest["n_max"])
+    counts = last.group_by(["location", "state", "object"]).aggregate([("n", "count")])
     out: dict[str, dict[str, Counter[str]]] = {}
-    for (loc, obj, _), outcome in last.items():
-        out.setdefault(loc, {}).setdefault(outcome, Counter())[obj] += 1
+    for r in counts.to_pylist():
+        out.setdefault(r["location"], {}).setdefault(r["state"], Counter())[r["object"]] += r["n_count"]
     return out, ids, paused, written_ts
 
 
@@ -106,7 +111,8 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
     if manifest is None and not store.list("ledger/"):
         raise ConfigError(f"no run {run_id!r} in {storage}")
     report = _json(store, "report/report.json")
-    by_outcome, ids, ledger_paused, written_ts = _ledger(store)
+    # with a report its counts stand; the ledger (large) is read only for a run without one
+    by_outcome, ids, ledger_paused, written_ts = ({}, {}, {}, []) if report is not None else _ledger(store)
     source = _source(manifest)
     locations: dict[str, Any] = {}
     if report is not None:
