@@ -36,7 +36,8 @@ def tune_allocators() -> dict[str, str]:
     enough; after, the pool is set directly.
     """
     done: dict[str, str] = {}
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+    # pyarrow's Linux builds carry jemalloc; its macOS and Windows wheels do not (Arrow would warn)
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ and sys.platform.startswith("linux"):
         os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "jemalloc"  # read when Arrow makes its default pool
         done["arrow_pool"] = "jemalloc"
         if "pyarrow" in sys.modules:
