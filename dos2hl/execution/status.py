@@ -78,15 +78,20 @@ def _ledger(store: Store) -> tuple[dict[str, dict[str, Counter[str]]], dict[str,
     return out, ids, paused, written_ts
 
 
-def _governor(storage: str, gov: GovernorSettings, location_id: str, now: float) -> dict[str, Any]:
-    from ..governor.core import Limits
+def _usage_snapshot(storage: str, gov: GovernorSettings) -> dict[str, Any] | None:
+    """The governor's usage snapshot (read once per call of ``run_status``), or None."""
     from ..governor.persist import load_snapshot
 
-    uri = gov.state or f"{storage.rstrip('/')}/state/governor.json"
     try:
-        snap = load_snapshot(uri)
+        return load_snapshot(gov.state or f"{storage.rstrip('/')}/state/governor.json")
     except (ValueError, OSError):
-        snap = None
+        return None
+
+
+def _governor(snap: dict[str, Any] | None, gov: GovernorSettings, location_id: str,
+              now: float) -> dict[str, Any]:
+    from ..governor.core import Limits
+
     lim = Limits(burst=gov.burst, window_s=gov.window_s, daily=gov.daily, reserve=gov.reserve,
                  reset_offset_s=gov.reset_offset_s)
     ceiling = int(gov.daily * (1 - gov.reserve))
@@ -142,6 +147,7 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
                 objs[obj] = n
             locations[loc] = {"location_id": ids.get(loc, ""), "objects": objs}
         counts_from = "ledger"
+    snap = _usage_snapshot(storage, gov)
     for loc, d in locations.items():
         d["state"] = "paused" if loc in paused else state if state in ("running", "completed") else (
             "done" if not any(o["pending"] or o["failed"] or o["held"] for o in d["objects"].values())
@@ -149,7 +155,7 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
         if loc in paused:
             d["paused"] = paused[loc]
         d["totals"] = {c: sum(o[c] for o in d["objects"].values()) for c in COUNTS}
-        d["requests"] = _governor(storage, gov, d["location_id"], now) if d["location_id"] else {}
+        d["requests"] = _governor(snap, gov, d["location_id"], now) if d["location_id"] else {}
     eta: dict[str, Any] | None = None
     if state == "running":
         recent = [t for t in written_ts if t >= max(written_ts) - ETA_WINDOW_S] if written_ts else []
