@@ -253,17 +253,20 @@ def default_factory(lf: LocationsFile, settings: Dos2hlSettings, *, permits: Any
 def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: int = 300,
               client_factory: ClientFactory | None = None, executor: str = "threads",
               workers: int | None = None, settings: Dos2hlSettings | None = None,
-              locations: LocationsFile | None = None) -> WriteResult:
-    """Write the sample's patients, or everything (what the sample wrote is found in the ledger)."""
+              locations: LocationsFile | None = None, paused: dict[str, str] | None = None) -> WriteResult:
+    """Write the sample's patients, or everything (what the sample wrote is found in the ledger).
+    ``paused``: locations an earlier step of this attempt paused (the bulk phase): left alone."""
     patients = None
     if phase == "sample":
         patients = choose_sample(open_store(ctx.staged_uri), ctx.locations, sample_size)
     workers = workers or default_workers(len(ctx.locations), executor)
+    paused = dict(paused or {})
     found = discover(ctx,
                      client_factory or default_factory(_locations(locations, ctx),
                                                        settings or Dos2hlSettings()), workers=workers,
-                     pause=True)
+                     pause=True, locations=[loc for loc in ctx.locations if loc not in paused])
     before = {loc: str(d["paused"]) for loc, d in found.items() if d.get("paused")}  # refused at discovery
+    before.update(paused)
     specs = [spec for spec in ctx.specs(patients) if spec.location not in before]
     # a location that pauses (issue 17) gets none of its shards handed out after that; the others go on
     results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,
