@@ -103,9 +103,10 @@ def test_a_paused_location_says_what_is_pending_and_how_to_resume(demo: dict[str
     waiting = sum(r["pending"] for r in demo["locations"]["L002"]["objects"].values())
     page = render(demo)
     assert 'class="badge paused"' in page and f"dos2hl resume {demo['run_id']}" in page
-    assert re.search(rf"Location L002 paused:</strong> TokenRevoked \(HTTP 401\)\.\s+{waiting:,}\s+rows", page)
+    said = r"Location L002 paused:</strong> TokenRevoked \(HTTP 401\)\.\s+([\d,]+)\s+rows are pending"
+    assert re.search(said, page).group(1) == f"{waiting:,}"  # type: ignore[union-attr]
     assert page.count('data-col="pending"') == len(demo["locations"]["L002"]["objects"])
-    assert 'class="seg-pending"' in page and set(SEGMENTS) >= {"pending"}
+    assert "pending" in SEGMENTS and 'class="seg-pending"' in page
 
 
 def test_what_a_person_sees_in_chromium(demo: dict[str, Any], tmp_path: Path) -> None:
@@ -123,7 +124,8 @@ def test_what_a_person_sees_in_chromium(demo: dict[str, Any], tmp_path: Path) ->
                   "Field-level diff (read back from HighLevel)", "Fields not migrated"):
             assert h in headings, headings
         for loc, data in demo["locations"].items():
-            cell = page.locator(f'table[data-location="{loc}"] tr[data-object="patient"] td[data-col="written"]')
+            row = page.locator(f'table[data-location="{loc}"] tr[data-object="patient"]')
+            cell = row.locator('td[data-col="written"]')
             assert cell.is_visible() and cell.inner_text() == f"{data['objects']['patient']['written']:,}"
         total = sum(r["written"] for d in demo["locations"].values() for r in d["objects"].values())
         assert page.locator("#total-written").inner_text() == f"{total:,}"
