@@ -163,3 +163,13 @@ def test_the_chart_keeps_its_bars_on_a_long_run(demo: dict[str, Any], tmp_path: 
         xs = page.eval_on_selector_all("#rpm-chart rect.bar",
                                        "els => els.map(e => e.getBoundingClientRect().right)")
         assert len(xs) == 600 and max(xs) <= chart_box["x"] + chart_box["width"] + 0.5
+
+
+def test_the_command_names_the_page(demo: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """`dos2hl migrate` prints where report.html is, before its last line (report.md's path)."""
+    from dos2hl.cli.migrate import _summarise
+
+    out = {**demo, "report": "runs/R/report/report.md", "paths": {"html": "runs/R/report/report.html"}}
+    _summarise(out, as_json=False)  # completed: returns (exit code 0)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2:] == ["report.html: runs/R/report/report.html", "report: runs/R/report/report.md"]
