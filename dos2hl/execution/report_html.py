@@ -31,12 +31,14 @@ _ENV.filters["n"] = lambda v: f"{v:,}" if isinstance(v, int) else v  # thousands
 
 
 def _nice(top: float) -> int:
-    """A round axis maximum at or above ``top`` (1, 2 or 5 times a power of ten)."""
+    """A round axis maximum at or above ``top`` (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of
+    ten, whole numbers only): little headroom above the tallest bar."""
     step = 1
     while True:
-        for m in (1, 2, 5):
-            if step * m >= top:
-                return step * m
+        for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8):
+            v = step * m
+            if v >= top and v == int(v):
+                return int(v)
         step *= 10
 
 

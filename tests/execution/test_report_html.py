@@ -86,7 +86,7 @@ def test_the_chart_has_a_bar_per_minute_with_requests_and_the_budget_line() -> N
     # the budget line at 600 sits just under the top of the 650 bar: y grows downwards
     assert c["bars"][1]["y"] < c["budget_y"] < c["bars"][2]["y"]
     assert len(c["breaks"]) == 1  # minutes 10:03 to 10:08 sent nothing: marked between bars 3 and 4
-    assert c["ticks"][-1]["v"] >= 650
+    assert 650 <= c["ticks"][-1]["v"] <= 1.5 * 650  # a round top with little headroom
     assert chart({"budget_per_minute": 600, "timeline": []}) == {"bars": []}
 
 
