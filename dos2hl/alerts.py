@@ -7,11 +7,12 @@ Three automations, each sending a notification through one webhook block:
   run as ``Completed(name="Paused")``: Prefect names a state's event after the state's *name*, so both
   arrive as ``prefect.flow-run.Paused``).
 - ``dos2hl: run failed``: a flow run entered ``Failed``, ``Crashed`` or ``TimedOut``.
-- ``dos2hl: run without progress``: a proactive trigger. After a flow run enters ``Running``, it expects
-  a state change of that run (or a ``dos2hl.progress`` event whose resource is the flow run) within N
-  hours; none -> alert. Prefect's own liveness heartbeats (``prefect.flow-run.heartbeat``) are left out
-  on purpose: a live process is not progress. Nothing in dos2hl emits ``dos2hl.progress`` yet, so today
-  the heartbeat is the run's state changes: choose N above the longest single step (the full write).
+- ``dos2hl: run without progress``: a proactive trigger per flow run. Each ``Running`` state and each
+  ``dos2hl.progress`` event (tasks/heartbeat.py: one per finished pipeline step, the flow run as its
+  resource) opens a window of N hours; a window that sees no state change and no progress event alerts.
+  Prefect's own liveness heartbeats (``prefect.flow-run.heartbeat``) are left out on purpose: a live
+  process is not progress. A single step longer than N (the full write of a large practice) alerts too:
+  choose N above the longest step.
 
 Messages carry ids only: the flow's name, the flow run's id, the state's name and type, the event's name
 and time; never the flow run's name (it holds the export's path) nor a state message. The webhook URL is
@@ -138,7 +139,10 @@ def alert_automations(block_id: UUID, *, no_progress: timedelta = timedelta(hour
             enabled=True, name=f"{PREFIX}run without progress",
             description=f"A running flow run had no state change and no {PROGRESS_EVENT} event for "
                         f"{hours:g} h.",
-            trigger=EventTrigger(match=run, match_related=of_our_flows, after={"prefect.flow-run.Running"},
+            # an event both in after and expect starts a new window (Prefect's rolling heartbeat); one only
+            # in expect (a final state, a pause) closes the watch until the run is Running again
+            trigger=EventTrigger(match=run, match_related=of_our_flows,
+                                 after={"prefect.flow-run.Running", PROGRESS_EVENT},
                                  expect={*STATE_EVENTS, PROGRESS_EVENT}, for_each={"prefect.resource.id"},
                                  posture=Posture.Proactive, threshold=1, within=no_progress),
             actions=notify(f"made no progress for {hours:g} h")),

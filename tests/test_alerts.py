@@ -53,9 +53,18 @@ def test_failed_covers_failed_crashed_and_timed_out() -> None:
 def test_no_progress_is_proactive_per_flow_run_and_ignores_prefect_heartbeats() -> None:
     t = _by_name()["run without progress"].trigger  # type: ignore[attr-defined]
     assert t.posture == "Proactive" and t.threshold == 1 and t.within == timedelta(hours=3)
-    assert t.after == {"prefect.flow-run.Running"} and t.for_each == {"prefect.resource.id"}
-    assert "dos2hl.progress" in t.expect and set(STATE_EVENTS) <= t.expect
+    # Running and progress in after and expect: each starts a new window (a rolling heartbeat)
+    assert t.after == {"prefect.flow-run.Running", "dos2hl.progress"}
+    assert t.for_each == {"prefect.resource.id"}
+    assert t.after <= t.expect and set(STATE_EVENTS) <= t.expect
     assert not any("heartbeat" in e or e.endswith("*") for e in t.expect)
+
+
+def test_the_progress_event_the_alert_expects_is_the_one_the_flows_emit() -> None:
+    from dos2hl.alerts import PROGRESS_EVENT
+    from tasks.heartbeat import PROGRESS_EVENT as EMITTED
+
+    assert PROGRESS_EVENT == EMITTED == "dos2hl.progress"
 
 
 def test_messages_name_ids_only_never_the_run_name_or_a_state_message() -> None:

@@ -1,12 +1,14 @@
 """dos2hl's alert automations on a real ``prefect server`` (SQLite, loopback), with its trigger and action
 services: ``dos2hl alerts apply`` twice (the second updates, nothing is duplicated), then flow runs of our
 flows fail, pause (as the approval gate and as a systemic pause end them) and sit in Running without
-progress; a webhook receiver on 127.0.0.1 gets one notification each, naming the flow run by id only. A
-failing flow that is not ours notifies nobody. Marked slow (over a minute under load): run it with
-``pytest -m slow tests/integration/test_alerts_server.py``."""
+progress (another, whose steps keep finishing, alerts only once they stop); a webhook receiver on
+127.0.0.1 gets one notification each, naming the flow run by id only. A failing flow that is not ours
+notifies nobody. Marked slow: ``pytest -m slow tests/integration/test_alerts_server.py``
+"""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import shutil
@@ -108,6 +110,19 @@ def _apply(receiver_url: str) -> list[dict[str, Any]]:
     return json.loads(result.output)  # type: ignore[no-any-return]
 
 
+def _progress_every(seconds: float, flow_run_id: Any, flow_id: Any, stop: threading.Event) -> None:
+    """``dos2hl.progress`` for a flow run, as tasks/heartbeat.py emits it inside a run (where Prefect adds the
+    related flow itself), until ``stop``."""
+    from prefect.events import emit_event
+
+    while not stop.is_set():
+        flow = {"prefect.resource.id": f"prefect.flow.{flow_id}", "prefect.resource.role": "flow",
+                "prefect.resource.name": "migrate"}
+        emit_event("dos2hl.progress", resource={"prefect.resource.id": f"prefect.flow-run.{flow_run_id}"},
+                   related=[flow], payload={"step": "write_step"})
+        stop.wait(seconds)
+
+
 @pytest.mark.integration
 @pytest.mark.slow  # 50-70 s on the loaded 2-core machine (the server starts in 28-38 s)
 def test_alerts_apply_idempotently_and_notify_the_webhook(prefect_api, receiver) -> None:  # type: ignore[no-untyped-def]
@@ -155,18 +170,34 @@ def test_alerts_apply_idempotently_and_notify_the_webhook(prefect_api, receiver)
         gate = client.create_flow_run(failing, name=f"migrate /exports/{NAME_LIKE}")  # the approval gate:
         client.set_flow_run_state(gate.id, Paused(), force=True)  # pause_flow_run's state, set directly
         stuck = client.create_flow_run(failing, name=f"migrate /exports/{NAME_LIKE}")
+        alive = client.create_flow_run(failing, name=f"migrate /exports/{NAME_LIKE}")
         client.set_flow_run_state(stuck.id, Running(), force=True)  # and then nothing for 12 s
-    assert flow_id
+        client.set_flow_run_state(alive.id, Running(), force=True)  # and then progress every 3 s
+    stop = threading.Event()
+    # the thread runs in this context: Prefect's settings (PREFECT_API_URL here) live in a context variable
+    beats = threading.Thread(target=contextvars.copy_context().run,
+                             args=(_progress_every, 3.0, alive.id, flow_id, stop), daemon=True)
+    beats.start()
     ids = {"failed": str(failed.state_details.flow_run_id), "systemic": str(paused.state_details.flow_run_id),
            "gate": str(gate.id), "stuck": str(stuck.id)}
-    got = receiver.wait_for(set(ids.values()), timeout=90)
+    try:
+        got = receiver.wait_for(set(ids.values()), timeout=90)
+        time.sleep(6)  # a periodic evaluation or more past the stuck run's alert: the alive run has none
+        early = [b for b in receiver.bodies if str(alive.id) in b["body"]]
+    finally:
+        stop.set()
+        beats.join(timeout=10)
+    # once its steps stop finishing, the alive run alerts too: each progress event opened a new window
+    late = receiver.wait_for({str(alive.id)}, timeout=60)
     waited = time.monotonic() - started - applied
     print(f"\nalerts: applied in {applied:.1f} s, notified after {waited:.1f} s more")
     assert set(got) == set(ids.values()), (ids, receiver.bodies)
     assert "run failed" in got[ids["failed"]]["body"] and "failed" in got[ids["failed"]]["subject"]
     assert "run paused" in got[ids["systemic"]]["body"] and "run paused" in got[ids["gate"]]["body"]
     assert "without progress" in got[ids["stuck"]]["body"]
+    assert not early, early  # it made progress
+    assert "event: dos2hl.progress" in late[str(alive.id)]["body"], late  # its last progress: the window
     for body in receiver.bodies:
         assert body["source"] == "dos2hl" and "flow: migrate" in body["body"]  # not-ours never notified
         assert NAME_LIKE not in json.dumps(body)
-    assert len(receiver.bodies) == 4, receiver.bodies  # one each: the failed run made progress, it ended
+    assert len(receiver.bodies) == 5, receiver.bodies  # one each: the failed run made progress, it ended
