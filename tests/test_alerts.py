@@ -3,6 +3,7 @@ The server-side behaviour (apply twice, notifications arrive) is tests/integrati
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from uuid import uuid4
 
@@ -90,3 +91,37 @@ def test_the_cli_refuses_without_a_prefect_server(monkeypatch) -> None:  # type:
         listed = CliRunner().invoke(app, ["alerts", "list"])
     assert result.exit_code == 2 and "PREFECT_API_URL" in result.output
     assert listed.exit_code == 2 and "PREFECT_API_URL" in listed.output
+
+
+def test_the_cli_applies_with_the_url_as_a_secret_and_prints_ids_only(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import dos2hl.alerts as alerts
+    from dos2hl.alerts import AlertApplied
+
+    seen: dict[str, object] = {}
+
+    def fake_apply(**kw: object) -> list[AlertApplied]:
+        seen.update(kw)
+        return [AlertApplied("dos2hl: run failed", BLOCK, "updated", 1)]
+
+    monkeypatch.setattr(alerts, "apply_alerts", fake_apply)
+    monkeypatch.setenv("DOS2HL_ALERT_WEBHOOK_URL", "https://hooks.example.com/secret-part")
+    result = CliRunner().invoke(app, ["alerts", "apply", "--no-progress-hours", "2", "--flow", "migrate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"updated: dos2hl: run failed [{BLOCK}] (1 duplicates removed)"
+    assert seen["webhook_url"].get_secret_value() == "https://hooks.example.com/secret-part"  # type: ignore[attr-defined]
+    assert "secret-part" not in repr(seen["webhook_url"])
+    assert seen["no_progress"] == timedelta(hours=2) and seen["flows"] == ["migrate"]
+    assert seen["block"] == "dos2hl-alerts"
+
+
+def test_the_cli_lists_dos2hl_automations(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import dos2hl.alerts as alerts
+
+    found = [{"name": "dos2hl: run paused", "id": str(BLOCK), "enabled": False, "trigger": "Reactive: x\ny"}]
+    monkeypatch.setattr(alerts, "list_alerts", lambda: found)
+    result = CliRunner().invoke(app, ["alerts", "list"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"dos2hl: run paused [{BLOCK}] DISABLED", "  Reactive: x", "  y",
+                                          "1 dos2hl automations"]
+    as_json = CliRunner().invoke(app, ["alerts", "list", "--json"])
+    assert as_json.exit_code == 0 and json.loads(as_json.output) == found

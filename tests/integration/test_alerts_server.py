@@ -131,10 +131,12 @@ def test_alerts_apply_idempotently_and_notify_the_webhook(prefect_api, receiver)
     from prefect.events.schemas.automations import AutomationCore
     from prefect.states import Paused, Running
 
-    from dos2hl.alerts import list_alerts
+    from dos2hl.cli.main import app
     from flows.migrate import final_state
 
     started = time.monotonic()
+    no_block = CliRunner().invoke(app, ["alerts", "apply"])  # no URL and no block yet: say how, exit 2
+    assert no_block.exit_code == 2 and "--webhook-url" in no_block.output, no_block.output
     first = _apply(receiver.url)
     with get_client(sync_client=True) as api:  # a hand-made copy of one: the next apply keeps one of them
         (failed_alert,) = api.read_automations_by_name("dos2hl: run failed")
@@ -145,8 +147,10 @@ def test_alerts_apply_idempotently_and_notify_the_webhook(prefect_api, receiver)
     assert [a["removed_duplicates"] for a in second] == [0, 1, 0]
     assert [a["id"] for a in first if "failed" not in a["name"]] == [
         a["id"] for a in second if "failed" not in a["name"]]
-    listed = list_alerts()
-    assert len(listed) == 3 and all(a["enabled"] for a in listed)
+    listed = CliRunner().invoke(app, ["alerts", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [(a["name"], a["enabled"]) for a in json.loads(listed.output)] == [
+        ("dos2hl: run failed", True), ("dos2hl: run paused", True), ("dos2hl: run without progress", True)]
     applied = time.monotonic() - started
 
     @flow(name="migrate", flow_run_name=f"migrate /exports/{NAME_LIKE}", persist_result=False)
@@ -181,14 +185,14 @@ def test_alerts_apply_idempotently_and_notify_the_webhook(prefect_api, receiver)
     ids = {"failed": str(failed.state_details.flow_run_id), "systemic": str(paused.state_details.flow_run_id),
            "gate": str(gate.id), "stuck": str(stuck.id)}
     try:
-        got = receiver.wait_for(set(ids.values()), timeout=90)
+        got = receiver.wait_for(set(ids.values()), timeout=150)  # generous: a loaded 2-core machine
         time.sleep(6)  # a periodic evaluation or more past the stuck run's alert: the alive run has none
         early = [b for b in receiver.bodies if str(alive.id) in b["body"]]
     finally:
         stop.set()
         beats.join(timeout=10)
     # once its steps stop finishing, the alive run alerts too: each progress event opened a new window
-    late = receiver.wait_for({str(alive.id)}, timeout=60)
+    late = receiver.wait_for({str(alive.id)}, timeout=90)
     waited = time.monotonic() - started - applied
     print(f"\nalerts: applied in {applied:.1f} s, notified after {waited:.1f} s more")
     assert set(got) == set(ids.values()), (ids, receiver.bodies)
