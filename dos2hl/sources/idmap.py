@@ -50,7 +50,7 @@ class IdMap:
     """
 
     def __init__(self) -> None:
-        self._pat = np.zeros(0, dtype=np.int32)
+        self._pat: np.ndarray = np.zeros(0, dtype=np.int32)  # int64 once a patient id needs it
         self._code = np.zeros(0, dtype=np.int32)
         self._locs: list[str] = []
         self._loc_code: dict[str, int] = {}
