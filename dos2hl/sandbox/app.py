@@ -83,7 +83,7 @@ def create_app(state_dir: Path, *, burst: tuple[int, float] = (100, 10.0), daily
     api = _Api(store, RateLimiter(store, burst[0], burst[1], daily), Faults(parse_faults(faults)),
                Journal(state_dir), Settings(index_lag_s=index_lag_s), clock, check_responses)
     api.request_checks = request_checks
-    api.oauth = OAuthServer(store, oauth or OAuthSettings())
+    api.oauth = tokens = OAuthServer(store, oauth or OAuthSettings())
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "locations": len(store.locations())})
@@ -112,7 +112,7 @@ def create_app(state_dir: Path, *, burst: tuple[int, float] = (100, 10.0), daily
     async def oauth_token(request: Request) -> Response:
         """HighLevel's ``POST /oauth/token`` (form-encoded): one journal line, never a secret."""
         started = time.perf_counter()
-        status, answer, location = api.oauth.exchange(await read_body(request), clock())
+        status, answer, location = tokens.exchange(await read_body(request), clock())
         api.journal.write(time=clock(), method="POST", template=TOKEN_PATH, location=location,
                           status=status, latency_ms=(time.perf_counter() - started) * 1000, body=None,
                           operation=JOURNAL_OPERATION)
