@@ -229,7 +229,23 @@ def token_provider(lf: LocationsFile, loc: LocationTarget, settings: Dos2hlSetti
         return StaticToken(loc.token_env, loc.token_file, what=f"token of location {loc.source}")
     store_uri = settings.token_store_uri()
     key = ("oauth", lf.target, loc.location_id, store_uri)
+    if settings.governor.address:  # Ray workers: one refresher for all of them, the token actor
+        import functools
+
+        from .governor.token_actor import actor_token
+
+        make = functools.partial(_oauth_from_dumps, lf.model_dump(mode="json"), loc.source,
+                                 settings.model_dump(mode="json"))
+        return shared(key, lambda: actor_token(settings.governor.address, "|".join(key), make,
+                                               margin_s=settings.highlevel.token_refresh_margin_s))
     return shared(key, lambda: _oauth_provider(lf, loc, settings, store_uri, transport))
+
+
+def _oauth_from_dumps(lf: dict[str, Any], source: str, settings: dict[str, Any]) -> Any:
+    """The ``OAuthToken`` the token actor holds, from the dumps a worker passes (names, no secrets)."""
+    lfile = LocationsFile.model_validate(lf)
+    conf = Dos2hlSettings.model_validate(settings)
+    return _oauth_provider(lfile, lfile.for_source(source), conf, conf.token_store_uri(), None)
 
 
 def _env(name: str | None, what: str, required: bool = True) -> SecretStr:
