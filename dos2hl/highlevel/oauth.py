@@ -16,11 +16,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from ..errors import AuthError, HighLevelHTTPError, ServerError, TransportError
+from ..errors import AuthError, HighLevelError, HighLevelHTTPError, ServerError, TransportError
 
 __all__ = ["Grant", "OAuthApp", "TOKEN_PATH", "exchange"]
 
@@ -43,39 +44,59 @@ class Grant:
     expires_in: float
 
 
+def _post(http: httpx.Client, app: OAuthApp,
+          refresh_token: SecretStr) -> tuple[int, Any] | HighLevelError:
+    """(status, JSON body) or the failure: no response, request or httpx exception leaves this frame
+    (their form body holds the client secret and the refresh token; a traceback keeps frames' locals)."""
+    failed: HighLevelError | None = None
+    try:
+        response = http.post(TOKEN_PATH, data={
+            "grant_type": "refresh_token", "client_id": app.client_id,
+            "client_secret": app.client_secret.get_secret_value(),
+            "refresh_token": refresh_token.get_secret_value(), "user_type": "Location"})
+    except httpx.ConnectError:
+        failed = TransportError("connection failed", sent=False, method="POST", path=TOKEN_PATH)
+    except httpx.HTTPError as exc:  # sent, no answer: the server may have rotated; never re-sent
+        failed = TransportError(f"no answer ({type(exc).__name__})", sent=True, retryable=False,
+                                method="POST", path=TOKEN_PATH)
+    if failed is not None:
+        return failed
+    try:
+        body = response.json() if response.status_code == 200 else None
+    except ValueError:
+        body = None
+    status = response.status_code
+    del response
+    return status, body
+
+
 def exchange(http: httpx.Client, app: OAuthApp, refresh_token: SecretStr, *, location_id: str,
              attempts: int = 3, sleep: Callable[[float], None] = time.sleep,
              on_send: Callable[[], None] | None = None) -> Grant:
     """Trade ``refresh_token`` for a ``Grant``; ``on_send`` is called once per HTTP request sent (the run's
     request tally counts them as class ``auth``)."""
-    failed: Exception | None = None
+    failed: HighLevelError | None = None
     for attempt in range(1, attempts + 1):
         if on_send is not None:
             on_send()
         started = time.perf_counter()
-        try:
-            response = http.post(TOKEN_PATH, data={
-                "grant_type": "refresh_token", "client_id": app.client_id,
-                "client_secret": app.client_secret.get_secret_value(),
-                "refresh_token": refresh_token.get_secret_value(), "user_type": "Location"})
-        except httpx.ConnectError:
-            failed = TransportError("connection failed", sent=False, method="POST", path=TOKEN_PATH)
-        except httpx.HTTPError as exc:  # sent, no answer: the server may have rotated; never re-send
-            name = type(exc).__name__
-            raise TransportError(f"no answer ({name})", sent=True, retryable=False, method="POST",
-                                 path=TOKEN_PATH) from None
+        answer = _post(http, app, refresh_token)
+        if isinstance(answer, TransportError) and answer.sent:
+            raise answer
+        if isinstance(answer, HighLevelError):
+            failed = answer
         else:
-            status = response.status_code
+            status, body = answer
             log.info("highlevel POST %s status=%s latency_ms=%.1f attempt=%d location_id=%s", TOKEN_PATH,
                      status, (time.perf_counter() - started) * 1000, attempt, location_id)
-            if status == 200:
-                body = response.json()
+            if status == 200 and isinstance(body, dict) and body.get("access_token") and body.get(
+                    "refresh_token"):
                 return Grant(SecretStr(str(body["access_token"])), SecretStr(str(body["refresh_token"])),
                              float(body.get("expires_in") or 86_400))
             if status in (400, 401, 403):
                 # the refresh token is used, revoked or not this app's: no record will pass (pause)
                 raise AuthError(401, cause="token", method="POST", path=TOKEN_PATH)
-            kind = ServerError if status >= 500 else HighLevelHTTPError  # 5xx, 429: tried again
+            kind = ServerError if status >= 500 else HighLevelHTTPError  # 5xx, 429, a 200 without tokens
             failed = kind(status, method="POST", path=TOKEN_PATH)
         if attempt < attempts:
             sleep(min(2.0 ** (attempt - 1), 5.0))
