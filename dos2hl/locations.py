@@ -46,7 +46,8 @@ from pydantic import (
 from .errors import ConfigError
 from .settings import Dos2hlSettings
 
-__all__ = ["LocationTarget", "LocationsFile", "load_locations", "open_client", "token_provider"]
+__all__ = ["LocationTarget", "LocationsFile", "check_credentials", "load_locations", "open_client",
+           "token_provider"]
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _OAUTH_FIELDS = ("client_id_env", "client_secret_env", "refresh_token_env")
@@ -282,3 +283,26 @@ def _oauth_provider(lf: LocationsFile, loc: LocationTarget, settings: Dos2hlSett
                         timeout=httpx.Timeout(hl.read_timeout, connect=hl.connect_timeout))
     return OAuthToken(loc.location_id, app, first, http=http, store=store,
                       margin_s=hl.token_refresh_margin_s)
+
+
+def check_credentials(lf: LocationsFile, settings: Dos2hlSettings | None = None) -> list[dict[str, Any]]:
+    """Whether each location's credential opens its own sub-account (``dos2hl auth check``): one read of
+    the location, renewing (and storing) an OAuth token on the way. Ids, kinds, statuses only."""
+    from .errors import HighLevelError
+
+    settings = settings or Dos2hlSettings()
+    out: list[dict[str, Any]] = []
+    for loc in lf.locations:
+        row: dict[str, Any] = {"source": loc.source, "location_id": loc.location_id, "auth": loc.auth}
+        try:
+            with open_client(lf, loc.source, settings=settings) as client:
+                got = client.get_location()
+                row.update(ok=got.id == loc.location_id, opens=got.id,
+                           requests=client.tally.total, auth_requests=client.tally.by_class["auth"])
+        except (HighLevelError, ConfigError) as exc:
+            row.update(ok=False, error=type(exc).__name__, status=getattr(exc, "status", None),
+                       cause=getattr(exc, "cause", None))
+            if isinstance(exc, ConfigError):
+                row["message"] = str(exc)  # names variables and files, never a value
+        out.append(row)
+    return out
