@@ -5,7 +5,9 @@ Every API request goes through the same gate, in the order the real API applies 
 + 1 byte) -> [with fault ``concurrency``: a handling slot, waited for in arrival order] -> rate
 limit (429: counted when handled) -> faults -> scope (401) -> location (403) -> JSON (400 malformed,
 422 nested deeper than 64 levels) -> contract (422) -> handler. Then the response gets the
-rate-limit headers and one journal line (every answer, refusals included).
+rate-limit headers and one journal line (every answer, refusals included). An OAuth access token past
+its lifetime is refused like an unknown one (401 ``Invalid JWT``); ``POST /oauth/token`` (``oauth.py``)
+is outside this gate: no bearer token, no rate limit, one journal line of operation ``oauth-token``.
 """
 
 from __future__ import annotations
