@@ -113,3 +113,19 @@ def test_every_exchange_is_one_journal_line_without_a_secret(make_sandbox: Any) 
 def test_the_control_route_refuses_an_unknown_location(sb: Any) -> None:
     r = sb.client.post("/_sandbox/oauth", json={"location_id": "nope"})
     assert r.status_code == 400
+
+
+def test_serve_passes_the_oauth_flags_to_the_app(monkeypatch: Any, tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from dos2hl.cli import app
+    from dos2hl.sandbox import server
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(server, "serve", lambda state, **kw: seen.update(kw))
+    res = CliRunner().invoke(app, ["sandbox", "serve", "--state", str(tmp_path), "--oauth-access-ttl", "60",
+                                   "--no-oauth-rotate"])
+    assert res.exit_code == 0, res.output
+    assert seen["oauth"] == OAuthSettings(access_ttl_s=60.0, rotate=False)
+    res = CliRunner().invoke(app, ["sandbox", "serve", "--state", str(tmp_path)])
+    assert seen["oauth"] == OAuthSettings()  # HighLevel's: a day, rotating
