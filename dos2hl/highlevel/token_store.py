@@ -40,6 +40,14 @@ class TokenRecord:
     access_token: str
     expires_at: float
     issued_at: float
+    seed: str = ""  # digest of the first refresh token this chain of rotations started from
+
+    @staticmethod
+    def digest(token: str) -> str:
+        """A token's digest (``seed``): tells two installations' first tokens apart, reveals neither."""
+        import hashlib
+
+        return hashlib.sha256(b"dos2hl-oauth-seed\x1f" + token.encode()).hexdigest()[:32]
 
     def __repr__(self) -> str:  # a record in a traceback or a log never shows a token
         return f"TokenRecord(expires_at={self.expires_at:.0f}, issued_at={self.issued_at:.0f})"

@@ -7,7 +7,9 @@
 - ``OAuthToken``: a Marketplace app's tokens. The access token (HighLevel: 24 h) is refreshed ahead of
   its expiry (``margin_s`` before it, at most a fifth of its lifetime) and once after a 401; the
   rotated refresh token is written to the ``TokenStore`` (sealed, durable) before the new access token
-  is used. One refresh at a time: a lock per location in the process, the store's file lock across
+  is used; a later run starts from that record, unless the environment holds the first refresh token of
+  a new installation of the app (the record remembers a digest of the first token it started from).
+  One refresh at a time: a lock per location in the process, the store's file lock across
   the machine's processes, the token actor (``governor.token_actor``) across Ray workers; whoever
   waited finds the new record and uses it without a second refresh.
 
@@ -117,6 +119,8 @@ class OAuthToken:
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
         self.location_id, self.app, self.margin_s = location_id, app, margin_s
         self._first, self._http, self._store = first_refresh, http, store
+        first = first_refresh.get_secret_value()
+        self._seed = TokenRecord.digest(first) if first else ""  # no first token: follow the store
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._record: TokenRecord | None = None
@@ -160,6 +164,8 @@ class OAuthToken:
     def _refresh_locked(self, failed: str | None, on_send: OnSend) -> TokenRecord:
         record = self._record
         stored = self._store.load(self.location_id) if self._store is not None else None
+        if stored is not None and self._seed and stored.seed != self._seed:
+            stored = None  # the app was installed again: the environment's first token starts a new chain
         if stored is not None and (record is None or stored.issued_at >= record.issued_at):
             record = stored  # another process (or an earlier run) refreshed: its refresh token is live
         if record is not None and record.access_token != failed and self.fresh(record):
@@ -170,7 +176,7 @@ class OAuthToken:
         grant = exchange(self._http, self.app, refresh, location_id=self.location_id, sleep=self._sleep,
                          on_send=on_send)
         new = TokenRecord(grant.refresh_token.get_secret_value(), grant.access_token.get_secret_value(),
-                          now + grant.expires_in, now)
+                          now + grant.expires_in, now, record.seed if record is not None else self._seed)
         if self._store is not None:
             self._store.save(self.location_id, new)  # durable before the new access token is used
         self._record = new

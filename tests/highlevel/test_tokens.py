@@ -229,3 +229,26 @@ def test_a_rotated_pit_in_a_file_is_picked_up_and_an_unchanged_one_fails(env: En
             c.get_location()  # nothing new in the file: the 401 stands (the location pauses)
         path.write_text(add_token(env.state, env.lid))
         c.get_location()
+
+
+def test_a_new_installations_first_token_starts_a_new_chain(env: Env) -> None:
+    from dos2hl.sandbox.oauth import register
+    from dos2hl.sandbox.store import Store
+
+    with env.client(env.provider()) as c:
+        c.get_location()
+    old = env.store.load(env.lid)
+    store = Store(env.state)  # the admin installs the app again: a new first refresh token
+    try:
+        again = register(store, env.lid, ["locations.readonly"], client_id=env.app["client_id"])
+    finally:
+        store.close()
+    with env.client(env.provider(first=again["refresh_token"])) as c:
+        c.get_location()  # not the stored chain's access token: the new installation's
+    new = env.store.load(env.lid)
+    assert old is not None and new is not None and new.seed != old.seed
+    assert env.refreshes() == 2 and env.api_401s() == 0
+    with env.client(env.provider(first=again["refresh_token"])) as c:  # a later run, the same env
+        env.clock.advance(61)
+        c.get_location()  # follows the stored chain (rotated since), not the used first token
+    assert env.refreshes() == 3 and {x["status"] for x in env.journal("oauth-token")} == {200}
