@@ -15,6 +15,7 @@ from ..errors import Dos2hlError
 from ..progress import progress_reporter
 from ..settings import Dos2hlSettings
 from .alerts import alerts_app
+from .auth import auth_app
 from .common import (
     ExportDateOpt,
     JsonOpt,
@@ -42,6 +43,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(governor_app, name="governor")
 app.add_typer(map_app, name="map")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(auth_app, name="auth")
 log = logging.getLogger("dos2hl")
 
 

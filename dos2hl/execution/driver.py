@@ -162,18 +162,18 @@ def _require_own_location(client: Client, lf: LocationsFile, loc: str,
         if is_systemic(exc) and has_written():
             # a run that has written: its location is still paused (exit 4), not a mixed-up file (exit 2)
             raise LocationPaused(loc, f"{pause_reason(exc)}; still refused, nothing was written: fix the "
-                                 f"cause (${target.token_env}, the scope, the sub-account), then resume"
+                                 f"cause ({target.credential}, the scope, the sub-account), then resume"
                                  ) from None
         if status in (401, 403):
             cause = getattr(exc, "cause", "unknown")  # token, scope, location... (highlevel.systemic)
-            raise ConfigError(f"locations.yaml: the token in ${target.token_env} does not open location "
+            raise ConfigError(f"locations.yaml: the token in {target.credential} does not open location "
                               f"{loc}'s "
                               f"sub-account {target.location_id} (HighLevel answered {status}: {cause}): "
                               "give that sub-account's own token (revoked or rotated: its new one); nothing "
                               "was written") from None
         raise
     if got.id != target.location_id:
-        raise ConfigError(f"locations.yaml: the token in ${target.token_env} opens {got.id}, not {loc}'s "
+        raise ConfigError(f"locations.yaml: the token in {target.credential} opens {got.id}, not {loc}'s "
                           f"{target.location_id}; nothing was written")
     return got
 
