@@ -105,8 +105,24 @@ def create_app(state_dir: Path, *, burst: tuple[int, float] = (100, 10.0), daily
             return JSONResponse({"restored": api.faults.restore(request.query_params.get("location_id"))})
         return JSONResponse({"outages": [vars(o) for o in api.faults.outages.values()]})
 
+    async def quota(request: Request) -> Response:
+        """The daily limits while the sandbox runs (issue 17's spent day): POST ``{"location_id", "daily"}``
+        gives one location its own daily limit; DELETE lifts them all and starts a new day (clears the
+        day's counts); GET lists them."""
+        if request.method == "POST":
+            try:
+                data = json.loads(await request.body())
+                api.limiter.set_daily(str(data["location_id"]), int(data["daily"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                return JSONResponse({"statusCode": 400, "message": str(exc)}, status_code=400)
+        elif request.method == "DELETE":
+            api.limiter.daily_of.clear()
+            return JSONResponse({"new_day": True, "cleared": api.limiter.new_day()})
+        return JSONResponse({"daily": api.limiter.daily, "daily_of": dict(api.limiter.daily_of)})
+
     app = Starlette(routes=[
         Route("/_sandbox/health", health, methods=["GET"]),
+        Route("/_sandbox/quota", quota, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/outages", outages, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/imports", imports, methods=["POST"]),
         Route("/{path:path}", api),
