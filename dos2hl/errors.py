@@ -185,7 +185,7 @@ class DailyLimitError(RateLimitedError):
 
     def __init__(self, status: int, *, reset_at: float, **kw: object) -> None:
         self.reset_at = reset_at
-        super().__init__(status, **kw)
+        super().__init__(status, **kw)  # type: ignore[arg-type]
 
 
 class ServerError(HighLevelHTTPError):

@@ -10,7 +10,9 @@ hold and nothing failed or is held; "zero patient records dropped" is that ident
 A location that paused (issue 17: a revoked token, a removed scope or sub-account, HighLevel down)
 adds ``pending``: ``staged = written + failed + held + excluded + pending``, its rows not yet
 written, none of them failed. The run's status is then ``paused`` (``paused``: LOC -> reason); a
-re-run of its id resumes them.
+re-run of its id resumes them. When every paused location only waits for its spent daily quota to reset
+(``resume_at``: LOC -> the reset, ISO UTC), the status is ``waiting_for_quota``: nothing to fix, resume
+after the reset.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ from ..storage import open_store
 from .results import Prepared, VerifyResult, WriteResult
 
 __all__ = ["build_report", "write_report", "OBJECT_TABLES"]
+
+
+def _iso(at: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(at, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 # the seed's object names -> the canonical table whose rows they are
 OBJECT_TABLES = {"patient": "patient", "insurance_record": "patins", "treatment_plan": "txitem",
@@ -60,6 +68,8 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
     locations: dict[str, Any] = {}
     problems: list[str] = []
     paused = last.paused or WriteResult.paused_of(last.shards)
+    waits = last.resume_at or WriteResult.resume_at_of(last.shards)
+    resume_at = {loc: _iso(at) for loc, at in waits.items() if loc in paused}
     for loc in ctx.locations:
         t = totals.get(loc, {})
         objects = {}
@@ -113,8 +123,10 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
     skipped += _values_not_sent(ctx.mapping, last.shards)
     return {
         "run_id": ctx.run_id,
-        "status": "completed" if complete else "paused" if paused else "incomplete",
+        "status": "completed" if complete else "incomplete" if not paused else (
+            "waiting_for_quota" if set(resume_at) == set(paused) else "paused"),
         "paused": dict(paused),  # LOC -> why (ids, statuses, counts): resumed by a re-run of the run id
+        "resume_at": resume_at,  # LOC -> when its spent daily quota resets (ISO UTC): resume after it
         "phase": last.phase,
         "note": status_note,
         "mapping": {"path": ctx.mapping_path, **ctx.confirmation},
@@ -258,6 +270,12 @@ def _md(rep: dict[str, Any]) -> str:
                          f"{r['excluded']} | {r['written']} | {r['created']} | {r['failed']} | {r['held']} |")
     for loc, why in (rep.get("paused") or {}).items():
         waiting = sum(r.get("pending", 0) for r in rep["locations"].get(loc, {}).get("objects", {}).values())
+        if loc in (rep.get("resume_at") or {}):
+            lines += ["", f"**Location {loc} waits for its daily quota** to reset at "
+                      f"{rep['resume_at'][loc]}. {waiting} rows are pending (not failed); after that: "
+                      f"`dos2hl resume {rep['run_id']}` "
+                      "(or `--wait-for-quota`; a deployment reschedules itself)."]
+            continue
         lines += ["", f"**Location {loc} paused**: {why}. {waiting} rows are pending (not failed); fix the "
                   f"cause, then resume: `dos2hl resume {rep['run_id']}` (the same run id continues where it "
                   "stopped)."]

@@ -108,7 +108,7 @@ def create_app(state_dir: Path, *, burst: tuple[int, float] = (100, 10.0), daily
     async def quota(request: Request) -> Response:
         """The daily limits while the sandbox runs (issue 17's spent day): POST ``{"location_id", "daily"}``
         gives one location its own daily limit; DELETE lifts them all and starts a new day (clears the
-        day's counts); GET lists them."""
+        day's counts); GET lists them and each location's requests today."""
         if request.method == "POST":
             try:
                 data = json.loads(await request.body())
@@ -118,7 +118,8 @@ def create_app(state_dir: Path, *, burst: tuple[int, float] = (100, 10.0), daily
         elif request.method == "DELETE":
             api.limiter.daily_of.clear()
             return JSONResponse({"new_day": True, "cleared": api.limiter.new_day()})
-        return JSONResponse({"daily": api.limiter.daily, "daily_of": dict(api.limiter.daily_of)})
+        return JSONResponse({"daily": api.limiter.daily, "daily_of": dict(api.limiter.daily_of),
+                             "used_today": api.limiter.used_today(clock())})
 
     app = Starlette(routes=[
         Route("/_sandbox/health", health, methods=["GET"]),

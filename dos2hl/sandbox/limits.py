@@ -47,6 +47,15 @@ class RateLimiter:
         with self.store.tx() as db:
             return int(db.execute("DELETE FROM rl_daily").rowcount or 0)
 
+    def used_today(self, now: float) -> dict[str, int]:
+        """Location id -> requests counted today (every app's bucket of it)."""
+        out: dict[str, int] = {}
+        with self.store.tx() as db:
+            for bucket, count in db.execute("SELECT bucket, count FROM rl_daily WHERE day=?", (_day(now),)):
+                loc = str(bucket).rsplit(":", 1)[-1]
+                out[loc] = out.get(loc, 0) + int(count)
+        return out
+
     def _daily(self, bucket: str) -> int:
         return self.daily_of.get(bucket.rsplit(":", 1)[-1], self.daily)
 
