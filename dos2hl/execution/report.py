@@ -25,14 +25,9 @@ from typing import Any
 from ..planning.transform import OBJECT_NAMES
 from ..storage import open_store
 from .results import Prepared, VerifyResult, WriteResult
+from .waits import iso, pause_lines, run_status
 
 __all__ = ["build_report", "write_report", "OBJECT_TABLES"]
-
-
-def _iso(at: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(at, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 # the seed's object names -> the canonical table whose rows they are
 OBJECT_TABLES = {"patient": "patient", "insurance_record": "patins", "treatment_plan": "txitem",
@@ -69,7 +64,7 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
     problems: list[str] = []
     paused = last.paused or WriteResult.paused_of(last.shards)
     waits = last.resume_at or WriteResult.resume_at_of(last.shards)
-    resume_at = {loc: _iso(at) for loc, at in waits.items() if loc in paused}
+    resume_at = {loc: iso(at) for loc, at in waits.items() if loc in paused}
     for loc in ctx.locations:
         t = totals.get(loc, {})
         objects = {}
@@ -123,8 +118,7 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
     skipped += _values_not_sent(ctx.mapping, last.shards)
     return {
         "run_id": ctx.run_id,
-        "status": "completed" if complete else "incomplete" if not paused else (
-            "waiting_for_quota" if set(resume_at) == set(paused) else "paused"),
+        "status": run_status(complete, paused, resume_at),
         "paused": dict(paused),  # LOC -> why (ids, statuses, counts): resumed by a re-run of the run id
         "resume_at": resume_at,  # LOC -> when its spent daily quota resets (ISO UTC): resume after it
         "phase": last.phase,
@@ -268,17 +262,7 @@ def _md(rep: dict[str, Any]) -> str:
         for obj, r in data["objects"].items():
             lines.append(f"| {loc} | {data['location_id']} | {obj} | {r['source']} | {r['quarantined']} | "
                          f"{r['excluded']} | {r['written']} | {r['created']} | {r['failed']} | {r['held']} |")
-    for loc, why in (rep.get("paused") or {}).items():
-        waiting = sum(r.get("pending", 0) for r in rep["locations"].get(loc, {}).get("objects", {}).values())
-        if loc in (rep.get("resume_at") or {}):
-            lines += ["", f"**Location {loc} waits for its daily quota** to reset at "
-                      f"{rep['resume_at'][loc]}. {waiting} rows are pending (not failed); after that: "
-                      f"`dos2hl resume {rep['run_id']}` "
-                      "(or `--wait-for-quota`; a deployment reschedules itself)."]
-            continue
-        lines += ["", f"**Location {loc} paused**: {why}. {waiting} rows are pending (not failed); fix the "
-                  f"cause, then resume: `dos2hl resume {rep['run_id']}` (the same run id continues where it "
-                  "stopped)."]
+    lines += pause_lines(rep)
     pend = rep.get("pending") or {}
     if pend.get("count"):
         lines += ["", f"**{pend['count']} records pending** (failed or held, by error: {pend['by_error']}); "
