@@ -100,8 +100,8 @@ class LocalGovernor:
     def _give_up(self, location_id: str, times: list[float], retry_at: float) -> None:
         key = self._k(location_id)
         with self._lock:
+            resume = self.core.resume_at(key, self._clock(), retry_at)  # (with what it got: the day full)
             self.core.release(key, times, self.cls)
-            resume = self.core.resume_at(key, self._clock(), retry_at)
         raise QuotaExhausted(location_id, resume)
 
     # ---- the rest ------------------------------------------------------------------------------------
