@@ -10,7 +10,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import Dos2hlError
+from ..errors import Dos2hlError, QuotaExhausted
+from ..execution.waits import iso
 from .common import (
     ExportDateOpt,
     JsonOpt,
@@ -211,6 +212,11 @@ def _run_migration(params: Any, wait_for_quota: bool = False) -> dict[str, Any]:
     for _ in range(MAX_QUOTA_WAITS):
         try:
             out = run_migration(params, open_env(params), TerminalGates(params)).to_dict()
+        except QuotaExhausted as exc:  # spent before the run could start (prepare's first reads)
+            if not wait_for_quota:
+                _fail(exc)
+            out = {"run_id": params.run_id or "(new)", "status": "waiting_for_quota",
+                   "resume_at": {exc.location: iso(exc.resume_at)}}
         except Dos2hlError as exc:
             _fail(exc)
             raise  # (unreachable: _fail exits)
@@ -220,8 +226,10 @@ def _run_migration(params: Any, wait_for_quota: bool = False) -> dict[str, Any]:
         typer.echo(f"run {out['run_id']}: waiting for the daily quota until {until}; it goes on by itself "
                    "then", err=True)
         _wait_until(_epoch(until))
-        params = params.model_copy(update={"run_id": out["run_id"]})
-    return out
+        if "locations" in out:  # the run began: its continuation is the same run id
+            params = params.model_copy(update={"run_id": out["run_id"]})
+    _fail(QuotaExhausted("(every location)", _epoch(until)))
+    raise AssertionError("unreachable: _fail exits")
 
 
 def _epoch(iso: str) -> float:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigError, DailyLimitError, HighLevelError, LocationPaused, QuotaExhausted
 from ..highlevel.protocols import Client, ClientFactory
-from ..highlevel.systemic import forget_streaks, is_systemic, pause_reason
+from ..highlevel.systemic import forget_streaks, is_systemic, pause_reason, quota_pause
 from ..highlevel.tally import Tally
 from ..locations import LocationsFile, load_locations, open_client
 from ..mapping.model import Mapping as FieldMap
@@ -157,10 +157,10 @@ def _require_own_location(client: Client, lf: LocationsFile, loc: str,
     target = lf.for_source(loc)
     try:
         got = client.get_location()
-    except HighLevelError as exc:
+    except (HighLevelError, QuotaExhausted) as exc:
         status = getattr(exc, "status", None)
-        if isinstance(exc, DailyLimitError):  # the day spent before the run could start: it waits (exit 5)
-            raise QuotaExhausted(loc, exc.reset_at) from None
+        if isinstance(exc, (DailyLimitError, QuotaExhausted)):  # the day spent before the run starts: exit 5
+            raise quota_pause(exc, loc) from None
         if is_systemic(exc) and has_written():
             # a run that has written: its location is still paused (exit 4), not a mixed-up file (exit 2)
             raise LocationPaused(loc, f"{pause_reason(exc)}; still refused, nothing was written: fix the "
