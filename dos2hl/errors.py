@@ -240,6 +240,10 @@ class QuotaExhausted(LocationPaused):
         when = _dt.datetime.fromtimestamp(resume_at, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         super().__init__(location, reason or f"waiting for the daily quota reset until {when}")
 
+    def __reduce__(self) -> tuple[type[QuotaExhausted], tuple[str, float, str]]:
+        """Picklable (a Ray worker's or a Prefect task's error crosses a process)."""
+        return type(self), (self.location, self.resume_at, self.reason)
+
 
 def safe_error(exc: BaseException) -> str:
     """What the ledger's ``error`` column, a shard's result, a report or a log keeps of ``exc``.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import pickle
 from types import SimpleNamespace
 from typing import Any
 
@@ -41,6 +42,9 @@ def test_the_local_governor_raises_at_a_spent_day_instead_of_sleeping_to_the_res
     assert spent.value.resume_at == _midnight_after(clock.now)
     assert spent.value.location == "loc1" and spent.value.exit_code == 5
     assert "waiting for the daily quota reset until" in spent.value.reason
+    again = pickle.loads(pickle.dumps(spent.value))  # crosses a Ray worker's or a Prefect task's process
+    assert (again.location, again.resume_at, again.reason) == ("loc1", spent.value.resume_at,
+                                                               spent.value.reason)
     assert max(slept) < LIM.max_wait_s  # never a sleep towards the reset
     assert gov.status("loc1").day_used == 9  # the permit it got was given back: the day keeps it
     gov.acquire("loc1")  # the last one of the day still goes

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from dos2hl.errors import QuotaExhausted
+from dos2hl.execution.status import run_status
 from dos2hl.pipeline import migrate
 from tests.migrate.conftest import BASE, World
 from tests.migrate.test_pause import _failed_rows, _opts, _reconciles, held_once
@@ -52,7 +53,12 @@ def test_a_spent_day_waits_for_the_reset_and_resume_completes_the_run(world: Wor
     l1, l2 = out["locations"]["L001"]["objects"], out["locations"]["L002"]["objects"]
     assert all(r["written"] + r["excluded"] == r["staged"] for r in l2.values())  # L002 completed
     assert l1["patient"]["pending"] > 0
-    assert _failed_rows(out["paths"]["json"].rsplit("/report/", 1)[0]) == 0
+    run_uri = out["paths"]["json"].rsplit("/report/", 1)[0]
+    assert _failed_rows(run_uri) == 0
+    st = run_status(run_uri.rsplit("/", 1)[0], "r-quota")  # dos2hl status RUN_ID
+    assert st["state"] == "waiting_for_quota"
+    assert st["locations"]["L001"]["state"] == "waiting_for_quota"
+    assert st["locations"]["L001"]["resume_at"] == until and st["locations"]["L002"]["state"] != "paused"
     # nobody slept for the reset (client sleeps move this clock): the 429 of the spent day is not retried
     assert w.clock.now - start < 600
     assert sum(1 for _, _, status in w.sent if status == 429) <= 2  # one per shard in flight at most
