@@ -10,8 +10,8 @@ from typing import Any
 
 from dos2hl.params import MigrateParams
 
-OUT = {"status": "waiting_for_quota", "run_id": "r-q", "paused": {"L001": "waiting for the daily quota reset"},
-       "resume_at": {"L001": "2026-12-06T00:00:00Z"}}
+OUT = {"status": "waiting_for_quota", "run_id": "r-q",
+       "paused": {"L001": "waiting for the daily quota reset"}, "resume_at": {"L001": "2026-12-06T00:00:00Z"}}
 
 
 def _params() -> MigrateParams:
@@ -35,7 +35,7 @@ def test_in_a_deployment_the_run_schedules_its_continuation_at_the_reset() -> No
     assert name == dep
     assert kw["scheduled_time"] == dt.datetime(2026, 12, 6, tzinfo=dt.timezone.utc) + dt.timedelta(
         seconds=RESUME_SLACK_S)
-    assert kw["timeout"] == 0 and kw["as_subflow"] is False  # returns at once: this run ends, frees its worker
+    assert kw["timeout"] == 0 and kw["as_subflow"] is False  # returns at once: the run ends, frees its worker
     assert kw["parameters"]["params"]["run_id"] == "r-q"  # the continuation resumes this run's ledger
     assert kw["parameters"]["params"]["source"] == "export"
     assert kw["idempotency_key"] == "r-q-quota-2026-12-06T00:00:00Z"  # a retried ending schedules it once
@@ -71,3 +71,24 @@ def test_run_deployment_creates_the_scheduled_continuation(prefect_harness) -> N
     assert run.next_scheduled_start_time >= dt.datetime(2026, 12, 6, tzinfo=dt.timezone.utc)
     assert run.parameters["params"]["run_id"] == "r-q"
     assert str(run.id) in (state.message or "")  # type: ignore[union-attr]
+
+
+def test_a_flow_run_whose_location_spent_its_day_ends_awaiting_quota(prefect_harness, tmp_path,
+                                                                     monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The whole flow outside a deployment: L002's day runs out mid-run, L001 completes, nothing fails,
+    the run ends ``Completed`` named ``AwaitingQuota`` saying when to resume; its result is the report."""
+    import httpx
+
+    from flows.migrate import migrate_flow
+    from tests.migrate.conftest import EXPORT_DATE, http_world
+
+    with http_world(tmp_path, monkeypatch) as (w, base):
+        httpx.post(f"{base}/_sandbox/quota", json={"location_id": w.loc_ids["L002"], "daily": 40})
+        params = MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                               target=base, sample=0, executor="threads", workers=2, export_date=EXPORT_DATE)
+        state = migrate_flow(params, return_state=True)
+    assert state.is_completed() and state.name == "AwaitingQuota", state
+    out = state.result()
+    assert out["status"] == "waiting_for_quota" and list(out["resume_at"]) == ["L002"]
+    assert f"resume with run_id={out['run_id']} after {out['resume_at']['L002']}" in (state.message or "")
+    assert sum(r["failed"] for d in out["locations"].values() for r in d["objects"].values()) == 0
