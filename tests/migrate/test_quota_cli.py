@@ -66,3 +66,33 @@ def test_migrate_help_documents_the_quota_exit_code_and_the_wait_option() -> Non
         assert res.exit_code == 0 and "--wait-for-quota" in text
     text = " ".join(CliRunner().invoke(app, ["migrate", "--help"]).output.split())
     assert "5 waiting for the daily quota" in text
+
+
+def test_wait_for_quota_resumes_the_same_run_id_after_the_reset_the_run_returned(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The loop alone: a run returned ``waiting_for_quota`` -> sleep until its latest reset -> the same run
+    id again; without the option the first answer is the command's (exit 5)."""
+    from types import SimpleNamespace
+
+    import dos2hl.cli.migrate as cli_migrate
+    import dos2hl.pipeline as pipeline
+    from dos2hl.params import MigrateParams
+
+    answers = [{"run_id": "r-new", "status": "waiting_for_quota", "locations": {},
+                "resume_at": {"L001": "2026-12-06T00:00:00Z", "L002": "2026-12-06T01:00:00Z"}},
+               {"run_id": "r-new", "status": "completed", "locations": {}}]
+    seen: list[str | None] = []
+
+    def run_migration(params, env, gates):  # type: ignore[no-untyped-def]
+        seen.append(params.run_id)
+        return SimpleNamespace(to_dict=lambda: answers[len(seen) - 1])
+
+    waited: list[float] = []
+    monkeypatch.setattr(pipeline, "run_migration", run_migration)
+    monkeypatch.setattr(pipeline, "open_env", lambda params: None)
+    monkeypatch.setattr(cli_migrate, "_wait_until", waited.append)
+    params = MigrateParams(source="export", mapping="m.yaml", locations="l.yaml", sample=0)
+    assert cli_migrate._run_migration(params, wait_for_quota=True)["status"] == "completed"
+    assert seen == [None, "r-new"]  # the continuation is the same run
+    assert waited == [dt.datetime(2026, 12, 6, 1, tzinfo=dt.timezone.utc).timestamp()]  # the latest reset
+    seen.clear()
+    assert cli_migrate._run_migration(params)["status"] == "waiting_for_quota" and seen == [None]
