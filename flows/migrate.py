@@ -40,7 +40,8 @@ from prefect.deployments import run_deployment
 from prefect.flow_runs import pause_flow_run
 from prefect.states import Completed
 
-from dos2hl.errors import ConfigError, QuotaExhausted
+from dos2hl.errors import ConfigError, DailyLimitError, QuotaExhausted
+from dos2hl.execution.driver import new_run_id
 from dos2hl.execution.waits import iso
 from dos2hl.mapping.model import load_mapping, require_confirmed, save_mapping
 from dos2hl.memory import tune_allocators
@@ -65,11 +66,14 @@ RESUME_SLACK_S = 60
 @flow(name="migrate", flow_run_name="migrate {params.source}", log_prints=True)
 def migrate_flow(params: MigrateParams) -> dict[str, Any]:
     tune_allocators()  # the export-sized steps run in this process (dos2hl/memory.py)
+    # the run's id fixed here: a continuation after a spent day is the same run, whatever step it ran out in
+    params = params.model_copy(update={"run_id": params.run_id or new_run_id()})
     try:
         out = run_migration(params, open_env(params), FlowGates(params), run=as_task).to_dict()
-    except QuotaExhausted as exc:  # the day spent before the run could start (prepare's reads)
-        out = {"status": "waiting_for_quota", "run_id": params.run_id, "paused": {exc.location: exc.reason},
-               "resume_at": {exc.location: iso(exc.resume_at)}}
+    except (QuotaExhausted, DailyLimitError) as exc:  # outside a write phase (prepare's or verify's reads)
+        spent = exc if isinstance(exc, QuotaExhausted) else QuotaExhausted("(a location)", exc.reset_at)
+        out = {"status": "waiting_for_quota", "run_id": params.run_id,
+               "paused": {spent.location: spent.reason}, "resume_at": {spent.location: iso(spent.resume_at)}}
     # a returned state is the run's final state; whoever calls the flow gets its data (the report)
     return final_state(out, params, _deployment_id())  # type: ignore[return-value]
 

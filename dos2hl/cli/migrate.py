@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import Dos2hlError, QuotaExhausted
+from ..errors import DailyLimitError, Dos2hlError, QuotaExhausted
 from ..execution.waits import iso
 from .common import (
     ExportDateOpt,
@@ -207,16 +207,20 @@ def _run_migration(params: Any, wait_for_quota: bool = False) -> dict[str, Any]:
     """The pipeline with the terminal's gates; a library error is the command's error exit. With
     ``wait_for_quota``, a run that only waits for daily quotas sleeps until the last reset (the run has
     returned: no worker, thread or Ray actor is held) and resumes its run id (MAX_QUOTA_WAITS times)."""
+    from ..execution.driver import new_run_id
     from ..pipeline import open_env, run_migration
 
+    # the run's id fixed here: a continuation after a wait is the same run, whatever step the day ran out in
+    params = params.model_copy(update={"run_id": params.run_id or new_run_id()})
     for _ in range(MAX_QUOTA_WAITS):
         try:
             out = run_migration(params, open_env(params), TerminalGates(params)).to_dict()
-        except QuotaExhausted as exc:  # spent before the run could start (prepare's first reads)
+        except (QuotaExhausted, DailyLimitError) as exc:  # outside a write phase (a read)
+            spent = exc if isinstance(exc, QuotaExhausted) else QuotaExhausted("(a location)", exc.reset_at)
             if not wait_for_quota:
-                _fail(exc)
-            out = {"run_id": params.run_id or "(new)", "status": "waiting_for_quota",
-                   "resume_at": {exc.location: iso(exc.resume_at)}}
+                _fail(spent)
+            out = {"run_id": params.run_id, "status": "waiting_for_quota",
+                   "resume_at": {spent.location: iso(spent.resume_at)}}
         except Dos2hlError as exc:
             _fail(exc)
             raise  # (unreachable: _fail exits)
@@ -226,8 +230,6 @@ def _run_migration(params: Any, wait_for_quota: bool = False) -> dict[str, Any]:
         typer.echo(f"run {out['run_id']}: waiting for the daily quota until {until}; it goes on by itself "
                    "then", err=True)
         _wait_until(_epoch(until))
-        if "locations" in out:  # the run began: its continuation is the same run id
-            params = params.model_copy(update={"run_id": out["run_id"]})
     _fail(QuotaExhausted("(every location)", _epoch(until)))
     raise AssertionError("unreachable: _fail exits")
 
