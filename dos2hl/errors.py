@@ -15,6 +15,7 @@
       . NotFoundError                   404
       . UnprocessableError              422 request failed validation (a create may still have happened)
       . RateLimitedError                429 burst or daily limit reached (retry_after, seconds)
+        . DailyLimitError               429 with X-RateLimit-Daily-Remaining: 0 (reset_at): not retried
       . ServerError                     5xx
     - TransportError                    no complete answer: connection refused/reset, protocol error
       . RequestTimeoutError (also TimeoutError)  connect/read/write/pool timeout
@@ -23,6 +24,8 @@
   + LocationPaused                      a location's writes stop for a cause no record has (a revoked
                                         token, a removed scope or sub-account, HighLevel down): nothing
                                         is marked failed, a re-run resumes it
+    - QuotaExhausted                    the location's daily request quota is spent: it waits for the
+                                        reset (resume_at), holding no worker; nothing is marked failed
 
 HighLevel errors carry only the method, the path *template* (``/contacts/{contactId}``), the status,
 HighLevel's traceId and the caller's stable key: never a token, a request or a response body.
@@ -37,7 +40,7 @@ __all__ = [
     "StorageError", "HighLevelError", "HighLevelHTTPError", "BadRequestError", "DuplicateContactError",
     "AuthError", "NotFoundError", "UnprocessableError", "RateLimitedError", "ServerError",
     "TransportError", "RequestTimeoutError", "UnexpectedResponseError", "PayloadTooLargeError",
-    "LocationPaused", "safe_error",
+    "LocationPaused", "DailyLimitError", "QuotaExhausted", "safe_error",
 ]
 
 
@@ -176,6 +179,15 @@ class RateLimitedError(HighLevelHTTPError):
         super().__init__(status, **kw)  # type: ignore[arg-type]
 
 
+class DailyLimitError(RateLimitedError):
+    """429 with ``X-RateLimit-Daily-Remaining: 0``: the location's day is spent until ``reset_at`` (epoch
+    seconds). Not retried: no request of the location can succeed before then (issue 17)."""
+
+    def __init__(self, status: int, *, reset_at: float, **kw: object) -> None:
+        self.reset_at = reset_at
+        super().__init__(status, **kw)  # type: ignore[arg-type]
+
+
 class ServerError(HighLevelHTTPError):
     """5xx: HighLevel failed; a write may or may not have happened."""
 
@@ -212,6 +224,25 @@ class LocationPaused(Dos2hlError):
         self.location = location
         self.reason = reason
         super().__init__(f"location {location} paused: {reason}")
+
+
+class QuotaExhausted(LocationPaused):
+    """A location's daily request quota is spent (HighLevel's ``X-RateLimit-Daily-Remaining: 0``, or
+    the governor's own count of the day): it waits for the reset at ``resume_at`` (epoch seconds)
+    without holding a worker. Like any pause nothing is marked failed; the run resumes after the reset."""
+
+    exit_code = 5
+
+    def __init__(self, location: str, resume_at: float, reason: str = "") -> None:
+        import datetime as _dt
+
+        self.resume_at = resume_at
+        when = _dt.datetime.fromtimestamp(resume_at, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        super().__init__(location, reason or f"waiting for the daily quota reset until {when}")
+
+    def __reduce__(self) -> tuple[type[QuotaExhausted], tuple[str, float, str]]:
+        """Picklable (a Ray worker's or a Prefect task's error crosses a process)."""
+        return type(self), (self.location, self.resume_at, self.reason)
 
 
 def safe_error(exc: BaseException) -> str:

@@ -64,6 +64,8 @@ class GovernorSettings(BaseSettings):
     margin_s: float | None = Field(None, ge=0)  # default 0.6 % of the window, widened by measured lateness
     reserve: float = Field(0.10, ge=0, lt=1)  # of the daily budget kept for verification and the practice
     reset_offset_s: float = Field(0.0, ge=0, lt=86_400)  # daily reset, seconds after UTC midnight
+    # a permit further away (the day's quota spent) frees the worker: its location waits for the reset
+    max_wait_s: float = Field(300.0, gt=0)
     state: str | None = None  # usage snapshot URI; default <storage>/state/governor.json
     batch: int = Field(16, ge=1, le=100)  # a location's stock at a process until its take rate is known
 

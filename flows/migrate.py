@@ -10,20 +10,39 @@ A run whose location paused (issue 17: a revoked token, a removed scope or sub-a
 nothing marked failed) ends in a ``Completed`` state named ``Paused`` whose message names each paused
 location and why (ids only); its result is the report, as for any run. A new flow run with the same
 ``run_id`` resumes it.
+
+A run whose only paused locations wait for their spent daily quota (status ``waiting_for_quota``: HighLevel
+answered 429 with ``X-RateLimit-Daily-Remaining: 0``, or the governor counted the day full) ends in a
+``Completed`` state named ``AwaitingQuota``, and in a deployment it first schedules a new flow run of the
+same deployment for the reset time T, with the same parameters and ``run_id`` set
+(``run_deployment(..., scheduled_time=T, timeout=0, as_subflow=False)``, an idempotency key of the run id
+and T so a retried ending schedules it once). Why this and not the alternatives: the run ends, so no
+worker, process or Ray actor is held for hours; the new run picks up exactly where this one stopped (its
+ledger says what is written, a shard started but not done looks its records up first); it needs no
+person (``suspend_flow_run(timeout=...)`` does: a suspended run stays suspended until resumed by hand,
+and its timeout fails it); and a flow returning an ``AwaitingRetry``/``Scheduled`` state is not a
+documented way to be run again by a worker (flow retries re-run in the same process, sleeping). Outside
+a deployment nothing can schedule it: the state's message says when to resume. A run whose day was spent
+before it could start (prepare's first read refused) ends the same way.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prefect import State, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
+from prefect.deployments import run_deployment
 from prefect.flow_runs import pause_flow_run
 from prefect.states import Completed
 
-from dos2hl.errors import ConfigError
+from dos2hl.errors import ConfigError, DailyLimitError, QuotaExhausted
+from dos2hl.execution.driver import new_run_id
+from dos2hl.execution.waits import iso
 from dos2hl.mapping.model import load_mapping, require_confirmed, save_mapping
 from dos2hl.memory import tune_allocators
 from dos2hl.params import MigrateParams
@@ -38,24 +57,60 @@ from dos2hl.pipeline import (
 )
 from tasks.migrate import as_task
 
-__all__ = ["Approval", "CsvImported", "MapConfirmation", "MigrateParams", "migrate_flow"]
+__all__ = ["Approval", "CsvImported", "MapConfirmation", "MigrateParams", "final_state", "migrate_flow"]
+
+#: A continuation starts this long after the reset (the governor and HighLevel agree on the new day).
+RESUME_SLACK_S = 60
 
 
 @flow(name="migrate", flow_run_name="migrate {params.source}", log_prints=True)
 def migrate_flow(params: MigrateParams) -> dict[str, Any]:
     tune_allocators()  # the export-sized steps run in this process (dos2hl/memory.py)
-    out = run_migration(params, open_env(params), FlowGates(params), run=as_task).to_dict()
+    # the run's id fixed here: a continuation after a spent day is the same run, whatever step it ran out in
+    params = params.model_copy(update={"run_id": params.run_id or new_run_id()})
+    try:
+        out = run_migration(params, open_env(params), FlowGates(params), run=as_task).to_dict()
+    except (QuotaExhausted, DailyLimitError) as exc:  # outside a write phase (prepare's or verify's reads)
+        spent = exc if isinstance(exc, QuotaExhausted) else QuotaExhausted("(a location)", exc.reset_at)
+        out = {"status": "waiting_for_quota", "run_id": params.run_id,
+               "paused": {spent.location: spent.reason}, "resume_at": {spent.location: iso(spent.resume_at)}}
     # a returned state is the run's final state; whoever calls the flow gets its data (the report)
-    return final_state(out)  # type: ignore[return-value]
+    return final_state(out, params, _deployment_id())  # type: ignore[return-value]
 
 
-def final_state(out: dict[str, Any]) -> dict[str, Any] | State[Any]:
-    """The report, or a ``Completed`` state named ``Paused`` carrying it when a location paused."""
+def final_state(out: dict[str, Any], params: MigrateParams | None = None, deployment_id: Any = None,
+                schedule: Callable[..., Any] | None = None) -> dict[str, Any] | State[Any]:
+    """The report, or a ``Completed`` state carrying it: named ``AwaitingQuota`` when the run waits for
+    daily quotas (in a deployment ``deployment_id``, after scheduling its continuation at the reset
+    through ``schedule``: ``run_deployment``), ``Paused`` when a location paused."""
+    if out.get("status") == "waiting_for_quota" and out.get("resume_at"):
+        return _await_quota(out, params, deployment_id, schedule or run_deployment)
     if out.get("status") != "paused":
         return out
     why = "; ".join(f"{loc}: {reason}" for loc, reason in (out.get("paused") or {}).items())
     return Completed(name="Paused", data=out, message=f"paused, nothing failed ({why}); resume with "
                      f"run_id={out['run_id']} once the cause is fixed")
+
+
+def _await_quota(out: dict[str, Any], params: MigrateParams | None, deployment_id: Any,
+                 schedule: Callable[..., Any]) -> State[Any]:
+    until = max(out["resume_at"].values())
+    when = dt.datetime.fromisoformat(until.replace("Z", "+00:00")) + dt.timedelta(seconds=RESUME_SLACK_S)
+    waits = "; ".join(f"{loc} until {at}" for loc, at in out["resume_at"].items())
+    if deployment_id is None or params is None:
+        return Completed(name="AwaitingQuota", data=out, message=f"waiting for the daily quota ({waits}), "
+                         f"nothing failed; resume with run_id={out['run_id']} after {until}")
+    again = params.model_copy(update={"run_id": out["run_id"]})
+    run = schedule(deployment_id, parameters={"params": again.model_dump(mode="json")}, scheduled_time=when,
+                   timeout=0, as_subflow=False, idempotency_key=f"{out['run_id']}-quota-{until}")
+    return Completed(name="AwaitingQuota", data=out, message=f"waiting for the daily quota ({waits}), "
+                     f"nothing failed; flow run {run.id} continues run_id={out['run_id']} at "
+                     f"{when.isoformat()}")
+
+
+def _deployment_id() -> Any:
+    run = get_run_context().flow_run  # type: ignore[union-attr]
+    return None if run is None else run.deployment_id
 
 
 class FlowGates:

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import Dos2hlError
+from ..errors import DailyLimitError, Dos2hlError, QuotaExhausted
+from ..execution.waits import iso
 from .common import (
     ExportDateOpt,
     JsonOpt,
@@ -32,6 +33,11 @@ def register(app: typer.Typer) -> None:
 
 
 EXIT_PAUSED = 4  # a location paused (issue 17): nothing failed; fix the cause, then resume the run id
+EXIT_QUOTA = 5  # only the daily quota's reset is awaited (issue 17): resume the run id after the time printed
+MAX_QUOTA_WAITS = 30  # --wait-for-quota: resets waited for at most (days), then it exits 5 like without it
+WaitOpt = Annotated[bool, typer.Option(
+    "--wait-for-quota", help="When the only work left waits for a location's daily quota to reset, sleep "
+    "until the reset (no worker or thread is held) and go on by itself, instead of exiting 5.")]
 
 
 def migrate(
@@ -55,6 +61,7 @@ def migrate(
     imported: Annotated[bool, typer.Option("--imported", help="The CSV packages of this run are imported in "
                                            "HighLevel's UI: reconcile them and go on.")] = False,
     export_date: ExportDateOpt = None,
+    wait_for_quota: WaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Migrate: stage -> sample, field diff -> approval -> bulk CSV -> full run -> verify -> report.
@@ -63,7 +70,10 @@ def migrate(
     input, nothing written; 3 HighLevel refused before anything was written; 4 paused: a location stopped
     for a cause that is no record's (a revoked or rotated token, a removed scope or sub-account, HighLevel
     failing N times in a row), nothing of it marked failed, the other locations done: fix the cause,
-    then dos2hl resume RUN_ID (or this command again with --run-id RUN_ID).
+    then dos2hl resume RUN_ID (or this command again with --run-id RUN_ID); 5 waiting for the daily
+    quota: a location spent its day's requests (HighLevel's X-RateLimit-Daily-Remaining: 0, or the
+    governor's count), nothing failed, the others done: dos2hl resume RUN_ID after the reset time it
+    prints (or --wait-for-quota: it sleeps until then and goes on).
 
     The report is in the run's folder: report.html (one self-contained page: tables, bars, the requests
     per minute against the budget, the field diff), report.md and report.json (the same numbers).
@@ -75,7 +85,7 @@ def migrate(
                             executor=executor, workers=workers, verify=verify,
                             export_date=export_date.date() if export_date else None,
                             bulk_threshold=bulk_threshold)
-    _summarise(_run_migration(params), as_json)
+    _summarise(_run_migration(params, wait_for_quota), as_json)
 
 
 def resume(
@@ -89,16 +99,18 @@ def resume(
     verify: Annotated[str, typer.Option("--verify", help="Read back: 'sample' or 'full'.")] = "sample",
     executor: Annotated[str, typer.Option("--executor", help="'threads' or 'ray'.")] = "threads",
     workers: Annotated[Optional[int], typer.Option("--workers", help="Shards written at once.")] = None,
+    wait_for_quota: WaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Continue a run where it stopped (dos2hl migrate --run-id RUN_ID on the export the run staged): a
-    paused location resumes once its cause is fixed, nothing is created twice. Exit codes as migrate's."""
+    paused location resumes once its cause is fixed (one waiting for its daily quota: after the reset),
+    nothing is created twice. Exit codes as migrate's."""
     from ..params import MigrateParams
 
     params = params_or_exit(MigrateParams, source="", mapping=mapping, locations=locations, target=target,
                             storage=storage, run_id=run_id, sample=sample, approve=approve, executor=executor,
                             workers=workers, verify=verify)
-    _summarise(_run_migration(params), as_json)
+    _summarise(_run_migration(params, wait_for_quota), as_json)
 
 
 def _summarise(out: dict[str, Any], as_json: bool) -> None:
@@ -112,6 +124,8 @@ def _summarise(out: dict[str, Any], as_json: bool) -> None:
         summary["already_present"] = out["already_present"]
     if out.get("paused"):  # LOC -> why (ids, statuses, counts)
         summary["paused"] = out["paused"]
+    if out.get("resume_at"):  # LOC -> when its spent daily quota resets (ISO UTC)
+        summary["resume_at"] = out["resume_at"]
     if as_json:
         typer.echo(json.dumps(summary, default=str))
     else:
@@ -129,6 +143,8 @@ def _summarise(out: dict[str, Any], as_json: bool) -> None:
                  for o in loc["objects"].values())
     if out["status"] == "paused":
         raise typer.Exit(EXIT_PAUSED)
+    if out["status"] == "waiting_for_quota":
+        raise typer.Exit(EXIT_QUOTA)
     if out["status"] != "completed" or failed:
         raise typer.Exit(1)
 
@@ -156,6 +172,8 @@ def retry(
             typer.echo(out["next"])
     if out["status"] == "paused":
         raise typer.Exit(EXIT_PAUSED)
+    if out["status"] == "waiting_for_quota":
+        raise typer.Exit(EXIT_QUOTA)
     if out["status"] != "completed":
         raise typer.Exit(1)
 
@@ -190,15 +208,48 @@ def rollback(
         raise typer.Exit(1)
 
 
-def _run_migration(params: Any) -> dict[str, Any]:
-    """The pipeline with the terminal's gates; a library error is the command's error exit."""
+def _run_migration(params: Any, wait_for_quota: bool = False) -> dict[str, Any]:
+    """The pipeline with the terminal's gates; a library error is the command's error exit. With
+    ``wait_for_quota``, a run that only waits for daily quotas sleeps until the last reset (the run has
+    returned: no worker, thread or Ray actor is held) and resumes its run id (MAX_QUOTA_WAITS times)."""
+    from ..execution.driver import new_run_id
     from ..pipeline import open_env, run_migration
 
-    try:
-        return run_migration(params, open_env(params), TerminalGates(params)).to_dict()
-    except Dos2hlError as exc:
-        _fail(exc)
-        raise  # (unreachable: _fail exits)
+    # the run's id fixed here: a continuation after a wait is the same run, whatever step the day ran out in
+    params = params.model_copy(update={"run_id": params.run_id or new_run_id()})
+    for _ in range(MAX_QUOTA_WAITS):
+        try:
+            out = run_migration(params, open_env(params), TerminalGates(params)).to_dict()
+        except (QuotaExhausted, DailyLimitError) as exc:  # outside a write phase (a read)
+            spent = exc if isinstance(exc, QuotaExhausted) else QuotaExhausted("(a location)", exc.reset_at)
+            if not wait_for_quota:
+                _fail(spent)
+            out = {"run_id": params.run_id, "status": "waiting_for_quota",
+                   "resume_at": {spent.location: iso(spent.resume_at)}}
+        except Dos2hlError as exc:
+            _fail(exc)
+            raise  # (unreachable: _fail exits)
+        if not (wait_for_quota and out["status"] == "waiting_for_quota" and out.get("resume_at")):
+            return out
+        until = max(out["resume_at"].values())
+        typer.echo(f"run {out['run_id']}: waiting for the daily quota until {until}; it goes on by itself "
+                   "then", err=True)
+        _wait_until(_epoch(until))
+    _fail(QuotaExhausted("(every location)", _epoch(until)))
+    raise AssertionError("unreachable: _fail exits")
+
+
+def _epoch(iso: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _wait_until(t: float) -> None:
+    """Sleep until ``t`` (and a few seconds: the reset has surely come) in this process only."""
+    import time
+
+    time.sleep(max(0.0, t - time.time()) + 5.0)
 
 
 class TerminalGates:

@@ -226,5 +226,7 @@ def register(app: typer.Typer) -> None:
                    f"report: {out.report}")
         if out.status == "paused":  # a location paused (issue 17): nothing failed; resume after the fix
             raise typer.Exit(4)
+        if out.status == "waiting_for_quota":  # its daily quota spent: the next delta after the reset
+            raise typer.Exit(5)
         if out.status != "completed":
             raise typer.Exit(1)

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Literal
 
-from ..errors import ConfigError, HighLevelError, LocationPaused
+from ..errors import ConfigError, DailyLimitError, HighLevelError, LocationPaused, QuotaExhausted
 from ..highlevel.protocols import Client, ClientFactory
-from ..highlevel.systemic import is_systemic, pause_reason
+from ..highlevel.systemic import forget_streaks, is_systemic, pause_reason, quota_pause
 from ..highlevel.tally import Tally
 from ..locations import LocationsFile, load_locations, open_client
 from ..mapping.model import Mapping as FieldMap
@@ -38,7 +38,7 @@ from ..writing.households import household_channels, write_households
 from ..writing.writer import LocationSchema
 from .results import Prepared, VerifyResult, WriteResult, merge_diffs
 from .schedule import default_workers, per_location, run_fair
-from .shard import ShardResult, is_paused, migrate_shard_isolated, not_started, verify_shard
+from .shard import ShardResult, is_paused, migrate_shard_isolated, not_started, paused_by, verify_shard
 
 __all__ = ["Prepared", "VerifyResult", "WriteResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
 
@@ -157,8 +157,10 @@ def _require_own_location(client: Client, lf: LocationsFile, loc: str,
     target = lf.for_source(loc)
     try:
         got = client.get_location()
-    except HighLevelError as exc:
+    except (HighLevelError, QuotaExhausted) as exc:
         status = getattr(exc, "status", None)
+        if isinstance(exc, (DailyLimitError, QuotaExhausted)):  # the day spent before the run starts: exit 5
+            raise quota_pause(exc, loc) from None
         if is_systemic(exc) and has_written():
             # a run that has written: its location is still paused (exit 4), not a mixed-up file (exit 2)
             raise LocationPaused(loc, f"{pause_reason(exc)}; still refused, nothing was written: fix the "
@@ -261,6 +263,7 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
         patients = choose_sample(open_store(ctx.staged_uri), ctx.locations, sample_size)
     workers = workers or default_workers(len(ctx.locations), executor)
     paused = dict(paused or {})
+    forget_streaks(ctx.run_id)  # each location's outage row starts empty (a resumed run's is over)
     found = discover(ctx,
                      client_factory or default_factory(_locations(locations, ctx),
                                                        settings or Dos2hlSettings()), workers=workers,
@@ -272,9 +275,9 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
     results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,
                       workers=workers,
                       settings=settings, locations=locations, stop=is_paused,
-                      skipped=lambda spec, by: not_started(spec, _reason(by)))
-    results += [not_started(spec, before[spec.location]) for spec in ctx.specs(patients)
-                if spec.location in before]
+                      skipped=lambda spec, by: not_started(spec, _reason(by), _resume_at(by)))
+    results += [not_started(spec, before[spec.location], found[spec.location].get("resume_at"))
+                for spec in ctx.specs(patients) if spec.location in before]
     rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
     from .usage import record
 
@@ -283,15 +286,22 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
         created.update(r.get("created") or {})
     record(ctx.run_uri, phase, Tally.sum(r.get("tally") for r in rows),
            created)  # every shard's, any executor
-    paused = WriteResult.paused_of(rows)
+    paused, resume_at = WriteResult.paused_of(rows), WriteResult.resume_at_of(rows)
     for loc, why in paused.items():
-        log.warning("location %s paused: %s; nothing of it is marked failed: fix the cause, then resume the "
-                    "run (dos2hl resume %s)", loc, why, ctx.run_id)
-    return WriteResult(phase=phase, shards=rows, sample=patients, discovery=found, paused=paused)
+        then = "resume the run after that" if loc in resume_at else "fix the cause, then resume the run"
+        log.warning("location %s paused: %s; nothing of it is marked failed: %s (dos2hl resume %s)", loc, why,
+                    then, ctx.run_id)
+    return WriteResult(phase=phase, shards=rows, sample=patients, discovery=found, paused=paused,
+                       resume_at=resume_at)
 
 
 def _reason(result: Any) -> str:
     return str(result.get("paused") if isinstance(result, dict) else result.paused)
+
+
+def _resume_at(result: Any) -> float | None:
+    at = result.get("resume_at") if isinstance(result, dict) else getattr(result, "resume_at", None)
+    return None if at is None else float(at)
 
 
 def _locations(locations: LocationsFile | None, ctx: Prepared) -> LocationsFile:
@@ -340,12 +350,14 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
                                      object_keys=object_keys,
                                      pipeline_ids=pipelines, media=bool(sent & {"document", "clinnote"}),
                                      open_sealed=opener)
-        except HighLevelError as exc:
-            if not (pause and is_systemic(exc)):
+        except (HighLevelError, QuotaExhausted) as exc:
+            why = paused_by(exc, loc) if pause else None
+            if why is None:
                 raise
             record(ctx.run_uri, "discovery", snapshot(client) - before)
-            log.warning("location %s paused at discovery: %s", loc, pause_reason(exc))
-            return {"requests": (snapshot(client) - before).total, "found": {}, "paused": pause_reason(exc)}
+            log.warning("location %s paused at discovery: %s", loc, why[0])
+            out = {"requests": (snapshot(client) - before).total, "found": {}, "paused": why[0]}
+            return out if why[1] is None else {**out, "resume_at": why[1]}
         if record_step:  # (the bulk step counts its clients' requests itself)
             record(ctx.run_uri, "discovery", snapshot(client) - before)
         save_inventory(run, inv)

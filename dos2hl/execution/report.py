@@ -11,7 +11,9 @@ hold and nothing failed or is held; "zero patient records dropped" is that ident
 A location that paused (issue 17: a revoked token, a removed scope or sub-account, HighLevel down)
 adds ``pending``: ``staged = written + failed + held + excluded + pending``, its rows not yet
 written, none of them failed. The run's status is then ``paused`` (``paused``: LOC -> reason); a
-re-run of its id resumes them.
+re-run of its id resumes them. When every paused location only waits for its spent daily quota to reset
+(``resume_at``: LOC -> the reset, ISO UTC), the status is ``waiting_for_quota``: nothing to fix, resume
+after the reset.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..planning.transform import OBJECT_NAMES
 from ..storage import open_store
 from .report_html import render as _html
 from .results import Prepared, VerifyResult, WriteResult
+from .waits import iso, pause_lines, run_status
 
 __all__ = ["build_report", "write_report", "OBJECT_TABLES"]
 
@@ -61,6 +64,8 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
     locations: dict[str, Any] = {}
     problems: list[str] = []
     paused = last.paused or WriteResult.paused_of(last.shards)
+    waits = last.resume_at or WriteResult.resume_at_of(last.shards)
+    resume_at = {loc: iso(at) for loc, at in waits.items() if loc in paused}
     for loc in ctx.locations:
         t = totals.get(loc, {})
         objects = {}
@@ -114,8 +119,9 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
     skipped += _values_not_sent(ctx.mapping, last.shards)
     return {
         "run_id": ctx.run_id,
-        "status": "completed" if complete else "paused" if paused else "incomplete",
+        "status": run_status(complete, paused, resume_at),
         "paused": dict(paused),  # LOC -> why (ids, statuses, counts): resumed by a re-run of the run id
+        "resume_at": resume_at,  # LOC -> when its spent daily quota resets (ISO UTC): resume after it
         "phase": last.phase,
         "note": status_note,
         "mapping": {"path": ctx.mapping_path, **ctx.confirmation},
@@ -257,11 +263,7 @@ def _md(rep: dict[str, Any]) -> str:
         for obj, r in data["objects"].items():
             lines.append(f"| {loc} | {data['location_id']} | {obj} | {r['source']} | {r['quarantined']} | "
                          f"{r['excluded']} | {r['written']} | {r['created']} | {r['failed']} | {r['held']} |")
-    for loc, why in (rep.get("paused") or {}).items():
-        waiting = sum(r.get("pending", 0) for r in rep["locations"].get(loc, {}).get("objects", {}).values())
-        lines += ["", f"**Location {loc} paused**: {why}. {waiting} rows are pending (not failed); fix the "
-                  f"cause, then resume: `dos2hl resume {rep['run_id']}` (the same run id continues where it "
-                  "stopped)."]
+    lines += pause_lines(rep)
     pend = rep.get("pending") or {}
     if pend.get("count"):
         lines += ["", f"**{pend['count']} records pending** (failed or held, by error: {pend['by_error']}); "

@@ -58,6 +58,21 @@ class WriteResult(BaseModel):
     discovery: dict[str, dict[str, Any]] = Field(default_factory=dict)  # LOC -> {"requests", "found"}
     # LOC -> why it paused (issue 17); a read-back of this phase skips them (their token may be revoked)
     paused: dict[str, str] = Field(default_factory=dict)
+    # LOC -> when its spent daily quota resets (epoch seconds): a paused location that only waits for that
+    resume_at: dict[str, float] = Field(default_factory=dict)
+
+    @staticmethod
+    def resume_at_of(shards: list[dict[str, Any]]) -> dict[str, float]:
+        """LOC -> the latest reset its shards wait for, when each of its paused shards only waits for
+        its spent day (a location also paused for another cause needs that fixed: not listed)."""
+        out: dict[str, float] = {}
+        other: set[str] = set()
+        for r in shards:
+            if r.get("paused") and r.get("resume_at") is None:
+                other.add(r["location"])
+            elif r.get("paused"):
+                out[r["location"]] = max(out.get(r["location"], 0.0), float(r["resume_at"]))
+        return {loc: at for loc, at in sorted(out.items()) if loc not in other}
 
     @staticmethod
     def paused_of(shards: list[dict[str, Any]]) -> dict[str, str]:

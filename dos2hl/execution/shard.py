@@ -29,7 +29,7 @@ from ..writing.households import read_households
 from ..writing.ledger import IdMap, LedgerWriter, read_ledger
 from ..writing.writer import SHARED_FIELDS, LocationSchema, ShardWriter, WriteResult
 
-__all__ = ["ShardResult", "is_paused", "migrate_shard", "migrate_shard_isolated", "not_started",
+__all__ = ["ShardResult", "is_paused", "migrate_shard", "migrate_shard_isolated", "not_started", "paused_by",
            "read_back_location", "verify_shard"]
 
 @dataclass
@@ -57,6 +57,8 @@ class ShardResult:
     # why its location paused (issue 17: ids, statuses, counts): "" when it did not; its rows not written
     # are pending, none failed, and a re-run of the run id resumes the shard
     paused: str = ""
+    # when the pause is a spent daily quota: the reset it waits for (epoch seconds), else None
+    resume_at: float | None = None
 
 
 def is_paused(result: Any) -> bool:
@@ -64,17 +66,30 @@ def is_paused(result: Any) -> bool:
     return bool(result.get("paused") if isinstance(result, dict) else getattr(result, "paused", ""))
 
 
-def not_started(spec: ShardSpec, reason: str) -> ShardResult:
+def not_started(spec: ShardSpec, reason: str, resume_at: float | None = None) -> ShardResult:
     """The result of a shard never handed out because its location paused first: every row pending."""
-    return ShardResult(spec.location, spec.shard, paused=reason)
+    return ShardResult(spec.location, spec.shard, paused=reason, resume_at=resume_at)
+
+
+def paused_by(exc: BaseException, location: str) -> tuple[str, float | None] | None:
+    """(reason, reset time or None) when ``exc`` pauses ``location`` (a systemic refusal, a spent day, a
+    ``LocationPaused``), else None."""
+    from ..highlevel.systemic import is_quota, is_systemic, pause_reason, quota_pause
+
+    if is_quota(exc):
+        quota = quota_pause(exc, location)  # type: ignore[arg-type]
+        return quota.reason, quota.resume_at
+    if isinstance(exc, LocationPaused):
+        return exc.reason, None
+    if is_systemic(exc):
+        return pause_reason(exc), None
+    return None
 
 
 def migrate_shard_isolated(spec: ShardSpec, client: Client) -> ShardResult:
     """``migrate_shard``, but an error that escapes it stops this shard only: the others (and the other
     locations) go on, and the report names the shard and the error class (never a value)."""
     import logging
-
-    from ..highlevel.systemic import is_systemic, pause_reason
 
     before = snapshot(client)
     try:
@@ -83,8 +98,9 @@ def migrate_shard_isolated(spec: ShardSpec, client: Client) -> ShardResult:
         spent = snapshot(client) - before  # what it sent before it stopped still counts
         out = ShardResult(spec.location, spec.shard, requests=spent.total, http_429=spent.http_429,
                           tally=spent.to_dict())
-        if is_systemic(exc):  # a revoked token outside the writer's records (a lookup, a read): a pause
-            out.paused = pause_reason(exc)
+        paused = paused_by(exc, spec.location)
+        if paused is not None:  # a revoked token or a spent day outside the writer's records: a pause
+            out.paused, out.resume_at = paused
             logging.getLogger("dos2hl.migrate").warning("location %s paused (shard %s): %s", spec.location,
                                                         spec.name, out.paused)
         else:
@@ -117,25 +133,25 @@ def migrate_shard(spec: ShardSpec, client: Client) -> ShardResult:
                          source=open_store(spec.source) if spec.source else None,
                          inventory=load_inventory(run, spec.location),
                          open_sealed=open_sealed, sealer=sealer_of(spec), pause_after=spec.pause_after)
-    paused = ""
+    paused, resume_at = "", None
     try:
         out: WriteResult = writer.write(plan, spec.name)
     except Exception as exc:  # the shard stays "started": the next attempt looks its records up first
         import logging
 
-        from ..highlevel.systemic import is_systemic, pause_reason
-
-        if not isinstance(exc, LocationPaused) and not is_systemic(exc):  # (a lookup's or a read's 401)
+        why = paused_by(exc, spec.location)  # (a lookup's or a read's 401 or spent day, too)
+        if why is None:
             raise
         ledger.flush()
         out = writer.result
-        paused = exc.reason if isinstance(exc, LocationPaused) else pause_reason(exc)
+        paused, resume_at = why
         out.excluded.update(plan.excluded)
         logging.getLogger("dos2hl.migrate").warning("location %s paused (shard %s): %s", spec.location,
                                                     spec.name, paused)
     spent = snapshot(client) - before
     result = ShardResult(spec.location, spec.shard, staged=counts, shared_channel=out.shared_channel,
-                         requests=spent.total, http_429=spent.http_429, tally=spent.to_dict(), paused=paused)
+                         requests=spent.total, http_429=spent.http_429, tally=spent.to_dict(), paused=paused,
+                          resume_at=resume_at)
     for name in ("written", "created", "failed", "held", "excluded", "present", "updated"):
         setattr(result, name, dict(getattr(out, name)))
     result.excluded_rows = list(plan.excluded_rows)

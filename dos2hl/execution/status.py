@@ -123,6 +123,7 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
     if report is not None:
         state = str(report.get("status", "incomplete"))
         paused = {str(k): str(v) for k, v in (report.get("paused") or {}).items()}
+        waits = {str(k): str(v) for k, v in (report.get("resume_at") or {}).items()}
         for loc, d in report.get("locations", {}).items():
             objs = {}
             for obj, row in d["objects"].items():
@@ -132,7 +133,7 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
             locations[loc] = {"location_id": d.get("location_id", ids.get(loc, "")), "objects": objs}
         counts_from = "report"
     else:
-        paused = dict(ledger_paused)
+        paused, waits = dict(ledger_paused), {}
         state = "paused" if paused else "running"
         # objects the ledger has begun (any location): the map's others are not known without the map
         begun = {"patient"} | {o for g in by_outcome.values() for c in g.values() for o in c}
@@ -154,6 +155,8 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
             else "incomplete")
         if loc in paused:
             d["paused"] = paused[loc]
+        if loc in waits:  # only its spent daily quota: it resumes after the reset
+            d["state"], d["resume_at"] = "waiting_for_quota", waits[loc]
         d["totals"] = {c: sum(o[c] for o in d["objects"].values()) for c in COUNTS}
         d["requests"] = _governor(snap, gov, d["location_id"], now) if d["location_id"] else {}
     eta: dict[str, Any] | None = None

@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_WEIGHTS", "Lease", "Limits", "LocalGovernor", "RateGovernor"
 
 def limits_from(g: GovernorSettings) -> Limits:
     return Limits(burst=g.burst, window_s=g.window_s, daily=g.daily, margin_s=g.margin_s, reserve=g.reserve,
-                  reset_offset_s=g.reset_offset_s)
+                  reset_offset_s=g.reset_offset_s, max_wait_s=g.max_wait_s)
 
 
 def state_uri(settings: Dos2hlSettings) -> str:

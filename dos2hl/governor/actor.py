@@ -23,6 +23,7 @@ from typing import Any
 
 import ray
 
+from ..errors import QuotaExhausted
 from .broker import BATCH, LeaseBroker
 from .core import Lease, Limits, RateGovernor, Status
 from .local import permits_of
@@ -167,8 +168,14 @@ class GovernorHandle:
 
     # ---- PermitSource --------------------------------------------------------------------------------
     def acquire(self, location_id: str, n: int = 1) -> None:
+        """As ``LocalGovernor.acquire``: a wait beyond ``Limits.max_wait_s`` raises ``QuotaExhausted``."""
         key = self._k(location_id)
-        got = self._broker.take(key, n)
+        try:
+            got = self._broker.take(key, n)
+        except QuotaExhausted as exc:  # the broker knows the key and the actor's retry time; T is the reset
+            st = self.status(location_id)
+            resume = st.eta if st.state == "waiting_for_daily_reset" and st.eta else exc.resume_at
+            raise QuotaExhausted(location_id, resume) from None
         self._sleep_until(max(got))
         permits_of(self._sent)[key] = max(got)
 

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import QuotaExhausted
 from .core import LATE_SAMPLES, Limits, p99
 
 __all__ = ["BATCH", "CEILING", "MAX_IN_FLIGHT", "LeaseBroker"]
@@ -116,6 +117,12 @@ class LeaseBroker:
             elif action == "collect":
                 self._collect(arg, key, n - len(got))
             else:
+                max_wait = self._limits.max_wait_s if self._limits is not None else Limits().max_wait_s
+                if arg - self._clock() > max_wait:  # the day spent: the worker is not held (issue 17)
+                    with self._cond:
+                        self._key(key).released.extend(got)
+                        self._active.add(key)
+                    raise QuotaExhausted(key, arg)
                 self._sleep_until(arg)
 
     def _step(self, key: str, n: int, got: list[float]) -> tuple[str, Any]:

@@ -87,6 +87,9 @@ class Limits:
     recover_step: int | None = None  # cap increase per interval after a 429; default burst // 10
     horizon_s: float | None = None  # no grant further ahead than this; default 2 intervals
     pace: float = 0.9  # grants at least pace * interval / cap apart (0: bursts allowed)
+    # a permit further away than this is not waited for: acquire raises QuotaExhausted (the day's quota
+    # spent, or a 429's long Retry-After) and the worker is free; the run resumes at its time (issue 17)
+    max_wait_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.burst < 1 or self.window_s <= 0 or self.daily < 1:
@@ -95,6 +98,8 @@ class Limits:
             raise ValueError("reserve must be in [0, 1)")
         if not 0 <= self.pace <= 1:
             raise ValueError("pace must be in [0, 1]")
+        if self.max_wait_s <= 0:
+            raise ValueError("max_wait_s must be positive")
 
     @property
     def margin(self) -> float:
@@ -332,6 +337,14 @@ class RateGovernor:
                 used = min(lim.daily, k.daily or lim.daily) - int(daily_left) + pending
                 if used > k.days.get(day, 0):
                     k.days[day] = used
+
+    def resume_at(self, key: str, now: float, retry_at: float) -> float:
+        """When a wait that ends at ``retry_at`` (a lease's) is over: the next reset when the key's day
+        is spent, else ``retry_at``."""
+        st = self.status(key, now)
+        if st.state == "waiting_for_daily_reset" and st.eta is not None:
+            return st.eta
+        return retry_at
 
     def status(self, key: str, now: float) -> Status:
         lim = self.limits

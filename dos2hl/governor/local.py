@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ..errors import QuotaExhausted
 from .core import LATE_SAMPLES, Lease, Limits, RateGovernor, Status, p99
 from .persist import load_snapshot, save_snapshot
 
@@ -65,11 +66,15 @@ class LocalGovernor:
         return lease
 
     def acquire(self, location_id: str, n: int = 1) -> None:
+        """Wait for ``n`` permits; a wait beyond ``Limits.max_wait_s`` (the day's quota spent) raises
+        ``QuotaExhausted`` with its end instead, holding nothing (the worker goes on with other work)."""
         times: list[float] = []
         while len(times) < n:
             lease = self.lease(location_id, n - len(times))
             times.extend(lease.times)
             if len(times) < n and lease.retry_at is not None:
+                if lease.retry_at - self._clock() > self.limits.max_wait_s:
+                    self._give_up(location_id, times, lease.retry_at)
                 self._sleep_until(lease.retry_at)
         self._sleep_until(max(times))
         permits_of(self._sent)[self._k(location_id)] = max(times)
@@ -91,6 +96,13 @@ class LocalGovernor:
                 if self._nlate[key] % 32 == 0:
                     self.core.observe_lateness(key, p99(late), max(late))
             self.core.report(key, status, headers, now)
+
+    def _give_up(self, location_id: str, times: list[float], retry_at: float) -> None:
+        key = self._k(location_id)
+        with self._lock:
+            resume = self.core.resume_at(key, self._clock(), retry_at)  # (with what it got: the day full)
+            self.core.release(key, times, self.cls)
+        raise QuotaExhausted(location_id, resume)
 
     # ---- the rest ------------------------------------------------------------------------------------
     def status(self, location_id: str) -> Status:

@@ -17,6 +17,7 @@ from ..errors import (
     AlreadyExistsError,
     AuthError,
     BadRequestError,
+    DailyLimitError,
     DuplicateContactError,
     HighLevelError,
     HighLevelHTTPError,
@@ -31,7 +32,7 @@ from .retry import parse_retry_after
 
 __all__ = ["HTTPX_ERRORS", "ALREADY_EXISTS_FRAGMENTS", "AUTH_CAUSES", "translate_httpx",
            "error_from_response", "says_already_exists", "auth_cause", "trace_id_of", "json_or_none",
-           "server_message"]
+           "server_message", "daily_reset_at"]
 
 # httpx class -> (dos2hl class, sent: may the request have reached HighLevel?, retryable)
 HTTPX_ERRORS: dict[type[Exception], tuple[type[TransportError], bool, bool]] = {
@@ -166,6 +167,8 @@ def error_from_response(response: httpx.Response, *, method: str, path: str,
         return DuplicateContactError(status, existing_id=meta["contactId"],
                                      matching_field=matching if isinstance(matching, str) else None, **kw)
     if status == 429:
+        if response.headers.get("x-ratelimit-daily-remaining", "").strip() == "0":  # the day is spent
+            return DailyLimitError(status, reset_at=daily_reset_at(response.headers), **kw)
         return RateLimitedError(status, retry_after=parse_retry_after(response.headers), **kw)
     if status == 422:
         message = body.get("message") if isinstance(body, dict) else None
@@ -178,6 +181,27 @@ def error_from_response(response: httpx.Response, *, method: str, path: str,
         return AuthError(status, cause=auth_cause(body), **kw)
     cls: type[HighLevelHTTPError] = {400: BadRequestError, 404: NotFoundError}.get(status, HighLevelHTTPError)
     return cls(status, **kw)
+
+
+def daily_reset_at(headers: Any, now: float | None = None) -> float:
+    """When a spent daily quota comes back (epoch seconds): ``Retry-After`` when HighLevel sends one
+    longer than a minute (undocumented, read defensively), else the next UTC midnight of the answer's
+    ``Date`` (the server's clock; ours without one). HighLevel sends no reset header (NOTES.md section 4);
+    the governor's ``reset_offset_s`` moves its own day."""
+    import datetime as dt
+    import email.utils
+    import time
+
+    if now is None:
+        try:
+            now = email.utils.parsedate_to_datetime(headers.get("date", "")).timestamp()
+        except (TypeError, ValueError):
+            now = time.time()
+    wait = parse_retry_after(headers, now) if headers.get("retry-after") else None
+    if wait is not None and wait > 60:
+        return now + wait
+    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+    return dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.timezone.utc).timestamp()
 
 
 def server_message(body: Any) -> str:

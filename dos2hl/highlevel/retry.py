@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import (
+    DailyLimitError,
     HighLevelError,
     RateLimitedError,
     ServerError,
@@ -71,7 +72,10 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 
 
 def is_transient(error: HighLevelError) -> bool:
-    """May the same request succeed if sent again? (429, 5xx, timeouts, connection errors)."""
+    """May the same request succeed if sent again? (429, 5xx, timeouts, connection errors; not a 429 of
+    a spent day: nothing succeeds before its reset)."""
+    if isinstance(error, DailyLimitError):
+        return False
     if isinstance(error, (RateLimitedError, ServerError)):
         return True
     return isinstance(error, TransportError) and error.retryable

@@ -24,20 +24,36 @@ feature     ``You do not have access to this feature!`` (template#13)    one fea
 ==========  ==========================================================  =================================
 
 Outages: a 5xx or a request without an answer (``TransportError``) that the client's own retries did
-not get past is one record's failure until ``pause_after`` of them come in a row from one writer
-(``OutageStreak``); any answer that is not an outage (a success, a 422, a 404) ends the row.
+not get past is one record's failure until ``pause_after`` of them come in a row from one location
+(``OutageStreak``, shared by every shard writer of the location in this process: ``location_streak``);
+any answer that is not an outage (a success, a 422, a 404) ends the row. With Ray each worker process
+keeps its own row per location: an outage fails every shard of the location alike, so each worker's
+row reaches ``pause_after`` about as soon (a shared row would cost an actor call per answer).
+
+A spent day (a 429 with ``X-RateLimit-Daily-Remaining: 0``, ``DailyLimitError``, or the governor's own
+count: ``QuotaExhausted``) pauses the location too, until the reset: ``is_quota``.
 """
 
 from __future__ import annotations
 
-from ..errors import AuthError, HighLevelError, HighLevelHTTPError, ServerError, TransportError
+import threading
 
-__all__ = ["SYSTEMIC_AUTH_CAUSES", "DEFAULT_PAUSE_AFTER", "OutageStreak", "is_outage", "is_systemic",
-           "pause_reason"]
+from ..errors import (
+    AuthError,
+    DailyLimitError,
+    HighLevelError,
+    HighLevelHTTPError,
+    QuotaExhausted,
+    ServerError,
+    TransportError,
+)
+
+__all__ = ["SYSTEMIC_AUTH_CAUSES", "DEFAULT_PAUSE_AFTER", "OutageStreak", "forget_streaks", "is_outage",
+           "is_quota", "is_systemic", "location_streak", "pause_reason", "quota_pause"]
 
 #: The ``AuthError.cause`` values that pause a location.
 SYSTEMIC_AUTH_CAUSES = frozenset({"token", "scope", "location", "unknown"})
-#: Consecutive outage failures (after the client's retries) of one writer that pause its location.
+#: Consecutive outage failures (after the client's retries) of one location that pause it.
 DEFAULT_PAUSE_AFTER = 5
 
 
@@ -52,6 +68,18 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, (ServerError, TransportError))
 
 
+def is_quota(exc: BaseException) -> bool:
+    """The location's day is spent (HighLevel's 429 or the governor's count): it waits for the reset."""
+    return isinstance(exc, (DailyLimitError, QuotaExhausted))
+
+
+def quota_pause(exc: DailyLimitError | QuotaExhausted, location: str) -> QuotaExhausted:
+    """``exc`` as the ``QuotaExhausted`` of export location ``location`` (its reset time kept)."""
+    if isinstance(exc, DailyLimitError):
+        return QuotaExhausted(location, exc.reset_at)
+    return QuotaExhausted(location, exc.resume_at)
+
+
 def pause_reason(exc: BaseException, streak: int = 0) -> str:
     """Why a location pauses, in ids, statuses and counts only (never a message or a value)."""
     where = f"{exc.method} {exc.path}".strip() if isinstance(exc, HighLevelError) else ""
@@ -63,7 +91,8 @@ def pause_reason(exc: BaseException, streak: int = 0) -> str:
 
 
 class OutageStreak:
-    """Outage failures in a row (``is_outage``) of one writer, whose requests all go to one location.
+    """Outage failures in a row (``is_outage``) of one location (thread-safe: its writers share it).
+    ``generation`` counts the rows that ended, so a writer can tell its own failures' row is over.
 
     Examples:
         >>> s = OutageStreak(2)
@@ -78,12 +107,38 @@ class OutageStreak:
             raise ValueError("limit must be at least 1")
         self.limit = limit
         self.count = 0
+        self.generation = 0
+        self._lock = threading.Lock()
 
     def failed(self) -> bool:
         """Count one outage failure; True when the row reached ``limit`` (pause)."""
-        self.count += 1
-        return self.count >= self.limit
+        with self._lock:
+            self.count += 1
+            return self.count >= self.limit
 
     def ended(self) -> None:
         """An answer that is not an outage: the row is broken."""
-        self.count = 0
+        with self._lock:
+            if self.count:
+                self.count = 0
+                self.generation += 1
+
+
+_STREAKS: dict[tuple[str, str], OutageStreak] = {}
+_STREAKS_LOCK = threading.Lock()
+
+
+def location_streak(run_id: str, location: str, limit: int = DEFAULT_PAUSE_AFTER) -> OutageStreak:
+    """The outage row of ``location`` in run ``run_id``, shared by this process's writers of it."""
+    with _STREAKS_LOCK:
+        streak = _STREAKS.get((run_id, location))
+        if streak is None or streak.limit != limit:
+            streak = _STREAKS[(run_id, location)] = OutageStreak(limit)
+        return streak
+
+
+def forget_streaks(run_id: str) -> None:
+    """A phase starts: its locations' rows start empty (a resumed run's earlier row is over)."""
+    with _STREAKS_LOCK:
+        for key in [k for k in _STREAKS if k[0] == run_id]:
+            del _STREAKS[key]

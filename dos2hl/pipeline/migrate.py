@@ -133,6 +133,12 @@ def run_migration(params: MigrateParams, env: RunEnv, gates: Gates, run: Runner 
 
 def _after_a_pause(rep: RunReport, params: MigrateParams) -> str:
     paused = rep.body.get("paused") or {}
+    waits = rep.body.get("resume_at") or {}
+    if waits and set(waits) == set(paused):  # only spent days: nothing to fix, the reset comes by itself
+        return ("waiting for the daily quota: " + "; ".join(f"{loc} resumes at {at}" for loc, at in
+                                                           waits.items())
+                + f". Nothing is marked failed. After {max(waits.values())}: dos2hl resume {rep.run_id} "
+                f"--mapping {params.mapping} --locations {params.locations} (or add --wait-for-quota)")
     return ("paused: " + "; ".join(f"{loc}: {why}" for loc, why in paused.items())
             + f". Nothing of {'them' if len(paused) > 1 else 'it'} is marked failed. Fix the cause (a new "
             f"token in its variable, the scope, the sub-account, HighLevel's status), then resume: "

@@ -22,7 +22,9 @@ class RunReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_id: str
-    status: str  # completed | paused (a location waits for its cause to be fixed) | incomplete
+    # completed | paused (a location waits for its cause to be fixed) | waiting_for_quota (only for its
+    # daily quota's reset: body["resume_at"]) | incomplete
+    status: str
     phase: str  # the last phase it covers: sample, bulk, full
     report: str  # report.md
     paths: dict[str, str]  # md, html, json, pending, excluded

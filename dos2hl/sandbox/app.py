@@ -133,10 +133,27 @@ def create_app(state_dir: Path, *, burst: tuple[int, float] = (100, 10.0), daily
             return JSONResponse({"statusCode": 400, "message": str(exc)}, status_code=400)
         return JSONResponse(out)
 
+    async def quota(request: Request) -> Response:
+        """The daily limits while the sandbox runs (issue 17's spent day): POST ``{"location_id", "daily"}``
+        gives one location its own daily limit; DELETE lifts them all and starts a new day (clears the
+        day's counts); GET lists them and each location's requests today."""
+        if request.method == "POST":
+            try:
+                data = json.loads(await request.body())
+                api.limiter.set_daily(str(data["location_id"]), int(data["daily"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                return JSONResponse({"statusCode": 400, "message": str(exc)}, status_code=400)
+        elif request.method == "DELETE":
+            api.limiter.daily_of.clear()
+            return JSONResponse({"new_day": True, "cleared": api.limiter.new_day()})
+        return JSONResponse({"daily": api.limiter.daily, "daily_of": dict(api.limiter.daily_of),
+                             "used_today": api.limiter.used_today(clock())})
+
     app = Starlette(routes=[
         Route(TOKEN_PATH, oauth_token, methods=["POST"]),
         Route("/_sandbox/oauth", oauth_apps, methods=["POST"]),
         Route("/_sandbox/health", health, methods=["GET"]),
+        Route("/_sandbox/quota", quota, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/outages", outages, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/imports", imports, methods=["POST"]),
         Route("/{path:path}", api),

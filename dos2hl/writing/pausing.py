@@ -1,11 +1,14 @@
 """The writer's pause (issue 17): a failure that is no record's stops the location, and fails nothing.
 
 Mixed into ``writer.ShardWriter``. Systemic failures (``highlevel.systemic``): a 401/403 about the
-token, its scopes or the location raises ``LocationPaused`` at once; ``pause_after`` outages (5xx, no
-answer, each after the client's retries) in a row raise it at the last one. The outages before the
-last were written ``failed`` when they came (the row might have ended: then they are dead letters
-like any other); the pause turns each into ``pending`` (ledger op ``pause``) and takes them out of
-the counts. Either way the shard keeps its ``started`` marker without ``done``, so the next attempt
+token, its scopes or the location raises ``LocationPaused`` at once, a 429 of a spent day
+``QuotaExhausted`` (the location waits for the reset); ``pause_after`` outages (5xx, no answer, each
+after the client's retries) in a row of the location (every writer of it in this process counts into
+one row) raise it at the last one. The outages before the last were written ``failed`` when they came
+(the row might have ended: then they are dead letters like any other); the pause turns this writer's
+into ``pending`` (ledger op ``pause``) and takes them out of the counts; another writer of the location
+does the same with its own when its next failure meets the row (it raises at once). Either way the
+shard keeps its ``started`` marker without ``done``, so the next attempt
 looks every record up before it creates anything.
 """
 
@@ -14,8 +17,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ..errors import HighLevelError, LocationPaused
-from ..highlevel.systemic import DEFAULT_PAUSE_AFTER, OutageStreak, is_outage, is_systemic, pause_reason
+from ..errors import DailyLimitError, HighLevelError, LocationPaused, QuotaExhausted
+from ..highlevel.systemic import (
+    DEFAULT_PAUSE_AFTER,
+    is_outage,
+    is_systemic,
+    location_streak,
+    pause_reason,
+    quota_pause,
+)
 from .ledger import IdMap
 
 __all__ = ["ANSWERED", "Pausing"]
@@ -28,6 +38,7 @@ class Pausing:
     """Methods of ``ShardWriter`` that decide between a dead letter and a pause (``self`` is the writer)."""
 
     location: str
+    run_id: str
     ids: IdMap
     result: Any
 
@@ -36,7 +47,8 @@ class Pausing:
                 **kw: Any) -> None: ...
 
     def _init_pausing(self, pause_after: int = DEFAULT_PAUSE_AFTER) -> None:
-        self._streak = OutageStreak(pause_after)
+        self._streak = location_streak(self.run_id, self.location, pause_after)
+        self._streak_gen = -1  # the row generation this writer's own rows belong to
         self._streak_rows: list[tuple[str, str, str, str | None]] = []  # (object, key, source id, parent)
         self._streak_failed: Counter[str] = Counter()  # result.failed before the row began
 
@@ -48,6 +60,8 @@ class Pausing:
     def _pause_if_systemic(self, exc: BaseException) -> None:
         if is_systemic(exc):
             raise LocationPaused(self.location, pause_reason(exc))
+        if isinstance(exc, (DailyLimitError, QuotaExhausted)):  # the day is spent: wait for the reset
+            raise quota_pause(exc, self.location)
 
     def _pause_or_count(self, exc: BaseException, obj: str, key: str, source_id: str,
                         parent: str | None) -> None:
@@ -55,8 +69,9 @@ class Pausing:
         row of ``pause_after`` outages; else count it in (or end) the row."""
         self._pause_if_systemic(exc)
         if is_outage(exc):
-            if self._streak.count == 0:
+            if not self._streak_rows or self._streak_gen != self._streak.generation:  # a new row for us
                 self._streak_failed, self._streak_rows = Counter(self.result.failed), []
+                self._streak_gen = self._streak.generation
             if self._streak.failed():
                 self._unfail_streak()
                 raise LocationPaused(self.location, pause_reason(exc, self._streak.count))

@@ -142,3 +142,26 @@ def test_users_opportunities_and_media_validate(sb) -> None:
                        headers=sb.headers())
     assert r.status_code == 413
     assert sb.get("/workflows/", params={"locationId": loc}).json()["workflows"][0]["name"]
+
+
+def test_quota_control_scales_one_locations_day_and_starts_a_new_one(sb) -> None:  # type: ignore[no-untyped-def]
+    """``/_sandbox/quota`` (issue 17's tests): one location's own daily limit, the 429 of its spent day
+    with ``X-RateLimit-Daily-Remaining: 0`` and the sandbox's ``Date``, the other location untouched, and
+    DELETE's new day."""
+    import email.utils
+
+    first, other = sb.locs
+    assert sb.client.post("/_sandbox/quota", json={"location_id": first, "daily": 2}).status_code == 200
+    assert sb.client.post("/_sandbox/quota", json={"location_id": first, "daily": 0}).status_code == 400
+    codes = [sb.client.get(f"/locations/{first}", headers=sb.headers(0)) for _ in range(3)]
+    assert [r.status_code for r in codes] == [200, 200, 429]
+    spent = codes[-1]
+    assert spent.headers["X-RateLimit-Daily-Remaining"] == "0"
+    assert spent.headers["X-RateLimit-Limit-Daily"] == "2"
+    assert email.utils.parsedate_to_datetime(spent.headers["Date"]).timestamp() == int(sb.clock.now)
+    assert spent.json()["meta"]["limit"] == "daily"
+    assert sb.client.get(f"/locations/{other}", headers=sb.headers(1)).status_code == 200  # its own day
+    got = sb.client.get("/_sandbox/quota").json()
+    assert got["daily_of"] == {first: 2} and got["used_today"][first] == 2
+    assert sb.client.delete("/_sandbox/quota").json()["new_day"] is True
+    assert sb.client.get(f"/locations/{first}", headers=sb.headers(0)).status_code == 200
