@@ -76,6 +76,8 @@ class Dos2hlSettings(BaseSettings):
     highlevel: HighLevelSettings = Field(default_factory=HighLevelSettings)
     governor: GovernorSettings = Field(default_factory=GovernorSettings)
     phi_key_file: str | None = None  # AES-256 key for fields the map marks 'encrypt' (DOS2HL_PHI_KEY_FILE)
+    # seconds between progress lines (no terminal) and progress.json writes (DOS2HL_PROGRESS_EVERY_S)
+    progress_every_s: float = Field(30.0, gt=0)
 
     def runs_root(self, storage: str | None = None) -> str:
         """Where runs live: ``storage`` (a run's own option) or ``DOS2HL_STORAGE``, without a trailing slash.

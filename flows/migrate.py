@@ -14,7 +14,6 @@ location and why (ids only); its result is the report, as for any run. A new flo
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import State, flow, get_run_logger
@@ -36,6 +35,7 @@ from dos2hl.pipeline import (
     open_env,
     run_migration,
 )
+from flows.progress import flow_sinks, read_report
 from tasks.migrate import as_task
 
 __all__ = ["Approval", "CsvImported", "MapConfirmation", "MigrateParams", "migrate_flow"]
@@ -44,7 +44,9 @@ __all__ = ["Approval", "CsvImported", "MapConfirmation", "MigrateParams", "migra
 @flow(name="migrate", flow_run_name="migrate {params.source}", log_prints=True)
 def migrate_flow(params: MigrateParams) -> dict[str, Any]:
     tune_allocators()  # the export-sized steps run in this process (dos2hl/memory.py)
-    out = run_migration(params, open_env(params), FlowGates(params), run=as_task).to_dict()
+    env = open_env(params)
+    env.progress = flow_sinks()  # a progress and a counts artifact, a log line per location every N s
+    out = run_migration(params, env, FlowGates(params), run=as_task).to_dict()
     # a returned state is the run's final state; whoever calls the flow gets its data (the report)
     return final_state(out)  # type: ignore[return-value]
 
@@ -104,8 +106,7 @@ class FlowGates:
         return answer
 
     def published(self, key: str, report: RunReport) -> None:
-        path = report.paths["md"]
-        md = Path(path).read_text() if "://" not in path else f"Report: {path}"
+        md = read_report(report.paths["md"])
         create_markdown_artifact(key=key, markdown=md,
                                  description=f"{key.replace('-', ' ')}: counts and field diff")
         if key == "migration-report":

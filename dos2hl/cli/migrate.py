@@ -188,9 +188,12 @@ def rollback(
 def _run_migration(params: Any) -> dict[str, Any]:
     """The pipeline with the terminal's gates; a library error is the command's error exit."""
     from ..pipeline import open_env, run_migration
+    from ..progress import terminal_sinks
 
     try:
-        return run_migration(params, open_env(params), TerminalGates(params)).to_dict()
+        env = open_env(params)
+        env.progress = terminal_sinks()  # a live table on a terminal, else a line per location every N s
+        return run_migration(params, env, TerminalGates(params)).to_dict()
     except Dos2hlError as exc:
         _fail(exc)
         raise  # (unreachable: _fail exits)

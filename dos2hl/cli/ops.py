@@ -205,6 +205,7 @@ def register(app: typer.Typer) -> None:
         """New, changed and deleted rows since a run: create, update in place (before-images kept), tag."""
         from ..params import DeltaParams
         from ..pipeline import delta_step, open_env
+        from ..progress import terminal_sinks
 
         if deleted not in ("tag", "delete"):
             typer.echo("error: --deleted is 'tag' or 'delete'", err=True)
@@ -214,7 +215,9 @@ def register(app: typer.Typer) -> None:
                                 deleted=deleted,
                                 export_date=export_date.date() if export_date else None)
         try:
-            out = delta_step(open_env(params), params)
+            env = open_env(params)
+            env.progress = terminal_sinks()  # a live table on a terminal, else a line per location every N s
+            out = delta_step(env, params)
         except Dos2hlError as exc:
             _fail(exc)
         since = out.delta.since  # ('latest' resolved)

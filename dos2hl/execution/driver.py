@@ -17,7 +17,7 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -253,26 +253,35 @@ def default_factory(lf: LocationsFile, settings: Dos2hlSettings, *, permits: Any
 def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: int = 300,
               client_factory: ClientFactory | None = None, executor: str = "threads",
               workers: int | None = None, settings: Dos2hlSettings | None = None,
-              locations: LocationsFile | None = None) -> WriteResult:
-    """Write the sample's patients, or everything (what the sample wrote is found in the ledger)."""
+              locations: LocationsFile | None = None, progress: Sequence[Any] = ()) -> WriteResult:
+    """Write the sample's patients, or everything (what the sample wrote is found in the ledger). Each
+    shard's counts go to the ``progress`` sinks and the run's progress.json as it ends (``progress``)."""
+    from .progress import track
+
     patients = None
     if phase == "sample":
         patients = choose_sample(open_store(ctx.staged_uri), ctx.locations, sample_size)
     workers = workers or default_workers(len(ctx.locations), executor)
-    found = discover(ctx,
-                     client_factory or default_factory(_locations(locations, ctx),
-                                                       settings or Dos2hlSettings()), workers=workers,
-                     pause=True)
-    before = {loc: str(d["paused"]) for loc, d in found.items() if d.get("paused")}  # refused at discovery
-    specs = [spec for spec in ctx.specs(patients) if spec.location not in before]
-    # a location that pauses (issue 17) gets none of its shards handed out after that; the others go on
-    results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,
-                      workers=workers,
-                      settings=settings, locations=locations, stop=is_paused,
-                      skipped=lambda spec, by: not_started(spec, _reason(by)))
-    results += [not_started(spec, before[spec.location]) for spec in ctx.specs(patients)
-                if spec.location in before]
-    rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
+    with track(ctx, phase, progress, settings=settings) as tracker:
+        tracker.begin(ctx.specs(patients))
+        found = discover(ctx,
+                         client_factory or default_factory(_locations(locations, ctx),
+                                                           settings or Dos2hlSettings()), workers=workers,
+                         pause=True)
+        # refused at discovery
+        before = {loc: str(d["paused"]) for loc, d in found.items() if d.get("paused")}
+        specs = [spec for spec in ctx.specs(patients) if spec.location not in before]
+        # a location that pauses (issue 17) gets none of its shards handed out after that; the others go on
+        results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,
+                          workers=workers,
+                          settings=settings, locations=locations, stop=is_paused,
+                          skipped=lambda spec, by: not_started(spec, _reason(by)), on_done=tracker.on_done)
+        for spec in ctx.specs(patients):
+            if spec.location in before:
+                results.append(not_started(spec, before[spec.location]))
+                tracker.on_done(spec, results[-1])
+        rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
+        tracker.finish("paused" if WriteResult.paused_of(rows) else "completed")
     from .usage import record
 
     created: Counter[str] = Counter()
@@ -407,18 +416,19 @@ def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
             executor: str, workers: int, settings: Dos2hlSettings | None = None,
             locations: LocationsFile | None = None, cls: str = "migration",
             stop: Callable[[Any], bool] | None = None,
-            skipped: Callable[[ShardSpec, Any], Any] | None = None) -> list[Any]:
+            skipped: Callable[[ShardSpec, Any], Any] | None = None,
+            on_done: Callable[[ShardSpec, Any], None] | None = None) -> list[Any]:
     """Run ``fn(spec, client)`` for every spec: threads here, or Ray actors (``dos2hl.execution.pool``);
     either way the locations' shards are handed out fairly (``schedule.FairQueue``): every location at
     once, each paced by its own sub-account's budget. ``stop``/``skipped``: ``schedule.run_fair``'s (a
-    paused location's shards not yet handed out are not)."""
+    paused location's shards not yet handed out are not); ``on_done(spec, result)`` as each ends."""
     if executor == "ray":
         from .pool import run_on_ray
 
         if locations is None:
             raise ConfigError("the Ray executor needs the locations file (clients are opened on the workers)")
         return run_on_ray(specs, fn, locations, settings or Dos2hlSettings(), workers=workers, cls=cls,
-                          stop=stop, skipped=skipped)
+                          stop=stop, skipped=skipped, on_done=on_done)
     if client_factory is None:
         raise ConfigError("the thread executor needs a client factory")
     import threading
@@ -433,4 +443,5 @@ def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
             clients[spec.location] = client_factory(spec.location)
         return fn(spec, clients[spec.location])
 
-    return run_fair(specs, one, key=lambda spec: spec.location, workers=workers, stop=stop, skipped=skipped)
+    return run_fair(specs, one, key=lambda spec: spec.location, workers=workers, stop=stop, skipped=skipped,
+                    on_done=on_done)
