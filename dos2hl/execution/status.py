@@ -121,7 +121,7 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
         raise ConfigError(f"no run {run_id!r} in {storage}")
     report = _json(store, "report/report.json")
     progress = _json(store, PROGRESS)  # the live counts of a phase in flight (execution.progress)
-    live = progress is not None and (report is None or progress.get("state") != "reported")
+    live = progress is not None and progress.get("state") != "reported"
     # with a report (or live counts) they stand; the ledger (large) is read only for a run without them
     by_outcome, ids, ledger_paused, written_ts = (({}, {}, {}, []) if report is not None or live
                                                   else _ledger(store))
