@@ -1,8 +1,8 @@
 """A flow run's progress (issue 17): the write phases' snapshots (``dos2hl.execution.progress``) as a
 Prefect progress artifact (shards ended, in percent) and a table artifact of the counts per location
 and object, both updated as shards end (at most every ``every_s`` seconds, and at each phase's end),
-plus one run-log line per location every ``DOS2HL_PROGRESS_EVERY_S`` seconds (``make demo`` and a
-worker's log show them).
+plus one line per location every ``DOS2HL_PROGRESS_EVERY_S`` seconds on the console and in the flow
+run's log (``progress_logger``: ``make demo`` and a worker's output show them).
 
 The tracker calls its sinks from the shard threads and its own ticker thread, where neither the flow
 run's context (its id, which artifacts and log lines belong to) nor the Prefect settings it runs
@@ -13,12 +13,12 @@ are made (in the flow). Ids and counts only, as the snapshots.
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 import time
 from typing import Any
 from uuid import UUID
 
-from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from dos2hl.progress import PlainLines
@@ -95,9 +95,22 @@ class InFlow:
         self.ctx.copy().run(self.sink.close, snap)
 
 
+def progress_logger() -> logging.Logger:
+    """``dos2hl.progress.flow``: at INFO whatever ``PREFECT_LOGGING_LEVEL`` says (``make demo`` runs at
+    WARNING, and its progress lines are what it shows while it writes), to the console (the root's
+    handler) and to the flow run's log in the Prefect API (its handler, added once)."""
+    from prefect.logging.handlers import APILogHandler
+
+    logger = logging.getLogger("dos2hl.progress.flow")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, APILogHandler) for h in logger.handlers):
+        logger.addHandler(APILogHandler())
+    return logger
+
+
 def flow_sinks(key: str = "migration-progress") -> list[Any]:
-    """A flow run's progress sinks (call it in the flow): the artifacts and the run log's lines."""
-    return [InFlow(PrefectProgress(key)), InFlow(PlainLines(get_run_logger()))]
+    """A flow run's progress sinks (call it in the flow): the artifacts and the lines."""
+    return [InFlow(PrefectProgress(key)), InFlow(PlainLines(progress_logger()))]
 
 
 def read_report(uri: str) -> str:

@@ -172,7 +172,8 @@ def test_a_paused_location_gets_no_more_shards_from_the_pool(local_ray: None, tm
     out = run_on_ray(specs, _pauses, lf, settings, workers=1, threads=1, stop=lambda r: bool(r["paused"]),
                      skipped=lambda spec, by: {"location": spec.location, "shard": spec.shard,
                                                "paused": by["paused"], "skipped": True},
-                     on_done=lambda spec, r: ended.append((spec.location, spec.shard, bool(r.get("skipped")))))
+                     on_done=lambda spec, r: ended.append((spec.location, spec.shard,
+                                                           bool(r.get("skipped")))))
     assert sorted(ended) == sorted((r["location"], r["shard"], bool(r.get("skipped"))) for r in out)
     assert len(ended) == len(specs)
     by = {(r["location"], r["shard"]): r for r in out}

@@ -168,7 +168,8 @@ def test_status_prefers_a_running_phase_over_an_older_report(tmp_path: Path) -> 
     run = _run_with_report(tmp_path)
     assert run_status(str(tmp_path / "runs"), "r-3")["counts_from"] == "report"
     t = ProgressTracker("r-3", str(run), "full", totals={"L001": Counter({"patient": 10})},
-                        location_ids={"L001": "loc-a"}, settings=Dos2hlSettings(storage=str(tmp_path / "runs")))
+                        location_ids={"L001": "loc-a"},
+                        settings=Dos2hlSettings(storage=str(tmp_path / "runs")))
     t.begin([_spec("L001", 0), _spec("L001", 1)])
     t.on_done(_spec("L001", 0), {"written": {"patient": 6}, "requests": 12})
     t.tick()
