@@ -64,6 +64,9 @@ def migrate(
     for a cause that is no record's (a revoked or rotated token, a removed scope or sub-account, HighLevel
     failing N times in a row), nothing of it marked failed, the other locations done: fix the cause,
     then dos2hl resume RUN_ID (or this command again with --run-id RUN_ID).
+
+    Progress: a live table per location and object on a terminal, else one line per location every
+    DOS2HL_PROGRESS_EVERY_S seconds (30); the same in the run's progress.json (dos2hl status RUN_ID).
     """
     from ..params import MigrateParams
 
