@@ -208,7 +208,8 @@ def render(st: dict[str, Any]) -> str:
     if st.get("eta"):
         e = st["eta"]
         when = "unknown" if e["seconds"] is None else f"{e['seconds']} s"
-        lines.append(f"  ETA: {when} ({e['method']})")
+        days = "" if e.get("quota_days") is None else f", {e['quota_days']} days of quota"
+        lines.append(f"  ETA: {when}{days} ({e['method']})")
     head = ["location", "object", *COUNTS]
     rows = [head]
     for loc, d in st["locations"].items():

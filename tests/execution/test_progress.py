@@ -180,5 +180,28 @@ def test_status_prefers_a_running_phase_over_an_older_report(tmp_path: Path) -> 
     assert st["locations"]["L001"]["totals"]["pending"] == 4 and st["locations"]["L001"]["state"] == "running"
     assert st["eta"]["seconds"] is not None and "quota_days" in st["eta"]
     assert "counts from the progress), phase full" in render(st)
+    assert f"days of quota ({st['eta']['method']})" in render(st)
     mark_reported(str(run))  # the new attempt's report is written: it stands again
     assert run_status(str(tmp_path / "runs"), "r-3")["counts_from"] == "report"
+
+
+def test_the_live_table_on_a_terminal_shows_every_location_and_object(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from dos2hl.progress import LiveTable, terminal_sinks
+
+    screen = io.StringIO()
+    table = LiveTable(Console(file=screen, force_terminal=True, width=200))
+    t = _tracker(tmp_path, sinks=[table])
+    t.begin([_spec("L001", 0), _spec("L002", 0)])
+    t.on_done(_spec("L001", 0), {"written": {"patient": 100, "appointment": 280},
+                                 "failed": {"appointment": 3}, "requests": 900})
+    t.finish("completed")
+    shown = screen.getvalue()
+    assert "run r-1 full: 1/2 shards (50.0 %)" in shown
+    for cell in ("L001 (done)", "L002 (running)", "appointment", "280", "300", "quota days"):
+        assert cell in shown, cell
+    assert not table.live.is_started  # stopped at the phase's end
+    assert [type(s).__name__ for s in terminal_sinks(force_plain=True)] == ["PlainLines"]
