@@ -49,7 +49,9 @@ def progress_reporter(label: str, *, every_s: float = 5.0, force_plain: bool = F
 
 
 def _num(v: Any, unit: str = "", digits: int = 2) -> str:
-    return "?" if v is None else f"{round(float(v), digits)}{unit}"
+    if v is None:
+        return "?"
+    return f"{int(v)}{unit}" if digits == 0 else f"{round(float(v), digits)}{unit}"
 
 
 def location_line(snap: dict[str, Any], loc: str) -> str:

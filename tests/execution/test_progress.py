@@ -77,6 +77,8 @@ def test_the_tracker_adds_up_hand_made_shard_results(tmp_path: Path) -> None:
     assert l1["eta"]["quota_days"] == round(500 / 18_000, 3) and l1["eta"]["fits_today"] is True
     assert snap["shards"] == {"done": 1, "total": 3} and snap["percent"] == 33.3
     assert snap["eta"]["hours"] is None  # L002 has ended nothing yet: no estimate for the run
+    assert "; 6.0/10.0 req/s; today 2000 used, 16000 left; ETA 0.02 h, 0.028 days of quota" in \
+        location_line(snap, "L001")
     t.on_done(_spec("L002", 0), {"written": {"patient": 50}, "requests": 100})
     t.on_done(_spec("L001", 1), {"paused": "HighLevel answered 401 (token)"})
     snap = t.snapshot()
