@@ -92,6 +92,7 @@ class ProgressTracker:
         self.usage: dict[str, dict[str, Any]] = {}  # LOC -> the governor's today figures
         self._lock = threading.RLock()
         self._sink_lock = threading.Lock()
+        self._phase_lock = threading.Lock()  # a tick and the phase's end, one after the other
 
     def begin(self, specs: Sequence[Any]) -> None:
         """The phase's units (``ShardSpec``): one per (location, shard)."""
@@ -180,20 +181,25 @@ class ProgressTracker:
             }
 
     def tick(self) -> None:
-        """Every ``every_s``: the usage re-read, ``progress.json`` written, the sinks' ``tick``."""
-        self.read_usage()
-        snap = self.snapshot()
-        self.write(snap)
-        self._tell("tick", snap)
+        """Every ``every_s``: the usage re-read, ``progress.json`` written, the sinks' ``tick`` (none once
+        the phase has ended: its last lines stay last)."""
+        with self._phase_lock:  # never a running snapshot written after the phase's end
+            if self.state != "running":
+                return
+            self.read_usage()
+            snap = self.snapshot()
+            self.write(snap)
+            self._tell("tick", snap)
 
     def finish(self, state: str) -> dict[str, Any]:
         """The phase ended (``completed``, ``paused`` or ``failed``): written and told once more."""
-        with self._lock:
-            self.state = state
-        self.read_usage()
-        snap = self.snapshot()
-        self.write(snap)
-        self._tell("close", snap)
+        with self._phase_lock:
+            with self._lock:
+                self.state = state
+            self.read_usage()
+            snap = self.snapshot()
+            self.write(snap)
+            self._tell("close", snap)
         return snap
 
     def write(self, snap: dict[str, Any]) -> None:

@@ -103,6 +103,10 @@ def test_plain_lines_and_progress_json(tmp_path: Path, caplog: pytest.LogCapture
     t.finish("completed")
     assert read_progress(str(tmp_path / "runs" / "r-1"))["state"] == "completed"  # type: ignore[index]
     assert location_line(t.snapshot(), "L001") in [r.getMessage() for r in caplog.records]
+    n = len(caplog.records)
+    t.tick()  # a tick that comes after the phase's end: no line after the last, no "running" on disk
+    assert len(caplog.records) == n
+    assert read_progress(str(tmp_path / "runs" / "r-1"))["state"] == "completed"  # type: ignore[index]
     mark_reported(str(tmp_path / "runs" / "r-1"))
     assert read_progress(str(tmp_path / "runs" / "r-1"))["state"] == "reported"  # type: ignore[index]
 
