@@ -21,7 +21,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export UV_COMPILE_BYTECODE := 1
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean chromium
 
 $(UV):
 	$(PY311) -m venv .uv
@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml uv.lock Makefile | $(UV)
 demo: $(STAMP)
 	$(VENV)/bin/python -m flows.demo --out demo
 
-test: lint
+test: lint chromium
 	$(VENV)/bin/python -m pytest -m "not slow" -n 2 --dist loadfile
 
 bench: $(STAMP)
@@ -44,6 +44,20 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/governor.py --quick
 	$(VENV)/bin/python bench/migrate.py --quick
 	$(VENV)/bin/python bench/scale.py --quick
+
+# report.html is checked in headless Chromium (tests/execution/test_report_html.py): Debian's `chromium`,
+# installed here when missing (as root, else through sudo), never by Playwright's own browser download.
+# Quick when present: one `command -v`.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else \
+	    echo "make chromium: chromium is missing and this user is not root and has no sudo;" \
+	         "install it as root: apt-get install --no-install-recommends chromium" >&2; exit 1; fi; \
+	  command -v apt-get >/dev/null 2>&1 || { echo "make chromium: no apt-get here;" \
+	    "install Chromium so that chromium is on PATH" >&2; exit 1; }; \
+	  echo "make chromium: installing Debian's chromium (report.html's browser test)"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null && command -v chromium; }
 
 # ruff's rule set and mypy's settings are pyproject.toml's (E, F, I, B at 110 columns; strict typed core)
 lint: $(STAMP)

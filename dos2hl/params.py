@@ -25,8 +25,8 @@ class _Params(BaseModel):
 
 
 class _Target(_Params):
-    locations: str = Field(description="locations.yaml: export location -> sub-account and its token's env "
-                                       "var")
+    locations: str = Field(description="locations.yaml: export location -> sub-account and its credential "
+                                       "(a PIT's env var or file, or an OAuth app's env vars)")
     target: str | None = Field(None, description="HighLevel base URL (overrides locations.yaml)")
     storage: str | None = Field(None, description="Runs root (default DOS2HL_STORAGE)")
 

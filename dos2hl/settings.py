@@ -38,6 +38,8 @@ class HighLevelSettings(BaseSettings):
     backoff_base: float = Field(1.0, ge=0)  # first retry delay (seconds), doubled each attempt
     backoff_cap: float = Field(60.0, ge=0)  # no backoff delay is longer
     jitter: float = Field(0.5, ge=0, le=1)  # up to this fraction of a delay is randomly removed
+    # an OAuth access token is refreshed this long before it expires (at most a fifth of its lifetime)
+    token_refresh_margin_s: float = Field(300.0, ge=0)
     max_retry_after: float = Field(300.0, ge=0)  # a longer Retry-After is shortened to this
     verify_delay: float = Field(3.0, ge=0)  # wait before looking up an ambiguous create (search lag)
     # 5xx or unanswered requests in a row (each after its retries) that pause a location (issue 17)
@@ -78,6 +80,12 @@ class Dos2hlSettings(BaseSettings):
     phi_key_file: str | None = None  # AES-256 key for fields the map marks 'encrypt' (DOS2HL_PHI_KEY_FILE)
     # seconds between progress lines (no terminal) and progress.json writes (DOS2HL_PROGRESS_EVERY_S)
     progress_every_s: float = Field(30.0, gt=0)
+    # sealed OAuth token records (DOS2HL_TOKEN_STORE; local folder or s3://); default <storage>/state/oauth
+    token_store: str | None = None
+
+    def token_store_uri(self) -> str:
+        """Where OAuth locations' rotated refresh tokens live (sealed with the PHI key)."""
+        return (self.token_store or f"{self.runs_root()}/state/oauth").rstrip("/")
 
     def runs_root(self, storage: str | None = None) -> str:
         """Where runs live: ``storage`` (a run's own option) or ``DOS2HL_STORAGE``, without a trailing slash.

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from dos2hl import pipeline as p
+from tasks.heartbeat import progressed
 
 __all__ = ["TASKS", "as_task"]
 
@@ -33,5 +34,8 @@ TASKS: dict[Callable[..., Any], Any] = {
 
 
 def as_task(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a pipeline step as its task (in the flow run, one task run each)."""
-    return TASKS[step](*(quote(a) for a in args), **{k: quote(v) for k, v in kwargs.items()})
+    """Run a pipeline step as its task (in the flow run, one task run each); a finished step is progress
+    (a ``dos2hl.progress`` event: tasks/heartbeat.py)."""
+    result = TASKS[step](*(quote(a) for a in args), **{k: quote(v) for k, v in kwargs.items()})
+    progressed(step.__name__)
+    return result

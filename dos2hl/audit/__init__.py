@@ -130,9 +130,11 @@ class _Audit:
             cols[c.name].add(data[c.name])
             if c.fk and c.kind == "int" and _int_key(c.fk):
                 self.fk_ids[(chunk.table, c.name)].add(data[c.name])
-            elif c.fk:
-                self.fk_values[(chunk.table,
-                                c.name)].append(pc.unique(data[c.name].combine_chunks().drop_null()))
+            elif c.fk:  # code keys (provider, procedure code...): their distinct values, folded now and then
+                parts = self.fk_values[(chunk.table, c.name)]
+                parts.append(pc.unique(data[c.name].combine_chunks().drop_null()))
+                if len(parts) >= 64:
+                    parts[:] = [pc.unique(pa.concat_arrays(parts))]
         if len(t.pk) == 1 and _int_key(chunk.table):
             self.pk_ids[chunk.table].add(data[t.pk[0]])
         elif len(t.pk) == 1:  # composite keys are neither checked for duplicates nor referred to

@@ -308,10 +308,10 @@ class SemanticChecks:
         self.docs.finish()
         if pat is not None:
             self.duplicates = people(self.f, pat, self.dupk.table())
-            recalls(self.f, pat, self.recalls.table())
+            recalls(self.f, pat, self.recalls)
         code_defs(self.f, self.codes.table())
         carriers(self.f, self.carriers.table())
         coverage(self.f, self.primary.table(), self.periods.table())
-        shared_contacts(self.f, self.contacts.table())
+        shared_contacts(self.f, self.contacts)
         self._done = self.f.entries()
         return self._done

@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,8 +22,10 @@ from ..sources.values import REASONS
 __all__ = [
     "SAMPLE_REFS",
     "Findings",
+    "PART_ROWS",
     "Spill",
     "Store",
+    "parts_for",
     "cents",
     "count_true",
     "flat",
@@ -34,6 +37,9 @@ __all__ = [
 
 SAMPLE_REFS = 20
 _COMPACT_AT = 64  # partial aggregates kept before they are folded into one
+#: Rows an end-phase check joins or groups at once: a store with more is split into parts by the key
+#: (``Store.partition``), so the check's memory is one part's, flat from a practice to a DSO.
+PART_ROWS = 250_000
 
 
 def flat(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -141,6 +147,46 @@ class Store:
             return pa.concat_tables(self.pieces) if self.pieces else None
         with reader:
             return reader.read_all()
+
+    def partition(self, key: str, parts: int, *, drop_null: bool = False) -> list[Store]:
+        """The rows in ``parts`` stores by ``key`` (rows with equal keys land in the same one; with
+        ``drop_null`` a row whose key is null in none), each spilled beside this one: a check that
+        groups or joins by ``key`` does so one part at a time. One part: this store itself."""
+        if parts <= 1 and not drop_null:
+            return [self]
+        parts = max(1, parts)
+        out = [Store(None if self.spill is None else self.spill.with_name(f"{self.spill.name}.{key}.{b:03d}"))
+               for b in range(parts)]
+        for t in self.batches():
+            if drop_null:
+                t = t.filter(pc.is_valid(t[key]))
+            if not t.num_rows:
+                continue
+            bucket = _bucket(t[key], parts)
+            order = np.argsort(bucket, kind="stable")  # each part's rows stay in the store's order
+            t = t.take(pa.array(order))
+            start = 0
+            for b, n in enumerate(np.bincount(bucket, minlength=parts).tolist()):
+                if n:
+                    out[b].add(t.slice(start, n))
+                start += n
+        return out
+
+
+def parts_for(*stores: Store) -> int:
+    """Parts for stores a check reads together: about ``PART_ROWS`` rows each."""
+    return max(1, -(-sum(s.rows for s in stores) // PART_ROWS))
+
+
+def _bucket(col: pa.Array | pa.ChunkedArray, parts: int) -> np.ndarray:
+    """Each value's part: integers by their value, anything else by its hash (one process: the same
+    value, the same part)."""
+    a = flat(col)
+    if pa.types.is_integer(a.type):
+        ids: np.ndarray = a.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        out: np.ndarray = np.mod(ids, parts)
+        return out
+    return np.fromiter((hash(v) % parts for v in a.to_pylist()), np.int64, len(a))
 
 
 class Spill:

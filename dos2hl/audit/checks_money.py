@@ -10,8 +10,10 @@
 - ``ST1``: deleted or archived patients (PAT_STAT D/X or DELETED_FLG) that still have ledger rows,
   claims or a non-zero balance.
 
-Ledger and claim-line amounts are summed per chunk (``Partial``), so memory grows with the number of
-guarantors and claims, not with the number of ledger rows.
+Ledger amounts are summed per chunk (``Partial``), so memory grows with the number of guarantors, not
+with the number of ledger rows. Claim lines are summed per chunk into a spilled store; ``$2`` compares
+them with the claims a part of the claim ids at a time (``Store.partition``): flat at a DSO's millions of
+claims.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .checks_base import Findings, Partial, Store, cents, count_true, flat, keep, true
+from .checks_base import Findings, Partial, Store, cents, count_true, flat, keep, parts_for, true
 from .keys import IdSet
 
 __all__ = ["MoneyChecks"]
@@ -44,6 +46,16 @@ class _Keys:
         return pc.unique(pa.concat_arrays(self.parts)) if self.parts else pa.array([], pa.int64())
 
 
+_NO_LINES = pa.table({"claim_id": pa.array([], pa.int64()), "fee": pa.array([], pa.int64()),
+                      "paid": pa.array([], pa.int64()), "wo": pa.array([], pa.int64())})
+
+
+def _sums(lines: pa.Table) -> pa.Table:
+    """Fee, paid and write-off summed per claim."""
+    g = lines.group_by("claim_id").aggregate([(c, "sum") for c in ("fee", "paid", "wo")])
+    return g.rename_columns([n.removesuffix("_sum") for n in g.column_names])
+
+
 class MoneyChecks:
     def __init__(self, findings: Findings, store: Callable[[], Store] = Store) -> None:
         self.f = findings
@@ -53,7 +65,7 @@ class MoneyChecks:
         self.ins_rows = store()
         self.claims = store()
         self.claim_ids = IdSet(duplicates=False)
-        self.lines = Partial("claim_id", ["fee", "paid", "wo"])
+        self.lines = store()  # per chunk: claim_id -> fee, paid, wo summed
 
     # -- per chunk ---------------------------------------------------------------------------
     def ledger(self, data: pa.Table) -> None:
@@ -88,16 +100,15 @@ class MoneyChecks:
         self.claims.add(keep(t, ["claim_id", "billed", "paid", "wo"]))
 
     def claimln(self, data: pa.Table) -> None:
-        self.lines.add(
-            pa.table(
-                {
-                    "claim_id": data["claim_id"],
-                    "fee": pc.fill_null(cents(data["fee_billed"]), 0),
-                    "paid": pc.fill_null(cents(data["paid"]), 0),
-                    "wo": pc.fill_null(cents(data["wo"]), 0),
-                }
-            )
+        lines = pa.table(
+            {
+                "claim_id": data["claim_id"],
+                "fee": pc.fill_null(cents(data["fee_billed"]), 0),
+                "paid": pc.fill_null(cents(data["paid"]), 0),
+                "wo": pc.fill_null(cents(data["wo"]), 0),
+            }
         )
+        self.lines.add(_sums(lines))
         neg = true(pc.less(data["wo"], pa.scalar(0, data.schema.field("wo").type)))
         self.f.flag("$2", "claimln", data, neg, detail={"negative_line_writeoff": count_true(neg)})
 
@@ -110,9 +121,20 @@ class MoneyChecks:
             self._status(patients)
 
     def _claims(self) -> None:
-        claims, sums = self.claims.table(), self.lines.table()
-        if claims is None:
+        """$2 on claims: negative write-offs, and headers that differ from their lines' sums (compared
+        when the export has CLAIMLN), a part of the claim ids at a time."""
+        if not self.claims.rows:
             return
+        parts = parts_for(self.claims, self.lines)
+        for claims_part, lines_part in zip(self.claims.partition("claim_id", parts),
+                                           self.lines.partition("claim_id", parts), strict=True):
+            claims = claims_part.table()
+            if claims is not None:
+                lines = lines_part.table()
+                self._claims_part(claims, None if not self.lines.rows else
+                                  _sums(lines if lines is not None else _NO_LINES))
+
+    def _claims_part(self, claims: pa.Table, sums: pa.Table | None) -> None:
         neg = true(pc.less(claims["wo"], 0))
         bad = neg
         detail = {"negative_writeoff": count_true(neg)}

@@ -13,7 +13,7 @@ from collections import defaultdict
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .checks_base import Findings, count_true, flat, true
+from .checks_base import Findings, Store, count_true, flat, parts_for, true
 from .dups import duplicate_candidates
 
 __all__ = ["people", "recalls", "code_defs", "carriers", "coverage", "shared_contacts", "INACTIVE", "CDT"]
@@ -65,34 +65,39 @@ def people(f: Findings, pat: pa.Table, dk: pa.Table | None) -> dict[str, object]
     return dups
 
 
-def recalls(f: Findings, pat: pa.Table, rc: pa.Table | None) -> None:
-    """RC1: a second recall of a type for a patient, or an active recall of an inactive patient."""
-    if rc is None:
+def recalls(f: Findings, pat: pa.Table, store: Store) -> None:
+    """RC1: a second recall of a type for a patient, or an active recall of an inactive patient; a part
+    of the patients at a time (``Store.partition``)."""
+    if not store.rows:
         return
-    first = (
-        rc.select(["pat_id", "recall_type", "_i"])
-        .group_by(["pat_id", "recall_type"])
-        .aggregate([("_i", "min")])
-    )
-    j = rc.select(["pat_id", "recall_type", "_i"]).join(first, ["pat_id", "recall_type"])
-    dup_i = flat(j["_i"].filter(pc.not_equal(j["_i"], j["_i_min"])))
-    dup = pc.is_in(rc["_i"], value_set=dup_i)
     out = flat(
         pat["pat_id"].filter(
             true(pc.or_(pc.is_in(pat["pat_stat"], value_set=pa.array(INACTIVE)), pat["deceased"]))
         )
     )
-    inactive = true(pc.and_(rc["active"], pc.is_in(rc["pat_id"], value_set=out)))
-    f.flag(
-        "RC1",
-        "recall",
-        rc,
-        pc.or_(dup, inactive),
-        detail={
-            "duplicate_patient_and_type": count_true(dup),
-            "active_recall_inactive_patient": count_true(inactive),
-        },
-    )
+    for part in store.partition("pat_id", parts_for(store)):
+        rc = part.table()
+        if rc is None:
+            continue
+        first = (
+            rc.select(["pat_id", "recall_type", "_i"])
+            .group_by(["pat_id", "recall_type"])
+            .aggregate([("_i", "min")])
+        )
+        j = rc.select(["pat_id", "recall_type", "_i"]).join(first, ["pat_id", "recall_type"])
+        dup_i = flat(j["_i"].filter(pc.not_equal(j["_i"], j["_i_min"])))
+        dup = pc.is_in(rc["_i"], value_set=dup_i)
+        inactive = true(pc.and_(rc["active"], pc.is_in(rc["pat_id"], value_set=out)))
+        f.flag(
+            "RC1",
+            "recall",
+            rc,
+            pc.or_(dup, inactive),
+            detail={
+                "duplicate_patient_and_type": count_true(dup),
+                "active_recall_inactive_patient": count_true(inactive),
+            },
+        )
 
 
 def code_defs(f: Findings, t: pa.Table | None) -> None:
@@ -152,16 +157,17 @@ def coverage(f: Findings, prim: pa.Table | None, per: pa.Table | None) -> None:
     f.flag("INS1", "patins", cand, overlap, detail={"overlapping_primary": len(bad)})
 
 
-def shared_contacts(f: Findings, t: pa.Table | None) -> None:
-    """EM3: patients after the first with the same email (or cell phone)."""
-    if t is None:
-        return
+def shared_contacts(f: Findings, store: Store) -> None:
+    """EM3: patients after the first with the same email (or cell phone); a part of the addresses
+    (numbers) at a time (``Store.partition``)."""
     for col, label in (("email", "email"), ("cphone", "cell_phone")):
-        s = t.filter(pc.is_valid(t[col])).select([col, "_i"])
-        if not s.num_rows:
-            continue
-        first = s.group_by(col).aggregate([("_i", "min")])
-        j = s.join(first, col)
-        later = flat(j["_i"].filter(pc.not_equal(j["_i"], j["_i_min"])))
-        m = pc.is_in(t["_i"], value_set=later)
-        f.flag("EM3", "patient", t, m, detail={f"shared_{label}": count_true(m)})
+        for part in store.partition(col, parts_for(store), drop_null=True):
+            t = part.table()
+            if t is None:
+                continue
+            s = t.select([col, "_i"])
+            first = s.group_by(col).aggregate([("_i", "min")])
+            j = s.join(first, col)
+            later = flat(j["_i"].filter(pc.not_equal(j["_i"], j["_i_min"])))
+            m = pc.is_in(t["_i"], value_set=later)
+            f.flag("EM3", "patient", t, m, detail={f"shared_{label}": count_true(m)})

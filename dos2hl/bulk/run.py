@@ -15,6 +15,11 @@ API, looking them up first.
 
 A package is written once and imported once: ``state.json`` beside it records ``written`` ->
 ``imported`` -> ``reconciled``, so a resumed run never imports twice.
+
+A systemic failure (issue 17: a 401/403 about the token, its scope or the location, or HighLevel down
+past the client's retries) pauses the location here as on the API path: its discovery or
+reconciliation stops, nothing is marked failed, the other locations go on, ``paused`` says why, and the
+full run leaves it alone until the run is resumed (its packages' ``state.json`` say where it stopped).
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ..errors import HighLevelError
 from ..execution import discover
 from ..highlevel.imports import is_sandbox
 from ..highlevel.protocols import Client, ClientFactory
+from ..highlevel.systemic import is_outage, is_systemic, pause_reason
 from ..planning import OBJECT_NAMES, ContactPayload, OpportunityPayload, RecordPayload, plan_shard
 from ..storage import Store, open_store
 from ..writing import (
@@ -70,6 +77,7 @@ class BulkResult(BaseModel):
     packages: list[str] = Field(default_factory=list)
     waiting: list[str] = Field(default_factory=list)
     requests: int = 0
+    paused: dict[str, str] = Field(default_factory=dict)  # LOC -> why (ids and statuses): resumed later
 
     def shard_rows(self) -> list[dict[str, Any]]:
         """As shard results (the report counts the phase's reads with the others)."""
@@ -96,26 +104,49 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: ClientFactory,
                                                                         *(p := _payloads(ctx, loc)))}
     if not planned:
         return out
-    found = discover(ctx, client_factory, record_step=False, locations=sorted(planned))  # never re-imported
+    found = discover(ctx, client_factory, record_step=False, locations=sorted(planned),  # never re-imported
+                     pause=True)
     out.requests += sum(int(f["requests"]) for f in found.values())
     for loc in sorted(planned):
+        if found.get(loc, {}).get("paused"):
+            out.paused[loc] = str(found[loc]["paused"])
+            log.warning("location %s paused before its CSV packages: %s", loc, out.paused[loc])
+            continue
         client = client_factory(loc)
         sent0 = int(client.stats.get("sent", 0))
-        schema = LocationSchema(**ctx.schemas[loc])
-        ids = IdMap.from_table(read_ledger(run, location=loc))
-        there = load_inventory(run, loc)
-        contacts, records, opps = planned[loc]
-        # the full run adopts those (existing.py); here they are only kept out of the packages, except
-        # the rows of this run's own packages not reconciled yet (the run stopped at its gate and a
-        # person imported them: the inventory finds them, but they are this run's creates)
-        ours = _awaiting_reconciliation(run, loc)
-        contacts = [c for c in contacts if c.stable_key not in there.contacts or c.stable_key in ours]
-        records = [r for r in records if r.stable_key not in there.records or r.stable_key in ours]
-        opps = [o for o in opps if o.stable_key in ours or not ids.get(o.parent_key)
-                or Inventory.opportunity_key(
-            ids.get(o.parent_key) or "", schema.pipeline(o.pipeline, o.stage)[0],
-            o.name) not in there.opportunities]
-        ledger = LedgerWriter(run, ctx.run_id, writer=f"bulk-{_uid()}")
+        try:
+            _location(ctx, run, loc, planned[loc], client, threshold, out, importer, sleep)
+        except HighLevelError as exc:
+            if not (is_systemic(exc) or is_outage(exc)):  # an outage here is no record's: the whole read's
+                raise
+            out.paused[loc] = pause_reason(exc)
+            log.warning("location %s paused in the bulk phase: %s; nothing of it is marked failed", loc,
+                        out.paused[loc])
+        finally:
+            out.requests += int(client.stats.get("sent", 0)) - sent0
+    return out
+
+
+def _location(ctx: Any, run: Store, loc: str, planned: tuple[list[Any], list[Any], list[Any]],
+              client: Client, threshold: int, out: BulkResult, importer: Importer | None,
+              sleep: Callable[[float], None]) -> None:
+    """One location's rounds: packages, import or wait, reconcile."""
+    schema = LocationSchema(**ctx.schemas[loc])
+    ids = IdMap.from_table(read_ledger(run, location=loc))
+    there = load_inventory(run, loc)
+    contacts, records, opps = planned
+    # the full run adopts those (existing.py); here they are only kept out of the packages, except
+    # the rows of this run's own packages not reconciled yet (the run stopped at its gate and a
+    # person imported them: the inventory finds them, but they are this run's creates)
+    ours = _awaiting_reconciliation(run, loc)
+    contacts = [c for c in contacts if c.stable_key not in there.contacts or c.stable_key in ours]
+    records = [r for r in records if r.stable_key not in there.records or r.stable_key in ours]
+    opps = [o for o in opps if o.stable_key in ours or not ids.get(o.parent_key)
+            or Inventory.opportunity_key(
+        ids.get(o.parent_key) or "", schema.pipeline(o.pipeline, o.stage)[0],
+        o.name) not in there.opportunities]
+    ledger = LedgerWriter(run, ctx.run_id, writer=f"bulk-{_uid()}")
+    try:  # what was reconciled before a pause stays in the ledger
         out.imported[loc], out.refused[loc] = Counter(), Counter()
         round1: list[tuple[str, str, list[Any]]] = []
         todo = [c for c in contacts if not ids.get(c.stable_key)]
@@ -142,9 +173,8 @@ def bulk_phase(ctx: Any, *, threshold: int, client_factory: ClientFactory,
                        for k, v in sorted(by_obj.items())
                        if len(v) > threshold and v[0].relation == "lookup_field"]
             _round(run, loc, round2, client, schema, ids, ledger, out, importer, sleep, shared)
+    finally:
         ledger.close()
-        out.requests += int(client.stats.get("sent", 0)) - sent0
-    return out
 
 
 def _over(threshold: int, contacts: list[Any], records: list[Any], opps: list[Any]) -> bool:

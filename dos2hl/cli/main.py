@@ -14,6 +14,8 @@ from .. import __version__
 from ..errors import Dos2hlError
 from ..progress import progress_reporter
 from ..settings import Dos2hlSettings
+from .alerts import alerts_app
+from .auth import auth_app
 from .common import (
     ExportDateOpt,
     JsonOpt,
@@ -40,6 +42,8 @@ app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(governor_app, name="governor")
 app.add_typer(map_app, name="map")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(auth_app, name="auth")
 log = logging.getLogger("dos2hl")
 
 

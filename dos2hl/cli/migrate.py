@@ -65,6 +65,9 @@ def migrate(
     failing N times in a row), nothing of it marked failed, the other locations done: fix the cause,
     then dos2hl resume RUN_ID (or this command again with --run-id RUN_ID).
 
+    The report is in the run's folder: report.html (one self-contained page: tables, bars, the requests
+    per minute against the budget, the field diff), report.md and report.json (the same numbers).
+
     Progress: a live table per location and object on a terminal, else one line per location every
     DOS2HL_PROGRESS_EVERY_S seconds (30); the same in the run's progress.json (dos2hl status RUN_ID).
     """
@@ -122,6 +125,8 @@ def _summarise(out: dict[str, Any], as_json: bool) -> None:
                        + " under our keys: adopted, nothing created twice")
         if out.get("next"):
             typer.echo(out["next"])
+        if (out.get("paths") or {}).get("html"):  # the page for people: open it in a browser, or print it
+            typer.echo(f"report.html: {out['paths']['html']}")
         typer.echo(f"report: {out['report']}")
     failed = sum(o["failed"] + o["held"] for loc in out["locations"].values()
                  for o in loc["objects"].values())

@@ -45,10 +45,18 @@ def serve(
                                                                   "Contact.")] = None,
     index_lag: Annotated[float,
                          typer.Option("--index-lag", help="Seconds before writes reach search.")] = 0.0,
+    oauth_access_ttl: Annotated[float, typer.Option(
+        "--oauth-access-ttl", min=1.0,
+        help="Lifetime in seconds of access tokens from POST /oauth/token (HighLevel: 86400).")] = 86_400.0,
+    oauth_rotate: Annotated[bool, typer.Option(
+        "--oauth-rotate/--no-oauth-rotate",
+        help="A refresh token works once and each refresh hands out a new one (HighLevel's behaviour).")
+    ] = True,
 ) -> None:
-    """Serve the sandbox until interrupted."""
+    """Serve the sandbox until interrupted. OAuth apps are installed with POST /_sandbox/oauth."""
     require_extra("sandbox")
     from ..sandbox.faults import parse_faults
+    from ..sandbox.oauth import OAuthSettings
     from ..sandbox.server import serve as run
 
     try:
@@ -57,7 +65,8 @@ def serve(
         raise typer.BadParameter(str(exc)) from None
     typer.echo(f"sandbox on http://{host}:{port} (state {state})", err=True)
     run(state, host=host, port=port, locations=locations, tokens_out=tokens_out, burst=parse_burst(burst),
-        daily=daily, faults=faults, allow_duplicates=allow_duplicates, index_lag_s=index_lag)
+        daily=daily, faults=faults, allow_duplicates=allow_duplicates, index_lag_s=index_lag,
+        oauth=OAuthSettings(access_ttl_s=oauth_access_ttl, rotate=oauth_rotate))
 
 
 @sandbox_app.command()

@@ -162,18 +162,18 @@ def _require_own_location(client: Client, lf: LocationsFile, loc: str,
         if is_systemic(exc) and has_written():
             # a run that has written: its location is still paused (exit 4), not a mixed-up file (exit 2)
             raise LocationPaused(loc, f"{pause_reason(exc)}; still refused, nothing was written: fix the "
-                                 f"cause (${target.token_env}, the scope, the sub-account), then resume"
+                                 f"cause ({target.credential}, the scope, the sub-account), then resume"
                                  ) from None
         if status in (401, 403):
             cause = getattr(exc, "cause", "unknown")  # token, scope, location... (highlevel.systemic)
-            raise ConfigError(f"locations.yaml: the token in ${target.token_env} does not open location "
+            raise ConfigError(f"locations.yaml: the token in {target.credential} does not open location "
                               f"{loc}'s "
                               f"sub-account {target.location_id} (HighLevel answered {status}: {cause}): "
                               "give that sub-account's own token (revoked or rotated: its new one); nothing "
                               "was written") from None
         raise
     if got.id != target.location_id:
-        raise ConfigError(f"locations.yaml: the token in ${target.token_env} opens {got.id}, not {loc}'s "
+        raise ConfigError(f"locations.yaml: the token in {target.credential} opens {got.id}, not {loc}'s "
                           f"{target.location_id}; nothing was written")
     return got
 
@@ -253,8 +253,10 @@ def default_factory(lf: LocationsFile, settings: Dos2hlSettings, *, permits: Any
 def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: int = 300,
               client_factory: ClientFactory | None = None, executor: str = "threads",
               workers: int | None = None, settings: Dos2hlSettings | None = None,
-              locations: LocationsFile | None = None, progress: Sequence[Any] = ()) -> WriteResult:
-    """Write the sample's patients, or everything (what the sample wrote is found in the ledger). Each
+              locations: LocationsFile | None = None, paused: dict[str, str] | None = None,
+              progress: Sequence[Any] = ()) -> WriteResult:
+    """Write the sample's patients, or everything (what the sample wrote is found in the ledger).
+    ``paused``: locations an earlier step of this attempt paused (the bulk phase): left alone. Each
     shard's counts go to the ``progress`` sinks and the run's progress.json as it ends (``progress``)."""
     from .progress import track
 
@@ -262,14 +264,15 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
     if phase == "sample":
         patients = choose_sample(open_store(ctx.staged_uri), ctx.locations, sample_size)
     workers = workers or default_workers(len(ctx.locations), executor)
+    paused = dict(paused or {})
     with track(ctx, phase, progress, settings=settings) as tracker:
         tracker.begin(ctx.specs(patients))
         found = discover(ctx,
                          client_factory or default_factory(_locations(locations, ctx),
                                                            settings or Dos2hlSettings()), workers=workers,
-                         pause=True)
-        # refused at discovery
-        before = {loc: str(d["paused"]) for loc, d in found.items() if d.get("paused")}
+                         pause=True, locations=[loc for loc in ctx.locations if loc not in paused])
+        before = {loc: str(d["paused"]) for loc, d in found.items() if d.get("paused")}  # at discovery
+        before.update(paused)
         specs = [spec for spec in ctx.specs(patients) if spec.location not in before]
         # a location that pauses (issue 17) gets none of its shards handed out after that; the others go on
         results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,

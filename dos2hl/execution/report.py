@@ -1,5 +1,6 @@
 """The run report: counts that reconcile, the map's confirmation, owners, fields not migrated, quarantine,
-requests used, and the field diff. ``report.json`` (machine), ``report.md`` and ``report.html`` (people).
+requests used, and the field diff. ``report.json`` (machine), ``report.md`` and ``report.html`` (people;
+the page is :mod:`.report_html`'s template).
 
 Nothing here holds a patient value: ids, codes and counts only (the field diff names stable keys).
 
@@ -15,13 +16,13 @@ re-run of its id resumes them.
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from typing import Any
 
 from ..planning.transform import OBJECT_NAMES
 from ..storage import open_store
+from .report_html import render as _html
 from .results import Prepared, VerifyResult, WriteResult
 
 __all__ = ["build_report", "write_report", "OBJECT_TABLES"]
@@ -365,33 +366,6 @@ def _md(rep: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _chart(req: dict[str, Any]) -> str:
-    """Operations per minute as bars, the burst budget per minute as a line (inline SVG, no library)."""
-    points = req.get("timeline") or []
-    if not points:
-        return ""
-    budget = req.get("budget_per_minute") or 1
-    top = max(budget, *(n for _, n in points))
-    w, h, bw = 640, 160, max(2, 600 // len(points))
-    bars = "".join(f"<rect x='{30 + i * bw}' y='{h - 20 - n * (h - 30) / top:.1f}' width='{bw - 1}' "
-                   f"height='{n * (h - 30) / top:.1f}' fill='#4a7'><title>{m}: {n}</title></rect>"
-                   for i, (m, n) in enumerate(points))
-    y = h - 20 - budget * (h - 30) / top
-    return (f"<h2>Requests per minute vs budget</h2><svg width='{w}' height='{h}' role='img'>{bars}"
-            f"<line x1='30' x2='{w}' y1='{y:.1f}' y2='{y:.1f}' stroke='#c33' stroke-dasharray='4'/>"
-            f"<text x='32' y='{y - 4:.1f}' font-size='11'>budget {budget}/min</text></svg>")
-
-
-def _html(md: str, req: dict[str, Any] | None = None) -> str:
-    body = "\n".join(f"<p>{html.escape(line)}</p>" if not line.startswith("|") else
-                     "<pre>" + html.escape(line) + "</pre>" for line in md.splitlines() if line)
-    return (
-        f"<!doctype html><meta charset='utf-8'><title>dos2hl report</title>"
-        "<style>body{font-family:sans-serif;max-width:70em}pre{margin:0}</style>"
-        f"{_chart(req or {})}{body}"
-    )
-
-
 def pending(run_uri: str) -> list[dict[str, Any]]:
     """The dead letters of a run (``ledger.dead_letters``): what ``dos2hl retry`` replays."""
     from ..writing.ledger import dead_letters, read_ledger
@@ -435,7 +409,7 @@ def write_report(run_uri: str, rep: dict[str, Any], phases: list[Any] = ()) -> d
     md = _md(rep)
     store.write_bytes("report/report.json", json.dumps(rep, indent=2, default=str).encode())
     store.write_bytes("report/report.md", md.encode())
-    store.write_bytes("report/report.html", _html(md, rep.get("requests")).encode())
+    store.write_bytes("report/report.html", _html(rep).encode())
     base = run_uri.rstrip("/")
     return {"json": f"{base}/report/report.json", "md": f"{base}/report/report.md",
             "html": f"{base}/report/report.html", "pending": f"{base}/report/pending.csv",

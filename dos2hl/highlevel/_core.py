@@ -22,7 +22,7 @@ import httpx
 import pydantic
 from pydantic import SecretStr
 
-from ..errors import HighLevelError, UnexpectedResponseError
+from ..errors import AuthError, HighLevelError, UnexpectedResponseError
 from .errors import (
     HTTPX_ERRORS,
     error_from_response,
@@ -34,6 +34,7 @@ from .errors import (
 from .permits import PermitSource, UnlimitedPermits
 from .retry import DEFAULT_RETRY, RetryPolicy, is_ambiguous, is_transient
 from .tally import Tally, class_of, counting_as
+from .tokens import FixedToken, TokenProvider
 
 __all__ = ["Written", "Outcome", "Lookup", "API_VERSION", "CALENDARS_API_VERSION", "DEFAULT_TIMEOUT",
            "DEFAULT_LIMITS", "version_for", "secure_base_url"]
@@ -142,16 +143,18 @@ def _tls() -> Any:
 
 
 class _Core:
-    def __init__(self, base_url: str, token: SecretStr, location_id: str, *,
+    def __init__(self, base_url: str, token: SecretStr | TokenProvider, location_id: str, *,
                  permits: PermitSource | None = None, transport: httpx.BaseTransport | None = None,
                  retry: RetryPolicy = DEFAULT_RETRY, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
                  limits: httpx.Limits = DEFAULT_LIMITS, sleep: Callable[[float], None] = time.sleep,
                  rng: random.Random | None = None) -> None:
-        if not isinstance(token, SecretStr):
-            raise TypeError("token must be a pydantic SecretStr")
+        if isinstance(token, SecretStr):
+            token = FixedToken(token)
+        elif not isinstance(token, TokenProvider):
+            raise TypeError("token must be a pydantic SecretStr or a token provider (tokens.py)")
         self.location_id = location_id
         self.retry = retry
-        self._token = token
+        self._auth: TokenProvider = token  # asked per request: a renewed token is used at once
         self._permits: PermitSource = permits or UnlimitedPermits()
         self.stats: Counter[str] = Counter()  # requests sent (every attempt) and 429s, for reports
         self.tally = Tally()  # the same sends by class and minute (tally.py)
@@ -176,11 +179,17 @@ class _Core:
         self.close()
 
     # ---- one request --------------------------------------------------------------------------------
-    def _headers(self, call: _Call) -> dict[str, str]:
-        return {**(call.headers or {}), "Authorization": f"Bearer {self._token.get_secret_value()}",
+    def _headers(self, call: _Call, token: SecretStr) -> dict[str, str]:
+        return {**(call.headers or {}), "Authorization": f"Bearer {token.get_secret_value()}",
                 "Version": version_for(call.template)}
 
-    def _send_once(self, call: _Call, attempt: int) -> _Answer:
+    def _count_auth(self) -> None:
+        """One request to the token endpoint (a refresh this client caused): class ``auth``."""
+        with self._count_lock:
+            self.stats["sent"] += 1
+            self.tally.count("auth", time.time())
+
+    def _send_once(self, call: _Call, attempt: int, token: SecretStr) -> _Answer:
         if call.metered:
             self._permits.acquire(self.location_id, 1)
             cls = class_of(call.method, call.template, attempt, getattr(self._scope, "cls", None))
@@ -194,7 +203,7 @@ class _Core:
             # frames are part of what an exception keeps reachable)
             response = self._http.request(call.method, call.path(), params=call.params, json=call.json,
                                           files=call.files, data=call.data, content=call.content,
-                                          headers=self._headers(call),
+                                          headers=self._headers(call, token),
                                           timeout=call.timeout or httpx.USE_CLIENT_DEFAULT)
         except tuple(HTTPX_ERRORS) as exc:
             failed = translate_httpx(exc, method=call.method, path=call.template, stable_key=call.stable_key)
@@ -245,6 +254,7 @@ class _Core:
         """
         attempt = 0
         verify_first = False
+        renewed = False  # a 401 is answered by one new token (tokens.py), once per call
         while True:
             if verify_first:
                 verify_first = False
@@ -252,9 +262,14 @@ class _Core:
                 if found is not None:
                     return _Found(found), attempt
             attempt += 1
+            token = self._auth.token(self._count_auth)
             try:
-                return self._send_once(call, attempt), attempt
+                return self._send_once(call, attempt, token), attempt
             except HighLevelError as exc:
+                if (not renewed and isinstance(exc, AuthError) and exc.status == 401 and exc.cause == "token"
+                        and self._auth.renew(token, self._count_auth)):
+                    renewed = True  # refused before anything was written: the same call, a new token
+                    continue
                 ambiguous = create and is_ambiguous(exc)
                 again = is_transient(exc) and attempt < self.retry.max_attempts
                 if ambiguous:

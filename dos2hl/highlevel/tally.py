@@ -9,7 +9,9 @@ Every send is counted once, in exactly one class (so the classes add up to the t
 - ``verify``: read-backs of what the run wrote (search pages, notes lists, calendar ranges);
 - ``schema``: the location, custom fields, objects, associations, pipelines, calendars, users, tags;
 - ``retry``: every re-send of a call after a 429, a 5xx, a timeout or a reset (its first send is in
-  its own class; the re-sends are here, whatever the call).
+  its own class; the re-sends are here, whatever the call);
+- ``auth``: requests to the OAuth token endpoint (a refresh of an expiring or refused access token;
+  outside the API's quota, counted all the same: every request is).
 
 The client derives the class from the call (method and path template) and from the scope its caller
 set (``counting_as(client, "verify")``); ``Tally`` is the sum that crosses threads, Ray actors and
@@ -27,7 +29,7 @@ from typing import Any
 
 __all__ = ["CLASSES", "SCHEMA_TEMPLATES", "READ_TEMPLATES", "Tally", "counting_as", "snapshot", "minute_of"]
 
-CLASSES = ("write", "lookup", "discovery", "verify", "schema", "retry")
+CLASSES = ("write", "lookup", "discovery", "verify", "schema", "retry", "auth")
 # reads of the location's set-up (prepare, providers, tenancy, provisioning checks)
 SCHEMA_TEMPLATES = frozenset({
     "/locations/{locationId}", "/locations/{locationId}/customFields", "/locations/{locationId}/tags",

@@ -44,11 +44,12 @@ def prepare_step(env: RunEnv, params: MigrateParams) -> Prepared:
 
 
 def write_step(env: RunEnv, prepared: Prepared, phase: Literal["sample", "full"],
-               sample_size: int = 0) -> WriteResult:
-    """Write the sample's patients (closed over guarantors), or everything not yet written."""
+               sample_size: int = 0, paused: dict[str, str] | None = None) -> WriteResult:
+    """Write the sample's patients (closed over guarantors), or everything not yet written; ``paused``
+    locations (the bulk phase paused them) wait for the run's resumption."""
     return run_phase(prepared, phase, sample_size=sample_size, client_factory=env.writes,
                      executor=env.executor, workers=env.workers, settings=env.settings,
-                     locations=env.locations, progress=env.progress)
+                     locations=env.locations, paused=paused, progress=env.progress)
 
 
 def verify_step(env: RunEnv, prepared: Prepared, result: WriteResult) -> VerifyResult:
@@ -119,7 +120,9 @@ def run_migration(params: MigrateParams, env: RunEnv, gates: Gates, run: Runner 
         bulks.append(bulk)
     # each call reconciles its own rounds: the report adds them up
     phases += [WriteResult(phase="bulk", shards=b.shard_rows()) for b in bulks if b.packages]
-    full: WriteResult = run(write_step, env, prepared, "full", params.sample)
+    # a location the bulk phase paused is not written by the API either: it resumes with the run
+    paused = {loc: why for b in bulks for loc, why in b.paused.items()}
+    full: WriteResult = run(write_step, env, prepared, "full", params.sample, paused)
     phases.append(full)
     read_back = _read_back(env, prepared, params, full, phases[0]).model_copy(
         update={"paused": full.paused})

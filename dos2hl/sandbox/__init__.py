@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app", "serve", "init_locations", "add_token", "add_user", "add_pipeline", "dump",
+__all__ = ["create_app", "serve", "init_locations", "add_token", "add_oauth_app", "add_user", "add_pipeline",
+           "dump",
            "MIGRATION_SCOPES",
            "prepare_state", "running", "InProcessTransport"]
 
@@ -28,7 +29,8 @@ def __getattr__(name: str) -> Any:
         from . import server
 
         return getattr(server, name)
-    if name in ("init_locations", "add_token", "add_user", "add_pipeline", "MIGRATION_SCOPES"):
+    if name in ("init_locations", "add_token", "add_oauth_app", "add_user", "add_pipeline",
+                "MIGRATION_SCOPES"):
         from . import seed
 
         return getattr(seed, name)

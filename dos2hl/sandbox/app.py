@@ -5,7 +5,9 @@ Every API request goes through the same gate, in the order the real API applies 
 + 1 byte) -> [with fault ``concurrency``: a handling slot, waited for in arrival order] -> rate
 limit (429: counted when handled) -> faults -> scope (401) -> location (403) -> JSON (400 malformed,
 422 nested deeper than 64 levels) -> contract (422) -> handler. Then the response gets the
-rate-limit headers and one journal line (every answer, refusals included).
+rate-limit headers and one journal line (every answer, refusals included). An OAuth access token past
+its lifetime is refused like an unknown one (401 ``Invalid JWT``); ``POST /oauth/token`` (``oauth.py``)
+is outside this gate: no bearer token, no rate limit, one journal line of operation ``oauth-token``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .faults import Faults, parse_faults
 from .journal import Journal
 from .limits import RateLimiter
 from .multipart import parse_form
+from .oauth import JOURNAL_OPERATION, TOKEN_PATH, OAuthServer, OAuthSettings, register
 from .store import Store
 
 __all__ = ["create_app", "SandboxReset"]
@@ -67,19 +70,22 @@ def required_scope(op: contract.Operation) -> str | None:
 
 def create_app(state_dir: Path, *, burst: tuple[int, float] = (100, 10.0), daily: int = 200_000,
                faults: str | None = None, index_lag_s: float = 0.0, clock: Callable[[], float] = time.time,
-               check_responses: bool = False, request_checks: int | None = None) -> Starlette:
+               check_responses: bool = False, request_checks: int | None = None,
+               oauth: OAuthSettings | None = None) -> Starlette:
     """The sandbox over ``state_dir`` (created if needed; locations come from ``init_locations``).
 
     ``check_responses`` validates every API response against the contract and turns a mismatch
     into a 500 naming the problems: tests switch it on. ``request_checks``: None validates every
     request against the contract (HighLevel's 422); N validates each operation's first N requests and
     one in N after (a volume test's thousands of same-shaped writes; the contract tests check all).
+    ``oauth``: the token endpoint's access-token lifetime and refresh rotation (``oauth.py``).
     """
     state_dir = Path(state_dir)
     store = Store(state_dir)
     api = _Api(store, RateLimiter(store, burst[0], burst[1], daily), Faults(parse_faults(faults)),
                Journal(state_dir), Settings(index_lag_s=index_lag_s), clock, check_responses)
     api.request_checks = request_checks
+    api.oauth = tokens = OAuthServer(store, oauth or OAuthSettings())
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "locations": len(store.locations())})
@@ -105,7 +111,31 @@ def create_app(state_dir: Path, *, burst: tuple[int, float] = (100, 10.0), daily
             return JSONResponse({"restored": api.faults.restore(request.query_params.get("location_id"))})
         return JSONResponse({"outages": [vars(o) for o in api.faults.outages.values()]})
 
+    async def oauth_token(request: Request) -> Response:
+        """HighLevel's ``POST /oauth/token`` (form-encoded): one journal line, never a secret."""
+        started = time.perf_counter()
+        status, answer, location = tokens.exchange(await read_body(request), clock())
+        api.journal.write(time=clock(), method="POST", template=TOKEN_PATH, location=location,
+                          status=status, latency_ms=(time.perf_counter() - started) * 1000, body=None,
+                          operation=JOURNAL_OPERATION)
+        return JSONResponse(answer, status_code=status)
+
+    async def oauth_apps(request: Request) -> Response:
+        """Install an OAuth app on a location: ``{"location_id", ["client_id"], ["scopes"]}`` ->
+        ``{client_id, client_secret, refresh_token, code}``."""
+        from .seed import MIGRATION_SCOPES
+
+        try:
+            data = json.loads(await request.body())
+            out = register(store, str(data["location_id"]), list(data.get("scopes") or MIGRATION_SCOPES),
+                           client_id=data.get("client_id"))
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"statusCode": 400, "message": str(exc)}, status_code=400)
+        return JSONResponse(out)
+
     app = Starlette(routes=[
+        Route(TOKEN_PATH, oauth_token, methods=["POST"]),
+        Route("/_sandbox/oauth", oauth_apps, methods=["POST"]),
         Route("/_sandbox/health", health, methods=["GET"]),
         Route("/_sandbox/outages", outages, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/imports", imports, methods=["POST"]),
@@ -122,6 +152,7 @@ class _Api:
         self.store, self.limiter, self.faults, self.journal = store, limiter, faults, journal
         self.settings, self.clock, self.check_responses = settings, clock, check_responses
         self.request_checks: int | None = None
+        self.oauth: OAuthServer | None = None
         self._seen: dict[str, int] = {}
         self._slots: asyncio.Semaphore | None = None  # fault ``concurrency``: made in the server's loop
 
@@ -147,8 +178,9 @@ class _Api:
             if op is None:
                 raise ApiError(404, f"Cannot {method} {path}", error="Not Found")
             auth = request.headers.get("authorization", "")
-            found = self.store.token(auth[7:].strip()) if auth[:7].lower() == "bearer " else None
-            if found is None:
+            bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+            found = self.store.token(bearer) if bearer is not None else None
+            if found is None or (self.oauth is not None and self.oauth.expired(str(bearer), self.clock())):
                 raise ApiError(401, "Invalid JWT")  # HighLevel's body: no "error" (docs/highlevel-errors.md)
             location, app_id, scopes = found
             refused = self.faults.outage(location, op.key)  # fault ``outage``: a revoked token, 5xx

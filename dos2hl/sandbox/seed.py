@@ -16,7 +16,8 @@ from typing import Any
 from .core import iso
 from .store import Store, new_id
 
-__all__ = ["MIGRATION_SCOPES", "SANDBOX_APP", "init_locations", "add_token", "write_tokens_file"]
+__all__ = ["MIGRATION_SCOPES", "SANDBOX_APP", "init_locations", "add_token", "add_oauth_app",
+           "write_tokens_file"]
 
 SANDBOX_APP = "dos2hl-sandbox"  # the one Marketplace app every sandbox token belongs to
 # What a migration needs (NOTES.md §7), per Scopes.md; a write scope does not imply readonly.
@@ -47,6 +48,19 @@ def add_token(state_dir: Path, location_id: str, scopes: tuple[str, ...] | list[
         token = "pit-" + secrets.token_urlsafe(24)
         store.add_token(token, location_id, app, list(scopes))
         return token
+    finally:
+        store.close()
+
+
+def add_oauth_app(state_dir: Path, location_id: str,
+                  scopes: tuple[str, ...] | list[str] = MIGRATION_SCOPES) -> dict[str, str]:
+    """Install an OAuth app on a location: ``{client_id, client_secret, refresh_token, code}``
+    (also ``POST /_sandbox/oauth`` on a running sandbox)."""
+    from .oauth import register
+
+    store = Store(state_dir)
+    try:
+        return register(store, location_id, list(scopes))
     finally:
         store.close()
 

@@ -40,14 +40,15 @@ def prepare_state(state_dir: Path, locations: int, tokens_out: Path | None, *,
 def serve(state_dir: Path, *, host: str = "127.0.0.1", port: int = 8765, locations: int = 1,
           tokens_out: Path | None = None, burst: tuple[int, float] = (100, 10.0), daily: int = 200_000,
           faults: str | None = None, allow_duplicates: bool | None = None, index_lag_s: float = 0.0,
-          clock: Callable[[], float] = time.time) -> None:
-    """Prepare the state and serve until interrupted (blocking)."""
+          clock: Callable[[], float] = time.time, oauth: Any = None) -> None:
+    """Prepare the state and serve until interrupted (blocking); ``oauth``: ``oauth.OAuthSettings``."""
     import uvicorn
 
     from .app import create_app
 
     prepare_state(state_dir, locations, tokens_out, allow_duplicates=allow_duplicates)
-    app = create_app(state_dir, burst=burst, daily=daily, faults=faults, index_lag_s=index_lag_s, clock=clock)
+    app = create_app(state_dir, burst=burst, daily=daily, faults=faults, index_lag_s=index_lag_s, clock=clock,
+                     oauth=oauth)
     sock = _listen(host, port)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
 

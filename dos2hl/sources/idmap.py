@@ -3,7 +3,10 @@ past: how staging and the audit place a child row (an appointment procedure, a c
 patient.
 
 Export ids are small non-negative integers, nearly dense, so the map is two arrays indexed by id
-(12 bytes per possible id) and a lookup is an array take, whatever the number of rows. The first
+(8 bytes per possible id: the patient id as int32 while every one fits, int64 after the first that
+does not, and a location code) and a lookup is an array take, whatever the number of rows. The arrays
+grow by a quarter at a time (a DSO's 8 M appointment ids: ~80 MB, where doubling and int64 patient
+ids came to up to 200 MB). The first
 version kept the keys as Arrow arrays and looked them up with ``pc.index_in``, which builds a hash
 table of every key on each call: at a 1 M-patient DSO (8 M appointments) that is a hash table of
 8 M keys per chunk of appointment procedures, and the keys three times over in memory. Ids outside
@@ -19,8 +22,10 @@ import pyarrow.compute as pc
 
 __all__ = ["IdMap", "MAX_DENSE"]
 
+_INT32_MAX = np.iinfo(np.int32).max
 MAX_DENSE = 1 << 28  # ids below live in the arrays (at most 3 GB; real exports: about 12 bytes a row)
 _NULL_PAT = np.iinfo(np.int64).min
+_NULL_PAT32 = np.iinfo(np.int32).min  # the null patient while the ids are int32
 _ABSENT, _NO_LOC = 0, 1  # location codes: 0 = id not seen, 1 = seen without a location, 2.. = self._locs
 
 
@@ -45,7 +50,7 @@ class IdMap:
     """
 
     def __init__(self) -> None:
-        self._pat = np.zeros(0, dtype=np.int64)
+        self._pat: np.ndarray = np.zeros(0, dtype=np.int32)  # int64 once a patient id needs it
         self._code = np.zeros(0, dtype=np.int32)
         self._locs: list[str] = []
         self._loc_code: dict[str, int] = {}
@@ -74,7 +79,13 @@ class IdMap:
         if not len(kn):
             return
         pv, p_valid = _ints(p_arr)
-        self._pat[kn] = np.where(p_valid[idx], pv[idx], _NULL_PAT)
+        pats = pv[idx]
+        narrow = self._pat.dtype == np.int32
+        if narrow and len(pats) and (pats.min() <= _NULL_PAT32 or pats.max() > _INT32_MAX):
+            wide = self._pat.astype(np.int64)  # a patient id past int32: every one as int64 from now on
+            wide[wide == _NULL_PAT32] = _NULL_PAT
+            self._pat = wide
+        self._pat[kn] = np.where(p_valid[idx], pats, self._null)
         dict_loc = pc.dictionary_encode(l_arr.take(pa.array(idx)))
         values = dict_loc.dictionary.to_pylist()
         codes = np.array([self._code_of(v) for v in values] or [0], dtype=np.int32)
@@ -88,11 +99,15 @@ class IdMap:
             self._locs.append(loc)
         return c
 
+    @property
+    def _null(self) -> int:
+        return _NULL_PAT32 if self._pat.dtype == np.int32 else _NULL_PAT
+
     def _grow(self, top: int) -> None:
         if top < len(self._code):
             return
-        size = max(top + 1, 2 * len(self._code), 1024)
-        pat = np.full(size, _NULL_PAT, dtype=np.int64)
+        size = max(top + 1, len(self._code) + len(self._code) // 4, 1024)
+        pat = np.full(size, self._null, dtype=self._pat.dtype)
         pat[: len(self._pat)] = self._pat
         code = np.zeros(size, dtype=np.int32)
         code[: len(self._code)] = self._code
@@ -104,11 +119,11 @@ class IdMap:
         k, valid = _ints(k_arr)
         near = valid & (k >= 0) & (k < len(self._code))
         code = np.zeros(len(k), dtype=np.int32)
-        pat = np.full(len(k), _NULL_PAT, dtype=np.int64)
+        pat = np.full(len(k), self._null, dtype=self._pat.dtype)
         code[near] = self._code[k[near]]
         pat[near] = self._pat[k[near]]
         seen = code != _ABSENT
-        pat_out = pa.array(pat, mask=~seen | (pat == _NULL_PAT))
+        pat_out = pa.array(pat.astype(np.int64), mask=~seen | (pat == self._null))
         loc_idx = pa.array((code - 2).astype(np.int64), mask=code < 2)
         loc_out = pc.take(pa.array(self._locs, pa.string()), loc_idx)
         far = valid & ~near & ((k < 0) | (k >= MAX_DENSE))

@@ -11,7 +11,7 @@ LAYERS = [
      "memory"},
     {"sources", "storage", "phi"},
     {"mapping", "highlevel", "locations", "governor", "staging", "audit", "api"},
-    {"planning", "provision", "providers", "workflows"},
+    {"planning", "provision", "providers", "workflows", "alerts"},
     {"writing"},
     {"execution", "quota"},
     {"bulk"},

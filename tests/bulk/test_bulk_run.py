@@ -209,3 +209,55 @@ def test_a_second_bulk_run_with_a_new_run_id_packages_nothing_that_exists(world:
     assert not list((w.root / "runs" / "bulk-b" / "bulk").rglob("*.csv"))  # no package written
     assert {loc: len(w.dump(loc)["contacts"]) for loc in w.loc_ids} == counts
     assert [s for s in w.sent if s[0] == "POST" and not s[1].endswith("/search")] == []
+
+
+@pytest.mark.parametrize("where", ["discovery", "reconciliation"])
+def test_a_location_refused_in_the_bulk_phase_pauses_there_and_resumes(world: Any, monkeypatch: Any,
+                                                                       where: str) -> None:
+    """Issue 17 on the CSV path: a token revoked before the bulk phase's reads (discovery), or after the
+    sandbox imported its packages (reconciliation), pauses that location: nothing failed, the full run
+    leaves it alone, the other location completes; restored, the run resumes with every record once."""
+    from dos2hl.bulk import run as bulk_run
+    from dos2hl.pipeline import migrate
+    from tests.migrate.test_pause import _sandbox, held_once
+
+    w = world
+    lid = w.loc_ids["L001"]
+    originals = {"discover": bulk_run.discover, "_reconcile": bulk_run._reconcile}
+    if where == "discovery":  # revoked after prepare (its tenancy check would refuse the run outright)
+        real_discover = bulk_run.discover
+
+        def revoke_then_discover(*a: Any, **kw: Any) -> Any:
+            _sandbox(w, "POST", json={"location_id": lid, "after": 0, "kind": "token"})
+            return real_discover(*a, **kw)
+
+        monkeypatch.setattr(bulk_run, "discover", revoke_then_discover)
+    else:
+        real = bulk_run._reconcile
+        revoked: list[str] = []
+
+        def revoke_then_read(*a: Any, **kw: Any) -> Any:
+            client = a[2]
+            if client.location_id == lid and not revoked:  # L001's packages are imported by now
+                revoked.append(lid)
+                _sandbox(w, "POST", json={"location_id": lid, "after": 0, "kind": "token"})
+            return real(*a, **kw)
+
+        monkeypatch.setattr(bulk_run, "_reconcile", revoke_then_read)
+    rep = migrate(_opts(w, run_id="r-bulk-pause"), client_factory=w.factory)
+    assert rep["status"] == "paused" and list(rep["paused"]) == ["L001"], rep["reconciliation"]
+    assert rep["paused"]["L001"].startswith("HighLevel answered 401 (token) on ")
+    assert sum(r["failed"] + r["held"] for d in rep["locations"].values() for r in d["objects"].values()) == 0
+    l2 = rep["locations"]["L002"]["objects"]
+    assert all(r["written"] + r["excluded"] == r["staged"] for r in l2.values())  # the other one completed
+    l1 = rep["locations"]["L001"]["objects"]
+    assert sum(r["written"] for r in l1.values()) == 0  # neither reconciled nor written by the API
+    for name, fn in originals.items():  # the token is good again from here on
+        monkeypatch.setattr(bulk_run, name, fn)
+    _sandbox(w, "DELETE")
+    again = migrate(_opts(w, run_id="r-bulk-pause"), client_factory=w.factory)
+    assert again["status"] == "completed", again["reconciliation"]
+    assert again["bulk_imported"]["L001"]["patient"] == again["locations"]["L001"]["objects"]["patient"][
+        "written"]
+    contacts, _records = held_once(w)
+    assert contacts == sum(d["objects"]["patient"]["written"] for d in again["locations"].values())

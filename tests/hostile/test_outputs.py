@@ -89,7 +89,7 @@ def test_pending_and_excluded_csv_neutralise_export_ids(tmp_path: Path,
                                        "excluded_rows": [["document", FORMULA, "=too big"]]}])]
     rep: dict[str, Any] = {"quarantine_by_code": {}, "field_diff": {"fields": {}, "mismatches": 0}}
     monkeypatch.setattr("dos2hl.execution.report._md", lambda rep: "report")
-    monkeypatch.setattr("dos2hl.execution.report._html", lambda md, req: "report")
+    monkeypatch.setattr("dos2hl.execution.report._html", lambda rep: "report")
     write_report(str(run), rep, phases)
     pending = _cells((run / "report" / "pending.csv").read_text())
     excluded = _cells((run / "report" / "excluded.csv").read_text())

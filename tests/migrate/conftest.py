@@ -242,9 +242,11 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
 @contextlib.contextmanager
 def http_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *,
-               faults: Callable[[World], str] | None = None) -> Iterator[tuple[World, str]]:
+               faults: Callable[[World], str] | None = None,
+               **sandbox: Any) -> Iterator[tuple[World, str]]:
     """A 20-patient world served over HTTP (limits lifted; ``faults(world)``: ``dos2hl sandbox serve
-    --faults``), its locations.yaml pointing at it: ``(world, base URL)``."""
+    --faults``; ``sandbox``: more of ``create_app``'s options, e.g. ``oauth``), its locations.yaml
+    pointing at it: ``(world, base URL)``."""
     import yaml
 
     from dos2hl.phi import create_key_file
@@ -259,7 +261,7 @@ def http_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *,
     # as make_world's in-process app: each operation's first 25 requests validated against the contract
     # and one in 25 after (over HTTP the default validates every request; the contract has its own tests)
     with running(w.state, burst=(100000, 1.0), request_checks=25,
-                 faults=faults(w) if faults else None) as base:
+                 faults=faults(w) if faults else None, **sandbox) as base:
         lf = yaml.safe_load(w.locations.read_text())
         lf["target"] = base
         w.locations.write_text(yaml.safe_dump(lf))

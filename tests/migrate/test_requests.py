@@ -64,6 +64,26 @@ def test_the_run_counts_every_request_the_sandbox_received(full_run: Any) -> Non
     assert bars and sum(map(int, bars)) == req["sent"]
 
 
+def test_the_runs_report_html_reads_right_in_headless_chromium(full_run: Any) -> None:
+    """The run's own report.html, opened from its storage in headless Chromium (issue 17): the status, each
+    location's patients written as the report counts them, one bar per minute with requests (their
+    titles add up to every request sent) and the budget line."""
+    from tests.browser import open_page
+
+    w, rep, lines, run = full_run
+    with open_page(run / "report" / "report.html") as page:
+        assert page.locator("#status").inner_text().lower() == rep["status"] == "completed"
+        for loc, data in rep["locations"].items():
+            cell = page.locator(f'table[data-location="{loc}"] tr[data-object="patient"]').locator(
+                'td[data-col="written"]')
+            assert cell.is_visible() and cell.inner_text() == f"{data['objects']['patient']['written']:,}"
+        bars = page.locator("#rpm-chart rect.bar")
+        assert bars.count() == len(rep["requests"]["timeline"]) > 0
+        titles = bars.evaluate_all("els => els.map(e => e.querySelector('title').textContent)")
+        assert sum(int(t.rsplit(": ", 1)[1]) for t in titles) == rep["requests"]["sent"]
+        assert page.locator("#budget-line").bounding_box()
+
+
 def test_verifying_every_record_costs_pages_not_records(full_run: Any) -> None:
     """--verify full reads each location by search pages (500 contacts or records, 100 opportunities, a
     calendar range per year of events) and one notes list per contact: far fewer requests than records."""
