@@ -1,6 +1,7 @@
 """A flow run's progress (issue 17): the write phases' snapshots (``dos2hl.execution.progress``) as a
 Prefect progress artifact (shards ended, in percent) and a table artifact of the counts per location
 and object, both updated as shards end (at most every ``every_s`` seconds, and at each phase's end),
+with a ``dos2hl.progress`` event (``tasks/heartbeat.py``) at most every ``heartbeat_s`` while shards end,
 plus one line per location every ``DOS2HL_PROGRESS_EVERY_S`` seconds on the console and in the flow
 run's log (``progress_logger``: ``make demo`` and a worker's output show them).
 
@@ -23,6 +24,7 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 
 from dos2hl.progress import PlainLines
 from dos2hl.storage import open_store
+from tasks.heartbeat import progressed
 
 __all__ = ["InFlow", "PrefectProgress", "counts_table", "flow_sinks", "read_report"]
 
@@ -44,10 +46,12 @@ def counts_table(snap: dict[str, Any]) -> list[dict[str, Any]]:
 class PrefectProgress:
     """One progress artifact per flow run (``key``), and the table artifact ``<key>-counts``."""
 
-    def __init__(self, key: str = "migration-progress", every_s: float = 2.0) -> None:
-        self.key, self.every_s = key, every_s
+    def __init__(self, key: str = "migration-progress", every_s: float = 2.0,
+                 heartbeat_s: float = 60.0) -> None:
+        self.key, self.every_s, self.heartbeat_s = key, every_s, heartbeat_s
         self.artifact: UUID | None = None
         self.last = 0.0
+        self.beat = float("-inf")
         self._lock = threading.Lock()
 
     def _publish(self, snap: dict[str, Any], force: bool) -> None:
@@ -67,6 +71,11 @@ class PrefectProgress:
                 update_progress_artifact(self.artifact, snap["percent"], description=what)
             create_table_artifact(key=f"{self.key}-counts", table=counts_table(snap),
                                   description=f"{what}: records per location and object")
+            if now - self.beat >= self.heartbeat_s and snap["shards"]["done"]:
+                # shards ending are progress: the no-progress alert (dos2hl/alerts.py) hears of them
+                # during a long write phase too, not only when a step ends (tasks/heartbeat.py)
+                self.beat = now
+                progressed(f"write {snap['phase']}")
 
     def update(self, snap: dict[str, Any]) -> None:
         self._publish(snap, force=False)
