@@ -143,11 +143,13 @@ def run_demo(out: Path, *, patients: int = 150, seed: int = 42,
              executor: str = "threads") -> dict[str, Any]:
     """The chain without Prefect (``dos2hl demo``): migrate on threads (or local Ray) after demo_world."""
     from .pipeline import MigrateParams, migrate
+    from .progress import terminal_sinks
 
     with demo_world(out, patients=patients, seed=seed) as w:
         rep = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
                                      export_date=w.export_date, sample=50, executor=executor,
-                                     workers=4), approve=lambda _rep: True)
+                                     workers=4), approve=lambda _rep: True,
+                      progress=terminal_sinks())  # a live table, or a line per location every N s
         w.lines.append(_summary(rep))
         w.lines.append(f"report: {rep['report']}")
         return {"lines": w.lines, "report": rep["report"], "status": rep["status"]}

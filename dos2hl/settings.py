@@ -80,6 +80,8 @@ class Dos2hlSettings(BaseSettings):
     highlevel: HighLevelSettings = Field(default_factory=HighLevelSettings)
     governor: GovernorSettings = Field(default_factory=GovernorSettings)
     phi_key_file: str | None = None  # AES-256 key for fields the map marks 'encrypt' (DOS2HL_PHI_KEY_FILE)
+    # seconds between progress lines (no terminal) and progress.json writes (DOS2HL_PROGRESS_EVERY_S)
+    progress_every_s: float = Field(30.0, gt=0)
     # sealed OAuth token records (DOS2HL_TOKEN_STORE; local folder or s3://); default <storage>/state/oauth
     token_store: str | None = None
 

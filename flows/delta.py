@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -13,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 from dos2hl.memory import tune_allocators
 from dos2hl.params import DeltaParams
 from dos2hl.pipeline import DeltaReport, delta_step, open_env
+from flows.progress import flow_sinks, read_report
 from tasks.migrate import as_task
 
 __all__ = ["DeltaParams", "delta_flow"]
@@ -21,8 +21,10 @@ __all__ = ["DeltaParams", "delta_flow"]
 @flow(name="delta", flow_run_name="delta {params.source}", log_prints=True)
 def delta_flow(params: DeltaParams) -> dict[str, Any]:
     tune_allocators()  # the export-sized steps run in this process (dos2hl/memory.py)
-    out: DeltaReport = as_task(delta_step, open_env(params), params)
+    env = open_env(params)
+    env.progress = flow_sinks("delta-progress")
+    out: DeltaReport = as_task(delta_step, env, params)
     get_run_logger().info("delta %s since %s: %s", out.run_id, out.delta.since, out.status)
-    md = Path(out.report).read_text() if "://" not in out.report else f"Report: {out.report}"
+    md = read_report(out.report)
     create_markdown_artifact(key="delta-report", markdown=md, description="Delta: changes and counts")
     return out.to_dict()

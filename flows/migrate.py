@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from prefect import State, flow, get_run_logger
@@ -55,6 +54,7 @@ from dos2hl.pipeline import (
     open_env,
     run_migration,
 )
+from flows.progress import flow_sinks, read_report
 from tasks.migrate import as_task
 
 __all__ = ["Approval", "CsvImported", "MapConfirmation", "MigrateParams", "final_state", "migrate_flow"]
@@ -69,7 +69,9 @@ def migrate_flow(params: MigrateParams) -> dict[str, Any]:
     # the run's id fixed here: a continuation after a spent day is the same run, whatever step it ran out in
     params = params.model_copy(update={"run_id": params.run_id or new_run_id()})
     try:
-        out = run_migration(params, open_env(params), FlowGates(params), run=as_task).to_dict()
+        env = open_env(params)
+        env.progress = flow_sinks()  # a progress and a counts artifact, a log line per location every N s
+        out = run_migration(params, env, FlowGates(params), run=as_task).to_dict()
     except (QuotaExhausted, DailyLimitError) as exc:  # outside a write phase (prepare's or verify's reads)
         spent = exc if isinstance(exc, QuotaExhausted) else QuotaExhausted("(a location)", exc.reset_at)
         out = {"status": "waiting_for_quota", "run_id": params.run_id,
@@ -159,8 +161,7 @@ class FlowGates:
         return answer
 
     def published(self, key: str, report: RunReport) -> None:
-        path = report.paths["md"]
-        md = Path(path).read_text() if "://" not in path else f"Report: {path}"
+        md = read_report(report.paths["md"])
         create_markdown_artifact(key=key, markdown=md,
                                  description=f"{key.replace('-', ' ')}: counts and field diff")
         if key == "migration-report":

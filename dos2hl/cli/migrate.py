@@ -77,6 +77,9 @@ def migrate(
 
     The report is in the run's folder: report.html (one self-contained page: tables, bars, the requests
     per minute against the budget, the field diff), report.md and report.json (the same numbers).
+
+    Progress: a live table per location and object on a terminal, else one line per location every
+    DOS2HL_PROGRESS_EVERY_S seconds (30); the same in the run's progress.json (dos2hl status RUN_ID).
     """
     from ..params import MigrateParams
 
@@ -214,12 +217,15 @@ def _run_migration(params: Any, wait_for_quota: bool = False) -> dict[str, Any]:
     returned: no worker, thread or Ray actor is held) and resumes its run id (MAX_QUOTA_WAITS times)."""
     from ..execution.driver import new_run_id
     from ..pipeline import open_env, run_migration
+    from ..progress import terminal_sinks
 
     # the run's id fixed here: a continuation after a wait is the same run, whatever step the day ran out in
     params = params.model_copy(update={"run_id": params.run_id or new_run_id()})
     for _ in range(MAX_QUOTA_WAITS):
         try:
-            out = run_migration(params, open_env(params), TerminalGates(params)).to_dict()
+            env = open_env(params)
+            env.progress = terminal_sinks()  # a live table on a terminal, else a line per location every N s
+            out = run_migration(params, env, TerminalGates(params)).to_dict()
         except (QuotaExhausted, DailyLimitError) as exc:  # outside a write phase (a read)
             spent = exc if isinstance(exc, QuotaExhausted) else QuotaExhausted("(a location)", exc.reset_at)
             if not wait_for_quota:

@@ -176,8 +176,10 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Where a run stands, from its storage: per location and object source, written, failed, held,
-        pending; requests today and left; paused locations and why; an ETA in flight. Read only; ids and
-        counts only. Exit 0 when found, 2 when the storage holds no such run."""
+        pending; requests today and left; paused locations and why; an ETA in flight. A write phase in
+        flight (a resumed run's too) shows its progress.json (refreshed every DOS2HL_PROGRESS_EVERY_S
+        seconds), a finished run its report. Read only; ids and counts only. Exit 0 when found, 2 when
+        the storage holds no such run."""
         from ..execution.status import render, run_status
 
         try:
@@ -202,9 +204,11 @@ def register(app: typer.Typer) -> None:
         export_date: ExportDateOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """New, changed and deleted rows since a run: create, update in place (before-images kept), tag."""
+        """New, changed and deleted rows since a run: create, update in place (before-images kept), tag.
+        Progress as migrate's (a live table, or a line per location every DOS2HL_PROGRESS_EVERY_S s)."""
         from ..params import DeltaParams
         from ..pipeline import delta_step, open_env
+        from ..progress import terminal_sinks
 
         if deleted not in ("tag", "delete"):
             typer.echo("error: --deleted is 'tag' or 'delete'", err=True)
@@ -214,7 +218,9 @@ def register(app: typer.Typer) -> None:
                                 deleted=deleted,
                                 export_date=export_date.date() if export_date else None)
         try:
-            out = delta_step(open_env(params), params)
+            env = open_env(params)
+            env.progress = terminal_sinks()  # a live table on a terminal, else a line per location every N s
+            out = delta_step(env, params)
         except Dos2hlError as exc:
             _fail(exc)
         since = out.delta.since  # ('latest' resolved)

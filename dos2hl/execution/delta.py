@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -44,7 +45,8 @@ def _failed_keys(store: Store) -> set[str]:
 
 
 def run_delta(opts: DeltaParams, *, client_factory: ClientFactory | None = None,
-              settings: Any = None, locations: LocationsFile | None = None) -> dict[str, Any]:
+              settings: Any = None, locations: LocationsFile | None = None,
+              progress: Sequence[Any] = ()) -> dict[str, Any]:
     """Stage the new export, find what changed since ``since_run``, create, update (with before-images),
     tag or delete what is gone, verify nothing is left behind, report. ``since_run="latest"``: the
     newest completed run of the storage."""
@@ -100,7 +102,8 @@ def run_delta(opts: DeltaParams, *, client_factory: ClientFactory | None = None,
         sealer = load_sealer(settings.phi_key_file)
     full = run_phase(ctx, "full", client_factory=factory, executor=opts.executor, workers=opts.workers,
                      settings=settings,
-                     locations=lf)  # creates what is new (the carried ID map skips the rest)
+                     locations=lf, progress=progress)  # creates what is new (the carried ID map skips
+    # the rest)
     from .usage import Watch, record
 
     updated: Counter[str] = Counter()
@@ -134,4 +137,7 @@ def run_delta(opts: DeltaParams, *, client_factory: ClientFactory | None = None,
     if failed and rep["status"] == "completed":
         rep["status"] = "incomplete"
     paths = write_report(ctx.run_uri, rep, [full])
+    from .progress import mark_reported
+
+    mark_reported(ctx.run_uri, settings.s3)
     return {**rep, "report": paths["md"]}

@@ -17,7 +17,7 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -204,30 +204,41 @@ def default_factory(lf: LocationsFile, settings: Dos2hlSettings, *, permits: Any
 def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: int = 300,
               client_factory: ClientFactory | None = None, executor: str = "threads",
               workers: int | None = None, settings: Dos2hlSettings | None = None,
-              locations: LocationsFile | None = None, paused: dict[str, str] | None = None) -> WriteResult:
+              locations: LocationsFile | None = None, paused: dict[str, str] | None = None,
+              progress: Sequence[Any] = ()) -> WriteResult:
     """Write the sample's patients, or everything (what the sample wrote is found in the ledger).
-    ``paused``: locations an earlier step of this attempt paused (the bulk phase): left alone."""
+    ``paused``: locations an earlier step of this attempt paused (the bulk phase): left alone. Each
+    shard's counts go to the ``progress`` sinks and the run's progress.json as it ends (``progress``)."""
+    from .progress import track
+
     patients = None
     if phase == "sample":
         patients = choose_sample(open_store(ctx.staged_uri), ctx.locations, sample_size)
     workers = workers or default_workers(len(ctx.locations), executor)
     paused = dict(paused or {})
     forget_streaks(ctx.run_id)  # each location's outage row starts empty (a resumed run's is over)
-    found = discover(ctx,
-                     client_factory or default_factory(_locations(locations, ctx),
-                                                       settings or Dos2hlSettings()), workers=workers,
-                     pause=True, locations=[loc for loc in ctx.locations if loc not in paused])
-    before = {loc: str(d["paused"]) for loc, d in found.items() if d.get("paused")}  # refused at discovery
-    before.update(paused)
-    specs = [spec for spec in ctx.specs(patients) if spec.location not in before]
-    # a location that pauses (issue 17) gets none of its shards handed out after that; the others go on
-    results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,
-                      workers=workers,
-                      settings=settings, locations=locations, stop=is_paused,
-                      skipped=lambda spec, by: not_started(spec, _reason(by), _resume_at(by)))
-    results += [not_started(spec, before[spec.location], found[spec.location].get("resume_at"))
-                for spec in ctx.specs(patients) if spec.location in before]
-    rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
+    with track(ctx, phase, progress, settings=settings) as tracker:
+        tracker.begin(ctx.specs(patients))
+        found = discover(ctx,
+                         client_factory or default_factory(_locations(locations, ctx),
+                                                           settings or Dos2hlSettings()), workers=workers,
+                         pause=True, locations=[loc for loc in ctx.locations if loc not in paused])
+        before = {loc: str(d["paused"]) for loc, d in found.items() if d.get("paused")}  # at discovery
+        before.update(paused)
+        specs = [spec for spec in ctx.specs(patients) if spec.location not in before]
+        # a location that pauses (issue 17) gets none of its shards handed out after that; the others go on
+        results = execute(specs, migrate_shard_isolated, client_factory=client_factory, executor=executor,
+                          workers=workers,
+                          settings=settings, locations=locations, stop=is_paused,
+                          skipped=lambda spec, by: not_started(spec, _reason(by), _resume_at(by)),
+                          on_done=tracker.on_done)
+        for spec in ctx.specs(patients):
+            if spec.location in before:
+                results.append(not_started(spec, before[spec.location],
+                                           found[spec.location].get("resume_at")))
+                tracker.on_done(spec, results[-1])
+        rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
+        tracker.finish("paused" if WriteResult.paused_of(rows) else "completed")
     from .usage import record
 
     created: Counter[str] = Counter()
@@ -371,18 +382,19 @@ def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
             executor: str, workers: int, settings: Dos2hlSettings | None = None,
             locations: LocationsFile | None = None, cls: str = "migration",
             stop: Callable[[Any], bool] | None = None,
-            skipped: Callable[[ShardSpec, Any], Any] | None = None) -> list[Any]:
+            skipped: Callable[[ShardSpec, Any], Any] | None = None,
+            on_done: Callable[[ShardSpec, Any], None] | None = None) -> list[Any]:
     """Run ``fn(spec, client)`` for every spec: threads here, or Ray actors (``dos2hl.execution.pool``);
     either way the locations' shards are handed out fairly (``schedule.FairQueue``): every location at
     once, each paced by its own sub-account's budget. ``stop``/``skipped``: ``schedule.run_fair``'s (a
-    paused location's shards not yet handed out are not)."""
+    paused location's shards not yet handed out are not); ``on_done(spec, result)`` as each ends."""
     if executor == "ray":
         from .pool import run_on_ray
 
         if locations is None:
             raise ConfigError("the Ray executor needs the locations file (clients are opened on the workers)")
         return run_on_ray(specs, fn, locations, settings or Dos2hlSettings(), workers=workers, cls=cls,
-                          stop=stop, skipped=skipped)
+                          stop=stop, skipped=skipped, on_done=on_done)
     if client_factory is None:
         raise ConfigError("the thread executor needs a client factory")
     import threading
@@ -397,4 +409,5 @@ def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,
             clients[spec.location] = client_factory(spec.location)
         return fn(spec, clients[spec.location])
 
-    return run_fair(specs, one, key=lambda spec: spec.location, workers=workers, stop=stop, skipped=skipped)
+    return run_fair(specs, one, key=lambda spec: spec.location, workers=workers, stop=stop, skipped=skipped,
+                    on_done=on_done)

@@ -45,7 +45,7 @@ from ..governor.actor import connect, ensure_ray
 from ..locations import LocationsFile, open_client
 from ..settings import Dos2hlSettings
 from .cluster import require_shared_storage, worker_uris
-from .schedule import FairQueue, threads_per_worker
+from .schedule import FairQueue, notify, threads_per_worker
 
 __all__ = ["ShardWorker", "alive_nodes", "require_cluster_storage", "run_on_ray"]
 
@@ -165,7 +165,8 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
                settings: Dos2hlSettings, *, workers: int = 4, threads: int | None = None,
                cls: str = "migration", replacements: int | None = None,
                stop: Callable[[Any], bool] | None = None,
-               skipped: Callable[[Any, Any], Any] | None = None) -> list[Any]:
+               skipped: Callable[[Any, Any], Any] | None = None,
+               on_done: Callable[[Any, Any], None] | None = None) -> list[Any]:
     """``fn(spec, client)`` for every spec on ``workers`` actors spread over the cluster's nodes, each
     running up to ``threads`` shards at once (default: ``schedule.threads_per_worker``), handed out
     fairly across locations (``schedule.FairQueue``); results in the order of ``specs``, each naming its
@@ -173,7 +174,8 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
     (``WORKER_LOST``) is replaced, at most ``replacements`` times (default: ``workers``), and every shard
     it was running runs again; an error ``fn`` raises is raised here. ``stop`` and ``skipped`` as in
     ``schedule.run_fair``: a result that paused its location ends the hand-out of that location's
-    shards."""
+    shards. ``on_done(spec, result)``: once per shard that ends (not per attempt), in this process, as
+    its result arrives."""
     g = settings.governor
     from ..governor import limits_from, state_uri
 
@@ -240,9 +242,11 @@ def run_on_ray(specs: list[Any], fn: Callable[[Any, Any], Any], locations: Locat
                 if isinstance(results[i], dict):
                     results[i]["retried"] = retried[i]
                 queue.done(i)
+                notify(on_done, specs[i], results[i])
                 if stop is not None and stop(results[i]):
                     for j, other in queue.drop(specs[i].location):
                         results[j] = skipped(other, results[i]) if skipped is not None else None
+                        notify(on_done, other, results[j])
                 free.append(actor)
     finally:
         _end_all(pool)

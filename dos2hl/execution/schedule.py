@@ -10,6 +10,7 @@ budget) holds at most its share of the workers, never the others' work. The thre
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -18,9 +19,10 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-__all__ = ["MAX_THREADS", "FairQueue", "default_workers", "lanes", "per_location", "run_fair",
+__all__ = ["MAX_THREADS", "FairQueue", "default_workers", "lanes", "notify", "per_location", "run_fair",
            "threads_per_worker"]
 
+log = logging.getLogger("dos2hl.progress")
 T = TypeVar("T")
 R = TypeVar("R")
 K = TypeVar("K", bound=Hashable)
@@ -103,11 +105,14 @@ class FairQueue(Generic[T]):
 
 def run_fair(items: Sequence[T], fn: Callable[[T], R], *, key: Callable[[T], Hashable], workers: int,
              name: str = "dos2hl-shard", stop: Callable[[R], bool] | None = None,
-             skipped: Callable[[T, R], R] | None = None) -> list[R]:
+             skipped: Callable[[T, R], R] | None = None,
+             on_done: Callable[[T, R], None] | None = None) -> list[R]:
     """``fn(item)`` for every item on ``workers`` threads, handed out by a ``FairQueue``; results in the
     order of ``items``. The first exception ``fn`` raises stops the hand-out and is raised here once the
     units in flight have ended. When ``stop(result)`` holds (its location paused), the units of that key
-    not yet handed out are not: their result is ``skipped(unit, that result)``; the other keys go on."""
+    not yet handed out are not: their result is ``skipped(unit, that result)``; the other keys go on.
+    ``on_done(item, result)``: once per unit that ends (skipped ones too), on the worker thread that
+    ended it (so it must be thread-safe); what it raises is logged, never the run's."""
     queue = FairQueue(items, key)
     results: list[R | None] = [None] * len(items)
     lock = threading.Lock()
@@ -131,11 +136,13 @@ def run_fair(items: Sequence[T], fn: Callable[[T], R], *, key: Callable[[T], Has
             finally:
                 with lock:
                     queue.done(i)
+            notify(on_done, item, got_result)
             if stop is not None and stop(got_result):
                 with lock:
                     dropped = queue.drop(key(item))
                 for j, other in dropped:
                     results[j] = skipped(other, got_result) if skipped is not None else None
+                    notify(on_done, other, results[j])
 
     threads = [threading.Thread(target=work, name=f"{name}-{n}", daemon=True)
                for n in range(max(1, min(workers, len(items))))]
@@ -146,6 +153,16 @@ def run_fair(items: Sequence[T], fn: Callable[[T], R], *, key: Callable[[T], Has
     if failed:
         raise failed[0]
     return results  # type: ignore[return-value]  # every slot is filled when nothing failed
+
+
+def notify(on_done: Callable[[T, R], None] | None, item: T, result: R | None) -> None:
+    """``on_done(item, result)``, if any; an error of it (a display, a progress file) is logged only."""
+    if on_done is None:
+        return
+    try:
+        on_done(item, result)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - progress never stops a run
+        log.warning("progress callback failed: %s", type(exc).__name__)
 
 
 def per_location(locations: Sequence[K], fn: Callable[[K], R], *, workers: int) -> dict[K, R]:

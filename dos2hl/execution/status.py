@@ -4,8 +4,11 @@ Read only, through ``dos2hl.storage``: the staging manifest (source rows per loc
 ledger (what was written, failed, held, taken back as pending), the run's report when it has one, and
 the governor's usage snapshot (``<storage>/state/governor.json``, or ``DOS2HL_GOVERNOR_STATE``).
 
-Counts: a run with a report (it finished, completed or not, or paused) shows the report's counts; a run
-without one is in flight and shows the ledger's (each record's latest outcome). ``pending`` is what is
+Counts: a phase in flight (or one that ended after the run's last report: a resumed run) shows
+``progress.json``'s (``execution.progress``: written every ``DOS2HL_PROGRESS_EVERY_S`` seconds and at the
+phase's end, marked ``reported`` once the report is written); else a run with a report (it finished,
+completed or not, or paused) shows the report's counts; a run without either shows the ledger's
+(each record's latest outcome). ``pending`` is what is
 not yet written: ``source - written - failed - held - excluded`` (excluded rows are known only to a
 report, so in flight pending includes them; in flight the objects listed are those the ledger has
 begun, as the map is not read). The ETA (in flight only) is the rate of records written over
@@ -27,8 +30,9 @@ from ..settings import GovernorSettings
 from ..storage import Store, open_store
 from .report import OBJECT_TABLES
 
-__all__ = ["run_status", "render"]
+__all__ = ["governor_usage", "render", "run_status", "source_rows", "usage_snapshot"]
 
+PROGRESS = "progress.json"  # execution.progress.PROGRESS_KEY (that module reads this one)
 ETA_WINDOW_S = 600.0  # the ledger's recent past the write rate is measured over
 WRITTEN = frozenset({"created", "verified-existing", "updated", "unchanged"})
 COUNTS = ("source", "written", "failed", "held", "pending")
@@ -38,7 +42,7 @@ def _json(store: Store, key: str) -> dict[str, Any] | None:
     return json.loads(store.read_bytes(key)) if store.exists(key) else None
 
 
-def _source(manifest: dict[str, Any] | None) -> dict[str, Counter[str]]:
+def source_rows(manifest: dict[str, Any] | None) -> dict[str, Counter[str]]:
     """LOC -> object -> staged rows, from the staging manifest."""
     out: dict[str, Counter[str]] = {}
     for obj, table in OBJECT_TABLES.items():
@@ -78,7 +82,7 @@ def _ledger(store: Store) -> tuple[dict[str, dict[str, Counter[str]]], dict[str,
     return out, ids, paused, written_ts
 
 
-def _usage_snapshot(storage: str, gov: GovernorSettings) -> dict[str, Any] | None:
+def usage_snapshot(storage: str, gov: GovernorSettings) -> dict[str, Any] | None:
     """The governor's usage snapshot (read once per call of ``run_status``), or None."""
     from ..governor.persist import load_snapshot
 
@@ -88,7 +92,7 @@ def _usage_snapshot(storage: str, gov: GovernorSettings) -> dict[str, Any] | Non
         return None
 
 
-def _governor(snap: dict[str, Any] | None, gov: GovernorSettings, location_id: str,
+def governor_usage(snap: dict[str, Any] | None, gov: GovernorSettings, location_id: str,
               now: float) -> dict[str, Any]:
     from ..governor.core import Limits
 
@@ -116,11 +120,25 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
     if manifest is None and not store.list("ledger/"):
         raise ConfigError(f"no run {run_id!r} in {storage}")
     report = _json(store, "report/report.json")
-    # with a report its counts stand; the ledger (large) is read only for a run without one
-    by_outcome, ids, ledger_paused, written_ts = ({}, {}, {}, []) if report is not None else _ledger(store)
-    source = _source(manifest)
+    progress = _json(store, PROGRESS)  # the live counts of a phase in flight (execution.progress)
+    live = progress is not None and progress.get("state") != "reported"
+    # with a report (or live counts) they stand; the ledger (large) is read only for a run without them
+    by_outcome, ids, ledger_paused, written_ts = (({}, {}, {}, []) if report is not None or live
+                                                  else _ledger(store))
+    source = source_rows(manifest)
     locations: dict[str, Any] = {}
-    if report is not None:
+    extra: dict[str, Any] = {}
+    if live:
+        assert progress is not None
+        state = str(progress.get("state", "running"))
+        paused = {str(k): str(v) for k, v in (progress.get("paused") or {}).items()}
+        for loc, d in progress.get("locations", {}).items():
+            objs = {obj: {c: int(row.get(c, 0)) for c in (*COUNTS, "excluded")}
+                    for obj, row in d["objects"].items()}
+            locations[loc] = {"location_id": d.get("location_id", ""), "objects": objs}
+        counts_from = "progress"
+        extra = {"phase": progress.get("phase"), "updated_at": progress.get("updated_at")}
+    elif report is not None:
         state = str(report.get("status", "incomplete"))
         paused = {str(k): str(v) for k, v in (report.get("paused") or {}).items()}
         waits = {str(k): str(v) for k, v in (report.get("resume_at") or {}).items()}
@@ -148,7 +166,7 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
                 objs[obj] = n
             locations[loc] = {"location_id": ids.get(loc, ""), "objects": objs}
         counts_from = "ledger"
-    snap = _usage_snapshot(storage, gov)
+    snap = usage_snapshot(storage, gov)
     for loc, d in locations.items():
         d["state"] = "paused" if loc in paused else state if state in ("running", "completed") else (
             "done" if not any(o["pending"] or o["failed"] or o["held"] for o in d["objects"].values())
@@ -158,9 +176,17 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
         if loc in waits:  # only its spent daily quota: it resumes after the reset
             d["state"], d["resume_at"] = "waiting_for_quota", waits[loc]
         d["totals"] = {c: sum(o[c] for o in d["objects"].values()) for c in COUNTS}
-        d["requests"] = _governor(snap, gov, d["location_id"], now) if d["location_id"] else {}
+        d["requests"] = governor_usage(snap, gov, d["location_id"], now) if d["location_id"] else {}
     eta: dict[str, Any] | None = None
-    if state == "running":
+    if live and state == "running":
+        assert progress is not None
+        e = progress.get("eta") or {}
+        hours = e.get("hours")
+        eta = {"seconds": None if hours is None else round(hours * 3600, 1),
+               "quota_days": e.get("quota_days"),
+               "method": "each location's records per second in this phase so far, applied to its pending "
+                         "(the slowest location)" if hours is not None else "no shard ended yet: no estimate"}
+    elif state == "running":
         recent = [t for t in written_ts if t >= max(written_ts) - ETA_WINDOW_S] if written_ts else []
         pending = sum(d["totals"]["pending"] for d in locations.values())
         span = (max(recent) - min(recent)) if recent else 0.0
@@ -172,18 +198,21 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
         else:
             eta = {"seconds": None, "method": "no writes recorded yet: no estimate"}
     return {"run_id": run_id, "state": state, "paused": paused, "counts_from": counts_from,
-            "locations": locations, "eta": eta}
+            "locations": locations, "eta": eta, **extra}
 
 
 def render(st: dict[str, Any]) -> str:
     """A plain-text table of ``run_status``'s answer."""
     lines = [f"run {st['run_id']}: {st['state']} (counts from the {st['counts_from']})"]
+    if st.get("updated_at"):
+        lines[0] += f", phase {st.get('phase')}, updated {st['updated_at']}"
     for loc, why in st["paused"].items():
         lines.append(f"  location {loc} paused: {why}")
     if st.get("eta"):
         e = st["eta"]
         when = "unknown" if e["seconds"] is None else f"{e['seconds']} s"
-        lines.append(f"  ETA: {when} ({e['method']})")
+        days = "" if e.get("quota_days") is None else f", {e['quota_days']} days of quota"
+        lines.append(f"  ETA: {when}{days} ({e['method']})")
     head = ["location", "object", *COUNTS]
     rows = [head]
     for loc, d in st["locations"].items():

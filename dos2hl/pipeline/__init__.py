@@ -47,12 +47,14 @@ __all__ = ["Approval", "BulkResult", "CsvImported", "DeltaParams", "DeltaReport"
 def migrate(params: MigrateParams, *, approve: Callable[[dict[str, Any]], bool] | None = None,
             imported: Importer | None = None, settings: Any = None,
             client_factory: ClientFactory | None = None,
-            verify_factory: ClientFactory | None = None) -> dict[str, Any]:
+            verify_factory: ClientFactory | None = None, progress: list[Any] | None = None) -> dict[str, Any]:
     """The migration from a script: ``approve(sample_report) -> bool`` is the sample gate (None: the
     ``approve`` parameter), ``imported(packages, checklist) -> bool`` the bulk gate (None: the
     ``imported`` parameter; against the sandbox the run imports them itself). Returns the report as a
-    dict (``RunReport.to_dict``). Tests and benches pass their own client factories."""
+    dict (``RunReport.to_dict``). Tests and benches pass their own client factories; ``progress``: the
+    write phases' sinks (``dos2hl.progress``; progress.json is written either way)."""
     env = open_env(params, settings=settings, client_factory=client_factory, verify_factory=verify_factory)
+    env.progress = list(progress or [])
     gates = ParamGates(approve if approve is not None else params.approve,
                        imported if imported is not None else params.imported)
     return run_migration(params, env, gates).to_dict()

@@ -14,4 +14,4 @@ __all__ = ["delta_step"]
 def delta_step(env: RunEnv, params: DeltaParams) -> DeltaReport:
     """``since_run="latest"``: the newest completed run of the storage."""
     return DeltaReport.of(run_delta(params, client_factory=env.writes, settings=env.settings,
-                                    locations=env.locations))
+                                    locations=env.locations, progress=env.progress))

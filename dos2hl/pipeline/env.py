@@ -5,7 +5,7 @@ re-loads settings or locations, and nothing caches them in a module."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ class RunEnv:
     executor: str = "threads"
     workers: int | None = None  # None: every location at once (execution.schedule.default_workers)
     permits: Any = None  # the governor (None when the factories were given)
+    # where the write phases' progress goes (execution.progress sinks): the CLI's terminal, the flow's
+    # artifacts; progress.json is written to the run's storage whatever this holds
+    progress: list[Any] = field(default_factory=list)
 
     def run_uri(self, run_id: str) -> str:
         return self.settings.run_uri(run_id, self.storage)

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from ..bulk.run import Importer, bulk_phase
 from ..execution.driver import prepare, run_phase, verify_phase
+from ..execution.progress import mark_reported
 from ..execution.report import build_report, write_report
 from ..execution.usage import Watch, record
 from ..params import MigrateParams, RollbackParams
@@ -48,7 +49,7 @@ def write_step(env: RunEnv, prepared: Prepared, phase: Literal["sample", "full"]
     locations (the bulk phase paused them) wait for the run's resumption."""
     return run_phase(prepared, phase, sample_size=sample_size, client_factory=env.writes,
                      executor=env.executor, workers=env.workers, settings=env.settings,
-                     locations=env.locations, paused=paused)
+                     locations=env.locations, paused=paused, progress=env.progress)
 
 
 def verify_step(env: RunEnv, prepared: Prepared, result: WriteResult) -> VerifyResult:
@@ -75,6 +76,8 @@ def report_step(env: RunEnv, prepared: Prepared, phases: list[WriteResult], diff
     ``sample/`` folder)."""
     body = build_report(prepared, phases, diff=diff, status_note=note)
     paths = write_report(prepared.run_uri + (f"/{where}" if where else ""), body, phases)
+    if not where:  # dos2hl status shows this report's counts, not the last phase's progress.json
+        mark_reported(prepared.run_uri, env.settings.s3)
     return RunReport(run_id=prepared.run_id, status=body["status"], phase=body["phase"], report=paths["md"],
                      paths=paths, body=body)
 

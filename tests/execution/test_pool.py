@@ -168,9 +168,14 @@ def test_a_paused_location_gets_no_more_shards_from_the_pool(local_ray: None, tm
     from dos2hl.execution.pool import run_on_ray
 
     specs, lf, settings = _setup(tmp_path, [0, 1, 2])
+    ended: list[tuple[str, int, bool]] = []  # on_done, in this process: once per shard, skipped ones too
     out = run_on_ray(specs, _pauses, lf, settings, workers=1, threads=1, stop=lambda r: bool(r["paused"]),
                      skipped=lambda spec, by: {"location": spec.location, "shard": spec.shard,
-                                               "paused": by["paused"], "skipped": True})
+                                               "paused": by["paused"], "skipped": True},
+                     on_done=lambda spec, r: ended.append((spec.location, spec.shard,
+                                                           bool(r.get("skipped")))))
+    assert sorted(ended) == sorted((r["location"], r["shard"], bool(r.get("skipped"))) for r in out)
+    assert len(ended) == len(specs)
     by = {(r["location"], r["shard"]): r for r in out}
     assert by[("L001", 0)]["paused"] and not by[("L001", 0)].get("skipped")
     assert by[("L001", 1)]["skipped"] and by[("L001", 2)]["skipped"]

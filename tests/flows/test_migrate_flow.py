@@ -3,7 +3,11 @@ run is test_migrate_flow_ray.py, a file of its own so the test workers can balan
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from tests.migrate.conftest import EXPORT_DATE, http_world
+from tests.migrate.test_status_cli import _patient_values
 
 
 def _counting(init, seen: list):  # type: ignore[no-untyped-def]
@@ -73,3 +77,42 @@ def test_a_paused_location_ends_the_flow_run_in_a_paused_named_state(prefect_har
     out = state.result()
     assert out["status"] == "paused" and list(out["paused"]) == ["L002"]
     assert sum(r["failed"] for d in out["locations"].values() for r in d["objects"].values()) == 0
+    _progress_artifacts(state.state_details.flow_run_id, out, _patient_values(w.export))
+
+
+def _progress_artifacts(flow_run: Any, out: dict[str, Any], canaries: set[str]) -> None:
+    """Issue 17: the run's progress artifact (every shard ended: 100 %), its counts table (one version per
+    update as shards ended, the last one equal to the report's counts), the report's Markdown (not its
+    path), its log's progress lines: ids and counts only."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run])))
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run])))
+    by_key: dict[str, list[Any]] = {}
+    for a in sorted(found, key=lambda a: a.created):
+        by_key.setdefault(a.key or "", []).append(a)
+    (progress,) = by_key["migration-progress"]  # one per run, updated in place
+    assert progress.type == "progress" and float(progress.data) == 100.0
+    assert progress.description.startswith(f"run {out['run_id']} full: ") and "paused" in progress.description
+    tables = by_key["migration-progress-counts"]
+    assert len(tables) >= 2 and all(t.type == "table" for t in tables)  # first shard, ..., the phase's end
+    rows = json.loads(tables[-1].data)
+    by = {(r["location"], r["object"]): r for r in rows}
+    for loc, d in out["locations"].items():
+        for obj, row in d["objects"].items():
+            if row.get("source"):
+                assert by[(loc, obj)]["written"] == row["written"], (loc, obj)
+    assert {r["state"] for r in rows if r["location"] == "L002"} == {"paused"}
+    report = by_key["migration-report"][-1]
+    assert report.data.startswith("#") and "Report: " not in report.data  # the Markdown itself
+    texts = [str(a.data) + str(a.description) for a in found] + [x.message for x in logs]
+    assert not [v for v in canaries for t in texts if v in t]
+    assert [x.message for x in logs if x.message.startswith(f"progress {out['run_id']} full L001 (")]
