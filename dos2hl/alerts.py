@@ -8,11 +8,12 @@ Three automations, each sending a notification through one webhook block:
   arrive as ``prefect.flow-run.Paused``).
 - ``dos2hl: run failed``: a flow run entered ``Failed``, ``Crashed`` or ``TimedOut``.
 - ``dos2hl: run without progress``: a proactive trigger per flow run. Each ``Running`` state and each
-  ``dos2hl.progress`` event (tasks/heartbeat.py: one per finished pipeline step, the flow run as its
-  resource) opens a window of N hours; a window that sees no state change and no progress event alerts.
-  Prefect's own liveness heartbeats (``prefect.flow-run.heartbeat``) are left out on purpose: a live
-  process is not progress. A single step longer than N (the full write of a large practice) alerts too:
-  choose N above the longest step.
+  ``dos2hl.progress`` event (tasks/heartbeat.py: one per finished pipeline step, and during a write
+  phase at most one a minute while shards end, flows/progress.py; the flow run as its resource) opens a
+  window of N hours; a window that sees no state change and no progress event alerts. Prefect's own
+  liveness heartbeats (``prefect.flow-run.heartbeat``) are left out on purpose: a live process is not
+  progress. Choose N above the longest time between two heartbeats (a slow shard, a step other than a
+  write phase).
 
 Messages carry ids only: the flow's name, the flow run's id, the state's name and type, the event's name
 and time; never the flow run's name (it holds the export's path) nor a state message. The webhook URL is

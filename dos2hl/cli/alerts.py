@@ -30,7 +30,8 @@ def apply(
     no_progress_hours: Annotated[float, typer.Option(
         "--no-progress-hours", envvar="DOS2HL_ALERT_NO_PROGRESS_HOURS", show_envvar=True,
         help="Alert when a running flow run had no state change (nor dos2hl.progress event) for this "
-             "long; above the longest single step.")] = 6.0,
+             "long; above the longest time between two heartbeats (a slow shard, a step other than a "
+             "write).")] = 6.0,
     flow: Annotated[Optional[list[str]], typer.Option(
         "--flow", help="A flow name to watch (repeatable; default: migrate, rollback, delta, "
                        "prepare-source).")] = None,
