@@ -11,7 +11,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import DailyLimitError, Dos2hlError, QuotaExhausted
-from ..execution.waits import iso
 from .common import (
     ExportDateOpt,
     JsonOpt,
@@ -216,6 +215,7 @@ def _run_migration(params: Any, wait_for_quota: bool = False) -> dict[str, Any]:
     ``wait_for_quota``, a run that only waits for daily quotas sleeps until the last reset (the run has
     returned: no worker, thread or Ray actor is held) and resumes its run id (MAX_QUOTA_WAITS times)."""
     from ..execution.driver import new_run_id
+    from ..execution.waits import iso
     from ..pipeline import open_env, run_migration
     from ..progress import terminal_sinks
 

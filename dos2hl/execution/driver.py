@@ -235,7 +235,7 @@ def run_phase(ctx: Prepared, phase: Literal["sample", "full"], *, sample_size: i
         for spec in ctx.specs(patients):
             if spec.location in before:
                 results.append(not_started(spec, before[spec.location],
-                                           found[spec.location].get("resume_at")))
+                                           found.get(spec.location, {}).get("resume_at")))
                 tracker.on_done(spec, results[-1])
         rows = [asdict(r) if isinstance(r, ShardResult) else r for r in results]
         tracker.finish("paused" if WriteResult.paused_of(rows) else "completed")

@@ -132,6 +132,7 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
         assert progress is not None
         state = str(progress.get("state", "running"))
         paused = {str(k): str(v) for k, v in (progress.get("paused") or {}).items()}
+        waits = {str(k): str(v) for k, v in (progress.get("resume_at") or {}).items()}
         for loc, d in progress.get("locations", {}).items():
             objs = {obj: {c: int(row.get(c, 0)) for c in (*COUNTS, "excluded")}
                     for obj, row in d["objects"].items()}

@@ -88,7 +88,7 @@ def test_wait_for_quota_resumes_the_same_run_id_after_the_reset_the_run_returned
 
     waited: list[float] = []
     monkeypatch.setattr(pipeline, "run_migration", run_migration)
-    monkeypatch.setattr(pipeline, "open_env", lambda params: None)
+    monkeypatch.setattr(pipeline, "open_env", lambda params: SimpleNamespace(progress=()))
     monkeypatch.setattr(cli_migrate, "_wait_until", waited.append)
     params = MigrateParams(source="export", mapping="m.yaml", locations="l.yaml", sample=0)
     assert cli_migrate._run_migration(params, wait_for_quota=True)["status"] == "completed"
