@@ -65,10 +65,8 @@ HEAVY: dict[str, float] = {
     "tests/migrate/test_quota_cli.py": 55,
     "tests/migrate/test_quota_wait.py": 35,
     "tests/migrate/test_oauth_migrate.py": 30,
-    "tests/flows/test_oauth_flow.py": 28,
-    "tests/flows/test_quota_reschedule.py": 28,
+    "tests/flows/test_quota_reschedule.py": 8,
     "tests/highlevel/test_tokens_processes.py": 25,
-    "tests/migrate/test_pit_rotation.py": 22,
     "tests/execution/test_report_html.py": 20,
 }
 

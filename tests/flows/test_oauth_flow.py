@@ -3,12 +3,15 @@ tasks share one refresher per location, no 401 reaches a record, every refresh i
 
 from __future__ import annotations
 
+import pytest
+
 from tests.migrate.conftest import EXPORT_DATE, http_world
 from tests.migrate.test_oauth_migrate import _fresh_providers, journal, use_oauth
 
 __all__ = ["_fresh_providers"]  # the autouse fixture, for this file too
 
 
+@pytest.mark.slow  # make test's budget: the same pipeline as test_oauth_migrate.py, under Prefect
 def test_the_migrate_flow_renews_oauth_tokens(prefect_harness, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dos2hl.sandbox.oauth import OAuthSettings
     from flows.migrate import MigrateParams, migrate_flow
