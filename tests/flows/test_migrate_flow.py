@@ -4,6 +4,7 @@ run is test_migrate_flow_ray.py, a file of its own so the test workers can balan
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from tests.migrate.conftest import EXPORT_DATE, http_world
@@ -95,7 +96,15 @@ def _progress_artifacts(flow_run: Any, out: dict[str, Any], canaries: set[str]) 
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run])))
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run])))
+        # the run's log lines reach the API through Prefect's background log worker: read until the
+        # progress line is there (bounded: 30 s)
+        deadline = time.monotonic() + 30
+        while True:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run])))
+            if any(x.message.startswith(f"progress {out['run_id']} full L001 (") for x in logs) or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     by_key: dict[str, list[Any]] = {}
     for a in sorted(found, key=lambda a: a.created):
         by_key.setdefault(a.key or "", []).append(a)
