@@ -15,7 +15,16 @@
         reasons: ["name 'PatLast' ~ lname (synonym 'last')"]
         phi: send                         # send | encrypt | omit
         values: {A: Active, I: Inactive}  # where values change (statuses -> stages, enums -> options)
+      - source: Visits.Codes              # a list column: each item is a row of a child table
+        table: apptproc
+        column: proc_code
+        split: ";, "                      # any of these characters separates the items
     confirmed: {by: Dr. Rivera, at: 2026-11-26T10:00:00Z, sha256: ..., entries: {...}}
+
+A file may feed several tables: its entries name each column's own table (a coverage file whose rows
+hold the patient's coverage, the subscriber, the plan and the carrier), and ``files`` names the file's
+primary table (the one whose row each source row is). One table may come from several files (two
+stems naming the same table), joined on the table's key column, which each of them maps.
 
 ``content_hash`` covers everything but ``confirmed`` (key order and comments do not matter), and
 ``confirmed.entries`` keeps one short digest per entry, so a changed file names what changed.
@@ -56,6 +65,9 @@ class Entry(BaseModel):
     phi: Phi = "send"
     label: str | None = None  # display name of a custom field / object field
     values: dict[str, str] | None = None
+    # a list column: the characters that separate its items; each item becomes one row of ``table``
+    # (a child of the file's primary table, linked by the parent's key), ``column`` set to the item
+    split: str | None = None
 
     @property
     def file(self) -> str:
@@ -66,7 +78,7 @@ class Entry(BaseModel):
         return self.source.rsplit(".", 1)[1]
 
     def digest(self) -> str:
-        return hashlib.sha256(_canon(self.model_dump())).hexdigest()[:12]
+        return hashlib.sha256(_canon(self.model_dump(exclude=_later_unset(self)))).hexdigest()[:12]
 
 
 class ExportInfo(BaseModel):
@@ -108,12 +120,19 @@ class Mapping(BaseModel):
             if e.source in seen:
                 raise ValueError(f"fields: {e.source} is listed twice")
             seen.add(e.source)
+            if e.table is not None and e.table not in TABLES:
+                raise ValueError(f"fields: {e.source}: unknown table {e.table!r}")
             if e.table is not None and e.column is not None and e.column not in TABLES[e.table].by_name:
                 raise ValueError(f"fields: {e.source}: {e.table} has no column {e.column!r}")
+            if e.split is not None and (not e.split or e.table is None or e.column is None):
+                raise ValueError(f"fields: {e.source}: split needs separators, a table and a column")
         return self
 
     def content_hash(self) -> str:
         skip: dict[str, Any] = {"confirmed": True, "export": {"source": True}}
+        later = {i: _later_unset(e) for i, e in enumerate(self.fields) if _later_unset(e)}
+        if later:
+            skip["fields"] = later
         if not self.relations:  # maps confirmed before it existed
             skip["relations"] = True
         return hashlib.sha256(_canon(self.model_dump(exclude=skip))).hexdigest()
@@ -159,6 +178,10 @@ class Mapping(BaseModel):
         c = Confirmation(by=by, at=at, sha256=self.content_hash(),
                          entries={e.source: e.digest() for e in self.fields})
         return self.model_copy(update={"confirmed": c})
+
+
+def _later_unset(e: Entry) -> set[str]:  # fields added later stay out of older maps' hashes
+    return {"split"} if e.split is None else set()
 
 
 def _canon(obj: Any) -> bytes:
