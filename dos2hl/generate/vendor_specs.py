@@ -313,10 +313,96 @@ apptproc.proc_code[;] = Procedures
 + flag = Reminder Sent
 """
 
+# HOLDOUT, written after the proposer was tuned on the four styles above and never tuned on:
+# camelCase, semicolon-delimited, patient split, coverage with the patient's own member id and a
+# family deductible, codes joined by ", "
+_CAMEL = """
+file patient = patientList.csv
+patient.pat_id = patientNumber
+patient.chart_no = chartId
+patient.lname = lastName
+patient.fname = firstName
+patient.mi = middleInitial
+patient.pref_name = preferredName
+patient.sex = sex
+patient.birthdate = birthDate
+patient.marital = maritalStatus
+patient.ssn = socialSecurityNumber
+patient.guar_id = responsiblePartyNumber
+patient.pat_stat = patientStatus
+patient.pri_prov = primaryProviderCode
+patient.hyg_prov = hygienistCode
+patient.first_visit = firstVisitDate
+patient.last_visit = lastVisitDate
+patient.employer = employerName
+patient.med_alert = medicalAlerts
+patient.created_dt = createdAt
++ text = spokenLanguage
++ flag = hasPortalAccount
+
+file patient = patientAddresses.csv
+patient.pat_id = patientNumber
+patient.addr1 = addressLine1
+patient.addr2 = addressLine2
+patient.city = city
+patient.st = stateOrProvince
+patient.zip = postalCode
+patient.hphone = homePhone
+patient.cphone = mobilePhone
+patient.wphone = businessPhone
+patient.email = emailAddress
+
+file patins = eligibilityAndBenefits.csv
+patins.pat_id = patientNumber
+patins.cov_order = coverageLevel
+patins.rel_to_sub = relationToInsured
+patins.pat_member_id = patientMemberId
+patins.elig_stat = eligibilityStatus
+patins.elig_check_dt = verifiedDate
+patins.remain_max = remainingMaximum
+inssub.member_id = insuredId
+inssub.eff_dt = effectiveDate
+inssub.term_dt = terminationDate
+insplan.group_no = groupNumber
+insplan.employer_name = employerName
+insplan.plan_type = planType
+insplan.annual_max = annualMaximum
+insplan.ded_fam = familyDeductible
+insco.carrier_name = insuranceCarrier
+insco.payer_id = electronicPayerId
+insco.phone = carrierPhoneNumber
++ text = verificationMethod
+
+file appt = appointmentList.csv
+appt.appt_id = appointmentNumber
+appt.pat_id = patientNumber
+appt.appt_date = appointmentDate
+appt.appt_time = appointmentTime
+appt.length_min = durationMinutes
+appt.status = appointmentStatus
+appt.prov_id = providerCode
+appt.hyg_id = hygienistCode
+appt.op_id = operatoryCode
+appt.reason = appointmentReason
+appt.note = appointmentNote
+appt.is_new_pat = isNewPatient
+appt.cancel_dt = cancelledDate
+apptproc.proc_code[, ] = procedureCodes
++ flag = textReminderSent
+
+file provider = providerList.csv
+provider.prov_id = providerCode
+provider.lname = lastName
+provider.fname = firstName
+provider.npi = nationalProviderId
+provider.email = emailAddress
+"""
+
 #: name -> (spec, delimiter, holdout)
 SPECS: dict[str, tuple[str, str, bool]] = {
     "pascal_crm": (_PASCAL, ",", False),
     "snake_split": (_SNAKE, "|", False),
     "upper_terse": (_UPPER, "\t", False),
     "title_spaces": (_TITLE, ",", False),
+    "camel_holdout": (_CAMEL, ";", True),
 }
