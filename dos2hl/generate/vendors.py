@@ -30,7 +30,7 @@ from pathlib import Path
 from ..model import TABLES
 from .vendor_specs import SPECS
 
-__all__ = ["STYLES", "FileTruth", "Style", "write_style"]
+__all__ = ["STYLES", "FileTruth", "Style", "truth_json", "write_style"]
 
 _LINE = re.compile(r"^(?P<t>\w+)\.(?P<c>\w+)(?:\[(?P<sep>[^\]]+)\])?\s*=\s*(?P<h>.+)$")
 _EXTRA = re.compile(r"^\+\s*(?P<kind>flag|date|int|text)\s*=\s*(?P<h>.+)$")
@@ -190,6 +190,13 @@ def write_style(export: Path, dst: Path, style: Style) -> dict[str, FileTruth]:
             {c.header: (c.table, c.column) if c.table and c.column else None for c in f.columns},
             {c.header: c.sep for c in f.columns if c.sep is not None})
     return truth
+
+
+def truth_json(truth: dict[str, FileTruth]) -> dict[str, object]:
+    """A style's ground truth as JSON: per file its primary table, tables, columns and list columns."""
+    return {name: {"primary": ft.primary, "tables": sorted(ft.tables),
+                   "columns": {h: f"{tc[0]}.{tc[1]}" if tc else None for h, tc in ft.columns.items()},
+                   "splits": ft.splits} for name, ft in truth.items()}
 
 
 STYLES: dict[str, Style] = {name: Style(name, spec, delimiter, holdout)

@@ -143,3 +143,25 @@ def test_shaped_reasons_hold_no_values(proposed: dict[str, Mapping]) -> None:
 def test_terse_and_spaced_headers_find_their_column(table: str, header: str, column: str) -> None:
     [m] = match_columns(table, [header])
     assert m.column == column, m.reasons
+
+
+def test_generate_writes_vendor_styles_with_their_truth(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from dos2hl.cli import app
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["generate", str(tmp_path / "x"), "--vendor-style", "nope"])
+    assert bad.exit_code == 2 and "unknown --vendor-style nope" in bad.output
+    assert not (tmp_path / "x").exists()  # refused before anything is written
+    out = tmp_path / "p"
+    ok = runner.invoke(app, ["generate", str(out), "--patients", "30", "--mess", "clean", "--images", "none",
+                             "--vendor-style", "title_spaces", "--json"])
+    assert ok.exit_code == 0, ok.output
+    truth = json.loads((out / "vendors" / "title_spaces.truth.json").read_text())
+    assert truth["Coverage Report.csv"]["primary"] == "patins"
+    assert truth["Coverage Report.csv"]["columns"]["Carrier"] == "insco.carrier_name"
+    assert truth["Appointment Report.csv"]["splits"] == {"Procedures": ";"}
+    assert sorted(p.name for p in (out / "vendors" / "title_spaces").iterdir()) == sorted(truth)
