@@ -33,7 +33,7 @@ from ..model import TABLES, Column
 from ..sources.detect import SAMPLE_BYTES, is_trailer, sniff
 from . import synonyms as syn
 from .names import name_similarity, normalize, tokenize
-from .shaped import find_list_column, key_overlap, linked_tables
+from .shaped import find_list_column, linked_tables, split_reason
 from .values import KIND_WORDS, ValueProfile, kind_fit, profile_values
 
 __all__ = ["ColumnMatch", "FileMatch", "match_export", "match_columns", "tokenize", "normalize",
@@ -390,8 +390,7 @@ def match_export(source: str | Path) -> list[FileMatch]:
 
 
 def _split_tables(files: list[FileMatch], keys: Mapping[str, Sequence[str]]) -> list[FileMatch]:
-    """Two files of one table (demographics + contacts): say how they join, on the table's key column
-    (the share of sampled keys found in the other file; the keys are compared in memory only)."""
+    """Several files of one table: each says how it relates to the others (``shaped.split_reason``)."""
     by_table: dict[str, list[FileMatch]] = {}
     for f in files:
         if f.table is not None:
@@ -402,18 +401,7 @@ def _split_tables(files: list[FileMatch], keys: Mapping[str, Sequence[str]]) -> 
         if len(group) < 2 or f.table is None:
             out.append(f)
             continue
-        key = TABLES[f.table].pk[0]
-        others = [g for g in group if g is not f]
-        if not keys.get(f.file):
-            why = (f"one of {len(group)} files of {f.table}, but no column of it is {f.table}'s key {key}: "
-                   "map its key column, the reader joins the files on it")
-            out.append(FileMatch(f.file, f.table, round(min(f.confidence, 0.4), 3), (*f.reasons, why),
-                                 f.columns))
-            continue
-        best = max(others, key=lambda g: key_overlap(keys[f.file], keys.get(g.file, ())))
-        share = key_overlap(keys[f.file], keys.get(best.file, ()))
-        why = (f"one of {len(group)} files of {f.table} (with {best.file}): joined on {key}, "
-               f"{round(100 * share)} % of its sampled keys are in {best.file}'s sample")
-        conf = f.confidence if share >= 0.5 else min(f.confidence, 0.5)
-        out.append(FileMatch(f.file, f.table, round(conf, 3), (*f.reasons, why), f.columns))
+        columns = {g.file: {c.column for c in g.columns if c.column and c.table is None} for g in group}
+        why, cap = split_reason(f.table, f.file, columns, keys)
+        out.append(FileMatch(f.file, f.table, round(min(f.confidence, cap), 3), (*f.reasons, why), f.columns))
     return out

@@ -20,7 +20,7 @@ from functools import lru_cache
 from ..model import TABLES
 from .names import name_similarity, normalize
 
-__all__ = ["ListColumn", "find_list_column", "key_overlap", "linked_tables", "samples_of"]
+__all__ = ["ListColumn", "find_list_column", "key_overlap", "linked_tables", "split_reason"]
 
 #: tables never proposed as a denormalised file's extra columns: the contact comes from its own file,
 #: lookups are code tables
@@ -125,5 +125,28 @@ def key_overlap(a: Sequence[str], b: Sequence[str]) -> float:
     return len(ka & kb) / len(ka) if ka else 0.0
 
 
-def samples_of(samples: Mapping[str, Sequence[str]] | None, header: str) -> Sequence[str]:
-    return samples.get(header, ()) if samples else ()
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def split_reason(table: str, file: str, columns: Mapping[str, set[str]],
+                 keys: Mapping[str, Sequence[str]]) -> tuple[str, float]:
+    """How ``file`` relates to the other files of ``table`` (``columns``: each file's canonical columns,
+    ``keys``: each file's sampled key values) and the cap on its confidence: parts of the table's rows
+    (the same columns), or its columns split over files joined on the key (demographics + contacts)."""
+    others = [g for g in columns if g != file]
+    key = TABLES[table].pk[0] if len(TABLES[table].pk) == 1 else None
+    mine = columns[file] - {key}
+    n = len(columns)
+    same = [g for g in others if mine and _jaccard(mine, columns[g] - {key}) >= 0.8]
+    if same:
+        return f"one of {n} files of {table} with the same columns as {same[0]}: parts of its rows", 1.0
+    if key is None:
+        return f"one of {n} files of {table}, whose key has several columns: check how they join", 0.5
+    if not keys.get(file):
+        return (f"one of {n} files of {table}, but no column of it is {table}'s key {key}: map its key "
+                "column, the reader joins the files on it", 0.4)
+    best = max(others, key=lambda g: key_overlap(keys[file], keys.get(g, ())))
+    share = key_overlap(keys[file], keys.get(best, ()))
+    return (f"one of {n} files of {table} (with {best}): joined on {key}, {round(100 * share)} % "
+            f"of its sampled keys are in {best}'s sample", 1.0 if share >= 0.5 else 0.5)

@@ -103,12 +103,22 @@ def test_two_patient_files_are_both_the_patient_table_joined_on_its_key(proposed
 
 
 def test_a_second_file_of_a_table_without_its_key_is_flagged() -> None:
-    a = FileMatch("a.csv", "patient", 0.9, (), (ColumnMatch("Id", "pat_id", 1.0, ()),))
+    a = FileMatch("a.csv", "patient", 0.9, (), (ColumnMatch("Id", "pat_id", 1.0, ()),
+                                                 ColumnMatch("Last", "lname", 1.0, ())))
     b = FileMatch("b.csv", "patient", 0.9, (), (ColumnMatch("Phone", "hphone", 1.0, ()),))
     out = {f.file: f for f in _split_tables([a, b], {"a.csv": ["1", "2"], "b.csv": []})}
     assert out["b.csv"].confidence <= 0.4 and "no column of it is patient's key" in out["b.csv"].reasons[-1]
     out = {f.file: f for f in _split_tables([a, b], {"a.csv": ["1", "2"], "b.csv": ["2", "1"]})}
     assert "joined on pat_id, 100 %" in out["b.csv"].reasons[-1] and out["b.csv"].confidence == 0.9
+    out = {f.file: f for f in _split_tables([a, b], {"a.csv": ["1", "2"], "b.csv": ["7", "8"]})}
+    assert "0 %" in out["b.csv"].reasons[-1] and out["b.csv"].confidence == 0.5  # keys do not meet
+
+
+def test_two_files_with_the_same_columns_are_parts_of_the_rows() -> None:
+    cols = (ColumnMatch("Id", "pat_id", 1.0, ()), ColumnMatch("Last", "lname", 1.0, ()))
+    a, b = FileMatch("p1.csv", "patient", 0.9, (), cols), FileMatch("p2.csv", "patient", 0.9, (), cols)
+    out = _split_tables([a, b], {"p1.csv": ["1"], "p2.csv": ["2"]})
+    assert all("parts of its rows" in f.reasons[-1] and f.confidence == 0.9 for f in out)
 
 
 def test_list_columns_need_codes_and_several_items() -> None:
