@@ -13,6 +13,7 @@ unknown target rejects that column's answer, not the others'.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from .model import Mapping
 from .shapes import ColumnShape
 
 __all__ = ["Answer", "ColumnAnswer", "FileBlock", "SYSTEM", "batches", "catalog", "file_blocks",
-           "messages", "parse_answer"]
+           "messages", "parse_answer", "value_like"]
 
 SYSTEM = """\
 You map the columns of a dental practice-management export onto a canonical schema.
@@ -41,11 +42,26 @@ Answer for every file and every column you are given."""
 
 @dataclass(frozen=True)
 class FileBlock:
-    """The prompt's lines about one file and the column sources they cover."""
+    """The prompt's lines about one file; ``asked``: each column as the prompt names it -> its source."""
 
     stem: str
     text: str
-    sources: tuple[str, ...]
+    asked: dict[str, str]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(self.asked.values())
+
+
+_VALUE_LIKE = re.compile(r"@|\d{4}|^[\d\s.,/:$()+\-#]*\d[\d\s.,/:$()+\-#]*$")
+
+
+def value_like(name: str) -> bool:
+    """A column name that may be a cell (an e-mail, a 4-digit run such as a year, a phone or an id, a
+    number or date, more than five words, or over 40 characters): a file without a header whose first
+    row was read as one. When one name of a file is, every column of the file is sent as ``COLUMN<n>``
+    (its position): the row's other cells (a surname) cannot be told from a header's words."""
+    return bool(_VALUE_LIKE.search(name)) or len(name.split()) > 5 or len(name) > 40
 
 
 def catalog() -> str:
@@ -70,18 +86,19 @@ def file_blocks(mapping: Mapping, shapes: dict[str, ColumnShape], max_chars: int
     for stem in sorted(by_file, key=str.upper):
         head = f"FILE {stem} (matcher: {mapping.files.get(stem) or 'none'})"
         lines: list[str] = []
-        srcs: list[str] = []
-        for src in by_file[stem]:
+        asked: dict[str, str] = {}
+        hide = any(value_like(entries[src].source_column) for src in by_file[stem])
+        for i, src in enumerate(by_file[stem]):
             e = entries[src]
+            shown = f"{stem}.COLUMN{i + 1}" if hide else src
             shape = shapes[src].describe() if src in shapes else "(no sample)"
-            line = (f"- {src} | {shape} | matcher: "
-                    f"{_proposal(e.table, e.column, e.target, e.confidence)}")
+            line = f"- {shown} | {shape} | matcher: {_proposal(e.table, e.column, e.target, e.confidence)}"
             if lines and len(head) + sum(len(x) + 1 for x in lines) + len(line) > max_chars:
-                out.append(FileBlock(stem, "\n".join([head, *lines]), tuple(srcs)))
-                lines, srcs = [], []
+                out.append(FileBlock(stem, "\n".join([head, *lines]), asked))
+                lines, asked = [], {}
             lines.append(line)
-            srcs.append(src)
-        out.append(FileBlock(stem, "\n".join([head, *lines]), tuple(srcs)))
+            asked[shown] = src
+        out.append(FileBlock(stem, "\n".join([head, *lines]), asked))
     return out
 
 
@@ -137,10 +154,11 @@ def _column(raw: Any) -> tuple[ColumnAnswer | None, str | None]:
     return ans, None
 
 
-def parse_answer(text: str, sources: tuple[str, ...], stems: tuple[str, ...]) -> Answer:
+def parse_answer(text: str, asked: dict[str, str], stems: tuple[str, ...]) -> Answer:
     """Validate the model's text against the schema; raises ValueError when it is no answer at all.
 
-    Only the asked files and columns are kept (anything else the model wrote is ignored)."""
+    ``asked``: each column as the prompt named it -> its source. Only the asked files and columns are
+    kept (anything else the model wrote is ignored); answers are keyed by source."""
     try:
         doc = json.loads(text)
     except ValueError:
@@ -156,10 +174,10 @@ def parse_answer(text: str, sources: tuple[str, ...], stems: tuple[str, ...]) ->
         elif stem in files_raw and t is None:
             out.files[stem] = None
     cols = doc["columns"]
-    for src in sources:
-        if src not in cols:
+    for shown, src in asked.items():
+        if shown not in cols:
             continue
-        ans, why = _column(cols[src])
+        ans, why = _column(cols[shown])
         if why:
             out.rejected[src] = why
         else:

@@ -23,6 +23,7 @@ import httpx
 from pydantic import SecretStr
 
 from ..errors import ConfigError
+from ..storage import durable_replace, make_private_dirs
 from .merge import merge
 from .model import Entry, Mapping
 from .model_client import Endpoint, ModelUnavailable, chat_json
@@ -130,22 +131,22 @@ def _cache_write(opts: ModelOptions, key: str, text: str) -> None:
     if opts.cache_dir is None:
         return
     d = opts.cache_dir.expanduser()
-    try:
-        d.mkdir(parents=True, exist_ok=True)
+    try:  # 0600 files in 0700 folders, like everything dos2hl writes (the answer names columns)
+        make_private_dirs(d)
         tmp = d / f"{key}.json.tmp"
         tmp.write_text(text, encoding="utf-8")
-        tmp.replace(d / f"{key}.json")
+        durable_replace(tmp, d / f"{key}.json")
     except OSError as exc:  # a cache that cannot be written costs a request next time, nothing more
         log.warning("model cache not written: %s", type(exc).__name__)
 
 
 def _ask(opts: ModelOptions, ep: Endpoint, http: httpx.Client, msgs: list[dict[str, str]],
-         sources: tuple[str, ...], stems: tuple[str, ...], stats: ModelStats) -> Answer:
+         asked: dict[str, str], stems: tuple[str, ...], stats: ModelStats) -> Answer:
     key = _cache_key(opts, msgs)
     cached = _cache_read(opts, key)
     if cached is not None:
         try:
-            ans = parse_answer(cached, sources, stems)
+            ans = parse_answer(cached, asked, stems)
             stats.cache_hits += 1
             return ans
         except ValueError:
@@ -154,7 +155,7 @@ def _ask(opts: ModelOptions, ep: Endpoint, http: httpx.Client, msgs: list[dict[s
         raise ModelUnavailable("request budget spent")
     text = chat_json(ep, msgs, http=http)
     try:
-        ans = parse_answer(text, sources, stems)
+        ans = parse_answer(text, asked, stems)
     except ValueError as exc:
         raise ModelUnavailable(str(exc)) from None
     _cache_write(opts, key, text)
@@ -191,14 +192,14 @@ def refine(mapping: Mapping, source: str | Path, opts: ModelOptions, *,
     with httpx.Client(transport=_Counting(inner, stats), follow_redirects=False) as http:
         for batch in batches(file_blocks(mapping, shapes, budget), budget):
             stats.prompts += 1
-            sources = tuple(s for b in batch for s in b.sources)
+            asked = {shown: src for b in batch for shown, src in b.asked.items()}
             stems = tuple(dict.fromkeys(b.stem for b in batch))
             try:
-                ans = _ask(opts, ep, http, messages(batch), sources, stems, stats)
+                ans = _ask(opts, ep, http, messages(batch), asked, stems, stats)
             except ModelUnavailable as exc:
                 stats.failed_prompts += 1
                 stats.reasons[exc.reason] = stats.reasons.get(exc.reason, 0) + 1
-                failed.update({s: f"model unavailable: {exc.reason}" for s in sources})
+                failed.update({s: f"model unavailable: {exc.reason}" for s in asked.values()})
                 continue
             answers.update(ans.columns)
             files.update(ans.files)

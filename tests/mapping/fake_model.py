@@ -19,7 +19,7 @@ from typing import Any
 
 __all__ = ["FakeModel", "Recorded", "completion", "fake_model", "sources_of"]
 
-Script = Callable[[dict[str, Any], list[str]], tuple[int, bytes]]
+Script = Callable[[dict[str, Any], list[str]], tuple[Any, ...]]  # (status, body[, headers])
 _SOURCE = re.compile(r"^- (\S+) \|", re.M)
 
 
@@ -69,9 +69,11 @@ def fake_model() -> Iterator[FakeModel]:
             if fake.delay:
                 time.sleep(fake.delay)
             req = json.loads(body)
-            status, out = fake.script(req, sources_of(req))
+            status, out, *extra = fake.script(req, sources_of(req))
             try:
                 self.send_response(status)
+                for k, v in (extra[0] if extra else {}).items():
+                    self.send_header(k, v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()

@@ -199,6 +199,8 @@ def test_a_second_run_reads_the_cache_and_sends_nothing(
     assert (s1.requests, s1.cache_hits) == (1, 0)
     files = list((tmp_path / "cache").glob("*.json"))
     assert len(files) == 1 and len(files[0].stem) == 64
+    assert files[0].stat().st_mode & 0o777 == 0o600 and files[0].parent.stat().st_mode & 0o777 == 0o700
+    assert not [c for c in CANARIES if c in files[0].read_text()]
     second, s2 = _run(export, fake, tmp_path, monkeypatch)
     assert (s2.requests, s2.cache_hits) == (0, 1) and len(fake.requests) == 1
     assert second.model_dump() == first.model_dump()
@@ -293,3 +295,47 @@ def test_an_unreachable_endpoint_leaves_the_offline_map(export: Path, tmp_path: 
     assert stats.reasons == {"connection failed": 1} and stats.requests == 2
     offline = _by_source(propose(export))
     assert all(e.target == offline[e.source].target for e in merged.fields if e.source in offline)
+
+
+def test_a_first_row_read_as_a_header_is_not_sent(
+        export: Path, fake: FakeModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A header-less file whose first row is mostly words is read with that row as its header: its
+    column names are cells, so the whole file's columns go out as COLUMN<n> and answers map back."""
+    (export / "Recalls.csv").write_text("Quixotesque,Zebediah,413-555-0199,1957-03-14,Kayaking\n"
+                                        "Smith,Anna,413-555-0123,1980-11-02,Chess\n")
+    fake.answer_with({"Recalls.COLUMN1": {"table": "patient", "column": "lname"},
+                      "Recalls.COLUMN2": {"table": "patient", "column": "fname"}}, {"Recalls": "patient"})
+    merged, _ = _run(export, fake, tmp_path, monkeypatch)
+    wire = b"".join(r.body for r in fake.requests).decode()
+    assert "Recalls.COLUMN1" in wire and "Recalls.COLUMN5" in wire
+    assert not [c for c in CANARIES if c in wire]
+    got = _by_source(merged)
+    assert got["Recalls.Quixotesque"].column == "lname" and got["Recalls.Zebediah"].column == "fname"
+    assert merged.files["Recalls"] == "recall"  # the matcher's file table stays; the model's is named
+    assert f"{DISAGREE}model proposes file Recalls is patient; matcher proposes recall" in got[
+        "Recalls.Quixotesque"].reasons
+
+
+def test_429_and_5xx_are_retried_with_backoff_and_retry_after(fake: FakeModel) -> None:
+    replies = [(429, b"{}", {"Retry-After": "2"}), (503, b"{}"), (200, completion({"columns": {}}))]
+    fake.script = lambda req, srcs: replies[len(fake.requests) - 1]
+    slept: list[float] = []
+    ep = Endpoint(url=fake.url, model="m", retries=2)
+    with httpx.Client() as http:
+        assert chat_json(ep, [{"role": "user", "content": "hi"}], http=http, sleep=slept.append) == \
+            '{"columns": {}}'
+    assert slept == [2.0, 1.0] and len(fake.requests) == 3  # Retry-After, then the second backoff
+    fake.requests.clear()
+    fake.script = lambda req, srcs: (503, b"{}")
+    with httpx.Client() as http, pytest.raises(ModelUnavailable, match="HTTP 503"):
+        chat_json(ep, [{"role": "user", "content": "hi"}], http=http, sleep=slept.append)
+    assert len(fake.requests) == 3  # bounded: the first attempt and two retries
+
+
+def test_the_request_budget_bounds_a_large_export(
+        export: Path, fake: FakeModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.answer_with(GOOD, {"Patients": "patient", "Visits": "appt"})
+    limit = sum(len(m["content"]) for m in messages([])) + 1_000
+    merged, stats = _run(export, fake, tmp_path, monkeypatch, max_prompt_chars=limit, max_requests=1)
+    assert stats.prompts >= 2 and stats.requests == 1 and stats.reasons == {"request budget spent": 1}
+    assert any("model unavailable: request budget spent" in e.reasons for e in merged.fields)
