@@ -38,7 +38,7 @@ def propose(
         "--model-key-env", help="Environment variable holding the endpoint's API key (unset: no key sent).")
     ] = "DOS2HL_MODEL_API_KEY",
     model_cache: Annotated[Optional[Path], typer.Option(
-        "--model-cache", help="Answers cached by the prompt's sha256 [default: ~/.cache/dos2hl/model].")
+        "--model-cache", help="Answers cached by the prompt's sha256 (default ~/.cache/dos2hl/model).")
     ] = None,
     model_timeout: Annotated[float, typer.Option("--model-timeout", min=1.0,
                                                  help="Seconds per model request.")] = 60.0,
