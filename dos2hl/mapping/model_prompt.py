@@ -103,16 +103,17 @@ def file_blocks(mapping: Mapping, shapes: dict[str, ColumnShape], max_chars: int
 
 
 def batches(blocks: list[FileBlock], max_chars: int) -> list[list[FileBlock]]:
-    """Consecutive blocks packed into requests of at most ``max_chars`` of file text each."""
+    """Consecutive blocks packed into requests of at most ``max_chars`` of file text each (blocks are
+    joined by a blank line: ``messages``)."""
     out: list[list[FileBlock]] = []
     size = 0
     for b in blocks:
-        if out and size + len(b.text) + 1 <= max_chars:
+        if out and size + 2 + len(b.text) <= max_chars:
             out[-1].append(b)
-            size += len(b.text) + 1
+            size += 2 + len(b.text)
         else:
             out.append([b])
-            size = len(b.text) + 1
+            size = len(b.text)
     return out
 
 

@@ -339,3 +339,31 @@ def test_the_request_budget_bounds_a_large_export(
     merged, stats = _run(export, fake, tmp_path, monkeypatch, max_prompt_chars=limit, max_requests=1)
     assert stats.prompts >= 2 and stats.requests == 1 and stats.reasons == {"request budget spent": 1}
     assert any("model unavailable: request budget spent" in e.reasons for e in merged.fields)
+
+
+def test_a_wrong_answer_never_leaves_an_entry_above_the_review_threshold() -> None:
+    """Even the matcher's surest entries (the reference layout, confidence 1.0) go to review when the
+    model contradicts them; where the model agrees they stay sure."""
+    import random
+
+    from dos2hl.mapping.merge import merge
+    from dos2hl.mapping.model_prompt import ColumnAnswer
+    from dos2hl.mapping.propose import reference_mapping
+    from dos2hl.model import TABLES
+
+    ref = reference_mapping()
+    rng = random.Random(3)
+    answers: dict[str, ColumnAnswer | None] = {}
+    for i, e in enumerate(ref.fields):
+        if i % 2:
+            answers[e.source] = ColumnAnswer(table=e.table or "", column=e.column or "")
+            continue
+        t = rng.choice(list(TABLES))
+        c = rng.choice([c for c in TABLES[t].column_names if (t, c) != (e.table, e.column)])
+        answers[e.source] = ColumnAnswer(table=t, column=c) if i % 4 else None
+    merged, n = merge(ref, answers, {}, {})
+    wrong = {s for i, s in enumerate(e.source for e in ref.fields) if not i % 2}
+    assert n.disagreed == len(wrong) and n.agreed == len(ref.fields) - len(wrong)
+    for e in merged.fields:
+        assert (e.confidence < REVIEW) == (e.source in wrong), e.source
+        assert any(r.startswith(DISAGREE if e.source in wrong else AGREE) for r in e.reasons)
