@@ -8,7 +8,8 @@ them: top-1 accuracy, entries left to review (< 0.8), wrong targets that would n
 
     .venv/bin/python -m bench.model_propose [--patients 60] [--variants opendental_like,abbreviated]
 
-Measured 2026-12-05 (60 patients, 405 columns, 26 files per variant; default 48,000-char prompts):
+Measured 2026-12-05 (60 patients, 405 columns, 26 files per variant; default 48,000-char prompts, two
+requests per variant of ~47,000 and 11,500-17,800 characters):
 
 ================  =======  ==========  ===================  ===================
 variant           offline  offline     oracle: acc / review  noisy 20 %: acc /
@@ -35,7 +36,7 @@ from typing import Any
 
 from dos2hl.generate import GenerateParams, generate
 from dos2hl.mapping.model import Mapping
-from dos2hl.mapping.model_proposer import ModelOptions, refine
+from dos2hl.mapping.model_proposer import ModelOptions, candidates, refine
 from dos2hl.mapping.propose import propose
 from dos2hl.model import TABLES
 from tests.mapping.fake_model import completion, fake_model
@@ -55,6 +56,7 @@ def measure(export: Path, work: Path, variant: str, wrong_rate: float = 0.2) -> 
     want = {f"{Path(f).stem}.{h}": (t, c) for f, (t, cols) in truth.items() for h, c in cols.items()}
     files = {Path(f).stem: t for f, (t, _) in truth.items()}
     offline = propose(dst)
+    alts = candidates(dst)
     row: dict[str, Any] = {"columns": len(want), "offline_acc": _accuracy(offline, want),
                            "offline_to_review": sum(e.confidence < 0.8 for e in offline.fields)}
     for mode, rate in (("oracle", 0.0), (f"noisy{round(100 * wrong_rate)}", wrong_rate)):
@@ -75,7 +77,8 @@ def measure(export: Path, work: Path, variant: str, wrong_rate: float = 0.2) -> 
         with fake_model() as fake:
             fake.script = script
             t0 = time.perf_counter()
-            merged, stats = refine(offline, dst, ModelOptions(url=fake.url, cache_dir=None))
+            opts = ModelOptions(url=fake.url, cache_dir=None)
+            merged, stats = refine(offline, dst, opts, alternatives=alts)
             seconds = time.perf_counter() - t0
             sizes = [sum(len(m["content"]) for m in json.loads(r.body)["messages"]) for r in fake.requests]
         got = {e.source: e for e in merged.fields}

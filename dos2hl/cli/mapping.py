@@ -55,11 +55,11 @@ def propose(
     try:
         mapping = run(source, profile=profile)
         if model:
-            from ..mapping.model_proposer import DEFAULT_CACHE, ModelOptions, refine
+            from ..mapping.model_proposer import DEFAULT_CACHE, ModelOptions, candidates, refine
 
             opts = ModelOptions(url=model, model=model_name, key_env=model_key_env,
                                 cache_dir=model_cache or DEFAULT_CACHE, timeout=model_timeout)
-            mapping, stats = refine(mapping, source, opts)
+            mapping, stats = refine(mapping, source, opts, alternatives=candidates(source))
     except Dos2hlError as exc:
         _fail(exc)
     save_mapping(mapping, out)

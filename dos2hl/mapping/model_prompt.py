@@ -40,6 +40,10 @@ Use only tables and columns of the canonical schema below; null means no canonic
 Answer for every file and every column you are given."""
 
 
+#: below this confidence the prompt also shows the matcher's runners-up (the review threshold)
+UNSURE = 0.8
+
+
 @dataclass(frozen=True)
 class FileBlock:
     """The prompt's lines about one file; ``asked``: each column as the prompt names it -> its source."""
@@ -76,8 +80,11 @@ def _proposal(table: str | None, column: str | None, target: str, conf: float) -
     return f"none ({target})"
 
 
-def file_blocks(mapping: Mapping, shapes: dict[str, ColumnShape], max_chars: int) -> list[FileBlock]:
-    """One block per file of the map (a file longer than ``max_chars`` is cut into several blocks)."""
+def file_blocks(mapping: Mapping, shapes: dict[str, ColumnShape], max_chars: int,
+                alternatives: dict[str, tuple[tuple[str, float], ...]] | None = None) -> list[FileBlock]:
+    """One block per file of the map (a file longer than ``max_chars`` is cut into several blocks);
+    a column below ``UNSURE`` also shows the matcher's runners-up from ``alternatives``."""
+    alternatives = alternatives or {}
     by_file: dict[str, list[str]] = {}
     for e in mapping.fields:
         by_file.setdefault(e.file, []).append(e.source)
@@ -93,6 +100,8 @@ def file_blocks(mapping: Mapping, shapes: dict[str, ColumnShape], max_chars: int
             shown = f"{stem}.COLUMN{i + 1}" if hide else src
             shape = shapes[src].describe() if src in shapes else "(no sample)"
             line = f"- {shown} | {shape} | matcher: {_proposal(e.table, e.column, e.target, e.confidence)}"
+            if e.confidence < UNSURE and alternatives.get(src):
+                line += "; also " + ", ".join(f"{tc} {s:.2f}" for tc, s in alternatives[src])
             if lines and len(head) + sum(len(x) + 1 for x in lines) + len(line) > max_chars:
                 out.append(FileBlock(stem, "\n".join([head, *lines]), asked))
                 lines, asked = [], {}

@@ -30,7 +30,8 @@ from .model_client import Endpoint, ModelUnavailable, chat_json
 from .model_prompt import Answer, ColumnAnswer, batches, file_blocks, messages, parse_answer
 from .shapes import ColumnShape, export_shapes
 
-__all__ = ["DEFAULT_CACHE", "DEFAULT_KEY_ENV", "ModelOptions", "ModelStats", "propose_with_model", "refine"]
+__all__ = ["DEFAULT_CACHE", "DEFAULT_KEY_ENV", "ModelOptions", "ModelStats", "candidates",
+           "propose_with_model", "refine"]
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +174,20 @@ def _with_unlisted(mapping: Mapping, shapes: dict[str, ColumnShape]) -> Mapping:
     return mapping.model_copy(update={"fields": [*mapping.fields, *extra]}) if extra else mapping
 
 
+def candidates(source: str | Path) -> dict[str, tuple[tuple[str, float], ...]]:
+    """The matcher's runners-up per column (``FILE.COLUMN`` -> ((table.column, score), ...)), for the
+    prompt's uncertain columns: ``propose`` keeps only the winner in the map."""
+    from .match import match_export
+
+    return {f"{Path(fm.file).stem}.{cm.source}": tuple((f"{fm.table}.{c}", s) for c, s in cm.alternatives)
+            for fm in match_export(source) if fm.table for cm in fm.columns if cm.alternatives}
+
+
 def refine(mapping: Mapping, source: str | Path, opts: ModelOptions, *,
+           alternatives: dict[str, tuple[tuple[str, float], ...]] | None = None,
            transport: httpx.BaseTransport | None = None) -> tuple[Mapping, ModelStats]:
-    """Ask the model about every column of ``mapping`` (proposed from ``source``) and merge its answers."""
+    """Ask the model about every column of ``mapping`` (proposed from ``source``) and merge its answers.
+    ``alternatives``: the matcher's runners-up (``candidates``), shown for columns below 0.8."""
     stats = ModelStats()
     ep = opts.endpoint()
     stats.key = ep.key is not None
@@ -190,7 +202,7 @@ def refine(mapping: Mapping, source: str | Path, opts: ModelOptions, *,
     failed: dict[str, str] = {}
     inner = transport or httpx.HTTPTransport()
     with httpx.Client(transport=_Counting(inner, stats), follow_redirects=False) as http:
-        for batch in batches(file_blocks(mapping, shapes, budget), budget):
+        for batch in batches(file_blocks(mapping, shapes, budget, alternatives or {}), budget):
             stats.prompts += 1
             asked = {shown: src for b in batch for shown, src in b.asked.items()}
             stems = tuple(dict.fromkeys(b.stem for b in batch))
@@ -214,7 +226,10 @@ def refine(mapping: Mapping, source: str | Path, opts: ModelOptions, *,
 
 def propose_with_model(source: str | Path, opts: ModelOptions, *, profile: str = "reference",
                        transport: httpx.BaseTransport | None = None) -> tuple[Mapping, ModelStats]:
-    """The offline proposal of ``source``, refined by the model (``propose`` then ``refine``)."""
+    """The offline proposal of ``source``, refined by the model (``propose`` then ``refine``, with the
+    matcher's runners-up: the export's samples are read twice, a second or two, against a model's
+    seconds)."""
     from .propose import propose
 
-    return refine(propose(source, profile=profile), source, opts, transport=transport)
+    return refine(propose(source, profile=profile), source, opts, alternatives=candidates(source),
+                  transport=transport)

@@ -87,7 +87,8 @@ def test_the_prompt_on_the_wire_carries_names_and_shapes_never_a_value(
     leaked = [c for c in CANARIES if c in wire]
     assert not leaked, leaked
     for expected in ["Patients.Surname", "Visits.Codes", "Aa… (11)", "###-###-####", "YYYY-MM-DD",
-                     "A…####;A…####", "patient (Patients): pat_id int", "matcher: patient.lname"]:
+                     "A…####;A…####", "patient (Patients): pat_id int", "matcher: patient.lname",
+                     "matcher: patient.cphone 0.60; also patient.hphone 0.65, patient.wphone 0.50"]:
         assert expected in json.loads(wire)["messages"][0]["content"] + json.loads(wire)["messages"][1][
             "content"], expected
     req = json.loads(wire)
