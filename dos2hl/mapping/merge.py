@@ -114,7 +114,8 @@ def merge(mapping: Mapping, answers: MappingABC[str, ColumnAnswer | None],
             file_notes[stem] = (f"{MODEL_ONLY_PREFIX}model proposes file {stem} is {table}; "
                                 "the matcher had none")
         elif table != mine:
-            file_notes[stem] = f"{DISAGREE}model proposes file {stem} is {table}; matcher proposes {mine}"
+            theirs = f"file {stem} is {table}" if table else f"no table for file {stem}"
+            file_notes[stem] = f"{DISAGREE}model proposes {theirs}; matcher proposes {mine}"
     taken: dict[str, set[tuple[str, str]]] = {}
     for e in mapping.fields:
         if e.table and e.column:

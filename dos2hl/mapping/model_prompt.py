@@ -152,6 +152,8 @@ class Answer(BaseModel):
 def _column(raw: Any) -> tuple[ColumnAnswer | None, str | None]:
     if raw is None:
         return None, None
+    if isinstance(raw, str) and raw.count(".") == 1:  # "patient.zip": what a smaller model may write
+        raw = dict(zip(("table", "column"), raw.split("."), strict=True))
     try:
         ans = ColumnAnswer.model_validate(raw)
     except ValidationError:

@@ -368,3 +368,29 @@ def test_a_wrong_answer_never_leaves_an_entry_above_the_review_threshold() -> No
     for e in merged.fields:
         assert (e.confidence < REVIEW) == (e.source in wrong), e.source
         assert any(r.startswith(DISAGREE if e.source in wrong else AGREE) for r in e.reasons)
+
+
+def test_answers_written_as_table_dot_column_are_understood_and_a_file_without_table_is_named(
+        export: Path, fake: FakeModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.answer_with({"Patients.Surname": "patient.lname", "Patients.Postcode": "patient"},
+                     {"Patients": None})
+    merged, stats = _run(export, fake, tmp_path, monkeypatch)
+    got = _by_source(merged)
+    assert f"{AGREE}patient.lname" in got["Patients.Surname"].reasons
+    assert "model answer rejected: not {table, column}" in got["Patients.Postcode"].reasons
+    assert f"{DISAGREE}model proposes no table for file Patients; matcher proposes patient" in got[
+        "Patients.Surname"].reasons
+    assert merged.files["Patients"] == "patient"
+
+
+def test_plain_http_to_another_host_is_warned_about_and_other_schemes_refused(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from dos2hl.errors import ConfigError
+
+    with caplog.at_level("WARNING", logger="dos2hl.mapping.model_proposer"):
+        ModelOptions(url="http://127.0.0.1:9/v1")
+        assert not caplog.records
+        ModelOptions(url="http://llm.example.internal:8000/v1")
+    assert "unencrypted" in caplog.text
+    with pytest.raises(ConfigError, match="http"):
+        ModelOptions(url="file:///etc/passwd")
