@@ -208,17 +208,20 @@ def refine(mapping: Mapping, source: str | Path, opts: ModelOptions, *,
             stems = tuple(dict.fromkeys(b.stem for b in batch))
             try:
                 ans = _ask(opts, ep, http, messages(batch), asked, stems, stats)
-            except ModelUnavailable as exc:
+            except Exception as exc:  # noqa: BLE001 - offline is the fallback on any error
+                # a ModelUnavailable's reason is a fixed phrase; anything else is named by its type only
+                # (a message could quote the response)
+                why = exc.reason if isinstance(exc, ModelUnavailable) else f"unexpected {type(exc).__name__}"
                 stats.failed_prompts += 1
-                stats.reasons[exc.reason] = stats.reasons.get(exc.reason, 0) + 1
-                failed.update({s: f"model unavailable: {exc.reason}" for s in asked.values()})
+                stats.reasons[why] = stats.reasons.get(why, 0) + 1
+                failed.update({s: f"model unavailable: {why}" for s in asked.values()})
                 continue
             answers.update(ans.columns)
             files.update(ans.files)
             failed.update(ans.rejected)
     merged, n = merge(mapping, answers, files, failed)
-    stats.fallbacks, stats.agreed, stats.disagreed, stats.model_only = n.fallbacks, n.agreed, n.disagreed, \
-        n.model_only
+    stats.fallbacks, stats.agreed, stats.disagreed = n.fallbacks, n.agreed, n.disagreed
+    stats.model_only = n.model_only
     log.info("model proposer: %d prompts, %d requests, %d cache hits, %d fallbacks", stats.prompts,
              stats.requests, stats.cache_hits, stats.fallbacks)
     return merged, stats

@@ -394,3 +394,18 @@ def test_plain_http_to_another_host_is_warned_about_and_other_schemes_refused(
     assert "unencrypted" in caplog.text
     with pytest.raises(ConfigError, match="http"):
         ModelOptions(url="file:///etc/passwd")
+
+
+def test_an_unexpected_error_falls_back_too_named_by_its_type_only(
+        export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx as _httpx
+
+    class Broken(_httpx.BaseTransport):
+        def handle_request(self, request: _httpx.Request) -> _httpx.Response:
+            raise RuntimeError("Quixotesque secret detail")
+
+    opts = ModelOptions(url="http://127.0.0.1:9/v1", cache_dir=None, retries=0)
+    merged, stats = propose_with_model(export, opts, transport=Broken())
+    assert stats.reasons == {"unexpected RuntimeError": 1} and stats.requests == 1
+    assert all("model unavailable: unexpected RuntimeError" in e.reasons for e in merged.fields)
+    assert "Quixotesque" not in json.dumps(merged.model_dump(mode="json"))
