@@ -30,6 +30,10 @@ BACKOFF_CAP = 8.0
 MAX_RESPONSE_BYTES = 1_000_000
 
 
+#: parameters an endpoint may refuse (HTTP 400 naming them): the request is sent again without them
+_OPTIONAL = ("response_format", "temperature")
+
+
 class ModelUnavailable(Exception):
     """The endpoint gave no usable answer; ``reason`` is a short phrase without any content."""
 
@@ -93,8 +97,9 @@ def chat_json(ep: Endpoint, messages: list[dict[str, str]], *, http: httpx.Clien
               sleep: Callable[[float], None] = time.sleep) -> str:
     """Send ``messages`` (temperature 0, JSON answers asked for) and return the model's text.
 
-    A 400 naming ``response_format`` is retried once without it: some OpenAI-compatible servers do not
-    support JSON mode, and the prompt asks for JSON anyway."""
+    A 400 naming ``response_format`` or ``temperature`` is retried once without that parameter: some
+    OpenAI-compatible servers have no JSON mode (the prompt asks for JSON anyway), and some models
+    accept only their default temperature."""
     payload: dict[str, Any] = {"model": ep.model, "messages": messages, "temperature": 0,
                                "response_format": {"type": "json_object"}}
     attempt = 0
@@ -113,8 +118,9 @@ def chat_json(ep: Endpoint, messages: list[dict[str, str]], *, http: httpx.Clien
             raise ModelUnavailable("request failed") from None
         if 200 <= status < 300:
             return _content(body)
-        if status == 400 and "response_format" in payload and b"response_format" in body:
-            del payload["response_format"]
+        optional = [k for k in _OPTIONAL if k in payload and k.encode() in body] if status == 400 else []
+        if optional:
+            del payload[optional[0]]
             continue
         if status:
             why = f"HTTP {status}"

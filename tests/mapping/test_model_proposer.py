@@ -223,15 +223,21 @@ def test_files_are_batched_under_the_prompt_limit(
     assert stats.fallbacks == 0 and merged.files["Visits"] == "appt"
 
 
-def test_an_endpoint_without_json_mode_is_asked_again_without_it(
+def test_an_endpoint_without_json_mode_or_temperature_is_asked_again_without_them(
         export: Path, fake: FakeModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def script(req: dict[str, Any], srcs: list[str]) -> tuple[int, bytes]:
         if "response_format" in req:
             return 400, b'{"error": {"message": "response_format is not supported"}}'
+        if "temperature" in req:
+            return 400, b'{"error": {"message": "Unsupported value: \'temperature\' does not support 0"}}'
         return 200, completion({"files": {}, "columns": {s: GOOD[s] for s in srcs}})
     fake.script = script
     _, stats = _run(export, fake, tmp_path, monkeypatch)
-    assert stats.requests == 2 and stats.failed_prompts == 0 and stats.agreed > 0
+    assert stats.requests == 3 and stats.failed_prompts == 0 and stats.agreed > 0
+    fake.requests.clear()
+    fake.script = lambda req, srcs: (400, b'{"error": {"message": "bad request"}}')
+    _, stats = _run(export, fake, tmp_path, monkeypatch, cache=None)
+    assert stats.requests == 1 and stats.reasons == {"HTTP 400": 1}  # any other 400: no retry
 
 
 def test_an_oversized_answer_is_not_read(fake: FakeModel) -> None:
