@@ -69,9 +69,11 @@ def value_like(name: str) -> bool:
 
 
 def catalog() -> str:
-    """The canonical schema, one table a line: ``patient (Patients): pat_id int, lname str, ...``."""
-    return "\n".join(f"{t.name} ({t.title}): " + ", ".join(f"{c.name} {c.kind}" for c in t.columns)
-                     for t in TABLES.values())
+    """The canonical schema, one table a line: ``patient (Patients): pat_id int, lname str, ...``; a
+    foreign key names its table (``guar_id int->patient``), so a file holding several tables reads as
+    linked rows."""
+    return "\n".join(f"{t.name} ({t.title}): " + ", ".join(
+        f"{c.name} {c.kind}" + (f"->{c.fk}" if c.fk else "") for c in t.columns) for t in TABLES.values())
 
 
 def _proposal(table: str | None, column: str | None, target: str, conf: float) -> str:
