@@ -9,7 +9,7 @@ them: top-1 accuracy, entries left to review (< 0.8), wrong targets that would n
     .venv/bin/python -m bench.model_propose [--patients 60] [--variants opendental_like,abbreviated]
 
 Measured 2026-12-05 (60 patients, 405 columns, 26 files per variant; default 48,000-char prompts, two
-requests per variant of ~47,000 and 11,500-17,800 characters):
+requests per variant of ~47,000 and 11,500-18,400 characters):
 
 ================  =======  ==========  ===================  ===================
 variant           offline  offline     oracle: acc / review  noisy 20 %: acc /

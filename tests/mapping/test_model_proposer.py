@@ -415,3 +415,41 @@ def test_an_unexpected_error_falls_back_too_named_by_its_type_only(
     assert stats.reasons == {"unexpected RuntimeError": 1} and stats.requests == 1
     assert all("model unavailable: unexpected RuntimeError" in e.reasons for e in merged.fields)
     assert "Quixotesque" not in json.dumps(merged.model_dump(mode="json"))
+
+
+COVERAGE = """CovID,PatNum,CoverageOrder,CarrierName,GroupNum,SubscriberID,EligStatus
+1,1001,1,Delta Dental of MA,GRP-00123,XZ998877,Active
+2,1002,1,MetLife Dental,GRP-00456,AB112233,Inactive
+3,1003,2,Cigna Dental,GRP-00789,CD445566,Active
+"""
+
+
+def test_a_flattened_coverage_file_gets_the_carrier_and_plan_columns_the_matcher_skipped(
+        export: Path, fake: FakeModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's story: a coverage file carrying carrier name and group number on each row; the
+    matcher (primary table patins) skips them; the model names insco/insplan columns of the same row."""
+    (export / "Coverage.csv").write_text(COVERAGE)
+    offline = _by_source(propose(export))
+    assert offline["Coverage.CarrierName"].target == offline["Coverage.GroupNum"].target == "skip"
+    answers = dict(GOOD, **{
+        "Coverage.CovID": {"table": "patins", "column": "patins_id"},
+        "Coverage.PatNum": {"table": "patins", "column": "pat_id"},
+        "Coverage.CoverageOrder": {"table": "patins", "column": "cov_order"},
+        "Coverage.CarrierName": {"table": "insco", "column": "carrier_name"},
+        "Coverage.GroupNum": {"table": "insplan", "column": "group_no"},
+        "Coverage.SubscriberID": {"table": "inssub", "column": "member_id"},
+        "Coverage.EligStatus": {"table": "patins", "column": "elig_stat"}})
+    fake.answer_with(answers, {"Coverage": "patins", "Patients": "patient", "Visits": "appt"})
+    merged, _ = _run(export, fake, tmp_path, monkeypatch)
+    wire = b"".join(r.body for r in fake.requests).decode()
+    assert not [v for v in ("Delta Dental", "GRP-00123", "XZ998877", "MetLife") if v in wire]
+    got = _by_source(merged)
+    carrier, group = got["Coverage.CarrierName"], got["Coverage.GroupNum"]
+    assert (carrier.table, carrier.column, group.table, group.column) == ("insco", "carrier_name",
+                                                                         "insplan", "group_no")
+    assert carrier.target != "skip" and carrier.confidence == MODEL_ONLY
+    assert merged.files["Coverage"] == "patins"  # the file's rows stay coverage rows
+    sub = got["Coverage.SubscriberID"]  # the matcher's patins.pat_member_id stays, to review
+    assert (sub.table, sub.column) == ("patins", "pat_member_id") and sub.confidence < REVIEW
+    assert f"{DISAGREE}model proposes inssub.member_id; matcher proposes patins.pat_member_id" in sub.reasons
+    assert got["Coverage.EligStatus"].confidence > offline["Coverage.EligStatus"].confidence
