@@ -426,18 +426,19 @@ COVERAGE = """CovID,PatNum,CoverageOrder,CarrierName,GroupNum,SubscriberID,EligS
 
 def test_a_flattened_coverage_file_gets_the_carrier_and_plan_columns_the_matcher_skipped(
         export: Path, fake: FakeModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The issue's story: a coverage file carrying carrier name and group number on each row; the
-    matcher (primary table patins) skips them; the model names insco/insplan columns of the same row."""
+    """The issue's story: a coverage file carrying carrier name and group number on each row. The
+    matcher now reads them as the insco/insplan columns of the same row (mapping/shaped.py); the
+    model agreeing raises their confidence, and where it names another column both are shown."""
     (export / "Coverage.csv").write_text(COVERAGE)
     offline = _by_source(propose(export))
-    assert offline["Coverage.CarrierName"].target == offline["Coverage.GroupNum"].target == "skip"
+    assert (offline["Coverage.CarrierName"].table, offline["Coverage.GroupNum"].table) == ("insco", "insplan")
     answers = dict(GOOD, **{
         "Coverage.CovID": {"table": "patins", "column": "patins_id"},
         "Coverage.PatNum": {"table": "patins", "column": "pat_id"},
         "Coverage.CoverageOrder": {"table": "patins", "column": "cov_order"},
         "Coverage.CarrierName": {"table": "insco", "column": "carrier_name"},
         "Coverage.GroupNum": {"table": "insplan", "column": "group_no"},
-        "Coverage.SubscriberID": {"table": "inssub", "column": "member_id"},
+        "Coverage.SubscriberID": {"table": "patins", "column": "pat_member_id"},
         "Coverage.EligStatus": {"table": "patins", "column": "elig_stat"}})
     fake.answer_with(answers, {"Coverage": "patins", "Patients": "patient", "Visits": "appt"})
     merged, _ = _run(export, fake, tmp_path, monkeypatch)
@@ -447,9 +448,9 @@ def test_a_flattened_coverage_file_gets_the_carrier_and_plan_columns_the_matcher
     carrier, group = got["Coverage.CarrierName"], got["Coverage.GroupNum"]
     assert (carrier.table, carrier.column, group.table, group.column) == ("insco", "carrier_name",
                                                                          "insplan", "group_no")
-    assert carrier.target != "skip" and carrier.confidence == MODEL_ONLY
+    assert carrier.target != "skip" and carrier.confidence > offline["Coverage.CarrierName"].confidence
     assert merged.files["Coverage"] == "patins"  # the file's rows stay coverage rows
-    sub = got["Coverage.SubscriberID"]  # the matcher's patins.pat_member_id stays, to review
-    assert (sub.table, sub.column) == ("patins", "pat_member_id") and sub.confidence < REVIEW
-    assert f"{DISAGREE}model proposes inssub.member_id; matcher proposes patins.pat_member_id" in sub.reasons
+    sub = got["Coverage.SubscriberID"]  # the matcher's inssub.member_id stays, to review
+    assert (sub.table, sub.column) == ("inssub", "member_id") and sub.confidence < REVIEW
+    assert f"{DISAGREE}model proposes patins.pat_member_id; matcher proposes inssub.member_id" in sub.reasons
     assert got["Coverage.EligStatus"].confidence > offline["Coverage.EligStatus"].confidence
