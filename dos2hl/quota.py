@@ -19,13 +19,11 @@ import datetime as dt
 import math
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .mapping.model import Mapping as FieldMap
 from .mapping.model import load_mapping
-from .planning.transform import OBJECT_NAMES
 
 __all__ = ["BULK_KINDS", "PAGE", "plan_quota", "render_plan", "require_staging_of", "requests_for"]
 
@@ -35,25 +33,6 @@ PAGE = {"contact": 500, "record": 500, "opportunity": 100}  # search page sizes 
 # per location: tenancy (the location), owners (users), schema (contact fields, associations, location);
 # with CRM objects also the opportunity fields, pipelines and calendars
 PREPARE_READS, PREPARE_CRM_READS = 5, 3
-
-
-def _kinds(plan: Any, relations: Mapping[str, str]) -> Counter[str]:
-    """One shard's payloads by kind: contact, record (by object), relation, opportunity, event, note, file."""
-    c: Counter[str] = Counter()
-    c["contact"] += len(plan.contacts)
-    for r in plan.records:
-        c[f"record:{OBJECT_NAMES[r.object_key]}"] += 1
-        if relations.get(r.object_key, "association") == "association":
-            c[f"relation:{OBJECT_NAMES[r.object_key]}"] += 1
-    for o in plan.crm.opportunities:
-        c[f"opportunity:{o.object}"] += 1
-        c["event"] += o.event is not None
-    for n in plan.crm.notes:
-        c[f"note:{n.object}"] += 1
-    for f in plan.crm.files:
-        c[f"file:{f.object}"] += 1
-        c["file_link"] += 1
-    return c
 
 
 def requests_for(kinds: Counter[str], *, bulk: set[str] = frozenset()) -> dict[str, int]:  # type: ignore[assignment]
@@ -74,7 +53,8 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
                bulk_threshold: int = 5000, sample: int = 300, burst: int = 100, window_s: float = 10.0,
                daily: int = 200_000, export_date: dt.date | None = None, staged: str | None = None,
                settings: Any = None, verify: str = "sample", workers: int | None = None,
-               executor: str = "threads", check_staged: bool = False) -> dict[str, Any]:
+               executor: str = "threads", check_staged: bool = False, jobs: int | None = None
+               ) -> dict[str, Any]:
     """Per location and object: records, path, requests; the timeline with and without the bulk path;
     and for the group (``group``): totals, and the elapsed time with every location at once on the
     run's ``executor`` and ``workers`` (default: the run's) — which location finishes last, and why.
@@ -82,10 +62,12 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
     ``staged``: an existing staging of ``source`` to plan from instead of staging it again (``dos2hl plan
     --staged``); ``check_staged``: refuse it unless it is this export's, staged with this map's profile
     (``dos2hl stage SOURCE --profile MAPPING``), on ``export_date`` when given, and every file it read
-    still has the size it had (``require_staging_of``)."""
+    still has the size it had (``require_staging_of``). ``jobs``: processes that plan the shards (default:
+    this process's CPUs, for a staging of enough shards: ``planning.counts``); the plan is the same."""
     from .api import stage_export
     from .phi import create_key_file
-    from .planning.plan import ShardSpec, plan_shard
+    from .planning.counts import count_shards
+    from .planning.plan import ShardSpec
     from .planning.zones import blank_zone_warnings, export_zones, office_zones
     from .settings import Dos2hlSettings
     from .storage import open_store
@@ -113,23 +95,15 @@ def plan_quota(source: str | Path, mapping: str | Path, *, locations: list[str] 
             shards.setdefault(s["location"], set()).add(int(s["shard"]))
         locs = sorted(locations or shards)
         data = fmap.model_dump(mode="json")
-        per_loc: dict[str, Counter[str]] = {}
-        patients: Counter[str] = Counter()
-        years: dict[str, set[int]] = {}
-        noted: Counter[str] = Counter()
-        for loc in locs:
-            c: Counter[str] = Counter()
-            for shard in sorted(shards.get(loc, ())):
-                spec = ShardSpec("plan", tmp, staged, data, loc, shard, {"time_zone": None}, None, str(key),
-                                 manifest.get("source") or str(source), zones)
-                plan, counts = plan_shard(spec)
-                c.update(_kinds(plan, fmap.relations))
-                patients[loc] += len(plan.contacts)
-                years.setdefault(loc, set()).update(_year(o.event.start) for o in plan.crm.opportunities
-                                                    if o.event is not None)
-                noted[loc] += len({n.parent_key for n in plan.crm.notes} | {f.parent_key
-                                                                            for f in plan.crm.files})
-            per_loc[loc] = c
+        specs = [ShardSpec("plan", tmp, staged, data, loc, shard, {"time_zone": None}, None, str(key),
+                           manifest.get("source") or str(source), zones)
+                 for loc in locs for shard in sorted(shards.get(loc, ()))]
+        counted = count_shards(specs, fmap.relations, jobs=jobs)
+        per_loc: dict[str, Counter[str]] = {loc: counted[loc].kinds if loc in counted else Counter()
+                                            for loc in locs}
+        patients = Counter({loc: c.patients for loc, c in counted.items()})
+        years = {loc: c.years for loc, c in counted.items()}
+        noted = Counter({loc: c.noted for loc, c in counted.items()})
     rate = burst / window_s
     out: dict[str, Any] = {"limits": {"burst": burst, "window_s": window_s, "daily": daily},
                            "bulk_threshold": bulk_threshold, "sample": sample, "verify": verify,
@@ -228,10 +202,6 @@ def _timed(fmap: FieldMap) -> bool:
     """The map sends local times (appointments, activities, documents)."""
     return any(e.table in ("appt", "commlog",
                            "document") and e.target not in ("skip", "reference") for e in fmap.fields)
-
-
-def _year(start: str) -> int:
-    return dt.datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(dt.timezone.utc).year
 
 
 def _have(kinds: Counter[str], share: float = 1.0) -> dict[str, int]:

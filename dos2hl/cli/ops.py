@@ -118,6 +118,9 @@ def register(app: typer.Typer) -> None:
                                                       "MAPPING) instead of staging it again; refused when "
                                                       "it is another export's or profile's, or a file "
                                                       "changed.")] = None,
+        jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Processes that plan the "
+                                                    "shards (default: this machine's CPUs, for an export "
+                                                    "of many shards; 1: in this process).")] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Requests (writes and every read: schema, discovery, verification) and time at HighLevel's limits
@@ -133,7 +136,7 @@ def register(app: typer.Typer) -> None:
                              window_s=g.window_s, daily=g.daily,
                              export_date=export_date.date() if export_date else None,
                              verify=verify, executor=executor, workers=workers, staged=staged,
-                             check_staged=staged is not None)
+                             check_staged=staged is not None, jobs=jobs)
         except Dos2hlError as exc:
             _fail(exc)
         typer.echo(json.dumps(out) if as_json else render_plan(out))

@@ -89,3 +89,33 @@ def test_a_file_changed_or_added_since_the_staging_is_refused(practice: tuple[Pa
     code, out = _run("plan", str(copy), "--mapping", str(mapping), "--staged", str(staged))
     assert code != 0 and "files changed or added since it was staged" in out
     assert recall.relative_to(copy).as_posix() in out and "EXTRA.CSV" in out
+
+
+def test_the_plan_is_the_same_from_worker_processes(practice: tuple[Path, Path], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DSO's plan is CPU-bound: its shards are planned in worker processes (``--jobs``). The counts
+    must not depend on it: two spawned workers answer what this process answers, shard for shard."""
+    import dos2hl.planning.counts as counts
+
+    export, mapping = practice
+    staged = tmp_path / "staged"
+    code, out = _run("stage", str(export), "--to", str(staged), "--profile", str(mapping), "--export-date",
+                     DATE, "--json")
+    assert code == 0, out
+    args = ("plan", str(export), "--mapping", str(mapping), "--export-date", DATE, "--json", "--staged",
+            str(staged))
+    code, here = _run(*args, "--jobs", "1")
+    assert code == 0, here
+    spawned: list[int] = []
+    real = counts.ProcessPoolExecutor
+
+    def pool(*a: object, **kw: object) -> object:
+        spawned.append(int(kw["max_workers"]))  # type: ignore[call-overload]
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(counts, "MIN_SHARDS_PER_JOB", 1)  # two locations' shards are enough here
+    monkeypatch.setattr(counts, "ProcessPoolExecutor", pool)
+    code, there = _run(*args, "--jobs", "2")
+    assert code == 0, there
+    assert spawned == [2]
+    assert json.loads(there.strip().splitlines()[-1]) == json.loads(here.strip().splitlines()[-1])

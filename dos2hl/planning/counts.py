@@ -1,0 +1,106 @@
+"""What each shard of a staging will send, counted: the quota planner's one expensive step.
+
+Every shard is planned by the run's own pure function (``plan.plan_shard``) and reduced to counts right
+away (payloads by kind, patients, years of calendar events, parents with notes or files), so only the
+counts cross a process boundary. A plan of a DSO (a million patients: thousands of shards) is CPU-bound
+Python, so shards are planned in ``jobs`` worker processes when there are enough of them to pay for the
+workers' start (each imports the library and reads the staging's reference tables once); a small export
+is planned in this process, as before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import Any
+
+from . import plan as _plan
+from .plan import ShardSpec
+from .transform import OBJECT_NAMES
+
+__all__ = ["LocationCounts", "MIN_SHARDS_PER_JOB", "count_shards", "default_jobs", "kinds_of"]
+
+#: below this many shards per extra worker, starting the worker costs more than it saves
+MIN_SHARDS_PER_JOB = 8
+
+
+@dataclass
+class LocationCounts:
+    """One location's plan, counted."""
+
+    kinds: Counter[str] = field(default_factory=Counter)  # payload kind -> n (``kinds_of``)
+    patients: int = 0
+    years: set[int] = field(default_factory=set)  # years of calendar events (the read-back's ranges)
+    noted: int = 0  # parents with notes or files (one notes list each in the read-back)
+
+    def add(self, other: LocationCounts) -> None:
+        self.kinds.update(other.kinds)
+        self.patients += other.patients
+        self.years |= other.years
+        self.noted += other.noted
+
+
+def kinds_of(plan: Any, relations: Mapping[str, str]) -> Counter[str]:
+    """One shard's payloads by kind: contact, record (by object), relation, opportunity, event, note, file."""
+    c: Counter[str] = Counter()
+    c["contact"] += len(plan.contacts)
+    for r in plan.records:
+        c[f"record:{OBJECT_NAMES[r.object_key]}"] += 1
+        if relations.get(r.object_key, "association") == "association":
+            c[f"relation:{OBJECT_NAMES[r.object_key]}"] += 1
+    for o in plan.crm.opportunities:
+        c[f"opportunity:{o.object}"] += 1
+        c["event"] += o.event is not None
+    for n in plan.crm.notes:
+        c[f"note:{n.object}"] += 1
+    for f in plan.crm.files:
+        c[f"file:{f.object}"] += 1
+        c["file_link"] += 1
+    return c
+
+
+def _year(start: str) -> int:
+    return dt.datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(dt.timezone.utc).year
+
+
+def _count(spec: ShardSpec, relations: Mapping[str, str]) -> tuple[str, LocationCounts]:
+    plan, _ = _plan.plan_shard(spec)  # through the module: a test may watch every shard's plan
+    return spec.location, LocationCounts(
+        kinds=kinds_of(plan, relations), patients=len(plan.contacts),
+        years={_year(o.event.start) for o in plan.crm.opportunities if o.event is not None},
+        noted=len({n.parent_key for n in plan.crm.notes} | {f.parent_key for f in plan.crm.files}))
+
+
+def default_jobs() -> int:
+    """The CPUs this process may use (its affinity, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def count_shards(specs: Iterable[ShardSpec], relations: Mapping[str, str], *,
+                 jobs: int | None = None) -> dict[str, LocationCounts]:
+    """Every shard planned and counted, added up per location. ``jobs``: worker processes (default: the
+    CPUs this process may use), used only when there are ``MIN_SHARDS_PER_JOB`` shards per extra worker;
+    1 plans here. The result does not depend on ``jobs``."""
+    todo = list(specs)
+    n = min(jobs or default_jobs(), max(1, len(todo) // MIN_SHARDS_PER_JOB + 1))
+    out: dict[str, LocationCounts] = {}
+    if n <= 1:
+        done: Iterable[tuple[str, LocationCounts]] = (_count(s, relations) for s in todo)
+        for loc, c in done:
+            out.setdefault(loc, LocationCounts()).add(c)
+        return out
+    # spawn: a fresh interpreter per worker (forking a process that may hold threads, a flow's or the
+    # Arrow pool's, is unsafe); chunks of shards keep the pickling of specs small against their work
+    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+        rel = dict(relations)
+        for loc, c in pool.map(_count, todo, [rel] * len(todo), chunksize=max(1, len(todo) // (n * 8))):
+            out.setdefault(loc, LocationCounts()).add(c)
+    return out
