@@ -132,10 +132,15 @@ def _shared(mapping: Mapping, entry: Entry, o: TargetOption) -> bool:
 
 
 def _is_phi(entry: Entry) -> bool:
-    if entry.phi != "send":
-        return True
+    """A row whose PHI policy wants a decision: encrypted or omitted, a direct identifier (a name, a birth
+    date, a phone; not a key), free text (notes, alerts), or a column nothing matched (it may hold
+    anything). Nearly every column of a dental export is PHI; these are the ones a policy is chosen for."""
+    if entry.phi != "send" or entry.target == "skip":
+        return entry.phi != "send"
     col = TABLES[entry.table].by_name.get(entry.column) if entry.table and entry.column else None
-    return col is None or col.phi in ("D", "H", "F")  # an unmatched column may hold anything
+    if col is None:
+        return True
+    return (col.phi == "D" and not col.pk and col.fk is None) or col.kind == "memo"
 
 
 def review_rows(mapping: Mapping, shapes: dict[str, ColumnShape],
