@@ -52,7 +52,8 @@ def test_a_column_may_take_skip_a_standard_field_of_its_tables_or_a_new_custom_f
     post = next(e for e in m.fields if e.source == "Patients.PostCode")
     opts = {o.id: o for o in target_options(m, post)}
     assert opts["skip"].target == "skip"
-    assert opts["col:patient.zip"].target == "contact.postalCode" and opts["col:patient.zip"].type == "STANDARD"
+    zip_ = opts["col:patient.zip"]
+    assert zip_.target == "contact.postalCode" and zip_.type == "STANDARD"
     assert opts["new:contact.source_postcode"].creates
     codes = next(e for e in m.fields if e.source == "Appointments.Codes")
     ids = {o.id for o in target_options(m, codes)}
@@ -116,7 +117,8 @@ def test_the_schema_impact_names_the_fields_an_edit_adds_or_removes(world) -> No
     m = load_mapping(path)
     edited = apply_edits(m, [{"source": "Patients.PostCode", "option": "col:patient.zip"},
                              {"source": "Patients.MedAlert", "phi": "omit"},
-                             {"source": "Appointments.Codes", "option": "col:apptproc.proc_code", "split": ";"}])
+                             {"source": "Appointments.Codes", "option": "col:apptproc.proc_code",
+                              "split": ";"}])
     imp = schema_impact(m, edited)
     assert imp["removed"] == ["contact.medical_alert", "contact.source_postcode"]
     assert imp["added"] == ["opportunity.cdt_codes"] and imp["fields"]["opportunity.cdt_codes"] == \

@@ -67,7 +67,8 @@ def test_the_page_is_one_file_with_a_strict_policy_and_no_asset_from_elsewhere(w
         status, headers, body = _call(server, "GET", "/")
     html = body.decode()
     assert status == 200 and headers["content-type"].startswith("text/html")
-    assert "default-src 'none'" in headers["content-security-policy"] and headers["cache-control"] == "no-store"
+    assert "default-src 'none'" in headers["content-security-policy"]
+    assert headers["cache-control"] == "no-store"
     assert "<link" not in html and " src=" not in html and "http://" not in html and "https://" not in html
 
 
@@ -77,7 +78,8 @@ def test_no_value_of_the_export_in_the_page_or_any_answer(world) -> None:
         answers = [_call(server, "GET", "/")[2], _call(server, "GET", "/api/state")[2],
                    _call(server, "POST", "/api/preview",
                          {"edits": [{"source": "Patients.PostCode", "option": "col:patient.zip"}]})[2],
-                   _call(server, "POST", "/api/preview", {"edits": [{"source": "Patients.X", "phi": "omit"}]})[2],
+                   _call(server, "POST", "/api/preview",
+                         {"edits": [{"source": "Patients.X", "phi": "omit"}]})[2],
                    _call(server, "POST", "/api/confirm", {"by": " "})[2]]
     text = b"\n".join(answers).decode()
     assert "Patients.PostCode" in text and "#####" in text and "YYYY-MM-DD" in text
@@ -99,7 +101,8 @@ def test_preview_answers_what_the_edits_do_to_the_schema_and_refuses_a_bad_edit(
         assert _call(server, "POST", "/api/preview", [1, 2])[0] == 422  # JSON, but not an object
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         conn.request("POST", "/api/preview", body=b"{not json", headers={
-            "Host": f"127.0.0.1:{server.port}", "X-Review-Token": server.token, "Content-Type": "application/json"})
+            "Host": f"127.0.0.1:{server.port}", "X-Review-Token": server.token,
+            "Content-Type": "application/json"})
         assert conn.getresponse().status == 400
         conn.close()
 
