@@ -4,10 +4,11 @@ Every request carries the one-time token (``?token=`` on the page's URL, the ``X
 the page's API calls; compared in constant time; 403 without it), and names this server in its ``Host``
 header (a DNS-rebinding page cannot). The page's edits travel as JSON; ``/api/preview`` answers what
 they do to the HighLevel schema (through ``impact``, given by the caller: provisioning lives in a higher
-layer), ``/api/confirm`` writes the edited map confirmed by the name given, exactly as ``dos2hl map
-confirm`` does (``Mapping.confirm`` + ``save_mapping``), and the server stops. It also stops after
-``idle_s`` without a request. The page and every answer hold masked shapes, ids and counts, never a
-value of the export (pick-list codes aside: ``review.pick_values``).
+layer), ``/api/plan`` the request plan before and after them (through ``planner``: the quota planner,
+staging the export), ``/api/confirm`` writes the edited map confirmed by the name given, exactly as
+``dos2hl map confirm`` does (``Mapping.confirm`` + ``save_mapping``), and the server stops. It also
+stops after ``idle_s`` without a request. The page and every answer hold masked shapes, ids and
+counts, never a value of the export (pick-list codes aside: ``review.pick_values``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .shapes import ColumnShape
 __all__ = ["ReviewServer", "render_page"]
 
 Impact = Callable[[Mapping, Mapping], dict[str, Any]]
+Planner = Callable[[Mapping], dict[str, Any]]  # a map -> its request plan's totals (quota.plan_quota)
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("dos2hl.mapping", "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 MAX_BODY = 2_000_000  # a page's edits; a bigger body is refused
@@ -48,11 +50,13 @@ class ReviewServer:
     """One review session of ``path``; ``serve()`` blocks until confirmed, idle or ``stop()``."""
 
     def __init__(self, path: str | Path, shapes: dict[str, ColumnShape], picks: dict[str, list[str]],
-                 impact: Impact | None = None, *, port: int = 0, idle_s: float = 1800.0) -> None:
+                 impact: Impact | None = None, *, planner: Planner | None = None, port: int = 0,
+                 idle_s: float = 1800.0) -> None:
         self.path = Path(path)
         self.mapping = load_mapping(self.path)
         self.loaded_hash = self.mapping.content_hash()
-        self.shapes, self.picks, self.impact = shapes, picks, impact
+        self.shapes, self.picks, self.impact, self.planner = shapes, picks, impact, planner
+        self._planned: dict[str, Any] | None = None  # the loaded map's plan, computed once
         self.token = secrets.token_urlsafe(24)
         self.idle_s = idle_s
         self.last = time.monotonic()
@@ -73,7 +77,7 @@ class ReviewServer:
                 "families": {f: [asdict(o) for o in family_options(f)] for f in sorted(families)},
                 "types": list(TYPES), "policies": list(PHI_POLICIES),
                 "confirmed_by": self.mapping.confirmed.by if self.mapping.confirmed else None,
-                "impact": self._impact(self.mapping)}
+                "impact": self._impact(self.mapping), "can_plan": self.planner is not None}
 
     def _impact(self, edited: Mapping) -> dict[str, Any] | None:
         return self.impact(self.mapping, edited) if self.impact is not None else None
@@ -83,6 +87,16 @@ class ReviewServer:
         changed = sum(a != b for a, b in zip(self.mapping.fields, edited.fields, strict=True))
         return {"ok": True, "changed": changed, "impact": self._impact(edited),
                 "sha256": edited.content_hash()}
+
+    def plan(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The request plan before and after the edits (stages the export: seconds to minutes)."""
+        if self.planner is None:
+            raise ReviewError("this session plans no requests")
+        edited = apply_edits(self.mapping, body.get("edits") or [])
+        if self._planned is None:
+            self._planned = self.planner(self.mapping)
+        after = self._planned if edited.content_hash() == self.loaded_hash else self.planner(edited)
+        return {"ok": True, "before": self._planned, "after": after}
 
     def confirm(self, body: dict[str, Any]) -> dict[str, Any]:
         by = str(body.get("by") or "").strip()
@@ -187,6 +201,8 @@ def _handler(server: ReviewServer) -> type[BaseHTTPRequestHandler]:
                     raise ReviewError("a JSON object is expected")
                 if route == "/api/preview":
                     self._json(HTTPStatus.OK, server.preview(body))
+                elif route == "/api/plan":
+                    self._json(HTTPStatus.OK, server.plan(body))
                 elif route == "/api/confirm":
                     self._json(HTTPStatus.OK, server.confirm(body))
                 else:
