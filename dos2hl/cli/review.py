@@ -39,8 +39,10 @@ def review(
     try:
         m = load_mapping(mapping)
         where = source or m.export.source
-        if not where:
-            raise typer.BadParameter("the map names no export: give --source EXPORT")
+        if not where or "://" in where or not Path(where).is_dir():
+            typer.echo("error: the review page reads a local export folder: give --source EXPORT "
+                       "(a folder on this machine)", err=True)
+            raise typer.Exit(2)
         shapes, cells = read_export(where, files=m.files.keys() | {e.file for e in m.fields})
         picks = pick_values(m, cells)
         del cells  # the sample stays in this function; only shapes and pick-list codes reach the page
