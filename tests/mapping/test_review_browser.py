@@ -47,7 +47,11 @@ def test_an_admin_changes_a_target_and_a_phi_policy_and_confirms(tmp_path: Path)
             page.keyboard.press("ArrowDown")  # encrypt -> omit, with the keyboard alone
             expect(phi).to_have_value("omit")
             expect(page.locator("#impact")).to_contain_text("− contact.medical_alert")
-            expect(page.locator("#counts")).to_contain_text("2 changed")
+            status = page.locator("#grid > tbody > tr[data-source='Patients.Status']")
+            status.locator("summary", has_text="value map").click()  # the codes found in the export
+            page.get_by_label("Value I of Patients.Status becomes").fill("Former patient")
+            page.keyboard.press("Tab")  # the change lands when the field is left
+            expect(page.locator("#counts")).to_contain_text("3 changed")
             page.locator("#by").focus()
             page.keyboard.type("Dr. Rivera")
             page.keyboard.press("Enter")
@@ -62,6 +66,8 @@ def test_an_admin_changes_a_target_and_a_phi_policy_and_confirms(tmp_path: Path)
     post = next(e for e in m.fields if e.source == "Patients.PostCode")
     assert (post.target, post.column, post.type) == ("contact.postalCode", "zip", "STANDARD")
     assert next(e for e in m.fields if e.source == "Patients.MedAlert").phi == "omit"
+    values = next(e for e in m.fields if e.source == "Patients.Status").values
+    assert values is not None and values["I"] == "Former patient" and values["A"] == "Active"
     for canary in CANARIES:
         assert canary not in html
     assert (tmp_path / "review.png").stat().st_size > 10_000

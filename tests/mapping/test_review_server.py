@@ -152,3 +152,20 @@ def test_an_idle_server_stops_by_itself(world) -> None:
     t.start()
     t.join(timeout=30)
     assert not t.is_alive() and result == [None]
+
+
+def test_a_hostile_column_name_is_text_in_the_page_not_markup(tmp_path: Path) -> None:
+    from dos2hl.mapping.model import save_mapping
+    from dos2hl.mapping.propose import propose
+
+    export = tmp_path / "export"
+    export.mkdir()
+    evil = "</script><script>alert(1)</script>"
+    (export / "Patients.csv").write_text(f'PatID,LastName,"{evil}"\n1,Brown,x\n2,Green,y\n', encoding="utf-8")
+    path = save_mapping(propose(export), tmp_path / "mapping.yaml")
+    with running(path, export) as server:
+        html = _call(server, "GET", "/")[2].decode()
+        state = json.loads(_call(server, "GET", "/api/state")[2])
+    assert any(evil in r["source"] for r in state["rows"])  # the name is shown, as text
+    assert evil not in html and "<script>alert" not in html
+    assert html.count("<script") == 2  # the state's JSON and the page's own script, nothing else
