@@ -174,15 +174,19 @@ def _pick_column(mapping: Mapping, source: str) -> bool:
     for e in mapping.fields:
         if e.source == source and e.table and e.column and e.phi == "send":
             col = TABLES[e.table].by_name.get(e.column)
-            return col is not None and col.kind in _PICK_KINDS
+            if col is None or col.kind not in _PICK_KINDS:
+                return False
+            # a code column (a provider, an operatory) has no value map unless it lands in a pick-list
+            return col.kind != "code" or e.type in ("SINGLE_OPTIONS", "MULTIPLE_OPTIONS")
     return False
 
 
 def pick_values(mapping: Mapping, samples: Mapping_[str, Sequence[str]]) -> dict[str, list[str]]:
     """Distinct values of the columns a value map applies to, for the page's value-map editor.
 
-    Only for entries whose canonical column is an enum, lookup or code (statuses, genders, procedure
-    codes: the practice's configuration, not something a patient said or is), sent plain, and only when
+    Only for entries whose canonical column is an enum, a lookup or a code landing in a pick-list
+    (statuses, genders, procedure codes: the practice's configuration, not something a patient said or
+    is), sent plain, and only when
     the sample looks like a code list: every value a short upper-case code, at most ``_MAX_PICKS`` of
     them, each repeated on average (a mis-matched name column fails these and shows nothing)."""
     out: dict[str, list[str]] = {}
