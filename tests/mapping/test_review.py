@@ -137,3 +137,12 @@ def test_the_gates_summary_and_table_name_columns_policies_and_fields_never_valu
     assert {r["source"] for r in rows} == {e.source for e in m.fields}
     for canary in CANARIES:
         assert canary not in md and canary not in json.dumps(rows)
+
+
+def test_a_code_column_outside_a_pick_list_offers_no_value_map() -> None:
+    from dos2hl.mapping.propose import reference_mapping
+
+    m = reference_mapping(["appt", "apptproc"])
+    picks = pick_values(m, {"APPT.PROV_ID": ["DR1", "DR2"] * 3, "APPT.STATUS": ["CMP", "SCH"] * 3,
+                            "APPTPROC.PROC_CODE": ["D0120", "D1110"] * 3})
+    assert picks == {"APPT.STATUS": ["CMP", "SCH"], "APPTPROC.PROC_CODE": ["D0120", "D1110"]}
