@@ -107,8 +107,8 @@ def family_options(table: str) -> tuple[TargetOption, ...]:
 def target_options(mapping: Mapping, entry: Entry) -> list[TargetOption]:
     """The valid targets of one entry: skip, its current target, every canonical column of its file's
     tables (with the object map's target, type and PHI policy) and a custom field to create."""
-    out = [TargetOption("skip", "skip", entry.type if entry.target == "skip" else "TEXT", "send",
-                        "skip (not migrated)")]
+    out = [TargetOption("skip", "skip", entry.type if entry.target == "skip" else "TEXT", entry.phi,
+                        "skip (not migrated)")]  # its PHI policy stays (an SSN skipped is still omitted)
     current = TargetOption("current", entry.target, entry.type, entry.phi, f"{entry.target} (proposed)",
                            entry.table, entry.column, entry.label)
     if entry.target != "skip":

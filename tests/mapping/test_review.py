@@ -52,6 +52,9 @@ def test_a_column_may_take_skip_a_standard_field_of_its_tables_or_a_new_custom_f
     post = next(e for e in m.fields if e.source == "Patients.PostCode")
     opts = {o.id: o for o in target_options(m, post)}
     assert opts["skip"].target == "skip"
+    med = next(e for e in m.fields if e.source == "Patients.MedAlert")
+    assert apply_edits(m, [{"source": med.source, "option": "skip"}]).fields[m.fields.index(med)].phi == \
+        "encrypt"  # skipping a column keeps its PHI policy
     zip_ = opts["col:patient.zip"]
     assert zip_.target == "contact.postalCode" and zip_.type == "STANDARD"
     assert opts["new:contact.source_postcode"].creates
