@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/governor.py --quick
 	$(VENV)/bin/python bench/migrate.py --quick
 	$(VENV)/bin/python bench/scale.py --quick
+	$(VENV)/bin/python bench/propose.py --quick
 
 # report.html is checked in headless Chromium (tests/execution/test_report_html.py): Debian's `chromium`,
 # installed here when missing (as root, else through sudo), never by Playwright's own browser download.

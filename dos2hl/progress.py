@@ -60,7 +60,8 @@ def location_line(snap: dict[str, Any], loc: str) -> str:
     d = snap["locations"][loc]
     t, q, e = d["totals"], d["requests"], d["eta"]
     return (f"progress {snap['run_id']} {snap['phase']} {loc} ({d['location_id'] or '-'}) {d['state']}: "
-            f"{t['written']}/{t['source']} written, {t['failed']} failed, {t['held']} held, "
+            f"{t['written']}/{t['source']} {snap.get('verb', 'written')}, {t['failed']} failed, "
+            f"{t['held']} held, "
             f"{t['pending']} pending; shards {d['shards']['done']}/{d['shards']['total']}; "
             f"{_num(q['per_s'])}/{_num(q['limit_per_s'])} req/s; today {_num(q['today'], digits=0)} used, "
             f"{_num(q['left_today'], digits=0)} left; ETA {_num(e['hours'], ' h')}, "
@@ -106,7 +107,8 @@ class LiveTable:
         t = Table(title=f"run {snap['run_id']} {snap['phase']}: {snap['shards']['done']}/"
                         f"{snap['shards']['total']} shards ({snap['percent']} %)")
         for c in self.COLUMNS:
-            t.add_column(c, justify="left" if c in ("location", "object") else "right")
+            t.add_column(snap.get("verb", c) if c == "written" else c,
+                         justify="left" if c in ("location", "object") else "right")
         for loc, d in snap["locations"].items():
             q, e = d["requests"], d["eta"]
             for obj, n in d["objects"].items():

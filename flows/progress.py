@@ -32,11 +32,13 @@ __all__ = ["InFlow", "PrefectProgress", "counts_table", "flow_sinks", "read_repo
 def counts_table(snap: dict[str, Any]) -> list[dict[str, Any]]:
     """A snapshot as table rows: one per location and object (counts), then each location's requests."""
     rows = []
+    verb = snap.get("verb", "written")  # a rollback's: deleted
     for loc, d in snap["locations"].items():
         q, e = d["requests"], d["eta"]
         for obj, n in d["objects"].items():
             rows.append({"location": loc, "location_id": d["location_id"], "state": d["state"], "object": obj,
-                         **{c: n[c] for c in ("source", "written", "failed", "held", "excluded", "pending")},
+                         "source": n["source"], verb: n["written"],
+                         **{c: n[c] for c in ("failed", "held", "excluded", "pending")},
                          "requests_per_s": q["per_s"], "limit_per_s": q["limit_per_s"],
                          "requests_today": q["today"], "left_today": q["left_today"],
                          "eta_hours": e["hours"], "quota_days": e["quota_days"]})

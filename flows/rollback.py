@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 
 from dos2hl.params import RollbackParams
 from dos2hl.pipeline import RollbackResult, open_env, rollback_step
+from flows.progress import flow_sinks
 from tasks.migrate import as_task
 
 __all__ = ["RollbackParams", "rollback_flow"]
@@ -17,7 +18,9 @@ __all__ = ["RollbackParams", "rollback_flow"]
 
 @flow(name="rollback", flow_run_name="rollback {params.run_id}", log_prints=True)
 def rollback_flow(params: RollbackParams) -> dict[str, Any]:
-    out: RollbackResult = as_task(rollback_step, open_env(params), params)
+    env = open_env(params)
+    env.progress = flow_sinks("rollback-progress")  # the deletions as a progress and a counts artifact
+    out: RollbackResult = as_task(rollback_step, env, params)
     get_run_logger().info("rollback %s: %s (deleted %s, restored %s)", params.run_id, out.status,
                           out.deleted, out.restored)
     if out.not_undone:

@@ -86,6 +86,12 @@ def generate(
     large_docs: Annotated[bool,
                           typer.Option("--large-docs", help="Include document files over 25 MB.")] = False,
     images: Annotated[str, typer.Option(help="Document files: none, stub or sized.")] = "stub",
+    vendor_style: Annotated[Optional[list[str]], typer.Option(
+        "--vendor-style", help="Also write the export the way another vendor shapes it, into "
+                               "OUT/vendors/NAME/ with its ground truth OUT/vendors/NAME.truth.json (renamed "
+                               "columns, a denormalised coverage file, a code-list column, a split patient "
+                               "file): pascal_crm, snake_split, upper_terse, title_spaces, camel_holdout. "
+                               "Repeatable; --mess clean is the fair test of map propose.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate a synthetic Dent-O-Soft practice (obviously fake data) with its clean truth."""
@@ -99,8 +105,22 @@ def generate(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    from ..generate.vendors import STYLES
+
+    unknown = sorted(set(vendor_style or ()) - set(STYLES))
+    if unknown:
+        typer.echo(f"error: unknown --vendor-style {', '.join(unknown)} (known: {', '.join(STYLES)})",
+                   err=True)
+        raise typer.Exit(2)
     with progress_reporter("generate") as report:
         summary = run(out, params, progress=report)
+    if vendor_style:
+        from ..generate.vendors import truth_json, write_style
+
+        for name in vendor_style:
+            truth = write_style(out / "export", out / "vendors" / name, STYLES[name])
+            (out / "vendors" / f"{name}.truth.json").write_text(json.dumps(truth_json(truth), indent=1))
+        summary["vendor_styles"] = list(vendor_style)
     if as_json:
         typer.echo(json.dumps(summary, default=str))
     else:

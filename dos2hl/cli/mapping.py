@@ -29,26 +29,50 @@ def propose(
     force: Annotated[bool,
                      typer.Option("--force", help="Replace an existing (possibly confirmed) file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="Also ask this OpenAI-compatible chat endpoint (base URL, e.g. "
+                        "https://api.openai.com/v1 or http://127.0.0.1:11434/v1): it sees file and column "
+                        "names and masked value shapes, never a value. Offline stays the fallback.")] = None,
+    model_name: Annotated[str, typer.Option("--model-name", help="The model to ask.")] = "gpt-4o-mini",
+    model_key_env: Annotated[str, typer.Option(
+        "--model-key-env", help="Environment variable holding the endpoint's API key (unset: no key sent).")
+    ] = "DOS2HL_MODEL_API_KEY",
+    model_cache: Annotated[Optional[Path], typer.Option(
+        "--model-cache", help="Answers cached by the prompt's sha256 (default ~/.cache/dos2hl/model).")
+    ] = None,
+    model_timeout: Annotated[float, typer.Option("--model-timeout", min=1.0,
+                                                 help="Seconds per model request.")] = 60.0,
 ) -> None:
-    """Propose a target for every column of every file (offline: no row value leaves this machine)."""
+    """Propose a target for every column of every file (offline: no row value leaves this machine;
+    with --model, a model is asked too and its answers merged: see README "A model-backed proposal")."""
     from ..mapping.model import save_mapping
     from ..mapping.propose import propose as run
 
     if out.exists() and not force:
         typer.echo(f"error: {out} exists (it may hold a confirmed map): use --force to replace it", err=True)
         raise typer.Exit(2)
+    stats = None
     try:
         mapping = run(source, profile=profile)
+        if model:
+            from ..mapping.model_proposer import DEFAULT_CACHE, ModelOptions, candidates, refine
+
+            opts = ModelOptions(url=model, model=model_name, key_env=model_key_env,
+                                cache_dir=model_cache or DEFAULT_CACHE, timeout=model_timeout)
+            mapping, stats = refine(mapping, source, opts, alternatives=candidates(source))
     except Dos2hlError as exc:
         _fail(exc)
     save_mapping(mapping, out)
     low = [e for e in mapping.fields if e.confidence < 0.8]
     summary = {"mapping": str(out), "files": len(mapping.files), "fields": len(mapping.fields),
-               "to_review": len(low), "skipped": sum(e.target == "skip" for e in mapping.fields)}
+               "to_review": len(low), "skipped": sum(e.target == "skip" for e in mapping.fields),
+               **({"model": stats.as_dict()} if stats else {})}
     if as_json:
         typer.echo(json.dumps(summary))
         return
     typer.echo(f"proposed {summary['fields']} columns of {summary['files']} files -> {out}")
+    if stats:
+        typer.echo(stats.describe())
     for e in low[:20]:
         typer.echo(f"  review: {e.source} -> {e.target} (confidence {e.confidence:.2f})")
     if len(low) > 20:

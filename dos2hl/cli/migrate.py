@@ -191,11 +191,14 @@ def rollback(
     """Delete what a run wrote, records before contacts, from its ledger; a second rollback sends nothing."""
     from ..params import RollbackParams
     from ..pipeline import open_env, rollback_step
+    from ..progress import terminal_sinks
 
     params = params_or_exit(RollbackParams, run_id=run_id, locations=locations, target=target,
                             storage=storage, location=location)
     try:
-        out = rollback_step(open_env(params), params)
+        env = open_env(params)
+        env.progress = terminal_sinks()  # deletions as they go: a live table, else a line every N s
+        out = rollback_step(env, params)
     except Dos2hlError as exc:
         _fail(exc)
     if as_json:

@@ -75,21 +75,24 @@ class ProgressTracker:
 
     def __init__(self, run_id: str, run_uri: str, phase: str, *, totals: dict[str, Counter[str]],
                  location_ids: dict[str, str], settings: Dos2hlSettings,
-                 sinks: Sequence[ProgressSink] = (), clock: Callable[[], float] = time.monotonic) -> None:
+                 sinks: Sequence[ProgressSink] = (), clock: Callable[[], float] = time.monotonic,
+                 verb: str = "written", state: str = "running") -> None:
         self.run_id, self.run_uri, self.phase = run_id, run_uri, phase
+        self.verb = verb  # what the phase does to a record, as its displays say it (a rollback: deleted)
         self.totals = totals
         self.location_ids = location_ids
         self.settings = settings
         self.sinks = list(sinks)
         self.clock = clock
         self.started = clock()
-        self.state = "running"
+        self.state = state  # "running"; a phase whose units come later (``begin_counts``): "waiting"
         self.units: Counter[str] = Counter()  # LOC -> shards of the phase
         self.done: Counter[str] = Counter()  # LOC -> shards ended
         self.counts: dict[str, dict[str, Counter[str]]] = {}  # LOC -> written/failed/... -> object -> n
         self.requests: Counter[str] = Counter()  # LOC -> requests of its ended shards
         self.paused: dict[str, str] = {}
         self.usage: dict[str, dict[str, Any]] = {}  # LOC -> the governor's today figures
+        self.by_records = False  # percent of the records rather than of the shards (a rollback's)
         self._lock = threading.RLock()
         self._sink_lock = threading.Lock()
         self._phase_lock = threading.Lock()  # a tick and the phase's end, one after the other
@@ -102,14 +105,29 @@ class ProgressTracker:
                 self.counts.setdefault(loc, {c: Counter() for c in COUNTED})
         self.read_usage()
 
+    def begin_counts(self, totals: dict[str, Counter[str]], location_ids: dict[str, str]) -> None:
+        """A phase of one unit per location whose totals are known only when it starts (a rollback's
+        deletions, from the ledger): ``add`` reports each record's outcome, ``finish`` ends them all."""
+        with self._lock:
+            self.totals = totals
+            self.location_ids = {**self.location_ids, **location_ids}
+            self.units = Counter({loc: 1 for loc in totals})
+            self.by_records = True
+            for loc in totals:
+                self.counts.setdefault(loc, {c: Counter() for c in COUNTED})
+            self.state = "running"
+        self.read_usage()
+
     def on_done(self, spec: Any, result: Any) -> None:
         """A shard ended (its ``ShardResult`` or its dict): add it up, then tell the sinks."""
         r = asdict(result) if is_dataclass(result) and not isinstance(result, type) else result
-        if not isinstance(r, dict):
-            r = {}
-        loc = spec.location
+        self.add(spec.location, r if isinstance(r, dict) else {}, unit_done=True)
+
+    def add(self, loc: str, r: dict[str, Any], *, unit_done: bool = False) -> None:
+        """Counts of ``loc`` (``written``/``failed``/... -> object -> n, ``requests``, ``paused``) added
+        up, then told to the sinks; ``unit_done``: one of the location's units ended with them."""
         with self._lock:
-            self.done[loc] += 1
+            self.done[loc] += int(unit_done)
             got = self.counts.setdefault(loc, {c: Counter() for c in COUNTED})
             for c in COUNTED:
                 got[c].update({k: int(v) for k, v in (r.get(c) or {}).items()})
@@ -165,15 +183,21 @@ class ProgressTracker:
                 if loc in self.paused:
                     locations[loc]["paused"] = self.paused[loc]
             done, units = sum(self.done.values()), sum(self.units.values())
+            if self.by_records:
+                ended = sum(d["totals"][c] for d in locations.values() for c in COUNTED)
+                of = sum(d["totals"]["source"] for d in locations.values())
+                percent = round(100.0 * ended / of, 1) if of else 100.0
+            else:
+                percent = round(100.0 * done / units, 1) if units else 100.0
             running = [d["eta"] for d in locations.values() if d["state"] == "running"]
             hours = [e["hours"] for e in running]
             days = [e["quota_days"] for e in running]
             now = dt.datetime.now(dt.timezone.utc)
             return {
-                "run_id": self.run_id, "phase": self.phase, "state": self.state,
+                "run_id": self.run_id, "phase": self.phase, "verb": self.verb, "state": self.state,
                 "updated_at": now.isoformat(timespec="seconds"), "elapsed_s": round(elapsed, 1),
                 "shards": {"done": done, "total": units},
-                "percent": round(100.0 * done / units, 1) if units else 100.0,
+                "percent": percent,
                 "paused": dict(self.paused), "locations": locations,
                 # locations run at once, each on its own quota: the run ends with its slowest location
                 "eta": {"hours": None if None in hours else max(hours, default=0.0),
@@ -230,6 +254,14 @@ def track(ctx: Any, phase: str, sinks: Sequence[ProgressSink] = (), *,
                     (ctx.schemas.get(loc) or {}).get("location_id") or "") for loc in ctx.locations}
     tracker = ProgressTracker(ctx.run_id, ctx.run_uri, phase, totals=source_rows(ctx.manifest),
                               location_ids=ids, settings=settings, sinks=sinks)
+    with ticking(tracker, every):
+        yield tracker
+
+
+@contextmanager
+def ticking(tracker: ProgressTracker, every: float) -> Iterator[ProgressTracker]:
+    """``tracker.tick()`` every ``every`` seconds on a thread of its own until the block ends; an exception
+    out of the block ends the phase as ``failed``."""
     stop = threading.Event()
 
     def ticker() -> None:

@@ -24,7 +24,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +33,7 @@ from ..model import TABLES, Column
 from ..sources.detect import SAMPLE_BYTES, is_trailer, sniff
 from . import synonyms as syn
 from .names import name_similarity, normalize, tokenize
+from .shaped import find_list_column, linked_tables, split_reason
 from .values import KIND_WORDS, ValueProfile, kind_fit, profile_values
 
 __all__ = ["ColumnMatch", "FileMatch", "match_export", "match_columns", "tokenize", "normalize",
@@ -46,6 +47,10 @@ MIN_TABLE_SCORE = 0.3
 SYNONYM_WEIGHT = 0.97
 #: a match found only after dropping the table's prefix words (``PatLast`` -> last) counts a bit less
 STRIPPED_WEIGHT = 0.95
+#: a linked table's column (a denormalised file) counts less than the file's own table's, and its
+#: name must match well on its own (below LINK_MIN it is not a candidate)
+LINK_WEIGHT = 0.9
+LINK_MIN = 0.75
 SAMPLE_ROWS = 200
 _READ_BYTES = 4 * SAMPLE_BYTES
 _SKIP_SUFFIXES = {".json", ".yaml", ".yml", ".md", ".txt~", ".log", ".jpg", ".jpeg", ".png", ".pdf", ".tif",
@@ -61,6 +66,8 @@ class ColumnMatch:
     confidence: float
     reasons: tuple[str, ...]
     alternatives: tuple[tuple[str, float], ...] = ()
+    table: str | None = None  # a linked table's column (denormalised file); None: the file's own table
+    split: str | None = None  # a list column: its item separators (each item a row of ``table``)
 
 
 @dataclass(frozen=True)
@@ -91,10 +98,10 @@ def _phrases(table: str) -> tuple[_Phrase, ...]:
         texts = [col.name, *syn.COLUMN_SYNONYMS.get(col.name, ()), *extra.get(col.name, ())]
         seen: set[tuple[str, ...]] = set()
         for text in texts:
-            toks = normalize(text)
-            if toks and toks not in seen:
-                seen.add(toks)
-                out.append(_Phrase(col.name, text, toks))
+            for toks in (normalize(text), normalize(text, glue=False)):  # Post Code: zip, and post code
+                if toks and toks not in seen:
+                    seen.add(toks)
+                    out.append(_Phrase(col.name, text, toks))
     return tuple(out)
 
 
@@ -109,7 +116,9 @@ def _variants(source: str, table: str) -> tuple[tuple[str, ...], ...]:
     toks = normalize(source)
     ctx = set(syn.TABLE_CONTEXT.get(table, ()))
     stripped = tuple(t for t in toks if t not in ctx)
-    return (toks, stripped) if stripped and stripped != toks else (toks,)
+    out = (toks, stripped) if stripped and stripped != toks else (toks,)
+    apart = normalize(source, glue=False)  # two words read as one known word, and as two
+    return out if apart == toks else (*out, apart)
 
 
 def _name_scores(source: str, table: str, fuzzy: bool = True) -> dict[str, tuple[float, str]]:
@@ -141,57 +150,98 @@ def _combine(name: float, fit: float | None) -> float:
     return name * (0.92 if fit is None else 0.75 + 0.25 * fit)
 
 
-def match_columns(table: str, headers: Sequence[str],
-                  samples: Mapping[str, Sequence[str]] | None = None) -> tuple[ColumnMatch, ...]:
-    """Propose a canonical column of ``table`` for every header, one-to-one, in header order."""
+_Row = tuple[float, str, str, float, str, float | None]  # score, table, column, name score, phrase, fit
+
+
+def _score_rows(table: str, h: str, prof: ValueProfile | None, weight: float = 1.0,
+                floor: float = 0.0) -> list[_Row]:
+    names = _name_scores(h, table)
+    rows: list[_Row] = []
+    for column in TABLES[table].columns:
+        nscore, phrase = names.get(column.name, (0.0, ""))
+        if nscore <= 0 or nscore < floor or (floor and column.pk):
+            continue
+        fit = kind_fit(prof, column) if prof is not None else None
+        rows.append((weight * _combine(nscore, fit), table, column.name, nscore, phrase, fit))
+    return rows
+
+
+def match_columns(table: str, headers: Sequence[str], samples: Mapping[str, Sequence[str]] | None = None,
+                  *, linked: bool = False, own_files: Collection[str] = ()) -> tuple[ColumnMatch, ...]:
+    """Propose a canonical column of ``table`` for every header, one-to-one, in header order.
+
+    ``linked``: the file may be denormalised: a header may also be a list column of a child table
+    (procedure codes of an appointment) or a column of a table ``table`` reaches by its foreign keys
+    (the carrier's name on a coverage row), each matched only when it fits well. A linked table in
+    ``own_files`` (it has a file of its own) is not a candidate, nor is a linked table's key (the file's
+    own foreign-key column holds it)."""
     spec = TABLES[table]
     profiles = {h: profile_values(samples[h]) for h in headers if samples and h in samples}
-    scored: dict[str, list[tuple[float, str, float, str, float | None]]] = {}
+    lists = {}
+    if linked and samples:
+        for h in headers:
+            found = find_list_column(table, h, samples.get(h, ()))
+            if found is not None:
+                lists[h] = found
+    links = {t: path for t, path in linked_tables(table) if t not in own_files} if linked else {}
+    rank = {t: i for i, t in enumerate([table, *links])}
+    scored: dict[str, list[_Row]] = {}
     for h in headers:
-        names = _name_scores(h, table)
-        rows = []
-        for column in spec.columns:
-            nscore, phrase = names.get(column.name, (0.0, ""))
-            if nscore <= 0:
-                continue
-            fit = kind_fit(profiles[h], column) if h in profiles else None
-            rows.append((_combine(nscore, fit), column.name, nscore, phrase, fit))
+        if h in lists:
+            continue
+        rows = _score_rows(table, h, profiles.get(h))
+        for t in links:
+            rows += _score_rows(t, h, profiles.get(h), LINK_WEIGHT, LINK_MIN)
         order = {c: i for i, c in enumerate(spec.column_names)}
-        rows.sort(key=lambda r: (-r[0], order[r[1]]))
+        rows.sort(key=lambda r: (-r[0], rank[r[1]], order.get(r[2], 0), r[2]))
         scored[h] = rows
 
-    assigned: dict[str, tuple[float, str, float, str, float | None]] = {}
-    used: set[str] = set()
+    assigned: dict[str, _Row] = {}
+    used: set[tuple[str, str]] = set()
     pairs = sorted(((r, h) for h, rows in scored.items() for r in rows if r[0] >= MIN_COLUMN_SCORE),
-                   key=lambda x: (-x[0][0], headers.index(x[1]), x[0][1]))
+                   key=lambda x: (-x[0][0], headers.index(x[1]), rank[x[0][1]], x[0][2]))
     for r, h in pairs:
-        if h in assigned or r[1] in used:
+        if h in assigned or (r[1], r[2]) in used:
             continue
         assigned[h] = r
-        used.add(r[1])
+        used.add((r[1], r[2]))
 
     out: list[ColumnMatch] = []
     for h in headers:
+        if h in lists:
+            lc = lists[h]
+            out.append(ColumnMatch(h, lc.column, 0.9, (lc.reason,), (), lc.table, lc.split))
+            continue
         rows = scored[h]
         prof = profiles.get(h)
         if h in assigned:
-            score, col, nscore, phrase, fit = assigned[h]
-            alts = tuple((c, round(s, 3)) for s, c, *_ in rows if c != col)[:2]
+            score, t, col, nscore, phrase, fit = assigned[h]
+            alts = tuple((_label(table, rt, c), round(s, 3)) for s, rt, c, *_ in rows
+                         if (rt, c) != (t, col))[:2]
             reasons = [_name_reason(h, col, nscore, phrase)]
-            reasons.append(_value_reason(prof, spec.by_name[col], fit))
-            out.append(ColumnMatch(h, col, round(min(score, 1.0), 3), tuple(reasons), alts))
+            reasons.append(_value_reason(prof, TABLES[t].by_name[col], fit))
+            if t != table:
+                reasons.append(f"a column of {t}, which each {table} row reaches by {links[t]} "
+                               "(a denormalised file: the row carries its linked rows' columns)")
+            out.append(ColumnMatch(h, col, round(min(score, 1.0), 3), tuple(reasons), alts,
+                                   None if t == table else t))
             continue
-        alts = tuple((c, round(s, 3)) for s, c, *_ in rows)[:2]
+        alts = tuple((_label(table, rt, c), round(s, 3)) for s, rt, c, *_ in rows)[:2]
         if _WIDE.match(h) and table == "appt":
             why = f"'{h}' looks like a wide appointment procedure column (PROC1..6 style); not mapped"
         elif rows and rows[0][0] >= MIN_COLUMN_SCORE:
-            why = (f"best candidate {rows[0][1]} ({rows[0][0]:.2f}) is already taken by a better-matching "
-                   "column")
+            why = (f"best candidate {_label(table, rows[0][1], rows[0][2])} ({rows[0][0]:.2f}) is already "
+                   "taken by a better-matching column")
         else:
-            best = f"best candidate {rows[0][1]} scores {rows[0][0]:.2f}" if rows else "no candidate"
+            best = (f"best candidate {_label(table, rows[0][1], rows[0][2])} scores {rows[0][0]:.2f}"
+                    if rows else "no candidate")
             why = f"no canonical column of {table} matches '{h}' well ({best} < {MIN_COLUMN_SCORE})"
         out.append(ColumnMatch(h, None, 0.0, (why,), alts))
     return tuple(out)
+
+
+def _label(primary: str, table: str, column: str) -> str:
+    return column if table == primary else f"{table}.{column}"
 
 
 def _name_reason(h: str, col: str, nscore: float, phrase: str) -> str:
@@ -313,6 +363,8 @@ def match_export(source: str | Path) -> list[FileMatch]:
     """Propose a table for every data file under ``source`` and a column for every header column."""
     root = Path(source)
     out: list[FileMatch] = []
+    keys: dict[str, Sequence[str]] = {}
+    read: list[tuple[str, str, list[str], dict[str, list[str]], tuple[str, float, tuple[str, ...], str]]] = []
     for path in _export_files(root):
         name = path.relative_to(root).as_posix()
         try:
@@ -324,7 +376,32 @@ def match_export(source: str | Path) -> list[FileMatch]:
         if table is None:
             out.append(FileMatch(name, None, conf, reasons, ()))
             continue
-        cols = match_columns(table, headers, samples)
-        alt = ", ".join(f"{t} {s:.2f}" for t, s in alts)
+        read.append((name, path.name, headers, samples,
+                     (table, conf, reasons, ", ".join(f"{t} {s:.2f}" for t, s in alts))))
+    own = {r[4][0] for r in read}  # tables with a file of their own: never a linked table's columns
+    for name, _, headers, samples, (table, conf, reasons, alt) in read:
+        cols = match_columns(table, headers, samples, linked=True, own_files=own)
+        key = TABLES[table].pk[0] if len(TABLES[table].pk) == 1 else None
+        keys[name] = next((samples.get(c.source, []) for c in cols if c.column == key and c.table is None),
+                          [])
         out.append(FileMatch(name, table, conf, (*reasons, f"next best: {alt}"), cols))
+    out.sort(key=lambda f: f.file)
+    return _split_tables(out, keys)
+
+
+def _split_tables(files: list[FileMatch], keys: Mapping[str, Sequence[str]]) -> list[FileMatch]:
+    """Several files of one table: each says how it relates to the others (``shaped.split_reason``)."""
+    by_table: dict[str, list[FileMatch]] = {}
+    for f in files:
+        if f.table is not None:
+            by_table.setdefault(f.table, []).append(f)
+    out: list[FileMatch] = []
+    for f in files:
+        group = by_table.get(f.table or "", [])
+        if len(group) < 2 or f.table is None:
+            out.append(f)
+            continue
+        columns = {g.file: {c.column for c in g.columns if c.column and c.table is None} for g in group}
+        why, cap = split_reason(f.table, f.file, columns, keys)
+        out.append(FileMatch(f.file, f.table, round(min(f.confidence, cap), 3), (*f.reasons, why), f.columns))
     return out

@@ -24,7 +24,7 @@ def _raw_tokens(name: str) -> list[str]:
 
 def _split_words(name: str) -> list[str]:
     out: list[str] = []
-    for part in re.split(r"[^A-Za-z0-9]+", name):
+    for part in re.split(r"[^A-Za-z0-9]+", name.replace("#", " no ")):  # Chart #, Group #
         out.extend(m.group(0).lower() for m in _CAMEL.finditer(part))
     return out
 
@@ -87,21 +87,48 @@ def _segment(token: str) -> tuple[str, ...] | None:
     return seg if seg and len(seg) > 1 else None
 
 
+@lru_cache(maxsize=20000)
+def _segment_loose(token: str) -> tuple[str, ...] | None:
+    """A glued word of known words plus one initial or one abbreviated word, the way terse UPPER
+    headers are written (``FVISITDT``: f, visit, dt; ``MEDALRT``: med, alrt): the initial or the
+    abbreviation is then matched as one (``f``/first, ``alrt``/alert)."""
+    n = len(token)
+    for i in range(1, n - 1):  # an initial or an abbreviation in front: f+visitdt, m+init
+        head, rest = token[:i], token[i:]
+        if i > 1 and not _vocab_abbrev(head):
+            continue
+        tail = (rest,) if rest in _vocabulary() or rest in syn.TOKEN_SYNONYMS else _segment(rest)
+        if tail:
+            return (head, *tail)
+    for i in range(n - 3, 1, -1):  # known words, then an abbreviation: med+alrt
+        head, rest = token[:i], token[i:]
+        lead = (head,) if head in _vocabulary() or head in syn.TOKEN_SYNONYMS else _segment(head)
+        if lead and _vocab_abbrev(rest):
+            return (*lead, rest)
+    return None
+
+
+@lru_cache(maxsize=20000)
+def _vocab_abbrev(piece: str) -> bool:
+    """An unknown 3-5 letter piece that abbreviates a known word (``alrt``/alert)."""
+    return 3 <= len(piece) <= 5 and any(_is_abbreviation(piece, w) for w in _vocabulary())
+
+
 def tokenize(name: str) -> tuple[str, ...]:
     """Lower-case word tokens of a name, glued words segmented (before synonym normalisation)."""
     out: list[str] = []
     vocab = _vocabulary()
     for tok in _raw_tokens(name):
-        if tok in vocab or tok in syn.TOKEN_SYNONYMS or not tok.isalpha() or len(tok) < 5:
+        if tok in vocab or tok in syn.TOKEN_SYNONYMS or not tok.isalpha() or len(tok) < 4:
             out.append(tok)
             continue
-        seg = _segment(tok)
+        seg = _segment(tok) or (_segment_loose(tok) if len(tok) >= 5 else None)
         out.extend(seg if seg else (tok,))
     return tuple(out)
 
 
 @lru_cache(maxsize=50000)
-def normalize(name: str) -> tuple[str, ...]:
+def normalize(name: str, glue: bool = True) -> tuple[str, ...]:
     """Tokens in normal form (synonyms applied, noise dropped): ``Pt_Surname`` -> patient, last, name."""
     out: list[str] = []
     toks = list(tokenize(name))
@@ -112,9 +139,21 @@ def normalize(name: str) -> tuple[str, ...]:
             out.append(syn.NUMBER_RANGES[pair])
             i += 2
             continue
+        glued = syn.TOKEN_SYNONYMS.get(pair.replace(" ", ""), "") if pair and glue else ""
+        apart = {*syn.TOKEN_SYNONYMS.get(toks[i], toks[i]).split(),
+                 *syn.TOKEN_SYNONYMS.get(toks[i + 1], toks[i + 1]).split()} if pair else set()
+        if glued and not set(glued.split()) <= apart:  # two words of one known word: Post Code -> zip
+            out.extend(glued.split())
+            i += 2
+            continue
+        if i == len(toks) - 1 and toks[i] in ("on", "at") and i and toks[i - 1].endswith("ed"):
+            out.append("date")  # Entered On, Created At: the date of the event
+            i += 1
+            continue
         out.extend(syn.TOKEN_SYNONYMS.get(toks[i], toks[i]).split())
         i += 1
-    kept = [t for t in out if t not in syn.NOISE_TOKENS]
+    # a leading initial is a word's first letter (FVISITDT), not the flag suffix F (SMS_F)
+    kept = [t for i, t in enumerate(out) if t not in syn.NOISE_TOKENS or (i == 0 and len(t) == 1 < len(out))]
     return tuple(kept or out)
 
 
@@ -141,6 +180,8 @@ def _tok_match(a: str, b: str) -> float:
     """1 for the same token, 0.6 for a prefix or an abbreviation (``surfc``/surface, ``dsc``/description)."""
     if a == b:
         return 1.0
+    if min(len(a), len(b)) == 1 and max(len(a), len(b)) >= 3 and a[0] == b[0] and (a + b).isalpha():
+        return 0.5  # an initial split off a glued word (FVISITDT: f/first)
     if min(len(a), len(b)) >= 3 and (a.startswith(b) or b.startswith(a)):
         return 0.6
     return 0.6 if _is_abbreviation(a, b) or _is_abbreviation(b, a) else 0.0

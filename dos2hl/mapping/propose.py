@@ -46,12 +46,14 @@ def mapping_from_matches(matches: list[FileMatch], *, profile: str = "reference"
             if cm.column is None:
                 per_file.append(_unmatched(stem, fm.table, cm.source, list(cm.reasons)))
                 continue
-            ft = target_for(fm.table, cm.column)
+            table = cm.table or fm.table
+            ft = target_for(table, cm.column)
             reasons = list(cm.reasons) + ([ft.reason] if ft.reason else [])
-            per_file.append(Entry(source=f"{stem}.{cm.source}", table=fm.table, column=cm.column,
+            per_file.append(Entry(source=f"{stem}.{cm.source}", table=table, column=cm.column,
                                   target=ft.target, type=ft.type, confidence=conf, reasons=reasons,
-                                  phi=ft.phi,
-                                  label=ft.label or None, values=VALUE_LABELS.get((fm.table, cm.column))))
+                                  phi=ft.phi, label=ft.label or None,
+                                  values=VALUE_LABELS.get((table, cm.column)),
+                                  split=cm.split))
         fields += sorted(per_file, key=lambda e: e.confidence)  # the ones to look at first
     return Mapping(export=ExportInfo(profile=profile, fingerprint=fp.hexdigest(), source=source), files=files,
                    fields=fields)

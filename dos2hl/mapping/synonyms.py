@@ -146,7 +146,8 @@ TOKEN_SYNONYMS: dict[str, str] = _tokens("""
     subscriber: sub subscr subs insured policyholder holder
     record: rec rcd
     member: mbr memb
-    effective: eff effdt start
+    effective: eff start
+    effective date: effdt effdate
     termination: term trm terminated termdt end
     release: rel_info relinfo
     info: information inf
@@ -355,7 +356,7 @@ COLUMN_SYNONYMS: dict[str, tuple[str, ...]] = _parse("""
     ded: deductible; deductible applied
     ded_applied: deductible applied; deductible
     ded_fam: family deductible; deductible family
-    ded_ind: individual deductible; deductible individual; deductible single
+    ded_ind: individual deductible; deductible individual; deductible single; deductible
     ded_met: deductible met; deductible used
     def_dds_id: default dentist; default provider; dentist
     def_fee: default fee; standard fee; ucr fee; fee
@@ -377,9 +378,9 @@ COLUMN_SYNONYMS: dict[str, tuple[str, ...]] = _parse("""
     dx: diagnosis; diagnosis code; dx code
     eff_dt: effective date; start date; coverage start
     elig_by: verified by; checked by; eligibility checked by
-    elig_check_dt: eligibility check date; verified date; date verified; eligibility date
+    elig_check_dt: eligibility check date; verified date; date verified; eligibility date; last verified
     elig_note: eligibility note; verification note
-    elig_stat: eligibility status; verification status; verified
+    elig_stat: eligibility status; verification status; verified; eligibility
     email: email; email address; e mail
     email_ok: email allowed; email consent; email opt in; can email
     embed_b64: embedded data; base64 data; raw base64; file data
@@ -570,7 +571,8 @@ COLUMN_SYNONYMS: dict[str, tuple[str, ...]] = _parse("""
 
 # Phrases that only make sense in one table (a generic word such as ``status`` or ``name``).
 TABLE_COLUMN_SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
-    "appt": {"status": ("appointment status", "appt status"), "note": ("appointment note", "appt note"),
+    "appt": {"status": ("appointment status", "appt status"), "appt_date": ("start date",),
+             "note": ("appointment note", "appt note"),
              "created_by": ("scheduled by", "booked by"), "created_dt": ("date scheduled", "booked on"),
              "is_hyg": ("hygiene appointment",)},
     "claim": {"status": ("claim status",), "note": ("claim note",), "created_dt": ("date created",)},

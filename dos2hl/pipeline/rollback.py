@@ -3,6 +3,7 @@ their before-images, then what it created deleted, children first. A second roll
 
 from __future__ import annotations
 
+from ..execution.progress import ProgressTracker, mark_reported, ticking
 from ..params import RollbackParams
 from ..writing.rollback import rollback
 from .env import RunEnv
@@ -12,6 +13,17 @@ __all__ = ["rollback_step"]
 
 
 def rollback_step(env: RunEnv, params: RollbackParams) -> RollbackResult:
-    return RollbackResult.model_validate(rollback(env.run_uri(params.run_id), params.run_id, env.writes,
-                                                  location=params.location,
-                                                  phi_key_file=env.settings.phi_key_file))
+    """Undo the run; its deletions are progress like a write phase's (``env.progress``'s sinks, and the
+    run's progress.json while it goes: ``dos2hl status`` shows a rollback in flight)."""
+    run_uri, settings = env.run_uri(params.run_id), env.settings
+    tracker = ProgressTracker(params.run_id, run_uri, "rollback", totals={}, location_ids={},
+                              settings=settings, sinks=env.progress, verb="deleted", state="waiting")
+    with ticking(tracker, settings.progress_every_s):
+        out = rollback(run_uri, params.run_id, env.writes, location=params.location,
+                       phi_key_file=settings.phi_key_file, watcher=tracker)
+        if tracker.state == "running":  # something was to delete: the display's last word, then the report's
+            for loc in tracker.units:
+                tracker.add(loc, {}, unit_done=True)
+            tracker.finish("completed" if out["status"] == "rolled back" else "failed")
+            mark_reported(run_uri, settings.s3)
+    return RollbackResult.model_validate(out)

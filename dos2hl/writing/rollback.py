@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import Dos2hlError, HighLevelError, NotFoundError
 from ..highlevel.protocols import Client, ClientFactory
@@ -26,15 +26,26 @@ from ..storage import open_store
 from .ledger import LedgerWriter, Op, open_before, read_ledger
 from .removal import DELETED_TAG, delete_object
 
-__all__ = ["rollback"]
+__all__ = ["RollbackWatcher", "rollback"]
 
 _WROTE = {"created", "verified-existing"}
 
 
+class RollbackWatcher(Protocol):
+    """Who hears of a rollback's progress (``execution.progress.ProgressTracker``): the deletions to do
+    per location and object, then each one's outcome as it comes."""
+
+    def begin_counts(self, totals: dict[str, Counter[str]], location_ids: dict[str, str]) -> None: ...
+
+    def add(self, loc: str, r: dict[str, Any], *, unit_done: bool = False) -> None: ...
+
+
 def rollback(run_uri: str, run_id: str, client_factory: ClientFactory, *,
-             location: str | None = None, phi_key_file: str | None = None) -> dict[str, Any]:
+             location: str | None = None, phi_key_file: str | None = None,
+             watcher: RollbackWatcher | None = None) -> dict[str, Any]:
     """Delete everything run ``run_id`` wrote (optionally one export location); idempotent. Sealed
-    before-images open with ``phi_key_file`` (default DOS2HL_PHI_KEY_FILE)."""
+    before-images open with ``phi_key_file`` (default DOS2HL_PHI_KEY_FILE); ``watcher`` hears of every
+    deletion."""
     store = open_store(run_uri)
     unreadable: list[str] = []
     rows = read_ledger(store, location=location, unreadable=unreadable).to_pylist()
@@ -53,6 +64,11 @@ def rollback(run_uri: str, run_id: str, client_factory: ClientFactory, *,
     # children first: notes, files, events, opportunities, records (their relations go with them), contacts
     ids = {k: r["hl_id"] for k, r in alive.items()}
     order = sorted(alive.values(), key=lambda r: (_RANK.get(r["object"], 4), r["location"], -r["ts"]))
+    if watcher is not None and order:
+        totals: dict[str, Counter[str]] = {}
+        for r in order:
+            totals.setdefault(r["location"], Counter())[r["object"]] += 1
+        watcher.begin_counts(totals, {r["location"]: str(r["location_id"] or "") for r in order})
     for r in order:
         loc = r["location"]
         client = clients.get(loc) or clients.setdefault(loc, client_factory(loc))
@@ -65,10 +81,14 @@ def rollback(run_uri: str, run_id: str, client_factory: ClientFactory, *,
         except HighLevelError as exc:
             failed.append({"location": loc, "object": r["object"], "stable_key": r["stable_key"],
                            "error_class": type(exc).__name__})
+            if watcher is not None:
+                watcher.add(loc, {"failed": {r["object"]: 1}, "requests": 1})
             continue
         ledger.add(Op(run_id, loc, r["location_id"], r["object"], r["stable_key"], r["source_id"], r["hl_id"],
                       "delete", outcome))
         deleted[r["object"]] += 1
+        if watcher is not None:
+            watcher.add(loc, {"written": {r["object"]: 1}, "requests": 1})
     ledger.close()
     for c in clients.values():
         c.close()

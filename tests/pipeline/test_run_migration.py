@@ -193,3 +193,62 @@ def test_delta_and_rollback_steps_return_typed_results(world: Any) -> None:
     assert undone.restored == {"patient": 1} and undone.deleted == {"patient": 1}
     again = rollback_step(open_env(rp, client_factory=w.factory), rp)
     assert again.complete and again.deleted == {} and again.restored == {}
+
+
+class _Snapshots:
+    """A progress sink that keeps every snapshot it is told."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def update(self, snap: dict[str, Any]) -> None:
+        self.seen.append(("update", snap))
+
+    def tick(self, snap: dict[str, Any]) -> None:
+        self.seen.append(("tick", snap))
+
+    def close(self, snap: dict[str, Any]) -> None:
+        self.seen.append(("close", snap))
+
+
+def test_a_rollback_shows_its_deletions_as_progress_and_status_follows_it(world: Any) -> None:
+    """Issue 17: rollback is a long phase too. Its deletions reach the progress sinks as they happen
+    (``deleted`` of the ledger's records per location and object), the last snapshot says completed, the
+    one-line form says "deleted", and the run's progress.json gives way to its report at the end."""
+    from dos2hl.execution.progress import read_progress
+    from dos2hl.params import RollbackParams
+    from dos2hl.pipeline import migrate
+    from dos2hl.progress import location_line
+
+    w = world
+    done = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
+                                 sample=0, export_date=EXPORT_DATE, workers=2), client_factory=w.factory)
+    rp = RollbackParams(run_id=done["run_id"], locations=str(w.locations))
+    env = open_env(rp, client_factory=w.factory)
+    sink = _Snapshots()
+    env.progress = [sink]
+    undone = rollback_step(env, rp)
+    assert undone.complete
+    updates = [s for kind, s in sink.seen if kind == "update"]
+    total = sum(undone.deleted.values())
+    assert total > 0 and len(updates) >= total  # one update per deletion (and one per location's end)
+    first, last = updates[0], sink.seen[-1]
+    assert first["phase"] == "rollback" and first["verb"] == "deleted"
+    assert sum(d["totals"]["written"] for d in first["locations"].values()) == 1  # as they happen
+    assert first["percent"] == round(100.0 / total, 1)  # of the records (a location is one unit)
+    assert last[0] == "close" and last[1]["state"] == "completed"
+    by_object: dict[str, int] = {}
+    for d in last[1]["locations"].values():
+        assert d["totals"]["pending"] == 0 and d["state"] == "done"
+        for obj, n in d["objects"].items():
+            by_object[obj] = by_object.get(obj, 0) + n["written"]
+    assert by_object == undone.deleted
+    loc = next(iter(last[1]["locations"]))
+    assert " deleted, 0 failed" in location_line(last[1], loc)
+    from flows.progress import counts_table  # the flow's table artifact says it too
+
+    assert {r["object"]: r["deleted"] for r in counts_table(last[1]) if r["location"] == loc}
+    assert read_progress(env.run_uri(rp.run_id))["state"] == "reported"  # type: ignore[index]
+    quiet = _Snapshots()
+    env.progress = [quiet]
+    assert rollback_step(env, rp).deleted == {} and quiet.seen == []  # nothing to undo: nothing shown
