@@ -1,5 +1,9 @@
 """A small export in another vendor's naming, with distinctive fake values (the canary: none of them may
-reach the review page), its proposed map on disk, and a running review server."""
+reach the review page), its proposed map on disk, and a running review server.
+
+The map is the proposer's answer for this export as it was when these tests were written
+(tests/fixtures/review/mapping.yaml: the postcode proposed as a custom field, confidence 0.30), kept as a
+file so the review page's tests do not move with the proposer's tuning."""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from threading import Thread
 
-from dos2hl.mapping.model import save_mapping
-from dos2hl.mapping.propose import propose
+from dos2hl.mapping.model import load_mapping, save_mapping
 from dos2hl.mapping.review import pick_values, read_export
 from dos2hl.mapping.review_server import ReviewServer
 from dos2hl.provision.impact import schema_impact
 
-__all__ = ["CANARIES", "running", "write_export"]
+__all__ = ["CANARIES", "MAPPING", "running", "write_export"]
+
+MAPPING = Path(__file__).resolve().parents[1] / "fixtures" / "review" / "mapping.yaml"
 
 PATIENTS = """\
 PatID,LastName,FirstName,MobilePhone,PostCode,Status,BirthDate,Gender,MedAlert
@@ -41,16 +46,15 @@ def write_export(root: Path) -> tuple[Path, Path]:
     export.mkdir()
     (export / "Patients.csv").write_text(PATIENTS, encoding="utf-8")
     (export / "Appointments.csv").write_text(APPOINTMENTS, encoding="utf-8")
-    path = root / "mapping.yaml"
-    save_mapping(propose(export), path)
+    m = load_mapping(MAPPING)
+    path = save_mapping(m.model_copy(update={"export": m.export.model_copy(update={"source": str(export)})}),
+                        root / "mapping.yaml")
     return export, path
 
 
 @contextmanager
 def running(path: Path, export: Path, idle_s: float = 120.0) -> Iterator[ReviewServer]:
     """A review server of ``path`` on 127.0.0.1 (port 0), serving in a thread; stopped on exit."""
-    from dos2hl.mapping.model import load_mapping
-
     shapes, cells = read_export(export)
     server = ReviewServer(path, shapes, pick_values(load_mapping(path), cells), schema_impact, idle_s=idle_s)
     t = Thread(target=server.serve, daemon=True)
