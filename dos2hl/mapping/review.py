@@ -25,8 +25,9 @@ from .model import Entry, Mapping
 from .objectmap import OBJECTS, VALUE_LABELS, field_key, target_for
 from .shapes import ColumnShape, column_shape
 
-__all__ = ["Edit", "LOW_CONFIDENCE", "PHI_POLICIES", "ReviewError", "TYPES", "TargetOption", "apply_edits",
-           "family_options", "pick_values", "read_export", "review_rows", "target_options"]
+__all__ = ["Edit", "LIST_SEPARATORS", "LOW_CONFIDENCE", "PHI_POLICIES", "ReviewError", "TYPES",
+           "TargetOption", "apply_edits", "family_options", "pick_values", "read_export", "review_rows",
+           "target_options"]
 
 #: below this confidence an entry is listed first and flagged
 LOW_CONFIDENCE = 0.8
@@ -37,6 +38,8 @@ PHI_POLICIES = ("send", "encrypt", "omit")
 _PICK_KINDS = frozenset({"enum", "lookup", "code"})
 _CODE = re.compile(r"^[A-Z0-9][A-Z0-9+\-/_.]{0,7}$")
 _MAX_PICKS = 40
+#: the separators a list column gets when a person points it at a detail table (``Entry.split``)
+LIST_SEPARATORS = ";,| "
 
 
 class ReviewError(ConfigError):
@@ -73,6 +76,11 @@ def _family(table: str) -> tuple[str, ...]:
         if same_object or child:
             out.append(name)
     return tuple(out)
+
+
+def _child(table: str, parent: str) -> bool:
+    """``table``'s rows are details of one ``parent`` row (its key holds the parent's key)."""
+    return table != parent and any(c.pk and c.fk == parent for c in TABLES[table].columns)
 
 
 def _custom_target(table: str, column: str) -> str | None:
@@ -247,6 +255,9 @@ def _apply(mapping: Mapping, entry: Entry, edit: Edit) -> Entry:
         data.update(target=opt.target, type=opt.type, phi=opt.phi, label=opt.label)
         if opt.id != "skip":
             data.update(table=opt.table, column=opt.column)
+            primary = _primary(mapping, entry)
+            if data.get("split") is None and primary and opt.table and _child(opt.table, primary):
+                data["split"] = LIST_SEPARATORS  # a detail table's column in a parent's row: a list
             data["values"] = (VALUE_LABELS.get((opt.table, opt.column)) if opt.table and opt.column
                               else None)
         data["reasons"] = [*entry.reasons, f"reviewed: target set to {opt.target}"]

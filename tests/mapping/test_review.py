@@ -11,6 +11,7 @@ import pytest
 
 from dos2hl.mapping.model import load_mapping, require_confirmed, save_mapping
 from dos2hl.mapping.review import (
+    LIST_SEPARATORS,
     LOW_CONFIDENCE,
     ReviewError,
     apply_edits,
@@ -101,6 +102,16 @@ def test_an_edit_that_cannot_apply_is_refused_with_its_column(world, edit, words
     _, path = world
     with pytest.raises(ReviewError, match=words):
         apply_edits(load_mapping(path), [edit])
+
+
+def test_a_column_pointed_at_a_detail_table_becomes_a_list_column(world) -> None:
+    _, path = world
+    m = load_mapping(path)
+    codes = apply_edits(m, [{"source": "Appointments.Codes", "option": "col:apptproc.proc_code"}])
+    entry = next(e for e in codes.fields if e.source == "Appointments.Codes")
+    assert (entry.table, entry.column, entry.split) == ("apptproc", "proc_code", LIST_SEPARATORS)
+    status = apply_edits(m, [{"source": "Appointments.ApptStatus", "option": "col:appt.status"}])
+    assert next(e for e in status.fields if e.source == "Appointments.ApptStatus").split is None
 
 
 def test_pick_values_only_for_code_columns_whose_sample_looks_like_codes(world) -> None:
