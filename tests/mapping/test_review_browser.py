@@ -56,6 +56,7 @@ def test_an_admin_changes_a_target_and_a_phi_policy_and_confirms(tmp_path: Path)
             page.keyboard.type("Dr. Rivera")
             page.keyboard.press("Enter")
             expect(page.locator("#status")).to_contain_text("Confirmed by Dr. Rivera")
+            expect(page.get_by_label("Target of Patients.PostCode")).to_be_disabled()  # the server stopped
             html = page.content()
             page.screenshot(path=str(tmp_path / "review.png"))
         finally:
