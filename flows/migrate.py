@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from prefect import State, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.deployments import run_deployment
 from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
 from prefect.states import Completed
 
 from dos2hl.errors import ConfigError, DailyLimitError, QuotaExhausted
@@ -54,10 +55,12 @@ from dos2hl.pipeline import (
     open_env,
     run_migration,
 )
+from dos2hl.provision.impact import map_summary, proposals_table
 from flows.progress import flow_sinks, read_report
 from tasks.migrate import as_task
 
-__all__ = ["Approval", "CsvImported", "MapConfirmation", "MigrateParams", "final_state", "migrate_flow"]
+__all__ = ["Approval", "CsvImported", "MapConfirmation", "MigrateParams", "final_state", "map_form",
+           "migrate_flow"]
 
 #: A continuation starts this long after the reset (the governor and HighLevel agree on the new day).
 RESUME_SLACK_S = 60
@@ -110,6 +113,14 @@ def _await_quota(out: dict[str, Any], params: MigrateParams | None, deployment_i
                      f"{when.isoformat()}")
 
 
+def map_form(mapping: str) -> type[MapConfirmation]:
+    """The map gate's form: ``MapConfirmation`` (a blank name refused by the form) with the map's summary
+    as its description (low-confidence entries, PHI policy, fields to create; Markdown)."""
+    form = RunInput.subclass_from_base_model_type(MapConfirmation)
+    described = form.with_initial_data(description=map_summary(load_mapping(mapping), mapping))
+    return cast("type[MapConfirmation]", described)  # a RunInput that is a MapConfirmation
+
+
 def _deployment_id() -> Any:
     run = get_run_context().flow_run  # type: ignore[union-attr]
     return None if run is None else run.deployment_id
@@ -131,7 +142,9 @@ class FlowGates:
             if not _in_deployment():
                 raise
         self.log.warning("the map is not confirmed: waiting for a MapConfirmation input")
-        answer = pause_flow_run(wait_for_input=MapConfirmation, timeout=self.params.approval_timeout_s)
+        create_table_artifact(key="map-proposals", table=proposals_table(load_mapping(mapping)),
+                              description="The map's proposals to review (column ids, targets; no value)")
+        answer = pause_flow_run(wait_for_input=map_form(mapping), timeout=self.params.approval_timeout_s)
         if not (answer.confirm and answer.by.strip()):
             raise ConfigError(f"{mapping}: not confirmed (the reviewer declined)")
         save_mapping(load_mapping(mapping).confirm(answer.by.strip()), mapping)

@@ -117,3 +117,9 @@ def check(mapping: Annotated[Path, typer.Argument(help="The mapping.yaml to chec
         _fail(exc)
     assert m.confirmed is not None
     typer.echo(f"{mapping}: confirmed by {m.confirmed.by} at {m.confirmed.at.isoformat(timespec='seconds')}")
+
+
+
+from .review import review as _review  # noqa: E402 - its own module (the review page)
+
+map_app.command("review")(_review)

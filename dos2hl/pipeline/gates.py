@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..bulk.run import Importer
 from ..mapping.model import require_confirmed
@@ -20,7 +20,14 @@ class MapConfirmation(BaseModel):
     """The map gate's input: who reviewed mapping.yaml and confirms it (recorded in the file)."""
 
     confirm: bool = Field(description="I reviewed every entry of the map")
-    by: str = Field(description="Your name (recorded with the map's hash)")
+    by: str = Field(min_length=1, description="Your name (recorded with the map's hash)")
+
+    @field_validator("by")
+    @classmethod
+    def _named(cls, v: str) -> str:  # the form itself refuses a blank reviewer
+        if not v.strip():
+            raise ValueError("a name is required: it is recorded with the map's hash")
+        return v.strip()
 
 
 class Approval(BaseModel):
