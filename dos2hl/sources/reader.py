@@ -24,11 +24,12 @@ import pyarrow.csv as pacsv
 from ..errors import SourceError, UnreadableFileError
 from ..model import TABLES, Column, arrow_schema
 from .detect import FileFormat, sniff
-from .discover import Export, ExportFile
+from .discover import TABLE_ORDER, Export, ExportFile
 from .lines import LineTracker
 from .prefetch import PARSE_POOL, prefetch
 from .quarantine import MAX_RECORD_BYTES, QuarantineRules, reason
 from .rowrules import CodeMap, RowContext, apply_row_rules, derive_wide_procedures
+from .shaped import Denormalised, list_children
 from .staged import (
     FINDINGS_SCHEMA,
     LINEAGE,
@@ -57,6 +58,11 @@ def _key_strings(data: pa.Table, pk: tuple[str, ...]) -> pa.Array:
     return pc.binary_join_element_wise(*[pc.fill_null(p, "") for p in parts], "|")
 
 
+def _stem(f: ExportFile) -> str:
+    stem, dot, _ = f.name.rpartition(".")
+    return stem if dot else f.name
+
+
 class ExportReader(QuarantineRules):
     """Reads an ``Export`` table by table, in dependency order."""
 
@@ -70,6 +76,7 @@ class ExportReader(QuarantineRules):
         self.formats: dict[str, FileFormat] = {}
         self.rowctx = RowContext()
         self._rejected: Counter[str] = Counter()  # file -> records the reader quarantined (not orphans)
+        self.denormalised = Denormalised()  # keys of derived rows staged so far (one carrier once)
 
     # -- preflight -------------------------------------------------------------------------
     def preflight(self) -> dict[str, FileStats]:
@@ -118,10 +125,24 @@ class ExportReader(QuarantineRules):
         return fmt
 
     # -- reading ---------------------------------------------------------------------------
+    def read_order(self) -> list[str]:
+        """The export's tables in reading order: a file is read once every table it feeds may be
+        written (a coverage file that feeds insco..patins is read at patins, after the patients)."""
+        pos = {t: i for i, t in enumerate(TABLE_ORDER)}
+        return sorted(self.export.tables(), key=lambda t: max(pos[x] for x in self.profile.feeds(t)))
+
+    def open_tables(self, table: str) -> set[str]:
+        """The tables still to receive rows once the files of ``table`` are being read."""
+        order = self.read_order()
+        later = order[order.index(table):] if table in order else [table]
+        pos = {t: i for i, t in enumerate(TABLE_ORDER)}
+        return ({x for t in later for x in self.profile.feeds(t)}
+                | {t for t in TABLE_ORDER if pos[t] >= pos[table]})
+
     def iter_all(self) -> Iterator[Chunk]:
         if not self.formats:
             self.preflight()
-        for table in self.export.tables():
+        for table in self.read_order():
             yield from self.iter_table(table)
 
     def iter_table(self, table: str) -> Iterator[Chunk]:
@@ -155,8 +176,9 @@ class ExportReader(QuarantineRules):
             seen[base] += 1
             colnames.append(base if seen[base] == 1 else f"{base}__{seen[base]}")
         mapping: dict[str, str] = {}
+        spec = self.profile.spec_for(f.table, _stem(f))
         for n in colnames:
-            canon = self.profile.canonical_column(f.table, n)
+            canon = self.profile.canonical_column(f.table, n, _stem(f))
             if canon and canon not in mapping.values():
                 mapping[n] = canon
         st.columns = [n for n in colnames if n != "__trailing__"]
@@ -165,7 +187,7 @@ class ExportReader(QuarantineRules):
         if wide is not None:
             for i in range(1, wide.count + 1):
                 wide_cols |= {wide.code.format(n=i), wide.tooth.format(n=i), wide.surf.format(n=i)}
-        extra = set(self.rowctx.extra_columns(f.table, self.profile))
+        extra = set(self.rowctx.extra_columns(f.table, self.profile)) | spec.consumed()
         st.unknown_columns = [n for n in st.columns
                               if n not in mapping and n.upper() not in {w.upper() for w in wide_cols | extra}]
         st.missing_columns = [c for c in table.column_names if c not in mapping.values()]
@@ -299,6 +321,9 @@ class ExportReader(QuarantineRules):
             if parsed.codes.null_count < n:
                 codes[col.name] = [(by_canon[col.name], parsed.codes, parsed.actions)]
         apply_row_rules(f.table, rows, values, codes, self.rowctx, self.profile, ctx)
+        spec = self.profile.spec_for(f.table, _stem(f))
+        pending = (self.denormalised.derive(spec, f.table, rows, values, set(by_canon), ctx)
+                   if spec.derived else [])
         for i, src in rejoined or ():
             # A record split by a bare line break was put back together: say where.
             mask = pa.array([j == i for j in range(n)])
@@ -329,6 +354,11 @@ class ExportReader(QuarantineRules):
         if wide is not None and f.table == "appt":
             derived = derive_wide_procedures(rows, data, wide, ctx, f.key, keys_for=_key_strings)
         quarantine = empty(QUARANTINE_SCHEMA)
+        good = pc.invert(bad)
+        shaped = self.denormalised.emit(pending, good, f.key, record, line, _key_strings)
+        if spec.lists and len(table.pk) == 1:
+            shaped += list_children(spec, f.table, rows, values[table.pk[0]], good, f.key, record, line, ctx,
+                                    _key_strings)
         if pc.any(bad).as_py():
             missing_cols = [c for c in required if pc.any(pc.and_(bad, pc.is_null(values[c]))).as_py()]
             raw = pc.binary_join_element_wise(*[pc.fill_null(rows.column(i), "")
@@ -363,8 +393,17 @@ class ExportReader(QuarantineRules):
         if derived is not None:
             derived, dfind = derived
             st.derived += derived.num_rows
+            st.derived_tables["apptproc"] += derived.num_rows
             if derived.num_rows or dfind.num_rows:
                 yield Chunk("apptproc", f.key, derived, dfind, empty(QUARANTINE_SCHEMA))
+        for d in shaped:
+            st.derived += d.data.num_rows
+            st.derived_tables[d.table] += d.data.num_rows
+            st.derived_quarantined += d.quarantine.num_rows
+            for code in d.quarantine["code"].to_pylist():
+                st.findings[code] += 1
+            if d.data.num_rows or d.findings.num_rows or d.quarantine.num_rows:
+                yield Chunk(d.table, f.key, d.data, d.findings, d.quarantine)
 
     def _parse(self, rows: pa.RecordBatch, src: str, col: Column, ctx: ParseContext, table: str):  # type: ignore[no-untyped-def]
         raw = rows.column(src)
