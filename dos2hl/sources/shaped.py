@@ -232,10 +232,9 @@ class Denormalised:
                     seen.add(k)
             fresh = pa.array(new, pa.bool_())
             nb = int(pc.sum(bad.cast(pa.int64())).as_py() or 0)
-            blank = [c.name for c in t.columns if c.required]
+            why = f"a derived {p.table} row lacks {'/'.join(c.name for c in t.columns if c.required)}: "
             quarantine = (_quarantine(file, p.table, record.filter(bad), line.filter(bad), "KEY1",
-                                      [f"derived {p.table} row: blank {'/'.join(blank)}: {REASONS['KEY1']}"] * nb)
-                          if nb else empty(QUARANTINE_SCHEMA))
+                                      [why + REASONS["KEY1"]] * nb) if nb else empty(QUARANTINE_SCHEMA))
             kept = data.filter(fresh)
             kk = keys_for(kept, t.pk)
             finds = [findings_table(file, p.table, src, kept["_record"], kept["_line"], kk,

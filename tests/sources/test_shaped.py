@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from dos2hl.api import open_export
 from dos2hl.sources.reader import ExportReader
@@ -67,5 +68,80 @@ def test_staging_a_list_column_balances_and_counts_the_children_as_derived(tmp_p
     assert isinstance(tables, dict)
     assert (tables["appt"]["rows"], tables["apptproc"]["rows"]) == (5, 8)
     visits = m["files"]["Visits.csv"]  # type: ignore[index]
-    assert (visits["records"], visits["clean"], visits["derived"], visits["derived_quarantined"]) == (5, 5, 8, 1)
+    got = (visits["records"], visits["clean"], visits["derived"], visits["derived_quarantined"])
+    assert got == (5, 5, 8, 1)
     assert m["quarantine"]["apptproc"]["rows"] == 1  # type: ignore[index]
+
+
+def test_a_denormalised_coverage_file_feeds_carrier_plan_subscriber_and_coverage_linked_by_key() -> None:
+    reader, out = read("vendor_b")
+    carriers = {r["carrier_id"]: r for r in out["insco"].to_pylist()}
+    plans = {r["plan_id"]: r for r in out["insplan"].to_pylist()}
+    subs = {r["sub_rec_id"]: r for r in out["inssub"].to_pylist()}
+    # two carriers named on six rows: each once (a key hashed from name + payer id), lineage = first row
+    assert sorted((c["carrier_name"], c["payer_id"], c["_line"]) for c in carriers.values()) == [
+        ("Cigna Dental", "62308", 3), ("Delta Dental", "94276", 2)]
+    assert sorted((p["group_no"], carriers[p["carrier_id"]]["carrier_name"]) for p in plans.values()) == [
+        ("G-100", "Delta Dental"), ("G-200", "Cigna Dental"), ("G-300", "Delta Dental")]
+    # every coverage row is a patins row linked to its subscription -> plan -> carrier
+    chain = sorted(
+        (c["pat_id"], c["pat_member_id"], c["elig_stat"], subs[c["sub_rec_id"]]["member_id"],
+         subs[c["sub_rec_id"]]["subscriber_pat_id"], plans[subs[c["sub_rec_id"]]["plan_id"]]["group_no"],
+         carriers[plans[subs[c["sub_rec_id"]]["plan_id"]]["carrier_id"]]["carrier_name"], c["_line"])
+        for c in out["patins"].to_pylist())
+    assert chain == [
+        (101, "M-1", "V", "S1001", 101, "G-100", "Delta Dental", 2),
+        (101, "M-2", "I", "S2001", 101, "G-200", "Cigna Dental", 3),
+        (102, "M-3", "V", "S1002", 102, "G-100", "Delta Dental", 4),
+        (102, "M-4", "V", "S2002", 102, "G-200", "Cigna Dental", 5),
+        (103, "M-5", "V", "S3001", 103, "G-300", "Delta Dental", 6),
+        (103, "M-6", "U", "S2003", 103, "G-200", "Cigna Dental", 7),
+    ]
+    ids = out["patins"]["patins_id"]  # the file has no coverage id: one hashed from the row's values
+    assert len(set(ids.to_pylist())) == 6 and ids.null_count == 0
+    st = reader.stats["Coverage.csv"]
+    assert (st.records, st.clean, st.repaired, st.quarantined, st.derived) == (6, 6, 0, 0, 2 + 3 + 6)
+    assert dict(st.derived_tables) == {"insco": 2, "insplan": 3, "inssub": 6} and st.balanced
+    assert not st.unknown_columns
+    # the synthesised keys are deterministic: a second read (another run) gives the same ids
+    _, again = read("vendor_b")
+    for t in ("insco", "insplan", "inssub", "patins"):
+        assert sorted(again[t].column(0).to_pylist()) == sorted(out[t].column(0).to_pylist()), t
+
+
+def test_staging_a_coverage_file_writes_every_derived_table_and_balances(tmp_path: Path) -> None:
+    m = stage("vendor_b", tmp_path)
+    tables = m["tables"]
+    assert isinstance(tables, dict) and m["balanced"] is True
+    assert {t: tables[t]["rows"] for t in ("patient", "insco", "insplan", "inssub", "patins")} == {
+        "patient": 3, "insco": 2, "insplan": 3, "inssub": 6, "patins": 6}
+    cov = m["files"]["Coverage.csv"]  # type: ignore[index]
+    assert (cov["records"], cov["clean"], cov["quarantined"], cov["derived"]) == (6, 6, 0, 11)
+    totals = m["totals"]
+    assert isinstance(totals, dict)
+    # source records: 3 patients + 6 coverage rows + 5 visits; derived rows are counted apart
+    assert (totals["records"], totals["clean"], totals["derived"]) == (14, 14, 11 + 8)
+
+
+def test_the_maps_profile_refuses_an_entry_it_cannot_honour(tmp_path: Path) -> None:
+    """Never a silently dropped entry: each one the reader cannot place is a ConfigError naming it."""
+    from dos2hl.errors import ConfigError
+    from dos2hl.mapping.model import load_mapping
+
+    m = load_mapping(FIXTURES / "vendor_b.mapping.yaml")
+    profile = m.to_profile()
+    assert profile.spec("patins").derived["insco"] == {"Carrier": "carrier_name", "PayerID": "payer_id"}
+    assert profile.spec("appt").lists["Codes"].table == "apptproc"
+
+    orphan = m.model_copy(update={"files": {k: v for k, v in m.files.items() if k != "Visits"}})
+    with pytest.raises(ConfigError, match=r"Visits\.VisitID maps to appt\.appt_id but its file 'Visits'"):
+        orphan.to_profile()
+    wrong = m.model_copy(update={"files": {**m.files, "Visits": "patient"}})
+    with pytest.raises(ConfigError, match=r"Visits\.Codes: a list of apptproc\.proc_code cannot be read from "
+                                          r"a patient file"):
+        wrong.to_profile()
+    split = load_mapping(FIXTURES / "split_patients.mapping.yaml")
+    keyless = split.model_copy(update={"fields": [e for e in split.fields
+                                                  if e.source != "ContactInfo.PatID"]})
+    with pytest.raises(ConfigError, match="ContactInfo and Demographics both hold patient: each must map"):
+        keyless.to_profile()
