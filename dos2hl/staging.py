@@ -261,7 +261,7 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
             # (rows a file derives for other tables, e.g. apptproc from APPT or insco from a coverage
             # file, keep those tables open while it is read: ``open_tables``).
             source_table = reader.stats[chunk.file].table
-            still_open = reader.open_tables(source_table)
+            still_open = export.open_tables(source_table)
             for t in [t for t in writers if t not in still_open]:
                 _finish_table(t, writers.pop(t), out, tables_out)
             write_side("quarantine", chunk.table, chunk.quarantine)

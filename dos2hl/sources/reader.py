@@ -24,7 +24,8 @@ import pyarrow.csv as pacsv
 from ..errors import SourceError, UnreadableFileError
 from ..model import TABLES, Column, arrow_schema
 from .detect import FileFormat, sniff
-from .discover import TABLE_ORDER, Export, ExportFile
+from .discover import Export, ExportFile
+from .joined import join_parts
 from .lines import LineTracker
 from .prefetch import PARSE_POOL, prefetch
 from .quarantine import MAX_RECORD_BYTES, QuarantineRules, reason
@@ -77,6 +78,7 @@ class ExportReader(QuarantineRules):
         self.rowctx = RowContext()
         self._rejected: Counter[str] = Counter()  # file -> records the reader quarantined (not orphans)
         self.denormalised = Denormalised()  # keys of derived rows staged so far (one carrier once)
+        self._deferred: set[str] = set()  # tables being joined: required columns checked after the join
 
     # -- preflight -------------------------------------------------------------------------
     def preflight(self) -> dict[str, FileStats]:
@@ -125,33 +127,41 @@ class ExportReader(QuarantineRules):
         return fmt
 
     # -- reading ---------------------------------------------------------------------------
-    def read_order(self) -> list[str]:
-        """The export's tables in reading order: a file is read once every table it feeds may be
-        written (a coverage file that feeds insco..patins is read at patins, after the patients)."""
-        pos = {t: i for i, t in enumerate(TABLE_ORDER)}
-        return sorted(self.export.tables(), key=lambda t: max(pos[x] for x in self.profile.feeds(t)))
-
-    def open_tables(self, table: str) -> set[str]:
-        """The tables still to receive rows once the files of ``table`` are being read."""
-        order = self.read_order()
-        later = order[order.index(table):] if table in order else [table]
-        pos = {t: i for i, t in enumerate(TABLE_ORDER)}
-        return ({x for t in later for x in self.profile.feeds(t)}
-                | {t for t in TABLE_ORDER if pos[t] >= pos[table]})
-
     def iter_all(self) -> Iterator[Chunk]:
         if not self.formats:
             self.preflight()
-        for table in self.read_order():
+        for table in self.export.read_order():
             yield from self.iter_table(table)
 
     def iter_table(self, table: str) -> Iterator[Chunk]:
         if not self.formats:
             self.preflight()
-        for f in self.export.files.get(table, []):
-            if f.key not in self.formats:
-                continue  # unreadable: recorded in stats by preflight
-            yield from self._iter_file(f)
+        files = [f for f in self.export.files.get(table, []) if f.key in self.formats]  # else: unreadable
+        stems = [s.upper() for s in [self.profile.file_stem(table), *self.profile.spec(table).parts]]
+        if len({_stem(f).upper() for f in files}) < 2 or not self.profile.spec(table).parts:
+            for f in files:
+                yield from self._iter_file(f)
+            return
+        # a table spread over several files: hold its rows, join them on the key (``joined``)
+        groups: list[list[pa.Table]] = [[] for _ in stems]
+        later: list[Chunk] = []  # rows of other tables these files feed: after their parents
+        self._deferred.add(table)
+        try:
+            for f in files:
+                stem = _stem(f).upper()
+                i = stems.index(stem) if stem in stems else 0
+                for chunk in self._iter_file(f):
+                    if chunk.table != table:
+                        later.append(chunk)
+                        continue
+                    groups[i].append(chunk.data)
+                    yield Chunk(table, chunk.file, chunk.data.slice(0, 0), chunk.findings, chunk.quarantine,
+                                chunk.unmapped)
+        finally:
+            self._deferred.discard(table)
+        parts = [pa.concat_tables(g) if g else staged_schema(table).empty_table() for g in groups]
+        yield from join_parts(table, parts, self.stats, _key_strings)
+        yield from later
 
     def _context(self) -> ParseContext:
         assert self.export_date is not None
@@ -345,7 +355,7 @@ class ExportReader(QuarantineRules):
             parts.append(findings_table(f.key, f.table, src, record, line, keys, code_arr, action_arr))
         findings = pa.concat_tables(parts) if parts else empty(FINDINGS_SCHEMA)
         # Rows that cannot be staged: blank primary key or required reference.
-        required = [c.name for c in table.columns if c.required]
+        required = [c.name for c in table.columns if c.required and (c.pk or f.table not in self._deferred)]
         bad = pa.repeat(False, n)
         for c in required:
             bad = pc.or_(bad, pc.is_null(values[c]))

@@ -145,3 +145,35 @@ def test_the_maps_profile_refuses_an_entry_it_cannot_honour(tmp_path: Path) -> N
                                                   if e.source != "ContactInfo.PatID"]})
     with pytest.raises(ConfigError, match="ContactInfo and Demographics both hold patient: each must map"):
         keyless.to_profile()
+
+
+def test_a_table_split_over_two_files_is_joined_on_its_key() -> None:
+    reader, out = read("split_patients")
+    got = rows(out["patient"], "pat_id", "loc_id", "lname", "zip", "cphone", "email", "_file", "_line")
+    assert got == [
+        (101, "MAIN", "Rivera", "01103", "+14135550101", "ana@example.com", "Demographics.csv", 2),
+        (102, "MAIN", "Rivera", "01103", None, None, "Demographics.csv", 3),  # its contact row conflicts
+        (103, "MAIN", "Chen", "01104", None, None, "Demographics.csv", 4),  # only in Demographics: migrates
+    ]
+    q = rows(out["_quarantine"], "file", "line", "code")
+    assert q == [
+        ("ContactInfo.csv", 3, "JOIN1"),  # 102: another ZIP than Demographics says
+        ("ContactInfo.csv", 4, "KEY1"),  # 104: only in ContactInfo, which has no office (loc_id)
+        ("ContactInfo.csv", 5, "JOIN1"),  # 101 a second time in the same file
+    ]
+    demo, contact = reader.stats["Demographics.csv"], reader.stats["ContactInfo.csv"]
+    assert (demo.records, demo.clean, demo.quarantined, demo.joined) == (3, 3, 0, 0)
+    assert (contact.records, contact.clean, contact.repaired, contact.quarantined, contact.joined) == (
+        4, 1, 0, 3, 1)
+    assert demo.balanced and contact.balanced
+    # staged rows = every file's staged records, less those merged into another file's row
+    staged = sum(s.clean + s.repaired - s.joined for s in (demo, contact))
+    assert staged == out["patient"].num_rows == 3
+
+
+def test_staging_a_split_table_balances(tmp_path: Path) -> None:
+    m = stage("split_patients", tmp_path)
+    assert m["balanced"] is True
+    assert m["tables"]["patient"]["rows"] == 3  # type: ignore[index]
+    assert m["quarantine"]["patient"]["rows"] == 3  # type: ignore[index]
+    assert m["files"]["ContactInfo.csv"]["findings"] == {"JOIN1": 2, "KEY1": 1}  # type: ignore[index]
