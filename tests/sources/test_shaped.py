@@ -177,3 +177,27 @@ def test_staging_a_split_table_balances(tmp_path: Path) -> None:
     assert m["tables"]["patient"]["rows"] == 3  # type: ignore[index]
     assert m["quarantine"]["patient"]["rows"] == 3  # type: ignore[index]
     assert m["files"]["ContactInfo.csv"]["findings"] == {"JOIN1": 2, "KEY1": 1}  # type: ignore[index]
+
+
+def test_cli_stage_and_audit_read_a_shaped_export_through_its_map(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dos2hl.cli.main import app
+
+    runner = CliRunner()
+    profile = str(FIXTURES / "vendor_b.mapping.yaml")
+    res = runner.invoke(app, ["stage", str(FIXTURES / "vendor_b"), "--to", str(tmp_path / "st"),
+                              "--profile", profile, "--export-date", "2024-06-28"])
+    assert res.exit_code == 0, res.output
+    assert ("Coverage.csv: 6 records = 6 clean + 0 repaired + 0 quarantined "
+            "(+11 derived rows: insco 2, insplan 3, inssub 6)") in res.output
+    assert "(+8 derived rows: apptproc 8; 1 derived rows quarantined)" in res.output
+    res = runner.invoke(app, ["audit", str(FIXTURES / "vendor_b"), "--out", str(tmp_path / "audit"),
+                              "--profile", profile, "--export-date", "2024-06-28"])
+    assert res.exit_code == 0, res.output  # (an apptproc without a PROCCODE file: no orphan check crash)
+    assert "14 records = 14 clean + 0 repaired + 0 quarantined" in res.output
+    res = runner.invoke(app, ["stage", str(FIXTURES / "split_patients"), "--to", str(tmp_path / "st2"),
+                              "--profile", str(FIXTURES / "split_patients.mapping.yaml")])
+    assert res.exit_code == 0, res.output
+    assert ("ContactInfo.csv: 4 records = 1 clean + 0 repaired + 3 quarantined "
+            "(1 joined into another file's rows)") in res.output
