@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -55,14 +56,12 @@ def synth_key(table: str, parts: list[pa.Array], present: pa.Array) -> pa.Array:
     null where not ``present``."""
     strs = [pc.fill_null(pc.cast(p, pa.string()), "\x00") for p in parts] or [pa.repeat("", len(present))]
     joined = strs[0] if len(strs) == 1 else pc.binary_join_element_wise(*strs, "\x1f")
-    out: list[int | None] = []
-    for s, keep in zip(joined.to_pylist(), present.to_pylist(), strict=True):
-        if not keep:
-            out.append(None)
-            continue
-        h = hashlib.blake2b(f"{table}\x1e{s}".encode(), digest_size=8).digest()
-        out.append(int.from_bytes(h, "big") >> 12)
-    return pa.array(out, pa.int64())
+    # hash each distinct value once (the same carrier on 500 rows: one hash), then spread
+    uniq = pc.unique(joined)
+    hashed = pa.array([int.from_bytes(hashlib.blake2b(f"{table}\x1e{s}".encode(), digest_size=8).digest(),
+                                      "big") >> 12 for s in uniq.to_pylist()], pa.int64())
+    keys = pc.take(hashed, pc.index_in(joined, value_set=uniq))
+    return pc.if_else(present, keys, pa.scalar(None, pa.int64()))
 
 
 def _quarantine(file: str, table: str, record: pa.Array, line: pa.Array, code: str, why: list[str],
@@ -84,16 +83,28 @@ def _build(table: str, cols: dict[str, pa.Array], n: int, file: str, record: pa.
     return pa.table(arrays, schema=schema)
 
 
-def _bad_item(items: list[str], values: pa.Array, col: Column) -> list[bool]:
-    out = []
-    for raw, v in zip(items, values.to_pylist(), strict=True):
-        if v is None:
-            out.append(True)
-        elif col.kind == "code":
-            out.append(not _CODE_ITEM.fullmatch(str(v)) or not any(ch.isdigit() for ch in raw))
-        else:
-            out.append(False)
-    return out
+def _bad_item(items: pa.Array, values: pa.Array, col: Column) -> pa.Array:
+    """An item that is no value of its column: unparseable, or (a code) no code-like text with a digit."""
+    bad = pc.is_null(values)
+    if col.kind == "code":
+        shaped = pc.match_substring_regex(pc.fill_null(values, ""), "^" + _CODE_ITEM.pattern + "$")
+        bad = pc.or_(bad, pc.invert(pc.and_(shaped, pc.match_substring_regex(items, r"\d"))))
+    return pc.fill_null(bad, True)
+
+
+def _explode(text: pa.Array, keep: pa.Array, separators: str) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """``(row index, seq 1..n within its row, item)`` of every non-empty item of the kept rows' lists."""
+    text = pc.if_else(keep, pc.fill_null(text, ""), pa.scalar("", pa.string()))
+    lists = pc.split_pattern_regex(text, "[" + re.escape(separators) + "]")
+    rows = pc.list_parent_indices(lists)
+    items = pc.utf8_trim_whitespace(pc.list_flatten(lists))
+    nonempty = pc.greater(pc.utf8_length(items), 0)
+    rows, items = rows.filter(nonempty), items.filter(nonempty)
+    idx = np.asarray(rows.to_numpy(zero_copy_only=False), dtype=np.int64)
+    pos = np.arange(len(idx), dtype=np.int64)
+    first = np.r_[True, idx[1:] != idx[:-1]] if len(idx) else np.array([], dtype=bool)
+    starts = np.maximum.accumulate(np.where(first, pos, 0)) if len(idx) else pos
+    return pa.array(idx), pa.array(pos - starts + 1), items
 
 
 def list_children(spec: FileSpec, parent: str, rows: pa.RecordBatch, parent_key: pa.Array, good: pa.Array,
@@ -108,37 +119,27 @@ def list_children(spec: FileSpec, parent: str, rows: pa.RecordBatch, parent_key:
             continue
         child = TABLES[lc.table]
         link = next(c.name for c in child.columns if c.fk == parent)
-        sep = re.compile("[" + re.escape(lc.split) + "]")
-        idx: list[int] = []
-        seqs: list[int] = []
-        items: list[str] = []
-        for i, (text, key, ok) in enumerate(zip(rows.column(col_src).to_pylist(), parent_key.to_pylist(),
-                                                good.to_pylist(), strict=True)):
-            if not ok or key is None or not text:
-                continue
-            for n, item in enumerate((x.strip() for x in sep.split(text) if x.strip()), start=1):
-                idx.append(i)
-                seqs.append(n)
-                items.append(item)
-        take = pa.array(idx, pa.int64())
+        keep = pc.and_(pc.fill_null(good, False), pc.is_valid(parent_key))
+        take, seq_arr, item_arr = _explode(rows.column(col_src), keep, lc.split)
+        n_items = len(item_arr)
         col = child.by_name[lc.column]
-        parsed = parse_column(pa.array(items, pa.string()), col, ctx)
+        parsed = parse_column(item_arr, col, ctx)
         cols: dict[str, pa.Array] = {link: pc.take(parent_key, take), lc.column: parsed.values}
         if "seq" in child.by_name:
-            cols["seq"] = pa.array(seqs, pa.int64())
+            cols["seq"] = seq_arr
         rest = [c for c in child.pk if c not in cols]
         if len(rest) == 1 and child.by_name[rest[0]].kind == "int":
-            cols[rest[0]] = synth_key(lc.table, [cols[link], pa.array(seqs, pa.int64()),
-                                                 pa.repeat(src, len(items))], pa.repeat(True, len(items)))
+            cols[rest[0]] = synth_key(lc.table, [cols[link], seq_arr, pa.repeat(src, n_items)],
+                                      pa.repeat(True, n_items))
         rec, ln = pc.take(record, take), pc.take(line, take)
-        data = _build(lc.table, cols, len(items), file, rec, ln)
-        bad = pa.array(_bad_item(items, parsed.values, col), pa.bool_())
+        data = _build(lc.table, cols, n_items, file, rec, ln)
+        bad = _bad_item(item_arr, parsed.values, col)
         ok_rows = pc.invert(bad)
-        nb = len(items) - int(pc.sum(ok_rows.cast(pa.int64())).as_py() or 0)
+        nb = n_items - int(pc.sum(ok_rows.cast(pa.int64())).as_py() or 0)
         why = [f"item {s} of list column {src} is no valid {lc.column}: {REASONS['LST1']}"
-               for s in pa.array(seqs, pa.int64()).filter(bad).to_pylist()]
-        quarantine = _quarantine(file, lc.table, rec.filter(bad), ln.filter(bad), "LST1", why,
-                                 pa.array(items, pa.string()).filter(bad)) if nb else empty(QUARANTINE_SCHEMA)
+               for s in seq_arr.filter(bad).to_pylist()]
+        quarantine = (_quarantine(file, lc.table, rec.filter(bad), ln.filter(bad), "LST1", why,
+                                  item_arr.filter(bad)) if nb else empty(QUARANTINE_SCHEMA))
         data = data.filter(ok_rows)
         findings = findings_table(file, lc.table, col_src, data["_record"], data["_line"],
                                   keys_for(data, child.pk), parsed.codes.filter(ok_rows),

@@ -211,3 +211,39 @@ def test_tiny_blocks_give_the_same_rows() -> None:
         for t in whole:
             cols = [c for c in whole[t].column_names if c not in ("record",)]
             assert rows(tiny[t], *cols) == rows(whole[t], *cols), (name, t)
+
+
+def test_a_mapped_carrier_id_is_the_key_and_a_quarantined_row_derives_nothing(tmp_path: Path) -> None:
+    """The file's own carrier id is used as the key (no hash); a coverage row without its patient is
+    quarantined whole: no subscription or plan of it is staged (a carrier other rows name still is)."""
+    import shutil
+
+    import yaml
+
+    export = tmp_path / "export"
+    shutil.copytree(FIXTURES / "vendor_b", export)
+    (export / "Coverage.csv").write_text(
+        "PatID,CarrierID,Carrier,PayerID,GroupNo,SubscriberID,MemberID,Eligibility\r\n"
+        "101,7,Delta Dental,94276,G-100,S1001,M-1,V\r\n"
+        "102,7,Delta Dental,94276,G-100,S1002,M-3,V\r\n"
+        ",8,Cigna Dental,62308,G-900,S9,M-9,V\r\n")
+    data = yaml.safe_load((FIXTURES / "vendor_b.mapping.yaml").read_text())
+    data["fields"].append({"source": "Coverage.CarrierID", "table": "insco", "column": "carrier_id",
+                           "target": "custom_objects.insurance_records.source_carrier_id",
+                           "type": "NUMERICAL", "confidence": 1.0})
+    (tmp_path / "export.mapping.yaml").write_text(yaml.safe_dump(data))
+    reader = ExportReader(open_export(export, profile=str(tmp_path / "export.mapping.yaml")),
+                          export_date=EXPORT_DATE)
+    out: dict[str, list[dict[str, object]]] = {}
+    for chunk in reader.iter_all():
+        out.setdefault(chunk.table, []).extend(chunk.data.to_pylist())
+        out.setdefault("_quarantine", []).extend(chunk.quarantine.to_pylist())
+    assert [(r["carrier_id"], r["carrier_name"]) for r in out["insco"]] == [(7, "Delta Dental")]
+    assert [(r["carrier_id"], r["group_no"]) for r in out["insplan"]] == [(7, "G-100")]
+    assert sorted(r["member_id"] for r in out["inssub"]) == ["S1001", "S1002"]
+    assert [(q["file"], q["line"], q["code"]) for q in out["_quarantine"] if q["table"] != "apptproc"] == [
+        ("Coverage.csv", 4, "KEY1")]
+    st = reader.stats["Coverage.csv"]
+    assert (st.records, st.clean, st.quarantined, dict(st.derived_tables)) == (
+        3, 2, 1, {"insco": 1, "insplan": 1, "inssub": 2})
+    assert st.balanced
