@@ -25,7 +25,7 @@ from ..errors import SourceError, UnreadableFileError
 from ..model import TABLES, Column, arrow_schema
 from .detect import FileFormat, sniff
 from .discover import Export, ExportFile
-from .joined import join_parts
+from .joined import read_joined
 from .lines import LineTracker
 from .prefetch import PARSE_POOL, prefetch
 from .quarantine import MAX_RECORD_BYTES, QuarantineRules, reason
@@ -142,26 +142,13 @@ class ExportReader(QuarantineRules):
             for f in files:
                 yield from self._iter_file(f)
             return
-        # a table spread over several files: hold its rows, join them on the key (``joined``)
-        groups: list[list[pa.Table]] = [[] for _ in stems]
-        later: list[Chunk] = []  # rows of other tables these files feed: after their parents
+        # a table spread over several files: its rows held and joined on the key (``joined``); its
+        # required columns are checked after the join
         self._deferred.add(table)
         try:
-            for f in files:
-                stem = _stem(f).upper()
-                i = stems.index(stem) if stem in stems else 0
-                for chunk in self._iter_file(f):
-                    if chunk.table != table:
-                        later.append(chunk)
-                        continue
-                    groups[i].append(chunk.data)
-                    yield Chunk(table, chunk.file, chunk.data.slice(0, 0), chunk.findings, chunk.quarantine,
-                                chunk.unmapped)
+            yield from read_joined(table, files, stems, self._iter_file, self.stats, _key_strings)
         finally:
             self._deferred.discard(table)
-        parts = [pa.concat_tables(g) if g else staged_schema(table).empty_table() for g in groups]
-        yield from join_parts(table, parts, self.stats, _key_strings)
-        yield from later
 
     def _context(self) -> ParseContext:
         assert self.export_date is not None
