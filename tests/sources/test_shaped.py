@@ -247,3 +247,36 @@ def test_a_mapped_carrier_id_is_the_key_and_a_quarantined_row_derives_nothing(tm
     assert (st.records, st.clean, st.quarantined, dict(st.derived_tables)) == (
         3, 2, 1, {"insco": 1, "insplan": 1, "inssub": 2})
     assert st.balanced
+
+
+def test_a_profile_yaml_expresses_the_shapes_and_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    from dos2hl.errors import ConfigError
+    from dos2hl.sources.profile import load_profile
+
+    ok = tmp_path / "vendor.yaml"
+    ok.write_text("""
+name: vendor
+files:
+  patins:
+    file: Coverage
+    columns: {PatID: pat_id}
+    derived: {insco: {Carrier: carrier_name}}
+  appt:
+    file: Visits
+    lists: {Codes: {table: apptproc, column: proc_code, split: ";"}}
+  patient:
+    file: Demographics
+    parts: {Contacts: {columns: {PatID: pat_id, Mobile: cphone}}}
+""")
+    p = load_profile(ok)
+    assert p.feeds("patins") == ["insco", "patins"] and p.feeds("appt") == ["appt", "apptproc"]
+    assert p.stems["CONTACTS"] == "patient"
+    assert p.canonical_column("patient", "Mobile", "Contacts") == "cphone"
+    assert p.spec("patins").consumed() == {"CARRIER"}
+    for bad, why in (("derived: {insco: {Carrier: nope}}", "derives insco columns it does not have"),
+                     ("lists: {Codes: {table: insco, column: carrier_name, split: ';'}}",
+                      "insco has no column referring to patins")):
+        path = tmp_path / "bad.yaml"
+        path.write_text(f"name: bad\nfiles:\n  patins:\n    file: Coverage\n    {bad}\n")
+        with pytest.raises(ConfigError, match=why):
+            load_profile(path)
