@@ -9,7 +9,9 @@
   is the mapped key column when the file has one, else a deterministic key hashed from the derived row's
   values (the same carrier on 500 rows is one carrier, in every run); the linking foreign keys (patins
   -> inssub -> insplan -> insco) are filled from those keys. A derived row is staged once per key (a
-  set of int keys per table: bounded by the number of distinct carriers/plans, not rows).
+  dict of keys per table: bounded by the number of distinct carriers/plans, not rows); a key the file
+  maps, met again with other values (carrier 7 under two names), keeps its first values and is flagged
+  (KEY2) on the later row.
 
 Accounting: a source row is one record of its file (clean, repaired or quarantined); rows made from it
 are ``derived`` (``FileStats.derived``, per table in ``derived_tables``) or ``derived_quarantined``,
@@ -154,13 +156,15 @@ class _Pending:
     values: dict[str, pa.Array]
     present: pa.Array
     codes: list[tuple[str, pa.Array, pa.Array]]
+    key_source: str | None = None  # the file's column holding the key, when the file maps it
+    own: list[str] = field(default_factory=list)  # the columns the file maps (compared under one key)
 
 
 @dataclass
 class Denormalised:
     """The derived tables of denormalised files; ``seen`` holds the keys already staged, per table."""
 
-    seen: dict[str, set[int | str]] = field(default_factory=dict)
+    seen: dict[str, dict[str, str | None]] = field(default_factory=dict)  # key -> its values (mapped keys)
 
     def derive(self, spec: FileSpec, primary: str, rows: pa.RecordBatch, values: dict[str, pa.Array],
                mapped: set[str], ctx: ParseContext) -> list[_Pending]:
@@ -194,12 +198,15 @@ class Denormalised:
                     same = [values[x.name] for x in ptable.columns if x.fk == c.fk and x.name in mapped]
                     if same:
                         vals[c.name] = same[0]
+            key_source = None
             if all(k in vals for k in t.pk):
                 keyed[d] = vals[t.pk[0]] if len(t.pk) == 1 else pa.nulls(n, pa.int64())
+                key_source = next((s for s, c in spec.derived[d].items() if c == t.pk[0]), None)
             elif len(t.pk) == 1 and t.by_name[t.pk[0]].kind == "int":
                 vals[t.pk[0]] = keyed[d] = synth_key(d, [vals[c] for c in sorted(vals)], present)
             # (a composite key the file does not map stays blank: those rows are quarantined, KEY1)
-            pending.append(_Pending(d, vals, present, codes))
+            own = [c for c in spec.derived[d].values() if c not in t.pk]
+            pending.append(_Pending(d, vals, present, codes, key_source, own))
         for c in ptable.columns:
             if c.fk in keyed and c.name not in mapped:
                 values[c.name] = pc.coalesce(values[c.name], keyed[c.fk].cast(values[c.name].type))
@@ -224,14 +231,20 @@ class Denormalised:
                     missing = pc.or_(missing, pc.is_null(data[c.name]))
             bad = pc.and_(want, missing)
             keep = pc.and_(want, pc.invert(missing))
-            seen = self.seen.setdefault(p.table, set())
-            keys = keys_for(data, t.pk).to_pylist()
+            seen = self.seen.setdefault(p.table, {})
+            keys = keys_for(data, t.pk)
+            sigs = (pc.binary_join_element_wise(*[pc.fill_null(pc.cast(data[c], pa.string()), "\x00")
+                                                  for c in p.own], "\x1f").to_pylist()
+                    if p.key_source and p.own else [None] * n)
             new: list[bool] = []
-            for k, ok in zip(keys, keep.to_pylist(), strict=True):
+            clash: list[bool] = []  # a key the file maps, seen before with other values: flagged (KEY2)
+            for k, ok, sig in zip(keys.to_pylist(), keep.to_pylist(), sigs, strict=True):
                 new.append(bool(ok) and k not in seen)
+                clash.append(bool(ok) and k in seen and seen[k] != sig)
                 if new[-1]:
-                    seen.add(k)
+                    seen[k] = sig
             fresh = pa.array(new, pa.bool_())
+            flagged = pa.array(clash, pa.bool_())
             nb = int(pc.sum(bad.cast(pa.int64())).as_py() or 0)
             why = f"a derived {p.table} row lacks {'/'.join(c.name for c in t.columns if c.required)}: "
             quarantine = (_quarantine(file, p.table, record.filter(bad), line.filter(bad), "KEY1",
@@ -241,6 +254,11 @@ class Denormalised:
             finds = [findings_table(file, p.table, src, kept["_record"], kept["_line"], kk,
                                     codes.filter(fresh), actions.filter(fresh))
                      for src, codes, actions in p.codes]
+            if p.key_source and pc.any(flagged).as_py():
+                blank = pa.scalar(None, pa.string())
+                finds.append(findings_table(file, p.table, p.key_source, record, line, keys,
+                                            pc.if_else(flagged, pa.scalar("KEY2"), blank),
+                                            pc.if_else(flagged, pa.scalar("flagged"), blank)))
             findings = pa.concat_tables(finds) if finds else empty(FINDINGS_SCHEMA)
             out.append(Derived(p.table, kept, findings, quarantine))
         return out

@@ -226,7 +226,8 @@ def test_a_mapped_carrier_id_is_the_key_and_a_quarantined_row_derives_nothing(tm
         "PatID,CarrierID,Carrier,PayerID,GroupNo,SubscriberID,MemberID,Eligibility\r\n"
         "101,7,Delta Dental,94276,G-100,S1001,M-1,V\r\n"
         "102,7,Delta Dental,94276,G-100,S1002,M-3,V\r\n"
-        ",8,Cigna Dental,62308,G-900,S9,M-9,V\r\n")
+        ",8,Cigna Dental,62308,G-900,S9,M-9,V\r\n"
+        "103,7,Delta Dental of MA,94276,G-100,S3,M-7,V\r\n")  # carrier 7 again, under another name
     data = yaml.safe_load((FIXTURES / "vendor_b.mapping.yaml").read_text())
     data["fields"].append({"source": "Coverage.CarrierID", "table": "insco", "column": "carrier_id",
                            "target": "custom_objects.insurance_records.source_carrier_id",
@@ -238,14 +239,18 @@ def test_a_mapped_carrier_id_is_the_key_and_a_quarantined_row_derives_nothing(tm
     for chunk in reader.iter_all():
         out.setdefault(chunk.table, []).extend(chunk.data.to_pylist())
         out.setdefault("_quarantine", []).extend(chunk.quarantine.to_pylist())
+        out.setdefault("_findings", []).extend(chunk.findings.to_pylist())
     assert [(r["carrier_id"], r["carrier_name"]) for r in out["insco"]] == [(7, "Delta Dental")]
     assert [(r["carrier_id"], r["group_no"]) for r in out["insplan"]] == [(7, "G-100")]
-    assert sorted(r["member_id"] for r in out["inssub"]) == ["S1001", "S1002"]
+    assert sorted(r["member_id"] for r in out["inssub"]) == ["S1001", "S1002", "S3"]
+    # the first values of a key the file maps are kept; the same key with other values is flagged
+    assert [(f["table"], f["line"], f["column"], f["key"], f["code"], f["action"]) for f in out["_findings"]
+            if f["table"] == "insco"] == [("insco", 5, "CarrierID", "7", "KEY2", "flagged")]
     assert [(q["file"], q["line"], q["code"]) for q in out["_quarantine"] if q["table"] != "apptproc"] == [
         ("Coverage.csv", 4, "KEY1")]
     st = reader.stats["Coverage.csv"]
     assert (st.records, st.clean, st.quarantined, dict(st.derived_tables)) == (
-        3, 2, 1, {"insco": 1, "insplan": 1, "inssub": 2})
+        4, 3, 1, {"insco": 1, "insplan": 1, "inssub": 3})
     assert st.balanced
 
 
