@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from .errors import ConfigError, SourceError
 from .model import TABLES
-from .sources.discover import TABLE_ORDER, Export
+from .sources.discover import Export
 from .sources.idmap import IdMap
 from .sources.reader import FINDINGS_SCHEMA, QUARANTINE_SCHEMA, Chunk, ExportReader, FileStats, staged_schema
 from .storage import Store
@@ -255,13 +255,14 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
                                               budget_bytes=budget_bytes)
             return writers[table]
 
-        order = {t: i for i, t in enumerate(TABLE_ORDER)}
         done_rows = 0
         for chunk in reader.iter_all():
             # Tables are read in TABLE_ORDER; once a later file starts, earlier tables are complete
-            # (apptproc rows derived from wide APPT rows stay open while APPT is read).
+            # (rows a file derives for other tables, e.g. apptproc from APPT or insco from a coverage
+            # file, keep those tables open while it is read: ``open_tables``).
             source_table = reader.stats[chunk.file].table
-            for t in [t for t in writers if order[t] < order[source_table]]:
+            still_open = export.open_tables(source_table)
+            for t in [t for t in writers if t not in still_open]:
                 _finish_table(t, writers.pop(t), out, tables_out)
             write_side("quarantine", chunk.table, chunk.quarantine)
             write_side("findings", chunk.table, chunk.findings)
@@ -403,8 +404,10 @@ def move_to_quarantine(stats: dict[str, FileStats], chunk: Chunk, orphans: pa.Ta
     st = stats[chunk.file]
     rep = chunk.data.filter(pc.is_in(chunk.data["_record"], orphans["record"]))["_repaired"]
     n_rep = int(pc.sum(rep.cast(pa.int64())).as_py() or 0)
-    if chunk.table == "apptproc" and st.table == "appt":
-        st.derived -= orphans.num_rows  # derived rows are not records of the file
+    if chunk.table != st.table:  # derived rows are not records of the file
+        st.derived -= orphans.num_rows
+        st.derived_tables[chunk.table] -= orphans.num_rows
+        st.derived_quarantined += orphans.num_rows
         return
     st.repaired -= n_rep
     st.clean -= orphans.num_rows - n_rep

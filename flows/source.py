@@ -23,7 +23,9 @@ class SourceParams(BaseModel):
     source: str = Field(description="Export folder or s3://bucket/prefix")
     run_dir: str = Field(description="Run folder or s3://bucket/prefix (staged/ is written under it)")
     audit_dir: str = Field("audit", description="Local folder for audit.json / audit.md")
-    profile: str = "reference"
+    profile: str = Field("reference", description="Export profile, or the confirmed field map "
+                         "(mapping.yaml): it reads list columns, files feeding several tables and tables "
+                         "split over files")
     shards: int | None = None
     export_date: dt.date | None = None
     overwrite: bool = False

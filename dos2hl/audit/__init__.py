@@ -188,11 +188,11 @@ class _Audit:
             parts = self.fk_values[(table, col)]
             parent = TABLES[table].by_name[col].fk
             assert parent is not None
-            if parent not in keysets:
-                arrs = self.pks.get(parent, [])
-                keysets[parent] = pc.unique(pa.concat_arrays(arrs)) if arrs else pa.array([], pa.int64())
             if not parts:
                 continue
+            if parent not in keysets:  # a parent without a file (no PROCCODE): an empty set of the key's type
+                arrs = self.pks.get(parent, [])
+                keysets[parent] = pc.unique(pa.concat_arrays(arrs)) if arrs else pa.array([], parts[0].type)
             vals = pc.unique(pa.concat_arrays([p.cast(keysets[parent].type) if p.type != keysets[parent].type
                                                else p for p in parts]))
             if parent == "patient" and vals.type == pa.int64():

@@ -16,7 +16,10 @@ __all__ = ["ExportDateOpt", "JsonOpt", "LocationsOpt", "MappingOpt", "ProfileOpt
 
 ProfileOpt = Annotated[str,
                        typer.Option("--profile",
-                                    help="Export profile: 'reference', 'softdent_like' or a YAML file.")]
+                                    help="Export profile: 'reference', 'softdent_like', a profile YAML "
+                                         "file, or a field map (mapping.yaml): its file and column names, "
+                                         "list columns, files feeding several tables, tables split over "
+                                         "files.")]
 ExportDateOpt = Annotated[
     Optional[dt.datetime],
     typer.Option("--export-date", formats=["%Y-%m-%d"],

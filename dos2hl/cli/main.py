@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -31,6 +31,9 @@ from .mapping import map_app
 from .migrate import register as register_migrate
 from .ops import register as register_ops
 from .sandbox import sandbox_app
+
+if TYPE_CHECKING:  # the CLI imports no Arrow for a command without it
+    from ..sources.staged import FileStats
 
 app = typer.Typer(
     name="dos2hl",
@@ -187,7 +190,7 @@ def stage(
                                "seconds": round(result.seconds, 3)}))
     else:
         for st in sorted(result.stats.values(), key=lambda s: s.file):
-            typer.echo(f"  {st.identity()}" + (f" (+{st.derived} derived rows)" if st.derived else ""))
+            typer.echo(f"  {st.identity()}" + _shaped_note(st))
         typer.echo(f"total: {result.manifest['identity']}")
         for st in result.stats.values():
             if st.error:
@@ -335,3 +338,17 @@ register_ops(app)  # plan, workflows, phi, delta (ops.py)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+def _shaped_note(st: FileStats) -> str:
+    """What a file gave besides its own records: rows of other tables, records joined into another's."""
+    notes = []
+    if st.derived:
+        per = ", ".join(f"{t} {n}" for t, n in sorted(st.derived_tables.items()) if n)
+        notes.append(f"+{st.derived} derived rows" + (f": {per}" if per else ""))
+    if st.derived_quarantined:
+        notes.append(f"{st.derived_quarantined} derived rows quarantined")
+    if st.joined:
+        notes.append(f"{st.joined} joined into another file's rows")
+    return f" ({'; '.join(notes)})" if notes else ""
+

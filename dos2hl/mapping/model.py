@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import ConfigError
 from ..model import TABLES
-from ..sources.profile import FileSpec, Profile, load_profile
+from ..sources.profile import FileSpec, ListColumn, Profile, load_profile
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a 400-entry map loads in ms, not seconds
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -144,22 +144,56 @@ class Mapping(BaseModel):
         return None
 
     def to_profile(self) -> Profile:
-        """The export profile the reader needs: the base layout plus this map's file and column names."""
+        """The export profile the reader needs: the base layout plus this map's file and column names.
+
+        Every entry is honoured or refused: a column of the file's own table is a column; a column of
+        another table is a derived row's (``FileSpec.derived``); a ``split`` entry is a list column
+        (``FileSpec.lists``); a second stem of the same table is a part joined on the table's key
+        (``FileSpec.parts``). An entry the reader cannot place is a ConfigError naming it.
+        """
         base = load_profile(self.export.profile)
-        files: dict[str, FileSpec] = {}
-        by_table: dict[str, dict[str, str]] = {}
-        stems = {table: stem for stem, table in self.files.items()}
+        specs: dict[str, FileSpec] = {}
         for e in self.fields:
             table = self.files.get(e.file)
             if table is None:
+                if e.table is not None and e.column is not None:
+                    raise ConfigError(f"fields: {e.source} maps to {e.table}.{e.column} but its file "
+                                      f"{e.file!r} is not under files: name the file's table there")
                 continue
-            canon = e.column if (e.table == table and e.column) else "skip"
-            by_table.setdefault(table, {})[e.source_column] = canon
-        for table, stem in stems.items():
-            spec = base.spec(table)
-            files[table] = spec.model_copy(update={"file": stem, "columns": {**spec.columns,
-                                                                             **by_table.get(table, {})}})
-        return base.model_copy(update={"name": f"{base.name}+mapping", "files": {**base.files, **files}})
+            spec = specs.setdefault(e.file, FileSpec(file=e.file))
+            if e.split is not None:
+                assert e.table is not None and e.column is not None  # the model's validator
+                if not any(c.fk == table for c in TABLES[e.table].columns):
+                    raise ConfigError(f"fields: {e.source}: a list of {e.table}.{e.column} cannot be read "
+                                      f"from a {table} file ({e.table} has no column referring to {table})")
+                spec.lists[e.source_column] = ListColumn(table=e.table, column=e.column, split=e.split)
+                spec.columns[e.source_column] = "skip"
+            elif e.table is not None and e.column is not None and e.table != table:
+                spec.derived.setdefault(e.table, {})[e.source_column] = e.column
+                spec.columns[e.source_column] = "skip"
+            else:
+                spec.columns[e.source_column] = e.column if (e.table == table and e.column) else "skip"
+        files: dict[str, FileSpec] = {}
+        for stem, table in self.files.items():
+            spec = specs.get(stem, FileSpec(file=stem))
+            if table not in files:
+                b = base.spec(table)
+                files[table] = b.model_copy(update={"file": stem, "columns": {**b.columns, **spec.columns},
+                                                    "derived": spec.derived, "lists": spec.lists,
+                                                    "parts": {}})
+                continue
+            pk = TABLES[table].pk
+            if not set(pk) <= set(spec.columns.values()):
+                raise ConfigError(f"files: {stem} and {files[table].file} both hold {table}: each must map "
+                                  f"its key ({', '.join(pk)}) so their rows can be joined")
+            files[table].parts[stem] = spec
+        data = base.model_dump()
+        data.update(name=f"{base.name}+mapping",
+                    files={t: s.model_dump() for t, s in {**base.files, **files}.items()})
+        try:
+            return Profile.model_validate(data)
+        except ValueError as exc:
+            raise ConfigError(f"the map cannot be read as an export profile: {exc}") from None
 
     def changes_since_confirmation(self) -> list[str]:
         """What differs from the confirmed content: entries changed, added, removed, or other parts."""

@@ -250,6 +250,11 @@ def desired_schema(mapping: Mapping, source: str | Path | None = None) -> Desire
                                              "relation policy lookup_field: "
                                              "the contact, without a relation call", sources=("(relation)",)))
     for obj in d.objects.values():
+        if f"{obj.key}.source_id" not in obj.fields:  # every record carries its source id (planning's
+            # identity lookups), also when the file had no id column (a key the reader hashed, dos2hl.sources
+            # .shaped) and the map so has no entry for it
+            _merge(obj.fields, FieldSpec(f"{obj.key}.source_id", "Source ID", "NUMERICAL", (),
+                                         "the record's source id", sources=("(key)",)))
         ptype = obj.primary_type
         if ptype not in ("TEXT", "NUMERICAL"):
             raise ProvisionError(f"mapping: {obj.key}.{obj.primary} is the object's primary display property "

@@ -105,6 +105,11 @@ REASONS: dict[str, str] = {
     "KEY1": "a primary key or required reference was blank or unreadable, so the row was quarantined; "
             "fill it in at the source",
     "KEY2": "the same primary key appears on more than one row; keep one row per key at the source",
+    "LST1": "an item of a list column (e.g. procedure codes separated by ';') is not a valid value of its "
+            "column: that item's row was quarantined, its parent row and the other items were kept",
+    "JOIN1": "a table whose rows are spread over several files holds the same key twice in one file, or "
+             "with different values of a column in two files: that file's record was quarantined and the "
+             "first file's values kept; correct the record at the source",
     "FK1": "the row refers to a patient (or parent row) that is not in the export, so it was "
            "quarantined; re-export with the missing patient",
     "LKP1": "the code is not defined in LOOKUP for its category; it was kept: add it to the "

@@ -48,6 +48,20 @@ class Export:
     def tables(self) -> list[str]:
         return [t for t in TABLE_ORDER if self.files.get(t)]
 
+    def read_order(self) -> list[str]:
+        """The tables in reading order: a file is read once every table it feeds may be written (a
+        coverage file feeding insco..patins is read at patins, after the patients it refers to)."""
+        pos = {t: i for i, t in enumerate(TABLE_ORDER)}
+        return sorted(self.tables(), key=lambda t: max(pos[x] for x in self.profile.feeds(t)))
+
+    def open_tables(self, table: str) -> set[str]:
+        """The tables that may still receive rows once the files of ``table`` are being read."""
+        order = self.read_order()
+        later = order[order.index(table):] if table in order else [table]
+        pos = {t: i for i, t in enumerate(TABLE_ORDER)}
+        return ({x for t in later for x in self.profile.feeds(t)}
+                | {t for t in TABLE_ORDER if pos[t] >= pos[table]})
+
 
 def discover(store: Store, profile: Profile, *, documents: bool = True) -> Export:
     """List the export and match files to tables by the profile's stems and extensions.

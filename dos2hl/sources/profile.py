@@ -17,6 +17,24 @@ Example (a practice whose export renames things)::
       appt:
         wide_procedures: {count: 6, code: "PROC{n}", tooth: "TOOTH{n}", surf: "SURF{n}"}
     ledger_amount: {mode: split_columns, columns: [CASH_AMT, CHECK_AMT, CARD_AMT]}
+
+Exports shaped differently (what a field map's ``to_profile`` writes, ``dos2hl.sources.shaped`` reads)::
+
+    files:
+      patins:                      # a coverage file: each row is a patient's coverage ...
+        file: Coverage
+        columns: {PatID: pat_id, Elig: elig_stat}
+        derived:                   # ... and carries the carrier, plan and subscriber on every row
+          insco: {Carrier: carrier_name, PayerID: payer_id}
+          insplan: {GroupNo: group_no}
+      appt:
+        file: Visits
+        lists:                     # a list column: each item is a child row
+          Codes: {table: apptproc, column: proc_code, split: ";, "}
+      patient:
+        file: Demographics
+        parts:                     # the same table's other columns in another file, joined on pat_id
+          Contacts: {columns: {PatID: pat_id, Mobile: cphone}}
 """
 
 from __future__ import annotations
@@ -32,8 +50,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..errors import ConfigError
 from ..model import TABLES
 
-__all__ = ["BUILTIN_PROFILES", "FileSpec", "LedgerAmount", "Profile", "WideProcedures", "is_field_map",
-           "load_profile"]
+__all__ = ["BUILTIN_PROFILES", "FileSpec", "LedgerAmount", "ListColumn", "Profile", "WideProcedures",
+           "is_field_map", "load_profile"]
 
 BUILTIN_PROFILES = ("reference", "softdent_like")
 
@@ -57,6 +75,15 @@ class LedgerAmount(BaseModel):
     columns: list[str] = ["CASH_AMT", "CHECK_AMT", "CARD_AMT"]  # mode split_columns: credits, summed
 
 
+class ListColumn(BaseModel):
+    """A source column holding a list: each item is one row of ``table`` (a child of the file's table)."""
+
+    model_config = ConfigDict(extra="forbid")
+    table: str
+    column: str
+    split: str = Field(min_length=1)  # any of these characters separates the items
+
+
 class FileSpec(BaseModel):
     """One canonical table's file in this export."""
 
@@ -67,6 +94,15 @@ class FileSpec(BaseModel):
     header: list[str] | None = None  # source column names, for a file without a header row
     wide_procedures: WideProcedures | None = None  # appt only
     length_units_minutes: int | None = None  # appt: LENGTH is in units of N minutes (column UNITS)
+    # a denormalised file: other tables' columns on each row (table -> {source column -> its column})
+    derived: dict[str, dict[str, str]] = {}
+    lists: dict[str, ListColumn] = {}  # source column -> the child rows its items become
+    # the same table's rows continued in other files (stem -> that file's spec), joined on the table's key
+    parts: dict[str, FileSpec] = {}
+
+    def consumed(self) -> set[str]:
+        """Upper-cased source columns that feed another table (derived or list columns)."""
+        return {c.upper() for cols in self.derived.values() for c in cols} | {c.upper() for c in self.lists}
 
 
 class Profile(BaseModel):
@@ -98,17 +134,28 @@ class Profile(BaseModel):
                     )
             if spec.wide_procedures is not None and tname != "appt":
                 raise ValueError(f"profile {self.name!r}: wide_procedures only applies to appt, not {tname}")
+            for part in [spec, *spec.parts.values()]:
+                _check_shapes(self.name, tname, part)
         return self
 
     def spec(self, table: str) -> FileSpec:
         return self.files.get(table) or FileSpec()
 
+    def spec_for(self, table: str, stem: str) -> FileSpec:
+        """The spec of one file of ``table``: a part's own spec when ``stem`` names a part."""
+        spec = self.spec(table)
+        for part_stem, part in spec.parts.items():
+            if part_stem.upper() == stem.upper():
+                return part
+        return spec
+
     def file_stem(self, table: str) -> str:
         return self.spec(table).file or table.upper()
 
-    def canonical_column(self, table: str, source_column: str) -> str | None:
-        """The canonical column a source column feeds, or None when it is unknown to this profile."""
-        spec = self.spec(table)
+    def canonical_column(self, table: str, source_column: str, stem: str | None = None) -> str | None:
+        """The canonical column a source column feeds, or None when it is unknown to this profile
+        (``stem``: the file's stem, for a table whose rows continue in other files)."""
+        spec = self.spec(table) if stem is None else self.spec_for(table, stem)
         key = source_column.strip()
         if key in spec.columns:
             mapped = spec.columns[key]
@@ -130,7 +177,35 @@ class Profile(BaseModel):
     @cached_property
     def stems(self) -> dict[str, str]:
         """Upper-cased file stem -> canonical table."""
-        return {self.file_stem(t).upper(): t for t in TABLES}
+        out = {self.file_stem(t).upper(): t for t in TABLES}
+        for t, spec in self.files.items():
+            out.update({stem.upper(): t for stem in spec.parts})
+        return out
+
+    def feeds(self, table: str) -> list[str]:
+        """The tables the files of ``table`` feed: itself, derived tables, list children (parents first)."""
+        out = {table}
+        spec = self.spec(table)
+        for s in [spec, *spec.parts.values()]:
+            out |= set(s.derived) | {lc.table for lc in s.lists.values()}
+            if s.wide_procedures is not None:
+                out.add("apptproc")
+        return [t for t in TABLES if t in out]
+
+
+def _check_shapes(name: str, table: str, spec: FileSpec) -> None:
+    for other, cols in spec.derived.items():
+        if other not in TABLES or other == table:
+            raise ValueError(f"profile {name!r}: {table} derives unknown table {other!r}")
+        bad = [c for c in cols.values() if c not in TABLES[other].by_name]
+        if bad:
+            raise ValueError(f"profile {name!r}: {table} derives {other} columns it does not have: {bad}")
+    for src, lc in spec.lists.items():
+        if lc.table not in TABLES or lc.column not in TABLES[lc.table].by_name:
+            raise ValueError(f"profile {name!r}: list column {table}.{src}: unknown {lc.table}.{lc.column}")
+        if not any(c.fk == table for c in TABLES[lc.table].columns):
+            raise ValueError(f"profile {name!r}: list column {table}.{src}: {lc.table} has no column "
+                             f"referring to {table} (its items cannot be linked to their row)")
 
 
 def load_profile(name_or_path: str | Path | Profile) -> Profile:

@@ -25,10 +25,12 @@ from ..errors import SourceError, UnreadableFileError
 from ..model import TABLES, Column, arrow_schema
 from .detect import FileFormat, sniff
 from .discover import Export, ExportFile
+from .joined import read_joined
 from .lines import LineTracker
 from .prefetch import PARSE_POOL, prefetch
 from .quarantine import MAX_RECORD_BYTES, QuarantineRules, reason
 from .rowrules import CodeMap, RowContext, apply_row_rules, derive_wide_procedures
+from .shaped import Denormalised, list_children
 from .staged import (
     FINDINGS_SCHEMA,
     LINEAGE,
@@ -57,6 +59,11 @@ def _key_strings(data: pa.Table, pk: tuple[str, ...]) -> pa.Array:
     return pc.binary_join_element_wise(*[pc.fill_null(p, "") for p in parts], "|")
 
 
+def _stem(f: ExportFile) -> str:
+    stem, dot, _ = f.name.rpartition(".")
+    return stem if dot else f.name
+
+
 class ExportReader(QuarantineRules):
     """Reads an ``Export`` table by table, in dependency order."""
 
@@ -70,6 +77,8 @@ class ExportReader(QuarantineRules):
         self.formats: dict[str, FileFormat] = {}
         self.rowctx = RowContext()
         self._rejected: Counter[str] = Counter()  # file -> records the reader quarantined (not orphans)
+        self.denormalised = Denormalised()  # keys of derived rows staged so far (one carrier once)
+        self._deferred: set[str] = set()  # tables being joined: required columns checked after the join
 
     # -- preflight -------------------------------------------------------------------------
     def preflight(self) -> dict[str, FileStats]:
@@ -121,16 +130,25 @@ class ExportReader(QuarantineRules):
     def iter_all(self) -> Iterator[Chunk]:
         if not self.formats:
             self.preflight()
-        for table in self.export.tables():
+        for table in self.export.read_order():
             yield from self.iter_table(table)
 
     def iter_table(self, table: str) -> Iterator[Chunk]:
         if not self.formats:
             self.preflight()
-        for f in self.export.files.get(table, []):
-            if f.key not in self.formats:
-                continue  # unreadable: recorded in stats by preflight
-            yield from self._iter_file(f)
+        files = [f for f in self.export.files.get(table, []) if f.key in self.formats]  # else: unreadable
+        stems = [s.upper() for s in [self.profile.file_stem(table), *self.profile.spec(table).parts]]
+        if len({_stem(f).upper() for f in files}) < 2 or not self.profile.spec(table).parts:
+            for f in files:
+                yield from self._iter_file(f)
+            return
+        # a table spread over several files: its rows held and joined on the key (``joined``); its
+        # required columns are checked after the join
+        self._deferred.add(table)
+        try:
+            yield from read_joined(table, files, stems, self._iter_file, self.stats, _key_strings)
+        finally:
+            self._deferred.discard(table)
 
     def _context(self) -> ParseContext:
         assert self.export_date is not None
@@ -155,8 +173,9 @@ class ExportReader(QuarantineRules):
             seen[base] += 1
             colnames.append(base if seen[base] == 1 else f"{base}__{seen[base]}")
         mapping: dict[str, str] = {}
+        spec = self.profile.spec_for(f.table, _stem(f))
         for n in colnames:
-            canon = self.profile.canonical_column(f.table, n)
+            canon = self.profile.canonical_column(f.table, n, _stem(f))
             if canon and canon not in mapping.values():
                 mapping[n] = canon
         st.columns = [n for n in colnames if n != "__trailing__"]
@@ -165,7 +184,7 @@ class ExportReader(QuarantineRules):
         if wide is not None:
             for i in range(1, wide.count + 1):
                 wide_cols |= {wide.code.format(n=i), wide.tooth.format(n=i), wide.surf.format(n=i)}
-        extra = set(self.rowctx.extra_columns(f.table, self.profile))
+        extra = set(self.rowctx.extra_columns(f.table, self.profile)) | spec.consumed()
         st.unknown_columns = [n for n in st.columns
                               if n not in mapping and n.upper() not in {w.upper() for w in wide_cols | extra}]
         st.missing_columns = [c for c in table.column_names if c not in mapping.values()]
@@ -299,6 +318,9 @@ class ExportReader(QuarantineRules):
             if parsed.codes.null_count < n:
                 codes[col.name] = [(by_canon[col.name], parsed.codes, parsed.actions)]
         apply_row_rules(f.table, rows, values, codes, self.rowctx, self.profile, ctx)
+        spec = self.profile.spec_for(f.table, _stem(f))
+        pending = (self.denormalised.derive(spec, f.table, rows, values, set(by_canon), ctx)
+                   if spec.derived else [])
         for i, src in rejoined or ():
             # A record split by a bare line break was put back together: say where.
             mask = pa.array([j == i for j in range(n)])
@@ -320,7 +342,7 @@ class ExportReader(QuarantineRules):
             parts.append(findings_table(f.key, f.table, src, record, line, keys, code_arr, action_arr))
         findings = pa.concat_tables(parts) if parts else empty(FINDINGS_SCHEMA)
         # Rows that cannot be staged: blank primary key or required reference.
-        required = [c.name for c in table.columns if c.required]
+        required = [c.name for c in table.columns if c.required and (c.pk or f.table not in self._deferred)]
         bad = pa.repeat(False, n)
         for c in required:
             bad = pc.or_(bad, pc.is_null(values[c]))
@@ -329,6 +351,11 @@ class ExportReader(QuarantineRules):
         if wide is not None and f.table == "appt":
             derived = derive_wide_procedures(rows, data, wide, ctx, f.key, keys_for=_key_strings)
         quarantine = empty(QUARANTINE_SCHEMA)
+        good = pc.invert(bad)
+        shaped = self.denormalised.emit(pending, good, f.key, record, line, _key_strings)
+        if spec.lists and len(table.pk) == 1:
+            shaped += list_children(spec, f.table, rows, values[table.pk[0]], good, f.key, record, line, ctx,
+                                    _key_strings)
         if pc.any(bad).as_py():
             missing_cols = [c for c in required if pc.any(pc.and_(bad, pc.is_null(values[c]))).as_py()]
             raw = pc.binary_join_element_wise(*[pc.fill_null(rows.column(i), "")
@@ -363,8 +390,17 @@ class ExportReader(QuarantineRules):
         if derived is not None:
             derived, dfind = derived
             st.derived += derived.num_rows
+            st.derived_tables["apptproc"] += derived.num_rows
             if derived.num_rows or dfind.num_rows:
                 yield Chunk("apptproc", f.key, derived, dfind, empty(QUARANTINE_SCHEMA))
+        for d in shaped:
+            st.derived += d.data.num_rows
+            st.derived_tables[d.table] += d.data.num_rows
+            st.derived_quarantined += d.quarantine.num_rows
+            for code in d.quarantine["code"].to_pylist():
+                st.findings[code] += 1
+            if d.data.num_rows or d.findings.num_rows or d.quarantine.num_rows:
+                yield Chunk(d.table, f.key, d.data, d.findings, d.quarantine)
 
     def _parse(self, rows: pa.RecordBatch, src: str, col: Column, ctx: ParseContext, table: str):  # type: ignore[no-untyped-def]
         raw = rows.column(src)

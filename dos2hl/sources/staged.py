@@ -63,7 +63,12 @@ class FileStats:
     clean: int = 0
     repaired: int = 0
     quarantined: int = 0
-    derived: int = 0  # rows of another table made from this file (wide appointment procedures)
+    # rows of other tables made from this file's records (wide or list procedure columns, the carrier and
+    # plan of a coverage file: ``dos2hl.sources.shaped``): not records; per table in ``derived_tables``
+    derived: int = 0
+    derived_tables: Counter[str] = field(default_factory=Counter)
+    derived_quarantined: int = 0  # derived rows quarantined alone (a bad list item), their record staged
+    joined: int = 0  # records staged as part of another file's row of the same table (split tables)
     banner_lines: int = 0
     header_lines: int = 0
     blank_lines: int = 0
@@ -90,6 +95,7 @@ class FileStats:
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["findings"] = dict(sorted(self.findings.items()))
+        d["derived_tables"] = dict(sorted(self.derived_tables.items()))
         d["balanced"] = self.balanced
         return d
 

@@ -180,8 +180,9 @@ def make_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 4
 def _build_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int = 40, mess: str = "clean",
                allow_duplicates: bool = False, provisioned: bool = True, crm: bool = False,
                relations: dict[str, str] | None = None, manual_steps: bool = True, export: Path | None = None,
-               locations: int = 2, **gen: Any) -> World:
-    """``make_world`` without the template: generated (or copied) and provisioned here."""
+               locations: int = 2, fmap: Any = None, **gen: Any) -> World:
+    """``make_world`` without the template: generated (or copied) and provisioned here (``fmap``: the
+    confirmed map of a hand-made export in another vendor's shape, instead of the reference map)."""
     from dos2hl.generate import GenerateParams, generate
     from dos2hl.provision import provision
     from dos2hl.sandbox import add_user, init_locations
@@ -207,7 +208,7 @@ def _build_world(root: Path, monkeypatch: pytest.MonkeyPatch, *, patients: int =
     (root / "locations.yaml").write_text(
         __import__("yaml").safe_dump(lf.model_dump(mode="json", exclude={"path"}))
     )
-    fmap = reference_mapping()
+    fmap = fmap or reference_mapping()
     if not crm:
         fmap = fmap.model_copy(update={"fields": [
             e.model_copy(update={"target": "skip",
