@@ -23,7 +23,7 @@ from ..highlevel.models import DataType
 from ..model import TABLES
 from .model import Entry, Mapping
 from .objectmap import OBJECTS, VALUE_LABELS, field_key, target_for
-from .shapes import ColumnShape, column_shape
+from .shapes import ColumnShape, column_shape, export_samples
 
 __all__ = ["Edit", "LIST_SEPARATORS", "LOW_CONFIDENCE", "PHI_POLICIES", "ReviewError", "TYPES",
            "TargetOption", "apply_edits", "family_options", "pick_values", "read_export", "review_rows",
@@ -214,22 +214,11 @@ def read_export(source: str | Path, files: Iterable[str] | None = None
                 ) -> tuple[dict[str, ColumnShape], dict[str, list[str]]]:
     """One pass over the export's sample: ``FILE.COLUMN`` -> its masked shape, and -> its sampled cells
     (in memory only, for ``pick_values``; never sent anywhere as is)."""
-    from .match import _export_files, _read_sample
-
-    wanted = {f.upper() for f in files} if files is not None else None
     shapes: dict[str, ColumnShape] = {}
     cells: dict[str, list[str]] = {}
-    for path in _export_files(Path(source)):
-        stem = Path(path.name).stem
-        if wanted is not None and stem.upper() not in wanted:
-            continue
-        try:
-            headers, samples = _read_sample(path)
-        except Exception:  # noqa: BLE001 - a file we cannot read has no shapes; never its content
-            continue
-        for h in headers:
-            shapes[f"{stem}.{h}"] = column_shape(samples.get(h, []))
-            cells[f"{stem}.{h}"] = list(samples.get(h, []))
+    for key, got in export_samples(source, files):
+        shapes[key] = column_shape(got)
+        cells[key] = got
     return shapes, cells
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ColumnShape", "column_shape", "export_shapes", "mask"]
+__all__ = ["ColumnShape", "column_shape", "export_samples", "export_shapes", "mask"]
 
 #: how many distinct shapes a column keeps (the most common first)
 TOP_SHAPES = 5
@@ -104,15 +104,14 @@ def column_shape(values: Sequence[str], top: int = TOP_SHAPES) -> ColumnShape:
     return ColumnShape(rows=len(cells), nulls=nulls, distinct=distinct, shapes=tuple(ranked))
 
 
-def export_shapes(source: str | Path, files: Iterable[str] | None = None) -> dict[str, ColumnShape]:
-    """``FILE.COLUMN`` (file stem, as in ``mapping.yaml``) -> its shape, for every data file of an export
-    folder (or only the stems in ``files``). Unreadable files are left out (the matcher reports them)."""
+def export_samples(source: str | Path, files: Iterable[str] | None = None) -> Iterator[tuple[str, list[str]]]:
+    """``(FILE.COLUMN, its sampled cells)`` for every data file of an export folder (or only the stems in
+    ``files``), read as the matcher reads them; unreadable files are left out (the matcher reports them).
+    The cells stay in memory: callers keep shapes and counts, never a cell."""
     from .match import _export_files, _read_sample
 
-    root = Path(source)
     wanted = {f.upper() for f in files} if files is not None else None
-    out: dict[str, ColumnShape] = {}
-    for path in _export_files(root):
+    for path in _export_files(Path(source)):
         stem = Path(path.name).stem
         if wanted is not None and stem.upper() not in wanted:
             continue
@@ -121,5 +120,9 @@ def export_shapes(source: str | Path, files: Iterable[str] | None = None) -> dic
         except Exception:  # noqa: BLE001 - a file we cannot read has no shapes; never its content
             continue
         for h in headers:
-            out[f"{stem}.{h}"] = column_shape(samples.get(h, []))
-    return out
+            yield f"{stem}.{h}", list(samples.get(h, []))
+
+
+def export_shapes(source: str | Path, files: Iterable[str] | None = None) -> dict[str, ColumnShape]:
+    """``FILE.COLUMN`` (file stem, as in ``mapping.yaml``) -> its shape (``export_samples``)."""
+    return {key: column_shape(cells) for key, cells in export_samples(source, files)}
