@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
 from ..model import TABLES
@@ -92,6 +92,11 @@ class ExportInfo(BaseModel):
     # a single-office export (no file carries a location column): the office code every row belongs to,
     # filled into loc_id / home_loc_id by the reader; locations.yaml maps it to a sub-account as usual
     location: str | None = None
+
+    @field_validator("location")
+    @classmethod
+    def _code(cls, v: str | None) -> str | None:
+        return v.strip().upper() or None if v else None  # a code, as the reader reads codes
 
 
 class Confirmation(BaseModel):
