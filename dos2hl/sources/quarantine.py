@@ -132,8 +132,8 @@ class QuarantineRules:
                 office = (" (a single-office export: name its office in the field map's export.location, "
                           "which `dos2hl map propose` proposes)" if set(absent) & {"loc_id", "home_loc_id"}
                           else "")
-                st.error = (f"{f.name}: {bad:,} of {st.records:,} records quarantined: the file has no column "
-                            f"for {', '.join(absent)}, which every record needs{office}")
+                st.error = (f"{f.name}: {bad:,} of {st.records:,} records quarantined: the file has no "
+                            f"column for {', '.join(absent)}, which every record needs{office}")
                 return
             st.error = (f"{f.name}: {bad:,} of {st.records:,} records could not be read (over "
                         f"{QUARANTINE_STOP_RATE:.0%}): the file was probably misread (delimiter, quote "
