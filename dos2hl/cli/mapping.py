@@ -82,6 +82,9 @@ def propose(
         typer.echo(f"  single office: no file carries a location column, so every row is office "
                    f"{mapping.export.location} (export.location; choose with --location CODE, then map it "
                    "to a sub-account in locations.yaml)")
+        if "location" in mapping.files.values():
+            typer.echo("  the export has a location file: check the code is one of its offices (stage warns "
+                       "when it is not)")
     elif location:
         typer.echo("  --location ignored: the export names each row's office in a location column")
     for e in low[:20]:

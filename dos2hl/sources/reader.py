@@ -321,6 +321,11 @@ class ExportReader(QuarantineRules):
         if loc and loc not in by_canon and self.profile.location:
             # a single-office export: a file without a location column is the map's one office
             values[loc] = pa.repeat(pa.scalar(self.profile.location, values[loc].type), n)
+            if self.rowctx.loc_codes and self.profile.location not in self.rowctx.loc_codes:
+                note = (f"export.location {self.profile.location} is not one of the "
+                        f"{len(self.rowctx.loc_codes)} offices of the export's location file")
+                if note not in st.warnings:
+                    st.warnings.append(note)
         apply_row_rules(f.table, rows, values, codes, self.rowctx, self.profile, ctx)
         spec = self.profile.spec_for(f.table, _stem(f))
         pending = (self.denormalised.derive(spec, f.table, rows, values, set(by_canon), ctx)

@@ -40,6 +40,7 @@ class RowContext:
     def __init__(self) -> None:
         self.lookups: dict[str, set[str]] = {}
         self.area_by_loc: dict[str, str] = {}
+        self.loc_codes: set[str] = set()  # the location file's codes, when the export has one
 
     def observe(self, table: str, data: pa.Table) -> None:
         if table == "lookup" and data.num_rows:
@@ -47,6 +48,7 @@ class RowContext:
                 if cat and code:
                     self.lookups.setdefault(cat, set()).add(code)
         elif table == "location" and data.num_rows:
+            self.loc_codes.update(c for c in data["loc_id"].to_pylist() if c)
             for loc, phone in zip(data["loc_id"].to_pylist(), data["phone"].to_pylist(), strict=True):
                 m = _AREA_RE.match(phone or "")
                 if loc and m:

@@ -105,3 +105,21 @@ def test_cli_propose_says_which_office_and_how_to_choose(tmp_path: Path) -> None
     assert res.exit_code == 0, res.output
     assert "single office" in res.output and "L007" in res.output and "--location" in res.output
     assert load_mapping(tmp_path / "m.yaml").export.location == "L007"
+
+
+def test_an_office_the_location_file_does_not_list_is_warned_about(tmp_path: Path) -> None:
+    src = tmp_path / "export"
+    shutil.copytree(FIXTURES / "single_office", src)
+    (src / "Offices.csv").write_text("Code,Name\nL001,Main\nL002,East\n")
+    m = load_mapping(MAP)
+    m = m.model_copy(update={"files": {**m.files, "Offices": "location"}, "fields": [*m.fields, *[
+        e.model_copy(update={"source": f"Offices.{src_col}", "table": "location", "column": col})
+        for e, src_col, col in ((m.fields[0], "Code", "loc_id"), (m.fields[1], "Name", "loc_name"))]]})
+    warned = "export.location L002 is not one of"
+    reader, out = _read(src, save_mapping(m, tmp_path / "m.yaml"))
+    assert out["patient"]["loc_id"].to_pylist() == ["L002"] * 3
+    assert not any(warned in w for st in reader.stats.values() for w in st.warnings)  # L002 is listed
+    m3 = m.model_copy(update={"export": m.export.model_copy(update={"location": "L003"})})
+    reader, _ = _read(src, save_mapping(m3, tmp_path / "m3.yaml"))
+    assert reader.stats["Patients.csv"].warnings == [
+        "export.location L003 is not one of the 2 offices of the export's location file"]
