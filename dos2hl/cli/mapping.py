@@ -29,6 +29,10 @@ def propose(
     force: Annotated[bool,
                      typer.Option("--force", help="Replace an existing (possibly confirmed) file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    location: Annotated[Optional[str], typer.Option(
+        "--location", help="The office code of a single-office export (its files carry no location "
+                           "column): every row is this office's (export.location in the map; default "
+                           "L001). Ignored when the export names each row's office.")] = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", help="Also ask this OpenAI-compatible chat endpoint (base URL, e.g. "
                         "https://api.openai.com/v1 or http://127.0.0.1:11434/v1): it sees file and column "
@@ -53,7 +57,7 @@ def propose(
         raise typer.Exit(2)
     stats = None
     try:
-        mapping = run(source, profile=profile)
+        mapping = run(source, profile=profile, location=location)
         if model:
             from ..mapping.model_proposer import DEFAULT_CACHE, ModelOptions, candidates, refine
 
@@ -66,6 +70,7 @@ def propose(
     low = [e for e in mapping.fields if e.confidence < 0.8]
     summary = {"mapping": str(out), "files": len(mapping.files), "fields": len(mapping.fields),
                "to_review": len(low), "skipped": sum(e.target == "skip" for e in mapping.fields),
+               "location": mapping.export.location,
                **({"model": stats.as_dict()} if stats else {})}
     if as_json:
         typer.echo(json.dumps(summary))
@@ -73,6 +78,15 @@ def propose(
     typer.echo(f"proposed {summary['fields']} columns of {summary['files']} files -> {out}")
     if stats:
         typer.echo(stats.describe())
+    if mapping.export.location:
+        typer.echo(f"  single office: no file carries a location column, so every row is office "
+                   f"{mapping.export.location} (export.location; choose with --location CODE, then map it "
+                   "to a sub-account in locations.yaml)")
+        if "location" in mapping.files.values():
+            typer.echo("  the export has a location file: check the code is one of its offices (stage warns "
+                       "when it is not)")
+    elif location:
+        typer.echo("  --location ignored: the export names each row's office in a location column")
     for e in low[:20]:
         typer.echo(f"  review: {e.source} -> {e.target} (confidence {e.confidence:.2f})")
     if len(low) > 20:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
 from ..model import TABLES
@@ -89,6 +89,14 @@ class ExportInfo(BaseModel):
     # tables for pick-list options and user-defined fields without a --source flag. A location hint, not
     # content: it is outside the confirmation hash (moving the export does not void a confirmation).
     source: str | None = None
+    # a single-office export (no file carries a location column): the office code every row belongs to,
+    # filled into loc_id / home_loc_id by the reader; locations.yaml maps it to a sub-account as usual
+    location: str | None = None
+
+    @field_validator("location")
+    @classmethod
+    def _code(cls, v: str | None) -> str | None:
+        return v.strip().upper() or None if v else None  # a code, as the reader reads codes
 
 
 class Confirmation(BaseModel):
@@ -129,7 +137,8 @@ class Mapping(BaseModel):
         return self
 
     def content_hash(self) -> str:
-        skip: dict[str, Any] = {"confirmed": True, "export": {"source": True}}
+        export_skip = {"source": True} | ({"location": True} if self.export.location is None else {})
+        skip: dict[str, Any] = {"confirmed": True, "export": export_skip}
         later = {i: _later_unset(e) for i, e in enumerate(self.fields) if _later_unset(e)}
         if later:
             skip["fields"] = later
@@ -188,7 +197,7 @@ class Mapping(BaseModel):
                                   f"its key ({', '.join(pk)}) so their rows can be joined")
             files[table].parts[stem] = spec
         data = base.model_dump()
-        data.update(name=f"{base.name}+mapping",
+        data.update(name=f"{base.name}+mapping", location=self.export.location or base.location,
                     files={t: s.model_dump() for t, s in {**base.files, **files}.items()})
         try:
             return Profile.model_validate(data)

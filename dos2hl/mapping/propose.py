@@ -12,21 +12,32 @@ import hashlib
 import re
 from pathlib import Path
 
+from ..sources.rowrules import LOC_COLUMN
 from .match import FileMatch, match_export
 from .model import Entry, ExportInfo, Mapping
 from .objectmap import VALUE_LABELS, target_for
 
-__all__ = ["mapping_from_matches", "propose", "reference_mapping"]
+__all__ = ["DEFAULT_LOCATION", "mapping_from_matches", "propose", "reference_mapping", "single_office"]
+
+DEFAULT_LOCATION = "L001"  # the office code a single-office export's rows get unless --location names one
 
 
-def propose(source: str | Path, *, profile: str = "reference") -> Mapping:
-    """Match ``source`` (an export folder) and turn the matches into a mapping to review."""
+def propose(source: str | Path, *, profile: str = "reference", location: str | None = None) -> Mapping:
+    """Match ``source`` (an export folder) and turn the matches into a mapping to review
+    (``location``: the office code of a single-office export, default ``DEFAULT_LOCATION``)."""
     where = str(source) if "://" in str(source) else str(Path(source).resolve())
-    return mapping_from_matches(match_export(source), profile=profile, source=where)
+    return mapping_from_matches(match_export(source), profile=profile, source=where, location=location)
+
+
+def single_office(fields: list[Entry]) -> bool:
+    """True when no file of the export says which office a row belongs to (no location column on the
+    patient, provider, appointment or ledger rows): the export is one office's."""
+    return not any(e.table is not None and e.column is not None and LOC_COLUMN.get(e.table) == e.column
+                   for e in fields)
 
 
 def mapping_from_matches(matches: list[FileMatch], *, profile: str = "reference",
-                         source: str | None = None) -> Mapping:
+                         source: str | None = None, location: str | None = None) -> Mapping:
     files: dict[str, str] = {}
     fields: list[Entry] = []
     fp = hashlib.sha256()
@@ -55,8 +66,9 @@ def mapping_from_matches(matches: list[FileMatch], *, profile: str = "reference"
                                   values=VALUE_LABELS.get((table, cm.column)),
                                   split=cm.split))
         fields += sorted(per_file, key=lambda e: e.confidence)  # the ones to look at first
-    return Mapping(export=ExportInfo(profile=profile, fingerprint=fp.hexdigest(), source=source), files=files,
-                   fields=fields)
+    office = (location or DEFAULT_LOCATION) if files and single_office(fields) else None
+    return Mapping(export=ExportInfo(profile=profile, fingerprint=fp.hexdigest(), source=source,
+                                     location=office), files=files, fields=fields)
 
 
 def _unmatched(stem: str, table: str, column: str, reasons: list[str]) -> Entry:

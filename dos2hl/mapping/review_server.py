@@ -77,6 +77,7 @@ class ReviewServer:
                 "families": {f: [asdict(o) for o in family_options(f)] for f in sorted(families)},
                 "types": list(TYPES), "policies": list(PHI_POLICIES),
                 "confirmed_by": self.mapping.confirmed.by if self.mapping.confirmed else None,
+                "location": self.mapping.export.location,
                 "impact": self._impact(self.mapping), "can_plan": self.planner is not None}
 
     def _impact(self, edited: Mapping) -> dict[str, Any] | None:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ConfigError
 from ..model import TABLES
@@ -117,7 +117,15 @@ class Profile(BaseModel):
     encoding: str | None = None  # force a code page (e.g. cp1253 for a Greek build); a BOM still wins
     quotechar: str | None = None  # force the quote character when the sample may show none (~ exports)
     files: dict[str, FileSpec] = {}
+    # a single-office export: the location code of every row whose file has no location column
+    location: str | None = None
     ledger_amount: LedgerAmount = LedgerAmount()
+
+    @field_validator("location")
+    @classmethod
+    def _location_code(cls, v: str | None) -> str | None:
+        code = v.strip().upper() if v else None  # a code column's form (``l001`` -> ``L001``)
+        return code or None
 
     @model_validator(mode="after")
     def _known_tables_and_columns(self) -> Profile:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..model import TABLES
 from .detect import FileFormat
 from .discover import ExportFile
 from .lines import BadRow, LineTracker
@@ -126,6 +127,14 @@ class QuarantineRules:
         not what its name says: refuse it rather than stage what is left of it."""
         bad = self._rejected[f.key]
         if bad >= QUARANTINE_STOP_MIN and bad > QUARANTINE_STOP_RATE * st.records and st.error is None:
+            absent = [c.name for c in TABLES[f.table].columns if c.required and c.name in st.missing_columns]
+            if absent:  # not misread: a column every record needs is not in the file at all
+                office = (" (a single-office export: name its office in the field map's export.location, "
+                          "which `dos2hl map propose` proposes)" if set(absent) & {"loc_id", "home_loc_id"}
+                          else "")
+                st.error = (f"{f.name}: {bad:,} of {st.records:,} records quarantined: the file has no "
+                            f"column for {', '.join(absent)}, which every record needs{office}")
+                return
             st.error = (f"{f.name}: {bad:,} of {st.records:,} records could not be read (over "
                         f"{QUARANTINE_STOP_RATE:.0%}): the file was probably misread (delimiter, quote "
                         f"character "

@@ -29,7 +29,7 @@ from .joined import read_joined
 from .lines import LineTracker
 from .prefetch import PARSE_POOL, prefetch
 from .quarantine import MAX_RECORD_BYTES, QuarantineRules, reason
-from .rowrules import CodeMap, RowContext, apply_row_rules, derive_wide_procedures
+from .rowrules import LOC_COLUMN, CodeMap, RowContext, apply_row_rules, derive_wide_procedures
 from .shaped import Denormalised, list_children
 from .staged import (
     FINDINGS_SCHEMA,
@@ -317,6 +317,15 @@ class ExportReader(QuarantineRules):
             values[col.name] = parsed.values
             if parsed.codes.null_count < n:
                 codes[col.name] = [(by_canon[col.name], parsed.codes, parsed.actions)]
+        loc = LOC_COLUMN.get(f.table)
+        if loc and loc not in by_canon and self.profile.location:
+            # a single-office export: a file without a location column is the map's one office
+            values[loc] = pa.repeat(pa.scalar(self.profile.location, values[loc].type), n)
+            if self.rowctx.loc_codes and self.profile.location not in self.rowctx.loc_codes:
+                note = (f"export.location {self.profile.location} is not one of the "
+                        f"{len(self.rowctx.loc_codes)} offices of the export's location file")
+                if note not in st.warnings:
+                    st.warnings.append(note)
         apply_row_rules(f.table, rows, values, codes, self.rowctx, self.profile, ctx)
         spec = self.profile.spec_for(f.table, _stem(f))
         pending = (self.denormalised.derive(spec, f.table, rows, values, set(by_canon), ctx)

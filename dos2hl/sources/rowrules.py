@@ -20,7 +20,7 @@ from .profile import Profile, WideProcedures
 from .staged import FINDINGS_SCHEMA, findings_table, staged_schema
 from .values import ParseContext, Parsed, parse_column
 
-__all__ = ["CodeMap", "RowContext", "apply_row_rules", "derive_wide_procedures"]
+__all__ = ["CodeMap", "LOC_COLUMN", "RowContext", "apply_row_rules", "derive_wide_procedures"]
 
 # canonical column -> [(source column, code per cell, action per cell), ...]
 CodeMap = dict[str, list[tuple[str, pa.Array, pa.Array]]]
@@ -30,7 +30,7 @@ NAME_COLUMNS = {
     "provider": ("lname", "fname", "mi"),
     "refsrc": ("lname", "fname"),
 }
-_LOC_COLUMN = {"patient": "loc_id", "provider": "home_loc_id", "appt": "loc_id", "ledger": "loc_id"}
+LOC_COLUMN = {"patient": "loc_id", "provider": "home_loc_id", "appt": "loc_id", "ledger": "loc_id"}
 _AREA_RE = re.compile(r"^\+1(\d{3})")
 
 
@@ -40,6 +40,7 @@ class RowContext:
     def __init__(self) -> None:
         self.lookups: dict[str, set[str]] = {}
         self.area_by_loc: dict[str, str] = {}
+        self.loc_codes: set[str] = set()  # the location file's codes, when the export has one
 
     def observe(self, table: str, data: pa.Table) -> None:
         if table == "lookup" and data.num_rows:
@@ -47,6 +48,7 @@ class RowContext:
                 if cat and code:
                     self.lookups.setdefault(cat, set()).add(code)
         elif table == "location" and data.num_rows:
+            self.loc_codes.update(c for c in data["loc_id"].to_pylist() if c)
             for loc, phone in zip(data["loc_id"].to_pylist(), data["phone"].to_pylist(), strict=True):
                 m = _AREA_RE.match(phone or "")
                 if loc and m:
@@ -68,7 +70,7 @@ class RowContext:
     def parse_phones(self, table: str, rows: pa.RecordBatch, raw: pa.Array, col: Column,
                      ctx: ParseContext, profile: Profile) -> Parsed:
         """Parse a phone column, giving 7-digit numbers the area code of the row's location."""
-        loc_col = _LOC_COLUMN.get(table)
+        loc_col = LOC_COLUMN.get(table)
         names = {n.upper(): n for n in rows.schema.names}
         src_loc = names.get(profile.source_column(table, loc_col).upper()) if loc_col else None
         areas = set(self.area_by_loc.values())

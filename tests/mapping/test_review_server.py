@@ -169,3 +169,19 @@ def test_a_hostile_column_name_is_text_in_the_page_not_markup(tmp_path: Path) ->
     assert any(evil in r["source"] for r in state["rows"])  # the name is shown, as text
     assert evil not in html and "<script>alert" not in html
     assert html.count("<script") == 2  # the state's JSON and the page's own script, nothing else
+
+
+def test_a_single_office_map_shows_its_office_and_confirms_it(tmp_path: Path) -> None:
+    from dos2hl.mapping.model import save_mapping
+    from dos2hl.mapping.propose import propose
+
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "Patients.csv").write_text("PatID,LastName\n1,Brown\n2,Green\n", encoding="utf-8")
+    path = save_mapping(propose(export, location="L004"), tmp_path / "mapping.yaml")
+    with running(path, export) as server:
+        html = _call(server, "GET", "/")[2].decode()
+        status = _call(server, "POST", "/api/confirm", {"by": "Dr. Example", "edits": []})[0]
+    assert 'id="office"' in html and "L004" in html
+    assert status == 200
+    assert require_confirmed(path).export.location == "L004"
