@@ -139,7 +139,7 @@ def _ledger_keys(store: Store, prefix: str, starts: tuple[str, ...] | None) -> l
 
 def _read_one(store: Store, key: str) -> pa.Table | None:
     try:
-        return pq.read_table(io.BytesIO(store.read_bytes(key)))
+        return pq.ParquetFile(io.BytesIO(store.read_bytes(key))).read()  # one file: no dataset machinery
     except (pa.ArrowException, OSError, ValueError) as exc:
         log.warning("ledger file %s is unreadable (%s): skipped; its records are found again in HighLevel by "
                     "their keys", key, type(exc).__name__)

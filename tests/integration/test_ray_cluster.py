@@ -1,5 +1,9 @@
 """Ray clusters of two nodes (issues 8 and 16), all tests of this module on one cluster.
 
+Marked ``slow`` (issue 16 allows it: "or marked slow and run in bench/ if they cannot fit the CI
+budget"): the cluster, the S3 server and the module's runs cost about 140 CPU seconds of make test's
+15-minute budget; ``make slow`` runs them (and ``make bench`` runs ``make slow``).
+
 One cluster for the module (``ray_cluster``: a head (``ray start --head``) and a second node
 (``ray start --address``) on 127.0.0.1, 1 CPU each), one moto S3 server on 127.0.0.1 (``s3_server``),
 one Prefect API (the test harness's server: real flow runs of one backend, as with a deployment, without
@@ -343,6 +347,7 @@ def _per_node(c: Cluster, result: dict[str, Any]) -> dict[str, int]:
 
 # ---- the tests --------------------------------------------------------------------------------------------
 @pytest.mark.integration
+@pytest.mark.slow
 def test_local_storage_on_two_nodes_is_refused_before_anything_is_written(cluster: Cluster) -> None:
     c = cluster
     local = c.root / "local-runs"
@@ -360,6 +365,7 @@ def test_local_storage_on_two_nodes_is_refused_before_anything_is_written(cluste
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_a_flow_run_on_two_nodes_keeps_everything_in_s3_and_matches_a_single_node_run(
         cluster: Cluster) -> None:
     c = cluster
@@ -394,6 +400,7 @@ def test_a_flow_run_on_two_nodes_keeps_everything_in_s3_and_matches_a_single_nod
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(cluster: Cluster, s3_bucket: str) -> None:
     from dos2hl.sandbox import running
     from dos2hl.sandbox.journal import JOURNAL_NAME
@@ -503,6 +510,7 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(cluster: Cluster
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_killing_the_worker_node_mid_run_loses_nothing_and_duplicates_nothing(cluster: Cluster) -> None:
     c = cluster
     state = _state(c, "kill")

@@ -172,7 +172,8 @@ def test_the_imported_gate_confirms_the_waiting_checklists_and_not_the_next_roun
 
 def test_delta_and_rollback_steps_return_typed_results(world: Any) -> None:
     """The delta and rollback steps hand back models (the CLI and the flows read attributes, and the
-    ``--json``/return shapes are the models' dumps); a second rollback undoes nothing."""
+    ``--json``/return shapes are the models' dumps); a second rollback undoes nothing; a rollback's
+    deletions are progress (``_rollback_progress``)."""
     from dos2hl.params import DeltaParams, RollbackParams
     from dos2hl.pipeline import DeltaReport, RollbackResult, delta_step, migrate
     from tests.migrate.test_delta import _new_export
@@ -193,37 +194,20 @@ def test_delta_and_rollback_steps_return_typed_results(world: Any) -> None:
     assert undone.restored == {"patient": 1} and undone.deleted == {"patient": 1}
     again = rollback_step(open_env(rp, client_factory=w.factory), rp)
     assert again.complete and again.deleted == {} and again.restored == {}
+    _rollback_progress(w, first["run_id"])  # the first run's rollback, shown as it goes
 
 
-class _Snapshots:
-    """A progress sink that keeps every snapshot it is told."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, dict[str, Any]]] = []
-
-    def update(self, snap: dict[str, Any]) -> None:
-        self.seen.append(("update", snap))
-
-    def tick(self, snap: dict[str, Any]) -> None:
-        self.seen.append(("tick", snap))
-
-    def close(self, snap: dict[str, Any]) -> None:
-        self.seen.append(("close", snap))
-
-
-def test_a_rollback_shows_its_deletions_as_progress_and_status_follows_it(world: Any) -> None:
+def _rollback_progress(w: Any, run_id: str) -> None:
     """Issue 17: rollback is a long phase too. Its deletions reach the progress sinks as they happen
     (``deleted`` of the ledger's records per location and object), the last snapshot says completed, the
-    one-line form says "deleted", and the run's progress.json gives way to its report at the end."""
+    one-line form and the flow's table say "deleted", and the run's progress.json gives way to its report
+    at the end; a rollback with nothing to undo shows nothing."""
     from dos2hl.execution.progress import read_progress
     from dos2hl.params import RollbackParams
-    from dos2hl.pipeline import migrate
     from dos2hl.progress import location_line
+    from flows.progress import counts_table
 
-    w = world
-    done = migrate(MigrateParams(source=str(w.export), mapping=str(w.mapping), locations=str(w.locations),
-                                 sample=0, export_date=EXPORT_DATE, workers=2), client_factory=w.factory)
-    rp = RollbackParams(run_id=done["run_id"], locations=str(w.locations))
+    rp = RollbackParams(run_id=run_id, locations=str(w.locations))
     env = open_env(rp, client_factory=w.factory)
     sink = _Snapshots()
     env.progress = [sink]
@@ -245,10 +229,25 @@ def test_a_rollback_shows_its_deletions_as_progress_and_status_follows_it(world:
     assert by_object == undone.deleted
     loc = next(iter(last[1]["locations"]))
     assert " deleted, 0 failed" in location_line(last[1], loc)
-    from flows.progress import counts_table  # the flow's table artifact says it too
-
     assert {r["object"]: r["deleted"] for r in counts_table(last[1]) if r["location"] == loc}
     assert read_progress(env.run_uri(rp.run_id))["state"] == "reported"  # type: ignore[index]
     quiet = _Snapshots()
     env.progress = [quiet]
-    assert rollback_step(env, rp).deleted == {} and quiet.seen == []  # nothing to undo: nothing shown
+    assert rollback_step(env, rp).deleted == {} and quiet.seen == []
+
+
+
+class _Snapshots:
+    """A progress sink that keeps every snapshot it is told."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def update(self, snap: dict[str, Any]) -> None:
+        self.seen.append(("update", snap))
+
+    def tick(self, snap: dict[str, Any]) -> None:
+        self.seen.append(("tick", snap))
+
+    def close(self, snap: dict[str, Any]) -> None:
+        self.seen.append(("close", snap))
