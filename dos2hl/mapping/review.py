@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..errors import ConfigError
 from ..highlevel.models import DataType
 from ..model import TABLES
+from .merge import DISAGREE
 from .model import Entry, Mapping
 from .objectmap import OBJECTS, VALUE_LABELS, field_key, target_for
 from .shapes import ColumnShape, column_shape, export_samples
@@ -153,7 +154,8 @@ def _is_phi(entry: Entry) -> bool:
 
 def review_rows(mapping: Mapping, shapes: dict[str, ColumnShape],
                 picks: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-    """Every entry as the page shows it, low-confidence and PHI rows first (then by confidence)."""
+    """Every entry as the page shows it, low-confidence rows first (a model's disagreement first among
+    them), then PHI rows, then by confidence."""
     picks = picks or {}
     rows = []
     for e in mapping.fields:
@@ -165,6 +167,8 @@ def review_rows(mapping: Mapping, shapes: dict[str, ColumnShape],
             "canonical": e.column, "target": e.target, "type": e.type, "confidence": e.confidence,
             "reasons": list(e.reasons), "phi": e.phi, "label": e.label, "values": dict(e.values or {}),
             "split": e.split, "low": low, "phi_row": phi, "skipped": e.target == "skip",
+            # a model-backed proposal that contradicts the matcher (``merge``): both targets, named
+            "disagree": next((r[len(DISAGREE):] for r in e.reasons if r.startswith(DISAGREE)), None),
             "shapes": [{"shape": s, "n": n} for s, n in shape.shapes] if shape else [],
             "distinct": shape.distinct if shape else None,
             "null_rate": round(shape.null_rate, 3) if shape else None,
@@ -174,7 +178,8 @@ def review_rows(mapping: Mapping, shapes: dict[str, ColumnShape],
             "family": _primary(mapping, e),
             "options": [asdict(o) for o in target_options(mapping, e) if not _shared(mapping, e, o)],
         })
-    rows.sort(key=lambda r: (not r["low"], not r["phi_row"], r["confidence"], str(r["source"]).upper()))
+    rows.sort(key=lambda r: (not r["low"], r["disagree"] is None, not r["phi_row"], r["confidence"],
+                             str(r["source"]).upper()))
     return rows
 
 

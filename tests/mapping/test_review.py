@@ -160,3 +160,24 @@ def test_a_code_column_outside_a_pick_list_offers_no_value_map() -> None:
     picks = pick_values(m, {"APPT.PROV_ID": ["DR1", "DR2"] * 3, "APPT.STATUS": ["CMP", "SCH"] * 3,
                             "APPTPROC.PROC_CODE": ["D0120", "D1110"] * 3})
     assert picks == {"APPT.STATUS": ["CMP", "SCH"], "APPTPROC.PROC_CODE": ["D0120", "D1110"]}
+
+
+def test_a_models_disagreement_is_shown_on_its_row_and_comes_first_among_those_to_review(world) -> None:
+    """Issue 18: a model-backed proposal that contradicts the matcher is shown in the review page (its
+    row names both targets, a filter shows only those rows) and is looked at first."""
+    from dos2hl.mapping.merge import DISAGREE
+
+    export, path = world
+    m = load_mapping(path)
+    shapes, _ = read_export(export)
+    low = [e for e in m.fields if e.confidence < LOW_CONFIDENCE]
+    last = max(low, key=lambda e: (e.confidence, e.source))  # the one looked at last, before
+    said = "model proposes patient.zip; matcher proposes patient.city"
+    fields = [e.model_copy(update={"reasons": [*e.reasons, DISAGREE + said]}) if e is last else e
+              for e in m.fields]
+    rows = review_rows(m.model_copy(update={"fields": fields}), shapes)
+    assert rows[0]["source"] == last.source and rows[0]["disagree"] == said
+    assert [r["source"] for r in rows if r["disagree"]] == [last.source]
+    assert review_rows(m, shapes)[0]["disagree"] is None
+    page = (Path(__file__).parents[2] / "dos2hl" / "mapping" / "templates" / "review.html.j2").read_text()
+    assert 'id="f-disagree"' in page and "row.disagree" in page  # the tag and the filter
