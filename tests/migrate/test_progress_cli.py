@@ -20,6 +20,7 @@ from tests.migrate.conftest import EXPORT_DATE, http_world
 from tests.migrate.test_status_cli import _patient_values
 
 
+@pytest.mark.slow  # make test's budget: the lines are in test_demo_cli, status in flight in test_status_cli
 def test_progress_lines_and_status_during_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     from dos2hl.params import MigrateParams
