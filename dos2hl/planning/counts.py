@@ -25,8 +25,10 @@ from .transform import OBJECT_NAMES
 
 __all__ = ["LocationCounts", "MIN_SHARDS_PER_JOB", "count_shards", "default_jobs", "kinds_of"]
 
-#: below this many shards per extra worker, starting the worker costs more than it saves
-MIN_SHARDS_PER_JOB = 8
+#: below this many shards per extra worker, starting the worker (a fresh interpreter importing the library,
+#: ~3 s) costs more than it saves: a test world of a few dozen patients stays in this process; a 20 k practice
+#: (64 shards) plans on 2
+MIN_SHARDS_PER_JOB = 32
 
 
 @dataclass
