@@ -12,7 +12,7 @@ from .mapping.model import load_mapping
 from .progress import ProgressFn
 from .settings import Dos2hlSettings, S3Settings
 from .sources.discover import Export, discover
-from .sources.profile import BUILTIN_PROFILES, Profile, is_field_map, load_profile
+from .sources.profile import BUILTIN_PROFILES, Profile, is_field_map, load_profile, parse_yaml
 from .staging import StageResult, stage
 from .storage import open_store
 
@@ -32,7 +32,7 @@ def export_profile(profile: str | Path | Profile) -> Profile:
         return load_profile(profile)
     try:
         text = Path(profile).read_text("utf-8")
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = parse_yaml(text)
     except (yaml.YAMLError, UnicodeDecodeError):
         return load_profile(profile)  # it says what is wrong with the file
     return load_mapping(profile).to_profile() if is_field_map(data) else load_profile(profile)

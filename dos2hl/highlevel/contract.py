@@ -197,7 +197,9 @@ def validate_request(op: Operation, *, headers: Mapping[str, str], query: Iterab
     before openapi-core sees it (auth is the sandbox's job), so no token reaches a message.
     """
     req = _Request(op, headers, query, body, content_type)
-    groups = [_format_request_error(e) for e in _openapi(op.spec).unmarshal_request(req).errors]
+    # the validator, not the unmarshaller: the same errors without building the typed values, which cost
+    # three quarters of the time (~4 ms a request; the sandbox checks every request of a test's run)
+    groups = [_format_request_error(e) for e in _openapi(op.spec).request_validator.iter_errors(req)]
     problems = [p for group in groups for p in group]
     if body and content_type.split(";")[0].strip() == "application/json":
         try:
@@ -217,7 +219,7 @@ def validate_response(op: Operation, status: int, body: bytes, *, content_type: 
     req = _Request(op, {"Version": op.version}, [], None, "application/json")
     resp = _Response(status, body, content_type, headers or {})
     out: list[str] = []
-    for err in _openapi(op.spec).unmarshal_response(req, resp).errors:
+    for err in _openapi(op.spec).response_validator.iter_errors(req, resp):
         cause = err.__cause__
         schema_errors = getattr(cause, "schema_errors", None)
         if schema_errors:

@@ -43,9 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import ConfigError
 from ..model import TABLES
-from ..sources.profile import FileSpec, ListColumn, Profile, load_profile
+from ..sources.profile import FileSpec, ListColumn, Profile, load_profile, parse_yaml
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a 400-entry map loads in ms, not seconds
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 __all__ = ["Confirmation", "Entry", "Mapping", "load_mapping", "require_confirmed", "save_mapping"]
@@ -254,7 +253,7 @@ def load_mapping(path: str | Path) -> Mapping:
     if not p.is_file():
         raise ConfigError(f"{p}: no such mapping file; create one with: dos2hl map propose SOURCE --out {p}")
     try:
-        return Mapping.model_validate(yaml.load(p.read_text(encoding="utf-8"), Loader=_LOADER) or {})
+        return Mapping.model_validate(parse_yaml(p.read_text(encoding="utf-8")) or {})
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({exc.__class__.__name__})") from None
     except ValidationError as exc:

@@ -39,10 +39,14 @@ Exports shaped differently (what a field map's ``to_profile`` writes, ``dos2hl.s
 
 from __future__ import annotations
 
+import hashlib
+import pickle
+import threading
+from collections import OrderedDict
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -51,9 +55,37 @@ from ..errors import ConfigError
 from ..model import TABLES
 
 __all__ = ["BUILTIN_PROFILES", "FileSpec", "LedgerAmount", "ListColumn", "Profile", "WideProcedures",
-           "is_field_map", "load_profile"]
+           "is_field_map", "load_profile", "parse_yaml"]
 
 BUILTIN_PROFILES = ("reference", "softdent_like")
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser (its constructor is still Python)
+_PARSED_CAP = 16
+_parsed: OrderedDict[bytes, bytes] = OrderedDict()  # sha256 of a YAML text -> what it parses to, pickled
+_parsed_lock = threading.Lock()
+
+
+def parse_yaml(text: str) -> Any:
+    """``text`` parsed as safe YAML, each caller getting its own copy.
+
+    A run reads its field map several times (the map gate, the export's profile, preparing, each flow
+    step) and a 400-entry map takes ~40 ms to parse even with libyaml, against ~1 ms to unpickle what it
+    parsed to: a text seen before in this process (same bytes, by its sha256, so an edited file is parsed
+    again) is unpickled instead. The last ``_PARSED_CAP`` texts are kept. Raises ``yaml.YAMLError``."""
+    key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    with _parsed_lock:
+        blob = _parsed.get(key)
+        if blob is not None:
+            _parsed.move_to_end(key)
+    if blob is not None:
+        return pickle.loads(blob)  # noqa: S301 - our own pickle of a safe-YAML value, never from outside
+    data = yaml.load(text, Loader=_LOADER)
+    blob = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+    with _parsed_lock:
+        _parsed[key] = blob
+        while len(_parsed) > _PARSED_CAP:
+            _parsed.popitem(last=False)
+    return data
 
 
 class WideProcedures(BaseModel):
@@ -235,7 +267,7 @@ def load_profile(name_or_path: str | Path | Profile) -> Profile:
             f"{', '.join(BUILTIN_PROFILES)}"
         )
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        data = parse_yaml(text) or {}
         if is_field_map(data):
             raise ConfigError(f"{origin} is a field map, not an export profile: open it with "
                               "dos2hl.api.export_profile (its file and column names over its base profile)")
