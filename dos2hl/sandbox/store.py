@@ -191,6 +191,17 @@ class Store:
                 (kind, location_id)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def list_where(self, kind: str, location_id: str, field: str, value: str) -> list[dict[str, Any]]:
+        """``list`` of the documents whose top-level ``field`` is ``value``, filtered by SQLite before any
+        is decoded (a custom object's fields among every object's, on each record written)."""
+        if not field.isidentifier():
+            raise ValueError(f"not a field name: {field!r}")
+        with self._lock:
+            rows = self._db.execute("SELECT data FROM docs WHERE kind=? AND location_id=? AND deleted=0 "
+                                    f"AND json_extract(data, '$.{field}') = ? ORDER BY seq",
+                                    (kind, location_id, value)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def indexed(self, kind: str, location_id: str, now: float) -> list[dict[str, Any]]:
         """Documents as the lagging search index sees them at ``now``, oldest first."""
         with self._lock:

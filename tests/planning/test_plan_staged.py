@@ -119,3 +119,26 @@ def test_the_plan_is_the_same_from_worker_processes(practice: tuple[Path, Path],
     assert code == 0, there
     assert spawned == [2]
     assert json.loads(there.strip().splitlines()[-1]) == json.loads(here.strip().splitlines()[-1])
+
+
+def test_the_parse_context_is_the_maps_base_profiles_date_order_and_decimal_comma(tmp_path: Path) -> None:
+    """User-defined fields are parsed with the export's date order and decimal comma: those of the map's
+    export profile (``to_profile``), read from its base profile without building every file's spec."""
+    import datetime as dt
+
+    import yaml
+
+    from dos2hl.mapping.propose import reference_mapping
+    from dos2hl.planning.plan import _parse_context
+    from dos2hl.sources.profile import load_profile
+
+    base = load_profile("reference").model_dump()
+    base.update(name="dmy-comma", date_order="DMY", decimal_comma=True)
+    path = tmp_path / "dmy.yaml"
+    path.write_text(yaml.safe_dump(base))
+    fmap = reference_mapping()
+    fmap = fmap.model_copy(update={"export": fmap.export.model_copy(update={"profile": str(path)})})
+    ctx = _parse_context("2024-06-28", fmap)
+    full = fmap.to_profile()
+    assert (ctx.date_order, ctx.decimal_comma) == (full.date_order, full.decimal_comma) == ("DMY", True)
+    assert ctx.export_date == dt.date(2024, 6, 28)

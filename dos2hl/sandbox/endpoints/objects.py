@@ -50,9 +50,8 @@ def object_key(key: str) -> str:
 def custom_schema(ctx: Ctx, key: str) -> dict[str, Any]:
     """This location's custom object with ``key``: 404 when there is none."""
     key = object_key(key)
-    for schema in ctx.store.list("object_schema", ctx.location_id):
-        if schema["key"] == key:
-            return schema
+    for schema in ctx.store.list_where("object_schema", ctx.location_id, "key", key):
+        return schema
     raise ApiError(404, f"Custom object {key} not found", error="Not Found")
 
 
@@ -64,7 +63,7 @@ def object_exists(ctx: Ctx, key: str) -> bool:
 
 
 def object_fields(ctx: Ctx, key: str) -> list[dict[str, Any]]:
-    return [f for f in ctx.store.list("cf2_field", ctx.location_id) if f["objectKey"] == key]
+    return ctx.store.list_where("cf2_field", ctx.location_id, "objectKey", key)
 
 
 def _standard(ctx: Ctx, key: str) -> dict[str, Any]:
