@@ -10,8 +10,9 @@
   is used; a later run starts from that record, unless the environment holds the first refresh token of
   a new installation of the app (the record remembers a digest of the first token it started from).
   One refresh at a time: a lock per location in the process, the store's file lock across
-  the machine's processes, the token actor (``governor.token_actor``) across Ray workers; whoever
-  waited finds the new record and uses it without a second refresh.
+  the machine's processes (a local store) or its lease across machines (an ``s3://`` store:
+  ``lease.py``), the token actor (``governor.token_actor``) across Ray workers; whoever waited finds the
+  new record and uses it without a second refresh.
 
 A provider is shared by every client of its location in the process (``shared``). Requests to the
 token endpoint are counted by the client that caused them (``on_send``: request class ``auth``).
