@@ -21,11 +21,13 @@ its lease to expire: a waiter takes it over after at most ``ttl_s``. The wait is
 ``max_wait_s`` (default ``ttl_s`` + 30 s) and a round count; past them ``LeaseTimeout`` (a
 ``StorageError``: the run stops as on any storage failure; the refresh token is untouched).
 
-``ttl_s`` (150 s) outlasts a refresh at its slowest (``oauth.exchange``: 3 attempts of at most 10 s to
-connect and 30 s to read, 3 s of back-off) plus the record's write: a live holder's lease does not expire
-under it. Expiry compares the holder's clock with the waiter's: machines' clocks must agree to well
-within ``ttl_s`` (NTP does). The taker then re-reads the token record (``OAuthToken._refresh_locked``):
-if another machine refreshed meanwhile, its record (and its rotated refresh token) is used, no refresh.
+``ttl_s`` (150 s at the default timeouts: ``lease_ttl_s``) outlasts a refresh at its slowest
+(``oauth.exchange``: 3 attempts of at most 10 s to connect and 30 s to read, 3 s of back-off; 25 s
+more for the record's write): a live holder's lease does not expire under it. Longer HTTP timeouts
+(``DOS2HL_HIGHLEVEL_CONNECT_TIMEOUT``/``READ_TIMEOUT``) make it longer. Expiry compares the holder's
+clock with the waiter's: machines' clocks must agree to well within ``ttl_s`` (NTP does). The taker
+then re-reads the token record (``OAuthToken._refresh_locked``): if another machine refreshed
+meanwhile, its record (and its rotated refresh token) is used, no refresh.
 
 S3-compatible stores: AWS S3 (conditional writes since 2024) and MinIO honour both headers. A store that
 rejects them (``501 NotImplemented`` and the like) makes the refresh fail with a ``StorageError`` that
@@ -49,12 +51,19 @@ from typing import Protocol, runtime_checkable
 
 from ..errors import StorageError
 
-__all__ = ["LEASE_TTL_S", "Lease", "LeaseStore", "LeaseTimeout", "S3Lease", "owner_id"]
+__all__ = ["LEASE_TTL_S", "Lease", "LeaseStore", "LeaseTimeout", "S3Lease", "lease_ttl_s", "owner_id"]
 
 log = logging.getLogger("dos2hl.highlevel.lease")
 #: How long a lease holds without its holder (see the module docstring).
 LEASE_TTL_S = 150.0
 _POLL_S, _MAX_POLL_S = 0.1, 2.0
+
+
+def lease_ttl_s(connect_s: float, read_s: float, attempts: int = 3) -> float:
+    """A lease's lifetime for these HTTP timeouts: ``oauth.exchange`` at its slowest (every attempt times
+    out, with its back-off between) and 25 s for the record's write, never under ``LEASE_TTL_S``."""
+    slowest = attempts * (connect_s + read_s) + sum(min(2.0 ** i, 5.0) for i in range(attempts - 1))
+    return max(LEASE_TTL_S, slowest + 25.0)
 
 
 @runtime_checkable
