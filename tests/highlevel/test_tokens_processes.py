@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 
 
@@ -97,8 +98,32 @@ def _s3_worker(base: str, lid: str, app: dict[str, str], uri: str, endpoint: str
     out.put((provider.refreshes, seen, statuses))
 
 
-def test_two_processes_on_an_s3_token_store_refresh_once_through_the_lease(tmp_path: Path, s3_server: str,
-                                                                          s3_bucket: str) -> None:
+@pytest.fixture()
+def atomic_moto(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """moto's server (threads of this process) checks a PUT's or DELETE's condition, then writes, with no
+    lock between: two requests in one instant could both pass. S3 applies a condition atomically; so does
+    moto with this lock around both handlers (the test is then about the lease, not moto's window)."""
+    import functools
+    import threading
+
+    from moto.s3.responses import S3Response
+
+    lock, calls = threading.Lock(), []
+    for name in ("put_object", "delete_object"):
+        handler = getattr(S3Response, name)
+
+        @functools.wraps(handler)
+        def atomic(self: Any, _handler: Any = handler, _name: str = name) -> Any:
+            with lock:
+                calls.append(_name)
+                return _handler(self)
+
+        monkeypatch.setattr(S3Response, name, atomic)
+    return calls
+
+
+def test_two_processes_on_an_s3_token_store_refresh_once_through_the_lease(
+        tmp_path: Path, s3_server: str, s3_bucket: str, atomic_moto: list[str]) -> None:
     """Two machines (two processes, no shared file lock, no Ray) on one ``s3://`` token store: the lease
     lets one refresh; the other, once it holds the lease, finds the new record and uses it."""
     import os
@@ -133,3 +158,4 @@ def test_two_processes_on_an_s3_token_store_refresh_once_through_the_lease(tmp_p
     s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="oauth/").get("Contents", [])]
     assert keys == [f"oauth/{lid}.token"]  # the record; the lease was released
+    assert atomic_moto.count("delete_object") >= 2  # each lease taken was released (through the lock)
