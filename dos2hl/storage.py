@@ -292,7 +292,8 @@ class S3Store:
             r = self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **cond,
                                        **self._extra())
         except ClientError as exc:
-            if _lost(exc):
+            gone = etag is not None and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey")
+            if _lost(exc) or gone:  # gone: the object read was deleted since (If-Match on nothing: 404)
                 return None
             raise _conditional_error("put", self.uri, key, exc) from exc
         return str(r["ETag"])

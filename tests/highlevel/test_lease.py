@@ -109,6 +109,9 @@ def test_a_refused_conditional_write_is_an_answer_not_an_error(store: S3Store) -
     assert store.put_if(KEY, b'{"v": 3}', etag=first) is None  # If-Match on a stale ETag: 412
     assert store.delete_if(KEY, first) is False  # likewise for a delete
     assert store.read_tagged(KEY) == (b'{"v": 2}', second)
+    store.delete([KEY])  # the holder released it between our read and our take-over
+    assert store.put_if(KEY, b'{"v": 4}', etag=second) is None  # If-Match on nothing (404): lost, read again
+    assert store.read_tagged(KEY) is None
 
 
 class _Rival:
