@@ -14,8 +14,9 @@ clock + ``ttl_s``). It is taken with S3's conditional writes, which S3 applies a
   read: of two machines that saw it expire, one wins);
 - a live one: wait (polls, 0.1 s growing to 2 s) and read again.
 
-A refused condition (``412 PreconditionFailed``, or ``409 ConditionalRequestConflict`` while another
-conditional write is in flight) is a lost race: read again. Release deletes the object with ``If-Match``
+A refused condition (``412 PreconditionFailed``, ``409 ConditionalRequestConflict`` while another
+conditional write is in flight, or a 404 when the lease read was released before the take-over) is a
+lost race: read again. Release deletes the object with ``If-Match``
 (never another holder's lease, should ours have expired and been taken over). A holder that dies leaves
 its lease to expire: a waiter takes it over after at most ``ttl_s``. The wait is bounded by
 ``max_wait_s`` (default ``ttl_s`` + 30 s) and a round count; past them ``LeaseTimeout`` (a
