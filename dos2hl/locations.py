@@ -270,15 +270,17 @@ def _oauth_provider(lf: LocationsFile, loc: LocationTarget, settings: Dos2hlSett
         raise ConfigError(f"location {loc.source} uses auth: oauth: its rotated refresh token is stored "
                           "encrypted with the PHI key; set DOS2HL_PHI_KEY_FILE (dos2hl phi new-key --out "
                           "PATH)")
+    from .highlevel.lease import lease_ttl_s
     from .storage import open_store
 
+    hl = settings.highlevel
     store = TokenStore(store_uri, load_sealer(settings.phi_key_file),
-                       store=open_store(store_uri, settings.s3))
+                       store=open_store(store_uri, settings.s3),
+                       lease_ttl_s=lease_ttl_s(hl.connect_timeout, hl.read_timeout))
     app = OAuthApp(_env(loc.client_id_env, f"OAuth client id of location {loc.source}").get_secret_value(),
                    _env(loc.client_secret_env, f"OAuth client secret of location {loc.source}"))
     stored = store.load(loc.location_id)
     first = _env(loc.refresh_token_env, f"first refresh token of location {loc.source}", stored is None)
-    hl = settings.highlevel
     http = httpx.Client(base_url=secure_base_url(lf.target), transport=transport, verify=_tls(),
                         timeout=httpx.Timeout(hl.read_timeout, connect=hl.connect_timeout))
     return OAuthToken(loc.location_id, app, first, http=http, store=store,

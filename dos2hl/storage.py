@@ -265,6 +265,51 @@ class S3Store:
         self._call("put", key, self.client.put_object, Bucket=self.bucket, Key=self._k(key), Body=data,
                    **self._extra())
 
+    # Conditional writes (S3's If-None-Match / If-Match on PUT and DELETE; AWS since 2024, MinIO too): the
+    # token store's lease (highlevel/lease.py). A refused condition (412) or a concurrent conditional write
+    # (409 ConditionalRequestConflict) is an answer, None/False, not an error.
+
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag, or None if there is none."""
+        from botocore.exceptions import ClientError
+
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StorageError(f"S3 get of {self.uri}/{key} failed "
+                               f"({exc.response.get('Error', {}).get('Code', '?')})") from exc
+        return r["Body"].read(), str(r["ETag"])
+
+    def put_if(self, key: str, data: bytes, *, etag: str | None) -> str | None:
+        """PUT only if there is no object yet (``etag`` None: ``If-None-Match: *``) or only if it still has
+        ``etag`` (``If-Match``); the new ETag, or None when the condition failed (another writer won)."""
+        from botocore.exceptions import ClientError
+
+        cond = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
+        try:
+            r = self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **cond,
+                                       **self._extra())
+        except ClientError as exc:
+            gone = etag is not None and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey")
+            if _lost(exc) or gone:  # gone: the object read was deleted since (If-Match on nothing: 404)
+                return None
+            raise _conditional_error("put", self.uri, key, exc) from exc
+        return str(r["ETag"])
+
+    def delete_if(self, key: str, etag: str) -> bool:
+        """DELETE only if the object still has ``etag``: False when it changed or is gone."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._k(key), IfMatch=etag)
+        except ClientError as exc:
+            if _lost(exc) or exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise _conditional_error("delete", self.uri, key, exc) from exc
+        return True
+
     def put_file(self, key: str, local: Path) -> None:
         self._call("upload", key, self.client.upload_file, str(local), self.bucket, self._k(key),
                    ExtraArgs=self._extra())
@@ -276,6 +321,24 @@ class S3Store:
             yield tmp
             tmp.flush()
             self.put_file(key, Path(tmp.name))
+
+
+def _lost(exc: Exception) -> bool:
+    """A conditional request's condition did not hold (412), or another conditional write raced it (409)."""
+    err = getattr(exc, "response", {}) or {}
+    code = err.get("Error", {}).get("Code")
+    status = err.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
+
+
+def _conditional_error(what: str, uri: str, key: str, exc: Exception) -> StorageError:
+    err = getattr(exc, "response", {}) or {}
+    code = err.get("Error", {}).get("Code", "?")
+    hint = ("the store does not take conditional writes (If-None-Match/If-Match): use AWS S3 or MinIO, a "
+            "local token store, or Ray's token actor" if code in ("NotImplemented", "InvalidArgument",
+                                                                  "InvalidRequest") else
+            "check the bucket, credentials and KMS key permissions")
+    return StorageError(f"S3 conditional {what} of {uri}/{key} failed ({code}); {hint}")
 
 
 def open_store(uri: str | Path, s3: S3Settings | None = None) -> Store:

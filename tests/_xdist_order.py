@@ -6,6 +6,8 @@ so they came last, where the one that starts last sets the wall time while the o
 finished. ``HeavyFirst`` queues the files of ``HEAVY`` first, longest first (the longest-processing-time
 rule), then every other file in xdist's own order, so the short files fill in around the long ones.
 
+Tests that share a server are one module (a module-scoped fixture: the deployment and alerts tests on
+one ``prefect server``, tests/integration/test_deployment.py), so loadfile keeps them on one worker.
 ``SAME_WORKER``: files that must not run at the same time go to one worker as one unit, one after the
 other (as the two two-node Ray cluster modules did, which take a lock, one cluster per checkout,
 ``_ray_nodes``: on two workers, one of them sat waiting for the lock, idle; they are one module now).
@@ -37,7 +39,9 @@ HEAVY: dict[str, float] = {
     "tests/flows/test_migrate_flow_ray.py": 136,
     "tests/flows/test_migrate_flow.py": 123,
     "tests/bulk/test_packages.py": 112,
-    "tests/integration/test_deployment.py": 110,
+    # the deployment and the alerts tests share one prefect server (one module, so one worker): 110 s
+    # before the alerts test joined; it adds its ~40 s (alone, with its own server, it took ~60 s)
+    "tests/integration/test_deployment.py": 175,
     "tests/migrate/test_objects.py": 102,
     "tests/execution/test_every_location.py": 98,
     "tests/hostile/test_paths.py": 87,
@@ -66,7 +70,7 @@ HEAVY: dict[str, float] = {
     "tests/migrate/test_quota_wait.py": 35,
     "tests/migrate/test_oauth_migrate.py": 30,
     "tests/flows/test_quota_reschedule.py": 8,
-    "tests/highlevel/test_tokens_processes.py": 25,
+    "tests/highlevel/test_tokens_processes.py": 33,  # + the two processes on an s3:// store (~8 s)
     "tests/execution/test_report_html.py": 20,
 }
 

@@ -1,5 +1,6 @@
 """The alert automations' definitions (dos2hl.alerts) without a server: what each watches, what it sends.
-The server-side behaviour (apply twice, notifications arrive) is tests/integration/test_alerts_server.py."""
+The server-side behaviour (apply twice, notifications arrive) is tests/integration/test_deployment.py, on
+the Prefect server its deployment test uses (make test runs it)."""
 
 from __future__ import annotations
 

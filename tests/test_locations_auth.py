@@ -73,5 +73,27 @@ def test_an_oauth_location_needs_the_key_and_its_variables_and_is_shared(
         with pytest.raises(ConfigError, match="auth: oauth"):
             lf.token(loc)
         assert settings.token_store_uri() == f"{tmp_path / 'runs'}/state/oauth"
+        assert first._store is not None and first._store.lease_ttl_s == 150.0  # the default timeouts
+    finally:
+        forget_shared()
+
+
+def test_the_token_stores_lease_outlasts_the_slowest_exchange_of_the_timeouts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dos2hl.highlevel.lease import lease_ttl_s
+    from dos2hl.phi import create_key_file
+
+    assert lease_ttl_s(10, 30) == 150.0  # 3 x 40 s + 3 s of back-off + 25 s: under the floor
+    for k, v in {"T_ID": "app", "T_SECRET": "s", "T_RT": "rt"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("DOS2HL_HIGHLEVEL_READ_TIMEOUT", "100")
+    forget_shared()
+    lf = load_locations(_file(tmp_path, **OAUTH))
+    settings = Dos2hlSettings(storage=str(tmp_path / "runs"),
+                              phi_key_file=str(create_key_file(tmp_path / "k" / "phi.key")))
+    try:
+        provider = token_provider(lf, lf.locations[0], settings)
+        assert isinstance(provider, OAuthToken) and provider._store is not None
+        assert provider._store.lease_ttl_s == 3 * 110 + 3 + 25  # every attempt timing out, and the write
     finally:
         forget_shared()

@@ -8,9 +8,13 @@ when it expires, as JSON sealed with the run's key (AES-256-GCM, ``phi.Sealer``,
 id: a record copied to another location does not open). The root is a folder or ``s3://`` (the
 storage's own atomic writes: a reader sees the old record or the new one).
 
-``locked()`` serialises refreshes of one location across the processes of one machine (an ``flock`` on
-a lock file beside a local root); across machines the token actor (``token_actor``) is the one
-refresher. A new run finds the latest record here and never reuses the stale first token.
+``locked()`` serialises refreshes of one location: for a local root across the processes of the machine
+(an ``flock`` on a lock file beside the record); for an ``s3://`` root across processes and machines (a
+lease object beside the record, ``<location id>.lease``, taken with S3's conditional writes:
+``lease.py``, which says what a holder that dies leaves and what stores without conditional writes do).
+With Ray the token actor (``token_actor``) is moreover the one refresher of every worker. Whoever gets
+the lock re-reads the record first (``OAuthToken``): a new run, or another machine's refresh, is found
+here and the stale token is never used again.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pydantic import SecretStr
 
 from ..phi import Sealer
 from ..storage import Store, make_private_dirs, open_store
+from .lease import LEASE_TTL_S, LeaseStore, S3Lease
 
 __all__ = ["TokenRecord", "TokenStore"]
 
@@ -60,10 +65,12 @@ class TokenRecord:
 class TokenStore:
     """The sealed token records under ``root`` (a local folder or ``s3://bucket/prefix``)."""
 
-    def __init__(self, root: str, sealer: Sealer, *, store: Store | None = None) -> None:
+    def __init__(self, root: str, sealer: Sealer, *, store: Store | None = None,
+                 lease_ttl_s: float = LEASE_TTL_S) -> None:
         self.root = root.rstrip("/")
         self._sealer = sealer
         self._store = store or open_store(self.root)
+        self.lease_ttl_s = lease_ttl_s
 
     def __repr__(self) -> str:
         return f"TokenStore({self.root!r})"
@@ -87,13 +94,24 @@ class TokenStore:
         sealed = self._sealer.seal(json.dumps(asdict(record)), _FIELD, location_id)
         self._store.write_bytes(self._key(location_id), sealed.encode("ascii"))
 
+    def lease(self, location_id: str) -> S3Lease | None:
+        """The location's lease in an ``s3://`` store (None for a local root: it has ``flock``)."""
+        if not isinstance(self._store, LeaseStore) or self._store.local_path(self._key(location_id)):
+            return None
+        return S3Lease(self._store, f"{location_id}.lease", ttl_s=self.lease_ttl_s)
+
     @contextlib.contextmanager
     def locked(self, location_id: str) -> Iterator[None]:
-        """Hold the location's refresh lock across this machine's processes (local roots; a no-op for
-        S3, where the token actor is the one refresher)."""
+        """Hold the location's refresh lock: across this machine's processes for a local root (``flock``),
+        across machines for an ``s3://`` root (the lease); a store with neither is not locked."""
         local = self._store.local_path(self._key(location_id))
         if local is None:
-            yield
+            lease = self.lease(location_id)
+            if lease is None:
+                yield
+                return
+            with lease.held():
+                yield
             return
         import fcntl
 

@@ -10,8 +10,9 @@
   is used; a later run starts from that record, unless the environment holds the first refresh token of
   a new installation of the app (the record remembers a digest of the first token it started from).
   One refresh at a time: a lock per location in the process, the store's file lock across
-  the machine's processes, the token actor (``governor.token_actor``) across Ray workers; whoever
-  waited finds the new record and uses it without a second refresh.
+  the machine's processes (a local store) or its lease across machines (an ``s3://`` store:
+  ``lease.py``), the token actor (``governor.token_actor``) across Ray workers; whoever waited finds the
+  new record and uses it without a second refresh.
 
 A provider is shared by every client of its location in the process (``shared``). Requests to the
 token endpoint are counted by the client that caused them (``on_send``: request class ``auth``).
@@ -166,8 +167,11 @@ class OAuthToken:
         stored = self._store.load(self.location_id) if self._store is not None else None
         if stored is not None and self._seed and stored.seed != self._seed:
             stored = None  # the app was installed again: the environment's first token starts a new chain
-        if stored is not None and (record is None or stored.issued_at >= record.issued_at):
-            record = stored  # another process (or an earlier run) refreshed: its refresh token is live
+        if stored is not None:
+            # under the lock the stored record is the latest (each refresher stores it before letting go):
+            # another process, machine or earlier run refreshed, its refresh token is the live one. Not
+            # compared by issued_at: that is its writer's clock, and two machines' clocks disagree.
+            record = stored
         if record is not None and record.access_token != failed and self.fresh(record):
             self._record = record
             return record

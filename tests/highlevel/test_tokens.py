@@ -162,6 +162,20 @@ def test_a_used_refresh_token_is_a_systemic_auth_error(env: Env) -> None:
     assert env.app["refresh_token"] not in str(caught.value)
 
 
+def test_the_stored_record_wins_under_the_lock_whatever_the_clocks_say(env: Env) -> None:
+    """Two machines' clocks disagree: the record the other stored under the lock is the newer one even
+    when its issued_at (its writer's clock) is earlier; it is used, no refresh with a used token."""
+    a = env.provider(margin_s=5)
+    first = a.current()  # exchange 1, issued at A's clock
+    b = env.provider(margin_s=5, clock=FakeClock(env.clock.now - 30))  # B's clock is 30 s behind
+    assert b.renew(first.access)  # B got a 401 for it: exchange 2 with the stored refresh token, stored
+    second = env.store.load(env.lid)
+    assert second is not None and second.issued_at < first.issued_at
+    assert a.renew(first.access)  # A got one too: the stored record is the new one, whatever its issued_at
+    assert a.current().access_token == second.access_token
+    assert [x["status"] for x in env.journal("oauth-token")] == [200, 200]  # no used refresh token sent
+
+
 def test_many_threads_at_expiry_cause_exactly_one_refresh(env: Env) -> None:
     provider = env.provider(margin_s=5)
     clients = [env.client(provider) for _ in range(8)]
