@@ -36,9 +36,14 @@ def counts_table(snap: dict[str, Any]) -> list[dict[str, Any]]:
     for loc, d in snap["locations"].items():
         q, e = d["requests"], d["eta"]
         for obj, n in d["objects"].items():
+            if verb == "verified":  # the read-back's: to verify, verified, not found, fields that differ
+                counts = {"to_verify": n["source"], "verified": n["written"], "not_found": n["failed"],
+                          "mismatches": n.get("mismatches", 0), "pending": n["pending"]}
+            else:
+                counts = {"source": n["source"], verb: n["written"],
+                          **{c: n[c] for c in ("failed", "held", "excluded", "pending")}}
             rows.append({"location": loc, "location_id": d["location_id"], "state": d["state"], "object": obj,
-                         "source": n["source"], verb: n["written"],
-                         **{c: n[c] for c in ("failed", "held", "excluded", "pending")},
+                         **counts,
                          "requests_per_s": q["per_s"], "limit_per_s": q["limit_per_s"],
                          "requests_today": q["today"], "left_today": q["left_today"],
                          "eta_hours": e["hours"], "quota_days": e["quota_days"]})
@@ -77,7 +82,8 @@ class PrefectProgress:
                 # shards ending are progress: the no-progress alert (dos2hl/alerts.py) hears of them
                 # during a long write phase too, not only when a step ends (tasks/heartbeat.py)
                 self.beat = now
-                progressed(f"write {snap['phase']}")
+                progressed(f"verify {snap['phase']}" if snap.get("verb") == "verified"
+                           else f"write {snap['phase']}")
 
     def update(self, snap: dict[str, Any]) -> None:
         self._publish(snap, force=False)

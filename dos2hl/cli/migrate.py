@@ -229,7 +229,9 @@ def _run_migration(params: Any, wait_for_quota: bool = False) -> dict[str, Any]:
             env = open_env(params)
             env.progress = terminal_sinks()  # a live table on a terminal, else a line per location every N s
             out = run_migration(params, env, TerminalGates(params)).to_dict()
-        except (QuotaExhausted, DailyLimitError) as exc:  # outside a write phase (a read)
+        # a day spent at prepare's first reads (before any phase): the write phases and the read-back pause
+        # only their location and return waiting_for_quota themselves
+        except (QuotaExhausted, DailyLimitError) as exc:
             spent = exc if isinstance(exc, QuotaExhausted) else QuotaExhausted("(a location)", exc.reset_at)
             if not wait_for_quota:
                 _fail(spent)
