@@ -284,7 +284,8 @@ def track(ctx: Any, phase: str, sinks: Sequence[ProgressSink] = (), *,
           verb: str = "written") -> Iterator[ProgressTracker]:
     """A tracker for ``ctx`` (``Prepared``)'s ``phase`` (``verb``: what it does to a record), ticking
     every ``every_s`` seconds (default ``DOS2HL_PROGRESS_EVERY_S``) on a thread of its own until the
-    block ends; an exception out of the block ends it as ``failed``. The block calls ``finish`` itself to say how the phase ended."""
+    block ends; an exception out of the block ends it as ``failed``. The block calls ``finish`` itself
+    to say how the phase ended."""
     settings = settings or Dos2hlSettings()
     every = every_s or settings.progress_every_s
     tenancy = getattr(ctx, "tenancy", {}) or {}
