@@ -72,7 +72,8 @@ def migrate(
     then dos2hl resume RUN_ID (or this command again with --run-id RUN_ID); 5 waiting for the daily
     quota: a location spent its day's requests (HighLevel's X-RateLimit-Daily-Remaining: 0, or the
     governor's count), nothing failed, the others done: dos2hl resume RUN_ID after the reset time it
-    prints (or --wait-for-quota: it sleeps until then and goes on).
+    prints (or --wait-for-quota: it sleeps until then and goes on). A day spent while the records are
+    read back (--verify) is the same exit 5: the resumed run reads back only what was not verified.
 
     The report is in the run's folder: report.html (one self-contained page: tables, bars, the requests
     per minute against the budget, the field diff), report.md and report.json (the same numbers).
