@@ -143,6 +143,7 @@ class LiveTable:
     def close(self, snap: dict[str, Any]) -> None:
         self.update(snap)
         self.live.stop()
+        self.started = False  # the next phase (the full run after the sample, the read-back) starts it again
 
 
 def terminal_sinks(*, force_plain: bool = False) -> list[Any]:

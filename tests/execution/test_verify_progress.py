@@ -161,3 +161,25 @@ def test_to_verify_is_what_the_phase_read_back_wrote() -> None:
         {"location": "L002", "shard": 0, "written": {"patient": 5}}])
     assert to_verify(wr, ["L001"]) == {"L001": Counter({"patient": 4, "appointment": 2})}
     assert to_verify(WriteResult(phase="verify", shards=[]), ["L001"]) == {}
+
+
+def test_the_live_table_shows_each_phase_after_the_first(tmp_path: Path) -> None:
+    """One terminal sink for the run: the full run's table, then the read-back's, each drawn live (a
+    stopped display is started again by the next phase)."""
+    from rich.console import Console
+
+    screen = io.StringIO()
+    table = LiveTable(Console(file=screen, force_terminal=True, width=220))
+    write = ProgressTracker("r-w", str(tmp_path / "r-w"), "full", totals={"L001": Counter({"patient": 2})},
+                            location_ids={"L001": "loc-a"}, settings=Dos2hlSettings(), sinks=[table])
+    write.begin([_spec("L001", 0)])
+    write.on_done(_spec("L001", 0), {"written": {"patient": 2}, "requests": 2})
+    write.finish("completed")
+    seen = len(screen.getvalue())
+    t = _tracker(tmp_path, _Clock(), sinks=[table])
+    t.begin([_spec("L001", 0)])
+    t.set_totals({"L001": Counter({"patient": 2})})
+    t.on_done(_spec("L001", 0), verify_progress(_diff({"patient": 2}, requests=1)))
+    assert table.live.is_started  # drawn as the read-back's shards end
+    t.finish("completed")
+    assert "run r-v verifying: 1/1 shards" in screen.getvalue()[seen:] and not table.live.is_started
