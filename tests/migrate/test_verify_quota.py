@@ -9,14 +9,30 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dos2hl.execution.status import run_status
 from dos2hl.pipeline import migrate
-from tests.migrate.conftest import World
+from tests.migrate.conftest import World, make_world
 from tests.migrate.test_pause import _failed_rows, _opts, _sandbox, held_once
 from tests.migrate.test_quota_wait import _next_midnight, _quota
+
+
+@pytest.fixture()
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The migration world at 20 patients (the template tests/pipeline's share): a read-back is a few
+    pages a location either way."""
+    from dos2hl.phi import create_key_file
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
+    w = make_world(tmp_path, monkeypatch, patients=20)
+    yield w
+    w.stop()
 
 
 class _Snapshots:
@@ -170,3 +186,16 @@ def test_a_refused_token_during_the_read_back_pauses_its_location_and_kept_shard
     third = _ReadBack(w)
     assert verify_phase(ctx, full, client_factory=third, settings=settings).read_back == second.read_back
     assert third.lines() == []  # everything verified is kept: nothing read again
+
+
+def test_a_day_spent_while_the_sample_is_read_back_stops_before_the_approval(world: World) -> None:
+    """No approval is asked for a sample some location could not read back: the run waits for the reset
+    and says how to resume (the sample's report shows the wait)."""
+    w = world
+    asked: list[Any] = []
+    out = migrate(_opts(w, run_id="r-vs", sample=3), approve=lambda rep: bool(asked.append(rep)) or True,
+                  client_factory=w.factory, verify_factory=_ReadBack(w, _spend_l001))
+    assert asked == [] and out["phase"] == "sample"
+    assert out["status"] == "waiting_for_quota" and out["verify_paused"] == ["L001"]
+    assert list(out["resume_at"]) == ["L001"] and "L001 resumes at" in out["next"]
+    assert "dos2hl resume r-vs" in out["next"] and "/sample/" in out["report"]
