@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from dos2hl.execution.status import run_status
 from dos2hl.pipeline import migrate
@@ -81,70 +83,93 @@ def _spend_l001(w: World) -> None:
 
 
 def _verify_requests(out: dict[str, Any]) -> int:
-    return int(out["requests"]["by_class"].get("verify", 0))
+    """The run's verify-class requests so far (``migrate --json``'s ``requests_by_class``)."""
+    return int(out["requests_by_class"].get("verify", 0))
 
 
 def test_a_day_spent_during_the_read_back_pauses_that_location_and_resume_reads_back_only_it(
-        world: World) -> None:
+        world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """On the operator's path (``dos2hl migrate`` then ``dos2hl resume --wait-for-quota``, the world's
+    clients in this process): exit 5 with L001's reset, L002 verified; the resume waits for the reset
+    (prepare's first read of L001 meets the spent day), then writes nothing and reads back L001 only."""
+    import dos2hl.cli.migrate as cli_migrate
+    import dos2hl.pipeline as pipeline
+    from dos2hl.cli import app
+    from tests.migrate.conftest import EXPORT_DATE
+
     w = world
     lid1, lid2 = w.loc_ids["L001"], w.loc_ids["L002"]
-    reads, sink = _ReadBack(w, _spend_l001), _Snapshots()
+    reads = [_ReadBack(w, _spend_l001)]
+    real = pipeline.open_env
+    monkeypatch.setattr(pipeline, "open_env", lambda params: real(params, client_factory=w.factory,
+                                                                  verify_factory=reads[-1]))
+    caplog.set_level(logging.INFO, logger="dos2hl.progress")
+    common = ["--mapping", str(w.mapping), "--locations", str(w.locations), "--sample", "0",
+              "--verify", "full", "--json"]
     start = w.clock.now
-    out = migrate(_opts(w, run_id="r-vq", verify="full"), client_factory=w.factory, verify_factory=reads,
-                  progress=[sink])
+    res = CliRunner().invoke(app, ["migrate", str(w.export), *common, "--run-id", "r-vq",
+                                   "--export-date", EXPORT_DATE.isoformat()])
     until = _next_midnight(start)
-    assert out["status"] == "waiting_for_quota", (out["paused"], out["reconciliation"])
-    assert out["resume_at"] == {"L001": until} and out["verify_paused"] == ["L001"]
-    assert out["paused"]["L001"] == f"waiting for the daily quota reset until {until}"
-    assert "dos2hl resume r-vq" in out["next"]
+    assert res.exit_code == 5, res.output
+    out = json.loads(res.stdout)
+    assert out["status"] == "waiting_for_quota" and out["resume_at"] == {"L001": until}
+    assert out["paused"] == {"L001": f"waiting for the daily quota reset until {until}"}
+    rep = json.loads(Path(out["report"]).with_name("report.json").read_text())
+    assert rep["verify_paused"] == ["L001"]
     # every record is written, none failed or pending: only L001's verification waits
     for loc in ("L001", "L002"):
-        for obj, r in out["locations"][loc]["objects"].items():
+        for obj, r in rep["locations"][loc]["objects"].items():
             assert r["written"] + r["excluded"] == r["staged"] and r["failed"] == r["held"] == 0, (loc, obj)
             assert r.get("pending", 0) == 0
-    run_uri = out["paths"]["json"].rsplit("/report/", 1)[0]
+    run_uri = str(Path(out["report"]).parent.parent)
     assert _failed_rows(run_uri) == 0
     # L002's read-back completed: every patient of it read back, nothing of L001's counted as not found
-    diff = out["field_diff"]
-    assert diff["read_back"]["patient"] == out["locations"]["L002"]["objects"]["patient"]["written"] > 0
+    diff = rep["field_diff"]
+    assert diff["read_back"]["patient"] == rep["locations"]["L002"]["objects"]["patient"]["written"] > 0
     assert not any(diff["not_found"].values()) and diff["mismatches"] == 0
     assert diff["paused"] == {"L001": out["paused"]["L001"]} and list(diff["resume_at"]) == ["L001"]
     assert "read-back waits for its daily quota** to reset at " + until in Path(out["report"]).read_text()
-    first_lines = reads.lines()
+    first_lines = reads[0].lines()
     assert {x["location"] for x in first_lines} == {lid1, lid2}
     assert [x["status"] for x in first_lines if x["location"] == lid1] == [200, 429]  # stopped at once
     assert w.clock.now - start < 600  # nobody slept for the reset
-
-    # the read-back's progress: as its shards end, then its end (L001 paused with its reset)
-    verifying = [(k, s) for k, s in sink.seen if s["phase"] == "verifying"]
-    assert verifying and all(s["verb"] == "verified" for _, s in verifying)
-    kind, last = verifying[-1]
-    assert kind == "close" and last["state"] == "paused"
-    assert last["locations"]["L001"]["state"] == "paused" and last["resume_at"] == {"L001": until}
-    l2 = last["locations"]["L002"]
-    assert l2["state"] == "done" and l2["totals"]["pending"] == 0
-    assert l2["totals"]["written"] == l2["totals"]["source"] == sum(diff["read_back"].values())
-    st = run_status(run_uri.rsplit("/", 1)[0], "r-vq")  # dos2hl status RUN_ID
+    # the read-back's progress lines (no terminal): its end, L001 paused with its reset, L002 done
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress r-vq verifying ")]
+    n1, n2 = (sum(r["written"] for r in rep["locations"][loc]["objects"].values())
+              for loc in ("L001", "L002"))
+    assert f"progress r-vq verifying L001 ({lid1}) paused; resumes at {until}: 0/{n1} verified, " \
+        f"0 not found, 0 mismatches, {n1} pending; shards 4/4;" in " ".join(lines), lines
+    assert f"progress r-vq verifying L002 ({lid2}) done: {n2}/{n2} verified, 0 not found, 0 mismatches, " \
+        "0 pending;" in " ".join(lines), lines
+    assert lines[-1] == "progress r-vq verifying paused: 8/8 shards"
+    st = run_status(str(Path(run_uri).parent), "r-vq")  # dos2hl status RUN_ID
     assert st["state"] == "waiting_for_quota" and st["locations"]["L001"]["state"] == "waiting_for_quota"
     assert st["locations"]["L001"]["resume_at"] == until and st["locations"]["L002"]["state"] == "done"
 
-    # the new day: the resumed run writes nothing and reads back L001 only
-    w.clock.now = dt.datetime.fromisoformat(until.replace("Z", "+00:00")).timestamp() + 1
-    assert _quota(w, "DELETE").status_code == 200
+    waited: list[float] = []
+
+    def new_day(t: float) -> None:  # instead of sleeping until t: the sandbox's new day
+        waited.append(t)
+        w.clock.now = t + 1
+        assert _quota(w, "DELETE").status_code == 200
+        reads.append(_ReadBack(w))
+
+    monkeypatch.setattr(cli_migrate, "_wait_until", new_day)
     w.sent.clear()
-    again = _ReadBack(w)
-    done = migrate(_opts(w, run_id="r-vq", verify="full"), client_factory=w.factory, verify_factory=again)
-    assert done["status"] == "completed", done["reconciliation"]
-    assert not done["paused"] and not done["resume_at"] and not done["verify_paused"]
+    res = CliRunner().invoke(app, ["resume", "r-vq", *common, "--wait-for-quota"])
+    assert res.exit_code == 0, res.output
+    assert waited == [dt.datetime.fromisoformat(until.replace("Z", "+00:00")).timestamp()]
+    done = json.loads(res.stdout.strip().splitlines()[-1])
+    assert done["status"] == "completed" and "resume_at" not in done and "paused" not in done
     assert [s for s in w.sent if s[0] in ("POST", "PUT") and not s[1].endswith("/search")] == []
-    resumed = again.lines()
+    resumed = reads[-1].lines()
     assert resumed and {x["location"] for x in resumed} == {lid1}  # L002's verified shards: not read again
     assert len(resumed) == _verify_requests(done) - _verify_requests(out)  # the journal's count, class verify
-    full = done["field_diff"]
-    patients = sum(d["objects"]["patient"]["written"] for d in done["locations"].values())
-    assert full["read_back"]["patient"] == patients and full["mismatches"] == 0 and not full["paused"]
+    full = json.loads(Path(done["report"]).with_name("report.json").read_text())["field_diff"]
+    written = sum(d["objects"]["patient"]["written"] for d in done["locations"].values())
+    assert full["read_back"]["patient"] == written and full["mismatches"] == 0 and not full["paused"]
     contacts, _records = held_once(w)
-    assert contacts == patients
+    assert contacts == written
 
 
 def test_a_refused_token_during_the_read_back_pauses_its_location_and_kept_shards_are_not_read_again(
