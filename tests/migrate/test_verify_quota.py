@@ -129,6 +129,8 @@ def test_a_day_spent_during_the_read_back_pauses_that_location_and_resume_reads_
     assert not any(diff["not_found"].values()) and diff["mismatches"] == 0
     assert diff["paused"] == {"L001": out["paused"]["L001"]} and list(diff["resume_at"]) == ["L001"]
     assert "read-back waits for its daily quota** to reset at " + until in Path(out["report"]).read_text()
+    html = Path(out["report"]).with_name("report.html").read_text()
+    assert 'data-verify-paused="L001"><strong>Location L001\'s read-back paused:</strong>' in html
     first_lines = reads[0].lines()
     assert {x["location"] for x in first_lines} == {lid1, lid2}
     assert [x["status"] for x in first_lines if x["location"] == lid1] == [200, 429]  # stopped at once
