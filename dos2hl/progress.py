@@ -59,9 +59,15 @@ def location_line(snap: dict[str, Any], loc: str) -> str:
     today's quota used and left, the ETA in hours and in days of quota (ids and counts only)."""
     d = snap["locations"][loc]
     t, q, e = d["totals"], d["requests"], d["eta"]
-    return (f"progress {snap['run_id']} {snap['phase']} {loc} ({d['location_id'] or '-'}) {d['state']}: "
-            f"{t['written']}/{t['source']} {snap.get('verb', 'written')}, {t['failed']} failed, "
-            f"{t['held']} held, "
+    if snap.get("verb") == "verified":  # the read-back: not found and fields that differ, no holds
+        counts = (f"{t['written']}/{t['source']} verified, {t['failed']} not found, "
+                  f"{t.get('mismatches', 0)} mismatches, ")
+    else:
+        counts = (f"{t['written']}/{t['source']} {snap.get('verb', 'written')}, {t['failed']} failed, "
+                  f"{t['held']} held, ")
+    when = f"; resumes at {d['resume_at']}" if d.get("resume_at") else ""
+    return (f"progress {snap['run_id']} {snap['phase']} {loc} ({d['location_id'] or '-'}) "
+            f"{d['state']}{when}: {counts}"
             f"{t['pending']} pending; shards {d['shards']['done']}/{d['shards']['total']}; "
             f"{_num(q['per_s'])}/{_num(q['limit_per_s'])} req/s; today {_num(q['today'], digits=0)} used, "
             f"{_num(q['left_today'], digits=0)} left; ETA {_num(e['hours'], ' h')}, "
@@ -93,6 +99,9 @@ class LiveTable:
 
     COLUMNS = ("location", "object", "written", "source", "failed", "held", "pending", "req/s", "limit",
                "today", "left", "ETA h", "quota days")
+    COUNTS = ("written", "source", "failed", "held", "pending")  # each object's, in the columns' order
+    # the read-back's: records verified of those to verify, not found, fields that differ (or are blank)
+    VERIFY = {"written": "verified", "source": "to verify", "failed": "not found", "held": "mismatches"}
 
     def __init__(self, console: Any = None) -> None:
         from rich.console import Console
@@ -106,17 +115,17 @@ class LiveTable:
 
         t = Table(title=f"run {snap['run_id']} {snap['phase']}: {snap['shards']['done']}/"
                         f"{snap['shards']['total']} shards ({snap['percent']} %)")
+        verify = snap.get("verb") == "verified"
         for c in self.COLUMNS:
-            t.add_column(snap.get("verb", c) if c == "written" else c,
-                         justify="left" if c in ("location", "object") else "right")
+            label = self.VERIFY.get(c, c) if verify else snap.get("verb", c) if c == "written" else c
+            t.add_column(label, justify="left" if c in ("location", "object") else "right")
+        keys = [("mismatches" if verify and c == "held" else c) for c in self.COUNTS]
         for loc, d in snap["locations"].items():
             q, e = d["requests"], d["eta"]
             for obj, n in d["objects"].items():
-                t.add_row(loc, obj, *(str(n[c]) for c in ("written", "source", "failed", "held", "pending")),
-                          "", "", "", "", "", "")
+                t.add_row(loc, obj, *(str(n.get(c, 0)) for c in keys), "", "", "", "", "", "")
             tot = d["totals"]
-            t.add_row(f"{loc} ({d['state']})", "total",
-                      *(str(tot[c]) for c in ("written", "source", "failed", "held", "pending")),
+            t.add_row(f"{loc} ({d['state']})", "total", *(str(tot.get(c, 0)) for c in keys),
                       _num(q["per_s"]), _num(q["limit_per_s"]), _num(q["today"], digits=0),
                       _num(q["left_today"], digits=0), _num(e["hours"]), _num(e["quota_days"], digits=3),
                       end_section=True)
@@ -134,6 +143,7 @@ class LiveTable:
     def close(self, snap: dict[str, Any]) -> None:
         self.update(snap)
         self.live.stop()
+        self.started = False  # the next phase (the full run after the sample, the read-back) starts it again
 
 
 def terminal_sinks(*, force_plain: bool = False) -> list[Any]:

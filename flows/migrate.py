@@ -75,7 +75,7 @@ def migrate_flow(params: MigrateParams) -> dict[str, Any]:
         env = open_env(params)
         env.progress = flow_sinks()  # a progress and a counts artifact, a log line per location every N s
         out = run_migration(params, env, FlowGates(params), run=as_task).to_dict()
-    except (QuotaExhausted, DailyLimitError) as exc:  # outside a write phase (prepare's or verify's reads)
+    except (QuotaExhausted, DailyLimitError) as exc:  # prepare's reads (a phase, a read-back pause alone)
         spent = exc if isinstance(exc, QuotaExhausted) else QuotaExhausted("(a location)", exc.reset_at)
         out = {"status": "waiting_for_quota", "run_id": params.run_id,
                "paused": {spent.location: spent.reason}, "resume_at": {spent.location: iso(spent.resume_at)}}

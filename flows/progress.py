@@ -1,6 +1,8 @@
 """A flow run's progress (issue 17): the write phases' snapshots (``dos2hl.execution.progress``) as a
 Prefect progress artifact (shards ended, in percent) and a table artifact of the counts per location
-and object, both updated as shards end (at most every ``every_s`` seconds, and at each phase's end),
+and object (the read-back's, phase ``verifying``: ``verification-progress`` and its ``-counts`` table:
+to verify, verified, not found, mismatches), both updated as shards end (at most every ``every_s``
+seconds, and at each phase's end),
 with a ``dos2hl.progress`` event (``tasks/heartbeat.py``) at most every ``heartbeat_s`` while shards end,
 plus one line per location every ``DOS2HL_PROGRESS_EVERY_S`` seconds on the console and in the flow
 run's log (``progress_logger``: ``make demo`` and a worker's output show them).
@@ -36,9 +38,14 @@ def counts_table(snap: dict[str, Any]) -> list[dict[str, Any]]:
     for loc, d in snap["locations"].items():
         q, e = d["requests"], d["eta"]
         for obj, n in d["objects"].items():
+            if verb == "verified":  # the read-back's: to verify, verified, not found, fields that differ
+                counts = {"to_verify": n["source"], "verified": n["written"], "not_found": n["failed"],
+                          "mismatches": n.get("mismatches", 0), "pending": n["pending"]}
+            else:
+                counts = {"source": n["source"], verb: n["written"],
+                          **{c: n[c] for c in ("failed", "held", "excluded", "pending")}}
             rows.append({"location": loc, "location_id": d["location_id"], "state": d["state"], "object": obj,
-                         "source": n["source"], verb: n["written"],
-                         **{c: n[c] for c in ("failed", "held", "excluded", "pending")},
+                         **counts,
                          "requests_per_s": q["per_s"], "limit_per_s": q["limit_per_s"],
                          "requests_today": q["today"], "left_today": q["left_today"],
                          "eta_hours": e["hours"], "quota_days": e["quota_days"]})
@@ -49,35 +56,37 @@ class PrefectProgress:
     """One progress artifact per flow run (``key``), and the table artifact ``<key>-counts``."""
 
     def __init__(self, key: str = "migration-progress", every_s: float = 2.0,
-                 heartbeat_s: float = 60.0) -> None:
+                 heartbeat_s: float = 60.0, verify_key: str = "verification-progress") -> None:
         self.key, self.every_s, self.heartbeat_s = key, every_s, heartbeat_s
-        self.artifact: UUID | None = None
-        self.last = 0.0
+        self.verify_key = verify_key  # the read-back's (verb ``verified``): a progress artifact of its own
+        self.artifacts: dict[str, UUID] = {}  # key -> its progress artifact, updated in place
+        self.last: dict[str, float] = {}
         self.beat = float("-inf")
         self._lock = threading.Lock()
 
     def _publish(self, snap: dict[str, Any], force: bool) -> None:
+        key = self.verify_key if snap.get("verb") == "verified" else self.key
         with self._lock:
             now = time.monotonic()
-            if not force and self.artifact is not None and now - self.last < self.every_s:
+            if not force and key in self.artifacts and now - self.last.get(key, 0.0) < self.every_s:
                 return
-            self.last = now
+            self.last[key] = now
             shards = snap["shards"]
             what = (f"run {snap['run_id']} {snap['phase']}: {shards['done']}/{shards['total']} shards, "
                     f"{snap['state']}")
-            if self.artifact is None:
-                made = create_progress_artifact(progress=snap["percent"], key=self.key, description=what)
+            if key not in self.artifacts:
+                made = create_progress_artifact(progress=snap["percent"], key=key, description=what)
                 assert isinstance(made, UUID)  # (sync: this runs in no event loop)
-                self.artifact = made
+                self.artifacts[key] = made
             else:
-                update_progress_artifact(self.artifact, snap["percent"], description=what)
-            create_table_artifact(key=f"{self.key}-counts", table=counts_table(snap),
+                update_progress_artifact(self.artifacts[key], snap["percent"], description=what)
+            create_table_artifact(key=f"{key}-counts", table=counts_table(snap),
                                   description=f"{what}: records per location and object")
             if now - self.beat >= self.heartbeat_s and snap["shards"]["done"]:
                 # shards ending are progress: the no-progress alert (dos2hl/alerts.py) hears of them
                 # during a long write phase too, not only when a step ends (tasks/heartbeat.py)
                 self.beat = now
-                progressed(f"write {snap['phase']}")
+                progressed("verify" if snap.get("verb") == "verified" else f"write {snap['phase']}")
 
     def update(self, snap: dict[str, Any]) -> None:
         self._publish(snap, force=False)

@@ -72,7 +72,8 @@ def migrate(
     then dos2hl resume RUN_ID (or this command again with --run-id RUN_ID); 5 waiting for the daily
     quota: a location spent its day's requests (HighLevel's X-RateLimit-Daily-Remaining: 0, or the
     governor's count), nothing failed, the others done: dos2hl resume RUN_ID after the reset time it
-    prints (or --wait-for-quota: it sleeps until then and goes on).
+    prints (or --wait-for-quota: it sleeps until then and goes on). A day spent while the records are
+    read back (--verify) is the same exit 5: the resumed run reads back only what was not verified.
 
     The report is in the run's folder: report.html (one self-contained page: tables, bars, the requests
     per minute against the budget, the field diff), report.md and report.json (the same numbers).
@@ -229,7 +230,9 @@ def _run_migration(params: Any, wait_for_quota: bool = False) -> dict[str, Any]:
             env = open_env(params)
             env.progress = terminal_sinks()  # a live table on a terminal, else a line per location every N s
             out = run_migration(params, env, TerminalGates(params)).to_dict()
-        except (QuotaExhausted, DailyLimitError) as exc:  # outside a write phase (a read)
+        # a day spent at prepare's first reads (before any phase): the write phases and the read-back pause
+        # only their location and return waiting_for_quota themselves
+        except (QuotaExhausted, DailyLimitError) as exc:
             spent = exc if isinstance(exc, QuotaExhausted) else QuotaExhausted("(a location)", exc.reset_at)
             if not wait_for_quota:
                 _fail(spent)

@@ -19,6 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from functools import partial
 from typing import Any, Literal
 
 from ..errors import ConfigError, DailyLimitError, HighLevelError, LocationPaused, QuotaExhausted
@@ -38,7 +39,7 @@ from ..writing.writer import LocationSchema
 from .provisioned import require_provisioned
 from .results import Prepared, VerifyResult, WriteResult, merge_diffs
 from .schedule import default_workers, per_location, run_fair
-from .shard import ShardResult, is_paused, migrate_shard_isolated, not_started, paused_by, verify_shard
+from .shard import ShardResult, is_paused, migrate_shard_isolated, not_started, paused_by
 
 __all__ = ["Prepared", "VerifyResult", "WriteResult", "prepare", "run_phase", "verify_phase", "new_run_id"]
 
@@ -338,43 +339,72 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
 def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFactory | None = None,
                  executor: str = "threads", workers: int | None = None,
                  settings: Dos2hlSettings | None = None,
-                 locations: LocationsFile | None = None) -> VerifyResult:
+                 locations: LocationsFile | None = None, progress: Sequence[Any] = ()) -> VerifyResult:
     """Read back the phase's records (the sample's, or all of them for --verify full) and merge the diffs.
     The reads take permits as class ``verify`` (half the daily reserve is theirs) and count as such.
     Each location is read in this process by search pages (500 contacts or records, 100 opportunities,
     a calendar range per year of events) wherever that costs fewer requests than one GET per record,
     then every shard is diffed against them; notes cost one list per contact (no notes search exists).
-    Without a client factory (Ray actors open their own clients) every record costs one GET."""
+    Without a client factory (Ray actors open their own clients) every record costs one GET.
+
+    Issue 17: progress as a write phase's (phase ``verifying``, verb ``verified``: the ``progress``
+    sinks and progress.json); each shard's diff is kept in the run's storage (``verified``), so a
+    resumed run reads back only what was not verified; a location whose day runs out (or whose token is
+    refused) during its reads pauses alone (``VerifyResult.paused``/``resume_at``), the others finish."""
+    from .progress import track
     from .usage import record
+    from .verified import not_verified, to_verify, verify_progress, verify_unit
 
     workers = workers or default_workers(len(ctx.locations), executor)
     # a paused location is read back once it is resumed (its token may be revoked, HighLevel down)
     todo = [loc for loc in ctx.locations if loc not in result.paused]
-    if client_factory is not None:
-        from .shard import read_back_location
+    specs = [s for s in ctx.specs(result.sample) if s.location in todo]
+    unit = partial(verify_unit, keep=result.phase)
+    with track(ctx, "verifying", progress, settings=settings, verb="verified") as tracker:
+        tracker.begin(specs)
+        tracker.set_totals(to_verify(result, todo))
+        for loc, why in result.paused.items():  # shown as they are: paused by the phase read back
+            tracker.add(loc, {"paused": why, "resume_at": result.resume_at.get(loc)})
 
-        factory = client_factory
-        all_specs = ctx.specs(result.sample)
+        def done(spec: ShardSpec, r: Any) -> None:
+            tracker.add(spec.location, verify_progress(r), unit_done=True)
 
-        def one(loc: str) -> list[dict[str, Any]]:
-            specs = [s for s in all_specs if s.location == loc]
-            if not specs:
-                return []
-            client = factory(loc)
-            sampled = None if result.sample is None else len(result.sample.get(loc, []))
-            reader = read_back_location(client, ctx.run_uri, loc, sampled)
-            return [verify_shard(spec, client, reader) for spec in specs]
+        if client_factory is not None:
+            from .shard import read_back_location
 
-        by_loc = per_location(todo, one, workers=workers)
-        diffs = [d for loc in todo for d in by_loc[loc]]
-    else:
-        diffs = execute([s for s in ctx.specs(result.sample) if s.location in todo], verify_shard,
-                        client_factory=client_factory,
-                        executor=executor,
-                        workers=workers, settings=settings, locations=locations, cls="verify")
+            factory = client_factory
+
+            def one(loc: str) -> list[dict[str, Any]]:
+                mine = [s for s in specs if s.location == loc]
+                if not mine:
+                    return []
+                client = factory(loc)
+                sampled = None if result.sample is None else len(result.sample.get(loc, []))
+                reader = read_back_location(client, ctx.run_uri, loc, sampled)
+                out: list[dict[str, Any]] = []
+                for spec in mine:  # once the location paused, its other shards wait for the resumption
+                    stopped = next((r for r in out if r.get("paused")), None)
+                    r = (not_verified(spec, str(stopped["paused"]), stopped.get("resume_at")) if stopped
+                         else unit(spec, client, reader))
+                    done(spec, r)
+                    out.append(r)
+                return out
+
+            by_loc = per_location(todo, one, workers=workers)
+            diffs = [d for loc in todo for d in by_loc[loc]]
+        else:
+            diffs = execute(specs, unit, client_factory=client_factory, executor=executor, workers=workers,
+                            settings=settings, locations=locations, cls="verify", stop=is_paused,
+                            skipped=lambda spec, by: not_verified(spec, _reason(by), _resume_at(by)),
+                            on_done=done)
+        paused, resume_at = WriteResult.paused_of(diffs), WriteResult.resume_at_of(diffs)
+        tracker.finish("paused" if paused or result.paused else "completed")
     out = merge_diffs(diffs)
     record(ctx.run_uri, f"verify-{result.phase}", out["tally"])
-    return VerifyResult(**out)
+    for loc, why in paused.items():
+        log.warning("location %s: read-back paused: %s; what it verified is kept, the rest is read back "
+                    "when the run resumes (dos2hl resume %s)", loc, why, ctx.run_id)
+    return VerifyResult(**out, paused=paused, resume_at=resume_at)
 
 
 def execute(specs: list[ShardSpec], fn: Callable[[ShardSpec, Any], Any], *,

@@ -1,5 +1,6 @@
 """Live progress of a write phase (issue 17): what each location has written of what, how fast, against
-which limits, and when it will end.
+which limits, and when it will end. The read-back (phase ``verifying``, verb ``verified``) and a rollback
+(verb ``deleted``) report the same way.
 
 ``track(ctx, phase, sinks)`` is what ``driver.run_phase`` wraps its shards in: the executors call
 ``ProgressTracker.on_done(spec, result)`` as each (location, shard) ends (any thread, the Ray pool's
@@ -9,6 +10,11 @@ artifacts (``flows.progress``). Every ``every_s`` seconds (``DOS2HL_PROGRESS_EVE
 phase's end it writes ``progress.json`` to the run's storage, which ``dos2hl status`` reads for a run in
 flight. Totals come from the staging manifest (rows per location and object), requests from the
 shards' tallies, today's quota used and left from the governor's usage snapshot.
+
+The read-back's snapshot (``driver.verify_phase``, ``verified.verify_progress``): ``written`` is the
+records verified, ``failed`` those not found, ``mismatches`` the fields that differ or are blank (per
+location and object; not part of ``pending``), ``source`` the records to verify (what the phase read
+back wrote; unknown for a sample of the full run: then its ETA is by the location's shards).
 
 The snapshot holds ids and counts only: export location codes, HighLevel location ids, object names,
 counts, rates; never a patient value.
@@ -30,6 +36,7 @@ from typing import Any, Protocol
 from ..settings import Dos2hlSettings
 from ..storage import open_store
 from .status import governor_usage, source_rows, usage_snapshot
+from .waits import iso
 
 __all__ = ["PROGRESS_KEY", "ProgressSink", "ProgressTracker", "estimate", "mark_reported", "read_progress",
            "track"]
@@ -37,6 +44,7 @@ __all__ = ["PROGRESS_KEY", "ProgressSink", "ProgressTracker", "estimate", "mark_
 log = logging.getLogger("dos2hl.progress")
 PROGRESS_KEY = "progress.json"
 COUNTED = ("written", "failed", "held", "excluded")
+EXTRA = {"verified": ("mismatches",)}  # verb -> measures counted beside COUNTED (not part of pending)
 
 
 class ProgressSink(Protocol):
@@ -91,6 +99,9 @@ class ProgressTracker:
         self.counts: dict[str, dict[str, Counter[str]]] = {}  # LOC -> written/failed/... -> object -> n
         self.requests: Counter[str] = Counter()  # LOC -> requests of its ended shards
         self.paused: dict[str, str] = {}
+        self.resume_at: dict[str, float] = {}  # LOC -> the reset its spent day waits for (epoch seconds)
+        self.extra = EXTRA.get(verb, ())
+        self.more: dict[str, dict[str, Counter[str]]] = {}  # LOC -> extra measure -> object -> n
         self.usage: dict[str, dict[str, Any]] = {}  # LOC -> the governor's today figures
         self.by_records = False  # percent of the records rather than of the shards (a rollback's)
         self._lock = threading.RLock()
@@ -118,6 +129,12 @@ class ProgressTracker:
             self.state = "running"
         self.read_usage()
 
+    def set_totals(self, totals: dict[str, Counter[str]]) -> None:
+        """The records the phase handles per location and object, when they are not the staged rows (a
+        read-back's: what its phase wrote); a location left out has its totals unknown."""
+        with self._lock:
+            self.totals = totals
+
     def on_done(self, spec: Any, result: Any) -> None:
         """A shard ended (its ``ShardResult`` or its dict): add it up, then tell the sinks."""
         r = asdict(result) if is_dataclass(result) and not isinstance(result, type) else result
@@ -131,9 +148,14 @@ class ProgressTracker:
             got = self.counts.setdefault(loc, {c: Counter() for c in COUNTED})
             for c in COUNTED:
                 got[c].update({k: int(v) for k, v in (r.get(c) or {}).items()})
+            more = self.more.setdefault(loc, {c: Counter() for c in self.extra})
+            for c in self.extra:
+                more[c].update({k: int(v) for k, v in (r.get(c) or {}).items()})
             self.requests[loc] += int(r.get("requests") or 0)
             if r.get("paused"):
                 self.paused[loc] = str(r["paused"])
+                if r.get("resume_at") is not None:
+                    self.resume_at[loc] = max(self.resume_at.get(loc, 0.0), float(r["resume_at"]))
             snap = self.snapshot()
         self._tell("update", snap)
 
@@ -158,16 +180,28 @@ class ProgressTracker:
             locations: dict[str, Any] = {}
             for loc in sorted(set(self.units) | set(self.counts)):
                 got = self.counts.get(loc, {c: Counter() for c in COUNTED})
+                more = self.more.get(loc, {})
+                known = loc in self.totals or not self.extra  # a read-back's totals may be unknown
                 objs = {}
                 for obj in sorted(set(self.totals.get(loc, {})) | {o for c in got.values() for o in c}):
                     n = {"source": int(self.totals.get(loc, Counter())[obj]),
                          **{c: int(got[c][obj]) for c in COUNTED}}
+                    if not known:  # what is known to be there: what its ended shards read
+                        n["source"] = sum(n[c] for c in COUNTED)
                     n["pending"] = max(0, n["source"] - sum(n[c] for c in COUNTED))
+                    n.update({c: int(more.get(c, Counter())[obj]) for c in self.extra})
                     objs[obj] = n
-                tot = {c: sum(o[c] for o in objs.values()) for c in ("source", *COUNTED, "pending")}
+                tot = {c: sum(o[c] for o in objs.values())
+                       for c in ("source", *COUNTED, "pending", *self.extra)}
                 use = self.usage.get(loc, {})
-                eta = estimate(tot["pending"], sum(tot[c] for c in COUNTED), self.requests[loc], elapsed,
-                               ceiling, use.get("requests_left"))
+                processed = sum(tot[c] for c in COUNTED)
+                todo = tot["pending"]
+                if not known and self.units[loc] > self.done[loc]:  # by its shards: as many a shard to go
+                    todo = round(processed * (self.units[loc] - self.done[loc]) / max(1, self.done[loc]))
+                    if not self.done[loc]:
+                        processed = 0
+                eta = estimate(todo, processed, self.requests[loc], elapsed, ceiling,
+                               use.get("requests_left"))
                 state = ("paused" if loc in self.paused else "done" if self.done[loc] >= self.units[loc]
                          else "running")
                 locations[loc] = {
@@ -182,6 +216,8 @@ class ProgressTracker:
                     "eta": eta}
                 if loc in self.paused:
                     locations[loc]["paused"] = self.paused[loc]
+                if loc in self.resume_at:
+                    locations[loc]["resume_at"] = iso(self.resume_at[loc])
             done, units = sum(self.done.values()), sum(self.units.values())
             if self.by_records:
                 ended = sum(d["totals"][c] for d in locations.values() for c in COUNTED)
@@ -199,6 +235,7 @@ class ProgressTracker:
                 "shards": {"done": done, "total": units},
                 "percent": percent,
                 "paused": dict(self.paused), "locations": locations,
+                "resume_at": {loc: iso(at) for loc, at in sorted(self.resume_at.items())},
                 # locations run at once, each on its own quota: the run ends with its slowest location
                 "eta": {"hours": None if None in hours else max(hours, default=0.0),
                         "quota_days": None if None in days else max(days, default=0.0)},
@@ -243,17 +280,19 @@ class ProgressTracker:
 
 @contextmanager
 def track(ctx: Any, phase: str, sinks: Sequence[ProgressSink] = (), *,
-          settings: Dos2hlSettings | None = None, every_s: float | None = None) -> Iterator[ProgressTracker]:
-    """A tracker for ``ctx`` (``Prepared``)'s ``phase``, ticking every ``every_s`` seconds (default
-    ``DOS2HL_PROGRESS_EVERY_S``) on a thread of its own until the block ends; an exception out of the
-    block ends it as ``failed``. The block calls ``finish`` itself to say how the phase ended."""
+          settings: Dos2hlSettings | None = None, every_s: float | None = None,
+          verb: str = "written") -> Iterator[ProgressTracker]:
+    """A tracker for ``ctx`` (``Prepared``)'s ``phase`` (``verb``: what it does to a record), ticking
+    every ``every_s`` seconds (default ``DOS2HL_PROGRESS_EVERY_S``) on a thread of its own until the
+    block ends; an exception out of the block ends it as ``failed``. The block calls ``finish`` itself
+    to say how the phase ended."""
     settings = settings or Dos2hlSettings()
     every = every_s or settings.progress_every_s
     tenancy = getattr(ctx, "tenancy", {}) or {}
     ids = {loc: str((tenancy.get(loc) or {}).get("location_id") or
                     (ctx.schemas.get(loc) or {}).get("location_id") or "") for loc in ctx.locations}
     tracker = ProgressTracker(ctx.run_id, ctx.run_uri, phase, totals=source_rows(ctx.manifest),
-                              location_ids=ids, settings=settings, sinks=sinks)
+                              location_ids=ids, settings=settings, sinks=sinks, verb=verb)
     with ticking(tracker, every):
         yield tracker
 

@@ -63,8 +63,15 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
             updated_by_loc.setdefault(loc_, Counter()).update(t_.get("updated", Counter()))
     locations: dict[str, Any] = {}
     problems: list[str] = []
-    paused = last.paused or WriteResult.paused_of(last.shards)
-    waits = last.resume_at or WriteResult.resume_at_of(last.shards)
+    paused = dict(last.paused or WriteResult.paused_of(last.shards))
+    waits = dict(last.resume_at or WriteResult.resume_at_of(last.shards))
+    # a location whose read-back paused (its records written, some not yet verified): the run waits too
+    verify_paused = sorted(set(diff.paused) - set(paused)) if diff is not None else []
+    for loc in verify_paused:
+        assert diff is not None
+        paused[loc] = diff.paused[loc]
+        if loc in diff.resume_at:
+            waits[loc] = diff.resume_at[loc]
     resume_at = {loc: iso(at) for loc, at in waits.items() if loc in paused}
     for loc in ctx.locations:
         t = totals.get(loc, {})
@@ -122,6 +129,7 @@ def build_report(ctx: Prepared, phases: list[WriteResult], *, diff: VerifyResult
         "status": run_status(complete, paused, resume_at),
         "paused": dict(paused),  # LOC -> why (ids, statuses, counts): resumed by a re-run of the run id
         "resume_at": resume_at,  # LOC -> when its spent daily quota resets (ISO UTC): resume after it
+        "verify_paused": verify_paused,  # of those: the locations whose read-back (not writes) waits
         "phase": last.phase,
         "note": status_note,
         "mapping": {"path": ctx.mapping_path, **ctx.confirmation},

@@ -114,6 +114,11 @@ class VerifyResult(BaseModel):
     examples: dict[str, list[str]] = Field(default_factory=dict)
     mismatches: int = 0
     tally: dict[str, Any] = Field(default_factory=dict)
+    # LOC -> why its read-back paused (issue 17: a spent day, a refused token); its verified shards are
+    # kept (``verified``) and a resumed run reads back the rest
+    paused: dict[str, str] = Field(default_factory=dict)
+    # LOC -> when its spent daily quota resets (epoch seconds): a read-back that only waits for that
+    resume_at: dict[str, float] = Field(default_factory=dict)
 
 
 def merge_diffs(diffs: list[dict[str, Any]]) -> dict[str, Any]:

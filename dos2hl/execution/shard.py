@@ -30,7 +30,7 @@ from ..writing.ledger import IdMap, LedgerWriter, read_ledger
 from ..writing.writer import SHARED_FIELDS, LocationSchema, ShardWriter, WriteResult
 
 __all__ = ["ShardResult", "is_paused", "migrate_shard", "migrate_shard_isolated", "not_started", "paused_by",
-           "read_back_location", "verify_shard"]
+           "read_back_location", "shard_ids", "verify_shard"]
 
 @dataclass
 class ShardResult:
@@ -181,10 +181,18 @@ def read_back_location(client: Client, run_uri: str, location: str, patients: in
     return ReadBack(client, paged)
 
 
-def verify_shard(spec: ShardSpec, client: Client, reader: Any = None) -> dict[str, Any]:
+def shard_ids(run: Store, spec: ShardSpec) -> IdMap:
+    """The shard's ID map: what its writer (and rollbacks, imports, a carried map) recorded."""
+    return IdMap.from_table(_shard_ledger(run, spec.location, f"s{spec.shard:03d}"))
+
+
+def verify_shard(spec: ShardSpec, client: Client, reader: Any = None, *, ids: IdMap | None = None
+                 ) -> dict[str, Any]:
     """Read back the shard's written records and diff them against the source (see verify.py), through
     ``reader`` (a location's ``ReadBack``: search pages shared by its shards) or, without one, one GET
-    per record. Its requests count as ``verify``; the diff carries their tally."""
+    per record. Its requests count as ``verify``; the diff carries their tally. ``ids``: the shard's ID
+    map when the caller has read it (``shard_ids``). A spent day or a systemic refusal is raised
+    (``verified.verify_unit`` pauses the location on it)."""
     from ..writing.verify import FieldDiff, ReadBack, verify_contacts, verify_crm, verify_records
 
     plan, _ = plan_shard(spec)
@@ -195,7 +203,7 @@ def verify_shard(spec: ShardSpec, client: Client, reader: Any = None) -> dict[st
         for name in shared.get(p.source_id, ()):
             if name in p.body:
                 p.body["customFields"][SHARED_FIELDS[name]] = p.body.pop(name)
-    ids = IdMap.from_table(_shard_ledger(run, spec.location, f"s{spec.shard:03d}"))
+    ids = ids if ids is not None else shard_ids(run, spec)
     schema = LocationSchema(**spec.schema)
     reader = reader or ReadBack(client)
     if reader.calendar_id is None:

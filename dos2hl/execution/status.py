@@ -4,6 +4,9 @@ Read only, through ``dos2hl.storage``: the staging manifest (source rows per loc
 ledger (what was written, failed, held, taken back as pending), the run's report when it has one, and
 the governor's usage snapshot (``<storage>/state/governor.json``, or ``DOS2HL_GOVERNOR_STATE``).
 
+A read-back in flight (progress.json's phase ``verifying``) is the state ``verifying``: its counts are
+records verified (``written``), not found (``failed``) and to verify (``source``).
+
 Counts: a phase in flight (or one that ended after the run's last report: a resumed run) shows
 ``progress.json``'s (``execution.progress``: written every ``DOS2HL_PROGRESS_EVERY_S`` seconds and at the
 phase's end, marked ``reported`` once the report is written); else a run with a report (it finished,
@@ -131,11 +134,14 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
     if live:
         assert progress is not None
         state = str(progress.get("state", "running"))
+        if state == "running" and progress.get("phase") == "verifying":  # the read-back in flight
+            state = "verifying"
         paused = {str(k): str(v) for k, v in (progress.get("paused") or {}).items()}
         waits = {str(k): str(v) for k, v in (progress.get("resume_at") or {}).items()}
         for loc, d in progress.get("locations", {}).items():
             objs = {obj: {c: int(row.get(c, 0)) for c in (*COUNTS, "excluded")}
-                    for obj, row in d["objects"].items()}
+                    | ({"mismatches": int(row["mismatches"])} if "mismatches" in row else {})
+                    for obj, row in d["objects"].items()}  # (a read-back's: fields that differ)
             locations[loc] = {"location_id": d.get("location_id", ""), "objects": objs}
         counts_from = "progress"
         extra = {"phase": progress.get("phase"), "updated_at": progress.get("updated_at")}
@@ -169,7 +175,8 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
         counts_from = "ledger"
     snap = usage_snapshot(storage, gov)
     for loc, d in locations.items():
-        d["state"] = "paused" if loc in paused else state if state in ("running", "completed") else (
+        d["state"] = "paused" if loc in paused else state if state in ("running", "verifying",
+                                                                          "completed") else (
             "done" if not any(o["pending"] or o["failed"] or o["held"] for o in d["objects"].values())
             else "incomplete")
         if loc in paused:
@@ -179,7 +186,7 @@ def run_status(storage: str, run_id: str, *, now: float | None = None,
         d["totals"] = {c: sum(o[c] for o in d["objects"].values()) for c in COUNTS}
         d["requests"] = governor_usage(snap, gov, d["location_id"], now) if d["location_id"] else {}
     eta: dict[str, Any] | None = None
-    if live and state == "running":
+    if live and state in ("running", "verifying"):
         assert progress is not None
         e = progress.get("eta") or {}
         hours = e.get("hours")

@@ -30,6 +30,13 @@ def pause_lines(rep: dict[str, Any]) -> list[str]:
     waits = rep.get("resume_at") or {}
     for loc, why in (rep.get("paused") or {}).items():
         waiting = sum(r.get("pending", 0) for r in rep["locations"].get(loc, {}).get("objects", {}).values())
+        if loc in (rep.get("verify_paused") or ()):
+            what = (f"waits for its daily quota** to reset at {waits[loc]}" if loc in waits
+                    else f"paused**: {why}; fix the cause")
+            lines += ["", f"**Location {loc}'s read-back {what}. Its records are written ({waiting} rows "
+                      "pending); what was verified is kept, the rest is read back when the run resumes: "
+                      f"`dos2hl resume {rep['run_id']}`."]
+            continue
         if loc in waits:
             lines += ["", f"**Location {loc} waits for its daily quota** to reset at {waits[loc]}. {waiting} "
                       f"rows are pending (not failed); after that: `dos2hl resume {rep['run_id']}` (or "

@@ -53,10 +53,12 @@ def write_step(env: RunEnv, prepared: Prepared, phase: Literal["sample", "full"]
 
 
 def verify_step(env: RunEnv, prepared: Prepared, result: WriteResult) -> VerifyResult:
-    """Read back what ``result`` wrote (its sample, or every record) and diff every field."""
+    """Read back what ``result`` wrote (its sample, or every record) and diff every field; its progress
+    goes to ``env.progress`` as a write phase's. A location whose day runs out during its reads pauses
+    alone (``VerifyResult.paused``); a resumed run reads back only what was not verified."""
     return verify_phase(prepared, result, client_factory=env.reads, executor=env.executor,
                         workers=env.workers,
-                        settings=env.settings, locations=env.locations)
+                        settings=env.settings, locations=env.locations, progress=env.progress)
 
 
 def bulk_step(env: RunEnv, prepared: Prepared, threshold: int,
@@ -97,6 +99,10 @@ def run_migration(params: MigrateParams, env: RunEnv, gates: Gates, run: Runner 
             gates.published("sample-report", stopped)
             return stopped.model_copy(update={"next": _after_a_pause(stopped, params)})
         diff: VerifyResult = run(verify_step, env, prepared, sample)
+        if diff.paused:  # no approval of a sample some location could not read back
+            stopped = run(report_step, env, prepared, phases, diff, "sample", "paused")
+            gates.published("sample-report", stopped)
+            return stopped.model_copy(update={"next": _after_a_pause(stopped, params)})
         note = "sample written and verified; awaiting approval"
         rep: RunReport = run(report_step, env, prepared, phases, diff, "sample", note)
         gates.published("sample-report", rep)
@@ -125,11 +131,11 @@ def run_migration(params: MigrateParams, env: RunEnv, gates: Gates, run: Runner 
     full: WriteResult = run(write_step, env, prepared, "full", params.sample, paused)
     phases.append(full)
     read_back = _read_back(env, prepared, params, full, phases[0]).model_copy(
-        update={"paused": full.paused})
+        update={"paused": full.paused, "resume_at": full.resume_at})
     diff = run(verify_step, env, prepared, read_back)
-    rep = run(report_step, env, prepared, phases, diff, "", "paused" if full.paused else "")
+    rep = run(report_step, env, prepared, phases, diff, "", "paused" if full.paused or diff.paused else "")
     gates.published("migration-report", rep)
-    if full.paused:
+    if full.paused or diff.paused:
         return rep.model_copy(update={"next": _after_a_pause(rep, params)})
     return rep
 

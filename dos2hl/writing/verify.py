@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigError, HighLevelError
 from ..highlevel.protocols import Client
+from ..highlevel.systemic import is_quota, is_systemic
 from ..phi import PREFIX
 from ..planning.transform import OBJECT_NAMES, ContactPayload, RecordPayload
 from .ledger import IdMap
@@ -168,10 +169,13 @@ def _open(open_sealed: Callable[[str, str, str], str], value: Any, field: str, r
 
 def _read_back(fetch: Callable[[], T | None], diff: FieldDiff, obj: str) -> T | None:
     """What HighLevel holds under an id we wrote, counted as read back or not found (an error reading
-    it counts as not found)."""
+    it counts as not found, but a spent day or a systemic refusal is raised: every read after it would
+    fail alike)."""
     try:
         got = fetch()
-    except HighLevelError:
+    except HighLevelError as exc:
+        if is_quota(exc) or is_systemic(exc):  # the location's, not the record's: it pauses (issue 17)
+            raise
         got = None
     if got is None:
         diff.not_found[obj] += 1

@@ -83,8 +83,8 @@ def test_a_paused_location_ends_the_flow_run_in_a_paused_named_state(prefect_har
 
 def _progress_artifacts(flow_run: Any, out: dict[str, Any], canaries: set[str]) -> None:
     """Issue 17: the run's progress artifact (every shard ended: 100 %), its counts table (one version per
-    update as shards ended, the last one equal to the report's counts), the report's Markdown (not its
-    path), its log's progress lines: ids and counts only."""
+    update as shards ended, the last one equal to the report's counts), the read-back's progress artifact
+    and counts, the report's Markdown (not its path), its log's progress lines: ids and counts only."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -120,6 +120,16 @@ def _progress_artifacts(flow_run: Any, out: dict[str, Any], canaries: set[str]) 
             if row.get("source"):
                 assert by[(loc, obj)]["written"] == row["written"], (loc, obj)
     assert {r["state"] for r in rows if r["location"] == "L002"} == {"paused"}
+    # the read-back's own progress artifact and counts (L001's records; L002, paused, is not read back)
+    (verifying,) = by_key["verification-progress"]
+    assert verifying.type == "progress" and float(verifying.data) == 100.0
+    assert verifying.description.startswith(f"run {out['run_id']} verifying: ")
+    assert verifying.description.endswith(", paused")
+    checked = json.loads(by_key["verification-progress-counts"][-1].data)
+    assert {r["location"] for r in checked} == {"L001"} and checked
+    assert sum(r["verified"] for r in checked if r["object"] == "patient") == \
+        out["field_diff"]["read_back"]["patient"] > 0
+    assert all(r["not_found"] == 0 and r["pending"] == 0 for r in checked)
     report = by_key["migration-report"][-1]
     assert report.data.startswith("#") and "Report: " not in report.data  # the Markdown itself
     texts = [str(a.data) + str(a.description) for a in found] + [x.message for x in logs]

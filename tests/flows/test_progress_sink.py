@@ -49,3 +49,32 @@ def test_the_sink_publishes_throttled_and_beats_at_most_once_a_period(
                       "requests_per_s": 1.0, "limit_per_s": 10.0, "requests_today": 5, "left_today": 95,
                       "eta_hours": 0.1, "quota_days": 0.01}]
     assert calls[2][1] == "write full"
+
+
+def test_the_read_back_has_a_progress_artifact_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Phase ``verifying`` (verb ``verified``): its own progress artifact and counts table (to verify,
+    verified, not found, mismatches), while the write phase's stay as they ended."""
+    from flows import progress as fp
+
+    calls: list[tuple[str, Any]] = []
+    ids = iter([uuid.uuid4(), uuid.uuid4()])
+    monkeypatch.setattr(fp, "create_progress_artifact",
+                        lambda progress, key, description: calls.append(("create", (key, progress)))
+                        or next(ids))
+    monkeypatch.setattr(fp, "update_progress_artifact",
+                        lambda aid, progress, description: calls.append(("update", (aid, progress))))
+    monkeypatch.setattr(fp, "create_table_artifact",
+                        lambda key, table, description: calls.append(("table", (key, table))))
+    monkeypatch.setattr(fp, "progressed", lambda step: calls.append(("beat", step)))
+    sink = fp.PrefectProgress(every_s=3600.0, heartbeat_s=0.0)
+    sink.close(_snap(4, state="completed"))
+    verify = {**_snap(1), "phase": "verifying", "verb": "verified"}
+    verify["locations"]["L001"]["objects"]["patient"]["mismatches"] = 2
+    sink.update(verify)  # a new key: published at once, not throttled by the write phase's last
+    creates = [v for k, v in calls if k == "create"]
+    assert creates == [("migration-progress", 100.0), ("verification-progress", 25.0)]
+    key, table = [v for k, v in calls if k == "table"][-1]
+    assert key == "verification-progress-counts"
+    assert {k: table[0][k] for k in ("to_verify", "verified", "not_found", "mismatches", "pending")} == {
+        "to_verify": 10, "verified": 1, "not_found": 0, "mismatches": 2, "pending": 9}
+    assert [v for k, v in calls if k == "beat"] == ["write full", "verify"]
