@@ -208,7 +208,7 @@ def verify_shard(spec: ShardSpec, client: Client, reader: Any = None, *, ids: Id
     reader = reader or ReadBack(client)
     if reader.calendar_id is None:
         reader.calendar_id = schema.calendar_id
-    diff = FieldDiff()
+    diff = FieldDiff(pause_after=spec.pause_after, location=spec.location)
     before = snapshot(client)
     with counting_as(client, "verify"):
         verify_contacts(reader.contact, plan.contacts, ids, schema.contact_fields, diff,

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from ..errors import ConfigError, HighLevelError
+from ..errors import ConfigError, HighLevelError, LocationPaused
 from ..highlevel.protocols import Client
-from ..highlevel.systemic import is_quota, is_systemic
+from ..highlevel.systemic import DEFAULT_PAUSE_AFTER, is_outage, is_quota, is_systemic, pause_reason
 from ..phi import PREFIX
 from ..planning.transform import OBJECT_NAMES, ContactPayload, RecordPayload
 from .ledger import IdMap
@@ -119,6 +119,9 @@ class FieldDiff:
     examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     read_back: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     not_found: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    pause_after: int = DEFAULT_PAUSE_AFTER  # outages in a row (after the client's retries) that pause
+    outages: int = 0  # the current row of them
+    location: str = ""  # the export location read back (named by the pause)
 
     def add(self, obj: str, name: str, key: str, expected: Any, actual: Any) -> None:
         c = self.counts[obj][name]
@@ -170,13 +173,22 @@ def _open(open_sealed: Callable[[str, str, str], str], value: Any, field: str, r
 def _read_back(fetch: Callable[[], T | None], diff: FieldDiff, obj: str) -> T | None:
     """What HighLevel holds under an id we wrote, counted as read back or not found (an error reading
     it counts as not found, but a spent day or a systemic refusal is raised: every read after it would
-    fail alike)."""
+    fail alike; so is the ``diff.pause_after``-th outage in a row, 5xx or no answer after the client's
+    retries, as a ``LocationPaused``, as the writer's row of them pauses its location)."""
     try:
         got = fetch()
     except HighLevelError as exc:
         if is_quota(exc) or is_systemic(exc):  # the location's, not the record's: it pauses (issue 17)
             raise
+        if is_outage(exc):
+            diff.outages += 1
+            if diff.outages >= diff.pause_after:
+                raise LocationPaused(diff.location, pause_reason(exc, diff.outages)) from None
+        else:
+            diff.outages = 0
         got = None
+    else:
+        diff.outages = 0
     if got is None:
         diff.not_found[obj] += 1
         return None

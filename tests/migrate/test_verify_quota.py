@@ -215,6 +215,41 @@ def test_a_refused_token_during_the_read_back_pauses_its_location_and_kept_shard
     assert third.lines() == []  # everything verified is kept: nothing read again
 
 
+def test_outages_in_a_row_during_the_read_back_pause_its_location_not_count_its_records_not_found(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HighLevel down for L002 (503s past the client's retries) as its read-back starts: after
+    ``DOS2HL_HIGHLEVEL_PAUSE_AFTER`` such reads in a row L002 pauses, as the writer's row of them pauses a
+    write phase; none of its records is counted "not found"; L001 verifies; once it is up, the phase
+    reads L002 back alone."""
+    from dos2hl.execution.driver import prepare, run_phase, verify_phase
+    from dos2hl.settings import Dos2hlSettings
+
+    w = world
+    monkeypatch.setenv("DOS2HL_HIGHLEVEL_PAUSE_AFTER", "2")
+    settings = Dos2hlSettings()
+    ctx = prepare(_opts(w, run_id="r-vo", verify="full"), settings=settings, client_factory=w.factory)
+    full = run_phase(ctx, "full", client_factory=w.factory, settings=settings, workers=2)
+    assert not full.paused
+
+    def down(w: World) -> None:
+        assert _sandbox(w, "POST", json={"location_id": w.loc_ids["L002"], "after": 0,
+                                         "kind": "5xx"}).status_code == 200
+
+    reads = _ReadBack(w, down)
+    first = verify_phase(ctx, full, client_factory=reads, settings=settings, workers=2)
+    assert list(first.paused) == ["L002"]
+    assert first.paused["L002"].startswith("2 consecutive HighLevel failures")
+    assert first.resume_at == {}
+    assert not any(first.not_found.values())
+    assert {x["status"] for x in reads.lines() if x["location"] == w.loc_ids["L002"]} == {503}
+
+    assert _sandbox(w, "DELETE").status_code == 200  # HighLevel is back
+    again = _ReadBack(w)
+    second = verify_phase(ctx, full, client_factory=again, settings=settings, workers=2)
+    assert not second.paused and second.mismatches == 0 and not any(second.not_found.values())
+    assert {x["location"] for x in again.lines()} == {w.loc_ids["L002"]}
+
+
 def test_a_day_spent_while_the_sample_is_read_back_stops_before_the_approval(world: World) -> None:
     """No approval is asked for a sample some location could not read back: the run waits for the reset
     and says how to resume (the sample's report shows the wait)."""
