@@ -22,7 +22,7 @@ def test_operator_path_on_a_renamed_export(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "k" / "phi.key")))
     monkeypatch.setenv("DOS2HL_GOVERNOR_BURST", "100000")
     monkeypatch.setenv("DOS2HL_GOVERNOR_WINDOW_S", "1")
-    w = make_world(tmp_path, monkeypatch, provisioned=False)
+    w = make_world(tmp_path, monkeypatch, patients=20, provisioned=False)
     w.stop()
     renamed = tmp_path / "vendor_export"
     write_variant(w.export, renamed, VARIANTS["opendental_like"])

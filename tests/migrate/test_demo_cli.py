@@ -18,7 +18,7 @@ def test_dos2hl_demo_runs_the_whole_chain(tmp_path: Path, monkeypatch, caplog) -
               "DOS2HL_GOVERNOR_MARGIN_S"):
         monkeypatch.setenv(k, "")  # the demo sets them (restored after the test)
         monkeypatch.delenv(k)
-    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--patients", "40"])
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--patients", "20"])
     assert res.exit_code == 0, res.output
     assert "WARNING: demo mode confirms the field map" in res.output
     assert "2 matched by email" in res.output and " completed: " in res.output

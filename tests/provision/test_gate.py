@@ -37,7 +37,7 @@ def _world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
     monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
-    return make_world(tmp_path, monkeypatch, provisioned=False)
+    return make_world(tmp_path, monkeypatch, patients=20, provisioned=False)
 
 
 def _flagless_provision(w: World, ledger: str | None) -> None:
