@@ -29,7 +29,7 @@ def test_migrate_flow_on_ray_with_the_sample_gate(prefect_harness, tmp_path, mon
 
     beside = []  # governors of this process: with Ray workers there must be none (one bucket: the actor)
     monkeypatch.setattr(local.LocalGovernor, "__init__", _counting(local.LocalGovernor.__init__, beside))
-    w = make_world(tmp_path, monkeypatch)
+    w = make_world(tmp_path, monkeypatch, patients=20)
     beside.clear()  # the world's own set-up
     w.stop()  # the same state, now served over HTTP for the Ray workers
     if ray.is_initialized():

@@ -236,7 +236,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
     monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
-    w = make_world(tmp_path, monkeypatch)
+    w = make_world(tmp_path, monkeypatch, patients=20)
     yield w
     w.stop()
 

@@ -83,7 +83,7 @@ def test_faults_5xx_and_422_but_created_leave_no_duplicates(tmp_path, monkeypatc
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
     monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "k" / "phi.key")))
-    w = make_world(tmp_path, monkeypatch)
+    w = make_world(tmp_path, monkeypatch, patients=20)
     try:
         w.stop()
         w.start(faults="5xx=0.04,created422=0.04,seed=11")
