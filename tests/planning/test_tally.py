@@ -155,8 +155,8 @@ def test_an_events_year_is_the_year_of_its_start_in_utc() -> None:
     from dos2hl.planning.crm import event_times
     from dos2hl.planning.tally import event_year
 
-    zones = [None, "UTC", "America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Australia/Lord_Howe",
-             "Asia/Kathmandu", "Not/AZone"]
+    zones = [None, "UTC", "America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago",
+             "Australia/Lord_Howe", "Asia/Kathmandu", "Not/AZone"]
     days = [dt.date(2024, 12, 31), dt.date(2025, 1, 1), dt.date(2024, 3, 10), dt.date(2024, 11, 3),
             dt.date(2024, 6, 15), dt.date(2024, 12, 30), dt.date(2025, 1, 2)]
     times = [dt.time(0, 0), dt.time(0, 30), dt.time(2, 30), dt.time(12, 0), dt.time(14, 5), dt.time(23, 59)]
