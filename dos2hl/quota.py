@@ -1,8 +1,9 @@
 """The quota planner: what a migration costs in HighLevel API requests and how long it takes at the
 limits (100 requests per 10 s, 200 000 per day per sub-account), with and without the bulk CSV path.
 
-It plans exactly what the run will send: the export is staged and every shard is turned into its
-payloads by the same pure functions the run uses (``migrate.planning.plan_shard``), so a contact is one
+It counts exactly what the run will send: the export is staged and every shard's payloads are counted
+as the run's pure ``planning.plan_shard`` would plan them (``planning.tally``: from the columns that
+decide each payload, without building them; the same counts), so a contact is one
 create, a custom-object record a create plus its relation (none under the ``lookup_field`` policy),
 an appointment an opportunity plus a calendar event, a note one create, a file an upload plus the note
 that links it. Reads, counted as the run counts them (``highlevel.tally``): prepare's schema reads per

@@ -69,22 +69,29 @@ def test_tables_written_in_a_second_process_are_the_same_bytes(tmp_path: Path) -
 
 def test_planned_payloads_are_as_recorded(generated: Path, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every shard's plan (encrypt fields unsealed: sealing is randomised) and plan's answer."""
+    """Every shard's plan (encrypt fields unsealed: sealing is randomised) and plan's answer. ``plan``
+    counts a shard without planning it (``planning.tally``): each shard it counts is planned here too,
+    recorded, and its count checked against the plan's."""
     from dos2hl.mapping.model import save_mapping
     from dos2hl.mapping.propose import propose
+    from dos2hl.planning import counts as counting
     from dos2hl.planning import plan as planning
+    from dos2hl.planning import tally
     from dos2hl.quota import plan_quota
 
     mapping = save_mapping(propose(generated / "export").confirm("golden test"), tmp_path / "mapping.yaml")
-    original = planning.plan_shard
+    lean = tally.tally_shard
     plans: dict[str, str] = {}
 
-    def recording(spec: Any, **kw: Any) -> Any:
-        plan, counts = original(spec, plain=True)
+    def recording(spec: Any, relations: Any) -> Any:
+        plan, counts = planning.plan_shard(spec, plain=True)
         plans[spec.name] = _digest([dataclasses.asdict(plan), counts])
-        return plan, counts
+        got, want = lean(spec, relations), counting.counted_plan(plan, relations)
+        assert (list(got.kinds.items()), got.patients, got.years, got.noted) == (
+            list(want.kinds.items()), want.patients, want.years, want.noted), spec.name
+        return got
 
-    monkeypatch.setattr(planning, "plan_shard", recording)
+    monkeypatch.setattr(tally, "tally_shard", recording)
     monkeypatch.setenv("DOS2HL_SHARDS", "4")
     out = plan_quota(generated / "export", mapping, export_date=PARAMS.export_date, jobs=1)  # recorded here
     assert len(plans) == 12

@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
                                                       "MAPPING) instead of staging it again; refused when "
                                                       "it is another export's or profile's, or a file "
                                                       "changed.")] = None,
-        jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Processes that plan the "
+        jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Processes that count the "
                                                     "shards (default: this machine's CPUs, for an export "
                                                     "of many shards; 1: in this process).")] = None,
         as_json: JsonOpt = False,

@@ -1,11 +1,13 @@
 """What each shard of a staging will send, counted: the quota planner's one expensive step.
 
-Every shard is planned by the run's own pure function (``plan.plan_shard``) and reduced to counts right
-away (payloads by kind, patients, years of calendar events, parents with notes or files), so only the
-counts cross a process boundary. A plan of a DSO (a million patients: thousands of shards) is CPU-bound
-Python, so shards are planned in ``jobs`` worker processes when there are enough of them to pay for the
-workers' start (each imports the library and reads the staging's reference tables once); a small export
-is planned in this process, as before.
+Every shard is reduced to counts right away (payloads by kind, patients, years of calendar events,
+parents with notes or files), so only the counts cross a process boundary. The counts are those of the
+run's own plan (``plan.plan_shard``, counted by ``counted_plan``) but taken without building its payloads
+(``tally.tally_shard``: the columns that decide each payload, the run's rules, the note conversion only
+where a picture may be: the same answer for a fraction of the CPU). A plan of a DSO (a million patients:
+thousands of shards) is still CPU-bound Python, so shards are counted in ``jobs`` worker processes when
+there are enough of them to pay for the workers' start (each imports the library); a small export is
+counted in this process.
 """
 
 from __future__ import annotations
@@ -15,36 +17,20 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
-from . import plan as _plan
+from . import tally as _tally
 from .plan import ShardSpec
+from .tally import LocationCounts
 from .transform import OBJECT_NAMES
 
-__all__ = ["LocationCounts", "MIN_SHARDS_PER_JOB", "count_shards", "default_jobs", "kinds_of"]
+__all__ = ["LocationCounts", "MIN_SHARDS_PER_JOB", "count_shards", "counted_plan", "default_jobs", "kinds_of"]
 
 #: below this many shards per extra worker, starting the worker (a fresh interpreter importing the library,
 #: ~3 s) costs more than it saves: a test world of a few dozen patients stays in this process; a 20 k practice
 #: (64 shards) plans on 2
 MIN_SHARDS_PER_JOB = 32
-
-
-@dataclass
-class LocationCounts:
-    """One location's plan, counted."""
-
-    kinds: Counter[str] = field(default_factory=Counter)  # payload kind -> n (``kinds_of``)
-    patients: int = 0
-    years: set[int] = field(default_factory=set)  # years of calendar events (the read-back's ranges)
-    noted: int = 0  # parents with notes or files (one notes list each in the read-back)
-
-    def add(self, other: LocationCounts) -> None:
-        self.kinds.update(other.kinds)
-        self.patients += other.patients
-        self.years |= other.years
-        self.noted += other.noted
 
 
 def kinds_of(plan: Any, relations: Mapping[str, str]) -> Counter[str]:
@@ -70,12 +56,17 @@ def _year(start: str) -> int:
     return dt.datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(dt.timezone.utc).year
 
 
-def _count(spec: ShardSpec, relations: Mapping[str, str]) -> tuple[str, LocationCounts]:
-    plan, _ = _plan.plan_shard(spec)  # through the module: a test may watch every shard's plan
-    return spec.location, LocationCounts(
+def counted_plan(plan: Any, relations: Mapping[str, str]) -> LocationCounts:
+    """A shard's plan (``plan_shard``'s), counted: what ``tally.tally_shard`` answers without building it."""
+    return LocationCounts(
         kinds=kinds_of(plan, relations), patients=len(plan.contacts),
         years={_year(o.event.start) for o in plan.crm.opportunities if o.event is not None},
         noted=len({n.parent_key for n in plan.crm.notes} | {f.parent_key for f in plan.crm.files}))
+
+
+def _count(spec: ShardSpec, relations: Mapping[str, str]) -> tuple[str, LocationCounts]:
+    # through the module: a test may watch (or check) every shard's count
+    return spec.location, _tally.tally_shard(spec, relations)
 
 
 def default_jobs() -> int:
@@ -95,8 +86,8 @@ def count_shards(specs: Iterable[ShardSpec], relations: Mapping[str, str], *,
     n = min(jobs or default_jobs(), max(1, len(todo) // MIN_SHARDS_PER_JOB + 1))
     out: dict[str, LocationCounts] = {}
     if n <= 1:
-        done: Iterable[tuple[str, LocationCounts]] = (_count(s, relations) for s in todo)
-        for loc, c in done:
+        for spec in todo:
+            loc, c = _count(spec, relations)
             out.setdefault(loc, LocationCounts()).add(c)
         return out
     # spawn: a fresh interpreter per worker (forking a process that may hold threads, a flow's or the
