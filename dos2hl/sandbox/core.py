@@ -92,6 +92,7 @@ class Ctx:
     query: dict[str, list[str]]
     body: Any = None  # parsed JSON, or {"fields": {...}, "files": {...}} for multipart
     params: dict[str, str] = field(default_factory=dict)
+    memo: dict[Any, Any] = field(default_factory=dict)  # what a handler keeps for the request (imports.py)
 
     def q(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)

@@ -22,7 +22,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-u
 
     monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
     monkeypatch.setenv("DOS2HL_PHI_KEY_FILE", str(create_key_file(tmp_path / "keys" / "phi.key")))
-    w = make_world(tmp_path, monkeypatch, crm=True, patients=30)
+    w = make_world(tmp_path, monkeypatch, crm=True, patients=20)
     yield w
     w.stop()
 

@@ -274,3 +274,33 @@ def test_429_says_which_limit_and_keeps_the_documented_headers(make_sandbox) -> 
     # the UI importer is outside the API limits
     rows = _import(sb, "firstName\nOutside\n")
     assert rows[0]["status"] == "created"
+
+
+def test_a_row_finds_what_an_earlier_row_of_the_same_file_wrote_and_the_oldest_match_first(sb) -> None:
+    """The importer's lookups index the location once per file and learn each row's write: a later row
+    matches a contact an earlier row created (by email, phone or a custom field) or one that was there
+    before the file, and an error row adds nothing."""
+    there = sb.contact(firstName="There", email="there@example.com")
+    text = ("firstName,email,phone\n"
+            "Cy,cy@example.com,+1 555 0100 111\n"
+            "Cy again,CY@example.com,\n"             # the row above's contact, by email, any case
+            "There too,there@example.com,\n")        # a contact from before the file
+    rows = _import(sb, text, mode="create_update", dedupe="email")
+    assert [r["status"] for r in rows] == ["created", "updated", "updated"]
+    assert rows[1]["contactId"] == rows[0]["contactId"] and rows[2]["contactId"] == there["id"]
+    by_phone = _import(sb, "firstName,phone\nCy by phone,+15550100111\nDee,+15550100222\n"
+                           "Dee 2,+15550100222\n", mode="create", dedupe="phone")
+    assert [r["status"] for r in by_phone] == ["skipped", "created", "skipped"]
+    assert by_phone[0]["contactId"] == rows[0]["contactId"]
+    assert by_phone[2]["contactId"] == by_phone[1]["contactId"]
+    sb.post(f"/locations/{sb.locs[0]}/customFields", {"name": "Chart", "dataType": "TEXT"})
+    sb.post(f"/locations/{sb.locs[0]}/customFields", {"name": "Plan", "dataType": "SINGLE_OPTIONS",
+                                                      "options": ["PPO", "HMO"]})
+    charts = _import(sb, "firstName,contact.chart,contact.plan\nEd,C-1,\nEd 2,C-1,\nBad,C-2,Gold\n"
+                         "Fay,C-2,\n", mode="create", dedupe="contact.chart")
+    assert [r["status"] for r in charts][:2] == ["created", "skipped"]
+    assert charts[1]["contactId"] == charts[0]["contactId"]
+    assert charts[3]["status"] == "created"  # C-2's failed row indexed nothing
+    assert charts[2]["status"] == "error"  # not an option of the field: the row leaves nothing
+    names = [x["firstName"] for x in _state(sb)["contacts"]]
+    assert names.count("Ed") == 1 and "Ed 2" not in names and "Cy again" in names and "Cy" not in names
