@@ -45,7 +45,8 @@ ALL_LOCATIONS = "_all"
 NO_LOCATION = "_none"
 MANIFEST = "manifest.json"
 _GOLDEN = 2654435761  # Knuth's multiplicative hash constant
-BUDGET_BYTES = 128 << 20  # rows held in memory by the partition buffers (every table together)
+BUDGET_BYTES = 128 << 20  # rows held in memory by the partition buffers (every table together; the
+# settings' stage_memory_mb, DOS2HL_STAGE_MEMORY_MB, for stage_export)
 
 
 def shard_of(patient_ids: pa.Array, shards: int) -> pa.Array:

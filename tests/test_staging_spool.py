@@ -94,3 +94,18 @@ def test_a_tiny_budget_stages_the_same_rows(tmp_path: Path, monkeypatch: pytest.
             tiny = pq.ParquetFile(outs["tiny"] / t["path"])
             assert tiny.metadata.row_group(0).num_rows == min(7, t["rows"])  # the tiny run did spill
             assert pq.read_table(outs["default"] / s["path"]).equals(tiny.read())
+
+
+def test_the_budget_comes_from_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``DOS2HL_STAGE_MEMORY_MB`` reaches the staging that the CLI and the flows run (``stage_export``)."""
+    import dos2hl.api as api
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(api, "stage", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setenv("DOS2HL_STAGE_MEMORY_MB", "3")
+    root = tmp_path / "export"
+    root.mkdir()
+    (root / "LOCATION.CSV").write_bytes(b"LOC_ID,LOC_NAME\r\nL001,Main\r\n")
+    (root / "PATIENT.CSV").write_bytes(b"PAT_ID,LOC_ID,LNAME,FNAME\r\n1,L001,A,B\r\n")
+    stage_export(root, tmp_path / "out")
+    assert seen["budget_bytes"] == 3 << 20
