@@ -109,3 +109,19 @@ def test_the_budget_comes_from_the_settings(tmp_path: Path, monkeypatch: pytest.
     (root / "PATIENT.CSV").write_bytes(b"PAT_ID,LOC_ID,LNAME,FNAME\r\n1,L001,A,B\r\n")
     stage_export(root, tmp_path / "out")
     assert seen["budget_bytes"] == 3 << 20
+
+
+def test_a_chunk_is_buffered_whole_not_a_table_per_partition(tmp_path: Path) -> None:
+    """Rows wait as their chunk, sorted by partition (a table per chunk and partition cost a few KB of
+    objects for a few rows each: at 60 locations x 16 shards, more than the rows)."""
+    writes = Writes()
+    spool = PartitionSpool("a", tmp_path, SCHEMA, writes, Budget(1 << 30), part_rows=10_000,
+                           stats_columns=[])
+    for data, loc, shard in _chunks(2, 5, 1_000):
+        spool.add(data, loc, shard)
+    assert [t.num_rows for t, _ in spool.chunks] == [1_000] * 5
+    assert all(len(ranges) == 24 for _, ranges in spool.chunks)  # 3 locations x 8 shards, as row ranges
+    assert not (tmp_path / "a.spill").exists()  # under the budget nothing is spilled
+    parts = spool.close()
+    writes.close()
+    assert sum(pq.ParquetFile(p.path).metadata.num_rows for p in parts.values()) == 5_000

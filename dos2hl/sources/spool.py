@@ -1,20 +1,22 @@
-"""Staging's partition buffers: rows held per (location, shard) under one memory budget, spilled to a
-file per table, and each partition written as Parquet once its table is complete.
+"""Staging's partition buffers: rows held under one memory budget, spilled to a file per table, and
+each (location, shard) partition written as Parquet once its table is complete.
 
 Why a spill: a staging writes ``tables x locations x shards`` Parquet files (a 60-location DSO: 960 a
-table). Writing them as rows come means a Parquet writer open per partition, and each keeps the
-metadata of every row group it wrote (~0.9 KB a column chunk, freed only when the file is closed):
-with the buffers flushed as they filled, that grew with the export (the 100 k-patient, 60-location
-staging's peak RSS was 1.8x the group's). Now a flush appends the partition's rows to the table's
-spill file (Arrow IPC messages, one file per table; no metadata kept but an offset, a length and a row
-count per flush), and when the table is complete each partition's messages are read back in order
-and written as one Parquet file of ``part_rows``-row row groups, one file open at a time.
+table). Writing them as rows came meant a Parquet writer open per partition, each keeping the
+metadata of every row group it wrote (~0.9 KB a column chunk, freed only when the file closes), and
+rows buffered per partition as a table per chunk and partition (a few KB of Arrow and Python objects
+each, uncounted, for a few rows): both grew with the export and the locations (the 100 k-patient,
+60-location staging's peak RSS was 1.8x the group's). Now a table's chunks are kept whole, sorted by
+partition; past the budget they are spilled as a run, one Arrow IPC message per partition, to the
+table's spill file (what is kept is an offset, a length and a row count per message); when the table
+is complete each partition's messages are read back in order and written as one Parquet file of row
+groups of up to ``part_rows`` rows, one file open at a time.
 
-Memory is bounded by one total for every table of the staging (``Budget``): the buffered rows plus
-the flushes queued for the writer thread. Past it, the largest partitions are flushed until the
-total is under three quarters of it. A partition also flushes alone at an eighth of the budget.
-Rows keep their order within a partition (the writer thread is one FIFO), so the staged rows and
-their order are the same whatever the budget.
+Memory is bounded by one total for every table of the staging (``Budget``): the buffered chunks plus
+the runs queued for the writer thread. A table spills at half of it; past it, the tables holding the
+most spill until three quarters, and if the queued runs still pass it the reader waits for them.
+Rows keep their order within a partition (a stable sort, runs in order, one writer thread), so the
+staged rows and their order are the same whatever the budget.
 """
 
 from __future__ import annotations
@@ -95,31 +97,36 @@ class Budget:
         with self._lock:
             self.used -= n
 
-    def enforce(self) -> None:
-        """Past the total, flush the largest buffered partitions (of any table) until three quarters."""
+    def enforce(self, writes: Writes) -> None:
+        """Past the total, spill the tables holding the most until three quarters of it; still past it
+        (runs queued for the writer thread), wait for them to be written."""
         if self.used <= self.total:
             return
-        parts = sorted(((p.bytes_buffered, i, s, p) for i, s in enumerate(self.spools)
-                        for p in s.parts.values() if p.rows_buffered), key=lambda x: (-x[0], x[1]))
-        for _, _, spool, part in parts:
-            if self.used <= self.total * 3 // 4:
+        for spool in sorted(self.spools, key=lambda s: -s.bytes_buffered):
+            if self.used <= self.total * 3 // 4 or not spool.bytes_buffered:
                 break
-            spool.flush(part)
+            spool.flush()
+        if self.used > self.total:
+            writes.wait()
 
 
 @dataclass
 class Part:
     path: Path  # the partition's final Parquet file
-    buffered: list[pa.Table] = field(default_factory=list)
-    rows_buffered: int = 0
-    bytes_buffered: int = 0
-    rows: int = 0  # rows flushed to the spill
-    spans: array[int] = field(default_factory=lambda: array("q"))  # (offset, length, rows) per flush
+    rows: int = 0  # rows added
+    spans: array[int] = field(default_factory=lambda: array("q"))  # (offset, length, rows) per message
 
 
 class PartitionSpool:
-    """One table's partitions: buffered under ``budget``, spilled to ``tmp/<table>.spill``, written
-    as Parquet by ``close``."""
+    """One table's partitions: its chunks buffered (sorted by partition) under ``budget``, spilled to
+    ``tmp/<table>.spill`` a run at a time, written as Parquet by ``close``.
+
+    A chunk is kept whole, sorted by (location, shard), with each partition's row range: a few large
+    objects, where a table per chunk and partition (the first version) cost a few KB of Arrow and
+    Python objects each, 960 partitions a chunk at 60 locations, on top of their rows. A run (every
+    buffered chunk) is spilled as one IPC message per partition: the partition's ranges of every
+    chunk, concatenated.
+    """
 
     def __init__(self, table: str, tmp: Path, schema: pa.Schema, writes: Writes, budget: Budget, *,
                  part_rows: int, stats_columns: list[str]) -> None:
@@ -131,6 +138,8 @@ class PartitionSpool:
         self.part_rows = part_rows
         self.stats_columns = stats_columns
         self.parts: dict[tuple[str, int], Part] = {}
+        self.chunks: list[tuple[pa.Table, list[tuple[Part, int, int]]]] = []
+        self.bytes_buffered = 0
         self._spill_path = tmp / f"{table}.spill"
         self._spill: BinaryIO | None = None
         self._offset = 0  # the spill's length (the writer thread's)
@@ -139,49 +148,51 @@ class PartitionSpool:
     def add(self, data: pa.Table, loc: pa.Array, shard: pa.Array) -> None:
         if not data.num_rows:
             return
-        # Sort the row numbers once by (location, shard), then take each partition's rows: one pass,
-        # and each partition owns compact buffers (a slice would pin the whole block in memory
-        # until the last partition that shares it is flushed).
         keyed = pa.table({"loc": loc, "shard": shard})
         keys = [("loc", "ascending"), ("shard", "ascending")]
-        order = pc.sort_indices(keyed, sort_keys=keys)
+        order = pc.sort_indices(keyed, sort_keys=keys)  # stable: a partition's rows keep their order
         groups = keyed.group_by(["loc", "shard"],
                                 use_threads=False).aggregate([("shard", "count")]).sort_by(keys)
+        ranges = []
         offset = 0
-        alone = max(1, self.budget.total // 8)
         for lo, sh, count in zip(groups["loc"].to_pylist(), groups["shard"].to_pylist(),
                                  groups["shard_count"].to_pylist(), strict=True):
             part = self.parts.get((lo, sh))
             if part is None:
                 part = self.parts[(lo, sh)] = Part(self.tmp / f"{self.table}.{lo}.{sh:03d}.parquet")
-            rows = data.take(order.slice(offset, count))
+            ranges.append((part, offset, count))
+            part.rows += count
             offset += count
-            part.buffered.append(rows)
-            part.rows_buffered += count
-            part.bytes_buffered += rows.nbytes
-            self.budget.take(rows.nbytes)
-            if part.rows_buffered >= self.part_rows or part.bytes_buffered >= alone:
-                self.flush(part)
-        self.budget.enforce()
+        rows = data.take(order)
+        self.chunks.append((rows, ranges))
+        self.bytes_buffered += rows.nbytes
+        self.budget.take(rows.nbytes)
+        if self.bytes_buffered >= self.budget.total // 2:
+            self.flush()
+        self.budget.enforce(self.writes)
 
-    def flush(self, part: Part) -> None:
-        """The partition's buffered rows to the spill (on the writer thread)."""
-        if not part.rows_buffered:
+    def flush(self) -> None:
+        """The buffered chunks to the spill as a run (on the writer thread)."""
+        if not self.chunks:
             return
-        pieces, held, n = part.buffered, part.bytes_buffered, part.rows_buffered
-        part.buffered, part.rows_buffered, part.bytes_buffered = [], 0, 0
-        part.rows += n
+        chunks, held = self.chunks, self.bytes_buffered
+        self.chunks, self.bytes_buffered = [], 0
 
         def write() -> None:
             try:
-                batch = pa.concat_tables(pieces).cast(self.schema).combine_chunks().to_batches()
+                by_part: dict[int, tuple[Part, list[pa.Table]]] = {}
+                for rows, ranges in chunks:
+                    for part, start, count in ranges:
+                        by_part.setdefault(id(part), (part, []))[1].append(rows.slice(start, count))
+                chunks.clear()
                 if self._spill is None:
                     self._spill = open(self._spill_path, "wb")  # noqa: SIM115 (closed by close())
-                for b in batch:
-                    buf = b.serialize()
-                    self._spill.write(buf)
-                    part.spans.extend((self._offset, buf.size, b.num_rows))
-                    self._offset += buf.size
+                for part, pieces in by_part.values():
+                    for b in pa.concat_tables(pieces).cast(self.schema).combine_chunks().to_batches():
+                        buf = b.serialize()
+                        self._spill.write(buf)
+                        part.spans.extend((self._offset, buf.size, b.num_rows))
+                        self._offset += buf.size
             finally:
                 self.budget.give(held)
 
@@ -190,8 +201,7 @@ class PartitionSpool:
     def close(self) -> dict[tuple[str, int], Part]:
         """Every partition written to its Parquet file (``Part.path``; none for a partition without
         rows); the spill removed."""
-        for part in self.parts.values():
-            self.flush(part)
+        self.flush()
         self.writes.wait()
         if self._spill is not None:
             self._spill.close()
