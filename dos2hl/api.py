@@ -46,7 +46,8 @@ def stage_export(source: str | Path, to: str | Path, *, profile: str = "referenc
     settings = settings or Dos2hlSettings()
     export = open_export(source, profile=profile, s3=settings.s3, documents=False)
     return stage(export, open_store(to, settings.s3), shards=shards or settings.shards,
-                 export_date=export_date, progress=progress, overwrite=overwrite)
+                 export_date=export_date, progress=progress, overwrite=overwrite,
+                 budget_bytes=settings.stage_memory_mb << 20)
 
 
 def quarantined_rows(staged: str | Path, *, s3: S3Settings | None = None,

@@ -76,6 +76,8 @@ class Dos2hlSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOS2HL_", env_file=None, extra="ignore")
     storage: str = "runs"  # local folder or s3://bucket/prefix holding runs/<run_id>/...
     shards: int = Field(16, ge=1, le=4096)  # shards per location (stable hash of patient id mod N)
+    # rows stage holds in memory, every table's partition buffers together (DOS2HL_STAGE_MEMORY_MB)
+    stage_memory_mb: int = Field(128, ge=1, le=65_536)
     s3: S3Settings = Field(default_factory=S3Settings)
     highlevel: HighLevelSettings = Field(default_factory=HighLevelSettings)
     governor: GovernorSettings = Field(default_factory=GovernorSettings)

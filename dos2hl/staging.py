@@ -6,8 +6,10 @@ independently. The location is the patient's home location; the shard is a stabl
 patient id (``shard_of``). Reference tables (providers, codes, lookups...) go to
 ``location=_all/shard=000``.
 
-Memory is bounded: rows are buffered per partition and flushed as Parquet row groups when a
-partition or the whole buffer passes its limit. Column statistics are written only for columns
+Memory is bounded by one budget for the whole staging, whatever the number of rows, locations or
+tables open at once: rows are buffered per partition, spilled when a partition or the whole buffer
+passes its limit, and each partition is written as Parquet once its table is complete
+(``sources.spool``). Column statistics are written only for columns
 whose PHI class is R (reference) and for lineage columns, so min/max of a name or a birth date never
 sits in a Parquet footer. ``manifest.json`` is written last and atomically.
 """
@@ -18,11 +20,9 @@ import datetime as dt
 import hashlib
 import json
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +35,18 @@ from .model import TABLES
 from .sources.discover import Export
 from .sources.idmap import IdMap
 from .sources.reader import FINDINGS_SCHEMA, QUARANTINE_SCHEMA, Chunk, ExportReader, FileStats, staged_schema
+from .sources.spool import Budget, PartitionSpool, Writes
 from .storage import Store
 
 __all__ = ["Partitioner", "StageResult", "stage", "shard_of", "move_to_quarantine", "ALL_LOCATIONS",
-           "MANIFEST",
-           "require_balanced"]
+           "BUDGET_BYTES", "MANIFEST", "require_balanced"]
 
 ALL_LOCATIONS = "_all"
 NO_LOCATION = "_none"
 MANIFEST = "manifest.json"
 _GOLDEN = 2654435761  # Knuth's multiplicative hash constant
+BUDGET_BYTES = 128 << 20  # rows held in memory by the partition buffers (every table together; the
+# settings' stage_memory_mb, DOS2HL_STAGE_MEMORY_MB, for stage_export)
 
 
 def shard_of(patient_ids: pa.Array, shards: int) -> pa.Array:
@@ -56,125 +58,6 @@ def shard_of(patient_ids: pa.Array, shards: int) -> pa.Array:
     ids = pc.fill_null(patient_ids.cast(pa.int64()), 0)
     mixed = pc.bit_wise_and(pc.multiply(pc.bit_wise_and(ids, 0xFFFFFFFF), _GOLDEN), 0xFFFFFFFF)
     return pc.cast(pc.remainder(mixed, shards), pa.int32())
-
-
-@dataclass
-class _Part:
-    path: Path
-    writer: pq.ParquetWriter | None = None
-    buffered: list[pa.Table] = field(default_factory=list)
-    rows_buffered: int = 0
-    bytes_buffered: int = 0
-    rows: int = 0
-
-
-class _Writes:
-    """One background thread that writes Parquet row groups while the main thread reads and parses.
-
-    pyarrow releases the GIL while encoding and compressing, so on two cores reading and writing
-    overlap. Writes of one partition stay in order (one thread, FIFO); at most ``depth`` writes
-    wait at once, so the queue cannot hold more than a bounded amount of data.
-    """
-
-    def __init__(self, depth: int = 4) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dos2hl-parquet")
-        self.slots = threading.BoundedSemaphore(depth)
-        self.pending: list[Future[None]] = []
-
-    def submit(self, fn: Callable[[], None]) -> None:
-        self.slots.acquire()
-
-        def run() -> None:
-            try:
-                fn()
-            finally:
-                self.slots.release()
-
-        self.pending.append(self.pool.submit(run))
-        if len(self.pending) > 64:
-            for f in self.pending:
-                if f.done():
-                    f.result()  # surface a write error early
-            self.pending = [f for f in self.pending if not f.done()]
-
-    def wait(self) -> None:
-        for f in self.pending:
-            f.result()  # re-raises a write error here
-        self.pending = []
-
-    def close(self) -> None:
-        self.wait()
-        self.pool.shutdown()
-
-
-class _TableWriter:
-    """Per-partition Parquet writers for one table, with a global buffer budget."""
-
-    def __init__(self, table: str, tmp: Path, schema: pa.Schema, writes: _Writes, *, part_rows: int,
-                 budget_bytes: int) -> None:
-        self.table = table
-        self.tmp = tmp
-        self.schema = schema
-        self.writes = writes
-        self.part_rows = part_rows
-        self.budget_bytes = budget_bytes
-        self.parts: dict[tuple[str, int], _Part] = {}
-        self.buffered = 0
-        self.stats_columns = [f.name for f in schema if (f.metadata or {}).get(b"phi", b"R") == b"R"]
-
-    def add(self, data: pa.Table, loc: pa.Array, shard: pa.Array) -> None:
-        if not data.num_rows:
-            return
-        # Sort the row numbers once by (location, shard), then take each partition's rows: one pass,
-        # and each partition owns compact buffers (a slice would pin the whole block in memory
-        # until the last partition that shares it is flushed).
-        keyed = pa.table({"loc": loc, "shard": shard})
-        keys = [("loc", "ascending"), ("shard", "ascending")]
-        order = pc.sort_indices(keyed, sort_keys=keys)
-        groups = keyed.group_by(["loc", "shard"],
-                                use_threads=False).aggregate([("shard", "count")]).sort_by(keys)
-        offset = 0
-        for lo, sh, count in zip(groups["loc"].to_pylist(), groups["shard"].to_pylist(),
-                                 groups["shard_count"].to_pylist(), strict=True):
-            part = self.parts.get((lo, sh))
-            if part is None:
-                part = self.parts[(lo, sh)] = _Part(self.tmp / f"{self.table}.{lo}.{sh:03d}.parquet")
-            rows = data.take(order.slice(offset, count))
-            offset += count
-            part.buffered.append(rows)
-            part.rows_buffered += count
-            part.bytes_buffered += rows.nbytes
-            self.buffered += rows.nbytes
-            if part.rows_buffered >= self.part_rows or part.bytes_buffered >= self.budget_bytes // 4:
-                self._flush(part)
-        while self.buffered > self.budget_bytes:
-            self._flush(max(self.parts.values(), key=lambda p: p.bytes_buffered))
-
-    def _flush(self, part: _Part) -> None:
-        if not part.rows_buffered:
-            return
-        table = pa.concat_tables(part.buffered)
-        part.rows += part.rows_buffered
-        self.buffered -= part.bytes_buffered
-        part.buffered, part.rows_buffered, part.bytes_buffered = [], 0, 0
-
-        def write() -> None:
-            if part.writer is None:
-                part.writer = pq.ParquetWriter(part.path, self.schema, compression="zstd",
-                                               compression_level=1,
-                                               write_statistics=self.stats_columns)
-            part.writer.write_table(table.cast(self.schema))
-
-        self.writes.submit(write)
-
-    def close(self) -> dict[tuple[str, int], _Part]:
-        for part in self.parts.values():
-            self._flush(part)
-        self.writes.wait()
-        for part in self.parts.values():
-            if part.writer is not None:
-                part.writer.close()
-        return self.parts
 
 
 @dataclass
@@ -205,8 +88,12 @@ def _sha256(path: Path) -> str:
 
 def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date | None = None,
           progress: Callable[[str, int], None] | None = None, part_rows: int = 100_000,
-          budget_bytes: int = 192 << 20, overwrite: bool = False) -> StageResult:
+          budget_bytes: int = BUDGET_BYTES, overwrite: bool = False) -> StageResult:
     """Read ``export`` and write its Parquet shards, quarantine, findings and manifest to ``out``.
+
+    ``budget_bytes``: the rows held in memory at once, every table's partitions together
+    (``sources.spool.Budget``); ``part_rows``: a partition flushes at this many rows, and its Parquet
+    row groups hold at most this many.
 
     A destination that already holds files is refused unless ``overwrite``: then its previous
     contents are removed first (after the export passed its preflight), so no stale shard of an
@@ -231,10 +118,11 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
         from .storage import make_private_dirs
 
         make_private_dirs(local_root)  # 0700: the staged export holds every patient's values
-    writes = _Writes()
+    writes = Writes()
+    budget = Budget(budget_bytes)
     with tempfile.TemporaryDirectory(prefix=".dos2hl-stage-", dir=local_root) as tmpdir:
         tmp = Path(tmpdir)
-        writers: dict[str, _TableWriter] = {}
+        writers: dict[str, PartitionSpool] = {}
         side: dict[str, dict[str, pq.ParquetWriter]] = {"quarantine": {}, "findings": {}}
         side_rows: dict[tuple[str, str], int] = {}
 
@@ -249,10 +137,12 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
             w.write_table(t)
             side_rows[(kind, table)] = side_rows.get((kind, table), 0) + t.num_rows
 
-        def writer_for(table: str) -> _TableWriter:
+        def writer_for(table: str) -> PartitionSpool:
             if table not in writers:
-                writers[table] = _TableWriter(table, tmp, staged_schema(table), writes, part_rows=part_rows,
-                                              budget_bytes=budget_bytes)
+                schema = staged_schema(table)
+                stats = [f.name for f in schema if (f.metadata or {}).get(b"phi", b"R") == b"R"]
+                writers[table] = PartitionSpool(table, tmp, schema, writes, budget, part_rows=part_rows,
+                                                stats_columns=stats)
             return writers[table]
 
         done_rows = 0
@@ -325,13 +215,14 @@ def require_balanced(manifest: dict[str, Any] | StageResult, staged_uri: str) ->
                       + ". Fix or re-export those files and stage again (a new run).")
 
 
-def _finish_table(table: str, writer: _TableWriter, out: Store,
+def _finish_table(table: str, writer: PartitionSpool, out: Store,
                   tables_out: dict[str, dict[str, object]]) -> None:
     parts = writer.close()
+    writer.budget.spools.remove(writer)
     shards_meta = []
     total = 0
     for (loc, sh), part in sorted(parts.items()):
-        if part.writer is None:
+        if not part.rows:
             continue
         key = f"{table}/location={loc}/shard={sh:03d}.parquet"
         shards_meta.append({"location": loc, "shard": sh, "path": key, "rows": part.rows,
