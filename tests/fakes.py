@@ -21,6 +21,22 @@ class FakeClock:
         self.now += seconds
 
 
+class Snapshots:
+    """A progress sink (``execution.progress``) that keeps every snapshot it is told, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def update(self, snap: dict[str, Any]) -> None:
+        self.seen.append(("update", snap))
+
+    def tick(self, snap: dict[str, Any]) -> None:
+        self.seen.append(("tick", snap))
+
+    def close(self, snap: dict[str, Any]) -> None:
+        self.seen.append(("close", snap))
+
+
 def packed_actor(lease: Callable[..., Any]) -> SimpleNamespace:
     """A stand-in for the governor actor's handle whose ``lease_packed.remote(blob)`` calls ``lease``
     (requests, reports) as ``GovernorHandle`` sends them pickled, and answers pickled as the actor does.

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from dos2hl.execution.status import run_status
 from dos2hl.pipeline import migrate
+from tests.fakes import Snapshots
 from tests.migrate.conftest import World, make_world
 from tests.migrate.test_pause import _failed_rows, _opts, _sandbox, held_once
 from tests.migrate.test_quota_wait import _next_midnight, _quota
@@ -35,20 +36,6 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     w = make_world(tmp_path, monkeypatch, patients=20)
     yield w
     w.stop()
-
-
-class _Snapshots:
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, dict[str, Any]]] = []
-
-    def update(self, snap: dict[str, Any]) -> None:
-        self.seen.append(("update", snap))
-
-    def tick(self, snap: dict[str, Any]) -> None:
-        self.seen.append(("tick", snap))
-
-    def close(self, snap: dict[str, Any]) -> None:
-        self.seen.append(("close", snap))
 
 
 class _ReadBack:
@@ -174,24 +161,37 @@ def test_a_day_spent_during_the_read_back_pauses_that_location_and_resume_reads_
     assert contacts == written
 
 
+def _written(w: World, run_id: str) -> tuple[Any, Any, Any]:
+    """The world's full phase written (threads, nothing paused, ``--verify full``): (its prepared run,
+    its ``WriteResult``, the settings), for a read-back to start from."""
+    from dos2hl.execution.driver import prepare, run_phase
+    from dos2hl.settings import Dos2hlSettings
+
+    settings = Dos2hlSettings()
+    ctx = prepare(_opts(w, run_id=run_id, verify="full"), settings=settings, client_factory=w.factory)
+    full = run_phase(ctx, "full", client_factory=w.factory, settings=settings, workers=2)
+    assert not full.paused
+    return ctx, full, settings
+
+
+def _l002_refused(kind: str) -> Any:
+    """``_ReadBack``'s ``spend``: every request of L002 refused from now on as the sandbox's outage
+    ``kind`` (``token``: a revoked token, 401; ``5xx``: HighLevel down, 503)."""
+    def start(w: World) -> None:
+        assert _sandbox(w, "POST", json={"location_id": w.loc_ids["L002"], "after": 0,
+                                         "kind": kind}).status_code == 200
+    return start
+
+
 def test_a_refused_token_during_the_read_back_pauses_its_location_and_kept_shards_are_not_read_again(
         world: World) -> None:
     """The phase itself (threads): L002's token revoked as its read-back starts pauses L002 (no reset: fix
     the cause), L001 verifies; the phase again reads L002 only, and a third time nothing."""
-    from dos2hl.execution.driver import prepare, run_phase, verify_phase
-    from dos2hl.settings import Dos2hlSettings
+    from dos2hl.execution.driver import verify_phase
 
     w = world
-    settings = Dos2hlSettings()
-    ctx = prepare(_opts(w, run_id="r-vt", verify="full"), settings=settings, client_factory=w.factory)
-    full = run_phase(ctx, "full", client_factory=w.factory, settings=settings, workers=2)
-    assert not full.paused
-
-    def revoke(w: World) -> None:
-        assert _sandbox(w, "POST", json={"location_id": w.loc_ids["L002"], "after": 0,
-                                         "kind": "token"}).status_code == 200
-
-    reads, sink = _ReadBack(w, revoke), _Snapshots()
+    ctx, full, settings = _written(w, "r-vt")
+    reads, sink = _ReadBack(w, _l002_refused("token")), Snapshots()
     first = verify_phase(ctx, full, client_factory=reads, settings=settings, workers=2, progress=[sink])
     assert list(first.paused) == ["L002"]
     assert first.paused["L002"].startswith("HighLevel answered 401 (token)")
@@ -221,21 +221,12 @@ def test_outages_in_a_row_during_the_read_back_pause_its_location_not_count_its_
     ``DOS2HL_HIGHLEVEL_PAUSE_AFTER`` such reads in a row L002 pauses, as the writer's row of them pauses a
     write phase; none of its records is counted "not found"; L001 verifies; once it is up, the phase
     reads L002 back alone."""
-    from dos2hl.execution.driver import prepare, run_phase, verify_phase
-    from dos2hl.settings import Dos2hlSettings
+    from dos2hl.execution.driver import verify_phase
 
     w = world
     monkeypatch.setenv("DOS2HL_HIGHLEVEL_PAUSE_AFTER", "2")
-    settings = Dos2hlSettings()
-    ctx = prepare(_opts(w, run_id="r-vo", verify="full"), settings=settings, client_factory=w.factory)
-    full = run_phase(ctx, "full", client_factory=w.factory, settings=settings, workers=2)
-    assert not full.paused
-
-    def down(w: World) -> None:
-        assert _sandbox(w, "POST", json={"location_id": w.loc_ids["L002"], "after": 0,
-                                         "kind": "5xx"}).status_code == 200
-
-    reads = _ReadBack(w, down)
+    ctx, full, settings = _written(w, "r-vo")
+    reads = _ReadBack(w, _l002_refused("5xx"))
     first = verify_phase(ctx, full, client_factory=reads, settings=settings, workers=2)
     assert list(first.paused) == ["L002"]
     assert first.paused["L002"].startswith("2 consecutive HighLevel failures")

@@ -23,6 +23,7 @@ from dos2hl.pipeline import (
     verify_step,
     write_step,
 )
+from tests.fakes import Snapshots
 from tests.migrate.conftest import EXPORT_DATE, make_world
 
 
@@ -209,7 +210,7 @@ def _rollback_progress(w: Any, run_id: str) -> None:
 
     rp = RollbackParams(run_id=run_id, locations=str(w.locations))
     env = open_env(rp, client_factory=w.factory)
-    sink = _Snapshots()
+    sink = Snapshots()
     env.progress = [sink]
     undone = rollback_step(env, rp)
     assert undone.complete
@@ -231,23 +232,6 @@ def _rollback_progress(w: Any, run_id: str) -> None:
     assert " deleted, 0 failed" in location_line(last[1], loc)
     assert {r["object"]: r["deleted"] for r in counts_table(last[1]) if r["location"] == loc}
     assert read_progress(env.run_uri(rp.run_id))["state"] == "reported"  # type: ignore[index]
-    quiet = _Snapshots()
+    quiet = Snapshots()
     env.progress = [quiet]
     assert rollback_step(env, rp).deleted == {} and quiet.seen == []
-
-
-
-class _Snapshots:
-    """A progress sink that keeps every snapshot it is told."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, dict[str, Any]]] = []
-
-    def update(self, snap: dict[str, Any]) -> None:
-        self.seen.append(("update", snap))
-
-    def tick(self, snap: dict[str, Any]) -> None:
-        self.seen.append(("tick", snap))
-
-    def close(self, snap: dict[str, Any]) -> None:
-        self.seen.append(("close", snap))
