@@ -21,19 +21,29 @@ def _snap(done: int, total: int = 4, state: str = "running") -> dict[str, Any]:
                                    "eta": {"hours": 0.1, "quota_days": 0.01}}}}
 
 
-def test_the_sink_publishes_throttled_and_beats_at_most_once_a_period(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from flows import progress as fp
-
+def _recorded(monkeypatch: pytest.MonkeyPatch, fp: Any, made: list[uuid.UUID]) -> list[tuple[str, Any]]:
+    """Prefect's artifact calls and the heartbeat in ``fp`` (flows.progress) replaced by a record of them,
+    in order: ("create", (key, percent)), ("update", (artifact id, percent)), ("table", (key, rows)),
+    ("beat", step). The creates answer the ids of ``made`` in turn."""
     calls: list[tuple[str, Any]] = []
-    made = uuid.uuid4()
+    ids = iter(made)
     monkeypatch.setattr(fp, "create_progress_artifact",
-                        lambda progress, key, description: calls.append(("create", progress)) or made)
+                        lambda progress, key, description: calls.append(("create", (key, progress)))
+                        or next(ids))
     monkeypatch.setattr(fp, "update_progress_artifact",
                         lambda aid, progress, description: calls.append(("update", (aid, progress))))
     monkeypatch.setattr(fp, "create_table_artifact",
                         lambda key, table, description: calls.append(("table", (key, table))))
     monkeypatch.setattr(fp, "progressed", lambda step: calls.append(("beat", step)))
+    return calls
+
+
+def test_the_sink_publishes_throttled_and_beats_at_most_once_a_period(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows import progress as fp
+
+    made = uuid.uuid4()
+    calls = _recorded(monkeypatch, fp, [made])
     sink = fp.PrefectProgress(every_s=3600.0, heartbeat_s=3600.0)
     sink.update(_snap(1))  # the first: the artifact is made, the table written, a heartbeat sent
     sink.update(_snap(2))  # within every_s: nothing
@@ -41,7 +51,7 @@ def test_the_sink_publishes_throttled_and_beats_at_most_once_a_period(
     sink.close(_snap(4, state="completed"))  # the phase's end: always
     kinds = [k for k, _ in calls]
     assert kinds == ["create", "table", "beat", "update", "table"]
-    assert calls[0][1] == 25.0 and calls[3][1] == (made, 100.0)
+    assert calls[0][1] == ("migration-progress", 25.0) and calls[3][1] == (made, 100.0)
     key, table = calls[4][1]
     assert key == "migration-progress-counts"
     assert table == [{"location": "L001", "location_id": "loc-a", "state": "completed", "object": "patient",
@@ -56,16 +66,7 @@ def test_the_read_back_has_a_progress_artifact_of_its_own(monkeypatch: pytest.Mo
     verified, not found, mismatches), while the write phase's stay as they ended."""
     from flows import progress as fp
 
-    calls: list[tuple[str, Any]] = []
-    ids = iter([uuid.uuid4(), uuid.uuid4()])
-    monkeypatch.setattr(fp, "create_progress_artifact",
-                        lambda progress, key, description: calls.append(("create", (key, progress)))
-                        or next(ids))
-    monkeypatch.setattr(fp, "update_progress_artifact",
-                        lambda aid, progress, description: calls.append(("update", (aid, progress))))
-    monkeypatch.setattr(fp, "create_table_artifact",
-                        lambda key, table, description: calls.append(("table", (key, table))))
-    monkeypatch.setattr(fp, "progressed", lambda step: calls.append(("beat", step)))
+    calls = _recorded(monkeypatch, fp, [uuid.uuid4(), uuid.uuid4()])
     sink = fp.PrefectProgress(every_s=3600.0, heartbeat_s=0.0)
     sink.close(_snap(4, state="completed"))
     verify = {**_snap(1), "phase": "verifying", "verb": "verified"}

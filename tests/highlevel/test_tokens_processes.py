@@ -36,6 +36,22 @@ def _worker(base: str, lid: str, app: dict[str, str], store_dir: str, key: bytes
     out.put((provider.refreshes, seen))
 
 
+def _two(ctx: Any, out: Any, target: Any, args: tuple[Any, ...], *, timeout: float) -> list[Any]:
+    """``target(*args)`` in two spawned processes at once; what each put on ``out`` (at most ``timeout``
+    seconds each), after both ended."""
+    procs = [ctx.Process(target=target, args=args) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=timeout) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    return results
+
+
+def _journal(tmp_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (tmp_path / "state" / "journal.jsonl").read_text().splitlines()]
+
+
 def test_two_processes_refresh_a_location_once_per_expiry(tmp_path: Path) -> None:
     import os
 
@@ -49,14 +65,9 @@ def test_two_processes_refresh_a_location_once_per_expiry(tmp_path: Path) -> Non
     out = ctx.Queue()
     with running(tmp_path / "state", oauth=OAuthSettings(access_ttl_s=6.0)) as base:
         start_at = time.time() + 8.0  # both processes up and waiting, even on a loaded machine
-        procs = [ctx.Process(target=_worker, args=(base, lid, app, str(tmp_path / "tokens"), key, start_at, 3,
-                                                   out)) for _ in range(2)]
-        for p in procs:
-            p.start()
-        results = [out.get(timeout=120) for _ in procs]
-        for p in procs:
-            p.join(timeout=30)
-    lines = [json.loads(x) for x in (tmp_path / "state" / "journal.jsonl").read_text().splitlines()]
+        results = _two(ctx, out, _worker, (base, lid, app, str(tmp_path / "tokens"), key, start_at, 3, out),
+                       timeout=120)
+    lines = _journal(tmp_path)
     refreshes = [x for x in lines if x["operation"] == "oauth-token"]
     assert [x["status"] for x in refreshes] == [200, 200, 200]  # one per expiry, never refused
     assert sum(n for n, _ in results) == 3
@@ -140,14 +151,9 @@ def test_two_processes_on_an_s3_token_store_refresh_once_through_the_lease(
     out, barrier = ctx.Queue(), ctx.Barrier(2)
     uri = f"s3://{s3_bucket}/oauth"
     with running(tmp_path / "state", oauth=OAuthSettings(access_ttl_s=ttl)) as base:  # rotating tokens
-        procs = [ctx.Process(target=_s3_worker, args=(base, lid, app, uri, s3_server, key, ttl, barrier, out))
-                 for _ in range(2)]
-        for p in procs:
-            p.start()
-        results = [out.get(timeout=180) for _ in procs]
-        for p in procs:
-            p.join(timeout=30)
-    lines = [json.loads(x) for x in (tmp_path / "state" / "journal.jsonl").read_text().splitlines()]
+        results = _two(ctx, out, _s3_worker, (base, lid, app, uri, s3_server, key, ttl, barrier, out),
+                       timeout=180)
+    lines = _journal(tmp_path)
     exchanges = [x for x in lines if x["operation"] == "oauth-token"]
     # one exchange each time both asked, none refused: rotation on, so a refresh token sent twice would be
     assert [x["status"] for x in exchanges] == [200, 200], exchanges
