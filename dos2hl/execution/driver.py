@@ -336,16 +336,15 @@ def discover(ctx: Prepared, client_factory: ClientFactory, *, record_step: bool 
     return out
 
 
-def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFactory | None = None,
+def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFactory,
                  executor: str = "threads", workers: int | None = None,
-                 settings: Dos2hlSettings | None = None,
-                 locations: LocationsFile | None = None, progress: Sequence[Any] = ()) -> VerifyResult:
+                 settings: Dos2hlSettings | None = None, progress: Sequence[Any] = ()) -> VerifyResult:
     """Read back the phase's records (the sample's, or all of them for --verify full) and merge the diffs.
     The reads take permits as class ``verify`` (half the daily reserve is theirs) and count as such.
     Each location is read in this process by search pages (500 contacts or records, 100 opportunities,
     a calendar range per year of events) wherever that costs fewer requests than one GET per record,
     then every shard is diffed against them; notes cost one list per contact (no notes search exists).
-    Without a client factory (Ray actors open their own clients) every record costs one GET.
+    With the Ray executor too: the pages are read once per location, here, not once per actor.
 
     Issue 17: progress as a write phase's (phase ``verifying``, verb ``verified``: the ``progress``
     sinks and progress.json); each shard's diff is kept in the run's storage (``verified``), so a
@@ -369,34 +368,26 @@ def verify_phase(ctx: Prepared, result: WriteResult, *, client_factory: ClientFa
         def done(spec: ShardSpec, r: Any) -> None:
             tracker.add(spec.location, verify_progress(r), unit_done=True)
 
-        if client_factory is not None:
-            from .shard import read_back_location
+        from .shard import read_back_location
 
-            factory = client_factory
+        def one(loc: str) -> list[dict[str, Any]]:
+            mine = [s for s in specs if s.location == loc]
+            if not mine:
+                return []
+            client = client_factory(loc)
+            sampled = None if result.sample is None else len(result.sample.get(loc, []))
+            reader = read_back_location(client, ctx.run_uri, loc, sampled)
+            out: list[dict[str, Any]] = []
+            for spec in mine:  # once the location paused, its other shards wait for the resumption
+                stopped = next((r for r in out if r.get("paused")), None)
+                r = (not_verified(spec, str(stopped["paused"]), stopped.get("resume_at")) if stopped
+                     else unit(spec, client, reader))
+                done(spec, r)
+                out.append(r)
+            return out
 
-            def one(loc: str) -> list[dict[str, Any]]:
-                mine = [s for s in specs if s.location == loc]
-                if not mine:
-                    return []
-                client = factory(loc)
-                sampled = None if result.sample is None else len(result.sample.get(loc, []))
-                reader = read_back_location(client, ctx.run_uri, loc, sampled)
-                out: list[dict[str, Any]] = []
-                for spec in mine:  # once the location paused, its other shards wait for the resumption
-                    stopped = next((r for r in out if r.get("paused")), None)
-                    r = (not_verified(spec, str(stopped["paused"]), stopped.get("resume_at")) if stopped
-                         else unit(spec, client, reader))
-                    done(spec, r)
-                    out.append(r)
-                return out
-
-            by_loc = per_location(todo, one, workers=workers)
-            diffs = [d for loc in todo for d in by_loc[loc]]
-        else:
-            diffs = execute(specs, unit, client_factory=client_factory, executor=executor, workers=workers,
-                            settings=settings, locations=locations, cls="verify", stop=is_paused,
-                            skipped=lambda spec, by: not_verified(spec, _reason(by), _resume_at(by)),
-                            on_done=done)
+        by_loc = per_location(todo, one, workers=workers)
+        diffs = [d for loc in todo for d in by_loc[loc]]
         paused, resume_at = WriteResult.paused_of(diffs), WriteResult.resume_at_of(diffs)
         tracker.finish("paused" if paused or result.paused else "completed")
     out = merge_diffs(diffs)

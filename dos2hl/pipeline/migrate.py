@@ -57,8 +57,7 @@ def verify_step(env: RunEnv, prepared: Prepared, result: WriteResult) -> VerifyR
     goes to ``env.progress`` as a write phase's. A location whose day runs out during its reads pauses
     alone (``VerifyResult.paused``); a resumed run reads back only what was not verified."""
     return verify_phase(prepared, result, client_factory=env.reads, executor=env.executor,
-                        workers=env.workers,
-                        settings=env.settings, locations=env.locations, progress=env.progress)
+                        workers=env.workers, settings=env.settings, progress=env.progress)
 
 
 def bulk_step(env: RunEnv, prepared: Prepared, threshold: int,

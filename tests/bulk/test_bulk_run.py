@@ -211,9 +211,7 @@ def test_a_second_bulk_run_with_a_new_run_id_packages_nothing_that_exists(world:
     assert [s for s in w.sent if s[0] == "POST" and not s[1].endswith("/search")] == []
 
 
-@pytest.mark.parametrize("where", [
-    pytest.param("discovery", marks=pytest.mark.slow),  # make test's budget: the later phase stays in it
-    "reconciliation"])
+@pytest.mark.parametrize("where", ["discovery", "reconciliation"])
 def test_a_location_refused_in_the_bulk_phase_pauses_there_and_resumes(world: Any, monkeypatch: Any,
                                                                        where: str) -> None:
     """Issue 17 on the CSV path: a token revoked before the bulk phase's reads (discovery), or after the

@@ -8,8 +8,6 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from dos2hl.params import MigrateParams
 
 OUT = {"status": "waiting_for_quota", "run_id": "r-q",
@@ -75,7 +73,6 @@ def test_run_deployment_creates_the_scheduled_continuation(prefect_harness) -> N
     assert str(run.id) in (state.message or "")  # type: ignore[union-attr]
 
 
-@pytest.mark.slow  # make test's budget: final_state's decision and run_deployment are tested above
 def test_a_flow_run_whose_location_spent_its_day_ends_awaiting_quota(prefect_harness, tmp_path,
                                                                      monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The whole flow outside a deployment: L002's day runs out mid-run, L001 completes, nothing fails,

@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 import httpx
-import pytest
 
 from dos2hl.highlevel import HighLevelClient
 from dos2hl.highlevel.tokens import StaticToken
@@ -33,7 +32,6 @@ def _rotate(w: World, files: dict[str, Path]) -> None:
         store.close()
 
 
-@pytest.mark.slow  # make test's budget: tests/highlevel/test_tokens.py covers the re-read (env and file)
 def test_a_pit_rotated_mid_run_is_picked_up_from_its_file(world: World) -> None:
     from dos2hl.pipeline import MigrateParams, migrate
 
