@@ -25,7 +25,7 @@ __all__ = ["DocumentIndex", "GONE", "UNSAFE_FILE"]
 
 UNSAFE_FILE = -2  # a size that says: a link, FIFO or device under IMAGES (docfiles refused it)
 GONE = -3  # a size that says: the file went away between the listing and its stat (left out)
-_BATCH = 1 << 16
+_BATCH = 1 << 13
 
 
 def iter_keys(keys: pa.Array) -> Iterator[tuple[int, str]]:

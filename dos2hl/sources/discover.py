@@ -116,7 +116,7 @@ class _KeyArray:
     """Keys gathered a batch at a time into Arrow arrays: a listing of millions of document files never
     becomes a Python list of strings."""
 
-    BATCH = 1 << 16
+    BATCH = 1 << 13
 
     def __init__(self) -> None:
         self.chunks: list[pa.Array] = []
