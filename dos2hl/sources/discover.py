@@ -85,7 +85,7 @@ def discover(store: Store, profile: Profile, *, documents: bool = True) -> Expor
     unknown: list[str] = []
     docs = _KeyArray()
     for key in keys:
-        parts = PurePosixPath(key).parts
+        parts = [p for p in key.split("/") if p]  # not PurePosixPath: it interns every part (a dict of them)
         if any(p.upper() == "IMAGES" for p in parts[:-1]):
             docs.add(key)
             continue
