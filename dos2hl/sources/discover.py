@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import MissingFileError
 from ..model import TABLES
@@ -46,13 +45,13 @@ class Export:
     profile: Profile
     files: dict[str, list[ExportFile]]
     unknown_files: list[str] = field(default_factory=list)
-    # Files under IMAGES/ (documents), sorted: one Arrow string array, not a Python object per file (a DSO
-    # carries ~10 M of them). A list given here is converted.
-    document_keys: pa.StringArray = field(default_factory=lambda: pa.array([], pa.string()))
+    # Files under IMAGES/ (documents) in listing order: Arrow string chunks, not a Python object per file (a
+    # DSO carries ~10 M of them), never sorted (a sort copies every key twice). A list given is converted.
+    document_keys: pa.ChunkedArray = field(default_factory=lambda: pa.chunked_array([], pa.string()))
 
     def __post_init__(self) -> None:
-        if not isinstance(self.document_keys, pa.Array):
-            self.document_keys = pa.array(list(self.document_keys), pa.string())
+        if not isinstance(self.document_keys, pa.ChunkedArray):
+            self.document_keys = pa.chunked_array([pa.array(list(self.document_keys), pa.string())])
 
     def tables(self) -> list[str]:
         return [t for t in TABLE_ORDER if self.files.get(t)]
@@ -109,7 +108,7 @@ def discover(store: Store, profile: Profile, *, documents: bool = True) -> Expor
         )
     for lst in files.values():
         lst.sort(key=lambda f: f.key)
-    return Export(store, profile, files, sorted(unknown), docs.sorted())
+    return Export(store, profile, files, sorted(unknown), docs.result())
 
 
 class _KeyArray:
@@ -132,11 +131,7 @@ class _KeyArray:
             self.chunks.append(pa.array(self.batch, pa.string()))
             self.batch = []
 
-    def sorted(self) -> pa.StringArray:
-        """The keys in code-point order (UTF-8 byte order is code-point order: as ``sorted`` would)."""
+    def result(self) -> pa.ChunkedArray:
         self._flush()
-        arr = pa.concat_arrays(self.chunks) if self.chunks else pa.array([], pa.string())
-        self.chunks = []
-        if len(arr) < 2:
-            return arr
-        return arr.take(pc.sort_indices(arr))
+        out, self.chunks = pa.chunked_array(self.chunks, pa.string()), []
+        return out
