@@ -93,6 +93,8 @@ class Store(Protocol):
     def size(self, key: str) -> int: ...
     def list(self, prefix: str = "", *, skip_dirs: Collection[str] = ()) -> list[str]:
         """Keys under ``prefix``, recursively; folders named in ``skip_dirs`` (any case) are not entered."""
+    def iter_keys(self, prefix: str = "", *, skip_dirs: Collection[str] = ()) -> Iterator[str]:
+        """``list`` a key at a time, in no set order: a listing of millions never held at once."""
     def open_read(self, key: str) -> IO[bytes]: ...
     def read_bytes(self, key: str, *, length: int | None = None) -> bytes: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
@@ -122,16 +124,19 @@ class LocalStore:
         return self._p(key).stat().st_size
 
     def list(self, prefix: str = "", *, skip_dirs: Collection[str] = ()) -> list[str]:
+        return sorted(self.iter_keys(prefix, skip_dirs=skip_dirs))
+
+    def iter_keys(self, prefix: str = "", *, skip_dirs: Collection[str] = ()) -> Iterator[str]:
         base = self._p(prefix)
         if base.is_file():
-            return [prefix]
+            yield prefix
+            return
         skip = {d.upper() for d in skip_dirs}
-        out: list[str] = []
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames[:] = sorted(d for d in dirnames if d.upper() not in skip)
             rel = Path(dirpath).relative_to(self.root)
-            out.extend((rel / f).as_posix() for f in filenames)
-        return sorted(out)
+            for f in filenames:
+                yield (rel / f).as_posix()
 
     def open_read(self, key: str) -> IO[bytes]:
         return self._p(key).open("rb")
@@ -232,16 +237,20 @@ class S3Store:
         return int(r["ContentLength"])
 
     def list(self, prefix: str = "", *, skip_dirs: Collection[str] = ()) -> list[str]:
+        return sorted(self.iter_keys(prefix, skip_dirs=skip_dirs))
+
+    def iter_keys(self, prefix: str = "", *, skip_dirs: Collection[str] = ()) -> Iterator[str]:
+        """A page (1,000 keys) at a time: the listing is never held whole."""
         full = self._k(prefix)
-        out: list[str] = []
         pager = self.client.get_paginator("list_objects_v2")
         strip = len(self.prefix) + 1 if self.prefix else 0
-        for page in self._call("list", prefix, lambda: list(pager.paginate(Bucket=self.bucket, Prefix=full))):
-            out.extend(o["Key"][strip:] for o in page.get("Contents", []))
         skip = {d.upper() for d in skip_dirs}
-        if skip:
-            out = [k for k in out if not any(p.upper() in skip for p in k.split("/")[:-1])]
-        return sorted(out)
+        pages = iter(self._call("list", prefix, pager.paginate, Bucket=self.bucket, Prefix=full))
+        while (page := self._call("list", prefix, next, pages, None)) is not None:
+            for o in page.get("Contents", []):
+                key = o["Key"][strip:]
+                if not skip or not any(p.upper() in skip for p in key.split("/")[:-1]):
+                    yield key
 
     def open_read(self, key: str) -> IO[bytes]:
         r = self._call("get", key, self.client.get_object, Bucket=self.bucket, Key=self._k(key))

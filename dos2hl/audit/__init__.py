@@ -13,9 +13,11 @@ import datetime as dt
 import json
 import tempfile
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,7 +30,7 @@ from ..sources.reader import Chunk, ExportReader
 from ..sources.values import REASONS
 from ..staging import Partitioner, move_to_quarantine
 from .checks import SemanticChecks
-from .checks_docs import UNSAFE_FILE
+from .docindex import GONE, UNSAFE_FILE, DocumentIndex, iter_keys
 from .infer import SAMPLE, infer_kind
 from .keys import IdSet
 from .render import render_markdown
@@ -93,7 +95,7 @@ class _ColumnAcc:
 
 
 class _Audit:
-    def __init__(self, reader: ExportReader, documents: dict[str, int] | None = None, *,
+    def __init__(self, reader: ExportReader, documents: DocumentIndex | Mapping[str, int] | None = None, *,
                  spill: Path | None = None) -> None:
         self.reader = reader
         self.checks = SemanticChecks(documents, spill=spill)
@@ -232,24 +234,24 @@ def _int_key(table: str) -> bool:
     return len(t.pk) == 1 and t.by_name[t.pk[0]].kind == "int"
 
 
-def _document_sizes(export: Export) -> dict[str, int]:
-    """Document file key -> size in bytes; -1 (unknown) on object stores, where a size costs a request
-    per file (DOC1 then checks presence, not size); ``UNSAFE_FILE`` for a link, FIFO or device under
-    IMAGES (never followed)."""
+def _document_sizes(export: Export) -> DocumentIndex:
+    """The export's document files with their sizes in bytes: -1 (unknown) on object stores, where a size
+    costs a request per file (DOC1 then checks presence, not size); a link, FIFO or device under IMAGES
+    (never followed) is counted as unsafe and left out. Arrays, not a Python object per file."""
+    keys = export.document_keys
     store = export.store
     if store.local_path("") is None:
-        return {k: -1 for k in export.document_keys}
+        return DocumentIndex(keys, np.full(len(keys), -1, dtype=np.int64))
     from ..sources.docfiles import RefusedDocument, document_size
 
-    out: dict[str, int] = {}
-    for k in export.document_keys:  # never stat through a link: one is counted as unsafe (DOC1)
+    sizes = np.empty(len(keys), dtype=np.int64)
+    for i, k in iter_keys(keys):  # never stat through a link: one is counted as unsafe (DOC1)
         try:
             size = document_size(store, k)
         except RefusedDocument:
             size = UNSAFE_FILE
-        if size is not None:
-            out[k] = size
-    return out
+        sizes[i] = GONE if size is None else size
+    return DocumentIndex(keys, sizes)
 
 
 def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: S3Settings | None = None,

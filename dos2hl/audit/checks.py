@@ -26,6 +26,7 @@ or cell phone shared by several patients (patients after the first, per column),
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,6 +37,7 @@ from .checks_base import Findings, Spill, Store, cents, count_true, flat, fold_l
 from .checks_docs import DocumentChecks
 from .checks_money import MoneyChecks
 from .checks_people import carriers, code_defs, coverage, people, recalls, shared_contacts
+from .docindex import DocumentIndex
 
 __all__ = ["SemanticChecks", "carrier_key"]
 
@@ -91,7 +93,8 @@ def carrier_key(folded: str) -> str:
 class SemanticChecks:
     """Streaming accumulator of the semantic checks (see the module docstring)."""
 
-    def __init__(self, documents: dict[str, int] | None = None, *, spill: Path | None = None) -> None:
+    def __init__(self, documents: DocumentIndex | Mapping[str, int] | None = None, *,
+                 spill: Path | None = None) -> None:
         """``spill``: a private folder for the row stores (``checks_base.Store``); None: in memory."""
         self.f = Findings()
         self._spill = Spill(spill)

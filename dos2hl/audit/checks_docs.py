@@ -20,16 +20,15 @@ file name is ever written to a finding.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections.abc import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .checks_base import Findings, fold_letters, true
+from .docindex import UNSAFE_FILE, DocumentIndex
 
 __all__ = ["DocumentChecks", "PROPRIETARY_EXT", "UNSAFE_FILE"]
-
-UNSAFE_FILE = -2  # a size that says: a link, FIFO or device under IMAGES (docfiles refused it)
 
 PROPRIETARY_EXT = frozenset({"dxr", "img", "rvg", "sid", "pvt", "xdr", "dxp", "tdo"})
 _SAME_EXT = {"jpeg": "jpg", "tiff": "tif", "htm": "html", "dicom": "dcm"}
@@ -44,24 +43,19 @@ def _ext(name: str) -> str:
 
 
 class DocumentChecks:
-    def __init__(self, findings: Findings, documents: dict[str, int] | None) -> None:
+    def __init__(self, findings: Findings, documents: DocumentIndex | Mapping[str, int] | None) -> None:
         self.f = findings
-        self.enabled = documents is not None
-        self.unsafe = sum(1 for v in (documents or {}).values() if v == UNSAFE_FILE)
-        self.sizes = {k: v for k, v in (documents or {}).items() if v != UNSAFE_FILE}
-        self.by_name: dict[str, list[tuple[str, str]]] = defaultdict(list)  # name -> [(parent, key)]
-        for key in self.sizes:
-            parts = key.split("/")
-            parent = parts[-2].lower() if len(parts) > 1 else ""
-            self.by_name[parts[-1].lower()].append((parent, key))
-        self.unmatched: set[str] = set(self.sizes)
+        if documents is not None and not isinstance(documents, DocumentIndex):
+            documents = DocumentIndex.from_sizes(documents)
+        self.docs = documents  # the export's files: compact arrays, not a Python object per file
 
-    def _find(self, path: str | None, name: str) -> str | None:
+    def _find(self, path: str | None, name: str) -> int | None:
+        """The position in the index of the file a row names, or None."""
         parts = [p for p in _SEP.split(name) if p]
-        if not parts:
+        if not parts or self.docs is None:
             return None
         folder = [p for p in _SEP.split(path or "") if p and not p.endswith(":")] + parts[:-1]
-        cands = self.by_name.get(parts[-1].lower())
+        cands = self.docs.candidates(parts[-1])
         if not cands:
             return None
         last = folder[-1].lower() if folder else None
@@ -106,14 +100,13 @@ class DocumentChecks:
                 hit["name_has_patient_name"][i] = bool(want) and all(t in have for t in want)
             if not size:
                 hit["size"][i] = True
-            if not self.enabled:
+            if self.docs is None:
                 continue
             key = self._find(cols["file_path"][i], name) if name else None
             if key is None:
                 hit["missing"][i] = not inline[i] and not deleted[i]
                 continue
-            self.unmatched.discard(key)
-            real = self.sizes.get(key, -1)
+            real = self.docs.match(key)
             if size and real >= 0 and size != real:
                 hit["size"][i] = True
         any_hit = [any(hit[k][i] for k in kinds) for i in range(n)]
@@ -127,6 +120,6 @@ class DocumentChecks:
         self.f.flag("DOC2", "document", data, pa.array(prop, pa.bool_()))
 
     def finish(self) -> None:
-        if self.enabled:
-            self.f.add("DOC1", len(self.unmatched), "orphan_files")
-            self.f.add("DOC1", self.unsafe, "unsafe_files")  # links, FIFOs, devices: never read, never listed
+        if self.docs is not None:
+            self.f.add("DOC1", self.docs.orphans(), "orphan_files")
+            self.f.add("DOC1", self.docs.unsafe, "unsafe_files")  # links, FIFOs, devices: never read/listed

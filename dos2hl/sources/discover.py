@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+import pyarrow as pa
+
 from ..errors import MissingFileError
 from ..model import TABLES
 from ..storage import Store
@@ -43,7 +45,13 @@ class Export:
     profile: Profile
     files: dict[str, list[ExportFile]]
     unknown_files: list[str] = field(default_factory=list)
-    document_keys: list[str] = field(default_factory=list)  # files under IMAGES/ (documents)
+    # Files under IMAGES/ (documents) in listing order: Arrow string chunks, not a Python object per file (a
+    # DSO carries ~10 M of them), never sorted (a sort copies every key twice). A list given is converted.
+    document_keys: pa.ChunkedArray = field(default_factory=lambda: pa.chunked_array([], pa.string()))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.document_keys, pa.ChunkedArray):
+            self.document_keys = pa.chunked_array([pa.array(list(self.document_keys), pa.string())])
 
     def tables(self) -> list[str]:
         return [t for t in TABLE_ORDER if self.files.get(t)]
@@ -71,14 +79,14 @@ def discover(store: Store, profile: Profile, *, documents: bool = True) -> Expor
     a tree of tens of thousands of images when only the tables are read). Raises ``MissingFileError`` (before
     anything is written) when a required table has no file.
     """
-    keys = store.list("", skip_dirs=() if documents else ("IMAGES",))
+    keys = store.iter_keys("", skip_dirs=() if documents else ("IMAGES",))
     files: dict[str, list[ExportFile]] = {}
     unknown: list[str] = []
-    docs: list[str] = []
+    docs = _KeyArray()
     for key in keys:
-        parts = PurePosixPath(key).parts
+        parts = [p for p in key.split("/") if p]  # not PurePosixPath: it interns every part (a dict of them)
         if any(p.upper() == "IMAGES" for p in parts[:-1]):
-            docs.append(key)
+            docs.add(key)
             continue
         name = parts[-1]
         if name.startswith(".") or name.lower() in ("manifest.json",):
@@ -100,4 +108,30 @@ def discover(store: Store, profile: Profile, *, documents: bool = True) -> Expor
         )
     for lst in files.values():
         lst.sort(key=lambda f: f.key)
-    return Export(store, profile, files, sorted(unknown), sorted(docs))
+    return Export(store, profile, files, sorted(unknown), docs.result())
+
+
+class _KeyArray:
+    """Keys gathered a batch at a time into Arrow arrays: a listing of millions of document files never
+    becomes a Python list of strings."""
+
+    BATCH = 1 << 13
+
+    def __init__(self) -> None:
+        self.chunks: list[pa.Array] = []
+        self.batch: list[str] = []
+
+    def add(self, key: str) -> None:
+        self.batch.append(key)
+        if len(self.batch) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.batch:
+            self.chunks.append(pa.array(self.batch, pa.string()))
+            self.batch = []
+
+    def result(self) -> pa.ChunkedArray:
+        self._flush()
+        out, self.chunks = pa.chunked_array(self.chunks, pa.string()), []
+        return out
