@@ -21,9 +21,9 @@ __all__ = ["DeltaParams", "delta_flow"]
 @flow(name="delta", flow_run_name="delta {params.source}", log_prints=True)
 def delta_flow(params: DeltaParams) -> dict[str, Any]:
     tune_allocators()  # the export-sized steps run in this process (dos2hl/memory.py)
-    env = open_env(params)
-    env.progress = flow_sinks("delta-progress")
-    out: DeltaReport = as_task(delta_step, env, params)
+    with open_env(params) as env:
+        env.progress = flow_sinks("delta-progress")
+        out: DeltaReport = as_task(delta_step, env, params)
     get_run_logger().info("delta %s since %s: %s", out.run_id, out.delta.since, out.status)
     md = read_report(out.report)
     create_markdown_artifact(key="delta-report", markdown=md, description="Delta: changes and counts")

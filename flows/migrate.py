@@ -72,9 +72,9 @@ def migrate_flow(params: MigrateParams) -> dict[str, Any]:
     # the run's id fixed here: a continuation after a spent day is the same run, whatever step it ran out in
     params = params.model_copy(update={"run_id": params.run_id or new_run_id()})
     try:
-        env = open_env(params)
-        env.progress = flow_sinks()  # a progress and a counts artifact, a log line per location every N s
-        out = run_migration(params, env, FlowGates(params), run=as_task).to_dict()
+        with open_env(params) as env:
+            env.progress = flow_sinks()  # a progress and a counts artifact, a log line per location every N s
+            out = run_migration(params, env, FlowGates(params), run=as_task).to_dict()
     except (QuotaExhausted, DailyLimitError) as exc:  # prepare's reads (a phase, a read-back pause alone)
         spent = exc if isinstance(exc, QuotaExhausted) else QuotaExhausted("(a location)", exc.reset_at)
         out = {"status": "waiting_for_quota", "run_id": params.run_id,

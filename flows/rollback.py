@@ -18,9 +18,9 @@ __all__ = ["RollbackParams", "rollback_flow"]
 
 @flow(name="rollback", flow_run_name="rollback {params.run_id}", log_prints=True)
 def rollback_flow(params: RollbackParams) -> dict[str, Any]:
-    env = open_env(params)
-    env.progress = flow_sinks("rollback-progress")  # the deletions as a progress and a counts artifact
-    out: RollbackResult = as_task(rollback_step, env, params)
+    with open_env(params) as env:
+        env.progress = flow_sinks("rollback-progress")  # the deletions as a progress and a counts artifact
+        out: RollbackResult = as_task(rollback_step, env, params)
     get_run_logger().info("rollback %s: %s (deleted %s, restored %s)", params.run_id, out.status,
                           out.deleted, out.restored)
     if out.not_undone:

@@ -197,9 +197,9 @@ def rollback(
     params = params_or_exit(RollbackParams, run_id=run_id, locations=locations, target=target,
                             storage=storage, location=location)
     try:
-        env = open_env(params)
-        env.progress = terminal_sinks()  # deletions as they go: a live table, else a line every N s
-        out = rollback_step(env, params)
+        with open_env(params) as env:
+            env.progress = terminal_sinks()  # deletions as they go: a live table, else a line every N s
+            out = rollback_step(env, params)
     except Dos2hlError as exc:
         _fail(exc)
     if as_json:
@@ -227,9 +227,9 @@ def _run_migration(params: Any, wait_for_quota: bool = False) -> dict[str, Any]:
     params = params.model_copy(update={"run_id": params.run_id or new_run_id()})
     for _ in range(MAX_QUOTA_WAITS):
         try:
-            env = open_env(params)
-            env.progress = terminal_sinks()  # a live table on a terminal, else a line per location every N s
-            out = run_migration(params, env, TerminalGates(params)).to_dict()
+            with open_env(params) as env:
+                env.progress = terminal_sinks()  # a live table on a terminal, else a line a location each N s
+                out = run_migration(params, env, TerminalGates(params)).to_dict()
         # a day spent at prepare's first reads (before any phase): the write phases and the read-back pause
         # only their location and return waiting_for_quota themselves
         except (QuotaExhausted, DailyLimitError) as exc:

@@ -221,9 +221,9 @@ def register(app: typer.Typer) -> None:
                                 deleted=deleted,
                                 export_date=export_date.date() if export_date else None)
         try:
-            env = open_env(params)
-            env.progress = terminal_sinks()  # a live table on a terminal, else a line per location every N s
-            out = delta_step(env, params)
+            with open_env(params) as env:
+                env.progress = terminal_sinks()  # a live table on a terminal, else a line a location each N s
+                out = delta_step(env, params)
         except Dos2hlError as exc:
             _fail(exc)
         since = out.delta.since  # ('latest' resolved)

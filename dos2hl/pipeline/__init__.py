@@ -53,8 +53,9 @@ def migrate(params: MigrateParams, *, approve: Callable[[dict[str, Any]], bool] 
     ``imported`` parameter; against the sandbox the run imports them itself). Returns the report as a
     dict (``RunReport.to_dict``). Tests and benches pass their own client factories; ``progress``: the
     write phases' sinks (``dos2hl.progress``; progress.json is written either way)."""
-    env = open_env(params, settings=settings, client_factory=client_factory, verify_factory=verify_factory)
-    env.progress = list(progress or [])
     gates = ParamGates(approve if approve is not None else params.approve,
                        imported if imported is not None else params.imported)
-    return run_migration(params, env, gates).to_dict()
+    with open_env(params, settings=settings, client_factory=client_factory,
+                  verify_factory=verify_factory) as env:
+        env.progress = list(progress or [])
+        return run_migration(params, env, gates).to_dict()

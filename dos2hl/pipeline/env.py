@@ -34,6 +34,19 @@ class RunEnv:
     def run_uri(self, run_id: str) -> str:
         return self.settings.run_uri(run_id, self.storage)
 
+    def close(self) -> None:
+        """Close the governor this env opened: it saves its usage (``<storage>/state/governor.json``), so
+        ``dos2hl status`` and the next run count today's requests (it saves every few seconds while it
+        runs; a run shorter than that, or its last seconds, were never saved: the day undercounted)."""
+        if self.permits is not None:
+            self.permits.close()
+
+    def __enter__(self) -> RunEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def open_env(params: Any, *, settings: Dos2hlSettings | None = None,
              client_factory: ClientFactory | None = None,

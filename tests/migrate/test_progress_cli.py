@@ -37,9 +37,9 @@ def test_progress_lines_and_status_during_a_run(tmp_path: Path, monkeypatch: pyt
         out: dict[str, Any] = {}
 
         def migrate() -> None:
-            env = open_env(params)
-            env.progress = terminal_sinks()  # no terminal under pytest: plain lines
-            out["report"] = run_migration(params, env, ParamGates(approve=True)).to_dict()
+            with open_env(params) as env:
+                env.progress = terminal_sinks()  # no terminal under pytest: plain lines
+                out["report"] = run_migration(params, env, ParamGates(approve=True)).to_dict()
 
         runner = threading.Thread(target=migrate, daemon=True)
         runner.start()

@@ -98,3 +98,25 @@ def test_an_invalid_option_is_a_usage_error_naming_it_not_a_traceback(tmp_path: 
 def test_a_params_typo_is_refused() -> None:
     with pytest.raises(ValueError, match="sampel"):
         MigrateParams(source="x", mapping="m", locations="l", sampel=3)  # type: ignore[call-arg]
+
+
+def test_a_runs_env_saves_the_governors_usage_when_it_ends_even_on_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The governor saves its usage every few seconds while it runs; a run shorter than that (or its
+    last seconds) reached ``state/governor.json`` only if the env closed it: ``dos2hl status`` and the
+    next run would count too few requests today."""
+    import json
+
+    from dos2hl.pipeline import open_env
+
+    monkeypatch.setenv("DOS2HL_STORAGE", str(tmp_path / "runs"))
+    lf = tmp_path / "locations.yaml"
+    lf.write_text(yaml.safe_dump({"target": "http://127.0.0.1:9", "locations": [
+        {"source": "L001", "location_id": "loc-1", "token_env": "DOS2HL_TEST_TOKEN"}]}))
+    params = RollbackParams(run_id="r-env", locations=str(lf))
+    state = tmp_path / "runs" / "state" / "governor.json"
+    with pytest.raises(RuntimeError), open_env(params) as env:
+        env.permits.acquire("loc-1", 3)
+        raise RuntimeError("the run fails after its requests")
+    used = json.loads(state.read_text())["keys"]
+    assert [sum(v["days"].values()) for k, v in used.items() if k.endswith("/loc-1")] == [3]
