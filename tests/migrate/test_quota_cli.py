@@ -71,6 +71,7 @@ def test_migrate_help_documents_the_quota_exit_code_and_the_wait_option() -> Non
 def test_wait_for_quota_resumes_the_same_run_id_after_the_reset_the_run_returned(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The loop alone: a run returned ``waiting_for_quota`` -> sleep until its latest reset -> the same run
     id again; without the option the first answer is the command's (exit 5)."""
+    import contextlib
     from types import SimpleNamespace
 
     import dos2hl.cli.migrate as cli_migrate
@@ -88,7 +89,8 @@ def test_wait_for_quota_resumes_the_same_run_id_after_the_reset_the_run_returned
 
     waited: list[float] = []
     monkeypatch.setattr(pipeline, "run_migration", run_migration)
-    monkeypatch.setattr(pipeline, "open_env", lambda params: SimpleNamespace(progress=()))
+    monkeypatch.setattr(pipeline, "open_env",  # a run's env is a context (it closes its governor)
+                        lambda params: contextlib.nullcontext(SimpleNamespace(progress=())))
     monkeypatch.setattr(cli_migrate, "_wait_until", waited.append)
     params = MigrateParams(source="export", mapping="m.yaml", locations="l.yaml", sample=0)
     assert cli_migrate._run_migration(params, wait_for_quota=True)["status"] == "completed"
