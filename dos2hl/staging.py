@@ -218,7 +218,6 @@ def require_balanced(manifest: dict[str, Any] | StageResult, staged_uri: str) ->
 def _finish_table(table: str, writer: PartitionSpool, out: Store,
                   tables_out: dict[str, dict[str, object]]) -> None:
     parts = writer.close()
-    writer.budget.spools.remove(writer)
     shards_meta = []
     total = 0
     for (loc, sh), part in sorted(parts.items()):

@@ -228,7 +228,7 @@ class S3Store:
             self.client.head_object(Bucket=self.bucket, Key=self._k(key))
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _missing(exc):
                 return False
             raise StorageError(f"S3 head of {self.uri}/{key} failed") from exc
 
@@ -285,7 +285,7 @@ class S3Store:
         try:
             r = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _missing(exc):
                 return None
             raise StorageError(f"S3 get of {self.uri}/{key} failed "
                                f"({exc.response.get('Error', {}).get('Code', '?')})") from exc
@@ -301,7 +301,7 @@ class S3Store:
             r = self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **cond,
                                        **self._extra())
         except ClientError as exc:
-            gone = etag is not None and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey")
+            gone = etag is not None and _missing(exc)
             if _lost(exc) or gone:  # gone: the object read was deleted since (If-Match on nothing: 404)
                 return None
             raise _conditional_error("put", self.uri, key, exc) from exc
@@ -314,7 +314,7 @@ class S3Store:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._k(key), IfMatch=etag)
         except ClientError as exc:
-            if _lost(exc) or exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _lost(exc) or _missing(exc):
                 return False
             raise _conditional_error("delete", self.uri, key, exc) from exc
         return True
@@ -330,6 +330,12 @@ class S3Store:
             yield tmp
             tmp.flush()
             self.put_file(key, Path(tmp.name))
+
+
+def _missing(exc: Exception) -> bool:
+    """S3 answered that the object is not there."""
+    err = getattr(exc, "response", {}) or {}
+    return err.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
 def _lost(exc: Exception) -> bool:

@@ -12,7 +12,6 @@ counted in this process.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -52,15 +51,11 @@ def kinds_of(plan: Any, relations: Mapping[str, str]) -> Counter[str]:
     return c
 
 
-def _year(start: str) -> int:
-    return dt.datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(dt.timezone.utc).year
-
-
 def counted_plan(plan: Any, relations: Mapping[str, str]) -> LocationCounts:
     """A shard's plan (``plan_shard``'s), counted: what ``tally.tally_shard`` answers without building it."""
     return LocationCounts(
         kinds=kinds_of(plan, relations), patients=len(plan.contacts),
-        years={_year(o.event.start) for o in plan.crm.opportunities if o.event is not None},
+        years={_tally.utc_year(o.event.start) for o in plan.crm.opportunities if o.event is not None},
         noted=len({n.parent_key for n in plan.crm.notes} | {f.parent_key for f in plan.crm.files}))
 
 

@@ -65,16 +65,20 @@ class ShardSpec:
         return f"{self.location}/{self.shard:03d}"
 
 
+def staged_keys(store: Store, table: str, location: str, shard: int | None = None) -> list[str]:
+    """The Parquet files of one table of a location (one shard, or all of them), in order."""
+    end = ".parquet" if shard is None else f"shard={shard:03d}.parquet"
+    return sorted(k for k in store.list(f"{table}/location={location}/") if k.endswith(end))
+
+
 def read_staged(store: Store, table: str, location: str, shard: int | None = None) -> pa.Table | None:
     """One table's rows of a location (one shard, or all of them); None when there are none."""
-    prefix = f"{table}/location={location}/"
-    keys = [k for k in store.list(prefix) if k.endswith(".parquet")
-            and (shard is None or k.endswith(f"shard={shard:03d}.parquet"))]
+    keys = staged_keys(store, table, location, shard)
     if not keys:
         return None
     # ParquetFile.read: a single file's table without the dataset machinery read_table builds (half the
     # time on a shard's small files, read for every shard of every run)
-    return pa.concat_tables([pq.ParquetFile(io.BytesIO(store.read_bytes(k))).read() for k in sorted(keys)])
+    return pa.concat_tables([pq.ParquetFile(io.BytesIO(store.read_bytes(k))).read() for k in keys])
 
 
 def rows_of(t: pa.Table | None, keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:

@@ -40,9 +40,10 @@ import pyarrow.parquet as pq
 
 from ..storage import Store, open_store
 from .keys import stable_key
+from .plan import staged_keys
 from .transform import OBJECT_NAMES, RECORD_TABLES, Transformer
 
-__all__ = ["LocationCounts", "event_year", "tally_shard"]
+__all__ = ["LocationCounts", "event_year", "tally_shard", "utc_year"]
 
 # what decides a payload's existence, per table (a clinical note's text and format: only where needed)
 _NOTE_COLUMNS = ("note_id", "pat_id", "amends_note_id", "void_flg", "created_dt", "modified_dt", "note_dt",
@@ -68,10 +69,8 @@ class LocationCounts:
 
 
 def _files(staged: Store, table: str, location: str, shard: int) -> list[pq.ParquetFile]:
-    """The shard's Parquet files of ``table`` (``plan.read_staged``'s choice of keys)."""
-    prefix = f"{table}/location={location}/"
-    keys = sorted(k for k in staged.list(prefix)
-                  if k.endswith(".parquet") and k.endswith(f"shard={shard:03d}.parquet"))
+    """The shard's Parquet files of ``table`` (those ``plan.read_staged`` reads)."""
+    keys = staged_keys(staged, table, location, shard)
     return [pq.ParquetFile(io.BytesIO(staged.read_bytes(k))) for k in keys]
 
 
@@ -91,6 +90,11 @@ def _table(staged: Store, table: str, location: str, shard: int, columns: tuple[
     return _read(_files(staged, table, location, shard), columns)
 
 
+def utc_year(start: str) -> int:
+    """The UTC year of an event's ISO start (what the read-back's calendar ranges go by)."""
+    return dt.datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(dt.timezone.utc).year
+
+
 def event_year(date: Any, time: Any, minutes: Any, tz: str | None) -> int | None:
     """The UTC year of an appointment's calendar event (``counts`` reads it from the event's start), None
     without an event. A wall time is at most a day from its UTC instant: only a 31 December or a 1
@@ -104,7 +108,7 @@ def event_year(date: Any, time: Any, minutes: Any, tz: str | None) -> int | None
 
     times = event_times(date, time, minutes, tz)
     assert times is not None
-    return dt.datetime.fromisoformat(times[0].replace("Z", "+00:00")).astimezone(dt.timezone.utc).year
+    return utc_year(times[0])
 
 
 @functools.lru_cache(maxsize=4)

@@ -200,9 +200,11 @@ class PartitionSpool:
 
     def close(self) -> dict[tuple[str, int], Part]:
         """Every partition written to its Parquet file (``Part.path``; none for a partition without
-        rows); the spill removed."""
+        rows); the spill removed, and the spool no longer counted by its budget."""
         self.flush()
         self.writes.wait()
+        if self in self.budget.spools:
+            self.budget.spools.remove(self)
         if self._spill is not None:
             self._spill.close()
             self._spill = None

@@ -151,9 +151,9 @@ def test_note_text_is_converted_only_where_a_picture_may_be(world: tuple[Path, P
 def test_an_events_year_is_the_year_of_its_start_in_utc() -> None:
     """``event_year`` takes the date's year but on 31 December and 1 January, where the office's offset
     can move the instant across the new year: there it is the UTC year of the run's own event start."""
-    from dos2hl.planning.counts import _year
     from dos2hl.planning.crm import event_times
     from dos2hl.planning.tally import event_year
+    from dos2hl.planning.tally import utc_year as _year
 
     zones = [None, "UTC", "America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago",
              "Australia/Lord_Howe", "Asia/Kathmandu", "Not/AZone"]
