@@ -27,7 +27,7 @@ from .detect import FileFormat, sniff
 from .discover import Export, ExportFile
 from .joined import read_joined
 from .lines import LineTracker
-from .prefetch import PARSE_POOL, prefetch
+from .prefetch import PARSE_POOL, ReadAhead, prefetch
 from .quarantine import MAX_RECORD_BYTES, QuarantineRules, reason
 from .rowrules import LOC_COLUMN, CodeMap, RowContext, apply_row_rules, derive_wide_procedures
 from .shaped import Denormalised, list_children
@@ -200,8 +200,10 @@ class ExportReader(QuarantineRules):
             # Each block's rows are held until the next block arrives: the file's last record may be
             # cut (the file ends inside a quoted value), which only the end of the file tells.
             held: tuple[pa.RecordBatch, pa.Array, pa.Array] | None = None
+            gate = ReadAhead()  # pyarrow would read up to 32 blocks ahead of the parsing (``prefetch``)
+            stream.admit = gate.admit
             try:
-                for batch in prefetch(self._csv(stream, fmt, colnames, tracker, block, skip_rows)):
+                for batch in prefetch(self._csv(stream, fmt, colnames, tracker, block, skip_rows), gate=gate):
                     placed = tracker.place(batch)
                     if held is not None:
                         yield from self._parse_rows(f, st, fmt, *held, mapping, ctx)

@@ -13,6 +13,7 @@ import codecs
 import hashlib
 import re
 import threading
+from collections.abc import Callable
 from typing import IO
 
 __all__ = ["Utf8Stream", "FALLBACK_ERRORS"]
@@ -46,8 +47,10 @@ codecs.register_error(FALLBACK_ERRORS, _fallback)
 class Utf8Stream:
     """Read-only binary stream: raw bytes in ``encoding`` in, UTF-8 out."""
 
-    def __init__(self, raw: IO[bytes], encoding: str, chunk: int = 1 << 20) -> None:
+    def __init__(self, raw: IO[bytes], encoding: str, chunk: int = 1 << 20,
+                 admit: Callable[[], None] | None = None) -> None:
         self._raw = raw
+        self.admit = admit  # called before each ``read`` (the read-ahead bound: ``prefetch.ReadAhead``)
         self._decoder = codecs.getincrementaldecoder(encoding)(errors=FALLBACK_ERRORS)
         # ASCII bytes are their own UTF-8 in these codecs: a chunk of pure ASCII (after the first
         # chunk, which may hold a BOM, and with no character left half-decoded) is passed through.
@@ -90,6 +93,8 @@ class Utf8Stream:
         self._buf = b"".join(parts)
 
     def read(self, size: int = -1) -> bytes:
+        if self.admit is not None:
+            self.admit()
         if size is None or size < 0:
             self._fill(1 << 62)
             out, self._buf = self._buf, b""
