@@ -95,7 +95,7 @@ class Store:
     """Row pieces of one kind, concatenated when the check runs.
 
     With ``spill`` (a file path) each piece goes to an Arrow IPC stream there as it comes, and the
-    rows are read back from the file, memory-mapped, when the check runs: the pieces of every check
+    rows are read back from the file (read, not mapped) when the check runs: the pieces of every check
     together grow with the export (about 1 GB at a 1 M-patient DSO, by 20 k- and 100 k-patient
     measurements), while one check needs only its own. Without it the pieces stay in memory.
     """
@@ -129,7 +129,10 @@ class Store:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        return pa.ipc.open_stream(pa.memory_map(str(self.spill)))
+        # Read, not memory-mapped: a mapped file's pages stay in the process's RSS once touched, until
+        # the map closes, so a check going through a store batch by batch (the DSO's insurance rows:
+        # ~400 MB at 1 M patients) held all of it by its last batch; read, it holds one batch.
+        return pa.ipc.open_stream(pa.OSFile(str(self.spill)))
 
     def batches(self) -> Iterator[pa.Table]:
         """The rows piece by piece: a check that looks at one row at a time never holds them all."""
