@@ -3,10 +3,11 @@ past: how staging and the audit place a child row (an appointment procedure, a c
 patient.
 
 Export ids are small non-negative integers, nearly dense, so the map is two arrays indexed by id
-(8 bytes per possible id: the patient id as int32 while every one fits, int64 after the first that
-does not, and a location code) and a lookup is an array take, whatever the number of rows. The arrays
-grow by a quarter at a time (a DSO's 8 M appointment ids: ~80 MB, where doubling and int64 patient
-ids came to up to 200 MB). The first
+(5 bytes per possible id: the patient id as int32 while every one fits, int64 after the first that
+does not, and a location code of 8 bits, 16 past 253 locations, 32 past 65,533) and a lookup is an
+array take, whatever the number of rows. The arrays grow by a quarter at a time (a DSO's 8 M
+appointment ids: ~50 MB, where 32-bit location codes came to ~80 MB, and doubling and int64 patient
+ids to up to 200 MB). The first
 version kept the keys as Arrow arrays and looked them up with ``pc.index_in``, which builds a hash
 table of every key on each call: at a 1 M-patient DSO (8 M appointments) that is a hash table of
 8 M keys per chunk of appointment procedures, and the keys three times over in memory. Ids outside
@@ -51,7 +52,7 @@ class IdMap:
 
     def __init__(self) -> None:
         self._pat: np.ndarray = np.zeros(0, dtype=np.int32)  # int64 once a patient id needs it
-        self._code = np.zeros(0, dtype=np.int32)
+        self._code = np.zeros(0, dtype=np.uint8)  # wider once a location code needs it (``_code_of``)
         self._locs: list[str] = []
         self._loc_code: dict[str, int] = {}
         self._far: list[tuple[pa.Array, pa.Array, pa.Array]] = []  # ids outside the arrays' range
@@ -88,7 +89,7 @@ class IdMap:
         self._pat[kn] = np.where(p_valid[idx], pats, self._null)
         dict_loc = pc.dictionary_encode(l_arr.take(pa.array(idx)))
         values = dict_loc.dictionary.to_pylist()
-        codes = np.array([self._code_of(v) for v in values] or [0], dtype=np.int32)
+        codes = np.array([self._code_of(v) for v in values] or [0], dtype=np.int64)
         ind, ind_valid = _ints(dict_loc.indices)
         self._code[kn] = np.where(ind_valid, codes[np.maximum(ind, 0)], _NO_LOC)
 
@@ -97,6 +98,8 @@ class IdMap:
         if c is None:
             c = self._loc_code[loc] = len(self._locs) + 2
             self._locs.append(loc)
+            if c > np.iinfo(self._code.dtype).max:  # a 255th location: codes of 16 bits, then 32
+                self._code = self._code.astype(np.uint16 if c <= np.iinfo(np.uint16).max else np.uint32)
         return c
 
     @property
@@ -109,7 +112,7 @@ class IdMap:
         size = max(top + 1, len(self._code) + len(self._code) // 4, 1024)
         pat = np.full(size, self._null, dtype=self._pat.dtype)
         pat[: len(self._pat)] = self._pat
-        code = np.zeros(size, dtype=np.int32)
+        code = np.zeros(size, dtype=self._code.dtype)
         code[: len(self._code)] = self._code
         self._pat, self._code = pat, code
 
@@ -118,7 +121,7 @@ class IdMap:
         k_arr = _flat(keys).cast(pa.int64())
         k, valid = _ints(k_arr)
         near = valid & (k >= 0) & (k < len(self._code))
-        code = np.zeros(len(k), dtype=np.int32)
+        code = np.zeros(len(k), dtype=np.int64)
         pat = np.full(len(k), self._null, dtype=self._pat.dtype)
         code[near] = self._code[k[near]]
         pat[near] = self._pat[k[near]]

@@ -59,14 +59,14 @@ def test_an_empty_map_finds_nothing() -> None:
 
 
 def test_memory_is_bytes_per_id_not_a_copy_of_every_key() -> None:
-    """8 M appointments (a DSO's) cost ~80 MB of arrays; the hash map held them three times over, and
-    doubling arrays of int64 patient ids up to 200 MB."""
+    """8 M appointments (a DSO's) cost ~50 MB of arrays (~80 MB with 32-bit location codes); the hash
+    map held them three times over, and doubling arrays of int64 patient ids up to 200 MB."""
     m = IdMap()
     n = 1_000_000
     for i in range(0, n, 250_000):
         k = pa.array(np.arange(i, i + 250_000))
         m.add(k, k, pa.array(np.where(np.arange(250_000) % 2, "L001", "L002")))
-    assert m.nbytes <= 8 * 1.25 * n
+    assert m.nbytes <= 5 * 1.25 * n
     pat, loc = m.lookup(pa.array([5, n - 1, n + 5]))
     assert pat.to_pylist() == [5, n - 1, None] and loc.to_pylist() == ["L001", "L001", None]
 
@@ -87,3 +87,18 @@ def test_a_patient_id_past_int32_widens_the_map_and_keeps_every_answer() -> None
         got, want = new.lookup(q), old.lookup(q)
         assert got[0].to_pylist() == want[0].to_pylist() and got[1].to_pylist() == want[1].to_pylist()
     assert new.nbytes >= 12 * 5_000 * 0.8  # widened: int64 patient ids from the second chunk on
+
+
+def test_location_codes_widen_past_253_and_65533_locations_and_keep_every_answer() -> None:
+    rng = np.random.default_rng(7)
+    new, old = IdMap(), _HashMap()
+    for locs in (3, 300, 70_000):  # 8-bit codes, then 16, then 32
+        ids = rng.integers(0, 200_000, size=20_000)
+        keys = pa.array(ids, pa.int64())
+        pat = pa.array(rng.integers(1, 1_000, size=20_000), pa.int64())
+        loc = pa.array([f"L{v:05d}" for v in rng.integers(0, locs, size=20_000)], pa.string())
+        new.add(keys, pat, loc)
+        old.add(keys, pat, loc)
+        q = pa.array(rng.integers(-3, 210_000, size=5_000), pa.int64())
+        got, want = new.lookup(q), old.lookup(q)
+        assert got[0].to_pylist() == want[0].to_pylist() and got[1].to_pylist() == want[1].to_pylist()
