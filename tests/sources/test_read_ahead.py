@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 import dos2hl.sources.reader as reader_mod
+from dos2hl.sources.discover import discover
 from dos2hl.sources.prefetch import READ_AHEAD_BLOCKS, ReadAhead
+from dos2hl.sources.profile import load_profile
 from dos2hl.sources.textstream import Utf8Stream
+from dos2hl.storage import LocalStore
 from tests.sources.test_reader import EXPORT_DATE, LOCATION, PAT_HEADER, write_export
 
 BLOCK = 2048
@@ -47,10 +50,6 @@ def test_pyarrow_reads_only_a_few_blocks_ahead_of_a_slow_consumer(tmp_path: Path
 
     monkeypatch.setattr(Utf8Stream, "read", counting_read)
     monkeypatch.setattr(reader_mod, "ReadAhead", Spy)
-    from dos2hl.sources.discover import discover
-    from dos2hl.sources.profile import load_profile
-    from dos2hl.storage import LocalStore
-
     reader = reader_mod.ExportReader(discover(LocalStore(root), load_profile("reference")),
                                      export_date=EXPORT_DATE, block_bytes=BLOCK)
     list(reader.iter_table("location"))
@@ -106,10 +105,6 @@ def test_a_read_goes_on_after_the_bounded_wait_and_counts_a_stall() -> None:
 
 
 def test_a_consumer_that_stops_early_leaves_no_reader_thread_behind(tmp_path: Path) -> None:
-    from dos2hl.sources.discover import discover
-    from dos2hl.sources.profile import load_profile
-    from dos2hl.storage import LocalStore
-
     root = write_export(tmp_path, {"LOCATION.CSV": LOCATION, "PATIENT.CSV": _patients(2000)})
     reader = reader_mod.ExportReader(discover(LocalStore(root), load_profile("reference")),
                                      export_date=EXPORT_DATE, block_bytes=BLOCK)
