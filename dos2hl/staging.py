@@ -235,8 +235,9 @@ def _finish_table(table: str, writer: PartitionSpool, out: Store,
 class Partitioner:
     """Location and shard of every staged row, from the parents already seen.
 
-    Patients map to their home location; appointments and claims remember their patient so that
-    appointment procedures and claim lines follow them. Rows whose patient is unknown are orphans.
+    Patients map to their home location; appointments and claims remember their patient's location
+    and shard (``IdMap``: not the patient id, only what it decides) so that appointment procedures and
+    claim lines follow them. Rows whose patient is unknown are orphans.
     """
 
     def __init__(self, shards: int) -> None:
@@ -253,26 +254,28 @@ class Partitioner:
             return data, pa.repeat(ALL_LOCATIONS, n), pa.repeat(pa.scalar(0, pa.int32()), n), None
         if chunk.table == "patient":
             loc = pc.fill_null(data["loc_id"], NO_LOCATION)
-            self.patients.add(data["pat_id"], data["pat_id"], loc)
+            self.patients.add(data["pat_id"], None, loc)
             return data, loc, shard_of(data["pat_id"], self.shards), None
         via = t.patient_via
         if "->" in via:
             col, parent = via.split("->")
-            pid, loc = self.parents[parent].lookup(data[col])
+            shard_ids, loc = self.parents[parent].lookup(data[col])
+            shard = pc.cast(pc.fill_null(shard_ids, 0), pa.int32())
         else:
             col = via
             pid = data[via]
             _, loc = self.patients.lookup(pid)
+            shard = shard_of(pid, self.shards)
         if chunk.table == "appt":
             # Placeholders (no patient) stay with the appointment's own location.
             placeholder = pc.is_null(pid)
             loc = pc.if_else(placeholder, pc.fill_null(data["loc_id"], NO_LOCATION), loc)
-            self.parents["appt"].add(data["appt_id"], pid, loc)
+            self.parents["appt"].add(data["appt_id"], shard, loc)
             orphan = pc.and_(pc.invert(placeholder), pc.is_null(loc))
         else:
             orphan = pc.is_null(loc)
             if chunk.table == "claim":
-                self.parents["claim"].add(data["claim_id"], pid, loc)
+                self.parents["claim"].add(data["claim_id"], shard, loc)
         orphans = None
         if pc.any(orphan).as_py():
             o = data.filter(orphan)
@@ -285,8 +288,8 @@ class Partitioner:
                 "raw": pa.repeat(None, o.num_rows).cast(pa.string()),
             }, schema=QUARANTINE_SCHEMA)
             keep = pc.invert(orphan)
-            data, pid, loc = data.filter(keep), pid.filter(keep), loc.filter(keep)
-        return data, loc, shard_of(pid, self.shards), orphans
+            data, loc, shard = data.filter(keep), loc.filter(keep), shard.filter(keep)
+        return data, loc, shard, orphans
 
 
 def move_to_quarantine(stats: dict[str, FileStats], chunk: Chunk, orphans: pa.Table) -> None:

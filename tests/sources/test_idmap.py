@@ -59,16 +59,36 @@ def test_an_empty_map_finds_nothing() -> None:
 
 
 def test_memory_is_bytes_per_id_not_a_copy_of_every_key() -> None:
-    """8 M appointments (a DSO's) cost ~50 MB of arrays (~80 MB with 32-bit location codes); the hash
-    map held them three times over, and doubling arrays of int64 patient ids up to 200 MB."""
-    m = IdMap()
+    """A DSO's 8 M appointments: a map of shards costs 2 bytes per id (a location code and an 8-bit
+    shard), one of locations only or of one shard 1 byte (no value array at all); the hash map held
+    every key three times over, and the int32 patient ids before this 5 bytes per id."""
     n = 1_000_000
+    shards, locs_only, one_shard = IdMap(), IdMap(), IdMap()
     for i in range(0, n, 250_000):
         k = pa.array(np.arange(i, i + 250_000))
-        m.add(k, k, pa.array(np.where(np.arange(250_000) % 2, "L001", "L002")))
-    assert m.nbytes <= 5 * 1.25 * n
-    pat, loc = m.lookup(pa.array([5, n - 1, n + 5]))
-    assert pat.to_pylist() == [5, n - 1, None] and loc.to_pylist() == ["L001", "L001", None]
+        loc = pa.array(np.where(np.arange(250_000) % 2, "L001", "L002"))
+        shards.add(k, pc.remainder(k, 16), loc)
+        locs_only.add(k, None, loc)
+        one_shard.add(k, pa.repeat(pa.scalar(0, pa.int32()), len(k)), loc)
+    assert shards.nbytes <= 2 * 1.25 * n
+    assert locs_only.nbytes == one_shard.nbytes <= 1 * 1.25 * n
+    q = pa.array([5, n - 1, n + 5])
+    assert [a.to_pylist() for a in shards.lookup(q)] == [[5, 15, None], ["L001", "L001", None]]
+    assert [a.to_pylist() for a in locs_only.lookup(q)] == [[0, 0, None], ["L001", "L001", None]]
+    assert one_shard.lookup(q)[0].to_pylist() == [0, 0, None]
+
+
+def test_values_widen_from_8_bits_as_they_need_and_keep_their_nulls() -> None:
+    m = IdMap()
+    m.add(pa.array([1, 2]), pa.array([0, 0]), pa.array(["L1", "L1"]))
+    assert m.nbytes == 1024  # every value 0 so far: no value array
+    steps = [(3, None, 1), (4, 127, 1), (5, -127, 1), (6, 300, 2), (7, 2**31 - 1, 4), (8, -(2**31), 8),
+             (9, 2**40, 8)]
+    for key, value, width in steps:
+        m.add(pa.array([key]), pa.array([value], pa.int64()), pa.array(["L2"]))
+        assert m._val is not None and m._val.itemsize == width
+        got = m.lookup(pa.array([1, 2, *(k for k, _, _ in steps if k <= key)]))[0].to_pylist()
+        assert got == [0, 0, *(v for k, v, _ in steps if k <= key)]
 
 
 def test_a_patient_id_past_int32_widens_the_map_and_keeps_every_answer() -> None:
