@@ -4,12 +4,17 @@ of the memory (a DSO export has 100 M+ keys)."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from dos2hl.audit import _Audit
+from dos2hl.audit import _Audit, _int_key
 from dos2hl.audit.keys import MAX_DENSE, IdSet
+from dos2hl.model import TABLES
+
+TABLES_FKS = [(t, c.name) for t, spec in TABLES.items() for c in spec.columns
+              if c.fk and c.kind == "int" and _int_key(c.fk)]
 
 
 def _chunks(rng: np.random.Generator, n: int) -> list[pa.Array]:
@@ -66,6 +71,52 @@ def test_a_reference_set_stays_flat_while_its_values_repeat() -> None:
     assert refs.missing_from(IdSet()).tolist() == list(range(1, 5_001))
     refs.add(pa.array([-3, -3, -3], pa.int64()))  # outside the bitmap: kept once, not per row
     assert refs.nbytes < 1_000 and refs.contains(np.array([-3, 7])).tolist() == [True, True]
+
+
+def test_unresolved_references_give_the_same_orphans_and_keep_only_the_forward_ones() -> None:
+    rng = np.random.default_rng(11)
+    every, pending, parent = IdSet(duplicates=False), IdSet(duplicates=False), IdSet()
+    for i, refs in enumerate(_chunks(rng, 8_000)):
+        parent.add(pa.array(np.arange(i * 500, i * 500 + 500) * 2, pa.int64()))  # the parent grows as read
+        every.add(refs)
+        pending.add_unresolved(refs, parent)
+    assert pending.missing_from(parent).tolist() == every.missing_from(parent).tolist()
+    assert len(pending.missing_from(parent)) > 100  # odd ids: never in the parent
+    back, fresh = IdSet(duplicates=False), IdSet(duplicates=False)
+    back.add_unresolved(pa.array(np.arange(0, 8_000, 2), pa.int64()), parent)  # all read already
+    fresh.add_unresolved(pa.array([5, None, 7], pa.int64()), None)  # no parent read yet: every id
+    assert back.nbytes == 0 and not len(back.missing_from(parent))
+    assert fresh.values().tolist() == [5, 7]
+
+
+def test_the_audit_keeps_bits_only_for_references_not_yet_resolved(practice: Path) -> None:
+    """A claim line's claim, an appointment's patient, a ledger row's reversal: read after what they
+    name, so they cost no bits; a procedure's ledger row (read later) does. Same orphans either way."""
+    from dos2hl.api import open_export
+    from dos2hl.sources.reader import ExportReader
+
+    def audit(unresolved: bool) -> _Audit:
+        reader = ExportReader(open_export(practice / "export"))
+        reader.preflight()
+        acc = _Audit(reader)
+        if not unresolved:  # every reference kept, as before
+            for key in TABLES_FKS:
+                refs = acc.fk_ids[key]
+
+                def every(arr: pa.Array, _parent: IdSet | None, refs: IdSet = refs) -> None:
+                    refs.add(arr)
+
+                refs.add_unresolved = every  # type: ignore[method-assign]
+        for chunk in reader.iter_all():
+            acc.add(chunk)
+        return acc
+
+    new, old = audit(True), audit(False)
+    assert new.orphans() == old.orphans()
+    for back in (("claimln", "claim_id"), ("appt", "pat_id"), ("ledger", "pat_id"), ("apptproc", "appt_id")):
+        assert new.fk_ids[back].nbytes == 0 < old.fk_ids[back].nbytes
+    assert new.fk_ids[("apptproc", "trans_id")].nbytes > 0  # the ledger is read after the procedures
+    assert sum(s.nbytes for s in new.fk_ids.values()) < sum(s.nbytes for s in old.fk_ids.values()) / 2
 
 
 def test_audit_keeps_no_per_row_integer_keys() -> None:

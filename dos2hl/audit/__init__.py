@@ -127,20 +127,20 @@ class _Audit:
             vc = pc.value_counts(loc)
             for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
                 self.by_location[chunk.table][v] += c
+        if len(t.pk) == 1 and _int_key(chunk.table):  # before the references: a row may name one of its chunk
+            self.pk_ids[chunk.table].add(data[t.pk[0]])
+        elif len(t.pk) == 1:  # composite keys are neither checked for duplicates nor referred to
+            self.pks[chunk.table].append(pc.cast(data[t.pk[0]], pa.string()).combine_chunks())
         cols = self.columns.setdefault(chunk.table, {c.name: _ColumnAcc(c.kind, c.phi) for c in t.columns})
         for c in t.columns:
             cols[c.name].add(data[c.name])
-            if c.fk and c.kind == "int" and _int_key(c.fk):
-                self.fk_ids[(chunk.table, c.name)].add(data[c.name])
+            if c.fk and c.kind == "int" and _int_key(c.fk):  # only what the parent does not hold yet
+                self.fk_ids[(chunk.table, c.name)].add_unresolved(data[c.name], self.pk_ids.get(c.fk))
             elif c.fk:  # code keys (provider, procedure code...): their distinct values, folded now and then
                 parts = self.fk_values[(chunk.table, c.name)]
                 parts.append(pc.unique(data[c.name].combine_chunks().drop_null()))
                 if len(parts) >= 64:
                     parts[:] = [pc.unique(pa.concat_arrays(parts))]
-        if len(t.pk) == 1 and _int_key(chunk.table):
-            self.pk_ids[chunk.table].add(data[t.pk[0]])
-        elif len(t.pk) == 1:  # composite keys are neither checked for duplicates nor referred to
-            self.pks[chunk.table].append(pc.cast(data[t.pk[0]], pa.string()).combine_chunks())
         for row in chunk.findings.to_pylist():
             self.finding_counts[(row["code"], row["action"])] += 1
             refs = self.finding_refs[(row["code"], row["action"])]

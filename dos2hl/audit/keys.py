@@ -5,6 +5,11 @@ one bit per possible id, whatever the number of rows. Keeping every key as int64
 audit first did) cost 8 bytes per row of every table: about 1 GB for a 1 M-patient DSO and growing
 with the export. The rare id outside ``0 .. MAX_DENSE`` (negative, or huge) is kept as a value.
 
+A set of references keeps only the ids its parent did not hold when they were read
+(``add_unresolved``): most references point back to rows already read (a claim line to its ledger row,
+a procedure to its appointment), so only the forward ones (a procedure to a ledger row read later)
+cost bits. Bitmaps grow by a quarter at a time, not double: doubling left up to half of each unused.
+
 Samples are the smallest ids (a bitmap has no order of appearance); duplicates are reported by the
 order in which their second occurrence was read.
 """
@@ -58,10 +63,22 @@ class IdSet:
                 self._dups.append(dup)
         np.bitwise_or.at(self._bits, u >> 3, (1 << (u & 7)).astype(np.uint8))
 
+    def add_unresolved(self, arr: pa.Array | pa.ChunkedArray, parent: IdSet | None) -> None:
+        """Add the non-null ids of ``arr`` that ``parent`` (the referred table's keys read so far; None:
+        none yet) does not hold: ``missing_from(parent)`` at the end gives the same answer as when every
+        id was added, since ``parent`` only grows."""
+        if parent is None:
+            self.add(arr)
+            return
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        ids = arr.drop_null().to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        self.add(pa.array(ids[~parent.contains(ids)]))
+
     def _grow(self, top: int) -> None:
         need = (top >> 3) + 1
         if need > len(self._bits):
-            bigger = np.zeros(max(need, 2 * len(self._bits)), dtype=np.uint8)
+            bigger = np.zeros(max(need, len(self._bits) + len(self._bits) // 4), dtype=np.uint8)
             bigger[: len(self._bits)] = self._bits
             self._bits = bigger
 
