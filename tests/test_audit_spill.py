@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +126,9 @@ def test_the_audit_spills_into_a_private_folder_it_removes_with_the_same_finding
 
 def test_checks_that_join_or_group_do_it_a_part_at_a_time_with_the_same_answers(
         practice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """At a DSO the claims, recalls and contact points are joined and grouped a part of their keys at a
-    time (``Store.partition``); forced to parts of 7 rows, a practice's findings do not change."""
+    """At a DSO the patients, claims, recalls, coverages and contact points are joined and grouped a part
+    of their keys at a time (``Store.partition``); forced to parts of 7 rows, a practice's findings do
+    not change."""
     import datetime as dt
 
     from dos2hl.audit import checks_base
@@ -136,23 +138,26 @@ def test_checks_that_join_or_group_do_it_a_part_at_a_time_with_the_same_answers(
     day = dt.date.fromisoformat(manifest["parameters"]["export_date"])
     whole = run_audit(practice / "export", tmp_path / "whole", export_date=day)
     calls: list[int] = []
+    by_key: Counter[str] = Counter()
     real = checks_base.Store.partition
 
     def counted(self: Any, key: str, parts: int, **kw: Any) -> Any:
         calls.append(parts)
+        by_key[key] += parts > 1
         return real(self, key, parts, **kw)
 
     monkeypatch.setattr(checks_base, "PART_ROWS", 7)
     monkeypatch.setattr(checks_base.Store, "partition", counted)
     parted = run_audit(practice / "export", tmp_path / "parted", export_date=day)
     assert len(calls) >= 5 and max(calls) > 10  # claims, lines, recalls, emails, phones: many parts
+    assert by_key["pat_id"] >= 3  # the patients, their recalls, their primary coverages
 
     def by_code(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         return {(f["code"], f.get("table", "")): f for f in doc["findings"]}
 
     a, b = by_code(whole), by_code(parted)
     assert a.keys() == b.keys()
-    for code in ("$2", "RC1", "EM3"):
+    for code in ("$2", "$3", "RC1", "EM3", "FAM1", "FAM2", "ST1", "DUP1", "INS1"):
         assert any(c == code for c, _ in a), code  # the nasty practice has each of them
     for k, f in a.items():
         assert (f["count"], f.get("detail")) == (b[k]["count"], b[k].get("detail")), k

@@ -33,10 +33,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..model import TABLES
-from .checks_base import Findings, Spill, Store, cents, count_true, flat, fold_letters, keep, true
+from .checks_base import Findings, Spill, Store, cents, count_true, flat, fold_letters, keep, parts_for, true
 from .checks_docs import DocumentChecks
 from .checks_money import MoneyChecks
-from .checks_people import carriers, code_defs, coverage, people, recalls, shared_contacts
+from .checks_people import PatientKeys, carriers, code_defs, coverage_parts, people, recalls, shared_contacts
 from .docindex import DocumentIndex
 
 __all__ = ["SemanticChecks", "carrier_key"]
@@ -216,7 +216,8 @@ class SemanticChecks:
     def _patient(self, d: pa.Table) -> None:
         t = d.append_column("no_dob", pc.is_null(d["birthdate"])).append_column("bal", cents(d["bal_total"]))
         t = t.append_column("deceased", pc.is_valid(d["deceased_dt"]))
-        self.pat.add(keep(t, ["pat_id", "guar_id", "pat_stat", "deleted_flg", "no_dob", "bal", "deceased"]))
+        self.pat.add(self._with_seq(keep(t, ["pat_id", "guar_id", "pat_stat", "deleted_flg", "no_dob", "bal",
+                                              "deceased"])))
         key4 = [pc.utf8_slice_codeunits(fold_letters(d[c]), 0, 4) for c in ("lname", "fname")]
         self.dupk.add(
             pa.table({"pat_id": d["pat_id"], "lname": key4[0], "fname": key4[1], "birthdate": d["birthdate"]})
@@ -304,17 +305,21 @@ class SemanticChecks:
 
     # -- at the end ------------------------------------------------------------------------
     def findings(self) -> list[dict[str, object]]:
+        """The checks that need every table, a part of the patients (and of their rows) at a time: the
+        patients' stores are split by patient id (``Store.partition``), and what one part needs to know
+        of the others is a bitmap of ids (``PatientKeys``)."""
         if self._done is not None:
             return self._done
-        pat = self.pat.table()
-        self.money.finish(pat)
+        parts = self.pat.partition("pat_id", parts_for(self.pat)) if self.pat.rows else []
+        keys = PatientKeys.of(self.pat)
+        self.money.finish(parts)
         self.docs.finish()
-        if pat is not None:
-            self.duplicates = people(self.f, pat, self.dupk.table())
-            recalls(self.f, pat, self.recalls)
+        if parts:
+            self.duplicates = people(self.f, parts, keys, self.dupk.table())
+            recalls(self.f, keys, self.recalls)
         code_defs(self.f, self.codes.table())
         carriers(self.f, self.carriers.table())
-        coverage(self.f, self.primary.table(), self.periods.table())
+        coverage_parts(self.f, self.primary, self.periods)
         shared_contacts(self.f, self.contacts)
         self._done = self.f.entries()
         return self._done

@@ -25,6 +25,7 @@ __all__ = [
     "PART_ROWS",
     "Spill",
     "Store",
+    "bucket",
     "parts_for",
     "cents",
     "count_true",
@@ -165,11 +166,11 @@ class Store:
                 t = t.filter(pc.is_valid(t[key]))
             if not t.num_rows:
                 continue
-            bucket = _bucket(t[key], parts)
-            order = np.argsort(bucket, kind="stable")  # each part's rows stay in the store's order
+            part_of = bucket(t[key], parts)
+            order = np.argsort(part_of, kind="stable")  # each part's rows stay in the store's order
             t = t.take(pa.array(order))
             start = 0
-            for b, n in enumerate(np.bincount(bucket, minlength=parts).tolist()):
+            for b, n in enumerate(np.bincount(part_of, minlength=parts).tolist()):
                 if n:
                     out[b].add(t.slice(start, n))
                 start += n
@@ -181,7 +182,7 @@ def parts_for(*stores: Store) -> int:
     return max(1, -(-sum(s.rows for s in stores) // PART_ROWS))
 
 
-def _bucket(col: pa.Array | pa.ChunkedArray, parts: int) -> np.ndarray:
+def bucket(col: pa.Array | pa.ChunkedArray, parts: int) -> np.ndarray:
     """Each value's part: integers by their value, anything else by its hash (one process: the same
     value, the same part)."""
     a = flat(col)

@@ -20,30 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .checks_base import Findings, Partial, Store, cents, count_true, flat, keep, parts_for, true
+from .checks_base import Findings, Partial, Store, bucket, cents, count_true, flat, keep, parts_for, true
 from .keys import IdSet
 
 __all__ = ["MoneyChecks"]
-
-
-class _Keys:
-    """A set of int64 ids, collected as unique arrays and folded now and then."""
-
-    def __init__(self) -> None:
-        self.parts: list[pa.Array] = []
-
-    def add(self, arr: pa.ChunkedArray | pa.Array) -> None:
-        u = pc.unique(arr.drop_null())
-        if len(u):
-            self.parts.append(flat(u))
-        if len(self.parts) >= 64:
-            self.parts = [pc.unique(pa.concat_arrays(self.parts))]
-
-    def array(self) -> pa.Array:
-        return pc.unique(pa.concat_arrays(self.parts)) if self.parts else pa.array([], pa.int64())
 
 
 _NO_LINES = pa.table({"claim_id": pa.array([], pa.int64()), "fee": pa.array([], pa.int64()),
@@ -61,7 +45,7 @@ class MoneyChecks:
         self.f = findings
         self.by_guar = Partial("guar_id", ["amt"])
         self.by_pat = Partial("pat_id", ["amt"])
-        self.ledger_pats, self.claim_pats = _Keys(), _Keys()
+        self.ledger_pats, self.claim_pats = IdSet(duplicates=False), IdSet(duplicates=False)
         self.ins_rows = store()
         self.claims = store()
         self.claim_ids = IdSet(duplicates=False)
@@ -113,12 +97,17 @@ class MoneyChecks:
         self.f.flag("$2", "claimln", data, neg, detail={"negative_line_writeoff": count_true(neg)})
 
     # -- at the end --------------------------------------------------------------------------
-    def finish(self, patients: pa.Table | None) -> None:
+    def finish(self, patients: list[Store]) -> None:
+        """The checks that need every table; ``patients``: the patient rows, split by patient id
+        (``Store.partition``; none: no patient file)."""
         self._claims()
         self._orphan_insurance()
-        if patients is not None:
+        if patients:
             self._drift(patients)
-            self._status(patients)
+            for part in patients:
+                pat = part.table()
+                if pat is not None:
+                    self._status(pat)
 
     def _claims(self) -> None:
         """$2 on claims: negative write-offs, and headers that differ from their lines' sums (compared
@@ -162,27 +151,48 @@ class MoneyChecks:
             self.f.flag("$4", "ledger", rows, orphan,
                         detail={"insurance_rows_without_claim": count_true(orphan)})
 
-    def _drift(self, pat: pa.Table) -> None:
-        snap = pat.filter(pc.is_valid(pat["bal"]))
-        if not snap.num_rows:
-            return
-        parts = []
+    def _drift(self, parts: list[Store]) -> None:
+        """$3, a part of the patients at a time: each guarantor's ledger sum (``by_guar``, plus the rows
+        without GUAR_ID under their patient's guarantor, or the patient) against the guarantor's row."""
+        sums = self._guarantor_sums(parts)
+        part_of = bucket(sums["guar_id"], len(parts)) if sums.num_rows else np.zeros(0, np.int64)
+        for i, part in enumerate(parts):
+            pat = part.table()
+            if pat is None:
+                continue
+            snap = pat.filter(pc.is_valid(pat["bal"]))
+            if not snap.num_rows:
+                continue
+            mine = sums.filter(pa.array(part_of == i)) if len(parts) > 1 else sums
+            j = snap.select(["pat_id", "bal"]).join(mine, "pat_id", "guar_id", join_type="left outer")
+            diff = true(pc.not_equal(j["bal"], pc.fill_null(j["amt_sum"], 0)))
+            bad = j["pat_id"].filter(diff)
+            self.f.flag("$3", "patient", snap, pc.is_in(snap["pat_id"], value_set=flat(bad)))
+
+    def _guarantor_sums(self, parts: list[Store]) -> pa.Table:
+        """``guar_id -> amt_sum`` over every live ledger row."""
+        found = []
         g = self.by_guar.table()
         if g is not None:
-            parts.append(g)
+            found.append(g)
         p = self.by_pat.table()
         if p is not None:  # ledger rows without GUAR_ID: the patient's guarantor (or the patient)
-            owner = pat.select(["pat_id", "guar_id"]).join(p, "pat_id", join_type="right outer")
-            gid = pc.coalesce(owner["guar_id"], owner["pat_id"])
-            parts.append(pa.table({"guar_id": gid, "amt": owner["amt"]}))
-        if not parts:
-            sums = pa.table({"guar_id": pa.array([], pa.int64()), "amt": pa.array([], pa.int64())})
-        else:
-            sums = pa.concat_tables(parts).group_by("guar_id").aggregate([("amt", "sum")])
-        j = snap.select(["pat_id", "bal"]).join(sums, "pat_id", "guar_id", join_type="left outer")
-        diff = true(pc.not_equal(j["bal"], pc.fill_null(j["amt_sum"], 0)))
-        bad = j["pat_id"].filter(diff)
-        self.f.flag("$3", "patient", snap, pc.is_in(snap["pat_id"], value_set=flat(bad)))
+            part_of = bucket(p["pat_id"], len(parts))
+            for i, part in enumerate(parts):
+                pat = part.table()
+                mine = p.filter(pa.array(part_of == i)) if len(parts) > 1 else p
+                if not mine.num_rows:
+                    continue
+                if pat is None:
+                    owner = mine.append_column("guar_id", pa.nulls(mine.num_rows, pa.int64()))
+                else:
+                    owner = pat.select(["pat_id", "guar_id"]).join(mine, "pat_id", join_type="right outer")
+                gid = pc.coalesce(owner["guar_id"], owner["pat_id"])
+                found.append(pa.table({"guar_id": gid, "amt": owner["amt"]}))
+        if not found:
+            return pa.table({"guar_id": pa.array([], pa.int64()), "amt_sum": pa.array([], pa.int64())})
+        return pa.concat_tables(found, promote_options="permissive").group_by("guar_id").aggregate(
+            [("amt", "sum")])
 
     def _status(self, pat: pa.Table) -> None:
         gone = true(
@@ -190,8 +200,8 @@ class MoneyChecks:
         )
         if not count_true(gone):
             return
-        led = true(pc.is_in(pat["pat_id"], value_set=self.ledger_pats.array()))
-        clm = true(pc.is_in(pat["pat_id"], value_set=self.claim_pats.array()))
+        led = self.ledger_pats.isin(pat["pat_id"])
+        clm = self.claim_pats.isin(pat["pat_id"])
         bal = true(pc.not_equal(pat["bal"], 0))
         self.f.flag(
             "ST1",

@@ -8,6 +8,7 @@ coverage order (INS1 overlaps) and shared contact points (EM3). Each takes the c
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -15,66 +16,85 @@ import pyarrow.compute as pc
 
 from .checks_base import Findings, Store, count_true, flat, parts_for, true
 from .dups import duplicate_candidates
+from .keys import IdSet
 
-__all__ = ["people", "recalls", "code_defs", "carriers", "coverage", "shared_contacts", "INACTIVE", "CDT"]
+__all__ = ["PatientKeys", "gone", "people", "recalls", "coverage_parts", "code_defs", "carriers", "coverage",
+           "shared_contacts", "INACTIVE", "CDT"]
 
 CDT = r"^D\d{4}$"
 INACTIVE = ("I", "Z", "D", "X")
 
 
-def people(f: Findings, pat: pa.Table, dk: pa.Table | None) -> dict[str, object]:
-    """DUP1 (duplicate-person clusters), FAM1 and FAM2; returns the duplicate candidates."""
+def gone(pat: pa.Table) -> pa.Array | pa.ChunkedArray:
+    """Deleted or archived patients (PAT_STAT D/X or DELETED_FLG)."""
+    return true(pc.or_(pc.is_in(pat["pat_stat"], value_set=pa.array(["D", "X"])), true(pat["deleted_flg"])))
+
+
+@dataclass
+class PatientKeys:
+    """What a check of one part of the patients needs to know of all of them (a guarantor can be any
+    patient): bitmaps of patient ids (``keys.IdSet``), a bit per possible id, from one pass."""
+
+    ids: IdSet = field(default_factory=lambda: IdSet(duplicates=False))
+    gone: IdSet = field(default_factory=lambda: IdSet(duplicates=False))  # deleted or archived
+    out: IdSet = field(default_factory=lambda: IdSet(duplicates=False))  # inactive or deceased (RC1)
+    guars: IdSet = field(default_factory=lambda: IdSet(duplicates=False))  # named as someone's guarantor
+
+    @classmethod
+    def of(cls, pat: Store) -> PatientKeys:
+        k = cls()
+        for t in pat.batches():
+            k.ids.add(t["pat_id"])
+            k.gone.add(t["pat_id"].filter(gone(t)))
+            k.out.add(t["pat_id"].filter(
+                true(pc.or_(pc.is_in(t["pat_stat"], value_set=pa.array(INACTIVE)), t["deceased"]))))
+            k.guars.add(t["guar_id"])
+        return k
+
+
+def people(f: Findings, parts: list[Store], keys: PatientKeys, dk: pa.Table | None) -> dict[str, object]:
+    """DUP1 (duplicate-person clusters), FAM1 and FAM2, a part of the patients at a time; returns the
+    duplicate candidates. DUP1's rows are flagged at once, in the order they were read (``_i``)."""
     dups: dict[str, object] = {"pairs_count": 0, "pairs": [], "clusters": []}
+    members = IdSet(duplicates=False)
     if dk is not None:
         dups = duplicate_candidates(dk)
         clusters: list[list[int]] = dups["clusters"]  # type: ignore[assignment]
-        members = pa.array([p for c in clusters for p in c], pa.int64())
+        members.add(pa.array([p for c in clusters for p in c], pa.int64()))
+    in_clusters: list[pa.Table] = []
+    for part in parts:
+        pat = part.table()
+        if pat is None:
+            continue
+        in_clusters.append(pat.filter(members.isin(pat["pat_id"])))
+        other = true(pc.and_(pc.is_valid(pat["guar_id"]), pc.not_equal(pat["guar_id"], pat["pat_id"])))
+        missing = pc.and_(other, pc.invert(keys.ids.isin(pat["guar_id"])))
+        deleted = pc.and_(other, keys.gone.isin(pat["guar_id"]))
         f.flag(
-            "DUP1",
+            "FAM1",
             "patient",
             pat,
-            pc.is_in(pat["pat_id"], value_set=members),
-            count=len(clusters),
-            detail={"records_in_clusters": len(members)},
+            pc.or_(missing, deleted),
+            detail={
+                "guarantor_missing": count_true(missing),
+                "guarantor_deleted_or_archived": count_true(deleted),
+            },
         )
-    ids = flat(pat["pat_id"])
-    gone = flat(
-        pat["pat_id"].filter(
-            true(pc.or_(pc.is_in(pat["pat_stat"], value_set=pa.array(["D", "X"])), true(pat["deleted_flg"])))
-        )
-    )
-    other = true(pc.and_(pc.is_valid(pat["guar_id"]), pc.not_equal(pat["guar_id"], pat["pat_id"])))
-    missing = pc.and_(other, pc.invert(pc.is_in(pat["guar_id"], value_set=ids)))
-    deleted = pc.and_(other, pc.is_in(pat["guar_id"], value_set=gone))
-    f.flag(
-        "FAM1",
-        "patient",
-        pat,
-        pc.or_(missing, deleted),
-        detail={
-            "guarantor_missing": count_true(missing),
-            "guarantor_deleted_or_archived": count_true(deleted),
-        },
-    )
-    guars = flat(pc.unique(pat["guar_id"].drop_null())) if pat.num_rows else ids
-    fam2 = pc.and_(
-        pc.and_(true(pc.equal(pat["pat_stat"], "N")), pat["no_dob"]),
-        pc.is_in(pat["pat_id"], value_set=guars),
-    )
-    f.flag("FAM2", "patient", pat, fam2)
+        fam2 = pc.and_(pc.and_(true(pc.equal(pat["pat_stat"], "N")), pat["no_dob"]),
+                       keys.guars.isin(pat["pat_id"]))
+        f.flag("FAM2", "patient", pat, fam2)
+    if dk is not None and in_clusters:
+        rows = pa.concat_tables(in_clusters)
+        rows = rows.take(pc.sort_indices(rows["_i"]))
+        f.flag("DUP1", "patient", rows, count=len(clusters), detail={"records_in_clusters": len(members)})
     return dups
 
 
-def recalls(f: Findings, pat: pa.Table, store: Store) -> None:
+def recalls(f: Findings, keys: PatientKeys, store: Store) -> None:
     """RC1: a second recall of a type for a patient, or an active recall of an inactive patient; a part
     of the patients at a time (``Store.partition``)."""
     if not store.rows:
         return
-    out = flat(
-        pat["pat_id"].filter(
-            true(pc.or_(pc.is_in(pat["pat_stat"], value_set=pa.array(INACTIVE)), pat["deceased"]))
-        )
-    )
     for part in store.partition("pat_id", parts_for(store)):
         rc = part.table()
         if rc is None:
@@ -87,7 +107,7 @@ def recalls(f: Findings, pat: pa.Table, store: Store) -> None:
         j = rc.select(["pat_id", "recall_type", "_i"]).join(first, ["pat_id", "recall_type"])
         dup_i = flat(j["_i"].filter(pc.not_equal(j["_i"], j["_i_min"])))
         dup = pc.is_in(rc["_i"], value_set=dup_i)
-        inactive = true(pc.and_(rc["active"], pc.is_in(rc["pat_id"], value_set=out)))
+        inactive = true(pc.and_(rc["active"], keys.out.isin(rc["pat_id"])))
         f.flag(
             "RC1",
             "recall",
@@ -168,6 +188,18 @@ def coverage(f: Findings, prim: pa.Table | None, per: pa.Table | None) -> None:
     bad = pk[~first & (start <= earlier)]
     overlap = pc.is_in(cand["patins_id"], value_set=pa.array(bad, pa.int64()))
     f.flag("INS1", "patins", cand, overlap, detail={"overlapping_primary": len(bad)})
+
+
+def coverage_parts(f: Findings, prim: Store, per: Store) -> None:
+    """INS1 (``coverage``) a part of the patients at a time, each part with the subscription periods its
+    primaries name (read from ``per`` piece by piece, in order)."""
+    for part in prim.partition("pat_id", parts_for(prim)):
+        t = part.table()
+        if t is None:
+            continue
+        subs = flat(pc.unique(t["sub_rec_id"]))
+        pieces = [b.filter(pc.is_in(b["sub_rec_id"], value_set=subs)) for b in per.batches()]
+        coverage(f, t, pa.concat_tables(pieces) if pieces else None)
 
 
 def _days(dates: pa.Array | pa.ChunkedArray, missing: int) -> np.ndarray:

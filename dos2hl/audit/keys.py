@@ -102,6 +102,15 @@ class IdSet:
             out[~dense] = np.isin(ids[~dense], self._others())
         return out
 
+    def isin(self, arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """Membership of each value of ``arr`` (an integer array) as a boolean array; null: false."""
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        arr = arr.cast(pa.int64())
+        ids = arr.fill_null(0).to_numpy(zero_copy_only=False)
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        return pa.array(self.contains(ids) & valid)
+
     def values(self) -> np.ndarray:
         """Every id, ascending."""
         dense = np.flatnonzero(np.unpackbits(self._bits, bitorder="little")).astype(np.int64)
