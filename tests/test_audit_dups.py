@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 import tracemalloc
+from pathlib import Path
 
 import pyarrow as pa
 
-from dos2hl.audit.dups import duplicate_candidates, name_key
+from dos2hl.audit.checks_base import Store
+from dos2hl.audit.dups import duplicate_candidates, duplicate_candidates_in, name_key
 
 FIRST = ["ANNA", "ANNE", "BOB", "BOBBY", "CARL", "", "DANA", "EVE"]
 LAST = ["SMITH", "SMYTH", "JONES", "JONAS", "KIM", "", "LEE", "LOPEZ"]
@@ -54,6 +56,22 @@ def test_windows_of_days_find_exactly_the_pairs_of_comparing_everyone() -> None:
         assert got["pairs_count"] == len(want)
     clusters = duplicate_candidates(t, window=5)["clusters"]
     assert sorted(p for c in clusters for p in c) == sorted({p for pair in want for p in pair})  # type: ignore[union-attr]
+
+
+def test_ranges_of_birth_dates_read_from_a_store_find_the_same_pairs(tmp_path: Path) -> None:
+    """At a DSO the rows are read a range of birth dates at a time: a pair one day apart across two
+    ranges' boundary is still found, and each range is its own spilled store."""
+    t = _patients(400, 40, seed=7)
+    want = _every_pair(t)
+    for parts in (1, 2, 3, 7, 39, 80):  # 39 and 80: a range of a day or less, each boundary crossed
+        store = Store(tmp_path / f"dk-{parts}.arrows")
+        for i in range(0, t.num_rows, 37):
+            store.add(t.slice(i, 37))
+        got = duplicate_candidates_in(store, parts, window=11)
+        assert {tuple(p) for p in got["pairs"]} == want, parts  # type: ignore[union-attr]
+        assert got["clusters"] == duplicate_candidates(t)["clusters"]
+        files = len(list(tmp_path.glob(f"dk-{parts}.arrows.dob.*")))
+        assert files == 0 if parts == 1 else 1 < files <= parts  # an empty range writes no file
 
 
 def test_a_day_more_crowded_than_the_window_is_compared_whole() -> None:

@@ -315,7 +315,7 @@ class SemanticChecks:
         self.money.finish(parts)
         self.docs.finish()
         if parts:
-            self.duplicates = people(self.f, parts, keys, self.dupk.table())
+            self.duplicates = people(self.f, parts, keys, self.dupk)
             recalls(self.f, keys, self.recalls)
         code_defs(self.f, self.codes.table())
         carriers(self.f, self.carriers.table())

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .checks_base import Findings, Store, count_true, flat, parts_for, true
-from .dups import duplicate_candidates
+from .dups import duplicate_candidates_in
 from .keys import IdSet
 
 __all__ = ["PatientKeys", "gone", "people", "recalls", "coverage_parts", "code_defs", "carriers", "coverage",
@@ -52,13 +52,13 @@ class PatientKeys:
         return k
 
 
-def people(f: Findings, parts: list[Store], keys: PatientKeys, dk: pa.Table | None) -> dict[str, object]:
+def people(f: Findings, parts: list[Store], keys: PatientKeys, dk: Store) -> dict[str, object]:
     """DUP1 (duplicate-person clusters), FAM1 and FAM2, a part of the patients at a time; returns the
     duplicate candidates. DUP1's rows are flagged at once, in the order they were read (``_i``)."""
     dups: dict[str, object] = {"pairs_count": 0, "pairs": [], "clusters": []}
     members = IdSet(duplicates=False)
-    if dk is not None:
-        dups = duplicate_candidates(dk)
+    if dk.rows:
+        dups = duplicate_candidates_in(dk, parts_for(dk))
         clusters: list[list[int]] = dups["clusters"]  # type: ignore[assignment]
         members.add(pa.array([p for c in clusters for p in c], pa.int64()))
     in_clusters: list[pa.Table] = []
@@ -83,7 +83,7 @@ def people(f: Findings, parts: list[Store], keys: PatientKeys, dk: pa.Table | No
         fam2 = pc.and_(pc.and_(true(pc.equal(pat["pat_stat"], "N")), pat["no_dob"]),
                        keys.guars.isin(pat["pat_id"]))
         f.flag("FAM2", "patient", pat, fam2)
-    if dk is not None and in_clusters:
+    if dk.rows and in_clusters:
         rows = pa.concat_tables(in_clusters)
         rows = rows.take(pc.sort_indices(rows["_i"]))
         f.flag("DUP1", "patient", rows, count=len(clusters), detail={"records_in_clusters": len(members)})
