@@ -177,3 +177,31 @@ def test_an_s3_export_is_indexed_without_a_request_per_file(s3_server: str, s3_b
     found = [(parent, export.document_keys[i].as_py()) for parent, i in index.candidates("x.JPG")]
     assert found == [("a", "IMAGES/A/x.jpg"), ("a", "IMAGES/a/X.JPG")]  # in key order
     assert [store.uri for _ in store.iter_keys("", skip_dirs=("images",))] == [store.uri]  # PATIENT.CSV only
+
+
+def test_last_names_are_an_index_per_patient_into_the_distinct_names(tmp_path: Path) -> None:
+    """The PHI test of file names looks up each document's patient: the same names as finding the id
+    among every patient's, at a few bytes a patient (a DSO's million patients, few distinct names)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from dos2hl.audit.checks_base import Store
+    from dos2hl.audit.checks_docs import LastNames
+
+    rng = np.random.default_rng(4)
+    n = 200_000
+    ids = rng.permutation(n) + 1
+    vocab = np.array([f"NAME{i}" for i in range(3_000)] + ["VAN DER BERG"], dtype=object)
+    names = vocab[rng.integers(0, len(vocab), n)]
+    names[rng.random(n) < 0.02] = None
+    ids[:2] = [-7, 2**40]  # outside a dense map's range
+    store = Store(tmp_path / "l.arrows")
+    for i in range(0, n, 65_536):
+        store.add(pa.table({"pat_id": pa.array(ids[i:i + 65_536], pa.int64()),
+                            "l": pa.array(names[i:i + 65_536].tolist(), pa.string())}))
+    ln = LastNames(store)
+    probe = pa.array([*rng.integers(-10, n + 10, 5_000).tolist(), None, -7, 2**40], pa.int64())
+    want = pc.take(pa.array(names.tolist(), pa.string()),
+                   pc.index_in(probe, value_set=pa.array(ids, pa.int64()))).to_pylist()
+    assert ln.of(probe) == want
+    assert ln.nbytes < 4 * n  # ~3 bytes a patient, where the ids and names as arrays took ~20

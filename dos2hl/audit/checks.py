@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..model import TABLES
-from .checks_base import Findings, Spill, Store, cents, count_true, flat, fold_letters, keep, parts_for, true
-from .checks_docs import DocumentChecks
+from .checks_base import Findings, Spill, Store, cents, count_true, fold_letters, keep, parts_for, true
+from .checks_docs import DocumentChecks, LastNames
 from .checks_money import MoneyChecks
 from .checks_people import PatientKeys, carriers, code_defs, coverage_parts, people, recalls, shared_contacts
 from .docindex import DocumentIndex
@@ -281,8 +281,7 @@ class SemanticChecks:
 
     def _document(self, d: pa.Table) -> None:
         if "lnames" not in self._cache:
-            t = self.lnames.table()
-            self._cache["lnames"] = None if t is None else (flat(t["pat_id"]), flat(t["l"]))
+            self._cache["lnames"] = LastNames(self.lnames) if self.lnames.rows else None
             self.lnames = Store()
         self.docs.add(d, self._cache["lnames"])  # type: ignore[arg-type]
 
