@@ -207,3 +207,34 @@ def test_the_pool_is_set_directly_when_arrow_is_already_loaded() -> None:
                  " 'done': done}))")
     assert got["before"] == "mimalloc" and got["after"] == "jemalloc"
     assert got["done"]["arrow_pool"] == "jemalloc"
+
+
+def test_sums_per_guarantor_spill_and_are_summed_a_part_at_a_time(tmp_path: Path) -> None:
+    """A DSO's ledger sums per guarantor (~20 MB at 1 M patients as folded pieces in memory) go to a
+    spilled store per chunk; summed a part of the keys at a time they are the sums of every row."""
+    import numpy as np
+
+    from dos2hl.audit.checks_base import Partial, Store
+
+    rng = np.random.default_rng(2)
+    keys = rng.integers(1, 5_000, 100_000)
+    amt = rng.integers(-10_000, 10_000, 100_000)
+    spilled = Partial("guar_id", ["amt"], Store(tmp_path / "s.arrows"))
+    in_memory = Partial("guar_id", ["amt"])
+    for i in range(0, len(keys), 1_000):  # 100 chunks: more than are kept before folding
+        t = pa.table({"guar_id": keys[i:i + 1_000], "amt": amt[i:i + 1_000]})
+        spilled.add(t)
+        in_memory.add(t)
+    assert not spilled.store.pieces and (tmp_path / "s.arrows").stat().st_size > 0
+    assert len(in_memory.store.pieces) < 64
+    want = pa.table({"guar_id": keys, "amt": amt}).group_by("guar_id").aggregate([("amt", "sum")])
+    want_d = dict(zip(want["guar_id"].to_pylist(), want["amt_sum"].to_pylist(), strict=True))
+    got: dict[int, int] = {}
+    for part in spilled.parts(4):
+        t = spilled.of(part)
+        assert t is not None and t.num_rows < len(want_d) / 3  # a part of the keys
+        got.update(zip(t["guar_id"].to_pylist(), t["amt"].to_pylist(), strict=True))
+    assert got == want_d
+    mem = in_memory.table()
+    assert mem is not None
+    assert dict(zip(mem["guar_id"].to_pylist(), mem["amt"].to_pylist(), strict=True)) == want_d

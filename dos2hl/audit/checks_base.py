@@ -208,25 +208,35 @@ class Spill:
 
 
 class Partial:
-    """Sums per key, aggregated per chunk and folded every ``_COMPACT_AT`` chunks (bounded memory)."""
+    """Sums per key, aggregated per chunk into a ``Store``: spilled, they are summed again a part of the
+    keys at a time (``parts``); in memory, the pieces are folded every ``_COMPACT_AT`` chunks."""
 
-    def __init__(self, key: str, values: list[str]) -> None:
+    def __init__(self, key: str, values: list[str], store: Store | None = None) -> None:
         self.key, self.values = key, values
-        self.pieces: list[pa.Table] = []
+        self.store = store if store is not None else Store()
 
     def add(self, t: pa.Table) -> None:
         if not t.num_rows:
             return
-        self.pieces.append(self._agg(t))
-        if len(self.pieces) >= _COMPACT_AT:
-            self.pieces = [self._agg(pa.concat_tables(self.pieces))]
+        self.store.add(self._agg(t))
+        if self.store.spill is None and len(self.store.pieces) >= _COMPACT_AT:
+            self.store.pieces = [self._agg(pa.concat_tables(self.store.pieces))]
 
     def _agg(self, t: pa.Table) -> pa.Table:
         g = t.group_by(self.key).aggregate([(v, "sum") for v in self.values])
         return g.rename_columns([n.removesuffix("_sum") for n in g.column_names])
 
+    def parts(self, n: int) -> list[Store]:
+        """The partial sums in ``n`` stores by key (``Store.partition``); sum each with ``of``."""
+        return self.store.partition(self.key, n)
+
+    def of(self, part: Store) -> pa.Table | None:
+        """The sums of one part."""
+        t = part.table()
+        return None if t is None else self._agg(t)
+
     def table(self) -> pa.Table | None:
-        return self._agg(pa.concat_tables(self.pieces)) if self.pieces else None
+        return self.of(self.store)
 
 
 class Findings:

@@ -10,21 +10,21 @@
 - ``ST1``: deleted or archived patients (PAT_STAT D/X or DELETED_FLG) that still have ledger rows,
   claims or a non-zero balance.
 
-Ledger amounts are summed per chunk (``Partial``), so memory grows with the number of guarantors, not
-with the number of ledger rows. Claim lines are summed per chunk into a spilled store; ``$2`` compares
-them with the claims a part of the claim ids at a time (``Store.partition``): flat at a DSO's millions of
-claims.
+Ledger amounts are summed per chunk into a spilled store (``Partial``) and summed again a part of the
+guarantors at a time, so memory grows with neither the ledger rows nor the guarantors. Claim lines are
+summed per chunk into a spilled store; ``$2`` compares them with the claims a part of the claim ids at a
+time (``Store.partition``): flat at a DSO's millions of claims. The patients with ledger rows or claims
+(ST1) are bitmaps (``keys.IdSet``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .checks_base import Findings, Partial, Store, bucket, cents, count_true, flat, keep, parts_for, true
+from .checks_base import Findings, Partial, Store, cents, count_true, flat, keep, parts_for, true
 from .keys import IdSet
 
 __all__ = ["MoneyChecks"]
@@ -43,8 +43,9 @@ def _sums(lines: pa.Table) -> pa.Table:
 class MoneyChecks:
     def __init__(self, findings: Findings, store: Callable[[], Store] = Store) -> None:
         self.f = findings
-        self.by_guar = Partial("guar_id", ["amt"])
-        self.by_pat = Partial("pat_id", ["amt"])
+        self._store = store
+        self.by_guar = Partial("guar_id", ["amt"], store())
+        self.by_pat = Partial("pat_id", ["amt"], store())
         self.ledger_pats, self.claim_pats = IdSet(duplicates=False), IdSet(duplicates=False)
         self.ins_rows = store()
         self.claims = store()
@@ -153,46 +154,39 @@ class MoneyChecks:
 
     def _drift(self, parts: list[Store]) -> None:
         """$3, a part of the patients at a time: each guarantor's ledger sum (``by_guar``, plus the rows
-        without GUAR_ID under their patient's guarantor, or the patient) against the guarantor's row."""
-        sums = self._guarantor_sums(parts)
-        part_of = bucket(sums["guar_id"], len(parts)) if sums.num_rows else np.zeros(0, np.int64)
-        for i, part in enumerate(parts):
+        without GUAR_ID under their patient's guarantor, or the patient) against the guarantor's row.
+        The sums are spilled per chunk and summed a part of the guarantors at a time."""
+        n = len(parts)
+        sums = Partial("guar_id", ["amt"], self._store())
+        for g in self.by_guar.parts(n):  # already by guarantor: a part at a time keeps it flat
+            t = self.by_guar.of(g)
+            if t is not None:
+                sums.add(t)
+        for i, p in enumerate(self.by_pat.parts(n)):  # rows without GUAR_ID: the patient's guarantor
+            mine = self.by_pat.of(p)
+            if mine is None:
+                continue
+            pat = parts[i].table()
+            if pat is None:
+                owner = mine.append_column("guar_id", pa.nulls(mine.num_rows, pa.int64()))
+            else:
+                owner = pat.select(["pat_id", "guar_id"]).join(mine, "pat_id", join_type="right outer")
+            gid = pc.coalesce(owner["guar_id"], owner["pat_id"])
+            sums.add(pa.table({"guar_id": gid, "amt": owner["amt"]}))
+        for part, by_guar in zip(parts, sums.parts(n), strict=True):
             pat = part.table()
             if pat is None:
                 continue
             snap = pat.filter(pc.is_valid(pat["bal"]))
             if not snap.num_rows:
                 continue
-            mine = sums.filter(pa.array(part_of == i)) if len(parts) > 1 else sums
+            mine = sums.of(by_guar)
+            if mine is None:
+                mine = pa.table({"guar_id": pa.array([], pa.int64()), "amt": pa.array([], pa.int64())})
             j = snap.select(["pat_id", "bal"]).join(mine, "pat_id", "guar_id", join_type="left outer")
-            diff = true(pc.not_equal(j["bal"], pc.fill_null(j["amt_sum"], 0)))
+            diff = true(pc.not_equal(j["bal"], pc.fill_null(j["amt"], 0)))
             bad = j["pat_id"].filter(diff)
             self.f.flag("$3", "patient", snap, pc.is_in(snap["pat_id"], value_set=flat(bad)))
-
-    def _guarantor_sums(self, parts: list[Store]) -> pa.Table:
-        """``guar_id -> amt_sum`` over every live ledger row."""
-        found = []
-        g = self.by_guar.table()
-        if g is not None:
-            found.append(g)
-        p = self.by_pat.table()
-        if p is not None:  # ledger rows without GUAR_ID: the patient's guarantor (or the patient)
-            part_of = bucket(p["pat_id"], len(parts))
-            for i, part in enumerate(parts):
-                pat = part.table()
-                mine = p.filter(pa.array(part_of == i)) if len(parts) > 1 else p
-                if not mine.num_rows:
-                    continue
-                if pat is None:
-                    owner = mine.append_column("guar_id", pa.nulls(mine.num_rows, pa.int64()))
-                else:
-                    owner = pat.select(["pat_id", "guar_id"]).join(mine, "pat_id", join_type="right outer")
-                gid = pc.coalesce(owner["guar_id"], owner["pat_id"])
-                found.append(pa.table({"guar_id": gid, "amt": owner["amt"]}))
-        if not found:
-            return pa.table({"guar_id": pa.array([], pa.int64()), "amt_sum": pa.array([], pa.int64())})
-        return pa.concat_tables(found, promote_options="permissive").group_by("guar_id").aggregate(
-            [("amt", "sum")])
 
     def _status(self, pat: pa.Table) -> None:
         gone = true(
