@@ -169,7 +169,7 @@ def test_checks_that_join_or_group_do_it_a_part_at_a_time_with_the_same_answers(
 
 def _fresh(code: str, **env: str) -> dict[str, Any]:
     base = {k: v for k, v in os.environ.items()
-            if k not in ("ARROW_DEFAULT_MEMORY_POOL", "MALLOC_MMAP_THRESHOLD_")}
+            if k not in ("ARROW_DEFAULT_MEMORY_POOL", "MALLOC_MMAP_THRESHOLD_", "JE_ARROW_MALLOC_CONF")}
     out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
                          timeout=120, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -207,6 +207,41 @@ def test_the_pool_is_set_directly_when_arrow_is_already_loaded() -> None:
                  " 'done': done}))")
     assert got["before"] == "mimalloc" and got["after"] == "jemalloc"
     assert got["done"]["arrow_pool"] == "jemalloc"
+
+
+_FREED = """
+import json, re, time
+import numpy as np
+from dos2hl.memory import tune_allocators
+done = tune_allocators()
+import pyarrow as pa, pyarrow.compute as pc
+
+def rss():
+    return int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) // 1024
+
+src = pa.array(np.arange(1 << 19))
+base = rss()
+out = [pc.add(src, i) for i in range(64)]  # 256 MB written by Arrow's pool, then freed
+held = rss() - base
+del out
+time.sleep(0.5)
+for i in range(50):  # jemalloc purges as it allocates
+    x = pc.add(pa.array(np.arange(1000)), i)
+    del x
+print(json.dumps({"done": done, "held": held, "kept": rss() - base}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="jemalloc: pyarrow's Linux builds only")
+def test_freed_arrow_memory_goes_back_in_a_tenth_of_a_second_unless_the_operator_chose() -> None:
+    """Arrow's jemalloc keeps freed pages for a second: a reader freeing tens of MB a second held that
+    much more on a DSO's large files than on a group's small ones."""
+    ours = _fresh(_FREED)
+    assert ours["done"]["arrow_decay_ms"] == "100" and ours["held"] > 200
+    assert ours["kept"] < 20, ours  # given back within the half second
+    slow = _fresh(_FREED, JE_ARROW_MALLOC_CONF="dirty_decay_ms:10000,muzzy_decay_ms:10000")
+    assert "arrow_decay_ms" not in slow["done"]  # the operator's choice stands
+    assert slow["kept"] >= ours["kept"] + 25, (ours, slow)  # ~40 MB still held after the half second
 
 
 def test_sums_per_guarantor_spill_and_are_summed_a_part_at_a_time(tmp_path: Path) -> None:
