@@ -77,7 +77,7 @@ class Dos2hlSettings(BaseSettings):
     storage: str = "runs"  # local folder or s3://bucket/prefix holding runs/<run_id>/...
     shards: int = Field(16, ge=1, le=4096)  # shards per location (stable hash of patient id mod N)
     # rows stage holds in memory, every table's partition buffers together (DOS2HL_STAGE_MEMORY_MB)
-    stage_memory_mb: int = Field(128, ge=1, le=65_536)
+    stage_memory_mb: int = Field(64, ge=1, le=65_536)
     s3: S3Settings = Field(default_factory=S3Settings)
     highlevel: HighLevelSettings = Field(default_factory=HighLevelSettings)
     governor: GovernorSettings = Field(default_factory=GovernorSettings)

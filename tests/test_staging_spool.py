@@ -14,6 +14,7 @@ import pytest
 
 from dos2hl.api import stage_export
 from dos2hl.sources.spool import Budget, PartitionSpool, Writes
+from dos2hl.staging import BUDGET_BYTES
 
 SCHEMA = pa.schema([("id", pa.int64()), ("text", pa.string())])
 
@@ -109,6 +110,9 @@ def test_the_budget_comes_from_the_settings(tmp_path: Path, monkeypatch: pytest.
     (root / "PATIENT.CSV").write_bytes(b"PAT_ID,LOC_ID,LNAME,FNAME\r\n1,L001,A,B\r\n")
     stage_export(root, tmp_path / "out")
     assert seen["budget_bytes"] == 3 << 20
+    monkeypatch.delenv("DOS2HL_STAGE_MEMORY_MB")
+    stage_export(root, tmp_path / "out")
+    assert seen["budget_bytes"] == BUDGET_BYTES == 64 << 20  # the library's default is the CLI's
 
 
 def test_a_chunk_is_buffered_whole_not_a_table_per_partition(tmp_path: Path) -> None:
