@@ -25,7 +25,6 @@ __all__ = [
     "PART_ROWS",
     "Spill",
     "Store",
-    "bucket",
     "parts_for",
     "cents",
     "count_true",
@@ -166,7 +165,7 @@ class Store:
                 t = t.filter(pc.is_valid(t[key]))
             if not t.num_rows:
                 continue
-            part_of = bucket(t[key], parts)
+            part_of = _bucket(t[key], parts)
             order = np.argsort(part_of, kind="stable")  # each part's rows stay in the store's order
             t = t.take(pa.array(order))
             start = 0
@@ -182,7 +181,7 @@ def parts_for(*stores: Store) -> int:
     return max(1, -(-sum(s.rows for s in stores) // PART_ROWS))
 
 
-def bucket(col: pa.Array | pa.ChunkedArray, parts: int) -> np.ndarray:
+def _bucket(col: pa.Array | pa.ChunkedArray, parts: int) -> np.ndarray:
     """Each value's part: integers by their value, anything else by its hash (one process: the same
     value, the same part)."""
     a = flat(col)
