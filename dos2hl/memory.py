@@ -14,8 +14,10 @@ jemalloc keeps freed pages for ``dirty_decay_ms`` before giving them back (Arrow
 process holds about a second's worth of freed Arrow buffers. The reader frees tens of MB a second on a
 large file, and a group's files are mostly too small to keep that up for a second, a DSO's are not:
 the reader alone went from 282-298 MB (20 k patients) to 352 MB (200 k), the audit from 351 to 418 MB.
-At ``ARROW_DECAY_MS`` (100 ms): reader 267 -> 305 MB, audit 314 -> 373 MB, CPU time unchanged within
-the noise (audit at 200 k: 158.5 s against 156.4 s); at 0 the reader took 45 % more CPU time.
+At ``ARROW_DECAY_MS`` (100 ms): reader 267 -> 305 MB, audit 314 -> 373 MB, for ~5 % more CPU time
+(audit at 20 k, the same code alternated: 17.6-17.9 s -> 18.5-18.8 s; at 200 k 156.4 -> 158.5 s); at 0
+the reader took 45 % more. An operator who prefers the CPU time sets ``JE_ARROW_MALLOC_CONF``
+(``dirty_decay_ms:1000,muzzy_decay_ms:1000`` is Arrow's own).
 
 An operator's own choice wins: ``ARROW_DEFAULT_MEMORY_POOL``, ``JE_ARROW_MALLOC_CONF`` (Arrow's jemalloc
 options) and ``MALLOC_MMAP_THRESHOLD_`` in the environment leave the corresponding setting alone.
