@@ -38,13 +38,14 @@ from .sources.reader import FINDINGS_SCHEMA, QUARANTINE_SCHEMA, Chunk, ExportRea
 from .sources.spool import Budget, PartitionSpool, Writes
 from .storage import Store
 
-__all__ = ["Partitioner", "StageResult", "stage", "shard_of", "move_to_quarantine", "ALL_LOCATIONS",
-           "BUDGET_BYTES", "MANIFEST", "require_balanced"]
+__all__ = ["Partitioner", "SideFiles", "StageResult", "stage", "shard_of", "move_to_quarantine",
+           "ALL_LOCATIONS", "BUDGET_BYTES", "MANIFEST", "SIDE_GROUP_ROWS", "require_balanced"]
 
 ALL_LOCATIONS = "_all"
 NO_LOCATION = "_none"
 MANIFEST = "manifest.json"
 _GOLDEN = 2654435761  # Knuth's multiplicative hash constant
+SIDE_GROUP_ROWS = 65_536  # quarantine and findings rows a row group of their files holds (``SideFiles``)
 BUDGET_BYTES = 64 << 20  # rows held in memory by the partition buffers (every table together; the
 # settings' stage_memory_mb, DOS2HL_STAGE_MEMORY_MB, for stage_export). 128 MB held 50 MB more at 200 k
 # patients (a group's tables barely fill it), for no CPU time saved (stage at 200 k: 200 s both ways).
@@ -124,19 +125,7 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
     with tempfile.TemporaryDirectory(prefix=".dos2hl-stage-", dir=local_root) as tmpdir:
         tmp = Path(tmpdir)
         writers: dict[str, PartitionSpool] = {}
-        side: dict[str, dict[str, pq.ParquetWriter]] = {"quarantine": {}, "findings": {}}
-        side_rows: dict[tuple[str, str], int] = {}
-
-        def write_side(kind: str, table: str, t: pa.Table) -> None:
-            if not t.num_rows:
-                return
-            w = side[kind].get(table)
-            if w is None:
-                schema = QUARANTINE_SCHEMA if kind == "quarantine" else FINDINGS_SCHEMA
-                w = side[kind][table] = pq.ParquetWriter(tmp / f"{kind}.{table}.parquet", schema,
-                                                         compression="zstd", write_statistics=False)
-            w.write_table(t)
-            side_rows[(kind, table)] = side_rows.get((kind, table), 0) + t.num_rows
+        side = SideFiles(tmp)
 
         def writer_for(table: str) -> PartitionSpool:
             if table not in writers:
@@ -155,11 +144,11 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
             still_open = export.open_tables(source_table)
             for t in [t for t in writers if t not in still_open]:
                 _finish_table(t, writers.pop(t), out, tables_out)
-            write_side("quarantine", chunk.table, chunk.quarantine)
-            write_side("findings", chunk.table, chunk.findings)
+            side.add("quarantine", chunk.table, chunk.quarantine)
+            side.add("findings", chunk.table, chunk.findings)
             data, loc, shard, orphans = partition(chunk)
             if orphans is not None and orphans.num_rows:
-                write_side("quarantine", chunk.table, orphans)
+                side.add("quarantine", chunk.table, orphans)
                 move_to_quarantine(reader.stats, chunk, orphans)
             writer_for(chunk.table).add(data, loc, shard)
             done_rows += chunk.data.num_rows + chunk.quarantine.num_rows
@@ -168,14 +157,10 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
         for table in list(writers):
             _finish_table(table, writers.pop(table), out, tables_out)
         writes.close()
-        for kind, ws in side.items():
-            for table, w in ws.items():
-                w.close()
-                key = f"{kind}/{table}.parquet"
-                local = tmp / f"{kind}.{table}.parquet"
-                side_out[kind][table] = {"path": key, "rows": side_rows[(kind, table)],
-                                         "sha256": _sha256(local)}
-                out.put_file(key, local)
+        for (kind, table), (local, rows) in side.close().items():
+            key = f"{kind}/{table}.parquet"
+            side_out[kind][table] = {"path": key, "rows": rows, "sha256": _sha256(local)}
+            out.put_file(key, local)
     stats = reader.stats
     totals = {k: sum(getattr(s, k) for s in stats.values())
               for k in ("records", "clean", "repaired", "quarantined", "derived", "blank_lines",
@@ -214,6 +199,59 @@ def require_balanced(manifest: dict[str, Any] | StageResult, staged_uri: str) ->
     raise SourceError(f"the staged export {staged_uri} is not balanced, so nothing is migrated: "
                       + "; ".join(why or ["no per-file detail"])
                       + ". Fix or re-export those files and stage again (a new run).")
+
+
+class SideFiles:
+    """The quarantine and findings rows of a staging: a Parquet file per (kind, table), written in row
+    groups of up to ``SIDE_GROUP_ROWS`` rows.
+
+    A row group per chunk (as first written) made each open writer keep ~1 KB of metadata per column
+    chunk of every row group until the staging ended: a row group for every chunk of every table with
+    a finding (thousands at a 1 M-patient DSO), growing with the export. Rows wait per file until a
+    row group's worth; past ``4 x SIDE_GROUP_ROWS`` waiting in all, the files with the most are written.
+    """
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self._writers: dict[tuple[str, str], pq.ParquetWriter] = {}
+        self._waiting: dict[tuple[str, str], list[pa.Table]] = {}
+        self._held: dict[tuple[str, str], int] = {}
+        self.rows: dict[tuple[str, str], int] = {}
+
+    def add(self, kind: str, table: str, t: pa.Table) -> None:
+        if not t.num_rows:
+            return
+        key = (kind, table)
+        self._waiting.setdefault(key, []).append(t)
+        self._held[key] = self._held.get(key, 0) + t.num_rows
+        self.rows[key] = self.rows.get(key, 0) + t.num_rows
+        if self._held[key] >= SIDE_GROUP_ROWS:
+            self._write(key)
+        while sum(self._held.values()) >= 4 * SIDE_GROUP_ROWS:  # the most waiting first
+            self._write(max(self._held, key=lambda k: self._held[k]))
+
+    def _write(self, key: tuple[str, str]) -> None:
+        pieces = self._waiting.pop(key, [])
+        self._held[key] = 0
+        if not pieces:
+            return
+        w = self._writers.get(key)
+        if w is None:
+            kind, table = key
+            schema = QUARANTINE_SCHEMA if kind == "quarantine" else FINDINGS_SCHEMA
+            w = self._writers[key] = pq.ParquetWriter(self.tmp / f"{kind}.{table}.parquet", schema,
+                                                      compression="zstd", write_statistics=False)
+        w.write_table(pa.concat_tables(pieces), row_group_size=SIDE_GROUP_ROWS)
+
+    def close(self) -> dict[tuple[str, str], tuple[Path, int]]:
+        """Every file written and closed: (kind, table) -> (local path, rows)."""
+        for key in list(self._waiting):
+            self._write(key)
+        out = {}
+        for (kind, table), w in self._writers.items():
+            w.close()
+            out[(kind, table)] = (self.tmp / f"{kind}.{table}.parquet", self.rows[(kind, table)])
+        return out
 
 
 def _finish_table(table: str, writer: PartitionSpool, out: Store,

@@ -129,3 +129,38 @@ def test_a_chunk_is_buffered_whole_not_a_table_per_partition(tmp_path: Path) -> 
     parts = spool.close()
     writes.close()
     assert sum(pq.ParquetFile(p.path).metadata.num_rows for p in parts.values()) == 5_000
+
+
+def test_quarantine_and_findings_are_written_in_row_groups_of_many_chunks(
+        practice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row group per chunk kept ~1 KB of metadata per column chunk in each open writer until the
+    staging ended (thousands of chunks at a DSO): the rows now wait for a row group's worth, and the
+    files hold the same rows in the same order."""
+    from dos2hl import staging
+    from dos2hl.sources.reader import ExportReader
+
+    kwdefaults = ExportReader.__init__.__kwdefaults__
+    assert kwdefaults is not None
+    monkeypatch.setitem(kwdefaults, "block_bytes", 16 << 10)  # many small chunks per file
+    monkeypatch.setattr(staging, "SIDE_GROUP_ROWS", 500)
+    given: dict[tuple[str, str], list[pa.Table]] = {}
+    real_add = staging.SideFiles.add
+
+    def spy(self: staging.SideFiles, kind: str, table: str, t: pa.Table) -> None:
+        if t.num_rows:
+            given.setdefault((kind, table), []).append(t)
+        real_add(self, kind, table, t)
+
+    monkeypatch.setattr(staging.SideFiles, "add", spy)
+    out = tmp_path / "staged"
+    stage_export(practice / "export", out, shards=2)
+    m = json.loads((out / "manifest.json").read_text())
+    chunks = groups = 0
+    for kind in ("quarantine", "findings"):
+        for table, meta in m[kind].items():
+            f = pq.ParquetFile(out / meta["path"])
+            pieces = given[(kind, table)]
+            assert f.read().equals(pa.concat_tables(pieces))  # the same rows, in order
+            assert f.metadata.num_row_groups <= len(pieces)
+            chunks, groups = chunks + len(pieces), groups + f.metadata.num_row_groups
+    assert chunks > 3 * groups  # the case it is for: far fewer row groups than chunks
