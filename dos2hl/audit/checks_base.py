@@ -27,6 +27,7 @@ __all__ = [
     "Store",
     "parts_for",
     "cents",
+    "gone",
     "count_true",
     "flat",
     "keep",
@@ -57,6 +58,11 @@ def count_true(mask: pa.Array | pa.ChunkedArray | pa.Scalar | None) -> int:
 def true(mask: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """``mask`` with nulls read as false."""
     return pc.fill_null(mask, False)
+
+
+def gone(pat: pa.Table) -> pa.Array | pa.ChunkedArray:
+    """Deleted or archived patients (PAT_STAT D/X or DELETED_FLG) of patient rows."""
+    return true(pc.or_(pc.is_in(pat["pat_stat"], value_set=pa.array(["D", "X"])), true(pat["deleted_flg"])))
 
 
 def cents(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -229,10 +235,12 @@ class Partial:
         """The partial sums in ``n`` stores by key (``Store.partition``); sum each with ``of``."""
         return self.store.partition(self.key, n)
 
-    def of(self, part: Store) -> pa.Table | None:
-        """The sums of one part."""
-        t = part.table()
-        return None if t is None else self._agg(t)
+    def of(self, *parts: Store) -> pa.Table | None:
+        """The sums of one part (of this and other ``Partial``s of the same key, split alike)."""
+        tables = [t for t in (p.table() for p in parts) if t is not None]
+        if not tables:
+            return None
+        return self._agg(pa.concat_tables(tables, promote_options="permissive"))
 
     def table(self) -> pa.Table | None:
         return self.of(self.store)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .checks_base import Findings, Partial, Store, cents, count_true, flat, keep, parts_for, true
+from .checks_base import Findings, Partial, Store, cents, count_true, flat, gone, keep, parts_for, true
 from .keys import IdSet
 
 __all__ = ["MoneyChecks"]
@@ -157,12 +157,8 @@ class MoneyChecks:
         without GUAR_ID under their patient's guarantor, or the patient) against the guarantor's row.
         The sums are spilled per chunk and summed a part of the guarantors at a time."""
         n = len(parts)
-        sums = Partial("guar_id", ["amt"], self._store())
-        for g in self.by_guar.parts(n):  # already by guarantor: a part at a time keeps it flat
-            t = self.by_guar.of(g)
-            if t is not None:
-                sums.add(t)
-        for i, p in enumerate(self.by_pat.parts(n)):  # rows without GUAR_ID: the patient's guarantor
+        owned = Partial("guar_id", ["amt"], self._store())  # rows without GUAR_ID, under their owner
+        for i, p in enumerate(self.by_pat.parts(n)):
             mine = self.by_pat.of(p)
             if mine is None:
                 continue
@@ -172,15 +168,16 @@ class MoneyChecks:
             else:
                 owner = pat.select(["pat_id", "guar_id"]).join(mine, "pat_id", join_type="right outer")
             gid = pc.coalesce(owner["guar_id"], owner["pat_id"])
-            sums.add(pa.table({"guar_id": gid, "amt": owner["amt"]}))
-        for part, by_guar in zip(parts, sums.parts(n), strict=True):
+            owned.add(pa.table({"guar_id": gid, "amt": owner["amt"]}))
+        # the guarantors' sums are split once, by the same key and parts as the patients
+        for part, by_guar, by_owner in zip(parts, self.by_guar.parts(n), owned.parts(n), strict=True):
             pat = part.table()
             if pat is None:
                 continue
             snap = pat.filter(pc.is_valid(pat["bal"]))
             if not snap.num_rows:
                 continue
-            mine = sums.of(by_guar)
+            mine = self.by_guar.of(by_guar, by_owner)
             if mine is None:
                 mine = pa.table({"guar_id": pa.array([], pa.int64()), "amt": pa.array([], pa.int64())})
             j = snap.select(["pat_id", "bal"]).join(mine, "pat_id", "guar_id", join_type="left outer")
@@ -189,10 +186,8 @@ class MoneyChecks:
             self.f.flag("$3", "patient", snap, pc.is_in(snap["pat_id"], value_set=flat(bad)))
 
     def _status(self, pat: pa.Table) -> None:
-        gone = true(
-            pc.or_(pc.is_in(pat["pat_stat"], value_set=pa.array(["D", "X"])), true(pat["deleted_flg"]))
-        )
-        if not count_true(gone):
+        deleted = gone(pat)
+        if not count_true(deleted):
             return
         led = self.ledger_pats.isin(pat["pat_id"])
         clm = self.claim_pats.isin(pat["pat_id"])
@@ -201,10 +196,10 @@ class MoneyChecks:
             "ST1",
             "patient",
             pat,
-            pc.and_(gone, pc.or_(pc.or_(led, clm), bal)),
+            pc.and_(deleted, pc.or_(pc.or_(led, clm), bal)),
             detail={
-                "with_ledger_rows": count_true(pc.and_(gone, led)),
-                "with_claims": count_true(pc.and_(gone, clm)),
-                "with_balance": count_true(pc.and_(gone, bal)),
+                "with_ledger_rows": count_true(pc.and_(deleted, led)),
+                "with_claims": count_true(pc.and_(deleted, clm)),
+                "with_balance": count_true(pc.and_(deleted, bal)),
             },
         )

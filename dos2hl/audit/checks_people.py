@@ -14,20 +14,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .checks_base import Findings, Store, count_true, flat, parts_for, true
+from .checks_base import Findings, Store, count_true, flat, gone, parts_for, true
 from .dups import duplicate_candidates_in
 from .keys import IdSet
 
-__all__ = ["PatientKeys", "gone", "people", "recalls", "coverage_parts", "code_defs", "carriers", "coverage",
+__all__ = ["PatientKeys", "people", "recalls", "coverage_parts", "code_defs", "carriers", "coverage",
            "shared_contacts", "INACTIVE", "CDT"]
 
 CDT = r"^D\d{4}$"
 INACTIVE = ("I", "Z", "D", "X")
-
-
-def gone(pat: pa.Table) -> pa.Array | pa.ChunkedArray:
-    """Deleted or archived patients (PAT_STAT D/X or DELETED_FLG)."""
-    return true(pc.or_(pc.is_in(pat["pat_stat"], value_set=pa.array(["D", "X"])), true(pat["deleted_flg"])))
 
 
 @dataclass

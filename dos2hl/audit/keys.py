@@ -24,6 +24,14 @@ __all__ = ["IdSet", "MAX_DENSE"]
 MAX_DENSE = 1 << 34  # ids up to here live in the bitmap (2 GB of bits at most; real exports: rows/8 bytes)
 
 
+def _ids(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The non-null values of an integer array as int64."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    out: np.ndarray = arr.drop_null().to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return out
+
+
 class IdSet:
     """A set of int64 ids that also finds the ids added more than once.
 
@@ -43,9 +51,9 @@ class IdSet:
 
     def add(self, arr: pa.Array | pa.ChunkedArray) -> None:
         """Add the non-null ids of ``arr`` (an integer array), noting the ones already present."""
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        ids = arr.drop_null().to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        self._add(_ids(arr))
+
+    def _add(self, ids: np.ndarray) -> None:
         if not len(ids):
             return
         dense = (ids >= 0) & (ids < MAX_DENSE)
@@ -67,13 +75,8 @@ class IdSet:
         """Add the non-null ids of ``arr`` that ``parent`` (the referred table's keys read so far; None:
         none yet) does not hold: ``missing_from(parent)`` at the end gives the same answer as when every
         id was added, since ``parent`` only grows."""
-        if parent is None:
-            self.add(arr)
-            return
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        ids = arr.drop_null().to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-        self.add(pa.array(ids[~parent.contains(ids)]))
+        ids = _ids(arr)
+        self._add(ids if parent is None else ids[~parent.contains(ids)])
 
     def _grow(self, top: int) -> None:
         need = (top >> 3) + 1
