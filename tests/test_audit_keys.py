@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from dos2hl.audit import _Audit, _int_key
 from dos2hl.audit.keys import MAX_DENSE, IdSet
@@ -133,8 +134,8 @@ def test_audit_keeps_no_per_row_integer_keys() -> None:
     assert not acc.pks  # nothing kept per row for integer keys
 
 
-def test_distinct_counts_are_exact_up_to_the_cap_and_kept_as_arrow_arrays() -> None:
-    from dos2hl.audit import DISTINCT_CAP, _ColumnAcc
+def test_distinct_counts_are_exact_up_to_the_bound_and_kept_as_arrow_arrays() -> None:
+    from dos2hl.audit import _ColumnAcc
 
     rng = np.random.default_rng(5)
     acc, seen = _ColumnAcc("str", "D"), set()
@@ -144,7 +145,21 @@ def test_distinct_counts_are_exact_up_to_the_cap_and_kept_as_arrow_arrays() -> N
         seen.update(v for v in vals if v is not None)
     assert acc.to_dict()["distinct"] == len(seen)
     assert sum(p.nbytes for p in acc.distinct_parts) < 20 * len(seen)  # ~10 bytes a value, not a set's ~100
-    big = _ColumnAcc("int", "R")
-    for i in range(0, DISTINCT_CAP + 10, 25_000):
-        big.add(pa.array(np.arange(i, i + 25_000)))
-    assert big.to_dict()["distinct"] == f">={DISTINCT_CAP}" and not big.distinct_parts
+
+
+@pytest.mark.parametrize("width", [8, 400])  # ids; a note column's texts
+def test_distinct_values_are_bounded_in_bytes_whatever_the_column_holds(width: int) -> None:
+    """A column keeps its distinct values up to ``DISTINCT_BYTES`` (and a chunk's), then reports how many
+    it had seen and keeps none: long texts pass the bound after a few hundred values, ids after ~30 k."""
+    from dos2hl.audit import DISTINCT_BYTES, _ColumnAcc
+
+    acc, most = _ColumnAcc("str", "D"), 0
+    for i in range(0, 200_000, 10_000):
+        ids = np.arange(i, i + 10_000)
+        acc.add(pa.array(ids) if width == 8 else pa.array([f"{n:0{width}d}" for n in ids]))
+        most = max(most, sum(p.nbytes for p in acc.distinct_parts))
+    chunk = 10_000 * (width + (0 if width == 8 else 4))
+    assert most <= DISTINCT_BYTES + chunk  # what is kept stays bounded (the old 100 k values: 42 MB of texts)
+    d = acc.to_dict()["distinct"]
+    assert isinstance(d, str) and d.startswith(">=") and not acc.distinct_parts
+    assert DISTINCT_BYTES // (width + 4) <= int(d[2:]) <= 200_000  # what it saw before the bound: a floor

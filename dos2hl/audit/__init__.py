@@ -35,9 +35,12 @@ from .infer import SAMPLE, infer_kind
 from .keys import IdSet
 from .render import render_markdown
 
-__all__ = ["run_audit", "DISTINCT_CAP", "SAMPLE_REFS"]
+__all__ = ["run_audit", "DISTINCT_BYTES", "SAMPLE_REFS"]
 
-DISTINCT_CAP = 100_000  # exact distinct counts up to this, then reported as ">= cap"
+#: A column's distinct values are kept, and counted exactly, while they take up to this many bytes; past
+#: it the column reports ">= N" (the values it had) and keeps none. A bound in bytes, not values: 100 k
+#: values a column held a note column's ~50 MB and ~45 MB over a group's columns, until the end.
+DISTINCT_BYTES = 256 << 10
 SAMPLE_REFS = 20  # row references kept per finding code
 _CODE_KINDS = ("enum", "lookup", "bool")
 
@@ -49,10 +52,12 @@ class _ColumnAcc:
     rows: int = 0
     nulls: int = 0
     # the distinct values so far as Arrow arrays (each chunk's, folded together now and then): a few
-    # bytes a value where a Python set took ~100, and a DSO export has 100 k distinct values in many columns
+    # bytes a value where a Python set took ~100; at most ``DISTINCT_BYTES`` of them (and a chunk's)
     distinct_parts: list[pa.Array] = field(default_factory=list)
     pending: int = 0
+    pending_bytes: int = 0
     capped: bool = False
+    at_least: int = 0  # capped: the distinct values counted when the bound was passed
     values: Counter[str] = field(default_factory=Counter)
 
     def add(self, arr: pa.ChunkedArray | pa.Array) -> None:
@@ -62,7 +67,8 @@ class _ColumnAcc:
             uniq = pc.unique(arr.drop_null())
             self.distinct_parts.append(uniq.combine_chunks() if isinstance(uniq, pa.ChunkedArray) else uniq)
             self.pending += len(uniq)
-            if self.pending > DISTINCT_CAP or len(self.distinct_parts) > 64:
+            self.pending_bytes += self.distinct_parts[-1].nbytes
+            if self.pending_bytes > DISTINCT_BYTES or len(self.distinct_parts) > 64:
                 self._fold()
         if self.kind in _CODE_KINDS and len(arr):
             vc = pc.value_counts(arr.drop_null())
@@ -73,12 +79,14 @@ class _ColumnAcc:
         if len(self.distinct_parts) > 1:
             self.distinct_parts = [pc.unique(pa.concat_arrays(self.distinct_parts))]
         self.pending = len(self.distinct_parts[0]) if self.distinct_parts else 0
-        if self.pending > DISTINCT_CAP:
-            self.capped, self.distinct_parts, self.pending = True, [], 0
+        self.pending_bytes = self.distinct_parts[0].nbytes if self.distinct_parts else 0
+        if self.pending_bytes > DISTINCT_BYTES:
+            self.capped, self.at_least = True, self.pending
+            self.distinct_parts, self.pending, self.pending_bytes = [], 0, 0
 
     @property
     def distinct(self) -> int:
-        """Distinct non-null values (exact up to ``DISTINCT_CAP``; over it, -1)."""
+        """Distinct non-null values (exact while they fit in ``DISTINCT_BYTES``; past it, -1)."""
         self._fold()
         return -1 if self.capped else self.pending
 
@@ -87,7 +95,7 @@ class _ColumnAcc:
         d: dict[str, object] = {
             "kind": self.kind, "phi": self.phi, "rows": self.rows, "nulls": self.nulls,
             "null_rate": round(self.nulls / self.rows, 4) if self.rows else None,
-            "distinct": f">={DISTINCT_CAP}" if self.capped else n,
+            "distinct": f">={self.at_least}" if self.capped else n,
         }
         if self.values:
             d["values"] = dict(self.values.most_common(25))
