@@ -120,6 +120,31 @@ def test_the_audit_keeps_bits_only_for_references_not_yet_resolved(practice: Pat
     assert sum(s.nbytes for s in new.fk_ids.values()) < sum(s.nbytes for s in old.fk_ids.values()) / 2
 
 
+def test_the_end_phase_starts_without_the_key_sets_parent_maps_or_distinct_values(practice: Path) -> None:
+    """Once read, the orphans and duplicate keys are decided and what grows with the export's ids (the
+    key bitmaps, the parent maps) and the columns' distinct values go, before the checks that need every
+    table: a DSO's audit peaks there. The results stay those of the full state."""
+    from dos2hl.api import open_export
+    from dos2hl.sources.reader import ExportReader
+
+    reader = ExportReader(open_export(practice / "export"))
+    reader.preflight()
+    acc = _Audit(reader)
+    for chunk in reader.iter_all():
+        acc.add(chunk)
+    before = acc.orphans(), acc.duplicate_pks()
+    columns = {t: {c: a.to_dict() for c, a in cols.items()} for t, cols in acc.columns.items()}
+    held = sum(s.nbytes for s in acc.pk_ids.values()) + acc.partition.patients.nbytes
+    assert held > 0 and any(a.distinct_parts for cols in acc.columns.values() for a in cols.values())
+    assert acc.end_reading() == before
+    assert not acc.pk_ids and not acc.fk_ids and not acc.pks and not acc.fk_values
+    assert acc.partition.patients.nbytes == 0 and all(m.nbytes == 0 for m in acc.partition.parents.values())
+    assert not any(a.distinct_parts for cols in acc.columns.values() for a in cols.values())
+    assert {t: {c: a.to_dict() for c, a in cols.items()} for t, cols in acc.columns.items()} == columns
+    with pytest.raises(RuntimeError):
+        acc.columns["patient"]["pat_id"].add(pa.array([1]))
+
+
 def test_audit_keeps_no_per_row_integer_keys() -> None:
     acc = _Audit.__new__(_Audit)  # only the key accumulators
     from collections import defaultdict

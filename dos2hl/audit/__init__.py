@@ -58,9 +58,12 @@ class _ColumnAcc:
     pending_bytes: int = 0
     capped: bool = False
     at_least: int = 0  # capped: the distinct values counted when the bound was passed
+    sealed: bool = False  # every row is in: ``pending`` is the distinct count, and no value is kept
     values: Counter[str] = field(default_factory=Counter)
 
     def add(self, arr: pa.ChunkedArray | pa.Array) -> None:
+        if self.sealed:
+            raise RuntimeError("rows added to a column's statistics after they were sealed")
         self.rows += len(arr)
         self.nulls += arr.null_count
         if not self.capped:
@@ -84,9 +87,19 @@ class _ColumnAcc:
             self.capped, self.at_least = True, self.pending
             self.distinct_parts, self.pending, self.pending_bytes = [], 0, 0
 
+    def seal(self) -> None:
+        """No more rows: the distinct values are counted and dropped."""
+        if not self.capped:
+            self._fold()
+            self.distinct_parts = []
+            self.pending_bytes = 0
+        self.sealed = True
+
     @property
     def distinct(self) -> int:
         """Distinct non-null values (exact while they fit in ``DISTINCT_BYTES``; past it, -1)."""
+        if self.sealed:
+            return -1 if self.capped else self.pending
         self._fold()
         return -1 if self.capped else self.pending
 
@@ -180,6 +193,20 @@ class _Audit:
             self._refs(code, q.filter(pc.equal(q["code"], code)), action="quarantined")
 
     # -- results ---------------------------------------------------------------------------
+    def end_reading(self) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        """The orphans and duplicate keys, once every table is read; then the key sets, the parent maps
+        and the distinct values go (the checks that run next need none of them: the peak of a DSO's audit
+        is there, and they are what grows with the export, a bit or a byte an id)."""
+        result = self.orphans(), self.duplicate_pks()
+        self.pks.clear()
+        self.fk_values.clear()
+        self.pk_ids.clear()
+        self.fk_ids.clear()
+        self.partition = Partitioner(1)
+        for col in (*(c for cols in self.columns.values() for c in cols.values()), *self.unmapped.values()):
+            col.seal()
+        return result
+
     def orphans(self) -> list[dict[str, object]]:
         out = []
         keysets: dict[str, pa.Array] = {}
@@ -292,7 +319,8 @@ def _finish(acc: _Audit, export: Export, reader: ExportReader, out: Path) -> dic
         findings.append({"code": code, "action": action, "count": count,
                          "reason": REASONS.get(code, code),
                          "refs": acc.finding_refs.get((code, action), [])[:SAMPLE_REFS]})
-    for item in acc.duplicate_pks():
+    orphans, duplicate_pks = acc.end_reading()
+    for item in duplicate_pks:
         findings.append({"code": "KEY2", "action": "flagged", "count": item["duplicate_keys"],
                          "reason": REASONS["KEY2"], "table": item["table"], "refs": []})
     findings += acc.checks.findings()  # semantic checks (audit.checks): action "flagged"
@@ -348,7 +376,7 @@ def _finish(acc: _Audit, export: Export, reader: ExportReader, out: Path) -> dic
             },
         },
         "findings": findings,
-        "orphans": acc.orphans(),
+        "orphans": orphans,
         "duplicates": dups,
         "totals": totals,
         "balanced": all(s.balanced for s in stats.values()),
