@@ -40,7 +40,7 @@ SAMPLE_REFS = 20
 _COMPACT_AT = 64  # partial aggregates kept before they are folded into one
 #: Rows an end-phase check joins or groups at once: a store with more is split into parts by the key
 #: (``Store.partition``), so the check's memory is one part's, flat from a practice to a DSO.
-PART_ROWS = 250_000
+PART_ROWS = 100_000
 
 
 def flat(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
