@@ -5,7 +5,7 @@ block's columns side by side.
 pyarrow's streaming CSV reader reads its input in a background thread of its own, up to 32 blocks ahead
 of the batches it has handed over (Arrow's ``MakeBackgroundGenerator``, ``max_q`` 32), and offers no
 option to change it. Parsing is slower than reading, so on any file over 32 blocks that queue fills:
-128 MB of raw text held at the default 4 MB block, which a small export's files never reach and a large
+128 MB of raw text held at a 4 MB block, which a small export's files never reach and a large
 one's always do (peak RSS grew from the group to 100 k patients with the chunk size unchanged).
 ``ReadAhead`` bounds it: the stream asks it before each read, and a read waits while the reader is
 ``blocks`` blocks ahead of the batches already out.
