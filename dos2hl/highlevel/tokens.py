@@ -66,13 +66,19 @@ class FixedToken:
 
 
 class StaticToken:
-    """A PIT read from ``file`` (its first line) or else from the environment variable ``env``."""
+    """A PIT read from ``file`` (its first line) or else from the environment variable ``env``.
+
+    After a 401 the file is read again (``renew``). An admin who rotates a token may revoke the old one
+    before the new one is written to the file: while the file still holds the refused token it is read
+    again every ``poll_s`` for up to ``settle_s`` before the 401 is final (one wait for every thread
+    refused with that token: they share the lock)."""
 
     def __init__(self, env: str | None = None, file: str | Path | None = None, *,
-                 what: str = "token") -> None:
+                 what: str = "token", settle_s: float = 2.0, poll_s: float = 0.1) -> None:
         if not env and not file:
             raise ValueError("a StaticToken needs an environment variable or a file")
         self.env, self.file, self.what = env, Path(file) if file else None, what
+        self.settle_s, self.poll_s = settle_s, poll_s
         self._lock = threading.Lock()
         self._value = self._read()
 
@@ -102,14 +108,19 @@ class StaticToken:
         with self._lock:
             if self._value.get_secret_value() != failed.get_secret_value():
                 return True  # another thread has read the new one already
-            try:
-                fresh = self._read()
-            except ConfigError:
-                return False
-            if fresh.get_secret_value() == failed.get_secret_value():
-                return False
-            self._value = fresh
-            return True
+            # a file may be written after the old token stopped working: read it again for a while
+            deadline = time.monotonic() + (self.settle_s if self.file is not None else 0.0)
+            while True:
+                try:
+                    fresh: SecretStr | None = self._read()
+                except ConfigError:  # being rewritten (empty for a moment) or gone
+                    fresh = None
+                if fresh is not None and fresh.get_secret_value() != failed.get_secret_value():
+                    self._value = fresh
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(self.poll_s)
 
 
 class OAuthToken:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +244,33 @@ def test_a_rotated_pit_in_a_file_is_picked_up_and_an_unchanged_one_fails(env: En
             c.get_location()  # nothing new in the file: the 401 stands (the location pauses)
         path.write_text(add_token(env.state, env.lid))
         c.get_location()
+
+
+def test_a_pit_file_written_after_the_old_token_was_revoked_is_waited_for(env: Env) -> None:
+    """The admin revokes the old PIT, then writes the new one to the file: the 401 that comes between
+    waits for the file (up to ``settle_s``) instead of pausing the location; an unchanged file still
+    fails, once the wait is over."""
+    from dos2hl.sandbox import add_token
+
+    path = env.tmp / "pit.txt"
+    path.write_text(env.pit + "\n")
+    new = add_token(env.state, env.lid)
+    with env.client(StaticToken(file=path, settle_s=5.0, poll_s=0.05)) as c:
+        c.get_location()
+        _revoke(env, env.pit)
+        writer = threading.Timer(0.3, lambda: path.write_text(new + "\n"))
+        writer.start()
+        t0 = time.monotonic()
+        c.get_location()  # refused with the old token, then sent with the one written 0.3 s later
+        assert 0.25 <= time.monotonic() - t0 < 5.0
+        writer.join()
+    assert env.api_401s() == 1
+    _revoke(env, new)
+    with env.client(StaticToken(file=path, settle_s=0.3, poll_s=0.05)) as c:
+        t0 = time.monotonic()
+        with pytest.raises(AuthError):
+            c.get_location()
+        assert time.monotonic() - t0 >= 0.3
 
 
 def test_a_new_installations_first_token_starts_a_new_chain(env: Env) -> None:
