@@ -237,20 +237,22 @@ class SideFiles:
             return
         w = self._writers.get(key)
         if w is None:
-            kind, table = key
-            schema = QUARANTINE_SCHEMA if kind == "quarantine" else FINDINGS_SCHEMA
-            w = self._writers[key] = pq.ParquetWriter(self.tmp / f"{kind}.{table}.parquet", schema,
-                                                      compression="zstd", write_statistics=False)
+            schema = QUARANTINE_SCHEMA if key[0] == "quarantine" else FINDINGS_SCHEMA
+            w = self._writers[key] = pq.ParquetWriter(self._path(key), schema, compression="zstd",
+                                                      write_statistics=False)
         w.write_table(pa.concat_tables(pieces), row_group_size=SIDE_GROUP_ROWS)
+
+    def _path(self, key: tuple[str, str]) -> Path:
+        return self.tmp / f"{key[0]}.{key[1]}.parquet"
 
     def close(self) -> dict[tuple[str, str], tuple[Path, int]]:
         """Every file written and closed: (kind, table) -> (local path, rows)."""
         for key in list(self._waiting):
             self._write(key)
         out = {}
-        for (kind, table), w in self._writers.items():
+        for key, w in self._writers.items():
             w.close()
-            out[(kind, table)] = (self.tmp / f"{kind}.{table}.parquet", self.rows[(kind, table)])
+            out[key] = (self._path(key), self.rows[key])
         return out
 
 

@@ -98,9 +98,8 @@ class _ColumnAcc:
     @property
     def distinct(self) -> int:
         """Distinct non-null values (exact while they fit in ``DISTINCT_BYTES``; past it, -1)."""
-        if self.sealed:
-            return -1 if self.capped else self.pending
-        self._fold()
+        if not self.sealed:
+            self._fold()
         return -1 if self.capped else self.pending
 
     def to_dict(self) -> dict[str, object]:
