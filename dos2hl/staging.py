@@ -21,7 +21,7 @@ import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,7 @@ def stage(export: Export, out: Store, *, shards: int = 16, export_date: dt.date 
             still_open = export.open_tables(source_table)
             for t in [t for t in writers if t not in still_open]:
                 _finish_table(t, writers.pop(t), out, tables_out)
+            partition.retire(still_open)
             side.add("quarantine", chunk.table, chunk.quarantine)
             side.add("findings", chunk.table, chunk.findings)
             data, loc, shard, orphans = partition(chunk)
@@ -273,6 +274,11 @@ def _finish_table(table: str, writer: PartitionSpool, out: Store,
     tables_out[table] = {"rows": total, "shards": shards_meta}
 
 
+# parent -> the tables it places (itself, and those whose rows reach a patient through it)
+_CHILDREN = {p: {p} | {t.name for t in TABLES.values() if (t.patient_via or "").endswith("->" + p)}
+             for p in ("appt", "claim")}
+
+
 class Partitioner:
     """Location and shard of every staged row, from the parents already seen.
 
@@ -284,7 +290,16 @@ class Partitioner:
     def __init__(self, shards: int) -> None:
         self.shards = shards
         self.patients = IdMap()
-        self.parents = {"appt": IdMap(), "claim": IdMap()}
+        self.parents: dict[str, IdMap | None] = {"appt": IdMap(), "claim": IdMap()}
+
+    def retire(self, open_tables: Collection[str]) -> None:
+        """Drop the map of each parent that neither it nor a child table of it can still receive rows
+        for (``Export.open_tables`` of the file being read): at a 1 M-patient DSO the appointments' map
+        is ~20 MB at 2 bytes an id, needed only until the appointment procedures are read, where the
+        ledger, claims and recalls that follow made the staging's and the audit's peaks."""
+        for parent, tables in _CHILDREN.items():
+            if self.parents[parent] is not None and not any(t in open_tables for t in tables):
+                self.parents[parent] = None
 
     def __call__(self, chunk: Chunk) -> tuple[pa.Table, pa.Array, pa.Array, pa.Table | None]:
         """``(rows, location, shard, orphans as quarantine rows or None)`` for one chunk."""
@@ -300,7 +315,7 @@ class Partitioner:
         via = t.patient_via
         if "->" in via:
             col, parent = via.split("->")
-            shard_ids, loc = self.parents[parent].lookup(data[col])
+            shard_ids, loc = self._parent(parent, chunk.table).lookup(data[col])
             shard = pc.cast(pc.fill_null(shard_ids, 0), pa.int32())
         else:
             col = via
@@ -311,12 +326,12 @@ class Partitioner:
             # Placeholders (no patient) stay with the appointment's own location.
             placeholder = pc.is_null(pid)
             loc = pc.if_else(placeholder, pc.fill_null(data["loc_id"], NO_LOCATION), loc)
-            self.parents["appt"].add(data["appt_id"], shard, loc)
+            self._parent("appt", chunk.table).add(data["appt_id"], shard, loc)
             orphan = pc.and_(pc.invert(placeholder), pc.is_null(loc))
         else:
             orphan = pc.is_null(loc)
             if chunk.table == "claim":
-                self.parents["claim"].add(data["claim_id"], shard, loc)
+                self._parent("claim", chunk.table).add(data["claim_id"], shard, loc)
         orphans = None
         if pc.any(orphan).as_py():
             o = data.filter(orphan)
@@ -331,6 +346,12 @@ class Partitioner:
             keep = pc.invert(orphan)
             data, loc, shard = data.filter(keep), loc.filter(keep), shard.filter(keep)
         return data, loc, shard, orphans
+
+    def _parent(self, parent: str, table: str) -> IdMap:
+        m = self.parents[parent]
+        if m is None:  # a retired map would make every later child row an orphan: never silently
+            raise RuntimeError(f"rows of {table} after the {parent} map was retired (open_tables is wrong)")
+        return m
 
 
 def move_to_quarantine(stats: dict[str, FileStats], chunk: Chunk, orphans: pa.Table) -> None:

@@ -163,3 +163,53 @@ def test_s3_stores_make_their_clients_one_at_a_time(monkeypatch) -> None:  # typ
     for t in threads:
         t.join()
     assert most[0] == 1
+
+
+APPTPROC = b"APPT_ID,SEQ,PROC_CODE\r\n" + b"".join(f"{100 + i},1,D0120\r\n".encode() for i in range(1, 41))
+
+
+@pytest.mark.parametrize("step", ["stage", "audit"])
+def test_a_parent_map_goes_once_its_children_are_read(small_export: Path, tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
+                                                      step: str) -> None:
+    """The appointments' map (2 bytes an id at staging) is dropped once the appointment procedures are
+    read, the claims' once the claim lines are; what they placed is unchanged."""
+    from dos2hl.audit import run_audit
+    from dos2hl.staging import Partitioner
+
+    (small_export / "APPTPROC.CSV").write_bytes(APPTPROC)
+    held: dict[str, set[str]] = {}
+    call = Partitioner.__call__
+
+    def spy(self, chunk):  # type: ignore[no-untyped-def]
+        held.setdefault(chunk.table, set()).update(p for p, m in self.parents.items() if m is not None)
+        return call(self, chunk)
+
+    monkeypatch.setattr(Partitioner, "__call__", spy)
+    out = tmp_path / step
+    if step == "audit":
+        doc = run_audit(small_export, out, export_date=dt.date(2024, 6, 28))
+        assert doc["objects"]["apptproc"]["by_location"] == {"L001": 20, "L002": 20}  # type: ignore[index]
+        assert doc["objects"]["claimln"]["by_location"] == {"L001": 20, "L002": 20}  # type: ignore[index]
+    else:
+        stage_export(small_export, out, shards=4, export_date=dt.date(2024, 6, 28))
+        m = json.loads((out / "manifest.json").read_text())
+        place = {pid: (s["location"], s["shard"]) for s in m["tables"]["patient"]["shards"]
+                 for pid in pq.read_table(out / s["path"])["pat_id"].to_pylist()}
+        for table, key, base in (("apptproc", "appt_id", 100), ("claimln", "claim_id", 500)):
+            assert m["tables"][table]["rows"] == 40
+            for s in m["tables"][table]["shards"]:
+                for i in pq.read_table(out / s["path"])[key].to_pylist():
+                    assert place[i - base] == (s["location"], s["shard"])
+    assert held["apptproc"] == {"appt", "claim"}
+    assert held["claim"] == {"claim"}  # the appointments' map went after the appointment procedures
+    assert held["claimln"] == {"claim"}
+
+
+def test_a_retired_parent_map_refuses_rows_rather_than_orphan_them() -> None:
+    from dos2hl.staging import Partitioner
+
+    p = Partitioner(4)
+    p.retire({"patient", "claim", "claimln"})
+    assert p.parents["appt"] is None and p.parents["claim"] is not None
+    with pytest.raises(RuntimeError, match="apptproc after the appt map was retired"):
+        p._parent("appt", "apptproc")

@@ -301,6 +301,7 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
         acc = _Audit(reader, _document_sizes(export), spill=Path(spill))
         done = 0
         for chunk in reader.iter_all():
+            acc.partition.retire(export.open_tables(reader.stats[chunk.file].table))
             acc.add(chunk)
             done += chunk.data.num_rows + chunk.quarantine.num_rows
             if progress:
