@@ -145,12 +145,46 @@ def test_the_end_phase_starts_without_the_key_sets_parent_maps_or_distinct_value
         acc.columns["patient"]["pat_id"].add(pa.array([1]))
 
 
+def test_references_and_keys_are_decided_and_dropped_once_their_tables_are_read(practice: Path) -> None:
+    """A reference's orphans are decided once it and its parent can get no more rows, a table's
+    duplicate keys once no open table refers to it: the procedures' ledger references and the ledger's
+    keys go after the claim lines, not at the end. The answers are those of the end."""
+    from dos2hl.api import open_export
+    from dos2hl.sources.reader import ExportReader
+
+    def audit(settle: bool) -> tuple[_Audit, dict[str, set[str]]]:
+        export = open_export(practice / "export")
+        reader = ExportReader(export)
+        reader.preflight()
+        acc = _Audit(reader)
+        held: dict[str, set[str]] = {}
+        for chunk in reader.iter_all():
+            if settle:
+                acc.settle(export.open_tables(reader.stats[chunk.file].table))
+            held[chunk.table] = {*acc.pk_ids, *(f"{t}.{c}" for t, c in acc.fk_ids)}
+            acc.add(chunk)
+        return acc, held
+
+    (new, held), (old, _) = audit(True), audit(False)
+    assert new.orphans() == old.orphans() and new.duplicate_pks() == old.duplicate_pks()
+    assert new.settled_orphans and new.settled_duplicates
+    late = new.settled_orphans[("ledger", "claim_id")]  # a forward reference (claims are read later)
+    assert late is not None and late in old.orphans()
+    assert {"apptproc.trans_id", "txitem.trans_id"} <= held["ledger"]  # waiting for the ledger's keys
+    assert not {"apptproc.trans_id", "txitem.trans_id"} & held["claimln"]
+    assert "ledger" in held["claimln"]  # claim lines name ledger rows
+    assert not {"ledger", "claimln", "commlog"} & held["recall"]
+    assert "appt" in held["recall"]  # a recall names its scheduled appointment
+    assert "txplan.doc_id" in held["recall"]  # the documents are read last
+
+
 def test_audit_keeps_no_per_row_integer_keys() -> None:
     acc = _Audit.__new__(_Audit)  # only the key accumulators
     from collections import defaultdict
 
     acc.pks, acc.fk_values = defaultdict(list), defaultdict(list)
     acc.pk_ids, acc.fk_ids = defaultdict(IdSet), defaultdict(IdSet)
+    acc.settled_orphans, acc.settled_duplicates = {}, {}
     acc.pk_ids["patient"].add(pa.array([1, 2, 3, 3], pa.int64()))
     acc.fk_ids[("appt", "pat_id")].add(pa.array([0, 2, 9, 9], pa.int64()))
     assert acc.duplicate_pks() == [{"table": "patient", "duplicate_keys": 1, "sample_ids": ["3"]}]

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +130,9 @@ class _Audit:
         self.fk_values: dict[tuple[str, str], list[pa.Array]] = defaultdict(list)
         self.pk_ids: dict[str, IdSet] = defaultdict(IdSet)
         self.fk_ids: dict[tuple[str, str], IdSet] = defaultdict(lambda: IdSet(duplicates=False))
+        # what ``settle`` decided once the tables involved were read (None: nothing to report)
+        self.settled_orphans: dict[tuple[str, str], dict[str, object] | None] = {}
+        self.settled_duplicates: dict[str, dict[str, object] | None] = {}
         self.udf_defs: list[dict[str, object]] = []
         # Columns the profile does not map: raw-text statistics and a value sample for type inference.
         self.unmapped: dict[tuple[str, str], _ColumnAcc] = {}
@@ -191,6 +194,25 @@ class _Audit:
         for code in set(q["code"].to_pylist()) if q.num_rows else ():
             self._refs(code, q.filter(pc.equal(q["code"], code)), action="quarantined")
 
+    def settle(self, open_tables: Collection[str]) -> None:
+        """Decide what the tables already read allow, and drop what it took: the orphans of a reference
+        whose table and parent can receive no more rows, the duplicate keys of a table that no table
+        still open refers to, and the parent maps (``Partitioner.retire``). ``open_tables``: the
+        tables the file being read may still add rows to (``Export.open_tables``). At a 1 M-patient DSO
+        the procedures' and treatment items' references to ledger rows (read after them, ~10 MB of
+        bits) and the ledger's own keys (~6 MB) went only at the end, past the claim lines and recalls
+        where the audit peaked."""
+        self.partition.retire(open_tables)
+        for key in [k for k in self.fk_ids if k[0] not in open_tables and _parent_of(k) not in open_tables]:
+            self.settled_orphans[key] = self._orphans_of(key)
+            del self.fk_ids[key]
+        referred = {_parent_of(k) for k in self.fk_ids} | {
+            c.fk for t in open_tables if t in TABLES for c in TABLES[t].columns
+            if c.fk and c.kind == "int" and _int_key(c.fk)}
+        for table in [t for t in self.pk_ids if t not in open_tables and t not in referred]:
+            self.settled_duplicates[table] = self._duplicates_of(table)
+            del self.pk_ids[table]
+
     # -- results ---------------------------------------------------------------------------
     def end_reading(self) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
         """The orphans and duplicate keys, once every table is read; then the key sets, the parent maps
@@ -209,17 +231,12 @@ class _Audit:
     def orphans(self) -> list[dict[str, object]]:
         out = []
         keysets: dict[str, pa.Array] = {}
-        for (table, col) in sorted({*self.fk_values, *self.fk_ids}):
-            if (table, col) in self.fk_ids:
-                parent = TABLES[table].by_name[col].fk
-                assert parent is not None
-                missing_ids = self.fk_ids[(table, col)].missing_from(self.pk_ids.get(parent, IdSet()))
-                if parent == "patient":
-                    missing_ids = missing_ids[missing_ids != 0]  # 0 = "no patient" placeholder
-                if len(missing_ids):
-                    out.append({"table": table, "column": col, "refers_to": parent,
-                                "missing_ids": len(missing_ids),
-                                "sample_ids": sorted(str(v) for v in missing_ids[:10].tolist())})
+        for (table, col) in sorted({*self.fk_values, *self.fk_ids, *self.settled_orphans}):
+            if (table, col) in self.settled_orphans or (table, col) in self.fk_ids:
+                key = (table, col)
+                found = self.settled_orphans[key] if key in self.settled_orphans else self._orphans_of(key)
+                if found:
+                    out.append(found)
                 continue
             parts = self.fk_values[(table, col)]
             parent = TABLES[table].by_name[col].fk
@@ -240,14 +257,32 @@ class _Audit:
                             "sample_ids": sorted(str(v) for v in missing.slice(0, 10).to_pylist())})
         return out
 
+    def _orphans_of(self, key: tuple[str, str]) -> dict[str, object] | None:
+        """The ids of an integer reference that its parent's keys do not hold (None: none)."""
+        parent = _parent_of(key)
+        missing_ids = self.fk_ids[key].missing_from(self.pk_ids.get(parent, IdSet()))
+        if parent == "patient":
+            missing_ids = missing_ids[missing_ids != 0]  # 0 = "no patient" placeholder
+        if not len(missing_ids):
+            return None
+        return {"table": key[0], "column": key[1], "refers_to": parent, "missing_ids": len(missing_ids),
+                "sample_ids": sorted(str(v) for v in missing_ids[:10].tolist())}
+
+    def _duplicates_of(self, table: str) -> dict[str, object] | None:
+        dup_ids = self.pk_ids[table].duplicates()
+        if not len(dup_ids):
+            return None
+        return {"table": table, "duplicate_keys": len(dup_ids),
+                "sample_ids": sorted(str(v) for v in dup_ids[:10].tolist())}
+
     def duplicate_pks(self) -> list[dict[str, object]]:
         out = []
-        for table in sorted({*self.pks, *self.pk_ids}):
-            if table in self.pk_ids:
-                dup_ids = self.pk_ids[table].duplicates()
-                if len(dup_ids):
-                    out.append({"table": table, "duplicate_keys": len(dup_ids),
-                                "sample_ids": sorted(str(v) for v in dup_ids[:10].tolist())})
+        for table in sorted({*self.pks, *self.pk_ids, *self.settled_duplicates}):
+            if table in self.settled_duplicates or table in self.pk_ids:
+                found = (self.settled_duplicates[table] if table in self.settled_duplicates
+                         else self._duplicates_of(table))
+                if found:
+                    out.append(found)
                 continue
             parts = self.pks[table]
             if not parts or len(TABLES[table].pk) != 1:
@@ -260,6 +295,13 @@ class _Audit:
                             "sample_ids": sorted(str(v)
                                                  for v in dup.field("values").slice(0, 10).to_pylist())})
         return out
+
+
+def _parent_of(ref: tuple[str, str]) -> str:
+    """The table a (table, column) reference names."""
+    parent = TABLES[ref[0]].by_name[ref[1]].fk
+    assert parent is not None
+    return parent
 
 
 def _int_key(table: str) -> bool:
@@ -301,7 +343,7 @@ def run_audit(source: str | Path, out: Path, *, profile: str = "reference", s3: 
         acc = _Audit(reader, _document_sizes(export), spill=Path(spill))
         done = 0
         for chunk in reader.iter_all():
-            acc.partition.retire(export.open_tables(reader.stats[chunk.file].table))
+            acc.settle(export.open_tables(reader.stats[chunk.file].table))
             acc.add(chunk)
             done += chunk.data.num_rows + chunk.quarantine.num_rows
             if progress:
