@@ -213,3 +213,7 @@ def test_a_retired_parent_map_refuses_rows_rather_than_orphan_them() -> None:
     assert p.parents["appt"] is None and p.parents["claim"] is not None
     with pytest.raises(RuntimeError, match="apptproc after the appt map was retired"):
         p._parent("appt", "apptproc")
+    p.retire({"patient", "claimln", "recall"})  # claim lines still to come: the claims' map stays
+    assert p.parents["claim"] is not None
+    p.retire({"patient", "recall"})
+    assert p.parents["claim"] is None
