@@ -10,12 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from dos2hl.audit import _Audit, _int_key
+from dos2hl.audit import _Audit, _int_ref
 from dos2hl.audit.keys import MAX_DENSE, IdSet
 from dos2hl.model import TABLES
 
-TABLES_FKS = [(t, c.name) for t, spec in TABLES.items() for c in spec.columns
-              if c.fk and c.kind == "int" and _int_key(c.fk)]
+TABLES_FKS = [(t, c.name) for t, spec in TABLES.items() for c in spec.columns if _int_ref(c)]
 
 
 def _chunks(rng: np.random.Generator, n: int) -> list[pa.Array]:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..api import open_export
-from ..model import TABLES
+from ..model import TABLES, Column
 from ..progress import ProgressFn
 from ..settings import S3Settings
 from ..sources.discover import Export
@@ -157,7 +157,7 @@ class _Audit:
         cols = self.columns.setdefault(chunk.table, {c.name: _ColumnAcc(c.kind, c.phi) for c in t.columns})
         for c in t.columns:
             cols[c.name].add(data[c.name])
-            if c.fk and c.kind == "int" and _int_key(c.fk):  # only what the parent does not hold yet
+            if c.fk and _int_ref(c):  # only what the parent does not hold yet
                 self.fk_ids[(chunk.table, c.name)].add_unresolved(data[c.name], self.pk_ids.get(c.fk))
             elif c.fk:  # code keys (provider, procedure code...): their distinct values, folded now and then
                 parts = self.fk_values[(chunk.table, c.name)]
@@ -207,8 +207,7 @@ class _Audit:
             self.settled_orphans[key] = self._orphans_of(key)
             del self.fk_ids[key]
         referred = {_parent_of(k) for k in self.fk_ids} | {
-            c.fk for t in open_tables if t in TABLES for c in TABLES[t].columns
-            if c.fk and c.kind == "int" and _int_key(c.fk)}
+            c.fk for t in open_tables if t in TABLES for c in TABLES[t].columns if _int_ref(c)}
         for table in [t for t in self.pk_ids if t not in open_tables and t not in referred]:
             self.settled_duplicates[table] = self._duplicates_of(table)
             del self.pk_ids[table]
@@ -239,8 +238,7 @@ class _Audit:
                     out.append(found)
                 continue
             parts = self.fk_values[(table, col)]
-            parent = TABLES[table].by_name[col].fk
-            assert parent is not None
+            parent = _parent_of((table, col))
             if not parts:
                 continue
             if parent not in keysets:  # a parent without a file (no PROCCODE): an empty set of the key's type
@@ -302,6 +300,11 @@ def _parent_of(ref: tuple[str, str]) -> str:
     parent = TABLES[ref[0]].by_name[ref[1]].fk
     assert parent is not None
     return parent
+
+
+def _int_ref(c: Column) -> bool:
+    """The column refers to a table with an integer key (its references go into an ``IdSet``)."""
+    return c.fk is not None and c.kind == "int" and _int_key(c.fk)
 
 
 def _int_key(table: str) -> bool:
