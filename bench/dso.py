@@ -18,7 +18,10 @@ group-size practice (the baseline, measured in the same invocation) and once on 
                  planned (``plan``: contacts + records + opportunities + notes + files)
 
 and ``rss_ratio`` = the largest step's peak RSS at the large size / at group size. The target:
-every step under 2048 MB and ``rss_ratio`` near 1 (memory flat while the rows grow 50x).
+every step under 2048 MB and ``rss_ratio`` near 1 (memory flat while the rows grow 50x). With three
+sizes or more, the curve's last segment (the largest size against the one before) says whether memory
+still grows with the rows: ``rss_ratio_last_by_step`` and ``rss_mb_per_m_rows_last`` (MB of peak RSS
+per million more rows the step reports; 0 = level).
 
 ``plan`` needs no HighLevel sandbox: it plans every shard with the run's pure functions, from the
 ``stage`` step's staging (``stage`` runs with ``--profile MAPPING``, ``plan`` with ``--staged``, as an
@@ -36,6 +39,7 @@ check, which then reports them missing (a finding, counted; the rows stage the s
     python bench/dso.py --dir /big/disk   the work folder (default: a temp dir under TMPDIR); the 1 M
                                           export needs ~40 GB free (export, truth, two staged copies)
     python bench/dso.py --sizes 10000 --steps generate,stage   measure some steps at some sizes
+    python bench/dso.py --sizes 20000,200000,1000000 --steps audit,stage   where the curve levels off
 """
 
 from __future__ import annotations
@@ -171,6 +175,32 @@ def run_size(work: Path, patients: int, locations: int, steps: tuple[str, ...], 
     return res
 
 
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The printed object: every size's figures, and how the peaks grow from the first size to the last."""
+    result: dict[str, Any] = {"sizes": runs}
+    if len(runs) >= 2:
+        base, big = runs[0]["steps"], runs[-1]["steps"]
+        peak = {s: max(base[s]["peak_rss_mb"], base[s]["tree_rss_mb"]) for s in base}
+        peak_big = {s: max(big[s]["peak_rss_mb"], big[s]["tree_rss_mb"]) for s in big}
+        result["rss_ratio"] = round(max(peak_big.values()) / max(peak.values()), 2)
+        result["rss_ratio_by_step"] = {s: round(peak_big[s] / peak[s], 2) for s in peak if peak[s]}
+        if len(runs) >= 3:
+            prev = runs[-2]["steps"]
+            peak_prev = {s: max(prev[s]["peak_rss_mb"], prev[s]["tree_rss_mb"]) for s in prev}
+            result["rss_ratio_last_by_step"] = {s: round(peak_big[s] / peak_prev[s], 2)
+                                                for s in peak_prev if peak_prev[s]}
+            result["rss_mb_per_m_rows_last"] = {
+                s: round((peak_big[s] - peak_prev[s]) * 1e6 / (big[s]["rows"] - prev[s]["rows"]), 2)
+                for s in peak_prev if (big[s].get("rows") or 0) > (prev[s].get("rows") or 0)}
+        result["peak_rss_mb"] = max(peak_big.values())
+        result["under_2048_mb"] = result["peak_rss_mb"] < 2048
+        gr = base.get("generate", {}).get("rows")
+        br = big.get("generate", {}).get("rows")
+        if gr and br:
+            result["rows_ratio"] = round(br / gr, 1)
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="100 k patients (60 locations) instead of 1 M")
@@ -195,20 +225,7 @@ def main() -> None:
     finally:
         if not a.dir:
             shutil.rmtree(work, ignore_errors=True)
-    result: dict[str, Any] = {"sizes": runs}
-    if len(runs) >= 2:
-        base, big = runs[0]["steps"], runs[-1]["steps"]
-        peak = {s: max(base[s]["peak_rss_mb"], base[s]["tree_rss_mb"]) for s in base}
-        peak_big = {s: max(big[s]["peak_rss_mb"], big[s]["tree_rss_mb"]) for s in big}
-        result["rss_ratio"] = round(max(peak_big.values()) / max(peak.values()), 2)
-        result["rss_ratio_by_step"] = {s: round(peak_big[s] / peak[s], 2) for s in peak if peak[s]}
-        result["peak_rss_mb"] = max(peak_big.values())
-        result["under_2048_mb"] = result["peak_rss_mb"] < 2048
-        gr = base.get("generate", {}).get("rows")
-        br = big.get("generate", {}).get("rows")
-        if gr and br:
-            result["rows_ratio"] = round(br / gr, 1)
-    print(json.dumps(result))
+    print(json.dumps(summarize(runs)))
 
 
 if __name__ == "__main__":
