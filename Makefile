@@ -38,9 +38,9 @@ demo: $(STAMP)
 test: lint chromium
 	$(VENV)/bin/python -m pytest -m "not slow" -n 2 --dist loadfile --durations=20
 
-# the tests make test leaves out for its 15-minute budget (marked slow): the two-node Ray cluster over S3
-# and its node kill, OAuth tokens expiring under two Ray workers and at 60 s lifetimes, a spent day under two
-# Ray workers, the OAuth flow, the CLI's progress run, the generator at scale
+# the tests make test leaves out for its 15-minute budget (marked slow): OAuth tokens expiring under two Ray
+# workers and at 60 s lifetimes, a spent day under two Ray workers, the OAuth flow, the CLI's progress run,
+# the generator at scale
 slow: $(STAMP) chromium
 	$(VENV)/bin/python -m pytest -m slow -n 2 --dist loadfile
 

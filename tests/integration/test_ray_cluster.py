@@ -1,8 +1,7 @@
 """Ray clusters of two nodes (issues 8 and 16), all tests of this module on one cluster.
 
-Marked ``slow`` (issue 16 allows it: "or marked slow and run in bench/ if they cannot fit the CI
-budget"): the cluster, the S3 server and the module's runs cost about 140 CPU seconds of make test's
-15-minute budget; ``make slow`` runs them (and ``make bench`` runs ``make slow``).
+In ``make test`` (issue 16: "the two-node S3 test and the node-kill test pass in make test"): the
+cluster, the S3 server and the module's runs take ~110 s of one test worker, ~80 CPU seconds.
 
 One cluster for the module (``ray_cluster``: a head (``ray start --head``) and a second node
 (``ray start --address``) on 127.0.0.1, 1 CPU each), one moto S3 server on 127.0.0.1 (``s3_server``),
@@ -99,7 +98,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterato
 
 # ---- the tests --------------------------------------------------------------------------------------------
 @pytest.mark.integration
-@pytest.mark.slow
 def test_local_storage_on_two_nodes_is_refused_before_anything_is_written(cluster: Cluster) -> None:
     c = cluster
     local = c.root / "local-runs"
@@ -117,7 +115,6 @@ def test_local_storage_on_two_nodes_is_refused_before_anything_is_written(cluste
 
 
 @pytest.mark.integration
-@pytest.mark.slow
 def test_a_flow_run_on_two_nodes_keeps_everything_in_s3_and_matches_a_single_node_run(
         cluster: Cluster) -> None:
     c = cluster
@@ -152,7 +149,6 @@ def test_a_flow_run_on_two_nodes_keeps_everything_in_s3_and_matches_a_single_nod
 
 
 @pytest.mark.integration
-@pytest.mark.slow
 def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(cluster: Cluster, s3_bucket: str) -> None:
     from dos2hl.sandbox import running
     from dos2hl.sandbox.journal import JOURNAL_NAME
@@ -262,7 +258,6 @@ def test_two_flow_runs_on_a_two_node_cluster_share_one_governor(cluster: Cluster
 
 
 @pytest.mark.integration
-@pytest.mark.slow
 def test_killing_the_worker_node_mid_run_loses_nothing_and_duplicates_nothing(cluster: Cluster) -> None:
     c = cluster
     state = _state(c, "kill")
