@@ -230,11 +230,11 @@ class _Audit:
     def orphans(self) -> list[dict[str, object]]:
         out = []
         keysets: dict[str, pa.Array] = {}
-        for (table, col) in sorted({*self.fk_values, *self.fk_ids, *self.settled_orphans}):
-            if (table, col) in self.settled_orphans or (table, col) in self.fk_ids:
-                key = (table, col)
-                found = self.settled_orphans[key] if key in self.settled_orphans else self._orphans_of(key)
-                if found:
+        decided = {**self.settled_orphans,  # the integer references: settled, or decided now
+                   **{k: self._orphans_of(k) for k in self.fk_ids if k not in self.settled_orphans}}
+        for (table, col) in sorted({*self.fk_values, *decided}):
+            if (table, col) in decided:
+                if found := decided[(table, col)]:
                     out.append(found)
                 continue
             parts = self.fk_values[(table, col)]
@@ -275,11 +275,11 @@ class _Audit:
 
     def duplicate_pks(self) -> list[dict[str, object]]:
         out = []
-        for table in sorted({*self.pks, *self.pk_ids, *self.settled_duplicates}):
-            if table in self.settled_duplicates or table in self.pk_ids:
-                found = (self.settled_duplicates[table] if table in self.settled_duplicates
-                         else self._duplicates_of(table))
-                if found:
+        decided = {**self.settled_duplicates,  # the integer keys: settled, or decided now
+                   **{t: self._duplicates_of(t) for t in self.pk_ids if t not in self.settled_duplicates}}
+        for table in sorted({*self.pks, *decided}):
+            if table in decided:
+                if found := decided[table]:
                     out.append(found)
                 continue
             parts = self.pks[table]
